@@ -1,0 +1,413 @@
+//! Classify: which service a flow belongs to, with what evidence, and which role it plays in
+//! the comparison (target, control, other).
+//!
+//! Evidence, strongest first ([`Evidence`]): a signature in the flow's own payload (STUN type,
+//! attribute or realm; payload bytes; TLS server name); an endpoint shared with a UDP flow that
+//! showed a signature (the peer-to-peer legs of a call use the same local socket as its STUN
+//! exchange with the relay); a server address learned from a DNS answer for the service's
+//! domains; a port-qualified address rule; an address range. Learned knowledge lives in bounded
+//! tables ([`learn`]); payloads are inspected only in a flow's first packets.
+
+pub mod catalogue;
+mod learn;
+mod prefix;
+
+use std::net::IpAddr;
+
+use crate::decode::dns::{DnsResponse, DomainName};
+use crate::decode::stun::StunMessage;
+use crate::decode::tls::client_hello_sni;
+use crate::flow::{Direction, Endpoint, Proto};
+use crate::time::Timestamp;
+
+pub use catalogue::{AddressMatch, Catalogue, CatalogueError, Service, ServiceId};
+pub use learn::LearnedMap;
+pub use prefix::Prefix;
+
+/// Payload-carrying packets of a flow inspected for signatures (STUN messages are checked for
+/// as long as the flow has no signature, since the telling attributes come late).
+pub const INSPECT_PACKETS: u8 = 8;
+/// Capacity of the table of addresses learned from DNS answers.
+pub const DNS_LEARNED_CAPACITY: usize = 8192;
+/// Capacity of the table of call endpoints learned from signatures.
+pub const ENDPOINTS_LEARNED_CAPACITY: usize = 4096;
+/// How long learned knowledge is trusted, in packet time.
+pub const LEARNED_MAX_AGE_US: u64 = 3600 * 1_000_000;
+/// UDP flows with at least this many packets and this packet rate are real-time streams, the
+/// control for calls.
+pub const REALTIME_MIN_PACKETS: u64 = 50;
+pub const REALTIME_MIN_PPS: f64 = 10.0;
+
+/// How a flow was tied to its service, weakest first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Evidence {
+    #[default]
+    None,
+    Range,
+    Rule,
+    Dns,
+    Endpoint,
+    Signature,
+}
+
+impl Evidence {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Evidence::None => "none",
+            Evidence::Range => "range",
+            Evidence::Rule => "rule",
+            Evidence::Dns => "dns",
+            Evidence::Endpoint => "endpoint",
+            Evidence::Signature => "signature",
+        }
+    }
+}
+
+impl From<AddressMatch> for Evidence {
+    fn from(m: AddressMatch) -> Self {
+        match m {
+            AddressMatch::Range => Evidence::Range,
+            AddressMatch::Rule => Evidence::Rule,
+        }
+    }
+}
+
+/// A flow's service and the evidence for it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Classification {
+    pub service: Option<ServiceId>,
+    pub evidence: Evidence,
+}
+
+impl Classification {
+    fn offer(&mut self, service: ServiceId, evidence: Evidence) {
+        if evidence > self.evidence {
+            *self = Classification { service: Some(service), evidence };
+        }
+    }
+}
+
+/// Per-flow classification state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClassState {
+    pub class: Classification,
+    inspect_left: u8,
+}
+
+/// What a flow is in the comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Traffic of a catalogue service.
+    Target,
+    /// Comparable traffic of no service: TCP across the router, UDP real-time streams.
+    Control,
+    /// Neither: local traffic, multicast, short UDP exchanges (DNS, NTP…).
+    Other,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Target => "target",
+            Role::Control => "control",
+            Role::Other => "other",
+        }
+    }
+}
+
+/// Counters of what the classifier learned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClassifierStats {
+    /// DNS answers whose name belonged to a service, and addresses learned from them.
+    pub dns_answers: u64,
+    pub dns_addresses: u64,
+    /// Endpoints learned from flows with a signature.
+    pub endpoints: u64,
+}
+
+/// The classifier: the catalogue plus what was learned from the wire.
+#[derive(Debug)]
+pub struct Classifier {
+    catalogue: Catalogue,
+    dns_learned: LearnedMap<IpAddr, ServiceId>,
+    endpoints: LearnedMap<Endpoint, ServiceId>,
+    stats: ClassifierStats,
+}
+
+impl Classifier {
+    pub fn new(catalogue: Catalogue) -> Self {
+        Classifier {
+            catalogue,
+            dns_learned: LearnedMap::new(DNS_LEARNED_CAPACITY, LEARNED_MAX_AGE_US),
+            endpoints: LearnedMap::new(ENDPOINTS_LEARNED_CAPACITY, LEARNED_MAX_AGE_US),
+            stats: ClassifierStats::default(),
+        }
+    }
+
+    pub fn catalogue(&self) -> &Catalogue {
+        &self.catalogue
+    }
+
+    pub fn stats(&self) -> ClassifierStats {
+        self.stats
+    }
+
+    /// Classification of a new flow from its addresses and what was learned so far.
+    pub fn on_new_flow(&self, proto: Proto, client: Endpoint, server: Endpoint, now: Timestamp) -> ClassState {
+        ClassState {
+            class: self.resolve(Classification::default(), proto, client, server, now),
+            inspect_left: INSPECT_PACKETS,
+        }
+    }
+
+    /// The best classification of a flow given its own evidence and everything learned up to
+    /// `now`. Address matches try the server side first; the client side counts too, because
+    /// a flow picked up mid-stream may have its sides the wrong way round.
+    pub fn resolve(
+        &self,
+        own: Classification,
+        proto: Proto,
+        client: Endpoint,
+        server: Endpoint,
+        now: Timestamp,
+    ) -> Classification {
+        let mut class = own;
+        if class.evidence >= Evidence::Endpoint {
+            return class;
+        }
+        if proto == Proto::Udp {
+            for ep in [client, server] {
+                if let Some(s) = self.endpoints.get(&ep, now) {
+                    class.offer(s, Evidence::Endpoint);
+                    return class;
+                }
+            }
+        }
+        for ep in [server, client] {
+            if let Some(s) = self.dns_learned.get(&ep.addr, now) {
+                class.offer(s, Evidence::Dns);
+                return class;
+            }
+        }
+        for ep in [server, client] {
+            if let Some((s, m)) = self.catalogue.match_endpoint(proto, ep) {
+                class.offer(s, m.into());
+                break;
+            }
+        }
+        class
+    }
+
+    /// Look at one packet of a flow: learn from DNS answers, and search the first payloads
+    /// (and any STUN message) for a service's signature.
+    #[allow(clippy::too_many_arguments)]
+    pub fn inspect(
+        &mut self,
+        state: &mut ClassState,
+        proto: Proto,
+        (client, server): (Endpoint, Endpoint),
+        dir: Direction,
+        payload: &[u8],
+        payload_len: u32,
+        stun: Option<&StunMessage<'_>>,
+        now: Timestamp,
+    ) {
+        let sender = if dir == Direction::Up { client } else { server };
+        if proto == Proto::Udp && sender.port == 53 {
+            self.learn_dns(payload, now);
+        }
+        if state.class.evidence == Evidence::Signature || payload.is_empty() {
+            return;
+        }
+        let mut found = stun.and_then(|m| self.catalogue.match_stun(m));
+        if found.is_none() && state.inspect_left > 0 {
+            state.inspect_left -= 1;
+            let ports = (client.port, server.port);
+            found = self.catalogue.match_payload(proto, payload, payload_len, ports);
+            if found.is_none() && proto == Proto::Tcp {
+                found = StunMessage::parse_framed(payload, payload_len)
+                    .and_then(|m| self.catalogue.match_stun(&m))
+                    .or_else(|| {
+                        let sni = (dir == Direction::Up).then(|| client_hello_sni(payload)).flatten();
+                        sni.and_then(|name| self.catalogue.match_sni(name))
+                    });
+            }
+        }
+        if let Some(service) = found {
+            state.class.offer(service, Evidence::Signature);
+            // UDP call setups share their sockets with the call's other legs. TCP servers are
+            // often shared (CDNs), so TCP signatures teach nothing beyond their own flow.
+            if proto == Proto::Udp {
+                self.endpoints.insert(client, service, now);
+                self.endpoints.insert(server, service, now);
+                self.stats.endpoints += 2;
+            }
+        }
+    }
+
+    fn learn_dns(&mut self, payload: &[u8], now: Timestamp) {
+        let Some(response) = DnsResponse::parse(payload) else { return };
+        let mut name = DomainName::default();
+        if response.question(&mut name).is_none() {
+            return;
+        }
+        let Some(service) = self.catalogue.match_dns_name(name.as_bytes()) else { return };
+        self.stats.dns_answers += 1;
+        for answer in response.answers() {
+            if let Some(addr) = answer.address() {
+                self.dns_learned.insert(addr, service, now);
+                self.stats.dns_addresses += 1;
+            }
+        }
+    }
+}
+
+/// The role of a finished flow. `packets` and `duration_us` cover both directions.
+pub fn role(class: Classification, proto: Proto, client: Endpoint, server: Endpoint, packets: u64, duration_us: u64) -> Role {
+    if class.service.is_some() {
+        return Role::Target;
+    }
+    if is_group(server.addr) || is_group(client.addr) || (is_local(client.addr) && is_local(server.addr)) {
+        return Role::Other;
+    }
+    match proto {
+        Proto::Tcp => Role::Control,
+        Proto::Udp => {
+            let pps = packets as f64 * 1e6 / duration_us.max(1) as f64;
+            if packets >= REALTIME_MIN_PACKETS && pps >= REALTIME_MIN_PPS {
+                Role::Control
+            } else {
+                Role::Other
+            }
+        }
+    }
+}
+
+/// Multicast, broadcast and unspecified addresses: not a conversation across the router.
+fn is_group(addr: IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(a) => a.is_multicast() || a.is_broadcast() || a.is_unspecified(),
+        IpAddr::V6(a) => a.is_multicast() || a.is_unspecified(),
+    }
+}
+
+/// Addresses that do not leave the site: private, shared (CGN), loopback, link-local, ULA.
+fn is_local(addr: IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            a.is_private() || a.is_loopback() || a.is_link_local() || (o[0] == 100 && (o[1] & 0xc0) == 64)
+        }
+        IpAddr::V6(a) => {
+            let s = a.segments()[0];
+            a.is_loopback() || (s & 0xfe00) == 0xfc00 || (s & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::dns::fixtures::response as dns_response;
+    use crate::decode::stun::fixtures::message as stun_message;
+    use crate::decode::tls::fixtures::client_hello;
+
+    const CATALOGUE: &str = r#"
+        [[service]]
+        id = "wa"
+        name = "WhatsApp"
+        ranges = ["157.240.0.0/16"]
+        dns = ["whatsapp.net"]
+        sni = ["whatsapp.com"]
+        stun_attributes = [0x4000]
+        [[service]]
+        id = "signal"
+        name = "Signal"
+        stun_realms = ["signal.org"]
+    "#;
+
+    fn ep(s: &str) -> Endpoint {
+        let (a, p) = s.rsplit_once(':').unwrap();
+        Endpoint::new(a.trim_matches(['[', ']']).parse().unwrap(), p.parse().unwrap())
+    }
+
+    fn classifier() -> Classifier {
+        Classifier::new(Catalogue::parse(CATALOGUE, "t").unwrap())
+    }
+
+    const T0: Timestamp = Timestamp::from_micros(1_000_000);
+
+    #[test]
+    fn range_at_creation() {
+        let c = classifier();
+        let s = c.on_new_flow(Proto::Tcp, ep("192.168.1.2:40000"), ep("157.240.1.1:443"), T0);
+        assert_eq!(s.class, Classification { service: Some(0), evidence: Evidence::Range });
+        let s = c.on_new_flow(Proto::Tcp, ep("192.168.1.2:40000"), ep("8.8.8.8:443"), T0);
+        assert_eq!(s.class.service, None);
+    }
+
+    #[test]
+    fn dns_answers_teach_addresses() {
+        let mut c = classifier();
+        let (client, resolver) = (ep("192.168.1.2:5000"), ep("192.168.1.1:53"));
+        let mut st = c.on_new_flow(Proto::Udp, client, resolver, T0);
+        let answer = dns_response("mmg.whatsapp.net", &[[203, 0, 113, 5]]);
+        c.inspect(&mut st, Proto::Udp, (client, resolver), Direction::Down, &answer, answer.len() as u32, None, T0);
+        assert_eq!(st.class.service, None, "the DNS flow itself is not WhatsApp traffic");
+        let s = c.on_new_flow(Proto::Tcp, ep("192.168.1.2:40001"), ep("203.0.113.5:443"), T0);
+        assert_eq!(s.class, Classification { service: Some(0), evidence: Evidence::Dns });
+        assert_eq!(c.stats().dns_addresses, 1);
+    }
+
+    #[test]
+    fn stun_realm_then_endpoint_association() {
+        let mut c = classifier();
+        let (local, turn, google, peer) =
+            (ep("192.168.12.169:39518"), ep("35.158.183.167:3478"), ep("172.253.121.127:19302"), ep("18.195.131.143:61156"));
+        // The flow to Google's STUN server starts before anything says "Signal".
+        let early = c.on_new_flow(Proto::Udp, local, google, T0);
+        assert_eq!(early.class.service, None);
+        let mut st = c.on_new_flow(Proto::Udp, local, turn, T0);
+        let m = stun_message(0x0113, 1, &[(0x0014, b"signal.org")]);
+        let msg = StunMessage::parse(&m, m.len() as u32).unwrap();
+        c.inspect(&mut st, Proto::Udp, (local, turn), Direction::Down, &m, m.len() as u32, Some(&msg), T0);
+        assert_eq!(st.class, Classification { service: Some(1), evidence: Evidence::Signature });
+        // Resolving later gives the early flow, and new peer-to-peer legs, the service.
+        let resolved = c.resolve(early.class, Proto::Udp, local, google, T0);
+        assert_eq!(resolved, Classification { service: Some(1), evidence: Evidence::Endpoint });
+        let p2p = c.on_new_flow(Proto::Udp, local, peer, T0);
+        assert_eq!(p2p.class.evidence, Evidence::Endpoint);
+    }
+
+    #[test]
+    fn sni_and_inspection_budget() {
+        let mut c = classifier();
+        let (client, server) = (ep("192.168.1.2:40000"), ep("203.0.113.9:443"));
+        let mut st = c.on_new_flow(Proto::Tcp, client, server, T0);
+        for _ in 0..INSPECT_PACKETS {
+            c.inspect(&mut st, Proto::Tcp, (client, server), Direction::Up, b"x", 1, None, T0);
+        }
+        let hello = client_hello("web.whatsapp.com");
+        c.inspect(&mut st, Proto::Tcp, (client, server), Direction::Up, &hello, hello.len() as u32, None, T0);
+        assert_eq!(st.class.service, None, "past the inspection budget");
+        let mut st = c.on_new_flow(Proto::Tcp, client, server, T0);
+        c.inspect(&mut st, Proto::Tcp, (client, server), Direction::Up, &hello, hello.len() as u32, None, T0);
+        assert_eq!(st.class, Classification { service: Some(0), evidence: Evidence::Signature });
+        assert_eq!(c.stats().endpoints, 0, "TCP signatures teach no endpoints");
+    }
+
+    #[test]
+    fn roles() {
+        let wa = Classification { service: Some(0), evidence: Evidence::Range };
+        let none = Classification::default();
+        let (lan, wan) = (ep("192.168.1.2:5000"), ep("203.0.113.1:443"));
+        assert_eq!(role(wa, Proto::Udp, lan, wan, 1, 1), Role::Target);
+        assert_eq!(role(none, Proto::Tcp, lan, wan, 3, 1_000_000), Role::Control);
+        assert_eq!(role(none, Proto::Udp, lan, wan, 3, 1_000_000), Role::Other);
+        assert_eq!(role(none, Proto::Udp, lan, wan, 500, 10_000_000), Role::Control);
+        assert_eq!(role(none, Proto::Tcp, lan, ep("192.168.1.9:445"), 500, 1), Role::Other);
+        assert_eq!(role(none, Proto::Udp, lan, ep("239.255.255.250:1900"), 500, 1), Role::Other);
+        assert_eq!(role(none, Proto::Udp, lan, ep("[ff02::fb]:5353"), 500, 1), Role::Other);
+        assert_eq!(role(none, Proto::Udp, ep("100.64.0.2:5"), ep("10.0.0.1:5"), 500, 1), Role::Other);
+    }
+}

@@ -1,0 +1,143 @@
+//! Command line (DESIGN §6). Exit codes: 0 done, 1 internal error, 2 bad usage, configuration
+//! or input (the message names the file, key or packet), 3 with `--fail-on-finding` when a
+//! verdict other than `none`/`inconclusive` exists. A closed stdout (`| head`) is not an error.
+
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::builder::TypedValueParser as _;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use throttlewatch::classify::Catalogue;
+use throttlewatch::config::{self, PipelineConfig};
+
+const EXIT_INTERNAL: u8 = 1;
+const EXIT_BAD_INPUT: u8 = 2;
+const EXIT_FINDING: u8 = 3;
+
+#[derive(Debug, Parser)]
+#[command(name = "throttlewatch", version, about = "Detect throttling of messenger services from the packets crossing a router")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Analyze pcap/pcapng trace files and report every flow to a messenger service.
+    Analyze(AnalyzeArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// A short table for people.
+    Human,
+    /// One JSON document, schema throttlewatch.report/1.
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+struct AnalyzeArgs {
+    /// Trace files (pcap or pcapng, recognised by content), read in order as one capture.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+    /// Service catalogue (TOML) to use instead of the built-in one.
+    #[arg(long, value_name = "FILE")]
+    services: Option<PathBuf>,
+    /// Most flows held at once; beyond it idle flows are evicted and new ones refused.
+    #[arg(long, value_name = "N", default_value_t = config::DEFAULT_MAX_FLOWS,
+          value_parser = clap::value_parser!(u64).range(1..=config::MAX_MAX_FLOWS as u64).map(|n| n as usize))]
+    max_flows: usize,
+    /// Flows that keep throughput bins and windowed RTTs at once.
+    #[arg(long, value_name = "N", default_value_t = config::DEFAULT_DETAIL_FLOWS,
+          value_parser = clap::value_parser!(u64).range(0..=config::MAX_MAX_FLOWS as u64).map(|n| n as usize))]
+    detail_flows: usize,
+    /// Width of a throughput bin in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = config::DEFAULT_BIN_MS,
+          value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    bin_ms: u64,
+    /// Human format: list every flow, not only the first messenger flows.
+    #[arg(long)]
+    all: bool,
+    /// Exit with status 3 when a verdict reports a finding (not none/inconclusive).
+    #[arg(long)]
+    fail_on_finding: bool,
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                _ => ExitCode::from(EXIT_BAD_INPUT),
+            };
+        }
+    };
+    match cli.command {
+        Command::Analyze(args) => analyze(args),
+    }
+}
+
+#[cfg(feature = "pcap")]
+fn analyze(args: AnalyzeArgs) -> ExitCode {
+    use throttlewatch::analyze::{AnalyzeInput, run};
+    use throttlewatch::report::{Report, human};
+
+    let catalogue = match &args.services {
+        Some(path) => match Catalogue::from_file(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("throttlewatch: error: {e}");
+                return ExitCode::from(EXIT_BAD_INPUT);
+            }
+        },
+        None => Catalogue::builtin(),
+    };
+    for warning in catalogue.warnings() {
+        eprintln!("throttlewatch: warning: {}: {warning}", catalogue.source_name());
+    }
+    let config = PipelineConfig {
+        max_flows: args.max_flows,
+        detail_flows: args.detail_flows,
+        bin_us: args.bin_ms * 1000,
+        ..PipelineConfig::default()
+    };
+    let output = run(AnalyzeInput { files: args.files.clone(), config, catalogue });
+    let report = Report::build(&output.analysis, output.inputs, Vec::new());
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let written = match args.format {
+        Format::Json => report.write_json(&mut out),
+        Format::Human => human::write(&report, args.all, &mut out),
+    }
+    .and_then(|()| out.flush());
+    if let Err(e) = written {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            return ExitCode::SUCCESS;
+        }
+        eprintln!("throttlewatch: error: cannot write the report: {e}");
+        return ExitCode::from(EXIT_INTERNAL);
+    }
+    for e in &output.errors {
+        eprintln!("throttlewatch: error: {e}");
+    }
+    if !output.errors.is_empty() {
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
+    if args.fail_on_finding && report.verdicts.iter().any(|v| v.is_finding()) {
+        return ExitCode::from(EXIT_FINDING);
+    }
+    ExitCode::SUCCESS
+}
+
+#[cfg(not(feature = "pcap"))]
+fn analyze(_args: AnalyzeArgs) -> ExitCode {
+    eprintln!("throttlewatch: error: this build has no libpcap (built without the `pcap` feature) and cannot read trace files");
+    ExitCode::from(EXIT_BAD_INPUT)
+}

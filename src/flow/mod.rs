@@ -1,0 +1,10 @@
+//! Flow: direction-normalised keys and the bounded table that holds per-flow state.
+//!
+//! The table is generic over the state it stores, so this stage does not depend on the
+//! measure and classify stages that define that state.
+
+mod key;
+mod table;
+
+pub use key::{ClientBy, Direction, Endpoint, FlowKey, Proto, source_is_client};
+pub use table::{FlowEntry, FlowTable, MIN_IDLE_TO_EVICT_US, Removal, TableStats, Timeouts};

@@ -1,0 +1,422 @@
+//! The bounded flow table. One owner, no locks; packet time only.
+//!
+//! Guarantees:
+//! - at most `max_flows` entries; memory grows with use up to that bound and is then reused;
+//! - idle flows age out on packet time, with separate timeouts for open TCP, UDP and closed
+//!   flows (each class keeps its own least-recently-used list, so checking for expiry costs
+//!   three comparisons per packet);
+//! - when full, a new flow evicts the least recently used one if that has been idle for at
+//!   least [`MIN_IDLE_TO_EVICT_US`]; otherwise the new flow is refused. A flood of unique
+//!   5-tuples therefore cannot push out flows that are active, and it shows in the counters.
+//!
+//! Removed entries are handed back to the owner, never dropped silently.
+
+use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
+
+use super::key::{ClientBy, Direction, Endpoint, FlowKey, Proto};
+use crate::time::Timestamp;
+
+/// A flow must have been idle this long before a new flow may evict it from a full table.
+pub const MIN_IDLE_TO_EVICT_US: u64 = 1_000_000;
+
+const NIL: u32 = u32::MAX;
+
+/// Why a flow left the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// Idle longer than its timeout.
+    Idle,
+    /// Pushed out of a full table by a new flow.
+    Evicted,
+    /// The input ended.
+    EndOfInput,
+}
+
+/// Idle timeouts by flow class, in microseconds of packet time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub tcp_idle_us: u64,
+    pub udp_idle_us: u64,
+    /// After FIN in both directions or an RST.
+    pub closed_us: u64,
+}
+
+/// A table entry: identity, orientation and the owner's per-flow state.
+#[derive(Debug, Clone)]
+pub struct FlowEntry<S> {
+    /// Unique per table, in order of creation, from 1.
+    pub id: u64,
+    pub key: FlowKey,
+    pub client: Endpoint,
+    pub client_by: ClientBy,
+    pub first_at: Timestamp,
+    pub last_at: Timestamp,
+    /// Set by the owner when the flow ended on the wire; it then ages out after
+    /// [`Timeouts::closed_us`].
+    pub closed: bool,
+    pub state: S,
+}
+
+impl<S> FlowEntry<S> {
+    /// Direction of a packet sent from `src`.
+    pub fn direction_of(&self, src: Endpoint) -> Direction {
+        if src == self.client { Direction::Up } else { Direction::Down }
+    }
+
+    pub fn server(&self) -> Endpoint {
+        let (a, b) = self.key.endpoints();
+        if a == self.client { b } else { a }
+    }
+}
+
+/// Counters of what the table did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TableStats {
+    pub created: u64,
+    /// Aged out after their idle timeout.
+    pub expired: u64,
+    /// Pushed out by a new flow while the table was full.
+    pub evicted: u64,
+    /// New flows turned away while the table was full of active flows.
+    pub refused: u64,
+    /// Most flows held at once.
+    pub peak: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Slot<S> {
+    entry: Option<FlowEntry<S>>,
+    prev: u32,
+    next: u32,
+    class: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct List {
+    /// Least recently used.
+    head: u32,
+    tail: u32,
+}
+
+const CLASS_TCP: usize = 0;
+const CLASS_UDP: usize = 1;
+const CLASS_CLOSED: usize = 2;
+
+/// The flow table.
+#[derive(Debug)]
+pub struct FlowTable<S> {
+    index: HashMap<FlowKey, u32, RandomState>,
+    slots: Vec<Slot<S>>,
+    free: Vec<u32>,
+    lists: [List; 3],
+    max_flows: usize,
+    timeouts: Timeouts,
+    next_id: u64,
+    stats: TableStats,
+}
+
+impl<S> FlowTable<S> {
+    /// A table for at most `max_flows` flows (at least 1).
+    pub fn new(max_flows: usize, timeouts: Timeouts) -> Self {
+        let max_flows = max_flows.clamp(1, NIL as usize - 1);
+        let initial = max_flows.min(4096);
+        FlowTable {
+            index: HashMap::with_capacity_and_hasher(initial, RandomState::default()),
+            slots: Vec::with_capacity(initial),
+            free: Vec::new(),
+            lists: [List { head: NIL, tail: NIL }; 3],
+            max_flows,
+            timeouts,
+            next_id: 1,
+            stats: TableStats::default(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    pub fn max_flows(&self) -> usize {
+        self.max_flows
+    }
+
+    pub fn stats(&self) -> TableStats {
+        self.stats
+    }
+
+    pub fn find(&self, key: &FlowKey) -> Option<u32> {
+        self.index.get(key).copied()
+    }
+
+    pub fn get(&self, idx: u32) -> &FlowEntry<S> {
+        self.slots[idx as usize].entry.as_ref().expect("flow table index points at a live slot")
+    }
+
+    pub fn get_mut(&mut self, idx: u32) -> &mut FlowEntry<S> {
+        self.slots[idx as usize].entry.as_mut().expect("flow table index points at a live slot")
+    }
+
+    /// Mark activity at `now` and move the flow to the back of its class's list (its class
+    /// changes when the owner marked it closed).
+    pub fn touch(&mut self, idx: u32, now: Timestamp) {
+        let entry = self.get_mut(idx);
+        if now > entry.last_at {
+            entry.last_at = now;
+        }
+        let class = class_of(entry);
+        self.unlink(idx);
+        self.link_tail(idx, class);
+    }
+
+    /// Add a new flow. When the table is full the least recently used flow is evicted into
+    /// `removed` if it has been idle long enough; otherwise the flow is refused (`None`).
+    pub fn insert(
+        &mut self,
+        key: FlowKey,
+        client: Endpoint,
+        client_by: ClientBy,
+        now: Timestamp,
+        state: S,
+        removed: &mut Vec<(FlowEntry<S>, Removal)>,
+    ) -> Option<u32> {
+        debug_assert!(!self.index.contains_key(&key));
+        if self.index.len() >= self.max_flows {
+            let victim = self.least_recently_used()?;
+            if now.since(self.get(victim).last_at) < MIN_IDLE_TO_EVICT_US {
+                self.stats.refused += 1;
+                return None;
+            }
+            self.stats.evicted += 1;
+            removed.push((self.remove(victim), Removal::Evicted));
+        }
+        let entry = FlowEntry {
+            id: self.next_id,
+            key,
+            client,
+            client_by,
+            first_at: now,
+            last_at: now,
+            closed: false,
+            state,
+        };
+        self.next_id += 1;
+        let class = class_of(&entry);
+        let idx = match self.free.pop() {
+            Some(idx) => {
+                self.slots[idx as usize].entry = Some(entry);
+                idx
+            }
+            None => {
+                self.slots.push(Slot { entry: Some(entry), prev: NIL, next: NIL, class });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.link_tail(idx, class);
+        self.index.insert(key, idx);
+        self.stats.created += 1;
+        self.stats.peak = self.stats.peak.max(self.index.len());
+        Some(idx)
+    }
+
+    /// Move flows idle past their timeout at `now` into `removed`.
+    pub fn expire(&mut self, now: Timestamp, removed: &mut Vec<(FlowEntry<S>, Removal)>) {
+        for class in [CLASS_TCP, CLASS_UDP, CLASS_CLOSED] {
+            let timeout = match class {
+                CLASS_TCP => self.timeouts.tcp_idle_us,
+                CLASS_UDP => self.timeouts.udp_idle_us,
+                _ => self.timeouts.closed_us,
+            };
+            while let Some(idx) = self.head(class) {
+                if now.since(self.get(idx).last_at) <= timeout {
+                    break;
+                }
+                self.stats.expired += 1;
+                removed.push((self.remove(idx), Removal::Idle));
+            }
+        }
+    }
+
+    /// Move every flow into `removed` (end of input).
+    pub fn drain(&mut self, removed: &mut Vec<(FlowEntry<S>, Removal)>) {
+        for class in [CLASS_TCP, CLASS_UDP, CLASS_CLOSED] {
+            while let Some(idx) = self.head(class) {
+                removed.push((self.remove(idx), Removal::EndOfInput));
+            }
+        }
+    }
+
+    fn head(&self, class: usize) -> Option<u32> {
+        let head = self.lists[class].head;
+        (head != NIL).then_some(head)
+    }
+
+    fn least_recently_used(&self) -> Option<u32> {
+        [CLASS_TCP, CLASS_UDP, CLASS_CLOSED]
+            .into_iter()
+            .filter_map(|c| self.head(c))
+            .min_by_key(|&idx| self.get(idx).last_at)
+    }
+
+    fn remove(&mut self, idx: u32) -> FlowEntry<S> {
+        self.unlink(idx);
+        let entry = self.slots[idx as usize].entry.take().expect("removing a live slot");
+        self.index.remove(&entry.key);
+        self.free.push(idx);
+        entry
+    }
+
+    fn link_tail(&mut self, idx: u32, class: usize) {
+        let tail = self.lists[class].tail;
+        {
+            let slot = &mut self.slots[idx as usize];
+            slot.prev = tail;
+            slot.next = NIL;
+            slot.class = class;
+        }
+        if tail == NIL {
+            self.lists[class].head = idx;
+        } else {
+            self.slots[tail as usize].next = idx;
+        }
+        self.lists[class].tail = idx;
+    }
+
+    fn unlink(&mut self, idx: u32) {
+        let Slot { prev, next, class, .. } = self.slots[idx as usize];
+        if prev == NIL {
+            self.lists[class].head = next;
+        } else {
+            self.slots[prev as usize].next = next;
+        }
+        if next == NIL {
+            self.lists[class].tail = prev;
+        } else {
+            self.slots[next as usize].prev = prev;
+        }
+    }
+}
+
+fn class_of<S>(entry: &FlowEntry<S>) -> usize {
+    match (entry.closed, entry.key.proto) {
+        (true, _) => CLASS_CLOSED,
+        (false, Proto::Tcp) => CLASS_TCP,
+        (false, Proto::Udp) => CLASS_UDP,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    const TIMEOUTS: Timeouts = Timeouts { tcp_idle_us: 300_000_000, udp_idle_us: 60_000_000, closed_us: 10_000_000 };
+
+    fn key(n: u16, proto: Proto) -> (FlowKey, Endpoint) {
+        let client = Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 10_000 + n);
+        let server = Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 443);
+        (FlowKey::new(proto, client, server), client)
+    }
+
+    fn s(sec: u64) -> Timestamp {
+        Timestamp::from_micros(sec * 1_000_000)
+    }
+
+    fn add(t: &mut FlowTable<u32>, n: u16, proto: Proto, at: Timestamp, out: &mut Vec<(FlowEntry<u32>, Removal)>) -> Option<u32> {
+        let (k, c) = key(n, proto);
+        t.insert(k, c, ClientBy::Handshake, at, u32::from(n), out)
+    }
+
+    #[test]
+    fn insert_find_and_orient() {
+        let mut t = FlowTable::new(10, TIMEOUTS);
+        let mut out = Vec::new();
+        let idx = add(&mut t, 1, Proto::Tcp, s(0), &mut out).unwrap();
+        let (k, c) = key(1, Proto::Tcp);
+        assert_eq!(t.find(&k), Some(idx));
+        let e = t.get(idx);
+        assert_eq!((e.id, e.state), (1, 1));
+        assert_eq!(e.direction_of(c), Direction::Up);
+        assert_eq!(e.direction_of(e.server()), Direction::Down);
+        assert_eq!(t.stats().created, 1);
+    }
+
+    #[test]
+    fn idle_timeouts_by_class() {
+        let mut t = FlowTable::new(10, TIMEOUTS);
+        let mut out = Vec::new();
+        add(&mut t, 1, Proto::Tcp, s(0), &mut out);
+        add(&mut t, 2, Proto::Udp, s(0), &mut out);
+        let closed = add(&mut t, 3, Proto::Tcp, s(0), &mut out).unwrap();
+        t.get_mut(closed).closed = true;
+        t.touch(closed, s(1));
+        t.expire(s(30), &mut out);
+        assert_eq!(out.iter().map(|(e, _)| e.state).collect::<Vec<_>>(), [3]);
+        t.expire(s(100), &mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].0.state, 2);
+        t.expire(s(1000), &mut out);
+        assert_eq!(out.len(), 3);
+        assert!(out.iter().all(|(_, why)| *why == Removal::Idle));
+        assert!(t.is_empty());
+        assert_eq!(t.stats().expired, 3);
+    }
+
+    #[test]
+    fn touch_keeps_active_flows() {
+        let mut t = FlowTable::new(10, TIMEOUTS);
+        let mut out = Vec::new();
+        let a = add(&mut t, 1, Proto::Udp, s(0), &mut out).unwrap();
+        add(&mut t, 2, Proto::Udp, s(10), &mut out);
+        t.touch(a, s(50));
+        t.expire(s(80), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].0.state, 2);
+    }
+
+    #[test]
+    fn full_table_evicts_idle_and_refuses_when_all_active() {
+        let mut t = FlowTable::new(3, TIMEOUTS);
+        let mut out = Vec::new();
+        let idx: Vec<u32> = (0..3).map(|n| add(&mut t, n, Proto::Tcp, s(u64::from(n)), &mut out).unwrap()).collect();
+        t.touch(idx[1], s(3));
+        t.touch(idx[2], s(3));
+        // Flow 0 idle for 3 s: evicted.
+        assert!(add(&mut t, 10, Proto::Tcp, s(3), &mut out).is_some());
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].0.state, out[0].1), (0, Removal::Evicted));
+        // A flood at the same instant: everything left is active, new flows are refused.
+        for n in 100..200 {
+            assert!(add(&mut t, n, Proto::Udp, s(3), &mut out).is_none());
+        }
+        assert_eq!(t.len(), 3);
+        let st = t.stats();
+        assert_eq!((st.evicted, st.refused, st.peak), (1, 100, 3));
+    }
+
+    #[test]
+    fn flood_of_unique_flows_stays_bounded() {
+        let mut t = FlowTable::new(1000, TIMEOUTS);
+        let mut out = Vec::new();
+        for n in 0..60_000u32 {
+            let client = Endpoint::new(IpAddr::V4(Ipv4Addr::from(n)), 1);
+            let server = Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 443);
+            let at = Timestamp::from_micros(u64::from(n) * 10_000);
+            t.expire(at, &mut out);
+            t.insert(FlowKey::new(Proto::Udp, client, server), client, ClientBy::FirstPacket, at, n, &mut out);
+            assert!(t.len() <= 1000);
+        }
+        assert!(t.slots.len() <= 1000);
+        let st = t.stats();
+        assert_eq!(st.created, st.expired + st.evicted + t.len() as u64);
+        out.clear();
+        t.drain(&mut out);
+        assert!(t.is_empty());
+        assert!(out.iter().all(|(_, why)| *why == Removal::EndOfInput));
+    }
+}

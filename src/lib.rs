@@ -1,0 +1,20 @@
+//! throttlewatch: detect throttling of messenger services from the packets that cross a router.
+//!
+//! The pipeline (DESIGN §1), one module per stage, dependencies running one way:
+//! `capture` (packet sources) → [`decode`] → [`flow`] (table and keys) → [`measure`]
+//! (per-flow measurements) → [`classify`] (service catalogue) → [`detect`] (verdicts) →
+//! [`report`] (outputs). [`pipeline`] wires the stages; `analyze` drives it from files.
+
+#[cfg(feature = "pcap")]
+pub mod capture;
+pub mod classify;
+pub mod config;
+pub mod decode;
+pub mod detect;
+pub mod flow;
+pub mod measure;
+pub mod pipeline;
+pub mod report;
+pub mod time;
+#[cfg(feature = "pcap")]
+pub mod analyze;

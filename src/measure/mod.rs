@@ -1,0 +1,191 @@
+//! Measure: per-flow measurements in fixed-size state (DESIGN §4). Counters every flow keeps
+//! ([`DirCounters`]), the TCP ([`tcp`]) or UDP/call ([`call`]) part, and for flows that matter a
+//! [`Detail`] slot with throughput bins and windowed RTT extremes, taken from a bounded pool by
+//! the flow table's owner.
+//!
+//! Nothing here allocates per packet, reads the clock, or trusts a length from the wire.
+
+pub mod call;
+pub mod rtt;
+pub mod tcp;
+pub mod throughput;
+
+use crate::decode::stun::StunMessage;
+use crate::decode::{Decoded, IcmpError, IpHeader, Transport};
+use crate::flow::{Direction, Proto};
+use crate::time::Timestamp;
+
+use call::UdpMeasures;
+use rtt::{Leg, WindowedExtreme};
+use tcp::TcpMeasures;
+use throughput::ThroughputBins;
+
+/// Window of the per-flow RTT extremes.
+pub const RTT_WINDOW_US: u64 = 10_000_000;
+
+/// Counters of one direction of any flow.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DirCounters {
+    /// IP bytes as the headers state them.
+    pub bytes: u64,
+    pub packets: u64,
+    pub last_at: Option<Timestamp>,
+    /// Packets that were IP fragments.
+    pub fragments: u32,
+    /// ICMP errors about packets of this direction.
+    pub icmp_errors: u32,
+    /// Type and code of the latest of them.
+    pub last_icmp: Option<(u8, u8)>,
+    ttl_min: u8,
+    ttl_max: u8,
+    last_ttl: u8,
+    last_ip_id: u32,
+}
+
+impl DirCounters {
+    pub fn count(&mut self, ip: &IpHeader, now: Timestamp) {
+        if self.packets == 0 {
+            self.ttl_min = ip.ttl;
+            self.ttl_max = ip.ttl;
+        } else {
+            self.ttl_min = self.ttl_min.min(ip.ttl);
+            self.ttl_max = self.ttl_max.max(ip.ttl);
+        }
+        self.bytes += u64::from(ip.total_len);
+        self.packets += 1;
+        self.last_at = Some(now);
+        self.last_ttl = ip.ttl;
+        self.last_ip_id = ip.ip_id;
+        if ip.fragment {
+            self.fragments = self.fragments.saturating_add(1);
+        }
+    }
+
+    /// Smallest and largest TTL (hop limit) seen.
+    pub fn ttl_range(&self) -> Option<(u8, u8)> {
+        (self.packets > 0).then_some((self.ttl_min, self.ttl_max))
+    }
+
+    pub fn last_ttl(&self) -> Option<u8> {
+        (self.packets > 0).then_some(self.last_ttl)
+    }
+
+    pub fn last_ip_id(&self) -> Option<u32> {
+        (self.packets > 0).then_some(self.last_ip_id)
+    }
+}
+
+/// The transport-specific part of a flow's measurements.
+#[derive(Debug, Clone)]
+pub enum TransportMeasures {
+    Tcp(TcpMeasures),
+    Udp(UdpMeasures),
+}
+
+/// All measurements of one flow.
+#[derive(Debug, Clone)]
+pub struct FlowMeasures {
+    /// Indexed by [`Direction::index`].
+    pub dirs: [DirCounters; 2],
+    pub transport: TransportMeasures,
+}
+
+/// RTT samples one packet produced, by leg.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RttSamples {
+    pub external_us: Option<u64>,
+    pub internal_us: Option<u64>,
+}
+
+impl RttSamples {
+    pub fn set(&mut self, leg: Leg, rtt_us: u64) {
+        match leg {
+            Leg::External => self.external_us = Some(rtt_us),
+            Leg::Internal => self.internal_us = Some(rtt_us),
+        }
+    }
+}
+
+/// Per-flow series kept only for flows that matter, from a bounded pool.
+#[derive(Debug, Clone)]
+pub struct Detail {
+    pub bins: ThroughputBins,
+    /// Windowed minimum and maximum RTT per leg, indexed by [`Leg::index`].
+    pub rtt_min: [WindowedExtreme; 2],
+    pub rtt_max: [WindowedExtreme; 2],
+}
+
+impl Detail {
+    pub fn new(bin_us: u64) -> Self {
+        Detail {
+            bins: ThroughputBins::new(bin_us),
+            rtt_min: [WindowedExtreme::min(RTT_WINDOW_US); 2],
+            rtt_max: [WindowedExtreme::max(RTT_WINDOW_US); 2],
+        }
+    }
+
+    /// Make a slot returned to the pool ready for the next flow.
+    pub fn reset(&mut self) {
+        self.bins.reset();
+        self.rtt_min = [WindowedExtreme::min(RTT_WINDOW_US); 2];
+        self.rtt_max = [WindowedExtreme::max(RTT_WINDOW_US); 2];
+    }
+
+    fn rtt(&mut self, leg: Leg, now: Timestamp, rtt_us: u64) {
+        let v = u32::try_from(rtt_us).unwrap_or(u32::MAX);
+        self.rtt_min[leg.index()].add(now, v);
+        self.rtt_max[leg.index()].add(now, v);
+    }
+}
+
+impl FlowMeasures {
+    pub fn new(proto: Proto) -> Self {
+        let transport = match proto {
+            Proto::Tcp => TransportMeasures::Tcp(TcpMeasures::default()),
+            Proto::Udp => TransportMeasures::Udp(UdpMeasures::default()),
+        };
+        FlowMeasures { dirs: Default::default(), transport }
+    }
+
+    /// Account one packet of this flow travelling in `dir`. `stun` is the packet's STUN
+    /// message when it carries one.
+    pub fn on_packet(
+        &mut self,
+        dir: Direction,
+        packet: &Decoded<'_>,
+        stun: Option<&StunMessage<'_>>,
+        detail: Option<&mut Detail>,
+    ) -> RttSamples {
+        let now = packet.ts;
+        let prev = &self.dirs[dir.index()];
+        let samples = match (&mut self.transport, &packet.transport) {
+            (TransportMeasures::Tcp(tcp), Transport::Tcp(seg)) => {
+                tcp.on_segment(dir, &packet.ip, seg, prev, now)
+            }
+            (TransportMeasures::Udp(udp), Transport::Udp(datagram)) => {
+                udp.on_datagram(dir, datagram.payload, stun, prev.last_at, now);
+                RttSamples::default()
+            }
+            // Later fragments only count bytes.
+            _ => RttSamples::default(),
+        };
+        self.dirs[dir.index()].count(&packet.ip, now);
+        if let Some(detail) = detail {
+            detail.bins.add(now, dir, packet.ip.total_len);
+            if let Some(rtt) = samples.external_us {
+                detail.rtt(Leg::External, now, rtt);
+            }
+            if let Some(rtt) = samples.internal_us {
+                detail.rtt(Leg::Internal, now, rtt);
+            }
+        }
+        samples
+    }
+
+    /// An ICMP error about a packet this flow sent in `dir`.
+    pub fn on_icmp_error(&mut self, dir: Direction, error: &IcmpError) {
+        let d = &mut self.dirs[dir.index()];
+        d.icmp_errors = d.icmp_errors.saturating_add(1);
+        d.last_icmp = Some((error.icmp_type, error.code));
+    }
+}

@@ -1,0 +1,483 @@
+//! TCP per-flow measurements (DESIGN §4): the handshake and its two RTT legs, continuing RTT
+//! samples, sequence analysis (retransmissions, out-of-order segments, gaps), zero windows,
+//! and FIN/RST with the forensic fields that tell an injected reset from a real one.
+//!
+//! Sequence numbers are compared with wrapping arithmetic. A flow picked up in the middle
+//! starts its sequence analysis at the first segment seen.
+
+use crate::decode::{IpHeader, TcpSegment, tcp_flags};
+use crate::flow::Direction;
+use crate::time::Timestamp;
+
+use super::{DirCounters, RttSamples};
+use super::rtt::{AckProbe, Leg, RttStats, TimestampProbe, seq_after};
+
+/// Below this gap after the highest segment, a segment that fills in below it counts as
+/// reordered rather than retransmitted when no RTT is known yet (Wireshark uses the same 3 ms).
+const DEFAULT_REORDER_WINDOW_US: u64 = 3_000;
+
+/// A sequence jump credited to goodput at most this much beyond the segment's own payload:
+/// larger jumps are capture drops or forged segments, not data in flight.
+const MAX_HOLE_BYTES: u32 = 1 << 20;
+
+/// The TCP part of a flow's measurements.
+#[derive(Debug, Clone, Default)]
+pub struct TcpMeasures {
+    pub handshake: Handshake,
+    /// Indexed by [`Direction::index`].
+    pub dirs: [TcpDirection; 2],
+    /// Indexed by [`Leg::index`].
+    pub rtt: [RttStats; 2],
+    /// Some segment carried TCP timestamps; RTT then comes from them only.
+    pub timestamps: bool,
+}
+
+/// The three-way handshake as it passed the capture point.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Handshake {
+    /// The last SYN before the SYN/ACK (the one most likely answered).
+    syn_at: Option<Timestamp>,
+    synack_at: Option<Timestamp>,
+    ack_at: Option<Timestamp>,
+    pub syns: u16,
+    pub synacks: u16,
+    /// SYN→SYN/ACK: the external leg.
+    pub external_us: Option<u64>,
+    /// SYN/ACK→ACK: the internal leg.
+    pub internal_us: Option<u64>,
+}
+
+impl Handshake {
+    /// A SYN was seen (the flow was opened inside the capture).
+    pub fn saw_syn(&self) -> bool {
+        self.syns > 0
+    }
+
+    pub fn completed(&self) -> bool {
+        self.ack_at.is_some()
+    }
+}
+
+/// One direction of a TCP flow.
+#[derive(Debug, Clone, Default)]
+pub struct TcpDirection {
+    /// Payload bytes of all segments, retransmissions included.
+    pub payload_bytes: u64,
+    /// Sequence space advanced by this side's segments: goodput, each byte counted once.
+    pub new_payload_bytes: u64,
+    pub retransmissions: u32,
+    pub out_of_order: u32,
+    /// Segments that started beyond the highest sequence seen: data missing at the capture
+    /// point, lost (or reordered) between the sender and here.
+    pub seq_gaps: u32,
+    /// Times the advertised window dropped to zero.
+    pub zero_windows: u32,
+    pub rsts: u32,
+    /// Packets from this side after its own first RST (a real RST ends the sender's part).
+    pub packets_after_rst: u32,
+    pub fin: Option<CloseEvent>,
+    /// The first RST.
+    pub rst: Option<CloseEvent>,
+    seq: Option<SeqTrack>,
+    zero_window_now: bool,
+    ts_probe: TimestampProbe,
+    ack_probe: AckProbe,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SeqTrack {
+    highest_end: u32,
+    highest_at: Timestamp,
+    last_seq: u32,
+}
+
+/// A FIN or RST with what is needed to judge whether its sender was the real endpoint
+/// (Weaver et al., NDSS'09): its TTL and IP ID against the same side's previous packet, its
+/// sequence numbers, and how soon it followed that packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloseEvent {
+    pub at: Timestamp,
+    pub ttl: u8,
+    pub ip_id: u32,
+    pub seq: u32,
+    /// The acknowledgment number, when the ACK flag was set.
+    pub ack: Option<u32>,
+    pub payload_len: u32,
+    /// TTL, IP ID and time of the previous packet from the same side.
+    pub prev_ttl: Option<u8>,
+    pub prev_ip_id: Option<u32>,
+    pub since_prev_us: Option<u64>,
+}
+
+impl TcpMeasures {
+    /// Account one segment from `dir`. `prev` holds the counters of that direction before this
+    /// packet (its last TTL, IP ID and time). Returns the RTT samples the segment completed.
+    pub fn on_segment(
+        &mut self,
+        dir: Direction,
+        ip: &IpHeader,
+        seg: &TcpSegment<'_>,
+        prev: &DirCounters,
+        now: Timestamp,
+    ) -> RttSamples {
+        let syn = seg.has(tcp_flags::SYN);
+        let ack = seg.has(tcp_flags::ACK);
+        let mut samples = RttSamples::default();
+        if let Some((leg, rtt)) = self.handshake_step(dir, seg, now) {
+            samples.set(leg, rtt);
+        }
+
+        let reorder_window_us = self.reorder_window_us();
+        let (mine, theirs) = split(&mut self.dirs, dir);
+        if seg.has(tcp_flags::RST) {
+            mine.rsts = mine.rsts.saturating_add(1);
+            if mine.rst.is_none() {
+                mine.rst = Some(CloseEvent::new(ip, seg, prev, now));
+            }
+            return samples;
+        }
+        if mine.rsts > 0 {
+            mine.packets_after_rst = mine.packets_after_rst.saturating_add(1);
+        }
+        if seg.has(tcp_flags::FIN) && mine.fin.is_none() {
+            mine.fin = Some(CloseEvent::new(ip, seg, prev, now));
+        }
+        mine.payload_bytes += u64::from(seg.payload_len);
+        let retransmitted = mine.sequence(seg, now, reorder_window_us);
+        if !syn {
+            mine.window(seg.window);
+        }
+
+        // RTT samples: a probe from the other side answered by this segment, then maybe a new
+        // probe of our own. The leg is fixed by who sent the probe.
+        let leg_of_theirs = leg_of(dir.reverse());
+        let data = seg.payload_len > 0 || seg.has(tcp_flags::FIN);
+        let mut echoed = None;
+        if let Some((tsval, tsecr)) = seg.options.timestamps {
+            self.timestamps = true;
+            if ack {
+                echoed = theirs.ts_probe.echoed(tsecr, now);
+            }
+            mine.ts_probe.sent(tsval, now, data && !syn, syn);
+        } else if !self.timestamps {
+            if ack {
+                echoed = theirs.ack_probe.acked(seg.ack, now);
+            }
+            match retransmitted {
+                Some(true) => mine.ack_probe.retransmission(),
+                Some(false) if data && !syn => {
+                    mine.ack_probe.new_data(seg.seq.wrapping_add(seg.payload_len), now)
+                }
+                _ => {}
+            }
+        }
+        if let Some(rtt) = echoed {
+            self.rtt[leg_of_theirs.index()].add(rtt);
+            samples.set(leg_of_theirs, rtt);
+        }
+        samples
+    }
+
+    /// Advance the handshake; returns the RTT sample of a leg it completed.
+    fn handshake_step(&mut self, dir: Direction, seg: &TcpSegment<'_>, now: Timestamp) -> Option<(Leg, u64)> {
+        let hs = &mut self.handshake;
+        let syn = seg.has(tcp_flags::SYN);
+        let ack = seg.has(tcp_flags::ACK);
+        match (syn, ack, dir) {
+            (true, false, Direction::Up) => {
+                hs.syns = hs.syns.saturating_add(1);
+                if hs.synack_at.is_none() {
+                    hs.syn_at = Some(now);
+                }
+            }
+            (true, true, Direction::Down) => {
+                hs.synacks = hs.synacks.saturating_add(1);
+                if hs.synack_at.is_none() {
+                    hs.synack_at = Some(now);
+                    if let Some(syn_at) = hs.syn_at {
+                        let rtt = now.since(syn_at);
+                        hs.external_us = Some(rtt);
+                        self.rtt[Leg::External.index()].add(rtt);
+                        return Some((Leg::External, rtt));
+                    }
+                }
+            }
+            (false, true, Direction::Up) if hs.ack_at.is_none() => {
+                // The ACK that completes the handshake acknowledges the SYN/ACK's sequence.
+                let server = &self.dirs[Direction::Down.index()];
+                let acks_synack = server.seq.is_some_and(|s| s.highest_end == seg.ack);
+                if let (Some(synack_at), true) = (hs.synack_at, acks_synack) {
+                    hs.ack_at = Some(now);
+                    let rtt = now.since(synack_at);
+                    hs.internal_us = Some(rtt);
+                    self.rtt[Leg::Internal.index()].add(rtt);
+                    return Some((Leg::Internal, rtt));
+                }
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// The smallest full round trip seen, or the default reordering window.
+    fn reorder_window_us(&self) -> u64 {
+        match (self.rtt[0].min_us(), self.rtt[1].min_us()) {
+            (Some(a), Some(b)) => u64::from(a) + u64::from(b),
+            (Some(a), None) | (None, Some(a)) => u64::from(a),
+            (None, None) => DEFAULT_REORDER_WINDOW_US,
+        }
+    }
+
+    /// The connection ended on the wire: FIN from both sides, or an RST.
+    pub fn closed(&self) -> bool {
+        self.rst_seen() || self.dirs.iter().all(|d| d.fin.is_some())
+    }
+
+    pub fn rst_seen(&self) -> bool {
+        self.dirs.iter().any(|d| d.rsts > 0)
+    }
+
+    /// RTT statistics of one leg.
+    pub fn rtt(&self, leg: Leg) -> &RttStats {
+        &self.rtt[leg.index()]
+    }
+}
+
+fn leg_of(prober: Direction) -> Leg {
+    match prober {
+        Direction::Up => Leg::External,
+        Direction::Down => Leg::Internal,
+    }
+}
+
+fn split(dirs: &mut [TcpDirection; 2], dir: Direction) -> (&mut TcpDirection, &mut TcpDirection) {
+    let [up, down] = dirs;
+    match dir {
+        Direction::Up => (up, down),
+        Direction::Down => (down, up),
+    }
+}
+
+impl TcpDirection {
+    /// Sequence analysis of one non-RST segment. Returns whether a segment carrying sequence
+    /// space was a retransmission (`None` for pure ACKs).
+    fn sequence(&mut self, seg: &TcpSegment<'_>, now: Timestamp, reorder_window_us: u64) -> Option<bool> {
+        let seq_len = seg.payload_len
+            + u32::from(seg.has(tcp_flags::SYN))
+            + u32::from(seg.has(tcp_flags::FIN));
+        if seq_len == 0 {
+            return None;
+        }
+        let end = seg.seq.wrapping_add(seq_len);
+        let Some(track) = &mut self.seq else {
+            self.seq = Some(SeqTrack { highest_end: end, highest_at: now, last_seq: seg.seq });
+            self.new_payload_bytes += u64::from(seg.payload_len);
+            return Some(false);
+        };
+        let retransmitted = if seq_after(end, track.highest_end) {
+            if seq_after(seg.seq, track.highest_end) {
+                self.seq_gaps = self.seq_gaps.saturating_add(1);
+            }
+            // Sequence space newly covered, holes included: their bytes reach the receiver
+            // later as retransmissions, which are not counted again.
+            let advance = end.wrapping_sub(track.highest_end);
+            self.new_payload_bytes += u64::from(advance.min(seg.payload_len.saturating_add(MAX_HOLE_BYTES)));
+            track.highest_end = end;
+            track.highest_at = now;
+            false
+        } else if now.since(track.highest_at) < reorder_window_us && seg.seq != track.last_seq {
+            // Filled in below the highest segment sooner than a sender could have noticed a
+            // loss: reordering on the way here.
+            self.out_of_order = self.out_of_order.saturating_add(1);
+            false
+        } else {
+            self.retransmissions = self.retransmissions.saturating_add(1);
+            true
+        };
+        track.last_seq = seg.seq;
+        Some(retransmitted)
+    }
+
+    fn window(&mut self, window: u16) {
+        if window == 0 {
+            if !self.zero_window_now {
+                self.zero_windows = self.zero_windows.saturating_add(1);
+            }
+            self.zero_window_now = true;
+        } else {
+            self.zero_window_now = false;
+        }
+    }
+}
+
+impl CloseEvent {
+    fn new(ip: &IpHeader, seg: &TcpSegment<'_>, prev: &DirCounters, now: Timestamp) -> Self {
+        CloseEvent {
+            at: now,
+            ttl: ip.ttl,
+            ip_id: ip.ip_id,
+            seq: seg.seq,
+            ack: seg.has(tcp_flags::ACK).then_some(seg.ack),
+            payload_len: seg.payload_len,
+            prev_ttl: prev.last_ttl(),
+            prev_ip_id: prev.last_ip_id(),
+            since_prev_us: prev.last_at.map(|t| now.since(t)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::TcpOptions;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    const C: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 168, 1, 2));
+    const S: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 10));
+
+    struct Run {
+        m: TcpMeasures,
+        prev: [DirCounters; 2],
+    }
+
+    impl Run {
+        fn new() -> Self {
+            Run { m: TcpMeasures::default(), prev: Default::default() }
+        }
+
+        #[allow(clippy::too_many_arguments)]
+        fn seg(&mut self, ms: u64, dir: Direction, flags: u8, seq: u32, ack: u32, len: u32, ts: Option<(u32, u32)>) {
+            self.seg_ttl(ms, dir, flags, seq, ack, len, ts, 64, 1);
+        }
+
+        #[allow(clippy::too_many_arguments)]
+        fn seg_ttl(&mut self, ms: u64, dir: Direction, flags: u8, seq: u32, ack: u32, len: u32, ts: Option<(u32, u32)>, ttl: u8, ip_id: u32) {
+            let now = Timestamp::from_micros(ms * 1000);
+            let (src, dst) = if dir == Direction::Up { (C, S) } else { (S, C) };
+            let ip = IpHeader { src, dst, ttl, ip_id, total_len: 40 + len, fragment: false };
+            let seg = TcpSegment {
+                src_port: 1,
+                dst_port: 2,
+                seq,
+                ack,
+                flags,
+                window: 1000,
+                options: TcpOptions { timestamps: ts, ..Default::default() },
+                payload_len: len,
+                payload: &[],
+            };
+            let prev = self.prev[dir.index()].clone();
+            self.m.on_segment(dir, &ip, &seg, &prev, now);
+            self.prev[dir.index()].count(&ip, now);
+        }
+    }
+
+    use crate::decode::tcp_flags::{ACK, FIN, RST, SYN};
+    use Direction::{Down, Up};
+
+    #[test]
+    fn handshake_legs() {
+        let mut r = Run::new();
+        r.seg(0, Up, SYN, 1000, 0, 0, None);
+        r.seg(1000, Up, SYN, 1000, 0, 0, None); // retransmitted SYN
+        r.seg(1040, Down, SYN | ACK, 5000, 1001, 0, None);
+        r.seg(1042, Up, ACK, 1001, 5001, 0, None);
+        let hs = r.m.handshake;
+        assert_eq!((hs.syns, hs.synacks), (2, 1));
+        assert_eq!(hs.external_us, Some(40_000));
+        assert_eq!(hs.internal_us, Some(2_000));
+        assert!(hs.completed());
+        assert_eq!(r.m.rtt(Leg::External).samples(), 1);
+        assert_eq!(r.m.rtt(Leg::Internal).min_us(), Some(2_000));
+    }
+
+    #[test]
+    fn seq_ack_samples_without_timestamps() {
+        let mut r = Run::new();
+        r.seg(0, Up, SYN, 0, 0, 0, None);
+        r.seg(50, Down, SYN | ACK, 0, 1, 0, None);
+        r.seg(51, Up, ACK, 1, 1, 0, None);
+        r.seg(60, Up, ACK, 1, 1, 100, None); // request
+        r.seg(110, Down, ACK, 1, 101, 1000, None); // response acks the request: 50 ms external
+        r.seg(112, Up, ACK, 101, 1001, 0, None); // client acks: 2 ms internal
+        assert_eq!(r.m.rtt(Leg::External).samples(), 2);
+        assert_eq!(r.m.rtt(Leg::External).last_us(), Some(50_000));
+        assert_eq!(r.m.rtt(Leg::Internal).last_us(), Some(2_000));
+    }
+
+    #[test]
+    fn karn_drops_ambiguous_samples() {
+        let mut r = Run::new();
+        r.seg(0, Down, ACK, 1, 1, 100, None);
+        r.seg(10, Down, ACK, 101, 1, 100, None);
+        r.seg(500, Down, ACK, 101, 1, 100, None); // retransmission
+        r.seg(520, Up, ACK, 1, 201, 0, None);
+        assert_eq!(r.m.rtt(Leg::Internal).samples(), 0);
+        assert_eq!(r.m.dirs[Down.index()].retransmissions, 1);
+    }
+
+    #[test]
+    fn timestamp_samples_per_leg() {
+        let mut r = Run::new();
+        r.seg(0, Up, SYN, 0, 0, 0, Some((10, 0)));
+        r.seg(30, Down, SYN | ACK, 0, 1, 0, Some((500, 10)));
+        r.seg(31, Up, ACK, 1, 1, 0, Some((10, 500)));
+        r.seg(40, Up, ACK, 1, 1, 50, Some((11, 500))); // new TSval with data: probe
+        r.seg(75, Down, ACK, 1, 51, 1000, Some((501, 11))); // echo 35 ms later
+        r.seg(80, Up, ACK, 51, 1001, 0, Some((12, 501))); // echo of the server's probe: 5 ms
+        assert!(r.m.timestamps);
+        let ext = r.m.rtt(Leg::External);
+        assert_eq!((ext.samples(), ext.last_us()), (2, Some(35_000)));
+        let int = r.m.rtt(Leg::Internal);
+        assert_eq!((int.samples(), int.last_us()), (2, Some(5_000)));
+    }
+
+    #[test]
+    fn retransmission_reordering_and_gaps() {
+        let mut r = Run::new();
+        r.seg(0, Down, ACK, 1000, 1, 100, None);
+        r.seg(1, Down, ACK, 1200, 1, 100, None); // gap: 1100..1200 missing here
+        r.seg(2, Down, ACK, 1100, 1, 100, None); // fills in 1 ms later: reordering
+        r.seg(300, Down, ACK, 1200, 1, 100, None); // 298 ms later: retransmission
+        let d = &r.m.dirs[Down.index()];
+        assert_eq!((d.seq_gaps, d.out_of_order, d.retransmissions), (1, 1, 1));
+        assert_eq!(d.payload_bytes, 400);
+        assert_eq!(d.new_payload_bytes, 300);
+    }
+
+    #[test]
+    fn sequence_wraps() {
+        let mut r = Run::new();
+        r.seg(0, Down, ACK, u32::MAX - 49, 1, 100, None);
+        r.seg(1, Down, ACK, 50, 1, 100, None);
+        let d = &r.m.dirs[Down.index()];
+        assert_eq!((d.seq_gaps, d.retransmissions, d.new_payload_bytes), (0, 0, 200));
+    }
+
+    #[test]
+    fn rst_forensics() {
+        let mut r = Run::new();
+        r.seg_ttl(0, Down, ACK, 1, 1, 100, None, 52, 7000);
+        r.seg_ttl(40, Down, RST | ACK, 101, 1, 0, None, 61, 0); // TTL jumps, IP ID resets
+        r.seg_ttl(41, Down, ACK, 101, 1, 100, None, 52, 7001); // the real server goes on
+        let d = &r.m.dirs[Down.index()];
+        let rst = d.rst.unwrap();
+        assert_eq!((rst.ttl, rst.prev_ttl, rst.ip_id, rst.prev_ip_id), (61, Some(52), 0, Some(7000)));
+        assert_eq!((rst.seq, rst.ack, rst.since_prev_us), (101, Some(1), Some(40_000)));
+        assert_eq!((d.rsts, d.packets_after_rst), (1, 1));
+    }
+
+    #[test]
+    fn fin_and_zero_window() {
+        let mut r = Run::new();
+        r.seg(0, Up, ACK | FIN, 10, 1, 0, None);
+        let fin = r.m.dirs[Up.index()].fin.unwrap();
+        assert_eq!(fin.seq, 10);
+        let mut d = TcpDirection::default();
+        d.window(0);
+        d.window(0);
+        d.window(10);
+        d.window(0);
+        assert_eq!(d.zero_windows, 2);
+    }
+}

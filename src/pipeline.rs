@@ -1,0 +1,398 @@
+//! The pipeline: decode → flow table → measure → classify, one packet at a time, on packet
+//! time. `analyze` feeds it from files; the daemon will feed it from interfaces. Finished flows
+//! come out as [`FinishedFlow`] records with their final classification and role.
+//!
+//! Per packet, once warm: no allocation (the table, the detail pool and the scratch buffer
+//! are reused), no lock, no log line. Every packet is either measured or counted under a
+//! [`SkipReason`], so `packets == measured + skipped` always holds.
+
+use hdrhistogram::Histogram;
+
+use crate::classify::{ClassState, Classification, Classifier, Role, ServiceId, role};
+use crate::config::PipelineConfig;
+use crate::decode::stun::StunMessage;
+use crate::decode::{self, FragmentCache, IPPROTO_TCP, IPPROTO_UDP, LinkType, SkipCounts, SkipReason, Transport, tcp_flags};
+use crate::flow::{ClientBy, Direction, Endpoint, FlowEntry, FlowKey, FlowTable, Proto, Removal, TableStats, source_is_client};
+use crate::measure::rtt::Leg;
+use crate::measure::throughput::BinSeries;
+use crate::measure::{Detail, FlowMeasures, RttSamples, TransportMeasures};
+use crate::time::Timestamp;
+
+/// Highest RTT the per-service histograms record (larger samples saturate), in microseconds.
+const HISTOGRAM_MAX_US: u64 = 60_000_000;
+
+/// What the flow table stores per flow.
+#[derive(Debug, Clone)]
+pub struct FlowState {
+    pub measures: FlowMeasures,
+    pub class: ClassState,
+    detail: Option<u32>,
+}
+
+/// How a flow ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowEnd {
+    /// FIN in both directions.
+    Fin,
+    Rst,
+    /// Idle past its timeout.
+    Idle,
+    /// Pushed out of the full flow table.
+    Evicted,
+    /// Still open when the input ended.
+    EndOfInput,
+}
+
+impl FlowEnd {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlowEnd::Fin => "fin",
+            FlowEnd::Rst => "rst",
+            FlowEnd::Idle => "idle",
+            FlowEnd::Evicted => "evicted",
+            FlowEnd::EndOfInput => "end_of_input",
+        }
+    }
+}
+
+/// A flow that left the table, with everything measured about it.
+#[derive(Debug, Clone)]
+pub struct FinishedFlow {
+    pub id: u64,
+    pub proto: Proto,
+    pub client: Endpoint,
+    pub server: Endpoint,
+    pub client_by: ClientBy,
+    pub first_at: Timestamp,
+    pub last_at: Timestamp,
+    pub measures: FlowMeasures,
+    /// Throughput bins and windowed RTT extremes, for flows that had a detail slot.
+    pub bins: Option<BinSeries>,
+    /// Windowed (last ~10 s) minimum and maximum RTT per leg, indexed by [`Leg::index`].
+    pub rtt_recent: Option<[(Option<u32>, Option<u32>); 2]>,
+    pub class: Classification,
+    pub role: Role,
+    pub end: FlowEnd,
+}
+
+/// Counters of the whole run.
+#[derive(Debug, Clone, Default)]
+pub struct PipelineStats {
+    pub packets: u64,
+    pub measured: u64,
+    pub skipped: SkipCounts,
+    pub first_at: Option<Timestamp>,
+    pub last_at: Option<Timestamp>,
+    /// Flows that would have had a detail slot but the pool was exhausted.
+    pub detail_refused: u64,
+}
+
+/// RTT histograms per leg: one per service, one for control TCP flows.
+#[derive(Debug)]
+pub struct RttHistograms {
+    by_service: Vec<Option<Box<[Histogram<u32>; 2]>>>,
+    control: Option<Box<[Histogram<u32>; 2]>>,
+}
+
+impl RttHistograms {
+    fn new(services: usize) -> Self {
+        RttHistograms { by_service: vec![None; services], control: None }
+    }
+
+    fn record(&mut self, service: Option<ServiceId>, samples: RttSamples) {
+        let slot = match service {
+            Some(s) => &mut self.by_service[usize::from(s)],
+            None => &mut self.control,
+        };
+        let pair = slot.get_or_insert_with(|| {
+            let h = || Histogram::new_with_bounds(1, HISTOGRAM_MAX_US, 2).expect("valid histogram bounds");
+            Box::new([h(), h()])
+        });
+        if let Some(v) = samples.external_us {
+            pair[Leg::External.index()].saturating_record(v.max(1));
+        }
+        if let Some(v) = samples.internal_us {
+            pair[Leg::Internal.index()].saturating_record(v.max(1));
+        }
+    }
+
+    /// The histogram of a service's (or, with `None`, the control flows') leg.
+    pub fn get(&self, service: Option<ServiceId>, leg: Leg) -> Option<&Histogram<u32>> {
+        let slot = match service {
+            Some(s) => self.by_service.get(usize::from(s))?,
+            None => &self.control,
+        };
+        slot.as_ref().map(|pair| &pair[leg.index()])
+    }
+}
+
+/// A bounded pool of [`Detail`] slots. A quarter is kept for target flows.
+#[derive(Debug)]
+struct DetailPool {
+    slots: Vec<Detail>,
+    free: Vec<u32>,
+    capacity: usize,
+    bin_us: u64,
+}
+
+impl DetailPool {
+    fn acquire(&mut self, target: bool) -> Option<u32> {
+        let in_use = self.slots.len() - self.free.len();
+        if !target && in_use * 4 >= self.capacity * 3 {
+            return None;
+        }
+        if let Some(idx) = self.free.pop() {
+            return Some(idx);
+        }
+        if self.slots.len() < self.capacity {
+            self.slots.push(Detail::new(self.bin_us));
+            return Some((self.slots.len() - 1) as u32);
+        }
+        None
+    }
+
+    fn release(&mut self, idx: u32) {
+        self.slots[idx as usize].reset();
+        self.free.push(idx);
+    }
+}
+
+/// The packet pipeline.
+#[derive(Debug)]
+pub struct Pipeline {
+    classifier: Classifier,
+    table: FlowTable<FlowState>,
+    details: DetailPool,
+    fragments: FragmentCache,
+    stats: PipelineStats,
+    clock: Timestamp,
+    removed: Vec<(FlowEntry<FlowState>, Removal)>,
+    finished: Vec<FinishedFlow>,
+    histograms: RttHistograms,
+}
+
+/// Everything a run measured, for the report.
+#[derive(Debug)]
+pub struct Analysis {
+    pub flows: Vec<FinishedFlow>,
+    pub stats: PipelineStats,
+    pub table: TableStats,
+    pub max_flows: usize,
+    pub detail_flows: usize,
+    pub classifier: Classifier,
+    pub histograms: RttHistograms,
+}
+
+impl Pipeline {
+    pub fn new(config: PipelineConfig, classifier: Classifier) -> Self {
+        let services = classifier.catalogue().services().len();
+        Pipeline {
+            classifier,
+            table: FlowTable::new(config.max_flows, config.timeouts),
+            details: DetailPool { slots: Vec::new(), free: Vec::new(), capacity: config.detail_flows, bin_us: config.bin_us },
+            fragments: FragmentCache::default(),
+            stats: PipelineStats::default(),
+            clock: Timestamp::default(),
+            removed: Vec::new(),
+            finished: Vec::new(),
+            histograms: RttHistograms::new(services),
+        }
+    }
+
+    pub fn stats(&self) -> &PipelineStats {
+        &self.stats
+    }
+
+    /// Feed one captured frame. `wire_len` is its length on the wire.
+    pub fn process(&mut self, link: LinkType, ts: Timestamp, frame: &[u8], wire_len: u32) {
+        self.stats.packets += 1;
+        let packet = match decode::decode(link, ts, frame, wire_len, &mut self.fragments) {
+            Ok(p) => p,
+            Err(reason) => return self.stats.skipped.add(reason),
+        };
+        self.stats.first_at = Some(self.stats.first_at.map_or(ts, |t| t.min(ts)));
+        self.stats.last_at = Some(self.stats.last_at.map_or(ts, |t| t.max(ts)));
+        // The table ages on the latest time seen, so a packet stamped in the past cannot
+        // resurrect expired state or make the clock run backwards.
+        self.clock = self.clock.max(ts);
+        self.table.expire(self.clock, &mut self.removed);
+        self.finish_removed();
+
+        let (proto, src_port, dst_port, payload, payload_len, flags) = match packet.transport {
+            Transport::Tcp(t) => (Proto::Tcp, t.src_port, t.dst_port, t.payload, t.payload_len, t.flags),
+            Transport::Udp(u) => (Proto::Udp, u.src_port, u.dst_port, u.payload, u.payload_len, 0),
+            Transport::Fragment(f) => {
+                let proto = if f.proto == IPPROTO_TCP { Proto::Tcp } else { Proto::Udp };
+                debug_assert!(f.proto == IPPROTO_TCP || f.proto == IPPROTO_UDP);
+                (proto, f.src_port, f.dst_port, &[][..], 0, 0)
+            }
+            Transport::IcmpError(e) => {
+                let proto = if e.quoted_proto == IPPROTO_TCP { Proto::Tcp } else { Proto::Udp };
+                let src = Endpoint::new(e.quoted_src, e.quoted_src_port);
+                let key = FlowKey::new(proto, src, Endpoint::new(e.quoted_dst, e.quoted_dst_port));
+                match self.table.find(&key) {
+                    Some(idx) => {
+                        let entry = self.table.get_mut(idx);
+                        let dir = entry.direction_of(src);
+                        entry.state.measures.on_icmp_error(dir, &e);
+                        self.stats.measured += 1;
+                    }
+                    None => self.stats.skipped.add(SkipReason::IcmpErrorNoFlow),
+                }
+                return;
+            }
+        };
+        let src = Endpoint::new(packet.ip.src, src_port);
+        let dst = Endpoint::new(packet.ip.dst, dst_port);
+        let key = FlowKey::new(proto, src, dst);
+        let idx = match self.table.find(&key) {
+            Some(idx) => idx,
+            None => {
+                let syn = flags & tcp_flags::SYN != 0;
+                let synack = syn && flags & tcp_flags::ACK != 0;
+                let catalogue = self.classifier.catalogue();
+                let (src_is_client, client_by) =
+                    source_is_client(src_port, dst_port, syn, synack, |p| catalogue.is_service_port(p));
+                let (client, server) = if src_is_client { (src, dst) } else { (dst, src) };
+                let class = self.classifier.on_new_flow(proto, client, server, ts);
+                let detail = self.acquire_detail(class.class.service.is_some());
+                let state = FlowState { measures: FlowMeasures::new(proto), class, detail };
+                match self.table.insert(key, client, client_by, ts, state, &mut self.removed) {
+                    Some(idx) => {
+                        self.finish_removed();
+                        idx
+                    }
+                    None => {
+                        if let Some(d) = detail {
+                            self.details.release(d);
+                        }
+                        return self.stats.skipped.add(SkipReason::FlowTableFull);
+                    }
+                }
+            }
+        };
+
+        let entry = self.table.get_mut(idx);
+        let dir = entry.direction_of(src);
+        let stun = match (proto, payload.first()) {
+            // RFC 7983: a first byte of 0-3 is STUN.
+            (Proto::Udp, Some(0..=3)) => StunMessage::parse(payload, payload_len),
+            _ => None,
+        };
+        let ends = (entry.client, entry.server());
+        let state = &mut entry.state;
+        let was_target = state.class.class.service.is_some();
+        let detail = state.detail.map(|d| &mut self.details.slots[d as usize]);
+        let samples = state.measures.on_packet(dir, &packet, stun.as_ref(), detail);
+        if !matches!(packet.transport, Transport::Fragment(_)) {
+            self.classifier.inspect(&mut state.class, proto, ends, dir, payload, payload_len, stun.as_ref(), ts);
+        }
+        if samples != RttSamples::default() {
+            self.histograms.record(state.class.class.service, samples);
+        }
+        if !was_target && state.class.class.service.is_some() && state.detail.is_none() {
+            state.detail = self.details.acquire(true);
+        }
+        if let TransportMeasures::Tcp(tcp) = &state.measures.transport {
+            entry.closed = tcp.closed();
+        }
+        self.table.touch(idx, ts);
+        self.stats.measured += 1;
+    }
+
+    fn acquire_detail(&mut self, target: bool) -> Option<u32> {
+        let d = self.details.acquire(target);
+        if d.is_none() && (target || self.details.capacity > 0) {
+            self.stats.detail_refused += 1;
+        }
+        d
+    }
+
+    /// Hand out the flows finished so far (the daemon drains these at window ends).
+    pub fn take_finished(&mut self) -> Vec<FinishedFlow> {
+        std::mem::take(&mut self.finished)
+    }
+
+    /// End of input: finish every flow, give late knowledge (an endpoint or DNS answer learned
+    /// after a flow ended) to the flows it concerns, and return the analysis.
+    pub fn finish(mut self) -> Analysis {
+        self.table.drain(&mut self.removed);
+        self.finish_removed();
+        let clock = self.clock;
+        for flow in &mut self.finished {
+            let class = self.classifier.resolve(flow.class, flow.proto, flow.client, flow.server, clock);
+            if class != flow.class {
+                flow.class = class;
+                flow.role = flow_role(flow);
+            }
+        }
+        let mut flows = self.finished;
+        flows.sort_by_key(|f| f.id);
+        Analysis {
+            flows,
+            stats: self.stats,
+            table: self.table.stats(),
+            max_flows: self.table.max_flows(),
+            detail_flows: self.details.capacity,
+            classifier: self.classifier,
+            histograms: self.histograms,
+        }
+    }
+
+    fn finish_removed(&mut self) {
+        for (entry, removal) in self.removed.drain(..) {
+            let FlowEntry { id, key, client, client_by, first_at, last_at, closed, state } = entry;
+            let server = {
+                let (a, b) = key.endpoints();
+                if a == client { b } else { a }
+            };
+            let (bins, rtt_recent) = match state.detail {
+                Some(d) => {
+                    let detail = &self.details.slots[d as usize];
+                    let recent = [0, 1].map(|leg| (detail.rtt_min[leg].get(), detail.rtt_max[leg].get()));
+                    let out = (detail.bins.series(), Some(recent));
+                    self.details.release(d);
+                    out
+                }
+                None => (None, None),
+            };
+            let end = match (&state.measures.transport, removal) {
+                (TransportMeasures::Tcp(tcp), _) if closed => {
+                    if tcp.rst_seen() { FlowEnd::Rst } else { FlowEnd::Fin }
+                }
+                (_, Removal::Idle) => FlowEnd::Idle,
+                (_, Removal::Evicted) => FlowEnd::Evicted,
+                (_, Removal::EndOfInput) => FlowEnd::EndOfInput,
+            };
+            let class = self.classifier.resolve(state.class.class, key.proto, client, server, self.clock);
+            let mut flow = FinishedFlow {
+                id,
+                proto: key.proto,
+                client,
+                server,
+                client_by,
+                first_at,
+                last_at,
+                measures: state.measures,
+                bins,
+                rtt_recent,
+                class,
+                role: Role::Other,
+                end,
+            };
+            flow.role = flow_role(&flow);
+            self.finished.push(flow);
+        }
+    }
+}
+
+fn flow_role(flow: &FinishedFlow) -> Role {
+    let packets = flow.measures.dirs.iter().map(|d| d.packets).sum();
+    role(flow.class, flow.proto, flow.client, flow.server, packets, flow.last_at.since(flow.first_at))
+}
+
+impl FinishedFlow {
+    pub fn direction(&self, dir: Direction) -> &crate::measure::DirCounters {
+        &self.measures.dirs[dir.index()]
+    }
+}

@@ -1,0 +1,112 @@
+//! Packet time. Every stage below the daemon shell takes the capture timestamp of the packet
+//! it works on and never reads the wall clock, so a trace replayed offline gives exactly what
+//! the daemon would have said live (DESIGN §1).
+//!
+//! [`Timestamp`] is microseconds since the Unix epoch; durations are plain `u64` microseconds
+//! in fields and variables whose names end in `_us`.
+
+use std::fmt;
+
+/// Microseconds in one second.
+pub const MICROS_PER_SEC: u64 = 1_000_000;
+
+/// A capture timestamp: microseconds since 1970-01-01T00:00:00Z.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(u64);
+
+impl Timestamp {
+    pub const fn from_micros(micros: u64) -> Self {
+        Timestamp(micros)
+    }
+
+    /// From a `struct timeval` as libpcap hands it over. Times before the epoch (broken
+    /// capture clocks) clamp to the epoch instead of wrapping.
+    pub fn from_timeval(sec: i64, usec: i64) -> Self {
+        let sec = u64::try_from(sec).unwrap_or(0);
+        let usec = u64::try_from(usec).unwrap_or(0).min(MICROS_PER_SEC - 1);
+        Timestamp(sec.saturating_mul(MICROS_PER_SEC).saturating_add(usec))
+    }
+
+    pub const fn micros(self) -> u64 {
+        self.0
+    }
+
+    /// Microseconds from `earlier` to `self`; zero when `earlier` is later (capture clocks do
+    /// step backwards, and a negative gap must never wrap into a huge one).
+    pub const fn since(self, earlier: Timestamp) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+
+    pub const fn add_micros(self, micros: u64) -> Timestamp {
+        Timestamp(self.0.saturating_add(micros))
+    }
+
+    /// Seconds since the epoch as a float, for reports.
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / MICROS_PER_SEC as f64
+    }
+}
+
+/// RFC 3339 in UTC with microseconds, e.g. `2024-05-10T09:01:28.673643Z`.
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0 / MICROS_PER_SEC;
+        let micros = self.0 % MICROS_PER_SEC;
+        let days = secs / 86_400;
+        let rem = secs % 86_400;
+        let (year, month, day) = civil_from_days(days as i64);
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        )
+    }
+}
+
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day).
+/// Howard Hinnant's `civil_from_days` (chrono-compatible date algorithms).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_rfc3339_utc() {
+        assert_eq!(Timestamp::from_micros(0).to_string(), "1970-01-01T00:00:00.000000Z");
+        // 2024-05-10T09:01:28.673643Z, the last packet of the nDPI viber capture (tshark).
+        let ts = Timestamp::from_timeval(1_715_331_688, 673_643);
+        assert_eq!(ts.to_string(), "2024-05-10T09:01:28.673643Z");
+        // A leap day.
+        let ts = Timestamp::from_timeval(951_782_400, 0);
+        assert_eq!(ts.to_string(), "2000-02-29T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn negative_and_backward_times_clamp() {
+        assert_eq!(Timestamp::from_timeval(-5, 3), Timestamp::from_micros(3));
+        let a = Timestamp::from_micros(10);
+        let b = Timestamp::from_micros(25);
+        assert_eq!(b.since(a), 15);
+        assert_eq!(a.since(b), 0);
+    }
+}
