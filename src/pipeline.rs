@@ -11,7 +11,7 @@ use hdrhistogram::Histogram;
 use crate::classify::{ClassState, Classification, Classifier, Role, ServiceId, role};
 use crate::config::PipelineConfig;
 use crate::decode::stun::StunMessage;
-use crate::decode::{self, FragmentCache, IPPROTO_TCP, IPPROTO_UDP, LinkType, SkipCounts, SkipReason, Transport, tcp_flags};
+use crate::decode::{self, FragmentCache, IPPROTO_TCP, IPPROTO_UDP, IcmpError, LinkType, SkipCounts, SkipReason, Transport, tcp_flags};
 use crate::flow::{ClientBy, Direction, Endpoint, FlowEntry, FlowKey, FlowTable, Proto, Removal, TableStats, source_is_client};
 use crate::measure::rtt::Leg;
 use crate::measure::throughput::BinSeries;
@@ -226,21 +226,7 @@ impl Pipeline {
                 debug_assert!(f.proto == IPPROTO_TCP || f.proto == IPPROTO_UDP);
                 (proto, f.src_port, f.dst_port, &[][..], 0, 0)
             }
-            Transport::IcmpError(e) => {
-                let proto = if e.quoted_proto == IPPROTO_TCP { Proto::Tcp } else { Proto::Udp };
-                let src = Endpoint::new(e.quoted_src, e.quoted_src_port);
-                let key = FlowKey::new(proto, src, Endpoint::new(e.quoted_dst, e.quoted_dst_port));
-                match self.table.find(&key) {
-                    Some(idx) => {
-                        let entry = self.table.get_mut(idx);
-                        let dir = entry.direction_of(src);
-                        entry.state.measures.on_icmp_error(dir, &e);
-                        self.stats.measured += 1;
-                    }
-                    None => self.stats.skipped.add(SkipReason::IcmpErrorNoFlow),
-                }
-                return;
-            }
+            Transport::IcmpError(e) => return self.icmp_error(&e),
         };
         let src = Endpoint::new(packet.ip.src, src_port);
         let dst = Endpoint::new(packet.ip.dst, dst_port);
@@ -252,7 +238,7 @@ impl Pipeline {
                 let synack = syn && flags & tcp_flags::ACK != 0;
                 let catalogue = self.classifier.catalogue();
                 let (src_is_client, client_by) =
-                    source_is_client(src_port, dst_port, syn, synack, |p| catalogue.is_service_port(p));
+                    source_is_client(src, dst, syn, synack, |p| catalogue.is_service_port(p));
                 let (client, server) = if src_is_client { (src, dst) } else { (dst, src) };
                 let class = self.classifier.on_new_flow(proto, client, server, ts);
                 let detail = self.acquire_detail(class.class.service.is_some());
@@ -298,6 +284,22 @@ impl Pipeline {
         }
         self.table.touch(idx, ts);
         self.stats.measured += 1;
+    }
+
+    /// An ICMP error counts for the flow of the packet it quotes, if the table holds it.
+    fn icmp_error(&mut self, e: &IcmpError) {
+        let proto = if e.quoted_proto == IPPROTO_TCP { Proto::Tcp } else { Proto::Udp };
+        let src = Endpoint::new(e.quoted_src, e.quoted_src_port);
+        let key = FlowKey::new(proto, src, Endpoint::new(e.quoted_dst, e.quoted_dst_port));
+        match self.table.find(&key) {
+            Some(idx) => {
+                let entry = self.table.get_mut(idx);
+                let dir = entry.direction_of(src);
+                entry.state.measures.on_icmp_error(dir, e);
+                self.stats.measured += 1;
+            }
+            None => self.stats.skipped.add(SkipReason::IcmpErrorNoFlow),
+        }
     }
 
     fn acquire_detail(&mut self, target: bool) -> Option<u32> {

@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use crate::decode::dns::{DnsResponse, DomainName};
 use crate::decode::stun::StunMessage;
 use crate::decode::tls::client_hello_sni;
-use crate::flow::{Direction, Endpoint, Proto};
+use crate::flow::{Direction, Endpoint, Proto, is_group_address, is_local_address};
 use crate::time::Timestamp;
 
 pub use catalogue::{AddressMatch, Catalogue, CatalogueError, Service, ServiceId};
@@ -267,7 +267,10 @@ pub fn role(class: Classification, proto: Proto, client: Endpoint, server: Endpo
     if class.service.is_some() {
         return Role::Target;
     }
-    if is_group(server.addr) || is_group(client.addr) || (is_local(client.addr) && is_local(server.addr)) {
+    if is_group_address(server.addr)
+        || is_group_address(client.addr)
+        || (is_local_address(client.addr) && is_local_address(server.addr))
+    {
         return Role::Other;
     }
     match proto {
@@ -279,28 +282,6 @@ pub fn role(class: Classification, proto: Proto, client: Endpoint, server: Endpo
             } else {
                 Role::Other
             }
-        }
-    }
-}
-
-/// Multicast, broadcast and unspecified addresses: not a conversation across the router.
-fn is_group(addr: IpAddr) -> bool {
-    match addr {
-        IpAddr::V4(a) => a.is_multicast() || a.is_broadcast() || a.is_unspecified(),
-        IpAddr::V6(a) => a.is_multicast() || a.is_unspecified(),
-    }
-}
-
-/// Addresses that do not leave the site: private, shared (CGN), loopback, link-local, ULA.
-fn is_local(addr: IpAddr) -> bool {
-    match addr {
-        IpAddr::V4(a) => {
-            let o = a.octets();
-            a.is_private() || a.is_loopback() || a.is_link_local() || (o[0] == 100 && (o[1] & 0xc0) == 64)
-        }
-        IpAddr::V6(a) => {
-            let s = a.segments()[0];
-            a.is_loopback() || (s & 0xfe00) == 0xfc00 || (s & 0xffc0) == 0xfe80
         }
     }
 }

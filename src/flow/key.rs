@@ -98,6 +98,9 @@ pub enum ClientBy {
     Handshake,
     /// The server's port is a well-known or service port and the client's is not.
     Port,
+    /// The client has a site-local address and the server a global one (a router's LAN side
+    /// opens the conversations it takes part in).
+    Address,
     /// The client sent the first packet seen.
     FirstPacket,
 }
@@ -107,6 +110,7 @@ impl ClientBy {
         match self {
             ClientBy::Handshake => "handshake",
             ClientBy::Port => "port",
+            ClientBy::Address => "address",
             ClientBy::FirstPacket => "first_packet",
         }
     }
@@ -115,12 +119,13 @@ impl ClientBy {
 /// Ports below this are system ports (RFC 6335) and taken as servers.
 const SYSTEM_PORTS: u16 = 1024;
 
-/// Decide which side of a new flow is the client, from its first packet. `syn`/`synack` are
-/// the TCP flags of that packet; `is_service_port` names ports that servers listen on (the
-/// catalogue's). Returns whether the packet's source is the client.
+/// Decide which side of a new flow is the client, from its first packet: the SYN's sender;
+/// else the side whose port is not a system or service port (`is_service_port`, from the
+/// catalogue) when the other's is; else the site-local side talking to a global address; else
+/// the sender of the first packet. Returns whether the packet's source is the client.
 pub fn source_is_client(
-    src_port: u16,
-    dst_port: u16,
+    src: Endpoint,
+    dst: Endpoint,
     syn: bool,
     synack: bool,
     is_service_port: impl Fn(u16) -> bool,
@@ -129,12 +134,38 @@ pub fn source_is_client(
         return (!synack, ClientBy::Handshake);
     }
     let server_like = |p: u16| p < SYSTEM_PORTS || is_service_port(p);
-    match (server_like(src_port), server_like(dst_port)) {
-        (true, false) => (false, ClientBy::Port),
-        (false, true) => (true, ClientBy::Port),
-        // Both system ports (DNS between servers, NTP 123↔123) or neither: the lower port
-        // listens when exactly one is a system port was handled above; else first packet.
+    match (server_like(src.port), server_like(dst.port)) {
+        (true, false) => return (false, ClientBy::Port),
+        (false, true) => return (true, ClientBy::Port),
+        _ => {}
+    }
+    match (is_local_address(src.addr), is_local_address(dst.addr)) {
+        (true, false) => (true, ClientBy::Address),
+        (false, true) => (false, ClientBy::Address),
         _ => (true, ClientBy::FirstPacket),
+    }
+}
+
+/// Multicast, broadcast and unspecified addresses: not one peer of a conversation.
+pub fn is_group_address(addr: IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(a) => a.is_multicast() || a.is_broadcast() || a.is_unspecified(),
+        IpAddr::V6(a) => a.is_multicast() || a.is_unspecified(),
+    }
+}
+
+/// Addresses that do not leave the site: private, shared (CGN, RFC 6598), loopback,
+/// link-local, unique local.
+pub fn is_local_address(addr: IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            a.is_private() || a.is_loopback() || a.is_link_local() || (o[0] == 100 && (o[1] & 0xc0) == 64)
+        }
+        IpAddr::V6(a) => {
+            let s = a.segments()[0];
+            a.is_loopback() || (s & 0xfe00) == 0xfc00 || (s & 0xffc0) == 0xfe80
+        }
     }
 }
 
@@ -165,11 +196,22 @@ mod tests {
     #[test]
     fn client_rules() {
         let none = |_| false;
-        assert_eq!(source_is_client(40000, 443, true, false, none), (true, ClientBy::Handshake));
-        assert_eq!(source_is_client(443, 40000, true, true, none), (false, ClientBy::Handshake));
-        assert_eq!(source_is_client(443, 40000, false, false, none), (false, ClientBy::Port));
-        assert_eq!(source_is_client(50001, 54935, false, false, |p| p == 50001), (false, ClientBy::Port));
-        assert_eq!(source_is_client(50001, 54935, false, false, none), (true, ClientBy::FirstPacket));
-        assert_eq!(source_is_client(123, 123, false, false, none), (true, ClientBy::FirstPacket));
+        let (lan, wan) = (|p| ep(2, p), |p| Endpoint::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)), p));
+        assert_eq!(source_is_client(lan(40000), wan(443), true, false, none), (true, ClientBy::Handshake));
+        assert_eq!(source_is_client(wan(443), lan(40000), true, true, none), (false, ClientBy::Handshake));
+        assert_eq!(source_is_client(wan(443), lan(40000), false, false, none), (false, ClientBy::Port));
+        let discord = |p| p == 50001;
+        assert_eq!(source_is_client(wan(50001), wan(54935), false, false, discord), (false, ClientBy::Port));
+        assert_eq!(source_is_client(wan(32704), lan(56328), false, false, none), (false, ClientBy::Address));
+        assert_eq!(source_is_client(wan(50001), wan(54935), false, false, none), (true, ClientBy::FirstPacket));
+        assert_eq!(source_is_client(lan(123), ep(9, 123), false, false, none), (true, ClientBy::FirstPacket));
+    }
+
+    #[test]
+    fn address_kinds() {
+        let local = |s: &str| is_local_address(s.parse().unwrap());
+        assert!(local("192.168.1.1") && local("10.1.2.3") && local("100.64.0.1") && local("fe80::1") && local("fd00::1"));
+        assert!(!local("203.0.113.1") && !local("100.128.0.1") && !local("2001:db8::1"));
+        assert!(is_group_address("224.0.0.251".parse().unwrap()) && is_group_address("ff02::fb".parse().unwrap()));
     }
 }

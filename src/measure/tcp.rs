@@ -38,6 +38,8 @@ pub struct Handshake {
     /// The last SYN before the SYN/ACK (the one most likely answered).
     syn_at: Option<Timestamp>,
     synack_at: Option<Timestamp>,
+    /// Sequence number the client's ACK must acknowledge: the first SYN/ACK's ISN + 1.
+    synack_next: u32,
     ack_at: Option<Timestamp>,
     pub syns: u16,
     pub synacks: u16,
@@ -194,6 +196,7 @@ impl TcpMeasures {
                 hs.synacks = hs.synacks.saturating_add(1);
                 if hs.synack_at.is_none() {
                     hs.synack_at = Some(now);
+                    hs.synack_next = seg.seq.wrapping_add(1);
                     if let Some(syn_at) = hs.syn_at {
                         let rtt = now.since(syn_at);
                         hs.external_us = Some(rtt);
@@ -203,10 +206,8 @@ impl TcpMeasures {
                 }
             }
             (false, true, Direction::Up) if hs.ack_at.is_none() => {
-                // The ACK that completes the handshake acknowledges the SYN/ACK's sequence.
-                let server = &self.dirs[Direction::Down.index()];
-                let acks_synack = server.seq.is_some_and(|s| s.highest_end == seg.ack);
-                if let (Some(synack_at), true) = (hs.synack_at, acks_synack) {
+                // The ACK that completes the handshake acknowledges the first SYN/ACK.
+                if let (Some(synack_at), true) = (hs.synack_at, seg.ack == hs.synack_next) {
                     hs.ack_at = Some(now);
                     let rtt = now.since(synack_at);
                     hs.internal_us = Some(rtt);
