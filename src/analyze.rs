@@ -49,7 +49,9 @@ pub fn run(input: AnalyzeInput) -> AnalyzeOutput {
                 report.format = Some(file.format().to_string());
                 report.link_type = Some(link.name().to_string());
                 let before = pipeline.stats().packets;
-                let result = file.for_each_packet(|ts, frame, wire_len| pipeline.process(link, ts, frame, wire_len));
+                let result = file.for_each_packet(|ts, frame, wire_len| {
+                    pipeline.process(link, ts, frame, wire_len)
+                });
                 report.packets = pipeline.stats().packets - before;
                 if let Err(e) = result {
                     report.error = Some(e.to_string());
@@ -59,5 +61,9 @@ pub fn run(input: AnalyzeInput) -> AnalyzeOutput {
         }
         inputs.push(report);
     }
-    AnalyzeOutput { analysis: pipeline.finish(), inputs, errors }
+    AnalyzeOutput {
+        analysis: pipeline.finish(),
+        inputs,
+        errors,
+    }
 }

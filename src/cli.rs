@@ -17,7 +17,11 @@ const EXIT_BAD_INPUT: u8 = 2;
 const EXIT_FINDING: u8 = 3;
 
 #[derive(Debug, Parser)]
-#[command(name = "throttlewatch", version, about = "Detect throttling of messenger services from the packets crossing a router")]
+#[command(
+    name = "throttlewatch",
+    version,
+    about = "Detect throttling of messenger services from the packets crossing a router"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -74,7 +78,9 @@ pub fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             return match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
                 _ => ExitCode::from(EXIT_BAD_INPUT),
             };
         }
@@ -100,7 +106,10 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         None => Catalogue::builtin(),
     };
     for warning in catalogue.warnings() {
-        eprintln!("throttlewatch: warning: {}: {warning}", catalogue.source_name());
+        eprintln!(
+            "throttlewatch: warning: {}: {warning}",
+            catalogue.source_name()
+        );
     }
     let config = PipelineConfig {
         max_flows: args.max_flows,
@@ -108,7 +117,11 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         bin_us: args.bin_ms * 1000,
         ..PipelineConfig::default()
     };
-    let output = run(AnalyzeInput { files: args.files.clone(), config, catalogue });
+    let output = run(AnalyzeInput {
+        files: args.files.clone(),
+        config,
+        catalogue,
+    });
     let report = Report::build(&output.analysis, output.inputs, Vec::new());
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
@@ -138,6 +151,8 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
 
 #[cfg(not(feature = "pcap"))]
 fn analyze(_args: AnalyzeArgs) -> ExitCode {
-    eprintln!("throttlewatch: error: this build has no libpcap (built without the `pcap` feature) and cannot read trace files");
+    eprintln!(
+        "throttlewatch: error: this build has no libpcap (built without the `pcap` feature) and cannot read trace files"
+    );
     ExitCode::from(EXIT_BAD_INPUT)
 }

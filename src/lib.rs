@@ -6,6 +6,8 @@
 //! [`report`] (outputs). [`pipeline`] wires the stages; `analyze` drives it from files.
 
 #[cfg(feature = "pcap")]
+pub mod analyze;
+#[cfg(feature = "pcap")]
 pub mod capture;
 pub mod classify;
 pub mod config;
@@ -16,5 +18,3 @@ pub mod measure;
 pub mod pipeline;
 pub mod report;
 pub mod time;
-#[cfg(feature = "pcap")]
-pub mod analyze;

@@ -11,8 +11,13 @@ use hdrhistogram::Histogram;
 use crate::classify::{ClassState, Classification, Classifier, Role, ServiceId, role};
 use crate::config::PipelineConfig;
 use crate::decode::stun::StunMessage;
-use crate::decode::{self, FragmentCache, IPPROTO_TCP, IPPROTO_UDP, IcmpError, LinkType, SkipCounts, SkipReason, Transport, tcp_flags};
-use crate::flow::{ClientBy, Direction, Endpoint, FlowEntry, FlowKey, FlowTable, Proto, Removal, TableStats, source_is_client};
+use crate::decode::{
+    self, FragmentCache, IPPROTO_TCP, IPPROTO_UDP, IcmpError, LinkType, SkipCounts, SkipReason,
+    Transport, tcp_flags,
+};
+use crate::flow::{
+    ClientBy, Endpoint, FlowEntry, FlowKey, FlowTable, Proto, Removal, TableStats, source_is_client,
+};
 use crate::measure::rtt::Leg;
 use crate::measure::throughput::BinSeries;
 use crate::measure::{Detail, FlowMeasures, RttSamples, TransportMeasures};
@@ -96,7 +101,10 @@ pub struct RttHistograms {
 
 impl RttHistograms {
     fn new(services: usize) -> Self {
-        RttHistograms { by_service: vec![None; services], control: None }
+        RttHistograms {
+            by_service: vec![None; services],
+            control: None,
+        }
     }
 
     fn record(&mut self, service: Option<ServiceId>, samples: RttSamples) {
@@ -105,7 +113,9 @@ impl RttHistograms {
             None => &mut self.control,
         };
         let pair = slot.get_or_insert_with(|| {
-            let h = || Histogram::new_with_bounds(1, HISTOGRAM_MAX_US, 2).expect("valid histogram bounds");
+            let h = || {
+                Histogram::new_with_bounds(1, HISTOGRAM_MAX_US, 2).expect("valid histogram bounds")
+            };
             Box::new([h(), h()])
         });
         if let Some(v) = samples.external_us {
@@ -189,7 +199,12 @@ impl Pipeline {
         Pipeline {
             classifier,
             table: FlowTable::new(config.max_flows, config.timeouts),
-            details: DetailPool { slots: Vec::new(), free: Vec::new(), capacity: config.detail_flows, bin_us: config.bin_us },
+            details: DetailPool {
+                slots: Vec::new(),
+                free: Vec::new(),
+                capacity: config.detail_flows,
+                bin_us: config.bin_us,
+            },
             fragments: FragmentCache::default(),
             stats: PipelineStats::default(),
             clock: Timestamp::default(),
@@ -219,10 +234,28 @@ impl Pipeline {
         self.finish_removed();
 
         let (proto, src_port, dst_port, payload, payload_len, flags) = match packet.transport {
-            Transport::Tcp(t) => (Proto::Tcp, t.src_port, t.dst_port, t.payload, t.payload_len, t.flags),
-            Transport::Udp(u) => (Proto::Udp, u.src_port, u.dst_port, u.payload, u.payload_len, 0),
+            Transport::Tcp(t) => (
+                Proto::Tcp,
+                t.src_port,
+                t.dst_port,
+                t.payload,
+                t.payload_len,
+                t.flags,
+            ),
+            Transport::Udp(u) => (
+                Proto::Udp,
+                u.src_port,
+                u.dst_port,
+                u.payload,
+                u.payload_len,
+                0,
+            ),
             Transport::Fragment(f) => {
-                let proto = if f.proto == IPPROTO_TCP { Proto::Tcp } else { Proto::Udp };
+                let proto = if f.proto == IPPROTO_TCP {
+                    Proto::Tcp
+                } else {
+                    Proto::Udp
+                };
                 debug_assert!(f.proto == IPPROTO_TCP || f.proto == IPPROTO_UDP);
                 (proto, f.src_port, f.dst_port, &[][..], 0, 0)
             }
@@ -239,11 +272,22 @@ impl Pipeline {
                 let catalogue = self.classifier.catalogue();
                 let (src_is_client, client_by) =
                     source_is_client(src, dst, syn, synack, |p| catalogue.is_service_port(p));
-                let (client, server) = if src_is_client { (src, dst) } else { (dst, src) };
+                let (client, server) = if src_is_client {
+                    (src, dst)
+                } else {
+                    (dst, src)
+                };
                 let class = self.classifier.on_new_flow(proto, client, server, ts);
                 let detail = self.acquire_detail(class.class.service.is_some());
-                let state = FlowState { measures: FlowMeasures::new(proto), class, detail };
-                match self.table.insert(key, client, client_by, ts, state, &mut self.removed) {
+                let state = FlowState {
+                    measures: FlowMeasures::new(proto),
+                    class,
+                    detail,
+                };
+                match self
+                    .table
+                    .insert(key, client, client_by, ts, state, &mut self.removed)
+                {
                     Some(idx) => {
                         self.finish_removed();
                         idx
@@ -265,13 +309,25 @@ impl Pipeline {
             (Proto::Udp, Some(0..=3)) => StunMessage::parse(payload, payload_len),
             _ => None,
         };
-        let ends = (entry.client, entry.server());
+        let ends = (entry.client(), entry.server());
+        let flow_start = entry.first_at;
         let state = &mut entry.state;
         let was_target = state.class.class.service.is_some();
         let detail = state.detail.map(|d| &mut self.details.slots[d as usize]);
-        let samples = state.measures.on_packet(dir, &packet, stun.as_ref(), detail);
+        let samples = state
+            .measures
+            .on_packet(dir, &packet, stun.as_ref(), flow_start, detail);
         if !matches!(packet.transport, Transport::Fragment(_)) {
-            self.classifier.inspect(&mut state.class, proto, ends, dir, payload, payload_len, stun.as_ref(), ts);
+            self.classifier.inspect(
+                &mut state.class,
+                proto,
+                ends,
+                dir,
+                payload,
+                payload_len,
+                stun.as_ref(),
+                ts,
+            );
         }
         if samples != RttSamples::default() {
             self.histograms.record(state.class.class.service, samples);
@@ -288,7 +344,11 @@ impl Pipeline {
 
     /// An ICMP error counts for the flow of the packet it quotes, if the table holds it.
     fn icmp_error(&mut self, e: &IcmpError) {
-        let proto = if e.quoted_proto == IPPROTO_TCP { Proto::Tcp } else { Proto::Udp };
+        let proto = if e.quoted_proto == IPPROTO_TCP {
+            Proto::Tcp
+        } else {
+            Proto::Udp
+        };
         let src = Endpoint::new(e.quoted_src, e.quoted_src_port);
         let key = FlowKey::new(proto, src, Endpoint::new(e.quoted_dst, e.quoted_dst_port));
         match self.table.find(&key) {
@@ -322,7 +382,9 @@ impl Pipeline {
         self.finish_removed();
         let clock = self.clock;
         for flow in &mut self.finished {
-            let class = self.classifier.resolve(flow.class, flow.proto, flow.client, flow.server, clock);
+            let class =
+                self.classifier
+                    .resolve(flow.class, flow.proto, flow.client, flow.server, clock);
             if class != flow.class {
                 flow.class = class;
                 flow.role = flow_role(flow);
@@ -343,15 +405,22 @@ impl Pipeline {
 
     fn finish_removed(&mut self) {
         for (entry, removal) in self.removed.drain(..) {
-            let FlowEntry { id, key, client, client_by, first_at, last_at, closed, state } = entry;
-            let server = {
-                let (a, b) = key.endpoints();
-                if a == client { b } else { a }
-            };
+            let (client, server) = (entry.client(), entry.server());
+            let FlowEntry {
+                id,
+                key,
+                client_by,
+                first_at,
+                last_at,
+                closed,
+                state,
+                ..
+            } = entry;
             let (bins, rtt_recent) = match state.detail {
                 Some(d) => {
                     let detail = &self.details.slots[d as usize];
-                    let recent = [0, 1].map(|leg| (detail.rtt_min[leg].get(), detail.rtt_max[leg].get()));
+                    let recent =
+                        [0, 1].map(|leg| (detail.rtt_min[leg].get(), detail.rtt_max[leg].get()));
                     let out = (detail.bins.series(), Some(recent));
                     self.details.release(d);
                     out
@@ -360,13 +429,19 @@ impl Pipeline {
             };
             let end = match (&state.measures.transport, removal) {
                 (TransportMeasures::Tcp(tcp), _) if closed => {
-                    if tcp.rst_seen() { FlowEnd::Rst } else { FlowEnd::Fin }
+                    if tcp.rst_seen() {
+                        FlowEnd::Rst
+                    } else {
+                        FlowEnd::Fin
+                    }
                 }
                 (_, Removal::Idle) => FlowEnd::Idle,
                 (_, Removal::Evicted) => FlowEnd::Evicted,
                 (_, Removal::EndOfInput) => FlowEnd::EndOfInput,
             };
-            let class = self.classifier.resolve(state.class.class, key.proto, client, server, self.clock);
+            let class =
+                self.classifier
+                    .resolve(state.class.class, key.proto, client, server, self.clock);
             let mut flow = FinishedFlow {
                 id,
                 proto: key.proto,
@@ -390,11 +465,29 @@ impl Pipeline {
 
 fn flow_role(flow: &FinishedFlow) -> Role {
     let packets = flow.measures.dirs.iter().map(|d| d.packets).sum();
-    role(flow.class, flow.proto, flow.client, flow.server, packets, flow.last_at.since(flow.first_at))
+    role(
+        flow.class,
+        flow.proto,
+        flow.client,
+        flow.server,
+        packets,
+        flow.last_at.since(flow.first_at),
+    )
 }
 
-impl FinishedFlow {
-    pub fn direction(&self, dir: Direction) -> &crate::measure::DirCounters {
-        &self.measures.dirs[dir.index()]
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::FlowEntry;
+
+    /// DESIGN §8 aims at 400 bytes per tracked flow. This guards what was reached (see the
+    /// README's memory figures) against silent growth.
+    #[test]
+    fn per_flow_state_stays_bounded() {
+        let entry = std::mem::size_of::<FlowEntry<FlowState>>();
+        let detail = std::mem::size_of::<Detail>();
+        eprintln!("flow entry {entry} bytes, detail slot {detail} bytes");
+        assert!(entry <= 576, "a flow table entry grew to {entry} bytes");
+        assert!(detail <= 1400, "a detail slot grew to {detail} bytes");
     }
 }

@@ -47,6 +47,28 @@ impl Timestamp {
     }
 }
 
+/// The low 32 bits of a [`Timestamp`]: measures intervals shorter than about 71 minutes in
+/// four bytes, with wrapping arithmetic. Per-flow state keeps RTT probes and similar short-lived
+/// times this way.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShortTime(u32);
+
+impl ShortTime {
+    pub fn of(ts: Timestamp) -> Self {
+        ShortTime(ts.0 as u32)
+    }
+
+    /// Microseconds from this time to `now`, correct while under 2^32 µs.
+    pub fn until(self, now: Timestamp) -> u64 {
+        u64::from((now.0 as u32).wrapping_sub(self.0))
+    }
+
+    /// Microseconds from this time to a later short time.
+    pub fn until_short(self, later: ShortTime) -> u64 {
+        u64::from(later.0.wrapping_sub(self.0))
+    }
+}
+
 /// RFC 3339 in UTC with microseconds, e.g. `2024-05-10T09:01:28.673643Z`.
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -92,13 +114,24 @@ mod tests {
 
     #[test]
     fn formats_rfc3339_utc() {
-        assert_eq!(Timestamp::from_micros(0).to_string(), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            Timestamp::from_micros(0).to_string(),
+            "1970-01-01T00:00:00.000000Z"
+        );
         // 2024-05-10T09:01:28.673643Z, the last packet of the nDPI viber capture (tshark).
         let ts = Timestamp::from_timeval(1_715_331_688, 673_643);
         assert_eq!(ts.to_string(), "2024-05-10T09:01:28.673643Z");
         // A leap day.
         let ts = Timestamp::from_timeval(951_782_400, 0);
         assert_eq!(ts.to_string(), "2000-02-29T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn short_times_measure_across_the_wrap() {
+        let before = Timestamp::from_micros((1 << 32) - 10);
+        let after = Timestamp::from_micros((1 << 32) + 25);
+        assert_eq!(ShortTime::of(before).until(after), 35);
+        assert_eq!(ShortTime::of(before).until_short(ShortTime::of(after)), 35);
     }
 
     #[test]

@@ -67,7 +67,9 @@ fn ground_truth(dir: &Path) -> Vec<GroundTruth> {
             _ => continue,
         };
         // A few rows carry endpoints nDPI printed unparseably; none is a messenger flow.
-        let (Some(a), Some(b)) = (common::endpoint(c[3]), common::endpoint(c[5])) else { continue };
+        let (Some(a), Some(b)) = (common::endpoint(c[3]), common::endpoint(c[5])) else {
+            continue;
+        };
         let ndpi = c[6].to_string();
         let (master, app) = ndpi.split_once('/').map_or(("", ndpi.as_str()), |(_, p)| {
             let app = p.rsplit('.').next().unwrap_or(p);
@@ -87,33 +89,64 @@ fn ground_truth(dir: &Path) -> Vec<GroundTruth> {
 
 #[test]
 fn corpus_decodes_without_error_and_accounts_for_every_packet() {
-    let Some(dir) = common::corpus_dir() else { return };
+    let Some(dir) = common::corpus_dir() else {
+        return;
+    };
     let files = common::corpus_files(&dir);
-    assert!(files.len() >= 18, "expected the 18 captures of the corpus, found {}", files.len());
+    assert!(
+        files.len() >= 18,
+        "expected the 18 captures of the corpus, found {}",
+        files.len()
+    );
     for file in &files {
         let out = common::analyze(std::slice::from_ref(file), None);
-        assert!(out.errors.is_empty(), "{}: {:?}", file.display(), out.errors);
+        assert!(
+            out.errors.is_empty(),
+            "{}: {:?}",
+            file.display(),
+            out.errors
+        );
         let s = &out.analysis.stats;
         assert!(s.packets > 0);
-        assert_eq!(s.packets, s.measured + s.skipped.total(), "{}: packets unaccounted for", file.display());
-        let malformed: u64 = s.skipped.nonzero().filter(|(r, _)| r.is_malformed()).map(|(_, n)| n).sum();
+        assert_eq!(
+            s.packets,
+            s.measured + s.skipped.total(),
+            "{}: packets unaccounted for",
+            file.display()
+        );
+        let malformed: u64 = s
+            .skipped
+            .nonzero()
+            .filter(|(r, _)| r.is_malformed())
+            .map(|(_, n)| n)
+            .sum();
         assert_eq!(malformed, 0, "{}: {:?}", file.display(), s.skipped);
         assert!(!out.analysis.flows.is_empty());
-        let reasons: Vec<String> = s.skipped.nonzero().map(|(r, n)| format!("{} {n}", r.as_str())).collect();
+        let reasons: Vec<String> = s
+            .skipped
+            .nonzero()
+            .map(|(r, n)| format!("{} {n}", r.as_str()))
+            .collect();
         eprintln!(
             "{:<26} {:>6} {:>5} packets, {:>3} flows, skipped: {}",
             file.file_name().unwrap().to_string_lossy(),
             out.inputs[0].format.as_deref().unwrap_or("?"),
             s.packets,
             out.analysis.flows.len(),
-            if reasons.is_empty() { "none".into() } else { reasons.join(", ") }
+            if reasons.is_empty() {
+                "none".into()
+            } else {
+                reasons.join(", ")
+            }
         );
     }
 }
 
 #[test]
 fn corpus_messenger_flows_agree_with_ndpi() {
-    let Some(dir) = common::corpus_dir() else { return };
+    let Some(dir) = common::corpus_dir() else {
+        return;
+    };
     let truth = ground_truth(&dir);
     let mut by_file: BTreeMap<&str, Vec<&GroundTruth>> = BTreeMap::new();
     for t in &truth {
@@ -152,20 +185,35 @@ fn corpus_messenger_flows_agree_with_ndpi() {
             if got.contains(&Some(want)) {
                 entry.0 += 1;
             } else {
-                misses.push(format!("{file} flow {} ({}): {want} expected, got {got:?}", row.flow, row.ndpi));
+                misses.push(format!(
+                    "{file} flow {} ({}): {want} expected, got {got:?}",
+                    row.flow, row.ndpi
+                ));
             }
         }
     }
     eprintln!("\nservice agreement with nDPI's ground truth (flows nDPI labels with the service):");
-    eprintln!("{:<10} {:>6} {:>6} {:>7}", "service", "agree", "flows", "rate");
+    eprintln!(
+        "{:<10} {:>6} {:>6} {:>7}",
+        "service", "agree", "flows", "rate"
+    );
     let (mut agree, mut total) = (0, 0);
     for (service, (a, n)) in &table {
-        eprintln!("{service:<10} {a:>6} {n:>6} {:>6.1}%", 100.0 * *a as f64 / *n as f64);
+        eprintln!(
+            "{service:<10} {a:>6} {n:>6} {:>6.1}%",
+            100.0 * *a as f64 / *n as f64
+        );
         agree += a;
         total += n;
     }
-    eprintln!("{:<10} {agree:>6} {total:>6} {:>6.1}%", "all", 100.0 * agree as f64 / total as f64);
-    eprintln!("({dns_lookups} DNS lookups of messenger names on local resolvers are not messenger traffic and not counted)");
+    eprintln!(
+        "{:<10} {agree:>6} {total:>6} {:>6.1}%",
+        "all",
+        100.0 * agree as f64 / total as f64
+    );
+    eprintln!(
+        "({dns_lookups} DNS lookups of messenger names on local resolvers are not messenger traffic and not counted)"
+    );
     eprintln!("flows nDPI labels otherwise that throttlewatch gives a service:");
     for ((app, service), n) in &others {
         eprintln!("  {n:>3} nDPI {app:<16} -> {service}");
@@ -173,32 +221,67 @@ fn corpus_messenger_flows_agree_with_ndpi() {
     for m in &misses {
         eprintln!("MISS {m}");
     }
-    assert_eq!(table.len(), 7, "every required service occurs in the corpus: {table:?}");
+    assert_eq!(
+        table.len(),
+        7,
+        "every required service occurs in the corpus: {table:?}"
+    );
     for (service, (a, n)) in &table {
         let rate = *a as f64 / *n as f64;
-        assert!(rate >= MIN_AGREEMENT, "{service}: {a}/{n} = {:.1}% < {:.0}%", rate * 100.0, MIN_AGREEMENT * 100.0);
+        assert!(
+            rate >= MIN_AGREEMENT,
+            "{service}: {a}/{n} = {:.1}% < {:.0}%",
+            rate * 100.0,
+            MIN_AGREEMENT * 100.0
+        );
     }
 }
 
-/// Per (proto, src, dst) bytes (IP lengths) and packets, from tshark's dissection.
-fn tshark_counts(file: &Path) -> HashMap<(Proto, (IpAddr, u16), (IpAddr, u16)), (u64, u64)> {
+/// (proto, source, destination) of one direction of a flow.
+type DirectedKey = (Proto, (IpAddr, u16), (IpAddr, u16));
+
+/// Per direction bytes (IP lengths) and packets, from tshark's dissection.
+fn tshark_counts(file: &Path) -> HashMap<DirectedKey, (u64, u64)> {
     let rows = common::tshark_fields(
         file,
         None,
         &[
-            "ip.src", "ipv6.src", "ip.dst", "ipv6.dst", "ip.len", "ipv6.plen", "tcp.srcport", "tcp.dstport",
-            "udp.srcport", "udp.dstport", "icmp.type", "icmpv6.type",
+            "ip.src",
+            "ipv6.src",
+            "ip.dst",
+            "ipv6.dst",
+            "ip.len",
+            "ipv6.plen",
+            "tcp.srcport",
+            "tcp.dstport",
+            "udp.srcport",
+            "udp.dstport",
+            "icmp.type",
+            "icmpv6.type",
         ],
     );
     let mut counts = HashMap::new();
     for f in rows {
         // ICMP errors quote another packet (fields repeat, comma-separated): not flow bytes.
-        if f.len() < 12 || f.iter().any(|x| x.contains(',')) || !f[10].is_empty() || !f[11].is_empty() {
+        if f.len() < 12
+            || f.iter().any(|x| x.contains(','))
+            || !f[10].is_empty()
+            || !f[11].is_empty()
+        {
             continue;
         }
-        let (src, dst) = (if f[0].is_empty() { &f[1] } else { &f[0] }, if f[2].is_empty() { &f[3] } else { &f[2] });
-        let (Ok(src), Ok(dst)) = (src.parse::<IpAddr>(), dst.parse::<IpAddr>()) else { continue };
-        let len: u64 = if f[4].is_empty() { f[5].parse::<u64>().unwrap() + 40 } else { f[4].parse().unwrap() };
+        let (src, dst) = (
+            if f[0].is_empty() { &f[1] } else { &f[0] },
+            if f[2].is_empty() { &f[3] } else { &f[2] },
+        );
+        let (Ok(src), Ok(dst)) = (src.parse::<IpAddr>(), dst.parse::<IpAddr>()) else {
+            continue;
+        };
+        let len: u64 = if f[4].is_empty() {
+            f[5].parse::<u64>().unwrap() + 40
+        } else {
+            f[4].parse().unwrap()
+        };
         let (proto, sp, dp) = if !f[6].is_empty() {
             (Proto::Tcp, &f[6], &f[7])
         } else if !f[8].is_empty() {
@@ -206,7 +289,13 @@ fn tshark_counts(file: &Path) -> HashMap<(Proto, (IpAddr, u16), (IpAddr, u16)), 
         } else {
             continue;
         };
-        let e = counts.entry((proto, (src, sp.parse().unwrap()), (dst, dp.parse().unwrap()))).or_insert((0, 0));
+        let e = counts
+            .entry((
+                proto,
+                (src, sp.parse().unwrap()),
+                (dst, dp.parse().unwrap()),
+            ))
+            .or_insert((0, 0));
         e.0 += len;
         e.1 += 1;
     }
@@ -215,7 +304,9 @@ fn tshark_counts(file: &Path) -> HashMap<(Proto, (IpAddr, u16), (IpAddr, u16)), 
 
 #[test]
 fn corpus_byte_and_packet_counts_match_tshark() {
-    let Some(dir) = common::corpus_dir() else { return };
+    let Some(dir) = common::corpus_dir() else {
+        return;
+    };
     if !common::tshark_available() {
         return;
     }
@@ -248,7 +339,9 @@ fn corpus_byte_and_packet_counts_match_tshark() {
 
 #[test]
 fn corpus_handshake_rtt_matches_tshark() {
-    let Some(dir) = common::corpus_dir() else { return };
+    let Some(dir) = common::corpus_dir() else {
+        return;
+    };
     if !common::tshark_available() {
         return;
     }
@@ -257,7 +350,18 @@ fn corpus_handshake_rtt_matches_tshark() {
         let rows = common::tshark_fields(
             &file,
             Some("tcp"),
-            &["frame.time_epoch", "ip.src", "ipv6.src", "tcp.srcport", "ip.dst", "ipv6.dst", "tcp.dstport", "tcp.flags", "tcp.seq_raw", "tcp.ack_raw"],
+            &[
+                "frame.time_epoch",
+                "ip.src",
+                "ipv6.src",
+                "tcp.srcport",
+                "ip.dst",
+                "ipv6.dst",
+                "tcp.dstport",
+                "tcp.flags",
+                "tcp.seq_raw",
+                "tcp.ack_raw",
+            ],
         );
         // Independent handshake legs: last SYN before the first SYN/ACK → that SYN/ACK
         // (external); that SYN/ACK → the first ACK from the other side acknowledging it
@@ -274,10 +378,23 @@ fn corpus_handshake_rtt_matches_tshark() {
                 continue;
             }
             let (secs, frac) = f[0].split_once('.').unwrap_or((&f[0], "0"));
-            let micros = secs.parse::<i64>().unwrap() * 1_000_000 + format!("{frac:0<6}")[..6].parse::<i64>().unwrap();
-            let src = ((if f[1].is_empty() { &f[2] } else { &f[1] }).parse::<IpAddr>().unwrap(), f[3].parse::<u16>().unwrap());
-            let dst = ((if f[4].is_empty() { &f[5] } else { &f[4] }).parse::<IpAddr>().unwrap(), f[6].parse::<u16>().unwrap());
-            let flags = u8::from_str_radix(f[7].trim_start_matches("0x").trim_start_matches("00"), 16).unwrap_or(0);
+            let micros = secs.parse::<i64>().unwrap() * 1_000_000
+                + format!("{frac:0<6}")[..6].parse::<i64>().unwrap();
+            let src = (
+                (if f[1].is_empty() { &f[2] } else { &f[1] })
+                    .parse::<IpAddr>()
+                    .unwrap(),
+                f[3].parse::<u16>().unwrap(),
+            );
+            let dst = (
+                (if f[4].is_empty() { &f[5] } else { &f[4] })
+                    .parse::<IpAddr>()
+                    .unwrap(),
+                f[6].parse::<u16>().unwrap(),
+            );
+            let flags =
+                u8::from_str_radix(f[7].trim_start_matches("0x").trim_start_matches("00"), 16)
+                    .unwrap_or(0);
             let (seq, ack) = (f[8].parse::<u32>().unwrap(), f[9].parse::<u32>().unwrap());
             let h = hs.entry(key(Proto::Tcp, src, dst)).or_default();
             let (syn, ackf) = (flags & 0x02 != 0, flags & 0x10 != 0);
@@ -285,7 +402,8 @@ fn corpus_handshake_rtt_matches_tshark() {
                 h.syn = Some(micros);
             } else if syn && ackf && h.synack.is_none() {
                 h.synack = Some((micros, src, seq.wrapping_add(1)));
-            } else if let (false, true, Some((_, server, next)), None) = (syn, ackf, h.synack, h.ack)
+            } else if let (false, true, Some((_, server, next)), None) =
+                (syn, ackf, h.synack, h.ack)
                 && src != server
                 && ack == next
             {
@@ -294,12 +412,14 @@ fn corpus_handshake_rtt_matches_tshark() {
         }
         let out = common::analyze(std::slice::from_ref(&file), None);
         for f in out.analysis.flows.iter().filter(|f| f.proto == Proto::Tcp) {
-            let throttlewatch::measure::TransportMeasures::Tcp(tcp) = &f.measures.transport else { unreachable!() };
+            let throttlewatch::measure::TransportMeasures::Tcp(tcp) = &f.measures.transport else {
+                unreachable!()
+            };
             let h = hs.remove(&flow_key(f)).unwrap_or_default();
             let external = h.syn.zip(h.synack).map(|(s, (sa, _, _))| (sa - s) as u64);
             let internal = h.synack.zip(h.ack).map(|((sa, _, _), a)| (a - sa) as u64);
             assert_eq!(
-                (tcp.handshake.external_us, tcp.handshake.internal_us),
+                (tcp.handshake.external_us(), tcp.handshake.internal_us()),
                 (external, internal),
                 "{} flow {} {} -> {}: handshake legs (external, internal) in µs",
                 file.display(),

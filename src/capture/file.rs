@@ -51,7 +51,11 @@ pub enum CaptureError {
     #[error("{path}: {message}")]
     Open { path: PathBuf, message: String },
     #[error("{path}: packet {packet}: {message}")]
-    Packet { path: PathBuf, packet: u64, message: String },
+    Packet {
+        path: PathBuf,
+        packet: u64,
+        message: String,
+    },
 }
 
 /// An open trace file.
@@ -74,8 +78,12 @@ impl fmt::Debug for TraceFile {
 
 impl TraceFile {
     pub fn open(path: &Path) -> Result<TraceFile, CaptureError> {
-        let open_err = |message: String| CaptureError::Open { path: path.to_path_buf(), message };
-        let mut file = std::fs::File::open(path).map_err(|e| open_err(format!("cannot open: {e}")))?;
+        let open_err = |message: String| CaptureError::Open {
+            path: path.to_path_buf(),
+            message,
+        };
+        let mut file =
+            std::fs::File::open(path).map_err(|e| open_err(format!("cannot open: {e}")))?;
         if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
             return Err(open_err("is a directory, not a pcap or pcapng file".into()));
         }
@@ -107,8 +115,12 @@ impl TraceFile {
             }
         };
         drop(file);
-        let capture = pcap::Capture::from_file(path)
-            .map_err(|e| open_err(format!("libpcap cannot read this {format} file: {}", strip_libpcap(&e))))?;
+        let capture = pcap::Capture::from_file(path).map_err(|e| {
+            open_err(format!(
+                "libpcap cannot read this {format} file: {}",
+                strip_libpcap(&e)
+            ))
+        })?;
         let dlt = capture.get_datalink();
         let link = LinkType::from_dlt(dlt.0).ok_or_else(|| {
             let name = dlt.get_name().unwrap_or_else(|_| "unknown".into());
@@ -118,7 +130,12 @@ impl TraceFile {
                 LinkType::SUPPORTED
             ))
         })?;
-        Ok(TraceFile { path: path.to_path_buf(), format, link, capture })
+        Ok(TraceFile {
+            path: path.to_path_buf(),
+            format,
+            link,
+            capture,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -135,13 +152,19 @@ impl TraceFile {
 
     /// Deliver every packet to `f(time, captured bytes, wire length)`. Returns the number of
     /// packets delivered, or the error that stopped the read (after the packets before it).
-    pub fn for_each_packet(&mut self, mut f: impl FnMut(Timestamp, &[u8], u32)) -> Result<u64, CaptureError> {
+    pub fn for_each_packet(
+        &mut self,
+        mut f: impl FnMut(Timestamp, &[u8], u32),
+    ) -> Result<u64, CaptureError> {
         let mut delivered = 0u64;
         loop {
             match self.capture.next_packet() {
                 Ok(packet) => {
                     let h = packet.header;
-                    let ts = Timestamp::from_timeval(h.ts.tv_sec as i64, h.ts.tv_usec as i64);
+                    // time_t and suseconds_t are 32 bits on some router targets.
+                    #[allow(clippy::useless_conversion)]
+                    let ts =
+                        Timestamp::from_timeval(i64::from(h.ts.tv_sec), i64::from(h.ts.tv_usec));
                     f(ts, packet.data, h.len);
                     delivered += 1;
                 }
@@ -150,7 +173,10 @@ impl TraceFile {
                     return Err(CaptureError::Packet {
                         path: self.path.clone(),
                         packet: delivered + 1,
-                        message: format!("{} (the file is truncated or corrupt; {delivered} packets before it were read)", strip_libpcap(&e)),
+                        message: format!(
+                            "{} (the file is truncated or corrupt; {delivered} packets before it were read)",
+                            strip_libpcap(&e)
+                        ),
                     });
                 }
             }
@@ -172,10 +198,22 @@ mod tests {
 
     #[test]
     fn magic_bytes() {
-        assert_eq!(TraceFormat::from_magic([0xd4, 0xc3, 0xb2, 0xa1]), Some(TraceFormat::Pcap));
-        assert_eq!(TraceFormat::from_magic([0xa1, 0xb2, 0xc3, 0xd4]), Some(TraceFormat::Pcap));
-        assert_eq!(TraceFormat::from_magic([0x4d, 0x3c, 0xb2, 0xa1]), Some(TraceFormat::PcapNano));
-        assert_eq!(TraceFormat::from_magic([0x0a, 0x0d, 0x0d, 0x0a]), Some(TraceFormat::PcapNg));
+        assert_eq!(
+            TraceFormat::from_magic([0xd4, 0xc3, 0xb2, 0xa1]),
+            Some(TraceFormat::Pcap)
+        );
+        assert_eq!(
+            TraceFormat::from_magic([0xa1, 0xb2, 0xc3, 0xd4]),
+            Some(TraceFormat::Pcap)
+        );
+        assert_eq!(
+            TraceFormat::from_magic([0x4d, 0x3c, 0xb2, 0xa1]),
+            Some(TraceFormat::PcapNano)
+        );
+        assert_eq!(
+            TraceFormat::from_magic([0x0a, 0x0d, 0x0d, 0x0a]),
+            Some(TraceFormat::PcapNg)
+        );
         assert_eq!(TraceFormat::from_magic(*b"GET "), None);
     }
 }

@@ -203,18 +203,29 @@ impl Catalogue {
     }
 
     pub fn parse(text: &str, source_name: &str) -> Result<Catalogue, CatalogueError> {
-        let err = |message: String| CatalogueError { source_name: source_name.to_string(), message };
+        let err = |message: String| CatalogueError {
+            source_name: source_name.to_string(),
+            message,
+        };
         let file: FileFormat = toml::from_str(text).map_err(|e| err(e.to_string()))?;
         if file.service.is_empty() {
-            return Err(err("no [[service]] tables: the catalogue must name at least one service".into()));
+            return Err(err(
+                "no [[service]] tables: the catalogue must name at least one service".into(),
+            ));
         }
         if file.service.len() > usize::from(ServiceId::MAX) {
-            return Err(err(format!("{} services is more than the {} supported", file.service.len(), ServiceId::MAX)));
+            return Err(err(format!(
+                "{} services is more than the {} supported",
+                file.service.len(),
+                ServiceId::MAX
+            )));
         }
         let mut builder = Builder::default();
         for (i, service) in file.service.into_iter().enumerate() {
             let what = format!("service #{} ('{}')", i + 1, service.id);
-            builder.add(i as ServiceId, service).map_err(|m| err(format!("{what}: {m}")))?;
+            builder
+                .add(i as ServiceId, service)
+                .map_err(|m| err(format!("{what}: {m}")))?;
         }
         let mut catalogue = builder.finish(source_name);
         catalogue.source_name = source_name.to_string();
@@ -241,7 +252,11 @@ impl Catalogue {
 
     /// The service an endpoint's address (and port) belongs to: a rule beats a plain range,
     /// then the longer prefix wins, then the service listed first.
-    pub fn match_endpoint(&self, proto: Proto, endpoint: Endpoint) -> Option<(ServiceId, AddressMatch)> {
+    pub fn match_endpoint(
+        &self,
+        proto: Proto,
+        endpoint: Endpoint,
+    ) -> Option<(ServiceId, AddressMatch)> {
         let mut best: Option<(AddressMatch, u8, ServiceId)> = None;
         let mut consider = |kind: AddressMatch, len: u8, service: ServiceId| {
             let better = match best {
@@ -252,13 +267,14 @@ impl Catalogue {
                 best = Some((kind, len, service));
             }
         };
-        self.ranges.for_each_match(endpoint.addr, |len, entry| match entry.rule {
-            None => consider(AddressMatch::Range, len, entry.service),
-            Some(r) if self.rules[r as usize].matches(proto, endpoint.port) => {
-                consider(AddressMatch::Rule, len, entry.service)
-            }
-            Some(_) => {}
-        });
+        self.ranges
+            .for_each_match(endpoint.addr, |len, entry| match entry.rule {
+                None => consider(AddressMatch::Range, len, entry.service),
+                Some(r) if self.rules[r as usize].matches(proto, endpoint.port) => {
+                    consider(AddressMatch::Rule, len, entry.service)
+                }
+                Some(_) => {}
+            });
         for &r in &self.port_only_rules {
             let rule = &self.rules[r as usize];
             if rule.matches(proto, endpoint.port) {
@@ -270,7 +286,10 @@ impl Catalogue {
 
     /// The service whose DNS domains contain `name` (lowercase).
     pub fn match_dns_name(&self, name: &[u8]) -> Option<ServiceId> {
-        self.dns.iter().find(|(d, _)| in_domain(name, d)).map(|(_, s)| *s)
+        self.dns
+            .iter()
+            .find(|(d, _)| in_domain(name, d))
+            .map(|(_, s)| *s)
     }
 
     /// The service whose TLS server names contain `name`.
@@ -281,7 +300,10 @@ impl Catalogue {
             *dst = src.to_ascii_lowercase();
         }
         let name = &lower[..n];
-        self.sni.iter().find(|(d, _)| in_domain(name, d)).map(|(_, s)| *s)
+        self.sni
+            .iter()
+            .find(|(d, _)| in_domain(name, d))
+            .map(|(_, s)| *s)
     }
 
     /// The service a STUN message's type, attributes or realm belong to.
@@ -303,15 +325,27 @@ impl Catalogue {
 
     /// The service whose payload signature matches a flow's payload. `ports` are the flow's
     /// two ports.
-    pub fn match_payload(&self, proto: Proto, payload: &[u8], payload_len: u32, ports: (u16, u16)) -> Option<ServiceId> {
+    pub fn match_payload(
+        &self,
+        proto: Proto,
+        payload: &[u8],
+        payload_len: u32,
+        ports: (u16, u16),
+    ) -> Option<ServiceId> {
         self.payloads
             .iter()
             .find(|sig| {
                 sig.proto == proto
                     && sig.length.is_none_or(|l| l == payload_len)
-                    && (sig.ports.0.is_empty() || sig.ports.contains(ports.0) || sig.ports.contains(ports.1))
+                    && (sig.ports.0.is_empty()
+                        || sig.ports.contains(ports.0)
+                        || sig.ports.contains(ports.1))
                     && payload.len() >= sig.pattern.len()
-                    && sig.pattern.iter().zip(payload).all(|(&(v, m), &b)| b & m == v)
+                    && sig
+                        .pattern
+                        .iter()
+                        .zip(payload)
+                        .all(|(&(v, m), &b)| b & m == v)
             })
             .map(|sig| sig.service)
     }
@@ -324,7 +358,9 @@ impl Catalogue {
 
 fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty()
-        || haystack.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
+        || haystack
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 #[derive(Default)]
@@ -346,9 +382,15 @@ struct Builder {
 impl Builder {
     fn add(&mut self, sid: ServiceId, s: ServiceFormat) -> Result<(), String> {
         if s.id.is_empty()
-            || !s.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+            || !s
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
         {
-            return Err(format!("id '{}' must be lowercase letters, digits, '_' or '-'", s.id));
+            return Err(format!(
+                "id '{}' must be lowercase letters, digits, '_' or '-'",
+                s.id
+            ));
         }
         if self.services.iter().any(|other| other.id == s.id) {
             return Err(format!("id '{}' is used by an earlier service", s.id));
@@ -372,36 +414,52 @@ impl Builder {
         }
         for text in &s.ranges {
             let prefix = Prefix::parse(text).map_err(|m| format!("ranges: {m}"))?;
-            self.ranges.push((prefix, RangeEntry { service: sid, rule: None }));
+            self.ranges.push((
+                prefix,
+                RangeEntry {
+                    service: sid,
+                    rule: None,
+                },
+            ));
         }
         for name in &s.dns {
-            self.dns.push((domain(name).map_err(|m| format!("dns: {m}"))?, sid));
+            self.dns
+                .push((domain(name).map_err(|m| format!("dns: {m}"))?, sid));
         }
         for name in &s.sni {
-            self.sni.push((domain(name).map_err(|m| format!("sni: {m}"))?, sid));
+            self.sni
+                .push((domain(name).map_err(|m| format!("sni: {m}"))?, sid));
         }
         for t in &s.stun_message_types {
             if t & 0xc000 != 0 {
-                return Err(format!("stun_message_types: {t:#06x} has one of the top two bits set, which no STUN message has"));
+                return Err(format!(
+                    "stun_message_types: {t:#06x} has one of the top two bits set, which no STUN message has"
+                ));
             }
             self.stun_types.push((*t, sid));
         }
-        self.stun_attributes.extend(s.stun_attributes.iter().map(|a| (*a, sid)));
+        self.stun_attributes
+            .extend(s.stun_attributes.iter().map(|a| (*a, sid)));
         for realm in &s.stun_realms {
             if realm.is_empty() {
                 return Err("stun_realms: an empty realm would match every REALM".into());
             }
-            self.stun_realms.push((realm.to_ascii_lowercase().into_bytes(), sid));
+            self.stun_realms
+                .push((realm.to_ascii_lowercase().into_bytes(), sid));
         }
         for (i, rule) in s.rule.iter().enumerate() {
-            self.add_rule(sid, &s.id, rule).map_err(|m| format!("rule #{}: {m}", i + 1))?;
+            self.add_rule(sid, &s.id, rule)
+                .map_err(|m| format!("rule #{}: {m}", i + 1))?;
         }
         for (i, p) in s.payload.iter().enumerate() {
             let sig = payload(sid, p).map_err(|m| format!("payload #{}: {m}", i + 1))?;
             self.mark_ports(&sig.ports);
             self.payloads.push(sig);
         }
-        self.services.push(Service { id: s.id, name: s.name });
+        self.services.push(Service {
+            id: s.id,
+            name: s.name,
+        });
         Ok(())
     }
 
@@ -413,12 +471,22 @@ impl Builder {
         }
         self.mark_ports(&ports);
         let index = self.rules.len() as u32;
-        self.rules.push(Rule { service: sid, proto, ports });
+        self.rules.push(Rule {
+            service: sid,
+            proto,
+            ports,
+        });
         match &rule.ranges {
             Some(ranges) => {
                 for text in ranges {
                     let prefix = Prefix::parse(text).map_err(|m| format!("ranges: {m}"))?;
-                    self.ranges.push((prefix, RangeEntry { service: sid, rule: Some(index) }));
+                    self.ranges.push((
+                        prefix,
+                        RangeEntry {
+                            service: sid,
+                            rule: Some(index),
+                        },
+                    ));
                 }
             }
             None => {
@@ -490,8 +558,17 @@ fn ports(list: &[PortFormat]) -> Result<PortSet, String> {
 }
 
 fn domain(name: &str) -> Result<Vec<u8>, String> {
-    let d = name.trim().trim_start_matches("*.").trim_end_matches('.').to_ascii_lowercase();
-    if d.is_empty() || d.len() > 253 || !d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_') {
+    let d = name
+        .trim()
+        .trim_start_matches("*.")
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    if d.is_empty()
+        || d.len() > 253
+        || !d
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+    {
         return Err(format!("'{name}' is not a domain name"));
     }
     Ok(d.into_bytes())
@@ -499,8 +576,11 @@ fn domain(name: &str) -> Result<Vec<u8>, String> {
 
 fn payload(sid: ServiceId, p: &PayloadFormat) -> Result<PayloadSignature, String> {
     let hex = p.hex.replace(' ', "");
-    if hex.is_empty() || hex.len() % 2 != 0 || hex.len() > 128 {
-        return Err(format!("hex '{}' must be 1 to 64 bytes written as pairs of hex digits or '??'", p.hex));
+    if hex.is_empty() || !hex.len().is_multiple_of(2) || hex.len() > 128 {
+        return Err(format!(
+            "hex '{}' must be 1 to 64 bytes written as pairs of hex digits or '??'",
+            p.hex
+        ));
     }
     let mut pattern = Vec::with_capacity(hex.len() / 2);
     for pair in hex.as_bytes().chunks(2) {
@@ -508,14 +588,21 @@ fn payload(sid: ServiceId, p: &PayloadFormat) -> Result<PayloadSignature, String
         if pair == "??" {
             pattern.push((0, 0));
         } else {
-            let v = u8::from_str_radix(pair, 16).map_err(|_| format!("hex '{}': '{pair}' is not a byte", p.hex))?;
+            let v = u8::from_str_radix(pair, 16)
+                .map_err(|_| format!("hex '{}': '{pair}' is not a byte", p.hex))?;
             pattern.push((v, 0xff));
         }
     }
     if pattern.iter().all(|(_, m)| *m == 0) {
         return Err(format!("hex '{}' would match any payload", p.hex));
     }
-    Ok(PayloadSignature { service: sid, proto: proto(&p.proto)?, pattern, length: p.length, ports: ports(&p.ports)? })
+    Ok(PayloadSignature {
+        service: sid,
+        proto: proto(&p.proto)?,
+        pattern,
+        length: p.length,
+        ports: ports(&p.ports)?,
+    })
 }
 
 #[cfg(test)]
@@ -538,8 +625,17 @@ mod tests {
     #[test]
     fn minimal_format_is_accepted() {
         let c = Catalogue::parse(MINIMAL, "lab.toml").unwrap();
-        assert_eq!(c.services(), [Service { id: "msg".into(), name: "Lab messenger".into() }]);
-        assert_eq!(c.match_endpoint(Proto::Tcp, ep("198.51.100.10", 1)), Some((0, AddressMatch::Range)));
+        assert_eq!(
+            c.services(),
+            [Service {
+                id: "msg".into(),
+                name: "Lab messenger".into()
+            }]
+        );
+        assert_eq!(
+            c.match_endpoint(Proto::Tcp, ep("198.51.100.10", 1)),
+            Some((0, AddressMatch::Range))
+        );
         assert_eq!(c.match_endpoint(Proto::Udp, ep("198.51.100.11", 1)), None);
         assert!(c.warnings().is_empty());
     }
@@ -548,7 +644,17 @@ mod tests {
     fn builtin_catalogue_loads() {
         let c = Catalogue::builtin();
         let ids: Vec<&str> = c.services().iter().map(|s| s.id.as_str()).collect();
-        for want in ["whatsapp", "telegram", "signal", "facetime", "viber", "discord", "teams", "zoom", "google_meet"] {
+        for want in [
+            "whatsapp",
+            "telegram",
+            "signal",
+            "facetime",
+            "viber",
+            "discord",
+            "teams",
+            "zoom",
+            "google_meet",
+        ] {
             assert!(ids.contains(&want), "{want} missing from {ids:?}");
         }
         assert!(c.warnings().is_empty(), "{:?}", c.warnings());
@@ -581,11 +687,26 @@ mod tests {
             "t.toml",
         )
         .unwrap();
-        assert_eq!(c.match_endpoint(Proto::Tcp, ep("31.13.70.1", 443)), Some((0, AddressMatch::Range)));
-        assert_eq!(c.match_endpoint(Proto::Tcp, ep("31.13.70.1", 5222)), Some((1, AddressMatch::Rule)));
-        assert_eq!(c.match_endpoint(Proto::Udp, ep("31.13.70.1", 5222)), Some((0, AddressMatch::Range)));
-        assert_eq!(c.match_endpoint(Proto::Tcp, ep("31.13.86.51", 443)), Some((1, AddressMatch::Range)));
-        assert_eq!(c.match_endpoint(Proto::Udp, ep("17.1.2.3", 3490)), Some((2, AddressMatch::Rule)));
+        assert_eq!(
+            c.match_endpoint(Proto::Tcp, ep("31.13.70.1", 443)),
+            Some((0, AddressMatch::Range))
+        );
+        assert_eq!(
+            c.match_endpoint(Proto::Tcp, ep("31.13.70.1", 5222)),
+            Some((1, AddressMatch::Rule))
+        );
+        assert_eq!(
+            c.match_endpoint(Proto::Udp, ep("31.13.70.1", 5222)),
+            Some((0, AddressMatch::Range))
+        );
+        assert_eq!(
+            c.match_endpoint(Proto::Tcp, ep("31.13.86.51", 443)),
+            Some((1, AddressMatch::Range))
+        );
+        assert_eq!(
+            c.match_endpoint(Proto::Udp, ep("17.1.2.3", 3490)),
+            Some((2, AddressMatch::Rule))
+        );
         assert_eq!(c.match_endpoint(Proto::Udp, ep("17.1.2.3", 5223)), None);
         assert!(c.is_service_port(16384) && c.is_service_port(3478) && !c.is_service_port(3498));
     }
@@ -622,15 +743,33 @@ mod tests {
         assert_eq!(c.match_dns_name(b"e1.whatsapp.net"), Some(0));
         assert_eq!(c.match_dns_name(b"whatsapp.network"), None);
         assert_eq!(c.match_sni(b"Web.WhatsApp.com"), Some(0));
-        assert_eq!(c.match_stun(&StunMessage::parse(&stun_message(0x0800, 1, &[]), 20).unwrap()), Some(0));
+        assert_eq!(
+            c.match_stun(&StunMessage::parse(&stun_message(0x0800, 1, &[]), 20).unwrap()),
+            Some(0)
+        );
         let m = stun_message(0x0003, 1, &[(0x4000, &[0; 4])]);
-        assert_eq!(c.match_stun(&StunMessage::parse(&m, m.len() as u32).unwrap()), Some(0));
+        assert_eq!(
+            c.match_stun(&StunMessage::parse(&m, m.len() as u32).unwrap()),
+            Some(0)
+        );
         let m = stun_message(0x0113, 1, &[(0x0014, b"turn.SIGNAL.org")]);
-        assert_eq!(c.match_stun(&StunMessage::parse(&m, m.len() as u32).unwrap()), Some(1));
+        assert_eq!(
+            c.match_stun(&StunMessage::parse(&m, m.len() as u32).unwrap()),
+            Some(1)
+        );
         let m = stun_message(0x0001, 1, &[]);
-        assert_eq!(c.match_stun(&StunMessage::parse(&m, m.len() as u32).unwrap()), None);
-        assert_eq!(c.match_payload(Proto::Tcp, b"WA\x01\x05rest", 100, (1, 2)), Some(0));
-        assert_eq!(c.match_payload(Proto::Udp, b"WA\x01\x05rest", 100, (1, 2)), None);
+        assert_eq!(
+            c.match_stun(&StunMessage::parse(&m, m.len() as u32).unwrap()),
+            None
+        );
+        assert_eq!(
+            c.match_payload(Proto::Tcp, b"WA\x01\x05rest", 100, (1, 2)),
+            Some(0)
+        );
+        assert_eq!(
+            c.match_payload(Proto::Udp, b"WA\x01\x05rest", 100, (1, 2)),
+            None
+        );
         let mut disc = vec![0, 1, 0, 0x46];
         disc.resize(74, 0);
         assert_eq!(c.match_payload(Proto::Udp, &disc, 74, (1, 2)), Some(2));
@@ -640,41 +779,62 @@ mod tests {
     #[test]
     fn errors_name_the_service_and_key() {
         let cases = [
-            (r#"[[service]]
+            (
+                r#"[[service]]
 id = "x"
 name = "X"
-ranges = ["1.2.3.4/40"]"#, "service #1 ('x'): ranges: '1.2.3.4/40': prefix length must be 0..=32"),
-            (r#"[[service]]
+ranges = ["1.2.3.4/40"]"#,
+                "service #1 ('x'): ranges: '1.2.3.4/40': prefix length must be 0..=32",
+            ),
+            (
+                r#"[[service]]
 id = "X"
 name = "X"
-ranges = []"#, "id 'X' must be lowercase"),
-            (r#"[[service]]
+ranges = []"#,
+                "id 'X' must be lowercase",
+            ),
+            (
+                r#"[[service]]
 id = "x"
-name = "X""#, "matches nothing"),
-            (r#"[[service]]
+name = "X""#,
+                "matches nothing",
+            ),
+            (
+                r#"[[service]]
 id = "x"
 name = "X"
 ranges = ["1.0.0.0/8"]
 [[service]]
 id = "x"
 name = "Y"
-ranges = ["2.0.0.0/8"]"#, "service #2 ('x'): id 'x' is used by an earlier service"),
-            (r#"[[service]]
+ranges = ["2.0.0.0/8"]"#,
+                "service #2 ('x'): id 'x' is used by an earlier service",
+            ),
+            (
+                r#"[[service]]
 id = "x"
 name = "X"
 [[service.rule]]
 ports = ["99999"]
-ranges = ["1.0.0.0/8"]"#, "rule #1: port '99999' is not a port"),
-            (r#"[[service]]
+ranges = ["1.0.0.0/8"]"#,
+                "rule #1: port '99999' is not a port",
+            ),
+            (
+                r#"[[service]]
 id = "x"
 name = "X"
 [[service.payload]]
 proto = "udp"
-hex = "zz""#, "payload #1: hex 'zz': 'zz' is not a byte"),
-            (r#"[[service]]
+hex = "zz""#,
+                "payload #1: hex 'zz': 'zz' is not a byte",
+            ),
+            (
+                r#"[[service]]
 id = "x"
 name = "X"
-colour = "red""#, "unknown field `colour`"),
+colour = "red""#,
+                "unknown field `colour`",
+            ),
             ("", "no [[service]] tables"),
         ];
         for (text, want) in cases {
@@ -691,7 +851,10 @@ colour = "red""#, "unknown field `colour`"),
             "t.toml",
         )
         .unwrap();
-        assert_eq!(c.match_endpoint(Proto::Udp, ep("8.8.8.8", 7985)), Some((0, AddressMatch::Rule)));
+        assert_eq!(
+            c.match_endpoint(Proto::Udp, ep("8.8.8.8", 7985)),
+            Some((0, AddressMatch::Rule))
+        );
         assert_eq!(c.warnings().len(), 1);
     }
 }

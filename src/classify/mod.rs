@@ -6,7 +6,7 @@
 //! showed a signature (the peer-to-peer legs of a call use the same local socket as its STUN
 //! exchange with the relay); a server address learned from a DNS answer for the service's
 //! domains; a port-qualified address rule; an address range. Learned knowledge lives in bounded
-//! tables ([`learn`]); payloads are inspected only in a flow's first packets.
+//! tables ([`LearnedMap`]); payloads are inspected only in a flow's first packets.
 
 pub mod catalogue;
 mod learn;
@@ -82,7 +82,10 @@ pub struct Classification {
 impl Classification {
     fn offer(&mut self, service: ServiceId, evidence: Evidence) {
         if evidence > self.evidence {
-            *self = Classification { service: Some(service), evidence };
+            *self = Classification {
+                service: Some(service),
+                evidence,
+            };
         }
     }
 }
@@ -153,7 +156,13 @@ impl Classifier {
     }
 
     /// Classification of a new flow from its addresses and what was learned so far.
-    pub fn on_new_flow(&self, proto: Proto, client: Endpoint, server: Endpoint, now: Timestamp) -> ClassState {
+    pub fn on_new_flow(
+        &self,
+        proto: Proto,
+        client: Endpoint,
+        server: Endpoint,
+        now: Timestamp,
+    ) -> ClassState {
         ClassState {
             class: self.resolve(Classification::default(), proto, client, server, now),
             inspect_left: INSPECT_PACKETS,
@@ -223,12 +232,16 @@ impl Classifier {
         if found.is_none() && state.inspect_left > 0 {
             state.inspect_left -= 1;
             let ports = (client.port, server.port);
-            found = self.catalogue.match_payload(proto, payload, payload_len, ports);
+            found = self
+                .catalogue
+                .match_payload(proto, payload, payload_len, ports);
             if found.is_none() && proto == Proto::Tcp {
                 found = StunMessage::parse_framed(payload, payload_len)
                     .and_then(|m| self.catalogue.match_stun(&m))
                     .or_else(|| {
-                        let sni = (dir == Direction::Up).then(|| client_hello_sni(payload)).flatten();
+                        let sni = (dir == Direction::Up)
+                            .then(|| client_hello_sni(payload))
+                            .flatten();
                         sni.and_then(|name| self.catalogue.match_sni(name))
                     });
             }
@@ -246,12 +259,16 @@ impl Classifier {
     }
 
     fn learn_dns(&mut self, payload: &[u8], now: Timestamp) {
-        let Some(response) = DnsResponse::parse(payload) else { return };
+        let Some(response) = DnsResponse::parse(payload) else {
+            return;
+        };
         let mut name = DomainName::default();
         if response.question(&mut name).is_none() {
             return;
         }
-        let Some(service) = self.catalogue.match_dns_name(name.as_bytes()) else { return };
+        let Some(service) = self.catalogue.match_dns_name(name.as_bytes()) else {
+            return;
+        };
         self.stats.dns_answers += 1;
         for answer in response.answers() {
             if let Some(addr) = answer.address() {
@@ -263,7 +280,14 @@ impl Classifier {
 }
 
 /// The role of a finished flow. `packets` and `duration_us` cover both directions.
-pub fn role(class: Classification, proto: Proto, client: Endpoint, server: Endpoint, packets: u64, duration_us: u64) -> Role {
+pub fn role(
+    class: Classification,
+    proto: Proto,
+    client: Endpoint,
+    server: Endpoint,
+    packets: u64,
+    duration_us: u64,
+) -> Role {
     if class.service.is_some() {
         return Role::Target;
     }
@@ -309,7 +333,10 @@ mod tests {
 
     fn ep(s: &str) -> Endpoint {
         let (a, p) = s.rsplit_once(':').unwrap();
-        Endpoint::new(a.trim_matches(['[', ']']).parse().unwrap(), p.parse().unwrap())
+        Endpoint::new(
+            a.trim_matches(['[', ']']).parse().unwrap(),
+            p.parse().unwrap(),
+        )
     }
 
     fn classifier() -> Classifier {
@@ -321,8 +348,19 @@ mod tests {
     #[test]
     fn range_at_creation() {
         let c = classifier();
-        let s = c.on_new_flow(Proto::Tcp, ep("192.168.1.2:40000"), ep("157.240.1.1:443"), T0);
-        assert_eq!(s.class, Classification { service: Some(0), evidence: Evidence::Range });
+        let s = c.on_new_flow(
+            Proto::Tcp,
+            ep("192.168.1.2:40000"),
+            ep("157.240.1.1:443"),
+            T0,
+        );
+        assert_eq!(
+            s.class,
+            Classification {
+                service: Some(0),
+                evidence: Evidence::Range
+            }
+        );
         let s = c.on_new_flow(Proto::Tcp, ep("192.168.1.2:40000"), ep("8.8.8.8:443"), T0);
         assert_eq!(s.class.service, None);
     }
@@ -333,29 +371,77 @@ mod tests {
         let (client, resolver) = (ep("192.168.1.2:5000"), ep("192.168.1.1:53"));
         let mut st = c.on_new_flow(Proto::Udp, client, resolver, T0);
         let answer = dns_response("mmg.whatsapp.net", &[[203, 0, 113, 5]]);
-        c.inspect(&mut st, Proto::Udp, (client, resolver), Direction::Down, &answer, answer.len() as u32, None, T0);
-        assert_eq!(st.class.service, None, "the DNS flow itself is not WhatsApp traffic");
-        let s = c.on_new_flow(Proto::Tcp, ep("192.168.1.2:40001"), ep("203.0.113.5:443"), T0);
-        assert_eq!(s.class, Classification { service: Some(0), evidence: Evidence::Dns });
+        c.inspect(
+            &mut st,
+            Proto::Udp,
+            (client, resolver),
+            Direction::Down,
+            &answer,
+            answer.len() as u32,
+            None,
+            T0,
+        );
+        assert_eq!(
+            st.class.service, None,
+            "the DNS flow itself is not WhatsApp traffic"
+        );
+        let s = c.on_new_flow(
+            Proto::Tcp,
+            ep("192.168.1.2:40001"),
+            ep("203.0.113.5:443"),
+            T0,
+        );
+        assert_eq!(
+            s.class,
+            Classification {
+                service: Some(0),
+                evidence: Evidence::Dns
+            }
+        );
         assert_eq!(c.stats().dns_addresses, 1);
     }
 
     #[test]
     fn stun_realm_then_endpoint_association() {
         let mut c = classifier();
-        let (local, turn, google, peer) =
-            (ep("192.168.12.169:39518"), ep("35.158.183.167:3478"), ep("172.253.121.127:19302"), ep("18.195.131.143:61156"));
+        let (local, turn, google, peer) = (
+            ep("192.168.12.169:39518"),
+            ep("35.158.183.167:3478"),
+            ep("172.253.121.127:19302"),
+            ep("18.195.131.143:61156"),
+        );
         // The flow to Google's STUN server starts before anything says "Signal".
         let early = c.on_new_flow(Proto::Udp, local, google, T0);
         assert_eq!(early.class.service, None);
         let mut st = c.on_new_flow(Proto::Udp, local, turn, T0);
         let m = stun_message(0x0113, 1, &[(0x0014, b"signal.org")]);
         let msg = StunMessage::parse(&m, m.len() as u32).unwrap();
-        c.inspect(&mut st, Proto::Udp, (local, turn), Direction::Down, &m, m.len() as u32, Some(&msg), T0);
-        assert_eq!(st.class, Classification { service: Some(1), evidence: Evidence::Signature });
+        c.inspect(
+            &mut st,
+            Proto::Udp,
+            (local, turn),
+            Direction::Down,
+            &m,
+            m.len() as u32,
+            Some(&msg),
+            T0,
+        );
+        assert_eq!(
+            st.class,
+            Classification {
+                service: Some(1),
+                evidence: Evidence::Signature
+            }
+        );
         // Resolving later gives the early flow, and new peer-to-peer legs, the service.
         let resolved = c.resolve(early.class, Proto::Udp, local, google, T0);
-        assert_eq!(resolved, Classification { service: Some(1), evidence: Evidence::Endpoint });
+        assert_eq!(
+            resolved,
+            Classification {
+                service: Some(1),
+                evidence: Evidence::Endpoint
+            }
+        );
         let p2p = c.on_new_flow(Proto::Udp, local, peer, T0);
         assert_eq!(p2p.class.evidence, Evidence::Endpoint);
     }
@@ -366,29 +452,90 @@ mod tests {
         let (client, server) = (ep("192.168.1.2:40000"), ep("203.0.113.9:443"));
         let mut st = c.on_new_flow(Proto::Tcp, client, server, T0);
         for _ in 0..INSPECT_PACKETS {
-            c.inspect(&mut st, Proto::Tcp, (client, server), Direction::Up, b"x", 1, None, T0);
+            c.inspect(
+                &mut st,
+                Proto::Tcp,
+                (client, server),
+                Direction::Up,
+                b"x",
+                1,
+                None,
+                T0,
+            );
         }
         let hello = client_hello("web.whatsapp.com");
-        c.inspect(&mut st, Proto::Tcp, (client, server), Direction::Up, &hello, hello.len() as u32, None, T0);
+        c.inspect(
+            &mut st,
+            Proto::Tcp,
+            (client, server),
+            Direction::Up,
+            &hello,
+            hello.len() as u32,
+            None,
+            T0,
+        );
         assert_eq!(st.class.service, None, "past the inspection budget");
         let mut st = c.on_new_flow(Proto::Tcp, client, server, T0);
-        c.inspect(&mut st, Proto::Tcp, (client, server), Direction::Up, &hello, hello.len() as u32, None, T0);
-        assert_eq!(st.class, Classification { service: Some(0), evidence: Evidence::Signature });
+        c.inspect(
+            &mut st,
+            Proto::Tcp,
+            (client, server),
+            Direction::Up,
+            &hello,
+            hello.len() as u32,
+            None,
+            T0,
+        );
+        assert_eq!(
+            st.class,
+            Classification {
+                service: Some(0),
+                evidence: Evidence::Signature
+            }
+        );
         assert_eq!(c.stats().endpoints, 0, "TCP signatures teach no endpoints");
     }
 
     #[test]
     fn roles() {
-        let wa = Classification { service: Some(0), evidence: Evidence::Range };
+        let wa = Classification {
+            service: Some(0),
+            evidence: Evidence::Range,
+        };
         let none = Classification::default();
         let (lan, wan) = (ep("192.168.1.2:5000"), ep("203.0.113.1:443"));
         assert_eq!(role(wa, Proto::Udp, lan, wan, 1, 1), Role::Target);
-        assert_eq!(role(none, Proto::Tcp, lan, wan, 3, 1_000_000), Role::Control);
+        assert_eq!(
+            role(none, Proto::Tcp, lan, wan, 3, 1_000_000),
+            Role::Control
+        );
         assert_eq!(role(none, Proto::Udp, lan, wan, 3, 1_000_000), Role::Other);
-        assert_eq!(role(none, Proto::Udp, lan, wan, 500, 10_000_000), Role::Control);
-        assert_eq!(role(none, Proto::Tcp, lan, ep("192.168.1.9:445"), 500, 1), Role::Other);
-        assert_eq!(role(none, Proto::Udp, lan, ep("239.255.255.250:1900"), 500, 1), Role::Other);
-        assert_eq!(role(none, Proto::Udp, lan, ep("[ff02::fb]:5353"), 500, 1), Role::Other);
-        assert_eq!(role(none, Proto::Udp, ep("100.64.0.2:5"), ep("10.0.0.1:5"), 500, 1), Role::Other);
+        assert_eq!(
+            role(none, Proto::Udp, lan, wan, 500, 10_000_000),
+            Role::Control
+        );
+        assert_eq!(
+            role(none, Proto::Tcp, lan, ep("192.168.1.9:445"), 500, 1),
+            Role::Other
+        );
+        assert_eq!(
+            role(none, Proto::Udp, lan, ep("239.255.255.250:1900"), 500, 1),
+            Role::Other
+        );
+        assert_eq!(
+            role(none, Proto::Udp, lan, ep("[ff02::fb]:5353"), 500, 1),
+            Role::Other
+        );
+        assert_eq!(
+            role(
+                none,
+                Proto::Udp,
+                ep("100.64.0.2:5"),
+                ep("10.0.0.1:5"),
+                500,
+                1
+            ),
+            Role::Other
+        );
     }
 }

@@ -27,7 +27,10 @@ pub struct DomainName {
 
 impl Default for DomainName {
     fn default() -> Self {
-        DomainName { bytes: [0; MAX_NAME], len: 0 }
+        DomainName {
+            bytes: [0; MAX_NAME],
+            len: 0,
+        }
     }
 }
 
@@ -97,7 +100,11 @@ impl<'a> DnsResponse<'a> {
         if !is_response || opcode != 0 || rcode != 0 || questions == 0 {
             return None;
         }
-        Some(DnsResponse { msg, questions, answers })
+        Some(DnsResponse {
+            msg,
+            questions,
+            answers,
+        })
     }
 
     /// Read the first question's name into `name`.
@@ -237,13 +244,22 @@ mod tests {
 
     #[test]
     fn reads_question_and_answers() {
-        let m = fixtures::response("Media.CDN.viber.com", &[[54, 230, 93, 96], [54, 230, 93, 53]]);
+        let m = fixtures::response(
+            "Media.CDN.viber.com",
+            &[[54, 230, 93, 96], [54, 230, 93, 53]],
+        );
         let r = DnsResponse::parse(&m).unwrap();
         let mut name = DomainName::default();
         r.question(&mut name).unwrap();
         assert_eq!(name.as_bytes(), b"media.cdn.viber.com");
         let addrs: Vec<IpAddr> = r.answers().filter_map(|a| a.address()).collect();
-        assert_eq!(addrs, ["54.230.93.96".parse::<IpAddr>().unwrap(), "54.230.93.53".parse().unwrap()]);
+        assert_eq!(
+            addrs,
+            [
+                "54.230.93.96".parse::<IpAddr>().unwrap(),
+                "54.230.93.53".parse().unwrap()
+            ]
+        );
         assert_eq!(r.answers().next().unwrap().ttl_s, 3600);
     }
 
@@ -296,7 +312,9 @@ mod tests {
     #[test]
     fn compression_loops_are_refused() {
         // The question name is a pointer to itself.
-        let mut m = vec![0, 0, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1];
+        let mut m = vec![
+            0, 0, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1,
+        ];
         let r = DnsResponse::parse(&m).unwrap();
         let mut name = DomainName::default();
         assert!(r.question(&mut name).is_none());

@@ -24,9 +24,13 @@ const MAX_EXT_HEADERS: usize = 8;
 pub(crate) enum Fragmentation {
     Whole,
     /// Offset zero with more fragments following: carries the transport header.
-    First { id: u32 },
+    First {
+        id: u32,
+    },
     /// Offset beyond zero: carries no transport header.
-    Later { id: u32 },
+    Later {
+        id: u32,
+    },
 }
 
 /// An IP packet with its transport part located.
@@ -110,7 +114,12 @@ fn parse_v6(data: &[u8], wire_len: u32) -> Result<IpPacket<'_>, SkipReason> {
         n => n + IPV6_HEADER as u32,
     };
     let end = data.len().min(total_len as usize);
-    let chain = walk_extensions(ip.get_next_header().0, data, IPV6_HEADER, total_len as usize)?;
+    let chain = walk_extensions(
+        ip.get_next_header().0,
+        data,
+        IPV6_HEADER,
+        total_len as usize,
+    )?;
     let (ip_id, fragmentation) = match chain.fragment {
         None => (0, Fragmentation::Whole),
         Some((id, 0, false)) => (id, Fragmentation::Whole),
@@ -157,7 +166,8 @@ pub(crate) fn walk_extensions(
         if offset + len > limit {
             return Err(SkipReason::IpBadLength);
         }
-        data.get(offset..offset + len).ok_or(SkipReason::Ipv6ExtTruncated)
+        data.get(offset..offset + len)
+            .ok_or(SkipReason::Ipv6ExtTruncated)
     };
     let mut fragment = None;
     for _ in 0..MAX_EXT_HEADERS {
@@ -177,7 +187,11 @@ pub(crate) fn walk_extensions(
                 fragment = Some((id, frag_offset, offset_flags & 1 != 0));
                 if frag_offset != 0 {
                     // A later fragment: what follows is fragment data, not headers.
-                    return Ok(ExtChain { proto: h[0], offset: offset + 8, fragment });
+                    return Ok(ExtChain {
+                        proto: h[0],
+                        offset: offset + 8,
+                        fragment,
+                    });
                 }
                 8
             }
@@ -186,7 +200,13 @@ pub(crate) fn walk_extensions(
                 let h = header(offset, 2)?;
                 (usize::from(h[1]) + 2) * 4
             }
-            proto => return Ok(ExtChain { proto, offset, fragment }),
+            proto => {
+                return Ok(ExtChain {
+                    proto,
+                    offset,
+                    fragment,
+                });
+            }
         };
         if offset + len > limit {
             return Err(SkipReason::IpBadLength);
@@ -219,7 +239,10 @@ struct FragmentEntry {
 
 impl Default for FragmentCache {
     fn default() -> Self {
-        FragmentCache { entries: [None; FRAGMENT_CACHE_SIZE], next: 0 }
+        FragmentCache {
+            entries: [None; FRAGMENT_CACHE_SIZE],
+            next: 0,
+        }
     }
 }
 
@@ -246,8 +269,10 @@ impl FragmentCache {
 
 /// Unused-address placeholders for tests and fuzz seeds.
 #[cfg(test)]
-pub(crate) const TEST_V4: (Ipv4Addr, Ipv4Addr) =
-    (Ipv4Addr::new(192, 168, 1, 2), Ipv4Addr::new(198, 51, 100, 10));
+pub(crate) const TEST_V4: (Ipv4Addr, Ipv4Addr) = (
+    Ipv4Addr::new(192, 168, 1, 2),
+    Ipv4Addr::new(198, 51, 100, 10),
+);
 #[cfg(test)]
 pub(crate) const TEST_V6: (Ipv6Addr, Ipv6Addr) = (
     Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2),
@@ -331,7 +356,10 @@ mod tests {
     #[test]
     fn ipv4_truncated() {
         let p = ipv4(6, 40, 1, 0);
-        assert_eq!(parse(None, &p[..19], 40).unwrap_err(), SkipReason::IpTruncated);
+        assert_eq!(
+            parse(None, &p[..19], 40).unwrap_err(),
+            SkipReason::IpTruncated
+        );
         assert_eq!(parse(None, &[], 0).unwrap_err(), SkipReason::IpTruncated);
         // IHL says 60 bytes but only 20 were captured.
         let mut p = ipv4(6, 100, 1, 0);
@@ -351,8 +379,14 @@ mod tests {
     #[test]
     fn version_mismatch() {
         let p = ipv4(6, 20, 1, 0);
-        assert_eq!(parse(Some(6), &p, 20).unwrap_err(), SkipReason::IpBadVersion);
-        assert_eq!(parse(None, &[0x55; 20], 20).unwrap_err(), SkipReason::IpBadVersion);
+        assert_eq!(
+            parse(Some(6), &p, 20).unwrap_err(),
+            SkipReason::IpBadVersion
+        );
+        assert_eq!(
+            parse(None, &[0x55; 20], 20).unwrap_err(),
+            SkipReason::IpBadVersion
+        );
     }
 
     #[test]
@@ -398,11 +432,17 @@ mod tests {
     #[test]
     fn ipv6_truncated() {
         let p = ipv6(17, 8);
-        assert_eq!(parse(None, &p[..39], 48).unwrap_err(), SkipReason::IpTruncated);
+        assert_eq!(
+            parse(None, &p[..39], 48).unwrap_err(),
+            SkipReason::IpTruncated
+        );
         // Extension header announced but cut off.
         let mut p = ipv6(0, 8);
         p.push(17);
-        assert_eq!(parse(None, &p, 48).unwrap_err(), SkipReason::Ipv6ExtTruncated);
+        assert_eq!(
+            parse(None, &p, 48).unwrap_err(),
+            SkipReason::Ipv6ExtTruncated
+        );
     }
 
     #[test]
@@ -416,7 +456,10 @@ mod tests {
         for _ in 0..10 {
             p.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]);
         }
-        assert_eq!(parse(None, &p, 120).unwrap_err(), SkipReason::Ipv6ExtTruncated);
+        assert_eq!(
+            parse(None, &p, 120).unwrap_err(),
+            SkipReason::Ipv6ExtTruncated
+        );
     }
 
     #[test]

@@ -26,7 +26,11 @@ pub(crate) fn parse<'a>(
         let (src_port, dst_port) = fragments
             .ports_of(&packet.header, packet.proto, id)
             .ok_or(SkipReason::FragmentUnattributed)?;
-        return Ok(Transport::Fragment(FragmentOf { proto: packet.proto, src_port, dst_port }));
+        return Ok(Transport::Fragment(FragmentOf {
+            proto: packet.proto,
+            src_port,
+            dst_port,
+        }));
     }
     let transport = match (packet.proto, packet.v6) {
         (IPPROTO_TCP, _) => Transport::Tcp(tcp(packet.l4, packet.l4_len)?),
@@ -61,13 +65,15 @@ fn tcp(l4: &[u8], l4_len: u32) -> Result<TcpSegment<'_>, SkipReason> {
         return Err(SkipReason::TcpBadOffset);
     }
     // Options and payload as far as they were captured.
-    let options = l4.get(TCP_MIN_HEADER..header_len.min(l4.len())).unwrap_or(&[]);
+    let options = l4
+        .get(TCP_MIN_HEADER..header_len.min(l4.len()))
+        .unwrap_or(&[]);
     Ok(TcpSegment {
         src_port: tcp.get_source(),
         dst_port: tcp.get_destination(),
         seq: tcp.get_sequence(),
         ack: tcp.get_acknowledgement(),
-        flags: tcp.get_flags() as u8,
+        flags: tcp.get_flags(),
         window: tcp.get_window(),
         options: tcp_options(options),
         payload_len: l4_len - header_len as u32,
@@ -89,7 +95,9 @@ fn tcp_options(mut bytes: &[u8]) -> TcpOptions {
         }
         let Some(&len) = bytes.get(1) else { break };
         let len = usize::from(len);
-        let Some(option) = bytes.get(..len).filter(|_| len >= 2) else { break };
+        let Some(option) = bytes.get(..len).filter(|_| len >= 2) else {
+            break;
+        };
         match (kind, len) {
             (2, 4) => options.mss = Some(u16::from_be_bytes([option[2], option[3]])),
             (3, 3) => options.window_scale = Some(option[2]),
@@ -143,10 +151,20 @@ fn icmp_v4(l4: &[u8]) -> Result<IcmpError, SkipReason> {
     if first >> 4 != 4 || header_len < 20 {
         return Err(SkipReason::IcmpQuoteUnusable);
     }
-    let ip = quoted.get(..header_len).ok_or(SkipReason::IcmpQuoteUnusable)?;
+    let ip = quoted
+        .get(..header_len)
+        .ok_or(SkipReason::IcmpQuoteUnusable)?;
     let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
     let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
-    quoted_flow(false, icmp_type, code, ip[9], IpAddr::V4(src), IpAddr::V4(dst), &quoted[header_len..])
+    quoted_flow(
+        false,
+        icmp_type,
+        code,
+        ip[9],
+        IpAddr::V4(src),
+        IpAddr::V4(dst),
+        &quoted[header_len..],
+    )
 }
 
 /// ICMPv6 errors (RFC 4443): destination unreachable, packet too big, time exceeded,
@@ -203,7 +221,7 @@ pub(crate) mod fixtures {
     /// A TCP header with the given ports, flags, sequence numbers and options (padded).
     pub fn tcp(sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, options: &[u8]) -> Vec<u8> {
         let mut opts = options.to_vec();
-        while opts.len() % 4 != 0 {
+        while !opts.len().is_multiple_of(4) {
             opts.push(1);
         }
         let mut h = Vec::new();
@@ -236,13 +254,19 @@ mod tests {
     use super::*;
     use crate::decode::ip::fixtures::{ipv4, ipv6};
     use crate::decode::ip::{TEST_V4, TEST_V6};
-    use crate::decode::{decode, tcp_flags, LinkType};
+    use crate::decode::{LinkType, decode, tcp_flags};
     use crate::time::Timestamp;
 
     fn run(frame: &[u8]) -> Result<Transport<'_>, SkipReason> {
         let mut cache = FragmentCache::default();
-        decode(LinkType::RawIp, Timestamp::default(), frame, frame.len() as u32, &mut cache)
-            .map(|d| d.transport)
+        decode(
+            LinkType::RawIp,
+            Timestamp::default(),
+            frame,
+            frame.len() as u32,
+            &mut cache,
+        )
+        .map(|d| d.transport)
     }
 
     fn v4_packet(proto: u8, l4: &[u8]) -> Vec<u8> {
@@ -255,11 +279,23 @@ mod tests {
     fn tcp_with_timestamps_and_payload() {
         let ts = [8, 10, 0, 0, 0, 5, 0, 0, 0, 9];
         let mss = [2, 4, 0x05, 0xb4];
-        let mut seg = fixtures::tcp(40000, 443, 100, 200, tcp_flags::ACK, &[&mss[..], &ts[..]].concat());
+        let mut seg = fixtures::tcp(
+            40000,
+            443,
+            100,
+            200,
+            tcp_flags::ACK,
+            &[&mss[..], &ts[..]].concat(),
+        );
         seg.extend_from_slice(b"hello");
         let p = v4_packet(6, &seg);
-        let Transport::Tcp(t) = run(&p).unwrap() else { panic!() };
-        assert_eq!((t.src_port, t.dst_port, t.seq, t.ack), (40000, 443, 100, 200));
+        let Transport::Tcp(t) = run(&p).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (t.src_port, t.dst_port, t.seq, t.ack),
+            (40000, 443, 100, 200)
+        );
         assert_eq!(t.options.timestamps, Some((5, 9)));
         assert_eq!(t.options.mss, Some(1460));
         assert_eq!(t.payload, b"hello");
@@ -281,7 +317,9 @@ mod tests {
         let seg = fixtures::tcp(1, 2, 3, 4, tcp_flags::ACK, &ts);
         let mut p = ipv4(6, (20 + seg.len() + 100) as u16, 1, 0);
         p.extend_from_slice(&seg[..24]);
-        let Transport::Tcp(t) = run(&p).unwrap() else { panic!() };
+        let Transport::Tcp(t) = run(&p).unwrap() else {
+            panic!()
+        };
         assert_eq!(t.options.timestamps, None);
         assert_eq!(t.payload_len, 100);
         assert!(t.payload.is_empty());
@@ -292,10 +330,16 @@ mod tests {
         // Data offset 15 words (60 bytes) in a 40-byte IP packet.
         let mut seg = fixtures::tcp(1, 2, 3, 4, 0, &[]);
         seg[12] = 0xf0;
-        assert_eq!(run(&v4_packet(6, &seg)).unwrap_err(), SkipReason::TcpBadOffset);
+        assert_eq!(
+            run(&v4_packet(6, &seg)).unwrap_err(),
+            SkipReason::TcpBadOffset
+        );
         // Data offset below 5 words.
         seg[12] = 0x40;
-        assert_eq!(run(&v4_packet(6, &seg)).unwrap_err(), SkipReason::TcpBadOffset);
+        assert_eq!(
+            run(&v4_packet(6, &seg)).unwrap_err(),
+            SkipReason::TcpBadOffset
+        );
         // IP says the segment is 10 bytes long.
         let mut p = ipv4(6, 30, 1, 0);
         p.extend_from_slice(&seg);
@@ -315,7 +359,9 @@ mod tests {
     fn udp_basic() {
         let d = fixtures::udp(5353, 53, b"abc");
         let p = v4_packet(17, &d);
-        let Transport::Udp(u) = run(&p).unwrap() else { panic!() };
+        let Transport::Udp(u) = run(&p).unwrap() else {
+            panic!()
+        };
         assert_eq!((u.src_port, u.dst_port, u.payload_len), (5353, 53, 3));
         assert_eq!(u.payload, b"abc");
     }
@@ -332,9 +378,15 @@ mod tests {
     fn udp_impossible_len() {
         let mut d = fixtures::udp(1, 2, b"abc");
         d[4..6].copy_from_slice(&100u16.to_be_bytes());
-        assert_eq!(run(&v4_packet(17, &d)).unwrap_err(), SkipReason::UdpBadLength);
+        assert_eq!(
+            run(&v4_packet(17, &d)).unwrap_err(),
+            SkipReason::UdpBadLength
+        );
         d[4..6].copy_from_slice(&4u16.to_be_bytes());
-        assert_eq!(run(&v4_packet(17, &d)).unwrap_err(), SkipReason::UdpBadLength);
+        assert_eq!(
+            run(&v4_packet(17, &d)).unwrap_err(),
+            SkipReason::UdpBadLength
+        );
     }
 
     #[test]
@@ -344,18 +396,42 @@ mod tests {
         let mut d = fixtures::udp(4000, 3478, &[0; 2000]);
         d.truncate(8);
         first.extend_from_slice(&d);
-        let t = decode(LinkType::RawIp, Timestamp::default(), &first, 28, &mut cache).unwrap();
+        let t = decode(
+            LinkType::RawIp,
+            Timestamp::default(),
+            &first,
+            28,
+            &mut cache,
+        )
+        .unwrap();
         assert!(matches!(t.transport, Transport::Udp(u) if u.payload_len == 2000));
         let mut later = ipv4(17, 520, 77, 0x0001);
         later.extend_from_slice(&[0; 500]);
-        let t = decode(LinkType::RawIp, Timestamp::default(), &later, 520, &mut cache).unwrap();
+        let t = decode(
+            LinkType::RawIp,
+            Timestamp::default(),
+            &later,
+            520,
+            &mut cache,
+        )
+        .unwrap();
         assert_eq!(
             t.transport,
-            Transport::Fragment(FragmentOf { proto: 17, src_port: 4000, dst_port: 3478 })
+            Transport::Fragment(FragmentOf {
+                proto: 17,
+                src_port: 4000,
+                dst_port: 3478
+            })
         );
         assert_eq!(t.ip.total_len, 520);
         let stray = ipv4(17, 520, 78, 0x0001);
-        let err = decode(LinkType::RawIp, Timestamp::default(), &stray, 520, &mut cache);
+        let err = decode(
+            LinkType::RawIp,
+            Timestamp::default(),
+            &stray,
+            520,
+            &mut cache,
+        );
         assert_eq!(err.unwrap_err(), SkipReason::FragmentUnattributed);
     }
 
@@ -370,7 +446,9 @@ mod tests {
         let mut icmp = vec![3, 3, 0, 0, 0, 0, 0, 0];
         icmp.extend_from_slice(&quote);
         let p = v4_packet(1, &icmp);
-        let Transport::IcmpError(e) = run(&p).unwrap() else { panic!() };
+        let Transport::IcmpError(e) = run(&p).unwrap() else {
+            panic!()
+        };
         assert_eq!((e.icmp_type, e.code, e.quoted_proto), (3, 3, 17));
         assert_eq!(e.quoted_src, IpAddr::V4(TEST_V4.0));
         assert_eq!((e.quoted_src_port, e.quoted_dst_port), (5000, 3478));
@@ -378,10 +456,19 @@ mod tests {
 
     #[test]
     fn icmp_echo_is_info_and_short_quote_unusable() {
-        assert_eq!(run(&v4_packet(1, &[8, 0, 0, 0, 0, 0, 0, 0])).unwrap_err(), SkipReason::IcmpInfo);
+        assert_eq!(
+            run(&v4_packet(1, &[8, 0, 0, 0, 0, 0, 0, 0])).unwrap_err(),
+            SkipReason::IcmpInfo
+        );
         let icmp = [11, 0, 0, 0, 0, 0, 0, 0, 0x45, 0, 0];
-        assert_eq!(run(&v4_packet(1, &icmp)).unwrap_err(), SkipReason::IcmpQuoteUnusable);
-        assert_eq!(run(&v4_packet(1, &[3, 1, 0])).unwrap_err(), SkipReason::IcmpQuoteUnusable);
+        assert_eq!(
+            run(&v4_packet(1, &icmp)).unwrap_err(),
+            SkipReason::IcmpQuoteUnusable
+        );
+        assert_eq!(
+            run(&v4_packet(1, &[3, 1, 0])).unwrap_err(),
+            SkipReason::IcmpQuoteUnusable
+        );
     }
 
     #[test]
@@ -392,10 +479,15 @@ mod tests {
         icmp.extend_from_slice(&quote);
         let mut p = ipv6(58, icmp.len() as u16);
         p.extend_from_slice(&icmp);
-        let Transport::IcmpError(e) = run(&p).unwrap() else { panic!() };
+        let Transport::IcmpError(e) = run(&p).unwrap() else {
+            panic!()
+        };
         assert!(e.v6);
         assert_eq!(e.quoted_src, IpAddr::V6(TEST_V6.0));
-        assert_eq!((e.quoted_proto, e.quoted_src_port, e.quoted_dst_port), (6, 40000, 443));
+        assert_eq!(
+            (e.quoted_proto, e.quoted_src_port, e.quoted_dst_port),
+            (6, 40000, 443)
+        );
         // Neighbour solicitation is informational.
         let mut p = ipv6(58, 8);
         p.extend_from_slice(&[135, 0, 0, 0, 0, 0, 0, 0]);
@@ -404,7 +496,10 @@ mod tests {
 
     #[test]
     fn other_protocols_are_counted_not_measured() {
-        assert_eq!(run(&v4_packet(47, &[0; 8])).unwrap_err(), SkipReason::OtherIpProto);
+        assert_eq!(
+            run(&v4_packet(47, &[0; 8])).unwrap_err(),
+            SkipReason::OtherIpProto
+        );
         // ICMPv4 inside IPv6 is not a thing.
         let mut p = ipv6(1, 8);
         p.extend_from_slice(&[3, 0, 0, 0, 0, 0, 0, 0]);

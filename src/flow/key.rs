@@ -82,7 +82,19 @@ pub struct FlowKey {
 
 impl FlowKey {
     pub fn new(proto: Proto, a: Endpoint, b: Endpoint) -> Self {
-        if a <= b { FlowKey { proto, lo: a, hi: b } } else { FlowKey { proto, lo: b, hi: a } }
+        if a <= b {
+            FlowKey {
+                proto,
+                lo: a,
+                hi: b,
+            }
+        } else {
+            FlowKey {
+                proto,
+                lo: b,
+                hi: a,
+            }
+        }
     }
 
     /// The endpoints in key order.
@@ -160,7 +172,10 @@ pub fn is_local_address(addr: IpAddr) -> bool {
     match addr {
         IpAddr::V4(a) => {
             let o = a.octets();
-            a.is_private() || a.is_loopback() || a.is_link_local() || (o[0] == 100 && (o[1] & 0xc0) == 64)
+            a.is_private()
+                || a.is_loopback()
+                || a.is_link_local()
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
         }
         IpAddr::V6(a) => {
             let s = a.segments()[0];
@@ -182,8 +197,14 @@ mod tests {
     fn key_is_direction_free() {
         let a = ep(1, 40000);
         let b = ep(2, 443);
-        assert_eq!(FlowKey::new(Proto::Tcp, a, b), FlowKey::new(Proto::Tcp, b, a));
-        assert_ne!(FlowKey::new(Proto::Tcp, a, b), FlowKey::new(Proto::Udp, a, b));
+        assert_eq!(
+            FlowKey::new(Proto::Tcp, a, b),
+            FlowKey::new(Proto::Tcp, b, a)
+        );
+        assert_ne!(
+            FlowKey::new(Proto::Tcp, a, b),
+            FlowKey::new(Proto::Udp, a, b)
+        );
     }
 
     #[test]
@@ -196,22 +217,55 @@ mod tests {
     #[test]
     fn client_rules() {
         let none = |_| false;
-        let (lan, wan) = (|p| ep(2, p), |p| Endpoint::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)), p));
-        assert_eq!(source_is_client(lan(40000), wan(443), true, false, none), (true, ClientBy::Handshake));
-        assert_eq!(source_is_client(wan(443), lan(40000), true, true, none), (false, ClientBy::Handshake));
-        assert_eq!(source_is_client(wan(443), lan(40000), false, false, none), (false, ClientBy::Port));
+        let (lan, wan) = (
+            |p| ep(2, p),
+            |p| Endpoint::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)), p),
+        );
+        assert_eq!(
+            source_is_client(lan(40000), wan(443), true, false, none),
+            (true, ClientBy::Handshake)
+        );
+        assert_eq!(
+            source_is_client(wan(443), lan(40000), true, true, none),
+            (false, ClientBy::Handshake)
+        );
+        assert_eq!(
+            source_is_client(wan(443), lan(40000), false, false, none),
+            (false, ClientBy::Port)
+        );
         let discord = |p| p == 50001;
-        assert_eq!(source_is_client(wan(50001), wan(54935), false, false, discord), (false, ClientBy::Port));
-        assert_eq!(source_is_client(wan(32704), lan(56328), false, false, none), (false, ClientBy::Address));
-        assert_eq!(source_is_client(wan(50001), wan(54935), false, false, none), (true, ClientBy::FirstPacket));
-        assert_eq!(source_is_client(lan(123), ep(9, 123), false, false, none), (true, ClientBy::FirstPacket));
+        assert_eq!(
+            source_is_client(wan(50001), wan(54935), false, false, discord),
+            (false, ClientBy::Port)
+        );
+        assert_eq!(
+            source_is_client(wan(32704), lan(56328), false, false, none),
+            (false, ClientBy::Address)
+        );
+        assert_eq!(
+            source_is_client(wan(50001), wan(54935), false, false, none),
+            (true, ClientBy::FirstPacket)
+        );
+        assert_eq!(
+            source_is_client(lan(123), ep(9, 123), false, false, none),
+            (true, ClientBy::FirstPacket)
+        );
     }
 
     #[test]
     fn address_kinds() {
         let local = |s: &str| is_local_address(s.parse().unwrap());
-        assert!(local("192.168.1.1") && local("10.1.2.3") && local("100.64.0.1") && local("fe80::1") && local("fd00::1"));
+        assert!(
+            local("192.168.1.1")
+                && local("10.1.2.3")
+                && local("100.64.0.1")
+                && local("fe80::1")
+                && local("fd00::1")
+        );
         assert!(!local("203.0.113.1") && !local("100.128.0.1") && !local("2001:db8::1"));
-        assert!(is_group_address("224.0.0.251".parse().unwrap()) && is_group_address("ff02::fb".parse().unwrap()));
+        assert!(
+            is_group_address("224.0.0.251".parse().unwrap())
+                && is_group_address("ff02::fb".parse().unwrap())
+        );
     }
 }

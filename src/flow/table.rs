@@ -49,7 +49,8 @@ pub struct FlowEntry<S> {
     /// Unique per table, in order of creation, from 1.
     pub id: u64,
     pub key: FlowKey,
-    pub client: Endpoint,
+    /// The client is the key's first endpoint (else its second).
+    client_first: bool,
     pub client_by: ClientBy,
     pub first_at: Timestamp,
     pub last_at: Timestamp,
@@ -62,12 +63,21 @@ pub struct FlowEntry<S> {
 impl<S> FlowEntry<S> {
     /// Direction of a packet sent from `src`.
     pub fn direction_of(&self, src: Endpoint) -> Direction {
-        if src == self.client { Direction::Up } else { Direction::Down }
+        if src == self.client() {
+            Direction::Up
+        } else {
+            Direction::Down
+        }
+    }
+
+    pub fn client(&self) -> Endpoint {
+        let (a, b) = self.key.endpoints();
+        if self.client_first { a } else { b }
     }
 
     pub fn server(&self) -> Endpoint {
         let (a, b) = self.key.endpoints();
-        if a == self.client { b } else { a }
+        if self.client_first { b } else { a }
     }
 }
 
@@ -79,7 +89,8 @@ pub struct TableStats {
     pub expired: u64,
     /// Pushed out by a new flow while the table was full.
     pub evicted: u64,
-    /// New flows turned away while the table was full of active flows.
+    /// Packets that would have opened a flow, turned away while the table was full of active
+    /// flows (a refused flow is not remembered, so each of its packets counts).
     pub refused: u64,
     /// Most flows held at once.
     pub peak: usize,
@@ -126,7 +137,10 @@ impl<S> FlowTable<S> {
             index: HashMap::with_capacity_and_hasher(initial, RandomState::default()),
             slots: Vec::with_capacity(initial),
             free: Vec::new(),
-            lists: [List { head: NIL, tail: NIL }; 3],
+            lists: [List {
+                head: NIL,
+                tail: NIL,
+            }; 3],
             max_flows,
             timeouts,
             next_id: 1,
@@ -155,11 +169,17 @@ impl<S> FlowTable<S> {
     }
 
     pub fn get(&self, idx: u32) -> &FlowEntry<S> {
-        self.slots[idx as usize].entry.as_ref().expect("flow table index points at a live slot")
+        self.slots[idx as usize]
+            .entry
+            .as_ref()
+            .expect("flow table index points at a live slot")
     }
 
     pub fn get_mut(&mut self, idx: u32) -> &mut FlowEntry<S> {
-        self.slots[idx as usize].entry.as_mut().expect("flow table index points at a live slot")
+        self.slots[idx as usize]
+            .entry
+            .as_mut()
+            .expect("flow table index points at a live slot")
     }
 
     /// Mark activity at `now` and move the flow to the back of its class's list (its class
@@ -198,7 +218,7 @@ impl<S> FlowTable<S> {
         let entry = FlowEntry {
             id: self.next_id,
             key,
-            client,
+            client_first: key.endpoints().0 == client,
             client_by,
             first_at: now,
             last_at: now,
@@ -213,7 +233,12 @@ impl<S> FlowTable<S> {
                 idx
             }
             None => {
-                self.slots.push(Slot { entry: Some(entry), prev: NIL, next: NIL, class });
+                self.slots.push(Slot {
+                    entry: Some(entry),
+                    prev: NIL,
+                    next: NIL,
+                    class,
+                });
                 (self.slots.len() - 1) as u32
             }
         };
@@ -265,7 +290,10 @@ impl<S> FlowTable<S> {
 
     fn remove(&mut self, idx: u32) -> FlowEntry<S> {
         self.unlink(idx);
-        let entry = self.slots[idx as usize].entry.take().expect("removing a live slot");
+        let entry = self.slots[idx as usize]
+            .entry
+            .take()
+            .expect("removing a live slot");
         self.index.remove(&entry.key);
         self.free.push(idx);
         entry
@@ -288,7 +316,9 @@ impl<S> FlowTable<S> {
     }
 
     fn unlink(&mut self, idx: u32) {
-        let Slot { prev, next, class, .. } = self.slots[idx as usize];
+        let Slot {
+            prev, next, class, ..
+        } = self.slots[idx as usize];
         if prev == NIL {
             self.lists[class].head = next;
         } else {
@@ -315,7 +345,11 @@ mod tests {
     use super::*;
     use std::net::{IpAddr, Ipv4Addr};
 
-    const TIMEOUTS: Timeouts = Timeouts { tcp_idle_us: 300_000_000, udp_idle_us: 60_000_000, closed_us: 10_000_000 };
+    const TIMEOUTS: Timeouts = Timeouts {
+        tcp_idle_us: 300_000_000,
+        udp_idle_us: 60_000_000,
+        closed_us: 10_000_000,
+    };
 
     fn key(n: u16, proto: Proto) -> (FlowKey, Endpoint) {
         let client = Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 10_000 + n);
@@ -327,7 +361,13 @@ mod tests {
         Timestamp::from_micros(sec * 1_000_000)
     }
 
-    fn add(t: &mut FlowTable<u32>, n: u16, proto: Proto, at: Timestamp, out: &mut Vec<(FlowEntry<u32>, Removal)>) -> Option<u32> {
+    fn add(
+        t: &mut FlowTable<u32>,
+        n: u16,
+        proto: Proto,
+        at: Timestamp,
+        out: &mut Vec<(FlowEntry<u32>, Removal)>,
+    ) -> Option<u32> {
         let (k, c) = key(n, proto);
         t.insert(k, c, ClientBy::Handshake, at, u32::from(n), out)
     }
@@ -383,7 +423,9 @@ mod tests {
     fn full_table_evicts_idle_and_refuses_when_all_active() {
         let mut t = FlowTable::new(3, TIMEOUTS);
         let mut out = Vec::new();
-        let idx: Vec<u32> = (0..3).map(|n| add(&mut t, n, Proto::Tcp, s(u64::from(n)), &mut out).unwrap()).collect();
+        let idx: Vec<u32> = (0..3)
+            .map(|n| add(&mut t, n, Proto::Tcp, s(u64::from(n)), &mut out).unwrap())
+            .collect();
         t.touch(idx[1], s(3));
         t.touch(idx[2], s(3));
         // Flow 0 idle for 3 s: evicted.
@@ -408,7 +450,14 @@ mod tests {
             let server = Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 443);
             let at = Timestamp::from_micros(u64::from(n) * 10_000);
             t.expire(at, &mut out);
-            t.insert(FlowKey::new(Proto::Udp, client, server), client, ClientBy::FirstPacket, at, n, &mut out);
+            t.insert(
+                FlowKey::new(Proto::Udp, client, server),
+                client,
+                ClientBy::FirstPacket,
+                at,
+                n,
+                &mut out,
+            );
             assert!(t.len() <= 1000);
         }
         assert!(t.slots.len() <= 1000);

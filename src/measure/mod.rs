@@ -29,7 +29,8 @@ pub struct DirCounters {
     /// IP bytes as the headers state them.
     pub bytes: u64,
     pub packets: u64,
-    pub last_at: Option<Timestamp>,
+    /// Time of the latest packet (meaningless while `packets` is zero).
+    pub last_at: Timestamp,
     /// Packets that were IP fragments.
     pub fragments: u32,
     /// ICMP errors about packets of this direction.
@@ -53,7 +54,7 @@ impl DirCounters {
         }
         self.bytes += u64::from(ip.total_len);
         self.packets += 1;
-        self.last_at = Some(now);
+        self.last_at = now;
         self.last_ttl = ip.ttl;
         self.last_ip_id = ip.ip_id;
         if ip.fragment {
@@ -144,26 +145,31 @@ impl FlowMeasures {
             Proto::Tcp => TransportMeasures::Tcp(TcpMeasures::default()),
             Proto::Udp => TransportMeasures::Udp(UdpMeasures::default()),
         };
-        FlowMeasures { dirs: Default::default(), transport }
+        FlowMeasures {
+            dirs: Default::default(),
+            transport,
+        }
     }
 
     /// Account one packet of this flow travelling in `dir`. `stun` is the packet's STUN
-    /// message when it carries one.
+    /// message when it carries one; `flow_start` the time of the flow's first packet.
     pub fn on_packet(
         &mut self,
         dir: Direction,
         packet: &Decoded<'_>,
         stun: Option<&StunMessage<'_>>,
+        flow_start: Timestamp,
         detail: Option<&mut Detail>,
     ) -> RttSamples {
         let now = packet.ts;
         let prev = &self.dirs[dir.index()];
         let samples = match (&mut self.transport, &packet.transport) {
             (TransportMeasures::Tcp(tcp), Transport::Tcp(seg)) => {
-                tcp.on_segment(dir, &packet.ip, seg, prev, now)
+                tcp.on_segment(dir, &packet.ip, seg, prev, flow_start, now)
             }
             (TransportMeasures::Udp(udp), Transport::Udp(datagram)) => {
-                udp.on_datagram(dir, datagram.payload, stun, prev.last_at, now);
+                let last_at = (prev.packets > 0).then_some(prev.last_at);
+                udp.on_datagram(dir, datagram.payload, stun, last_at, now);
                 RttSamples::default()
             }
             // Later fragments only count bytes.

@@ -10,7 +10,7 @@
 //! sequence probe (Karn's algorithm); pure ACKs never arm a probe because nothing obliges the
 //! peer to answer them promptly (ePPing does the same).
 
-use crate::time::Timestamp;
+use crate::time::{ShortTime, Timestamp};
 
 /// Wrapping comparison of 32-bit sequence-like numbers (RFC 1982 serial arithmetic).
 pub fn seq_after(a: u32, b: u32) -> bool {
@@ -104,11 +104,19 @@ pub struct WindowedExtreme {
 
 impl WindowedExtreme {
     pub fn min(window_us: u64) -> Self {
-        WindowedExtreme { window_us, keep_max: false, best: [(Timestamp::default(), 0); 3], filled: false }
+        WindowedExtreme {
+            window_us,
+            keep_max: false,
+            best: [(Timestamp::default(), 0); 3],
+            filled: false,
+        }
     }
 
     pub fn max(window_us: u64) -> Self {
-        WindowedExtreme { keep_max: true, ..WindowedExtreme::min(window_us) }
+        WindowedExtreme {
+            keep_max: true,
+            ..WindowedExtreme::min(window_us)
+        }
     }
 
     fn better(&self, a: u32, b: u32) -> bool {
@@ -153,75 +161,82 @@ impl WindowedExtreme {
     }
 }
 
-/// One TCP timestamp probe per direction (pping): the first packet carrying a new TSval arms
-/// it; the peer's first TSecr equal to that value is one RTT later.
+/// One RTT probe per direction. On flows with TCP timestamps (pping): the first packet that
+/// carries a new TSval arms it, and the peer's first TSecr equal to that value is one RTT
+/// later. On flows without: the end sequence number of a new data segment arms it, and the
+/// first ACK covering it answers; a retransmission makes the pending sample ambiguous and
+/// disarms it (Karn).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TimestampProbe {
-    /// Highest TSval seen from this side, once any was seen.
-    last_tsval: Option<u32>,
-    armed: Option<(u32, Timestamp)>,
+pub struct RttProbe {
+    /// The armed value (TSval or end sequence number) and when it passed.
+    value: u32,
+    at: ShortTime,
+    armed: bool,
+    /// Highest TSval seen from this side, once `tsval_seen`.
+    last_tsval: u32,
+    tsval_seen: bool,
 }
 
-impl TimestampProbe {
-    /// A packet from this side carrying `tsval`; `may_arm` is false for pure ACKs.
-    pub fn sent(&mut self, tsval: u32, now: Timestamp, may_arm: bool, first_packet: bool) {
-        let new_value = match self.last_tsval {
-            Some(last) => seq_after(tsval, last),
-            // The first TSval we see may have been sent before the capture started, unless the
-            // packet opens the connection.
-            None => first_packet,
+impl RttProbe {
+    /// A packet from this side carrying `tsval`. `may_arm` is false for pure ACKs and SYNs;
+    /// `opening` is true for a SYN, whose TSval cannot have been sent before the capture.
+    pub fn sent_tsval(&mut self, tsval: u32, now: Timestamp, may_arm: bool, opening: bool) {
+        let new_value = if self.tsval_seen {
+            seq_after(tsval, self.last_tsval)
+        } else {
+            opening
         };
-        if new_value && may_arm && self.armed.is_none() {
-            self.armed = Some((tsval, now));
+        if new_value && may_arm && !self.armed {
+            self.arm(tsval, now);
         }
-        if self.last_tsval.is_none_or(|last| seq_after(tsval, last)) {
-            self.last_tsval = Some(tsval);
+        if !self.tsval_seen || seq_after(tsval, self.last_tsval) {
+            self.last_tsval = tsval;
+            self.tsval_seen = true;
         }
     }
 
-    /// The peer echoed `tsecr`; returns the RTT when it matches the armed probe.
+    /// The peer echoed `tsecr`; returns the RTT when it matches the armed TSval.
     pub fn echoed(&mut self, tsecr: u32, now: Timestamp) -> Option<u64> {
-        let (tsval, sent) = self.armed?;
-        if tsecr == tsval {
-            self.armed = None;
-            Some(now.since(sent))
+        if !self.armed {
+            return None;
+        }
+        if tsecr == self.value {
+            self.armed = false;
+            Some(self.at.until(now))
         } else {
-            if seq_after(tsecr, tsval) {
+            if seq_after(tsecr, self.value) {
                 // The echo passed our value without matching it: re-arm on the next one.
-                self.armed = None;
+                self.armed = false;
             }
             None
         }
     }
-}
 
-/// One data-segment probe per direction for flows without timestamps: the end sequence number
-/// of a new segment and when it passed, matched by the first ACK that covers it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct AckProbe {
-    armed: Option<(u32, Timestamp)>,
-}
-
-impl AckProbe {
-    pub fn new_data(&mut self, seq_end: u32, now: Timestamp) {
-        if self.armed.is_none() {
-            self.armed = Some((seq_end, now));
+    /// New data up to `seq_end` passed (flows without timestamps).
+    pub fn sent_data(&mut self, seq_end: u32, now: Timestamp) {
+        if !self.armed {
+            self.arm(seq_end, now);
         }
     }
 
-    /// Karn: a retransmission makes the pending sample ambiguous.
     pub fn retransmission(&mut self) {
-        self.armed = None;
+        self.armed = false;
     }
 
+    /// The peer acknowledged up to `ack`; returns the RTT when that covers the armed data.
     pub fn acked(&mut self, ack: u32, now: Timestamp) -> Option<u64> {
-        let (end, sent) = self.armed?;
-        if ack == end || seq_after(ack, end) {
-            self.armed = None;
-            Some(now.since(sent))
+        if self.armed && (ack == self.value || seq_after(ack, self.value)) {
+            self.armed = false;
+            Some(self.at.until(now))
         } else {
             None
         }
+    }
+
+    fn arm(&mut self, value: u32, now: Timestamp) {
+        self.value = value;
+        self.at = ShortTime::of(now);
+        self.armed = true;
     }
 }
 
@@ -242,7 +257,10 @@ mod tests {
         s.add(200_000);
         // rttvar = 3/4*50000 + 1/4*100000 = 62500; srtt = 7/8*100000 + 1/8*200000 = 112500
         assert_eq!((s.srtt_us(), s.rttvar_us()), (Some(112_500), Some(62_500)));
-        assert_eq!((s.min_us(), s.max_us(), s.last_us()), (Some(100_000), Some(200_000), Some(200_000)));
+        assert_eq!(
+            (s.min_us(), s.max_us(), s.last_us()),
+            (Some(100_000), Some(200_000), Some(200_000))
+        );
         assert_eq!(s.samples(), 2);
         s.add(u64::MAX);
         assert_eq!(s.max_us(), Some(u32::MAX));
@@ -285,10 +303,10 @@ mod tests {
 
     #[test]
     fn timestamp_probe_first_sighting_only() {
-        let mut p = TimestampProbe::default();
-        p.sent(100, t(0), true, true);
+        let mut p = RttProbe::default();
+        p.sent_tsval(100, t(0), true, true);
         // Later packets with the same TSval do not move the probe's time.
-        p.sent(100, t(5), true, false);
+        p.sent_tsval(100, t(5), true, false);
         assert_eq!(p.echoed(99, t(20)), None);
         assert_eq!(p.echoed(100, t(40)), Some(40_000));
         // Used: a second echo of the same value gives nothing.
@@ -297,32 +315,32 @@ mod tests {
 
     #[test]
     fn timestamp_probe_ignores_mid_flow_first_value_and_pure_acks() {
-        let mut p = TimestampProbe::default();
-        p.sent(100, t(0), true, false);
+        let mut p = RttProbe::default();
+        p.sent_tsval(100, t(0), true, false);
         assert_eq!(p.echoed(100, t(10)), None);
-        p.sent(101, t(20), false, false);
+        p.sent_tsval(101, t(20), false, false);
         assert_eq!(p.echoed(101, t(30)), None);
-        p.sent(102, t(40), true, false);
+        p.sent_tsval(102, t(40), true, false);
         assert_eq!(p.echoed(102, t(45)), Some(5000));
     }
 
     #[test]
     fn timestamp_probe_rearms_after_a_missed_echo() {
-        let mut p = TimestampProbe::default();
-        p.sent(10, t(0), true, true);
+        let mut p = RttProbe::default();
+        p.sent_tsval(10, t(0), true, true);
         assert_eq!(p.echoed(11, t(5)), None);
-        p.sent(12, t(6), true, false);
+        p.sent_tsval(12, t(6), true, false);
         assert_eq!(p.echoed(12, t(9)), Some(3000));
     }
 
     #[test]
     fn ack_probe_and_karn() {
-        let mut p = AckProbe::default();
-        p.new_data(1000, t(0));
-        p.new_data(2000, t(1));
+        let mut p = RttProbe::default();
+        p.sent_data(1000, t(0));
+        p.sent_data(2000, t(1));
         assert_eq!(p.acked(999, t(5)), None);
         assert_eq!(p.acked(1500, t(7)), Some(7000));
-        p.new_data(3000, t(10));
+        p.sent_data(3000, t(10));
         p.retransmission();
         assert_eq!(p.acked(3000, t(20)), None);
     }

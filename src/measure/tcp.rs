@@ -3,14 +3,15 @@
 //! and FIN/RST with the forensic fields that tell an injected reset from a real one.
 //!
 //! Sequence numbers are compared with wrapping arithmetic. A flow picked up in the middle
-//! starts its sequence analysis at the first segment seen.
+//! starts its sequence analysis at the first segment seen. Short-lived times (probes, the
+//! handshake) are kept as [`ShortTime`]s to keep the per-flow state small.
 
 use crate::decode::{IpHeader, TcpSegment, tcp_flags};
 use crate::flow::Direction;
-use crate::time::Timestamp;
+use crate::time::{ShortTime, Timestamp};
 
+use super::rtt::{Leg, RttProbe, RttStats, seq_after};
 use super::{DirCounters, RttSamples};
-use super::rtt::{AckProbe, Leg, RttStats, TimestampProbe, seq_after};
 
 /// Below this gap after the highest segment, a segment that fills in below it counts as
 /// reordered rather than retransmitted when no RTT is known yet (Wireshark uses the same 3 ms).
@@ -27,7 +28,7 @@ pub struct TcpMeasures {
     /// Indexed by [`Direction::index`].
     pub dirs: [TcpDirection; 2],
     /// Indexed by [`Leg::index`].
-    pub rtt: [RttStats; 2],
+    rtt: [RttStats; 2],
     /// Some segment carried TCP timestamps; RTT then comes from them only.
     pub timestamps: bool,
 }
@@ -36,27 +37,28 @@ pub struct TcpMeasures {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Handshake {
     /// The last SYN before the SYN/ACK (the one most likely answered).
-    syn_at: Option<Timestamp>,
-    synack_at: Option<Timestamp>,
+    syn_at: Option<ShortTime>,
+    synack_at: Option<ShortTime>,
+    ack_at: Option<ShortTime>,
     /// Sequence number the client's ACK must acknowledge: the first SYN/ACK's ISN + 1.
     synack_next: u32,
-    ack_at: Option<Timestamp>,
     pub syns: u16,
     pub synacks: u16,
-    /// SYN→SYN/ACK: the external leg.
-    pub external_us: Option<u64>,
-    /// SYN/ACK→ACK: the internal leg.
-    pub internal_us: Option<u64>,
 }
 
 impl Handshake {
-    /// A SYN was seen (the flow was opened inside the capture).
-    pub fn saw_syn(&self) -> bool {
-        self.syns > 0
-    }
-
     pub fn completed(&self) -> bool {
         self.ack_at.is_some()
+    }
+
+    /// SYN→SYN/ACK: the external leg.
+    pub fn external_us(&self) -> Option<u64> {
+        Some(self.syn_at?.until_short(self.synack_at?))
+    }
+
+    /// SYN/ACK→ACK: the internal leg.
+    pub fn internal_us(&self) -> Option<u64> {
+        Some(self.synack_at?.until_short(self.ack_at?))
     }
 }
 
@@ -81,16 +83,15 @@ pub struct TcpDirection {
     /// The first RST.
     pub rst: Option<CloseEvent>,
     seq: Option<SeqTrack>,
+    probe: RttProbe,
     zero_window_now: bool,
-    ts_probe: TimestampProbe,
-    ack_probe: AckProbe,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct SeqTrack {
     highest_end: u32,
-    highest_at: Timestamp,
     last_seq: u32,
+    highest_at: ShortTime,
 }
 
 /// A FIN or RST with what is needed to judge whether its sender was the real endpoint
@@ -98,43 +99,52 @@ struct SeqTrack {
 /// sequence numbers, and how soon it followed that packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CloseEvent {
-    pub at: Timestamp,
-    pub ttl: u8,
-    pub ip_id: u32,
+    /// Milliseconds after the flow's first packet.
+    pub at_ms: u32,
     pub seq: u32,
-    /// The acknowledgment number, when the ACK flag was set.
-    pub ack: Option<u32>,
-    pub payload_len: u32,
-    /// TTL, IP ID and time of the previous packet from the same side.
-    pub prev_ttl: Option<u8>,
-    pub prev_ip_id: Option<u32>,
-    pub since_prev_us: Option<u64>,
+    /// The acknowledgment number, meaningful when `has_ack`.
+    pub ack: u32,
+    pub ip_id: u32,
+    /// IP ID and TTL of the previous packet from the same side, meaningful when `has_prev`.
+    pub prev_ip_id: u32,
+    /// Microseconds since the previous packet from the same side (saturating).
+    pub since_prev_us: u32,
+    /// Payload bytes carried (saturating).
+    pub payload_len: u16,
+    pub ttl: u8,
+    pub prev_ttl: u8,
+    pub has_ack: bool,
+    pub has_prev: bool,
 }
 
 impl TcpMeasures {
     /// Account one segment from `dir`. `prev` holds the counters of that direction before this
-    /// packet (its last TTL, IP ID and time). Returns the RTT samples the segment completed.
+    /// packet (its last TTL, IP ID and time); `flow_start` is the flow's first packet time.
+    /// Returns the RTT samples the segment completed.
     pub fn on_segment(
         &mut self,
         dir: Direction,
         ip: &IpHeader,
         seg: &TcpSegment<'_>,
         prev: &DirCounters,
+        flow_start: Timestamp,
         now: Timestamp,
     ) -> RttSamples {
         let syn = seg.has(tcp_flags::SYN);
         let ack = seg.has(tcp_flags::ACK);
         let mut samples = RttSamples::default();
         if let Some((leg, rtt)) = self.handshake_step(dir, seg, now) {
+            self.rtt[leg.index()].add(rtt);
             samples.set(leg, rtt);
         }
 
         let reorder_window_us = self.reorder_window_us();
         let (mine, theirs) = split(&mut self.dirs, dir);
+        let close_event = || CloseEvent::new(ip, seg, prev, flow_start, now);
         if seg.has(tcp_flags::RST) {
             mine.rsts = mine.rsts.saturating_add(1);
             if mine.rst.is_none() {
-                mine.rst = Some(CloseEvent::new(ip, seg, prev, now));
+                mine.rst = Some(close_event());
             }
             return samples;
         }
@@ -142,7 +152,7 @@ impl TcpMeasures {
             mine.packets_after_rst = mine.packets_after_rst.saturating_add(1);
         }
         if seg.has(tcp_flags::FIN) && mine.fin.is_none() {
-            mine.fin = Some(CloseEvent::new(ip, seg, prev, now));
+            mine.fin = Some(close_event());
         }
         mine.payload_bytes += u64::from(seg.payload_len);
         let retransmitted = mine.sequence(seg, now, reorder_window_us);
@@ -151,37 +161,43 @@ impl TcpMeasures {
         }
 
         // RTT samples: a probe from the other side answered by this segment, then maybe a new
-        // probe of our own. The leg is fixed by who sent the probe.
-        let leg_of_theirs = leg_of(dir.reverse());
-        let data = seg.payload_len > 0 || seg.has(tcp_flags::FIN);
+        // probe of our own. The leg is fixed by who sent the probe. SYNs never arm a probe:
+        // the handshake already measures them.
+        let data = !syn && (seg.payload_len > 0 || seg.has(tcp_flags::FIN));
         let mut echoed = None;
         if let Some((tsval, tsecr)) = seg.options.timestamps {
             self.timestamps = true;
             if ack {
-                echoed = theirs.ts_probe.echoed(tsecr, now);
+                echoed = theirs.probe.echoed(tsecr, now);
             }
-            mine.ts_probe.sent(tsval, now, data && !syn, syn);
+            mine.probe.sent_tsval(tsval, now, data, syn);
         } else if !self.timestamps {
             if ack {
-                echoed = theirs.ack_probe.acked(seg.ack, now);
+                echoed = theirs.probe.acked(seg.ack, now);
             }
             match retransmitted {
-                Some(true) => mine.ack_probe.retransmission(),
-                Some(false) if data && !syn => {
-                    mine.ack_probe.new_data(seg.seq.wrapping_add(seg.payload_len), now)
-                }
+                Some(true) => mine.probe.retransmission(),
+                Some(false) if data => mine
+                    .probe
+                    .sent_data(seg.seq.wrapping_add(seg.payload_len), now),
                 _ => {}
             }
         }
         if let Some(rtt) = echoed {
-            self.rtt[leg_of_theirs.index()].add(rtt);
-            samples.set(leg_of_theirs, rtt);
+            let leg = leg_of(dir.reverse());
+            self.rtt[leg.index()].add(rtt);
+            samples.set(leg, rtt);
         }
         samples
     }
 
     /// Advance the handshake; returns the RTT sample of a leg it completed.
-    fn handshake_step(&mut self, dir: Direction, seg: &TcpSegment<'_>, now: Timestamp) -> Option<(Leg, u64)> {
+    fn handshake_step(
+        &mut self,
+        dir: Direction,
+        seg: &TcpSegment<'_>,
+        now: Timestamp,
+    ) -> Option<(Leg, u64)> {
         let hs = &mut self.handshake;
         let syn = seg.has(tcp_flags::SYN);
         let ack = seg.has(tcp_flags::ACK);
@@ -189,31 +205,23 @@ impl TcpMeasures {
             (true, false, Direction::Up) => {
                 hs.syns = hs.syns.saturating_add(1);
                 if hs.synack_at.is_none() {
-                    hs.syn_at = Some(now);
+                    hs.syn_at = Some(ShortTime::of(now));
                 }
             }
             (true, true, Direction::Down) => {
                 hs.synacks = hs.synacks.saturating_add(1);
                 if hs.synack_at.is_none() {
-                    hs.synack_at = Some(now);
+                    hs.synack_at = Some(ShortTime::of(now));
                     hs.synack_next = seg.seq.wrapping_add(1);
-                    if let Some(syn_at) = hs.syn_at {
-                        let rtt = now.since(syn_at);
-                        hs.external_us = Some(rtt);
-                        self.rtt[Leg::External.index()].add(rtt);
-                        return Some((Leg::External, rtt));
-                    }
+                    return hs.external_us().map(|rtt| (Leg::External, rtt));
                 }
             }
-            (false, true, Direction::Up) if hs.ack_at.is_none() => {
-                // The ACK that completes the handshake acknowledges the first SYN/ACK.
-                if let (Some(synack_at), true) = (hs.synack_at, seg.ack == hs.synack_next) {
-                    hs.ack_at = Some(now);
-                    let rtt = now.since(synack_at);
-                    hs.internal_us = Some(rtt);
-                    self.rtt[Leg::Internal.index()].add(rtt);
-                    return Some((Leg::Internal, rtt));
-                }
+            // The ACK that completes the handshake acknowledges the first SYN/ACK.
+            (false, true, Direction::Up)
+                if hs.ack_at.is_none() && hs.synack_at.is_some() && seg.ack == hs.synack_next =>
+            {
+                hs.ack_at = Some(ShortTime::of(now));
+                return hs.internal_us().map(|rtt| (Leg::Internal, rtt));
             }
             _ => {}
         }
@@ -262,7 +270,12 @@ fn split(dirs: &mut [TcpDirection; 2], dir: Direction) -> (&mut TcpDirection, &m
 impl TcpDirection {
     /// Sequence analysis of one non-RST segment. Returns whether a segment carrying sequence
     /// space was a retransmission (`None` for pure ACKs).
-    fn sequence(&mut self, seg: &TcpSegment<'_>, now: Timestamp, reorder_window_us: u64) -> Option<bool> {
+    fn sequence(
+        &mut self,
+        seg: &TcpSegment<'_>,
+        now: Timestamp,
+        reorder_window_us: u64,
+    ) -> Option<bool> {
         let seq_len = seg.payload_len
             + u32::from(seg.has(tcp_flags::SYN))
             + u32::from(seg.has(tcp_flags::FIN));
@@ -271,7 +284,11 @@ impl TcpDirection {
         }
         let end = seg.seq.wrapping_add(seq_len);
         let Some(track) = &mut self.seq else {
-            self.seq = Some(SeqTrack { highest_end: end, highest_at: now, last_seq: seg.seq });
+            self.seq = Some(SeqTrack {
+                highest_end: end,
+                last_seq: seg.seq,
+                highest_at: ShortTime::of(now),
+            });
             self.new_payload_bytes += u64::from(seg.payload_len);
             return Some(false);
         };
@@ -282,11 +299,12 @@ impl TcpDirection {
             // Sequence space newly covered, holes included: their bytes reach the receiver
             // later as retransmissions, which are not counted again.
             let advance = end.wrapping_sub(track.highest_end);
-            self.new_payload_bytes += u64::from(advance.min(seg.payload_len.saturating_add(MAX_HOLE_BYTES)));
+            self.new_payload_bytes +=
+                u64::from(advance.min(seg.payload_len.saturating_add(MAX_HOLE_BYTES)));
             track.highest_end = end;
-            track.highest_at = now;
+            track.highest_at = ShortTime::of(now);
             false
-        } else if now.since(track.highest_at) < reorder_window_us && seg.seq != track.last_seq {
+        } else if track.highest_at.until(now) < reorder_window_us && seg.seq != track.last_seq {
             // Filled in below the highest segment sooner than a sender could have noticed a
             // loss: reordering on the way here.
             self.out_of_order = self.out_of_order.saturating_add(1);
@@ -312,17 +330,30 @@ impl TcpDirection {
 }
 
 impl CloseEvent {
-    fn new(ip: &IpHeader, seg: &TcpSegment<'_>, prev: &DirCounters, now: Timestamp) -> Self {
+    fn new(
+        ip: &IpHeader,
+        seg: &TcpSegment<'_>,
+        prev: &DirCounters,
+        flow_start: Timestamp,
+        now: Timestamp,
+    ) -> Self {
+        let has_prev = prev.packets > 0;
         CloseEvent {
-            at: now,
-            ttl: ip.ttl,
-            ip_id: ip.ip_id,
+            at_ms: u32::try_from(now.since(flow_start) / 1000).unwrap_or(u32::MAX),
             seq: seg.seq,
-            ack: seg.has(tcp_flags::ACK).then_some(seg.ack),
-            payload_len: seg.payload_len,
-            prev_ttl: prev.last_ttl(),
-            prev_ip_id: prev.last_ip_id(),
-            since_prev_us: prev.last_at.map(|t| now.since(t)),
+            ack: seg.ack,
+            ip_id: ip.ip_id,
+            prev_ip_id: prev.last_ip_id().unwrap_or(0),
+            since_prev_us: if has_prev {
+                u32::try_from(now.since(prev.last_at)).unwrap_or(u32::MAX)
+            } else {
+                0
+            },
+            payload_len: u16::try_from(seg.payload_len).unwrap_or(u16::MAX),
+            ttl: ip.ttl,
+            prev_ttl: prev.last_ttl().unwrap_or(0),
+            has_ack: seg.has(tcp_flags::ACK),
+            has_prev,
         }
     }
 }
@@ -343,19 +374,46 @@ mod tests {
 
     impl Run {
         fn new() -> Self {
-            Run { m: TcpMeasures::default(), prev: Default::default() }
+            Run {
+                m: TcpMeasures::default(),
+                prev: Default::default(),
+            }
         }
 
         #[allow(clippy::too_many_arguments)]
-        fn seg(&mut self, ms: u64, dir: Direction, flags: u8, seq: u32, ack: u32, len: u32, ts: Option<(u32, u32)>) {
-            self.seg_ttl(ms, dir, flags, seq, ack, len, ts, 64, 1);
+        fn seg(
+            &mut self,
+            ms: u64,
+            dir: Direction,
+            flags: u8,
+            seq: u32,
+            ack: u32,
+            len: u32,
+            ts: Option<(u32, u32)>,
+        ) {
+            self.seg_ttl(ms, dir, (flags, seq, ack, len), ts, 64, 1);
         }
 
-        #[allow(clippy::too_many_arguments)]
-        fn seg_ttl(&mut self, ms: u64, dir: Direction, flags: u8, seq: u32, ack: u32, len: u32, ts: Option<(u32, u32)>, ttl: u8, ip_id: u32) {
+        fn seg_ttl(
+            &mut self,
+            ms: u64,
+            dir: Direction,
+            tcp: (u8, u32, u32, u32),
+            ts: Option<(u32, u32)>,
+            ttl: u8,
+            ip_id: u32,
+        ) {
+            let (flags, seq, ack, len) = tcp;
             let now = Timestamp::from_micros(ms * 1000);
             let (src, dst) = if dir == Direction::Up { (C, S) } else { (S, C) };
-            let ip = IpHeader { src, dst, ttl, ip_id, total_len: 40 + len, fragment: false };
+            let ip = IpHeader {
+                src,
+                dst,
+                ttl,
+                ip_id,
+                total_len: 40 + len,
+                fragment: false,
+            };
             let seg = TcpSegment {
                 src_port: 1,
                 dst_port: 2,
@@ -363,12 +421,16 @@ mod tests {
                 ack,
                 flags,
                 window: 1000,
-                options: TcpOptions { timestamps: ts, ..Default::default() },
+                options: TcpOptions {
+                    timestamps: ts,
+                    ..Default::default()
+                },
                 payload_len: len,
                 payload: &[],
             };
             let prev = self.prev[dir.index()].clone();
-            self.m.on_segment(dir, &ip, &seg, &prev, now);
+            self.m
+                .on_segment(dir, &ip, &seg, &prev, Timestamp::default(), now);
             self.prev[dir.index()].count(&ip, now);
         }
     }
@@ -385,8 +447,8 @@ mod tests {
         r.seg(1042, Up, ACK, 1001, 5001, 0, None);
         let hs = r.m.handshake;
         assert_eq!((hs.syns, hs.synacks), (2, 1));
-        assert_eq!(hs.external_us, Some(40_000));
-        assert_eq!(hs.internal_us, Some(2_000));
+        assert_eq!(hs.external_us(), Some(40_000));
+        assert_eq!(hs.internal_us(), Some(2_000));
         assert!(hs.completed());
         assert_eq!(r.m.rtt(Leg::External).samples(), 1);
         assert_eq!(r.m.rtt(Leg::Internal).min_us(), Some(2_000));
@@ -452,19 +514,34 @@ mod tests {
         r.seg(0, Down, ACK, u32::MAX - 49, 1, 100, None);
         r.seg(1, Down, ACK, 50, 1, 100, None);
         let d = &r.m.dirs[Down.index()];
-        assert_eq!((d.seq_gaps, d.retransmissions, d.new_payload_bytes), (0, 0, 200));
+        assert_eq!(
+            (d.seq_gaps, d.retransmissions, d.new_payload_bytes),
+            (0, 0, 200)
+        );
     }
 
     #[test]
     fn rst_forensics() {
         let mut r = Run::new();
-        r.seg_ttl(0, Down, ACK, 1, 1, 100, None, 52, 7000);
-        r.seg_ttl(40, Down, RST | ACK, 101, 1, 0, None, 61, 0); // TTL jumps, IP ID resets
-        r.seg_ttl(41, Down, ACK, 101, 1, 100, None, 52, 7001); // the real server goes on
+        r.seg_ttl(0, Down, (ACK, 1, 1, 100), None, 52, 7000);
+        r.seg_ttl(40, Down, (RST | ACK, 101, 1, 0), None, 61, 0); // TTL jumps, IP ID resets
+        r.seg_ttl(41, Down, (ACK, 101, 1, 100), None, 52, 7001); // the real server goes on
         let d = &r.m.dirs[Down.index()];
         let rst = d.rst.unwrap();
-        assert_eq!((rst.ttl, rst.prev_ttl, rst.ip_id, rst.prev_ip_id), (61, Some(52), 0, Some(7000)));
-        assert_eq!((rst.seq, rst.ack, rst.since_prev_us), (101, Some(1), Some(40_000)));
+        assert_eq!(
+            (
+                rst.ttl,
+                rst.prev_ttl,
+                rst.ip_id,
+                rst.prev_ip_id,
+                rst.has_prev
+            ),
+            (61, 52, 0, 7000, true)
+        );
+        assert_eq!(
+            (rst.seq, rst.ack, rst.has_ack, rst.since_prev_us, rst.at_ms),
+            (101, 1, true, 40_000, 40)
+        );
         assert_eq!((d.rsts, d.packets_after_rst), (1, 1));
     }
 
@@ -473,7 +550,7 @@ mod tests {
         let mut r = Run::new();
         r.seg(0, Up, ACK | FIN, 10, 1, 0, None);
         let fin = r.m.dirs[Up.index()].fin.unwrap();
-        assert_eq!(fin.seq, 10);
+        assert_eq!((fin.seq, fin.has_prev), (10, false));
         let mut d = TcpDirection::default();
         d.window(0);
         d.window(0);

@@ -66,8 +66,8 @@ impl ThroughputBins {
             let steps = (bin - self.last_bin).min(BIN_COUNT as u64);
             for k in 1..=steps {
                 let slot = &mut self.bytes[((self.last_bin + k) % BIN_COUNT as u64) as usize];
-                for d in 0..2 {
-                    self.peak_bytes[d] = self.peak_bytes[d].max(slot[d]);
+                for (peak, bytes) in self.peak_bytes.iter_mut().zip(slot.iter()) {
+                    *peak = (*peak).max(*bytes);
                 }
                 *slot = [0; 2];
             }
@@ -85,14 +85,16 @@ impl ThroughputBins {
         if !self.started {
             return None;
         }
-        let oldest = self.first_bin.max((self.last_bin + 1).saturating_sub(BIN_COUNT as u64));
+        let oldest = self
+            .first_bin
+            .max((self.last_bin + 1).saturating_sub(BIN_COUNT as u64));
         let mut bytes = [Vec::new(), Vec::new()];
         let mut peak_bytes = self.peak_bytes;
         for bin in oldest..=self.last_bin {
             let slot = self.bytes[(bin % BIN_COUNT as u64) as usize];
-            for d in 0..2 {
-                bytes[d].push(slot[d]);
-                peak_bytes[d] = peak_bytes[d].max(slot[d]);
+            for ((series, peak), b) in bytes.iter_mut().zip(peak_bytes.iter_mut()).zip(slot) {
+                series.push(b);
+                *peak = (*peak).max(b);
             }
         }
         Some(BinSeries {

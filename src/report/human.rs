@@ -30,13 +30,22 @@ pub fn write(report: &Report, all_flows: bool, out: &mut impl Write) -> io::Resu
             writeln!(out, "  ERROR: {e}")?;
         }
     }
-    let reasons: Vec<String> = s.packets.skip_reasons.iter().map(|(r, n)| format!("{r} {n}")).collect();
+    let reasons: Vec<String> = s
+        .packets
+        .skip_reasons
+        .iter()
+        .map(|(r, n)| format!("{r} {n}"))
+        .collect();
     writeln!(
         out,
         "  measured {}, skipped {}{}",
         s.packets.measured,
         s.packets.skipped,
-        if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) }
+        if reasons.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", reasons.join(", "))
+        }
     )?;
     let f = &s.flows;
     writeln!(
@@ -45,7 +54,11 @@ pub fn write(report: &Report, all_flows: bool, out: &mut impl Write) -> io::Resu
         f.total, f.target, f.control, f.other, s.catalogue.source, s.catalogue.services
     )?;
     if f.evicted + f.refused > 0 {
-        writeln!(out, "  flow table full (max {}): {} evicted, {} refused", f.max_flows, f.evicted, f.refused)?;
+        writeln!(
+            out,
+            "  flow table full (max {}): {} evicted, {} refused",
+            f.max_flows, f.evicted, f.refused
+        )?;
     }
     writeln!(out)?;
 
@@ -62,22 +75,53 @@ pub fn write(report: &Report, all_flows: bool, out: &mut impl Write) -> io::Resu
     }
     writeln!(out)?;
 
-    let shown: Vec<&FlowReport> =
-        report.flows.iter().filter(|fl| all_flows || fl.role == "target").collect();
-    let limit = if all_flows { shown.len() } else { DEFAULT_FLOW_ROWS };
-    writeln!(out, "{} ({})", if all_flows { "FLOWS" } else { "MESSENGER FLOWS" }, shown.len())?;
+    let shown: Vec<&FlowReport> = report
+        .flows
+        .iter()
+        .filter(|fl| all_flows || fl.role == "target")
+        .collect();
+    let limit = if all_flows {
+        shown.len()
+    } else {
+        DEFAULT_FLOW_ROWS
+    };
+    writeln!(
+        out,
+        "{} ({})",
+        if all_flows {
+            "FLOWS"
+        } else {
+            "MESSENGER FLOWS"
+        },
+        shown.len()
+    )?;
     if !shown.is_empty() {
         writeln!(
             out,
             "{:>5} {:<5} {:<41} {:<41} {:<12} {:<9} {:>9} {:>9} {:>7} {:>9} {:>7} {:<12} NOTES",
-            "ID", "PROTO", "CLIENT", "SERVER", "SERVICE", "BY", "UP", "DOWN", "DUR", "RTT EXT", "RETX", "END"
+            "ID",
+            "PROTO",
+            "CLIENT",
+            "SERVER",
+            "SERVICE",
+            "BY",
+            "UP",
+            "DOWN",
+            "DUR",
+            "RTT EXT",
+            "RETX",
+            "END"
         )?;
     }
     for fl in shown.iter().take(limit) {
         flow_row(fl, out)?;
     }
     if shown.len() > limit {
-        writeln!(out, "  … {} more; --all lists every flow, --format json gives all measurements", shown.len() - limit)?;
+        writeln!(
+            out,
+            "  … {} more; --all lists every flow, --format json gives all measurements",
+            shown.len() - limit
+        )?;
     }
     writeln!(out)?;
 
@@ -114,8 +158,12 @@ fn group_row(g: &GroupSummary, out: &mut impl Write) -> io::Result<()> {
         g.udp_flows,
         bytes(g.bytes_up),
         bytes(g.bytes_down),
-        g.rtt_external.as_ref().map_or("-".into(), |q| millis(q.p50_us)),
-        g.rtt_internal.as_ref().map_or("-".into(), |q| millis(q.p50_us)),
+        g.rtt_external
+            .as_ref()
+            .map_or("-".into(), |q| millis(q.p50_us)),
+        g.rtt_internal
+            .as_ref()
+            .map_or("-".into(), |q| millis(q.p50_us)),
     )
 }
 
@@ -128,25 +176,42 @@ fn flow_row(f: &FlowReport, out: &mut impl Write) -> io::Result<()> {
                 notes.push(format!("RST from {side}"));
             }
             if t.up.zero_windows + t.down.zero_windows > 0 {
-                notes.push(format!("zero window x{}", t.up.zero_windows + t.down.zero_windows));
+                notes.push(format!(
+                    "zero window x{}",
+                    t.up.zero_windows + t.down.zero_windows
+                ));
             }
             if t.handshake.syns > 0 && !t.handshake.completed {
-                notes.push(format!("handshake incomplete ({} SYN, {} SYN/ACK)", t.handshake.syns, t.handshake.synacks));
+                notes.push(format!(
+                    "handshake incomplete ({} SYN, {} SYN/ACK)",
+                    t.handshake.syns, t.handshake.synacks
+                ));
             }
             let gaps = t.up.seq_gaps + t.down.seq_gaps;
             if gaps > 0 {
                 notes.push(format!("{gaps} seq gaps"));
             }
-            let rtt = t.rtt_external.min_us.map_or("-".into(), |us| millis(u64::from(us)));
-            (rtt, format!("{}/{}", t.up.retransmissions, t.down.retransmissions))
+            let rtt = t
+                .rtt_external
+                .min_us
+                .map_or("-".into(), |us| millis(u64::from(us)));
+            (
+                rtt,
+                format!("{}/{}", t.up.retransmissions, t.down.retransmissions),
+            )
         }
         None => ("-".into(), "-".into()),
     };
     if let Some(u) = &f.udp {
         for (name, d) in [("up", &u.up), ("down", &u.down)] {
             if let Some(rtp) = &d.rtp {
-                let jitter = rtp.jitter_us.map_or(String::new(), |j| format!(" jitter {}", millis(j)));
-                notes.push(format!("rtp {name} loss {:.1}%{jitter}", rtp.loss_ratio * 100.0));
+                let jitter = rtp
+                    .jitter_us
+                    .map_or(String::new(), |j| format!(" jitter {}", millis(j)));
+                notes.push(format!(
+                    "rtp {name} loss {:.1}%{jitter}",
+                    rtp.loss_ratio * 100.0
+                ));
             }
         }
         if let Some(stun) = &u.stun {
@@ -184,7 +249,11 @@ fn bytes(n: u64) -> String {
 }
 
 fn millis(us: u64) -> String {
-    if us >= 10_000 { format!("{:.0} ms", us as f64 / 1000.0) } else { format!("{:.1} ms", us as f64 / 1000.0) }
+    if us >= 10_000 {
+        format!("{:.0} ms", us as f64 / 1000.0)
+    } else {
+        format!("{:.1} ms", us as f64 / 1000.0)
+    }
 }
 
 #[cfg(test)]

@@ -86,6 +86,7 @@ pub struct FlowCounts {
     pub peak: usize,
     pub expired: u64,
     pub evicted: u64,
+    /// Packets that would have opened a flow while the table was full of active flows.
     pub refused: u64,
     pub detail_flows: usize,
     pub detail_refused: u64,
@@ -222,6 +223,7 @@ pub struct TcpDirReport {
 
 #[derive(Debug, Serialize)]
 pub struct CloseReport {
+    /// Millisecond precision.
     pub at: Timestamp,
     pub ttl: u8,
     pub prev_ttl: Option<u8>,
@@ -229,8 +231,8 @@ pub struct CloseReport {
     pub prev_ip_id: Option<u32>,
     pub seq: u32,
     pub ack: Option<u32>,
-    pub payload_len: u32,
-    pub since_prev_us: Option<u64>,
+    pub payload_len: u16,
+    pub since_prev_us: Option<u32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -282,25 +284,43 @@ pub struct ThroughputReport {
 impl Report {
     pub fn build(analysis: &Analysis, inputs: Vec<InputReport>, verdicts: Vec<Verdict>) -> Report {
         let catalogue = analysis.classifier.catalogue();
-        let flows: Vec<FlowReport> =
-            analysis.flows.iter().map(|f| FlowReport::build(f, |s| catalogue.service(s).id.clone())).collect();
+        let flows: Vec<FlowReport> = analysis
+            .flows
+            .iter()
+            .map(|f| FlowReport::build(f, |s| catalogue.service(s).id.clone()))
+            .collect();
         let count = |role: Role| analysis.flows.iter().filter(|f| f.role == role).count();
         let stats = &analysis.stats;
-        let skip_reasons = stats.skipped.nonzero().map(|(r, n)| (r.as_str(), n)).collect();
-        let malformed = stats.skipped.nonzero().filter(|(r, _)| r.is_malformed()).map(|(_, n)| n).sum();
+        let skip_reasons = stats
+            .skipped
+            .nonzero()
+            .map(|(r, n)| (r.as_str(), n))
+            .collect();
+        let malformed = stats
+            .skipped
+            .nonzero()
+            .filter(|(r, _)| r.is_malformed())
+            .map(|(_, n)| n)
+            .sum();
         let services = catalogue
             .services()
             .iter()
             .enumerate()
             .filter_map(|(i, s)| {
                 let sid = i as ServiceId;
-                let group = group_summary(analysis, Some(sid), Some(s.id.clone()), s.name.clone(), |f| {
-                    f.class.service == Some(sid)
-                });
+                let group = group_summary(
+                    analysis,
+                    Some(sid),
+                    Some(s.id.clone()),
+                    s.name.clone(),
+                    |f| f.class.service == Some(sid),
+                );
                 (group.flows > 0).then_some(group)
             })
             .collect();
-        let control = group_summary(analysis, None, None, "control flows".into(), |f| f.role == Role::Control);
+        let control = group_summary(analysis, None, None, "control flows".into(), |f| {
+            f.role == Role::Control
+        });
         let learned = analysis.classifier.stats();
         let (start, end) = (stats.first_at, stats.last_at);
         Report {
@@ -354,7 +374,11 @@ impl Report {
 
     /// Write the report as pretty-printed JSON followed by a newline.
     pub fn write_json(&self, out: &mut impl Write) -> io::Result<()> {
-        serde_json::to_writer_pretty(&mut *out, self).map_err(io::Error::other)?;
+        serde_json::to_writer_pretty(&mut *out, self).map_err(|e| match e.io_error_kind() {
+            // Keep the kind (a closed pipe is not an error for the caller).
+            Some(kind) => io::Error::new(kind, e),
+            None => io::Error::other(e),
+        })?;
         out.write_all(b"\n")
     }
 }
@@ -373,7 +397,7 @@ fn group_summary(
     let members: Vec<&FinishedFlow> = analysis.flows.iter().filter(|f| member(f)).collect();
     let quantiles = |leg: Leg| {
         let h = analysis.histograms.get(service, leg)?;
-        (h.len() > 0).then(|| Quantiles {
+        (!h.is_empty()).then(|| Quantiles {
             samples: h.len(),
             min_us: h.min(),
             p50_us: h.value_at_quantile(0.5),
@@ -400,13 +424,27 @@ impl FlowReport {
         let duration_us = f.last_at.since(f.first_at);
         let dir = |d: Direction| DirReport::build(&f.measures.dirs[d.index()], duration_us);
         let (tcp, udp) = match &f.measures.transport {
-            TransportMeasures::Tcp(t) => (Some(TcpReport::build(t, f.rtt_recent)), None),
+            TransportMeasures::Tcp(t) => {
+                (Some(TcpReport::build(t, f.rtt_recent, f.first_at)), None)
+            }
             TransportMeasures::Udp(u) => {
                 let udp_dir = |d: Direction| {
-                    UdpDirReport::build(&u.dirs[d.index()], f.measures.dirs[d.index()].packets, duration_us)
+                    UdpDirReport::build(
+                        &u.dirs[d.index()],
+                        f.measures.dirs[d.index()].packets,
+                        duration_us,
+                    )
                 };
-                let stun = (u.stun.requests > 0 || u.stun.answered > 0).then(|| StunReport::build(&u.stun));
-                (None, Some(UdpReport { up: udp_dir(Direction::Up), down: udp_dir(Direction::Down), stun }))
+                let stun = (u.stun.requests > 0 || u.stun.answered > 0)
+                    .then(|| StunReport::build(&u.stun));
+                (
+                    None,
+                    Some(UdpReport {
+                        up: udp_dir(Direction::Up),
+                        down: udp_dir(Direction::Down),
+                        stun,
+                    }),
+                )
             }
         };
         let throughput = f.bins.as_ref().map(|b| {
@@ -428,7 +466,11 @@ impl FlowReport {
             server: f.server.to_string(),
             client_by: f.client_by.as_str(),
             service: f.class.service.map(service_id),
-            service_by: if f.class.service.is_some() { f.class.evidence.as_str() } else { Evidence::None.as_str() },
+            service_by: if f.class.service.is_some() {
+                f.class.evidence.as_str()
+            } else {
+                Evidence::None.as_str()
+            },
             role: f.role.as_str(),
             bytes_up: up.bytes,
             bytes_down: down.bytes,
@@ -453,12 +495,18 @@ impl DirReport {
         DirReport {
             bytes: d.bytes,
             packets: d.packets,
-            bitrate_bps: if duration_us > 0 { d.bytes as f64 * 8.0 * 1e6 / duration_us as f64 } else { 0.0 },
+            bitrate_bps: if duration_us > 0 {
+                d.bytes as f64 * 8.0 * 1e6 / duration_us as f64
+            } else {
+                0.0
+            },
             ttl_min,
             ttl_max,
             fragments: d.fragments,
             icmp_errors: d.icmp_errors,
-            last_icmp: d.last_icmp.map(|(icmp_type, code)| IcmpReport { icmp_type, code }),
+            last_icmp: d
+                .last_icmp
+                .map(|(icmp_type, code)| IcmpReport { icmp_type, code }),
         }
     }
 }
@@ -480,7 +528,11 @@ impl RttReport {
 }
 
 impl TcpReport {
-    fn build(t: &TcpMeasures, recent: Option<[(Option<u32>, Option<u32>); 2]>) -> TcpReport {
+    fn build(
+        t: &TcpMeasures,
+        recent: Option<[(Option<u32>, Option<u32>); 2]>,
+        flow_start: Timestamp,
+    ) -> TcpReport {
         let hs = &t.handshake;
         let leg = |l: Leg| RttReport::build(t.rtt(l), recent.map(|r| r[l.index()]));
         TcpReport {
@@ -488,20 +540,24 @@ impl TcpReport {
                 syns: hs.syns,
                 synacks: hs.synacks,
                 completed: hs.completed(),
-                external_rtt_us: hs.external_us,
-                internal_rtt_us: hs.internal_us,
+                external_rtt_us: hs.external_us(),
+                internal_rtt_us: hs.internal_us(),
             },
-            rtt_source: if t.timestamps { "timestamps" } else { "seq_ack" },
+            rtt_source: if t.timestamps {
+                "timestamps"
+            } else {
+                "seq_ack"
+            },
             rtt_external: leg(Leg::External),
             rtt_internal: leg(Leg::Internal),
-            up: TcpDirReport::build(&t.dirs[0]),
-            down: TcpDirReport::build(&t.dirs[1]),
+            up: TcpDirReport::build(&t.dirs[0], flow_start),
+            down: TcpDirReport::build(&t.dirs[1], flow_start),
         }
     }
 }
 
 impl TcpDirReport {
-    fn build(d: &TcpDirection) -> TcpDirReport {
+    fn build(d: &TcpDirection, flow_start: Timestamp) -> TcpDirReport {
         TcpDirReport {
             payload_bytes: d.payload_bytes,
             goodput_bytes: d.new_payload_bytes,
@@ -511,24 +567,24 @@ impl TcpDirReport {
             zero_windows: d.zero_windows,
             rsts: d.rsts,
             packets_after_rst: d.packets_after_rst,
-            fin: d.fin.as_ref().map(CloseReport::build),
-            rst: d.rst.as_ref().map(CloseReport::build),
+            fin: d.fin.as_ref().map(|c| CloseReport::build(c, flow_start)),
+            rst: d.rst.as_ref().map(|c| CloseReport::build(c, flow_start)),
         }
     }
 }
 
 impl CloseReport {
-    fn build(c: &CloseEvent) -> CloseReport {
+    fn build(c: &CloseEvent, flow_start: Timestamp) -> CloseReport {
         CloseReport {
-            at: c.at,
+            at: flow_start.add_micros(u64::from(c.at_ms) * 1000),
             ttl: c.ttl,
-            prev_ttl: c.prev_ttl,
+            prev_ttl: c.has_prev.then_some(c.prev_ttl),
             ip_id: c.ip_id,
-            prev_ip_id: c.prev_ip_id,
+            prev_ip_id: c.has_prev.then_some(c.prev_ip_id),
             seq: c.seq,
-            ack: c.ack,
+            ack: c.has_ack.then_some(c.ack),
             payload_len: c.payload_len,
-            since_prev_us: c.since_prev_us,
+            since_prev_us: c.has_prev.then_some(c.since_prev_us),
         }
     }
 }
@@ -536,7 +592,11 @@ impl CloseReport {
 impl UdpDirReport {
     fn build(d: &UdpDirection, packets: u64, duration_us: u64) -> UdpDirReport {
         UdpDirReport {
-            packets_per_s: if duration_us > 0 { packets as f64 * 1e6 / duration_us as f64 } else { 0.0 },
+            packets_per_s: if duration_us > 0 {
+                packets as f64 * 1e6 / duration_us as f64
+            } else {
+                0.0
+            },
             max_gap_us: d.max_gap_us,
             mean_gap_us: d.mean_gap_us(),
             rtp: d.rtp.summary().map(RtpReport::build),
@@ -552,7 +612,11 @@ impl RtpReport {
             received: r.received,
             expected: r.expected,
             lost: r.lost,
-            loss_ratio: if r.expected > 0 { r.lost.max(0) as f64 / f64::from(r.expected) } else { 0.0 },
+            loss_ratio: if r.expected > 0 {
+                r.lost.max(0) as f64 / f64::from(r.expected)
+            } else {
+                0.0
+            },
             clock_hz: r.clock_hz,
             jitter_us: r.jitter_us,
         }

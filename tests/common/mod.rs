@@ -38,7 +38,10 @@ pub fn corpus_dir() -> Option<PathBuf> {
     if dir.join("FLOWS.tsv").is_file() {
         Some(dir)
     } else {
-        missing(&format!("the nDPI corpus at {} (set THROTTLEWATCH_CORPUS)", dir.display()));
+        missing(&format!(
+            "the nDPI corpus at {} (set THROTTLEWATCH_CORPUS)",
+            dir.display()
+        ));
         None
     }
 }
@@ -58,7 +61,10 @@ pub fn corpus_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 pub fn tshark_available() -> bool {
-    let ok = Command::new("tshark").arg("--version").output().is_ok_and(|o| o.status.success());
+    let ok = Command::new("tshark")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !ok {
         missing("tshark (apt-get install tshark)");
     }
@@ -69,7 +75,16 @@ pub fn tshark_available() -> bool {
 pub fn tshark_fields(file: &Path, filter: Option<&str>, fields: &[&str]) -> Vec<Vec<String>> {
     let mut cmd = Command::new("tshark");
     cmd.arg("-r").arg(file);
-    cmd.args(["-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE", "-T", "fields", "-E", "separator=/t"]);
+    cmd.args([
+        "-o",
+        "ip.defragment:FALSE",
+        "-o",
+        "ipv6.defragment:FALSE",
+        "-T",
+        "fields",
+        "-E",
+        "separator=/t",
+    ]);
     if let Some(f) = filter {
         cmd.args(["-Y", f]);
     }
@@ -77,7 +92,12 @@ pub fn tshark_fields(file: &Path, filter: Option<&str>, fields: &[&str]) -> Vec<
         cmd.args(["-e", f]);
     }
     let out = cmd.output().expect("tshark runs");
-    assert!(out.status.success(), "tshark failed on {}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "tshark failed on {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| l.split('\t').map(str::to_string).collect())
@@ -99,10 +119,160 @@ pub fn endpoint(text: &str) -> Option<(IpAddr, u16)> {
         return Some((sa.ip(), sa.port()));
     }
     let (host, port) = text.rsplit_once(':')?;
-    Some((host.trim_matches(['[', ']']).parse().ok()?, port.parse().ok()?))
+    Some((
+        host.trim_matches(['[', ']']).parse().ok()?,
+        port.parse().ok()?,
+    ))
 }
 
 /// Path of the throttlewatch binary built for the integration tests.
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_throttlewatch"))
+}
+
+/// Frames and trace files built by hand, for tests that need exact packets.
+pub mod synth {
+    use std::net::Ipv4Addr;
+    use std::path::Path;
+
+    /// IPv4 + UDP with the given payload (checksums zero: nothing here checks them).
+    pub fn ipv4_udp(
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        sport: u16,
+        dport: u16,
+        ttl: u8,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let mut p = ipv4_header(src, dst, 17, ttl, 8 + payload.len());
+        p.extend_from_slice(&sport.to_be_bytes());
+        p.extend_from_slice(&dport.to_be_bytes());
+        p.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        p.extend_from_slice(&[0, 0]);
+        p.extend_from_slice(payload);
+        p
+    }
+
+    /// IPv4 + TCP without options.
+    #[allow(clippy::too_many_arguments)]
+    pub fn ipv4_tcp(
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        sport: u16,
+        dport: u16,
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let mut p = ipv4_header(src, dst, 6, 64, 20 + payload.len());
+        p.extend_from_slice(&sport.to_be_bytes());
+        p.extend_from_slice(&dport.to_be_bytes());
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&ack.to_be_bytes());
+        p.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        p.extend_from_slice(payload);
+        p
+    }
+
+    fn ipv4_header(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, ttl: u8, l4_len: usize) -> Vec<u8> {
+        let mut h = vec![0x45, 0];
+        h.extend_from_slice(&((20 + l4_len) as u16).to_be_bytes());
+        h.extend_from_slice(&[0x12, 0x34, 0x40, 0, ttl, proto, 0, 0]);
+        h.extend_from_slice(&src.octets());
+        h.extend_from_slice(&dst.octets());
+        h
+    }
+
+    /// Wrap an IPv4 packet in Ethernet, optionally behind VLAN tags.
+    pub fn ethernet(ip: &[u8], vlans: &[u16]) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
+        for v in vlans {
+            f.extend_from_slice(&[0x81, 0x00]);
+            f.extend_from_slice(&v.to_be_bytes());
+        }
+        f.extend_from_slice(&[0x08, 0x00]);
+        f.extend_from_slice(ip);
+        f
+    }
+
+    /// Wrap an IPv4 packet in a PPPoE session frame.
+    pub fn pppoe(ip: &[u8]) -> Vec<u8> {
+        let mut f = vec![
+            2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x88, 0x64, 0x11, 0x00, 0x00, 0x07,
+        ];
+        f.extend_from_slice(&((ip.len() + 2) as u16).to_be_bytes());
+        f.extend_from_slice(&[0x00, 0x21]);
+        f.extend_from_slice(ip);
+        f
+    }
+
+    /// Wrap an IPv4 packet in a Linux cooked v2 header.
+    pub fn sll2(ip: &[u8]) -> Vec<u8> {
+        let mut f = vec![
+            0x08, 0x00, 0, 0, 0, 0, 0, 3, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0,
+        ];
+        f.extend_from_slice(ip);
+        f
+    }
+
+    /// A classic pcap file (microsecond timestamps): (time in µs, frame).
+    pub fn write_pcap(path: &Path, linktype: u32, frames: &[(u64, Vec<u8>)]) {
+        let mut out = Vec::new();
+        out.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
+        out.extend_from_slice(&2u16.to_le_bytes());
+        out.extend_from_slice(&4u16.to_le_bytes());
+        out.extend_from_slice(&[0; 8]);
+        out.extend_from_slice(&65535u32.to_le_bytes());
+        out.extend_from_slice(&linktype.to_le_bytes());
+        for (ts, frame) in frames {
+            out.extend_from_slice(&((ts / 1_000_000) as u32).to_le_bytes());
+            out.extend_from_slice(&((ts % 1_000_000) as u32).to_le_bytes());
+            out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+            out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+            out.extend_from_slice(frame);
+        }
+        std::fs::write(path, out).unwrap();
+    }
+
+    /// A pcapng file: section header, one interface, enhanced packet blocks (µs resolution).
+    pub fn write_pcapng(path: &Path, linktype: u16, frames: &[(u64, Vec<u8>)]) {
+        fn block(out: &mut Vec<u8>, kind: u32, body: &[u8]) {
+            let len = (12 + body.len()).div_ceil(4) * 4;
+            out.extend_from_slice(&kind.to_le_bytes());
+            out.extend_from_slice(&(len as u32).to_le_bytes());
+            out.extend_from_slice(body);
+            out.resize(out.len() + len - 12 - body.len(), 0);
+            out.extend_from_slice(&(len as u32).to_le_bytes());
+        }
+        let mut out = Vec::new();
+        let mut shb = 0x1a2b3c4du32.to_le_bytes().to_vec();
+        shb.extend_from_slice(&[1, 0, 0, 0]);
+        shb.extend_from_slice(&(-1i64).to_le_bytes());
+        block(&mut out, 0x0a0d0d0a, &shb);
+        let mut idb = linktype.to_le_bytes().to_vec();
+        idb.extend_from_slice(&[0, 0]);
+        idb.extend_from_slice(&0u32.to_le_bytes());
+        block(&mut out, 1, &idb);
+        for (ts, frame) in frames {
+            let mut epb = 0u32.to_le_bytes().to_vec();
+            epb.extend_from_slice(&((ts >> 32) as u32).to_le_bytes());
+            epb.extend_from_slice(&(*ts as u32).to_le_bytes());
+            epb.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+            epb.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+            epb.extend_from_slice(frame);
+            epb.resize(epb.len().div_ceil(4) * 4, 0);
+            block(&mut out, 6, &epb);
+        }
+        std::fs::write(path, out).unwrap();
+    }
+
+    /// A scratch directory unique to the calling test.
+    pub fn scratch(name: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("throttlewatch-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
 }

@@ -1,0 +1,464 @@
+//! The `throttlewatch` binary as a user meets it: exit codes, messages that name what was
+//! wrong, the JSON contract, and reports that keep what was read before an error.
+
+mod common;
+
+use std::io::Read;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use common::synth;
+use serde_json::Value;
+
+fn sample() -> PathBuf {
+    common::root().join("samples/lab-call.pcap")
+}
+
+fn lab_services() -> PathBuf {
+    common::root().join("samples/lab-services.toml")
+}
+
+fn throttlewatch(args: &[&str]) -> Output {
+    Command::new(common::binary())
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn json_report_follows_the_contract() {
+    let out = throttlewatch(&[
+        "analyze",
+        "--format",
+        "json",
+        "--services",
+        s(&lab_services()),
+        s(&sample()),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = json(&out);
+    assert_eq!(r["schema"], "throttlewatch.report/1");
+    assert!(r["verdicts"].as_array().unwrap().is_empty());
+    let summary = &r["summary"];
+    assert_eq!(summary["inputs"][0]["format"], "pcap");
+    assert_eq!(summary["inputs"][0]["link_type"], "ethernet");
+    assert_eq!(summary["catalogue"]["services"], 1);
+    let p = &summary["packets"];
+    assert_eq!(
+        p["read"].as_u64().unwrap(),
+        p["measured"].as_u64().unwrap() + p["skipped"].as_u64().unwrap()
+    );
+    let flows = r["flows"].as_array().unwrap();
+    assert!(flows.len() >= 6);
+    for f in flows {
+        for key in [
+            "id",
+            "proto",
+            "client",
+            "server",
+            "service",
+            "role",
+            "bytes_up",
+            "bytes_down",
+            "start",
+            "end",
+        ] {
+            assert!(f.get(key).is_some(), "flow {} lacks {key}", f["id"]);
+        }
+        assert!(["tcp", "udp"].contains(&f["proto"].as_str().unwrap()));
+        assert!(["target", "control", "other"].contains(&f["role"].as_str().unwrap()));
+    }
+    // The lab's messenger call: STUN answered, RTP loss seen downstream (the lab's router drops
+    // 2% of it), and the service learned from the lab resolver's DNS answer.
+    let call = flows
+        .iter()
+        .find(|f| f["server"] == "198.51.100.10:3478")
+        .expect("the call flow");
+    assert_eq!(call["service"], "msg");
+    assert_eq!(call["role"], "target");
+    assert_eq!(call["udp"]["stun"]["answered"], 1);
+    let lost = call["udp"]["down"]["rtp"]["lost"].as_i64().unwrap();
+    assert!(
+        (1..=20).contains(&lost),
+        "{lost} RTP packets lost downstream"
+    );
+    assert_eq!(call["udp"]["up"]["rtp"]["lost"], 0);
+    let reset = flows
+        .iter()
+        .find(|f| f["server"] == "198.51.100.10:8443")
+        .expect("the reset flow");
+    assert_eq!(reset["end_reason"], "rst");
+    // The server's kernel answers every packet that still arrives for the closed socket.
+    assert!(reset["tcp"]["down"]["rsts"].as_u64().unwrap() >= 1);
+    assert_eq!(reset["tcp"]["up"]["rsts"], 0);
+    // The lab's delay line adds 40 ms towards the messenger and 15 ms towards the control.
+    let ext = |server: &str| {
+        let f = flows.iter().find(|f| f["server"] == server).unwrap();
+        f["tcp"]["handshake"]["external_rtt_us"].as_u64().unwrap()
+    };
+    assert!(
+        (40_000..45_000).contains(&ext("198.51.100.10:443")),
+        "{}",
+        ext("198.51.100.10:443")
+    );
+    assert!(
+        (15_000..20_000).contains(&ext("203.0.113.10:443")),
+        "{}",
+        ext("203.0.113.10:443")
+    );
+}
+
+#[test]
+fn human_report_lists_messenger_flows() {
+    let out = throttlewatch(&["analyze", "--services", s(&lab_services()), s(&sample())]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("MESSENGER FLOWS (4)"), "{text}");
+    assert!(text.contains("198.51.100.10:3478"), "{text}");
+    assert!(text.contains("RST from server"), "{text}");
+    assert!(text.contains("VERDICTS"), "{text}");
+    // Control flows are not listed without --all.
+    assert!(!text.contains("203.0.113.10:443"), "{text}");
+    let all = throttlewatch(&[
+        "analyze",
+        "--all",
+        "--services",
+        s(&lab_services()),
+        s(&sample()),
+    ]);
+    assert!(
+        String::from_utf8(all.stdout)
+            .unwrap()
+            .contains("203.0.113.10:443")
+    );
+}
+
+#[test]
+fn truncated_file_reports_what_was_read_and_names_the_packet() {
+    let dir = synth::scratch("truncated");
+    let bytes = std::fs::read(sample()).unwrap();
+    let cut = dir.join("cut.pcap");
+    std::fs::write(&cut, &bytes[..bytes.len() * 6 / 10]).unwrap();
+    let out = throttlewatch(&["analyze", "--format", "json", s(&cut)]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("cut.pcap: packet "), "{err}");
+    assert!(err.contains("truncated"), "{err}");
+    let r = json(&out);
+    let read = r["summary"]["packets"]["read"].as_u64().unwrap();
+    assert!(
+        read > 1000,
+        "the packets before the cut are measured: {read}"
+    );
+    assert!(
+        r["summary"]["inputs"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("packet {}", read + 1))
+    );
+    assert!(!r["flows"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn unreadable_inputs_are_named_and_other_files_still_read() {
+    let dir = synth::scratch("unreadable");
+    let text = dir.join("notes.pcap");
+    std::fs::write(&text, "hello, not a capture\n").unwrap();
+    let empty = dir.join("empty.pcapng");
+    std::fs::write(&empty, "").unwrap();
+    let gz = dir.join("trace.pcap.gz");
+    std::fs::write(&gz, [0x1f, 0x8b, 8, 0, 0, 0]).unwrap();
+    let missing = dir.join("missing.pcap");
+    let out = throttlewatch(&[
+        "analyze",
+        "--format",
+        "json",
+        s(&text),
+        s(&empty),
+        s(&gz),
+        s(&missing),
+        s(&sample()),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("notes.pcap: not a pcap or pcapng file: it starts with bytes 68 65 6c 6c"),
+        "{err}"
+    );
+    assert!(err.contains("empty.pcapng: empty file"), "{err}");
+    assert!(
+        err.contains("trace.pcap.gz: not a pcap or pcapng file") && err.contains("gzip"),
+        "{err}"
+    );
+    assert!(err.contains("missing.pcap: cannot open"), "{err}");
+    let r = json(&out);
+    assert_eq!(r["summary"]["inputs"].as_array().unwrap().len(), 5);
+    assert!(
+        r["summary"]["packets"]["read"].as_u64().unwrap() > 2000,
+        "the good file was read"
+    );
+}
+
+#[test]
+fn unsupported_link_type_is_named() {
+    let dir = synth::scratch("linktype");
+    let wifi = dir.join("wifi.pcap");
+    synth::write_pcap(&wifi, 105, &[(1, vec![0; 40])]);
+    let out = throttlewatch(&["analyze", s(&wifi)]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("wifi.pcap: link type 105 (IEEE802_11) is not supported; supported: ethernet"),
+        "{err}"
+    );
+}
+
+#[test]
+fn services_file_errors_name_the_file_and_key() {
+    let dir = synth::scratch("services");
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[service]]\nid = \"msg\"\nname = \"M\"\nranges = [\"198.51.100.300/32\"]\n",
+    )
+    .unwrap();
+    let out = throttlewatch(&["analyze", "--services", s(&bad), s(&sample())]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("bad.toml: service #1 ('msg'): ranges: '198.51.100.300/32' is not an IPv4 or IPv6 prefix"), "{err}");
+    assert!(out.stdout.is_empty(), "no report from a bad configuration");
+    let syntax = dir.join("syntax.toml");
+    std::fs::write(&syntax, "[[service]\nid = 1\n").unwrap();
+    let out = throttlewatch(&["analyze", "--services", s(&syntax), s(&sample())]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("syntax.toml:"), "{}", stderr(&out));
+    let out = throttlewatch(&[
+        "analyze",
+        "--services",
+        s(&dir.join("nope.toml")),
+        s(&sample()),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("nope.toml: cannot read the service catalogue"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn bad_flags_exit_2_with_the_legal_range() {
+    let out = throttlewatch(&["analyze", "--max-flows", "0", s(&sample())]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("--max-flows") && err.contains("1..="), "{err}");
+    let out = throttlewatch(&["analyze", "--format", "yaml", s(&sample())]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("possible values: human, json"),
+        "{}",
+        stderr(&out)
+    );
+    let out = throttlewatch(&["analyze"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(throttlewatch(&["--version"]).status.code(), Some(0));
+    assert_eq!(throttlewatch(&["analyze", "--help"]).status.code(), Some(0));
+}
+
+#[test]
+fn fail_on_finding_without_findings_exits_0() {
+    let out = throttlewatch(&[
+        "analyze",
+        "--fail-on-finding",
+        "--format",
+        "json",
+        s(&sample()),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+/// A synthetic trace with `flows` UDP flows of two packets each, one every `spacing_us`.
+fn many_flows(path: &Path, flows: u32, spacing_us: u64) {
+    let frames: Vec<(u64, Vec<u8>)> = (0..flows)
+        .flat_map(|i| {
+            let client = Ipv4Addr::from(0x0a00_0000 + i);
+            let server = Ipv4Addr::new(203, 0, 113, 9);
+            let t = 1_700_000_000_000_000 + u64::from(i) * spacing_us;
+            [
+                (
+                    t,
+                    synth::ethernet(
+                        &synth::ipv4_udp(client, server, 40000, 443, 64, b"hello"),
+                        &[],
+                    ),
+                ),
+                (
+                    t + 10,
+                    synth::ethernet(
+                        &synth::ipv4_udp(server, client, 443, 40000, 50, b"world"),
+                        &[],
+                    ),
+                ),
+            ]
+        })
+        .collect();
+    synth::write_pcap(path, 1, &frames);
+}
+
+#[test]
+fn flow_table_bound_is_reported() {
+    let dir = synth::scratch("bound");
+    // 20 ms apart, the least recently used of 100 flows has been idle for 2 s when the next
+    // one comes: it is evicted (and reported), nothing is refused.
+    let steady = dir.join("steady.pcap");
+    many_flows(&steady, 1000, 20_000);
+    let out = throttlewatch(&[
+        "analyze",
+        "--format",
+        "json",
+        "--max-flows",
+        "100",
+        s(&steady),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = json(&out);
+    let f = &r["summary"]["flows"];
+    assert_eq!(
+        (f["max_flows"].as_u64(), f["peak"].as_u64()),
+        (Some(100), Some(100)),
+        "{f}"
+    );
+    assert_eq!(
+        (f["evicted"].as_u64(), f["refused"].as_u64()),
+        (Some(900), Some(0)),
+        "{f}"
+    );
+    assert_eq!(f["total"], 1000, "evicted flows are reported, not lost");
+    assert_eq!(r["summary"]["packets"]["measured"], 2000);
+    // A flood, 1 ms apart: within any second only 100 flows fit; the active ones stay, the
+    // rest are refused and counted.
+    let flood = dir.join("flood.pcap");
+    many_flows(&flood, 5000, 1000);
+    let r = json(&throttlewatch(&[
+        "analyze",
+        "--format",
+        "json",
+        "--max-flows",
+        "100",
+        s(&flood),
+    ]));
+    let f = &r["summary"]["flows"];
+    let admitted = f["total"].as_u64().unwrap();
+    assert!(
+        (400..=600).contains(&admitted),
+        "about 100 flows a second for 5 s: {f}"
+    );
+    let measured = r["summary"]["packets"]["measured"].as_u64().unwrap();
+    assert_eq!(
+        measured + f["refused"].as_u64().unwrap(),
+        10_000,
+        "every packet measured or refused: {f}"
+    );
+    assert!(measured >= admitted, "{measured}");
+    assert_eq!(
+        r["summary"]["packets"]["skip_reasons"]["flow_table_full"],
+        f["refused"]
+    );
+}
+
+#[test]
+fn link_types_and_pcapng_through_libpcap() {
+    let dir = synth::scratch("links");
+    let (c, srv) = (
+        Ipv4Addr::new(192, 168, 1, 2),
+        Ipv4Addr::new(198, 51, 100, 10),
+    );
+    let up = synth::ipv4_udp(c, srv, 40000, 3478, 64, b"ping");
+    let down = synth::ipv4_udp(srv, c, 3478, 40000, 50, b"pong!");
+    type Wrap = Box<dyn Fn(&[u8]) -> Vec<u8>>;
+    let cases: Vec<(&str, u32, Wrap)> = vec![
+        ("raw.pcap", 101, Box::new(|p: &[u8]| p.to_vec())),
+        ("sll2.pcap", 276, Box::new(synth::sll2)),
+        (
+            "qinq.pcap",
+            1,
+            Box::new(|p: &[u8]| synth::ethernet(p, &[100, 200])),
+        ),
+        ("pppoe.pcap", 1, Box::new(synth::pppoe)),
+    ];
+    for (name, linktype, wrap) in cases {
+        let path = dir.join(name);
+        synth::write_pcap(
+            &path,
+            linktype,
+            &[(1_000_000, wrap(&up)), (1_050_000, wrap(&down))],
+        );
+        let r = json(&throttlewatch(&[
+            "analyze",
+            "--format",
+            "json",
+            "--services",
+            s(&lab_services()),
+            s(&path),
+        ]));
+        let f = &r["flows"][0];
+        assert_eq!(
+            (f["bytes_up"].as_u64(), f["bytes_down"].as_u64()),
+            (Some(32), Some(33)),
+            "{name}: {f}"
+        );
+        assert_eq!(f["service"], "msg", "{name}");
+        assert_eq!(r["summary"]["packets"]["skipped"], 0, "{name}");
+    }
+    // A pcapng file named .pcap is recognised by its content.
+    let ng = dir.join("really-pcapng.pcap");
+    synth::write_pcapng(
+        &ng,
+        1,
+        &[
+            (1_000_000, synth::ethernet(&up, &[])),
+            (1_050_000, synth::ethernet(&down, &[])),
+        ],
+    );
+    let r = json(&throttlewatch(&["analyze", "--format", "json", s(&ng)]));
+    assert_eq!(r["summary"]["inputs"][0]["format"], "pcapng");
+    assert_eq!(r["flows"][0]["duration_s"], 0.05);
+}
+
+#[test]
+fn closed_stdout_is_not_an_error() {
+    let dir = synth::scratch("pipe");
+    let big = dir.join("big.pcap");
+    many_flows(&big, 3000, 20_000);
+    let mut child = Command::new(common::binary())
+        .args(["analyze", "--format", "json", s(&big)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 16];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+}
