@@ -2,7 +2,7 @@
 """Lab traffic: real sockets on real kernels, inside the lab's namespaces.
 
     traffic.py serve                      # in the server namespace
-    traffic.py client SCENARIO            # in the client namespace
+    traffic.py client sample|bench [MB]   # in the client namespace
 
 Servers (addresses from netns.sh): on the messenger address a chat service (TCP 5222, echoes),
 a download service (TCP 443, sends the requested number of bytes), a reset service (TCP 8443,
@@ -260,6 +260,25 @@ def delay_line(dev, rules):
             os.write(fd, heapq.heappop(queue)[2])
 
 
+def scenario_bench(megabytes):
+    """The benchmark trace: four parallel bulk downloads (two from the messenger, two from the
+    control server), two calls, chat, and 300 short connections."""
+    resolve("chat.lab-messenger.test")
+    n = megabytes * 1_000_000 // 4
+    threads = [threading.Thread(target=download, args=(a, 443, n)) for a in (MSG_ADDR, MSG_ADDR, CTL_ADDR, CTL_ADDR)]
+    threads += [
+        threading.Thread(target=call, args=(MSG_ADDR, 3478, 20)),
+        threading.Thread(target=call, args=(CTL_ADDR, 5004, 20, False)),
+        threading.Thread(target=chat, args=(MSG_ADDR, 50)),
+    ]
+    for t in threads:
+        t.start()
+    for i in range(300):
+        download(MSG_ADDR if i % 2 else CTL_ADDR, 443, 10_000)
+    for t in threads:
+        t.join()
+
+
 def main():
     random.seed(int(os.environ.get("LAB_SEED", "1")))
     if sys.argv[1:2] == ["serve"]:
@@ -268,6 +287,8 @@ def main():
         delay_line(sys.argv[2], sys.argv[3:])
     elif sys.argv[1:3] == ["client", "sample"]:
         scenario_sample()
+    elif sys.argv[1:3] == ["client", "bench"]:
+        scenario_bench(int(sys.argv[3]) if len(sys.argv) > 3 else 800)
     else:
         sys.exit(__doc__)
 

@@ -1,0 +1,50 @@
+//! A little trace: records of [link selector][time step, 2 bytes][frame length, 2 bytes][frame]
+//! fed through the whole pipeline (decode, a small flow table that must evict, measurements,
+//! the built-in catalogue's classifier) and into both report formats. Nothing may panic, and
+//! every packet must be measured or counted as skipped.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use libfuzzer_sys::fuzz_target;
+use throttlewatch::classify::{Catalogue, Classifier};
+use throttlewatch::config::PipelineConfig;
+use throttlewatch::decode::LinkType;
+use throttlewatch::pipeline::Pipeline;
+use throttlewatch::report::{Report, human};
+use throttlewatch::time::Timestamp;
+
+const LINKS: [LinkType; 6] =
+    [LinkType::Ethernet, LinkType::LinuxSll, LinkType::LinuxSll2, LinkType::RawIp, LinkType::Ipv4, LinkType::Ipv6];
+
+fn catalogue() -> Catalogue {
+    static CATALOGUE: OnceLock<Catalogue> = OnceLock::new();
+    CATALOGUE.get_or_init(Catalogue::builtin).clone()
+}
+
+fuzz_target!(|data: &[u8]| {
+    let config = PipelineConfig { max_flows: 8, detail_flows: 4, ..PipelineConfig::default() };
+    let mut pipeline = Pipeline::new(config, Classifier::new(catalogue()));
+    let mut rest = data;
+    let mut now = 1_700_000_000_000_000u64;
+    let mut fed = 0u64;
+    while rest.len() >= 5 {
+        let link = LINKS[usize::from(rest[0]) % LINKS.len()];
+        let step = u16::from_le_bytes([rest[1], rest[2]]);
+        let len = usize::from(u16::from_le_bytes([rest[3], rest[4]])).min(rest.len() - 5);
+        // Steps above 60000 go back in time: capture clocks do.
+        now = if step > 60_000 { now.saturating_sub(u64::from(step) * 1000) } else { now + u64::from(step) * 1000 };
+        let frame = &rest[5..5 + len];
+        pipeline.process(link, Timestamp::from_micros(now), frame, len as u32);
+        fed += 1;
+        rest = &rest[5 + len..];
+    }
+    let s = pipeline.stats().clone();
+    assert_eq!(s.packets, fed);
+    assert_eq!(s.packets, s.measured + s.skipped.total());
+    let analysis = pipeline.finish();
+    let report = Report::build(&analysis, Vec::new(), Vec::new());
+    let mut out = Vec::new();
+    report.write_json(&mut out).unwrap();
+    human::write(&report, true, &mut out).unwrap();
+});
