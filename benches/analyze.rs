@@ -30,7 +30,8 @@ fn trace() -> Trace {
     let mut file = TraceFile::open(&path).expect("bench trace opens");
     let link = file.link();
     let mut packets = Vec::new();
-    file.for_each_packet(|ts, frame, len| packets.push((ts, frame.to_vec(), len))).expect("bench trace reads");
+    file.for_each_packet(|ts, frame, len| packets.push((ts, frame.to_vec(), len)))
+        .expect("bench trace reads");
     Trace { path, link, packets }
 }
 
@@ -49,7 +50,8 @@ fn benches(c: &mut Criterion) {
     });
     group.bench_function("pipeline", |b| {
         b.iter(|| {
-            let mut p = Pipeline::new(PipelineConfig::default(), Classifier::new(catalogue.clone()));
+            let mut p =
+                Pipeline::new(PipelineConfig::default(), Classifier::new(catalogue.clone()));
             for (ts, frame, len) in &t.packets {
                 p.process(t.link, *ts, frame, *len);
             }

@@ -61,9 +61,5 @@ pub fn run(input: AnalyzeInput) -> AnalyzeOutput {
         }
         inputs.push(report);
     }
-    AnalyzeOutput {
-        analysis: pipeline.finish(),
-        inputs,
-        errors,
-    }
+    AnalyzeOutput { analysis: pipeline.finish(), inputs, errors }
 }

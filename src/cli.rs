@@ -106,10 +106,7 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         None => Catalogue::builtin(),
     };
     for warning in catalogue.warnings() {
-        eprintln!(
-            "throttlewatch: warning: {}: {warning}",
-            catalogue.source_name()
-        );
+        eprintln!("throttlewatch: warning: {}: {warning}", catalogue.source_name());
     }
     let config = PipelineConfig {
         max_flows: args.max_flows,
@@ -117,11 +114,7 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         bin_us: args.bin_ms * 1000,
         ..PipelineConfig::default()
     };
-    let output = run(AnalyzeInput {
-        files: args.files.clone(),
-        config,
-        catalogue,
-    });
+    let output = run(AnalyzeInput { files: args.files.clone(), config, catalogue });
     let report = Report::build(&output.analysis, output.inputs, Vec::new());
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());

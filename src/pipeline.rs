@@ -23,6 +23,9 @@ use crate::measure::throughput::BinSeries;
 use crate::measure::{Detail, FlowMeasures, RttSamples, TransportMeasures};
 use crate::time::Timestamp;
 
+/// Packet time between two checks for idle flows: timeouts are kept to this precision.
+const EXPIRY_INTERVAL_US: u64 = 100_000;
+
 /// Highest RTT the per-service histograms record (larger samples saturate), in microseconds.
 const HISTOGRAM_MAX_US: u64 = 60_000_000;
 
@@ -86,6 +89,7 @@ pub struct PipelineStats {
     pub packets: u64,
     pub measured: u64,
     pub skipped: SkipCounts,
+    /// Earliest and latest packet time of the decoded packets (`last_at` is set by `finish`).
     pub first_at: Option<Timestamp>,
     pub last_at: Option<Timestamp>,
     /// Flows that would have had a detail slot but the pool was exhausted.
@@ -101,10 +105,7 @@ pub struct RttHistograms {
 
 impl RttHistograms {
     fn new(services: usize) -> Self {
-        RttHistograms {
-            by_service: vec![None; services],
-            control: None,
-        }
+        RttHistograms { by_service: vec![None; services], control: None }
     }
 
     fn record(&mut self, service: Option<ServiceId>, samples: RttSamples) {
@@ -176,6 +177,9 @@ pub struct Pipeline {
     fragments: FragmentCache,
     stats: PipelineStats,
     clock: Timestamp,
+    next_expiry: Timestamp,
+    /// The flow of the previous packet: consecutive packets often share one.
+    last_flow: Option<(FlowKey, u32)>,
     removed: Vec<(FlowEntry<FlowState>, Removal)>,
     finished: Vec<FinishedFlow>,
     histograms: RttHistograms,
@@ -208,6 +212,8 @@ impl Pipeline {
             fragments: FragmentCache::default(),
             stats: PipelineStats::default(),
             clock: Timestamp::default(),
+            next_expiry: Timestamp::default(),
+            last_flow: None,
             removed: Vec::new(),
             finished: Vec::new(),
             histograms: RttHistograms::new(services),
@@ -225,37 +231,25 @@ impl Pipeline {
             Ok(p) => p,
             Err(reason) => return self.stats.skipped.add(reason),
         };
-        self.stats.first_at = Some(self.stats.first_at.map_or(ts, |t| t.min(ts)));
-        self.stats.last_at = Some(self.stats.last_at.map_or(ts, |t| t.max(ts)));
+        if self.stats.first_at.is_none_or(|t| ts < t) {
+            self.stats.first_at = Some(ts);
+        }
         // The table ages on the latest time seen, so a packet stamped in the past cannot
         // resurrect expired state or make the clock run backwards.
         self.clock = self.clock.max(ts);
-        self.table.expire(self.clock, &mut self.removed);
-        self.finish_removed();
+        if self.clock >= self.next_expiry {
+            self.next_expiry = self.clock.add_micros(EXPIRY_INTERVAL_US);
+            self.table.expire(self.clock, &mut self.removed);
+            self.finish_removed();
+        }
 
         let (proto, src_port, dst_port, payload, payload_len, flags) = match packet.transport {
-            Transport::Tcp(t) => (
-                Proto::Tcp,
-                t.src_port,
-                t.dst_port,
-                t.payload,
-                t.payload_len,
-                t.flags,
-            ),
-            Transport::Udp(u) => (
-                Proto::Udp,
-                u.src_port,
-                u.dst_port,
-                u.payload,
-                u.payload_len,
-                0,
-            ),
+            Transport::Tcp(t) => {
+                (Proto::Tcp, t.src_port, t.dst_port, t.payload, t.payload_len, t.flags)
+            }
+            Transport::Udp(u) => (Proto::Udp, u.src_port, u.dst_port, u.payload, u.payload_len, 0),
             Transport::Fragment(f) => {
-                let proto = if f.proto == IPPROTO_TCP {
-                    Proto::Tcp
-                } else {
-                    Proto::Udp
-                };
+                let proto = if f.proto == IPPROTO_TCP { Proto::Tcp } else { Proto::Udp };
                 debug_assert!(f.proto == IPPROTO_TCP || f.proto == IPPROTO_UDP);
                 (proto, f.src_port, f.dst_port, &[][..], 0, 0)
             }
@@ -263,8 +257,9 @@ impl Pipeline {
         };
         let src = Endpoint::new(packet.ip.src, src_port);
         let dst = Endpoint::new(packet.ip.dst, dst_port);
-        let key = FlowKey::new(proto, src, dst);
-        let idx = match self.table.find(&key) {
+        let (key, src_first) = FlowKey::oriented(proto, src, dst);
+        let cached = self.last_flow.filter(|(k, _)| *k == key).map(|(_, idx)| idx);
+        let idx = match cached.or_else(|| self.table.find(&key)) {
             Some(idx) => idx,
             None => {
                 let syn = flags & tcp_flags::SYN != 0;
@@ -272,22 +267,11 @@ impl Pipeline {
                 let catalogue = self.classifier.catalogue();
                 let (src_is_client, client_by) =
                     source_is_client(src, dst, syn, synack, |p| catalogue.is_service_port(p));
-                let (client, server) = if src_is_client {
-                    (src, dst)
-                } else {
-                    (dst, src)
-                };
+                let (client, server) = if src_is_client { (src, dst) } else { (dst, src) };
                 let class = self.classifier.on_new_flow(proto, client, server, ts);
                 let detail = self.acquire_detail(class.class.service.is_some());
-                let state = FlowState {
-                    measures: FlowMeasures::new(proto),
-                    class,
-                    detail,
-                };
-                match self
-                    .table
-                    .insert(key, client, client_by, ts, state, &mut self.removed)
-                {
+                let state = FlowState { measures: FlowMeasures::new(proto), class, detail };
+                match self.table.insert(key, client, client_by, ts, state, &mut self.removed) {
                     Some(idx) => {
                         self.finish_removed();
                         idx
@@ -302,22 +286,25 @@ impl Pipeline {
             }
         };
 
+        self.last_flow = Some((key, idx));
         let entry = self.table.get_mut(idx);
-        let dir = entry.direction_of(src);
+        let dir = entry.direction(src_first);
         let stun = match (proto, payload.first()) {
             // RFC 7983: a first byte of 0-3 is STUN.
             (Proto::Udp, Some(0..=3)) => StunMessage::parse(payload, payload_len),
             _ => None,
         };
-        let ends = (entry.client(), entry.server());
+        // Classification looks at DNS answers and, until a signature was found, at payloads.
+        let inspect = !matches!(packet.transport, Transport::Fragment(_))
+            && ((proto == Proto::Udp && src_port == 53)
+                || entry.state.class.wants(payload, stun.is_some()));
+        let ends = inspect.then(|| (entry.client(), entry.server()));
         let flow_start = entry.first_at;
         let state = &mut entry.state;
         let was_target = state.class.class.service.is_some();
         let detail = state.detail.map(|d| &mut self.details.slots[d as usize]);
-        let samples = state
-            .measures
-            .on_packet(dir, &packet, stun.as_ref(), flow_start, detail);
-        if !matches!(packet.transport, Transport::Fragment(_)) {
+        let samples = state.measures.on_packet(dir, &packet, stun.as_ref(), flow_start, detail);
+        if let Some(ends) = ends {
             self.classifier.inspect(
                 &mut state.class,
                 proto,
@@ -335,7 +322,9 @@ impl Pipeline {
         if !was_target && state.class.class.service.is_some() && state.detail.is_none() {
             state.detail = self.details.acquire(true);
         }
-        if let TransportMeasures::Tcp(tcp) = &state.measures.transport {
+        if flags & (tcp_flags::FIN | tcp_flags::RST) != 0
+            && let TransportMeasures::Tcp(tcp) = &state.measures.transport
+        {
             entry.closed = tcp.closed();
         }
         self.table.touch(idx, ts);
@@ -344,11 +333,7 @@ impl Pipeline {
 
     /// An ICMP error counts for the flow of the packet it quotes, if the table holds it.
     fn icmp_error(&mut self, e: &IcmpError) {
-        let proto = if e.quoted_proto == IPPROTO_TCP {
-            Proto::Tcp
-        } else {
-            Proto::Udp
-        };
+        let proto = if e.quoted_proto == IPPROTO_TCP { Proto::Tcp } else { Proto::Udp };
         let src = Endpoint::new(e.quoted_src, e.quoted_src_port);
         let key = FlowKey::new(proto, src, Endpoint::new(e.quoted_dst, e.quoted_dst_port));
         match self.table.find(&key) {
@@ -378,13 +363,13 @@ impl Pipeline {
     /// End of input: finish every flow, give late knowledge (an endpoint or DNS answer learned
     /// after a flow ended) to the flows it concerns, and return the analysis.
     pub fn finish(mut self) -> Analysis {
+        self.stats.last_at = self.stats.first_at.map(|_| self.clock);
         self.table.drain(&mut self.removed);
         self.finish_removed();
         let clock = self.clock;
         for flow in &mut self.finished {
             let class =
-                self.classifier
-                    .resolve(flow.class, flow.proto, flow.client, flow.server, clock);
+                self.classifier.resolve(flow.class, flow.proto, flow.client, flow.server, clock);
             if class != flow.class {
                 flow.class = class;
                 flow.role = flow_role(flow);
@@ -404,18 +389,15 @@ impl Pipeline {
     }
 
     fn finish_removed(&mut self) {
+        if self.removed.is_empty() {
+            return;
+        }
+        if self.last_flow.is_some_and(|(k, _)| self.removed.iter().any(|(e, _)| e.key == k)) {
+            self.last_flow = None;
+        }
         for (entry, removal) in self.removed.drain(..) {
             let (client, server) = (entry.client(), entry.server());
-            let FlowEntry {
-                id,
-                key,
-                client_by,
-                first_at,
-                last_at,
-                closed,
-                state,
-                ..
-            } = entry;
+            let FlowEntry { id, key, client_by, first_at, last_at, closed, state, .. } = entry;
             let (bins, rtt_recent) = match state.detail {
                 Some(d) => {
                     let detail = &self.details.slots[d as usize];
@@ -440,11 +422,10 @@ impl Pipeline {
                 (_, Removal::EndOfInput) => FlowEnd::EndOfInput,
             };
             let class =
-                self.classifier
-                    .resolve(state.class.class, key.proto, client, server, self.clock);
+                self.classifier.resolve(state.class.class, key.proto(), client, server, self.clock);
             let mut flow = FinishedFlow {
                 id,
-                proto: key.proto,
+                proto: key.proto(),
                 client,
                 server,
                 client_by,

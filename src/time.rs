@@ -114,10 +114,7 @@ mod tests {
 
     #[test]
     fn formats_rfc3339_utc() {
-        assert_eq!(
-            Timestamp::from_micros(0).to_string(),
-            "1970-01-01T00:00:00.000000Z"
-        );
+        assert_eq!(Timestamp::from_micros(0).to_string(), "1970-01-01T00:00:00.000000Z");
         // 2024-05-10T09:01:28.673643Z, the last packet of the nDPI viber capture (tshark).
         let ts = Timestamp::from_timeval(1_715_331_688, 673_643);
         assert_eq!(ts.to_string(), "2024-05-10T09:01:28.673643Z");

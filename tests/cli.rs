@@ -20,18 +20,12 @@ fn lab_services() -> PathBuf {
 }
 
 fn throttlewatch(args: &[&str]) -> Output {
-    Command::new(common::binary())
-        .args(args)
-        .output()
-        .expect("the binary runs")
+    Command::new(common::binary()).args(args).output().expect("the binary runs")
 }
 
 fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
+        panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
     })
 }
 
@@ -88,23 +82,14 @@ fn json_report_follows_the_contract() {
     }
     // The lab's messenger call: STUN answered, RTP loss seen downstream (the lab's router drops
     // 2% of it), and the service learned from the lab resolver's DNS answer.
-    let call = flows
-        .iter()
-        .find(|f| f["server"] == "198.51.100.10:3478")
-        .expect("the call flow");
+    let call = flows.iter().find(|f| f["server"] == "198.51.100.10:3478").expect("the call flow");
     assert_eq!(call["service"], "msg");
     assert_eq!(call["role"], "target");
     assert_eq!(call["udp"]["stun"]["answered"], 1);
     let lost = call["udp"]["down"]["rtp"]["lost"].as_i64().unwrap();
-    assert!(
-        (1..=20).contains(&lost),
-        "{lost} RTP packets lost downstream"
-    );
+    assert!((1..=20).contains(&lost), "{lost} RTP packets lost downstream");
     assert_eq!(call["udp"]["up"]["rtp"]["lost"], 0);
-    let reset = flows
-        .iter()
-        .find(|f| f["server"] == "198.51.100.10:8443")
-        .expect("the reset flow");
+    let reset = flows.iter().find(|f| f["server"] == "198.51.100.10:8443").expect("the reset flow");
     assert_eq!(reset["end_reason"], "rst");
     // The server's kernel answers every packet that still arrives for the closed socket.
     assert!(reset["tcp"]["down"]["rsts"].as_u64().unwrap() >= 1);
@@ -114,16 +99,8 @@ fn json_report_follows_the_contract() {
         let f = flows.iter().find(|f| f["server"] == server).unwrap();
         f["tcp"]["handshake"]["external_rtt_us"].as_u64().unwrap()
     };
-    assert!(
-        (40_000..45_000).contains(&ext("198.51.100.10:443")),
-        "{}",
-        ext("198.51.100.10:443")
-    );
-    assert!(
-        (15_000..20_000).contains(&ext("203.0.113.10:443")),
-        "{}",
-        ext("203.0.113.10:443")
-    );
+    assert!((40_000..45_000).contains(&ext("198.51.100.10:443")), "{}", ext("198.51.100.10:443"));
+    assert!((15_000..20_000).contains(&ext("203.0.113.10:443")), "{}", ext("203.0.113.10:443"));
 }
 
 #[test]
@@ -137,18 +114,8 @@ fn human_report_lists_messenger_flows() {
     assert!(text.contains("VERDICTS"), "{text}");
     // Control flows are not listed without --all.
     assert!(!text.contains("203.0.113.10:443"), "{text}");
-    let all = throttlewatch(&[
-        "analyze",
-        "--all",
-        "--services",
-        s(&lab_services()),
-        s(&sample()),
-    ]);
-    assert!(
-        String::from_utf8(all.stdout)
-            .unwrap()
-            .contains("203.0.113.10:443")
-    );
+    let all = throttlewatch(&["analyze", "--all", "--services", s(&lab_services()), s(&sample())]);
+    assert!(String::from_utf8(all.stdout).unwrap().contains("203.0.113.10:443"));
 }
 
 #[test]
@@ -164,10 +131,7 @@ fn truncated_file_reports_what_was_read_and_names_the_packet() {
     assert!(err.contains("truncated"), "{err}");
     let r = json(&out);
     let read = r["summary"]["packets"]["read"].as_u64().unwrap();
-    assert!(
-        read > 1000,
-        "the packets before the cut are measured: {read}"
-    );
+    assert!(read > 1000, "the packets before the cut are measured: {read}");
     assert!(
         r["summary"]["inputs"][0]["error"]
             .as_str()
@@ -211,10 +175,7 @@ fn unreadable_inputs_are_named_and_other_files_still_read() {
     assert!(err.contains("missing.pcap: cannot open"), "{err}");
     let r = json(&out);
     assert_eq!(r["summary"]["inputs"].as_array().unwrap().len(), 5);
-    assert!(
-        r["summary"]["packets"]["read"].as_u64().unwrap() > 2000,
-        "the good file was read"
-    );
+    assert!(r["summary"]["packets"]["read"].as_u64().unwrap() > 2000, "the good file was read");
 }
 
 #[test]
@@ -250,12 +211,7 @@ fn services_file_errors_name_the_file_and_key() {
     let out = throttlewatch(&["analyze", "--services", s(&syntax), s(&sample())]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("syntax.toml:"), "{}", stderr(&out));
-    let out = throttlewatch(&[
-        "analyze",
-        "--services",
-        s(&dir.join("nope.toml")),
-        s(&sample()),
-    ]);
+    let out = throttlewatch(&["analyze", "--services", s(&dir.join("nope.toml")), s(&sample())]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("nope.toml: cannot read the service catalogue"),
@@ -272,11 +228,7 @@ fn bad_flags_exit_2_with_the_legal_range() {
     assert!(err.contains("--max-flows") && err.contains("1..="), "{err}");
     let out = throttlewatch(&["analyze", "--format", "yaml", s(&sample())]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("possible values: human, json"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("possible values: human, json"), "{}", stderr(&out));
     let out = throttlewatch(&["analyze"]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(throttlewatch(&["--version"]).status.code(), Some(0));
@@ -285,13 +237,7 @@ fn bad_flags_exit_2_with_the_legal_range() {
 
 #[test]
 fn fail_on_finding_without_findings_exits_0() {
-    let out = throttlewatch(&[
-        "analyze",
-        "--fail-on-finding",
-        "--format",
-        "json",
-        s(&sample()),
-    ]);
+    let out = throttlewatch(&["analyze", "--fail-on-finding", "--format", "json", s(&sample())]);
     assert_eq!(out.status.code(), Some(0));
 }
 
@@ -330,47 +276,22 @@ fn flow_table_bound_is_reported() {
     // one comes: it is evicted (and reported), nothing is refused.
     let steady = dir.join("steady.pcap");
     many_flows(&steady, 1000, 20_000);
-    let out = throttlewatch(&[
-        "analyze",
-        "--format",
-        "json",
-        "--max-flows",
-        "100",
-        s(&steady),
-    ]);
+    let out = throttlewatch(&["analyze", "--format", "json", "--max-flows", "100", s(&steady)]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let r = json(&out);
     let f = &r["summary"]["flows"];
-    assert_eq!(
-        (f["max_flows"].as_u64(), f["peak"].as_u64()),
-        (Some(100), Some(100)),
-        "{f}"
-    );
-    assert_eq!(
-        (f["evicted"].as_u64(), f["refused"].as_u64()),
-        (Some(900), Some(0)),
-        "{f}"
-    );
+    assert_eq!((f["max_flows"].as_u64(), f["peak"].as_u64()), (Some(100), Some(100)), "{f}");
+    assert_eq!((f["evicted"].as_u64(), f["refused"].as_u64()), (Some(900), Some(0)), "{f}");
     assert_eq!(f["total"], 1000, "evicted flows are reported, not lost");
     assert_eq!(r["summary"]["packets"]["measured"], 2000);
     // A flood, 1 ms apart: within any second only 100 flows fit; the active ones stay, the
     // rest are refused and counted.
     let flood = dir.join("flood.pcap");
     many_flows(&flood, 5000, 1000);
-    let r = json(&throttlewatch(&[
-        "analyze",
-        "--format",
-        "json",
-        "--max-flows",
-        "100",
-        s(&flood),
-    ]));
+    let r = json(&throttlewatch(&["analyze", "--format", "json", "--max-flows", "100", s(&flood)]));
     let f = &r["summary"]["flows"];
     let admitted = f["total"].as_u64().unwrap();
-    assert!(
-        (400..=600).contains(&admitted),
-        "about 100 flows a second for 5 s: {f}"
-    );
+    assert!((400..=600).contains(&admitted), "about 100 flows a second for 5 s: {f}");
     let measured = r["summary"]["packets"]["measured"].as_u64().unwrap();
     assert_eq!(
         measured + f["refused"].as_u64().unwrap(),
@@ -378,39 +299,25 @@ fn flow_table_bound_is_reported() {
         "every packet measured or refused: {f}"
     );
     assert!(measured >= admitted, "{measured}");
-    assert_eq!(
-        r["summary"]["packets"]["skip_reasons"]["flow_table_full"],
-        f["refused"]
-    );
+    assert_eq!(r["summary"]["packets"]["skip_reasons"]["flow_table_full"], f["refused"]);
 }
 
 #[test]
 fn link_types_and_pcapng_through_libpcap() {
     let dir = synth::scratch("links");
-    let (c, srv) = (
-        Ipv4Addr::new(192, 168, 1, 2),
-        Ipv4Addr::new(198, 51, 100, 10),
-    );
+    let (c, srv) = (Ipv4Addr::new(192, 168, 1, 2), Ipv4Addr::new(198, 51, 100, 10));
     let up = synth::ipv4_udp(c, srv, 40000, 3478, 64, b"ping");
     let down = synth::ipv4_udp(srv, c, 3478, 40000, 50, b"pong!");
     type Wrap = Box<dyn Fn(&[u8]) -> Vec<u8>>;
     let cases: Vec<(&str, u32, Wrap)> = vec![
         ("raw.pcap", 101, Box::new(|p: &[u8]| p.to_vec())),
         ("sll2.pcap", 276, Box::new(synth::sll2)),
-        (
-            "qinq.pcap",
-            1,
-            Box::new(|p: &[u8]| synth::ethernet(p, &[100, 200])),
-        ),
+        ("qinq.pcap", 1, Box::new(|p: &[u8]| synth::ethernet(p, &[100, 200]))),
         ("pppoe.pcap", 1, Box::new(synth::pppoe)),
     ];
     for (name, linktype, wrap) in cases {
         let path = dir.join(name);
-        synth::write_pcap(
-            &path,
-            linktype,
-            &[(1_000_000, wrap(&up)), (1_050_000, wrap(&down))],
-        );
+        synth::write_pcap(&path, linktype, &[(1_000_000, wrap(&up)), (1_050_000, wrap(&down))]);
         let r = json(&throttlewatch(&[
             "analyze",
             "--format",
@@ -433,10 +340,7 @@ fn link_types_and_pcapng_through_libpcap() {
     synth::write_pcapng(
         &ng,
         1,
-        &[
-            (1_000_000, synth::ethernet(&up, &[])),
-            (1_050_000, synth::ethernet(&down, &[])),
-        ],
+        &[(1_000_000, synth::ethernet(&up, &[])), (1_050_000, synth::ethernet(&down, &[]))],
     );
     let r = json(&throttlewatch(&["analyze", "--format", "json", s(&ng)]));
     assert_eq!(r["summary"]["inputs"][0]["format"], "pcapng");

@@ -93,19 +93,10 @@ fn corpus_decodes_without_error_and_accounts_for_every_packet() {
         return;
     };
     let files = common::corpus_files(&dir);
-    assert!(
-        files.len() >= 18,
-        "expected the 18 captures of the corpus, found {}",
-        files.len()
-    );
+    assert!(files.len() >= 18, "expected the 18 captures of the corpus, found {}", files.len());
     for file in &files {
         let out = common::analyze(std::slice::from_ref(file), None);
-        assert!(
-            out.errors.is_empty(),
-            "{}: {:?}",
-            file.display(),
-            out.errors
-        );
+        assert!(out.errors.is_empty(), "{}: {:?}", file.display(), out.errors);
         let s = &out.analysis.stats;
         assert!(s.packets > 0);
         assert_eq!(
@@ -114,30 +105,19 @@ fn corpus_decodes_without_error_and_accounts_for_every_packet() {
             "{}: packets unaccounted for",
             file.display()
         );
-        let malformed: u64 = s
-            .skipped
-            .nonzero()
-            .filter(|(r, _)| r.is_malformed())
-            .map(|(_, n)| n)
-            .sum();
+        let malformed: u64 =
+            s.skipped.nonzero().filter(|(r, _)| r.is_malformed()).map(|(_, n)| n).sum();
         assert_eq!(malformed, 0, "{}: {:?}", file.display(), s.skipped);
         assert!(!out.analysis.flows.is_empty());
-        let reasons: Vec<String> = s
-            .skipped
-            .nonzero()
-            .map(|(r, n)| format!("{} {n}", r.as_str()))
-            .collect();
+        let reasons: Vec<String> =
+            s.skipped.nonzero().map(|(r, n)| format!("{} {n}", r.as_str())).collect();
         eprintln!(
             "{:<26} {:>6} {:>5} packets, {:>3} flows, skipped: {}",
             file.file_name().unwrap().to_string_lossy(),
             out.inputs[0].format.as_deref().unwrap_or("?"),
             s.packets,
             out.analysis.flows.len(),
-            if reasons.is_empty() {
-                "none".into()
-            } else {
-                reasons.join(", ")
-            }
+            if reasons.is_empty() { "none".into() } else { reasons.join(", ") }
         );
     }
 }
@@ -193,24 +173,14 @@ fn corpus_messenger_flows_agree_with_ndpi() {
         }
     }
     eprintln!("\nservice agreement with nDPI's ground truth (flows nDPI labels with the service):");
-    eprintln!(
-        "{:<10} {:>6} {:>6} {:>7}",
-        "service", "agree", "flows", "rate"
-    );
+    eprintln!("{:<10} {:>6} {:>6} {:>7}", "service", "agree", "flows", "rate");
     let (mut agree, mut total) = (0, 0);
     for (service, (a, n)) in &table {
-        eprintln!(
-            "{service:<10} {a:>6} {n:>6} {:>6.1}%",
-            100.0 * *a as f64 / *n as f64
-        );
+        eprintln!("{service:<10} {a:>6} {n:>6} {:>6.1}%", 100.0 * *a as f64 / *n as f64);
         agree += a;
         total += n;
     }
-    eprintln!(
-        "{:<10} {agree:>6} {total:>6} {:>6.1}%",
-        "all",
-        100.0 * agree as f64 / total as f64
-    );
+    eprintln!("{:<10} {agree:>6} {total:>6} {:>6.1}%", "all", 100.0 * agree as f64 / total as f64);
     eprintln!(
         "({dns_lookups} DNS lookups of messenger names on local resolvers are not messenger traffic and not counted)"
     );
@@ -221,11 +191,7 @@ fn corpus_messenger_flows_agree_with_ndpi() {
     for m in &misses {
         eprintln!("MISS {m}");
     }
-    assert_eq!(
-        table.len(),
-        7,
-        "every required service occurs in the corpus: {table:?}"
-    );
+    assert_eq!(table.len(), 7, "every required service occurs in the corpus: {table:?}");
     for (service, (a, n)) in &table {
         let rate = *a as f64 / *n as f64;
         assert!(
@@ -277,11 +243,8 @@ fn tshark_counts(file: &Path) -> HashMap<DirectedKey, (u64, u64)> {
         let (Ok(src), Ok(dst)) = (src.parse::<IpAddr>(), dst.parse::<IpAddr>()) else {
             continue;
         };
-        let len: u64 = if f[4].is_empty() {
-            f[5].parse::<u64>().unwrap() + 40
-        } else {
-            f[4].parse().unwrap()
-        };
+        let len: u64 =
+            if f[4].is_empty() { f[5].parse::<u64>().unwrap() + 40 } else { f[4].parse().unwrap() };
         let (proto, sp, dp) = if !f[6].is_empty() {
             (Proto::Tcp, &f[6], &f[7])
         } else if !f[8].is_empty() {
@@ -290,11 +253,7 @@ fn tshark_counts(file: &Path) -> HashMap<DirectedKey, (u64, u64)> {
             continue;
         };
         let e = counts
-            .entry((
-                proto,
-                (src, sp.parse().unwrap()),
-                (dst, dp.parse().unwrap()),
-            ))
+            .entry((proto, (src, sp.parse().unwrap()), (dst, dp.parse().unwrap())))
             .or_insert((0, 0));
         e.0 += len;
         e.1 += 1;
@@ -381,15 +340,11 @@ fn corpus_handshake_rtt_matches_tshark() {
             let micros = secs.parse::<i64>().unwrap() * 1_000_000
                 + format!("{frac:0<6}")[..6].parse::<i64>().unwrap();
             let src = (
-                (if f[1].is_empty() { &f[2] } else { &f[1] })
-                    .parse::<IpAddr>()
-                    .unwrap(),
+                (if f[1].is_empty() { &f[2] } else { &f[1] }).parse::<IpAddr>().unwrap(),
                 f[3].parse::<u16>().unwrap(),
             );
             let dst = (
-                (if f[4].is_empty() { &f[5] } else { &f[4] })
-                    .parse::<IpAddr>()
-                    .unwrap(),
+                (if f[4].is_empty() { &f[5] } else { &f[4] }).parse::<IpAddr>().unwrap(),
                 f[6].parse::<u16>().unwrap(),
             );
             let flags =

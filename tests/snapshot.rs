@@ -27,19 +27,11 @@ fn lab_call_json_report_snapshot() {
         eprintln!("updated {}", path.display());
         return;
     }
-    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (create it with UPDATE_SNAPSHOTS=1)",
-            path.display()
-        )
-    });
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (create it with UPDATE_SNAPSHOTS=1)", path.display()));
     if got != want {
         let (g, w): (Vec<&str>, Vec<&str>) = (got.lines().collect(), want.lines().collect());
-        let first = g
-            .iter()
-            .zip(&w)
-            .position(|(a, b)| a != b)
-            .unwrap_or(g.len().min(w.len()));
+        let first = g.iter().zip(&w).position(|(a, b)| a != b).unwrap_or(g.len().min(w.len()));
         let context = |lines: &[&str]| {
             lines[first.saturating_sub(3)..(first + 3).min(lines.len())].join("\n")
         };

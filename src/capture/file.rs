@@ -51,11 +51,7 @@ pub enum CaptureError {
     #[error("{path}: {message}")]
     Open { path: PathBuf, message: String },
     #[error("{path}: packet {packet}: {message}")]
-    Packet {
-        path: PathBuf,
-        packet: u64,
-        message: String,
-    },
+    Packet { path: PathBuf, packet: u64, message: String },
 }
 
 /// An open trace file.
@@ -78,10 +74,7 @@ impl fmt::Debug for TraceFile {
 
 impl TraceFile {
     pub fn open(path: &Path) -> Result<TraceFile, CaptureError> {
-        let open_err = |message: String| CaptureError::Open {
-            path: path.to_path_buf(),
-            message,
-        };
+        let open_err = |message: String| CaptureError::Open { path: path.to_path_buf(), message };
         let mut file =
             std::fs::File::open(path).map_err(|e| open_err(format!("cannot open: {e}")))?;
         if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
@@ -116,10 +109,7 @@ impl TraceFile {
         };
         drop(file);
         let capture = pcap::Capture::from_file(path).map_err(|e| {
-            open_err(format!(
-                "libpcap cannot read this {format} file: {}",
-                strip_libpcap(&e)
-            ))
+            open_err(format!("libpcap cannot read this {format} file: {}", strip_libpcap(&e)))
         })?;
         let dlt = capture.get_datalink();
         let link = LinkType::from_dlt(dlt.0).ok_or_else(|| {
@@ -130,12 +120,7 @@ impl TraceFile {
                 LinkType::SUPPORTED
             ))
         })?;
-        Ok(TraceFile {
-            path: path.to_path_buf(),
-            format,
-            link,
-            capture,
-        })
+        Ok(TraceFile { path: path.to_path_buf(), format, link, capture })
     }
 
     pub fn path(&self) -> &Path {
@@ -198,22 +183,10 @@ mod tests {
 
     #[test]
     fn magic_bytes() {
-        assert_eq!(
-            TraceFormat::from_magic([0xd4, 0xc3, 0xb2, 0xa1]),
-            Some(TraceFormat::Pcap)
-        );
-        assert_eq!(
-            TraceFormat::from_magic([0xa1, 0xb2, 0xc3, 0xd4]),
-            Some(TraceFormat::Pcap)
-        );
-        assert_eq!(
-            TraceFormat::from_magic([0x4d, 0x3c, 0xb2, 0xa1]),
-            Some(TraceFormat::PcapNano)
-        );
-        assert_eq!(
-            TraceFormat::from_magic([0x0a, 0x0d, 0x0d, 0x0a]),
-            Some(TraceFormat::PcapNg)
-        );
+        assert_eq!(TraceFormat::from_magic([0xd4, 0xc3, 0xb2, 0xa1]), Some(TraceFormat::Pcap));
+        assert_eq!(TraceFormat::from_magic([0xa1, 0xb2, 0xc3, 0xd4]), Some(TraceFormat::Pcap));
+        assert_eq!(TraceFormat::from_magic([0x4d, 0x3c, 0xb2, 0xa1]), Some(TraceFormat::PcapNano));
+        assert_eq!(TraceFormat::from_magic([0x0a, 0x0d, 0x0d, 0x0a]), Some(TraceFormat::PcapNg));
         assert_eq!(TraceFormat::from_magic(*b"GET "), None);
     }
 }

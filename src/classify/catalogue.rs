@@ -203,14 +203,12 @@ impl Catalogue {
     }
 
     pub fn parse(text: &str, source_name: &str) -> Result<Catalogue, CatalogueError> {
-        let err = |message: String| CatalogueError {
-            source_name: source_name.to_string(),
-            message,
-        };
+        let err =
+            |message: String| CatalogueError { source_name: source_name.to_string(), message };
         let file: FileFormat = toml::from_str(text).map_err(|e| err(e.to_string()))?;
         if file.service.is_empty() {
             return Err(err(
-                "no [[service]] tables: the catalogue must name at least one service".into(),
+                "no [[service]] tables: the catalogue must name at least one service".into()
             ));
         }
         if file.service.len() > usize::from(ServiceId::MAX) {
@@ -223,9 +221,7 @@ impl Catalogue {
         let mut builder = Builder::default();
         for (i, service) in file.service.into_iter().enumerate() {
             let what = format!("service #{} ('{}')", i + 1, service.id);
-            builder
-                .add(i as ServiceId, service)
-                .map_err(|m| err(format!("{what}: {m}")))?;
+            builder.add(i as ServiceId, service).map_err(|m| err(format!("{what}: {m}")))?;
         }
         let mut catalogue = builder.finish(source_name);
         catalogue.source_name = source_name.to_string();
@@ -267,14 +263,13 @@ impl Catalogue {
                 best = Some((kind, len, service));
             }
         };
-        self.ranges
-            .for_each_match(endpoint.addr, |len, entry| match entry.rule {
-                None => consider(AddressMatch::Range, len, entry.service),
-                Some(r) if self.rules[r as usize].matches(proto, endpoint.port) => {
-                    consider(AddressMatch::Rule, len, entry.service)
-                }
-                Some(_) => {}
-            });
+        self.ranges.for_each_match(endpoint.addr, |len, entry| match entry.rule {
+            None => consider(AddressMatch::Range, len, entry.service),
+            Some(r) if self.rules[r as usize].matches(proto, endpoint.port) => {
+                consider(AddressMatch::Rule, len, entry.service)
+            }
+            Some(_) => {}
+        });
         for &r in &self.port_only_rules {
             let rule = &self.rules[r as usize];
             if rule.matches(proto, endpoint.port) {
@@ -286,10 +281,7 @@ impl Catalogue {
 
     /// The service whose DNS domains contain `name` (lowercase).
     pub fn match_dns_name(&self, name: &[u8]) -> Option<ServiceId> {
-        self.dns
-            .iter()
-            .find(|(d, _)| in_domain(name, d))
-            .map(|(_, s)| *s)
+        self.dns.iter().find(|(d, _)| in_domain(name, d)).map(|(_, s)| *s)
     }
 
     /// The service whose TLS server names contain `name`.
@@ -300,10 +292,7 @@ impl Catalogue {
             *dst = src.to_ascii_lowercase();
         }
         let name = &lower[..n];
-        self.sni
-            .iter()
-            .find(|(d, _)| in_domain(name, d))
-            .map(|(_, s)| *s)
+        self.sni.iter().find(|(d, _)| in_domain(name, d)).map(|(_, s)| *s)
     }
 
     /// The service a STUN message's type, attributes or realm belong to.
@@ -341,11 +330,7 @@ impl Catalogue {
                         || sig.ports.contains(ports.0)
                         || sig.ports.contains(ports.1))
                     && payload.len() >= sig.pattern.len()
-                    && sig
-                        .pattern
-                        .iter()
-                        .zip(payload)
-                        .all(|(&(v, m), &b)| b & m == v)
+                    && sig.pattern.iter().zip(payload).all(|(&(v, m), &b)| b & m == v)
             })
             .map(|sig| sig.service)
     }
@@ -357,10 +342,7 @@ impl Catalogue {
 }
 
 fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty()
-        || haystack
-            .windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle))
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 #[derive(Default)]
@@ -387,10 +369,7 @@ impl Builder {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
         {
-            return Err(format!(
-                "id '{}' must be lowercase letters, digits, '_' or '-'",
-                s.id
-            ));
+            return Err(format!("id '{}' must be lowercase letters, digits, '_' or '-'", s.id));
         }
         if self.services.iter().any(|other| other.id == s.id) {
             return Err(format!("id '{}' is used by an earlier service", s.id));
@@ -414,21 +393,13 @@ impl Builder {
         }
         for text in &s.ranges {
             let prefix = Prefix::parse(text).map_err(|m| format!("ranges: {m}"))?;
-            self.ranges.push((
-                prefix,
-                RangeEntry {
-                    service: sid,
-                    rule: None,
-                },
-            ));
+            self.ranges.push((prefix, RangeEntry { service: sid, rule: None }));
         }
         for name in &s.dns {
-            self.dns
-                .push((domain(name).map_err(|m| format!("dns: {m}"))?, sid));
+            self.dns.push((domain(name).map_err(|m| format!("dns: {m}"))?, sid));
         }
         for name in &s.sni {
-            self.sni
-                .push((domain(name).map_err(|m| format!("sni: {m}"))?, sid));
+            self.sni.push((domain(name).map_err(|m| format!("sni: {m}"))?, sid));
         }
         for t in &s.stun_message_types {
             if t & 0xc000 != 0 {
@@ -438,28 +409,22 @@ impl Builder {
             }
             self.stun_types.push((*t, sid));
         }
-        self.stun_attributes
-            .extend(s.stun_attributes.iter().map(|a| (*a, sid)));
+        self.stun_attributes.extend(s.stun_attributes.iter().map(|a| (*a, sid)));
         for realm in &s.stun_realms {
             if realm.is_empty() {
                 return Err("stun_realms: an empty realm would match every REALM".into());
             }
-            self.stun_realms
-                .push((realm.to_ascii_lowercase().into_bytes(), sid));
+            self.stun_realms.push((realm.to_ascii_lowercase().into_bytes(), sid));
         }
         for (i, rule) in s.rule.iter().enumerate() {
-            self.add_rule(sid, &s.id, rule)
-                .map_err(|m| format!("rule #{}: {m}", i + 1))?;
+            self.add_rule(sid, &s.id, rule).map_err(|m| format!("rule #{}: {m}", i + 1))?;
         }
         for (i, p) in s.payload.iter().enumerate() {
             let sig = payload(sid, p).map_err(|m| format!("payload #{}: {m}", i + 1))?;
             self.mark_ports(&sig.ports);
             self.payloads.push(sig);
         }
-        self.services.push(Service {
-            id: s.id,
-            name: s.name,
-        });
+        self.services.push(Service { id: s.id, name: s.name });
         Ok(())
     }
 
@@ -471,22 +436,12 @@ impl Builder {
         }
         self.mark_ports(&ports);
         let index = self.rules.len() as u32;
-        self.rules.push(Rule {
-            service: sid,
-            proto,
-            ports,
-        });
+        self.rules.push(Rule { service: sid, proto, ports });
         match &rule.ranges {
             Some(ranges) => {
                 for text in ranges {
                     let prefix = Prefix::parse(text).map_err(|m| format!("ranges: {m}"))?;
-                    self.ranges.push((
-                        prefix,
-                        RangeEntry {
-                            service: sid,
-                            rule: Some(index),
-                        },
-                    ));
+                    self.ranges.push((prefix, RangeEntry { service: sid, rule: Some(index) }));
                 }
             }
             None => {
@@ -558,16 +513,10 @@ fn ports(list: &[PortFormat]) -> Result<PortSet, String> {
 }
 
 fn domain(name: &str) -> Result<Vec<u8>, String> {
-    let d = name
-        .trim()
-        .trim_start_matches("*.")
-        .trim_end_matches('.')
-        .to_ascii_lowercase();
+    let d = name.trim().trim_start_matches("*.").trim_end_matches('.').to_ascii_lowercase();
     if d.is_empty()
         || d.len() > 253
-        || !d
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+        || !d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
     {
         return Err(format!("'{name}' is not a domain name"));
     }
@@ -625,13 +574,7 @@ mod tests {
     #[test]
     fn minimal_format_is_accepted() {
         let c = Catalogue::parse(MINIMAL, "lab.toml").unwrap();
-        assert_eq!(
-            c.services(),
-            [Service {
-                id: "msg".into(),
-                name: "Lab messenger".into()
-            }]
-        );
+        assert_eq!(c.services(), [Service { id: "msg".into(), name: "Lab messenger".into() }]);
         assert_eq!(
             c.match_endpoint(Proto::Tcp, ep("198.51.100.10", 1)),
             Some((0, AddressMatch::Range))
@@ -748,28 +691,13 @@ mod tests {
             Some(0)
         );
         let m = stun_message(0x0003, 1, &[(0x4000, &[0; 4])]);
-        assert_eq!(
-            c.match_stun(&StunMessage::parse(&m, m.len() as u32).unwrap()),
-            Some(0)
-        );
+        assert_eq!(c.match_stun(&StunMessage::parse(&m, m.len() as u32).unwrap()), Some(0));
         let m = stun_message(0x0113, 1, &[(0x0014, b"turn.SIGNAL.org")]);
-        assert_eq!(
-            c.match_stun(&StunMessage::parse(&m, m.len() as u32).unwrap()),
-            Some(1)
-        );
+        assert_eq!(c.match_stun(&StunMessage::parse(&m, m.len() as u32).unwrap()), Some(1));
         let m = stun_message(0x0001, 1, &[]);
-        assert_eq!(
-            c.match_stun(&StunMessage::parse(&m, m.len() as u32).unwrap()),
-            None
-        );
-        assert_eq!(
-            c.match_payload(Proto::Tcp, b"WA\x01\x05rest", 100, (1, 2)),
-            Some(0)
-        );
-        assert_eq!(
-            c.match_payload(Proto::Udp, b"WA\x01\x05rest", 100, (1, 2)),
-            None
-        );
+        assert_eq!(c.match_stun(&StunMessage::parse(&m, m.len() as u32).unwrap()), None);
+        assert_eq!(c.match_payload(Proto::Tcp, b"WA\x01\x05rest", 100, (1, 2)), Some(0));
+        assert_eq!(c.match_payload(Proto::Udp, b"WA\x01\x05rest", 100, (1, 2)), None);
         let mut disc = vec![0, 1, 0, 0x46];
         disc.resize(74, 0);
         assert_eq!(c.match_payload(Proto::Udp, &disc, 74, (1, 2)), Some(2));

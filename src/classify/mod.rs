@@ -82,10 +82,7 @@ pub struct Classification {
 impl Classification {
     fn offer(&mut self, service: ServiceId, evidence: Evidence) {
         if evidence > self.evidence {
-            *self = Classification {
-                service: Some(service),
-                evidence,
-            };
+            *self = Classification { service: Some(service), evidence };
         }
     }
 }
@@ -95,6 +92,16 @@ impl Classification {
 pub struct ClassState {
     pub class: Classification,
     inspect_left: u8,
+}
+
+impl ClassState {
+    /// Whether a packet with this payload (and STUN message, if any) can still tell the flow's
+    /// service: no signature yet, and a STUN message or inspection budget left.
+    pub fn wants(&self, payload: &[u8], stun: bool) -> bool {
+        self.class.evidence != Evidence::Signature
+            && !payload.is_empty()
+            && (stun || self.inspect_left > 0)
+    }
 }
 
 /// What a flow is in the comparison.
@@ -232,16 +239,13 @@ impl Classifier {
         if found.is_none() && state.inspect_left > 0 {
             state.inspect_left -= 1;
             let ports = (client.port, server.port);
-            found = self
-                .catalogue
-                .match_payload(proto, payload, payload_len, ports);
+            found = self.catalogue.match_payload(proto, payload, payload_len, ports);
             if found.is_none() && proto == Proto::Tcp {
                 found = StunMessage::parse_framed(payload, payload_len)
                     .and_then(|m| self.catalogue.match_stun(&m))
                     .or_else(|| {
-                        let sni = (dir == Direction::Up)
-                            .then(|| client_hello_sni(payload))
-                            .flatten();
+                        let sni =
+                            (dir == Direction::Up).then(|| client_hello_sni(payload)).flatten();
                         sni.and_then(|name| self.catalogue.match_sni(name))
                     });
             }
@@ -333,10 +337,7 @@ mod tests {
 
     fn ep(s: &str) -> Endpoint {
         let (a, p) = s.rsplit_once(':').unwrap();
-        Endpoint::new(
-            a.trim_matches(['[', ']']).parse().unwrap(),
-            p.parse().unwrap(),
-        )
+        Endpoint::new(a.trim_matches(['[', ']']).parse().unwrap(), p.parse().unwrap())
     }
 
     fn classifier() -> Classifier {
@@ -348,19 +349,8 @@ mod tests {
     #[test]
     fn range_at_creation() {
         let c = classifier();
-        let s = c.on_new_flow(
-            Proto::Tcp,
-            ep("192.168.1.2:40000"),
-            ep("157.240.1.1:443"),
-            T0,
-        );
-        assert_eq!(
-            s.class,
-            Classification {
-                service: Some(0),
-                evidence: Evidence::Range
-            }
-        );
+        let s = c.on_new_flow(Proto::Tcp, ep("192.168.1.2:40000"), ep("157.240.1.1:443"), T0);
+        assert_eq!(s.class, Classification { service: Some(0), evidence: Evidence::Range });
         let s = c.on_new_flow(Proto::Tcp, ep("192.168.1.2:40000"), ep("8.8.8.8:443"), T0);
         assert_eq!(s.class.service, None);
     }
@@ -381,23 +371,9 @@ mod tests {
             None,
             T0,
         );
-        assert_eq!(
-            st.class.service, None,
-            "the DNS flow itself is not WhatsApp traffic"
-        );
-        let s = c.on_new_flow(
-            Proto::Tcp,
-            ep("192.168.1.2:40001"),
-            ep("203.0.113.5:443"),
-            T0,
-        );
-        assert_eq!(
-            s.class,
-            Classification {
-                service: Some(0),
-                evidence: Evidence::Dns
-            }
-        );
+        assert_eq!(st.class.service, None, "the DNS flow itself is not WhatsApp traffic");
+        let s = c.on_new_flow(Proto::Tcp, ep("192.168.1.2:40001"), ep("203.0.113.5:443"), T0);
+        assert_eq!(s.class, Classification { service: Some(0), evidence: Evidence::Dns });
         assert_eq!(c.stats().dns_addresses, 1);
     }
 
@@ -426,22 +402,10 @@ mod tests {
             Some(&msg),
             T0,
         );
-        assert_eq!(
-            st.class,
-            Classification {
-                service: Some(1),
-                evidence: Evidence::Signature
-            }
-        );
+        assert_eq!(st.class, Classification { service: Some(1), evidence: Evidence::Signature });
         // Resolving later gives the early flow, and new peer-to-peer legs, the service.
         let resolved = c.resolve(early.class, Proto::Udp, local, google, T0);
-        assert_eq!(
-            resolved,
-            Classification {
-                service: Some(1),
-                evidence: Evidence::Endpoint
-            }
-        );
+        assert_eq!(resolved, Classification { service: Some(1), evidence: Evidence::Endpoint });
         let p2p = c.on_new_flow(Proto::Udp, local, peer, T0);
         assert_eq!(p2p.class.evidence, Evidence::Endpoint);
     }
@@ -452,16 +416,7 @@ mod tests {
         let (client, server) = (ep("192.168.1.2:40000"), ep("203.0.113.9:443"));
         let mut st = c.on_new_flow(Proto::Tcp, client, server, T0);
         for _ in 0..INSPECT_PACKETS {
-            c.inspect(
-                &mut st,
-                Proto::Tcp,
-                (client, server),
-                Direction::Up,
-                b"x",
-                1,
-                None,
-                T0,
-            );
+            c.inspect(&mut st, Proto::Tcp, (client, server), Direction::Up, b"x", 1, None, T0);
         }
         let hello = client_hello("web.whatsapp.com");
         c.inspect(
@@ -486,55 +441,24 @@ mod tests {
             None,
             T0,
         );
-        assert_eq!(
-            st.class,
-            Classification {
-                service: Some(0),
-                evidence: Evidence::Signature
-            }
-        );
+        assert_eq!(st.class, Classification { service: Some(0), evidence: Evidence::Signature });
         assert_eq!(c.stats().endpoints, 0, "TCP signatures teach no endpoints");
     }
 
     #[test]
     fn roles() {
-        let wa = Classification {
-            service: Some(0),
-            evidence: Evidence::Range,
-        };
+        let wa = Classification { service: Some(0), evidence: Evidence::Range };
         let none = Classification::default();
         let (lan, wan) = (ep("192.168.1.2:5000"), ep("203.0.113.1:443"));
         assert_eq!(role(wa, Proto::Udp, lan, wan, 1, 1), Role::Target);
-        assert_eq!(
-            role(none, Proto::Tcp, lan, wan, 3, 1_000_000),
-            Role::Control
-        );
+        assert_eq!(role(none, Proto::Tcp, lan, wan, 3, 1_000_000), Role::Control);
         assert_eq!(role(none, Proto::Udp, lan, wan, 3, 1_000_000), Role::Other);
+        assert_eq!(role(none, Proto::Udp, lan, wan, 500, 10_000_000), Role::Control);
+        assert_eq!(role(none, Proto::Tcp, lan, ep("192.168.1.9:445"), 500, 1), Role::Other);
+        assert_eq!(role(none, Proto::Udp, lan, ep("239.255.255.250:1900"), 500, 1), Role::Other);
+        assert_eq!(role(none, Proto::Udp, lan, ep("[ff02::fb]:5353"), 500, 1), Role::Other);
         assert_eq!(
-            role(none, Proto::Udp, lan, wan, 500, 10_000_000),
-            Role::Control
-        );
-        assert_eq!(
-            role(none, Proto::Tcp, lan, ep("192.168.1.9:445"), 500, 1),
-            Role::Other
-        );
-        assert_eq!(
-            role(none, Proto::Udp, lan, ep("239.255.255.250:1900"), 500, 1),
-            Role::Other
-        );
-        assert_eq!(
-            role(none, Proto::Udp, lan, ep("[ff02::fb]:5353"), 500, 1),
-            Role::Other
-        );
-        assert_eq!(
-            role(
-                none,
-                Proto::Udp,
-                ep("100.64.0.2:5"),
-                ep("10.0.0.1:5"),
-                500,
-                1
-            ),
+            role(none, Proto::Udp, ep("100.64.0.2:5"), ep("10.0.0.1:5"), 500, 1),
             Role::Other
         );
     }

@@ -35,9 +35,7 @@ impl Prefix {
         let prefix = Prefix { addr, len };
         let masked = prefix.network();
         if masked != addr {
-            return Err(format!(
-                "'{text}' has host bits set (the network is {masked}/{len})"
-            ));
+            return Err(format!("'{text}' has host bits set (the network is {masked}/{len})"));
         }
         Ok(prefix)
     }
@@ -50,9 +48,7 @@ impl Prefix {
                 IpAddr::V4((u32::from(a) & mask).into())
             }
             IpAddr::V6(a) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.len))
-                    .unwrap_or(0);
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.len)).unwrap_or(0);
                 IpAddr::V6((u128::from(a) & mask).into())
             }
         }
@@ -75,12 +71,7 @@ struct Trie {
 
 impl Trie {
     fn new() -> Self {
-        Trie {
-            nodes: vec![Node {
-                child: [NIL; 2],
-                values: (0, 0),
-            }],
-        }
+        Trie { nodes: vec![Node { child: [NIL; 2], values: (0, 0) }] }
     }
 }
 
@@ -104,26 +95,15 @@ impl<V: Clone> PrefixTrie<V> {
     pub fn build(mut entries: Vec<(Prefix, V)>) -> Self {
         // Group the values of a node together.
         entries.sort_by_key(|(prefix, _)| (prefix.addr, prefix.len));
-        let mut trie = PrefixTrie {
-            v4: Trie::new(),
-            v6: Trie::new(),
-            values: Vec::new(),
-        };
+        let mut trie = PrefixTrie { v4: Trie::new(), v6: Trie::new(), values: Vec::new() };
         for (prefix, value) in entries {
             let (addr_bits, _) = bits(prefix.addr);
-            let t = if prefix.addr.is_ipv4() {
-                &mut trie.v4
-            } else {
-                &mut trie.v6
-            };
+            let t = if prefix.addr.is_ipv4() { &mut trie.v4 } else { &mut trie.v6 };
             let mut node = 0usize;
             for i in 0..prefix.len {
                 let bit = ((addr_bits >> (127 - i)) & 1) as usize;
                 if t.nodes[node].child[bit] == NIL {
-                    t.nodes.push(Node {
-                        child: [NIL; 2],
-                        values: (0, 0),
-                    });
+                    t.nodes.push(Node { child: [NIL; 2], values: (0, 0) });
                     let new = (t.nodes.len() - 1) as u32;
                     t.nodes[node].child[bit] = new;
                 }
@@ -183,11 +163,7 @@ mod tests {
         assert_eq!(p("10.0.0.0/8").len, 8);
         assert_eq!(p("192.0.2.7").len, 32);
         assert_eq!(p("2001:db8::/32").len, 32);
-        assert!(
-            Prefix::parse("10.0.0.1/8")
-                .unwrap_err()
-                .contains("host bits")
-        );
+        assert!(Prefix::parse("10.0.0.1/8").unwrap_err().contains("host bits"));
         assert!(Prefix::parse("10.0.0.0/33").unwrap_err().contains("0..=32"));
         assert!(Prefix::parse("foo/8").unwrap_err().contains("not an IPv4"));
         assert_eq!(p("0.0.0.0/0").len, 0);
@@ -204,22 +180,11 @@ mod tests {
         ]);
         assert_eq!(
             matches(&t, "31.13.86.51"),
-            [
-                (0, "default"),
-                (18, "meta"),
-                (18, "meta-rule"),
-                (32, "whatsapp")
-            ]
+            [(0, "default"), (18, "meta"), (18, "meta-rule"), (32, "whatsapp")]
         );
-        assert_eq!(
-            matches(&t, "31.13.86.52"),
-            [(0, "default"), (18, "meta"), (18, "meta-rule")]
-        );
+        assert_eq!(matches(&t, "31.13.86.52"), [(0, "default"), (18, "meta"), (18, "meta-rule")]);
         assert_eq!(matches(&t, "8.8.8.8"), [(0, "default")]);
-        assert_eq!(
-            matches(&t, "2a03:2880:f12f:83:face:b00c:0:25de"),
-            [(29, "meta6")]
-        );
+        assert_eq!(matches(&t, "2a03:2880:f12f:83:face:b00c:0:25de"), [(29, "meta6")]);
         assert!(matches(&t, "2001:db8::1").is_empty());
     }
 }

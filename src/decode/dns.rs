@@ -27,10 +27,7 @@ pub struct DomainName {
 
 impl Default for DomainName {
     fn default() -> Self {
-        DomainName {
-            bytes: [0; MAX_NAME],
-            len: 0,
-        }
+        DomainName { bytes: [0; MAX_NAME], len: 0 }
     }
 }
 
@@ -100,11 +97,7 @@ impl<'a> DnsResponse<'a> {
         if !is_response || opcode != 0 || rcode != 0 || questions == 0 {
             return None;
         }
-        Some(DnsResponse {
-            msg,
-            questions,
-            answers,
-        })
+        Some(DnsResponse { msg, questions, answers })
     }
 
     /// Read the first question's name into `name`.
@@ -244,10 +237,7 @@ mod tests {
 
     #[test]
     fn reads_question_and_answers() {
-        let m = fixtures::response(
-            "Media.CDN.viber.com",
-            &[[54, 230, 93, 96], [54, 230, 93, 53]],
-        );
+        let m = fixtures::response("Media.CDN.viber.com", &[[54, 230, 93, 96], [54, 230, 93, 53]]);
         let r = DnsResponse::parse(&m).unwrap();
         let mut name = DomainName::default();
         r.question(&mut name).unwrap();
@@ -255,10 +245,7 @@ mod tests {
         let addrs: Vec<IpAddr> = r.answers().filter_map(|a| a.address()).collect();
         assert_eq!(
             addrs,
-            [
-                "54.230.93.96".parse::<IpAddr>().unwrap(),
-                "54.230.93.53".parse().unwrap()
-            ]
+            ["54.230.93.96".parse::<IpAddr>().unwrap(), "54.230.93.53".parse().unwrap()]
         );
         assert_eq!(r.answers().next().unwrap().ttl_s, 3600);
     }
@@ -312,9 +299,7 @@ mod tests {
     #[test]
     fn compression_loops_are_refused() {
         // The question name is a pointer to itself.
-        let mut m = vec![
-            0, 0, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1,
-        ];
+        let mut m = vec![0, 0, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1];
         let r = DnsResponse::parse(&m).unwrap();
         let mut name = DomainName::default();
         assert!(r.question(&mut name).is_none());

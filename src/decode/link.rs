@@ -80,15 +80,12 @@ const PPP_IPV6: u16 = 0x0057;
 /// VLAN tags plus MPLS labels we follow before giving up on a frame.
 const MAX_LABELS: usize = 8;
 
+#[inline(always)]
 pub(crate) fn strip(link: LinkType, frame: &[u8]) -> Result<Network<'_>, SkipReason> {
     match link {
         LinkType::Ethernet => {
             let eth = EthernetPacket::new(frame).ok_or(SkipReason::LinkTruncated)?;
-            from_ethertype(
-                eth.get_ethertype().0,
-                EthernetPacket::minimum_packet_size(),
-                frame,
-            )
+            from_ethertype(eth.get_ethertype().0, EthernetPacket::minimum_packet_size(), frame)
         }
         // pnet's minimum sizes leave out the fixed 8-byte address field, so the header lengths
         // are checked here before any accessor reads past them.
@@ -106,21 +103,9 @@ pub(crate) fn strip(link: LinkType, frame: &[u8]) -> Result<Network<'_>, SkipRea
                 .ok_or(SkipReason::LinkTruncated)?;
             from_ethertype(sll2.get_protocol_type().0, SLL2_HEADER, frame)
         }
-        LinkType::RawIp => Ok(Network {
-            offset: 0,
-            payload: frame,
-            version_hint: None,
-        }),
-        LinkType::Ipv4 => Ok(Network {
-            offset: 0,
-            payload: frame,
-            version_hint: Some(4),
-        }),
-        LinkType::Ipv6 => Ok(Network {
-            offset: 0,
-            payload: frame,
-            version_hint: Some(6),
-        }),
+        LinkType::RawIp => Ok(Network { offset: 0, payload: frame, version_hint: None }),
+        LinkType::Ipv4 => Ok(Network { offset: 0, payload: frame, version_hint: Some(4) }),
+        LinkType::Ipv6 => Ok(Network { offset: 0, payload: frame, version_hint: Some(6) }),
     }
 }
 
@@ -132,6 +117,7 @@ fn be16(frame: &[u8], at: usize) -> Result<u16, SkipReason> {
 }
 
 /// Follow tags, PPPoE and MPLS from an ethertype found at `offset - 2` to the IP packet.
+#[inline(always)]
 fn from_ethertype(
     mut ethertype: u16,
     mut offset: usize,
@@ -167,9 +153,7 @@ fn from_ethertype(
 /// so (a pseudowire control word starts with 0 and is not followed).
 fn mpls(frame: &[u8], mut offset: usize) -> Result<Network<'_>, SkipReason> {
     for _ in 0..MAX_LABELS {
-        let label = frame
-            .get(offset..offset + 4)
-            .ok_or(SkipReason::LinkTruncated)?;
+        let label = frame.get(offset..offset + 4).ok_or(SkipReason::LinkTruncated)?;
         offset += 4;
         if label[2] & 0x01 != 0 {
             let first = *frame.get(offset).ok_or(SkipReason::LinkTruncated)?;
@@ -183,17 +167,14 @@ fn mpls(frame: &[u8], mut offset: usize) -> Result<Network<'_>, SkipReason> {
     Err(SkipReason::LinkTooDeep)
 }
 
+#[inline(always)]
 fn network(
     frame: &[u8],
     offset: usize,
     version_hint: Option<u8>,
 ) -> Result<Network<'_>, SkipReason> {
     let payload = frame.get(offset..).ok_or(SkipReason::LinkTruncated)?;
-    Ok(Network {
-        offset,
-        payload,
-        version_hint,
-    })
+    Ok(Network { offset, payload, version_hint })
 }
 
 #[cfg(test)]
@@ -219,9 +200,7 @@ mod tests {
 
     #[test]
     fn ethernet_qinq_then_ipv6() {
-        let f = eth(&[
-            0x88, 0xa8, 0x00, 0x64, 0x81, 0x00, 0x00, 0x0a, 0x86, 0xdd, 0x60,
-        ]);
+        let f = eth(&[0x88, 0xa8, 0x00, 0x64, 0x81, 0x00, 0x00, 0x0a, 0x86, 0xdd, 0x60]);
         let n = strip(LinkType::Ethernet, &f).unwrap();
         assert_eq!(n.offset, 22);
         assert_eq!(n.version_hint, Some(6));
@@ -229,16 +208,12 @@ mod tests {
 
     #[test]
     fn ethernet_pppoe_session() {
-        let f = eth(&[
-            0x88, 0x64, 0x11, 0x00, 0x12, 0x34, 0x00, 0x20, 0x00, 0x21, 0x45,
-        ]);
+        let f = eth(&[0x88, 0x64, 0x11, 0x00, 0x12, 0x34, 0x00, 0x20, 0x00, 0x21, 0x45]);
         let n = strip(LinkType::Ethernet, &f).unwrap();
         assert_eq!(n.offset, 22);
         assert_eq!(n.version_hint, Some(4));
         // LCP is not IP.
-        let f = eth(&[
-            0x88, 0x64, 0x11, 0x00, 0x12, 0x34, 0x00, 0x20, 0xc0, 0x21, 0x01,
-        ]);
+        let f = eth(&[0x88, 0x64, 0x11, 0x00, 0x12, 0x34, 0x00, 0x20, 0xc0, 0x21, 0x01]);
         assert_eq!(strip(LinkType::Ethernet, &f), Err(SkipReason::NotIp));
     }
 
@@ -252,22 +227,13 @@ mod tests {
 
     #[test]
     fn ethernet_truncated() {
-        assert_eq!(
-            strip(LinkType::Ethernet, &MACS),
-            Err(SkipReason::LinkTruncated)
-        );
+        assert_eq!(strip(LinkType::Ethernet, &MACS), Err(SkipReason::LinkTruncated));
         // A VLAN tag cut in half.
         let f = eth(&[0x81, 0x00, 0x00]);
-        assert_eq!(
-            strip(LinkType::Ethernet, &f),
-            Err(SkipReason::LinkTruncated)
-        );
+        assert_eq!(strip(LinkType::Ethernet, &f), Err(SkipReason::LinkTruncated));
         // PPPoE header cut short.
         let f = eth(&[0x88, 0x64, 0x11, 0x00]);
-        assert_eq!(
-            strip(LinkType::Ethernet, &f),
-            Err(SkipReason::LinkTruncated)
-        );
+        assert_eq!(strip(LinkType::Ethernet, &f), Err(SkipReason::LinkTruncated));
     }
 
     #[test]
@@ -293,10 +259,7 @@ mod tests {
         let n = strip(LinkType::LinuxSll, &sll).unwrap();
         assert_eq!((n.offset, n.version_hint), (16, Some(4)));
         for cut in 0..16 {
-            assert_eq!(
-                strip(LinkType::LinuxSll, &sll[..cut]),
-                Err(SkipReason::LinkTruncated)
-            );
+            assert_eq!(strip(LinkType::LinuxSll, &sll[..cut]), Err(SkipReason::LinkTruncated));
         }
 
         let mut sll2 = vec![0x86, 0xdd];
@@ -304,10 +267,7 @@ mod tests {
         sll2.push(0x60);
         let n = strip(LinkType::LinuxSll2, &sll2).unwrap();
         assert_eq!((n.offset, n.version_hint), (20, Some(6)));
-        assert_eq!(
-            strip(LinkType::LinuxSll2, &sll2[..19]),
-            Err(SkipReason::LinkTruncated)
-        );
+        assert_eq!(strip(LinkType::LinuxSll2, &sll2[..19]), Err(SkipReason::LinkTruncated));
     }
 
     #[test]

@@ -273,10 +273,7 @@ impl SkipCounts {
 
     /// Reasons with a non-zero count, in declaration order.
     pub fn nonzero(&self) -> impl Iterator<Item = (SkipReason, u64)> + '_ {
-        SkipReason::ALL
-            .iter()
-            .map(|r| (*r, self.get(*r)))
-            .filter(|(_, n)| *n > 0)
+        SkipReason::ALL.iter().map(|r| (*r, self.get(*r))).filter(|(_, n)| *n > 0)
     }
 }
 
@@ -294,9 +291,5 @@ pub fn decode<'a>(
     let wire_ip_len = wire_len.saturating_sub(net.offset as u32);
     let packet = ip::parse(net.version_hint, net.payload, wire_ip_len)?;
     let transport = transport::parse(&packet, fragments)?;
-    Ok(Decoded {
-        ts,
-        ip: packet.header,
-        transport,
-    })
+    Ok(Decoded { ts, ip: packet.header, transport })
 }

@@ -47,11 +47,7 @@ impl<'a> StunMessage<'a> {
         let mut transaction_id = [0u8; 12];
         transaction_id.copy_from_slice(&header[8..20]);
         let end = captured.len().min(HEADER_LEN + length);
-        Some(StunMessage {
-            message_type,
-            transaction_id,
-            attributes: &captured[HEADER_LEN..end],
-        })
+        Some(StunMessage { message_type, transaction_id, attributes: &captured[HEADER_LEN..end] })
     }
 
     /// Parse a STUN message in a TCP segment framed by a 2-byte length (RFC 4571).
@@ -74,16 +70,12 @@ impl<'a> StunMessage<'a> {
 
     /// The attributes as (type, value) pairs.
     pub fn attributes(&self) -> Attributes<'a> {
-        Attributes {
-            rest: self.attributes,
-        }
+        Attributes { rest: self.attributes }
     }
 
     /// The REALM attribute's value, if present and captured.
     pub fn realm(&self) -> Option<&'a [u8]> {
-        self.attributes()
-            .find(|(t, _)| *t == ATTR_REALM)
-            .map(|(_, v)| v)
+        self.attributes().find(|(t, _)| *t == ATTR_REALM).map(|(_, v)| v)
     }
 }
 
@@ -140,11 +132,7 @@ mod tests {
 
     #[test]
     fn binding_request_with_realm() {
-        let m = message(
-            0x0003,
-            7,
-            &[(0x0019, &[17, 0, 0, 0]), (ATTR_REALM, b"signal.org")],
-        );
+        let m = message(0x0003, 7, &[(0x0019, &[17, 0, 0, 0]), (ATTR_REALM, b"signal.org")]);
         let s = StunMessage::parse(&m, m.len() as u32).unwrap();
         assert_eq!(s.message_type, 0x0003);
         assert_eq!(s.class(), StunClass::Request);

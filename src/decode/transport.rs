@@ -5,9 +5,6 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use pnet_packet::tcp::TcpPacket;
-use pnet_packet::udp::UdpPacket;
-
 use super::ip::{self, Fragmentation, IpPacket};
 use super::{
     FragmentCache, FragmentOf, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, IcmpError,
@@ -18,6 +15,7 @@ const TCP_MIN_HEADER: usize = 20;
 const UDP_HEADER: usize = 8;
 const ICMP_HEADER: usize = 8;
 
+#[inline(always)]
 pub(crate) fn parse<'a>(
     packet: &IpPacket<'a>,
     fragments: &mut FragmentCache,
@@ -26,11 +24,7 @@ pub(crate) fn parse<'a>(
         let (src_port, dst_port) = fragments
             .ports_of(&packet.header, packet.proto, id)
             .ok_or(SkipReason::FragmentUnattributed)?;
-        return Ok(Transport::Fragment(FragmentOf {
-            proto: packet.proto,
-            src_port,
-            dst_port,
-        }));
+        return Ok(Transport::Fragment(FragmentOf { proto: packet.proto, src_port, dst_port }));
     }
     let transport = match (packet.proto, packet.v6) {
         (IPPROTO_TCP, _) => Transport::Tcp(tcp(packet.l4, packet.l4_len)?),
@@ -55,26 +49,26 @@ pub(crate) fn parse<'a>(
     Ok(transport)
 }
 
+/// TCP (RFC 9293): the fixed header from a 20-byte array, as for IPv4.
+#[inline(always)]
 fn tcp(l4: &[u8], l4_len: u32) -> Result<TcpSegment<'_>, SkipReason> {
     if (l4_len as usize) < TCP_MIN_HEADER {
         return Err(SkipReason::TcpBadOffset);
     }
-    let tcp = TcpPacket::new(l4).ok_or(SkipReason::TcpTruncated)?;
-    let header_len = usize::from(tcp.get_data_offset()) * 4;
+    let h: &[u8; TCP_MIN_HEADER] = l4.first_chunk().ok_or(SkipReason::TcpTruncated)?;
+    let header_len = usize::from(h[12] >> 4) * 4;
     if header_len < TCP_MIN_HEADER || header_len > l4_len as usize {
         return Err(SkipReason::TcpBadOffset);
     }
     // Options and payload as far as they were captured.
-    let options = l4
-        .get(TCP_MIN_HEADER..header_len.min(l4.len()))
-        .unwrap_or(&[]);
+    let options = l4.get(TCP_MIN_HEADER..header_len.min(l4.len())).unwrap_or(&[]);
     Ok(TcpSegment {
-        src_port: tcp.get_source(),
-        dst_port: tcp.get_destination(),
-        seq: tcp.get_sequence(),
-        ack: tcp.get_acknowledgement(),
-        flags: tcp.get_flags(),
-        window: tcp.get_window(),
+        src_port: u16::from_be_bytes([h[0], h[1]]),
+        dst_port: u16::from_be_bytes([h[2], h[3]]),
+        seq: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
+        ack: u32::from_be_bytes([h[8], h[9], h[10], h[11]]),
+        flags: h[13],
+        window: u16::from_be_bytes([h[14], h[15]]),
         options: tcp_options(options),
         payload_len: l4_len - header_len as u32,
         payload: l4.get(header_len..).unwrap_or(&[]),
@@ -82,8 +76,20 @@ fn tcp(l4: &[u8], l4_len: u32) -> Result<TcpSegment<'_>, SkipReason> {
 }
 
 /// RFC 9293 §3.1 option list; stops at the end-of-list option or at the first malformed option.
+#[inline(always)]
 fn tcp_options(mut bytes: &[u8]) -> TcpOptions {
     let mut options = TcpOptions::default();
+    // Fast path for the layout nearly every data segment carries: NOP, NOP, timestamps.
+    if let Some(o) = bytes.first_chunk::<12>()
+        && bytes.len() == 12
+        && o[..4] == [1, 1, 8, 10]
+    {
+        options.timestamps = Some((
+            u32::from_be_bytes([o[4], o[5], o[6], o[7]]),
+            u32::from_be_bytes([o[8], o[9], o[10], o[11]]),
+        ));
+        return options;
+    }
     while let Some(&kind) = bytes.first() {
         match kind {
             0 => break,
@@ -114,12 +120,13 @@ fn tcp_options(mut bytes: &[u8]) -> TcpOptions {
     options
 }
 
+#[inline(always)]
 fn udp(l4: &[u8], l4_len: u32, first_fragment: bool) -> Result<UdpDatagram<'_>, SkipReason> {
     if (l4_len as usize) < UDP_HEADER {
         return Err(SkipReason::UdpBadLength);
     }
-    let udp = UdpPacket::new(l4).ok_or(SkipReason::UdpTruncated)?;
-    let udp_len = match u32::from(udp.get_length()) {
+    let h: &[u8; UDP_HEADER] = l4.first_chunk().ok_or(SkipReason::UdpTruncated)?;
+    let udp_len = match u32::from(u16::from_be_bytes([h[4], h[5]])) {
         // Zero: a jumbogram (RFC 2675) or a GSO capture; the IP length is the truth.
         0 => l4_len,
         n => n,
@@ -130,8 +137,8 @@ fn udp(l4: &[u8], l4_len: u32, first_fragment: bool) -> Result<UdpDatagram<'_>, 
     }
     let end = l4.len().min(udp_len as usize);
     Ok(UdpDatagram {
-        src_port: udp.get_source(),
-        dst_port: udp.get_destination(),
+        src_port: u16::from_be_bytes([h[0], h[1]]),
+        dst_port: u16::from_be_bytes([h[2], h[3]]),
         payload_len: udp_len - UDP_HEADER as u32,
         payload: l4.get(UDP_HEADER..end).unwrap_or(&[]),
     })
@@ -151,9 +158,7 @@ fn icmp_v4(l4: &[u8]) -> Result<IcmpError, SkipReason> {
     if first >> 4 != 4 || header_len < 20 {
         return Err(SkipReason::IcmpQuoteUnusable);
     }
-    let ip = quoted
-        .get(..header_len)
-        .ok_or(SkipReason::IcmpQuoteUnusable)?;
+    let ip = quoted.get(..header_len).ok_or(SkipReason::IcmpQuoteUnusable)?;
     let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
     let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
     quoted_flow(
@@ -259,14 +264,8 @@ mod tests {
 
     fn run(frame: &[u8]) -> Result<Transport<'_>, SkipReason> {
         let mut cache = FragmentCache::default();
-        decode(
-            LinkType::RawIp,
-            Timestamp::default(),
-            frame,
-            frame.len() as u32,
-            &mut cache,
-        )
-        .map(|d| d.transport)
+        decode(LinkType::RawIp, Timestamp::default(), frame, frame.len() as u32, &mut cache)
+            .map(|d| d.transport)
     }
 
     fn v4_packet(proto: u8, l4: &[u8]) -> Vec<u8> {
@@ -279,23 +278,12 @@ mod tests {
     fn tcp_with_timestamps_and_payload() {
         let ts = [8, 10, 0, 0, 0, 5, 0, 0, 0, 9];
         let mss = [2, 4, 0x05, 0xb4];
-        let mut seg = fixtures::tcp(
-            40000,
-            443,
-            100,
-            200,
-            tcp_flags::ACK,
-            &[&mss[..], &ts[..]].concat(),
-        );
+        let mut seg =
+            fixtures::tcp(40000, 443, 100, 200, tcp_flags::ACK, &[&mss[..], &ts[..]].concat());
         seg.extend_from_slice(b"hello");
         let p = v4_packet(6, &seg);
-        let Transport::Tcp(t) = run(&p).unwrap() else {
-            panic!()
-        };
-        assert_eq!(
-            (t.src_port, t.dst_port, t.seq, t.ack),
-            (40000, 443, 100, 200)
-        );
+        let Transport::Tcp(t) = run(&p).unwrap() else { panic!() };
+        assert_eq!((t.src_port, t.dst_port, t.seq, t.ack), (40000, 443, 100, 200));
         assert_eq!(t.options.timestamps, Some((5, 9)));
         assert_eq!(t.options.mss, Some(1460));
         assert_eq!(t.payload, b"hello");
@@ -317,9 +305,7 @@ mod tests {
         let seg = fixtures::tcp(1, 2, 3, 4, tcp_flags::ACK, &ts);
         let mut p = ipv4(6, (20 + seg.len() + 100) as u16, 1, 0);
         p.extend_from_slice(&seg[..24]);
-        let Transport::Tcp(t) = run(&p).unwrap() else {
-            panic!()
-        };
+        let Transport::Tcp(t) = run(&p).unwrap() else { panic!() };
         assert_eq!(t.options.timestamps, None);
         assert_eq!(t.payload_len, 100);
         assert!(t.payload.is_empty());
@@ -330,16 +316,10 @@ mod tests {
         // Data offset 15 words (60 bytes) in a 40-byte IP packet.
         let mut seg = fixtures::tcp(1, 2, 3, 4, 0, &[]);
         seg[12] = 0xf0;
-        assert_eq!(
-            run(&v4_packet(6, &seg)).unwrap_err(),
-            SkipReason::TcpBadOffset
-        );
+        assert_eq!(run(&v4_packet(6, &seg)).unwrap_err(), SkipReason::TcpBadOffset);
         // Data offset below 5 words.
         seg[12] = 0x40;
-        assert_eq!(
-            run(&v4_packet(6, &seg)).unwrap_err(),
-            SkipReason::TcpBadOffset
-        );
+        assert_eq!(run(&v4_packet(6, &seg)).unwrap_err(), SkipReason::TcpBadOffset);
         // IP says the segment is 10 bytes long.
         let mut p = ipv4(6, 30, 1, 0);
         p.extend_from_slice(&seg);
@@ -359,9 +339,7 @@ mod tests {
     fn udp_basic() {
         let d = fixtures::udp(5353, 53, b"abc");
         let p = v4_packet(17, &d);
-        let Transport::Udp(u) = run(&p).unwrap() else {
-            panic!()
-        };
+        let Transport::Udp(u) = run(&p).unwrap() else { panic!() };
         assert_eq!((u.src_port, u.dst_port, u.payload_len), (5353, 53, 3));
         assert_eq!(u.payload, b"abc");
     }
@@ -378,15 +356,9 @@ mod tests {
     fn udp_impossible_len() {
         let mut d = fixtures::udp(1, 2, b"abc");
         d[4..6].copy_from_slice(&100u16.to_be_bytes());
-        assert_eq!(
-            run(&v4_packet(17, &d)).unwrap_err(),
-            SkipReason::UdpBadLength
-        );
+        assert_eq!(run(&v4_packet(17, &d)).unwrap_err(), SkipReason::UdpBadLength);
         d[4..6].copy_from_slice(&4u16.to_be_bytes());
-        assert_eq!(
-            run(&v4_packet(17, &d)).unwrap_err(),
-            SkipReason::UdpBadLength
-        );
+        assert_eq!(run(&v4_packet(17, &d)).unwrap_err(), SkipReason::UdpBadLength);
     }
 
     #[test]
@@ -396,42 +368,18 @@ mod tests {
         let mut d = fixtures::udp(4000, 3478, &[0; 2000]);
         d.truncate(8);
         first.extend_from_slice(&d);
-        let t = decode(
-            LinkType::RawIp,
-            Timestamp::default(),
-            &first,
-            28,
-            &mut cache,
-        )
-        .unwrap();
+        let t = decode(LinkType::RawIp, Timestamp::default(), &first, 28, &mut cache).unwrap();
         assert!(matches!(t.transport, Transport::Udp(u) if u.payload_len == 2000));
         let mut later = ipv4(17, 520, 77, 0x0001);
         later.extend_from_slice(&[0; 500]);
-        let t = decode(
-            LinkType::RawIp,
-            Timestamp::default(),
-            &later,
-            520,
-            &mut cache,
-        )
-        .unwrap();
+        let t = decode(LinkType::RawIp, Timestamp::default(), &later, 520, &mut cache).unwrap();
         assert_eq!(
             t.transport,
-            Transport::Fragment(FragmentOf {
-                proto: 17,
-                src_port: 4000,
-                dst_port: 3478
-            })
+            Transport::Fragment(FragmentOf { proto: 17, src_port: 4000, dst_port: 3478 })
         );
         assert_eq!(t.ip.total_len, 520);
         let stray = ipv4(17, 520, 78, 0x0001);
-        let err = decode(
-            LinkType::RawIp,
-            Timestamp::default(),
-            &stray,
-            520,
-            &mut cache,
-        );
+        let err = decode(LinkType::RawIp, Timestamp::default(), &stray, 520, &mut cache);
         assert_eq!(err.unwrap_err(), SkipReason::FragmentUnattributed);
     }
 
@@ -446,9 +394,7 @@ mod tests {
         let mut icmp = vec![3, 3, 0, 0, 0, 0, 0, 0];
         icmp.extend_from_slice(&quote);
         let p = v4_packet(1, &icmp);
-        let Transport::IcmpError(e) = run(&p).unwrap() else {
-            panic!()
-        };
+        let Transport::IcmpError(e) = run(&p).unwrap() else { panic!() };
         assert_eq!((e.icmp_type, e.code, e.quoted_proto), (3, 3, 17));
         assert_eq!(e.quoted_src, IpAddr::V4(TEST_V4.0));
         assert_eq!((e.quoted_src_port, e.quoted_dst_port), (5000, 3478));
@@ -461,14 +407,8 @@ mod tests {
             SkipReason::IcmpInfo
         );
         let icmp = [11, 0, 0, 0, 0, 0, 0, 0, 0x45, 0, 0];
-        assert_eq!(
-            run(&v4_packet(1, &icmp)).unwrap_err(),
-            SkipReason::IcmpQuoteUnusable
-        );
-        assert_eq!(
-            run(&v4_packet(1, &[3, 1, 0])).unwrap_err(),
-            SkipReason::IcmpQuoteUnusable
-        );
+        assert_eq!(run(&v4_packet(1, &icmp)).unwrap_err(), SkipReason::IcmpQuoteUnusable);
+        assert_eq!(run(&v4_packet(1, &[3, 1, 0])).unwrap_err(), SkipReason::IcmpQuoteUnusable);
     }
 
     #[test]
@@ -479,15 +419,10 @@ mod tests {
         icmp.extend_from_slice(&quote);
         let mut p = ipv6(58, icmp.len() as u16);
         p.extend_from_slice(&icmp);
-        let Transport::IcmpError(e) = run(&p).unwrap() else {
-            panic!()
-        };
+        let Transport::IcmpError(e) = run(&p).unwrap() else { panic!() };
         assert!(e.v6);
         assert_eq!(e.quoted_src, IpAddr::V6(TEST_V6.0));
-        assert_eq!(
-            (e.quoted_proto, e.quoted_src_port, e.quoted_dst_port),
-            (6, 40000, 443)
-        );
+        assert_eq!((e.quoted_proto, e.quoted_src_port, e.quoted_dst_port), (6, 40000, 443));
         // Neighbour solicitation is informational.
         let mut p = ipv6(58, 8);
         p.extend_from_slice(&[135, 0, 0, 0, 0, 0, 0, 0]);
@@ -496,10 +431,7 @@ mod tests {
 
     #[test]
     fn other_protocols_are_counted_not_measured() {
-        assert_eq!(
-            run(&v4_packet(47, &[0; 8])).unwrap_err(),
-            SkipReason::OtherIpProto
-        );
+        assert_eq!(run(&v4_packet(47, &[0; 8])).unwrap_err(), SkipReason::OtherIpProto);
         // ICMPv4 inside IPv6 is not a thing.
         let mut p = ipv6(1, 8);
         p.extend_from_slice(&[3, 0, 0, 0, 0, 0, 0, 0]);

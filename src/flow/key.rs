@@ -2,7 +2,8 @@
 //! conversation find the same entry, and the rules that decide which side is the client.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Transport protocols that make flows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -72,34 +73,71 @@ impl Direction {
     }
 }
 
-/// A direction-free flow key: the two endpoints in a fixed order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A direction-free flow key: the two endpoints in a fixed order. Addresses are kept as
+/// 128-bit numbers (IPv4 in the low 32 bits, the family in `kind`) so that comparing and
+/// hashing a key, once per packet, is a few word operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowKey {
-    pub proto: Proto,
-    lo: Endpoint,
-    hi: Endpoint,
+    addrs: [u128; 2],
+    ports: [u16; 2],
+    /// Bit 0: UDP (else TCP); bit 1: IPv6.
+    kind: u8,
+}
+
+const KIND_UDP: u8 = 1;
+const KIND_V6: u8 = 2;
+
+fn addr_bits(addr: IpAddr) -> u128 {
+    match addr {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    }
 }
 
 impl FlowKey {
     pub fn new(proto: Proto, a: Endpoint, b: Endpoint) -> Self {
-        if a <= b {
-            FlowKey {
-                proto,
-                lo: a,
-                hi: b,
-            }
+        FlowKey::oriented(proto, a, b).0
+    }
+
+    /// The key of a packet from `src` to `dst`, and whether `src` is the key's first endpoint.
+    pub fn oriented(proto: Proto, src: Endpoint, dst: Endpoint) -> (Self, bool) {
+        let (s, d) = (addr_bits(src.addr), addr_bits(dst.addr));
+        let kind =
+            u8::from(proto == Proto::Udp) * KIND_UDP + u8::from(src.addr.is_ipv6()) * KIND_V6;
+        if (s, src.port) <= (d, dst.port) {
+            (FlowKey { addrs: [s, d], ports: [src.port, dst.port], kind }, true)
         } else {
-            FlowKey {
-                proto,
-                lo: b,
-                hi: a,
-            }
+            (FlowKey { addrs: [d, s], ports: [dst.port, src.port], kind }, false)
         }
+    }
+
+    pub fn proto(&self) -> Proto {
+        if self.kind & KIND_UDP != 0 { Proto::Udp } else { Proto::Tcp }
     }
 
     /// The endpoints in key order.
     pub fn endpoints(&self) -> (Endpoint, Endpoint) {
-        (self.lo, self.hi)
+        let addr = |bits: u128| {
+            if self.kind & KIND_V6 != 0 {
+                IpAddr::V6(Ipv6Addr::from(bits))
+            } else {
+                IpAddr::V4(Ipv4Addr::from(bits as u32))
+            }
+        };
+        (
+            Endpoint::new(addr(self.addrs[0]), self.ports[0]),
+            Endpoint::new(addr(self.addrs[1]), self.ports[1]),
+        )
+    }
+}
+
+impl Hash for FlowKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u128(self.addrs[0]);
+        state.write_u128(self.addrs[1]);
+        state.write_u64(
+            u64::from(self.ports[0]) << 32 | u64::from(self.ports[1]) << 8 | u64::from(self.kind),
+        );
     }
 }
 
@@ -187,7 +225,6 @@ pub fn is_local_address(addr: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::{Ipv4Addr, Ipv6Addr};
 
     fn ep(last: u8, port: u16) -> Endpoint {
         Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)), port)
@@ -197,14 +234,17 @@ mod tests {
     fn key_is_direction_free() {
         let a = ep(1, 40000);
         let b = ep(2, 443);
-        assert_eq!(
-            FlowKey::new(Proto::Tcp, a, b),
-            FlowKey::new(Proto::Tcp, b, a)
-        );
-        assert_ne!(
-            FlowKey::new(Proto::Tcp, a, b),
-            FlowKey::new(Proto::Udp, a, b)
-        );
+        let k = FlowKey::new(Proto::Tcp, a, b);
+        assert_eq!(k, FlowKey::new(Proto::Tcp, b, a));
+        assert_ne!(k, FlowKey::new(Proto::Udp, a, b));
+        assert_eq!((k.proto(), k.endpoints()), (Proto::Tcp, (a, b)));
+        // An IPv4 address and the IPv6 address with the same low bits are different keys.
+        let v6 = |last: u16, port| {
+            Endpoint::new(IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0x0a00, last)), port)
+        };
+        let k6 = FlowKey::new(Proto::Tcp, v6(1, 40000), v6(2, 443));
+        assert_ne!(k, k6);
+        assert_eq!(k6.endpoints(), (v6(1, 40000), v6(2, 443)));
     }
 
     #[test]
@@ -217,10 +257,8 @@ mod tests {
     #[test]
     fn client_rules() {
         let none = |_| false;
-        let (lan, wan) = (
-            |p| ep(2, p),
-            |p| Endpoint::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)), p),
-        );
+        let (lan, wan) =
+            (|p| ep(2, p), |p| Endpoint::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)), p));
         assert_eq!(
             source_is_client(lan(40000), wan(443), true, false, none),
             (true, ClientBy::Handshake)

@@ -3,8 +3,9 @@
 //! Guarantees:
 //! - at most `max_flows` entries; memory grows with use up to that bound and is then reused;
 //! - idle flows age out on packet time, with separate timeouts for open TCP, UDP and closed
-//!   flows (each class keeps its own least-recently-used list, so checking for expiry costs
-//!   three comparisons per packet);
+//!   flows. Each class keeps a least-recently-used list that is ordered lazily: a packet only
+//!   updates its flow's time, and a list head touched since it was linked moves to the tail
+//!   when expiry or eviction looks at it, so the per-packet cost is constant and small;
 //! - when full, a new flow evicts the least recently used one if that has been idle for at
 //!   least [`MIN_IDLE_TO_EVICT_US`]; otherwise the new flow is refused. A flood of unique
 //!   5-tuples therefore cannot push out flows that are active, and it shows in the counters.
@@ -63,11 +64,12 @@ pub struct FlowEntry<S> {
 impl<S> FlowEntry<S> {
     /// Direction of a packet sent from `src`.
     pub fn direction_of(&self, src: Endpoint) -> Direction {
-        if src == self.client() {
-            Direction::Up
-        } else {
-            Direction::Down
-        }
+        if src == self.client() { Direction::Up } else { Direction::Down }
+    }
+
+    /// Direction of a packet whose source is the key's first endpoint (`src_first`) or not.
+    pub fn direction(&self, src_first: bool) -> Direction {
+        if src_first == self.client_first { Direction::Up } else { Direction::Down }
     }
 
     pub fn client(&self) -> Endpoint {
@@ -102,6 +104,9 @@ struct Slot<S> {
     prev: u32,
     next: u32,
     class: usize,
+    /// The entry's `last_at` when it was put at the tail of its list. Touching a flow only
+    /// moves `last_at`; the list is put in order lazily, when its head is examined.
+    linked_at: Timestamp,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -137,10 +142,7 @@ impl<S> FlowTable<S> {
             index: HashMap::with_capacity_and_hasher(initial, RandomState::default()),
             slots: Vec::with_capacity(initial),
             free: Vec::new(),
-            lists: [List {
-                head: NIL,
-                tail: NIL,
-            }; 3],
+            lists: [List { head: NIL, tail: NIL }; 3],
             max_flows,
             timeouts,
             next_id: 1,
@@ -169,17 +171,11 @@ impl<S> FlowTable<S> {
     }
 
     pub fn get(&self, idx: u32) -> &FlowEntry<S> {
-        self.slots[idx as usize]
-            .entry
-            .as_ref()
-            .expect("flow table index points at a live slot")
+        self.slots[idx as usize].entry.as_ref().expect("flow table index points at a live slot")
     }
 
     pub fn get_mut(&mut self, idx: u32) -> &mut FlowEntry<S> {
-        self.slots[idx as usize]
-            .entry
-            .as_mut()
-            .expect("flow table index points at a live slot")
+        self.slots[idx as usize].entry.as_mut().expect("flow table index points at a live slot")
     }
 
     /// Mark activity at `now` and move the flow to the back of its class's list (its class
@@ -190,8 +186,10 @@ impl<S> FlowTable<S> {
             entry.last_at = now;
         }
         let class = class_of(entry);
-        self.unlink(idx);
-        self.link_tail(idx, class);
+        if class != self.slots[idx as usize].class {
+            self.unlink(idx);
+            self.link_tail(idx, class);
+        }
     }
 
     /// Add a new flow. When the table is full the least recently used flow is evicted into
@@ -238,6 +236,7 @@ impl<S> FlowTable<S> {
                     prev: NIL,
                     next: NIL,
                     class,
+                    linked_at: now,
                 });
                 (self.slots.len() - 1) as u32
             }
@@ -257,7 +256,7 @@ impl<S> FlowTable<S> {
                 CLASS_UDP => self.timeouts.udp_idle_us,
                 _ => self.timeouts.closed_us,
             };
-            while let Some(idx) = self.head(class) {
+            while let Some(idx) = self.settled_head(class) {
                 if now.since(self.get(idx).last_at) <= timeout {
                     break;
                 }
@@ -281,19 +280,36 @@ impl<S> FlowTable<S> {
         (head != NIL).then_some(head)
     }
 
-    fn least_recently_used(&self) -> Option<u32> {
-        [CLASS_TCP, CLASS_UDP, CLASS_CLOSED]
-            .into_iter()
-            .filter_map(|c| self.head(c))
-            .min_by_key(|&idx| self.get(idx).last_at)
+    /// The least recently used flow of a class. Heads touched since they were linked go to
+    /// the tail first (each at most once per call); an untouched head is older than every
+    /// flow behind it, because those were linked later and moved on from there.
+    fn settled_head(&mut self, class: usize) -> Option<u32> {
+        loop {
+            let idx = self.head(class)?;
+            let last_at = self.get(idx).last_at;
+            if last_at <= self.slots[idx as usize].linked_at {
+                return Some(idx);
+            }
+            self.unlink(idx);
+            self.link_tail(idx, class);
+        }
+    }
+
+    fn least_recently_used(&mut self) -> Option<u32> {
+        let mut oldest: Option<u32> = None;
+        for class in [CLASS_TCP, CLASS_UDP, CLASS_CLOSED] {
+            if let Some(idx) = self.settled_head(class)
+                && oldest.is_none_or(|o| self.get(idx).last_at < self.get(o).last_at)
+            {
+                oldest = Some(idx);
+            }
+        }
+        oldest
     }
 
     fn remove(&mut self, idx: u32) -> FlowEntry<S> {
         self.unlink(idx);
-        let entry = self.slots[idx as usize]
-            .entry
-            .take()
-            .expect("removing a live slot");
+        let entry = self.slots[idx as usize].entry.take().expect("removing a live slot");
         self.index.remove(&entry.key);
         self.free.push(idx);
         entry
@@ -306,6 +322,7 @@ impl<S> FlowTable<S> {
             slot.prev = tail;
             slot.next = NIL;
             slot.class = class;
+            slot.linked_at = slot.entry.as_ref().map_or(Timestamp::default(), |e| e.last_at);
         }
         if tail == NIL {
             self.lists[class].head = idx;
@@ -316,9 +333,7 @@ impl<S> FlowTable<S> {
     }
 
     fn unlink(&mut self, idx: u32) {
-        let Slot {
-            prev, next, class, ..
-        } = self.slots[idx as usize];
+        let Slot { prev, next, class, .. } = self.slots[idx as usize];
         if prev == NIL {
             self.lists[class].head = next;
         } else {
@@ -333,7 +348,7 @@ impl<S> FlowTable<S> {
 }
 
 fn class_of<S>(entry: &FlowEntry<S>) -> usize {
-    match (entry.closed, entry.key.proto) {
+    match (entry.closed, entry.key.proto()) {
         (true, _) => CLASS_CLOSED,
         (false, Proto::Tcp) => CLASS_TCP,
         (false, Proto::Udp) => CLASS_UDP,
@@ -345,11 +360,8 @@ mod tests {
     use super::*;
     use std::net::{IpAddr, Ipv4Addr};
 
-    const TIMEOUTS: Timeouts = Timeouts {
-        tcp_idle_us: 300_000_000,
-        udp_idle_us: 60_000_000,
-        closed_us: 10_000_000,
-    };
+    const TIMEOUTS: Timeouts =
+        Timeouts { tcp_idle_us: 300_000_000, udp_idle_us: 60_000_000, closed_us: 10_000_000 };
 
     fn key(n: u16, proto: Proto) -> (FlowKey, Endpoint) {
         let client = Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 10_000 + n);

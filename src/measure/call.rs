@@ -125,10 +125,7 @@ impl RtpStream {
             }
             if self.candidate.1 >= SSRC_SWITCH_RUN {
                 let other = self.other_ssrc_packets;
-                *self = RtpStream {
-                    other_ssrc_packets: other,
-                    ..RtpStream::default()
-                };
+                *self = RtpStream { other_ssrc_packets: other, ..RtpStream::default() };
                 self.start(rtp);
             }
             return;
@@ -226,10 +223,7 @@ impl RtpStream {
         }
         let units = f64::from(rtp_ts.wrapping_sub(base_ts));
         let rate = units * 1e6 / elapsed_us as f64;
-        match STANDARD_CLOCKS_HZ
-            .iter()
-            .find(|&&hz| (rate / f64::from(hz) - 1.0).abs() < 0.2)
-        {
+        match STANDARD_CLOCKS_HZ.iter().find(|&&hz| (rate / f64::from(hz) - 1.0).abs() < 0.2) {
             Some(&hz) => self.clock_hz = hz,
             // Try again from here: silence suppression or a restart spoiled this base.
             None => self.clock_base = Some((now, rtp_ts)),
@@ -280,10 +274,7 @@ struct PendingTransaction {
 
 impl StunStats {
     fn on_message(&mut self, dir: Direction, msg: &StunMessage<'_>, now: Timestamp) {
-        let slot = self
-            .pending
-            .iter()
-            .position(|p| p.is_some_and(|p| p.id == msg.transaction_id));
+        let slot = self.pending.iter().position(|p| p.is_some_and(|p| p.id == msg.transaction_id));
         match msg.class() {
             StunClass::Request => match slot {
                 Some(i) => {
@@ -382,15 +373,9 @@ mod tests {
         let sum = s.summary().unwrap();
         assert_eq!((sum.expected, sum.received, sum.lost), (19, 19, 0));
         // A jump of 10000 needs two sequential packets to be accepted as a restart.
-        s.on_packet(
-            &RtpHeader::parse(&rtp_packet(96, 20000, 0, 7)).unwrap(),
-            ms(30),
-        );
+        s.on_packet(&RtpHeader::parse(&rtp_packet(96, 20000, 0, 7)).unwrap(), ms(30));
         assert_eq!(s.summary().unwrap().received, 19);
-        s.on_packet(
-            &RtpHeader::parse(&rtp_packet(96, 20001, 0, 7)).unwrap(),
-            ms(31),
-        );
+        s.on_packet(&RtpHeader::parse(&rtp_packet(96, 20001, 0, 7)).unwrap(), ms(31));
         assert_eq!(s.summary().unwrap().received, 1);
     }
 
@@ -398,10 +383,7 @@ mod tests {
     fn rtp_switches_to_a_new_ssrc_after_a_run() {
         let mut s = RtpStream::default();
         for i in 0..5u16 {
-            s.on_packet(
-                &RtpHeader::parse(&rtp_packet(0, i, 0, 1)).unwrap(),
-                ms(u64::from(i)),
-            );
+            s.on_packet(&RtpHeader::parse(&rtp_packet(0, i, 0, 1)).unwrap(), ms(u64::from(i)));
         }
         for i in 0..10u16 {
             s.on_packet(
@@ -426,11 +408,7 @@ mod tests {
                 s.on_packet(&h, ms(i));
             }
         }
-        assert!(
-            s.summary().is_none_or(|s| s.received < 8),
-            "{:?}",
-            s.summary()
-        );
+        assert!(s.summary().is_none_or(|s| s.received < 8), "{:?}", s.summary());
     }
 
     #[test]
@@ -443,34 +421,13 @@ mod tests {
         let req2 = stun_message(0x0001, 2, &[]);
         feed(&mut u, Direction::Up, ms(100), &req2, None);
         feed(&mut u, Direction::Up, ms(600), &req2, Some(ms(100))); // retransmitted
-        feed(
-            &mut u,
-            Direction::Down,
-            ms(620),
-            &stun_message(0x0101, 2, &[]),
-            Some(ms(25)),
-        );
-        feed(
-            &mut u,
-            Direction::Up,
-            ms(700),
-            &stun_message(0x0001, 3, &[]),
-            Some(ms(600)),
-        );
+        feed(&mut u, Direction::Down, ms(620), &stun_message(0x0101, 2, &[]), Some(ms(25)));
+        feed(&mut u, Direction::Up, ms(700), &stun_message(0x0001, 3, &[]), Some(ms(600)));
         let s = &u.stun;
-        assert_eq!(
-            (s.requests, s.answered, s.request_retransmissions),
-            (3, 2, 1)
-        );
+        assert_eq!((s.requests, s.answered, s.request_retransmissions), (3, 2, 1));
         assert_eq!((s.rtt.samples(), s.rtt.min_us()), (1, Some(25_000)));
         // A "response" from the requester's own side is not an answer.
-        feed(
-            &mut u,
-            Direction::Up,
-            ms(710),
-            &stun_message(0x0101, 3, &[]),
-            Some(ms(700)),
-        );
+        feed(&mut u, Direction::Up, ms(710), &stun_message(0x0101, 3, &[]), Some(ms(700)));
         assert_eq!(u.stun.answered, 2);
     }
 }

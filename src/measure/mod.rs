@@ -145,10 +145,7 @@ impl FlowMeasures {
             Proto::Tcp => TransportMeasures::Tcp(TcpMeasures::default()),
             Proto::Udp => TransportMeasures::Udp(UdpMeasures::default()),
         };
-        FlowMeasures {
-            dirs: Default::default(),
-            transport,
-        }
+        FlowMeasures { dirs: Default::default(), transport }
     }
 
     /// Account one packet of this flow travelling in `dir`. `stun` is the packet's STUN

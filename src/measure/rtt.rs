@@ -113,10 +113,7 @@ impl WindowedExtreme {
     }
 
     pub fn max(window_us: u64) -> Self {
-        WindowedExtreme {
-            keep_max: true,
-            ..WindowedExtreme::min(window_us)
-        }
+        WindowedExtreme { keep_max: true, ..WindowedExtreme::min(window_us) }
     }
 
     fn better(&self, a: u32, b: u32) -> bool {
@@ -181,11 +178,7 @@ impl RttProbe {
     /// A packet from this side carrying `tsval`. `may_arm` is false for pure ACKs and SYNs;
     /// `opening` is true for a SYN, whose TSval cannot have been sent before the capture.
     pub fn sent_tsval(&mut self, tsval: u32, now: Timestamp, may_arm: bool, opening: bool) {
-        let new_value = if self.tsval_seen {
-            seq_after(tsval, self.last_tsval)
-        } else {
-            opening
-        };
+        let new_value = if self.tsval_seen { seq_after(tsval, self.last_tsval) } else { opening };
         if new_value && may_arm && !self.armed {
             self.arm(tsval, now);
         }

@@ -138,7 +138,7 @@ impl TcpMeasures {
             samples.set(leg, rtt);
         }
 
-        let reorder_window_us = self.reorder_window_us();
+        let reorder_window_us = reorder_window_us(&self.rtt);
         let (mine, theirs) = split(&mut self.dirs, dir);
         let close_event = || CloseEvent::new(ip, seg, prev, flow_start, now);
         if seg.has(tcp_flags::RST) {
@@ -177,9 +177,9 @@ impl TcpMeasures {
             }
             match retransmitted {
                 Some(true) => mine.probe.retransmission(),
-                Some(false) if data => mine
-                    .probe
-                    .sent_data(seg.seq.wrapping_add(seg.payload_len), now),
+                Some(false) if data => {
+                    mine.probe.sent_data(seg.seq.wrapping_add(seg.payload_len), now)
+                }
                 _ => {}
             }
         }
@@ -228,15 +228,6 @@ impl TcpMeasures {
         None
     }
 
-    /// The smallest full round trip seen, or the default reordering window.
-    fn reorder_window_us(&self) -> u64 {
-        match (self.rtt[0].min_us(), self.rtt[1].min_us()) {
-            (Some(a), Some(b)) => u64::from(a) + u64::from(b),
-            (Some(a), None) | (None, Some(a)) => u64::from(a),
-            (None, None) => DEFAULT_REORDER_WINDOW_US,
-        }
-    }
-
     /// The connection ended on the wire: FIN from both sides, or an RST.
     pub fn closed(&self) -> bool {
         self.rst_seen() || self.dirs.iter().all(|d| d.fin.is_some())
@@ -249,6 +240,16 @@ impl TcpMeasures {
     /// RTT statistics of one leg.
     pub fn rtt(&self, leg: Leg) -> &RttStats {
         &self.rtt[leg.index()]
+    }
+}
+
+/// The smallest full round trip seen, or the default reordering window. Computed only for
+/// segments that do not advance the sequence, the rare case.
+fn reorder_window_us(rtt: &[RttStats; 2]) -> impl Fn() -> u64 + '_ {
+    move || match (rtt[0].min_us(), rtt[1].min_us()) {
+        (Some(a), Some(b)) => u64::from(a) + u64::from(b),
+        (Some(a), None) | (None, Some(a)) => u64::from(a),
+        (None, None) => DEFAULT_REORDER_WINDOW_US,
     }
 }
 
@@ -274,7 +275,7 @@ impl TcpDirection {
         &mut self,
         seg: &TcpSegment<'_>,
         now: Timestamp,
-        reorder_window_us: u64,
+        reorder_window_us: impl Fn() -> u64,
     ) -> Option<bool> {
         let seq_len = seg.payload_len
             + u32::from(seg.has(tcp_flags::SYN))
@@ -304,7 +305,7 @@ impl TcpDirection {
             track.highest_end = end;
             track.highest_at = ShortTime::of(now);
             false
-        } else if track.highest_at.until(now) < reorder_window_us && seg.seq != track.last_seq {
+        } else if seg.seq != track.last_seq && track.highest_at.until(now) < reorder_window_us() {
             // Filled in below the highest segment sooner than a sender could have noticed a
             // loss: reordering on the way here.
             self.out_of_order = self.out_of_order.saturating_add(1);
@@ -374,10 +375,7 @@ mod tests {
 
     impl Run {
         fn new() -> Self {
-            Run {
-                m: TcpMeasures::default(),
-                prev: Default::default(),
-            }
+            Run { m: TcpMeasures::default(), prev: Default::default() }
         }
 
         #[allow(clippy::too_many_arguments)]
@@ -406,14 +404,7 @@ mod tests {
             let (flags, seq, ack, len) = tcp;
             let now = Timestamp::from_micros(ms * 1000);
             let (src, dst) = if dir == Direction::Up { (C, S) } else { (S, C) };
-            let ip = IpHeader {
-                src,
-                dst,
-                ttl,
-                ip_id,
-                total_len: 40 + len,
-                fragment: false,
-            };
+            let ip = IpHeader { src, dst, ttl, ip_id, total_len: 40 + len, fragment: false };
             let seg = TcpSegment {
                 src_port: 1,
                 dst_port: 2,
@@ -421,16 +412,12 @@ mod tests {
                 ack,
                 flags,
                 window: 1000,
-                options: TcpOptions {
-                    timestamps: ts,
-                    ..Default::default()
-                },
+                options: TcpOptions { timestamps: ts, ..Default::default() },
                 payload_len: len,
                 payload: &[],
             };
             let prev = self.prev[dir.index()].clone();
-            self.m
-                .on_segment(dir, &ip, &seg, &prev, Timestamp::default(), now);
+            self.m.on_segment(dir, &ip, &seg, &prev, Timestamp::default(), now);
             self.prev[dir.index()].count(&ip, now);
         }
     }
@@ -514,10 +501,7 @@ mod tests {
         r.seg(0, Down, ACK, u32::MAX - 49, 1, 100, None);
         r.seg(1, Down, ACK, 50, 1, 100, None);
         let d = &r.m.dirs[Down.index()];
-        assert_eq!(
-            (d.seq_gaps, d.retransmissions, d.new_payload_bytes),
-            (0, 0, 200)
-        );
+        assert_eq!((d.seq_gaps, d.retransmissions, d.new_payload_bytes), (0, 0, 200));
     }
 
     #[test]
@@ -529,13 +513,7 @@ mod tests {
         let d = &r.m.dirs[Down.index()];
         let rst = d.rst.unwrap();
         assert_eq!(
-            (
-                rst.ttl,
-                rst.prev_ttl,
-                rst.ip_id,
-                rst.prev_ip_id,
-                rst.has_prev
-            ),
+            (rst.ttl, rst.prev_ttl, rst.ip_id, rst.prev_ip_id, rst.has_prev),
             (61, 52, 0, 7000, true)
         );
         assert_eq!(

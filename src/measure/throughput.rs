@@ -85,9 +85,7 @@ impl ThroughputBins {
         if !self.started {
             return None;
         }
-        let oldest = self
-            .first_bin
-            .max((self.last_bin + 1).saturating_sub(BIN_COUNT as u64));
+        let oldest = self.first_bin.max((self.last_bin + 1).saturating_sub(BIN_COUNT as u64));
         let mut bytes = [Vec::new(), Vec::new()];
         let mut peak_bytes = self.peak_bytes;
         for bin in oldest..=self.last_bin {

@@ -30,22 +30,14 @@ pub fn write(report: &Report, all_flows: bool, out: &mut impl Write) -> io::Resu
             writeln!(out, "  ERROR: {e}")?;
         }
     }
-    let reasons: Vec<String> = s
-        .packets
-        .skip_reasons
-        .iter()
-        .map(|(r, n)| format!("{r} {n}"))
-        .collect();
+    let reasons: Vec<String> =
+        s.packets.skip_reasons.iter().map(|(r, n)| format!("{r} {n}")).collect();
     writeln!(
         out,
         "  measured {}, skipped {}{}",
         s.packets.measured,
         s.packets.skipped,
-        if reasons.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", reasons.join(", "))
-        }
+        if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) }
     )?;
     let f = &s.flows;
     writeln!(
@@ -75,26 +67,10 @@ pub fn write(report: &Report, all_flows: bool, out: &mut impl Write) -> io::Resu
     }
     writeln!(out)?;
 
-    let shown: Vec<&FlowReport> = report
-        .flows
-        .iter()
-        .filter(|fl| all_flows || fl.role == "target")
-        .collect();
-    let limit = if all_flows {
-        shown.len()
-    } else {
-        DEFAULT_FLOW_ROWS
-    };
-    writeln!(
-        out,
-        "{} ({})",
-        if all_flows {
-            "FLOWS"
-        } else {
-            "MESSENGER FLOWS"
-        },
-        shown.len()
-    )?;
+    let shown: Vec<&FlowReport> =
+        report.flows.iter().filter(|fl| all_flows || fl.role == "target").collect();
+    let limit = if all_flows { shown.len() } else { DEFAULT_FLOW_ROWS };
+    writeln!(out, "{} ({})", if all_flows { "FLOWS" } else { "MESSENGER FLOWS" }, shown.len())?;
     if !shown.is_empty() {
         writeln!(
             out,
@@ -158,12 +134,8 @@ fn group_row(g: &GroupSummary, out: &mut impl Write) -> io::Result<()> {
         g.udp_flows,
         bytes(g.bytes_up),
         bytes(g.bytes_down),
-        g.rtt_external
-            .as_ref()
-            .map_or("-".into(), |q| millis(q.p50_us)),
-        g.rtt_internal
-            .as_ref()
-            .map_or("-".into(), |q| millis(q.p50_us)),
+        g.rtt_external.as_ref().map_or("-".into(), |q| millis(q.p50_us)),
+        g.rtt_internal.as_ref().map_or("-".into(), |q| millis(q.p50_us)),
     )
 }
 
@@ -176,10 +148,7 @@ fn flow_row(f: &FlowReport, out: &mut impl Write) -> io::Result<()> {
                 notes.push(format!("RST from {side}"));
             }
             if t.up.zero_windows + t.down.zero_windows > 0 {
-                notes.push(format!(
-                    "zero window x{}",
-                    t.up.zero_windows + t.down.zero_windows
-                ));
+                notes.push(format!("zero window x{}", t.up.zero_windows + t.down.zero_windows));
             }
             if t.handshake.syns > 0 && !t.handshake.completed {
                 notes.push(format!(
@@ -191,27 +160,17 @@ fn flow_row(f: &FlowReport, out: &mut impl Write) -> io::Result<()> {
             if gaps > 0 {
                 notes.push(format!("{gaps} seq gaps"));
             }
-            let rtt = t
-                .rtt_external
-                .min_us
-                .map_or("-".into(), |us| millis(u64::from(us)));
-            (
-                rtt,
-                format!("{}/{}", t.up.retransmissions, t.down.retransmissions),
-            )
+            let rtt = t.rtt_external.min_us.map_or("-".into(), |us| millis(u64::from(us)));
+            (rtt, format!("{}/{}", t.up.retransmissions, t.down.retransmissions))
         }
         None => ("-".into(), "-".into()),
     };
     if let Some(u) = &f.udp {
         for (name, d) in [("up", &u.up), ("down", &u.down)] {
             if let Some(rtp) = &d.rtp {
-                let jitter = rtp
-                    .jitter_us
-                    .map_or(String::new(), |j| format!(" jitter {}", millis(j)));
-                notes.push(format!(
-                    "rtp {name} loss {:.1}%{jitter}",
-                    rtp.loss_ratio * 100.0
-                ));
+                let jitter =
+                    rtp.jitter_us.map_or(String::new(), |j| format!(" jitter {}", millis(j)));
+                notes.push(format!("rtp {name} loss {:.1}%{jitter}", rtp.loss_ratio * 100.0));
             }
         }
         if let Some(stun) = &u.stun {

@@ -291,30 +291,19 @@ impl Report {
             .collect();
         let count = |role: Role| analysis.flows.iter().filter(|f| f.role == role).count();
         let stats = &analysis.stats;
-        let skip_reasons = stats
-            .skipped
-            .nonzero()
-            .map(|(r, n)| (r.as_str(), n))
-            .collect();
-        let malformed = stats
-            .skipped
-            .nonzero()
-            .filter(|(r, _)| r.is_malformed())
-            .map(|(_, n)| n)
-            .sum();
+        let skip_reasons = stats.skipped.nonzero().map(|(r, n)| (r.as_str(), n)).collect();
+        let malformed =
+            stats.skipped.nonzero().filter(|(r, _)| r.is_malformed()).map(|(_, n)| n).sum();
         let services = catalogue
             .services()
             .iter()
             .enumerate()
             .filter_map(|(i, s)| {
                 let sid = i as ServiceId;
-                let group = group_summary(
-                    analysis,
-                    Some(sid),
-                    Some(s.id.clone()),
-                    s.name.clone(),
-                    |f| f.class.service == Some(sid),
-                );
+                let group =
+                    group_summary(analysis, Some(sid), Some(s.id.clone()), s.name.clone(), |f| {
+                        f.class.service == Some(sid)
+                    });
                 (group.flows > 0).then_some(group)
             })
             .collect();
@@ -504,9 +493,7 @@ impl DirReport {
             ttl_max,
             fragments: d.fragments,
             icmp_errors: d.icmp_errors,
-            last_icmp: d
-                .last_icmp
-                .map(|(icmp_type, code)| IcmpReport { icmp_type, code }),
+            last_icmp: d.last_icmp.map(|(icmp_type, code)| IcmpReport { icmp_type, code }),
         }
     }
 }
@@ -543,11 +530,7 @@ impl TcpReport {
                 external_rtt_us: hs.external_us(),
                 internal_rtt_us: hs.internal_us(),
             },
-            rtt_source: if t.timestamps {
-                "timestamps"
-            } else {
-                "seq_ack"
-            },
+            rtt_source: if t.timestamps { "timestamps" } else { "seq_ack" },
             rtt_external: leg(Leg::External),
             rtt_internal: leg(Leg::Internal),
             up: TcpDirReport::build(&t.dirs[0], flow_start),

@@ -38,10 +38,7 @@ pub fn corpus_dir() -> Option<PathBuf> {
     if dir.join("FLOWS.tsv").is_file() {
         Some(dir)
     } else {
-        missing(&format!(
-            "the nDPI corpus at {} (set THROTTLEWATCH_CORPUS)",
-            dir.display()
-        ));
+        missing(&format!("the nDPI corpus at {} (set THROTTLEWATCH_CORPUS)", dir.display()));
         None
     }
 }
@@ -61,10 +58,7 @@ pub fn corpus_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 pub fn tshark_available() -> bool {
-    let ok = Command::new("tshark")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let ok = Command::new("tshark").arg("--version").output().is_ok_and(|o| o.status.success());
     if !ok {
         missing("tshark (apt-get install tshark)");
     }
@@ -119,10 +113,7 @@ pub fn endpoint(text: &str) -> Option<(IpAddr, u16)> {
         return Some((sa.ip(), sa.port()));
     }
     let (host, port) = text.rsplit_once(':')?;
-    Some((
-        host.trim_matches(['[', ']']).parse().ok()?,
-        port.parse().ok()?,
-    ))
+    Some((host.trim_matches(['[', ']']).parse().ok()?, port.parse().ok()?))
 }
 
 /// Path of the throttlewatch binary built for the integration tests.
@@ -198,9 +189,7 @@ pub mod synth {
 
     /// Wrap an IPv4 packet in a PPPoE session frame.
     pub fn pppoe(ip: &[u8]) -> Vec<u8> {
-        let mut f = vec![
-            2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x88, 0x64, 0x11, 0x00, 0x00, 0x07,
-        ];
+        let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x88, 0x64, 0x11, 0x00, 0x00, 0x07];
         f.extend_from_slice(&((ip.len() + 2) as u16).to_be_bytes());
         f.extend_from_slice(&[0x00, 0x21]);
         f.extend_from_slice(ip);
@@ -209,9 +198,7 @@ pub mod synth {
 
     /// Wrap an IPv4 packet in a Linux cooked v2 header.
     pub fn sll2(ip: &[u8]) -> Vec<u8> {
-        let mut f = vec![
-            0x08, 0x00, 0, 0, 0, 0, 0, 3, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0,
-        ];
+        let mut f = vec![0x08, 0x00, 0, 0, 0, 0, 0, 3, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0];
         f.extend_from_slice(ip);
         f
     }
