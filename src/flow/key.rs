@@ -74,11 +74,12 @@ impl Direction {
 }
 
 /// A direction-free flow key: the two endpoints in a fixed order. Addresses are kept as
-/// 128-bit numbers (IPv4 in the low 32 bits, the family in `kind`) so that comparing and
-/// hashing a key, once per packet, is a few word operations.
+/// 128-bit numbers split in two words (IPv4 in the low 32 bits, the family in `kind`), so that
+/// comparing and hashing a key, once per packet, is a few word operations, and a key with its
+/// index entry fits in 48 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowKey {
-    addrs: [u128; 2],
+    addrs: [[u64; 2]; 2],
     ports: [u16; 2],
     /// Bit 0: UDP (else TCP); bit 1: IPv6.
     kind: u8,
@@ -87,10 +88,13 @@ pub struct FlowKey {
 const KIND_UDP: u8 = 1;
 const KIND_V6: u8 = 2;
 
-fn addr_bits(addr: IpAddr) -> u128 {
+fn addr_words(addr: IpAddr) -> [u64; 2] {
     match addr {
-        IpAddr::V4(a) => u128::from(u32::from(a)),
-        IpAddr::V6(a) => u128::from(a),
+        IpAddr::V4(a) => [0, u64::from(u32::from(a))],
+        IpAddr::V6(a) => {
+            let bits = u128::from(a);
+            [(bits >> 64) as u64, bits as u64]
+        }
     }
 }
 
@@ -101,7 +105,7 @@ impl FlowKey {
 
     /// The key of a packet from `src` to `dst`, and whether `src` is the key's first endpoint.
     pub fn oriented(proto: Proto, src: Endpoint, dst: Endpoint) -> (Self, bool) {
-        let (s, d) = (addr_bits(src.addr), addr_bits(dst.addr));
+        let (s, d) = (addr_words(src.addr), addr_words(dst.addr));
         let kind =
             u8::from(proto == Proto::Udp) * KIND_UDP + u8::from(src.addr.is_ipv6()) * KIND_V6;
         if (s, src.port) <= (d, dst.port) {
@@ -117,11 +121,11 @@ impl FlowKey {
 
     /// The endpoints in key order.
     pub fn endpoints(&self) -> (Endpoint, Endpoint) {
-        let addr = |bits: u128| {
+        let addr = |[hi, lo]: [u64; 2]| {
             if self.kind & KIND_V6 != 0 {
-                IpAddr::V6(Ipv6Addr::from(bits))
+                IpAddr::V6(Ipv6Addr::from(u128::from(hi) << 64 | u128::from(lo)))
             } else {
-                IpAddr::V4(Ipv4Addr::from(bits as u32))
+                IpAddr::V4(Ipv4Addr::from(lo as u32))
             }
         };
         (
@@ -133,8 +137,10 @@ impl FlowKey {
 
 impl Hash for FlowKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u128(self.addrs[0]);
-        state.write_u128(self.addrs[1]);
+        for [hi, lo] in self.addrs {
+            state.write_u64(hi);
+            state.write_u64(lo);
+        }
         state.write_u64(
             u64::from(self.ports[0]) << 32 | u64::from(self.ports[1]) << 8 | u64::from(self.kind),
         );

@@ -266,13 +266,17 @@ impl<S> FlowTable<S> {
         }
     }
 
-    /// Move every flow into `removed` (end of input).
-    pub fn drain(&mut self, removed: &mut Vec<(FlowEntry<S>, Removal)>) {
-        for class in [CLASS_TCP, CLASS_UDP, CLASS_CLOSED] {
-            while let Some(idx) = self.head(class) {
-                removed.push((self.remove(idx), Removal::EndOfInput));
-            }
+    /// Move up to `limit` flows into `removed` (end of input); false once the table is empty.
+    pub fn drain(&mut self, limit: usize, removed: &mut Vec<(FlowEntry<S>, Removal)>) -> bool {
+        for _ in 0..limit {
+            let Some(idx) =
+                [CLASS_TCP, CLASS_UDP, CLASS_CLOSED].into_iter().find_map(|c| self.head(c))
+            else {
+                return false;
+            };
+            removed.push((self.remove(idx), Removal::EndOfInput));
         }
+        !self.is_empty()
     }
 
     fn head(&self, class: usize) -> Option<u32> {
@@ -476,7 +480,7 @@ mod tests {
         let st = t.stats();
         assert_eq!(st.created, st.expired + st.evicted + t.len() as u64);
         out.clear();
-        t.drain(&mut out);
+        while t.drain(7, &mut out) {}
         assert!(t.is_empty());
         assert!(out.iter().all(|(_, why)| *why == Removal::EndOfInput));
     }

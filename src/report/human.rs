@@ -67,11 +67,10 @@ pub fn write(report: &Report, all_flows: bool, out: &mut impl Write) -> io::Resu
     }
     writeln!(out)?;
 
-    let shown: Vec<&FlowReport> =
-        report.flows.iter().filter(|fl| all_flows || fl.role == "target").collect();
-    let limit = if all_flows { shown.len() } else { DEFAULT_FLOW_ROWS };
-    writeln!(out, "{} ({})", if all_flows { "FLOWS" } else { "MESSENGER FLOWS" }, shown.len())?;
-    if !shown.is_empty() {
+    let shown_count = if all_flows { s.flows.total } else { s.flows.target };
+    let limit = if all_flows { shown_count } else { DEFAULT_FLOW_ROWS };
+    writeln!(out, "{} ({shown_count})", if all_flows { "FLOWS" } else { "MESSENGER FLOWS" })?;
+    if shown_count > 0 {
         writeln!(
             out,
             "{:>5} {:<5} {:<41} {:<41} {:<12} {:<9} {:>9} {:>9} {:>7} {:>9} {:>7} {:<12} NOTES",
@@ -89,14 +88,14 @@ pub fn write(report: &Report, all_flows: bool, out: &mut impl Write) -> io::Resu
             "END"
         )?;
     }
-    for fl in shown.iter().take(limit) {
-        flow_row(fl, out)?;
+    for fl in report.flows.iter().filter(|fl| all_flows || fl.role == "target").take(limit) {
+        flow_row(&fl, out)?;
     }
-    if shown.len() > limit {
+    if shown_count > limit {
         writeln!(
             out,
             "  … {} more; --all lists every flow, --format json gives all measurements",
-            shown.len() - limit
+            shown_count - limit
         )?;
     }
     writeln!(out)?;

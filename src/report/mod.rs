@@ -34,11 +34,42 @@ pub struct InputReport {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Report {
+pub struct Report<'a> {
     pub schema: &'static str,
     pub summary: Summary,
-    pub flows: Vec<FlowReport>,
+    pub flows: Flows<'a>,
     pub verdicts: Vec<Verdict>,
+}
+
+/// The flows of a report, rendered one at a time as they are written (a trace's flows can be
+/// many; their reports are never all held at once).
+#[derive(Debug, Clone, Copy)]
+pub struct Flows<'a> {
+    analysis: &'a Analysis,
+}
+
+impl<'a> Flows<'a> {
+    pub fn iter(&self) -> impl Iterator<Item = FlowReport> + 'a {
+        let catalogue = self.analysis.classifier.catalogue();
+        self.analysis
+            .flows
+            .iter()
+            .map(move |f| FlowReport::build(f, |s| catalogue.service(s).id.clone()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.analysis.flows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.analysis.flows.is_empty()
+    }
+}
+
+impl Serialize for Flows<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -281,14 +312,14 @@ pub struct ThroughputReport {
     pub down_bytes: Vec<u32>,
 }
 
-impl Report {
-    pub fn build(analysis: &Analysis, inputs: Vec<InputReport>, verdicts: Vec<Verdict>) -> Report {
+impl<'a> Report<'a> {
+    pub fn build(
+        analysis: &'a Analysis,
+        inputs: Vec<InputReport>,
+        verdicts: Vec<Verdict>,
+    ) -> Report<'a> {
         let catalogue = analysis.classifier.catalogue();
-        let flows: Vec<FlowReport> = analysis
-            .flows
-            .iter()
-            .map(|f| FlowReport::build(f, |s| catalogue.service(s).id.clone()))
-            .collect();
+        let flows = Flows { analysis };
         let count = |role: Role| analysis.flows.iter().filter(|f| f.role == role).count();
         let stats = &analysis.stats;
         let skip_reasons = stats.skipped.nonzero().map(|(r, n)| (r.as_str(), n)).collect();
