@@ -190,7 +190,7 @@ pub struct Catalogue {
 impl Catalogue {
     /// The shipped catalogue.
     pub fn builtin() -> Catalogue {
-        Catalogue::parse(BUILTIN, "built-in catalogue (data/services.toml)")
+        Catalogue::parse(BUILTIN, "built-in (data/services.toml)")
             .expect("the shipped catalogue is valid (checked by its unit test)")
     }
 

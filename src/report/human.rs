@@ -42,8 +42,14 @@ pub fn write(report: &Report, all_flows: bool, out: &mut impl Write) -> io::Resu
     let f = &s.flows;
     writeln!(
         out,
-        "  flows {}: {} messenger, {} control, {} other; catalogue: {} ({} services)",
-        f.total, f.target, f.control, f.other, s.catalogue.source, s.catalogue.services
+        "  flows {}: {} messenger, {} control, {} other; catalogue: {} ({} service{})",
+        f.total,
+        f.target,
+        f.control,
+        f.other,
+        s.catalogue.source,
+        s.catalogue.services,
+        if s.catalogue.services == 1 { "" } else { "s" }
     )?;
     if f.evicted + f.refused > 0 {
         writeln!(
@@ -70,10 +76,13 @@ pub fn write(report: &Report, all_flows: bool, out: &mut impl Write) -> io::Resu
     let shown_count = if all_flows { s.flows.total } else { s.flows.target };
     let limit = if all_flows { shown_count } else { DEFAULT_FLOW_ROWS };
     writeln!(out, "{} ({shown_count})", if all_flows { "FLOWS" } else { "MESSENGER FLOWS" })?;
+    let shown = || report.flows.iter().filter(|fl| all_flows || fl.role == "target").take(limit);
+    // Address columns as wide as the widest address shown (IPv6 needs up to 47 characters).
+    let width = shown().map(|f| f.client.len().max(f.server.len())).max().unwrap_or(0).max(6);
     if shown_count > 0 {
         writeln!(
             out,
-            "{:>5} {:<5} {:<41} {:<41} {:<12} {:<9} {:>9} {:>9} {:>7} {:>9} {:>7} {:<12} NOTES",
+            "{:>5} {:<5} {:<width$} {:<width$} {:<12} {:<9} {:>9} {:>9} {:>7} {:>9} {:>7} {:<12} NOTES",
             "ID",
             "PROTO",
             "CLIENT",
@@ -88,8 +97,8 @@ pub fn write(report: &Report, all_flows: bool, out: &mut impl Write) -> io::Resu
             "END"
         )?;
     }
-    for fl in report.flows.iter().filter(|fl| all_flows || fl.role == "target").take(limit) {
-        flow_row(&fl, out)?;
+    for fl in shown() {
+        flow_row(&fl, width, out)?;
     }
     if shown_count > limit {
         writeln!(
@@ -102,7 +111,7 @@ pub fn write(report: &Report, all_flows: bool, out: &mut impl Write) -> io::Resu
 
     writeln!(out, "VERDICTS")?;
     if report.verdicts.is_empty() {
-        writeln!(out, "  none: {}", s.detectors)?;
+        writeln!(out, "  (none) {}", s.detectors)?;
     }
     for v in &report.verdicts {
         writeln!(
@@ -138,7 +147,7 @@ fn group_row(g: &GroupSummary, out: &mut impl Write) -> io::Result<()> {
     )
 }
 
-fn flow_row(f: &FlowReport, out: &mut impl Write) -> io::Result<()> {
+fn flow_row(f: &FlowReport, width: usize, out: &mut impl Write) -> io::Result<()> {
     let mut notes = Vec::new();
     let (rtt, retx) = match &f.tcp {
         Some(t) => {
@@ -178,7 +187,7 @@ fn flow_row(f: &FlowReport, out: &mut impl Write) -> io::Result<()> {
     }
     writeln!(
         out,
-        "{:>5} {:<5} {:<41} {:<41} {:<12} {:<9} {:>9} {:>9} {:>6.1}s {:>9} {:>7} {:<12} {}",
+        "{:>5} {:<5} {:<width$} {:<width$} {:<12} {:<9} {:>9} {:>9} {:>6.1}s {:>9} {:>7} {:<12} {}",
         f.id,
         f.proto,
         f.client,

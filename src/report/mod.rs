@@ -385,7 +385,7 @@ impl<'a> Report<'a> {
                 },
                 services,
                 control,
-                detectors: "none yet: this version measures and classifies; verdicts stay empty",
+                detectors: "no throttling detectors in this version yet: flows are measured and classified, verdicts stay empty",
             },
             flows,
             verdicts,
