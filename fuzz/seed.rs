@@ -10,16 +10,9 @@ use std::path::{Path, PathBuf};
 use throttlewatch::capture::TraceFile;
 use throttlewatch::decode::LinkType;
 
-/// Matches the targets' LINKS order.
+/// The targets pick the link type as `LinkType::ALL[selector % 6]`.
 fn selector(link: LinkType) -> u8 {
-    match link {
-        LinkType::Ethernet => 0,
-        LinkType::LinuxSll => 1,
-        LinkType::LinuxSll2 => 2,
-        LinkType::RawIp => 3,
-        LinkType::Ipv4 => 4,
-        LinkType::Ipv6 => 5,
-    }
+    LinkType::ALL.iter().position(|l| *l == link).expect("every link type is in ALL") as u8
 }
 
 fn main() {

@@ -8,7 +8,9 @@
 
 use hdrhistogram::Histogram;
 
-use crate::classify::{ClassState, Classification, Classifier, Role, ServiceId, role};
+use crate::classify::{
+    ClassState, Classification, Classifier, Role, ServiceId, crosses_site, role,
+};
 use crate::config::PipelineConfig;
 use crate::decode::stun::StunMessage;
 use crate::decode::{
@@ -35,6 +37,8 @@ pub struct FlowState {
     pub measures: FlowMeasures,
     pub class: ClassState,
     detail: Option<u32>,
+    /// Between a local and a global address: a candidate control flow.
+    comparable: bool,
 }
 
 /// How a flow ended.
@@ -92,7 +96,7 @@ pub struct PipelineStats {
     /// Earliest and latest packet time of the decoded packets (`last_at` is set by `finish`).
     pub first_at: Option<Timestamp>,
     pub last_at: Option<Timestamp>,
-    /// Flows that would have had a detail slot but the pool was exhausted.
+    /// Target flows that found the detail pool exhausted.
     pub detail_refused: u64,
 }
 
@@ -270,7 +274,9 @@ impl Pipeline {
                 let (client, server) = if src_is_client { (src, dst) } else { (dst, src) };
                 let class = self.classifier.on_new_flow(proto, client, server, ts);
                 let detail = self.acquire_detail(class.class.service.is_some());
-                let state = FlowState { measures: FlowMeasures::new(proto), class, detail };
+                let comparable = crosses_site(client, server);
+                let state =
+                    FlowState { measures: FlowMeasures::new(proto), class, detail, comparable };
                 match self.table.insert(key, client, client_by, ts, state, &mut self.removed) {
                     Some(idx) => {
                         self.finish_removed();
@@ -316,11 +322,16 @@ impl Pipeline {
                 ts,
             );
         }
-        if samples != RttSamples::default() {
+        // RTT distributions: per service, and for the control flows (which need not be
+        // classified to be known as comparable: not local, not multicast).
+        if samples != RttSamples::default()
+            && (state.class.class.service.is_some() || state.comparable)
+        {
             self.histograms.record(state.class.class.service, samples);
         }
         if !was_target && state.class.class.service.is_some() && state.detail.is_none() {
             state.detail = self.details.acquire(true);
+            self.stats.detail_refused += u64::from(state.detail.is_none());
         }
         if flags & (tcp_flags::FIN | tcp_flags::RST) != 0
             && let TransportMeasures::Tcp(tcp) = &state.measures.transport
@@ -347,9 +358,10 @@ impl Pipeline {
         }
     }
 
+    /// A detail slot for a flow; a target flow that gets none is counted.
     fn acquire_detail(&mut self, target: bool) -> Option<u32> {
         let d = self.details.acquire(target);
-        if d.is_none() && (target || self.details.capacity > 0) {
+        if d.is_none() && target {
             self.stats.detail_refused += 1;
         }
         d

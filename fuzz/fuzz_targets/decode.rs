@@ -10,12 +10,9 @@ use throttlewatch::decode::tls::client_hello_sni;
 use throttlewatch::decode::{FragmentCache, LinkType, Transport, decode};
 use throttlewatch::time::Timestamp;
 
-const LINKS: [LinkType; 6] =
-    [LinkType::Ethernet, LinkType::LinuxSll, LinkType::LinuxSll2, LinkType::RawIp, LinkType::Ipv4, LinkType::Ipv6];
-
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, frame)) = data.split_first() else { return };
-    let link = LINKS[usize::from(selector) % LINKS.len()];
+    let link = LinkType::ALL[usize::from(selector) % LinkType::ALL.len()];
     let mut fragments = FragmentCache::default();
     let wire_len = frame.len() as u32 + u32::from(selector >> 4) * 100;
     let Ok(packet) = decode(link, Timestamp::from_micros(1), frame, wire_len, &mut fragments) else { return };

@@ -14,9 +14,6 @@ use throttlewatch::pipeline::Pipeline;
 use throttlewatch::report::{Report, human};
 use throttlewatch::time::Timestamp;
 
-const LINKS: [LinkType; 6] =
-    [LinkType::Ethernet, LinkType::LinuxSll, LinkType::LinuxSll2, LinkType::RawIp, LinkType::Ipv4, LinkType::Ipv6];
-
 fn catalogue() -> Catalogue {
     static CATALOGUE: OnceLock<Catalogue> = OnceLock::new();
     CATALOGUE.get_or_init(Catalogue::builtin).clone()
@@ -29,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
     let mut now = 1_700_000_000_000_000u64;
     let mut fed = 0u64;
     while rest.len() >= 5 {
-        let link = LINKS[usize::from(rest[0]) % LINKS.len()];
+        let link = LinkType::ALL[usize::from(rest[0]) % LinkType::ALL.len()];
         let step = u16::from_le_bytes([rest[1], rest[2]]);
         let len = usize::from(u16::from_le_bytes([rest[3], rest[4]])).min(rest.len() - 5);
         // Steps above 60000 go back in time: capture clocks do.

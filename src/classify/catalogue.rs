@@ -223,9 +223,7 @@ impl Catalogue {
             let what = format!("service #{} ('{}')", i + 1, service.id);
             builder.add(i as ServiceId, service).map_err(|m| err(format!("{what}: {m}")))?;
         }
-        let mut catalogue = builder.finish(source_name);
-        catalogue.source_name = source_name.to_string();
-        Ok(catalogue)
+        Ok(builder.finish(source_name))
     }
 
     /// Where the catalogue came from, for reports.

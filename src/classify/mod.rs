@@ -283,6 +283,14 @@ impl Classifier {
     }
 }
 
+/// A conversation between these endpoints crosses the site's edge: neither is a group address
+/// and not both are site-local. Only such flows are comparable with messenger traffic.
+pub fn crosses_site(a: Endpoint, b: Endpoint) -> bool {
+    let group = is_group_address(a.addr) || is_group_address(b.addr);
+    let local = is_local_address(a.addr) && is_local_address(b.addr);
+    !group && !local
+}
+
 /// The role of a finished flow. `packets` and `duration_us` cover both directions.
 pub fn role(
     class: Classification,
@@ -295,10 +303,7 @@ pub fn role(
     if class.service.is_some() {
         return Role::Target;
     }
-    if is_group_address(server.addr)
-        || is_group_address(client.addr)
-        || (is_local_address(client.addr) && is_local_address(server.addr))
-    {
+    if !crosses_site(client, server) {
         return Role::Other;
     }
     match proto {
@@ -414,33 +419,19 @@ mod tests {
     fn sni_and_inspection_budget() {
         let mut c = classifier();
         let (client, server) = (ep("192.168.1.2:40000"), ep("203.0.113.9:443"));
+        let send = |c: &mut Classifier, st: &mut ClassState, payload: &[u8]| {
+            let len = payload.len() as u32;
+            c.inspect(st, Proto::Tcp, (client, server), Direction::Up, payload, len, None, T0);
+        };
+        let hello = client_hello("web.whatsapp.com");
         let mut st = c.on_new_flow(Proto::Tcp, client, server, T0);
         for _ in 0..INSPECT_PACKETS {
-            c.inspect(&mut st, Proto::Tcp, (client, server), Direction::Up, b"x", 1, None, T0);
+            send(&mut c, &mut st, b"x");
         }
-        let hello = client_hello("web.whatsapp.com");
-        c.inspect(
-            &mut st,
-            Proto::Tcp,
-            (client, server),
-            Direction::Up,
-            &hello,
-            hello.len() as u32,
-            None,
-            T0,
-        );
+        send(&mut c, &mut st, &hello);
         assert_eq!(st.class.service, None, "past the inspection budget");
         let mut st = c.on_new_flow(Proto::Tcp, client, server, T0);
-        c.inspect(
-            &mut st,
-            Proto::Tcp,
-            (client, server),
-            Direction::Up,
-            &hello,
-            hello.len() as u32,
-            None,
-            T0,
-        );
+        send(&mut c, &mut st, &hello);
         assert_eq!(st.class, Classification { service: Some(0), evidence: Evidence::Signature });
         assert_eq!(c.stats().endpoints, 0, "TCP signatures teach no endpoints");
     }

@@ -23,6 +23,16 @@ pub enum LinkType {
 }
 
 impl LinkType {
+    /// Every supported link type.
+    pub const ALL: [LinkType; 6] = [
+        LinkType::Ethernet,
+        LinkType::LinuxSll,
+        LinkType::LinuxSll2,
+        LinkType::RawIp,
+        LinkType::Ipv4,
+        LinkType::Ipv6,
+    ];
+
     /// From the data link type libpcap reports for a file or interface.
     pub fn from_dlt(dlt: i32) -> Option<LinkType> {
         match dlt {

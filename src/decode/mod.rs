@@ -254,6 +254,22 @@ impl SkipReason {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skip_reasons_are_listed_in_declaration_order_with_unique_names() {
+        for (i, r) in SkipReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i, "{r:?}");
+        }
+        let mut names: Vec<&str> = SkipReason::ALL.iter().map(|r| r.as_str()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), SkipReason::ALL.len());
+    }
+}
+
 /// Per-reason skip counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SkipCounts([u64; SkipReason::ALL.len()]);
