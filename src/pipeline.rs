@@ -3,7 +3,7 @@
 //! come out as [`FinishedFlow`] records with their final classification and role.
 //!
 //! Per packet, once warm: no allocation (the table, the detail pool and the scratch buffer
-//! are reused), no lock, no log line. Every packet is either measured or counted under a
+//! are reused; only a flow that finishes becomes a new record), no lock, no log line. Every packet is either measured or counted under a
 //! [`SkipReason`], so `packets == measured + skipped` always holds.
 
 use hdrhistogram::Histogram;
@@ -37,7 +37,7 @@ pub struct FlowState {
     pub measures: FlowMeasures,
     pub class: ClassState,
     detail: Option<u32>,
-    /// Between a local and a global address: a candidate control flow.
+    /// The flow crosses the site's edge ([`crosses_site`]): a candidate control flow.
     comparable: bool,
 }
 
