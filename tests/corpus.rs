@@ -10,6 +10,8 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use throttlewatch::flow::{Endpoint, Proto};
+use throttlewatch::measure::TransportMeasures;
+use throttlewatch::measure::rtt::Leg;
 use throttlewatch::pipeline::FinishedFlow;
 
 type FlowKey = (Proto, [(IpAddr, u16); 2]);
@@ -296,6 +298,95 @@ fn corpus_byte_and_packet_counts_match_tshark() {
     assert!(flows > 400);
 }
 
+/// One TCP segment as tshark dissected it.
+struct Segment {
+    /// Capture time in microseconds (tshark's nanoseconds cut, as libpcap delivers them).
+    micros: u64,
+    src: (IpAddr, u16),
+    dst: (IpAddr, u16),
+    flags: u8,
+    seq: u32,
+    ack: u32,
+    len: u32,
+    /// (TSval, TSecr).
+    timestamps: Option<(u32, u32)>,
+}
+
+fn tshark_segments(file: &Path) -> Vec<Segment> {
+    let fields = [
+        "frame.time_epoch",
+        "ip.src",
+        "ipv6.src",
+        "tcp.srcport",
+        "ip.dst",
+        "ipv6.dst",
+        "tcp.dstport",
+        "tcp.flags",
+        "tcp.seq_raw",
+        "tcp.ack_raw",
+        "tcp.len",
+        "tcp.options.timestamp.tsval",
+        "tcp.options.timestamp.tsecr",
+    ];
+    let mut segments = Vec::new();
+    for f in common::tshark_fields(file, Some("tcp"), &fields) {
+        // ICMP errors quoting TCP repeat the fields, comma-separated: not segments.
+        if f.len() < fields.len() || f.iter().any(|x| x.contains(',')) {
+            continue;
+        }
+        let (secs, frac) = f[0].split_once('.').unwrap_or((&f[0], "0"));
+        let micros = secs.parse::<u64>().unwrap() * 1_000_000
+            + format!("{frac:0<6}")[..6].parse::<u64>().unwrap();
+        let addr =
+            |v4: &str, v6: &str| (if v4.is_empty() { v6 } else { v4 }).parse::<IpAddr>().unwrap();
+        segments.push(Segment {
+            micros,
+            src: (addr(&f[1], &f[2]), f[3].parse().unwrap()),
+            dst: (addr(&f[4], &f[5]), f[6].parse().unwrap()),
+            flags: u8::from_str_radix(f[7].trim_start_matches("0x").trim_start_matches("00"), 16)
+                .unwrap_or(0),
+            seq: f[8].parse().unwrap(),
+            ack: f[9].parse().unwrap(),
+            len: f[10].parse().unwrap_or(0),
+            timestamps: f[11].parse().ok().zip(f[12].parse().ok()),
+        });
+    }
+    segments
+}
+
+/// Independent handshake legs per flow: last SYN before the first SYN/ACK → that SYN/ACK
+/// (external); that SYN/ACK → the first ACK from the other side acknowledging it (internal).
+fn handshake_legs(segments: &[Segment]) -> HashMap<FlowKey, (Option<u64>, Option<u64>)> {
+    #[derive(Default)]
+    struct Hs {
+        syn: Option<u64>,
+        synack: Option<(u64, (IpAddr, u16), u32)>,
+        ack: Option<u64>,
+    }
+    let mut hs: HashMap<FlowKey, Hs> = HashMap::new();
+    for seg in segments {
+        let h = hs.entry(key(Proto::Tcp, seg.src, seg.dst)).or_default();
+        let (syn, ackf) = (seg.flags & 0x02 != 0, seg.flags & 0x10 != 0);
+        if syn && !ackf && h.synack.is_none() {
+            h.syn = Some(seg.micros);
+        } else if syn && ackf && h.synack.is_none() {
+            h.synack = Some((seg.micros, seg.src, seg.seq.wrapping_add(1)));
+        } else if let (false, true, Some((_, server, next)), None) = (syn, ackf, h.synack, h.ack)
+            && seg.src != server
+            && seg.ack == next
+        {
+            h.ack = Some(seg.micros);
+        }
+    }
+    hs.into_iter()
+        .map(|(k, h)| {
+            let external = h.syn.zip(h.synack).map(|(s, (sa, _, _))| sa - s);
+            let internal = h.synack.zip(h.ack).map(|((sa, _, _), a)| a - sa);
+            (k, (external, internal))
+        })
+        .collect()
+}
+
 #[test]
 fn corpus_handshake_rtt_matches_tshark() {
     let Some(dir) = common::corpus_dir() else {
@@ -306,73 +397,11 @@ fn corpus_handshake_rtt_matches_tshark() {
     }
     let mut checked = 0;
     for file in common::corpus_files(&dir) {
-        let rows = common::tshark_fields(
-            &file,
-            Some("tcp"),
-            &[
-                "frame.time_epoch",
-                "ip.src",
-                "ipv6.src",
-                "tcp.srcport",
-                "ip.dst",
-                "ipv6.dst",
-                "tcp.dstport",
-                "tcp.flags",
-                "tcp.seq_raw",
-                "tcp.ack_raw",
-            ],
-        );
-        // Independent handshake legs: last SYN before the first SYN/ACK → that SYN/ACK
-        // (external); that SYN/ACK → the first ACK from the other side acknowledging it
-        // (internal). Times in microseconds from tshark's epoch seconds.
-        #[derive(Default)]
-        struct Hs {
-            syn: Option<i64>,
-            synack: Option<(i64, (IpAddr, u16), u32)>,
-            ack: Option<i64>,
-        }
-        let mut hs: HashMap<FlowKey, Hs> = HashMap::new();
-        for f in rows {
-            if f.len() < 10 || f.iter().any(|x| x.contains(',')) {
-                continue;
-            }
-            let (secs, frac) = f[0].split_once('.').unwrap_or((&f[0], "0"));
-            let micros = secs.parse::<i64>().unwrap() * 1_000_000
-                + format!("{frac:0<6}")[..6].parse::<i64>().unwrap();
-            let src = (
-                (if f[1].is_empty() { &f[2] } else { &f[1] }).parse::<IpAddr>().unwrap(),
-                f[3].parse::<u16>().unwrap(),
-            );
-            let dst = (
-                (if f[4].is_empty() { &f[5] } else { &f[4] }).parse::<IpAddr>().unwrap(),
-                f[6].parse::<u16>().unwrap(),
-            );
-            let flags =
-                u8::from_str_radix(f[7].trim_start_matches("0x").trim_start_matches("00"), 16)
-                    .unwrap_or(0);
-            let (seq, ack) = (f[8].parse::<u32>().unwrap(), f[9].parse::<u32>().unwrap());
-            let h = hs.entry(key(Proto::Tcp, src, dst)).or_default();
-            let (syn, ackf) = (flags & 0x02 != 0, flags & 0x10 != 0);
-            if syn && !ackf && h.synack.is_none() {
-                h.syn = Some(micros);
-            } else if syn && ackf && h.synack.is_none() {
-                h.synack = Some((micros, src, seq.wrapping_add(1)));
-            } else if let (false, true, Some((_, server, next)), None) =
-                (syn, ackf, h.synack, h.ack)
-                && src != server
-                && ack == next
-            {
-                h.ack = Some(micros);
-            }
-        }
+        let mut legs = handshake_legs(&tshark_segments(&file));
         let out = common::analyze(std::slice::from_ref(&file), None);
         for f in out.analysis.flows.iter().filter(|f| f.proto == Proto::Tcp) {
-            let throttlewatch::measure::TransportMeasures::Tcp(tcp) = &f.measures.transport else {
-                unreachable!()
-            };
-            let h = hs.remove(&flow_key(f)).unwrap_or_default();
-            let external = h.syn.zip(h.synack).map(|(s, (sa, _, _))| (sa - s) as u64);
-            let internal = h.synack.zip(h.ack).map(|((sa, _, _), a)| (a - sa) as u64);
+            let TransportMeasures::Tcp(tcp) = &f.measures.transport else { unreachable!() };
+            let (external, internal) = legs.remove(&flow_key(f)).unwrap_or_default();
             assert_eq!(
                 (tcp.handshake.external_us(), tcp.handshake.internal_us()),
                 (external, internal),
@@ -387,4 +416,73 @@ fn corpus_handshake_rtt_matches_tshark() {
     }
     eprintln!("SYN→SYN/ACK and SYN/ACK→ACK legs of {checked} handshakes equal tshark's");
     assert!(checked >= 100, "only {checked} handshakes checked");
+}
+
+/// TCP timestamp RTT samples as Kathleen Nichols' pping defines them, computed from tshark's
+/// dissection: for each direction, the first time each TSval is seen; a packet of the other
+/// direction with the ACK flag whose TSecr equals a TSval not yet used gives one sample.
+/// throttlewatch keeps one probe per direction, so its samples are a subset of these plus the
+/// handshake legs (measured even when the SYN/ACK carries no timestamps): its minimum, maximum
+/// and latest sample per leg must each be one of those.
+#[test]
+fn corpus_timestamp_rtt_samples_are_ppings() {
+    let Some(dir) = common::corpus_dir() else {
+        return;
+    };
+    if !common::tshark_available() {
+        return;
+    }
+    let (mut flows, mut values) = (0, 0);
+    for file in common::corpus_files(&dir) {
+        // (sender, receiver, TSval) -> (first seen, used)
+        let mut first_seen: HashMap<((IpAddr, u16), (IpAddr, u16), u32), (u64, bool)> =
+            HashMap::new();
+        // (sender of the TSval, receiver) -> samples
+        let mut samples: HashMap<((IpAddr, u16), (IpAddr, u16)), Vec<u64>> = HashMap::new();
+        let segments = tshark_segments(&file);
+        let legs = handshake_legs(&segments);
+        for seg in &segments {
+            let Some((tsval, tsecr)) = seg.timestamps else { continue };
+            if seg.flags & 0x10 != 0
+                && let Some((at, used)) = first_seen.get_mut(&(seg.dst, seg.src, tsecr))
+                && !*used
+            {
+                *used = true;
+                samples.entry((seg.dst, seg.src)).or_default().push(seg.micros - *at);
+            }
+            first_seen.entry((seg.src, seg.dst, tsval)).or_insert((seg.micros, false));
+        }
+        let out = common::analyze(std::slice::from_ref(&file), None);
+        for f in out.analysis.flows.iter().filter(|f| f.proto == Proto::Tcp) {
+            let TransportMeasures::Tcp(tcp) = &f.measures.transport else { unreachable!() };
+            if !tcp.timestamps {
+                continue;
+            }
+            let (c, s) = (ends(f.client), ends(f.server));
+            let (external, internal) = legs.get(&flow_key(f)).copied().unwrap_or_default();
+            for (leg, prober, echoer, handshake) in
+                [(Leg::External, c, s, external), (Leg::Internal, s, c, internal)]
+            {
+                let stats = tcp.rtt(leg);
+                let mut pping = samples.get(&(prober, echoer)).cloned().unwrap_or_default();
+                pping.extend(handshake);
+                for (what, value) in
+                    [("min", stats.min_us()), ("max", stats.max_us()), ("last", stats.last_us())]
+                {
+                    let Some(v) = value else { continue };
+                    assert!(
+                        pping.contains(&u64::from(v)),
+                        "{} flow {} {:?} {what} {v} µs is not among pping's samples {pping:?}",
+                        file.display(),
+                        f.id,
+                        leg
+                    );
+                    values += 1;
+                }
+            }
+            flows += 1;
+        }
+    }
+    eprintln!("{values} RTT extremes of {flows} flows with TCP timestamps are pping samples");
+    assert!(flows >= 50 && values >= 200, "{flows} flows, {values} values");
 }
