@@ -298,6 +298,9 @@ fn corpus_byte_and_packet_counts_match_tshark() {
     assert!(flows > 400);
 }
 
+/// (sender, receiver) of a segment.
+type Ends = ((IpAddr, u16), (IpAddr, u16));
+
 /// One TCP segment as tshark dissected it.
 struct Segment {
     /// Capture time in microseconds (tshark's nanoseconds cut, as libpcap delivers them).
@@ -307,7 +310,6 @@ struct Segment {
     flags: u8,
     seq: u32,
     ack: u32,
-    len: u32,
     /// (TSval, TSecr).
     timestamps: Option<(u32, u32)>,
 }
@@ -324,7 +326,6 @@ fn tshark_segments(file: &Path) -> Vec<Segment> {
         "tcp.flags",
         "tcp.seq_raw",
         "tcp.ack_raw",
-        "tcp.len",
         "tcp.options.timestamp.tsval",
         "tcp.options.timestamp.tsecr",
     ];
@@ -347,8 +348,7 @@ fn tshark_segments(file: &Path) -> Vec<Segment> {
                 .unwrap_or(0),
             seq: f[8].parse().unwrap(),
             ack: f[9].parse().unwrap(),
-            len: f[10].parse().unwrap_or(0),
-            timestamps: f[11].parse().ok().zip(f[12].parse().ok()),
+            timestamps: f[10].parse().ok().zip(f[11].parse().ok()),
         });
     }
     segments
@@ -434,23 +434,22 @@ fn corpus_timestamp_rtt_samples_are_ppings() {
     }
     let (mut flows, mut values) = (0, 0);
     for file in common::corpus_files(&dir) {
-        // (sender, receiver, TSval) -> (first seen, used)
-        let mut first_seen: HashMap<((IpAddr, u16), (IpAddr, u16), u32), (u64, bool)> =
-            HashMap::new();
+        // ((sender, receiver), TSval) -> (first seen, used)
+        let mut first_seen: HashMap<(Ends, u32), (u64, bool)> = HashMap::new();
         // (sender of the TSval, receiver) -> samples
-        let mut samples: HashMap<((IpAddr, u16), (IpAddr, u16)), Vec<u64>> = HashMap::new();
+        let mut samples: HashMap<Ends, Vec<u64>> = HashMap::new();
         let segments = tshark_segments(&file);
         let legs = handshake_legs(&segments);
         for seg in &segments {
             let Some((tsval, tsecr)) = seg.timestamps else { continue };
             if seg.flags & 0x10 != 0
-                && let Some((at, used)) = first_seen.get_mut(&(seg.dst, seg.src, tsecr))
+                && let Some((at, used)) = first_seen.get_mut(&((seg.dst, seg.src), tsecr))
                 && !*used
             {
                 *used = true;
                 samples.entry((seg.dst, seg.src)).or_default().push(seg.micros - *at);
             }
-            first_seen.entry((seg.src, seg.dst, tsval)).or_insert((seg.micros, false));
+            first_seen.entry(((seg.src, seg.dst), tsval)).or_insert((seg.micros, false));
         }
         let out = common::analyze(std::slice::from_ref(&file), None);
         for f in out.analysis.flows.iter().filter(|f| f.proto == Proto::Tcp) {
