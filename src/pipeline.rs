@@ -259,13 +259,15 @@ impl Pipeline {
             }
             Transport::IcmpError(e) => return self.icmp_error(&e),
         };
-        let src = Endpoint::new(packet.ip.src, src_port);
-        let dst = Endpoint::new(packet.ip.dst, dst_port);
-        let (key, src_first) = FlowKey::oriented(proto, src, dst);
+        let ip = &packet.ip;
+        let (key, src_first) =
+            FlowKey::from_words(proto, ip.v6, (ip.src, src_port), (ip.dst, dst_port));
         let cached = self.last_flow.filter(|(k, _)| *k == key).map(|(_, idx)| idx);
         let idx = match cached.or_else(|| self.table.find(&key)) {
             Some(idx) => idx,
             None => {
+                let src = Endpoint::new(ip.src_addr(), src_port);
+                let dst = Endpoint::new(ip.dst_addr(), dst_port);
                 let syn = flags & tcp_flags::SYN != 0;
                 let synack = syn && flags & tcp_flags::ACK != 0;
                 let catalogue = self.classifier.catalogue();

@@ -6,12 +6,11 @@
 //! capture are the `…Truncated` reasons.
 
 #[cfg(test)]
-use std::net::Ipv6Addr;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use pnet_packet::ipv6::Ipv6Packet;
 
-use super::{IpHeader, SkipReason};
+use super::{AddrWords, IpHeader, SkipReason};
 
 const IPV4_MIN_HEADER: usize = 20;
 const IPV6_HEADER: usize = 40;
@@ -95,8 +94,9 @@ fn parse_v4(data: &[u8], wire_len: u32) -> Result<IpPacket<'_>, SkipReason> {
     };
     Ok(IpPacket {
         header: IpHeader {
-            src: IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15])),
-            dst: IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19])),
+            src: AddrWords::v4([h[12], h[13], h[14], h[15]]),
+            dst: AddrWords::v4([h[16], h[17], h[18], h[19]]),
+            v6: false,
             ttl: h[8],
             ip_id: id,
             total_len,
@@ -127,8 +127,9 @@ fn parse_v6(data: &[u8], wire_len: u32) -> Result<IpPacket<'_>, SkipReason> {
     };
     Ok(IpPacket {
         header: IpHeader {
-            src: IpAddr::V6(ip.get_source()),
-            dst: IpAddr::V6(ip.get_destination()),
+            src: AddrWords::v6(ip.get_source().octets()),
+            dst: AddrWords::v6(ip.get_destination().octets()),
+            v6: true,
             ttl: ip.get_hop_limit(),
             ip_id,
             total_len,
@@ -219,8 +220,8 @@ const FRAGMENT_CACHE_SIZE: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FragmentEntry {
-    src: IpAddr,
-    dst: IpAddr,
+    src: AddrWords,
+    dst: AddrWords,
     proto: u8,
     id: u32,
     src_port: u16,

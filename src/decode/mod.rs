@@ -23,7 +23,7 @@ pub mod stun;
 pub mod tls;
 mod transport;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::time::Timestamp;
 
@@ -44,11 +44,45 @@ pub struct Decoded<'a> {
     pub transport: Transport<'a>,
 }
 
+/// An IP address as two 64-bit words: the halves of an IPv6 address, or an IPv4 address in
+/// the low 32 bits of the second word (the family travels beside it). Aligned and cheap to
+/// copy, compare and hash, which the per-packet path does with every address.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AddrWords(pub [u64; 2]);
+
+impl AddrWords {
+    pub fn v4(octets: [u8; 4]) -> Self {
+        AddrWords([0, u64::from(u32::from_be_bytes(octets))])
+    }
+
+    pub fn v6(octets: [u8; 16]) -> Self {
+        let bits = u128::from_be_bytes(octets);
+        AddrWords([(bits >> 64) as u64, bits as u64])
+    }
+
+    pub fn from_ip(addr: IpAddr) -> Self {
+        match addr {
+            IpAddr::V4(a) => AddrWords::v4(a.octets()),
+            IpAddr::V6(a) => AddrWords::v6(a.octets()),
+        }
+    }
+
+    pub fn to_ip(self, v6: bool) -> IpAddr {
+        let [hi, lo] = self.0;
+        if v6 {
+            IpAddr::V6(Ipv6Addr::from(u128::from(hi) << 64 | u128::from(lo)))
+        } else {
+            IpAddr::V4(Ipv4Addr::from(lo as u32))
+        }
+    }
+}
+
 /// The IP header fields kept for measurement and RST forensics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IpHeader {
-    pub src: IpAddr,
-    pub dst: IpAddr,
+    pub src: AddrWords,
+    pub dst: AddrWords,
+    pub v6: bool,
     /// IPv4 TTL or IPv6 hop limit.
     pub ttl: u8,
     /// IPv4 identification; for IPv6 the fragment identification when a fragment header is
@@ -58,6 +92,16 @@ pub struct IpHeader {
     pub total_len: u32,
     /// The packet is a fragment (first or later) of a larger datagram.
     pub fragment: bool,
+}
+
+impl IpHeader {
+    pub fn src_addr(&self) -> IpAddr {
+        self.src.to_ip(self.v6)
+    }
+
+    pub fn dst_addr(&self) -> IpAddr {
+        self.dst.to_ip(self.v6)
+    }
 }
 
 /// The transport part of a decoded packet.

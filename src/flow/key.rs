@@ -3,7 +3,9 @@
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
+
+use crate::decode::AddrWords;
 
 /// Transport protocols that make flows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -79,7 +81,7 @@ impl Direction {
 /// index entry fits in 48 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowKey {
-    addrs: [[u64; 2]; 2],
+    addrs: [AddrWords; 2],
     ports: [u16; 2],
     /// Bit 0: UDP (else TCP); bit 1: IPv6.
     kind: u8,
@@ -88,16 +90,6 @@ pub struct FlowKey {
 const KIND_UDP: u8 = 1;
 const KIND_V6: u8 = 2;
 
-fn addr_words(addr: IpAddr) -> [u64; 2] {
-    match addr {
-        IpAddr::V4(a) => [0, u64::from(u32::from(a))],
-        IpAddr::V6(a) => {
-            let bits = u128::from(a);
-            [(bits >> 64) as u64, bits as u64]
-        }
-    }
-}
-
 impl FlowKey {
     pub fn new(proto: Proto, a: Endpoint, b: Endpoint) -> Self {
         FlowKey::oriented(proto, a, b).0
@@ -105,13 +97,22 @@ impl FlowKey {
 
     /// The key of a packet from `src` to `dst`, and whether `src` is the key's first endpoint.
     pub fn oriented(proto: Proto, src: Endpoint, dst: Endpoint) -> (Self, bool) {
-        let (s, d) = (addr_words(src.addr), addr_words(dst.addr));
-        let kind =
-            u8::from(proto == Proto::Udp) * KIND_UDP + u8::from(src.addr.is_ipv6()) * KIND_V6;
-        if (s, src.port) <= (d, dst.port) {
-            (FlowKey { addrs: [s, d], ports: [src.port, dst.port], kind }, true)
+        let words = |e: Endpoint| (AddrWords::from_ip(e.addr), e.port);
+        FlowKey::from_words(proto, src.addr.is_ipv6(), words(src), words(dst))
+    }
+
+    /// As [`FlowKey::oriented`], from the address words a decoded packet carries.
+    pub fn from_words(
+        proto: Proto,
+        v6: bool,
+        src: (AddrWords, u16),
+        dst: (AddrWords, u16),
+    ) -> (Self, bool) {
+        let kind = u8::from(proto == Proto::Udp) * KIND_UDP + u8::from(v6) * KIND_V6;
+        if src <= dst {
+            (FlowKey { addrs: [src.0, dst.0], ports: [src.1, dst.1], kind }, true)
         } else {
-            (FlowKey { addrs: [d, s], ports: [dst.port, src.port], kind }, false)
+            (FlowKey { addrs: [dst.0, src.0], ports: [dst.1, src.1], kind }, false)
         }
     }
 
@@ -121,13 +122,7 @@ impl FlowKey {
 
     /// The endpoints in key order.
     pub fn endpoints(&self) -> (Endpoint, Endpoint) {
-        let addr = |[hi, lo]: [u64; 2]| {
-            if self.kind & KIND_V6 != 0 {
-                IpAddr::V6(Ipv6Addr::from(u128::from(hi) << 64 | u128::from(lo)))
-            } else {
-                IpAddr::V4(Ipv4Addr::from(lo as u32))
-            }
-        };
+        let addr = |words: AddrWords| words.to_ip(self.kind & KIND_V6 != 0);
         (
             Endpoint::new(addr(self.addrs[0]), self.ports[0]),
             Endpoint::new(addr(self.addrs[1]), self.ports[1]),
@@ -137,7 +132,7 @@ impl FlowKey {
 
 impl Hash for FlowKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        for [hi, lo] in self.addrs {
+        for AddrWords([hi, lo]) in self.addrs {
             state.write_u64(hi);
             state.write_u64(lo);
         }
@@ -231,6 +226,7 @@ pub fn is_local_address(addr: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     fn ep(last: u8, port: u16) -> Endpoint {
         Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)), port)

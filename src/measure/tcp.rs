@@ -362,7 +362,7 @@ impl CloseEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::TcpOptions;
+    use crate::decode::{AddrWords, TcpOptions};
     use std::net::{IpAddr, Ipv4Addr};
 
     const C: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 168, 1, 2));
@@ -404,7 +404,9 @@ mod tests {
             let (flags, seq, ack, len) = tcp;
             let now = Timestamp::from_micros(ms * 1000);
             let (src, dst) = if dir == Direction::Up { (C, S) } else { (S, C) };
-            let ip = IpHeader { src, dst, ttl, ip_id, total_len: 40 + len, fragment: false };
+            let (src, dst) = (AddrWords::from_ip(src), AddrWords::from_ip(dst));
+            let ip =
+                IpHeader { src, dst, v6: false, ttl, ip_id, total_len: 40 + len, fragment: false };
             let seg = TcpSegment {
                 src_port: 1,
                 dst_port: 2,
