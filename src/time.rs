@@ -40,11 +40,6 @@ impl Timestamp {
     pub const fn add_micros(self, micros: u64) -> Timestamp {
         Timestamp(self.0.saturating_add(micros))
     }
-
-    /// Seconds since the epoch as a float, for reports.
-    pub fn as_secs_f64(self) -> f64 {
-        self.0 as f64 / MICROS_PER_SEC as f64
-    }
 }
 
 /// The low 32 bits of a [`Timestamp`]: measures intervals shorter than about 71 minutes in

@@ -56,14 +56,6 @@ impl<'a> Flows<'a> {
             .iter()
             .map(move |f| FlowReport::build(f, |s| catalogue.service(s).id.clone()))
     }
-
-    pub fn len(&self) -> usize {
-        self.analysis.flows.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.analysis.flows.is_empty()
-    }
 }
 
 impl Serialize for Flows<'_> {
