@@ -78,7 +78,7 @@ pub struct FinishedFlow {
     pub first_at: Timestamp,
     pub last_at: Timestamp,
     pub measures: FlowMeasures,
-    /// Throughput bins and windowed RTT extremes, for flows that had a detail slot.
+    /// Throughput bins, for flows that had a detail slot.
     pub bins: Option<BinSeries>,
     /// Windowed (last ~10 s) minimum and maximum RTT per leg, indexed by [`Leg::index`].
     pub rtt_recent: Option<[(Option<u32>, Option<u32>); 2]>,
@@ -96,8 +96,6 @@ pub struct PipelineStats {
     /// Earliest and latest packet time of the decoded packets (`last_at` is set by `finish`).
     pub first_at: Option<Timestamp>,
     pub last_at: Option<Timestamp>,
-    /// Target flows that found the detail pool exhausted.
-    pub detail_refused: u64,
 }
 
 /// RTT histograms per leg: one per service, one for control TCP flows.
@@ -148,6 +146,8 @@ struct DetailPool {
     free: Vec<u32>,
     capacity: usize,
     bin_us: u64,
+    /// Target flows that found the pool exhausted.
+    refused: u64,
 }
 
 impl DetailPool {
@@ -163,6 +163,7 @@ impl DetailPool {
             self.slots.push(Detail::new(self.bin_us));
             return Some((self.slots.len() - 1) as u32);
         }
+        self.refused += u64::from(target);
         None
     }
 
@@ -197,6 +198,8 @@ pub struct Analysis {
     pub table: TableStats,
     pub max_flows: usize,
     pub detail_flows: usize,
+    /// Target flows that found the detail pool exhausted.
+    pub detail_refused: u64,
     pub classifier: Classifier,
     pub histograms: RttHistograms,
 }
@@ -212,6 +215,7 @@ impl Pipeline {
                 free: Vec::new(),
                 capacity: config.detail_flows,
                 bin_us: config.bin_us,
+                refused: 0,
             },
             fragments: FragmentCache::default(),
             stats: PipelineStats::default(),
@@ -275,7 +279,7 @@ impl Pipeline {
                     source_is_client(src, dst, syn, synack, |p| catalogue.is_service_port(p));
                 let (client, server) = if src_is_client { (src, dst) } else { (dst, src) };
                 let class = self.classifier.on_new_flow(proto, client, server, ts);
-                let detail = self.acquire_detail(class.class.service.is_some());
+                let detail = self.details.acquire(class.class.service.is_some());
                 let comparable = crosses_site(client, server);
                 let state =
                     FlowState { measures: FlowMeasures::new(proto), class, detail, comparable };
@@ -302,10 +306,8 @@ impl Pipeline {
             (Proto::Udp, Some(0..=3)) => StunMessage::parse(payload, payload_len),
             _ => None,
         };
-        // Classification looks at DNS answers and, until a signature was found, at payloads.
         let inspect = !matches!(packet.transport, Transport::Fragment(_))
-            && ((proto == Proto::Udp && src_port == 53)
-                || entry.state.class.wants(payload, stun.is_some()));
+            && entry.state.class.wants(proto, src_port, payload, stun.is_some());
         let ends = inspect.then(|| (entry.client(), entry.server()));
         let flow_start = entry.first_at;
         let state = &mut entry.state;
@@ -333,7 +335,6 @@ impl Pipeline {
         }
         if !was_target && state.class.class.service.is_some() && state.detail.is_none() {
             state.detail = self.details.acquire(true);
-            self.stats.detail_refused += u64::from(state.detail.is_none());
         }
         if flags & (tcp_flags::FIN | tcp_flags::RST) != 0
             && let TransportMeasures::Tcp(tcp) = &state.measures.transport
@@ -348,30 +349,17 @@ impl Pipeline {
     fn icmp_error(&mut self, e: &IcmpError) {
         let proto = if e.quoted_proto == IPPROTO_TCP { Proto::Tcp } else { Proto::Udp };
         let src = Endpoint::new(e.quoted_src, e.quoted_src_port);
-        let key = FlowKey::new(proto, src, Endpoint::new(e.quoted_dst, e.quoted_dst_port));
+        let dst = Endpoint::new(e.quoted_dst, e.quoted_dst_port);
+        let (key, src_first) = FlowKey::oriented(proto, src, dst);
         match self.table.find(&key) {
             Some(idx) => {
                 let entry = self.table.get_mut(idx);
-                let dir = entry.direction_of(src);
+                let dir = entry.direction(src_first);
                 entry.state.measures.on_icmp_error(dir, e);
                 self.stats.measured += 1;
             }
             None => self.stats.skipped.add(SkipReason::IcmpErrorNoFlow),
         }
-    }
-
-    /// A detail slot for a flow; a target flow that gets none is counted.
-    fn acquire_detail(&mut self, target: bool) -> Option<u32> {
-        let d = self.details.acquire(target);
-        if d.is_none() && target {
-            self.stats.detail_refused += 1;
-        }
-        d
-    }
-
-    /// Hand out the flows finished so far (the daemon drains these at window ends).
-    pub fn take_finished(&mut self) -> Vec<FinishedFlow> {
-        std::mem::take(&mut self.finished)
     }
 
     /// End of input: finish every flow, give late knowledge (an endpoint or DNS answer learned
@@ -400,6 +388,7 @@ impl Pipeline {
             table: self.table.stats(),
             max_flows: self.table.max_flows(),
             detail_flows: self.details.capacity,
+            detail_refused: self.details.refused,
             classifier: self.classifier,
             histograms: self.histograms,
         }

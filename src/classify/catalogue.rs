@@ -218,7 +218,8 @@ impl Catalogue {
                 ServiceId::MAX
             )));
         }
-        let mut builder = Builder::default();
+        // One bit per port.
+        let mut builder = Builder { service_ports: vec![0; 1024], ..Builder::default() };
         for (i, service) in file.service.into_iter().enumerate() {
             let what = format!("service #{} ('{}')", i + 1, service.id);
             builder.add(i as ServiceId, service).map_err(|m| err(format!("{what}: {m}")))?;
@@ -385,9 +386,6 @@ impl Builder {
             && s.payload.is_empty());
         if !matches_something {
             return Err("matches nothing: give ranges or at least one matcher".into());
-        }
-        if self.service_ports.is_empty() {
-            self.service_ports = vec![0; 1024];
         }
         for text in &s.ranges {
             let prefix = Prefix::parse(text).map_err(|m| format!("ranges: {m}"))?;

@@ -95,13 +95,23 @@ pub struct ClassState {
 }
 
 impl ClassState {
-    /// Whether a packet with this payload (and STUN message, if any) can still tell the flow's
-    /// service: no signature yet, and a STUN message or inspection budget left.
-    pub fn wants(&self, payload: &[u8], stun: bool) -> bool {
+    /// Whether a packet sent from `sender_port` can teach the classifier anything: a DNS
+    /// answer always can; a payload (with a STUN message, if `stun`) can while the flow has no
+    /// signature and a STUN message or inspection budget is left.
+    pub fn wants(&self, proto: Proto, sender_port: u16, payload: &[u8], stun: bool) -> bool {
+        is_dns_answer(proto, sender_port) || self.wants_payload(payload, stun)
+    }
+
+    fn wants_payload(&self, payload: &[u8], stun: bool) -> bool {
         self.class.evidence != Evidence::Signature
             && !payload.is_empty()
             && (stun || self.inspect_left > 0)
     }
+}
+
+/// DNS answers come from port 53 over UDP.
+fn is_dns_answer(proto: Proto, sender_port: u16) -> bool {
+    proto == Proto::Udp && sender_port == 53
 }
 
 /// What a flow is in the comparison.
@@ -229,10 +239,10 @@ impl Classifier {
         now: Timestamp,
     ) {
         let sender = if dir == Direction::Up { client } else { server };
-        if proto == Proto::Udp && sender.port == 53 {
+        if is_dns_answer(proto, sender.port) {
             self.learn_dns(payload, now);
         }
-        if state.class.evidence == Evidence::Signature || payload.is_empty() {
+        if !state.wants_payload(payload, stun.is_some()) {
             return;
         }
         let mut found = stun.and_then(|m| self.catalogue.match_stun(m));

@@ -91,10 +91,6 @@ const KIND_UDP: u8 = 1;
 const KIND_V6: u8 = 2;
 
 impl FlowKey {
-    pub fn new(proto: Proto, a: Endpoint, b: Endpoint) -> Self {
-        FlowKey::oriented(proto, a, b).0
-    }
-
     /// The key of a packet from `src` to `dst`, and whether `src` is the key's first endpoint.
     pub fn oriented(proto: Proto, src: Endpoint, dst: Endpoint) -> (Self, bool) {
         let words = |e: Endpoint| (AddrWords::from_ip(e.addr), e.port);
@@ -236,15 +232,15 @@ mod tests {
     fn key_is_direction_free() {
         let a = ep(1, 40000);
         let b = ep(2, 443);
-        let k = FlowKey::new(Proto::Tcp, a, b);
-        assert_eq!(k, FlowKey::new(Proto::Tcp, b, a));
-        assert_ne!(k, FlowKey::new(Proto::Udp, a, b));
+        let (k, a_first) = FlowKey::oriented(Proto::Tcp, a, b);
+        assert_eq!((k, !a_first), FlowKey::oriented(Proto::Tcp, b, a));
+        assert_ne!(k, FlowKey::oriented(Proto::Udp, a, b).0);
         assert_eq!((k.proto(), k.endpoints()), (Proto::Tcp, (a, b)));
         // An IPv4 address and the IPv6 address with the same low bits are different keys.
         let v6 = |last: u16, port| {
             Endpoint::new(IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0x0a00, last)), port)
         };
-        let k6 = FlowKey::new(Proto::Tcp, v6(1, 40000), v6(2, 443));
+        let k6 = FlowKey::oriented(Proto::Tcp, v6(1, 40000), v6(2, 443)).0;
         assert_ne!(k, k6);
         assert_eq!(k6.endpoints(), (v6(1, 40000), v6(2, 443)));
     }

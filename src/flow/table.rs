@@ -62,11 +62,6 @@ pub struct FlowEntry<S> {
 }
 
 impl<S> FlowEntry<S> {
-    /// Direction of a packet sent from `src`.
-    pub fn direction_of(&self, src: Endpoint) -> Direction {
-        if src == self.client() { Direction::Up } else { Direction::Down }
-    }
-
     /// Direction of a packet whose source is the key's first endpoint (`src_first`) or not.
     pub fn direction(&self, src_first: bool) -> Direction {
         if src_first == self.client_first { Direction::Up } else { Direction::Down }
@@ -178,8 +173,8 @@ impl<S> FlowTable<S> {
         self.slots[idx as usize].entry.as_mut().expect("flow table index points at a live slot")
     }
 
-    /// Mark activity at `now` and move the flow to the back of its class's list (its class
-    /// changes when the owner marked it closed).
+    /// Mark activity at `now`. The flow changes lists only when its class changed (the owner
+    /// marked it closed); its place within a list is settled lazily ([`Self::settled_head`]).
     pub fn touch(&mut self, idx: u32, now: Timestamp) {
         let entry = self.get_mut(idx);
         if now > entry.last_at {
@@ -370,7 +365,7 @@ mod tests {
     fn key(n: u16, proto: Proto) -> (FlowKey, Endpoint) {
         let client = Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 10_000 + n);
         let server = Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 443);
-        (FlowKey::new(proto, client, server), client)
+        (FlowKey::oriented(proto, client, server).0, client)
     }
 
     fn s(sec: u64) -> Timestamp {
@@ -397,8 +392,10 @@ mod tests {
         assert_eq!(t.find(&k), Some(idx));
         let e = t.get(idx);
         assert_eq!((e.id, e.state), (1, 1));
-        assert_eq!(e.direction_of(c), Direction::Up);
-        assert_eq!(e.direction_of(e.server()), Direction::Down);
+        assert_eq!((e.client(), e.server()), (c, k.endpoints().1));
+        let (_, from_client) = FlowKey::oriented(Proto::Tcp, c, e.server());
+        assert_eq!(e.direction(from_client), Direction::Up);
+        assert_eq!(e.direction(!from_client), Direction::Down);
         assert_eq!(t.stats().created, 1);
     }
 
@@ -467,7 +464,7 @@ mod tests {
             let at = Timestamp::from_micros(u64::from(n) * 10_000);
             t.expire(at, &mut out);
             t.insert(
-                FlowKey::new(Proto::Udp, client, server),
+                FlowKey::oriented(Proto::Udp, client, server).0,
                 client,
                 ClientBy::FirstPacket,
                 at,

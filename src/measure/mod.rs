@@ -127,9 +127,7 @@ impl Detail {
 
     /// Make a slot returned to the pool ready for the next flow.
     pub fn reset(&mut self) {
-        self.bins.reset();
-        self.rtt_min = [WindowedExtreme::min(RTT_WINDOW_US); 2];
-        self.rtt_max = [WindowedExtreme::max(RTT_WINDOW_US); 2];
+        *self = Detail::new(self.bins.bin_us());
     }
 
     fn rtt(&mut self, leg: Leg, now: Timestamp, rtt_us: u64) {

@@ -49,9 +49,8 @@ impl ThroughputBins {
         }
     }
 
-    /// Start over for a new flow, keeping the bin width.
-    pub fn reset(&mut self) {
-        *self = ThroughputBins::new(self.bin_us);
+    pub fn bin_us(&self) -> u64 {
+        self.bin_us
     }
 
     pub fn add(&mut self, now: Timestamp, dir: Direction, bytes: u32) {

@@ -368,7 +368,7 @@ impl<'a> Report<'a> {
                     evicted: analysis.table.evicted,
                     refused: analysis.table.refused,
                     detail_flows: analysis.detail_flows,
-                    detail_refused: stats.detail_refused,
+                    detail_refused: analysis.detail_refused,
                 },
                 learned: LearnedCounts {
                     dns_answers: learned.dns_answers,
