@@ -8,9 +8,7 @@
 
 use hdrhistogram::Histogram;
 
-use crate::classify::{
-    ClassState, Classification, Classifier, Role, ServiceId, crosses_site, role,
-};
+use crate::classify::{ClassState, Classification, Classifier, Role, ServiceId, role};
 use crate::config::PipelineConfig;
 use crate::decode::stun::StunMessage;
 use crate::decode::{
@@ -37,8 +35,6 @@ pub struct FlowState {
     pub measures: FlowMeasures,
     pub class: ClassState,
     detail: Option<u32>,
-    /// The flow crosses the site's edge ([`crosses_site`]): a candidate control flow.
-    comparable: bool,
 }
 
 /// How a flow ended.
@@ -280,9 +276,7 @@ impl Pipeline {
                 let (client, server) = if src_is_client { (src, dst) } else { (dst, src) };
                 let class = self.classifier.on_new_flow(proto, client, server, ts);
                 let detail = self.details.acquire(class.class.service.is_some());
-                let comparable = crosses_site(client, server);
-                let state =
-                    FlowState { measures: FlowMeasures::new(proto), class, detail, comparable };
+                let state = FlowState { measures: FlowMeasures::new(proto), class, detail };
                 match self.table.insert(key, client, client_by, ts, state, &mut self.removed) {
                     Some(idx) => {
                         self.finish_removed();
@@ -329,7 +323,7 @@ impl Pipeline {
         // RTT distributions: per service, and for the control flows (which need not be
         // classified to be known as comparable: not local, not multicast).
         if samples != RttSamples::default()
-            && (state.class.class.service.is_some() || state.comparable)
+            && (state.class.class.service.is_some() || state.class.crosses_site)
         {
             self.histograms.record(state.class.class.service, samples);
         }

@@ -92,6 +92,8 @@ impl Classification {
 pub struct ClassState {
     pub class: Classification,
     inspect_left: u8,
+    /// The flow crosses the site's edge ([`crosses_site`]): comparable with messenger traffic.
+    pub crosses_site: bool,
 }
 
 impl ClassState {
@@ -183,6 +185,7 @@ impl Classifier {
         ClassState {
             class: self.resolve(Classification::default(), proto, client, server, now),
             inspect_left: INSPECT_PACKETS,
+            crosses_site: crosses_site(client, server),
         }
     }
 
