@@ -174,7 +174,7 @@ impl<S> FlowTable<S> {
     }
 
     /// Mark activity at `now`. The flow changes lists only when its class changed (the owner
-    /// marked it closed); its place within a list is settled lazily ([`Self::settled_head`]).
+    /// marked it closed); its place within a list is settled lazily, when expiry or eviction looks at the list.
     pub fn touch(&mut self, idx: u32, now: Timestamp) {
         let entry = self.get_mut(idx);
         if now > entry.last_at {
