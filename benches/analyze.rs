@@ -1,8 +1,8 @@
 //! Criterion benches of the analyze pipeline on a trace held in memory (so that file I/O does
 //! not blur the figures), and of the whole `analyze` run from the file.
 //!
-//! The trace is `samples/lab-call.pcap`, or the file named by `THROTTLEWATCH_BENCH_TRACE`
-//! (e.g. the large lab trace `lab/record-bench.sh` writes). Report results as ratios; the
+//! The trace is `samples/lab/police-128k.pcap`, or the file named by `THROTTLEWATCH_BENCH_TRACE`
+//! (e.g. the large lab trace `lab/lab.py bench` writes). Report results as ratios; the
 //! README's instruction counts come from `benches/compare.sh` (callgrind), not from here.
 
 use std::hint::black_box;
@@ -24,9 +24,10 @@ struct Trace {
 }
 
 fn trace() -> Trace {
-    let path = std::env::var_os("THROTTLEWATCH_BENCH_TRACE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples/lab-call.pcap"));
+    let path =
+        std::env::var_os("THROTTLEWATCH_BENCH_TRACE").map(PathBuf::from).unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples/lab/police-128k.pcap")
+        });
     let mut file = TraceFile::open(&path).expect("bench trace opens");
     let link = file.link();
     let mut packets = Vec::new();

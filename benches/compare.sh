@@ -2,11 +2,11 @@
 # Instructions per packet of throttlewatch analyze beside libpcap's bare read loop, tcptrace
 # and ndpiReader on the same trace, counted by callgrind (stable on a noisy machine), plus
 # wall-clock times from one run. Needs valgrind, gcc, libpcap-dev, tcptrace, libndpi-bin.
-#   benches/compare.sh [TRACE]     (default: target/bench/lab-bench.pcap from lab/record-bench.sh)
+#   benches/compare.sh [TRACE]     (default: target/bench/lab-bench.pcap from `lab/lab.py bench`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 trace=${1:-target/bench/lab-bench.pcap}
-[ -f "$trace" ] || { echo "no trace at $trace: run lab/record-bench.sh (as root) first" >&2; exit 2; }
+[ -f "$trace" ] || { echo "no trace at $trace: run lab/lab.py bench (as root) first" >&2; exit 2; }
 out=target/bench
 mkdir -p "$out"
 cargo build --release --quiet

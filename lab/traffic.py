@@ -1,25 +1,36 @@
 #!/usr/bin/env python3
-"""Lab traffic: real sockets on real kernels, inside the lab's namespaces.
+"""Lab traffic: real sockets on real kernels, inside the lab's namespaces (lab/lab.py runs these;
+standard library only).
 
-    traffic.py serve                      # in the server namespace
-    traffic.py client sample|bench [MB]   # in the client namespace
+    traffic.py serve                      # server namespace: every service below
+    traffic.py client < WORKLOAD.json     # client namespace: run the flows, print results as JSON
+    traffic.py delay DEV ADDR=MS...       # router namespace: the delay line (no netem here)
 
-Servers (addresses from netns.sh): on the messenger address a chat service (TCP 5222, echoes),
-a download service (TCP 443, sends the requested number of bytes), a reset service (TCP 8443,
-sends 30 kB then resets the connection), and a call relay (UDP 3478: answers STUN binding
-requests, then streams RTP back to whoever sends RTP); on the control address the same download
-service and an RTP endpoint (UDP 5004); a DNS server on the DNS address answering
-*.lab-messenger.test with the messenger address.
+Servers, on both the messenger address and the control address:
+- TCP 443, TLS-like: reads a TLS ClientHello record, answers with a ServerHello record, a
+  ChangeCipherSpec and ~3 kB of application-data records (as TLS 1.3 does), then reads one
+  application-data record holding the request: `GET n` (send n bytes), `PUT n` (receive n bytes,
+  answer 200 bytes) or `STREAM n kbit` (send n bytes paced at kbit/s, as a video does). Data goes
+  out as TLS application-data records of up to 16 kB.
+- TCP 5222: chat; each message is answered with an acknowledgement after 10 ms.
+- UDP 3478: call relay; answers STUN Binding requests (with XOR-MAPPED-ADDRESS) and, once a client
+  sends RTP, streams audio (and video if the client sends video) back to it until it falls
+  silent for 2 s.
+A DNS server on the DNS address answers *.lab-messenger.test with the messenger address and
+*.lab-control.test with the control address.
 
-    traffic.py delay DEV ADDR=MS...       # in the router namespace: a delay line (no netem here)
+The client reads a workload (a JSON list of flow specs, each with a start offset) from stdin,
+runs every flow in its own thread and prints one JSON list of results: each spec with its local
+port, start/end times (Unix seconds), bytes moved by the application and the outcome (`ok`,
+`reset`, `stalled`, `cut`, `connect_timeout`, `refused`, `no_answer`, `error`).
 
-The delay line creates the TUN device DEV, reads every packet routed into it and writes it back
-MS milliseconds later (per destination address); netns.sh's lab_delay routes the server-bound
+The delay line creates the TUN device DEV, reads every packet the router routes into it and
+writes it back MS milliseconds later (per destination address); lab.py routes the server-bound
 traffic through it and the re-injected packets on to the server.
-Standard library only.
 """
 import fcntl
 import heapq
+import json
 import os
 import random
 import select
@@ -34,42 +45,128 @@ MSG_ADDR = "198.51.100.10"
 CTL_ADDR = "203.0.113.10"
 DNS_ADDR = "203.0.113.53"
 STUN_COOKIE = 0x2112A442
+SERVER_TIMEOUT_S = 40
+
+
+# ---------------------------------------------------------------- TLS-like framing
+
+def tls_record(content_type, body):
+    return struct.pack("!BHH", content_type, 0x0303, len(body)) + body
+
+
+def client_hello(sni, rng):
+    """A TLS 1.3 ClientHello as browsers send it: 32-byte session id, 15 cipher suites, SNI
+    first among the extensions (offset ~120 of the payload, inside a 256-byte snap length)."""
+    name = sni.encode()
+    suites = [0x1301, 0x1302, 0x1303, 0xC02B, 0xC02F, 0xC02C, 0xC030, 0xCCA9, 0xCCA8, 0xC013,
+              0xC014, 0x009C, 0x009D, 0x002F, 0x0035]
+    def ext(kind, body):
+        return struct.pack("!HH", kind, len(body)) + body
+    exts = ext(0x0000, struct.pack("!HBH", len(name) + 3, 0, len(name)) + name)
+    exts += ext(0x0017, b"") + ext(0xFF01, b"\x00")
+    exts += ext(0x000A, struct.pack("!H", 8) + struct.pack("!4H", 0x001D, 0x0017, 0x0018, 0x0019))
+    exts += ext(0x000B, b"\x01\x00")
+    exts += ext(0x0010, b"\x00\x0c\x02h2\x08http/1.1")
+    exts += ext(0x000D, struct.pack("!H", 16) + struct.pack("!8H", 0x0403, 0x0804, 0x0401,
+                                                                0x0503, 0x0805, 0x0501, 0x0806, 0x0601))
+    exts += ext(0x002B, b"\x04\x03\x04\x03\x03")
+    exts += ext(0x002D, b"\x01\x01")
+    exts += ext(0x0033, struct.pack("!HHH", 36, 0x001D, 32) + rng.randbytes(32))
+    head = struct.pack("!H", 0x0303) + rng.randbytes(32) + b"\x20" + rng.randbytes(32)
+    head += struct.pack("!H", 2 * len(suites)) + struct.pack("!%dH" % len(suites), *suites)
+    head += b"\x01\x00"
+    # Padding extension to a 512-byte handshake message, as Chrome does.
+    exts += ext(0x0015, bytes(max(0, 512 - 4 - len(head) - 2 - len(exts) - 4)))
+    body = head + struct.pack("!H", len(exts)) + exts
+    hs = b"\x01" + len(body).to_bytes(3, "big") + body
+    return struct.pack("!BHH", 22, 0x0301, len(hs)) + hs
+
+
+def server_hello():
+    body = struct.pack("!H", 0x0303) + os.urandom(32) + b"\x20" + os.urandom(32)
+    body += struct.pack("!HB", 0x1301, 0) + struct.pack("!H", 46)
+    body += struct.pack("!HHH", 0x002B, 2, 0x0304) + struct.pack("!HHHH", 0x0033, 36, 0x001D, 32)
+    body += os.urandom(32)
+    hs = b"\x02" + len(body).to_bytes(3, "big") + body
+    flight = tls_record(22, hs) + tls_record(20, b"\x01")
+    for size in (40, 2600, 300, 60):  # EncryptedExtensions, Certificate, CertificateVerify, Finished
+        flight += tls_record(23, os.urandom(size))
+    return flight
+
+
+def recv_exact(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("closed after %d of %d bytes" % (len(data), n))
+        data += chunk
+    return data
+
+
+def recv_record(sock):
+    head = recv_exact(sock, 5)
+    return head[0], recv_exact(sock, struct.unpack("!H", head[3:5])[0])
+
+
+def send_records(sock, nbytes, kbit=None):
+    """Send `nbytes` of application data as TLS records; paced at `kbit` kbit/s if given."""
+    chunk = os.urandom(16384)
+    sent, start = 0, time.monotonic()
+    while sent < nbytes:
+        size = min(16384 if kbit is None else 1400, nbytes - sent)
+        sock.sendall(tls_record(23, chunk[:size]))
+        sent += size
+        if kbit:
+            time.sleep(max(0.0, start + sent * 8 / (kbit * 1000) - time.monotonic()))
+    return sent
 
 
 # ---------------------------------------------------------------- servers
 
-class Download(socketserver.BaseRequestHandler):
-    """Reads an 8-byte request 'GET nnnn' (bytes as decimal after GET) and sends that many."""
-
+class Tls(socketserver.BaseRequestHandler):
     def handle(self):
-        req = self.request.recv(64)
-        n = int(req.split()[1]) if req.startswith(b"GET ") else 100_000
-        chunk = os.urandom(16384)
-        sent = 0
-        while sent < n:
-            sent += self.request.send(chunk[: min(len(chunk), n - sent)])
-        self.request.shutdown(socket.SHUT_WR)
-        self.request.recv(1)
+        s = self.request
+        s.settimeout(SERVER_TIMEOUT_S)
+        try:
+            kind, _ = recv_record(s)
+            if kind != 22:
+                return
+            s.sendall(server_hello())
+            recv_record(s)  # the client's ChangeCipherSpec
+            recv_record(s)  # and its Finished
+            kind, req = recv_record(s)
+            words = req.split(b"\n", 1)[0].split()
+            n = int(words[1])
+            if words[0] == b"GET":
+                send_records(s, n)
+            elif words[0] == b"STREAM":
+                send_records(s, n, int(words[2]))
+            elif words[0] == b"PUT":
+                got = 0
+                while got < n:
+                    kind, body = recv_record(s)
+                    got += len(body)
+                s.sendall(tls_record(23, os.urandom(200)))
+            s.shutdown(socket.SHUT_WR)
+            while s.recv(65536):
+                pass
+        except (OSError, ValueError, IndexError):
+            pass  # resets, freezes and timeouts are what the lab is for
 
 
 class Chat(socketserver.BaseRequestHandler):
     def handle(self):
-        while True:
-            data = self.request.recv(4096)
-            if not data:
-                return
-            time.sleep(0.01)
-            self.request.sendall(b"ack:" + data)
-
-
-class Reset(socketserver.BaseRequestHandler):
-    def handle(self):
-        self.request.recv(64)
-        self.request.sendall(os.urandom(30_000))
-        time.sleep(0.05)
-        # SO_LINGER with a zero timeout: close() sends an RST instead of a FIN.
-        self.request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.request.close()
+        self.request.settimeout(SERVER_TIMEOUT_S)
+        try:
+            while True:
+                data = self.request.recv(4096)
+                if not data:
+                    return
+                time.sleep(0.01)
+                self.request.sendall(b"ack:" + data[:64])
+        except OSError:
+            pass
 
 
 class Server(socketserver.ThreadingTCPServer):
@@ -86,161 +183,325 @@ def stun_response(req, addr):
     return struct.pack("!HHI", 0x0101, len(attr), STUN_COOKIE) + tid + attr
 
 
-def rtp_packet(seq, ts, ssrc, pt=111, size=120):
-    return struct.pack("!BBHII", 0x80, pt, seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc) + os.urandom(size)
+def is_stun(data):
+    return len(data) >= 20 and data[0] < 2 and struct.unpack("!I", data[4:8])[0] == STUN_COOKIE
+
+
+class Media:
+    """RTP senders of one side of a call: Opus audio (PT 111, 48 kHz, 20 ms) and, if asked, VP8
+    video (PT 96, 90 kHz, 30 frames/s split into packets of at most 1,100 bytes)."""
+
+    def __init__(self, rng, video_kbit):
+        self.rng = rng
+        self.audio = [rng.getrandbits(32), rng.getrandbits(16), rng.getrandbits(32)]
+        self.video = [rng.getrandbits(32), rng.getrandbits(16), rng.getrandbits(32)]
+        self.video_kbit = video_kbit
+
+    def _packet(self, stream, pt, size, advance, marker=False):
+        ssrc, seq, ts = stream
+        head = struct.pack("!BBHII", 0x80, pt | (0x80 if marker else 0), seq & 0xFFFF,
+                           ts & 0xFFFFFFFF, ssrc)
+        stream[1] += 1
+        stream[2] += advance
+        return head + self.rng.randbytes(size)
+
+    def audio_packet(self):
+        # Opus VBR voice: 60-110 bytes per 20 ms.
+        return self._packet(self.audio, 111, self.rng.randint(60, 110), 960)
+
+    def video_frame(self):
+        frame = int(self.video_kbit * 1000 / 8 / 30 * self.rng.uniform(0.6, 1.4))
+        packets = []
+        while frame > 0:
+            size = min(frame, 1100)
+            frame -= size
+            packets.append(self._packet(self.video, 96, size, 0, marker=frame == 0))
+        self.video[2] += 3000
+        return packets
+
+
+def media_loop(send, media, alive, seconds=None):
+    """Send audio every 20 ms and video every 33 ms while alive() (or for `seconds`)."""
+    start = time.monotonic()
+    next_audio = next_video = start
+    while alive() and (seconds is None or time.monotonic() - start < seconds):
+        now = time.monotonic()
+        if now >= next_audio:
+            send(media.audio_packet())
+            next_audio += 0.02
+        if media.video_kbit and now >= next_video:
+            for p in media.video_frame():
+                send(p)
+            next_video += 1 / 30
+        time.sleep(max(0.0, min(next_audio, next_video if media.video_kbit else next_audio)
+                       - time.monotonic()))
 
 
 def call_relay(bind):
-    """Answers STUN; streams RTP (20 ms, 48 kHz clock) back to each RTP sender until it stops."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(bind)
-    streams = {}
+    peers = {}  # addr -> [last heard, video seen]
+    lock = threading.Lock()
+
+    def stream(addr):
+        media = Media(random.Random(), 0)
+        def alive():
+            with lock:
+                last, video = peers[addr]
+            media.video_kbit = 300 if video else 0
+            return time.monotonic() - last < 2.0
+        media_loop(lambda p: sock.sendto(p, addr), media, alive)
+        with lock:
+            del peers[addr]
+
     while True:
         data, addr = sock.recvfrom(2048)
-        if len(data) >= 20 and data[0] < 2 and struct.unpack("!I", data[4:8])[0] == STUN_COOKIE:
-            sock.sendto(stun_response(data, addr), addr)
-        elif data and data[0] >> 6 == 2 and addr not in streams:
-            streams[addr] = threading.Thread(target=rtp_stream, args=(sock, addr, streams), daemon=True)
-            streams[addr].start()
-        elif addr in streams:
-            streams[addr].last = time.monotonic()
-
-
-def rtp_stream(sock, addr, streams):
-    me = threading.current_thread()
-    me.last = time.monotonic()
-    ssrc, seq, ts = random.getrandbits(32), random.getrandbits(16), random.getrandbits(32)
-    start = time.monotonic()
-    n = 0
-    while time.monotonic() - me.last < 0.5:
-        sock.sendto(rtp_packet(seq, ts, ssrc), addr)
-        seq, ts, n = seq + 1, ts + 960, n + 1
-        time.sleep(max(0, start + n * 0.02 - time.monotonic()))
-    del streams[addr]
+        if is_stun(data):
+            if struct.unpack("!H", data[:2])[0] == 0x0001:
+                sock.sendto(stun_response(data, addr), addr)
+            continue
+        if not data or data[0] >> 6 != 2:
+            continue
+        video = (data[1] & 0x7F) == 96
+        with lock:
+            if addr in peers:
+                peers[addr] = [time.monotonic(), peers[addr][1] or video]
+                continue
+            peers[addr] = [time.monotonic(), video]
+        threading.Thread(target=stream, args=(addr,), daemon=True).start()
 
 
 def dns_server(bind):
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(bind)
+    zones = {"lab-messenger.test": MSG_ADDR, "lab-control.test": CTL_ADDR}
     while True:
         q, addr = sock.recvfrom(512)
         if len(q) < 12:
             continue
-        qid = q[:2]
         name, i = [], 12
         while i < len(q) and q[i] != 0:
-            name.append(q[i + 1 : i + 1 + q[i]].decode("ascii", "replace"))
+            name.append(q[i + 1: i + 1 + q[i]].decode("ascii", "replace"))
             i += 1 + q[i]
-        question = q[12 : i + 5]
+        question = q[12: i + 5]
         name = ".".join(name).lower()
-        if name.endswith("lab-messenger.test"):
-            answer = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 300, 4) + socket.inet_aton(MSG_ADDR)
-            sock.sendto(qid + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00" + question + answer, addr)
+        answer = next((a for zone, a in zones.items() if name == zone or name.endswith("." + zone)), None)
+        if answer:
+            rr = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 300, 4) + socket.inet_aton(answer)
+            sock.sendto(q[:2] + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00" + question + rr, addr)
         else:
-            sock.sendto(qid + b"\x81\x83\x00\x01\x00\x00\x00\x00\x00\x00" + question, addr)
+            sock.sendto(q[:2] + b"\x81\x83\x00\x01\x00\x00\x00\x00\x00\x00" + question, addr)
 
 
 def serve():
-    servers = [
-        Server((MSG_ADDR, 5222), Chat),
-        Server((MSG_ADDR, 443), Download),
-        Server((MSG_ADDR, 8443), Reset),
-        Server((CTL_ADDR, 443), Download),
-    ]
-    for s in servers:
-        threading.Thread(target=s.serve_forever, daemon=True).start()
-    for target, bind in ((call_relay, (MSG_ADDR, 3478)), (call_relay, (CTL_ADDR, 5004)), (dns_server, (DNS_ADDR, 53))):
-        threading.Thread(target=target, args=(bind,), daemon=True).start()
+    for addr in (MSG_ADDR, CTL_ADDR):
+        for port, handler in ((443, Tls), (5222, Chat)):
+            s = Server((addr, port), handler)
+            threading.Thread(target=s.serve_forever, daemon=True).start()
+        threading.Thread(target=call_relay, args=((addr, 3478),), daemon=True).start()
+    threading.Thread(target=dns_server, args=((DNS_ADDR, 53),), daemon=True).start()
     print("serving", flush=True)
     threading.Event().wait()
 
 
-# ---------------------------------------------------------------- clients
+# ---------------------------------------------------------------- client
 
-def resolve(name):
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.settimeout(2)
-    qname = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
-    sock.sendto(struct.pack("!HHHHHH", 0x4242, 0x0100, 1, 0, 0, 0) + qname + b"\0\1\0\1", (DNS_ADDR, 53))
-    resp = sock.recv(512)
-    return socket.inet_ntoa(resp[-4:])
+class Flow:
+    """One flow of the workload: runs its spec, records what the application saw."""
 
+    def __init__(self, spec, t0):
+        self.spec, self.t0 = spec, t0
+        self.result = dict(spec, port=None, start=None, end=None, sent=0, received=0,
+                           outcome="error", error=None)
+        self.rng = random.Random(spec.get("seed", 0))
 
-def download(addr, port, nbytes):
-    with socket.create_connection((addr, port), timeout=10) as s:
-        s.sendall(b"GET %d\n" % nbytes)
-        got = 0
-        while True:
-            data = s.recv(65536)
-            if not data:
-                break
-            got += len(data)
-    return got
-
-
-def chat(addr, messages):
-    with socket.create_connection((addr, 5222), timeout=5) as s:
-        for i in range(messages):
-            s.sendall(b"message %d" % i)
-            s.recv(4096)
-            time.sleep(0.2)
-
-
-def reset_download(addr):
-    try:
-        with socket.create_connection((addr, 8443), timeout=5) as s:
-            s.sendall(b"GET\n")
-            while s.recv(65536):
-                pass
-    except ConnectionResetError:
-        pass
-
-
-def call(addr, port, seconds, stun=True):
-    """STUN binding, then RTP for `seconds` from one socket, as a call client does."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.settimeout(0.001)
-    if stun:
-        req = struct.pack("!HHI", 0x0001, 0, STUN_COOKIE) + os.urandom(12)
-        sock.sendto(req, (addr, port))
-        time.sleep(0.05)
-    ssrc, seq, ts = random.getrandbits(32), random.getrandbits(16), random.getrandbits(32)
-    start = time.monotonic()
-    n = 0
-    while time.monotonic() - start < seconds:
-        sock.sendto(rtp_packet(seq, ts, ssrc), (addr, port))
-        seq, ts, n = seq + 1, ts + 960, n + 1
+    def run(self):
+        time.sleep(max(0.0, self.t0 + self.spec["at"] - time.time()))
+        self.result["start"] = time.time()
         try:
+            getattr(self, "run_" + self.spec["kind"])()
+        except ConnectionResetError as e:
+            self.result.update(outcome="reset", error=str(e))
+        except (TimeoutError, socket.timeout) as e:
+            if self.result["outcome"] == "error":
+                self.result.update(outcome="stalled", error=str(e) or "timed out")
+        except ConnectionRefusedError as e:
+            self.result.update(outcome="refused", error=str(e))
+        except OSError as e:
+            self.result.update(outcome="error", error=str(e))
+        self.result["end"] = time.time()
+
+    def tcp(self, timeout):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind(("0.0.0.0", 0))
+        self.result["port"] = s.getsockname()[1]
+        s.settimeout(self.spec.get("connect_timeout_s", 6))
+        try:
+            s.connect((self.spec["server"], self.spec["server_port"]))
+        except (TimeoutError, socket.timeout):
+            self.result["outcome"] = "connect_timeout"
+            s.close()
+            raise
+        s.settimeout(timeout)
+        return s
+
+    def deadline(self):
+        return self.result["start"] + self.spec["max_s"]
+
+    def tls_open(self):
+        s = self.tcp(self.spec.get("idle_s", 6))
+        hello = client_hello(self.spec["sni"], self.rng)
+        s.sendall(hello)
+        self.result["sent"] += len(hello)
+        # ServerHello .. Finished: six records.
+        for _ in range(6):
+            _, body = recv_record(s)
+            self.result["received"] += 5 + len(body)
+        s.sendall(tls_record(20, b"\x01") + tls_record(23, self.rng.randbytes(53)))
+        return s
+
+    def run_tls(self):
+        """GET / STREAM / PUT over the TLS-like protocol, bounded by max_s and idle_s."""
+        spec = self.spec
+        s = self.tls_open()
+        with s:
+            request = {"get": "GET %d", "stream": "STREAM %d %d", "put": "PUT %d"}[spec["op"]]
+            args = (spec["bytes"], spec["kbit"]) if spec["op"] == "stream" else (spec["bytes"],)
+            s.sendall(tls_record(23, (request % args).encode() + b"\n" + self.rng.randbytes(200)))
+            if spec["op"] == "put":
+                chunk, uploaded = self.rng.randbytes(16384), 0
+                while uploaded < spec["bytes"] and time.time() < self.deadline():
+                    size = min(16384, spec["bytes"] - uploaded)
+                    s.sendall(tls_record(23, chunk[:size]))
+                    uploaded += size
+                    self.result["sent"] += 5 + size
+                if uploaded < spec["bytes"]:
+                    self.result["outcome"] = "cut"
+                    return
             while True:
-                sock.recv(2048)
-        except (socket.timeout, BlockingIOError):
-            pass
-        time.sleep(max(0, start + n * 0.02 - time.monotonic()))
+                if time.time() >= self.deadline():
+                    self.result["outcome"] = "cut"
+                    return
+                s.settimeout(min(spec.get("idle_s", 6), max(0.05, self.deadline() - time.time())))
+                try:
+                    data = s.recv(65536)
+                except (TimeoutError, socket.timeout):
+                    if time.time() >= self.deadline():
+                        self.result["outcome"] = "cut"
+                        return
+                    self.result["outcome"] = "stalled"
+                    raise
+                if not data:
+                    self.result["outcome"] = "ok"
+                    return
+                self.result["received"] += len(data)
+
+    def run_chat(self):
+        s = self.tcp(self.spec.get("idle_s", 6))
+        with s:
+            i = 0
+            while time.time() < self.deadline():
+                msg = b"message %d " % i + self.rng.randbytes(self.rng.randint(20, 300))
+                s.sendall(msg)
+                self.result["sent"] += len(msg)
+                self.result["received"] += len(s.recv(4096))
+                i += 1
+                time.sleep(self.spec.get("every_s", 1.0))
+            self.result["outcome"] = "ok"
+
+    def run_call(self):
+        """STUN Binding (retransmitted at 0.5, 1, 2, 4 s until answered), then audio (+video)
+        RTP both ways with a STUN keepalive every `keepalive_s`; ends after max_s."""
+        spec = self.spec
+        peer = (spec["server"], spec["server_port"])
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("0.0.0.0", 0))
+        self.result["port"] = sock.getsockname()[1]
+        stop = threading.Event()
+        answered = threading.Event()
+        stats = {"stun_requests": 0, "stun_answers": 0, "rtp_received": 0}
+
+        def binding():
+            req = struct.pack("!HHI", 0x0001, 0, STUN_COOKIE) + self.rng.randbytes(12)
+            sock.sendto(req, peer)
+            stats["stun_requests"] += 1
+            self.result["sent"] += len(req)
+
+        def receiver():
+            sock.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    data = sock.recv(2048)
+                except (TimeoutError, socket.timeout):
+                    continue
+                self.result["received"] += len(data)
+                if is_stun(data):
+                    stats["stun_answers"] += 1
+                    answered.set()
+                else:
+                    stats["rtp_received"] += 1
+
+        rx = threading.Thread(target=receiver, daemon=True)
+        rx.start()
+        wait = 0.5
+        while not answered.is_set() and time.time() < self.deadline():
+            binding()
+            answered.wait(min(wait, max(0.0, self.deadline() - time.time())))
+            wait = min(wait * 2, 4.0)
+        if answered.is_set():
+            media = Media(self.rng, spec.get("video_kbit", 0))
+            next_keepalive = time.monotonic() + spec.get("keepalive_s", 2.5)
+
+            def send(p):
+                nonlocal next_keepalive
+                sock.sendto(p, peer)
+                self.result["sent"] += len(p)
+                if time.monotonic() >= next_keepalive:
+                    binding()
+                    next_keepalive += spec.get("keepalive_s", 2.5)
+            media_loop(send, media, lambda: True, max(0.0, self.deadline() - time.time()))
+            self.result["outcome"] = "ok"
+        else:
+            self.result["outcome"] = "no_answer"
+        stop.set()
+        rx.join()
+        sock.close()
+        self.result.update(stats)
+
+    def run_dns(self):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("0.0.0.0", 0))
+        self.result["port"] = sock.getsockname()[1]
+        sock.settimeout(2)
+        name = self.spec["name"]
+        qname = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
+        sock.sendto(struct.pack("!HHHHHH", self.rng.getrandbits(16), 0x0100, 1, 0, 0, 0) + qname
+                    + b"\0\1\0\1", (DNS_ADDR, 53))
+        resp = sock.recv(512)
+        self.result["received"] = len(resp)
+        self.result["answer"] = socket.inet_ntoa(resp[-4:]) if resp[3] & 0x0F == 0 else None
+        self.result["outcome"] = "ok"
+        sock.close()
 
 
-def scenario_sample():
-    """The shipped sample: a messenger call with 2% loss on the way down, chat, a download that
-    is reset, downloads from messenger and control, and a control call."""
-    addr = resolve("chat.lab-messenger.test")
-    assert addr == MSG_ADDR, addr
-    threads = [
-        threading.Thread(target=call, args=(MSG_ADDR, 3478, 6)),
-        threading.Thread(target=call, args=(CTL_ADDR, 5004, 6, False)),
-        threading.Thread(target=chat, args=(MSG_ADDR, 8)),
-    ]
+def client():
+    workload = json.load(sys.stdin)
+    t0 = time.time()
+    flows = [Flow(spec, t0) for spec in workload]
+    threads = [threading.Thread(target=f.run, daemon=True) for f in flows]
     for t in threads:
         t.start()
-    time.sleep(1)
-    download(MSG_ADDR, 443, 400_000)
-    download(CTL_ADDR, 443, 400_000)
-    reset_download(MSG_ADDR)
     for t in threads:
         t.join()
+    json.dump([f.result for f in flows], sys.stdout)
+    sys.stdout.write("\n")
 
+
+# ---------------------------------------------------------------- delay line
 
 def delay_line(dev, rules):
     """Hold each packet routed into the TUN device for its destination's delay, then re-inject
-    it. The kernel forwards what comes back out of the device (policy routing in netns.sh)."""
+    it. The kernel forwards what comes back out of the device (policy routing in lab.py)."""
     TUNSETIFF, IFF_TUN, IFF_NO_PI = 0x400454CA, 0x0001, 0x1000
     fd = os.open("/dev/net/tun", os.O_RDWR)
     fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", dev.encode(), IFF_TUN | IFF_NO_PI))
@@ -260,35 +521,13 @@ def delay_line(dev, rules):
             os.write(fd, heapq.heappop(queue)[2])
 
 
-def scenario_bench(megabytes):
-    """The benchmark trace: four parallel bulk downloads (two from the messenger, two from the
-    control server), two calls, chat, and 300 short connections."""
-    resolve("chat.lab-messenger.test")
-    n = megabytes * 1_000_000 // 4
-    threads = [threading.Thread(target=download, args=(a, 443, n)) for a in (MSG_ADDR, MSG_ADDR, CTL_ADDR, CTL_ADDR)]
-    threads += [
-        threading.Thread(target=call, args=(MSG_ADDR, 3478, 20)),
-        threading.Thread(target=call, args=(CTL_ADDR, 5004, 20, False)),
-        threading.Thread(target=chat, args=(MSG_ADDR, 50)),
-    ]
-    for t in threads:
-        t.start()
-    for i in range(300):
-        download(MSG_ADDR if i % 2 else CTL_ADDR, 443, 10_000)
-    for t in threads:
-        t.join()
-
-
 def main():
-    random.seed(int(os.environ.get("LAB_SEED", "1")))
     if sys.argv[1:2] == ["serve"]:
         serve()
+    elif sys.argv[1:2] == ["client"]:
+        client()
     elif sys.argv[1:2] == ["delay"] and len(sys.argv) > 3:
         delay_line(sys.argv[2], sys.argv[3:])
-    elif sys.argv[1:3] == ["client", "sample"]:
-        scenario_sample()
-    elif sys.argv[1:3] == ["client", "bench"]:
-        scenario_bench(int(sys.argv[3]) if len(sys.argv) > 3 else 800)
     else:
         sys.exit(__doc__)
 

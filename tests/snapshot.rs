@@ -1,4 +1,4 @@
-//! The JSON report of the shipped lab sample, compared with `tests/snapshots/lab-call.json`, so
+//! The JSON report of a shipped lab trace (police-128k), compared with `tests/snapshots/lab-police-128k.json`, so
 //! that every change to the output shows as a diff. After an intended change:
 //! `UPDATE_SNAPSHOTS=1 cargo test --test snapshot` and review the diff before committing.
 
@@ -10,18 +10,18 @@ use throttlewatch::classify::Catalogue;
 use throttlewatch::report::Report;
 
 #[test]
-fn lab_call_json_report_snapshot() {
+fn lab_police_json_report_snapshot() {
     // Relative paths, as a user would type them, keep the snapshot machine-independent.
     std::env::set_current_dir(common::root()).unwrap();
     let catalogue = Catalogue::from_file(Path::new("samples/lab-services.toml")).unwrap();
-    let out = common::analyze(&[PathBuf::from("samples/lab-call.pcap")], Some(catalogue));
+    let out = common::analyze(&[PathBuf::from("samples/lab/police-128k.pcap")], Some(catalogue));
     assert!(out.errors.is_empty(), "{:?}", out.errors);
     let report = Report::build(&out.analysis, out.inputs, Vec::new());
     let mut got = Vec::new();
     report.write_json(&mut got).unwrap();
     let got = String::from_utf8(got).unwrap();
 
-    let path = common::root().join("tests/snapshots/lab-call.json");
+    let path = common::root().join("tests/snapshots/lab-police-128k.json");
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
         std::fs::write(&path, &got).unwrap();
         eprintln!("updated {}", path.display());

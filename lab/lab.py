@@ -1,0 +1,793 @@
+#!/usr/bin/env python3
+"""The throttlewatch lab (DESIGN §7): real kernels, a real middlebox, labelled traces.
+
+    lab/lab.py list                          # scenarios, their parameters and defaults
+    lab/lab.py run SCENARIO [--set K=V]... [--seed N] [--duration S] [--snaplen N] [--out PREFIX]
+    lab/lab.py fixtures [--dir samples/lab]  # re-record the committed fixture traces
+    lab/lab.py bench [--out FILE] [--megabytes N]   # the large performance trace
+    lab/lab.py clean                         # remove namespaces left by a killed run
+
+`run` builds three network namespaces with names unique to the run,
+
+    client 192.168.50.2 -- lan0 [router] wan0 -- 192.0.2.2 server: 198.51.100.10 (messenger)
+                                                                  203.0.113.10  (control)
+                                                                  203.0.113.53  (DNS)
+
+adds base round trips with a userspace delay line on the router (the kernel has no netem),
+makes the router the scenario's middlebox (nftables, tc), runs the same mixed workload to the
+messenger and to the control address (lab/traffic.py), captures on the router's LAN interface
+and writes PREFIX.pcap and PREFIX.truth.json (schema throttlewatch.lab-truth/1: the flows, which
+of them the middlebox acted on, the mechanism, configured rate/threshold/onset, the rules and
+their counters, and what the applications measured). The namespaces are removed at the end,
+also on errors and on SIGINT/SIGTERM/SIGHUP; `clean` removes those of a run that was killed.
+Only addresses inside the run's own namespaces are used: nothing can leave them.
+
+Needs root, iproute2, nftables, tcpdump and python3 (ethtool to turn off offloads).
+Exit status: 0 written, 1 the run failed, 2 bad usage or a missing tool/privilege.
+"""
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+TRAFFIC = os.path.join(HERE, "traffic.py")
+
+CLIENT_ADDR = "192.168.50.2"
+ROUTER_LAN_ADDR = "192.168.50.1"
+ROUTER_WAN_ADDR = "192.0.2.1"
+SERVER_WAN_ADDR = "192.0.2.2"
+MSG_ADDR = "198.51.100.10"
+CTL_ADDR = "203.0.113.10"
+DNS_ADDR = "203.0.113.53"
+LAN_IF, WAN_IF, DELAY_IF = "lan0", "wan0", "dly0"
+NS_PREFIX = "twlab-"
+TRUTH_SCHEMA = "throttlewatch.lab-truth/1"
+SERVICES = {
+    "messenger": {"addr": MSG_ADDR, "domain": "lab-messenger.test"},
+    "control": {"addr": CTL_ADDR, "domain": "lab-control.test"},
+}
+
+
+class LabError(Exception):
+    """A failed run, with a message for the user (exit status 1)."""
+    status = 1
+
+
+class Interrupted(BaseException):
+    """SIGTERM or SIGHUP: unwinds like SIGINT, so the namespaces are removed."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class UsageError(LabError):
+    """Bad input, or a missing tool or privilege (exit status 2)."""
+    status = 2
+
+
+# ---------------------------------------------------------------- namespaces
+
+def sh(*argv, ns=None, input=None, check=True):
+    """Run a command (inside namespace `ns`), return stdout; a failure names the command."""
+    cmd = (["ip", "netns", "exec", ns] if ns else []) + list(argv)
+    p = subprocess.run(cmd, input=input, capture_output=True, text=True)
+    if check and p.returncode != 0:
+        raise LabError("`%s` failed (exit %d): %s" % (" ".join(cmd), p.returncode, p.stderr.strip()))
+    return p.stdout
+
+
+class Lab:
+    """Three namespaces, torn down by close() whatever happened."""
+    _count = 0
+
+    def __init__(self):
+        Lab._count += 1
+        base = "%s%d-%d" % (NS_PREFIX, os.getpid(), Lab._count)
+        self.client, self.router, self.server = base + "-c", base + "-r", base + "-s"
+        self.procs = []
+        self.created = []
+
+    def __enter__(self):
+        try:
+            self.up()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def up(self):
+        for ns in (self.client, self.router, self.server):
+            sh("ip", "netns", "add", ns)
+            self.created.append(ns)
+            sh("ip", "link", "set", "lo", "up", ns=ns)
+        # Create each veth pair inside the router namespace, then move the peer: no name is
+        # ever taken in the namespace the lab runs from, so runs can overlap.
+        r = self.router
+        sh("ip", "link", "add", LAN_IF, "type", "veth", "peer", "name", "lanpeer", ns=r)
+        sh("ip", "link", "add", WAN_IF, "type", "veth", "peer", "name", "wanpeer", ns=r)
+        sh("ip", "link", "set", "lanpeer", "netns", self.client, "name", "eth0", ns=r)
+        sh("ip", "link", "set", "wanpeer", "netns", self.server, "name", "eth0", ns=r)
+        c, s = self.client, self.server
+        sh("ip", "addr", "add", CLIENT_ADDR + "/24", "dev", "eth0", ns=c)
+        sh("ip", "link", "set", "eth0", "up", ns=c)
+        sh("ip", "route", "add", "default", "via", ROUTER_LAN_ADDR, ns=c)
+        sh("ip", "addr", "add", ROUTER_LAN_ADDR + "/24", "dev", LAN_IF, ns=r)
+        sh("ip", "addr", "add", ROUTER_WAN_ADDR + "/24", "dev", WAN_IF, ns=r)
+        for dev in (LAN_IF, WAN_IF):
+            sh("ip", "link", "set", dev, "up", ns=r)
+        for addr in (MSG_ADDR, CTL_ADDR, DNS_ADDR):
+            sh("ip", "route", "add", addr + "/32", "via", SERVER_WAN_ADDR, ns=r)
+        sh("sysctl", "-qw", "net.ipv4.ip_forward=1", ns=r)
+        # `ct bytes` needs conntrack accounting.
+        sh("sysctl", "-qw", "net.netfilter.nf_conntrack_acct=1", ns=r, check=False)
+        sh("ip", "addr", "add", SERVER_WAN_ADDR + "/24", "dev", "eth0", ns=s)
+        for addr in (MSG_ADDR, CTL_ADDR, DNS_ADDR):
+            sh("ip", "addr", "add", addr + "/32", "dev", "lo", ns=s)
+        sh("ip", "link", "set", "eth0", "up", ns=s)
+        sh("ip", "route", "add", "192.168.50.0/24", "via", ROUTER_WAN_ADDR, ns=s)
+        # Routers see MTU-sized packets, not 64 KB offload "segments".
+        if shutil.which("ethtool"):
+            for ns, dev in ((c, "eth0"), (r, LAN_IF), (r, WAN_IF), (s, "eth0")):
+                sh("ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off", ns=ns, check=False)
+
+    def spawn(self, ns, argv, **kw):
+        p = subprocess.Popen(["ip", "netns", "exec", ns] + argv, **kw)
+        self.procs.append(p)
+        return p
+
+    def delay(self, delays_ms):
+        """Base round trips: packets to each address wait `ms` in the delay line (one way is
+        enough for the round trip). What comes back out of the TUN device is policy-routed on
+        to the server."""
+        r = self.router
+        rules = ["%s=%s" % (a, ms) for a, ms in delays_ms.items() if ms > 0]
+        if not rules:
+            return
+        p = self.spawn(r, [sys.executable, TRAFFIC, "delay", DELAY_IF] + rules,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if p.stdout.readline().strip() != "delaying":
+            raise LabError("the delay line did not start: " + p.stderr.read().strip())
+        sh("ip", "link", "set", DELAY_IF, "up", ns=r)
+        sh("sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.%s.rp_filter=0" % DELAY_IF, ns=r)
+        sh("ip", "route", "add", "192.0.2.0/24", "dev", WAN_IF, "table", "100", ns=r)
+        sh("ip", "rule", "add", "iif", DELAY_IF, "table", "100", ns=r)
+        for addr in delays_ms:
+            if delays_ms[addr] > 0:
+                sh("ip", "route", "add", addr + "/32", "via", SERVER_WAN_ADDR, "dev", WAN_IF, "table", "100", ns=r)
+                sh("ip", "route", "replace", addr + "/32", "dev", DELAY_IF, ns=r)
+
+    def close(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for ns in self.created:
+            remove_namespace(ns)
+        self.created = []
+
+
+def remove_namespace(ns):
+    pids = sh("ip", "netns", "pids", ns, check=False).split()
+    for pid in pids:
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+    sh("ip", "netns", "del", ns, check=False)
+
+
+def clean_stale(verbose=False):
+    """Remove lab namespaces whose run (the pid in the name) is gone."""
+    removed = 0
+    for line in sh("ip", "netns", "list", check=False).splitlines():
+        m = re.match(r"(%s(\d+)-\d+-[crs])\b" % NS_PREFIX, line)
+        if not m:
+            continue
+        pid = int(m.group(2))
+        try:
+            os.kill(pid, 0)
+            alive = True
+        except ProcessLookupError:
+            alive = False
+        except PermissionError:
+            alive = True
+        if not alive:
+            remove_namespace(m.group(1))
+            removed += 1
+    if verbose:
+        print("removed %d stale lab namespace(s)" % removed)
+
+
+# ---------------------------------------------------------------- the workload
+
+DEFAULTS = {
+    "rtt_ms": 40,  # base round trip to the messenger (20-100 ms realistic)
+    "ctl_rtt_ms": 30,  # base round trip to the control server
+    "download_kb": 1500,  # each of two bulk downloads per service
+    "upload_kb": 600,  # one bulk upload per service
+    "stream_kbit": 2000,  # one paced video-like download per service
+    "video_kbit": 300,  # video in each call (0: audio only)
+    "fetch_every_s": 1.5,  # short HTTPS-like fetches, 4-48 kB
+}
+
+
+def workload(p, duration, rng):
+    """The same mix towards the messenger and the control address, with the same sizes, so
+    every impaired flow has comparable control flows: DNS, a call (STUN + RTP both ways), chat,
+    two bulk downloads, an upload, a paced stream and short fetches."""
+    d = duration
+    fetches = []
+    t = 1.0
+    while t < d - 2.5:
+        fetches.append((round(t, 3), rng.randint(4, 48) * 1000))
+        t += p["fetch_every_s"] * rng.uniform(0.6, 1.4)
+    specs = []
+    for svc, info in SERVICES.items():
+        addr, dom = info["addr"], info["domain"]
+        def add(kind, at, **kw):
+            specs.append(dict(id=len(specs), service=svc, kind=kind, at=at, seed=rng.getrandbits(32),
+                              server=kw.pop("server", addr), **kw))
+        add("dns", 0.0, server=DNS_ADDR, server_port=53, proto="udp", name="chat." + dom, max_s=2)
+        add("call", 0.3, server_port=3478, proto="udp", video_kbit=p["video_kbit"],
+            keepalive_s=2.5, max_s=d - 0.8)
+        add("chat", 0.5, server_port=5222, proto="tcp", every_s=1.0, max_s=d - 1.0)
+        for at in (1.0, round(d / 2, 3)):
+            add("tls", at, server_port=443, proto="tcp", op="get", sni="media." + dom,
+                bytes=p["download_kb"] * 1000, max_s=min(d - at - 0.5, 15), idle_s=6)
+        add("tls", 2.0, server_port=443, proto="tcp", op="put", sni="upload." + dom,
+            bytes=p["upload_kb"] * 1000, max_s=min(d - 2.5, 15), idle_s=6)
+        add("tls", 1.5, server_port=443, proto="tcp", op="stream", sni="video." + dom,
+            kbit=p["stream_kbit"], bytes=int(p["stream_kbit"] * 125 * (d - 3)), max_s=d - 2.0, idle_s=6)
+        for at, size in fetches:
+            add("tls", at, server_port=443, proto="tcp", op="get", sni="static." + dom,
+                bytes=size, max_s=min(6, d - at - 0.3), idle_s=5)
+    return specs
+
+
+def reply_bytes_estimate(spec):
+    """IP bytes the server sends in a TLS flow (for `ct reply bytes` thresholds): ~3.3 kB of
+    handshake, then data in 1,448-byte segments with 52 bytes of headers, or an ACK per two
+    segments of an upload."""
+    if spec["kind"] != "tls":
+        return 0
+    if spec["op"] == "put":
+        return 3300 + spec["bytes"] // 2896 * 52
+    return 3300 + spec["bytes"] * 1500 // 1448
+
+
+# ---------------------------------------------------------------- scenarios
+
+def police_rules(rate_kbit, burst_kb, protos="tcp, udp", tag="police"):
+    """Per-flow token buckets (Flach et al.: policers act per flow), both directions."""
+    rate_b = int(rate_kbit * 1000 / 8)
+    burst_b = int(burst_kb * 1024)
+    key = "ip saddr . th sport . ip daddr . th dport"
+    limit = "limit rate over %d bytes/second burst %d bytes" % (rate_b, burst_b)
+    return """
+  set {tag} {{ type ipv4_addr . inet_service . ipv4_addr . inet_service; flags dynamic,timeout; timeout 60s; size 65536; }}
+  chain {tag}_chain {{
+    type filter hook forward priority 0; policy accept;
+    ip saddr {msg} meta l4proto {{ {protos} }} add @{tag} {{ {key} {limit} }} counter drop comment "police down"
+    ip daddr {msg} meta l4proto {{ {protos} }} add @{tag} {{ {key} {limit} }} counter drop comment "police up"
+  }}""".format(tag=tag, msg=MSG_ADDR, protos=protos, key=key, limit=limit)
+
+
+def chain(body, name="mbox"):
+    return """
+  chain %s {
+    type filter hook forward priority 0; policy accept;
+    %s
+  }""" % (name, body)
+
+
+class Scenario:
+    def __init__(self, name, mechanism, doc, params, direction, scope, target):
+        self.name, self.mechanism, self.doc = name, mechanism, doc
+        self.params, self.direction, self.scope, self.target = params, direction, scope, target
+
+    def rules(self, p):
+        """nftables rules applied before the workload starts (or at the onset)."""
+        return ""
+
+    def tc(self, p):
+        return []
+
+    def onset_s(self, p):
+        return None
+
+    def subject(self, spec, p):
+        """Whether the middlebox acts on this flow (whether that visibly hurts it depends on
+        the flow's demand)."""
+        return spec["service"] == "messenger" and spec["kind"] != "dns"
+
+    def impairment(self, p):
+        return {}
+
+
+class Clean(Scenario):
+    def subject(self, spec, p):
+        return False
+
+
+class Police(Scenario):
+    def rules(self, p):
+        return police_rules(p["rate_kbit"], p["burst_kb"])
+
+    def impairment(self, p):
+        return {"rate_bps": p["rate_kbit"] * 1000, "burst_bytes": int(p["burst_kb"] * 1024)}
+
+
+class Shape(Scenario):
+    def tc(self, p):
+        rate = "%dkbit" % p["rate_kbit"]
+        cmds = []
+        for dev, match in ((LAN_IF, "src"), (WAN_IF, "dst")):
+            cmds += [
+                ["tc", "qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb", "default", "10"],
+                ["tc", "class", "add", "dev", dev, "parent", "1:", "classid", "1:10", "htb", "rate", "10gbit"],
+                ["tc", "class", "add", "dev", dev, "parent", "1:", "classid", "1:20", "htb", "rate", rate,
+                 "ceil", rate, "quantum", "1514"],
+                ["tc", "qdisc", "add", "dev", dev, "parent", "1:20", "handle", "20:", "pfifo", "limit",
+                 str(p["queue_packets"])],
+                ["tc", "filter", "add", "dev", dev, "protocol", "ip", "parent", "1:", "prio", "1", "u32",
+                 "match", "ip", match, MSG_ADDR + "/32", "flowid", "1:20"],
+            ]
+        return cmds
+
+    def impairment(self, p):
+        return {"rate_bps": p["rate_kbit"] * 1000, "queue_packets": p["queue_packets"]}
+
+
+class RstHandshake(Scenario):
+    def rules(self, p):
+        # The ClientHello: a TLS handshake record (0x16) holding a client_hello (type 1).
+        return chain('ip daddr %s tcp dport 443 @ih,0,8 0x16 @ih,40,8 0x01 counter reject with tcp reset '
+                     'comment "reset at ClientHello"' % MSG_ADDR)
+
+    def subject(self, spec, p):
+        return spec["service"] == "messenger" and spec["kind"] == "tls"
+
+
+class RstMidflow(Scenario):
+    def rules(self, p):
+        return chain('ip daddr %s tcp dport 443 ct reply bytes > %d counter reject with tcp reset '
+                     'comment "reset after N bytes"' % (MSG_ADDR, p["after_bytes"]))
+
+    def subject(self, spec, p):
+        return (spec["service"] == "messenger" and spec["kind"] == "tls"
+                and reply_bytes_estimate(spec) > p["after_bytes"])
+
+    def impairment(self, p):
+        return {"threshold_bytes": p["after_bytes"]}
+
+
+class Freeze(Scenario):
+    def rules(self, p):
+        return chain('ip saddr %s tcp sport 443 ct reply bytes > %d counter drop '
+                     'comment "freeze after N bytes"' % (MSG_ADDR, p["after_bytes"]))
+
+    def subject(self, spec, p):
+        return (spec["service"] == "messenger" and spec["kind"] == "tls"
+                and reply_bytes_estimate(spec) > p["after_bytes"])
+
+    def impairment(self, p):
+        return {"threshold_bytes": p["after_bytes"]}
+
+
+class Blackhole(Scenario):
+    def rules(self, p):
+        body = []
+        if p["proto"] in ("both", "tcp"):
+            body.append('ip daddr %s tcp flags & (syn | ack) == syn counter drop comment "drop SYN"' % MSG_ADDR)
+        if p["proto"] in ("both", "udp"):
+            body.append('ip daddr %s udp dport 3478 counter drop comment "drop STUN/RTP"' % MSG_ADDR)
+        return chain("\n    ".join(body))
+
+    def subject(self, spec, p):
+        return (spec["service"] == "messenger" and spec["kind"] != "dns"
+                and p["proto"] in ("both", spec["proto"]))
+
+
+class CallPolice(Scenario):
+    def rules(self, p):
+        return police_rules(p["rate_kbit"], p["burst_kb"], protos="udp")
+
+    def subject(self, spec, p):
+        return spec["service"] == "messenger" and spec["kind"] == "call"
+
+    def impairment(self, p):
+        return {"rate_bps": p["rate_kbit"] * 1000, "burst_bytes": int(p["burst_kb"] * 1024)}
+
+
+class CallLoss(Scenario):
+    def rules(self, p):
+        return chain('ip saddr %s udp sport 3478 numgen random mod 1000 < %d counter drop '
+                     'comment "random loss"' % (MSG_ADDR, round(p["loss_pct"] * 10)))
+
+    def subject(self, spec, p):
+        return spec["service"] == "messenger" and spec["kind"] == "call"
+
+    def impairment(self, p):
+        return {"loss_ratio": p["loss_pct"] / 100}
+
+
+class OnewayCut(Scenario):
+    def onset_s(self, p):
+        return p["after_s"]
+
+    def rules(self, p):
+        return chain('ip saddr %s udp sport 3478 counter drop comment "cut the media towards the client"'
+                     % MSG_ADDR)
+
+    def subject(self, spec, p):
+        return spec["service"] == "messenger" and spec["kind"] == "call"
+
+
+class DelayedThrottle(Police):
+    def onset_s(self, p):
+        return p["after_s"]
+
+
+SCENARIOS = {s.name: s for s in [
+    Clean("clean", "none", "no impairment: base round trips only", {}, None, None, None),
+    Police("police", "policing",
+           "per-flow token-bucket policer (nft limit ... drop) on all messenger traffic, both directions",
+           {"rate_kbit": 1500, "burst_kb": 16}, "both", "per_flow", "messenger tcp+udp"),
+    Shape("shape", "shaping",
+          "htb shaper for the messenger address on the router's LAN (down) and WAN (up) egress, "
+          "with a pfifo queue", {"rate_kbit": 1000, "queue_packets": 60}, "both", "aggregate",
+          "messenger tcp+udp"),
+    RstHandshake("rst-handshake", "rst_injection",
+                 "RST injected to the client when it sends a TLS ClientHello to the messenger "
+                 "(the ClientHello is dropped)", {}, "down", "per_flow", "messenger tcp/443"),
+    RstMidflow("rst-midflow", "rst_injection",
+               "RST injected to the client once the messenger has sent more than after_bytes "
+               "(conntrack reply bytes) on a connection", {"after_bytes": 40000}, "down", "per_flow",
+               "messenger tcp/443"),
+    Freeze("freeze", "freeze",
+           "every packet from the messenger is dropped once a connection has carried more than "
+           "after_bytes downstream (conntrack reply bytes); no RST", {"after_bytes": 16384}, "down",
+           "per_flow", "messenger tcp/443"),
+    Blackhole("blackhole", "blackhole",
+              "SYNs and/or UDP to the messenger dropped: connections and STUN never answered",
+              {"proto": "both"}, "up", "per_flow", "messenger tcp (SYN) and udp/3478"),
+    CallPolice("call-police", "call_policing",
+               "per-flow policer on the messenger's calls (UDP), both directions: media loss",
+               {"rate_kbit": 256, "burst_kb": 8}, "both", "per_flow", "messenger udp/3478"),
+    CallLoss("call-loss", "call_loss", "random loss on the messenger's call media towards the client",
+             {"loss_pct": 15}, "down", "per_flow", "messenger udp/3478"),
+    OnewayCut("oneway-cut", "oneway_cut",
+              "after after_s seconds the messenger's call media towards the client is dropped; "
+              "the client keeps sending", {"after_s": 8}, "down", "per_flow", "messenger udp/3478"),
+    DelayedThrottle("delayed-throttle", "delayed_policing",
+                    "full speed first; after after_s seconds a per-flow policer on all messenger "
+                    "traffic", {"after_s": 8, "rate_kbit": 256, "burst_kb": 16}, "both", "per_flow",
+                    "messenger tcp+udp"),
+]}
+
+# The committed fixtures (samples/lab/): name, scenario, parameters. Smaller volumes than the
+# defaults (audio-only calls, 10 s, 96-byte snap length) keep them at a few MB in all; the
+# scenarios that need a longer demand above the rate get larger downloads.
+FIXTURES = [
+    ("clean", "clean", {}),
+    ("police-128k", "police", {"rate_kbit": 128}),
+    ("police-1500k", "police", {"rate_kbit": 1500, "download_kb": 800}),
+    ("shape-1m", "shape", {"rate_kbit": 1000, "download_kb": 600}),
+    ("rst-handshake", "rst-handshake", {}),
+    ("rst-midflow", "rst-midflow", {"after_bytes": 40000}),
+    ("freeze-16k", "freeze", {"after_bytes": 16384}),
+    ("freeze-28k", "freeze", {"after_bytes": 28000}),
+    ("blackhole", "blackhole", {}),
+    ("call-police", "call-police", {"rate_kbit": 32}),
+    ("call-loss", "call-loss", {"loss_pct": 15}),
+    ("oneway-cut", "oneway-cut", {"after_s": 5}),
+    ("delayed-throttle", "delayed-throttle", {"after_s": 5, "rate_kbit": 256}),
+]
+FIXTURE_SETTINGS = {"download_kb": 200, "upload_kb": 100, "stream_kbit": 400, "video_kbit": 0,
+                    "fetch_every_s": 2.5, "duration": 10, "snaplen": 96}
+
+
+# Allowed values of every numeric parameter: (least, greatest).
+RANGES = {
+    "rtt_ms": (0, 1000), "ctl_rtt_ms": (0, 1000), "download_kb": (1, 10_000_000),
+    "upload_kb": (1, 10_000_000), "stream_kbit": (8, 1_000_000), "video_kbit": (0, 10_000),
+    "fetch_every_s": (0.05, 60), "rate_kbit": (8, 10_000_000), "burst_kb": (1, 100_000),
+    "queue_packets": (2, 10_000), "after_bytes": (100, 100_000_000), "loss_pct": (0, 100),
+    "after_s": (1, 600),
+}
+
+
+def parse_value(key, text, default):
+    """A parameter value from `--set KEY=VALUE` (or a number given directly), checked."""
+    if key == "proto":
+        if text not in ("both", "tcp", "udp"):
+            raise UsageError("--set proto=%s: allowed values are both, tcp, udp" % text)
+        return text
+    kind = float if isinstance(default, float) else int
+    try:
+        value = kind(text)
+    except ValueError:
+        raise UsageError("--set %s=%s: expected %s" % (key, text, "a number" if kind is float else "an integer"))
+    least, greatest = RANGES[key]
+    if not least <= value <= greatest:
+        raise UsageError("--set %s=%s: allowed range is %s..%s" % (key, text, least, greatest))
+    return value
+
+
+def resolve_params(name, overrides, duration):
+    """The scenario's parameters with the overrides applied; every problem named."""
+    if name not in SCENARIOS:
+        raise UsageError("no scenario %s (known: %s)" % (name, ", ".join(SCENARIOS)))
+    p = dict(DEFAULTS, **SCENARIOS[name].params)
+    for key, value in overrides.items():
+        if key not in p:
+            raise UsageError("--set %s: unknown parameter of scenario %s (known: %s)"
+                           % (key, name, ", ".join(sorted(p))))
+        p[key] = parse_value(key, value, p[key])
+    if not (5 <= duration <= 600):
+        raise UsageError("--duration %s: must be between 5 and 600 seconds" % duration)
+    onset = SCENARIOS[name].onset_s(p)
+    if onset is not None and not (1 <= onset <= duration - 3):
+        raise UsageError("after_s=%s: the onset must fall between 1 s and %s s (the duration minus 3 s)"
+                       % (onset, duration - 3))
+    return p
+
+
+# ---------------------------------------------------------------- running a scenario
+
+def nft_counters(lab):
+    out = sh("nft", "-j", "list", "ruleset", ns=lab.router, check=False)
+    rules = []
+    try:
+        for item in json.loads(out).get("nftables", []):
+            rule = item.get("rule")
+            if not rule:
+                continue
+            counter = next((e["counter"] for e in rule.get("expr", []) if "counter" in e), None)
+            if counter:
+                rules.append({"chain": rule.get("chain"), "comment": rule.get("comment"),
+                              "packets": counter["packets"], "bytes": counter["bytes"]})
+    except ValueError:
+        pass
+    return rules
+
+
+def run_scenario(name, overrides, seed, duration, snaplen, prefix, quiet=False):
+    scenario = SCENARIOS[name]
+    p = resolve_params(name, overrides, duration)
+    onset = scenario.onset_s(p)
+    rng = random.Random(seed)
+    specs = workload(p, duration, rng)
+    pcap, truth_path = prefix + ".pcap", prefix + ".truth.json"
+    os.makedirs(os.path.dirname(os.path.abspath(pcap)), exist_ok=True)
+    log = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
+
+    with Lab() as lab:
+        log("lab %s: scenario %s, seed %d" % (lab.router[:-2], name, seed))
+        lab.delay({MSG_ADDR: p["rtt_ms"], CTL_ADDR: p["ctl_rtt_ms"]})
+        ruleset = scenario.rules(p)
+        table = "table inet lab {%s\n}\n" % ruleset if ruleset else ""
+        if table and onset is None:
+            sh("nft", "-f", "-", ns=lab.router, input=table)
+        for cmd in scenario.tc(p):
+            sh(*cmd, ns=lab.router)
+        server = lab.spawn(lab.server, [sys.executable, TRAFFIC, "serve"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+        if server.stdout.readline().strip() != "serving":
+            raise LabError("the lab servers did not start: " + server.stderr.read().strip())
+        capture = lab.spawn(lab.router, ["tcpdump", "-n", "-q", "-Z", "root", "-B", "16384", "-i", LAN_IF,
+                                         "-s", str(snaplen), "-w", pcap],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # tcpdump says "listening on ..." once the capture is open.
+        line = capture.stderr.readline()
+        if "listening" not in line:
+            raise LabError("tcpdump did not start: " + line + capture.stderr.read())
+        time.sleep(0.2)
+        started = time.time()
+        client = lab.spawn(lab.client, [sys.executable, TRAFFIC, "client"], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        onset_at = [None]
+        if onset is not None:
+            def apply():
+                time.sleep(max(0.0, started + onset - time.time()))
+                sh("nft", "-f", "-", ns=lab.router, input=table)
+                onset_at[0] = time.time()
+            applier = threading.Thread(target=apply)
+            applier.start()
+        out, err = client.communicate(json.dumps(specs), timeout=duration + 60)
+        if onset is not None:
+            applier.join()
+        if client.returncode != 0:
+            raise LabError("the lab client failed (exit %d): %s" % (client.returncode, err.strip()))
+        time.sleep(0.3)
+        ended = time.time()
+        counters = nft_counters(lab)
+        capture.send_signal(signal.SIGTERM)
+        _, cap_err = capture.communicate(timeout=10)
+        m = re.search(r"(\d+) packets? dropped by kernel", cap_err)
+        dropped = int(m.group(1)) if m else None
+        m = re.search(r"(\d+) packets? captured", cap_err)
+        captured = int(m.group(1)) if m else None
+
+    flows = json.loads(out)
+    onset_time = onset_at[0]
+    for f in flows:
+        f["client"] = "%s:%s" % (CLIENT_ADDR, f.pop("port"))
+        f["server"] = "%s:%s" % (f.pop("server"), f.pop("server_port"))
+        impaired = scenario.subject(f, p)
+        if impaired and onset_time is not None:
+            impaired = f["end"] is not None and f["end"] > onset_time
+        f["impaired"] = impaired
+        f["goodput_bps"] = (round(f["received"] * 8 / (f["end"] - f["start"]))
+                            if f["start"] and f["end"] and f["end"] > f["start"] else None)
+        for k in ("seed",):
+            f.pop(k, None)
+    impairment = {"mechanism": scenario.mechanism, "description": scenario.doc,
+                  "direction": scenario.direction, "scope": scenario.scope, "target": scenario.target,
+                  "onset": onset_time, "nft": table or None,
+                  "tc": [" ".join(c) for c in scenario.tc(p)] or None,
+                  "rule_counters": counters}
+    impairment.update(scenario.impairment(p))
+    impaired_dl = [f for f in flows if f["impaired"] and f["kind"] == "tls" and f.get("op") == "get"
+                   and f["bytes"] >= 100_000 and f["goodput_bps"]]
+    truth = {
+        "schema": TRUTH_SCHEMA,
+        "scenario": name,
+        "seed": seed,
+        "params": p,
+        "duration_s": duration,
+        "started": started,
+        "ended": ended,
+        "topology": {"client": CLIENT_ADDR, "messenger": MSG_ADDR, "control": CTL_ADDR, "dns": DNS_ADDR,
+                     "capture": "router LAN interface (%s), snap length %d" % (LAN_IF, snaplen)},
+        "base_rtt_ms": {"messenger": p["rtt_ms"], "control": p["ctl_rtt_ms"]},
+        "capture": {"file": os.path.basename(pcap), "packets": captured, "dropped_by_kernel": dropped},
+        "impairment": impairment,
+        "measured": {
+            "impaired_download_goodput_bps": [f["goodput_bps"] for f in impaired_dl],
+            "outcomes": {svc: count_outcomes(flows, svc) for svc in SERVICES},
+        },
+        "flows": flows,
+    }
+    with open(truth_path + ".tmp", "w") as fh:
+        json.dump(truth, fh, indent=1, sort_keys=False)
+        fh.write("\n")
+    os.replace(truth_path + ".tmp", truth_path)
+    log("wrote %s (%d packets, %s dropped) and %s" % (pcap, captured or 0, dropped, truth_path))
+    return truth
+
+
+def count_outcomes(flows, svc):
+    counts = {}
+    for f in flows:
+        if f["service"] == svc:
+            counts[f["outcome"]] = counts.get(f["outcome"], 0) + 1
+    return counts
+
+
+def bench(out, megabytes):
+    """The large performance trace (README, benches/compare.sh): clean scenario, four bulk
+    downloads of megabytes/4 each, calls, chat and short fetches; snap length 128."""
+    n = max(1, megabytes * 1000 // 4)
+    return run_scenario("clean", {"download_kb": n, "rtt_ms": 0, "ctl_rtt_ms": 0, "fetch_every_s": 0.1},
+                        seed=1, duration=30, snaplen=128, prefix=out[:-5] if out.endswith(".pcap") else out)
+
+
+# ---------------------------------------------------------------- command line
+
+def need_root_and_tools():
+    if os.geteuid() != 0:
+        raise UsageError("the lab needs root (network namespaces, nftables, tc, tcpdump)")
+    missing = [t for t in ("ip", "nft", "tc", "tcpdump") if not shutil.which(t)]
+    if missing:
+        raise UsageError("missing tools: %s (Debian: apt-get install iproute2 nftables tcpdump)"
+                       % ", ".join(missing))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="lab.py", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    ls = sub.add_parser("list", help="scenarios and their parameters")
+    ls.add_argument("--fixtures", action="store_true", help="just the fixture names, one per line")
+    run = sub.add_parser("run", help="run one scenario")
+    run.add_argument("scenario", choices=sorted(SCENARIOS))
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="a scenario or workload parameter (see `list`)")
+    run.add_argument("--seed", type=int, default=1)
+    run.add_argument("--duration", type=float, default=20.0, help="seconds of traffic (default 20)")
+    run.add_argument("--snaplen", type=int, default=256, help="capture snap length (default 256)")
+    run.add_argument("--out", help="output prefix (default target/lab/SCENARIO-SEED)")
+    run.add_argument("--quiet", action="store_true")
+    fx = sub.add_parser("fixtures", help="re-record the committed fixture traces")
+    fx.add_argument("--dir", default=os.path.join(ROOT, "samples", "lab"))
+    fx.add_argument("--only", action="append", default=[], help="just this fixture (repeatable)")
+    fx.add_argument("--seed", type=int, default=1)
+    bn = sub.add_parser("bench", help="record the large performance trace")
+    bn.add_argument("--out", default=os.path.join(ROOT, "target", "bench", "lab-bench.pcap"))
+    bn.add_argument("--megabytes", type=int, default=800)
+    sub.add_parser("clean", help="remove namespaces left behind by killed runs")
+    args = ap.parse_args(argv)
+
+    if args.cmd == "list" and args.fixtures:
+        print("\n".join(name for name, _, _ in FIXTURES))
+        return 0
+    if args.cmd == "list":
+        for s in SCENARIOS.values():
+            print("%-17s %s" % (s.name, s.doc))
+            for k, v in s.params.items():
+                print("%19s%s = %s" % ("", k, v))
+        print("\nworkload parameters (every scenario):")
+        for k, v in DEFAULTS.items():
+            print("%19s%s = %s" % ("", k, v))
+        return 0
+
+    if args.cmd == "run":
+        if not (64 <= args.snaplen <= 65535):
+            raise UsageError("--snaplen %d: must be between 64 and 65535" % args.snaplen)
+        overrides = {}
+        for item in args.set:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise UsageError("--set %s: expected KEY=VALUE" % item)
+            overrides[key] = value
+        resolve_params(args.scenario, overrides, args.duration)  # bad input fails before setup
+    if args.cmd == "fixtures":
+        unknown = set(args.only) - {name for name, _, _ in FIXTURES}
+        if unknown:
+            raise UsageError("--only %s: no such fixture (lab.py list --fixtures)" % ", ".join(sorted(unknown)))
+    need_root_and_tools()
+    # Signals end the run through the normal path, so the namespaces are removed.
+    def stop(signum, frame):
+        raise Interrupted(signum)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
+    clean_stale(verbose=args.cmd == "clean")
+    if args.cmd == "clean":
+        return 0
+    if args.cmd == "run":
+        prefix = args.out or os.path.join(ROOT, "target", "lab", "%s-%d" % (args.scenario, args.seed))
+        run_scenario(args.scenario, overrides, args.seed, args.duration, args.snaplen, prefix, args.quiet)
+    elif args.cmd == "fixtures":
+        settings = dict(FIXTURE_SETTINGS)
+        duration, snaplen = settings.pop("duration"), settings.pop("snaplen")
+        for fixture, scenario, params in FIXTURES:
+            if args.only and fixture not in args.only:
+                continue
+            run_scenario(scenario, dict(settings, **params), args.seed, duration, snaplen,
+                         os.path.join(args.dir, fixture))
+    elif args.cmd == "bench":
+        bench(args.out, args.megabytes)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except LabError as e:
+        print("lab: %s" % e, file=sys.stderr)
+        sys.exit(e.status)
+    except KeyboardInterrupt:
+        print("lab: interrupted (SIGINT); namespaces removed", file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)
+    except Interrupted as e:
+        print("lab: stopped by %s; namespaces removed" % signal.Signals(e.signum).name, file=sys.stderr)
+        sys.exit(128 + e.signum)

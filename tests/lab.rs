@@ -1,0 +1,866 @@
+//! The lab (`lab/lab.py`, DESIGN §7): each scenario's trace, recorded on the router's LAN side
+//! behind a real middlebox, is checked with the project's own decoder and pipeline against the
+//! ground truth written next to it: the impairment happened as configured (policed rate, RSTs
+//! and their forensics, the byte window of a freeze, unanswered SYNs and STUN, call loss, the
+//! onset of a cut or of delayed throttling), the base round trips are as configured, and the
+//! control traffic is untouched.
+//!
+//! `fixture::*` check the committed traces in `samples/lab/`; `live::*` record fresh traces
+//! with the same settings in network namespaces (root, nftables, tcpdump; skipped loudly
+//! without them, required in CI). Live runs take one at a time: they share the machine's CPU.
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use throttlewatch::capture::TraceFile;
+use throttlewatch::classify::Catalogue;
+use throttlewatch::decode::{self, FragmentCache, Transport, tcp_flags};
+use throttlewatch::measure::TransportMeasures;
+use throttlewatch::pipeline::FinishedFlow;
+
+const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 168, 50, 2));
+
+// ------------------------------------------------------------------ the trace, per flow
+
+#[derive(Debug, Clone, Copy)]
+struct Pkt {
+    t_us: u64,
+    /// Client to server.
+    up: bool,
+    ip_len: u32,
+    ttl: u8,
+    tcp: Option<Seg>,
+    /// The first bytes of the (captured) transport payload.
+    head: [u8; 12],
+    head_len: usize,
+    payload_len: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Seg {
+    flags: u8,
+    seq: u32,
+}
+
+impl Pkt {
+    fn has(&self, flag: u8) -> bool {
+        self.tcp.is_some_and(|s| s.flags & flag != 0)
+    }
+    fn head(&self) -> &[u8] {
+        &self.head[..self.head_len]
+    }
+}
+
+/// (client port, server address, server port, is TCP) → the flow's packets in capture order.
+type FlowPackets = HashMap<(u16, IpAddr, u16, bool), Vec<Pkt>>;
+
+fn read_trace(path: &Path) -> FlowPackets {
+    let mut file = TraceFile::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let link = file.link();
+    let mut fragments = FragmentCache::default();
+    let mut flows = FlowPackets::new();
+    let mut malformed = 0u64;
+    file.for_each_packet(|ts, frame, wire_len| {
+        let d = match decode::decode(link, ts, frame, wire_len, &mut fragments) {
+            Ok(d) => d,
+            Err(reason) => {
+                malformed += u64::from(reason.is_malformed());
+                return;
+            }
+        };
+        let (src, dst) = (d.ip.src_addr(), d.ip.dst_addr());
+        let (sport, dport, tcp, payload, payload_len) = match d.transport {
+            Transport::Tcp(s) => (
+                s.src_port,
+                s.dst_port,
+                Some(Seg { flags: s.flags, seq: s.seq }),
+                s.payload,
+                s.payload_len,
+            ),
+            Transport::Udp(u) => (u.src_port, u.dst_port, None, u.payload, u.payload_len),
+            _ => return,
+        };
+        let up = src == CLIENT;
+        let key = if up {
+            (sport, dst, dport, tcp.is_some())
+        } else {
+            (dport, src, sport, tcp.is_some())
+        };
+        let mut head = [0u8; 12];
+        let head_len = payload.len().min(12);
+        head[..head_len].copy_from_slice(&payload[..head_len]);
+        flows.entry(key).or_default().push(Pkt {
+            t_us: ts.micros(),
+            up,
+            ip_len: d.ip.total_len,
+            ttl: d.ip.ttl,
+            tcp,
+            head,
+            head_len,
+            payload_len,
+        });
+    })
+    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(malformed, 0, "{}: malformed packets", path.display());
+    flows
+}
+
+// ------------------------------------------------------------------ the ground truth
+
+struct Truth {
+    json: Value,
+    name: String,
+}
+
+struct TruthFlow<'a>(&'a Value);
+
+impl Truth {
+    fn load(path: &Path) -> Truth {
+        let text =
+            std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let json: Value = serde_json::from_str(&text).expect("truth is JSON");
+        assert_eq!(json["schema"], "throttlewatch.lab-truth/1", "{}", path.display());
+        Truth { json, name: path.display().to_string() }
+    }
+    fn scenario(&self) -> &str {
+        self.json["scenario"].as_str().unwrap()
+    }
+    fn param(&self, key: &str) -> f64 {
+        self.json["params"][key].as_f64().unwrap_or_else(|| panic!("param {key}"))
+    }
+    fn flows(&self) -> impl Iterator<Item = TruthFlow<'_>> {
+        self.json["flows"].as_array().unwrap().iter().map(TruthFlow)
+    }
+    fn onset_us(&self) -> u64 {
+        (self.json["impairment"]["onset"].as_f64().expect("an onset time") * 1e6) as u64
+    }
+    fn rule_packets(&self) -> u64 {
+        let rules = self.json["impairment"]["rule_counters"].as_array().unwrap();
+        rules.iter().map(|r| r["packets"].as_u64().unwrap()).sum()
+    }
+}
+
+impl TruthFlow<'_> {
+    fn s(&self, key: &str) -> &str {
+        self.0[key].as_str().unwrap_or("")
+    }
+    fn n(&self, key: &str) -> u64 {
+        self.0[key].as_u64().unwrap_or(0)
+    }
+    fn messenger(&self) -> bool {
+        self.s("service") == "messenger"
+    }
+    fn impaired(&self) -> bool {
+        self.0["impaired"].as_bool().unwrap()
+    }
+    fn kind(&self) -> &str {
+        self.s("kind")
+    }
+    fn is_get(&self) -> bool {
+        self.kind() == "tls" && matches!(self.s("op"), "get" | "stream")
+    }
+    fn key(&self) -> (u16, IpAddr, u16, bool) {
+        let client = common::endpoint(self.s("client")).expect("client endpoint");
+        let server = common::endpoint(self.s("server")).expect("server endpoint");
+        (client.1, server.0, server.1, self.s("proto") == "tcp")
+    }
+    fn label(&self) -> String {
+        format!(
+            "flow {} ({} {} {} {} -> {}, outcome {})",
+            self.n("id"),
+            self.s("service"),
+            self.kind(),
+            self.s("op"),
+            self.s("client"),
+            self.s("server"),
+            self.s("outcome")
+        )
+    }
+    /// Server-to-client IP bytes a TLS flow would carry without interference (lab.py's
+    /// estimate, which decides which flows a byte threshold acts on).
+    fn reply_estimate(&self) -> u64 {
+        if self.kind() != "tls" {
+            return 0;
+        }
+        let bytes = self.n("bytes");
+        if self.s("op") == "put" { 3300 + bytes / 2896 * 52 } else { 3300 + bytes * 1500 / 1448 }
+    }
+}
+
+// ------------------------------------------------------------------ measures from packets
+
+fn down(p: &[Pkt]) -> impl Iterator<Item = &Pkt> {
+    p.iter().filter(|p| !p.up)
+}
+
+fn up(p: &[Pkt]) -> impl Iterator<Item = &Pkt> {
+    p.iter().filter(|p| p.up)
+}
+
+/// Time of the first downstream TCP data loss as the client sees it: a segment beyond the
+/// highest byte so far (a hole) or below it (a retransmission).
+fn first_down_loss(p: &[Pkt]) -> Option<u64> {
+    let mut next: Option<u32> = None;
+    for p in down(p) {
+        let Some(seg) = p.tcp else { continue };
+        if p.payload_len == 0 {
+            continue;
+        }
+        let end = seg.seq.wrapping_add(p.payload_len);
+        match next {
+            Some(n) if seg.seq != n => return Some(p.t_us),
+            _ => next = Some(end),
+        }
+    }
+    None
+}
+
+/// Downstream IP bits per second over [from, to].
+fn down_rate(p: &[Pkt], from_us: u64, to_us: u64) -> f64 {
+    let bytes: u64 =
+        down(p).filter(|p| p.t_us >= from_us && p.t_us <= to_us).map(|p| u64::from(p.ip_len)).sum();
+    bytes as f64 * 8.0 / ((to_us - from_us) as f64 / 1e6)
+}
+
+fn last_down_data(p: &[Pkt]) -> Option<u64> {
+    down(p).filter(|p| p.payload_len > 0).map(|p| p.t_us).last()
+}
+
+fn syn_ack(p: &[Pkt]) -> Option<&Pkt> {
+    down(p).find(|p| p.has(tcp_flags::SYN) && p.has(tcp_flags::ACK))
+}
+
+fn handshake_rtt_us(p: &[Pkt]) -> Option<u64> {
+    let syn = up(p).find(|p| p.has(tcp_flags::SYN))?;
+    Some(syn_ack(p)?.t_us - syn.t_us)
+}
+
+/// The position of the first RST towards the client.
+fn rst_down(p: &[Pkt]) -> Option<usize> {
+    p.iter().position(|p| !p.up && p.has(tcp_flags::RST))
+}
+
+fn is_rtp(p: &Pkt) -> bool {
+    p.tcp.is_none() && p.head_len >= 12 && p.head[0] >> 6 == 2 && p.head[1] & 0x7f >= 96
+}
+
+fn is_stun_request(p: &Pkt) -> bool {
+    p.tcp.is_none()
+        && p.head_len >= 8
+        && p.head[..2] == [0, 1]
+        && p.head[4..8] == [0x21, 0x12, 0xa4, 0x42]
+}
+
+/// Downstream RTP loss over every SSRC: 1 - received / expected (from sequence numbers).
+fn rtp_down_loss(p: &[Pkt]) -> (f64, u64) {
+    let mut streams: HashMap<u32, (u16, i64, u64)> = HashMap::new(); // first seq, extended max, count
+    for p in down(p).filter(|p| is_rtp(p)) {
+        let h = p.head();
+        let seq = u16::from_be_bytes([h[2], h[3]]);
+        let ssrc = u32::from_be_bytes([h[8], h[9], h[10], h[11]]);
+        let s = streams.entry(ssrc).or_insert((seq, 0, 0));
+        let offset = i64::from(seq.wrapping_sub(s.0));
+        // Extend across wraps relative to the running maximum.
+        let base = s.1 - s.1.rem_euclid(65536);
+        let mut ext = base + offset;
+        if ext < s.1 - 32768 {
+            ext += 65536;
+        }
+        s.1 = s.1.max(ext);
+        s.2 += 1;
+    }
+    let expected: u64 = streams.values().map(|s| s.1 as u64 + 1).sum();
+    let received: u64 = streams.values().map(|s| s.2).sum();
+    (1.0 - received as f64 / expected.max(1) as f64, expected)
+}
+
+/// Time of the first downstream RTP packet after a gap in its stream's sequence numbers.
+fn first_rtp_down_loss(p: &[Pkt]) -> Option<u64> {
+    let mut next: HashMap<u32, u16> = HashMap::new();
+    for p in down(p).filter(|p| is_rtp(p)) {
+        let h = p.head();
+        let seq = u16::from_be_bytes([h[2], h[3]]);
+        let ssrc = u32::from_be_bytes([h[8], h[9], h[10], h[11]]);
+        if next.insert(ssrc, seq.wrapping_add(1)).is_some_and(|n| n != seq) {
+            return Some(p.t_us);
+        }
+    }
+    None
+}
+
+fn within(value: f64, target: f64, tolerance: f64) -> bool {
+    (value - target).abs() <= target * tolerance
+}
+
+// ------------------------------------------------------------------ checks
+
+struct Run<'a> {
+    truth: &'a Truth,
+    trace: &'a FlowPackets,
+    pipeline: HashMap<(u16, IpAddr, u16), &'a FinishedFlow>,
+}
+
+impl<'a> Run<'a> {
+    fn packets(&self, f: &TruthFlow) -> &'a [Pkt] {
+        self.trace.get(&f.key()).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    fn fail(&self, what: String) -> ! {
+        panic!("{} [{}]: {what}", self.truth.name, self.truth.scenario())
+    }
+
+    fn check(&self, cond: bool, what: impl FnOnce() -> String) {
+        if !cond {
+            self.fail(what())
+        }
+    }
+}
+
+fn check_common(run: &Run) {
+    let t = run.truth;
+    run.check(t.json["capture"]["dropped_by_kernel"] == 0, || {
+        format!("the capture dropped packets: {}", t.json["capture"])
+    });
+    let any_impaired = t.flows().any(|f| f.impaired());
+    run.check(any_impaired == (t.scenario() != "clean"), || {
+        format!("impaired flows present: {any_impaired}")
+    });
+    for f in t.flows() {
+        let p = run.packets(&f);
+        run.check(up(p).next().is_some(), || format!("{}: not in the trace", f.label()));
+        if f.messenger() && f.kind() != "dns" {
+            let (port, server, sport, _) = f.key();
+            let measured = run.pipeline.get(&(port, server, sport));
+            let service = measured.and_then(|m| m.class.service);
+            run.check(service.is_some(), || {
+                format!("{}: not classified as the messenger by the pipeline", f.label())
+            });
+        }
+        if f.messenger() && f.impaired() {
+            continue;
+        }
+        // Everything the middlebox leaves alone works: no RST, full transfers, no media loss.
+        run.check(f.s("outcome") == "ok", || format!("{}: not impaired, yet failed", f.label()));
+        run.check(rst_down(p).is_none(), || format!("{}: RST on an unimpaired flow", f.label()));
+        if f.is_get() {
+            let payload: u64 = down(p).map(|p| u64::from(p.payload_len)).sum();
+            run.check(payload >= f.n("bytes"), || {
+                format!("{}: {payload} of {} bytes delivered", f.label(), f.n("bytes"))
+            });
+        }
+        if f.kind() == "call" {
+            let (loss, expected) = rtp_down_loss(p);
+            run.check(loss < 0.005 && expected > 300, || {
+                format!("{}: downstream RTP loss {loss:.3} of {expected}", f.label())
+            });
+        }
+    }
+    // The base round trips, from the first SYN → SYN/ACK of each service's TCP flows.
+    for (service, param) in [("messenger", "rtt_ms"), ("control", "ctl_rtt_ms")] {
+        let base_us = (t.param(param) * 1000.0) as u64;
+        let rtts: Vec<u64> = t
+            .flows()
+            .filter(|f| f.s("service") == service && f.s("proto") == "tcp")
+            .filter_map(|f| handshake_rtt_us(run.packets(&f)))
+            .collect();
+        let Some(&min) = rtts.iter().min() else { continue };
+        run.check(min >= base_us && min <= base_us + 10_000, || {
+            format!("{service}: handshake RTT {min} µs, base {base_us} µs")
+        });
+    }
+    if t.scenario() != "clean" {
+        run.check(t.rule_packets() > 0 || t.scenario() == "shape", || {
+            format!("the middlebox rules never matched: {}", t.json["impairment"]["rule_counters"])
+        });
+    }
+}
+
+/// Policed downstream rate of a TCP flow: IP bytes delivered from the first loss to the last
+/// data (Flach et al.: the rate the policer lets through, the bucket being empty at a loss).
+fn policed_rate(p: &[Pkt], after_us: u64) -> Option<f64> {
+    let later: Vec<Pkt> = p.iter().copied().filter(|p| p.t_us >= after_us).collect();
+    let from = first_down_loss(&later)?;
+    let to = last_down_data(&later)?;
+    (to > from + 2_000_000).then(|| down_rate(&later, from, to))
+}
+
+fn check_policed_downloads(run: &Run, rate_bps: f64, after_us: u64) {
+    let mut checked = 0;
+    for f in run.truth.flows().filter(|f| f.messenger() && f.is_get() && f.impaired()) {
+        // Only flows that want more than the rate for a while show it.
+        let p = run.packets(&f);
+        let Some(rate) = policed_rate(p, after_us) else { continue };
+        run.check(within(rate, rate_bps, 0.10), || {
+            format!("{}: policed at {rate:.0} bit/s, configured {rate_bps} bit/s", f.label())
+        });
+        checked += 1;
+    }
+    run.check(checked >= 1, || "no policed download to measure".into());
+}
+
+fn check_scenario(run: &Run) {
+    let t = run.truth;
+    match t.scenario() {
+        "clean" => {
+            for f in t.flows() {
+                run.check(f.s("outcome") == "ok", || format!("{}: failed", f.label()));
+            }
+        }
+        "police" => {
+            let rate = t.param("rate_kbit") * 1000.0;
+            check_policed_downloads(run, rate, 0);
+            // Control downloads run well above the policed rate.
+            for f in t
+                .flows()
+                .filter(|f| !f.messenger() && f.s("op") == "get" && f.n("bytes") >= 100_000)
+            {
+                let p = run.packets(&f);
+                let (start, end) = (p[0].t_us, last_down_data(p).unwrap());
+                let got = down_rate(p, start, end);
+                run.check(got > 2.0 * rate, || format!("{}: only {got:.0} bit/s", f.label()));
+            }
+        }
+        "shape" => check_shaping(run),
+        "rst-handshake" => {
+            for f in t.flows().filter(|f| f.impaired()) {
+                let p = run.packets(&f);
+                let hello = p
+                    .iter()
+                    .find(|p| p.up && p.head_len >= 6 && p.head[0] == 0x16 && p.head[5] == 1);
+                let hello =
+                    hello.unwrap_or_else(|| run.fail(format!("{}: no ClientHello", f.label())));
+                check_injected_rst(run, &f, p, hello.t_us);
+                let data = down(p).filter(|p| p.payload_len > 0).count();
+                run.check(data == 0, || {
+                    format!("{}: {data} data packets from the server", f.label())
+                });
+            }
+        }
+        "rst-midflow" => {
+            let threshold = t.param("after_bytes") as u64;
+            for f in t.flows().filter(|f| f.messenger() && f.kind() == "tls") {
+                let p = run.packets(&f);
+                if f.reply_estimate() > 2 * threshold {
+                    let at =
+                        rst_down(p).unwrap_or_else(|| run.fail(format!("{}: no RST", f.label())));
+                    let before: u64 =
+                        p[..at].iter().filter(|p| !p.up).map(|p| u64::from(p.ip_len)).sum();
+                    run.check(before > threshold && before <= threshold + 16_384, || {
+                        format!("{}: reset after {before} bytes, threshold {threshold}", f.label())
+                    });
+                    // The trigger: the client packet just before the RST.
+                    let trigger = p[..at].iter().rev().find(|p| p.up).unwrap();
+                    check_injected_rst(run, &f, p, trigger.t_us);
+                } else if f.reply_estimate() < threshold / 2 {
+                    run.check(rst_down(p).is_none() && f.s("outcome") == "ok", || {
+                        format!("{}: small flow disturbed", f.label())
+                    });
+                }
+            }
+        }
+        "freeze" => {
+            let threshold = t.param("after_bytes") as u64;
+            let idle_us = 5_000_000;
+            for f in t.flows().filter(|f| f.messenger() && f.kind() == "tls") {
+                let p = run.packets(&f);
+                let delivered: u64 = down(p).map(|p| u64::from(p.ip_len)).sum();
+                if f.reply_estimate() > threshold + 3000 {
+                    run.check(delivered <= threshold && delivered + 1500 > threshold, || {
+                        format!("{}: {delivered} bytes delivered, freeze at {threshold}", f.label())
+                    });
+                    let server_close =
+                        down(p).any(|p| p.has(tcp_flags::RST) || p.has(tcp_flags::FIN));
+                    run.check(!server_close, || format!("{}: FIN or RST in a freeze", f.label()));
+                    // The client gives up on the silent connection (FIN): after its idle
+                    // timeout when stalled, or at its deadline.
+                    let silence_us = match f.s("outcome") {
+                        "stalled" => idle_us,
+                        "cut" => 1_000_000,
+                        _ => run.fail(format!("{}: neither stalled nor cut", f.label())),
+                    };
+                    let last = down(p).map(|p| p.t_us).last().unwrap();
+                    let fin = up(p).find(|p| p.has(tcp_flags::FIN)).map(|p| p.t_us);
+                    run.check(fin.is_some_and(|fin| fin >= last + silence_us), || {
+                        format!(
+                            "{}: the client's FIN is not after {silence_us} µs of silence",
+                            f.label()
+                        )
+                    });
+                } else if f.reply_estimate() + 3000 < threshold {
+                    let full = f.s("op") == "put" || delivered >= f.n("bytes");
+                    run.check(f.s("outcome") == "ok" && full, || {
+                        format!("{}: a flow below the threshold was disturbed", f.label())
+                    });
+                }
+            }
+        }
+        "blackhole" => {
+            for f in t.flows().filter(|f| f.impaired()) {
+                let p = run.packets(&f);
+                run.check(down(p).next().is_none(), || {
+                    format!("{}: an answer came back", f.label())
+                });
+                if f.s("proto") == "tcp" {
+                    let syns = up(p).filter(|p| p.has(tcp_flags::SYN)).count();
+                    run.check(syns >= 2 && f.s("outcome") == "connect_timeout", || {
+                        format!("{}: {syns} SYNs", f.label())
+                    });
+                } else {
+                    let requests = up(p).filter(|p| is_stun_request(p)).count();
+                    let media = up(p).filter(|p| is_rtp(p)).count();
+                    run.check(requests >= 3 && media == 0 && f.s("outcome") == "no_answer", || {
+                        format!("{}: {requests} STUN requests, {media} RTP packets", f.label())
+                    });
+                }
+            }
+        }
+        "call-police" => {
+            let rate = t.param("rate_kbit") * 1000.0;
+            for f in t.flows().filter(|f| f.impaired()) {
+                // From the first loss on, the bucket is empty while the call wants more.
+                let p = run.packets(&f);
+                let from = first_rtp_down_loss(p)
+                    .unwrap_or_else(|| run.fail(format!("{}: no RTP loss", f.label())));
+                let got = down_rate(p, from, last_down_data(p).unwrap());
+                let (loss, _) = rtp_down_loss(p);
+                run.check(within(got, rate, 0.10) && loss > 0.1, || {
+                    format!(
+                        "{}: {got:.0} bit/s down (policer {rate}), RTP loss {loss:.3}",
+                        f.label()
+                    )
+                });
+            }
+        }
+        "call-loss" => {
+            let want = t.param("loss_pct") / 100.0;
+            for f in t.flows().filter(|f| f.impaired()) {
+                // Four binomial standard deviations.
+                let (loss, expected) = rtp_down_loss(run.packets(&f));
+                let tolerance = 4.0 * (want * (1.0 - want) / expected.max(1) as f64).sqrt();
+                run.check((loss - want).abs() <= tolerance && expected > 300, || {
+                    format!("{}: RTP loss {loss:.3} of {expected}, configured {want}", f.label())
+                });
+            }
+        }
+        "oneway-cut" => {
+            let onset = t.onset_us();
+            for f in t.flows().filter(|f| f.impaired()) {
+                let p = run.packets(&f);
+                let last_down = down(p).map(|p| p.t_us).last().unwrap();
+                let last_up = up(p).map(|p| p.t_us).last().unwrap();
+                run.check(last_down <= onset && last_down + 200_000 >= onset, || {
+                    format!("{}: media down until {last_down}, cut at {onset}", f.label())
+                });
+                run.check(last_up >= onset + 3_000_000, || {
+                    format!("{}: the client stopped sending at {last_up}", f.label())
+                });
+            }
+        }
+        "delayed-throttle" => {
+            let rate = t.param("rate_kbit") * 1000.0;
+            let stream = t.param("stream_kbit") * 1000.0;
+            let onset = t.onset_us();
+            for f in t.flows().filter(|f| f.s("op") == "stream") {
+                let p = run.packets(&f);
+                let before = down_rate(p, p[0].t_us + 1_000_000, onset);
+                run.check(before > 0.85 * stream, || {
+                    format!("{}: {before:.0} bit/s before the onset", f.label())
+                });
+                if !f.messenger() {
+                    let after = down_rate(p, onset, last_down_data(p).unwrap());
+                    run.check(after > 0.85 * stream, || format!("{}: {after:.0} bit/s", f.label()));
+                }
+            }
+            check_policed_downloads(run, rate, onset);
+        }
+        other => panic!("no checks for lab scenario {other}"),
+    }
+}
+
+/// An RST that the server cannot have sent: it follows the client's packet sooner than the
+/// base round trip allows, and its TTL differs from the server's SYN/ACK.
+fn check_injected_rst(run: &Run, f: &TruthFlow, p: &[Pkt], trigger_us: u64) {
+    let at = rst_down(p).unwrap_or_else(|| run.fail(format!("{}: no RST", f.label())));
+    let (rst, synack) = (&p[at], syn_ack(p).expect("a SYN/ACK"));
+    let base_us = (run.truth.param("rtt_ms") * 1000.0) as u64;
+    run.check(rst.t_us >= trigger_us && rst.t_us - trigger_us < base_us / 2, || {
+        format!("{}: RST {} µs after its trigger", f.label(), rst.t_us.saturating_sub(trigger_us))
+    });
+    run.check(rst.ttl != synack.ttl, || {
+        format!("{}: RST TTL {} equals the server's {}", f.label(), rst.ttl, synack.ttl)
+    });
+    run.check(f.s("outcome") == "reset", || format!("{}: the client saw no reset", f.label()));
+}
+
+/// Shaping: the messenger's downstream, summed over its flows, stays at the shaper's rate
+/// while bulk downloads keep it busy, and its round trips grow with the queue.
+fn check_shaping(run: &Run) {
+    let t = run.truth;
+    let rate = t.param("rate_kbit") * 1000.0;
+    let msg: Vec<Pkt> =
+        t.flows().filter(|f| f.messenger()).flat_map(|f| run.packets(&f).to_vec()).collect();
+    // Busy seconds: while a messenger bulk download is transferring (first and last second
+    // of each left out).
+    let mut busy = Vec::new();
+    for f in t.flows().filter(|f| f.messenger() && f.is_get() && f.n("bytes") >= 100_000) {
+        let p = run.packets(&f);
+        let (start, end) = (p[0].t_us / 1_000_000 + 1, last_down_data(p).unwrap() / 1_000_000);
+        busy.extend(start..end);
+    }
+    busy.sort_unstable();
+    busy.dedup();
+    run.check(busy.len() >= 3, || format!("only {} busy seconds", busy.len()));
+    let mut rates = Vec::new();
+    for s in &busy {
+        let got = down_rate(&msg, s * 1_000_000, (s + 1) * 1_000_000);
+        run.check(got <= rate * 1.10, || {
+            format!("second {s}: {got:.0} bit/s through a {rate} shaper")
+        });
+        rates.push(got);
+    }
+    let mean = rates.iter().sum::<f64>() / rates.len() as f64;
+    run.check(within(mean, rate, 0.10), || {
+        format!("shaped rate {mean:.0} bit/s, configured {rate}")
+    });
+    // Queueing: handshakes made while the queue is full take far longer than the base RTT.
+    let base_us = (t.param("rtt_ms") * 1000.0) as u64;
+    let worst = t
+        .flows()
+        .filter(|f| f.messenger() && f.s("proto") == "tcp")
+        .filter_map(|f| handshake_rtt_us(run.packets(&f)))
+        .max()
+        .unwrap_or(0);
+    run.check(worst > base_us + 100_000, || {
+        format!("worst messenger handshake RTT {worst} µs, base {base_us} µs: no queueing")
+    });
+}
+
+fn check_trace(pcap: &Path) {
+    check_trace_against(pcap, Truth::load(&pcap.with_extension("truth.json")));
+}
+
+fn check_trace_against(pcap: &Path, truth: Truth) {
+    let trace = read_trace(pcap);
+    let catalogue =
+        Catalogue::from_file(&common::root().join("samples/lab-services.toml")).unwrap();
+    let out = common::analyze(&[pcap.to_path_buf()], Some(catalogue));
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let pipeline = out
+        .analysis
+        .flows
+        .iter()
+        .filter(|f| f.client.addr == CLIENT)
+        .map(|f| ((f.client.port, f.server.addr, f.server.port), f))
+        .collect();
+    let run = Run { truth: &truth, trace: &trace, pipeline };
+    check_common(&run);
+    check_scenario(&run);
+    // The pipeline's own RTP loss agrees with the sequence numbers seen here.
+    for f in truth.flows().filter(|f| f.kind() == "call") {
+        let (port, server, sport, _) = f.key();
+        let Some(m) = run.pipeline.get(&(port, server, sport)) else { continue };
+        if let TransportMeasures::Udp(u) = &m.measures.transport {
+            let expected = u.dirs[1].rtp.summary().map_or(0, |s| s.expected);
+            let (_, ours) = rtp_down_loss(run.packets(&f));
+            run.check(expected == 0 || u64::from(expected) <= ours, || {
+                format!("{}: pipeline expects {expected} RTP packets, trace {ours}", f.label())
+            });
+        }
+    }
+}
+
+// ------------------------------------------------------------------ fixtures and live runs
+
+/// The committed fixtures, or another set recorded with `lab.py fixtures --dir DIR`
+/// (`THROTTLEWATCH_LAB_FIXTURES=DIR`).
+fn fixture_path(name: &str) -> PathBuf {
+    std::env::var_os("THROTTLEWATCH_LAB_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| common::root().join("samples/lab"))
+        .join(format!("{name}.pcap"))
+}
+
+fn check_fixture(name: &str) {
+    check_trace(&fixture_path(name));
+}
+
+static LIVE: Mutex<()> = Mutex::new(());
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+    })
+}
+
+fn tool(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()))
+}
+
+/// Root and the lab's tools, then the lab to ourselves; `None` (after saying so) without them.
+fn live_lab() -> Option<MutexGuard<'static, ()>> {
+    if !is_root() {
+        common::missing("root (the live lab builds network namespaces)");
+        return None;
+    }
+    for t in ["ip", "nft", "tc", "tcpdump", "python3"] {
+        if !tool(t) {
+            common::missing(&format!("{t} (apt-get install iproute2 nftables tcpdump python3)"));
+            return None;
+        }
+    }
+    Some(LIVE.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+fn check_live(name: &str) {
+    let Some(_one_at_a_time) = live_lab() else { return };
+    let dir = common::root().join("target/lab-tests");
+    let out = Command::new("python3")
+        .arg(common::root().join("lab/lab.py"))
+        .args(["fixtures", "--only", name, "--dir"])
+        .arg(&dir)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "lab.py fixtures --only {name} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    check_trace(&dir.join(format!("{name}.pcap")));
+}
+
+macro_rules! scenarios {
+    ($($test:ident => $name:literal,)*) => {
+        const NAMES: &[&str] = &[$($name),*];
+        mod fixture { $(#[test] fn $test() { super::check_fixture($name) })* }
+        mod live { $(#[test] fn $test() { super::check_live($name) })* }
+    };
+}
+
+scenarios! {
+    clean => "clean",
+    police_128k => "police-128k",
+    police_1500k => "police-1500k",
+    shape_1m => "shape-1m",
+    rst_handshake => "rst-handshake",
+    rst_midflow => "rst-midflow",
+    freeze_16k => "freeze-16k",
+    freeze_28k => "freeze-28k",
+    blackhole => "blackhole",
+    call_police => "call-police",
+    call_loss => "call-loss",
+    oneway_cut => "oneway-cut",
+    delayed_throttle => "delayed-throttle",
+}
+
+fn lab_namespaces(run_pid: u32) -> usize {
+    let out = Command::new("ip").args(["netns", "list"]).output().expect("ip runs");
+    let prefix = format!("twlab-{run_pid}-");
+    String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with(&prefix)).count()
+}
+
+/// A run stopped by SIGTERM or SIGINT in the middle of its traffic removes its namespaces
+/// and every process in them, and exits non-zero.
+#[test]
+fn interrupted_run_removes_its_namespaces() {
+    for signal in ["TERM", "INT"] {
+        let Some(_one_at_a_time) = live_lab() else { return };
+        let out = common::root().join("target/lab-tests/interrupted");
+        let mut run = Command::new("python3")
+            .arg(common::root().join("lab/lab.py"))
+            .args(["run", "clean", "--quiet", "--out"])
+            .arg(&out)
+            .spawn()
+            .expect("python3 runs");
+        let pid = run.id();
+        let start = Instant::now();
+        while lab_namespaces(pid) < 3 {
+            assert!(start.elapsed() < Duration::from_secs(20), "the lab never came up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_secs(3)); // traffic is flowing
+        let killed = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
+        assert!(killed.unwrap().success());
+        let status = run.wait().unwrap();
+        assert!(!status.success(), "SIG{signal}: exit status {status}");
+        assert_eq!(lab_namespaces(pid), 0, "SIG{signal}: namespaces left behind");
+        let procs = Command::new("pgrep").args(["-f", "lab/traffic.py"]).output().unwrap();
+        assert!(procs.stdout.is_empty(), "SIG{signal}: lab processes left: {procs:?}");
+    }
+}
+
+/// Bad parameters are refused before anything is set up, naming the parameter.
+#[test]
+fn lab_refuses_bad_parameters() {
+    let cases = [
+        (vec!["run", "police", "--set", "rate_kbit=fast"], "rate_kbit=fast: expected an integer"),
+        (vec!["run", "police", "--set", "rate_kbit=0"], "allowed range is 8..10000000"),
+        (
+            vec!["run", "police", "--set", "loss_pct=5"],
+            "--set loss_pct: unknown parameter of scenario police",
+        ),
+        (
+            vec!["run", "oneway-cut", "--set", "after_s=19"],
+            "after_s=19: the onset must fall between",
+        ),
+        (vec!["run", "blackhole", "--set", "proto=icmp"], "allowed values are both, tcp, udp"),
+        (vec!["fixtures", "--only", "nosuch"], "--only nosuch: no such fixture"),
+    ];
+    for (args, message) in cases {
+        let out = Command::new("python3")
+            .arg(common::root().join("lab/lab.py"))
+            .args(&args)
+            .output()
+            .expect("python3 runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
+}
+
+/// The checks are not vacuous: each rejects its trace when the ground truth claims something
+/// else (another rate, threshold, loss, base RTT or onset).
+#[test]
+fn checks_reject_a_wrong_ground_truth() {
+    let cases: [(&str, &str, f64); 6] = [
+        ("police-128k", "/params/rate_kbit", 256.0),
+        ("freeze-16k", "/params/after_bytes", 28000.0),
+        ("rst-midflow", "/params/after_bytes", 80000.0),
+        ("call-loss", "/params/loss_pct", 30.0),
+        ("clean", "/params/rtt_ms", 60.0),
+        ("oneway-cut", "/impairment/onset", 2.0), // added to the recorded onset
+    ];
+    for (name, pointer, value) in cases {
+        let pcap = fixture_path(name);
+        let mut truth = Truth::load(&pcap.with_extension("truth.json"));
+        let field = truth.json.pointer_mut(pointer).expect(pointer);
+        let new = if pointer.ends_with("onset") { field.as_f64().unwrap() + value } else { value };
+        *field = serde_json::json!(new);
+        let result = std::panic::catch_unwind(|| check_trace_against(&pcap, truth));
+        assert!(result.is_err(), "{name}: the checks accept {pointer} = {new}");
+    }
+}
+
+/// Every fixture lab.py records is checked here, and every committed one exists.
+#[test]
+fn every_fixture_is_tested() {
+    let out = Command::new("python3")
+        .arg(common::root().join("lab/lab.py"))
+        .args(["list", "--fixtures"])
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed: Vec<String> =
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+    assert_eq!(listed, NAMES, "lab.py's fixtures and the tests here differ");
+    for name in NAMES {
+        assert!(fixture_path(name).is_file(), "samples/lab/{name}.pcap is missing");
+    }
+}
