@@ -785,6 +785,9 @@ if __name__ == "__main__":
     except LabError as e:
         print("lab: %s" % e, file=sys.stderr)
         sys.exit(e.status)
+    except OSError as e:
+        print("lab: %s" % e, file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt:
         print("lab: interrupted (SIGINT); namespaces removed", file=sys.stderr)
         sys.exit(128 + signal.SIGINT)

@@ -796,6 +796,25 @@ fn interrupted_run_removes_its_namespaces() {
     }
 }
 
+/// A run that fails inside the lab (here tcpdump cannot write its file) says why, exits 1 and
+/// removes its namespaces.
+#[test]
+fn failed_run_removes_its_namespaces() {
+    let Some(_one_at_a_time) = live_lab() else { return };
+    let out = common::root().join("target/lab-tests/unwritable");
+    std::fs::create_dir_all(out.with_extension("pcap")).unwrap(); // a directory where the trace goes
+    let run = Command::new("python3")
+        .arg(common::root().join("lab/lab.py"))
+        .args(["run", "clean", "--quiet", "--out"])
+        .arg(&out)
+        .spawn()
+        .expect("python3 runs");
+    let pid = run.id();
+    let result = run.wait_with_output().unwrap();
+    assert_eq!(result.status.code(), Some(1));
+    assert_eq!(lab_namespaces(pid), 0, "namespaces left behind after a failure");
+}
+
 /// Bad parameters are refused before anything is set up, naming the parameter.
 #[test]
 fn lab_refuses_bad_parameters() {
