@@ -70,6 +70,16 @@ struct AnalyzeArgs {
     /// Exit with status 3 when a verdict reports a finding (not none/inconclusive).
     #[arg(long)]
     fail_on_finding: bool,
+    /// Evaluation window in seconds (packet time); overrides the configuration file.
+    #[arg(long, value_name = "S", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    window: Option<u64>,
+    /// Configuration file (TOML); its [detect] table sets detector thresholds
+    /// (see samples/throttlewatch.toml).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Per-service history of bulk goodput per hour (JSON): read if it exists, updated after.
+    #[arg(long, value_name = "FILE")]
+    history: Option<PathBuf>,
 }
 
 pub fn main() -> ExitCode {
@@ -93,6 +103,8 @@ pub fn main() -> ExitCode {
 #[cfg(feature = "pcap")]
 fn analyze(args: AnalyzeArgs) -> ExitCode {
     use throttlewatch::analyze::{AnalyzeInput, run};
+    use throttlewatch::detect::evaluate;
+    use throttlewatch::detect::history::History;
     use throttlewatch::report::{Report, human};
 
     let catalogue = match &args.services {
@@ -114,8 +126,38 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         bin_us: args.bin_ms * 1000,
         ..PipelineConfig::default()
     };
+    let mut detect = match &args.config {
+        Some(path) => match config::load_detect_config(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("throttlewatch: error: {e}");
+                return ExitCode::from(EXIT_BAD_INPUT);
+            }
+        },
+        None => config::DetectConfig::default(),
+    };
+    if let Some(window) = args.window {
+        detect.window_s = window;
+    }
+    let mut history = match &args.history {
+        Some(path) => match History::load(path) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                eprintln!("throttlewatch: error: {e}");
+                return ExitCode::from(EXIT_BAD_INPUT);
+            }
+        },
+        None => None,
+    };
     let output = run(AnalyzeInput { files: args.files.clone(), config, catalogue });
-    let report = Report::build(&output.analysis, output.inputs, Vec::new());
+    let verdicts = evaluate(&output.analysis, &detect, history.as_mut());
+    if let (Some(h), Some(path)) = (&history, &args.history)
+        && let Err(e) = h.save(path)
+    {
+        eprintln!("throttlewatch: error: {e}");
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
+    let report = Report::build(&output.analysis, output.inputs, verdicts);
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let written = match args.format {

@@ -39,3 +39,157 @@ impl Default for PipelineConfig {
         }
     }
 }
+
+/// Thresholds of the detectors (DESIGN §5), with the literature's defaults. Read from the
+/// `[detect]` table of a configuration file (`--config`); every key is optional, unknown keys
+/// are errors.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectConfig {
+    /// Evaluation window on packet time; a flow belongs to the window it starts in.
+    pub window_s: u64,
+    /// A TCP flow is bulk when one direction carries at least this much payload.
+    pub bulk_min_bytes: u64,
+    /// Control flows are comparable when their minimum RTT is within this factor of the
+    /// target flows' (a far server is not a throttled one).
+    pub rtt_ratio: f64,
+    /// Significance level of every test, before the Bonferroni correction across services.
+    pub alpha: f64,
+
+    /// Wehe (SIGCOMM'19): throughput samples per side, area test thresholds, jackknife.
+    pub wehe_min_samples: usize,
+    pub wehe_area: f64,
+    pub wehe_area_fast: f64,
+    pub wehe_fast_bps: f64,
+    pub wehe_jackknife_rounds: u32,
+    pub wehe_jackknife_fraction: f64,
+    pub wehe_jackknife_agreement: f64,
+
+    /// Flach et al. (SIGCOMM'16): losses per flow, spread over this many RTTs; share of the
+    /// delivered series within a burst of the token line; RTT growth allowed before the first
+    /// loss; rates within this fraction of each other form a cluster.
+    pub policing_min_losses: u32,
+    pub policing_min_rtts: f64,
+    pub policing_consistency: f64,
+    pub policing_rtt_inflation: f64,
+    pub policing_cluster_tolerance: f64,
+    /// Control traffic must have run this many times faster than the policed rate.
+    pub control_margin: f64,
+
+    /// Shaping: a plateau (coefficient of variation of the busy bins at most this) with the
+    /// round trip grown by at least `shaping_rtt_growth_ms` and a factor `shaping_rtt_factor`.
+    pub shaping_max_cv: f64,
+    pub shaping_rtt_growth_ms: u64,
+    pub shaping_rtt_factor: f64,
+
+    /// Stall/freeze: server data stops after this many bytes (IP bytes towards the client;
+    /// the 12–36 KB of the TSPU behaviour, with a margin for header counting), then silence
+    /// for at least `stall_silence_s` with no FIN or RST from the server.
+    pub stall_min_bytes: u64,
+    pub stall_max_bytes: u64,
+    pub stall_silence_s: f64,
+
+    /// Calls: RTP loss counted as degradation from this ratio, one-way silence from this
+    /// many seconds, a rate step when the mean after a change point falls below this share of
+    /// the mean before it.
+    pub call_loss: f64,
+    pub call_silence_s: f64,
+    pub call_step_ratio: f64,
+    /// Smallest number of flows with a finding (resets, stalls, blocked) for a verdict.
+    pub min_affected_flows: u64,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            window_s: 60,
+            bulk_min_bytes: 100_000,
+            rtt_ratio: 3.0,
+            alpha: 0.01,
+            wehe_min_samples: 10,
+            wehe_area: 0.5,
+            wehe_area_fast: 0.3,
+            wehe_fast_bps: 10e6,
+            wehe_jackknife_rounds: 100,
+            wehe_jackknife_fraction: 0.5,
+            wehe_jackknife_agreement: 0.95,
+            policing_min_losses: 15,
+            policing_min_rtts: 3.0,
+            policing_consistency: 0.9,
+            policing_rtt_inflation: 1.5,
+            policing_cluster_tolerance: 0.2,
+            control_margin: 1.5,
+            shaping_max_cv: 0.3,
+            shaping_rtt_growth_ms: 100,
+            shaping_rtt_factor: 2.0,
+            stall_min_bytes: 10_000,
+            stall_max_bytes: 40_000,
+            stall_silence_s: 3.0,
+            call_loss: 0.03,
+            call_silence_s: 2.0,
+            call_step_ratio: 0.6,
+            min_affected_flows: 2,
+        }
+    }
+}
+
+impl DetectConfig {
+    /// Check ranges; the error names the key and the allowed values.
+    pub fn validate(&self) -> Result<(), String> {
+        let unit = |name: &str, v: f64| {
+            if (0.0..=1.0).contains(&v) && v > 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{name} = {v}: allowed values are in (0, 1]"))
+            }
+        };
+        if !(1..=86_400).contains(&self.window_s) {
+            return Err(format!("window_s = {}: allowed values are 1..=86400", self.window_s));
+        }
+        unit("alpha", self.alpha)?;
+        unit("wehe_jackknife_fraction", self.wehe_jackknife_fraction)?;
+        unit("wehe_jackknife_agreement", self.wehe_jackknife_agreement)?;
+        unit("policing_consistency", self.policing_consistency)?;
+        unit("call_loss", self.call_loss)?;
+        unit("call_step_ratio", self.call_step_ratio)?;
+        for (name, v) in [
+            ("rtt_ratio", self.rtt_ratio),
+            ("control_margin", self.control_margin),
+            ("policing_rtt_inflation", self.policing_rtt_inflation),
+            ("shaping_rtt_factor", self.shaping_rtt_factor),
+        ] {
+            if !(v >= 1.0 && v.is_finite()) {
+                return Err(format!("{name} = {v}: allowed values are >= 1"));
+            }
+        }
+        if self.stall_min_bytes >= self.stall_max_bytes {
+            return Err(format!(
+                "stall_min_bytes = {} must be below stall_max_bytes = {}",
+                self.stall_min_bytes, self.stall_max_bytes
+            ));
+        }
+        if self.wehe_min_samples < 2 || self.policing_min_losses < 2 {
+            return Err("wehe_min_samples and policing_min_losses: allowed values are >= 2".into());
+        }
+        Ok(())
+    }
+}
+
+/// The configuration file: today its `[detect]` table (the daemon adds its own tables).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    detect: DetectConfig,
+}
+
+/// Read the `[detect]` thresholds of a configuration file; the error names the file and the
+/// key.
+pub fn load_detect_config(path: &std::path::Path) -> Result<DetectConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read the configuration: {e}", path.display()))?;
+    let file: ConfigFile = toml::from_str(&text)
+        .map_err(|e| format!("{}: {}", path.display(), e.to_string().trim()))?;
+    file.detect.validate().map_err(|e| format!("{}: [detect] {e}", path.display()))?;
+    Ok(file.detect)
+}

@@ -18,6 +18,7 @@ use crate::decode::{
 use crate::flow::{
     ClientBy, Endpoint, FlowEntry, FlowKey, FlowTable, Proto, Removal, TableStats, source_is_client,
 };
+use crate::measure::loss::LossLog;
 use crate::measure::rtt::Leg;
 use crate::measure::throughput::BinSeries;
 use crate::measure::{Detail, FlowMeasures, RttSamples, TransportMeasures};
@@ -78,6 +79,8 @@ pub struct FinishedFlow {
     pub bins: Option<BinSeries>,
     /// Windowed (last ~10 s) minimum and maximum RTT per leg, indexed by [`Leg::index`].
     pub rtt_recent: Option<[(Option<u32>, Option<u32>); 2]>,
+    /// TCP loss events towards the client, for flows that had a detail slot.
+    pub losses: Option<LossLog>,
     pub class: Classification,
     pub role: Role,
     pub end: FlowEnd,
@@ -398,16 +401,17 @@ impl Pipeline {
         for (entry, removal) in self.removed.drain(..) {
             let (client, server) = (entry.client(), entry.server());
             let FlowEntry { id, key, client_by, first_at, last_at, closed, state, .. } = entry;
-            let (bins, rtt_recent) = match state.detail {
+            let (bins, rtt_recent, losses) = match state.detail {
                 Some(d) => {
-                    let detail = &self.details.slots[d as usize];
+                    let detail = &mut self.details.slots[d as usize];
                     let recent =
                         [0, 1].map(|leg| (detail.rtt_min[leg].get(), detail.rtt_max[leg].get()));
-                    let out = (detail.bins.series(), Some(recent));
+                    let losses = std::mem::take(&mut detail.losses);
+                    let out = (detail.bins.series(), Some(recent), Some(losses));
                     self.details.release(d);
                     out
                 }
-                None => (None, None),
+                None => (None, None, None),
             };
             let end = match (&state.measures.transport, removal) {
                 (TransportMeasures::Tcp(tcp), _) if closed => {
@@ -434,6 +438,7 @@ impl Pipeline {
                 measures: state.measures,
                 bins,
                 rtt_recent,
+                losses,
                 class,
                 role: Role::Other,
                 end,
@@ -471,8 +476,8 @@ mod tests {
         eprintln!(
             "flow entry {entry} bytes (+{index} per index bucket), detail slot {detail} bytes"
         );
-        assert!(entry <= 568, "a flow table entry grew to {entry} bytes");
+        assert!(entry <= 576, "a flow table entry grew to {entry} bytes");
         assert!(index <= 48, "a flow index bucket grew to {index} bytes");
-        assert!(detail <= 1400, "a detail slot grew to {detail} bytes");
+        assert!(detail <= 1440, "a detail slot grew to {detail} bytes");
     }
 }

@@ -1,10 +1,34 @@
-//! Detect: the statistics stage that compares target flows with control flows in a window and
-//! emits verdicts (DESIGN §5). The detectors are not written yet; this module fixes the shape
-//! of a verdict so that the report contract (DESIGN §6) is stable from the first version.
+//! Detect: the statistics stage (DESIGN §5). Finished flows are grouped into windows on packet
+//! time; in each window every detector compares a service's target flows with the comparable
+//! control flows of the same window and answers with a finding and its evidence, with
+//! `inconclusive` and the reason when the data cannot carry a decision, or with nothing when it
+//! has no flows of its kind. The answers of one service in one window become its verdicts: one
+//! per finding, else one `inconclusive` (with every reason) or one `none`.
+//!
+//! Input: [`Analysis`] (measurements and roles are final). Output: [`Verdict`]s, in window
+//! order, services in catalogue order. Thresholds: [`DetectConfig`], defaults from the
+//! literature. Nothing here looks at addresses beyond grouping by service and network.
+
+mod blocking;
+mod call;
+mod facts;
+pub mod history;
+mod policing;
+mod resets;
+mod stall;
+pub mod stats;
+mod throughput;
 
 use serde::Serialize;
+use serde_json::{Value, json};
 
+use crate::classify::{Role, ServiceId};
+use crate::config::DetectConfig;
+use crate::pipeline::{Analysis, FinishedFlow};
 use crate::time::Timestamp;
+
+use facts::Facts;
+use history::History;
 
 /// One finding about one service in one window.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -20,6 +44,8 @@ pub struct Verdict {
     pub evidence: serde_json::Value,
     /// Flow ids the verdict rests on.
     pub flows: Vec<u64>,
+    /// One line a person reads, e.g. "msg: downloads policed at ~128 kbit/s (3 flows)".
+    pub summary: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -32,5 +58,264 @@ impl Verdict {
     /// Findings other than `none` and `inconclusive` make `--fail-on-finding` exit 3.
     pub fn is_finding(&self) -> bool {
         self.finding != "none" && self.finding != "inconclusive"
+    }
+}
+
+/// What one detector concluded about one service in one window.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// No target flows of the kind this detector looks at.
+    NotApplicable,
+    /// Looked, found nothing; the evidence says what was compared.
+    Clean {
+        detector: &'static str,
+        evidence: Value,
+    },
+    /// Cannot decide.
+    Inconclusive {
+        detector: &'static str,
+        reason: String,
+    },
+    Finding(Finding),
+}
+
+#[derive(Debug)]
+pub(crate) struct Finding {
+    pub finding: &'static str,
+    pub mechanism: Option<&'static str>,
+    pub confidence: f64,
+    pub evidence: Value,
+    pub flows: Vec<u64>,
+    /// The summary line without the service prefix.
+    pub summary: String,
+}
+
+/// The flows of one window, split by role, for one service.
+pub(crate) struct Group<'a> {
+    pub targets: Vec<Facts<'a>>,
+    pub controls: &'a [Facts<'a>],
+    /// Services with target flows in this window (Bonferroni).
+    pub services_tested: usize,
+    pub cfg: &'a DetectConfig,
+}
+
+/// Evaluate every window of the analysis. With a history, each service's verdicts show its
+/// usual bulk goodput at that hour next to the current one, and the window's transfers are
+/// recorded into it afterwards.
+pub fn evaluate(
+    analysis: &Analysis,
+    cfg: &DetectConfig,
+    mut history: Option<&mut History>,
+) -> Vec<Verdict> {
+    let (Some(first), Some(last)) = (analysis.stats.first_at, analysis.stats.last_at) else {
+        return Vec::new();
+    };
+    let catalogue = analysis.classifier.catalogue();
+    let window_us = cfg.window_s.max(1) * 1_000_000;
+    let mut verdicts = Vec::new();
+    let mut start = first.micros();
+    while start <= last.micros() {
+        let end = start.saturating_add(window_us);
+        let window = Window {
+            start: Timestamp::from_micros(start),
+            end: Timestamp::from_micros(end.min(last.micros().max(start))),
+        };
+        // A flow belongs to the window it started in.
+        let in_window =
+            |f: &&FinishedFlow| f.first_at.micros() >= start && f.first_at.micros() < end;
+        let flows: Vec<&FinishedFlow> = analysis.flows.iter().filter(in_window).collect();
+        let controls: Vec<Facts> =
+            flows.iter().filter(|f| f.role == Role::Control).map(|f| Facts::new(f)).collect();
+        let services: Vec<ServiceId> = (0..catalogue.services().len() as ServiceId)
+            .filter(|sid| flows.iter().any(|f| f.class.service == Some(*sid)))
+            .collect();
+        for &sid in &services {
+            let group = Group {
+                targets: flows
+                    .iter()
+                    .filter(|f| f.class.service == Some(sid))
+                    .map(|f| Facts::new(f))
+                    .collect(),
+                controls: &controls,
+                services_tested: services.len(),
+                cfg,
+            };
+            let id = &catalogue.service(sid).id;
+            let mut these = verdicts_of(id, window, &run_detectors(&group));
+            if let Some(h) = history.as_deref_mut() {
+                let unix_s = start / 1_000_000;
+                let goodputs: Vec<f64> = group
+                    .targets
+                    .iter()
+                    .filter_map(|f| f.bulk_dir(cfg.bulk_min_bytes).and_then(|d| f.goodput_bps(d)))
+                    .collect();
+                if let Some(baseline) = h.baseline(id, unix_s) {
+                    let now = stats::median(&goodputs).map(|b| (b / 1000.0).round());
+                    for v in &mut these {
+                        v.evidence["history"] =
+                            json!({ "baseline": baseline, "now_p50_kbps": now });
+                    }
+                }
+                for g in goodputs {
+                    h.record(id, unix_s, g);
+                }
+            }
+            verdicts.extend(these);
+        }
+        start = end;
+    }
+    verdicts
+}
+
+fn run_detectors(group: &Group) -> Vec<Outcome> {
+    vec![
+        policing::detect(group),
+        throughput::shaping(group),
+        throughput::differentiation(group),
+        resets::detect(group),
+        stall::detect(group),
+        blocking::detect(group),
+        call::detect(group),
+    ]
+}
+
+/// One verdict per finding; else one `inconclusive` with the reasons, else one `none`.
+fn verdicts_of(service: &str, window: Window, outcomes: &[Outcome]) -> Vec<Verdict> {
+    let verdict =
+        |finding: &str, mechanism: Option<&str>, confidence, evidence, flows, summary| Verdict {
+            service: service.to_string(),
+            window,
+            finding: finding.to_string(),
+            mechanism: mechanism.map(str::to_string),
+            confidence,
+            evidence,
+            flows,
+            summary: format!("{service}: {summary}"),
+        };
+    let findings: Vec<Verdict> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Finding(f) => Some(verdict(
+                f.finding,
+                f.mechanism,
+                f.confidence,
+                f.evidence.clone(),
+                f.flows.clone(),
+                f.summary.clone(),
+            )),
+            _ => None,
+        })
+        .collect();
+    if !findings.is_empty() {
+        return merge_same_findings(findings);
+    }
+    let mut reasons = serde_json::Map::new();
+    let mut checked = serde_json::Map::new();
+    for o in outcomes {
+        match o {
+            Outcome::Inconclusive { detector, reason } => {
+                reasons.insert(detector.to_string(), json!(reason));
+            }
+            Outcome::Clean { detector, evidence } => {
+                checked.insert(detector.to_string(), evidence.clone());
+            }
+            _ => {}
+        }
+    }
+    if !reasons.is_empty() {
+        let first = reasons.values().next().and_then(Value::as_str).unwrap_or("").to_string();
+        let summary = format!("inconclusive: {first}");
+        let evidence = json!({ "reasons": reasons, "checked": checked });
+        return vec![verdict("inconclusive", None, 0.0, evidence, Vec::new(), summary)];
+    }
+    if checked.is_empty() {
+        let reason = "no flows any detector could judge (no transfers, calls or connections \
+                      of the kinds they compare)";
+        let evidence = json!({ "reasons": { "all": reason } });
+        return vec![verdict("inconclusive", None, 0.0, evidence, Vec::new(), reason.into())];
+    }
+    let summary = format!("no sign of interference ({} checks)", checked.len());
+    let evidence = json!({ "checked": checked });
+    vec![verdict("none", None, 0.0, evidence, Vec::new(), summary)]
+}
+
+/// Two detectors may find the same thing (policing and the Wehe test both say `throttled`):
+/// one verdict per finding, the one that names a mechanism first, the others' evidence
+/// attached as corroboration.
+fn merge_same_findings(mut findings: Vec<Verdict>) -> Vec<Verdict> {
+    findings.sort_by_key(|v| v.mechanism.is_none());
+    let mut merged: Vec<Verdict> = Vec::new();
+    for v in findings {
+        match merged.iter_mut().find(|m| m.finding == v.finding) {
+            Some(m) => {
+                m.confidence = m.confidence.max(v.confidence).min(0.99);
+                let also = m.evidence.as_object_mut().map(|o| {
+                    o.entry("corroborated_by").or_insert_with(|| Value::Array(Vec::new()))
+                });
+                if let Some(Value::Array(list)) = also {
+                    list.push(json!({ "summary": v.summary, "evidence": v.evidence }));
+                }
+                for id in v.flows {
+                    if !m.flows.contains(&id) {
+                        m.flows.push(id);
+                    }
+                }
+            }
+            None => merged.push(v),
+        }
+    }
+    merged
+}
+
+/// `~128 kbit/s`, `~1.5 Mbit/s`.
+pub(crate) fn rate_text(bps: f64) -> String {
+    if bps >= 1e6 {
+        format!("~{:.1} Mbit/s", bps / 1e6)
+    } else {
+        format!("~{:.0} kbit/s", bps / 1e3)
+    }
+}
+
+/// `p<1e-6`, `p=0.003`.
+pub(crate) fn p_text(p: f64) -> String {
+    if p < 1e-6 { "p<1e-6".to_string() } else { format!("p={p:.2e}") }
+}
+
+/// At most `n` example flow ids.
+pub(crate) fn examples(ids: impl IntoIterator<Item = u64>, n: usize) -> Vec<u64> {
+    ids.into_iter().take(n).collect()
+}
+
+/// Flows with an event (`hits`) out of the flows that could have shown it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Counts {
+    pub hits: u64,
+    pub total: u64,
+}
+
+/// The comparison of a target share with the control share of the same event.
+pub(crate) enum Comparison {
+    /// Too few target events to say anything: nothing to report.
+    Nothing,
+    /// The target share is significantly higher (one-sided Fisher p, Bonferroni-corrected).
+    Higher { p: f64 },
+    /// Not significantly higher.
+    NotHigher { p: f64 },
+    /// Events seen, but no control flow that could have shown them.
+    NoControl,
+}
+
+pub(crate) fn versus_control(g: &Group, t: Counts, c: Counts) -> Comparison {
+    if t.hits < g.cfg.min_affected_flows {
+        return Comparison::Nothing;
+    }
+    if c.total == 0 {
+        return Comparison::NoControl;
+    }
+    let p = stats::fisher_exact_greater(t.hits, t.total, c.hits, c.total);
+    if p < g.cfg.alpha / g.services_tested.max(1) as f64 {
+        Comparison::Higher { p }
+    } else {
+        Comparison::NotHigher { p }
     }
 }

@@ -6,6 +6,7 @@
 //! Nothing here allocates per packet, reads the clock, or trusts a length from the wire.
 
 pub mod call;
+pub mod loss;
 pub mod rtt;
 pub mod tcp;
 pub mod throughput;
@@ -16,6 +17,7 @@ use crate::flow::{Direction, Proto};
 use crate::time::Timestamp;
 
 use call::UdpMeasures;
+use loss::LossLog;
 use rtt::{Leg, WindowedExtreme};
 use tcp::TcpMeasures;
 use throughput::ThroughputBins;
@@ -114,6 +116,8 @@ pub struct Detail {
     /// Windowed minimum and maximum RTT per leg, indexed by [`Leg::index`].
     pub rtt_min: [WindowedExtreme; 2],
     pub rtt_max: [WindowedExtreme; 2],
+    /// TCP loss events towards the client.
+    pub losses: LossLog,
 }
 
 impl Detail {
@@ -122,18 +126,25 @@ impl Detail {
             bins: ThroughputBins::new(bin_us),
             rtt_min: [WindowedExtreme::min(RTT_WINDOW_US); 2],
             rtt_max: [WindowedExtreme::max(RTT_WINDOW_US); 2],
+            losses: LossLog::default(),
         }
     }
 
-    /// Make a slot returned to the pool ready for the next flow.
+    /// Make a slot returned to the pool ready for the next flow (keeping the loss logs'
+    /// allocations).
     pub fn reset(&mut self) {
-        *self = Detail::new(self.bins.bin_us());
+        let mut losses = std::mem::take(&mut self.losses);
+        losses.clear();
+        *self = Detail { losses, ..Detail::new(self.bins.bin_us()) };
     }
 
     fn rtt(&mut self, leg: Leg, now: Timestamp, rtt_us: u64) {
         let v = u32::try_from(rtt_us).unwrap_or(u32::MAX);
         self.rtt_min[leg.index()].add(now, v);
         self.rtt_max[leg.index()].add(now, v);
+        if leg == Leg::External {
+            self.losses.rtt(v);
+        }
     }
 }
 
@@ -158,9 +169,13 @@ impl FlowMeasures {
     ) -> RttSamples {
         let now = packet.ts;
         let prev = &self.dirs[dir.index()];
+        let mut lost = false;
         let samples = match (&mut self.transport, &packet.transport) {
             (TransportMeasures::Tcp(tcp), Transport::Tcp(seg)) => {
-                tcp.on_segment(dir, &packet.ip, seg, prev, flow_start, now)
+                let losses = tcp.down_loss_events();
+                let samples = tcp.on_segment(dir, &packet.ip, seg, &self.dirs, flow_start, now);
+                lost = tcp.down_loss_events() != losses;
+                samples
             }
             (TransportMeasures::Udp(udp), Transport::Udp(datagram)) => {
                 let last_at = (prev.packets > 0).then_some(prev.last_at);
@@ -173,6 +188,9 @@ impl FlowMeasures {
         self.dirs[dir.index()].count(&packet.ip, now);
         if let Some(detail) = detail {
             detail.bins.add(now, dir, packet.ip.total_len);
+            if lost {
+                detail.losses.record(now, self.dirs[Direction::Down.index()].bytes);
+            }
             if let Some(rtt) = samples.external_us {
                 detail.rtt(Leg::External, now, rtt);
             }

@@ -76,6 +76,10 @@ pub struct TcpDirection {
     pub seq_gaps: u32,
     /// Times the advertised window dropped to zero.
     pub zero_windows: u32,
+    /// Payload of the latest data segment, and the largest one (an estimate of the MSS): a
+    /// transfer cut mid-stream ends on a full segment, a finished response seldom does.
+    pub last_payload_len: u16,
+    pub max_payload_len: u16,
     pub rsts: u32,
     /// Packets from this side after its own first RST (a real RST ends the sender's part).
     pub packets_after_rst: u32,
@@ -109,6 +113,10 @@ pub struct CloseEvent {
     pub prev_ip_id: u32,
     /// Microseconds since the previous packet from the same side (saturating).
     pub since_prev_us: u32,
+    /// Microseconds since the latest packet from the other side (saturating; `u32::MAX` when
+    /// there was none): an RST sooner after the client's packet than the round trip to the
+    /// server cannot come from the server.
+    pub since_peer_us: u32,
     /// Payload bytes carried (saturating).
     pub payload_len: u16,
     pub ttl: u8,
@@ -118,18 +126,21 @@ pub struct CloseEvent {
 }
 
 impl TcpMeasures {
-    /// Account one segment from `dir`. `prev` holds the counters of that direction before this
-    /// packet (its last TTL, IP ID and time); `flow_start` is the flow's first packet time.
+    /// Account one segment from `dir`. `counters` hold both directions' counters before this
+    /// packet (last TTL, IP ID and time); `flow_start` is the flow's first packet time.
     /// Returns the RTT samples the segment completed.
     pub fn on_segment(
         &mut self,
         dir: Direction,
         ip: &IpHeader,
         seg: &TcpSegment<'_>,
-        prev: &DirCounters,
+        counters: &[DirCounters; 2],
         flow_start: Timestamp,
         now: Timestamp,
     ) -> RttSamples {
+        let prev = &counters[dir.index()];
+        let peer = &counters[dir.reverse().index()];
+        let peer_last_at = (peer.packets > 0).then_some(peer.last_at);
         let syn = seg.has(tcp_flags::SYN);
         let ack = seg.has(tcp_flags::ACK);
         let mut samples = RttSamples::default();
@@ -140,7 +151,7 @@ impl TcpMeasures {
 
         let reorder_window_us = reorder_window_us(&self.rtt);
         let (mine, theirs) = split(&mut self.dirs, dir);
-        let close_event = || CloseEvent::new(ip, seg, prev, flow_start, now);
+        let close_event = || CloseEvent::new(ip, seg, prev, peer_last_at, flow_start, now);
         if seg.has(tcp_flags::RST) {
             mine.rsts = mine.rsts.saturating_add(1);
             if mine.rst.is_none() {
@@ -155,6 +166,11 @@ impl TcpMeasures {
             mine.fin = Some(close_event());
         }
         mine.payload_bytes += u64::from(seg.payload_len);
+        if seg.payload_len > 0 {
+            let len = u16::try_from(seg.payload_len).unwrap_or(u16::MAX);
+            mine.last_payload_len = len;
+            mine.max_payload_len = mine.max_payload_len.max(len);
+        }
         let retransmitted = mine.sequence(seg, now, reorder_window_us);
         if !syn {
             mine.window(seg.window);
@@ -226,6 +242,13 @@ impl TcpMeasures {
             _ => {}
         }
         None
+    }
+
+    /// Loss events towards the client so far: holes in what the server sent, and its
+    /// retransmissions.
+    pub fn down_loss_events(&self) -> u32 {
+        let d = &self.dirs[Direction::Down.index()];
+        d.seq_gaps.saturating_add(d.retransmissions)
     }
 
     /// The connection ended on the wire: FIN from both sides, or an RST.
@@ -335,6 +358,7 @@ impl CloseEvent {
         ip: &IpHeader,
         seg: &TcpSegment<'_>,
         prev: &DirCounters,
+        peer_last_at: Option<Timestamp>,
         flow_start: Timestamp,
         now: Timestamp,
     ) -> Self {
@@ -350,6 +374,8 @@ impl CloseEvent {
             } else {
                 0
             },
+            since_peer_us: peer_last_at
+                .map_or(u32::MAX, |at| u32::try_from(now.since(at)).unwrap_or(u32::MAX)),
             payload_len: u16::try_from(seg.payload_len).unwrap_or(u16::MAX),
             ttl: ip.ttl,
             prev_ttl: prev.last_ttl().unwrap_or(0),
@@ -418,8 +444,8 @@ mod tests {
                 payload_len: len,
                 payload: &[],
             };
-            let prev = self.prev[dir.index()].clone();
-            self.m.on_segment(dir, &ip, &seg, &prev, Timestamp::default(), now);
+            let counters = self.prev.clone();
+            self.m.on_segment(dir, &ip, &seg, &counters, Timestamp::default(), now);
             self.prev[dir.index()].count(&ip, now);
         }
     }
@@ -510,6 +536,7 @@ mod tests {
     fn rst_forensics() {
         let mut r = Run::new();
         r.seg_ttl(0, Down, (ACK, 1, 1, 100), None, 52, 7000);
+        r.seg_ttl(38, Up, (ACK, 1, 101, 0), None, 64, 1);
         r.seg_ttl(40, Down, (RST | ACK, 101, 1, 0), None, 61, 0); // TTL jumps, IP ID resets
         r.seg_ttl(41, Down, (ACK, 101, 1, 100), None, 52, 7001); // the real server goes on
         let d = &r.m.dirs[Down.index()];
@@ -523,6 +550,7 @@ mod tests {
             (101, 1, true, 40_000, 40)
         );
         assert_eq!((d.rsts, d.packets_after_rst), (1, 1));
+        assert_eq!(rst.since_peer_us, 2_000, "2 ms after the client's packet");
     }
 
     #[test]

@@ -111,7 +111,7 @@ pub fn write(report: &Report, all_flows: bool, out: &mut impl Write) -> io::Resu
 
     writeln!(out, "VERDICTS")?;
     if report.verdicts.is_empty() {
-        writeln!(out, "  (none) {}", s.detectors)?;
+        writeln!(out, "  (none: no messenger flows to judge; detectors: {})", s.detectors)?;
     }
     for v in &report.verdicts {
         writeln!(
@@ -124,6 +124,7 @@ pub fn write(report: &Report, all_flows: bool, out: &mut impl Write) -> io::Resu
             v.window.start,
             v.window.end
         )?;
+        writeln!(out, "    {}", v.summary)?;
     }
     Ok(())
 }

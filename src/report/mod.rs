@@ -377,7 +377,7 @@ impl<'a> Report<'a> {
                 },
                 services,
                 control,
-                detectors: "no throttling detectors in this version yet: flows are measured and classified, verdicts stay empty",
+                detectors: "policing, shaping, throughput_differentiation, resets, stall, blocking, calls: each service against the control flows of the same window",
             },
             flows,
             verdicts,

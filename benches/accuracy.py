@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Accuracy of the detectors (README): lab scenarios many times with randomised parameters,
+plus every capture of the nDPI corpus, through `throttlewatch analyze`; prints one table row
+per finding: detection rate, false alarms, `inconclusive` share, rate-estimate error.
+
+    benches/accuracy.py record [--runs N] [--dir DIR]   # lab runs (root, ~20 s each)
+    benches/accuracy.py report [--dir DIR] [--corpus DIR] [--json]
+
+`record` keeps every trace with its ground truth in DIR (default target/accuracy); `report`
+analyzes what is there with the release binary, so detectors can change without re-recording.
+Parameters are drawn per run (seeded by the run number): policing 64 kbit/s–5 Mbit/s, shaping
+256 kbit/s–4 Mbit/s, freeze 12–36 KB, RST after 5–100 kB or at the ClientHello, call loss
+5–40 %, call policing below the call's rate, one-way cut and delayed throttling at 3–9 s, base
+RTTs 20–100 ms.
+"""
+import argparse
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+LAB = os.path.join(ROOT, "lab", "lab.py")
+BINARY = os.path.join(ROOT, "target", "release", "throttlewatch")
+SERVICES = os.path.join(ROOT, "samples", "lab-services.toml")
+
+# The workload of every run: the fixtures' (lab.py FIXTURE_SETTINGS) with calls carrying video.
+WORKLOAD = {"download_kb": 400, "upload_kb": 100, "stream_kbit": 800, "video_kbit": 300,
+            "fetch_every_s": 1.0}
+DURATION_S = 14
+
+# scenario -> (expected finding, findings that are not false alarms there)
+EXPECTED = {
+    "clean": (None, set()),
+    "police": ("throttled", {"throttled", "call_degraded"}),
+    "shape": ("throttled", {"throttled", "call_degraded"}),
+    "rst-handshake": ("reset", {"reset"}),
+    "rst-midflow": ("reset", {"reset"}),
+    "freeze": ("stalled", {"stalled"}),
+    "blackhole": ("blocked", {"blocked"}),
+    "call-police": ("call_degraded", {"call_degraded"}),
+    "call-loss": ("call_degraded", {"call_degraded"}),
+    "oneway-cut": ("call_degraded", {"call_degraded"}),
+    "delayed-throttle": ("throttled", {"throttled", "call_degraded"}),
+}
+
+
+def draw(scenario, rng):
+    """Randomised parameters of one run."""
+    p = {"rtt_ms": rng.randint(20, 100), "ctl_rtt_ms": rng.randint(20, 100)}
+    log_uniform = lambda lo, hi: int(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+    if scenario == "police":
+        p["rate_kbit"] = log_uniform(64, 5000)
+        # Enough demand above the rate for ~8 s.
+        p["download_kb"] = max(WORKLOAD["download_kb"], p["rate_kbit"])
+    elif scenario == "shape":
+        p["rate_kbit"] = log_uniform(256, 4000)
+        p["download_kb"] = max(WORKLOAD["download_kb"], p["rate_kbit"])
+    elif scenario == "rst-midflow":
+        p["after_bytes"] = rng.randint(5_000, 100_000)
+    elif scenario == "freeze":
+        p["after_bytes"] = rng.randint(12_000, 36_000)
+    elif scenario == "blackhole":
+        p["proto"] = rng.choice(["both", "tcp", "udp"])
+    elif scenario == "call-police":
+        p["rate_kbit"] = rng.randint(64, 300)  # the call carries ~360 kbit/s
+    elif scenario == "call-loss":
+        p["loss_pct"] = rng.randint(5, 40)
+    elif scenario == "oneway-cut":
+        p["after_s"] = rng.randint(3, 9)
+    elif scenario == "delayed-throttle":
+        p["after_s"] = rng.randint(3, 7)
+        p["rate_kbit"] = log_uniform(64, 400)
+    return p
+
+
+def record(args):
+    os.makedirs(args.dir, exist_ok=True)
+    for run in range(args.runs):
+        for scenario in EXPECTED:
+            prefix = os.path.join(args.dir, "%s-%03d" % (scenario, run))
+            if os.path.exists(prefix + ".truth.json"):
+                continue
+            rng = random.Random("%s/%d" % (scenario, run))
+            params = dict(WORKLOAD, **draw(scenario, rng))
+            cmd = [sys.executable, LAB, "run", scenario, "--quiet", "--seed", str(run),
+                   "--duration", str(DURATION_S), "--snaplen", "128", "--out", prefix]
+            for k, v in params.items():
+                cmd += ["--set", "%s=%s" % (k, v)]
+            p = subprocess.run(cmd, capture_output=True, text=True)
+            status = "ok" if p.returncode == 0 else "FAILED: " + p.stderr.strip()
+            print("%-17s run %3d %s %s" % (scenario, run, json.dumps(params, sort_keys=True), status),
+                  flush=True)
+
+
+def analyze(pcap):
+    p = subprocess.run([BINARY, "analyze", "--format", "json", "--services", SERVICES, pcap],
+                       capture_output=True, text=True)
+    if p.returncode not in (0, 3):
+        raise SystemExit("analyze %s failed: %s" % (pcap, p.stderr))
+    return json.loads(p.stdout)
+
+
+def report(args):
+    rows = {}
+    def row(name):
+        return rows.setdefault(name, {"runs": 0, "detected": 0, "false_alarms": 0,
+                                      "inconclusive": 0, "rate_errors": [], "signatures": 0})
+    for name in sorted(os.listdir(args.dir)):
+        if not name.endswith(".truth.json"):
+            continue
+        truth = json.load(open(os.path.join(args.dir, name)))
+        pcap = os.path.join(args.dir, name.replace(".truth.json", ".pcap"))
+        scenario = truth["scenario"]
+        expected, allowed = EXPECTED[scenario]
+        verdicts = [v for v in analyze(pcap)["verdicts"] if v["service"] == "msg"]
+        findings = {v["finding"] for v in verdicts if v["finding"] not in ("none", "inconclusive")}
+        label = scenario
+        if scenario == "police":
+            label = "police <= 2 Mbit/s" if truth["params"]["rate_kbit"] <= 2000 else "police > 2 Mbit/s"
+        r = row(label)
+        r["runs"] += 1
+        if expected in findings:
+            r["detected"] += 1
+        if findings - allowed:
+            r["false_alarms"] += 1
+        if any(v["finding"] == "inconclusive" for v in verdicts):
+            r["inconclusive"] += 1
+        for v in verdicts:
+            if v["finding"] == "throttled" and v.get("mechanism") == "policing" and "rate_kbit" in truth["params"]:
+                configured = truth["params"]["rate_kbit"] * 1000
+                r["rate_errors"].append(abs(v["evidence"]["rate_bps"] - configured) / configured)
+            if v["finding"] == "reset" and v["evidence"].get("with_injection_signatures", 0) > 0:
+                r["signatures"] += 1
+    corpus = args.corpus
+    if os.path.isdir(corpus):
+        r = row("nDPI corpus (false alarms)")
+        for name in sorted(os.listdir(corpus)):
+            if not (name.endswith(".pcap") or name.endswith(".pcapng")):
+                continue
+            verdicts = analyze(os.path.join(corpus, name))["verdicts"]
+            r["runs"] += 1
+            if any(v["finding"] not in ("none", "inconclusive") for v in verdicts):
+                r["false_alarms"] += 1
+            if any(v["finding"] == "inconclusive" for v in verdicts):
+                r["inconclusive"] += 1
+    if args.json:
+        json.dump(rows, sys.stdout, indent=1)
+        return
+    print("| scenario | runs | detected | false alarms | inconclusive | policing rate error (median / max) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, r in rows.items():
+        n = max(r["runs"], 1)
+        errors = sorted(r["rate_errors"])
+        err = ("%.1f %% / %.1f %%" % (100 * errors[len(errors) // 2], 100 * errors[-1])) if errors else "-"
+        detected = "-" if name.startswith("clean") or name.startswith("nDPI") else "%.0f %%" % (100 * r["detected"] / n)
+        print("| %s | %d | %s | %d | %.0f %% | %s |" % (name, r["runs"], detected, r["false_alarms"],
+                                                     100 * r["inconclusive"] / n, err))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    rec = sub.add_parser("record")
+    rec.add_argument("--runs", type=int, default=8)
+    rec.add_argument("--dir", default=os.path.join(ROOT, "target", "accuracy"))
+    rep = sub.add_parser("report")
+    rep.add_argument("--dir", default=os.path.join(ROOT, "target", "accuracy"))
+    rep.add_argument("--corpus", default=os.path.join(ROOT, "..", "shared", "corpus", "ndpi"))
+    rep.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    record(args) if args.cmd == "record" else report(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+//! Blocking: connection attempts that are never answered, against the control share
+//! (one-sided Fisher's exact test). TCP: SYNs sent again and again without a SYN/ACK. UDP:
+//! STUN requests without a response, QUIC Initials (UDP 443 with a long header) without any
+//! packet back.
+
+use serde_json::json;
+
+use super::facts::Facts;
+use super::{Comparison, Counts, Finding, Group, Outcome, examples, p_text, versus_control};
+
+/// (attempted, unanswered) for a flow; `None` when the flow attempted nothing we can judge.
+fn attempt(f: &Facts) -> Option<bool> {
+    let down_packets = f.f.measures.dirs[1].packets;
+    if let Some(t) = f.tcp() {
+        let hs = &t.handshake;
+        return (hs.syns > 0).then_some(hs.synacks == 0 && down_packets == 0 && hs.syns >= 2);
+    }
+    let u = f.udp()?;
+    if u.stun.requests > 0 {
+        return Some(u.stun.answered == 0 && down_packets == 0 && u.stun.requests >= 2);
+    }
+    let quic = f.f.server.port == 443 && f.f.measures.dirs[0].packets > 0;
+    quic.then_some(down_packets == 0 && f.f.measures.dirs[0].packets >= 2)
+}
+
+pub(super) fn detect(g: &Group) -> Outcome {
+    const NAME: &str = "blocking";
+    let targets: Vec<(&Facts, bool)> =
+        g.targets.iter().filter_map(|f| attempt(f).map(|b| (f, b))).collect();
+    if targets.is_empty() {
+        return Outcome::NotApplicable;
+    }
+    let controls: Vec<bool> = g.controls.iter().filter_map(attempt).collect();
+    let blocked: Vec<&Facts> = targets.iter().filter(|(_, b)| *b).map(|(f, _)| *f).collect();
+    let t = Counts { hits: blocked.len() as u64, total: targets.len() as u64 };
+    let c = Counts {
+        hits: controls.iter().filter(|b| **b).count() as u64,
+        total: controls.len() as u64,
+    };
+    let tcp = blocked.iter().filter(|f| f.tcp().is_some()).count();
+    let evidence = |p: Option<f64>| {
+        json!({
+            "unanswered": t.hits,
+            "attempts": t.total,
+            "unanswered_tcp": tcp,
+            "unanswered_udp": t.hits as usize - tcp,
+            "control_unanswered": c.hits,
+            "control_attempts": c.total,
+            "fisher_p": p,
+        })
+    };
+    match versus_control(g, t, c) {
+        Comparison::Nothing => Outcome::Clean { detector: NAME, evidence: evidence(None) },
+        Comparison::NotHigher { p } => {
+            Outcome::Clean { detector: NAME, evidence: evidence(Some(p)) }
+        }
+        Comparison::NoControl => Outcome::Inconclusive {
+            detector: NAME,
+            reason: format!(
+                "{} of {} connection attempts never answered, but no control attempt to \
+                 compare with",
+                t.hits, t.total
+            ),
+        },
+        Comparison::Higher { p } => Outcome::Finding(Finding {
+            finding: "blocked",
+            mechanism: Some("drop"),
+            confidence: (((1.0 - p) * 0.95) * 100.0).round() / 100.0,
+            evidence: evidence(Some(p)),
+            flows: examples(blocked.iter().map(|f| f.id()), 20),
+            summary: format!(
+                "{} of {} connection attempts never answered ({tcp} TCP SYN, {} STUN/QUIC; {}); \
+                 control {} of {}",
+                t.hits,
+                t.total,
+                t.hits as usize - tcp,
+                p_text(p),
+                c.hits,
+                c.total
+            ),
+        }),
+    }
+}

@@ -1,0 +1,163 @@
+//! Call degradation: the service's calls (UDP flows with RTP towards the client) against the
+//! control calls of the window. Media loss (RTP sequence numbers; one-sided Fisher's exact test
+//! on lost packets against the control calls' loss), one-way silence (one direction stops for
+//! `call_silence_s` while the other goes on), and a step down in the media rate at one change
+//! point (delayed throttling; Wehe segments with PELT, one change point is its simplest case).
+//! Without a control call the answer is `inconclusive`: a lossy radio link hurts every call.
+
+use serde_json::{Value, json};
+
+use super::facts::Facts;
+use super::stats::{fisher_exact_greater, mean_change_point};
+use super::{Finding, Group, Outcome, examples, p_text, rate_text};
+use crate::config::DetectConfig;
+
+/// What one call showed.
+struct Call<'a> {
+    f: &'a Facts<'a>,
+    lost: u64,
+    expected: u64,
+    jitter_us: Option<u64>,
+    /// Seconds one direction was silent while the other went on, and which one.
+    silence: Option<(&'static str, f64)>,
+    /// (rate before, rate after, p) of a significant step down.
+    step: Option<(f64, f64, f64)>,
+}
+
+fn call<'a>(f: &'a Facts<'a>, cfg: &DetectConfig) -> Option<Call<'a>> {
+    let u = f.udp()?;
+    let rtp = u.dirs[1].rtp.summary()?;
+    if rtp.expected < 50 {
+        return None;
+    }
+    let dirs = &f.f.measures.dirs;
+    let silence_us = (cfg.call_silence_s * 1e6) as u64;
+    let silence = if dirs[0].last_at.since(dirs[1].last_at) >= silence_us {
+        Some(("towards the client", dirs[0].last_at.since(dirs[1].last_at) as f64 / 1e6))
+    } else if dirs[1].last_at.since(dirs[0].last_at) >= silence_us {
+        Some(("towards the server", dirs[1].last_at.since(dirs[0].last_at) as f64 / 1e6))
+    } else if u.dirs[1].max_gap_us >= silence_us {
+        Some(("towards the client", u.dirs[1].max_gap_us as f64 / 1e6))
+    } else {
+        None
+    };
+    let step = f.f.bins.as_ref().and_then(|b| {
+        let s = &b.bytes[1];
+        let (a, z) = (s.iter().position(|&v| v > 0)?, s.iter().rposition(|&v| v > 0)?);
+        let bin_s = b.bin_us as f64 / 1e6;
+        let rates: Vec<f64> = s[a..=z].iter().map(|&v| f64::from(v) * 8.0 / bin_s).collect();
+        let cp = mean_change_point(&rates, 4)?;
+        (cp.mean_after < cfg.call_step_ratio * cp.mean_before && cp.p_value < cfg.alpha)
+            .then_some((cp.mean_before, cp.mean_after, cp.p_value))
+    });
+    Some(Call {
+        f,
+        lost: u64::try_from(rtp.lost.max(0)).unwrap_or(0),
+        expected: u64::from(rtp.expected),
+        jitter_us: rtp.jitter_us,
+        silence,
+        step,
+    })
+}
+
+fn row(c: &Call) -> Value {
+    json!({
+        "flow": c.f.id(),
+        "rtp_expected": c.expected,
+        "rtp_lost": c.lost,
+        "loss": (c.lost as f64 / c.expected.max(1) as f64 * 1e4).round() / 1e4,
+        "jitter_ms": c.jitter_us.map(|j| j as f64 / 1000.0),
+        "silence": c.silence.map(|(d, s)| json!({ "direction": d, "seconds": s })),
+        "rate_step_bps": c.step.map(|(b, a, p)| json!({ "before": b.round(), "after": a.round(), "p": p })),
+    })
+}
+
+pub(super) fn detect(g: &Group) -> Outcome {
+    const NAME: &str = "calls";
+    let cfg = g.cfg;
+    let calls: Vec<Call> = g.targets.iter().filter_map(|f| call(f, cfg)).collect();
+    if calls.is_empty() {
+        return Outcome::NotApplicable;
+    }
+    let controls: Vec<Call> = g.controls.iter().filter_map(|f| call(f, cfg)).collect();
+    let (c_lost, c_expected) =
+        controls.iter().fold((0, 0), |(l, e), c| (l + c.lost, e + c.expected));
+    let c_loss = c_lost as f64 / c_expected.max(1) as f64;
+    let alpha = cfg.alpha / g.services_tested.max(1) as f64;
+    let mut reasons = Vec::new();
+    let mut degraded = Vec::new();
+    for c in &calls {
+        let loss = c.lost as f64 / c.expected.max(1) as f64;
+        let mut why = Vec::new();
+        if loss >= cfg.call_loss {
+            let p = fisher_exact_greater(c.lost, c.expected, c_lost, c_expected);
+            if c_expected > 0 && p < alpha {
+                why.push(format!(
+                    "loses {:.0}% of its media towards the client (control calls {:.1}%, {})",
+                    loss * 100.0,
+                    c_loss * 100.0,
+                    p_text(p)
+                ));
+            }
+        }
+        let control_silent = controls.iter().any(|k| k.silence.is_some());
+        if let Some((dir, s)) = c.silence
+            && !controls.is_empty()
+            && !control_silent
+        {
+            why.push(format!("went silent {dir} for {s:.1} s while the other side went on"));
+        }
+        let control_step = controls.iter().any(|k| k.step.is_some());
+        if let Some((before, after, p)) = c.step
+            && !controls.is_empty()
+            && !control_step
+        {
+            why.push(format!(
+                "media rate fell from {} to {} mid-call ({})",
+                rate_text(before),
+                rate_text(after),
+                p_text(p)
+            ));
+        }
+        let suspicious = loss >= cfg.call_loss || c.silence.is_some() || c.step.is_some();
+        if !why.is_empty() {
+            degraded.push((c, why));
+        } else if suspicious && controls.is_empty() {
+            reasons.push(c.f.id());
+        }
+    }
+    let evidence = json!({
+        "calls": calls.iter().map(row).collect::<Vec<_>>(),
+        "control_calls": controls.len(),
+        "control_loss": (c_loss * 1e4).round() / 1e4,
+        "control_rows": controls.iter().take(5).map(row).collect::<Vec<_>>(),
+    });
+    if degraded.is_empty() {
+        if !reasons.is_empty() {
+            return Outcome::Inconclusive {
+                detector: NAME,
+                reason: format!(
+                    "{} call(s) lose media or go silent, but no control call to compare with",
+                    reasons.len()
+                ),
+            };
+        }
+        return Outcome::Clean { detector: NAME, evidence };
+    }
+    let drops = degraded.iter().any(|(c, _)| c.lost > 0 || c.silence.is_some());
+    let first = degraded[0].1.join("; ");
+    Outcome::Finding(Finding {
+        finding: "call_degraded",
+        mechanism: drops.then_some("drop"),
+        confidence: (0.6 + 0.1 * degraded.len() as f64 + 0.1 * controls.len().min(2) as f64)
+            .min(0.95),
+        evidence,
+        flows: examples(degraded.iter().map(|(c, _)| c.f.id()), 20),
+        summary: format!(
+            "{} of {} call(s) degraded: the call {first}; {} control call(s) fine",
+            degraded.len(),
+            calls.len(),
+            controls.len()
+        ),
+    })
+}

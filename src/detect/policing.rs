@@ -1,0 +1,185 @@
+//! Policing (Flach et al., "An Internet-wide analysis of traffic policing", SIGCOMM'16), from
+//! the client's side of the path, where what a policer lets through towards the client is seen
+//! (uploads are seen before any policer; the throughput comparison covers them). Per TCP flow:
+//! at least `policing_min_losses`
+//! losses spread over `policing_min_rtts` round trips; the policed rate r is the goodput
+//! between the first and the last loss; the delivered series must stay within one burst of
+//! the token line of rate r from the first loss (a token bucket never lets more through), and
+//! the round trip must not have grown before the first loss (a queue, i.e. a shaper or a
+//! congested link, does that; a policer does not). Across the service's flows the rates
+//! should cluster (policers run at a few fixed rates), and control traffic in the same window
+//! must have run clearly faster, or the link itself may be the limit.
+
+use serde_json::json;
+
+use super::facts::Facts;
+use super::stats::median;
+use super::{Finding, Group, Outcome, examples, rate_text};
+use crate::config::DetectConfig;
+
+/// A flow that passed the per-flow test.
+#[derive(Debug, Clone, Copy)]
+struct Policed {
+    id: u64,
+    rate_bps: f64,
+    burst_bytes: f64,
+    losses: u32,
+    consistency: f64,
+}
+
+/// Allowed excess over the token line: a burst of 16 kB or a quarter second at the rate.
+fn burst_allowance(rate_bps: f64) -> f64 {
+    (rate_bps / 8.0 * 0.25).max(16_384.0)
+}
+
+fn per_flow(f: &Facts, base_rtt_us: Option<u64>, cfg: &DetectConfig) -> Option<Policed> {
+    let log = f.f.losses.as_ref()?;
+    if log.count < cfg.policing_min_losses {
+        return None;
+    }
+    let (first, last) = (log.first()?, log.last?);
+    let span_us = last.at.since(first.at);
+    let rtt_us = base_rtt_us.or(f.min_rtt_us()).unwrap_or(0);
+    if (span_us as f64) < (cfg.policing_min_rtts * rtt_us as f64).max(500_000.0) {
+        return None;
+    }
+    let rate_bps =
+        (last.delivered_bytes.saturating_sub(first.delivered_bytes)) as f64 * 8e6 / span_us as f64;
+    if rate_bps <= 0.0 {
+        return None;
+    }
+    // No queue before the first loss.
+    if rtt_us > 0
+        && f64::from(log.rtt_max_before_us) > cfg.policing_rtt_inflation * rtt_us as f64 + 20_000.0
+    {
+        return None;
+    }
+    // The delivered series against the token line from the first loss.
+    let allowance = burst_allowance(rate_bps);
+    let mut within = 0usize;
+    let mut burst = 0f64;
+    let events = &log.events[1..];
+    for e in events {
+        let delivered = e.delivered_bytes.saturating_sub(first.delivered_bytes) as f64;
+        let line = rate_bps / 8.0 * e.at.since(first.at) as f64 / 1e6;
+        let excess = delivered - line;
+        burst = burst.max(excess);
+        if excess.abs() <= allowance {
+            within += 1;
+        }
+    }
+    let consistency = if events.is_empty() { 0.0 } else { within as f64 / events.len() as f64 };
+    (consistency >= cfg.policing_consistency).then_some(Policed {
+        id: f.id(),
+        rate_bps,
+        burst_bytes: burst.max(0.0),
+        losses: log.count,
+        consistency,
+    })
+}
+
+pub(super) fn detect(g: &Group) -> Outcome {
+    const NAME: &str = "policing";
+    let cfg = g.cfg;
+    let candidates: Vec<&Facts> = g
+        .targets
+        .iter()
+        .filter(|f| f.f.losses.as_ref().is_some_and(|l| l.count >= cfg.policing_min_losses))
+        .collect();
+    if candidates.is_empty() {
+        return Outcome::NotApplicable;
+    }
+    // The round trip to a server without queueing: the least any of its flows saw.
+    let base_rtt = |f: &Facts| {
+        g.targets
+            .iter()
+            .filter(|o| o.f.server.addr == f.f.server.addr)
+            .filter_map(|o| o.min_rtt_us())
+            .min()
+    };
+    let policed: Vec<Policed> =
+        candidates.iter().filter_map(|f| per_flow(f, base_rtt(f), cfg)).collect();
+    if policed.is_empty() {
+        return Outcome::Clean {
+            detector: NAME,
+            evidence: json!({ "lossy_flows": candidates.len(), "policed_flows": 0 }),
+        };
+    }
+    // The cluster around the median rate.
+    let rates: Vec<f64> = policed.iter().map(|p| p.rate_bps).collect();
+    let center = median(&rates).unwrap_or(0.0);
+    let cluster: Vec<&Policed> = policed
+        .iter()
+        .filter(|p| (p.rate_bps - center).abs() <= cfg.policing_cluster_tolerance * center)
+        .collect();
+    let cluster_rates: Vec<f64> = cluster.iter().map(|p| p.rate_bps).collect();
+    let rate = median(&cluster_rates).unwrap_or(center);
+    let burst = median(&cluster.iter().map(|p| p.burst_bytes).collect::<Vec<_>>()).unwrap_or(0.0);
+    // Control transfers in the window: the fastest goodput of a bulk control flow.
+    let control_bps = g
+        .controls
+        .iter()
+        .filter_map(|c| c.bulk_dir(cfg.bulk_min_bytes).and_then(|d| c.goodput_bps(d)))
+        .fold(0.0f64, f64::max);
+    let flows: Vec<serde_json::Value> = cluster
+        .iter()
+        .map(|p| {
+            json!({
+                "flow": p.id,
+                "rate_bps": p.rate_bps.round(),
+                "burst_bytes": p.burst_bytes.round(),
+                "losses": p.losses,
+                "consistency": (p.consistency * 1000.0).round() / 1000.0,
+            })
+        })
+        .collect();
+    let evidence = json!({
+        "rate_bps": rate.round(),
+        "burst_bytes": burst.round(),
+        "policed_flows": cluster.len(),
+        "lossy_flows": candidates.len(),
+        "cluster_tolerance": cfg.policing_cluster_tolerance,
+        "control_max_goodput_bps": control_bps.round(),
+        "flows": flows,
+    });
+    if control_bps == 0.0 {
+        return Outcome::Inconclusive {
+            detector: NAME,
+            reason: format!(
+                "{} flow(s) lose packets like a policer at {}, but no control transfer in the \
+                 window shows the link is faster",
+                cluster.len(),
+                rate_text(rate)
+            ),
+        };
+    }
+    if control_bps < cfg.control_margin * rate {
+        return Outcome::Inconclusive {
+            detector: NAME,
+            reason: format!(
+                "policer-like losses at {}, but control transfers reached only {}: the link \
+                 itself may be the limit",
+                rate_text(rate),
+                rate_text(control_bps)
+            ),
+        };
+    }
+    let mean_consistency =
+        cluster.iter().map(|p| p.consistency).sum::<f64>() / cluster.len() as f64;
+    let confidence =
+        ((0.6 + 0.1 * cluster.len() as f64).min(0.95) * mean_consistency * 100.0).round() / 100.0;
+    Outcome::Finding(Finding {
+        finding: "throttled",
+        mechanism: Some("policing"),
+        confidence,
+        evidence,
+        flows: examples(cluster.iter().map(|p| p.id), 20),
+        summary: format!(
+            "downloads policed at {} ({} flow(s), burst ~{:.0} kB); control traffic reached {}",
+            rate_text(rate),
+            cluster.len(),
+            burst / 1000.0,
+            rate_text(control_bps)
+        ),
+    })
+}

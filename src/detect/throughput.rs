@@ -1,0 +1,242 @@
+//! Throughput: Wehe-style differentiation (Li et al., SIGCOMM'19) and shaping.
+//!
+//! Differentiation compares per-bin throughput samples of the service's bulk TCP transfers with
+//! those of comparable control transfers (same window, minimum RTT within `rtt_ratio`): the
+//! two-sample KS test and the area between the CDFs must both call it, the target must be the
+//! slower, and a jackknife over half-size resamples must agree; Bonferroni across the services
+//! tested in the window. Area over the threshold without significance is `inconclusive`.
+//!
+//! Shaping looks at the service's aggregate downstream rate while its bulk transfers are busy:
+//! pinned at a plateau, with the round trip grown (a queue), while control transfers ran
+//! clearly faster. Shapers that tolerate no burst are hard to tell from a slow link passively;
+//! the evidence says what was seen.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::facts::Facts;
+use super::stats::{cdf_area, ks_two_sample, mean, median, resample_agreement};
+use super::{Finding, Group, Outcome, examples, p_text, rate_text};
+use crate::flow::Direction;
+
+/// Control bulk flows comparable with the targets: minimum RTT within the ratio of the
+/// targets' median minimum RTT (flows without an RTT are not comparable).
+fn comparable_controls<'a>(g: &'a Group, target_rtt_us: Option<f64>) -> Vec<&'a Facts<'a>> {
+    let ratio = g.cfg.rtt_ratio;
+    g.controls
+        .iter()
+        .filter(|c| c.bulk_dir(g.cfg.bulk_min_bytes).is_some())
+        .filter(|c| match (target_rtt_us, c.min_rtt_us()) {
+            (Some(t), Some(r)) => {
+                let r = r as f64;
+                r <= t * ratio && r * ratio >= t
+            }
+            (None, _) => true,
+            (Some(_), None) => false,
+        })
+        .collect()
+}
+
+fn samples(flows: &[&Facts], min_bytes: u64) -> Vec<f64> {
+    flows
+        .iter()
+        .filter_map(|f| f.bulk_dir(min_bytes).map(|d| f.busy_rates_bps(d)))
+        .flatten()
+        .collect()
+}
+
+pub(super) fn differentiation(g: &Group) -> Outcome {
+    const NAME: &str = "throughput_differentiation";
+    let cfg = g.cfg;
+    let bulk: Vec<&Facts> =
+        g.targets.iter().filter(|f| f.bulk_dir(cfg.bulk_min_bytes).is_some()).collect();
+    if bulk.is_empty() {
+        return Outcome::NotApplicable;
+    }
+    let rtts: Vec<f64> = bulk.iter().filter_map(|f| f.min_rtt_us()).map(|r| r as f64).collect();
+    let target_rtt = median(&rtts);
+    let controls = comparable_controls(g, target_rtt);
+    let (t, c) = (samples(&bulk, cfg.bulk_min_bytes), samples(&controls, cfg.bulk_min_bytes));
+    if t.len() < cfg.wehe_min_samples || c.len() < cfg.wehe_min_samples {
+        return Outcome::Inconclusive {
+            detector: NAME,
+            reason: format!(
+                "{} target and {} comparable control throughput samples (need {} each; {} \
+                 control transfers within {}x of the targets' RTT)",
+                t.len(),
+                c.len(),
+                cfg.wehe_min_samples,
+                controls.len(),
+                cfg.rtt_ratio
+            ),
+        };
+    }
+    let alpha = cfg.alpha / g.services_tested.max(1) as f64;
+    let (mean_t, mean_c) = (mean(&t).unwrap_or(0.0), mean(&c).unwrap_or(0.0));
+    let threshold =
+        if mean_t.max(mean_c) > cfg.wehe_fast_bps { cfg.wehe_area_fast } else { cfg.wehe_area };
+    let decide = |a: &[f64], b: &[f64]| {
+        cdf_area(a, b) >= threshold
+            && ks_two_sample(a, b).p_value < alpha
+            && mean(a).unwrap_or(0.0) < mean(b).unwrap_or(0.0)
+    };
+    let ks = ks_two_sample(&t, &c);
+    let area = cdf_area(&t, &c);
+    let evidence = json!({
+        "target_samples": t.len(),
+        "control_samples": c.len(),
+        "target_mean_bps": mean_t.round(),
+        "control_mean_bps": mean_c.round(),
+        "ks_d": (ks.d * 1000.0).round() / 1000.0,
+        "ks_p": ks.p_value,
+        "area": (area * 1000.0).round() / 1000.0,
+        "area_threshold": threshold,
+        "alpha_bonferroni": alpha,
+        "control_flows": examples(controls.iter().map(|f| f.id()), 10),
+    });
+    let slower = mean_t < mean_c;
+    if !(area >= threshold && slower) {
+        return Outcome::Clean { detector: NAME, evidence };
+    }
+    if ks.p_value >= alpha {
+        return Outcome::Inconclusive {
+            detector: NAME,
+            reason: format!(
+                "throughput differs (area {area:.2}) but not significantly (KS {})",
+                p_text(ks.p_value)
+            ),
+        };
+    }
+    let agreement = resample_agreement(
+        &t,
+        &c,
+        cfg.wehe_jackknife_rounds,
+        cfg.wehe_jackknife_fraction,
+        0x0074_7765_6865,
+        decide,
+    );
+    if agreement < cfg.wehe_jackknife_agreement {
+        return Outcome::Inconclusive {
+            detector: NAME,
+            reason: format!(
+                "throughput differs in the full samples, but only {:.0}% of half-size \
+                 resamples agree",
+                agreement * 100.0
+            ),
+        };
+    }
+    let mut evidence = evidence;
+    evidence["jackknife_agreement"] = json!(agreement);
+    Outcome::Finding(Finding {
+        finding: "throttled",
+        mechanism: None,
+        confidence: ((1.0 - ks.p_value) * agreement * 100.0).round().min(99.0) / 100.0,
+        evidence,
+        flows: examples(bulk.iter().map(|f| f.id()), 20),
+        summary: format!(
+            "transfers at {} against {} for comparable control transfers ({} flows, KS {}, \
+             area {:.2})",
+            rate_text(mean_t),
+            rate_text(mean_c),
+            bulk.len(),
+            p_text(ks.p_value),
+            area
+        ),
+    })
+}
+
+pub(super) fn shaping(g: &Group) -> Outcome {
+    const NAME: &str = "shaping";
+    let cfg = g.cfg;
+    let bulk: Vec<&Facts> = g
+        .targets
+        .iter()
+        .filter(|f| f.bulk_dir(cfg.bulk_min_bytes) == Some(Direction::Down) && f.f.bins.is_some())
+        .collect();
+    if bulk.is_empty() {
+        return Outcome::NotApplicable;
+    }
+    // Busy bins: inside some bulk transfer's busy period, edges left out.
+    let mut busy = BTreeMap::new();
+    for f in &bulk {
+        let active: Vec<u64> = f.bins(Direction::Down).filter(|b| b.1 > 0).map(|b| b.0).collect();
+        if let (Some(&a), Some(&z)) = (active.first(), active.last()) {
+            for bin in a + 1..z {
+                busy.insert(bin, 0u64);
+            }
+        }
+    }
+    let bin_s = bulk[0].f.bins.as_ref().map_or(0.5, |b| b.bin_us as f64 / 1e6);
+    for f in &g.targets {
+        for (bin, bytes) in f.bins(Direction::Down) {
+            if let Some(sum) = busy.get_mut(&bin) {
+                *sum += u64::from(bytes);
+            }
+        }
+    }
+    let rates: Vec<f64> = busy.values().map(|&b| b as f64 * 8.0 / bin_s).collect();
+    if rates.len() < 6 {
+        return Outcome::Inconclusive {
+            detector: NAME,
+            reason: format!("{} busy bins of bulk downloads (need 6)", rates.len()),
+        };
+    }
+    let plateau = median(&rates).unwrap_or(0.0);
+    let m = mean(&rates).unwrap_or(0.0);
+    let cv = (rates.iter().map(|r| (r - m).powi(2)).sum::<f64>() / rates.len() as f64).sqrt()
+        / m.max(1.0);
+    let min_rtt = g.targets.iter().filter_map(|f| f.min_rtt_us()).min();
+    let max_rtt = bulk.iter().filter_map(|f| f.max_rtt_us()).max();
+    let grown = match (min_rtt, max_rtt) {
+        (Some(lo), Some(hi)) => {
+            hi >= lo + cfg.shaping_rtt_growth_ms * 1000
+                && hi as f64 >= cfg.shaping_rtt_factor * lo as f64
+        }
+        _ => false,
+    };
+    let control_bps = g
+        .controls
+        .iter()
+        .filter_map(|c| c.bulk_dir(cfg.bulk_min_bytes).and_then(|d| c.goodput_bps(d)))
+        .fold(0.0f64, f64::max);
+    let evidence = json!({
+        "plateau_bps": plateau.round(),
+        "busy_bins": rates.len(),
+        "bin_s": bin_s,
+        "cv": (cv * 1000.0).round() / 1000.0,
+        "min_rtt_us": min_rtt,
+        "max_rtt_us": max_rtt,
+        "control_max_goodput_bps": control_bps.round(),
+        "note": "burst-intolerant shapers are hard to tell from a slow link passively",
+    });
+    if cv > cfg.shaping_max_cv || !grown {
+        return Outcome::Clean { detector: NAME, evidence };
+    }
+    if control_bps < cfg.control_margin * plateau {
+        return Outcome::Inconclusive {
+            detector: NAME,
+            reason: format!(
+                "downloads pinned at {} with a growing round trip, but control transfers \
+                 reached only {}",
+                rate_text(plateau),
+                rate_text(control_bps)
+            ),
+        };
+    }
+    Outcome::Finding(Finding {
+        finding: "throttled",
+        mechanism: Some("shaping"),
+        confidence: ((1.0 - cv).clamp(0.5, 0.9) * 100.0).round() / 100.0,
+        evidence,
+        flows: examples(bulk.iter().map(|f| f.id()), 20),
+        summary: format!(
+            "downloads shaped to {} (round trip up to {} ms from {} ms); control traffic \
+             reached {}",
+            rate_text(plateau),
+            max_rtt.unwrap_or(0) / 1000,
+            min_rtt.unwrap_or(0) / 1000,
+            rate_text(control_bps)
+        ),
+    })
+}

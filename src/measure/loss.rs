@@ -1,0 +1,85 @@
+//! Loss events of the server-to-client direction of a TCP flow, for the policing detector
+//! (Flach et al., SIGCOMM'16): when data went missing, with the IP bytes that had come through
+//! by then. The capture point is on the client's side of any policer, so it sees what the
+//! policer let through: a loss shows as a hole in the sequence space, or as the server's
+//! retransmission (at most two events per lost segment).
+//!
+//! Kept for flows with a detail slot only; at most [`LOSS_LOG_LEN`] events are stored (the first
+//! ones), the count and the last event always.
+
+use crate::time::Timestamp;
+
+/// Loss events stored per direction.
+pub const LOSS_LOG_LEN: usize = 64;
+
+/// One loss: when it showed, and the IP bytes of the direction up to then (retransmissions
+/// included: a policer counts every packet it passes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LossEvent {
+    pub at: Timestamp,
+    pub delivered_bytes: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LossLog {
+    /// All loss events, stored or not.
+    pub count: u32,
+    pub last: Option<LossEvent>,
+    /// The first [`LOSS_LOG_LEN`] events, in order.
+    pub events: Vec<LossEvent>,
+    /// Largest external RTT sample before the first loss (queueing builds before a shaper's
+    /// drops, not before a policer's).
+    pub rtt_max_before_us: u32,
+}
+
+impl LossLog {
+    pub fn record(&mut self, at: Timestamp, delivered_bytes: u64) {
+        let event = LossEvent { at, delivered_bytes };
+        self.count = self.count.saturating_add(1);
+        self.last = Some(event);
+        if self.events.len() < LOSS_LOG_LEN {
+            self.events.push(event);
+        }
+    }
+
+    /// An external RTT sample of the flow.
+    pub fn rtt(&mut self, rtt_us: u32) {
+        if self.count == 0 {
+            self.rtt_max_before_us = self.rtt_max_before_us.max(rtt_us);
+        }
+    }
+
+    pub fn first(&self) -> Option<LossEvent> {
+        self.events.first().copied()
+    }
+
+    /// Ready for another flow, keeping the allocation.
+    pub fn clear(&mut self) {
+        self.count = 0;
+        self.last = None;
+        self.events.clear();
+        self.rtt_max_before_us = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_first_events_the_count_and_the_last() {
+        let mut log = LossLog::default();
+        log.rtt(40_000);
+        for i in 0..100u64 {
+            log.record(Timestamp::from_micros(i * 1000), i * 1448);
+            log.rtt(90_000);
+        }
+        assert_eq!(log.count, 100);
+        assert_eq!(log.events.len(), LOSS_LOG_LEN);
+        assert_eq!(log.first().unwrap().delivered_bytes, 0);
+        assert_eq!(log.last.unwrap().delivered_bytes, 99 * 1448);
+        assert_eq!(log.rtt_max_before_us, 40_000, "samples after the first loss do not count");
+        log.clear();
+        assert_eq!((log.count, log.events.len(), log.last), (0, 0, None));
+    }
+}
