@@ -50,7 +50,17 @@ fn json_report_follows_the_contract() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let r = json(&out);
     assert_eq!(r["schema"], "throttlewatch.report/1");
-    assert!(r["verdicts"].as_array().unwrap().is_empty());
+    // The middlebox's resets, as DESIGN §6's verdict contract has them.
+    let verdicts = r["verdicts"].as_array().unwrap();
+    let reset = verdicts.iter().find(|v| v["finding"] == "reset").expect("a reset verdict");
+    for key in ["service", "window", "finding", "mechanism", "confidence", "evidence", "flows"] {
+        assert!(reset.get(key).is_some(), "verdict lacks {key}");
+    }
+    assert_eq!(reset["service"], "msg");
+    assert_eq!(reset["mechanism"], "rst_injection");
+    assert!(reset["window"]["start"].is_string() && reset["window"]["end"].is_string());
+    assert!(!reset["flows"].as_array().unwrap().is_empty());
+    assert!(reset["summary"].as_str().unwrap().starts_with("msg: "));
     let summary = &r["summary"];
     assert_eq!(summary["inputs"][0]["format"], "pcap");
     assert_eq!(summary["inputs"][0]["link_type"], "ethernet");
@@ -245,6 +255,119 @@ fn bad_flags_exit_2_with_the_legal_range() {
 fn fail_on_finding_without_findings_exits_0() {
     let out = throttlewatch(&["analyze", "--fail-on-finding", "--format", "json", s(&sample())]);
     assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn fail_on_finding_exits_3_on_a_finding_and_0_on_a_clean_trace() {
+    let clean = common::root().join("samples/lab/clean.pcap");
+    let args = |f: &Path| {
+        ["analyze", "--fail-on-finding", "--services", s(&lab_services()), s(f)].map(str::to_string)
+    };
+    let out = Command::new(common::binary()).args(args(&sample())).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let out = Command::new(common::binary()).args(args(&clean)).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no sign of interference"));
+}
+
+#[test]
+fn detector_configuration_and_history() {
+    let dir = synth::scratch("detect-config");
+    // A window shorter than the trace gives more than one window of verdicts.
+    let out = throttlewatch(&[
+        "analyze",
+        "--format",
+        "json",
+        "--window",
+        "3",
+        "--services",
+        s(&lab_services()),
+        s(&sample()),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let starts: std::collections::BTreeSet<String> = json(&out)["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["window"]["start"].as_str().unwrap().to_string())
+        .collect();
+    assert!(starts.len() >= 2, "{starts:?}");
+    // The shipped sample configuration parses; a stricter threshold changes the outcome.
+    let sample_config = common::root().join("samples/throttlewatch.toml");
+    let out = throttlewatch(&[
+        "analyze",
+        "--config",
+        s(&sample_config),
+        "--services",
+        s(&lab_services()),
+        s(&sample()),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let strict = dir.join("strict.toml");
+    std::fs::write(&strict, "[detect]\nmin_affected_flows = 50\n").unwrap();
+    let out = throttlewatch(&[
+        "analyze",
+        "--format",
+        "json",
+        "--config",
+        s(&strict),
+        "--services",
+        s(&lab_services()),
+        s(&sample()),
+    ]);
+    assert!(!json(&out)["verdicts"].as_array().unwrap().iter().any(|v| v["finding"] == "reset"));
+    // Bad keys and values are named.
+    for (text, message) in [
+        ("[detect]\nwindow = 5\n", "unknown field `window`"),
+        ("[detect]\nalpha = 2.0\n", "alpha = 2: allowed values are in (0, 1]"),
+        ("[detect]\nwindow_s = 0\n", "window_s = 0: allowed values are 1..=86400"),
+        ("[daemon]\n", "unknown field `daemon`"),
+        ("[detect]\nrtt_ratio = \"big\"\n", "rtt_ratio"),
+    ] {
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, text).unwrap();
+        let out = throttlewatch(&["analyze", "--config", s(&bad), s(&sample())]);
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let err = stderr(&out);
+        assert!(err.contains("bad.toml") && err.contains(message), "{text}: {err}");
+        assert!(out.stdout.is_empty());
+    }
+    // The history is created, then read back and shown in the verdicts' evidence.
+    let history = dir.join("history.json");
+    let _ = std::fs::remove_file(&history);
+    let big = common::root().join("samples/lab/police-1500k.pcap");
+    for _ in 0..5 {
+        let out = throttlewatch(&[
+            "analyze",
+            "--history",
+            s(&history),
+            "--services",
+            s(&lab_services()),
+            s(&big),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&history).unwrap()).unwrap();
+    assert_eq!(saved["schema"], "throttlewatch.history/1");
+    let out = throttlewatch(&[
+        "analyze",
+        "--format",
+        "json",
+        "--history",
+        s(&history),
+        "--services",
+        s(&lab_services()),
+        s(&big),
+    ]);
+    let r = json(&out);
+    let with_history =
+        r["verdicts"].as_array().unwrap().iter().find(|v| v["evidence"].get("history").is_some());
+    let h = &with_history.expect("a verdict with the history")["evidence"]["history"];
+    assert!(h["baseline"]["samples"].as_u64().unwrap() >= 5, "{h}");
+    std::fs::write(&history, "not json").unwrap();
+    let out = throttlewatch(&["analyze", "--history", s(&history), s(&sample())]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not a history file"), "{}", stderr(&out));
 }
 
 /// A synthetic trace with `flows` UDP flows of two packets each, one every `spacing_us`.

@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use throttlewatch::capture::TraceFile;
 use throttlewatch::classify::Catalogue;
+use throttlewatch::config::DetectConfig;
 use throttlewatch::decode::{self, FragmentCache, Transport, tcp_flags};
+use throttlewatch::detect::{Verdict, evaluate};
 use throttlewatch::measure::TransportMeasures;
 use throttlewatch::pipeline::FinishedFlow;
 
@@ -382,6 +384,58 @@ fn check_common(run: &Run) {
     }
 }
 
+/// The detectors' verdicts on the messenger: the scenario's finding and mechanism (policed
+/// rates within ±15 % of the configured rate), nothing else that the scenario cannot explain,
+/// and no finding at all on the clean trace.
+fn check_verdicts(run: &Run, verdicts: &[Verdict]) {
+    let t = run.truth;
+    let msg: Vec<&Verdict> = verdicts.iter().filter(|v| v.service == "msg").collect();
+    let found: Vec<&str> =
+        msg.iter().filter(|v| v.is_finding()).map(|v| v.finding.as_str()).collect();
+    let (expected, mechanism, allowed): (Option<&str>, Option<&str>, &[&str]) = match t.scenario() {
+        "clean" => (None, None, &[]),
+        "police" | "delayed-throttle" => {
+            (Some("throttled"), Some("policing"), &["throttled", "call_degraded"])
+        }
+        "shape" => (Some("throttled"), Some("shaping"), &["throttled", "call_degraded"]),
+        "rst-handshake" | "rst-midflow" => (Some("reset"), Some("rst_injection"), &["reset"]),
+        "freeze" => (Some("stalled"), Some("freeze"), &["stalled"]),
+        "blackhole" => (Some("blocked"), Some("drop"), &["blocked"]),
+        "call-police" | "call-loss" | "oneway-cut" => {
+            (Some("call_degraded"), None, &["call_degraded"])
+        }
+        other => panic!("no expected verdict for lab scenario {other}"),
+    };
+    let summaries: Vec<&str> = msg.iter().map(|v| v.summary.as_str()).collect();
+    run.check(found.iter().all(|f| allowed.contains(f)), || {
+        format!("unexpected findings {found:?}: {summaries:?}")
+    });
+    let Some(expected) = expected else {
+        run.check(msg.iter().any(|v| v.finding == "none"), || format!("no 'none': {summaries:?}"));
+        return;
+    };
+    let verdict = msg.iter().find(|v| v.finding == expected);
+    let verdict = verdict.unwrap_or_else(|| run.fail(format!("no {expected}: {summaries:?}")));
+    if let Some(m) = mechanism {
+        run.check(verdict.mechanism.as_deref() == Some(m), || {
+            format!(
+                "{expected} with mechanism {:?}, expected {m}: {}",
+                verdict.mechanism, verdict.summary
+            )
+        });
+    }
+    run.check(verdict.confidence > 0.5 && !verdict.flows.is_empty(), || {
+        format!("confidence {} on {:?}", verdict.confidence, verdict.flows)
+    });
+    if mechanism == Some("policing") {
+        let configured = t.param("rate_kbit") * 1000.0;
+        let rate = verdict.evidence["rate_bps"].as_f64().unwrap();
+        run.check(within(rate, configured, 0.15), || {
+            format!("policing rate {rate} bit/s, configured {configured}: {}", verdict.summary)
+        });
+    }
+}
+
 /// Policed downstream rate of a TCP flow: IP bytes delivered from the first loss to the last
 /// data (Flach et al.: the rate the policer lets through, the bucket being empty at a loss).
 fn policed_rate(p: &[Pkt], after_us: u64) -> Option<f64> {
@@ -662,6 +716,7 @@ fn check_trace_against(pcap: &Path, truth: Truth) {
     let run = Run { truth: &truth, trace: &trace, pipeline };
     check_common(&run);
     check_scenario(&run);
+    check_verdicts(&run, &evaluate(&out.analysis, &DetectConfig::default(), None));
     // The pipeline's own RTP loss agrees with the sequence numbers seen here.
     for f in truth.flows().filter(|f| f.kind() == "call") {
         let (port, server, sport, _) = f.key();
