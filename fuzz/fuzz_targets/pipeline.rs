@@ -1,14 +1,15 @@
 //! A little trace: records of [link selector][time step, 2 bytes][frame length, 2 bytes][frame]
 //! fed through the whole pipeline (decode, a small flow table that must evict, measurements,
-//! the built-in catalogue's classifier) and into both report formats. Nothing may panic, and
-//! every packet must be measured or counted as skipped.
+//! the built-in catalogue's classifier), the detectors (1-s windows) and both report formats.
+//! Nothing may panic, and every packet must be measured or counted as skipped.
 #![no_main]
 
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use throttlewatch::classify::{Catalogue, Classifier};
-use throttlewatch::config::PipelineConfig;
+use throttlewatch::config::{DetectConfig, PipelineConfig};
+use throttlewatch::detect::evaluate;
 use throttlewatch::decode::LinkType;
 use throttlewatch::pipeline::Pipeline;
 use throttlewatch::report::{Report, human};
@@ -40,7 +41,9 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(s.packets, fed);
     assert_eq!(s.packets, s.measured + s.skipped.total());
     let analysis = pipeline.finish();
-    let report = Report::build(&analysis, Vec::new(), Vec::new());
+    let detect = DetectConfig { window_s: 1, ..DetectConfig::default() };
+    let verdicts = evaluate(&analysis, &detect, None);
+    let report = Report::build(&analysis, Vec::new(), verdicts);
     let mut out = Vec::new();
     report.write_json(&mut out).unwrap();
     human::write(&report, true, &mut out).unwrap();

@@ -6,7 +6,8 @@
 //! per finding, else one `inconclusive` (with every reason) or one `none`.
 //!
 //! Input: [`Analysis`] (measurements and roles are final). Output: [`Verdict`]s, in window
-//! order, services in catalogue order. Thresholds: [`DetectConfig`], defaults from the
+//! order, services in catalogue order. Work is linear in the number of flows: only windows in
+//! which flows start are evaluated. Thresholds: [`DetectConfig`], defaults from the
 //! literature. Nothing here looks at addresses beyond grouping by service and network.
 
 mod blocking;
@@ -18,6 +19,8 @@ mod resets;
 mod stall;
 pub mod stats;
 mod throughput;
+
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -107,23 +110,26 @@ pub fn evaluate(
     cfg: &DetectConfig,
     mut history: Option<&mut History>,
 ) -> Vec<Verdict> {
-    let (Some(first), Some(last)) = (analysis.stats.first_at, analysis.stats.last_at) else {
+    // Windows follow one another from the earliest flow start; only windows in which flows
+    // start are evaluated (a capture clock that jumps by years costs nothing).
+    let Some(origin) = analysis.flows.iter().map(|f| f.first_at.micros()).min() else {
         return Vec::new();
     };
+    let last_seen = analysis.flows.iter().map(|f| f.last_at.micros()).max().unwrap_or(origin);
     let catalogue = analysis.classifier.catalogue();
     let window_us = cfg.window_s.max(1) * 1_000_000;
+    let mut windows: BTreeMap<u64, Vec<&FinishedFlow>> = BTreeMap::new();
+    for f in &analysis.flows {
+        windows.entry((f.first_at.micros() - origin) / window_us).or_default().push(f);
+    }
     let mut verdicts = Vec::new();
-    let mut start = first.micros();
-    while start <= last.micros() {
+    for (index, flows) in windows {
+        let start = origin + index * window_us;
         let end = start.saturating_add(window_us);
         let window = Window {
             start: Timestamp::from_micros(start),
-            end: Timestamp::from_micros(end.min(last.micros().max(start))),
+            end: Timestamp::from_micros(end.min(last_seen).max(start)),
         };
-        // A flow belongs to the window it started in.
-        let in_window =
-            |f: &&FinishedFlow| f.first_at.micros() >= start && f.first_at.micros() < end;
-        let flows: Vec<&FinishedFlow> = analysis.flows.iter().filter(in_window).collect();
         let controls: Vec<Facts> =
             flows.iter().filter(|f| f.role == Role::Control).map(|f| Facts::new(f)).collect();
         let services: Vec<ServiceId> = (0..catalogue.services().len() as ServiceId)
@@ -162,7 +168,6 @@ pub fn evaluate(
             }
             verdicts.extend(these);
         }
-        start = end;
     }
     verdicts
 }
@@ -317,5 +322,98 @@ pub(crate) fn versus_control(g: &Group, t: Counts, c: Counts) -> Comparison {
         Comparison::Higher { p }
     } else {
         Comparison::NotHigher { p }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window() -> Window {
+        Window { start: Timestamp::from_micros(0), end: Timestamp::from_micros(60_000_000) }
+    }
+
+    fn finding(finding: &'static str, mechanism: Option<&'static str>, c: f64) -> Outcome {
+        Outcome::Finding(Finding {
+            finding,
+            mechanism,
+            confidence: c,
+            evidence: json!({ "from": mechanism.unwrap_or("wehe") }),
+            flows: vec![1, 2],
+            summary: format!("{finding} by {mechanism:?}"),
+        })
+    }
+
+    #[test]
+    fn one_verdict_per_finding_the_named_mechanism_first() {
+        let outcomes = [
+            finding("throttled", None, 0.99),
+            finding("throttled", Some("policing"), 0.8),
+            finding("reset", Some("rst_injection"), 0.9),
+            Outcome::Inconclusive { detector: "calls", reason: "no control call".into() },
+        ];
+        let v = verdicts_of("wa", window(), &outcomes);
+        assert_eq!(v.len(), 2);
+        assert_eq!(
+            (v[0].finding.as_str(), v[0].mechanism.as_deref()),
+            ("throttled", Some("policing"))
+        );
+        assert_eq!(v[0].confidence, 0.99, "the stronger detector's confidence, capped");
+        assert_eq!(v[0].evidence["corroborated_by"][0]["evidence"]["from"], "wehe");
+        assert_eq!(v[0].summary, "wa: throttled by Some(\"policing\")");
+        assert_eq!(v[1].finding, "reset");
+        assert!(v.iter().all(Verdict::is_finding));
+    }
+
+    #[test]
+    fn inconclusive_lists_every_reason_none_lists_the_checks() {
+        let outcomes = [
+            Outcome::NotApplicable,
+            Outcome::Clean { detector: "resets", evidence: json!({ "reset_flows": 0 }) },
+            Outcome::Inconclusive { detector: "calls", reason: "no control call".into() },
+            Outcome::Inconclusive { detector: "stall", reason: "no control".into() },
+        ];
+        let v = verdicts_of("wa", window(), &outcomes);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].finding, "inconclusive");
+        assert!(!v[0].is_finding());
+        assert_eq!(v[0].evidence["reasons"]["calls"], "no control call");
+        assert_eq!(v[0].evidence["reasons"]["stall"], "no control");
+        assert_eq!(v[0].evidence["checked"]["resets"]["reset_flows"], 0);
+
+        let v = verdicts_of("wa", window(), &outcomes[..2]);
+        assert_eq!((v[0].finding.as_str(), v[0].confidence), ("none", 0.0));
+        assert_eq!(v[0].summary, "wa: no sign of interference (1 checks)");
+
+        let v = verdicts_of("wa", window(), &[Outcome::NotApplicable]);
+        assert_eq!(v[0].finding, "inconclusive", "nothing judged is not `none`");
+    }
+
+    #[test]
+    fn texts() {
+        assert_eq!(rate_text(128_400.0), "~128 kbit/s");
+        assert_eq!(rate_text(1_520_000.0), "~1.5 Mbit/s");
+        assert_eq!(p_text(1e-9), "p<1e-6");
+        assert_eq!(p_text(0.0123), "p=1.23e-2");
+        assert_eq!(facts::hops(63), (64, 1));
+        assert_eq!(facts::hops(64), (64, 0));
+        assert_eq!(facts::hops(117), (128, 11));
+        assert_eq!(facts::hops(250), (255, 5));
+        assert_eq!(facts::hops(20), (32, 12));
+    }
+
+    #[test]
+    fn detect_config_names_bad_values() {
+        assert!(DetectConfig::default().validate().is_ok());
+        let bad = |f: fn(&mut DetectConfig)| {
+            let mut c = DetectConfig::default();
+            f(&mut c);
+            c.validate().unwrap_err()
+        };
+        assert!(bad(|c| c.alpha = 0.0).starts_with("alpha = 0"));
+        assert!(bad(|c| c.window_s = 0).starts_with("window_s = 0"));
+        assert!(bad(|c| c.rtt_ratio = 0.5).starts_with("rtt_ratio = 0.5"));
+        assert!(bad(|c| c.stall_min_bytes = 50_000).starts_with("stall_min_bytes"));
+        assert!(bad(|c| c.policing_min_losses = 1).contains("policing_min_losses"));
     }
 }
