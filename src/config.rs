@@ -93,6 +93,9 @@ pub struct DetectConfig {
     /// many seconds, a rate step when the mean after a change point falls below this share of
     /// the mean before it.
     pub call_loss: f64,
+    /// Interarrival jitter (RFC 3550) counted as degradation from this many milliseconds (a
+    /// typical jitter buffer) when also three times the control calls' worst.
+    pub call_jitter_ms: f64,
     pub call_silence_s: f64,
     pub call_step_ratio: f64,
     /// Smallest number of flows with a finding (resets, stalls, blocked) for a verdict.
@@ -126,6 +129,7 @@ impl Default for DetectConfig {
             stall_max_bytes: 40_000,
             stall_silence_s: 3.0,
             call_loss: 0.03,
+            call_jitter_ms: 30.0,
             call_silence_s: 2.0,
             call_step_ratio: 0.6,
             min_affected_flows: 2,

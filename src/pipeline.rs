@@ -478,6 +478,6 @@ mod tests {
         );
         assert!(entry <= 576, "a flow table entry grew to {entry} bytes");
         assert!(index <= 48, "a flow index bucket grew to {index} bytes");
-        assert!(detail <= 1440, "a detail slot grew to {detail} bytes");
+        assert!(detail <= 1400, "a detail slot grew to {detail} bytes");
     }
 }

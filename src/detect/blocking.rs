@@ -1,11 +1,13 @@
 //! Blocking: connection attempts that are never answered, against the control share
 //! (one-sided Fisher's exact test). TCP: SYNs sent again and again without a SYN/ACK. UDP:
-//! STUN requests without a response, QUIC Initials (UDP 443 with a long header) without any
-//! packet back.
+//! STUN requests without a response, UDP to port 443 (QUIC) without any packet back. Where
+//! too few flows make the share significant, unanswered STUN requests are compared with the
+//! control calls' requests instead.
 
 use serde_json::json;
 
 use super::facts::Facts;
+use super::stats::fisher_exact_greater;
 use super::{Comparison, Counts, Finding, Group, Outcome, examples, p_text, versus_control};
 
 /// (attempted, unanswered) for a flow; `None` when the flow attempted nothing we can judge.
@@ -49,7 +51,31 @@ pub(super) fn detect(g: &Group) -> Outcome {
             "fisher_p": p,
         })
     };
-    match versus_control(g, t, c) {
+    // A STUN client retransmits an unanswered Binding request (RFC 8489: up to 7 times over
+    // 39.5 s): where too few flows make the share significant, the share of unanswered
+    // requests against the control calls' decides.
+    let requests = |flows: &mut dyn Iterator<Item = &Facts>| {
+        flows.filter_map(|f| f.udp()).fold((0u64, 0u64), |(unanswered, all), u| {
+            let r = u64::from(u.stun.requests);
+            (unanswered + r.saturating_sub(u64::from(u.stun.answered)), all + r)
+        })
+    };
+    let (t_unanswered, t_requests) = requests(&mut blocked.iter().copied());
+    let (c_unanswered, c_requests) = requests(&mut g.controls.iter());
+    let comparison = match versus_control(g, t, c) {
+        Comparison::Nothing | Comparison::NotHigher { .. }
+            if t_unanswered >= 4 && c_requests > 0 =>
+        {
+            let p = fisher_exact_greater(t_unanswered, t_requests, c_unanswered, c_requests);
+            if p < g.cfg.alpha / g.services_tested.max(1) as f64 {
+                Comparison::Higher { p }
+            } else {
+                Comparison::NotHigher { p }
+            }
+        }
+        other => other,
+    };
+    match comparison {
         Comparison::Nothing => Outcome::Clean { detector: NAME, evidence: evidence(None) },
         Comparison::NotHigher { p } => {
             Outcome::Clean { detector: NAME, evidence: evidence(Some(p)) }

@@ -1,6 +1,7 @@
 //! Call degradation: the service's calls (UDP flows with RTP towards the client) against the
 //! control calls of the window. Media loss (RTP sequence numbers; one-sided Fisher's exact test
-//! on lost packets against the control calls' loss), one-way silence (one direction stops for
+//! on lost packets against the control calls' loss), jitter beyond a jitter buffer and three
+//! times the control calls', one-way silence (one direction stops for
 //! `call_silence_s` while the other goes on), and a step down in the media rate at one change
 //! point (delayed throttling; Wehe segments with PELT, one change point is its simplest case).
 //! Without a control call the answer is `inconclusive`: a lossy radio link hurts every call.
@@ -15,6 +16,7 @@ use crate::config::DetectConfig;
 /// What one call showed.
 struct Call<'a> {
     f: &'a Facts<'a>,
+    /// Over both RTP streams towards the client (audio and video).
     lost: u64,
     expected: u64,
     jitter_us: Option<u64>,
@@ -27,7 +29,8 @@ struct Call<'a> {
 fn call<'a>(f: &'a Facts<'a>, cfg: &DetectConfig) -> Option<Call<'a>> {
     let u = f.udp()?;
     let rtp = u.dirs[1].rtp.summary()?;
-    if rtp.expected < 50 {
+    let (lost, expected) = u.dirs[1].rtp_loss()?;
+    if expected < 50 {
         return None;
     }
     let dirs = &f.f.measures.dirs;
@@ -50,14 +53,7 @@ fn call<'a>(f: &'a Facts<'a>, cfg: &DetectConfig) -> Option<Call<'a>> {
         (cp.mean_after < cfg.call_step_ratio * cp.mean_before && cp.p_value < cfg.alpha)
             .then_some((cp.mean_before, cp.mean_after, cp.p_value))
     });
-    Some(Call {
-        f,
-        lost: u64::try_from(rtp.lost.max(0)).unwrap_or(0),
-        expected: u64::from(rtp.expected),
-        jitter_us: rtp.jitter_us,
-        silence,
-        step,
-    })
+    Some(Call { f, lost, expected, jitter_us: rtp.jitter_us, silence, step })
 }
 
 fn row(c: &Call) -> Value {
@@ -107,6 +103,14 @@ pub(super) fn detect(g: &Group) -> Outcome {
         {
             why.push(format!("went silent {dir} for {s:.1} s while the other side went on"));
         }
+        let control_jitter_ms =
+            controls.iter().filter_map(|k| k.jitter_us).max().map(|j| j as f64 / 1000.0);
+        if let (Some(j), Some(cj)) = (c.jitter_us.map(|j| j as f64 / 1000.0), control_jitter_ms)
+            && j >= cfg.call_jitter_ms
+            && j >= 3.0 * cj
+        {
+            why.push(format!("arrives with {j:.0} ms of jitter (control calls {cj:.0} ms)"));
+        }
         let control_step = controls.iter().any(|k| k.step.is_some());
         if let Some((before, after, p)) = c.step
             && !controls.is_empty()
@@ -119,7 +123,9 @@ pub(super) fn detect(g: &Group) -> Outcome {
                 p_text(p)
             ));
         }
-        let suspicious = loss >= cfg.call_loss || c.silence.is_some() || c.step.is_some();
+        let jittery = c.jitter_us.is_some_and(|j| j as f64 / 1000.0 >= cfg.call_jitter_ms);
+        let suspicious =
+            loss >= cfg.call_loss || c.silence.is_some() || c.step.is_some() || jittery;
         if !why.is_empty() {
             degraded.push((c, why));
         } else if suspicious && controls.is_empty() {

@@ -42,10 +42,24 @@ pub struct UdpDirection {
     pub max_gap_us: u64,
     gap_sum_us: u64,
     gaps: u64,
+    /// The dominant RTP stream, and a second one beside it (a call's video next to its audio,
+    /// each with its own SSRC), allocated when a second SSRC first shows: most flows never
+    /// carry one, and the flow entry stays small.
     pub rtp: RtpStream,
+    pub rtp_second: Option<Box<RtpStream>>,
 }
 
 impl UdpDirection {
+    /// Lost and expected packets over both RTP streams (negative losses, from duplicates,
+    /// count as none).
+    pub fn rtp_loss(&self) -> Option<(u64, u64)> {
+        let streams = [self.rtp.summary(), self.rtp_second.as_ref().and_then(|s| s.summary())];
+        let (lost, expected) = streams.iter().flatten().fold((0u64, 0u64), |(l, e), s| {
+            (l + u64::try_from(s.lost.max(0)).unwrap_or(0), e + u64::from(s.expected))
+        });
+        (expected > 0).then_some((lost, expected))
+    }
+
     /// Mean inter-arrival time, once two packets were seen.
     pub fn mean_gap_us(&self) -> Option<u64> {
         (self.gaps > 0).then(|| self.gap_sum_us / self.gaps)
@@ -72,7 +86,17 @@ impl UdpMeasures {
         if let Some(msg) = stun {
             self.stun.on_message(dir, msg, now);
         } else if let Some(rtp) = RtpHeader::parse(payload) {
-            d.rtp.on_packet(&rtp, now);
+            // Each SSRC to its own stream; a third one goes to the first, whose switching
+            // rule decides whether it took over.
+            let second_ssrc = d.rtp_second.as_ref().map(|s| s.ssrc);
+            if d.rtp.started
+                && rtp.ssrc != d.rtp.ssrc
+                && second_ssrc.is_none_or(|ssrc| ssrc == rtp.ssrc)
+            {
+                d.rtp_second.get_or_insert_default().on_packet(&rtp, now);
+            } else {
+                d.rtp.on_packet(&rtp, now);
+            }
         }
     }
 }
@@ -330,6 +354,38 @@ mod tests {
     ) {
         let stun = StunMessage::parse(payload, payload.len() as u32);
         u.on_datagram(dir, payload, stun.as_ref(), last, at);
+    }
+
+    #[test]
+    fn audio_and_video_each_tracked_and_lost_together() {
+        let mut u = UdpMeasures::default();
+        let mut last = None;
+        // Audio (SSRC 7) every 20 ms with no loss; video (SSRC 9) beside it losing every
+        // fourth packet; a third SSRC's stray packet changes neither.
+        for i in 0u32..200 {
+            let at = ms(u64::from(i) * 20);
+            feed(&mut u, Direction::Down, at, &rtp_packet(111, i as u16, i * 960, 7), last);
+            if i % 4 != 3 {
+                feed(
+                    &mut u,
+                    Direction::Down,
+                    at,
+                    &rtp_packet(96, 500 + i as u16, i * 1800, 9),
+                    last,
+                );
+            }
+            last = Some(at);
+        }
+        feed(&mut u, Direction::Down, ms(4000), &rtp_packet(0, 1, 1, 11), last);
+        let d = &u.dirs[1];
+        assert_eq!(d.rtp.summary().unwrap().ssrc, 7);
+        assert_eq!(d.rtp.summary().unwrap().lost, 0);
+        let video = d.rtp_second.as_ref().unwrap().summary().unwrap();
+        assert_eq!((video.ssrc, video.payload_type), (9, 96));
+        assert_eq!(video.lost, 49, "every fourth packet up to the last one received");
+        let (lost, expected) = d.rtp_loss().unwrap();
+        assert_eq!((lost, expected), (49, 199 + 198));
+        assert_eq!(d.rtp.other_ssrc_packets, 1);
     }
 
     #[test]

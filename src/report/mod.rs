@@ -271,6 +271,8 @@ pub struct UdpDirReport {
     pub max_gap_us: u64,
     pub mean_gap_us: Option<u64>,
     pub rtp: Option<RtpReport>,
+    /// A second RTP stream of the same direction (video beside audio).
+    pub rtp_second: Option<RtpReport>,
 }
 
 #[derive(Debug, Serialize)]
@@ -606,6 +608,7 @@ impl UdpDirReport {
             max_gap_us: d.max_gap_us,
             mean_gap_us: d.mean_gap_us(),
             rtp: d.rtp.summary().map(RtpReport::build),
+            rtp_second: d.rtp_second.as_ref().and_then(|s| s.summary()).map(RtpReport::build),
         }
     }
 }
