@@ -327,12 +327,20 @@ class Clean(Scenario):
         return False
 
 
+def bucket(p):
+    """The policer's token bucket as the kernel builds it: nft's byte limit holds one second
+    at the rate plus the burst (nft_limit.c: tokens_max = unit * (rate + burst) / rate)."""
+    rate_bytes = p["rate_kbit"] * 1000 // 8
+    burst = int(p["burst_kb"] * 1024)
+    return {"rate_bps": p["rate_kbit"] * 1000, "burst_bytes": burst, "bucket_bytes": rate_bytes + burst}
+
+
 class Police(Scenario):
     def rules(self, p):
         return police_rules(p["rate_kbit"], p["burst_kb"])
 
     def impairment(self, p):
-        return {"rate_bps": p["rate_kbit"] * 1000, "burst_bytes": int(p["burst_kb"] * 1024)}
+        return bucket(p)
 
 
 class Shape(Scenario):
@@ -414,7 +422,7 @@ class CallPolice(Scenario):
         return spec["service"] == "messenger" and spec["kind"] == "call"
 
     def impairment(self, p):
-        return {"rate_bps": p["rate_kbit"] * 1000, "burst_bytes": int(p["burst_kb"] * 1024)}
+        return bucket(p)
 
 
 class CallLoss(Scenario):

@@ -815,10 +815,25 @@ scenarios! {
     delayed_throttle => "delayed-throttle",
 }
 
-fn lab_namespaces(run_pid: u32) -> usize {
+/// The namespaces of the lab run with this process id.
+fn lab_namespaces(run_pid: u32) -> Vec<String> {
     let out = Command::new("ip").args(["netns", "list"]).output().expect("ip runs");
     let prefix = format!("twlab-{run_pid}-");
-    String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with(&prefix)).count()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+/// `lab/lab.py run clean --quiet --out target/lab-tests/NAME`, started.
+fn start_clean_run(name: &str) -> std::process::Child {
+    Command::new("python3")
+        .arg(common::root().join("lab/lab.py"))
+        .args(["run", "clean", "--quiet", "--out"])
+        .arg(common::root().join("target/lab-tests").join(name))
+        .spawn()
+        .expect("python3 runs")
 }
 
 /// A run stopped by SIGTERM or SIGINT in the middle of its traffic removes its namespaces
@@ -827,27 +842,34 @@ fn lab_namespaces(run_pid: u32) -> usize {
 fn interrupted_run_removes_its_namespaces() {
     for signal in ["TERM", "INT"] {
         let Some(_one_at_a_time) = live_lab() else { return };
-        let out = common::root().join("target/lab-tests/interrupted");
-        let mut run = Command::new("python3")
-            .arg(common::root().join("lab/lab.py"))
-            .args(["run", "clean", "--quiet", "--out"])
-            .arg(&out)
-            .spawn()
-            .expect("python3 runs");
+        let mut run = start_clean_run("interrupted");
         let pid = run.id();
         let start = Instant::now();
-        while lab_namespaces(pid) < 3 {
+        while lab_namespaces(pid).len() < 3 {
             assert!(start.elapsed() < Duration::from_secs(20), "the lab never came up");
             std::thread::sleep(Duration::from_millis(100));
         }
         std::thread::sleep(Duration::from_secs(3)); // traffic is flowing
+        // The processes inside the run's namespaces (servers, delay line, client, capture).
+        let inside: Vec<String> = lab_namespaces(pid)
+            .iter()
+            .flat_map(|ns| {
+                let out = Command::new("ip").args(["netns", "pids", ns]).output().unwrap();
+                String::from_utf8_lossy(&out.stdout)
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert!(inside.len() >= 4, "{inside:?}");
         let killed = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
         assert!(killed.unwrap().success());
         let status = run.wait().unwrap();
         assert!(!status.success(), "SIG{signal}: exit status {status}");
-        assert_eq!(lab_namespaces(pid), 0, "SIG{signal}: namespaces left behind");
-        let procs = Command::new("pgrep").args(["-f", "lab/traffic.py"]).output().unwrap();
-        assert!(procs.stdout.is_empty(), "SIG{signal}: lab processes left: {procs:?}");
+        assert!(lab_namespaces(pid).is_empty(), "SIG{signal}: namespaces left behind");
+        let left: Vec<&String> =
+            inside.iter().filter(|p| Path::new("/proc").join(p).exists()).collect();
+        assert!(left.is_empty(), "SIG{signal}: lab processes left: {left:?}");
     }
 }
 
@@ -856,18 +878,13 @@ fn interrupted_run_removes_its_namespaces() {
 #[test]
 fn failed_run_removes_its_namespaces() {
     let Some(_one_at_a_time) = live_lab() else { return };
-    let out = common::root().join("target/lab-tests/unwritable");
-    std::fs::create_dir_all(out.with_extension("pcap")).unwrap(); // a directory where the trace goes
-    let run = Command::new("python3")
-        .arg(common::root().join("lab/lab.py"))
-        .args(["run", "clean", "--quiet", "--out"])
-        .arg(&out)
-        .spawn()
-        .expect("python3 runs");
+    // A directory where the trace goes.
+    std::fs::create_dir_all(common::root().join("target/lab-tests/unwritable.pcap")).unwrap();
+    let run = start_clean_run("unwritable");
     let pid = run.id();
     let result = run.wait_with_output().unwrap();
     assert_eq!(result.status.code(), Some(1));
-    assert_eq!(lab_namespaces(pid), 0, "namespaces left behind after a failure");
+    assert!(lab_namespaces(pid).is_empty(), "namespaces left behind after a failure");
 }
 
 /// Bad parameters are refused before anything is set up, naming the parameter.

@@ -8,7 +8,9 @@ use serde_json::json;
 
 use super::facts::Facts;
 use super::stats::fisher_exact_greater;
-use super::{Comparison, Counts, Finding, Group, Outcome, examples, p_text, versus_control};
+use super::{
+    Comparison, Counts, Finding, Group, Outcome, examples, p_text, share_outcome, versus_control,
+};
 
 /// (attempted, unanswered) for a flow; `None` when the flow attempted nothing we can judge.
 fn attempt(f: &Facts) -> Option<bool> {
@@ -66,33 +68,26 @@ pub(super) fn detect(g: &Group) -> Outcome {
         Comparison::Nothing | Comparison::NotHigher { .. }
             if t_unanswered >= 4 && c_requests > 0 =>
         {
-            let p = fisher_exact_greater(t_unanswered, t_requests, c_unanswered, c_requests);
-            if p < g.cfg.alpha / g.services_tested.max(1) as f64 {
-                Comparison::Higher { p }
-            } else {
-                Comparison::NotHigher { p }
-            }
+            g.judge(fisher_exact_greater(t_unanswered, t_requests, c_unanswered, c_requests))
         }
         other => other,
     };
-    match comparison {
-        Comparison::Nothing => Outcome::Clean { detector: NAME, evidence: evidence(None) },
-        Comparison::NotHigher { p } => {
-            Outcome::Clean { detector: NAME, evidence: evidence(Some(p)) }
-        }
-        Comparison::NoControl => Outcome::Inconclusive {
-            detector: NAME,
-            reason: format!(
+    share_outcome(
+        NAME,
+        comparison,
+        evidence,
+        || {
+            format!(
                 "{} of {} connection attempts never answered, but no control attempt to \
                  compare with",
                 t.hits, t.total
-            ),
+            )
         },
-        Comparison::Higher { p } => Outcome::Finding(Finding {
+        |p, evidence| Finding {
             finding: "blocked",
             mechanism: Some("drop"),
             confidence: (((1.0 - p) * 0.95) * 100.0).round() / 100.0,
-            evidence: evidence(Some(p)),
+            evidence,
             flows: examples(blocked.iter().map(|f| f.id()), 20),
             summary: format!(
                 "{} of {} connection attempts never answered ({tcp} TCP SYN, {} STUN/QUIC; {}); \
@@ -104,6 +99,6 @@ pub(super) fn detect(g: &Group) -> Outcome {
                 c.hits,
                 c.total
             ),
-        }),
-    }
+        },
+    )
 }

@@ -79,7 +79,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
     let (c_lost, c_expected) =
         controls.iter().fold((0, 0), |(l, e), c| (l + c.lost, e + c.expected));
     let c_loss = c_lost as f64 / c_expected.max(1) as f64;
-    let alpha = cfg.alpha / g.services_tested.max(1) as f64;
+    let alpha = g.alpha();
     let mut reasons = Vec::new();
     let mut degraded = Vec::new();
     for c in &calls {

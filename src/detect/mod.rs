@@ -317,11 +317,35 @@ pub(crate) fn versus_control(g: &Group, t: Counts, c: Counts) -> Comparison {
     if c.total == 0 {
         return Comparison::NoControl;
     }
-    let p = stats::fisher_exact_greater(t.hits, t.total, c.hits, c.total);
-    if p < g.cfg.alpha / g.services_tested.max(1) as f64 {
-        Comparison::Higher { p }
-    } else {
-        Comparison::NotHigher { p }
+    g.judge(stats::fisher_exact_greater(t.hits, t.total, c.hits, c.total))
+}
+
+impl Group<'_> {
+    /// The significance level after the Bonferroni correction across the window's services.
+    pub fn alpha(&self) -> f64 {
+        self.cfg.alpha / self.services_tested.max(1) as f64
+    }
+
+    /// A p-value against [`Group::alpha`].
+    pub fn judge(&self, p: f64) -> Comparison {
+        if p < self.alpha() { Comparison::Higher { p } } else { Comparison::NotHigher { p } }
+    }
+}
+
+/// The outcome of a comparison of shares: clean (with the p-value when there was one),
+/// inconclusive without control flows, or the finding.
+pub(crate) fn share_outcome(
+    detector: &'static str,
+    comparison: Comparison,
+    evidence: impl Fn(Option<f64>) -> Value,
+    no_control: impl FnOnce() -> String,
+    finding: impl FnOnce(f64, Value) -> Finding,
+) -> Outcome {
+    match comparison {
+        Comparison::Nothing => Outcome::Clean { detector, evidence: evidence(None) },
+        Comparison::NotHigher { p } => Outcome::Clean { detector, evidence: evidence(Some(p)) },
+        Comparison::NoControl => Outcome::Inconclusive { detector, reason: no_control() },
+        Comparison::Higher { p } => Outcome::Finding(finding(p, evidence(Some(p)))),
     }
 }
 

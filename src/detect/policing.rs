@@ -68,6 +68,11 @@ fn per_flow(f: &Facts, base_rtt_us: Option<u64>, cfg: &DetectConfig) -> Option<P
             within += 1;
         }
     }
+    // The bucket is full when the flow starts: what came through before the first loss
+    // beyond the rate is its depth (Flach's burst), unless a later excess is larger.
+    let before_first =
+        first.delivered_bytes as f64 - rate_bps / 8.0 * first.at.since(f.f.first_at) as f64 / 1e6;
+    burst = burst.max(before_first);
     let consistency = if events.is_empty() { 0.0 } else { within as f64 / events.len() as f64 };
     (consistency >= cfg.policing_consistency).then_some(Policed {
         id: f.id(),

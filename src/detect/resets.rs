@@ -10,7 +10,9 @@
 use serde_json::{Value, json};
 
 use super::facts::{Facts, hops};
-use super::{Comparison, Counts, Finding, Group, Outcome, examples, p_text, versus_control};
+use super::{
+    Comparison, Counts, Finding, Group, Outcome, examples, p_text, share_outcome, versus_control,
+};
 
 /// The injection signatures of a flow's server-side RST.
 fn forensics(f: &Facts) -> Option<(Vec<&'static str>, Value)> {
@@ -91,20 +93,18 @@ pub(super) fn detect(g: &Group) -> Outcome {
         }
         other => other,
     };
-    match comparison {
-        Comparison::Nothing => Outcome::Clean { detector: NAME, evidence: evidence(None) },
-        Comparison::NotHigher { p } => {
-            Outcome::Clean { detector: NAME, evidence: evidence(Some(p)) }
-        }
-        Comparison::NoControl => Outcome::Inconclusive {
-            detector: NAME,
-            reason: format!(
+    share_outcome(
+        NAME,
+        comparison,
+        evidence,
+        || {
+            format!(
                 "{} of {} connections reset by the server side ({injected} with injection \
                  signatures), but no control connection to compare with",
                 t.hits, t.total
-            ),
+            )
         },
-        Comparison::Higher { p } => {
+        |p, evidence| {
             let injection = injected * 2 >= reset.len();
             let mut names: Vec<&str> = reset.iter().flat_map(|(_, s, _)| s.clone()).collect();
             names.sort_unstable();
@@ -116,11 +116,11 @@ pub(super) fn detect(g: &Group) -> Outcome {
                 .map(|h| format!(", injector ~{h} hop(s) away"))
                 .unwrap_or_default();
             let share = injected as f64 / reset.len() as f64;
-            Outcome::Finding(Finding {
+            Finding {
                 finding: "reset",
                 mechanism: injection.then_some("rst_injection"),
                 confidence: (((1.0 - p) * (0.7 + 0.25 * share)) * 100.0).round() / 100.0,
-                evidence: evidence(Some(p)),
+                evidence,
                 flows: examples(reset.iter().map(|(f, _, _)| f.id()), 20),
                 summary: format!(
                     "{} of {} connections reset ({}), control {} of {}{}{}",
@@ -136,7 +136,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
                     },
                     hops_text
                 ),
-            })
-        }
-    }
+            }
+        },
+    )
 }

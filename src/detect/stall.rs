@@ -13,7 +13,9 @@ use std::net::IpAddr;
 use serde_json::json;
 
 use super::facts::Facts;
-use super::{Comparison, Counts, Finding, Group, Outcome, examples, p_text, versus_control};
+use super::{
+    Comparison, Counts, Finding, Group, Outcome, examples, p_text, share_outcome, versus_control,
+};
 use crate::config::DetectConfig;
 
 /// Stall byte counts this close together count as one freeze threshold.
@@ -76,7 +78,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
         *networks.entry(network(f.f.server.addr)).or_insert(0u64) += 1;
     }
     let bytes: Vec<u64> = hit.iter().map(|f| f.f.measures.dirs[1].bytes).collect();
-    let clustered_text = bytes.len() >= 3
+    let same_threshold = bytes.len() >= 3
         && bytes.iter().max().unwrap_or(&0) - bytes.iter().min().unwrap_or(&0) <= CLUSTER_BYTES;
     let evidence = |p: Option<f64>| {
         json!({
@@ -88,48 +90,45 @@ pub(super) fn detect(g: &Group) -> Outcome {
             "server_bytes_before_stall": bytes,
             "by_network": networks,
             "window_bytes": [cfg.stall_min_bytes, cfg.stall_max_bytes],
-            "same_threshold": clustered_text,
+            "same_threshold": same_threshold,
             "min_silence_s": cfg.stall_silence_s,
         })
     };
-    let clustered = clustered_text;
     let comparison = match versus_control(g, t, c) {
-        Comparison::NotHigher { p } if clustered && c.hits == 0 => Comparison::Higher { p },
+        Comparison::NotHigher { p } if same_threshold && c.hits == 0 => Comparison::Higher { p },
         other => other,
     };
-    match comparison {
-        Comparison::Nothing => Outcome::Clean { detector: NAME, evidence: evidence(None) },
-        Comparison::NotHigher { p } => {
-            Outcome::Clean { detector: NAME, evidence: evidence(Some(p)) }
-        }
-        Comparison::NoControl => Outcome::Inconclusive {
-            detector: NAME,
-            reason: format!(
-                "{} of {} connections froze after {}-{} kB from the server, but no control \
+    let range = format!(
+        "{}-{} kB",
+        bytes.iter().min().unwrap_or(&0) / 1000,
+        bytes.iter().max().unwrap_or(&0) / 1000
+    );
+    share_outcome(
+        NAME,
+        comparison,
+        evidence,
+        || {
+            format!(
+                "{} of {} connections froze after {range} from the server, but no control \
                  connection to compare with",
-                t.hits,
-                t.total,
-                bytes.iter().min().unwrap_or(&0) / 1000,
-                bytes.iter().max().unwrap_or(&0) / 1000
-            ),
+                t.hits, t.total
+            )
         },
-        Comparison::Higher { p } => Outcome::Finding(Finding {
+        |p, evidence| Finding {
             finding: "stalled",
             mechanism: Some("freeze"),
             confidence: (((1.0 - p) * 0.9) * 100.0).round() / 100.0,
-            evidence: evidence(Some(p)),
+            evidence,
             flows: examples(hit.iter().map(|f| f.id()), 20),
             summary: format!(
-                "{} of {} connections froze after {}-{} kB from the server, no RST ({}); \
+                "{} of {} connections froze after {range} from the server, no RST ({}); \
                  control {} of {}",
                 t.hits,
                 t.total,
-                bytes.iter().min().unwrap_or(&0) / 1000,
-                bytes.iter().max().unwrap_or(&0) / 1000,
                 p_text(p),
                 c.hits,
                 c.total
             ),
-        }),
-    }
+        },
+    )
 }

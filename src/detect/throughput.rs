@@ -72,7 +72,7 @@ pub(super) fn differentiation(g: &Group) -> Outcome {
             ),
         };
     }
-    let alpha = cfg.alpha / g.services_tested.max(1) as f64;
+    let alpha = g.alpha();
     let (mean_t, mean_c) = (mean(&t).unwrap_or(0.0), mean(&c).unwrap_or(0.0));
     let threshold =
         if mean_t.max(mean_c) > cfg.wehe_fast_bps { cfg.wehe_area_fast } else { cfg.wehe_area };
