@@ -127,8 +127,8 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         ..PipelineConfig::default()
     };
     let mut detect = match &args.config {
-        Some(path) => match config::load_detect_config(path) {
-            Ok(c) => c,
+        Some(path) => match config::load_config(path) {
+            Ok(c) => c.detect,
             Err(e) => {
                 eprintln!("throttlewatch: error: {e}");
                 return ExitCode::from(EXIT_BAD_INPUT);
@@ -150,7 +150,12 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         None => None,
     };
     let output = run(AnalyzeInput { files: args.files.clone(), config, catalogue });
-    let verdicts = evaluate(&output.analysis, &detect, history.as_mut());
+    let verdicts = evaluate(
+        &output.analysis.flows,
+        output.analysis.classifier.catalogue(),
+        &detect,
+        history.as_mut(),
+    );
     if let (Some(h), Some(path)) = (&history, &args.history)
         && let Err(e) = h.save(path)
     {

@@ -8,7 +8,7 @@
 
 use hdrhistogram::Histogram;
 
-use crate::classify::{ClassState, Classification, Classifier, Role, ServiceId, role};
+use crate::classify::{Catalogue, ClassState, Classification, Classifier, Role, ServiceId, role};
 use crate::config::PipelineConfig;
 use crate::decode::stun::StunMessage;
 use crate::decode::{
@@ -50,6 +50,8 @@ pub enum FlowEnd {
     Evicted,
     /// Still open when the input ended.
     EndOfInput,
+    /// Still open at a window's end (a daemon's snapshot); the flow goes on.
+    Active,
 }
 
 impl FlowEnd {
@@ -60,6 +62,7 @@ impl FlowEnd {
             FlowEnd::Idle => "idle",
             FlowEnd::Evicted => "evicted",
             FlowEnd::EndOfInput => "end_of_input",
+            FlowEnd::Active => "active",
         }
     }
 }
@@ -427,7 +430,7 @@ impl Pipeline {
             };
             let class =
                 self.classifier.resolve(state.class.class, key.proto(), client, server, self.clock);
-            let mut flow = FinishedFlow {
+            let flow = FinishedFlow {
                 id,
                 proto: key.proto(),
                 client,
@@ -443,10 +446,114 @@ impl Pipeline {
                 role: Role::Other,
                 end,
             };
-            flow.role = flow_role(&flow);
-            self.finished.push(flow);
+            self.finished.push(with_role(flow));
         }
     }
+
+    /// The daemon's window end at packet time `now`: the flows finished since the last
+    /// snapshot, and a copy of every open target or control flow (`end` = `active`) as
+    /// measured so far. The table and its flows go on.
+    pub fn snapshot(&mut self, now: Timestamp) -> Snapshot {
+        self.clock = self.clock.max(now);
+        self.table.expire(self.clock, &mut self.removed);
+        self.finish_removed();
+        let mut flows = std::mem::take(&mut self.finished);
+        for entry in self.table.entries() {
+            let (client, server) = (entry.client(), entry.server());
+            let detail = entry.state.detail.map(|d| &self.details.slots[d as usize]);
+            let proto = entry.key.proto();
+            let flow = with_role(FinishedFlow {
+                id: entry.id,
+                proto,
+                client,
+                server,
+                client_by: entry.client_by,
+                first_at: entry.first_at,
+                last_at: entry.last_at,
+                measures: entry.state.measures.clone(),
+                bins: detail.and_then(|d| d.bins.series()),
+                rtt_recent: detail
+                    .map(|d| [0, 1].map(|leg| (d.rtt_min[leg].get(), d.rtt_max[leg].get()))),
+                losses: detail.map(|d| d.losses.clone()),
+                class: self.classifier.resolve(
+                    entry.state.class.class,
+                    proto,
+                    client,
+                    server,
+                    self.clock,
+                ),
+                role: Role::Other,
+                end: FlowEnd::Active,
+            });
+            if flow.role != Role::Other {
+                flows.push(flow);
+            }
+        }
+        flows.sort_by_key(|f| f.id);
+        Snapshot {
+            flows,
+            at: self.clock,
+            stats: self.stats.clone(),
+            table: self.table.stats(),
+            active_flows: self.table.len(),
+            max_flows: self.table.max_flows(),
+        }
+    }
+
+    /// The catalogue changed (the daemon reloaded it): new flows are classified with it;
+    /// open and finished flows keep their service if the new catalogue has a service of the
+    /// same id, and lose it otherwise. What the classifier learned from the wire (DNS answers,
+    /// call endpoints) starts afresh.
+    pub fn set_catalogue(&mut self, catalogue: Catalogue) {
+        let old = self.classifier.catalogue();
+        let map: Vec<Option<ServiceId>> = old
+            .services()
+            .iter()
+            .map(|s| {
+                let new = catalogue.services().iter().position(|n| n.id == s.id);
+                new.and_then(|i| ServiceId::try_from(i).ok())
+            })
+            .collect();
+        let remap = |c: &mut Classification| {
+            if let Some(sid) = c.service {
+                *c = match map.get(usize::from(sid)).copied().flatten() {
+                    Some(new) => Classification { service: Some(new), ..*c },
+                    None => Classification::default(),
+                };
+            }
+        };
+        for state in self.table.states_mut() {
+            remap(&mut state.class.class);
+        }
+        for flow in &mut self.finished {
+            remap(&mut flow.class);
+            flow.role = flow_role(flow);
+        }
+        self.histograms = RttHistograms::new(catalogue.services().len());
+        self.classifier = Classifier::new(catalogue);
+    }
+
+    pub fn catalogue(&self) -> &Catalogue {
+        self.classifier.catalogue()
+    }
+}
+
+/// What a daemon's window end hands to the detectors and the outputs.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Finished since the last snapshot, and the open flows that matter, by id.
+    pub flows: Vec<FinishedFlow>,
+    /// Packet time of the snapshot.
+    pub at: Timestamp,
+    pub stats: PipelineStats,
+    pub table: TableStats,
+    pub active_flows: usize,
+    pub max_flows: usize,
+}
+
+fn with_role(mut flow: FinishedFlow) -> FinishedFlow {
+    flow.role = flow_role(&flow);
+    flow
 }
 
 fn flow_role(flow: &FinishedFlow) -> Role {

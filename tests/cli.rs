@@ -321,7 +321,8 @@ fn detector_configuration_and_history() {
         ("[detect]\nwindow = 5\n", "unknown field `window`"),
         ("[detect]\nalpha = 2.0\n", "alpha = 2: allowed values are in (0, 1]"),
         ("[detect]\nwindow_s = 0\n", "window_s = 0: allowed values are 1..=86400"),
-        ("[daemon]\n", "unknown field `daemon`"),
+        ("[daemon]\nfoo = 1\n", "unknown field `foo`"),
+        ("[deamon]\n", "unknown field `deamon`"),
         ("[detect]\nrtt_ratio = \"big\"\n", "rtt_ratio"),
     ] {
         let bad = dir.join("bad.toml");

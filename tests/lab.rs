@@ -716,7 +716,15 @@ fn check_trace_against(pcap: &Path, truth: Truth) {
     let run = Run { truth: &truth, trace: &trace, pipeline };
     check_common(&run);
     check_scenario(&run);
-    check_verdicts(&run, &evaluate(&out.analysis, &DetectConfig::default(), None));
+    check_verdicts(
+        &run,
+        &evaluate(
+            &out.analysis.flows,
+            out.analysis.classifier.catalogue(),
+            &DetectConfig::default(),
+            None,
+        ),
+    );
     // The pipeline's own RTP loss agrees with the sequence numbers seen here.
     for f in truth.flows().filter(|f| f.kind() == "call") {
         let (port, server, sport, _) = f.key();

@@ -42,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(s.packets, s.measured + s.skipped.total());
     let analysis = pipeline.finish();
     let detect = DetectConfig { window_s: 1, ..DetectConfig::default() };
-    let verdicts = evaluate(&analysis, &detect, None);
+    let verdicts = evaluate(&analysis.flows, analysis.classifier.catalogue(), &detect, None);
     let report = Report::build(&analysis, Vec::new(), verdicts);
     let mut out = Vec::new();
     report.write_json(&mut out).unwrap();

@@ -5,7 +5,7 @@
 //! has no flows of its kind. The answers of one service in one window become its verdicts: one
 //! per finding, else one `inconclusive` (with every reason) or one `none`.
 //!
-//! Input: [`Analysis`] (measurements and roles are final). Output: [`Verdict`]s, in window
+//! Input: finished flows (measurements and roles final, or as far as a daemon's window got). Output: [`Verdict`]s, in window
 //! order, services in catalogue order. Work is linear in the number of flows: only windows in
 //! which flows start are evaluated. Thresholds: [`DetectConfig`], defaults from the
 //! literature. Nothing here looks at addresses beyond grouping by service and network.
@@ -25,9 +25,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::classify::{Role, ServiceId};
+use crate::classify::{Catalogue, Role, ServiceId};
 use crate::config::DetectConfig;
-use crate::pipeline::{Analysis, FinishedFlow};
+use crate::pipeline::FinishedFlow;
 use crate::time::Timestamp;
 
 use facts::Facts;
@@ -102,24 +102,24 @@ pub(crate) struct Group<'a> {
     pub cfg: &'a DetectConfig,
 }
 
-/// Evaluate every window of the analysis. With a history, each service's verdicts show its
-/// usual bulk goodput at that hour next to the current one, and the window's transfers are
-/// recorded into it afterwards.
+/// Evaluate every window of a trace: flows are grouped by the window they start in, windows
+/// following one another from the earliest flow start; only windows in which flows start are
+/// evaluated (a capture clock that jumps by years costs nothing). With a history, each
+/// service's verdicts show its usual bulk goodput at that hour next to the current one, and the
+/// window's transfers are recorded into it afterwards.
 pub fn evaluate(
-    analysis: &Analysis,
+    flows: &[FinishedFlow],
+    catalogue: &Catalogue,
     cfg: &DetectConfig,
     mut history: Option<&mut History>,
 ) -> Vec<Verdict> {
-    // Windows follow one another from the earliest flow start; only windows in which flows
-    // start are evaluated (a capture clock that jumps by years costs nothing).
-    let Some(origin) = analysis.flows.iter().map(|f| f.first_at.micros()).min() else {
+    let Some(origin) = flows.iter().map(|f| f.first_at.micros()).min() else {
         return Vec::new();
     };
-    let last_seen = analysis.flows.iter().map(|f| f.last_at.micros()).max().unwrap_or(origin);
-    let catalogue = analysis.classifier.catalogue();
+    let last_seen = flows.iter().map(|f| f.last_at.micros()).max().unwrap_or(origin);
     let window_us = cfg.window_s.max(1) * 1_000_000;
     let mut windows: BTreeMap<u64, Vec<&FinishedFlow>> = BTreeMap::new();
-    for f in &analysis.flows {
+    for f in flows {
         windows.entry((f.first_at.micros() - origin) / window_us).or_default().push(f);
     }
     let mut verdicts = Vec::new();
@@ -130,44 +130,57 @@ pub fn evaluate(
             start: Timestamp::from_micros(start),
             end: Timestamp::from_micros(end.min(last_seen).max(start)),
         };
-        let controls: Vec<Facts> =
-            flows.iter().filter(|f| f.role == Role::Control).map(|f| Facts::new(f)).collect();
-        let services: Vec<ServiceId> = (0..catalogue.services().len() as ServiceId)
-            .filter(|sid| flows.iter().any(|f| f.class.service == Some(*sid)))
-            .collect();
-        for &sid in &services {
-            let group = Group {
-                targets: flows
-                    .iter()
-                    .filter(|f| f.class.service == Some(sid))
-                    .map(|f| Facts::new(f))
-                    .collect(),
-                controls: &controls,
-                services_tested: services.len(),
-                cfg,
-            };
-            let id = &catalogue.service(sid).id;
-            let mut these = verdicts_of(id, window, &run_detectors(&group));
-            if let Some(h) = history.as_deref_mut() {
-                let unix_s = start / 1_000_000;
-                let goodputs: Vec<f64> = group
-                    .targets
-                    .iter()
-                    .filter_map(|f| f.bulk_dir(cfg.bulk_min_bytes).and_then(|d| f.goodput_bps(d)))
-                    .collect();
-                if let Some(baseline) = h.baseline(id, unix_s) {
-                    let now = stats::median(&goodputs).map(|b| (b / 1000.0).round());
-                    for v in &mut these {
-                        v.evidence["history"] =
-                            json!({ "baseline": baseline, "now_p50_kbps": now });
-                    }
-                }
-                for g in goodputs {
-                    h.record(id, unix_s, g);
+        verdicts.extend(evaluate_window(&flows, window, catalogue, cfg, history.as_deref_mut()));
+    }
+    verdicts
+}
+
+/// Evaluate one window: every flow given belongs to it (the daemon hands over the flows that
+/// finished in the window and those still open at its end).
+pub fn evaluate_window(
+    flows: &[&FinishedFlow],
+    window: Window,
+    catalogue: &Catalogue,
+    cfg: &DetectConfig,
+    mut history: Option<&mut History>,
+) -> Vec<Verdict> {
+    let controls: Vec<Facts> =
+        flows.iter().filter(|f| f.role == Role::Control).map(|f| Facts::new(f)).collect();
+    let services: Vec<ServiceId> = (0..catalogue.services().len() as ServiceId)
+        .filter(|sid| flows.iter().any(|f| f.class.service == Some(*sid)))
+        .collect();
+    let mut verdicts = Vec::new();
+    for &sid in &services {
+        let group = Group {
+            targets: flows
+                .iter()
+                .filter(|f| f.class.service == Some(sid))
+                .map(|f| Facts::new(f))
+                .collect(),
+            controls: &controls,
+            services_tested: services.len(),
+            cfg,
+        };
+        let id = &catalogue.service(sid).id;
+        let mut these = verdicts_of(id, window, &run_detectors(&group));
+        if let Some(h) = history.as_deref_mut() {
+            let unix_s = window.start.micros() / 1_000_000;
+            let goodputs: Vec<f64> = group
+                .targets
+                .iter()
+                .filter_map(|f| f.bulk_dir(cfg.bulk_min_bytes).and_then(|d| f.goodput_bps(d)))
+                .collect();
+            if let Some(baseline) = h.baseline(id, unix_s) {
+                let now = stats::median(&goodputs).map(|b| (b / 1000.0).round());
+                for v in &mut these {
+                    v.evidence["history"] = json!({ "baseline": baseline, "now_p50_kbps": now });
                 }
             }
-            verdicts.extend(these);
+            for g in goodputs {
+                h.record(id, unix_s, g);
+            }
         }
+        verdicts.extend(these);
     }
     verdicts
 }

@@ -161,6 +161,16 @@ impl<S> FlowTable<S> {
         self.stats
     }
 
+    /// Every live entry, in no particular order.
+    pub fn entries(&self) -> impl Iterator<Item = &FlowEntry<S>> {
+        self.slots.iter().filter_map(|slot| slot.entry.as_ref())
+    }
+
+    /// Every live entry, mutably, in no particular order (the key and times stay as they are).
+    pub fn states_mut(&mut self) -> impl Iterator<Item = &mut S> {
+        self.slots.iter_mut().filter_map(|slot| slot.entry.as_mut().map(|e| &mut e.state))
+    }
+
     pub fn find(&self, key: &FlowKey) -> Option<u32> {
         self.index.get(key).copied()
     }

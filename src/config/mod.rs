@@ -1,5 +1,9 @@
-//! Defaults and limits, in one place. The CLI (and later the daemon's config file) resolve
-//! into a [`PipelineConfig`] once; nothing else holds a default.
+//! Defaults and limits, in one place: the pipeline's ([`PipelineConfig`]), the detectors'
+//! ([`DetectConfig`]) and the daemon's ([`DaemonConfig`]), read from a TOML file or, on
+//! OpenWrt, from a UCI file ([`uci`]). The CLI resolves them once; nothing else holds a
+//! default.
+
+pub mod uci;
 
 use crate::flow::Timeouts;
 
@@ -179,21 +183,115 @@ impl DetectConfig {
     }
 }
 
-/// The configuration file: today its `[detect]` table (the daemon adds its own tables).
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConfigFile {
-    #[serde(default)]
-    detect: DetectConfig,
+/// The daemon's settings (`[daemon]` of the configuration file, or the UCI file on OpenWrt).
+/// Every key is documented in `samples/throttlewatch.toml`.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DaemonConfig {
+    pub interfaces: Vec<String>,
+    pub snaplen: u32,
+    pub buffer_kib: u32,
+    pub control_sample: u32,
+    pub events: String,
+    pub status: String,
+    pub metrics_file: String,
+    pub listen: String,
+    pub allow_remote_metrics: bool,
+    pub user: String,
+    pub services: String,
+    pub history: String,
+    pub max_flows: usize,
+    pub detail_flows: usize,
 }
 
-/// Read the `[detect]` thresholds of a configuration file; the error names the file and the
-/// key.
-pub fn load_detect_config(path: &std::path::Path) -> Result<DetectConfig, String> {
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            interfaces: Vec::new(),
+            snaplen: 256,
+            buffer_kib: 4096,
+            control_sample: 4,
+            events: "-".into(),
+            status: String::new(),
+            metrics_file: String::new(),
+            listen: String::new(),
+            allow_remote_metrics: false,
+            user: String::new(),
+            services: String::new(),
+            history: String::new(),
+            max_flows: DEFAULT_MAX_FLOWS,
+            detail_flows: DEFAULT_DETAIL_FLOWS,
+        }
+    }
+}
+
+impl DaemonConfig {
+    /// Check ranges; the error names the key and the allowed values.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.interfaces.is_empty() {
+            return Err("interfaces: at least one interface is needed (e.g. [\"br-lan\"])".into());
+        }
+        if let Some(bad) = self.interfaces.iter().find(|i| i.is_empty() || i.len() > 15) {
+            return Err(format!("interfaces: {bad:?} is not an interface name (1-15 characters)"));
+        }
+        if !(64..=65_535).contains(&self.snaplen) {
+            return Err(format!("snaplen = {}: allowed values are 64..=65535", self.snaplen));
+        }
+        if !(256..=262_144).contains(&self.buffer_kib) {
+            return Err(format!(
+                "buffer_kib = {}: allowed values are 256..=262144",
+                self.buffer_kib
+            ));
+        }
+        if !(self.control_sample.is_power_of_two() && self.control_sample <= 64) {
+            return Err(format!(
+                "control_sample = {}: allowed values are 1, 2, 4, 8, 16, 32, 64",
+                self.control_sample
+            ));
+        }
+        if !self.listen.is_empty() {
+            let addr: std::net::SocketAddr = self.listen.parse().map_err(|_| {
+                format!("listen = {:?}: expected IP:PORT, e.g. 127.0.0.1:9737", self.listen)
+            })?;
+            if !addr.ip().is_loopback() && !self.allow_remote_metrics {
+                return Err(format!(
+                    "listen = {:?}: not a loopback address; set allow_remote_metrics = true to \
+                     serve metrics beyond this machine",
+                    self.listen
+                ));
+            }
+        }
+        if !(1..=MAX_MAX_FLOWS).contains(&self.max_flows) {
+            return Err(format!(
+                "max_flows = {}: allowed values are 1..={MAX_MAX_FLOWS}",
+                self.max_flows
+            ));
+        }
+        if self.detail_flows > MAX_MAX_FLOWS {
+            return Err(format!(
+                "detail_flows = {}: allowed values are 0..={MAX_MAX_FLOWS}",
+                self.detail_flows
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A configuration file: `[detect]` thresholds and `[daemon]` settings.
+#[derive(Debug, Default, Clone, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConfigFile {
+    pub detect: DetectConfig,
+    pub daemon: DaemonConfig,
+}
+
+/// Read a TOML configuration file. `[daemon]` is checked by the daemon (it is not needed by
+/// `analyze`); `[detect]` is checked here. The error names the file and the key.
+pub fn load_config(path: &std::path::Path) -> Result<ConfigFile, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("{}: cannot read the configuration: {e}", path.display()))?;
     let file: ConfigFile = toml::from_str(&text)
         .map_err(|e| format!("{}: {}", path.display(), e.to_string().trim()))?;
     file.detect.validate().map_err(|e| format!("{}: [detect] {e}", path.display()))?;
-    Ok(file.detect)
+    Ok(file)
 }
