@@ -31,6 +31,51 @@ struct Cli {
 enum Command {
     /// Analyze pcap/pcapng trace files and report every flow to a messenger service.
     Analyze(AnalyzeArgs),
+    /// Watch live interfaces: verdict events, a status file, Prometheus metrics.
+    Run(RunArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Configuration file (TOML: [daemon] and [detect]; see samples/throttlewatch.toml).
+    #[arg(long, value_name = "FILE", conflicts_with = "uci")]
+    config: Option<PathBuf>,
+    /// OpenWrt UCI configuration file (e.g. /etc/config/throttlewatch).
+    #[arg(long, value_name = "FILE")]
+    uci: Option<PathBuf>,
+    /// Interface to capture on (repeatable); replaces the file's list.
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    interfaces: Vec<String>,
+    /// Evaluation window in seconds.
+    #[arg(long, value_name = "S", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    window: Option<u64>,
+    /// Verdict events as JSON lines: a file appended to, or - for stdout.
+    #[arg(long, value_name = "PATH")]
+    events: Option<String>,
+    /// Status file (JSON, replaced atomically after every window).
+    #[arg(long, value_name = "PATH")]
+    status: Option<String>,
+    /// Prometheus textfile.
+    #[arg(long, value_name = "PATH")]
+    metrics_file: Option<String>,
+    /// Serve /metrics on IP:PORT (loopback unless the file allows more).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Service catalogue (TOML) instead of the built-in one.
+    #[arg(long, value_name = "FILE")]
+    services: Option<String>,
+    /// Switch to this user once the captures are open.
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
+    /// Bytes captured per packet.
+    #[arg(long, value_name = "N")]
+    snaplen: Option<u32>,
+    /// Capture 1 control flow in N (1, 2, 4, ..., 64; 1 = everything, no filter).
+    #[arg(long, value_name = "N")]
+    control_sample: Option<u32>,
+    /// Per-service history of bulk goodput (JSON).
+    #[arg(long, value_name = "FILE")]
+    history: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -97,7 +142,48 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::Analyze(args) => analyze(args),
+        Command::Run(args) => run(args),
     }
+}
+
+#[cfg(feature = "pcap")]
+fn run(args: RunArgs) -> ExitCode {
+    use throttlewatch::daemon::{self, ConfigSource, Overrides, RunError};
+    let source = match (args.config, args.uci) {
+        (Some(path), _) => ConfigSource::Toml(path),
+        (None, Some(path)) => ConfigSource::Uci(path),
+        (None, None) => ConfigSource::Flags,
+    };
+    let overrides = Overrides {
+        interfaces: args.interfaces,
+        window_s: args.window,
+        events: args.events,
+        status: args.status,
+        metrics_file: args.metrics_file,
+        listen: args.listen,
+        services: args.services,
+        user: args.user,
+        snaplen: args.snaplen,
+        control_sample: args.control_sample,
+        history: args.history,
+    };
+    match daemon::run(source, overrides) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(RunError::Input(e)) => {
+            eprintln!("throttlewatch: error: {e}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+        Err(RunError::Runtime(e)) => {
+            eprintln!("throttlewatch: error: {e}");
+            ExitCode::from(EXIT_INTERNAL)
+        }
+    }
+}
+
+#[cfg(not(feature = "pcap"))]
+fn run(_args: RunArgs) -> ExitCode {
+    eprintln!("throttlewatch: error: this build has no libpcap and cannot capture");
+    ExitCode::from(EXIT_BAD_INPUT)
 }
 
 #[cfg(feature = "pcap")]

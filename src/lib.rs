@@ -3,7 +3,8 @@
 //! The pipeline (DESIGN §1), one module per stage, dependencies running one way:
 //! `capture` (packet sources) → [`decode`] → [`flow`] (table and keys) → [`measure`]
 //! (per-flow measurements) → [`classify`] (service catalogue) → [`detect`] (verdicts) →
-//! [`report`] (outputs). [`pipeline`] wires the stages; `analyze` drives it from files.
+//! [`report`] (outputs). [`pipeline`] wires the stages; `analyze` drives it from files and
+//! `daemon` from live interfaces.
 
 #[cfg(feature = "pcap")]
 pub mod analyze;
@@ -11,6 +12,8 @@ pub mod analyze;
 pub mod capture;
 pub mod classify;
 pub mod config;
+#[cfg(feature = "pcap")]
+pub mod daemon;
 pub mod decode;
 pub mod detect;
 pub mod flow;

@@ -170,7 +170,7 @@ impl TraceFile {
 }
 
 /// libpcap's message without the crate's "libpcap error: " prefix.
-fn strip_libpcap(e: &pcap::Error) -> String {
+pub(super) fn strip_libpcap(e: &pcap::Error) -> String {
     match e {
         pcap::Error::PcapError(m) => m.clone(),
         other => other.to_string(),

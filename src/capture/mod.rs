@@ -1,8 +1,12 @@
-//! Capture: packet sources. Files through libpcap now; live interfaces later.
+//! Capture: packet sources, through libpcap: trace files, and live interfaces with a kernel
+//! filter built from the catalogue.
 //!
 //! Sources hand each frame to a callback with its capture time and wire length; they never
 //! interpret packet contents.
 
 mod file;
+pub mod filter;
+mod live;
 
 pub use file::{CaptureError, TraceFile, TraceFormat};
+pub use live::{LiveCapture, LiveStats};

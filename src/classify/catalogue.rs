@@ -174,6 +174,8 @@ pub struct Catalogue {
     source_name: String,
     services: Vec<Service>,
     ranges: PrefixTrie<RangeEntry>,
+    /// Every prefix of the ranges, none inside another (for a capture filter).
+    prefixes: Vec<Prefix>,
     rules: Vec<Rule>,
     port_only_rules: Vec<u32>,
     dns: Vec<(Vec<u8>, ServiceId)>,
@@ -188,6 +190,11 @@ pub struct Catalogue {
 }
 
 impl Catalogue {
+    /// Every address prefix the catalogue names, without those inside another one.
+    pub fn prefixes(&self) -> &[Prefix] {
+        &self.prefixes
+    }
+
     /// The shipped catalogue.
     pub fn builtin() -> Catalogue {
         Catalogue::parse(BUILTIN, "built-in (data/services.toml)")
@@ -459,10 +466,20 @@ impl Builder {
     }
 
     fn finish(self, source_name: &str) -> Catalogue {
+        let mut prefixes: Vec<Prefix> = self.ranges.iter().map(|(p, _)| *p).collect();
+        // Shorter prefixes first, so that a prefix meets every prefix that could contain it.
+        prefixes.sort_by_key(|p| (p.addr.is_ipv6(), p.len, p.addr));
+        let mut outermost: Vec<Prefix> = Vec::new();
+        for p in prefixes {
+            if !outermost.iter().any(|o| o.contains(p.addr) && o.len <= p.len) {
+                outermost.push(p);
+            }
+        }
         Catalogue {
             source_name: source_name.to_string(),
             services: self.services,
             ranges: PrefixTrie::build(self.ranges),
+            prefixes: outermost,
             rules: self.rules,
             port_only_rules: self.port_only_rules,
             dns: self.dns,

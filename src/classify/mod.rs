@@ -10,7 +10,7 @@
 
 pub mod catalogue;
 mod learn;
-mod prefix;
+pub mod prefix;
 
 use std::net::IpAddr;
 

@@ -40,6 +40,12 @@ impl Prefix {
         Ok(prefix)
     }
 
+    /// Whether `addr` lies inside the prefix (same family, same network bits).
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        addr.is_ipv4() == self.addr.is_ipv4()
+            && Prefix { addr, len: self.len }.network() == self.addr
+    }
+
     /// The address with the host bits cleared.
     pub fn network(&self) -> IpAddr {
         match self.addr {
@@ -52,6 +58,12 @@ impl Prefix {
                 IpAddr::V6((u128::from(a) & mask).into())
             }
         }
+    }
+}
+
+impl std::fmt::Display for Prefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
     }
 }
 

@@ -11,7 +11,9 @@
 //! The section of type `throttlewatch` maps onto the `[daemon]` keys of the TOML
 //! configuration (`list interface` onto `interfaces`; `window` onto `[detect] window_s`;
 //! `enabled` is the init script's). Values are quoted with `'` or `"` or bare; `#` starts a
-//! comment line. Every error names the file, the line and the option.
+//! comment line. Absent options take the router's defaults ([`openwrt_defaults`]: the
+//! package's `throttlewatch` user, state under /var/run/throttlewatch, metrics on
+//! 127.0.0.1:9737). Every error names the file, the line and the option.
 
 use std::path::Path;
 
@@ -158,6 +160,18 @@ fn boolean(item: &Item) -> Result<bool, String> {
     }
 }
 
+/// What an OpenWrt router runs with when an option is absent: the package's user, state in
+/// RAM under /var/run/throttlewatch, metrics on loopback.
+fn openwrt_defaults() -> DaemonConfig {
+    DaemonConfig {
+        user: "throttlewatch".into(),
+        events: "/var/run/throttlewatch/events.jsonl".into(),
+        status: "/var/run/throttlewatch/status.json".into(),
+        listen: "127.0.0.1:9737".into(),
+        ..DaemonConfig::default()
+    }
+}
+
 /// The configuration a UCI text describes; errors without the file name.
 pub fn parse(text: &str) -> Result<ConfigFile, String> {
     let sections = parse_sections(text)?;
@@ -175,7 +189,7 @@ pub fn parse(text: &str) -> Result<ConfigFile, String> {
             .find(|s| s.name.as_deref() == Some("main"))
             .ok_or("several `config throttlewatch` sections and none named 'main'".to_string())?,
     };
-    let mut file = ConfigFile::default();
+    let mut file = ConfigFile { daemon: openwrt_defaults(), ..ConfigFile::default() };
     let d: &mut DaemonConfig = &mut file.daemon;
     for item in &section.items {
         if !OPTIONS.contains(&item.name.as_str()) {
@@ -251,6 +265,8 @@ mod tests {
                     \toption allow_remote_metrics 'yes'\n\toption listen '0.0.0.0:9737'\n";
         let c = parse(text).unwrap();
         assert_eq!(c.daemon.interfaces, ["br-lan", "wan 2"]);
+        assert_eq!(c.daemon.user, "throttlewatch", "the router's default");
+        assert_eq!(c.daemon.events, "/var/run/throttlewatch/events.jsonl");
         assert_eq!(c.daemon.snaplen, 300);
         assert!(c.daemon.allow_remote_metrics);
     }

@@ -1,0 +1,126 @@
+//! The kernel filter of a live capture (DESIGN §2): every packet that can belong to a
+//! service, and one flow in `control_sample` of the rest as control traffic.
+//!
+//! Kept: the catalogue's address ranges, DNS (answers teach the classifier), STUN (call
+//! signalling, also on relays outside the ranges), ICMP (errors about any flow), and TCP/UDP
+//! flows whose port sum is a multiple of the sample: the sum is the same in both directions, so
+//! a sampled flow is seen whole. With a sample of 1 there is no filter at all.
+
+use crate::classify::Catalogue;
+use crate::classify::prefix::Prefix;
+
+/// The kernel takes classic BPF programs of at most this many instructions (BPF_MAXINSNS);
+/// libpcap filters longer ones in userspace, after copying every packet.
+pub const KERNEL_MAX_INSTRUCTIONS: usize = 4096;
+
+/// Prefix lengths the ranges are widened to, in turn, until the filter fits the kernel:
+/// wider ranges let a few more packets through; the classifier still decides by the exact
+/// ranges.
+const WIDENING: [(u8, u8); 5] = [(32, 128), (24, 48), (20, 40), (16, 32), (8, 24)];
+
+/// The filter expression (libpcap syntax), or `None` to capture everything.
+pub fn expression(catalogue: &Catalogue, control_sample: u32) -> Option<String> {
+    widened(catalogue, control_sample, WIDENING[0])
+}
+
+/// The filter that fits the kernel, widening the ranges as needed, with the number of BPF
+/// instructions; `None` without sampling, or when even the widest ranges do not fit.
+pub fn fitting(catalogue: &Catalogue, control_sample: u32) -> Option<(String, usize)> {
+    let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).ok()?;
+    WIDENING.iter().find_map(|&widths| {
+        let f = widened(catalogue, control_sample, widths)?;
+        let n = dead.compile(&f, true).ok()?.get_instructions().len();
+        (n <= KERNEL_MAX_INSTRUCTIONS).then_some((f, n))
+    })
+}
+
+fn widened(catalogue: &Catalogue, control_sample: u32, (v4, v6): (u8, u8)) -> Option<String> {
+    if control_sample <= 1 {
+        return None;
+    }
+    let mask = control_sample - 1;
+    let mut parts: Vec<String> = Vec::new();
+    let mut prefixes: Vec<Prefix> = catalogue
+        .prefixes()
+        .iter()
+        .map(|p| {
+            let len = p.len.min(if p.addr.is_ipv4() { v4 } else { v6 });
+            let wide = Prefix { addr: p.addr, len };
+            Prefix { addr: wide.network(), len }
+        })
+        .collect();
+    prefixes.sort_by_key(|p| (p.addr.is_ipv6(), p.len, p.addr));
+    prefixes.dedup();
+    let mut outermost: Vec<Prefix> = Vec::new();
+    for p in prefixes {
+        if !outermost.iter().any(|o| o.contains(p.addr) && o.len <= p.len) {
+            outermost.push(p);
+        }
+    }
+    let nets: Vec<String> = outermost.iter().map(|p| format!("net {p}")).collect();
+    if !nets.is_empty() {
+        parts.push(format!("({})", nets.join(" or ")));
+    }
+    parts.push("port 53".into());
+    parts.push("icmp or icmp6".into());
+    // STUN: a message type with the top two bits clear and the magic cookie (RFC 8489).
+    parts.push("(ip and udp and udp[8] & 0xc0 = 0 and udp[12:4] = 0x2112a442)".into());
+    parts.push(format!(
+        "(ip and (tcp or udp) and ((ip[ip[0] & 0xf << 2 : 2] + ip[(ip[0] & 0xf << 2) + 2 : 2]) \
+         & {mask}) = 0)"
+    ));
+    // IPv6 without extension headers: TCP (6) or UDP (17) right after the fixed header.
+    parts.push(format!(
+        "(ip6 and (ip6[6] = 6 or ip6[6] = 17) and ((ip6[40:2] + ip6[42:2]) & {mask}) = 0)"
+    ));
+    Some(parts.join(" or "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalogue(ranges: &str) -> Catalogue {
+        let text = format!("[[service]]\nid = \"msg\"\nname = \"M\"\nranges = [{ranges}]\n");
+        Catalogue::parse(&text, "test").unwrap()
+    }
+
+    #[test]
+    fn no_filter_without_sampling() {
+        assert_eq!(expression(&catalogue("\"198.51.100.10/32\""), 1), None);
+    }
+
+    #[test]
+    fn ranges_inside_others_are_left_out() {
+        let c =
+            catalogue("\"10.0.0.0/8\", \"10.1.0.0/16\", \"2001:db8::/32\", \"2001:db8:1::/48\"");
+        let f = expression(&c, 4).unwrap();
+        assert!(f.starts_with("(net 10.0.0.0/8 or net 2001:db8::/32) or port 53"), "{f}");
+        assert!(f.contains("& 3) = 0"), "{f}");
+    }
+
+    /// libpcap compiles what is built; the shipped catalogue's ranges (445 outermost
+    /// prefixes, over 6,000 instructions exact) are widened until the kernel takes them.
+    #[test]
+    fn the_filter_fits_the_kernel() {
+        let (f, n) = fitting(&catalogue("\"198.51.100.10/32\""), 4).unwrap();
+        assert!(f.contains("net 198.51.100.10/32") && n < 100, "{n}: {f}");
+        let builtin = Catalogue::builtin();
+        let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).unwrap();
+        let exact = expression(&builtin, 4).unwrap();
+        assert!(
+            dead.compile(&exact, true).unwrap().get_instructions().len() > KERNEL_MAX_INSTRUCTIONS
+        );
+        let (wide, n) = fitting(&builtin, 4).unwrap();
+        assert!(n <= KERNEL_MAX_INSTRUCTIONS && wide.len() < exact.len(), "{n}");
+        // Every exact range is inside a widened one.
+        for p in builtin.prefixes() {
+            let inside = wide
+                .split(" or ")
+                .filter_map(|w| w.trim_start_matches('(').strip_prefix("net "))
+                .map(|w| Prefix::parse(w.trim_end_matches(')')).unwrap())
+                .any(|w| w.contains(p.addr) && w.len <= p.len);
+            assert!(inside, "{p} is not captured");
+        }
+    }
+}

@@ -1,0 +1,476 @@
+//! `throttlewatch run`: the same pipeline and detectors as `analyze`, fed by live captures
+//! (DESIGN §1, §2, §6).
+//!
+//! One capture thread owns the captures, the pipeline and its flow table; at each window's end
+//! (packet time, or the wall clock when the link is quiet — the same clock the kernel stamps
+//! packets with) it hands a snapshot of the window's flows to the main thread. The main thread
+//! runs a current-thread tokio runtime: it evaluates the window, writes the events, the status
+//! file and the metrics, serves `/metrics`, and handles SIGHUP (reload; a bad file keeps the
+//! old configuration running) and SIGTERM/SIGINT (flush the current window, a final event,
+//! exit 0). Root is given up once the captures are open.
+
+mod http;
+pub mod outputs;
+pub mod system;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::SystemTime;
+
+use serde_json::json;
+
+use crate::capture::{LiveCapture, filter};
+use crate::classify::{Catalogue, Classifier};
+use crate::config::{self, ConfigFile, DaemonConfig, PipelineConfig};
+use crate::detect::history::History;
+use crate::detect::{Window, evaluate_window};
+use crate::pipeline::{Pipeline, Snapshot};
+use crate::time::Timestamp;
+
+use outputs::{EventSink, InterfaceCounters, State, event, replace_file};
+
+/// How long the capture thread sleeps when no interface had a packet waiting.
+const IDLE_SLEEP: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone)]
+pub enum ConfigSource {
+    Toml(PathBuf),
+    Uci(PathBuf),
+    /// Flags only.
+    Flags,
+}
+
+/// Command-line settings that override the file (also after a reload).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub interfaces: Vec<String>,
+    pub window_s: Option<u64>,
+    pub events: Option<String>,
+    pub status: Option<String>,
+    pub metrics_file: Option<String>,
+    pub listen: Option<String>,
+    pub services: Option<String>,
+    pub user: Option<String>,
+    pub snaplen: Option<u32>,
+    pub control_sample: Option<u32>,
+    pub history: Option<String>,
+}
+
+/// A failure, and whether it was the user's input (exit 2) or the run (exit 1).
+#[derive(Debug)]
+pub enum RunError {
+    Input(String),
+    Runtime(String),
+}
+
+/// Read the configuration, apply the overrides, check everything.
+pub fn load(source: &ConfigSource, o: &Overrides) -> Result<ConfigFile, String> {
+    let mut file = match source {
+        ConfigSource::Toml(path) => config::load_config(path)?,
+        ConfigSource::Uci(path) => config::uci::load(path)?,
+        ConfigSource::Flags => ConfigFile::default(),
+    };
+    let d = &mut file.daemon;
+    if !o.interfaces.is_empty() {
+        d.interfaces = o.interfaces.clone();
+    }
+    let set = |slot: &mut String, v: &Option<String>| {
+        if let Some(v) = v {
+            *slot = v.clone();
+        }
+    };
+    set(&mut d.events, &o.events);
+    set(&mut d.status, &o.status);
+    set(&mut d.metrics_file, &o.metrics_file);
+    set(&mut d.listen, &o.listen);
+    set(&mut d.services, &o.services);
+    set(&mut d.user, &o.user);
+    set(&mut d.history, &o.history);
+    d.snaplen = o.snaplen.unwrap_or(d.snaplen);
+    d.control_sample = o.control_sample.unwrap_or(d.control_sample);
+    file.detect.window_s = o.window_s.unwrap_or(file.detect.window_s);
+    file.detect.validate()?;
+    file.daemon.validate()?;
+    Ok(file)
+}
+
+fn load_catalogue(d: &DaemonConfig) -> Result<Catalogue, String> {
+    if d.services.is_empty() {
+        return Ok(Catalogue::builtin());
+    }
+    Catalogue::from_file(Path::new(&d.services)).map_err(|e| e.to_string())
+}
+
+fn log(message: &str) {
+    eprintln!("throttlewatch: {message}");
+}
+
+fn wall_clock() -> Timestamp {
+    let since = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    Timestamp::from_micros(u64::try_from(since.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// Messages from the capture thread.
+enum FromCapture {
+    Window(Box<WindowData>),
+    /// The last window, cut short by a stop.
+    Final(Box<WindowData>),
+    Failed(String),
+}
+
+struct WindowData {
+    window: Window,
+    snapshot: Snapshot,
+    /// The catalogue the snapshot's flows were classified with.
+    catalogue: Catalogue,
+    interfaces: Vec<InterfaceCounters>,
+}
+
+/// Messages to the capture thread.
+enum ToCapture {
+    Catalogue(Box<Catalogue>),
+    Stop,
+}
+
+/// Run until SIGTERM/SIGINT.
+pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
+    let file = load(&source, &overrides).map_err(RunError::Input)?;
+    let catalogue = load_catalogue(&file.daemon).map_err(RunError::Input)?;
+    for warning in catalogue.warnings() {
+        log(&format!("warning: {}: {warning}", catalogue.source_name()));
+    }
+    let d = &file.daemon;
+    let expression = filter::fitting(&catalogue, d.control_sample);
+    let filter_text = match (&expression, d.control_sample) {
+        (_, 1) => "no filter".to_string(),
+        (Some((_, n)), sample) => {
+            format!("service traffic and 1 in {sample} other flows ({n} BPF instructions)")
+        }
+        (None, _) => "no filter (the catalogue's ranges do not fit a kernel filter)".to_string(),
+    };
+    let mut captures = Vec::new();
+    for name in &d.interfaces {
+        let filter = expression.as_ref().map(|(f, _)| f.as_str());
+        let capture =
+            LiveCapture::open(name, d.snaplen, d.buffer_kib, filter).map_err(RunError::Input)?;
+        log(&format!(
+            "capturing on {name} ({}), snap length {}, {filter_text}",
+            capture.link().name(),
+            d.snaplen
+        ));
+        captures.push(capture);
+    }
+    let offload = system::offload_warning(
+        Path::new("/etc/config/firewall"),
+        Path::new("/proc/net/nf_conntrack"),
+    );
+    if let Some(w) = &offload {
+        log(&format!("WARNING: {w}"));
+    }
+    let listener = match d.listen.as_str() {
+        "" => None,
+        addr => Some(
+            std::net::TcpListener::bind(addr)
+                .map_err(|e| RunError::Input(format!("listen {addr}: {e}")))?,
+        ),
+    };
+    let events = EventSink::open(&d.events).map_err(RunError::Input)?;
+    if !d.user.is_empty() {
+        system::drop_privileges(&d.user).map_err(RunError::Input)?;
+        log(&format!("running as user {}", d.user));
+    }
+    let history = match d.history.as_str() {
+        "" => None,
+        path => Some(History::load(Path::new(path)).map_err(RunError::Input)?),
+    };
+
+    let pipeline_config = PipelineConfig {
+        max_flows: d.max_flows,
+        detail_flows: d.detail_flows,
+        ..PipelineConfig::default()
+    };
+    let (to_main, from_capture) = tokio::sync::mpsc::channel(4);
+    let (to_capture, from_main) = mpsc::channel();
+    let window_us = file.detect.window_s * 1_000_000;
+    let pipeline = Pipeline::new(pipeline_config, Classifier::new(catalogue.clone()));
+    let capture_thread = std::thread::Builder::new()
+        .name("capture".into())
+        .spawn(move || capture_loop(captures, pipeline, window_us, to_main, from_main))
+        .map_err(|e| RunError::Runtime(format!("cannot start the capture thread: {e}")))?;
+
+    let mut state = State {
+        started: Some(wall_clock()),
+        window_s: file.detect.window_s,
+        max_flows: d.max_flows,
+        offload_warning: offload,
+        ..State::default()
+    };
+    state.set_catalogue(&catalogue);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| RunError::Runtime(format!("cannot start the runtime: {e}")))?;
+    let mut main = Main { source, overrides, file, events, history, state, to_capture };
+    let result = runtime.block_on(main.serve(from_capture, listener));
+    let _ = main.to_capture.send(ToCapture::Stop);
+    let _ = capture_thread.join();
+    result.map_err(RunError::Runtime)
+}
+
+/// The capture thread: read, measure, and cut windows.
+fn capture_loop(
+    mut captures: Vec<LiveCapture>,
+    mut pipeline: Pipeline,
+    window_us: u64,
+    to_main: tokio::sync::mpsc::Sender<FromCapture>,
+    from_main: mpsc::Receiver<ToCapture>,
+) {
+    let mut packets = vec![0u64; captures.len()];
+    let mut window_start: Option<Timestamp> = None;
+    let counters = |captures: &mut [LiveCapture], packets: &[u64]| {
+        captures
+            .iter_mut()
+            .zip(packets)
+            .map(|(c, &n)| InterfaceCounters {
+                name: c.interface().to_string(),
+                packets: n,
+                kernel: c.stats(),
+            })
+            .collect::<Vec<_>>()
+    };
+    loop {
+        let mut read = 0;
+        for (capture, count) in captures.iter_mut().zip(packets.iter_mut()) {
+            let link = capture.link();
+            match capture.poll(4096, |ts, frame, len| pipeline.process(link, ts, frame, len)) {
+                Ok(n) => {
+                    *count += n as u64;
+                    read += n;
+                }
+                Err(e) => {
+                    let _ = to_main.blocking_send(FromCapture::Failed(e));
+                    return;
+                }
+            }
+        }
+        if read == 0 {
+            // Nothing waiting on any interface: the kernel buffers what comes meanwhile.
+            std::thread::sleep(IDLE_SLEEP);
+        }
+        // The kernel stamps packets with the wall clock; a quiet link still ends windows.
+        let now = wall_clock();
+        let start = *window_start.get_or_insert(now);
+        let stop = match from_main.try_recv() {
+            Ok(ToCapture::Catalogue(c)) => {
+                pipeline.set_catalogue(*c);
+                false
+            }
+            Ok(ToCapture::Stop) | Err(mpsc::TryRecvError::Disconnected) => true,
+            Err(mpsc::TryRecvError::Empty) => false,
+        };
+        let end = start.add_micros(window_us);
+        if stop || now >= end {
+            let at = if stop { now.max(start) } else { end };
+            let data = Box::new(WindowData {
+                window: Window { start, end: at },
+                snapshot: pipeline.snapshot(at),
+                catalogue: pipeline.catalogue().clone(),
+                interfaces: counters(&mut captures, &packets),
+            });
+            // A window far in the past (the machine was suspended) restarts the grid now.
+            window_start = Some(if now.since(end) > window_us { now } else { end });
+            let message = if stop { FromCapture::Final(data) } else { FromCapture::Window(data) };
+            if to_main.blocking_send(message).is_err() || stop {
+                return;
+            }
+        }
+    }
+}
+
+/// The main thread's state.
+struct Main {
+    source: ConfigSource,
+    overrides: Overrides,
+    file: ConfigFile,
+    events: EventSink,
+    history: Option<History>,
+    state: State,
+    to_capture: mpsc::Sender<ToCapture>,
+}
+
+impl Main {
+    async fn serve(
+        &mut self,
+        mut from_capture: tokio::sync::mpsc::Receiver<FromCapture>,
+        listener: Option<std::net::TcpListener>,
+    ) -> Result<(), String> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let signals = |kind| signal(kind).map_err(|e| format!("cannot handle signals: {e}"));
+        let (mut hup, mut term, mut int) = (
+            signals(SignalKind::hangup())?,
+            signals(SignalKind::terminate())?,
+            signals(SignalKind::interrupt())?,
+        );
+        let metrics = Arc::new(Mutex::new(self.state.metrics()));
+        if let Some(listener) = listener {
+            let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            http::spawn(listener, Arc::clone(&metrics))?;
+            log(&format!("metrics on http://{addr}/metrics"));
+        }
+        let interfaces = self.file.daemon.interfaces.clone();
+        self.emit(
+            "start",
+            json!({ "version": env!("CARGO_PKG_VERSION"), "interfaces": interfaces,
+            "window_s": self.file.detect.window_s, "offload_warning": self.state.offload_warning }),
+        );
+        let mut stop_reason = None;
+        loop {
+            tokio::select! {
+                message = from_capture.recv() => match message {
+                    Some(FromCapture::Window(w)) => self.window(*w, &metrics),
+                    Some(FromCapture::Final(w)) => {
+                        self.window(*w, &metrics);
+                        let reason = stop_reason.unwrap_or("capture ended");
+                        self.emit("stop", json!({ "reason": reason }));
+                        log(&format!("stopped ({reason})"));
+                        return Ok(());
+                    }
+                    Some(FromCapture::Failed(e)) => {
+                        self.emit("error", json!({ "error": e }));
+                        return Err(e);
+                    }
+                    None => return Err("the capture thread ended".into()),
+                },
+                _ = hup.recv() => self.reload(),
+                _ = term.recv(), if stop_reason.is_none() => {
+                    stop_reason = Some("SIGTERM");
+                    let _ = self.to_capture.send(ToCapture::Stop);
+                }
+                _ = int.recv(), if stop_reason.is_none() => {
+                    stop_reason = Some("SIGINT");
+                    let _ = self.to_capture.send(ToCapture::Stop);
+                }
+            }
+        }
+    }
+
+    fn emit(&mut self, kind: &str, fields: serde_json::Value) {
+        if let Err(e) = self.events.write(&event(kind, Some(wall_clock()), fields)) {
+            log(&e);
+        }
+    }
+
+    /// Evaluate a window and write every output.
+    fn window(&mut self, w: WindowData, metrics: &Mutex<String>) {
+        let flows: Vec<_> = w.snapshot.flows.iter().collect();
+        let verdicts = evaluate_window(
+            &flows,
+            w.window,
+            &w.catalogue,
+            &self.file.detect,
+            self.history.as_mut(),
+        );
+        for v in &verdicts {
+            self.emit("verdict", json!({ "verdict": v }));
+        }
+        let s = &mut self.state;
+        s.updated = Some(w.window.end);
+        s.windows += 1;
+        s.interfaces = w.interfaces;
+        s.active_flows = w.snapshot.active_flows;
+        s.max_flows = w.snapshot.max_flows;
+        s.evicted = w.snapshot.table.evicted;
+        s.refused = w.snapshot.table.refused;
+        s.set_catalogue(&w.catalogue);
+        s.record_verdicts(verdicts);
+        let text = s.metrics();
+        let d = &self.file.daemon;
+        let writes = [
+            (d.status.as_str(), serde_json::to_vec_pretty(&s.status()).unwrap_or_default()),
+            (d.metrics_file.as_str(), text.clone().into_bytes()),
+        ];
+        for (path, contents) in writes {
+            if !path.is_empty()
+                && let Err(e) = replace_file(Path::new(path), &contents)
+            {
+                log(&e);
+            }
+        }
+        *metrics.lock().unwrap_or_else(|e| e.into_inner()) = text;
+        if let (Some(h), path) = (&self.history, &d.history)
+            && !path.is_empty()
+            && let Err(e) = h.save(Path::new(path))
+        {
+            log(&e);
+        }
+    }
+
+    /// SIGHUP: read the configuration and the catalogue again; keep the old ones on error.
+    fn reload(&mut self) {
+        let attempt = load(&self.source, &self.overrides).and_then(|file| {
+            let catalogue = load_catalogue(&file.daemon)?;
+            Ok((file, catalogue))
+        });
+        let (file, catalogue) = match attempt {
+            Ok(ok) => ok,
+            Err(e) => {
+                self.state.failed_reloads += 1;
+                log(&format!("reload failed, the previous configuration stays: {e}"));
+                self.emit("reload_failed", json!({ "error": e }));
+                return;
+            }
+        };
+        let (old, new) = (&self.file.daemon, &file.daemon);
+        let restart: Vec<&str> = [
+            ("interfaces", old.interfaces != new.interfaces),
+            ("snaplen", old.snaplen != new.snaplen),
+            ("buffer_kib", old.buffer_kib != new.buffer_kib),
+            ("control_sample", old.control_sample != new.control_sample),
+            ("listen", old.listen != new.listen),
+            ("user", old.user != new.user),
+            ("max_flows", old.max_flows != new.max_flows),
+            ("detail_flows", old.detail_flows != new.detail_flows),
+            ("window_s", self.file.detect.window_s != file.detect.window_s),
+        ]
+        .into_iter()
+        .filter_map(|(k, changed)| changed.then_some(k))
+        .collect();
+        if new.events != old.events {
+            match EventSink::open(&new.events) {
+                Ok(sink) => self.events = sink,
+                Err(e) => log(&format!("reload: {e}; events stay at {}", old.events)),
+            }
+        }
+        if new.history != old.history {
+            self.history = match new.history.as_str() {
+                "" => None,
+                path => History::load(Path::new(path)).map_err(|e| log(&e)).ok(),
+            };
+        }
+        let _ = self.to_capture.send(ToCapture::Catalogue(Box::new(catalogue)));
+        // What needs a restart keeps its old value.
+        let mut file = file;
+        let keep = self.file.daemon.clone();
+        file.daemon = DaemonConfig {
+            events: file.daemon.events,
+            status: file.daemon.status,
+            metrics_file: file.daemon.metrics_file,
+            services: file.daemon.services,
+            history: file.daemon.history,
+            ..keep
+        };
+        file.detect.window_s = self.file.detect.window_s;
+        self.file = file;
+        self.state.reloads += 1;
+        log(&format!(
+            "reloaded{}",
+            if restart.is_empty() {
+                String::new()
+            } else {
+                format!("; these take a restart and keep their old values: {}", restart.join(", "))
+            }
+        ));
+        self.emit("reload", json!({ "needs_restart": restart }));
+    }
+}
