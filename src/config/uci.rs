@@ -11,7 +11,7 @@
 //! The section of type `throttlewatch` maps onto the `[daemon]` keys of the TOML
 //! configuration (`list interface` onto `interfaces`; `window` onto `[detect] window_s`;
 //! `enabled` is the init script's). Values are quoted with `'` or `"` or bare; `#` starts a
-//! comment line. Absent options take the router's defaults ([`openwrt_defaults`]: the
+//! comment line. Absent options take the router's defaults (`openwrt_defaults`: the
 //! package's `throttlewatch` user, state under /var/run/throttlewatch, metrics on
 //! 127.0.0.1:9737). Every error names the file, the line and the option.
 

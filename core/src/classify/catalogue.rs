@@ -46,7 +46,7 @@ use crate::flow::{Endpoint, Proto};
 pub type ServiceId = u16;
 
 /// The catalogue that ships with throttlewatch (`data/services.toml`).
-pub const BUILTIN: &str = include_str!("../../data/services.toml");
+pub const BUILTIN: &str = include_str!("../../../data/services.toml");
 
 /// A service's identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
