@@ -3,6 +3,7 @@
 
     lab/lab.py list                          # scenarios, their parameters and defaults
     lab/lab.py run SCENARIO [--set K=V]... [--seed N] [--duration S] [--snaplen N] [--out PREFIX]
+                    [--daemon BINARY [--daemon-window S] [--reload-check]]
     lab/lab.py fixtures [--dir samples/lab]  # re-record the committed fixture traces
     lab/lab.py bench [--out FILE] [--megabytes N]   # the large performance trace
     lab/lab.py clean                         # remove namespaces left by a killed run
@@ -559,6 +560,85 @@ def resolve_params(name, overrides, duration):
     return p
 
 
+# ---------------------------------------------------------------- the daemon on the router
+
+class Daemon:
+    """`throttlewatch run` in the router namespace on its LAN interface, as on a real router,
+    with its events, status file and metrics next to the trace (PREFIX.events.jsonl,
+    PREFIX.status.json, PREFIX.metrics.txt fetched with curl, PREFIX.daemon.log)."""
+
+    def __init__(self, lab, binary, prefix, window_s):
+        self.lab, self.window_s = lab, window_s
+        self.files = {k: prefix + ext for k, ext in (
+            ("config", ".daemon.toml"), ("events", ".events.jsonl"), ("status", ".status.json"),
+            ("log", ".daemon.log"), ("metrics", ".metrics.txt"))}
+        for key in ("events", "status", "metrics"):
+            if os.path.exists(self.files[key]):
+                os.remove(self.files[key])
+        self.write_config()
+        self.log = open(self.files["log"], "w")
+        self.proc = lab.spawn(lab.router, [binary, "run", "--config", self.files["config"]],
+                              stdout=subprocess.DEVNULL, stderr=self.log)
+        deadline = time.time() + 30
+        while "metrics on" not in open(self.files["log"]).read():
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise LabError("the daemon did not start: " + open(self.files["log"]).read().strip())
+            time.sleep(0.1)
+        self.started = time.time()
+
+    def write_config(self, broken=False):
+        text = """[daemon]
+interfaces = ["%s"]
+control_sample = 1
+events = "%s"
+status = "%s"
+listen = "127.0.0.1:9737"
+services = "%s"
+
+[detect]
+window_s = %d
+""" % (LAN_IF, self.files["events"], self.files["status"],
+       os.path.join(ROOT, "samples", "lab-services.toml"), self.window_s)
+        if broken:
+            text += "snaplen = \"not a number\"\n"
+        with open(self.files["config"], "w") as f:
+            f.write(text)
+
+    def reload_check(self):
+        """SIGHUP with a broken file keeps it running on the old one; a good file reloads."""
+        log_text = lambda: open(self.files["log"]).read()
+        self.write_config(broken=True)
+        self.proc.send_signal(signal.SIGHUP)
+        time.sleep(1.5)
+        result = {"alive_after_broken": self.proc.poll() is None,
+                  "failure_logged": "reload failed" in log_text()}
+        self.write_config()
+        self.proc.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        result["reloaded"] = "reloaded" in log_text()
+        return result
+
+    def finish(self, traffic_end):
+        """Wait for the end of the window the traffic ended in, fetch /metrics with a real HTTP
+        client, then SIGTERM: the daemon flushes its last window and exits."""
+        elapsed = traffic_end - self.started
+        stop_at = self.started + self.window_s * (int(elapsed // self.window_s) + 1) + 1.0
+        time.sleep(max(0.0, stop_at - time.time()))
+        fetch = subprocess.run(["ip", "netns", "exec", self.lab.router, "curl", "-sS", "--max-time",
+                                "5", "http://127.0.0.1:9737/metrics"], capture_output=True, text=True)
+        with open(self.files["metrics"], "w") as f:
+            f.write(fetch.stdout)
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = None
+        self.log.close()
+        return {"exit_code": code, "metrics_fetch_exit": fetch.returncode, "window_s": self.window_s,
+                "started": self.started, "stopped": time.time()}
+
+
 # ---------------------------------------------------------------- running a scenario
 
 def nft_counters(lab):
@@ -578,7 +658,8 @@ def nft_counters(lab):
     return rules
 
 
-def run_scenario(name, overrides, seed, duration, snaplen, prefix, quiet=False):
+def run_scenario(name, overrides, seed, duration, snaplen, prefix, quiet=False, daemon=None,
+                 daemon_window_s=10, reload_check=False):
     scenario = SCENARIOS[name]
     p = resolve_params(name, overrides, duration)
     onset = scenario.onset_s(p)
@@ -608,8 +689,14 @@ def run_scenario(name, overrides, seed, duration, snaplen, prefix, quiet=False):
         line = capture.stderr.readline()
         if "listening" not in line:
             raise LabError("tcpdump did not start: " + line + capture.stderr.read())
+        running = Daemon(lab, daemon, prefix, daemon_window_s) if daemon else None
         time.sleep(0.2)
         started = time.time()
+        reload_result = [None]
+        if running and reload_check:
+            checker = threading.Thread(
+                target=lambda: (time.sleep(duration / 2), reload_result.__setitem__(0, running.reload_check())))
+            checker.start()
         client = lab.spawn(lab.client, [sys.executable, TRAFFIC, "client"], stdin=subprocess.PIPE,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         onset_at = [None]
@@ -628,6 +715,12 @@ def run_scenario(name, overrides, seed, duration, snaplen, prefix, quiet=False):
         time.sleep(0.3)
         ended = time.time()
         counters = nft_counters(lab)
+        daemon_result = None
+        if running:
+            if reload_check:
+                checker.join()
+            daemon_result = running.finish(ended)
+            daemon_result["reload_check"] = reload_result[0]
         capture.send_signal(signal.SIGTERM)
         _, cap_err = capture.communicate(timeout=10)
         m = re.search(r"(\d+) packets? dropped by kernel", cap_err)
@@ -668,6 +761,7 @@ def run_scenario(name, overrides, seed, duration, snaplen, prefix, quiet=False):
                      "capture": "router LAN interface (%s), snap length %d" % (LAN_IF, snaplen)},
         "base_rtt_ms": {"messenger": p["rtt_ms"], "control": p["ctl_rtt_ms"]},
         "capture": {"file": os.path.basename(pcap), "packets": captured, "dropped_by_kernel": dropped},
+        "daemon": daemon_result,
         "impairment": impairment,
         "measured": {
             "impaired_download_goodput_bps": [f["goodput_bps"] for f in impaired_dl],
@@ -729,6 +823,13 @@ def main(argv=None):
     fx.add_argument("--dir", default=os.path.join(ROOT, "samples", "lab"))
     fx.add_argument("--only", action="append", default=[], help="just this fixture (repeatable)")
     fx.add_argument("--seed", type=int, default=1)
+    for p in (run, fx):
+        p.add_argument("--daemon", metavar="BINARY",
+                       help="also run BINARY (throttlewatch) as the router's daemon on its LAN side")
+        p.add_argument("--daemon-window", type=int, default=10, metavar="S",
+                       help="the daemon's evaluation window (default 10 s)")
+        p.add_argument("--reload-check", action="store_true",
+                       help="mid-run, SIGHUP the daemon with a broken, then a good configuration")
     bn = sub.add_parser("bench", help="record the large performance trace")
     bn.add_argument("--out", default=os.path.join(ROOT, "target", "bench", "lab-bench.pcap"))
     bn.add_argument("--megabytes", type=int, default=800)
@@ -758,6 +859,10 @@ def main(argv=None):
                 raise UsageError("--set %s: expected KEY=VALUE" % item)
             overrides[key] = value
         resolve_params(args.scenario, overrides, args.duration)  # bad input fails before setup
+    if args.cmd in ("run", "fixtures") and args.daemon and not os.access(args.daemon, os.X_OK):
+        raise UsageError("--daemon %s: not an executable" % args.daemon)
+    if args.cmd in ("run", "fixtures") and args.daemon and not shutil.which("curl"):
+        raise UsageError("--daemon needs curl to fetch /metrics (apt-get install curl)")
     if args.cmd == "fixtures":
         unknown = set(args.only) - {name for name, _, _ in FIXTURES}
         if unknown:
@@ -773,7 +878,8 @@ def main(argv=None):
         return 0
     if args.cmd == "run":
         prefix = args.out or os.path.join(ROOT, "target", "lab", "%s-%d" % (args.scenario, args.seed))
-        run_scenario(args.scenario, overrides, args.seed, args.duration, args.snaplen, prefix, args.quiet)
+        run_scenario(args.scenario, overrides, args.seed, args.duration, args.snaplen, prefix, args.quiet,
+                     args.daemon, args.daemon_window, args.reload_check)
     elif args.cmd == "fixtures":
         settings = dict(FIXTURE_SETTINGS)
         duration, snaplen = settings.pop("duration"), settings.pop("snaplen")
@@ -781,7 +887,8 @@ def main(argv=None):
             if args.only and fixture not in args.only:
                 continue
             run_scenario(scenario, dict(settings, **params), args.seed, duration, snaplen,
-                         os.path.join(args.dir, fixture))
+                         os.path.join(args.dir, fixture), daemon=args.daemon,
+                         daemon_window_s=args.daemon_window, reload_check=args.reload_check)
     elif args.cmd == "bench":
         bench(args.out, args.megabytes)
     return 0

@@ -384,15 +384,12 @@ fn check_common(run: &Run) {
     }
 }
 
-/// The detectors' verdicts on the messenger: the scenario's finding and mechanism (policed
-/// rates within ±15 % of the configured rate), nothing else that the scenario cannot explain,
-/// and no finding at all on the clean trace.
-fn check_verdicts(run: &Run, verdicts: &[Verdict]) {
-    let t = run.truth;
-    let msg: Vec<&Verdict> = verdicts.iter().filter(|v| v.service == "msg").collect();
-    let found: Vec<&str> =
-        msg.iter().filter(|v| v.is_finding()).map(|v| v.finding.as_str()).collect();
-    let (expected, mechanism, allowed): (Option<&str>, Option<&str>, &[&str]) = match t.scenario() {
+/// What a scenario must be found to be: the finding, its mechanism, and every finding the
+/// scenario explains (a shaper also drops call packets: a degraded call is no false alarm).
+fn expected_verdict(
+    scenario: &str,
+) -> (Option<&'static str>, Option<&'static str>, &'static [&'static str]) {
+    match scenario {
         "clean" => (None, None, &[]),
         "police" | "delayed-throttle" => {
             (Some("throttled"), Some("policing"), &["throttled", "call_degraded"])
@@ -405,7 +402,18 @@ fn check_verdicts(run: &Run, verdicts: &[Verdict]) {
             (Some("call_degraded"), None, &["call_degraded"])
         }
         other => panic!("no expected verdict for lab scenario {other}"),
-    };
+    }
+}
+
+/// The detectors' verdicts on the messenger: the scenario's finding and mechanism (policed
+/// rates within ±15 % of the configured rate), nothing else that the scenario cannot explain,
+/// and no finding at all on the clean trace.
+fn check_verdicts(run: &Run, verdicts: &[Verdict]) {
+    let t = run.truth;
+    let msg: Vec<&Verdict> = verdicts.iter().filter(|v| v.service == "msg").collect();
+    let found: Vec<&str> =
+        msg.iter().filter(|v| v.is_finding()).map(|v| v.finding.as_str()).collect();
+    let (expected, mechanism, allowed) = expected_verdict(t.scenario());
     let summaries: Vec<&str> = msg.iter().map(|v| v.summary.as_str()).collect();
     run.check(found.iter().all(|f| allowed.contains(f)), || {
         format!("unexpected findings {found:?}: {summaries:?}")
@@ -782,21 +790,145 @@ fn live_lab() -> Option<MutexGuard<'static, ()>> {
     Some(LIVE.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
+/// Record the fixture's scenario afresh, with the daemon (this build's binary) running on the
+/// router's LAN interface beside the capture; check the trace, then the daemon's outputs. The
+/// clean run also sends the daemon a broken configuration on SIGHUP, then a good one.
 fn check_live(name: &str) {
     let Some(_one_at_a_time) = live_lab() else { return };
+    if !tool("curl") {
+        return common::missing(
+            "curl (apt-get install curl): the daemon's /metrics is fetched with it",
+        );
+    }
     let dir = common::root().join("target/lab-tests");
-    let out = Command::new("python3")
-        .arg(common::root().join("lab/lab.py"))
+    let mut cmd = Command::new("python3");
+    cmd.arg(common::root().join("lab/lab.py"))
         .args(["fixtures", "--only", name, "--dir"])
         .arg(&dir)
-        .output()
-        .expect("python3 runs");
+        .arg("--daemon")
+        .arg(common::binary());
+    if name == "clean" {
+        cmd.arg("--reload-check");
+    }
+    let out = cmd.output().expect("python3 runs");
     assert!(
         out.status.success(),
         "lab.py fixtures --only {name} failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    check_trace(&dir.join(format!("{name}.pcap")));
+    let pcap = dir.join(format!("{name}.pcap"));
+    check_trace(&pcap);
+    check_daemon(&pcap);
+}
+
+/// The daemon's outputs (DESIGN §6): verdict events carrying the scenario's finding within two
+/// windows of the traffic's end and nothing it cannot explain, a start and a final stop event,
+/// exit status 0 after SIGTERM, the status file, and /metrics as fetched by curl.
+fn check_daemon(pcap: &Path) {
+    let truth = Truth::load(&pcap.with_extension("truth.json"));
+    let d = &truth.json["daemon"];
+    let fail = |what: String| -> ! { panic!("{} [daemon]: {what}", truth.name) };
+    if d["exit_code"] != 0 || d["metrics_fetch_exit"] != 0 {
+        fail(format!("exit {} / metrics fetch {}", d["exit_code"], d["metrics_fetch_exit"]));
+    }
+    let text = std::fs::read_to_string(pcap.with_extension("events.jsonl")).unwrap();
+    let events: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(events.iter().all(|e| e["schema"] == "throttlewatch.event/1"));
+    if events.first().map(|e| &e["type"]) != Some(&Value::from("start")) {
+        fail("the first event is not `start`".into());
+    }
+    let last = events.last().unwrap();
+    if last["type"] != "stop" || last["reason"] != "SIGTERM" {
+        fail(format!("the last event is {last}"));
+    }
+    let verdicts: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "verdict" && e["verdict"]["service"] == "msg")
+        .map(|e| &e["verdict"])
+        .collect();
+    let (expected, _, allowed) = expected_verdict(truth.scenario());
+    let findings: Vec<&str> = verdicts
+        .iter()
+        .map(|v| v["finding"].as_str().unwrap())
+        .filter(|f| !matches!(*f, "none" | "inconclusive"))
+        .collect();
+    if !findings.iter().all(|f| allowed.contains(f)) {
+        fail(format!("unexpected findings {findings:?}"));
+    }
+    let window_us = (d["window_s"].as_f64().unwrap() * 1e6) as u64;
+    let traffic_end_us = (truth.json["ended"].as_f64().unwrap() * 1e6) as u64;
+    match expected {
+        None => {
+            if !findings.is_empty() || !verdicts.iter().any(|v| v["finding"] == "none") {
+                fail(format!("findings {findings:?} on a clean run"));
+            }
+        }
+        Some(expected) => {
+            let timely = verdicts.iter().any(|v| {
+                let end = v["window"]["end"].as_str().unwrap();
+                v["finding"] == expected && iso_micros(end) <= traffic_end_us + 2 * window_us
+            });
+            if !timely {
+                let seen: Vec<&str> =
+                    verdicts.iter().map(|v| v["summary"].as_str().unwrap()).collect();
+                fail(format!("no {expected} within two windows: {seen:?}"));
+            }
+        }
+    }
+    let status: Value =
+        serde_json::from_str(&std::fs::read_to_string(pcap.with_extension("status.json")).unwrap())
+            .unwrap();
+    assert_eq!(status["schema"], "throttlewatch.status/1");
+    assert_eq!(status["interfaces"][0]["name"], "lan0");
+    assert!(status["interfaces"][0]["packets"].as_u64().unwrap() > 1000, "{status}");
+    assert!(status["verdicts"].is_array() && status["services"][0]["id"] == "msg");
+    let metrics = std::fs::read_to_string(pcap.with_extension("metrics.txt")).unwrap();
+    let sample = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| fail(format!("no {name} in /metrics:\n{metrics}")))
+    };
+    assert!(sample("throttlewatch_packets_total{interface=\"lan0\"}") > 1000.0);
+    assert!(sample("throttlewatch_windows_total") >= 1.0);
+    assert_eq!(sample("throttlewatch_kernel_drops_total{interface=\"lan0\"}"), 0.0);
+    if let Some(expected) = expected {
+        let counted =
+            format!("throttlewatch_verdicts_total{{service=\"msg\",finding=\"{expected}\"}}");
+        assert!(sample(&counted) >= 1.0, "{metrics}");
+    }
+    if truth.scenario() == "clean" {
+        let r = &d["reload_check"];
+        if r["alive_after_broken"] != true || r["failure_logged"] != true || r["reloaded"] != true {
+            fail(format!("SIGHUP: {r}"));
+        }
+        assert!(events.iter().any(|e| e["type"] == "reload_failed"));
+        assert!(events.iter().any(|e| e["type"] == "reload"));
+    }
+}
+
+/// Microseconds since the epoch of `2026-11-27T18:46:04.166779Z` (the report's format).
+fn iso_micros(text: &str) -> u64 {
+    let n = |range: std::ops::Range<usize>| -> i64 {
+        text.get(range).and_then(|t| t.parse().ok()).unwrap_or_else(|| panic!("{text}"))
+    };
+    let (y, m, d) = (n(0..4), n(5..7), n(8..10));
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let secs = days * 86_400 + n(11..13) * 3600 + n(14..16) * 60 + n(17..19);
+    (secs * 1_000_000 + n(20..26)) as u64
+}
+
+#[test]
+fn iso_times_parse() {
+    assert_eq!(iso_micros("1970-01-01T00:00:00.000001Z"), 1);
+    assert_eq!(iso_micros("2026-11-27T18:46:04.166779Z"), 1_795_805_164_166_779);
 }
 
 macro_rules! scenarios {

@@ -100,6 +100,8 @@ pub(crate) struct Group<'a> {
     /// Services with target flows in this window (Bonferroni).
     pub services_tested: usize,
     pub cfg: &'a DetectConfig,
+    /// The window's end: how long a flow still open then has been silent.
+    pub end: Timestamp,
 }
 
 /// Evaluate every window of a trace: flows are grouped by the window they start in, windows
@@ -160,6 +162,7 @@ pub fn evaluate_window(
             controls: &controls,
             services_tested: services.len(),
             cfg,
+            end: window.end,
         };
         let id = &catalogue.service(sid).id;
         let mut these = verdicts_of(id, window, &run_detectors(&group));

@@ -16,12 +16,13 @@ use super::facts::Facts;
 use super::{
     Comparison, Counts, Finding, Group, Outcome, examples, p_text, share_outcome, versus_control,
 };
-use crate::config::DetectConfig;
+use crate::pipeline::FlowEnd;
 
 /// Stall byte counts this close together count as one freeze threshold.
 pub const CLUSTER_BYTES: u64 = 2_000;
 
-fn stalled(f: &Facts, cfg: &DetectConfig) -> bool {
+fn stalled(f: &Facts, g: &Group) -> bool {
+    let cfg = g.cfg;
     let Some(t) = f.tcp() else { return false };
     let (up, down) = (&t.dirs[0], &t.dirs[1]);
     let down_bytes = f.f.measures.dirs[1].bytes;
@@ -35,10 +36,12 @@ fn stalled(f: &Facts, cfg: &DetectConfig) -> bool {
     {
         return false;
     }
-    // The client gave up (FIN or RST), or the flow went quiet until its end.
+    // The client gave up (FIN or RST), or the flow went quiet until its end (or, still open,
+    // until the window's end).
     let client_close =
         [up.fin.as_ref(), up.rst.as_ref()].into_iter().flatten().map(|e| f.at(e)).min();
-    let end = client_close.unwrap_or(f.f.last_at);
+    let quiet_until = if f.f.end == FlowEnd::Active { g.end.max(f.f.last_at) } else { f.f.last_at };
+    let end = client_close.unwrap_or(quiet_until);
     let last_down = f.f.measures.dirs[1].last_at;
     end.since(last_down) as f64 >= cfg.stall_silence_s * 1e6
 }
@@ -69,8 +72,8 @@ pub(super) fn detect(g: &Group) -> Outcome {
         return Outcome::NotApplicable;
     }
     let controls: Vec<&Facts> = g.controls.iter().filter(could_stall).collect();
-    let hit: Vec<&Facts> = targets.iter().copied().filter(|f| stalled(f, cfg)).collect();
-    let c_hits = controls.iter().filter(|f| stalled(f, cfg)).count() as u64;
+    let hit: Vec<&Facts> = targets.iter().copied().filter(|f| stalled(f, g)).collect();
+    let c_hits = controls.iter().filter(|f| stalled(f, g)).count() as u64;
     let t = Counts { hits: hit.len() as u64, total: targets.len() as u64 };
     let c = Counts { hits: c_hits, total: controls.len() as u64 };
     let mut networks = BTreeMap::new();
