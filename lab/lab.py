@@ -628,6 +628,7 @@ window_s = %d
                                 "5", "http://127.0.0.1:9737/metrics"], capture_output=True, text=True)
         with open(self.files["metrics"], "w") as f:
             f.write(fetch.stdout)
+        cpu_s = self.cpu_seconds()
         self.proc.send_signal(signal.SIGTERM)
         try:
             code = self.proc.wait(timeout=30)
@@ -636,7 +637,15 @@ window_s = %d
             code = None
         self.log.close()
         return {"exit_code": code, "metrics_fetch_exit": fetch.returncode, "window_s": self.window_s,
-                "started": self.started, "stopped": time.time()}
+                "started": self.started, "stopped": time.time(), "cpu_s": cpu_s}
+
+    def cpu_seconds(self):
+        """User + system CPU time the daemon used so far (all its threads)."""
+        try:
+            fields = open("/proc/%d/stat" % self.proc.pid).read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return None
 
 
 # ---------------------------------------------------------------- running a scenario

@@ -35,12 +35,15 @@ fn call<'a>(f: &'a Facts<'a>, cfg: &DetectConfig) -> Option<Call<'a>> {
     }
     let dirs = &f.f.measures.dirs;
     let silence_us = (cfg.call_silence_s * 1e6) as u64;
+    // Media towards the client stopped while the client went on sending, or a gap in either
+    // direction mid-call. (The far side sending on for a moment after the client hung up is
+    // how calls end, not a silence.)
     let silence = if dirs[0].last_at.since(dirs[1].last_at) >= silence_us {
         Some(("towards the client", dirs[0].last_at.since(dirs[1].last_at) as f64 / 1e6))
-    } else if dirs[1].last_at.since(dirs[0].last_at) >= silence_us {
-        Some(("towards the server", dirs[1].last_at.since(dirs[0].last_at) as f64 / 1e6))
     } else if u.dirs[1].max_gap_us >= silence_us {
         Some(("towards the client", u.dirs[1].max_gap_us as f64 / 1e6))
+    } else if u.dirs[0].max_gap_us >= silence_us {
+        Some(("towards the server", u.dirs[0].max_gap_us as f64 / 1e6))
     } else {
         None
     };
@@ -96,10 +99,9 @@ pub(super) fn detect(g: &Group) -> Outcome {
                 ));
             }
         }
-        let control_silent = controls.iter().any(|k| k.silence.is_some());
         if let Some((dir, s)) = c.silence
             && !controls.is_empty()
-            && !control_silent
+            && !controls.iter().any(|k| k.silence.is_some_and(|(d, _)| d == dir))
         {
             why.push(format!("went silent {dir} for {s:.1} s while the other side went on"));
         }
