@@ -34,7 +34,7 @@ def main():
     if not os.access(args.binary, os.X_OK):
         sys.exit("no binary at %s: cargo build --release first" % args.binary)
     out = tempfile.mkdtemp(prefix="tw-daemon-bench-")
-    print("| load | packets/s seen | daemon CPU (share of one core) | kernel drops |")
+    print("| load | packets/s read | daemon CPU (share of one core) | kernel drops |")
     print("|---|---:|---:|---:|")
     for rate in args.rates.split(","):
         params = {"rtt_ms": 0, "ctl_rtt_ms": 0, "video_kbit": 0, "fetch_every_s": 60,
@@ -58,11 +58,11 @@ def main():
         metrics = open(prefix + ".metrics.txt").read()
         packets = metric(metrics, 'throttlewatch_packets_total{interface="lan0"}') or 0
         drops = metric(metrics, 'throttlewatch_kernel_drops_total{interface="lan0"}')
-        # The metrics were fetched at the end of the daemon's run.
-        wall = d["stopped"] - d["started"]
+        # The daemon's CPU time over the seconds the traffic ran (it idles before and after).
         busy = truth["ended"] - truth["started"]
-        print("| %s | %.0f | %.1f %% | %s |" % (label, packets / busy, 100 * d["cpu_s"] / wall,
-                                              "%d" % drops if drops is not None else "?"))
+        print("| %s | %.0f | %.1f %% | %s of %d |" % (
+            label, packets / busy, 100 * d["cpu_s"] / busy,
+            "%d" % drops if drops is not None else "?", packets + (drops or 0)))
 
 
 if __name__ == "__main__":

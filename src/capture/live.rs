@@ -1,6 +1,7 @@
 //! Live capture on one interface: a small snap length, a kernel buffer, non-blocking reads
-//! (libpcap's read timeout may never fire on a quiet Linux interface, so the owner decides
-//! when to wait), and the kernel filter of [`super::filter`]. Packets carry the kernel's
+//! (libpcap's read timeout may never fire on a quiet Linux interface) with `poll` on the
+//! captures' descriptors to wait, woken as soon as the kernel hands over a buffer of packets,
+//! and the kernel filter of [`super::filter`]. Packets carry the kernel's
 //! capture time: reading late does not change what is measured.
 
 use std::fmt;
@@ -77,6 +78,21 @@ impl LiveCapture {
             last: (0, 0, 0),
             totals: LiveStats::default(),
         })
+    }
+
+    /// Wait until one of `captures` has packets to hand over, or `timeout_ms` passed.
+    pub fn wait_any(captures: &[LiveCapture], timeout_ms: i32) {
+        use std::os::fd::AsRawFd;
+        let mut fds: Vec<libc::pollfd> = captures
+            .iter()
+            .map(|c| libc::pollfd { fd: c.capture.as_raw_fd(), events: libc::POLLIN, revents: 0 })
+            .collect();
+        // SAFETY: `fds` is a valid, exclusively borrowed array of `fds.len()` pollfd structs
+        // for the duration of the call; poll only writes their `revents`.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms);
+        }
     }
 
     pub fn interface(&self) -> &str {

@@ -29,8 +29,8 @@ use crate::time::Timestamp;
 
 use outputs::{EventSink, InterfaceCounters, State, event, replace_file};
 
-/// How long the capture thread sleeps when no interface had a packet waiting.
-const IDLE_SLEEP: std::time::Duration = std::time::Duration::from_millis(10);
+/// How long the capture thread waits at most when no interface had a packet waiting.
+const IDLE_WAIT_MS: i32 = 50;
 
 /// Where the configuration comes from.
 #[derive(Debug, Clone)]
@@ -255,8 +255,9 @@ fn capture_loop(
             }
         }
         if read == 0 {
-            // Nothing waiting on any interface: the kernel buffers what comes meanwhile.
-            std::thread::sleep(IDLE_SLEEP);
+            // Nothing waiting on any interface: sleep until the kernel hands over packets, or
+            // briefly, to end windows and see messages on a quiet link.
+            LiveCapture::wait_any(&captures, IDLE_WAIT_MS);
         }
         // The kernel stamps packets with the wall clock; a quiet link still ends windows.
         let now = wall_clock();
