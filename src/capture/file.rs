@@ -145,12 +145,7 @@ impl TraceFile {
         loop {
             match self.capture.next_packet() {
                 Ok(packet) => {
-                    let h = packet.header;
-                    // time_t and suseconds_t are 32 bits on some router targets.
-                    #[allow(clippy::useless_conversion)]
-                    let ts =
-                        Timestamp::from_timeval(i64::from(h.ts.tv_sec), i64::from(h.ts.tv_usec));
-                    f(ts, packet.data, h.len);
+                    f(capture_time(packet.header), packet.data, packet.header.len);
                     delivered += 1;
                 }
                 Err(pcap::Error::NoMorePackets) => return Ok(delivered),
@@ -167,6 +162,13 @@ impl TraceFile {
             }
         }
     }
+}
+
+/// A packet's capture time, as libpcap hands it over.
+pub(super) fn capture_time(h: &pcap::PacketHeader) -> Timestamp {
+    // time_t and suseconds_t are 32 bits on some router targets.
+    #[allow(clippy::useless_conversion)]
+    Timestamp::from_timeval(i64::from(h.ts.tv_sec), i64::from(h.ts.tv_usec))
 }
 
 /// libpcap's message without the crate's "libpcap error: " prefix.

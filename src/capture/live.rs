@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use super::file::strip_libpcap;
+use super::file::{capture_time, strip_libpcap};
 use crate::decode::LinkType;
 use crate::time::Timestamp;
 
@@ -114,11 +114,7 @@ impl LiveCapture {
         while delivered < max {
             match self.capture.next_packet() {
                 Ok(packet) => {
-                    let h = packet.header;
-                    #[allow(clippy::useless_conversion)]
-                    let ts =
-                        Timestamp::from_timeval(i64::from(h.ts.tv_sec), i64::from(h.ts.tv_usec));
-                    f(ts, packet.data, h.len);
+                    f(capture_time(packet.header), packet.data, packet.header.len);
                     delivered += 1;
                 }
                 Err(pcap::Error::TimeoutExpired) => break,
