@@ -567,8 +567,12 @@ class Daemon:
     with its events, status file and metrics next to the trace (PREFIX.events.jsonl,
     PREFIX.status.json, PREFIX.metrics.txt fetched with curl, PREFIX.daemon.log)."""
 
-    def __init__(self, lab, binary, prefix, window_s):
+    def __init__(self, lab, binary, prefix, window_s, settings=None):
         self.lab, self.window_s = lab, window_s
+        self.settings = {"interfaces": [LAN_IF], "control_sample": 1, "listen": "127.0.0.1:9737",
+                         "services": os.path.join(ROOT, "samples", "lab-services.toml")}
+        for key, value in (settings or {}).items():
+            self.settings[key] = int(value) if value.isdigit() else value
         self.files = {k: prefix + ext for k, ext in (
             ("config", ".daemon.toml"), ("events", ".events.jsonl"), ("status", ".status.json"),
             ("log", ".daemon.log"), ("metrics", ".metrics.txt"))}
@@ -587,18 +591,9 @@ class Daemon:
         self.started = time.time()
 
     def write_config(self, broken=False):
-        text = """[daemon]
-interfaces = ["%s"]
-control_sample = 1
-events = "%s"
-status = "%s"
-listen = "127.0.0.1:9737"
-services = "%s"
-
-[detect]
-window_s = %d
-""" % (LAN_IF, self.files["events"], self.files["status"],
-       os.path.join(ROOT, "samples", "lab-services.toml"), self.window_s)
+        settings = dict(self.settings, events=self.files["events"], status=self.files["status"])
+        text = "[daemon]\n" + "".join("%s = %s\n" % (k, json.dumps(v)) for k, v in settings.items())
+        text += "\n[detect]\nwindow_s = %d\n" % self.window_s
         if broken:
             text += "snaplen = \"not a number\"\n"
         with open(self.files["config"], "w") as f:
@@ -668,7 +663,7 @@ def nft_counters(lab):
 
 
 def run_scenario(name, overrides, seed, duration, snaplen, prefix, quiet=False, daemon=None,
-                 daemon_window_s=10, reload_check=False):
+                 daemon_window_s=10, reload_check=False, daemon_settings=None):
     scenario = SCENARIOS[name]
     p = resolve_params(name, overrides, duration)
     onset = scenario.onset_s(p)
@@ -698,7 +693,7 @@ def run_scenario(name, overrides, seed, duration, snaplen, prefix, quiet=False, 
         line = capture.stderr.readline()
         if "listening" not in line:
             raise LabError("tcpdump did not start: " + line + capture.stderr.read())
-        running = Daemon(lab, daemon, prefix, daemon_window_s) if daemon else None
+        running = Daemon(lab, daemon, prefix, daemon_window_s, daemon_settings) if daemon else None
         time.sleep(0.2)
         started = time.time()
         reload_result = [None]
@@ -839,6 +834,8 @@ def main(argv=None):
                        help="the daemon's evaluation window (default 10 s)")
         p.add_argument("--reload-check", action="store_true",
                        help="mid-run, SIGHUP the daemon with a broken, then a good configuration")
+        p.add_argument("--daemon-set", action="append", default=[], metavar="KEY=VALUE",
+                       help="a [daemon] key of the daemon's configuration (e.g. snaplen=96)")
     bn = sub.add_parser("bench", help="record the large performance trace")
     bn.add_argument("--out", default=os.path.join(ROOT, "target", "bench", "lab-bench.pcap"))
     bn.add_argument("--megabytes", type=int, default=800)
@@ -868,6 +865,12 @@ def main(argv=None):
                 raise UsageError("--set %s: expected KEY=VALUE" % item)
             overrides[key] = value
         resolve_params(args.scenario, overrides, args.duration)  # bad input fails before setup
+    daemon_settings = {}
+    for item in getattr(args, "daemon_set", []):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError("--daemon-set %s: expected KEY=VALUE" % item)
+        daemon_settings[key] = value
     if args.cmd in ("run", "fixtures") and args.daemon and not os.access(args.daemon, os.X_OK):
         raise UsageError("--daemon %s: not an executable" % args.daemon)
     if args.cmd in ("run", "fixtures") and args.daemon and not shutil.which("curl"):
@@ -888,7 +891,7 @@ def main(argv=None):
     if args.cmd == "run":
         prefix = args.out or os.path.join(ROOT, "target", "lab", "%s-%d" % (args.scenario, args.seed))
         run_scenario(args.scenario, overrides, args.seed, args.duration, args.snaplen, prefix, args.quiet,
-                     args.daemon, args.daemon_window, args.reload_check)
+                     args.daemon, args.daemon_window, args.reload_check, daemon_settings)
     elif args.cmd == "fixtures":
         settings = dict(FIXTURE_SETTINGS)
         duration, snaplen = settings.pop("duration"), settings.pop("snaplen")
@@ -897,7 +900,8 @@ def main(argv=None):
                 continue
             run_scenario(scenario, dict(settings, **params), args.seed, duration, snaplen,
                          os.path.join(args.dir, fixture), daemon=args.daemon,
-                         daemon_window_s=args.daemon_window, reload_check=args.reload_check)
+                         daemon_window_s=args.daemon_window, reload_check=args.reload_check,
+                         daemon_settings=daemon_settings)
     elif args.cmd == "bench":
         bench(args.out, args.megabytes)
     return 0

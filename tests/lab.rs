@@ -909,6 +909,46 @@ fn check_daemon(pcap: &Path) {
     }
 }
 
+/// The daemon's narrow full-size classification capture: with a catalogue that knows the
+/// messenger only by the DNS name the lab's resolver answers, and a snap length (96 bytes)
+/// that cuts the DNS answer short, the messenger's flows are recognised, and judged, only
+/// with the classification capture on.
+#[test]
+fn daemon_classifies_from_its_full_size_capture() {
+    let Some(_one_at_a_time) = live_lab() else { return };
+    if !tool("curl") {
+        return common::missing("curl (apt-get install curl)");
+    }
+    let services = common::root().join("samples/lab-services-dns.toml");
+    let mut judged = Vec::new();
+    for classify_snaplen in [2048, 0] {
+        let prefix = common::root().join(format!("target/lab-tests/classify-{classify_snaplen}"));
+        let out = Command::new("python3")
+            .arg(common::root().join("lab/lab.py"))
+            .args(["run", "clean", "--quiet", "--duration", "8", "--snaplen", "96"])
+            .args(["--set", "video_kbit=0", "--out"])
+            .arg(&prefix)
+            .arg("--daemon")
+            .arg(common::binary())
+            .args(["--daemon-set", "snaplen=96", "--daemon-set"])
+            .arg(format!("classify_snaplen={classify_snaplen}"))
+            .arg("--daemon-set")
+            .arg(format!("services={}", services.display()))
+            .output()
+            .expect("python3 runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let events = std::fs::read_to_string(prefix.with_extension("events.jsonl")).unwrap();
+        let about_msg = events
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|e| e["type"] == "verdict" && e["verdict"]["service"] == "msg")
+            .count();
+        judged.push(about_msg);
+    }
+    assert!(judged[0] > 0, "with the classification capture: {judged:?}");
+    assert_eq!(judged[1], 0, "without it the DNS answer is cut short: {judged:?}");
+}
+
 /// Microseconds since the epoch of `2026-11-27T18:46:04.166779Z` (the report's format).
 fn iso_micros(text: &str) -> u64 {
     let n = |range: std::ops::Range<usize>| -> i64 {

@@ -345,6 +345,51 @@ impl Pipeline {
         self.stats.measured += 1;
     }
 
+    /// A full-size copy of a packet that the measuring capture saw truncated (the daemon's
+    /// narrow classification capture: DNS answers, TLS ClientHellos, STUN): only the
+    /// classifier looks at it, and only for a flow the table already holds (the measuring
+    /// capture creates flows and counts packets; nothing is counted twice).
+    pub fn inspect_full(&mut self, link: LinkType, ts: Timestamp, frame: &[u8], wire_len: u32) {
+        let Ok(packet) = decode::decode(link, ts, frame, wire_len, &mut self.fragments) else {
+            return;
+        };
+        let (proto, src_port, dst_port, payload, payload_len) = match packet.transport {
+            Transport::Tcp(t) => (Proto::Tcp, t.src_port, t.dst_port, t.payload, t.payload_len),
+            Transport::Udp(u) => (Proto::Udp, u.src_port, u.dst_port, u.payload, u.payload_len),
+            _ => return,
+        };
+        let ip = &packet.ip;
+        let (key, src_first) =
+            FlowKey::from_words(proto, ip.v6, (ip.src, src_port), (ip.dst, dst_port));
+        let Some(idx) = self.table.find(&key) else { return };
+        let entry = self.table.get_mut(idx);
+        let dir = entry.direction(src_first);
+        let stun = match (proto, payload.first()) {
+            (Proto::Udp, Some(0..=3)) => StunMessage::parse(payload, payload_len),
+            _ => None,
+        };
+        entry.state.class.grant_inspection();
+        if !entry.state.class.wants(proto, src_port, payload, stun.is_some()) {
+            return;
+        }
+        let ends = (entry.client(), entry.server());
+        let state = &mut entry.state;
+        let was_target = state.class.class.service.is_some();
+        self.classifier.inspect(
+            &mut state.class,
+            proto,
+            ends,
+            dir,
+            payload,
+            payload_len,
+            stun.as_ref(),
+            ts,
+        );
+        if !was_target && state.class.class.service.is_some() && state.detail.is_none() {
+            state.detail = self.details.acquire(true);
+        }
+    }
+
     /// An ICMP error counts for the flow of the packet it quotes, if the table holds it.
     fn icmp_error(&mut self, e: &IcmpError) {
         let proto = if e.quoted_proto == IPPROTO_TCP { Proto::Tcp } else { Proto::Udp };
@@ -571,7 +616,51 @@ fn flow_role(flow: &FinishedFlow) -> Role {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::ip::fixtures::ipv4;
+    use crate::decode::tls::fixtures::client_hello;
+    use crate::decode::transport::fixtures::tcp;
     use crate::flow::FlowEntry;
+
+    /// A raw-IP TCP segment with `payload`, cut to `snaplen` bytes as a capture would.
+    fn segment(flags: u8, payload: &[u8], snaplen: usize) -> (Vec<u8>, u32) {
+        let tcp = tcp(50_000, 443, 1, 1, flags, &[]);
+        let total = 20 + tcp.len() + payload.len();
+        let mut frame = ipv4(6, total as u16, 1, 0);
+        frame.extend_from_slice(&tcp);
+        frame.extend_from_slice(payload);
+        frame.truncate(snaplen);
+        (frame, total as u32)
+    }
+
+    /// The SNI beyond a short snap length is found in the full-size copy; the copy is not
+    /// counted as a packet of the flow.
+    #[test]
+    fn a_full_size_copy_classifies_without_counting() {
+        let catalogue = Catalogue::parse(
+            "[[service]]\nid = \"wa\"\nname = \"W\"\nsni = [\"whatsapp.net\"]\n",
+            "t",
+        )
+        .unwrap();
+        let mut p = Pipeline::new(PipelineConfig::default(), Classifier::new(catalogue));
+        let hello = client_hello("media.whatsapp.net");
+        let t = |ms: u64| Timestamp::from_micros(1_700_000_000_000_000 + ms * 1000);
+        let (syn, len) = segment(tcp_flags::SYN, &[], 1500);
+        p.process(LinkType::RawIp, t(0), &syn, len);
+        let (short, len) = segment(tcp_flags::ACK | tcp_flags::PSH, &hello, 60);
+        p.process(LinkType::RawIp, t(1), &short, len);
+        let (full, len) = segment(tcp_flags::ACK | tcp_flags::PSH, &hello, 1500);
+        p.inspect_full(LinkType::RawIp, t(1), &full, len);
+        // A copy of a flow the table does not hold changes nothing.
+        let (stray, len) = segment(tcp_flags::ACK, &hello, 1500);
+        let mut other = stray.clone();
+        other[19] ^= 1; // another destination address
+        p.inspect_full(LinkType::RawIp, t(2), &other, len);
+        let a = p.finish();
+        assert_eq!(a.flows.len(), 1);
+        assert_eq!(a.flows[0].class.service, Some(0), "classified by the full copy's SNI");
+        assert_eq!(a.flows[0].measures.dirs[0].packets, 2, "the copy is not counted");
+        assert_eq!(a.stats.packets, 2);
+    }
 
     /// DESIGN §8 aims at 400 bytes per tracked flow. This guards what was reached (see the
     /// README's memory figures) against silent growth.

@@ -76,6 +76,16 @@ fn widened(catalogue: &Catalogue, control_sample: u32, (v4, v6): (u8, u8)) -> Op
     Some(parts.join(" or "))
 }
 
+/// The narrow filter of the full-size classification capture (DESIGN §2): DNS answers, STUN
+/// messages, and TLS handshake records holding a ClientHello (IPv4: libpcap cannot index
+/// TCP payloads behind IPv6 headers). Their full copies go to the classifier only.
+pub fn classification_expression() -> &'static str {
+    "udp src port 53 \
+     or (ip and udp and udp[8] & 0xc0 = 0 and udp[12:4] = 0x2112a442) \
+     or (ip and tcp and tcp[((tcp[12] & 0xf0) >> 2)] = 0x16 \
+         and tcp[((tcp[12] & 0xf0) >> 2) + 5] = 1)"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +107,13 @@ mod tests {
         let f = expression(&c, 4).unwrap();
         assert!(f.starts_with("(net 10.0.0.0/8 or net 2001:db8::/32) or port 53"), "{f}");
         assert!(f.contains("& 3) = 0"), "{f}");
+    }
+
+    #[test]
+    fn the_classification_filter_compiles() {
+        let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).unwrap();
+        let n = dead.compile(classification_expression(), true).unwrap().get_instructions().len();
+        assert!(n < 100, "{n}");
     }
 
     /// libpcap compiles what is built; the shipped catalogue's ranges (445 outermost

@@ -81,7 +81,7 @@ impl LiveCapture {
     }
 
     /// Wait until one of `captures` has packets to hand over, or `timeout_ms` passed.
-    pub fn wait_any(captures: &[LiveCapture], timeout_ms: i32) {
+    pub fn wait_any(captures: &[&LiveCapture], timeout_ms: i32) {
         use std::os::fd::AsRawFd;
         let mut fds: Vec<libc::pollfd> = captures
             .iter()

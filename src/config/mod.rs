@@ -153,6 +153,9 @@ impl DetectConfig {
 pub struct DaemonConfig {
     pub interfaces: Vec<String>,
     pub snaplen: u32,
+    /// Snap length of the second, narrowly filtered capture whose full copies of DNS
+    /// answers, STUN messages and TLS ClientHellos go to the classifier; 0 turns it off.
+    pub classify_snaplen: u32,
     pub buffer_kib: u32,
     pub control_sample: u32,
     pub events: String,
@@ -172,6 +175,7 @@ impl Default for DaemonConfig {
         DaemonConfig {
             interfaces: Vec::new(),
             snaplen: 256,
+            classify_snaplen: 2048,
             buffer_kib: 4096,
             control_sample: 4,
             events: "-".into(),
@@ -199,6 +203,15 @@ impl DaemonConfig {
         }
         if !(64..=65_535).contains(&self.snaplen) {
             return Err(format!("snaplen = {}: allowed values are 64..=65535", self.snaplen));
+        }
+        if self.classify_snaplen != 0
+            && !(self.snaplen < self.classify_snaplen && self.classify_snaplen <= 65_535)
+        {
+            return Err(format!(
+                "classify_snaplen = {}: allowed values are 0 (off) or above snaplen ({}) up to \
+                 65535",
+                self.classify_snaplen, self.snaplen
+            ));
         }
         if !(256..=262_144).contains(&self.buffer_kib) {
             return Err(format!(

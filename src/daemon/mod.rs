@@ -159,7 +159,15 @@ pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
             capture.link().name(),
             d.snaplen
         ));
-        captures.push(capture);
+        // The classification capture carries few packets: a small buffer does.
+        let classify = match d.classify_snaplen {
+            0 => None,
+            snaplen => Some(
+                LiveCapture::open(name, snaplen, 256, Some(filter::classification_expression()))
+                    .map_err(RunError::Input)?,
+            ),
+        };
+        captures.push(Interface { measure: capture, classify });
     }
     let offload = system::offload_warning(
         Path::new("/etc/config/firewall"),
@@ -218,9 +226,16 @@ pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
     result.map_err(RunError::Runtime)
 }
 
+/// The captures of one interface: the one that measures, and the narrow full-size one whose
+/// packets only the classifier sees.
+struct Interface {
+    measure: LiveCapture,
+    classify: Option<LiveCapture>,
+}
+
 /// The capture thread: read, measure, and cut windows.
 fn capture_loop(
-    mut captures: Vec<LiveCapture>,
+    mut captures: Vec<Interface>,
     mut pipeline: Pipeline,
     window_us: u64,
     to_main: tokio::sync::mpsc::Sender<FromCapture>,
@@ -228,27 +243,35 @@ fn capture_loop(
 ) {
     let mut packets = vec![0u64; captures.len()];
     let mut window_start: Option<Timestamp> = None;
-    let counters = |captures: &mut [LiveCapture], packets: &[u64]| {
+    let counters = |captures: &mut [Interface], packets: &[u64]| {
         captures
             .iter_mut()
             .zip(packets)
             .map(|(c, &n)| InterfaceCounters {
-                name: c.interface().to_string(),
+                name: c.measure.interface().to_string(),
                 packets: n,
-                kernel: c.stats(),
+                kernel: c.measure.stats(),
             })
             .collect::<Vec<_>>()
     };
     loop {
         let mut read = 0;
-        for (capture, count) in captures.iter_mut().zip(packets.iter_mut()) {
-            let link = capture.link();
-            match capture.poll(4096, |ts, frame, len| pipeline.process(link, ts, frame, len)) {
-                Ok(n) => {
+        for (interface, count) in captures.iter_mut().zip(packets.iter_mut()) {
+            // The measuring capture first: it creates the flows the full copies belong to.
+            let link = interface.measure.link();
+            let measured = interface
+                .measure
+                .poll(4096, |ts, frame, len| pipeline.process(link, ts, frame, len));
+            let copies = interface.classify.as_mut().map(|c| {
+                let link = c.link();
+                c.poll(4096, |ts, frame, len| pipeline.inspect_full(link, ts, frame, len))
+            });
+            match (measured, copies.unwrap_or(Ok(0))) {
+                (Ok(n), Ok(m)) => {
                     *count += n as u64;
-                    read += n;
+                    read += n + m;
                 }
-                Err(e) => {
+                (Err(e), _) | (_, Err(e)) => {
                     let _ = to_main.blocking_send(FromCapture::Failed(e));
                     return;
                 }
@@ -257,7 +280,11 @@ fn capture_loop(
         if read == 0 {
             // Nothing waiting on any interface: sleep until the kernel hands over packets, or
             // briefly, to end windows and see messages on a quiet link.
-            LiveCapture::wait_any(&captures, IDLE_WAIT_MS);
+            let all: Vec<&LiveCapture> = captures
+                .iter()
+                .flat_map(|c| std::iter::once(&c.measure).chain(c.classify.as_ref()))
+                .collect();
+            LiveCapture::wait_any(&all, IDLE_WAIT_MS);
         }
         // The kernel stamps packets with the wall clock; a quiet link still ends windows.
         let now = wall_clock();

@@ -104,6 +104,12 @@ impl ClassState {
         is_dns_answer(proto, sender_port) || self.wants_payload(payload, stun)
     }
 
+    /// Allow one more payload inspection: a full-size copy of a packet that was first seen
+    /// truncated deserves a look of its own.
+    pub fn grant_inspection(&mut self) {
+        self.inspect_left = self.inspect_left.max(1);
+    }
+
     fn wants_payload(&self, payload: &[u8], stun: bool) -> bool {
         self.class.evidence != Evidence::Signature
             && !payload.is_empty()

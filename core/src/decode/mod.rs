@@ -16,12 +16,12 @@
 //! classify stages on payloads that the flow stage has already attributed.
 
 pub mod dns;
-mod ip;
+pub(crate) mod ip;
 mod link;
 pub mod rtp;
 pub mod stun;
 pub mod tls;
-mod transport;
+pub(crate) mod transport;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
