@@ -764,25 +764,14 @@ fn check_fixture(name: &str) {
 
 static LIVE: Mutex<()> = Mutex::new(());
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-    })
-}
-
-fn tool(name: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()))
-}
-
 /// Root and the lab's tools, then the lab to ourselves; `None` (after saying so) without them.
 fn live_lab() -> Option<MutexGuard<'static, ()>> {
-    if !is_root() {
+    if !common::is_root() {
         common::missing("root (the live lab builds network namespaces)");
         return None;
     }
     for t in ["ip", "nft", "tc", "tcpdump", "python3"] {
-        if !tool(t) {
+        if !common::tool(t) {
             common::missing(&format!("{t} (apt-get install iproute2 nftables tcpdump python3)"));
             return None;
         }
@@ -795,7 +784,7 @@ fn live_lab() -> Option<MutexGuard<'static, ()>> {
 /// clean run also sends the daemon a broken configuration on SIGHUP, then a good one.
 fn check_live(name: &str) {
     let Some(_one_at_a_time) = live_lab() else { return };
-    if !tool("curl") {
+    if !common::tool("curl") {
         return common::missing(
             "curl (apt-get install curl): the daemon's /metrics is fetched with it",
         );
@@ -916,7 +905,7 @@ fn check_daemon(pcap: &Path) {
 #[test]
 fn daemon_classifies_from_its_full_size_capture() {
     let Some(_one_at_a_time) = live_lab() else { return };
-    if !tool("curl") {
+    if !common::tool("curl") {
         return common::missing("curl (apt-get install curl)");
     }
     let services = common::root().join("samples/lab-services-dns.toml");
