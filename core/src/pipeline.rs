@@ -301,11 +301,7 @@ impl Pipeline {
         self.last_flow = Some((key, idx));
         let entry = self.table.get_mut(idx);
         let dir = entry.direction(src_first);
-        let stun = match (proto, payload.first()) {
-            // RFC 7983: a first byte of 0-3 is STUN.
-            (Proto::Udp, Some(0..=3)) => StunMessage::parse(payload, payload_len),
-            _ => None,
-        };
+        let stun = stun_message(proto, payload, payload_len);
         let inspect = !matches!(packet.transport, Transport::Fragment(_))
             && entry.state.class.wants(proto, src_port, payload, stun.is_some());
         let ends = inspect.then(|| (entry.client(), entry.server()));
@@ -349,6 +345,9 @@ impl Pipeline {
     /// narrow classification capture: DNS answers, TLS ClientHellos, STUN): only the
     /// classifier looks at it, and only for a flow the table already holds (the measuring
     /// capture creates flows and counts packets; nothing is counted twice).
+    /// (Cold and never inlined: it must not change how the per-packet path is compiled.)
+    #[cold]
+    #[inline(never)]
     pub fn inspect_full(&mut self, link: LinkType, ts: Timestamp, frame: &[u8], wire_len: u32) {
         let Ok(packet) = decode::decode(link, ts, frame, wire_len, &mut self.fragments) else {
             return;
@@ -364,10 +363,7 @@ impl Pipeline {
         let Some(idx) = self.table.find(&key) else { return };
         let entry = self.table.get_mut(idx);
         let dir = entry.direction(src_first);
-        let stun = match (proto, payload.first()) {
-            (Proto::Udp, Some(0..=3)) => StunMessage::parse(payload, payload_len),
-            _ => None,
-        };
+        let stun = stun_message(proto, payload, payload_len);
         entry.state.class.grant_inspection();
         if !entry.state.class.wants(proto, src_port, payload, stun.is_some()) {
             return;
@@ -594,6 +590,15 @@ pub struct Snapshot {
     pub table: TableStats,
     pub active_flows: usize,
     pub max_flows: usize,
+}
+
+/// The STUN message a UDP payload carries (RFC 7983: a first byte of 0-3 is STUN).
+#[inline]
+fn stun_message(proto: Proto, payload: &[u8], payload_len: u32) -> Option<StunMessage<'_>> {
+    match (proto, payload.first()) {
+        (Proto::Udp, Some(0..=3)) => StunMessage::parse(payload, payload_len),
+        _ => None,
+    }
 }
 
 fn with_role(mut flow: FinishedFlow) -> FinishedFlow {
