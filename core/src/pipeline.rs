@@ -190,6 +190,10 @@ pub struct Pipeline {
     removed: Vec<(FlowEntry<FlowState>, Removal)>,
     finished: Vec<FinishedFlow>,
     histograms: RttHistograms,
+    /// For windows (the daemon): keep only target and control flows, at most this many
+    /// between snapshots; the rest are counted.
+    window_retention: Option<usize>,
+    finished_dropped: u64,
 }
 
 /// Everything a run measured, for the report.
@@ -227,7 +231,16 @@ impl Pipeline {
             removed: Vec::new(),
             finished: Vec::new(),
             histograms: RttHistograms::new(services),
+            window_retention: None,
+            finished_dropped: 0,
         }
+    }
+
+    /// Hand finished flows to snapshots, not to a report of everything: flows of no role are
+    /// not kept, and at most `max` finished flows wait for the next snapshot (a flood of new
+    /// flows between two windows cannot grow memory; what does not fit is counted).
+    pub fn retain_for_windows(&mut self, max: usize) {
+        self.window_retention = Some(max);
     }
 
     pub fn stats(&self) -> &PipelineStats {
@@ -487,7 +500,12 @@ impl Pipeline {
                 role: Role::Other,
                 end,
             };
-            self.finished.push(with_role(flow));
+            let flow = with_role(flow);
+            match self.window_retention {
+                Some(_) if flow.role == Role::Other => {}
+                Some(max) if self.finished.len() >= max => self.finished_dropped += 1,
+                _ => self.finished.push(flow),
+            }
         }
     }
 
@@ -533,6 +551,7 @@ impl Pipeline {
         flows.sort_by_key(|f| f.id);
         Snapshot {
             flows,
+            unreported_flows: self.finished_dropped,
             at: self.clock,
             stats: self.stats.clone(),
             table: self.table.stats(),
@@ -584,6 +603,8 @@ impl Pipeline {
 pub struct Snapshot {
     /// Finished since the last snapshot, and the open flows that matter, by id.
     pub flows: Vec<FinishedFlow>,
+    /// Target and control flows that finished while the retention limit was full, so far.
+    pub unreported_flows: u64,
     /// Packet time of the snapshot.
     pub at: Timestamp,
     pub stats: PipelineStats,
@@ -635,6 +656,37 @@ mod tests {
         frame.extend_from_slice(payload);
         frame.truncate(snaplen);
         (frame, total as u32)
+    }
+
+    /// For windows, finished flows wait for the next snapshot up to a limit; more are
+    /// counted, not kept.
+    #[test]
+    fn window_retention_bounds_the_finished_flows() {
+        let catalogue = Catalogue::parse(
+            "[[service]]\nid = \"x\"\nname = \"X\"\nranges = [\"10.9.9.9/32\"]\n",
+            "t",
+        )
+        .unwrap();
+        let mut p = Pipeline::new(PipelineConfig::default(), Classifier::new(catalogue));
+        p.retain_for_windows(2);
+        let t = |s: u64| Timestamp::from_micros(1_700_000_000_000_000 + s * 1_000_000);
+        for port in 0..5u16 {
+            let tcp = tcp(40_000 + port, 443, 1, 0, tcp_flags::SYN, &[]);
+            let mut frame = ipv4(6, 40, 1, 0);
+            frame.extend_from_slice(&tcp);
+            p.process(LinkType::RawIp, t(0), &frame, 40);
+        }
+        // Long after the TCP idle timeout: all five expire, two are kept.
+        let snap = p.snapshot(t(100_000));
+        let kept = snap.flows.iter().filter(|f| f.end != FlowEnd::Active).count();
+        assert_eq!((kept, snap.unreported_flows), (2, 3));
+        assert!(
+            snap.flows.iter().all(|f| f.role == Role::Control),
+            "{:?}",
+            snap.flows.iter().map(|f| f.role).collect::<Vec<_>>()
+        );
+        // Drained by the snapshot: room again.
+        assert_eq!(p.snapshot(t(100_001)).flows.len(), 0);
     }
 
     /// The SNI beyond a short snap length is found in the full-size copy; the copy is not

@@ -63,10 +63,13 @@ fn widened(catalogue: &Catalogue, control_sample: u32, (v4, v6): (u8, u8)) -> Op
     }
     parts.push("port 53".into());
     parts.push("icmp or icmp6".into());
-    // STUN: a message type with the top two bits clear and the magic cookie (RFC 8489).
-    parts.push("(ip and udp and udp[8] & 0xc0 = 0 and udp[12:4] = 0x2112a442)".into());
+    // STUN: a message type with the top two bits clear and the magic cookie (RFC 8489). The
+    // length check comes first: a load beyond a packet's end rejects the packet outright, so
+    // an unguarded look into a short datagram would drop it whatever the other clauses say.
+    parts.push(STUN.into());
+    // The ports right after the IPv4 header; `<<` binds tighter than `&` in libpcap.
     parts.push(format!(
-        "(ip and (tcp or udp) and ((ip[ip[0] & 0xf << 2 : 2] + ip[(ip[0] & 0xf << 2) + 2 : 2]) \
+        "(ip and (tcp or udp) and ((ip[(ip[0] & 0xf) << 2 : 2] + ip[((ip[0] & 0xf) << 2) + 2 : 2]) \
          & {mask}) = 0)"
     ));
     // IPv6 without extension headers: TCP (6) or UDP (17) right after the fixed header.
@@ -79,12 +82,18 @@ fn widened(catalogue: &Catalogue, control_sample: u32, (v4, v6): (u8, u8)) -> Op
 /// The narrow filter of the full-size classification capture (DESIGN §2): DNS answers, STUN
 /// messages, and TLS handshake records holding a ClientHello (IPv4: libpcap cannot index
 /// TCP payloads behind IPv6 headers). Their full copies go to the classifier only.
-pub fn classification_expression() -> &'static str {
-    "udp src port 53 \
-     or (ip and udp and udp[8] & 0xc0 = 0 and udp[12:4] = 0x2112a442) \
-     or (ip and tcp and tcp[((tcp[12] & 0xf0) >> 2)] = 0x16 \
-         and tcp[((tcp[12] & 0xf0) >> 2) + 5] = 1)"
+pub fn classification_expression() -> String {
+    format!(
+        "udp src port 53 or {STUN} \
+         or (ip and tcp \
+             and ip[2:2] - ((ip[0] & 0xf) << 2) - ((tcp[12] & 0xf0) >> 2) >= 6 \
+             and tcp[((tcp[12] & 0xf0) >> 2)] = 0x16 and tcp[((tcp[12] & 0xf0) >> 2) + 5] = 1)"
+    )
 }
+
+/// A STUN message over IPv4, its length checked before its header is read.
+const STUN: &str =
+    "(ip and udp and udp[4:2] >= 28 and udp[8] & 0xc0 = 0 and udp[12:4] = 0x2112a442)";
 
 #[cfg(test)]
 mod tests {
@@ -112,8 +121,41 @@ mod tests {
     #[test]
     fn the_classification_filter_compiles() {
         let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).unwrap();
-        let n = dead.compile(classification_expression(), true).unwrap().get_instructions().len();
+        let n = dead.compile(&classification_expression(), true).unwrap().get_instructions().len();
         assert!(n < 100, "{n}");
+    }
+
+    /// The sample keeps or drops whole flows: every packet of a flow, whatever its IP ID,
+    /// header length or direction, gets the same answer, decided by the sum of its ports.
+    #[test]
+    fn the_control_sample_keeps_whole_flows() {
+        let f = expression(&catalogue("\"198.51.100.10/32\""), 4).unwrap();
+        let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).unwrap();
+        let program = dead.compile(&f, true).unwrap();
+        let frame = |sport: u16, dport: u16, ip_id: u16, options: usize| {
+            let mut ip = vec![0x45 + (options / 4) as u8, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0];
+            ip[4..6].copy_from_slice(&ip_id.to_be_bytes());
+            ip.extend_from_slice(&[192, 168, 1, 2, 203, 0, 113, 9]);
+            ip.extend(std::iter::repeat_n(1u8, options)); // NOP options
+            let mut udp = sport.to_be_bytes().to_vec();
+            udp.extend_from_slice(&dport.to_be_bytes());
+            udp.extend_from_slice(&[0, 12, 0, 0, 1, 2, 3, 4]);
+            let total = (ip.len() + udp.len()) as u16;
+            ip[2..4].copy_from_slice(&total.to_be_bytes());
+            let mut eth = vec![0u8; 12];
+            eth.extend_from_slice(&[0x08, 0x00]);
+            eth.extend(ip);
+            eth.extend(udp);
+            eth
+        };
+        for id in [0u16, 1, 2, 3, 0x1234, 0xffff] {
+            for options in [0, 4, 8] {
+                // 40000 + 12 is a multiple of 4; 40001 + 12 is not.
+                assert!(program.filter(&frame(40000, 12, id, options)), "kept: id {id}");
+                assert!(program.filter(&frame(12, 40000, id, options)), "both ways: id {id}");
+                assert!(!program.filter(&frame(40001, 12, id, options)), "dropped: id {id}");
+            }
+        }
     }
 
     /// libpcap compiles what is built; the shipped catalogue's ranges (445 outermost

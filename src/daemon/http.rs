@@ -1,27 +1,42 @@
 //! The `/metrics` endpoint: a minimal HTTP/1.1 server on the configured (by default loopback)
 //! address. GET or HEAD of `/metrics` returns the latest exposition; anything else gets a
 //! short error. Requests are read up to 8 KiB and 5 seconds; every connection is closed after
-//! one response.
+//! one response; at most 16 are served at once.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 const MAX_REQUEST_BYTES: usize = 8192;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections served at once; more wait in the kernel's backlog.
+const MAX_CONNECTIONS: usize = 16;
 
 /// Serve `metrics` on `listener` from a task of the current runtime.
 pub fn spawn(listener: std::net::TcpListener, metrics: Arc<Mutex<String>>) -> Result<(), String> {
     listener.set_nonblocking(true).map_err(|e| format!("metrics listener: {e}"))?;
     let listener = TcpListener::from_std(listener).map_err(|e| format!("metrics listener: {e}"))?;
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            // A slot first: a client opening connections fast cannot use up descriptors.
+            let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(_) => {
+                    // E.g. out of descriptors: do not spin.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
             let metrics = Arc::clone(&metrics);
             tokio::spawn(async move {
                 let _ = tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, &metrics)).await;
+                drop(slot);
             });
         }
     });

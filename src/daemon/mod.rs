@@ -31,6 +31,8 @@ use outputs::{EventSink, InterfaceCounters, State, event, replace_file};
 
 /// How long the capture thread waits at most when no interface had a packet waiting.
 const IDLE_WAIT_MS: i32 = 50;
+/// Packets read from one capture before the next gets its turn.
+const BATCH: usize = 4096;
 
 /// Where the configuration comes from.
 #[derive(Debug, Clone)]
@@ -133,8 +135,30 @@ enum ToCapture {
     Stop,
 }
 
+/// The signals the daemon answers, registered before anything slow happens (compiling the
+/// capture filter takes seconds): a SIGHUP during start-up must not kill the process.
+struct Signals {
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
 /// Run until SIGTERM/SIGINT.
 pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| RunError::Runtime(format!("cannot start the runtime: {e}")))?;
+    let signals = runtime
+        .block_on(async {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok::<_, std::io::Error>(Signals {
+                hup: signal(SignalKind::hangup())?,
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+            })
+        })
+        .map_err(|e| RunError::Runtime(format!("cannot handle signals: {e}")))?;
     let file = load(&source, &overrides).map_err(RunError::Input)?;
     let catalogue = load_catalogue(&file.daemon).map_err(RunError::Input)?;
     for warning in catalogue.warnings() {
@@ -163,7 +187,7 @@ pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
         let classify = match d.classify_snaplen {
             0 => None,
             snaplen => Some(
-                LiveCapture::open(name, snaplen, 256, Some(filter::classification_expression()))
+                LiveCapture::open(name, snaplen, 256, Some(&filter::classification_expression()))
                     .map_err(RunError::Input)?,
             ),
         };
@@ -201,7 +225,8 @@ pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
     let (to_main, from_capture) = tokio::sync::mpsc::channel(4);
     let (to_capture, from_main) = mpsc::channel();
     let window_us = file.detect.window_s * 1_000_000;
-    let pipeline = Pipeline::new(pipeline_config, Classifier::new(catalogue.clone()));
+    let mut pipeline = Pipeline::new(pipeline_config, Classifier::new(catalogue.clone()));
+    pipeline.retain_for_windows(d.max_flows);
     let capture_thread = std::thread::Builder::new()
         .name("capture".into())
         .spawn(move || capture_loop(captures, pipeline, window_us, to_main, from_main))
@@ -215,12 +240,10 @@ pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
         ..State::default()
     };
     state.set_catalogue(&catalogue);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| RunError::Runtime(format!("cannot start the runtime: {e}")))?;
-    let mut main = Main { source, overrides, file, events, history, state, to_capture };
-    let result = runtime.block_on(main.serve(from_capture, listener));
+    let services_text = services_text(&file.daemon);
+    let mut main =
+        Main { source, overrides, file, events, history, state, to_capture, services_text };
+    let result = runtime.block_on(main.serve(from_capture, listener, signals));
     let _ = main.to_capture.send(ToCapture::Stop);
     let _ = capture_thread.join();
     result.map_err(RunError::Runtime)
@@ -261,10 +284,12 @@ fn capture_loop(
             let link = interface.measure.link();
             let measured = interface
                 .measure
-                .poll(4096, |ts, frame, len| pipeline.process(link, ts, frame, len));
-            let copies = interface.classify.as_mut().map(|c| {
+                .poll(BATCH, |ts, frame, len| pipeline.process(link, ts, frame, len));
+            // Full copies once the measuring capture is drained: their flows exist by then.
+            let drained = measured.as_ref().is_ok_and(|&n| n < BATCH);
+            let copies = interface.classify.as_mut().filter(|_| drained).map(|c| {
                 let link = c.link();
-                c.poll(4096, |ts, frame, len| pipeline.inspect_full(link, ts, frame, len))
+                c.poll(BATCH, |ts, frame, len| pipeline.inspect_full(link, ts, frame, len))
             });
             match (measured, copies.unwrap_or(Ok(0))) {
                 (Ok(n), Ok(m)) => {
@@ -288,7 +313,12 @@ fn capture_loop(
         }
         // The kernel stamps packets with the wall clock; a quiet link still ends windows.
         let now = wall_clock();
-        let start = *window_start.get_or_insert(now);
+        // A clock stepped back (a router without a real-time clock, then NTP) restarts the
+        // grid; one stepped forward is caught below.
+        if window_start.is_none_or(|start| now < start) {
+            window_start = Some(now);
+        }
+        let start = window_start.unwrap_or(now);
         let stop = match from_main.try_recv() {
             Ok(ToCapture::Catalogue(c)) => {
                 pipeline.set_catalogue(*c);
@@ -316,6 +346,15 @@ fn capture_loop(
     }
 }
 
+/// The catalogue file's text ("" for the built-in one): a reload with the same text keeps
+/// the classifier and what it learned from the wire.
+fn services_text(d: &DaemonConfig) -> String {
+    match d.services.as_str() {
+        "" => String::new(),
+        path => std::fs::read_to_string(path).unwrap_or_default(),
+    }
+}
+
 /// The main thread's state.
 struct Main {
     source: ConfigSource,
@@ -325,6 +364,7 @@ struct Main {
     history: Option<History>,
     state: State,
     to_capture: mpsc::Sender<ToCapture>,
+    services_text: String,
 }
 
 impl Main {
@@ -332,14 +372,9 @@ impl Main {
         &mut self,
         mut from_capture: tokio::sync::mpsc::Receiver<FromCapture>,
         listener: Option<std::net::TcpListener>,
+        signals: Signals,
     ) -> Result<(), String> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let signals = |kind| signal(kind).map_err(|e| format!("cannot handle signals: {e}"));
-        let (mut hup, mut term, mut int) = (
-            signals(SignalKind::hangup())?,
-            signals(SignalKind::terminate())?,
-            signals(SignalKind::interrupt())?,
-        );
+        let Signals { mut hup, mut term, mut int } = signals;
         let metrics = Arc::new(Mutex::new(self.state.metrics()));
         if let Some(listener) = listener {
             let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -410,6 +445,7 @@ impl Main {
         s.max_flows = w.snapshot.max_flows;
         s.evicted = w.snapshot.table.evicted;
         s.refused = w.snapshot.table.refused;
+        s.unreported = w.snapshot.unreported_flows;
         s.set_catalogue(&w.catalogue);
         s.record_verdicts(verdicts);
         let text = s.metrics();
@@ -476,7 +512,12 @@ impl Main {
                 path => History::load(Path::new(path)).map_err(|e| log(&e)).ok(),
             };
         }
-        let _ = self.to_capture.send(ToCapture::Catalogue(Box::new(catalogue)));
+        let text = services_text(new);
+        let catalogue_changed = text != self.services_text || new.services != old.services;
+        if catalogue_changed {
+            let _ = self.to_capture.send(ToCapture::Catalogue(Box::new(catalogue)));
+            self.services_text = text;
+        }
         // What needs a restart keeps its old value.
         let mut file = file;
         let keep = self.file.daemon.clone();
@@ -492,13 +533,21 @@ impl Main {
         self.file = file;
         self.state.reloads += 1;
         log(&format!(
-            "reloaded{}",
+            "reloaded{}{}",
+            if catalogue_changed {
+                "; a new catalogue (the kernel filter keeps the old one's ranges until a restart)"
+            } else {
+                ""
+            },
             if restart.is_empty() {
                 String::new()
             } else {
                 format!("; these take a restart and keep their old values: {}", restart.join(", "))
             }
         ));
-        self.emit("reload", json!({ "needs_restart": restart }));
+        self.emit(
+            "reload",
+            json!({ "needs_restart": restart, "catalogue_changed": catalogue_changed }),
+        );
     }
 }

@@ -35,6 +35,8 @@ pub struct State {
     pub max_flows: usize,
     pub evicted: u64,
     pub refused: u64,
+    /// Flows that finished between two windows beyond what a window keeps.
+    pub unreported: u64,
     pub windows: u64,
     pub offload_warning: Option<String>,
     /// (id, name) of every catalogue service.
@@ -79,6 +81,7 @@ impl State {
                 "max": self.max_flows,
                 "evicted": self.evicted,
                 "refused": self.refused,
+                "unreported": self.unreported,
             },
             "offload": {
                 "active": self.offload_warning.is_some(),
@@ -153,6 +156,12 @@ impl State {
             "counter",
             "Packets of new flows refused while the table was full of active flows.",
             &one(self.refused as f64),
+        );
+        family(
+            "throttlewatch_flows_unreported_total",
+            "counter",
+            "Flows that finished between two windows beyond what a window keeps.",
+            &one(self.unreported as f64),
         );
         family(
             "throttlewatch_windows_total",

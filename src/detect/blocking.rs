@@ -62,7 +62,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
             (unanswered + r.saturating_sub(u64::from(u.stun.answered)), all + r)
         })
     };
-    let (t_unanswered, t_requests) = requests(&mut blocked.iter().copied());
+    let (t_unanswered, t_requests) = requests(&mut g.targets.iter());
     let (c_unanswered, c_requests) = requests(&mut g.controls.iter());
     let comparison = match versus_control(g, t, c) {
         Comparison::Nothing | Comparison::NotHigher { .. }

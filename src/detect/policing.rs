@@ -117,6 +117,16 @@ pub(super) fn detect(g: &Group) -> Outcome {
         .iter()
         .filter(|p| (p.rate_bps - center).abs() <= cfg.policing_cluster_tolerance * center)
         .collect();
+    if cluster.is_empty() {
+        return Outcome::Inconclusive {
+            detector: NAME,
+            reason: format!(
+                "{} flow(s) lose packets like a policer, but at rates too far apart to be one \
+                 policer's",
+                policed.len()
+            ),
+        };
+    }
     let cluster_rates: Vec<f64> = cluster.iter().map(|p| p.rate_bps).collect();
     let rate = median(&cluster_rates).unwrap_or(center);
     let burst = median(&cluster.iter().map(|p| p.burst_bytes).collect::<Vec<_>>()).unwrap_or(0.0);

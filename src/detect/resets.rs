@@ -4,8 +4,9 @@
 //! server's earlier packets, an IP ID out of their sequence, an RST sooner after the client's
 //! packet than the round trip to the server allows, data from the "reset" side after it, an
 //! RST where the ServerHello should be. The injector's hop distance is estimated from its TTL.
-//! Signatures on at least `min_affected_flows` RSTs and on no control RST decide on their own
-//! where too few flows make the share significant.
+//! Strong signatures (TTL, timing, in place of the ServerHello) on at least
+//! `min_affected_flows` RSTs and on no control RST decide on their own where too few flows make
+//! the share significant.
 
 use serde_json::{Value, json};
 
@@ -81,13 +82,20 @@ pub(super) fn detect(g: &Group) -> Outcome {
             "rsts": reset.iter().take(10).map(|(_, _, d)| d.clone()).collect::<Vec<_>>(),
         })
     };
-    // Injection signatures are evidence of their own: enough of them, and none on control
-    // RSTs, decide even where too few flows make the share significant.
+    // Strong injection signatures are evidence of their own: enough of them, and none on
+    // control RSTs, decide even where too few flows make the share significant. (An IP ID out
+    // of sequence alone is not strong: a kernel's RST for a socket it no longer has looks so.)
+    let strong = |signs: &[&str]| {
+        signs
+            .iter()
+            .any(|s| matches!(*s, "ttl_mismatch" | "faster_than_rtt" | "instead_of_server_hello"))
+    };
+    let strongly_signed = reset.iter().filter(|(_, s, _)| strong(s)).count() as u64;
     let control_signed =
-        controls.iter().filter(|f| forensics(f).is_some_and(|(s, _)| !s.is_empty())).count();
+        controls.iter().filter(|f| forensics(f).is_some_and(|(s, _)| strong(&s))).count();
     let comparison = match versus_control(g, t, c) {
         Comparison::NotHigher { p }
-            if injected as u64 >= g.cfg.min_affected_flows && control_signed == 0 =>
+            if strongly_signed >= g.cfg.min_affected_flows && control_signed == 0 =>
         {
             Comparison::Higher { p }
         }
