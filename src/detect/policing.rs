@@ -5,8 +5,8 @@
 //! losses spread over `policing_min_rtts` round trips; the policed rate r is the goodput
 //! between the first and the last loss; the delivered series must stay within one burst of
 //! the token line of rate r from the first loss (a token bucket never lets more through), and
-//! the round trip must not have grown before the first loss (a queue, i.e. a shaper or a
-//! congested link, does that; a policer does not). Across the service's flows the rates
+//! the round trip must not have grown, before the first loss or after it (a queue, i.e. a
+//! shaper or a congested link, does that; a policer does not). Across the service's flows the rates
 //! should cluster (policers run at a few fixed rates), and control traffic in the same window
 //! must have run clearly faster, or the link itself may be the limit.
 
@@ -48,10 +48,11 @@ fn per_flow(f: &Facts, base_rtt_us: Option<u64>, cfg: &DetectConfig) -> Option<P
     if rate_bps <= 0.0 {
         return None;
     }
-    // No queue before the first loss.
-    if rtt_us > 0
-        && f64::from(log.rtt_max_before_us) > cfg.policing_rtt_inflation * rtt_us as f64 + 20_000.0
-    {
+    // No queue: not before the first loss (Flach), and not after it either (a shaper's queue
+    // stays full once it drops; a policer never holds packets). Samples taken as the first
+    // overshoot fills a queue can miss it, the flow's largest round trip does not.
+    let largest = u64::from(log.rtt_max_before_us).max(f.max_rtt_us().unwrap_or(0));
+    if rtt_us > 0 && largest as f64 > cfg.policing_rtt_inflation * rtt_us as f64 + 20_000.0 {
         return None;
     }
     // The delivered series against the token line from the first loss.
