@@ -326,6 +326,17 @@ pub(crate) enum Comparison {
     NoControl,
 }
 
+impl Comparison {
+    /// Evidence of another kind (signatures, one threshold shared by many flows) that decides
+    /// where too few flows make the share significant.
+    pub fn or_decided_by(self, evidence: bool) -> Comparison {
+        match self {
+            Comparison::NotHigher { p } if evidence => Comparison::Higher { p },
+            other => other,
+        }
+    }
+}
+
 pub(crate) fn versus_control(g: &Group, t: Counts, c: Counts) -> Comparison {
     if t.hits < g.cfg.min_affected_flows {
         return Comparison::Nothing;

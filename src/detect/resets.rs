@@ -11,9 +11,7 @@
 use serde_json::{Value, json};
 
 use super::facts::{Facts, hops};
-use super::{
-    Comparison, Counts, Finding, Group, Outcome, examples, p_text, share_outcome, versus_control,
-};
+use super::{Counts, Finding, Group, Outcome, examples, p_text, share_outcome, versus_control};
 
 /// The injection signatures of a flow's server-side RST.
 fn forensics(f: &Facts) -> Option<(Vec<&'static str>, Value)> {
@@ -93,14 +91,8 @@ pub(super) fn detect(g: &Group) -> Outcome {
     let strongly_signed = reset.iter().filter(|(_, s, _)| strong(s)).count() as u64;
     let control_signed =
         controls.iter().filter(|f| forensics(f).is_some_and(|(s, _)| strong(&s))).count();
-    let comparison = match versus_control(g, t, c) {
-        Comparison::NotHigher { p }
-            if strongly_signed >= g.cfg.min_affected_flows && control_signed == 0 =>
-        {
-            Comparison::Higher { p }
-        }
-        other => other,
-    };
+    let comparison = versus_control(g, t, c)
+        .or_decided_by(strongly_signed >= g.cfg.min_affected_flows && control_signed == 0);
     share_outcome(
         NAME,
         comparison,

@@ -13,9 +13,7 @@ use std::net::IpAddr;
 use serde_json::json;
 
 use super::facts::Facts;
-use super::{
-    Comparison, Counts, Finding, Group, Outcome, examples, p_text, share_outcome, versus_control,
-};
+use super::{Counts, Finding, Group, Outcome, examples, p_text, share_outcome, versus_control};
 use crate::pipeline::FlowEnd;
 
 /// Stall byte counts this close together count as one freeze threshold.
@@ -97,10 +95,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
             "min_silence_s": cfg.stall_silence_s,
         })
     };
-    let comparison = match versus_control(g, t, c) {
-        Comparison::NotHigher { p } if same_threshold && c.hits == 0 => Comparison::Higher { p },
-        other => other,
-    };
+    let comparison = versus_control(g, t, c).or_decided_by(same_threshold && c.hits == 0);
     let range = format!(
         "{}-{} kB",
         bytes.iter().min().unwrap_or(&0) / 1000,

@@ -138,9 +138,6 @@ impl TcpMeasures {
         flow_start: Timestamp,
         now: Timestamp,
     ) -> RttSamples {
-        let prev = &counters[dir.index()];
-        let peer = &counters[dir.reverse().index()];
-        let peer_last_at = (peer.packets > 0).then_some(peer.last_at);
         let syn = seg.has(tcp_flags::SYN);
         let ack = seg.has(tcp_flags::ACK);
         let mut samples = RttSamples::default();
@@ -151,7 +148,7 @@ impl TcpMeasures {
 
         let reorder_window_us = reorder_window_us(&self.rtt);
         let (mine, theirs) = split(&mut self.dirs, dir);
-        let close_event = || CloseEvent::new(ip, seg, prev, peer_last_at, flow_start, now);
+        let close_event = || CloseEvent::new(ip, seg, dir, counters, flow_start, now);
         if seg.has(tcp_flags::RST) {
             mine.rsts = mine.rsts.saturating_add(1);
             if mine.rst.is_none() {
@@ -357,11 +354,14 @@ impl CloseEvent {
     fn new(
         ip: &IpHeader,
         seg: &TcpSegment<'_>,
-        prev: &DirCounters,
-        peer_last_at: Option<Timestamp>,
+        dir: Direction,
+        counters: &[DirCounters; 2],
         flow_start: Timestamp,
         now: Timestamp,
     ) -> Self {
+        let prev = &counters[dir.index()];
+        let peer = &counters[dir.reverse().index()];
+        let peer_last_at = (peer.packets > 0).then_some(peer.last_at);
         let has_prev = prev.packets > 0;
         CloseEvent {
             at_ms: u32::try_from(now.since(flow_start) / 1000).unwrap_or(u32::MAX),
