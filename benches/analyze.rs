@@ -65,6 +65,9 @@ fn benches(c: &mut Criterion) {
                 files: vec![t.path.clone()],
                 config: PipelineConfig::default(),
                 catalogue: catalogue.clone(),
+                detect: throttlewatch::config::DetectConfig::default(),
+                window_origin: None,
+                history: None,
             }))
         })
     });

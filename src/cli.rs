@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use throttlewatch::classify::Catalogue;
 use throttlewatch::config::{self, PipelineConfig};
+use throttlewatch::time::Timestamp;
 
 const EXIT_INTERNAL: u8 = 1;
 const EXIT_BAD_INPUT: u8 = 2;
@@ -118,6 +119,11 @@ struct AnalyzeArgs {
     /// Evaluation window in seconds (packet time); overrides the configuration file.
     #[arg(long, value_name = "S", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     window: Option<u64>,
+    /// Start of the first window, in Unix seconds (e.g. 1795805164.166779): align the
+    /// windows with a daemon's (its verdict events give their windows); default: the first
+    /// packet.
+    #[arg(long, value_name = "UNIX_S", value_parser = parse_unix_seconds)]
+    window_origin: Option<Timestamp>,
     /// Configuration file (TOML); its [detect] table sets detector thresholds
     /// (see samples/throttlewatch.toml).
     #[arg(long, value_name = "FILE")]
@@ -125,6 +131,22 @@ struct AnalyzeArgs {
     /// Per-service history of bulk goodput per hour (JSON): read if it exists, updated after.
     #[arg(long, value_name = "FILE")]
     history: Option<PathBuf>,
+}
+
+/// Unix seconds with up to six decimals, as a timestamp.
+fn parse_unix_seconds(text: &str) -> Result<Timestamp, String> {
+    let bad = || format!("{text:?}: expected Unix seconds such as 1795805164.166779");
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    if fraction.len() > 6 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let seconds: u64 = whole.parse().map_err(|_| bad())?;
+    let micros: u64 = format!("{fraction:0<6}").parse().map_err(|_| bad())?;
+    seconds
+        .checked_mul(1_000_000)
+        .and_then(|s| s.checked_add(micros))
+        .map(Timestamp::from_micros)
+        .ok_or_else(bad)
 }
 
 pub fn main() -> ExitCode {
@@ -189,7 +211,6 @@ fn run(_args: RunArgs) -> ExitCode {
 #[cfg(feature = "pcap")]
 fn analyze(args: AnalyzeArgs) -> ExitCode {
     use throttlewatch::analyze::{AnalyzeInput, run};
-    use throttlewatch::detect::evaluate;
     use throttlewatch::detect::history::History;
     use throttlewatch::report::{Report, human};
 
@@ -225,7 +246,7 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
     if let Some(window) = args.window {
         detect.window_s = window;
     }
-    let mut history = match &args.history {
+    let history = match &args.history {
         Some(path) => match History::load(path) {
             Ok(h) => Some(h),
             Err(e) => {
@@ -235,20 +256,21 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         },
         None => None,
     };
-    let output = run(AnalyzeInput { files: args.files.clone(), config, catalogue });
-    let verdicts = evaluate(
-        &output.analysis.flows,
-        output.analysis.classifier.catalogue(),
-        &detect,
-        history.as_mut(),
-    );
-    if let (Some(h), Some(path)) = (&history, &args.history)
+    let output = run(AnalyzeInput {
+        files: args.files.clone(),
+        config,
+        catalogue,
+        detect,
+        window_origin: args.window_origin,
+        history,
+    });
+    if let (Some(h), Some(path)) = (&output.history, &args.history)
         && let Err(e) = h.save(path)
     {
         eprintln!("throttlewatch: error: {e}");
         return ExitCode::from(EXIT_BAD_INPUT);
     }
-    let report = Report::build(&output.analysis, output.inputs, verdicts);
+    let report = Report::build(&output.analysis, output.inputs, output.verdicts);
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let written = match args.format {

@@ -21,9 +21,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use throttlewatch::capture::TraceFile;
 use throttlewatch::classify::Catalogue;
-use throttlewatch::config::DetectConfig;
 use throttlewatch::decode::{self, FragmentCache, Transport, tcp_flags};
-use throttlewatch::detect::{Verdict, evaluate};
+use throttlewatch::detect::Verdict;
 use throttlewatch::measure::TransportMeasures;
 use throttlewatch::pipeline::FinishedFlow;
 
@@ -724,15 +723,7 @@ fn check_trace_against(pcap: &Path, truth: Truth) {
     let run = Run { truth: &truth, trace: &trace, pipeline };
     check_common(&run);
     check_scenario(&run);
-    check_verdicts(
-        &run,
-        &evaluate(
-            &out.analysis.flows,
-            out.analysis.classifier.catalogue(),
-            &DetectConfig::default(),
-            None,
-        ),
-    );
+    check_verdicts(&run, &out.verdicts);
     // The pipeline's own RTP loss agrees with the sequence numbers seen here.
     for f in truth.flows().filter(|f| f.kind() == "call") {
         let (port, server, sport, _) = f.key();

@@ -6,6 +6,9 @@
 //! are reused; only a flow that finishes becomes a new record), no lock, no log line. Every packet is either measured or counted under a
 //! [`SkipReason`], so `packets == measured + skipped` always holds.
 
+use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
 use hdrhistogram::Histogram;
 
 use crate::classify::{Catalogue, ClassState, Classification, Classifier, Role, ServiceId, role};
@@ -87,6 +90,10 @@ pub struct FinishedFlow {
     pub class: Classification,
     pub role: Role,
     pub end: FlowEnd,
+    /// The flow's measurements at the start of the window it is reported in, when it was
+    /// already open then (see [`Pipeline::snapshot`]): the window's part of the flow is the
+    /// difference. `None`: the flow started in the window, or no windows were cut.
+    pub prior: Option<Box<FlowMeasures>>,
 }
 
 /// Counters of the whole run.
@@ -194,6 +201,12 @@ pub struct Pipeline {
     /// between snapshots; the rest are counted.
     window_retention: Option<usize>,
     finished_dropped: u64,
+    /// Windows: the time of the previous snapshot, the finished flows already handed to one
+    /// (without retention they stay for the report), and the measurements of every open
+    /// target or control flow as of the previous snapshot.
+    last_cut: Option<Timestamp>,
+    finished_reported: usize,
+    priors: HashMap<u64, Box<FlowMeasures>, RandomState>,
 }
 
 /// Everything a run measured, for the report.
@@ -233,6 +246,9 @@ impl Pipeline {
             histograms: RttHistograms::new(services),
             window_retention: None,
             finished_dropped: 0,
+            last_cut: None,
+            finished_reported: 0,
+            priors: HashMap::default(),
         }
     }
 
@@ -245,6 +261,11 @@ impl Pipeline {
 
     pub fn stats(&self) -> &PipelineStats {
         &self.stats
+    }
+
+    /// The latest packet time seen (or snapshot taken).
+    pub fn clock(&self) -> Timestamp {
+        self.clock
     }
 
     /// Feed one captured frame. `wire_len` is its length on the wire.
@@ -499,6 +520,7 @@ impl Pipeline {
                 class,
                 role: Role::Other,
                 end,
+                prior: self.priors.remove(&id),
             };
             let flow = with_role(flow);
             match self.window_retention {
@@ -509,18 +531,38 @@ impl Pipeline {
         }
     }
 
-    /// The daemon's window end at packet time `now`: the flows finished since the last
-    /// snapshot, and a copy of every open target or control flow (`end` = `active`) as
-    /// measured so far. The table and its flows go on.
+    /// A window's end at packet time `now` (the daemon's and `analyze`'s windows alike): the
+    /// flows finished since the previous snapshot, and a copy of every open target or control
+    /// flow (`end` = `active`) that had a packet in the window or in the one before (a flow
+    /// that went silent is still judged once its silence can show), as measured so far.
+    /// Each carries in `prior` its measurements at the previous snapshot, so that the window
+    /// judges its own part of flows longer than a window. The table and its flows go on.
+    ///
+    /// With [`Pipeline::retain_for_windows`] finished flows are handed over and dropped;
+    /// without, they are copied and stay for [`Pipeline::finish`].
     pub fn snapshot(&mut self, now: Timestamp) -> Snapshot {
         self.clock = self.clock.max(now);
         self.table.expire(self.clock, &mut self.removed);
         self.finish_removed();
-        let mut flows = std::mem::take(&mut self.finished);
+        let mut flows = match self.window_retention {
+            Some(_) => std::mem::take(&mut self.finished),
+            None => {
+                let new = self.finished[self.finished_reported..].to_vec();
+                self.finished_reported = self.finished.len();
+                new.into_iter().filter(|f| f.role != Role::Other).collect()
+            }
+        };
+        let previous = self.last_cut.unwrap_or(Timestamp::from_micros(0));
+        // Active since the cut before the previous one: twice the last window's length.
+        let recent = Timestamp::from_micros(
+            previous.micros().saturating_sub(now.micros().saturating_sub(previous.micros())),
+        );
+        let mut priors = HashMap::default();
         for entry in self.table.entries() {
             let (client, server) = (entry.client(), entry.server());
             let detail = entry.state.detail.map(|d| &self.details.slots[d as usize]);
             let proto = entry.key.proto();
+            let prior = self.priors.remove(&entry.id);
             let flow = with_role(FinishedFlow {
                 id: entry.id,
                 proto,
@@ -543,11 +585,17 @@ impl Pipeline {
                 ),
                 role: Role::Other,
                 end: FlowEnd::Active,
+                prior,
             });
             if flow.role != Role::Other {
-                flows.push(flow);
+                priors.insert(flow.id, Box::new(flow.measures.clone()));
+                if flow.last_at >= recent {
+                    flows.push(flow);
+                }
             }
         }
+        self.priors = priors;
+        self.last_cut = Some(self.clock);
         flows.sort_by_key(|f| f.id);
         Snapshot {
             flows,

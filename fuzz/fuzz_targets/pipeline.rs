@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use throttlewatch::classify::{Catalogue, Classifier};
 use throttlewatch::config::{DetectConfig, PipelineConfig};
-use throttlewatch::detect::evaluate;
+use throttlewatch::detect::{WindowGrid, evaluate_window};
 use throttlewatch::decode::LinkType;
 use throttlewatch::pipeline::Pipeline;
 use throttlewatch::report::{Report, human};
@@ -26,6 +26,14 @@ fuzz_target!(|data: &[u8]| {
     let mut rest = data;
     let mut now = 1_700_000_000_000_000u64;
     let mut fed = 0u64;
+    let detect = DetectConfig { window_s: 1, ..DetectConfig::default() };
+    let mut grid = WindowGrid::new(detect.window_s, None);
+    let mut verdicts = Vec::new();
+    let mut evaluate = |pipeline: &mut Pipeline, window| {
+        let snapshot = pipeline.snapshot(window.end);
+        let flows: Vec<_> = snapshot.flows.iter().collect();
+        verdicts.extend(evaluate_window(&flows, window, pipeline.catalogue(), &detect, None));
+    };
     while rest.len() >= 5 {
         let link = LinkType::ALL[usize::from(rest[0]) % LinkType::ALL.len()];
         let step = u16::from_le_bytes([rest[1], rest[2]]);
@@ -33,6 +41,10 @@ fuzz_target!(|data: &[u8]| {
         // Steps above 60000 go back in time: capture clocks do.
         now = if step > 60_000 { now.saturating_sub(u64::from(step) * 1000) } else { now + u64::from(step) * 1000 };
         let frame = &rest[5..5 + len];
+        let ts = Timestamp::from_micros(now);
+        if let Some(window) = grid.due(ts) {
+            evaluate(&mut pipeline, window);
+        }
         pipeline.process(link, Timestamp::from_micros(now), frame, len as u32);
         fed += 1;
         rest = &rest[5 + len..];
@@ -40,9 +52,10 @@ fuzz_target!(|data: &[u8]| {
     let s = pipeline.stats().clone();
     assert_eq!(s.packets, fed);
     assert_eq!(s.packets, s.measured + s.skipped.total());
+    if let Some(window) = grid.last(pipeline.clock()) {
+        evaluate(&mut pipeline, window);
+    }
     let analysis = pipeline.finish();
-    let detect = DetectConfig { window_s: 1, ..DetectConfig::default() };
-    let verdicts = evaluate(&analysis.flows, analysis.classifier.catalogue(), &detect, None);
     let report = Report::build(&analysis, Vec::new(), verdicts);
     let mut out = Vec::new();
     report.write_json(&mut out).unwrap();

@@ -13,13 +13,16 @@ pub use throttlewatch_core::config::*;
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DetectConfig {
-    /// Evaluation window on packet time; a flow belongs to the window it starts in.
+    /// Evaluation window on packet time; each window judges the part of every flow that lies
+    /// in it.
     pub window_s: u64,
     /// A TCP flow is bulk when one direction carries at least this much payload.
     pub bulk_min_bytes: u64,
     /// Control flows are comparable when their minimum RTT is within this factor of the
-    /// target flows' (a far server is not a throttled one).
+    /// target flows', or within `rtt_tolerance_ms` of it (a far server is not a throttled one;
+    /// at sub-millisecond RTTs a ratio alone says nothing).
     pub rtt_ratio: f64,
+    pub rtt_tolerance_ms: f64,
     /// Significance level of every test, before the Bonferroni correction across services.
     pub alpha: f64,
 
@@ -75,6 +78,7 @@ impl Default for DetectConfig {
             window_s: 60,
             bulk_min_bytes: 100_000,
             rtt_ratio: 3.0,
+            rtt_tolerance_ms: 20.0,
             alpha: 0.01,
             wehe_min_samples: 10,
             wehe_area: 0.5,
@@ -93,7 +97,7 @@ impl Default for DetectConfig {
             shaping_rtt_growth_ms: 100,
             shaping_rtt_factor: 2.0,
             stall_min_bytes: 10_000,
-            stall_max_bytes: 40_000,
+            stall_max_bytes: 70_000,
             stall_silence_s: 3.0,
             call_loss: 0.03,
             call_jitter_ms: 30.0,
@@ -132,6 +136,12 @@ impl DetectConfig {
             if !(v >= 1.0 && v.is_finite()) {
                 return Err(format!("{name} = {v}: allowed values are >= 1"));
             }
+        }
+        if !(self.rtt_tolerance_ms >= 0.0 && self.rtt_tolerance_ms.is_finite()) {
+            return Err(format!(
+                "rtt_tolerance_ms = {}: allowed values are >= 0",
+                self.rtt_tolerance_ms
+            ));
         }
         if self.stall_min_bytes >= self.stall_max_bytes {
             return Err(format!(

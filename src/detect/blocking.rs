@@ -11,20 +11,28 @@ use super::stats::fisher_exact_greater;
 use super::{
     Comparison, Counts, Finding, Group, Outcome, examples, p_text, share_outcome, versus_control,
 };
+use crate::flow::Direction;
 
-/// (attempted, unanswered) for a flow; `None` when the flow attempted nothing we can judge.
+/// Whether a flow's attempt in the window went unanswered; `None` when it attempted nothing we
+/// can judge there. TCP: the connection's SYNs (judged where the flow had packets). UDP: the
+/// window's STUN requests, or datagrams to port 443 (QUIC Initials) with nothing back.
 fn attempt(f: &Facts) -> Option<bool> {
-    let down_packets = f.f.measures.dirs[1].packets;
+    if !f.active() {
+        return None;
+    }
+    let down_packets = f.packets(Direction::Down);
     if let Some(t) = f.tcp() {
         let hs = &t.handshake;
-        return (hs.syns > 0).then_some(hs.synacks == 0 && down_packets == 0 && hs.syns >= 2);
+        let down_ever = f.f.measures.dirs[1].packets;
+        return (hs.syns > 0).then_some(hs.synacks == 0 && down_ever == 0 && hs.syns >= 2);
     }
-    let u = f.udp()?;
-    if u.stun.requests > 0 {
-        return Some(u.stun.answered == 0 && down_packets == 0 && u.stun.requests >= 2);
+    let (requests, answered) = f.stun_requests();
+    if requests > 0 {
+        return Some(answered == 0 && down_packets == 0 && requests >= 2);
     }
-    let quic = f.f.server.port == 443 && f.f.measures.dirs[0].packets > 0;
-    quic.then_some(down_packets == 0 && f.f.measures.dirs[0].packets >= 2)
+    let up_packets = f.packets(Direction::Up);
+    let quic = f.f.server.port == 443 && up_packets > 0;
+    quic.then_some(down_packets == 0 && up_packets >= 2)
 }
 
 pub(super) fn detect(g: &Group) -> Outcome {
@@ -57,9 +65,8 @@ pub(super) fn detect(g: &Group) -> Outcome {
     // 39.5 s): where too few flows make the share significant, the share of unanswered
     // requests against the control calls' decides.
     let requests = |flows: &mut dyn Iterator<Item = &Facts>| {
-        flows.filter_map(|f| f.udp()).fold((0u64, 0u64), |(unanswered, all), u| {
-            let r = u64::from(u.stun.requests);
-            (unanswered + r.saturating_sub(u64::from(u.stun.answered)), all + r)
+        flows.map(Facts::stun_requests).fold((0u64, 0u64), |(unanswered, all), (r, a)| {
+            (unanswered + r.saturating_sub(a), all + r)
         })
     };
     let (t_unanswered, t_requests) = requests(&mut g.targets.iter());

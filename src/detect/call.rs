@@ -5,6 +5,13 @@
 //! `call_silence_s` while the other goes on), and a step down in the media rate at one change
 //! point (delayed throttling; Wehe segments with PELT, one change point is its simplest case).
 //! Without a control call the answer is `inconclusive`: a lossy radio link hurts every call.
+//!
+//! A call whose media towards the client never comes, or dies after its first packets (the
+//! client sends RTP, next to nothing comes back: Russia's call blocking since August 2025,
+//! inbound UDP cut after 4–6 packets on mobile networks), is a call too: `call_degraded`
+//! against control calls whose media flows both ways, `inconclusive` without them; never
+//! silence. Each window judges the window's part of a call (its media packets, losses and
+//! rate there).
 
 use serde_json::{Value, json};
 
@@ -26,10 +33,29 @@ struct Call<'a> {
     step: Option<(f64, f64, f64)>,
 }
 
+/// The client's media packets in the window that make a call judgeable one way.
+const ONE_WAY_MIN_PACKETS: u64 = 50;
+
+/// A call in the window whose client sends media but which gets (next to) none back: the
+/// client's packets and the ones that came back.
+fn one_way(f: &Facts) -> Option<(u64, u64)> {
+    let u = f.udp()?;
+    u.dirs[0].rtp.summary()?;
+    let (up, down) =
+        (f.packets(crate::flow::Direction::Up), f.packets(crate::flow::Direction::Down));
+    (up >= ONE_WAY_MIN_PACKETS && down * 20 <= up).then_some((up, down))
+}
+
+/// Client-sent media in the window: a call that could have been one-way.
+fn sends_media(f: &&Facts) -> bool {
+    f.udp().is_some_and(|u| u.dirs[0].rtp.summary().is_some())
+        && f.packets(crate::flow::Direction::Up) >= ONE_WAY_MIN_PACKETS
+}
+
 fn call<'a>(f: &'a Facts<'a>, cfg: &DetectConfig) -> Option<Call<'a>> {
     let u = f.udp()?;
     let rtp = u.dirs[1].rtp.summary()?;
-    let (lost, expected) = u.dirs[1].rtp_loss()?;
+    let (lost, expected) = f.rtp_loss_down()?;
     if expected < 50 {
         return None;
     }
@@ -48,7 +74,7 @@ fn call<'a>(f: &'a Facts<'a>, cfg: &DetectConfig) -> Option<Call<'a>> {
         None
     };
     let step = f.f.bins.as_ref().and_then(|b| {
-        let s = &b.bytes[1];
+        let s: Vec<u32> = f.bins(crate::flow::Direction::Down).map(|(_, v)| v).collect();
         let (a, z) = (s.iter().position(|&v| v > 0)?, s.iter().rposition(|&v| v > 0)?);
         let bin_s = b.bin_us as f64 / 1e6;
         let rates: Vec<f64> = s[a..=z].iter().map(|&v| f64::from(v) * 8.0 / bin_s).collect();
@@ -72,6 +98,19 @@ fn row(c: &Call) -> Value {
 }
 
 pub(super) fn detect(g: &Group) -> Outcome {
+    let one_way = one_way_calls(g);
+    match (two_way_calls(g), one_way) {
+        (found @ Outcome::Finding(_), _) => found,
+        (_, found @ Outcome::Finding(_)) => found,
+        (Outcome::NotApplicable | Outcome::Clean { .. }, doubt @ Outcome::Inconclusive { .. }) => {
+            doubt
+        }
+        (two_way, _) => two_way,
+    }
+}
+
+/// Calls with media towards the client: loss, jitter, silences, rate steps.
+fn two_way_calls(g: &Group) -> Outcome {
     const NAME: &str = "calls";
     let cfg = g.cfg;
     let calls: Vec<Call> = g.targets.iter().filter_map(|f| call(f, cfg)).collect();
@@ -167,5 +206,57 @@ pub(super) fn detect(g: &Group) -> Outcome {
             calls.len(),
             controls.len()
         ),
+    })
+}
+
+/// Calls with no RTP towards the client to judge: the ones whose client sent media that got
+/// (next to) nothing back, against the control calls.
+fn one_way_calls(g: &Group) -> Outcome {
+    const NAME: &str = "calls";
+    let sending: Vec<&Facts> = g.targets.iter().filter(sends_media).collect();
+    let dead: Vec<(&Facts, (u64, u64))> =
+        sending.iter().filter_map(|f| one_way(f).map(|p| (*f, p))).collect();
+    if dead.is_empty() {
+        return Outcome::NotApplicable;
+    }
+    let controls: Vec<&Facts> = g.controls.iter().filter(sends_media).collect();
+    let c_dead = controls.iter().filter(|f| one_way(f).is_some()).count();
+    let rows: Vec<Value> = dead
+        .iter()
+        .map(
+            |(f, (up, down))| json!({ "flow": f.id(), "client_packets": up, "packets_back": down }),
+        )
+        .collect();
+    let (up, down) = dead.iter().fold((0, 0), |(u, d), (_, (a, b))| (u + a, d + b));
+    let what = format!(
+        "{} of {} call(s) got next to no media towards the client ({down} packets back for \
+         {up} sent)",
+        dead.len(),
+        sending.len()
+    );
+    let healthy_controls = controls.len() - c_dead;
+    if healthy_controls == 0 {
+        return Outcome::Inconclusive {
+            detector: NAME,
+            reason: if controls.is_empty() {
+                format!("{what}, but no control call to compare with")
+            } else {
+                format!("{what}, and so did every control call: the link may drop all calls")
+            },
+        };
+    }
+    Outcome::Finding(Finding {
+        finding: "call_degraded",
+        mechanism: Some("drop"),
+        confidence: (0.7 + 0.1 * dead.len().min(2) as f64 + 0.05 * healthy_controls.min(2) as f64)
+            .min(0.95),
+        evidence: json!({
+            "one_way_calls": rows,
+            "calls_sending_media": sending.len(),
+            "control_calls": controls.len(),
+            "control_one_way_calls": c_dead,
+        }),
+        flows: examples(dead.iter().map(|(f, _)| f.id()), 20),
+        summary: format!("{what}; {healthy_controls} control call(s) had media both ways"),
     })
 }

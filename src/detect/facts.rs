@@ -1,21 +1,120 @@
-//! What the detectors read of a finished flow, derived once: its transport part, bulk
-//! direction, minimum RTT, busy-period throughput samples and how its TCP connection ended.
+//! What the detectors read of a flow in one window: its transport part, bulk direction,
+//! minimum RTT, busy-period throughput samples, loss events and how its TCP connection ended.
+//!
+//! A flow longer than a window is judged window by window: counters are the window's part (the
+//! flow's measurements minus those at the window's start, [`FinishedFlow::prior`]), throughput
+//! bins and loss events are those inside the window. What happened once for the whole
+//! connection (the handshake, the first FIN or RST, bytes since the start for a freeze
+//! threshold) is read from the whole flow.
 
 use crate::flow::Direction;
 use crate::measure::TransportMeasures;
 use crate::measure::call::UdpMeasures;
+use crate::measure::loss::LossEvent;
 use crate::measure::tcp::{CloseEvent, TcpMeasures};
 use crate::pipeline::FinishedFlow;
 use crate::time::Timestamp;
 
+use super::Window;
+
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Facts<'a> {
     pub f: &'a FinishedFlow,
+    /// The window being judged.
+    pub window: Window,
+}
+
+/// The window's part of one TCP direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct TcpPart {
+    pub payload_bytes: u64,
+    pub new_payload_bytes: u64,
+    pub retransmissions: u64,
+    pub seq_gaps: u64,
 }
 
 impl<'a> Facts<'a> {
-    pub fn new(f: &'a FinishedFlow) -> Self {
-        Facts { f }
+    pub fn new(f: &'a FinishedFlow, window: Window) -> Self {
+        Facts { f, window }
+    }
+
+    /// The flow's measurements at the window's start, if it was open then.
+    fn prior(&self) -> Option<&'a crate::measure::FlowMeasures> {
+        self.f.prior.as_deref()
+    }
+
+    /// Packets of a direction in the window.
+    pub fn packets(&self, dir: Direction) -> u64 {
+        let before = self.prior().map_or(0, |p| p.dirs[dir.index()].packets);
+        self.f.measures.dirs[dir.index()].packets.saturating_sub(before)
+    }
+
+    /// The window's part of a TCP direction.
+    pub fn tcp_part(&self, dir: Direction) -> TcpPart {
+        let Some(t) = self.tcp() else { return TcpPart::default() };
+        let part = |t: &TcpMeasures| {
+            let d = &t.dirs[dir.index()];
+            TcpPart {
+                payload_bytes: d.payload_bytes,
+                new_payload_bytes: d.new_payload_bytes,
+                retransmissions: u64::from(d.retransmissions),
+                seq_gaps: u64::from(d.seq_gaps),
+            }
+        };
+        let now = part(t);
+        let before = match self.prior().map(|p| &p.transport) {
+            Some(TransportMeasures::Tcp(p)) => part(p),
+            _ => TcpPart::default(),
+        };
+        TcpPart {
+            payload_bytes: now.payload_bytes.saturating_sub(before.payload_bytes),
+            new_payload_bytes: now.new_payload_bytes.saturating_sub(before.new_payload_bytes),
+            retransmissions: now.retransmissions.saturating_sub(before.retransmissions),
+            seq_gaps: now.seq_gaps.saturating_sub(before.seq_gaps),
+        }
+    }
+
+    /// STUN requests sent in the window, and how many of them were answered.
+    pub fn stun_requests(&self) -> (u64, u64) {
+        let Some(u) = self.udp() else { return (0, 0) };
+        let (before_requests, before_answered) = match self.prior().map(|p| &p.transport) {
+            Some(TransportMeasures::Udp(p)) => (p.stun.requests, p.stun.answered),
+            _ => (0, 0),
+        };
+        (
+            u64::from(u.stun.requests.saturating_sub(before_requests)),
+            u64::from(u.stun.answered.saturating_sub(before_answered)),
+        )
+    }
+
+    /// RTP packets lost and expected towards the client in the window (over both streams).
+    pub fn rtp_loss_down(&self) -> Option<(u64, u64)> {
+        let (lost, expected) = self.udp()?.dirs[1].rtp_loss()?;
+        let (lost_before, expected_before) = match self.prior().map(|p| &p.transport) {
+            Some(TransportMeasures::Udp(p)) => p.dirs[1].rtp_loss().unwrap_or((0, 0)),
+            _ => (0, 0),
+        };
+        let expected = expected.saturating_sub(expected_before);
+        (expected > 0).then_some((lost.saturating_sub(lost_before).min(expected), expected))
+    }
+
+    /// Whether the flow had a packet in the window (a flow reported because it was active in
+    /// the window before may have had none).
+    pub fn active(&self) -> bool {
+        self.f.last_at >= self.window.start
+    }
+
+    /// Loss events towards the client inside the window (flows with a detail slot).
+    pub fn losses(&self) -> Vec<LossEvent> {
+        self.f.losses.as_ref().map_or_else(Vec::new, |l| {
+            l.between(self.window.start, self.end_bound()).copied().collect()
+        })
+    }
+
+    /// The window's end as an exclusive bound that still takes in a flow's last packet when
+    /// the window ends at it (the last window of a trace).
+    fn end_bound(&self) -> Timestamp {
+        self.window.end.add_micros(1)
     }
 
     pub fn id(&self) -> u64 {
@@ -57,8 +156,9 @@ impl<'a> Facts<'a> {
     /// The direction in which a TCP flow moved at least `min_bytes` of new payload, the larger
     /// one if both did.
     pub fn bulk_dir(&self, min_bytes: u64) -> Option<Direction> {
-        let t = self.tcp()?;
-        let (down, up) = (t.dirs[1].new_payload_bytes, t.dirs[0].new_payload_bytes);
+        self.tcp()?;
+        let down = self.tcp_part(Direction::Down).new_payload_bytes;
+        let up = self.tcp_part(Direction::Up).new_payload_bytes;
         if down.max(up) < min_bytes {
             None
         } else if down >= up {
@@ -68,11 +168,12 @@ impl<'a> Facts<'a> {
         }
     }
 
-    /// Throughput samples (bit/s) of one direction: the flow's bins from its first to its last
-    /// busy one, the two partial edge bins left out. Empty without a detail slot.
+    /// Throughput samples (bit/s) of one direction in the window: the flow's bins from its
+    /// first to its last busy one, the two partial edge bins left out. Empty without a detail
+    /// slot.
     pub fn busy_rates_bps(&self, dir: Direction) -> Vec<f64> {
         let Some(bins) = &self.f.bins else { return Vec::new() };
-        let series = &bins.bytes[dir.index()];
+        let series: Vec<u32> = self.bins(dir).map(|(_, b)| b).collect();
         let (Some(first), Some(last)) =
             (series.iter().position(|&b| b > 0), series.iter().rposition(|&b| b > 0))
         else {
@@ -85,30 +186,41 @@ impl<'a> Facts<'a> {
         series[first + 1..last].iter().map(|&b| f64::from(b) * 8.0 / bin_s).collect()
     }
 
-    /// Absolute bin index (packet time / bin width) and bytes of every bin of a direction.
+    /// Absolute bin index (packet time / bin width) and bytes of every bin of a direction
+    /// that starts inside the window.
     pub fn bins(&self, dir: Direction) -> impl Iterator<Item = (u64, u32)> + 'a {
         let bins = self.f.bins.as_ref();
-        let first = bins.map_or(0, |b| b.start.micros() / b.bin_us.max(1));
+        let width = bins.map_or(1, |b| b.bin_us.max(1));
+        let first = bins.map_or(0, |b| b.start.micros() / width);
+        let (from, to) = (self.window.start.micros(), self.end_bound().micros());
         bins.into_iter().flat_map(move |b| {
-            b.bytes[dir.index()].iter().enumerate().map(move |(i, &v)| (first + i as u64, v))
+            b.bytes[dir.index()]
+                .iter()
+                .enumerate()
+                .map(move |(i, &v)| (first + i as u64, v))
+                .filter(move |(bin, _)| (from..to).contains(&(bin * width)))
         })
     }
 
     /// Mean goodput (bit/s) of a TCP direction over its busy period (bins when present, else
     /// the flow's duration).
     pub fn goodput_bps(&self, dir: Direction) -> Option<f64> {
-        let t = self.tcp()?;
-        let bytes = t.dirs[dir.index()].new_payload_bytes as f64;
+        self.tcp()?;
+        let bytes = self.tcp_part(dir).new_payload_bytes as f64;
         let busy_s = match &self.f.bins {
             Some(b) => {
-                let s = &b.bytes[dir.index()];
-                let busy = match (s.iter().position(|&v| v > 0), s.iter().rposition(|&v| v > 0)) {
+                let busy: Vec<u64> =
+                    self.bins(dir).filter(|&(_, v)| v > 0).map(|(i, _)| i).collect();
+                let busy = match (busy.first(), busy.last()) {
                     (Some(a), Some(z)) => z - a + 1,
                     _ => 0,
                 };
                 busy as f64 * b.bin_us as f64 / 1e6
             }
-            None => self.f.last_at.since(self.f.first_at) as f64 / 1e6,
+            None => {
+                let from = self.f.first_at.max(self.window.start);
+                self.f.last_at.since(from) as f64 / 1e6
+            }
         };
         (busy_s > 0.0 && bytes > 0.0).then(|| bytes * 8.0 / busy_s)
     }

@@ -20,8 +20,6 @@ mod stall;
 pub mod stats;
 mod throughput;
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -104,37 +102,40 @@ pub(crate) struct Group<'a> {
     pub end: Timestamp,
 }
 
-/// Evaluate every window of a trace: flows are grouped by the window they start in, windows
-/// following one another from the earliest flow start; only windows in which flows start are
-/// evaluated (a capture clock that jumps by years costs nothing). With a history, each
-/// service's verdicts show its usual bulk goodput at that hour next to the current one, and the
-/// window's transfers are recorded into it afterwards.
-pub fn evaluate(
-    flows: &[FinishedFlow],
-    catalogue: &Catalogue,
-    cfg: &DetectConfig,
-    mut history: Option<&mut History>,
-) -> Vec<Verdict> {
-    let Some(origin) = flows.iter().map(|f| f.first_at.micros()).min() else {
-        return Vec::new();
-    };
-    let last_seen = flows.iter().map(|f| f.last_at.micros()).max().unwrap_or(origin);
-    let window_us = cfg.window_s.max(1) * 1_000_000;
-    let mut windows: BTreeMap<u64, Vec<&FinishedFlow>> = BTreeMap::new();
-    for f in flows {
-        windows.entry((f.first_at.micros() - origin) / window_us).or_default().push(f);
+/// The grid of evaluation windows on packet time, the same for `analyze` and the daemon: windows
+/// of `window_s` seconds from an origin (the first packet, or a given time), each cut before
+/// the first packet that lies beyond it. Windows without a packet are skipped (a capture
+/// clock that jumps by years costs nothing).
+#[derive(Debug, Clone)]
+pub struct WindowGrid {
+    width_us: u64,
+    start: Option<Timestamp>,
+}
+
+impl WindowGrid {
+    pub fn new(window_s: u64, origin: Option<Timestamp>) -> Self {
+        WindowGrid { width_us: window_s.max(1) * 1_000_000, start: origin }
     }
-    let mut verdicts = Vec::new();
-    for (index, flows) in windows {
-        let start = origin + index * window_us;
-        let end = start.saturating_add(window_us);
-        let window = Window {
-            start: Timestamp::from_micros(start),
-            end: Timestamp::from_micros(end.min(last_seen).max(start)),
-        };
-        verdicts.extend(evaluate_window(&flows, window, catalogue, cfg, history.as_deref_mut()));
+
+    /// Before a packet stamped `ts` is measured: the window it closes, if it lies beyond the
+    /// current one. The grid then moves on to the window that holds `ts`. A packet stamped
+    /// before the origin belongs to the first window.
+    pub fn due(&mut self, ts: Timestamp) -> Option<Window> {
+        let start = *self.start.get_or_insert(ts);
+        let end = start.add_micros(self.width_us);
+        if ts < end {
+            return None;
+        }
+        let skipped = (ts.micros() - end.micros()) / self.width_us;
+        self.start = Some(end.add_micros(skipped * self.width_us));
+        Some(Window { start, end })
     }
-    verdicts
+
+    /// The window in progress, cut short at `at` (the end of the input, or a stop).
+    pub fn last(&self, at: Timestamp) -> Option<Window> {
+        let start = self.start?;
+        Some(Window { start, end: at.max(start) })
+    }
 }
 
 /// Evaluate one window: every flow given belongs to it (the daemon hands over the flows that
@@ -147,7 +148,7 @@ pub fn evaluate_window(
     mut history: Option<&mut History>,
 ) -> Vec<Verdict> {
     let controls: Vec<Facts> =
-        flows.iter().filter(|f| f.role == Role::Control).map(|f| Facts::new(f)).collect();
+        flows.iter().filter(|f| f.role == Role::Control).map(|f| Facts::new(f, window)).collect();
     let services: Vec<ServiceId> = (0..catalogue.services().len() as ServiceId)
         .filter(|sid| flows.iter().any(|f| f.class.service == Some(*sid)))
         .collect();
@@ -157,7 +158,7 @@ pub fn evaluate_window(
             targets: flows
                 .iter()
                 .filter(|f| f.class.service == Some(sid))
-                .map(|f| Facts::new(f))
+                .map(|f| Facts::new(f, window))
                 .collect(),
             controls: &controls,
             services_tested: services.len(),

@@ -34,10 +34,11 @@ fn burst_allowance(rate_bps: f64) -> f64 {
 
 fn per_flow(f: &Facts, base_rtt_us: Option<u64>, cfg: &DetectConfig) -> Option<Policed> {
     let log = f.f.losses.as_ref()?;
-    if log.count < cfg.policing_min_losses {
+    let events = f.losses();
+    if (events.len() as u32) < cfg.policing_min_losses {
         return None;
     }
-    let (first, last) = (log.first()?, log.last?);
+    let (first, last) = (*events.first()?, *events.last()?);
     let span_us = last.at.since(first.at);
     let rtt_us = base_rtt_us.or(f.min_rtt_us()).unwrap_or(0);
     if (span_us as f64) < (cfg.policing_min_rtts * rtt_us as f64).max(500_000.0) {
@@ -59,7 +60,7 @@ fn per_flow(f: &Facts, base_rtt_us: Option<u64>, cfg: &DetectConfig) -> Option<P
     let allowance = burst_allowance(rate_bps);
     let mut within = 0usize;
     let mut burst = 0f64;
-    let events = &log.events[1..];
+    let events = &events[1..];
     for e in events {
         let delivered = e.delivered_bytes.saturating_sub(first.delivered_bytes) as f64;
         let line = rate_bps / 8.0 * e.at.since(first.at) as f64 / 1e6;
@@ -70,16 +71,19 @@ fn per_flow(f: &Facts, base_rtt_us: Option<u64>, cfg: &DetectConfig) -> Option<P
         }
     }
     // The bucket is full when the flow starts: what came through before the first loss
-    // beyond the rate is its depth (Flach's burst), unless a later excess is larger.
-    let before_first =
-        first.delivered_bytes as f64 - rate_bps / 8.0 * first.at.since(f.f.first_at) as f64 / 1e6;
-    burst = burst.max(before_first);
+    // beyond the rate is its depth (Flach's burst), unless a later excess is larger. (A flow
+    // that began in an earlier window had its first burst there.)
+    if f.f.prior.is_none() {
+        let before_first = first.delivered_bytes as f64
+            - rate_bps / 8.0 * first.at.since(f.f.first_at) as f64 / 1e6;
+        burst = burst.max(before_first);
+    }
     let consistency = if events.is_empty() { 0.0 } else { within as f64 / events.len() as f64 };
     (consistency >= cfg.policing_consistency).then_some(Policed {
         id: f.id(),
         rate_bps,
         burst_bytes: burst.max(0.0),
-        losses: log.count,
+        losses: events.len() as u32 + 1,
         consistency,
     })
 }
@@ -87,11 +91,8 @@ fn per_flow(f: &Facts, base_rtt_us: Option<u64>, cfg: &DetectConfig) -> Option<P
 pub(super) fn detect(g: &Group) -> Outcome {
     const NAME: &str = "policing";
     let cfg = g.cfg;
-    let candidates: Vec<&Facts> = g
-        .targets
-        .iter()
-        .filter(|f| f.f.losses.as_ref().is_some_and(|l| l.count >= cfg.policing_min_losses))
-        .collect();
+    let candidates: Vec<&Facts> =
+        g.targets.iter().filter(|f| f.losses().len() as u32 >= cfg.policing_min_losses).collect();
     if candidates.is_empty() {
         return Outcome::NotApplicable;
     }

@@ -1,11 +1,23 @@
-//! Stall / freeze (the TSPU behaviour since 2025): the server's data stops after 12–36 kB on
-//! the wire, in the middle of a transfer (its last segment full-sized), no FIN or RST follows
-//! from the server, and the connection stays silent from that side until the client gives up
-//! or the capture ends. The share of such flows is compared with the control share (one-sided
-//! Fisher's exact test) and the stalled flows are counted per destination network. A middlebox
-//! freezes every connection at the same byte count: when at least three flows stall within
-//! [`CLUSTER_BYTES`] of each other and no control flow stalls, that alone is evidence even where
-//! too few flows make the share significant.
+//! Stalls: TCP connections that stop making progress without being closed, judged by
+//! behaviour, not by size alone. Two shapes, both seen from real middleboxes (2021–2026):
+//!
+//! - **Unacknowledged data**: the handshake completed, then one side sends data again and again
+//!   and the other never acknowledges it (at least [`STUCK_RETRANSMISSIONS`] retransmissions
+//!   since its sequence last moved), with no FIN or RST from the server: the client's first
+//!   application data dropped after the TLS handshake (Russia 2026, Iran 2025), the ServerHello
+//!   dropped, "N packets then drop" (TSPU SNI-II) and allowlists (mobile networks, 2025–26).
+//! - **Freeze**: the server's data stops after `stall_min_bytes..=stall_max_bytes` on the wire
+//!   (the TSPU's 12–64 kB, 2025–26), in the middle of a transfer (its last segment full-sized:
+//!   at least the largest segment seen or, with GRO/GSO super-segments in the capture, the MSS
+//!   the client announced), no FIN or RST follows from the server, and the server stays silent
+//!   until the client gives up or the window ends.
+//!
+//! A connection is judged in the window where its stall shows (it had a packet there). The
+//! share of stalled connections is compared with the control share (one-sided Fisher's exact
+//! test); a middlebox freezes every connection at the same byte count, so at least three
+//! freezes within [`CLUSTER_BYTES`] of each other with no control freeze decide alone. When
+//! the control connections stall as often as the service's, it is no "no interference": the
+//! answer is `inconclusive`, naming what failed (an allowlist, or a broken link).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -13,40 +25,91 @@ use std::net::IpAddr;
 use serde_json::json;
 
 use super::facts::Facts;
-use super::{Counts, Finding, Group, Outcome, examples, p_text, share_outcome, versus_control};
+use super::{
+    Comparison, Counts, Finding, Group, Outcome, examples, p_text, share_outcome, versus_control,
+};
+use crate::flow::Direction;
 use crate::pipeline::FlowEnd;
 
-/// Stall byte counts this close together count as one freeze threshold.
+/// Freeze byte counts this close together count as one freeze threshold.
 pub const CLUSTER_BYTES: u64 = 2_000;
 
-fn stalled(f: &Facts, g: &Group) -> bool {
-    let cfg = g.cfg;
+/// Retransmissions of never-acknowledged data that make a connection stuck (RFC 6298's
+/// back-off puts the second one at least three RTOs, about 3 s, after the first).
+pub const STUCK_RETRANSMISSIONS: u16 = 2;
+
+/// TCP/IP header bytes a segment's payload may fall short of the MSS (options).
+const MSS_SLACK_BYTES: u16 = 40;
+
+/// How a connection stalled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stall {
+    /// One side's data never acknowledged: which side kept sending.
+    Unacknowledged(Direction),
+    /// The server's data stopped mid-transfer after this many IP bytes.
+    Freeze(u64),
+}
+
+/// The server's last segment was a full one: mid-transfer, not the end of a response.
+fn ended_mid_transfer(f: &Facts) -> bool {
     let Some(t) = f.tcp() else { return false };
     let (up, down) = (&t.dirs[0], &t.dirs[1]);
+    if down.max_payload_len < 500 {
+        return false;
+    }
+    let full_as_largest =
+        u32::from(down.last_payload_len) * 10 >= u32::from(down.max_payload_len) * 9;
+    // GRO/GSO: the capture shows super-segments of several MSS; the last one may be shorter
+    // than the largest but still holds whole segments.
+    let full_as_mss =
+        up.syn_mss > MSS_SLACK_BYTES && down.last_payload_len >= up.syn_mss - MSS_SLACK_BYTES;
+    full_as_largest || full_as_mss
+}
+
+fn stall(f: &Facts, g: &Group) -> Option<Stall> {
+    let cfg = g.cfg;
+    let t = f.tcp()?;
+    let (up, down) = (&t.dirs[0], &t.dirs[1]);
+    if down.rst.is_some() || down.fin.is_some() || !t.handshake.completed() {
+        return None;
+    }
+    // Retransmissions show in a window where the flow had packets; a flow silent in this
+    // window can only show a freeze whose silence completes here.
+    if f.active() && up.stuck_retransmissions >= STUCK_RETRANSMISSIONS && up.payload_bytes > 0 {
+        return Some(Stall::Unacknowledged(Direction::Up));
+    }
+    if f.active()
+        && down.stuck_retransmissions >= STUCK_RETRANSMISSIONS
+        && up.fin.is_none()
+        && up.rst.is_none()
+    {
+        return Some(Stall::Unacknowledged(Direction::Down));
+    }
     let down_bytes = f.f.measures.dirs[1].bytes;
     if !(cfg.stall_min_bytes..=cfg.stall_max_bytes).contains(&down_bytes)
-        || down.fin.is_some()
-        || down.rst.is_some()
         || up.payload_bytes == 0
         || down.payload_bytes == 0
-        || down.max_payload_len < 500
-        || u32::from(down.last_payload_len) * 10 < u32::from(down.max_payload_len) * 9
+        || !ended_mid_transfer(f)
     {
-        return false;
+        return None;
     }
     // The client gave up (FIN or RST), or the flow went quiet until its end (or, still open,
     // until the window's end).
     let client_close =
         [up.fin.as_ref(), up.rst.as_ref()].into_iter().flatten().map(|e| f.at(e)).min();
     let quiet_until = if f.f.end == FlowEnd::Active { g.end.max(f.f.last_at) } else { f.f.last_at };
-    let end = client_close.unwrap_or(quiet_until);
+    let end = client_close.unwrap_or(quiet_until).min(g.end);
     let last_down = f.f.measures.dirs[1].last_at;
-    end.since(last_down) as f64 >= cfg.stall_silence_s * 1e6
+    let silence_us = (cfg.stall_silence_s * 1e6) as u64;
+    // Shown in this window: the silence was long enough by its end, and not before its start.
+    let shown =
+        end.since(last_down) >= silence_us && last_down.add_micros(silence_us) >= f.window.start;
+    shown.then_some(Stall::Freeze(down_bytes))
 }
 
-/// Got data from the server: could have stalled.
-fn could_stall(f: &&Facts) -> bool {
-    f.tcp().is_some_and(|t| t.dirs[1].payload_bytes > 0 && t.dirs[0].payload_bytes > 0)
+/// A completed TCP connection with a packet in the window, or whose stall shows in it.
+fn could_stall(f: &Facts, g: &Group) -> bool {
+    f.tcp().is_some_and(|t| t.handshake.completed()) && (f.active() || stall(f, g).is_some())
 }
 
 fn network(addr: IpAddr) -> String {
@@ -65,62 +128,100 @@ fn network(addr: IpAddr) -> String {
 pub(super) fn detect(g: &Group) -> Outcome {
     const NAME: &str = "stall";
     let cfg = g.cfg;
-    let targets: Vec<&Facts> = g.targets.iter().filter(could_stall).collect();
+    let targets: Vec<&Facts> = g.targets.iter().filter(|f| could_stall(f, g)).collect();
     if targets.is_empty() {
         return Outcome::NotApplicable;
     }
-    let controls: Vec<&Facts> = g.controls.iter().filter(could_stall).collect();
-    let hit: Vec<&Facts> = targets.iter().copied().filter(|f| stalled(f, g)).collect();
-    let c_hits = controls.iter().filter(|f| stalled(f, g)).count() as u64;
+    let controls: Vec<&Facts> = g.controls.iter().filter(|f| could_stall(f, g)).collect();
+    let hit: Vec<(&Facts, Stall)> =
+        targets.iter().filter_map(|f| stall(f, g).map(|s| (*f, s))).collect();
+    let c_hits = controls.iter().filter(|f| stall(f, g).is_some()).count() as u64;
     let t = Counts { hits: hit.len() as u64, total: targets.len() as u64 };
     let c = Counts { hits: c_hits, total: controls.len() as u64 };
     let mut networks = BTreeMap::new();
-    for f in &hit {
+    for (f, _) in &hit {
         *networks.entry(network(f.f.server.addr)).or_insert(0u64) += 1;
     }
-    let bytes: Vec<u64> = hit.iter().map(|f| f.f.measures.dirs[1].bytes).collect();
-    let same_threshold = bytes.len() >= 3
-        && bytes.iter().max().unwrap_or(&0) - bytes.iter().min().unwrap_or(&0) <= CLUSTER_BYTES;
+    let freeze_bytes: Vec<u64> = hit
+        .iter()
+        .filter_map(|(_, s)| match s {
+            Stall::Freeze(b) => Some(*b),
+            Stall::Unacknowledged(_) => None,
+        })
+        .collect();
+    // Server bytes at which every stalled connection's server data stopped (for the
+    // unacknowledged ones too: after a freeze the client's next request is never
+    // acknowledged either); one byte count shared by many is a middlebox's threshold.
+    let stopped_at: Vec<u64> = hit
+        .iter()
+        .map(|(f, _)| f.f.measures.dirs[1].bytes)
+        .filter(|b| (cfg.stall_min_bytes..=cfg.stall_max_bytes).contains(b))
+        .collect();
+    let unacked = |dir| hit.iter().filter(|(_, s)| *s == Stall::Unacknowledged(dir)).count();
+    let (client_unacked, server_unacked) = (unacked(Direction::Up), unacked(Direction::Down));
+    let same_threshold = stopped_at.len() >= 3
+        && stopped_at.iter().max().unwrap_or(&0) - stopped_at.iter().min().unwrap_or(&0)
+            <= CLUSTER_BYTES;
     let evidence = |p: Option<f64>| {
         json!({
             "stalled_flows": t.hits,
-            "flows_with_server_data": t.total,
+            "connections": t.total,
             "control_stalled_flows": c.hits,
-            "control_flows_with_server_data": c.total,
+            "control_connections": c.total,
             "fisher_p": p,
-            "server_bytes_before_stall": bytes,
+            "client_data_unacknowledged": client_unacked,
+            "server_data_unacknowledged": server_unacked,
+            "frozen": freeze_bytes.len(),
+            "server_bytes_before_freeze": freeze_bytes,
+            "server_bytes_when_stopped": stopped_at,
             "by_network": networks,
-            "window_bytes": [cfg.stall_min_bytes, cfg.stall_max_bytes],
+            "freeze_window_bytes": [cfg.stall_min_bytes, cfg.stall_max_bytes],
             "same_threshold": same_threshold,
             "min_silence_s": cfg.stall_silence_s,
         })
     };
+    let what = describe(client_unacked, server_unacked, &freeze_bytes);
     let comparison = versus_control(g, t, c).or_decided_by(same_threshold && c.hits == 0);
-    let range = format!(
-        "{}-{} kB",
-        bytes.iter().min().unwrap_or(&0) / 1000,
-        bytes.iter().max().unwrap_or(&0) / 1000
-    );
+    // The controls stall as often: the whole path fails (an allowlist lets only domestic
+    // destinations through), which is not "no interference".
+    if let Comparison::NotHigher { p } = comparison
+        && c.hits >= cfg.min_affected_flows
+        && c.hits * 2 >= c.total
+    {
+        return Outcome::Inconclusive {
+            detector: NAME,
+            reason: format!(
+                "{} of {} connections stalled ({what}), and so did {} of {} control \
+                 connections ({}): connections to other destinations fail the same way, as \
+                 under an allowlist that blocks all foreign destinations or on a broken path; \
+                 this service is not singled out",
+                t.hits,
+                t.total,
+                c.hits,
+                c.total,
+                p_text(p)
+            ),
+        };
+    }
     share_outcome(
         NAME,
         comparison,
         evidence,
         || {
             format!(
-                "{} of {} connections froze after {range} from the server, but no control \
-                 connection to compare with",
+                "{} of {} connections stalled ({what}), but no control connection to compare \
+                 with",
                 t.hits, t.total
             )
         },
         |p, evidence| Finding {
             finding: "stalled",
-            mechanism: Some("freeze"),
+            mechanism: Some(if stopped_at.len() * 2 > hit.len() { "freeze" } else { "drop" }),
             confidence: (((1.0 - p) * 0.9) * 100.0).round() / 100.0,
             evidence,
-            flows: examples(hit.iter().map(|f| f.id()), 20),
+            flows: examples(hit.iter().map(|(f, _)| f.id()), 20),
             summary: format!(
-                "{} of {} connections froze after {range} from the server, no RST ({}); \
-                 control {} of {}",
+                "{} of {} connections stalled: {what}, no RST ({}); control {} of {}",
                 t.hits,
                 t.total,
                 p_text(p),
@@ -129,4 +230,28 @@ pub(super) fn detect(g: &Group) -> Outcome {
             ),
         },
     )
+}
+
+/// "3 froze after 16-17 kB from the server; 2 with the client's data never acknowledged".
+fn describe(client_unacked: usize, server_unacked: usize, freeze_bytes: &[u64]) -> String {
+    let mut parts = Vec::new();
+    if !freeze_bytes.is_empty() {
+        let (lo, hi) = (
+            freeze_bytes.iter().min().unwrap_or(&0) / 1000,
+            freeze_bytes.iter().max().unwrap_or(&0) / 1000,
+        );
+        let range = if lo == hi { format!("{lo} kB") } else { format!("{lo}-{hi} kB") };
+        parts.push(format!("{} froze after {range} from the server", freeze_bytes.len()));
+    }
+    if client_unacked > 0 {
+        parts.push(format!(
+            "{client_unacked} with the client's data retransmitted and never acknowledged"
+        ));
+    }
+    if server_unacked > 0 {
+        parts.push(format!(
+            "{server_unacked} with the server's data retransmitted and never acknowledged"
+        ));
+    }
+    parts.join("; ")
 }

@@ -21,16 +21,18 @@ use super::{Finding, Group, Outcome, examples, p_text, rate_text};
 use crate::flow::Direction;
 
 /// Control bulk flows comparable with the targets: minimum RTT within the ratio of the
-/// targets' median minimum RTT (flows without an RTT are not comparable).
+/// targets' median minimum RTT, or within the absolute tolerance of it (flows without an RTT
+/// are not comparable).
 fn comparable_controls<'a>(g: &'a Group, target_rtt_us: Option<f64>) -> Vec<&'a Facts<'a>> {
     let ratio = g.cfg.rtt_ratio;
+    let tolerance_us = g.cfg.rtt_tolerance_ms * 1000.0;
     g.controls
         .iter()
         .filter(|c| c.bulk_dir(g.cfg.bulk_min_bytes).is_some())
         .filter(|c| match (target_rtt_us, c.min_rtt_us()) {
             (Some(t), Some(r)) => {
                 let r = r as f64;
-                r <= t * ratio && r * ratio >= t
+                (r <= t * ratio && r * ratio >= t) || (r - t).abs() <= tolerance_us
             }
             (None, _) => true,
             (Some(_), None) => false,

@@ -572,9 +572,9 @@ impl TcpDirReport {
             retransmissions: d.retransmissions,
             out_of_order: d.out_of_order,
             seq_gaps: d.seq_gaps,
-            zero_windows: d.zero_windows,
-            rsts: d.rsts,
-            packets_after_rst: d.packets_after_rst,
+            zero_windows: d.zero_windows.into(),
+            rsts: d.rsts.into(),
+            packets_after_rst: d.packets_after_rst.into(),
             fin: d.fin.as_ref().map(|c| CloseReport::build(c, flow_start)),
             rst: d.rst.as_ref().map(|c| CloseReport::build(c, flow_start)),
         }

@@ -117,6 +117,9 @@ pub fn analyze(files: &[PathBuf], catalogue: Option<Catalogue>) -> AnalyzeOutput
         files: files.to_vec(),
         config: PipelineConfig::default(),
         catalogue: catalogue.unwrap_or_else(Catalogue::builtin),
+        detect: throttlewatch::config::DetectConfig::default(),
+        window_origin: None,
+        history: None,
     })
 }
 

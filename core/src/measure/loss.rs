@@ -4,8 +4,8 @@
 //! policer let through: a loss shows as a hole in the sequence space, or as the server's
 //! retransmission (at most two events per lost segment).
 //!
-//! Kept for flows with a detail slot only; at most [`LOSS_LOG_LEN`] events are stored (the first
-//! ones), the count and the last event always.
+//! Kept for flows with a detail slot only; at most [`LOSS_LOG_LEN`] events are stored (the latest
+//! ones: a window of a long flow judges its own), the count and the last event always.
 
 use crate::time::Timestamp;
 
@@ -25,7 +25,7 @@ pub struct LossLog {
     /// All loss events, stored or not.
     pub count: u32,
     pub last: Option<LossEvent>,
-    /// The first [`LOSS_LOG_LEN`] events, in order.
+    /// The latest [`LOSS_LOG_LEN`] events, in order.
     pub events: Vec<LossEvent>,
     /// Largest external RTT sample before the first loss (queueing builds before a shaper's
     /// drops, not before a policer's).
@@ -37,9 +37,11 @@ impl LossLog {
         let event = LossEvent { at, delivered_bytes };
         self.count = self.count.saturating_add(1);
         self.last = Some(event);
-        if self.events.len() < LOSS_LOG_LEN {
-            self.events.push(event);
+        if self.events.len() == LOSS_LOG_LEN {
+            // Rare next to packets (a loss event per lost segment at most): a shift is cheap.
+            self.events.remove(0);
         }
+        self.events.push(event);
     }
 
     /// An external RTT sample of the flow.
@@ -49,8 +51,9 @@ impl LossLog {
         }
     }
 
-    pub fn first(&self) -> Option<LossEvent> {
-        self.events.first().copied()
+    /// The stored events in `[from, to)`.
+    pub fn between(&self, from: Timestamp, to: Timestamp) -> impl Iterator<Item = &LossEvent> {
+        self.events.iter().filter(move |e| e.at >= from && e.at < to)
     }
 
     /// Ready for another flow, keeping the allocation.
@@ -67,7 +70,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keeps_the_first_events_the_count_and_the_last() {
+    fn keeps_the_latest_events_the_count_and_the_last() {
         let mut log = LossLog::default();
         log.rtt(40_000);
         for i in 0..100u64 {
@@ -76,7 +79,9 @@ mod tests {
         }
         assert_eq!(log.count, 100);
         assert_eq!(log.events.len(), LOSS_LOG_LEN);
-        assert_eq!(log.first().unwrap().delivered_bytes, 0);
+        assert_eq!(log.events[0].delivered_bytes, 36 * 1448, "the latest 64 of 100");
+        let t = Timestamp::from_micros;
+        assert_eq!(log.between(t(50_000), t(60_000)).count(), 10);
         assert_eq!(log.last.unwrap().delivered_bytes, 99 * 1448);
         assert_eq!(log.rtt_max_before_us, 40_000, "samples after the first loss do not count");
         log.clear();

@@ -75,14 +75,20 @@ pub struct TcpDirection {
     /// point, lost (or reordered) between the sender and here.
     pub seq_gaps: u32,
     /// Times the advertised window dropped to zero.
-    pub zero_windows: u32,
+    pub zero_windows: u16,
     /// Payload of the latest data segment, and the largest one (an estimate of the MSS): a
     /// transfer cut mid-stream ends on a full segment, a finished response seldom does.
     pub last_payload_len: u16,
     pub max_payload_len: u16,
-    pub rsts: u32,
+    /// The MSS this side announced in its SYN (what the other side may send in one segment);
+    /// 0 when not seen.
+    pub syn_mss: u16,
+    /// Retransmissions since this side's sequence last advanced: data it keeps sending again
+    /// because the other side never acknowledged it (a stalled connection).
+    pub stuck_retransmissions: u16,
+    pub rsts: u16,
     /// Packets from this side after its own first RST (a real RST ends the sender's part).
-    pub packets_after_rst: u32,
+    pub packets_after_rst: u16,
     pub fin: Option<CloseEvent>,
     /// The first RST.
     pub rst: Option<CloseEvent>,
@@ -161,6 +167,9 @@ impl TcpMeasures {
         }
         if seg.has(tcp_flags::FIN) && mine.fin.is_none() {
             mine.fin = Some(close_event());
+        }
+        if syn && let Some(mss) = seg.options.mss {
+            mine.syn_mss = mss;
         }
         mine.payload_bytes += u64::from(seg.payload_len);
         if seg.payload_len > 0 {
@@ -324,6 +333,7 @@ impl TcpDirection {
                 u64::from(advance.min(seg.payload_len.saturating_add(MAX_HOLE_BYTES)));
             track.highest_end = end;
             track.highest_at = ShortTime::of(now);
+            self.stuck_retransmissions = 0;
             false
         } else if seg.seq != track.last_seq && track.highest_at.until(now) < reorder_window_us() {
             // Filled in below the highest segment sooner than a sender could have noticed a
@@ -332,6 +342,7 @@ impl TcpDirection {
             false
         } else {
             self.retransmissions = self.retransmissions.saturating_add(1);
+            self.stuck_retransmissions = self.stuck_retransmissions.saturating_add(1);
             true
         };
         track.last_seq = seg.seq;
