@@ -465,7 +465,8 @@ mod tests {
         assert!(bad(|c| c.alpha = 0.0).starts_with("alpha = 0"));
         assert!(bad(|c| c.window_s = 0).starts_with("window_s = 0"));
         assert!(bad(|c| c.rtt_ratio = 0.5).starts_with("rtt_ratio = 0.5"));
-        assert!(bad(|c| c.stall_min_bytes = 50_000).starts_with("stall_min_bytes"));
+        assert!(bad(|c| c.stall_min_bytes = 80_000).starts_with("stall_min_bytes"));
+        assert!(bad(|c| c.rtt_tolerance_ms = -1.0).starts_with("rtt_tolerance_ms = -1"));
         assert!(bad(|c| c.policing_min_losses = 1).contains("policing_min_losses"));
     }
 }
