@@ -68,6 +68,9 @@ pub struct DetectConfig {
     pub call_jitter_ms: f64,
     pub call_silence_s: f64,
     pub call_step_ratio: f64,
+    /// Random-loss throttling: the share of its packets a connection must lose (or retransmit)
+    /// to count as lossy.
+    pub loss_min_share: f64,
     /// Smallest number of flows with a finding (resets, stalls, blocked) for a verdict.
     pub min_affected_flows: u64,
 }
@@ -103,6 +106,7 @@ impl Default for DetectConfig {
             call_jitter_ms: 30.0,
             call_silence_s: 2.0,
             call_step_ratio: 0.6,
+            loss_min_share: 0.02,
             min_affected_flows: 2,
         }
     }
@@ -126,6 +130,7 @@ impl DetectConfig {
         unit("wehe_jackknife_agreement", self.wehe_jackknife_agreement)?;
         unit("policing_consistency", self.policing_consistency)?;
         unit("call_loss", self.call_loss)?;
+        unit("loss_min_share", self.loss_min_share)?;
         unit("call_step_ratio", self.call_step_ratio)?;
         for (name, v) in [
             ("rtt_ratio", self.rtt_ratio),

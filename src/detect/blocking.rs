@@ -71,11 +71,20 @@ pub(super) fn detect(g: &Group) -> Outcome {
     };
     let (t_unanswered, t_requests) = requests(&mut g.targets.iter());
     let (c_unanswered, c_requests) = requests(&mut g.controls.iter());
+    // A control call whose media flows both ways shows that the path carries UDP: STUN to
+    // the service that stays (almost) unanswered beside it decides even with few requests.
+    let working_call = g.controls.iter().any(|f| {
+        f.udp().is_some() && f.packets(Direction::Up) >= 50 && f.packets(Direction::Down) >= 50
+    });
+    let stun_dead = t_unanswered >= 4
+        && t_unanswered * 10 >= t_requests * 8
+        && c_unanswered * 5 < c_requests.max(1);
     let comparison = match versus_control(g, t, c) {
         Comparison::Nothing | Comparison::NotHigher { .. }
             if t_unanswered >= 4 && c_requests > 0 =>
         {
             g.judge(fisher_exact_greater(t_unanswered, t_requests, c_unanswered, c_requests))
+                .or_decided_by(stun_dead && working_call)
         }
         other => other,
     };

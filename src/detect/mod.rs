@@ -14,10 +14,13 @@ mod blocking;
 mod call;
 mod facts;
 pub mod history;
+mod loss;
 mod policing;
 mod resets;
 mod stall;
 pub mod stats;
+#[cfg(test)]
+mod synthetic;
 mod throughput;
 
 use serde::Serialize;
@@ -192,6 +195,7 @@ pub fn evaluate_window(
 fn run_detectors(group: &Group) -> Vec<Outcome> {
     vec![
         policing::detect(group),
+        loss::detect(group),
         throughput::shaping(group),
         throughput::differentiation(group),
         resets::detect(group),

@@ -170,6 +170,22 @@ pub(super) fn detect(g: &Group) -> Outcome {
             ),
         };
     }
+    // Control transfers that lose packets the same way at no higher a rate: whatever limits
+    // the link limits everything (a policer on the whole line, a lossy radio link), and this
+    // service is not singled out.
+    let control_policed: Vec<f64> = g
+        .controls
+        .iter()
+        .filter(|c| c.losses().len() as u32 >= cfg.policing_min_losses)
+        .filter_map(|c| per_flow(c, c.min_rtt_us(), cfg))
+        .map(|p| p.rate_bps)
+        .filter(|&r| r < cfg.control_margin * rate)
+        .collect();
+    if control_bps < cfg.control_margin * rate && !control_policed.is_empty() {
+        let mut evidence = evidence;
+        evidence["control_policed_flows"] = json!(control_policed.len());
+        return Outcome::Clean { detector: NAME, evidence };
+    }
     if control_bps < cfg.control_margin * rate {
         return Outcome::Inconclusive {
             detector: NAME,

@@ -181,7 +181,13 @@ pub(super) fn detect(g: &Group) -> Outcome {
         })
     };
     let what = describe(client_unacked, server_unacked, &freeze_bytes);
-    let comparison = versus_control(g, t, c).or_decided_by(same_threshold && c.hits == 0);
+    // Behaviour decides where too few connections make the share significant: one byte count
+    // shared by several freezes, or several connections whose data was never acknowledged
+    // while every control connection went through.
+    let stuck = (client_unacked + server_unacked) as u64 >= cfg.min_affected_flows
+        && c.total >= cfg.min_affected_flows;
+    let comparison =
+        versus_control(g, t, c).or_decided_by((same_threshold || stuck) && c.hits == 0);
     // The controls stall as often: the whole path fails (an allowlist lets only domestic
     // destinations through), which is not "no interference".
     if let Comparison::NotHigher { p } = comparison

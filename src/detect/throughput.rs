@@ -178,16 +178,6 @@ pub(super) fn shaping(g: &Group) -> Outcome {
         }
     }
     let rates: Vec<f64> = busy.values().map(|&b| b as f64 * 8.0 / bin_s).collect();
-    if rates.len() < 6 {
-        return Outcome::Inconclusive {
-            detector: NAME,
-            reason: format!("{} busy bins of bulk downloads (need 6)", rates.len()),
-        };
-    }
-    let plateau = median(&rates).unwrap_or(0.0);
-    let m = mean(&rates).unwrap_or(0.0);
-    let cv = (rates.iter().map(|r| (r - m).powi(2)).sum::<f64>() / rates.len() as f64).sqrt()
-        / m.max(1.0);
     let min_rtt = g.targets.iter().filter_map(|f| f.min_rtt_us()).min();
     let max_rtt = bulk.iter().filter_map(|f| f.max_rtt_us()).max();
     let grown = match (min_rtt, max_rtt) {
@@ -197,6 +187,31 @@ pub(super) fn shaping(g: &Group) -> Outcome {
         }
         _ => false,
     };
+    // A shaper queues: without a grown round trip there is none, however short the
+    // transfers; with one, a plateau needs enough busy bins to be seen.
+    if !grown {
+        return Outcome::Clean {
+            detector: NAME,
+            evidence: json!({ "busy_bins": rates.len(), "min_rtt_us": min_rtt,
+                              "max_rtt_us": max_rtt, "rtt_grown": false }),
+        };
+    }
+    if rates.len() < 6 {
+        return Outcome::Inconclusive {
+            detector: NAME,
+            reason: format!(
+                "the round trip grew from {} to {} ms during downloads, but they filled only \
+                 {} busy bins (need 6) to see a plateau",
+                min_rtt.unwrap_or(0) / 1000,
+                max_rtt.unwrap_or(0) / 1000,
+                rates.len()
+            ),
+        };
+    }
+    let plateau = median(&rates).unwrap_or(0.0);
+    let m = mean(&rates).unwrap_or(0.0);
+    let cv = (rates.iter().map(|r| (r - m).powi(2)).sum::<f64>() / rates.len() as f64).sqrt()
+        / m.max(1.0);
     let control_bps = g
         .controls
         .iter()
@@ -212,7 +227,7 @@ pub(super) fn shaping(g: &Group) -> Outcome {
         "control_max_goodput_bps": control_bps.round(),
         "note": "burst-intolerant shapers are hard to tell from a slow link passively",
     });
-    if cv > cfg.shaping_max_cv || !grown {
+    if cv > cfg.shaping_max_cv {
         return Outcome::Clean { detector: NAME, evidence };
     }
     if control_bps < cfg.control_margin * plateau {

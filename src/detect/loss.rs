@@ -1,0 +1,129 @@
+//! Random-loss throttling: a share of a service's packets dropped at random, with no fixed rate
+//! and no queue (Russia's per-protocol "capacity" throttling, 2024–2026: 2–10 % and more). Per
+//! TCP connection in the window, the loss share is the segments lost or retransmitted (sequence
+//! holes and retransmissions, both directions, as seen at the capture point) over its packets.
+//! The service's pooled share must be significantly above the control connections' (one-sided
+//! Fisher's exact test, Bonferroni across services), its typical connection must lose at least
+//! `loss_min_share` and twice the typical control connection's share, and the round trip must
+//! not have grown (a congested or shaped path queues before it drops; a dropper does not).
+//! Loss on everything (Wi-Fi, a congested link) raises the control share alike and finds
+//! nothing.
+
+use serde_json::json;
+
+use super::facts::Facts;
+use super::stats::{fisher_exact_greater, median};
+use super::{Finding, Group, Outcome, examples, p_text};
+use crate::flow::Direction;
+
+/// Packets a connection needs in the window for its loss share to count.
+const MIN_PACKETS: u64 = 20;
+
+/// (lost or retransmitted segments, packets) of a TCP connection in the window.
+fn loss(f: &Facts) -> Option<(u64, u64)> {
+    f.tcp()?;
+    let packets = f.packets(Direction::Up) + f.packets(Direction::Down);
+    if packets < MIN_PACKETS {
+        return None;
+    }
+    let (up, down) = (f.tcp_part(Direction::Up), f.tcp_part(Direction::Down));
+    let lost = up.retransmissions + up.seq_gaps + down.retransmissions + down.seq_gaps;
+    Some((lost.min(packets), packets))
+}
+
+/// The round trip grew beyond what a path without a queue shows.
+fn queued(f: &Facts, inflation: f64) -> bool {
+    match (f.min_rtt_us(), f.max_rtt_us()) {
+        (Some(lo), Some(hi)) => hi as f64 > inflation * lo as f64 + 20_000.0,
+        _ => false,
+    }
+}
+
+pub(super) fn detect(g: &Group) -> Outcome {
+    const NAME: &str = "random_loss";
+    let cfg = g.cfg;
+    let targets: Vec<(&Facts, (u64, u64))> =
+        g.targets.iter().filter_map(|f| loss(f).map(|l| (f, l))).collect();
+    if targets.is_empty() {
+        return Outcome::NotApplicable;
+    }
+    let controls: Vec<(u64, u64)> = g.controls.iter().filter_map(loss).collect();
+    let share = |(l, p): (u64, u64)| l as f64 / p.max(1) as f64;
+    let sum = |v: &mut dyn Iterator<Item = (u64, u64)>| {
+        v.fold((0u64, 0u64), |(a, b), (l, p)| (a + l, b + p))
+    };
+    let (t_lost, t_packets) = sum(&mut targets.iter().map(|(_, l)| *l));
+    let (c_lost, c_packets) = sum(&mut controls.iter().copied());
+    let t_shares: Vec<f64> = targets.iter().map(|(_, l)| share(*l)).collect();
+    let c_shares: Vec<f64> = controls.iter().map(|l| share(*l)).collect();
+    let t_median = median(&t_shares).unwrap_or(0.0);
+    let c_median = median(&c_shares).unwrap_or(0.0);
+    let lossy: Vec<&Facts> =
+        targets.iter().filter(|(_, l)| share(*l) >= cfg.loss_min_share).map(|(f, _)| *f).collect();
+    let queueing = targets.iter().filter(|(f, _)| queued(f, cfg.policing_rtt_inflation)).count();
+    let round = |x: f64| (x * 1e4).round() / 1e4;
+    let evidence = |p: Option<f64>| {
+        json!({
+            "loss_share": round(share((t_lost, t_packets))),
+            "lost_segments": t_lost,
+            "packets": t_packets,
+            "connections": targets.len(),
+            "lossy_connections": lossy.len(),
+            "median_connection_loss": round(t_median),
+            "control_loss_share": round(share((c_lost, c_packets))),
+            "control_connections": controls.len(),
+            "control_median_connection_loss": round(c_median),
+            "connections_with_queueing": queueing,
+            "fisher_p": p,
+        })
+    };
+    if (lossy.len() as u64) < cfg.min_affected_flows || t_median < cfg.loss_min_share {
+        return Outcome::Clean { detector: NAME, evidence: evidence(None) };
+    }
+    if controls.is_empty() {
+        return Outcome::Inconclusive {
+            detector: NAME,
+            reason: format!(
+                "{} of {} connections lose {:.1}% of their packets, but no control connection \
+                 to compare with",
+                lossy.len(),
+                targets.len(),
+                t_median * 100.0
+            ),
+        };
+    }
+    let p = fisher_exact_greater(t_lost, t_packets, c_lost, c_packets);
+    let above_controls = t_median >= 2.0 * c_median && p < g.alpha();
+    if !above_controls {
+        return Outcome::Clean { detector: NAME, evidence: evidence(Some(p)) };
+    }
+    if queueing * 2 > targets.len() {
+        return Outcome::Inconclusive {
+            detector: NAME,
+            reason: format!(
+                "the service's connections lose {:.1}% of their packets (control {:.1}%), but \
+                 their round trips grew as on a congested path ({queueing} of {})",
+                t_median * 100.0,
+                c_median * 100.0,
+                targets.len()
+            ),
+        };
+    }
+    Outcome::Finding(Finding {
+        finding: "throttled",
+        mechanism: Some("random_loss"),
+        confidence: (((1.0 - p) * (0.6 + 0.1 * lossy.len() as f64).min(0.9)) * 100.0).round()
+            / 100.0,
+        evidence: evidence(Some(p)),
+        flows: examples(lossy.iter().map(|f| f.id()), 20),
+        summary: format!(
+            "{} of {} connections lose {:.1}% of their packets at random with no queue \
+             ({}); control connections {:.1}%",
+            lossy.len(),
+            targets.len(),
+            t_median * 100.0,
+            p_text(p),
+            c_median * 100.0
+        ),
+    })
+}

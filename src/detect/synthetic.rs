@@ -1,0 +1,639 @@
+//! Detector tests on synthetic traffic (no root, no files): a small simulator writes the raw
+//! IPv4 packets a capture next to the client would see — TCP connections with their
+//! handshakes, requests, downloads, ACKs, losses and retransmissions, GRO super-segments,
+//! calls with RTP both ways and STUN — and feeds them through the real pipeline and the same
+//! window grid as `analyze`. Each test builds the behaviour a detector names (and the
+//! confounders that must not trigger it) and checks the verdict.
+
+use std::net::Ipv4Addr;
+
+use super::{Verdict, WindowGrid, evaluate_window};
+use crate::classify::{Catalogue, Classifier};
+use crate::config::{DetectConfig, PipelineConfig};
+use crate::decode::LinkType;
+use crate::pipeline::Pipeline;
+use crate::time::Timestamp;
+
+const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 2);
+/// The service's servers ("msg": 198.51.100.0/24).
+pub const MSG: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
+/// Control servers.
+pub const CTL: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 20);
+
+const SYN: u8 = 0x02;
+const RST: u8 = 0x04;
+const PSH: u8 = 0x08;
+const ACK: u8 = 0x10;
+const FIN: u8 = 0x01;
+
+/// Segment payload of a 1460-byte MSS with timestamps.
+pub const SEG: u32 = 1448;
+/// Start of every simulation (2026-01-01), in microseconds.
+const T0_US: u64 = 1_767_225_600_000_000;
+
+/// A deterministic random source (xorshift64*), so every test sees the same packets.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.max(1))
+    }
+
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// The packets of a simulated capture.
+#[derive(Default)]
+pub struct Sim {
+    frames: Vec<(u64, Vec<u8>)>,
+    next_port: u16,
+}
+
+fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, ttl: u8, l4: &[u8], total_l4: usize) -> Vec<u8> {
+    let mut p = vec![0x45, 0];
+    p.extend_from_slice(&((20 + total_l4) as u16).to_be_bytes());
+    p.extend_from_slice(&[0x12, 0x34, 0x40, 0, ttl, proto, 0, 0]);
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    p.extend_from_slice(l4);
+    p
+}
+
+/// One TCP connection being written: sequence numbers and the times of both sides.
+pub struct Tcp<'a> {
+    sim: &'a mut Sim,
+    server: Ipv4Addr,
+    cport: u16,
+    sport: u16,
+    /// Next sequence number of the client and of the server.
+    cseq: u32,
+    sseq: u32,
+    /// One-way delay from the capture point to the server and back, in µs.
+    pub rtt_us: u64,
+    /// Current time at the capture point.
+    pub now_us: u64,
+}
+
+impl Sim {
+    fn push(&mut self, at_us: u64, frame: Vec<u8>) {
+        self.frames.push((at_us, frame));
+    }
+
+    fn port(&mut self) -> u16 {
+        self.next_port = self.next_port.wrapping_add(1);
+        40_000 + self.next_port % 20_000
+    }
+
+    /// A TCP connection to `server`:443 opened at `start_ms` with a round trip of `rtt_ms`;
+    /// nothing is sent until a method says so.
+    pub fn tcp(&mut self, server: Ipv4Addr, start_ms: u64, rtt_ms: u64) -> Tcp<'_> {
+        let cport = self.port();
+        Tcp {
+            sim: self,
+            server,
+            cport,
+            sport: 443,
+            cseq: 1_000,
+            sseq: 500_000,
+            rtt_us: rtt_ms * 1000,
+            now_us: start_ms * 1000,
+        }
+    }
+
+    /// A UDP datagram between the client's `cport` and `server:sport`.
+    pub fn udp(
+        &mut self,
+        at_us: u64,
+        up: bool,
+        server: (Ipv4Addr, u16),
+        cport: u16,
+        payload: &[u8],
+    ) {
+        let (src, dst, sp, dp) = if up {
+            (CLIENT, server.0, cport, server.1)
+        } else {
+            (server.0, CLIENT, server.1, cport)
+        };
+        let mut l4 = Vec::with_capacity(8 + payload.len());
+        l4.extend_from_slice(&sp.to_be_bytes());
+        l4.extend_from_slice(&dp.to_be_bytes());
+        l4.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        l4.extend_from_slice(&[0, 0]);
+        l4.extend_from_slice(payload);
+        let frame = ipv4(src, dst, 17, if up { 64 } else { 52 }, &l4, l4.len());
+        self.push(at_us, frame);
+    }
+
+    /// A call of `seconds` to `server`: RTP at 50 packets/s each way (the direction towards
+    /// the client keeps packet `i` when `down(i)` says so), a STUN Binding exchange first.
+    pub fn call(
+        &mut self,
+        server: Ipv4Addr,
+        start_ms: u64,
+        seconds: u64,
+        mut down: impl FnMut(u64) -> bool,
+    ) {
+        let cport = self.port();
+        let peer = (server, 3478);
+        let t0 = start_ms * 1000;
+        let tid = [7u8; 12];
+        self.udp(t0, true, peer, cport, &stun(0x0001, &tid));
+        self.udp(t0 + 40_000, false, peer, cport, &stun(0x0101, &tid));
+        for i in 0..seconds * 50 {
+            let at = t0 + 50_000 + i * 20_000;
+            self.udp(at, true, peer, cport, &rtp(0x1111, i as u16, i as u32 * 160));
+            if down(i) {
+                self.udp(at + 7_000, false, peer, cport, &rtp(0x2222, i as u16, i as u32 * 160));
+            }
+        }
+    }
+
+    /// STUN Binding requests every 500 ms to `server:port`, answered when `answer(i)`.
+    pub fn stun_probe(
+        &mut self,
+        server: Ipv4Addr,
+        port: u16,
+        start_ms: u64,
+        count: u64,
+        mut answer: impl FnMut(u64) -> bool,
+    ) {
+        let cport = self.port();
+        for i in 0..count {
+            let at = (start_ms + i * 500) * 1000;
+            let tid = [(i % 251) as u8 + 1; 12];
+            self.udp(at, true, (server, port), cport, &stun(0x0001, &tid));
+            if answer(i) {
+                self.udp(at + 40_000, false, (server, port), cport, &stun(0x0101, &tid));
+            }
+        }
+    }
+
+    /// Run the frames (in time order) through the pipeline and the window grid as `analyze`
+    /// does, with the `msg` catalogue; the verdicts about `msg`.
+    pub fn verdicts(mut self, cfg: &DetectConfig) -> Vec<Verdict> {
+        let catalogue = Catalogue::parse(
+            "[[service]]\nid = \"msg\"\nname = \"M\"\nranges = [\"198.51.100.0/24\"]\n",
+            "t",
+        )
+        .expect("catalogue");
+        let mut pipeline = Pipeline::new(PipelineConfig::default(), Classifier::new(catalogue));
+        let mut grid = WindowGrid::new(cfg.window_s, None);
+        let mut verdicts = Vec::new();
+        let mut cut = |p: &mut Pipeline, w: super::Window| {
+            let snapshot = p.snapshot(w.end);
+            let flows: Vec<_> = snapshot.flows.iter().collect();
+            verdicts.extend(evaluate_window(&flows, w, p.catalogue(), cfg, None));
+        };
+        self.frames.sort_by_key(|(t, _)| *t);
+        for (at, frame) in &self.frames {
+            let ts = Timestamp::from_micros(T0_US + at);
+            if let Some(w) = grid.due(ts) {
+                cut(&mut pipeline, w);
+            }
+            pipeline.process(LinkType::RawIp, ts, frame, frame.len() as u32);
+        }
+        if let Some(w) = grid.last(pipeline.clock()) {
+            cut(&mut pipeline, w);
+        }
+        verdicts
+    }
+}
+
+fn stun(kind: u16, tid: &[u8; 12]) -> Vec<u8> {
+    let mut m = kind.to_be_bytes().to_vec();
+    m.extend_from_slice(&[0, 0, 0x21, 0x12, 0xa4, 0x42]);
+    m.extend_from_slice(tid);
+    m
+}
+
+fn rtp(ssrc: u32, seq: u16, ts: u32) -> Vec<u8> {
+    let mut m = vec![0x80, 111];
+    m.extend_from_slice(&seq.to_be_bytes());
+    m.extend_from_slice(&ts.to_be_bytes());
+    m.extend_from_slice(&ssrc.to_be_bytes());
+    m.resize(12 + 160, 0x55);
+    m
+}
+
+impl Tcp<'_> {
+    /// A segment at the capture point now; the payload is filled with zeros.
+    fn segment(&mut self, up: bool, seq: u32, ack: u32, flags: u8, len: u32) {
+        let (src, dst, sp, dp) = if up {
+            (CLIENT, self.server, self.cport, self.sport)
+        } else {
+            (self.server, CLIENT, self.sport, self.cport)
+        };
+        let syn = flags & SYN != 0;
+        let mut l4 = Vec::with_capacity(24 + len as usize);
+        l4.extend_from_slice(&sp.to_be_bytes());
+        l4.extend_from_slice(&dp.to_be_bytes());
+        l4.extend_from_slice(&seq.to_be_bytes());
+        l4.extend_from_slice(&ack.to_be_bytes());
+        l4.extend_from_slice(&[if syn { 0x60 } else { 0x50 }, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        if syn {
+            l4.extend_from_slice(&[2, 4, 0x05, 0xb4]);
+        }
+        let header = l4.len();
+        // Like a capture with a short snap length: payload bytes are not kept.
+        let frame = ipv4(src, dst, 6, if up { 64 } else { 52 }, &l4, header + len as usize);
+        self.sim.push(self.now_us, frame);
+    }
+
+    /// Move the capture point's clock on.
+    pub fn wait_us(&mut self, us: u64) -> &mut Self {
+        self.now_us += us;
+        self
+    }
+
+    /// SYN, SYN/ACK one round trip later, ACK.
+    pub fn handshake(&mut self) -> &mut Self {
+        self.segment(true, self.cseq, 0, SYN, 0);
+        self.cseq += 1;
+        self.now_us += self.rtt_us;
+        self.segment(false, self.sseq, self.cseq, SYN | ACK, 0);
+        self.sseq += 1;
+        self.now_us += 50;
+        self.segment(true, self.cseq, self.sseq, ACK, 0);
+        self
+    }
+
+    /// The client sends `len` bytes and the server acknowledges them a round trip later.
+    pub fn request(&mut self, len: u32) -> &mut Self {
+        self.segment(true, self.cseq, self.sseq, PSH | ACK, len);
+        self.cseq += len;
+        self.now_us += self.rtt_us;
+        self.segment(false, self.sseq, self.cseq, ACK, 0);
+        self
+    }
+
+    /// The client sends `len` bytes that are never acknowledged: sent again after 1, 2, 4 …
+    /// seconds, `tries` times in all.
+    pub fn unacknowledged_request(&mut self, len: u32, tries: u32) -> &mut Self {
+        let mut rto_us = 1_000_000;
+        for _ in 0..tries {
+            self.segment(true, self.cseq, self.sseq, PSH | ACK, len);
+            self.now_us += rto_us;
+            rto_us *= 2;
+        }
+        self.cseq += len;
+        self
+    }
+
+    /// The server sends `bytes` at `rate_bps` in segments of up to `seg` bytes (several MSS
+    /// with GRO), the client acknowledging every other one. Each segment is lost on the way
+    /// with probability `loss` (`rng`) and sent again a round trip later (the capture sees a
+    /// hole, then the retransmission).
+    pub fn download(
+        &mut self,
+        bytes: u32,
+        rate_bps: f64,
+        seg: u32,
+        loss: f64,
+        rng: &mut Rng,
+    ) -> &mut Self {
+        let mut sent = 0;
+        let mut lost: Vec<(u64, u32, u32)> = Vec::new();
+        let mut count = 0u32;
+        while sent < bytes {
+            let len = seg.min(bytes - sent);
+            let seq = self.sseq + sent;
+            if loss > 0.0 && rng.unit() < loss {
+                lost.push((self.now_us + self.rtt_us, seq, len));
+            } else {
+                self.segment(false, seq, self.cseq, ACK, len);
+                count += 1;
+                if count.is_multiple_of(2) {
+                    self.now_us += 30;
+                    self.segment(true, self.cseq, seq + len, ACK, 0);
+                }
+            }
+            sent += len;
+            self.now_us += (f64::from(len + 52) * 8e6 / rate_bps) as u64;
+            while let Some(&(_, rseq, rlen)) = lost.first().filter(|l| l.0 <= self.now_us) {
+                lost.remove(0);
+                self.segment(false, rseq, self.cseq, ACK, rlen);
+                self.now_us += 30;
+                self.segment(true, self.cseq, self.sseq + sent, ACK, 0);
+            }
+        }
+        for (at, rseq, rlen) in lost {
+            self.now_us = self.now_us.max(at);
+            self.segment(false, rseq, self.cseq, ACK, rlen);
+        }
+        self.sseq += bytes;
+        self.now_us += 30;
+        self.segment(true, self.cseq, self.sseq, ACK, 0);
+        self
+    }
+
+    /// FIN from the client, the server's FIN/ACK a round trip later, the last ACK.
+    pub fn close(&mut self) -> &mut Self {
+        self.segment(true, self.cseq, self.sseq, FIN | ACK, 0);
+        self.cseq += 1;
+        self.now_us += self.rtt_us;
+        self.segment(false, self.sseq, self.cseq, FIN | ACK, 0);
+        self.sseq += 1;
+        self.now_us += 50;
+        self.segment(true, self.cseq, self.sseq, ACK, 0);
+        self
+    }
+
+    /// The client gives up with an RST.
+    pub fn abort(&mut self) -> &mut Self {
+        self.segment(true, self.cseq, self.sseq, RST | ACK, 0);
+        self
+    }
+}
+
+/// Per-flow policing as a token bucket in front of the server: `rate_bps`, `burst` bytes,
+/// the server sending at `send_bps`; dropped segments are sent again a round trip later and
+/// also pass the bucket.
+pub fn policed_download(t: &mut Tcp, bytes: u32, send_bps: f64, rate_bps: f64, burst: f64) {
+    let mut tokens = burst;
+    let mut last = t.now_us;
+    let mut queue: std::collections::VecDeque<(u64, u32)> =
+        (0..bytes.div_ceil(SEG)).map(|i| (0, t.sseq + i * SEG)).collect();
+    let end = t.sseq + bytes;
+    let mut acked = 0u32;
+    while let Some((not_before, seq)) = queue.pop_front() {
+        t.now_us = t.now_us.max(not_before);
+        tokens = (tokens + (t.now_us - last) as f64 * rate_bps / 8e6).min(burst);
+        last = t.now_us;
+        let len = SEG.min(end - seq);
+        if tokens >= f64::from(len + 52) {
+            tokens -= f64::from(len + 52);
+            t.segment(false, seq, t.cseq, ACK, len);
+            acked += 1;
+            if acked.is_multiple_of(2) {
+                t.now_us += 30;
+                t.segment(true, t.cseq, seq + len, ACK, 0);
+            }
+        } else {
+            queue.push_back((t.now_us + t.rtt_us, seq));
+        }
+        t.now_us += (f64::from(len + 52) * 8e6 / send_bps) as u64;
+    }
+    t.sseq = end;
+    t.now_us += 30;
+    t.segment(true, t.cseq, t.sseq, ACK, 0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(window_s: u64) -> DetectConfig {
+        DetectConfig { window_s, ..DetectConfig::default() }
+    }
+
+    /// Findings and mechanisms of the verdicts, e.g. `["stalled/drop"]`.
+    fn findings(v: &[Verdict]) -> Vec<String> {
+        v.iter()
+            .map(|v| format!("{}/{}", v.finding, v.mechanism.as_deref().unwrap_or("-")))
+            .collect()
+    }
+
+    fn summaries(v: &[Verdict]) -> String {
+        v.iter().map(|v| v.summary.as_str()).collect::<Vec<_>>().join(" | ")
+    }
+
+    /// Control connections that complete: a request and a download each.
+    fn controls(sim: &mut Sim, start_ms: u64, n: u64, rng: &mut Rng) {
+        for i in 0..n {
+            sim.tcp(CTL, start_ms + i * 700, 30)
+                .handshake()
+                .request(400)
+                .download(150_000, 4e6, SEG, 0.0, rng)
+                .close();
+        }
+    }
+
+    #[test]
+    fn clean_traffic_gives_no_sign_of_interference() {
+        let mut sim = Sim::default();
+        let mut rng = Rng::new(1);
+        for i in 0..4 {
+            sim.tcp(MSG, i * 900, 40)
+                .handshake()
+                .request(500)
+                .download(2_000_000, 4e6, SEG, 0.0, &mut rng)
+                .close();
+        }
+        for i in 0..4 {
+            sim.tcp(CTL, i * 900 + 300, 30)
+                .handshake()
+                .request(400)
+                .download(2_000_000, 4e6, SEG, 0.0, &mut rng)
+                .close();
+        }
+        sim.call(MSG, 0, 8, |_| true);
+        sim.call(CTL, 0, 8, |_| true);
+        let v = sim.verdicts(&cfg(60));
+        assert_eq!(findings(&v), ["none/-"], "{}", summaries(&v));
+    }
+
+    /// Russia 2026, Iran 2025: the TLS handshake completes, the client's first application
+    /// data and everything after it is dropped; the client retransmits until it gives up.
+    #[test]
+    fn a_stall_after_the_tls_handshake_is_found() {
+        let mut sim = Sim::default();
+        let mut rng = Rng::new(2);
+        for i in 0..4 {
+            sim.tcp(MSG, i * 500, 40)
+                .handshake()
+                .request(517)
+                .download(4_000, 4e6, SEG, 0.0, &mut rng)
+                .unacknowledged_request(120, 5)
+                .abort();
+        }
+        controls(&mut sim, 0, 4, &mut rng);
+        let v = sim.verdicts(&cfg(60));
+        assert_eq!(findings(&v), ["stalled/drop"], "{}", summaries(&v));
+        assert_eq!(v[0].evidence["client_data_unacknowledged"], 4);
+        assert!(v[0].summary.contains("never acknowledged"), "{}", v[0].summary);
+    }
+
+    /// TSPU SNI-II: a few packets pass, then both directions are dropped: the ClientHello is
+    /// never acknowledged.
+    #[test]
+    fn n_packets_then_drop_is_found() {
+        let mut sim = Sim::default();
+        let mut rng = Rng::new(3);
+        for i in 0..3 {
+            sim.tcp(MSG, i * 300, 40).handshake().unacknowledged_request(517, 4);
+        }
+        controls(&mut sim, 0, 3, &mut rng);
+        let v = sim.verdicts(&cfg(60));
+        assert_eq!(findings(&v), ["stalled/drop"], "{}", summaries(&v));
+    }
+
+    /// Mobile allowlists: every foreign destination fails the same way, the controls too. Not
+    /// "no interference", and not this service singled out.
+    #[test]
+    fn an_allowlist_that_fails_the_controls_too_is_named() {
+        let mut sim = Sim::default();
+        for i in 0..3 {
+            sim.tcp(MSG, i * 300, 40).handshake().unacknowledged_request(517, 4);
+            sim.tcp(CTL, i * 300 + 100, 30).handshake().unacknowledged_request(517, 4);
+        }
+        let v = sim.verdicts(&cfg(60));
+        assert_eq!(findings(&v), ["inconclusive/-"], "{}", summaries(&v));
+        assert!(v[0].summary.contains("allowlist"), "{}", v[0].summary);
+    }
+
+    /// A freeze at ~14 kB captured with GRO on: super-segments of four MSS, the last one two.
+    #[test]
+    fn a_freeze_behind_gro_super_segments_is_found() {
+        let mut sim = Sim::default();
+        let mut rng = Rng::new(4);
+        for i in 0..3 {
+            sim.tcp(MSG, i * 400, 40)
+                .handshake()
+                .request(300)
+                .download(10 * SEG, 8e6, 4 * SEG, 0.0, &mut rng)
+                .wait_us(6_000_000)
+                .abort();
+        }
+        controls(&mut sim, 0, 4, &mut rng);
+        let v = sim.verdicts(&cfg(60));
+        assert_eq!(findings(&v), ["stalled/freeze"], "{}", summaries(&v));
+        assert_eq!(v[0].evidence["same_threshold"], true);
+    }
+
+    /// A response that ends on a short segment and a client that closes later is no freeze.
+    #[test]
+    fn finished_responses_and_idle_keepalives_are_no_freeze() {
+        let mut sim = Sim::default();
+        let mut rng = Rng::new(5);
+        for i in 0..3 {
+            sim.tcp(MSG, i * 400, 40)
+                .handshake()
+                .request(300)
+                .download(10 * SEG + 700, 8e6, SEG, 0.0, &mut rng)
+                .wait_us(6_000_000)
+                .close();
+        }
+        controls(&mut sim, 0, 4, &mut rng);
+        let v = sim.verdicts(&cfg(60));
+        assert_eq!(findings(&v), ["none/-"], "{}", summaries(&v));
+    }
+
+    /// Russia 2024-26: a share of the service's packets dropped at random, no rate limit, no
+    /// queue.
+    #[test]
+    fn random_loss_on_the_service_alone_is_throttling() {
+        let mut sim = Sim::default();
+        let mut rng = Rng::new(6);
+        for i in 0..4 {
+            sim.tcp(MSG, i * 900, 40)
+                .handshake()
+                .request(500)
+                .download(300_000, 4e6, SEG, 0.06, &mut rng)
+                .close();
+        }
+        for i in 0..4 {
+            sim.tcp(CTL, i * 900 + 300, 30)
+                .handshake()
+                .request(500)
+                .download(300_000, 4e6, SEG, 0.002, &mut rng)
+                .close();
+        }
+        let v = sim.verdicts(&cfg(60));
+        assert_eq!(findings(&v), ["throttled/random_loss"], "{}", summaries(&v));
+        let share = v[0].evidence["loss_share"].as_f64().unwrap();
+        assert!((0.03..0.09).contains(&share), "{share}");
+    }
+
+    /// Wi-Fi: the same 1.5 % loss on everything is not the service's throttling.
+    #[test]
+    fn loss_on_everything_is_no_finding() {
+        let mut sim = Sim::default();
+        let mut rng = Rng::new(7);
+        for i in 0..4 {
+            for (server, rtt) in [(MSG, 40), (CTL, 30)] {
+                sim.tcp(server, i * 900 + rtt, rtt)
+                    .handshake()
+                    .request(500)
+                    .download(2_000_000, 4e6, SEG, 0.015, &mut rng)
+                    .close();
+            }
+        }
+        let v = sim.verdicts(&cfg(60));
+        assert_eq!(findings(&v), ["none/-"], "{}", summaries(&v));
+    }
+
+    /// August 2025: the call's media towards the client dies after its first packets while
+    /// the control call works.
+    #[test]
+    fn a_call_whose_media_never_comes_back_is_degraded() {
+        let mut sim = Sim::default();
+        sim.call(MSG, 0, 10, |i| i < 5);
+        sim.call(CTL, 0, 10, |_| true);
+        let v = sim.verdicts(&cfg(60));
+        assert_eq!(findings(&v), ["call_degraded/drop"], "{}", summaries(&v));
+        assert!(v[0].summary.contains("next to no media"), "{}", v[0].summary);
+    }
+
+    /// Without a control call the same is `inconclusive`, saying what was seen: never silence.
+    #[test]
+    fn a_dead_call_without_a_control_call_is_inconclusive_not_silence() {
+        let mut sim = Sim::default();
+        sim.call(MSG, 0, 10, |i| i < 5);
+        let v = sim.verdicts(&cfg(60));
+        assert_eq!(findings(&v), ["inconclusive/-"], "{}", summaries(&v));
+        assert!(v[0].summary.contains("no control call"), "{}", v[0].summary);
+    }
+
+    /// Calls blocked at set-up: STUN to the service's relays is never answered while the
+    /// control's is.
+    #[test]
+    fn unanswered_stun_to_the_relays_is_blocking() {
+        let mut sim = Sim::default();
+        sim.stun_probe(MSG, 3478, 0, 20, |_| false);
+        sim.stun_probe(MSG, 1400, 100, 20, |_| false);
+        sim.stun_probe(CTL, 3478, 0, 20, |_| true);
+        sim.call(CTL, 0, 10, |_| true);
+        let v = sim.verdicts(&cfg(60));
+        assert_eq!(findings(&v), ["blocked/drop"], "{}", summaries(&v));
+    }
+
+    /// A policed download longer than the window is found in every window it fills, not only
+    /// in the one where it started.
+    #[test]
+    fn policing_is_found_window_by_window_in_a_long_download() {
+        let mut sim = Sim::default();
+        let mut rng = Rng::new(8);
+        let mut t = sim.tcp(MSG, 0, 40);
+        t.handshake().request(500);
+        policed_download(&mut t, 1_000_000, 512_000.0, 256_000.0, 16_384.0);
+        t.close();
+        let end_ms = t.now_us / 1000;
+        assert!(end_ms > 30_000, "the download lasts {end_ms} ms");
+        for start in (0..end_ms).step_by(2_500) {
+            sim.tcp(CTL, start, 30)
+                .handshake()
+                .request(400)
+                .download(300_000, 4e6, SEG, 0.0, &mut rng);
+        }
+        let v = sim.verdicts(&cfg(10));
+        let policed: Vec<&Verdict> =
+            v.iter().filter(|v| v.mechanism.as_deref() == Some("policing")).collect();
+        let full_windows = (end_ms / 10_000) as usize;
+        assert!(
+            policed.len() >= full_windows,
+            "{} of {full_windows}: {}",
+            policed.len(),
+            summaries(&v)
+        );
+        for p in policed {
+            let rate = p.evidence["rate_bps"].as_f64().unwrap();
+            assert!((rate / 256_000.0 - 1.0).abs() < 0.15, "{rate}: {}", p.summary);
+        }
+    }
+}
