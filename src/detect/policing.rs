@@ -201,18 +201,113 @@ pub(super) fn detect(g: &Group) -> Outcome {
         cluster.iter().map(|p| p.consistency).sum::<f64>() / cluster.len() as f64;
     let confidence =
         ((0.6 + 0.1 * cluster.len() as f64).min(0.95) * mean_consistency * 100.0).round() / 100.0;
+    let ids: Vec<u64> = cluster.iter().map(|p| p.id).collect();
+    let scope = scope(g, &ids, rate);
+    let mut evidence = evidence;
+    evidence["scope"] = json!(scope.name());
+    let (what, shown_rate) = match scope {
+        Scope::Aggregate { rate_bps, .. } => {
+            evidence["aggregate_rate_bps"] = json!(rate_bps.round());
+            ("all the service's downloads together policed at", rate_bps)
+        }
+        Scope::PerFlow { .. } | Scope::Unknown => ("downloads policed at", rate),
+    };
+    if let Scope::Aggregate { concurrent_bins, single_bins, .. }
+    | Scope::PerFlow { concurrent_bins, single_bins } = scope
+    {
+        evidence["scope_bins"] = json!({ "concurrent": concurrent_bins, "single": single_bins });
+    }
     Outcome::Finding(Finding {
         finding: "throttled",
         mechanism: Some("policing"),
         confidence,
         evidence,
-        flows: examples(cluster.iter().map(|p| p.id), 20),
+        flows: examples(ids, 20),
         summary: format!(
-            "downloads policed at {} ({} flow(s), burst ~{:.0} kB); control traffic reached {}",
-            rate_text(rate),
+            "{what} {} ({} flow(s){}, burst ~{:.0} kB); control traffic reached {}",
+            rate_text(shown_rate),
             cluster.len(),
+            match scope {
+                Scope::Aggregate { .. } => ", one bucket for all".to_string(),
+                Scope::PerFlow { .. } => ", a bucket per connection".to_string(),
+                Scope::Unknown => String::new(),
+            },
             burst / 1000.0,
             rate_text(control_bps)
         ),
     })
+}
+
+/// Whether one bucket polices every connection or one all of the service's traffic.
+#[derive(Debug, Clone, Copy)]
+enum Scope {
+    /// The service's rate towards the client stays the same however many policed connections
+    /// run at once: one bucket for all, at `rate_bps`.
+    Aggregate { rate_bps: f64, concurrent_bins: usize, single_bins: usize },
+    /// It grows with them: a bucket per connection.
+    PerFlow { concurrent_bins: usize, single_bins: usize },
+    /// The policed connections never ran both alone and together.
+    Unknown,
+}
+
+impl Scope {
+    fn name(self) -> &'static str {
+        match self {
+            Scope::Aggregate { .. } => "aggregate",
+            Scope::PerFlow { .. } => "per_flow",
+            Scope::Unknown => "unknown",
+        }
+    }
+}
+
+/// Bins in which a policed connection was busy, by how many were: the service's summed rate
+/// towards the client (all its flows) where one ran against where two or more did. Per-flow
+/// buckets add a connection's rate (`per_flow_bps`) for each; one bucket for all adds nothing.
+fn scope(g: &Group, policed: &[u64], per_flow_bps: f64) -> Scope {
+    use std::collections::BTreeMap;
+    let mut active: BTreeMap<u64, usize> = BTreeMap::new();
+    // Bytes per bin of all the service's flows.
+    let mut total: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut bin_s = 0.5;
+    for f in &g.targets {
+        if let Some(b) = &f.f.bins {
+            bin_s = b.bin_us as f64 / 1e6;
+        }
+        let bins: Vec<(u64, u32)> = f.bins(crate::flow::Direction::Down).collect();
+        for &(bin, bytes) in &bins {
+            *total.entry(bin).or_default() += u64::from(bytes);
+        }
+        if policed.contains(&f.id()) {
+            let busy: Vec<u64> = bins.iter().filter(|b| b.1 > 0).map(|b| b.0).collect();
+            // The busy period without its partial edge bins.
+            if let (Some(&a), Some(&z)) = (busy.first(), busy.last()) {
+                for bin in a + 1..z {
+                    *active.entry(bin).or_default() += 1;
+                }
+            }
+        }
+    }
+    let rate = |sums: &BTreeMap<u64, u64>, bins: &[u64]| {
+        let rates: Vec<f64> =
+            bins.iter().map(|b| sums.get(b).copied().unwrap_or(0) as f64 * 8.0 / bin_s).collect();
+        median(&rates)
+    };
+    let single: Vec<u64> = active.iter().filter(|e| *e.1 == 1).map(|e| *e.0).collect();
+    let concurrent: Vec<u64> = active.iter().filter(|e| *e.1 >= 2).map(|e| *e.0).collect();
+    let (Some(alone), Some(together)) = (rate(&total, &single), rate(&total, &concurrent)) else {
+        return Scope::Unknown;
+    };
+    if single.len() < 4 || concurrent.len() < 4 {
+        return Scope::Unknown;
+    }
+    let (concurrent_bins, single_bins) = (concurrent.len(), single.len());
+    // A second policed connection adds its own rate under per-flow buckets, nothing under one
+    // bucket for all.
+    if together - alone < 0.5 * per_flow_bps {
+        let all: Vec<u64> = active.keys().copied().collect();
+        let rate_bps = rate(&total, &all).unwrap_or(alone);
+        Scope::Aggregate { rate_bps, concurrent_bins, single_bins }
+    } else {
+        Scope::PerFlow { concurrent_bins, single_bins }
+    }
 }

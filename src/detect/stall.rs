@@ -73,38 +73,37 @@ fn stall(f: &Facts, g: &Group) -> Option<Stall> {
     if down.rst.is_some() || down.fin.is_some() || !t.handshake.completed() {
         return None;
     }
-    // Retransmissions show in a window where the flow had packets; a flow silent in this
-    // window can only show a freeze whose silence completes here.
-    if f.active() && up.stuck_retransmissions >= STUCK_RETRANSMISSIONS && up.payload_bytes > 0 {
-        return Some(Stall::Unacknowledged(Direction::Up));
-    }
-    if f.active()
-        && down.stuck_retransmissions >= STUCK_RETRANSMISSIONS
-        && up.fin.is_none()
-        && up.rst.is_none()
-    {
-        return Some(Stall::Unacknowledged(Direction::Down));
-    }
     let down_bytes = f.f.measures.dirs[1].bytes;
-    if !(cfg.stall_min_bytes..=cfg.stall_max_bytes).contains(&down_bytes)
-        || up.payload_bytes == 0
-        || down.payload_bytes == 0
-        || !ended_mid_transfer(f)
-    {
+    let froze = (cfg.stall_min_bytes..=cfg.stall_max_bytes).contains(&down_bytes)
+        && up.payload_bytes > 0
+        && down.payload_bytes > 0
+        && ended_mid_transfer(f);
+    if froze {
+        // The client gave up (FIN or RST), or the flow went quiet until its end (or, still
+        // open, until the window's end); its requests after the freeze may go unanswered.
+        let client_close =
+            [up.fin.as_ref(), up.rst.as_ref()].into_iter().flatten().map(|e| f.at(e)).min();
+        let quiet_until =
+            if f.f.end == FlowEnd::Active { g.end.max(f.f.last_at) } else { f.f.last_at };
+        let end = client_close.unwrap_or(quiet_until).min(g.end);
+        let last_down = f.f.measures.dirs[1].last_at;
+        let silence_us = (cfg.stall_silence_s * 1e6) as u64;
+        // Shown in this window: the silence was long enough by its end, and not before its
+        // start.
+        if end.since(last_down) >= silence_us && last_down.add_micros(silence_us) >= f.window.start
+        {
+            return Some(Stall::Freeze(down_bytes));
+        }
+    }
+    // Retransmissions show in a window where the flow had packets.
+    if !f.active() {
         return None;
     }
-    // The client gave up (FIN or RST), or the flow went quiet until its end (or, still open,
-    // until the window's end).
-    let client_close =
-        [up.fin.as_ref(), up.rst.as_ref()].into_iter().flatten().map(|e| f.at(e)).min();
-    let quiet_until = if f.f.end == FlowEnd::Active { g.end.max(f.f.last_at) } else { f.f.last_at };
-    let end = client_close.unwrap_or(quiet_until).min(g.end);
-    let last_down = f.f.measures.dirs[1].last_at;
-    let silence_us = (cfg.stall_silence_s * 1e6) as u64;
-    // Shown in this window: the silence was long enough by its end, and not before its start.
-    let shown =
-        end.since(last_down) >= silence_us && last_down.add_micros(silence_us) >= f.window.start;
-    shown.then_some(Stall::Freeze(down_bytes))
+    if up.stuck_retransmissions >= STUCK_RETRANSMISSIONS && up.payload_bytes > 0 {
+        return Some(Stall::Unacknowledged(Direction::Up));
+    }
+    (down.stuck_retransmissions >= STUCK_RETRANSMISSIONS && up.fin.is_none() && up.rst.is_none())
+        .then_some(Stall::Unacknowledged(Direction::Down))
 }
 
 /// A completed TCP connection with a packet in the window, or whose stall shows in it.
