@@ -7,7 +7,8 @@
 //! `loss_min_share` and twice the typical control connection's share, and the round trip must
 //! not have grown (a congested or shaped path queues before it drops; a dropper does not).
 //! Loss on everything (Wi-Fi, a congested link) raises the control share alike and finds
-//! nothing.
+//! nothing. Stalled connections (see [`super::stall`]) are left out: their retransmissions are
+//! the stall's.
 
 use serde_json::json;
 
@@ -20,7 +21,7 @@ use crate::flow::Direction;
 const MIN_PACKETS: u64 = 20;
 
 /// (lost or retransmitted segments, packets) of a TCP connection in the window.
-fn loss(f: &Facts) -> Option<(u64, u64)> {
+pub(super) fn loss(f: &Facts) -> Option<(u64, u64)> {
     f.tcp()?;
     let packets = f.packets(Direction::Up) + f.packets(Direction::Down);
     if packets < MIN_PACKETS {
@@ -42,12 +43,22 @@ fn queued(f: &Facts, inflation: f64) -> bool {
 pub(super) fn detect(g: &Group) -> Outcome {
     const NAME: &str = "random_loss";
     let cfg = g.cfg;
-    let targets: Vec<(&Facts, (u64, u64))> =
-        g.targets.iter().filter_map(|f| loss(f).map(|l| (f, l))).collect();
+    // A stalled connection retransmits what never arrives: its loss is the stall's.
+    let targets: Vec<(&Facts, (u64, u64))> = g
+        .targets
+        .iter()
+        .filter(|f| super::stall::stall(f, g).is_none())
+        .filter_map(|f| loss(f).map(|l| (f, l)))
+        .collect();
     if targets.is_empty() {
         return Outcome::NotApplicable;
     }
-    let controls: Vec<(u64, u64)> = g.controls.iter().filter_map(loss).collect();
+    let controls: Vec<(u64, u64)> = g
+        .controls
+        .iter()
+        .filter(|f| super::stall::stall(f, g).is_none())
+        .filter_map(loss)
+        .collect();
     let share = |(l, p): (u64, u64)| l as f64 / p.max(1) as f64;
     let sum = |v: &mut dyn Iterator<Item = (u64, u64)>| {
         v.fold((0u64, 0u64), |(a, b), (l, p)| (a + l, b + p))

@@ -170,6 +170,23 @@ pub(super) fn detect(g: &Group) -> Outcome {
             ),
         };
     }
+    // Control connections that lose a comparable share of their packets: the loss is the
+    // link's (a lossy radio link), not a policer's on this service.
+    let pooled = |flows: &mut dyn Iterator<Item = &Facts>| {
+        let (l, p) = flows
+            .filter_map(super::loss::loss)
+            .fold((0u64, 0u64), |(l, p), (fl, fp)| (l + fl, p + fp));
+        l as f64 / p.max(1) as f64
+    };
+    let policed_loss =
+        pooled(&mut g.targets.iter().filter(|f| cluster.iter().any(|p| p.id == f.id())));
+    let control_loss = pooled(&mut g.controls.iter());
+    if control_loss * 3.0 >= policed_loss && control_loss > 0.0 {
+        let mut evidence = evidence;
+        evidence["loss_share"] = json!((policed_loss * 1e4).round() / 1e4);
+        evidence["control_loss_share"] = json!((control_loss * 1e4).round() / 1e4);
+        return Outcome::Clean { detector: NAME, evidence };
+    }
     // Control transfers that lose packets the same way at no higher a rate: whatever limits
     // the link limits everything (a policer on the whole line, a lossy radio link), and this
     // service is not singled out.

@@ -43,7 +43,7 @@ const MSS_SLACK_BYTES: u16 = 40;
 
 /// How a connection stalled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stall {
+pub(super) enum Stall {
     /// One side's data never acknowledged: which side kept sending.
     Unacknowledged(Direction),
     /// The server's data stopped mid-transfer after this many IP bytes.
@@ -66,7 +66,8 @@ fn ended_mid_transfer(f: &Facts) -> bool {
     full_as_largest || full_as_mss
 }
 
-fn stall(f: &Facts, g: &Group) -> Option<Stall> {
+/// How a connection stalled in the window, if it did.
+pub(super) fn stall(f: &Facts, g: &Group) -> Option<Stall> {
     let cfg = g.cfg;
     let t = f.tcp()?;
     let (up, down) = (&t.dirs[0], &t.dirs[1]);

@@ -61,6 +61,39 @@ pub(super) fn differentiation(g: &Group) -> Outcome {
     let controls = comparable_controls(g, target_rtt);
     let (t, c) = (samples(&bulk, cfg.bulk_min_bytes), samples(&controls, cfg.bulk_min_bytes));
     if t.len() < cfg.wehe_min_samples || c.len() < cfg.wehe_min_samples {
+        // No control at a comparable distance. TCP's rate falls with the round trip: a
+        // service at least as fast as farther controls, or as fast as nearer ones once their
+        // shorter round trip is allowed for, shows no differentiation.
+        let all: Vec<&Facts> =
+            g.controls.iter().filter(|c| c.bulk_dir(cfg.bulk_min_bytes).is_some()).collect();
+        // Per transfer, its goodput over its busy time (short fast transfers leave no inner
+        // throughput bins, and must still count).
+        let goodputs = |flows: &[&Facts]| -> Vec<f64> {
+            flows
+                .iter()
+                .filter_map(|f| f.bulk_dir(cfg.bulk_min_bytes).and_then(|d| f.goodput_bps(d)))
+                .collect()
+        };
+        let (t_goodput, c_goodput) = (goodputs(&bulk), goodputs(&all));
+        let control_rtt = median(
+            &all.iter().filter_map(|f| f.min_rtt_us()).map(|r| r as f64).collect::<Vec<_>>(),
+        );
+        if let (Some(mean_t), Some(mean_c), Some(t_rtt), Some(c_rtt)) =
+            (median(&t_goodput), median(&c_goodput), target_rtt, control_rtt)
+            && mean_t >= 0.8 * mean_c * (c_rtt / t_rtt).min(1.0)
+        {
+            return Outcome::Clean {
+                detector: NAME,
+                evidence: json!({
+                    "target_median_goodput_bps": mean_t.round(),
+                    "control_median_goodput_bps": mean_c.round(),
+                    "target_rtt_us": t_rtt.round(),
+                    "control_rtt_us": c_rtt.round(),
+                    "comparable_controls": 0,
+                    "note": "no control at a comparable round trip; the service was no slower than the round trips explain",
+                }),
+            };
+        }
         return Outcome::Inconclusive {
             detector: NAME,
             reason: format!(
@@ -228,6 +261,22 @@ pub(super) fn shaping(g: &Group) -> Outcome {
         "note": "burst-intolerant shapers are hard to tell from a slow link passively",
     });
     if cv > cfg.shaping_max_cv {
+        return Outcome::Clean { detector: NAME, evidence };
+    }
+    // Control transfers queued as much on a link no faster: one bottleneck for everything
+    // (congestion), not a shaper for this service.
+    let control_min_rtt = g.controls.iter().filter_map(|c| c.min_rtt_us()).min();
+    let control_max_rtt = g.controls.iter().filter_map(|c| c.max_rtt_us()).max();
+    let control_queued = match (control_min_rtt, control_max_rtt) {
+        (Some(lo), Some(hi)) => {
+            hi >= lo + cfg.shaping_rtt_growth_ms * 1000
+                && hi as f64 >= cfg.shaping_rtt_factor * lo as f64
+        }
+        _ => false,
+    };
+    if control_bps < cfg.control_margin * plateau && control_queued {
+        let mut evidence = evidence;
+        evidence["control_rtt_us"] = json!([control_min_rtt, control_max_rtt]);
         return Outcome::Clean { detector: NAME, evidence };
     }
     if control_bps < cfg.control_margin * plateau {
