@@ -351,37 +351,91 @@ impl Tcp<'_> {
     }
 }
 
-/// Per-flow policing as a token bucket in front of the server: `rate_bps`, `burst` bytes,
-/// the server sending at `send_bps`; dropped segments are sent again a round trip later and
-/// also pass the bucket.
-pub fn policed_download(t: &mut Tcp, bytes: u32, send_bps: f64, rate_bps: f64, burst: f64) {
-    let mut tokens = burst;
-    let mut last = t.now_us;
-    let mut queue: std::collections::VecDeque<(u64, u32)> =
-        (0..bytes.div_ceil(SEG)).map(|i| (0, t.sseq + i * SEG)).collect();
-    let end = t.sseq + bytes;
-    let mut acked = 0u32;
-    while let Some((not_before, seq)) = queue.pop_front() {
-        t.now_us = t.now_us.max(not_before);
-        tokens = (tokens + (t.now_us - last) as f64 * rate_bps / 8e6).min(burst);
-        last = t.now_us;
-        let len = SEG.min(end - seq);
-        if tokens >= f64::from(len + 52) {
-            tokens -= f64::from(len + 52);
-            t.segment(false, seq, t.cseq, ACK, len);
-            acked += 1;
-            if acked.is_multiple_of(2) {
-                t.now_us += 30;
-                t.segment(true, t.cseq, seq + len, ACK, 0);
-            }
-        } else {
-            queue.push_back((t.now_us + t.rtt_us, seq));
-        }
-        t.now_us += (f64::from(len + 52) * 8e6 / send_bps) as u64;
+/// A token bucket: `rate_bps`, `burst` bytes, full at the start.
+pub struct Bucket {
+    tokens: f64,
+    last_us: u64,
+    rate_bps: f64,
+    burst: f64,
+}
+
+impl Bucket {
+    pub fn new(rate_bps: f64, burst: f64) -> Self {
+        Bucket { tokens: burst, last_us: 0, rate_bps, burst }
     }
-    t.sseq = end;
-    t.now_us += 30;
-    t.segment(true, t.cseq, t.sseq, ACK, 0);
+
+    /// Whether a packet of `bytes` passes at `now_us`.
+    fn pass(&mut self, now_us: u64, bytes: u32) -> bool {
+        self.tokens = (self.tokens
+            + now_us.saturating_sub(self.last_us) as f64 * self.rate_bps / 8e6)
+            .min(self.burst);
+        self.last_us = self.last_us.max(now_us);
+        let cost = f64::from(bytes + 52);
+        let passed = self.tokens >= cost;
+        if passed {
+            self.tokens -= cost;
+        }
+        passed
+    }
+}
+
+/// Downloads through token buckets in front of the servers: download `i` starts at
+/// `starts_us[i]`, its server sending `bytes` at `send_bps` in MSS segments; a dropped segment
+/// is sent again a round trip (`rtt_us`) later and passes a bucket too. With `shared`, one
+/// bucket polices them all (an aggregate policer), else each has its own. Returns per
+/// download the segments that got through: (time at the capture point, offset, length).
+pub fn policed_schedule(
+    starts_us: &[u64],
+    bytes: u32,
+    send_bps: f64,
+    rtt_us: u64,
+    (rate_bps, burst): (f64, f64),
+    shared: bool,
+) -> Vec<Vec<(u64, u32, u32)>> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let mut buckets: Vec<Bucket> = (0..if shared { 1 } else { starts_us.len() })
+        .map(|_| Bucket::new(rate_bps, burst))
+        .collect();
+    // (time, download, offset): the next send of each download, and retransmissions.
+    let mut heap: BinaryHeap<Reverse<(u64, usize, u32, bool)>> =
+        starts_us.iter().enumerate().map(|(i, &t)| Reverse((t, i, 0, false))).collect();
+    let mut delivered = vec![Vec::new(); starts_us.len()];
+    let gap_us = |len: u32| (f64::from(len + 52) * 8e6 / send_bps) as u64;
+    while let Some(Reverse((at, i, offset, retransmission))) = heap.pop() {
+        let len = SEG.min(bytes - offset);
+        let bucket = &mut buckets[if shared { 0 } else { i }];
+        if bucket.pass(at, len) {
+            delivered[i].push((at, offset, len));
+        } else {
+            heap.push(Reverse((at + rtt_us, i, offset, true)));
+        }
+        if !retransmission && offset + len < bytes {
+            heap.push(Reverse((at + gap_us(len), i, offset + len, false)));
+        }
+    }
+    delivered
+}
+
+impl Tcp<'_> {
+    /// The server's segments that got through (from [`policed_schedule`]), each acknowledged
+    /// by the client once the data up to it is in.
+    pub fn replay(&mut self, segments: &[(u64, u32, u32)], bytes: u32) -> &mut Self {
+        let mut have = std::collections::BTreeSet::new();
+        let mut contiguous = 0u32;
+        for &(at, offset, len) in segments {
+            self.now_us = self.now_us.max(at);
+            self.segment(false, self.sseq + offset, self.cseq, ACK, len);
+            have.insert(offset);
+            while have.remove(&contiguous) {
+                contiguous += SEG.min(bytes - contiguous);
+            }
+            self.now_us += 30;
+            self.segment(true, self.cseq, self.sseq + contiguous, ACK, 0);
+        }
+        self.sseq += bytes;
+        self
+    }
 }
 
 #[cfg(test)]
@@ -611,8 +665,10 @@ mod tests {
         let mut rng = Rng::new(8);
         let mut t = sim.tcp(MSG, 0, 40);
         t.handshake().request(500);
-        policed_download(&mut t, 1_000_000, 512_000.0, 256_000.0, 16_384.0);
-        t.close();
+        let start = t.now_us;
+        let schedule =
+            policed_schedule(&[start], 1_000_000, 512_000.0, 40_000, (256_000.0, 16_384.0), false);
+        t.replay(&schedule[0], 1_000_000).close();
         let end_ms = t.now_us / 1000;
         assert!(end_ms > 30_000, "the download lasts {end_ms} ms");
         for start in (0..end_ms).step_by(2_500) {
@@ -635,5 +691,60 @@ mod tests {
             let rate = p.evidence["rate_bps"].as_f64().unwrap();
             assert!((rate / 256_000.0 - 1.0).abs() < 0.15, "{rate}: {}", p.summary);
         }
+    }
+
+    /// Two downloads overlapping in time, policed by one bucket for both or by one each.
+    fn two_policed_downloads(shared: bool) -> Vec<Verdict> {
+        let mut sim = Sim::default();
+        let mut rng = Rng::new(9);
+        let starts = [100_000, 8_000_000];
+        let bytes = 700_000;
+        let schedule =
+            policed_schedule(&starts, bytes, 1_200_000.0, 40_000, (400_000.0, 16_384.0), shared);
+        for (i, &start) in starts.iter().enumerate() {
+            let mut t = sim.tcp(MSG, start / 1000 - 50, 40);
+            t.handshake().replay(&schedule[i], bytes).close();
+        }
+        for start in (0..30_000).step_by(3_000) {
+            sim.tcp(CTL, start, 30)
+                .handshake()
+                .request(400)
+                .download(400_000, 6e6, SEG, 0.0, &mut rng);
+        }
+        sim.verdicts(&cfg(60))
+    }
+
+    /// Per-flow buckets add up when connections overlap; one bucket for all does not, and the
+    /// verdict gives its rate.
+    #[test]
+    fn policing_says_per_flow_or_aggregate() {
+        let v = two_policed_downloads(false);
+        let p = v.iter().find(|v| v.mechanism.as_deref() == Some("policing")).expect("policing");
+        assert_eq!(p.evidence["scope"], "per_flow", "{}", p.summary);
+        let v = two_policed_downloads(true);
+        let p = v.iter().find(|v| v.mechanism.as_deref() == Some("policing")).expect("policing");
+        assert_eq!(p.evidence["scope"], "aggregate", "{}", p.summary);
+        let rate = p.evidence["aggregate_rate_bps"].as_f64().unwrap();
+        assert!((rate / 400_000.0 - 1.0).abs() < 0.15, "{rate}: {}", p.summary);
+    }
+
+    /// QUIC Initials to the service never answered while a control's QUIC works.
+    #[test]
+    fn unanswered_quic_is_blocking() {
+        let mut sim = Sim::default();
+        for (i, server) in [MSG, MSG, CTL, CTL].into_iter().enumerate() {
+            let cport = 50_000 + i as u16;
+            let initial = [0xc3u8; 1200];
+            for k in 0..4u64 {
+                let at = (i as u64 * 1_000 + k * 300) * 1000;
+                sim.udp(at, true, (server, 443), cport, &initial);
+                if server == CTL {
+                    sim.udp(at + 30_000, false, (server, 443), cport, &initial[..1000]);
+                }
+            }
+        }
+        let v = sim.verdicts(&cfg(60));
+        assert_eq!(findings(&v), ["blocked/drop"], "{}", summaries(&v));
+        assert!(v[0].summary.contains("QUIC"), "{}", v[0].summary);
     }
 }

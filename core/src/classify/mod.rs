@@ -310,7 +310,8 @@ pub fn crosses_site(a: Endpoint, b: Endpoint) -> bool {
     !group && !local
 }
 
-/// The role of a finished flow. `packets` and `duration_us` cover both directions.
+/// The role of a finished flow. `packets` and `duration_us` cover both directions. Control
+/// flows: TCP, QUIC (UDP to port 443) and real-time UDP streams crossing the site's edge.
 pub fn role(
     class: Classification,
     proto: Proto,
@@ -327,6 +328,8 @@ pub fn role(
     }
     match proto {
         Proto::Tcp => Role::Control,
+        // QUIC: what the service's blocked QUIC is compared with.
+        Proto::Udp if server.port == 443 => Role::Control,
         Proto::Udp => {
             let pps = packets as f64 * 1e6 / duration_us.max(1) as f64;
             if packets >= REALTIME_MIN_PACKETS && pps >= REALTIME_MIN_PPS {
@@ -462,7 +465,8 @@ mod tests {
         let (lan, wan) = (ep("192.168.1.2:5000"), ep("203.0.113.1:443"));
         assert_eq!(role(wa, Proto::Udp, lan, wan, 1, 1), Role::Target);
         assert_eq!(role(none, Proto::Tcp, lan, wan, 3, 1_000_000), Role::Control);
-        assert_eq!(role(none, Proto::Udp, lan, wan, 3, 1_000_000), Role::Other);
+        assert_eq!(role(none, Proto::Udp, lan, wan, 3, 1_000_000), Role::Control, "QUIC");
+        assert_eq!(role(none, Proto::Udp, lan, ep("203.0.113.1:3478"), 3, 1_000_000), Role::Other);
         assert_eq!(role(none, Proto::Udp, lan, wan, 500, 10_000_000), Role::Control);
         assert_eq!(role(none, Proto::Tcp, lan, ep("192.168.1.9:445"), 500, 1), Role::Other);
         assert_eq!(role(none, Proto::Udp, lan, ep("239.255.255.250:1900"), 500, 1), Role::Other);
