@@ -192,6 +192,35 @@ pub(super) fn shaping(g: &Group) -> Outcome {
     if bulk.is_empty() {
         return Outcome::NotApplicable;
     }
+    let min_rtt = g.targets.iter().filter_map(|f| f.min_rtt_us()).min();
+    // A queue per destination (Belarus 2020): the round trip grew towards some of the
+    // service's addresses and not towards the others.
+    let queued_at = |addr: std::net::IpAddr| {
+        let flows = g.targets.iter().filter(|f| f.f.server.addr == addr);
+        let hi = flows.clone().filter_map(|f| f.max_rtt_us()).max();
+        match (min_rtt, hi) {
+            (Some(lo), Some(hi)) => {
+                hi >= lo + cfg.shaping_rtt_growth_ms * 1000
+                    && hi as f64 >= cfg.shaping_rtt_factor * lo as f64
+            }
+            _ => false,
+        }
+    };
+    let addresses: std::collections::BTreeSet<std::net::IpAddr> =
+        g.targets.iter().filter(|f| f.tcp().is_some()).map(|f| f.f.server.addr).collect();
+    let queued_addrs: Vec<std::net::IpAddr> =
+        addresses.iter().copied().filter(|a| queued_at(*a)).collect();
+    let queued: Vec<String> = queued_addrs.iter().map(ToString::to_string).collect();
+    // Some addresses queued and others not: the plateau is the queued ones'.
+    let in_scope = |f: &Facts| {
+        queued_addrs.is_empty()
+            || queued_addrs.len() == addresses.len()
+            || queued_addrs.contains(&f.f.server.addr)
+    };
+    let bulk: Vec<&Facts> = bulk.into_iter().filter(|f| in_scope(f)).collect();
+    if bulk.is_empty() {
+        return Outcome::NotApplicable;
+    }
     // Busy bins: inside some bulk transfer's busy period, edges left out.
     let mut busy = BTreeMap::new();
     for f in &bulk {
@@ -203,7 +232,7 @@ pub(super) fn shaping(g: &Group) -> Outcome {
         }
     }
     let bin_s = bulk[0].f.bins.as_ref().map_or(0.5, |b| b.bin_us as f64 / 1e6);
-    for f in &g.targets {
+    for f in g.targets.iter().filter(|f| in_scope(f)) {
         for (bin, bytes) in f.bins(Direction::Down) {
             if let Some(sum) = busy.get_mut(&bin) {
                 *sum += u64::from(bytes);
@@ -211,7 +240,6 @@ pub(super) fn shaping(g: &Group) -> Outcome {
         }
     }
     let rates: Vec<f64> = busy.values().map(|&b| b as f64 * 8.0 / bin_s).collect();
-    let min_rtt = g.targets.iter().filter_map(|f| f.min_rtt_us()).min();
     let max_rtt = bulk.iter().filter_map(|f| f.max_rtt_us()).max();
     let grown = match (min_rtt, max_rtt) {
         (Some(lo), Some(hi)) => {
@@ -290,6 +318,19 @@ pub(super) fn shaping(g: &Group) -> Outcome {
             ),
         };
     }
+    let mut evidence = evidence;
+    evidence["queued_addresses"] = json!(queued);
+    evidence["addresses"] = json!(addresses.len());
+    let towards = if queued.len() < addresses.len() {
+        format!(
+            " towards {} of {} addresses ({})",
+            queued.len(),
+            addresses.len(),
+            queued.join(", ")
+        )
+    } else {
+        String::new()
+    };
     Outcome::Finding(Finding {
         finding: "throttled",
         mechanism: Some("shaping"),
@@ -297,8 +338,8 @@ pub(super) fn shaping(g: &Group) -> Outcome {
         evidence,
         flows: examples(bulk.iter().map(|f| f.id()), 20),
         summary: format!(
-            "downloads shaped to {} (round trip up to {} ms from {} ms); control traffic \
-             reached {}",
+            "downloads shaped to {}{towards} (round trip up to {} ms from {} ms); control \
+             traffic reached {}",
             rate_text(plateau),
             max_rtt.unwrap_or(0) / 1000,
             min_rtt.unwrap_or(0) / 1000,
