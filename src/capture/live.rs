@@ -217,8 +217,8 @@ impl LiveInterface {
 
     /// Deliver up to `max` measuring packets to `f`, and the full copies in packet-time order
     /// with them: a copy goes right after the last measuring packet stamped no later than it
-    /// (its twin), or once it waited [`TWIN_WAIT_US`] by `clock` (the clock the kernel stamps
-    /// packets with) for a twin that the measuring capture never handed over.
+    /// (its twin), or once it waited 200 ms by `clock` (the clock the kernel stamps packets
+    /// with) for a twin that the measuring capture never handed over.
     pub fn poll(
         &mut self,
         max: usize,
