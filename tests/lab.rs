@@ -48,6 +48,7 @@ struct Pkt {
 struct Seg {
     flags: u8,
     seq: u32,
+    ack: u32,
 }
 
 impl Pkt {
@@ -81,7 +82,7 @@ fn read_trace(path: &Path) -> FlowPackets {
             Transport::Tcp(s) => (
                 s.src_port,
                 s.dst_port,
-                Some(Seg { flags: s.flags, seq: s.seq }),
+                Some(Seg { flags: s.flags, seq: s.seq, ack: s.ack }),
                 s.payload,
                 s.payload_len,
             ),
@@ -497,7 +498,10 @@ fn check_scenario(run: &Run) {
                     .find(|p| p.up && p.head_len >= 6 && p.head[0] == 0x16 && p.head[5] == 1);
                 let hello =
                     hello.unwrap_or_else(|| run.fail(format!("{}: no ClientHello", f.label())));
-                check_injected_rst(run, &f, p, hello.t_us);
+                let trigger = check_injected_rst(run, &f, p);
+                run.check(trigger.t_us == hello.t_us, || {
+                    format!("{}: the RST answers another packet than the ClientHello", f.label())
+                });
                 let data = down(p).filter(|p| p.payload_len > 0).count();
                 run.check(data == 0, || {
                     format!("{}: {data} data packets from the server", f.label())
@@ -516,9 +520,7 @@ fn check_scenario(run: &Run) {
                     run.check(before > threshold && before <= threshold + 16_384, || {
                         format!("{}: reset after {before} bytes, threshold {threshold}", f.label())
                     });
-                    // The trigger: the client packet just before the RST.
-                    let trigger = p[..at].iter().rev().find(|p| p.up).unwrap();
-                    check_injected_rst(run, &f, p, trigger.t_us);
+                    check_injected_rst(run, &f, p);
                 } else if f.reply_estimate() < threshold / 2 {
                     run.check(rst_down(p).is_none() && f.s("outcome") == "ok", || {
                         format!("{}: small flow disturbed", f.label())
@@ -645,19 +647,40 @@ fn check_scenario(run: &Run) {
     }
 }
 
-/// An RST that the server cannot have sent: it follows the client's packet sooner than the
-/// base round trip allows, and its TTL differs from the server's SYN/ACK.
-fn check_injected_rst(run: &Run, f: &TruthFlow, p: &[Pkt], trigger_us: u64) {
+/// An RST that the server cannot have sent, and the client packet it answers (its trigger):
+/// the middlebox builds its reset from the packet it rejects, with that packet's
+/// acknowledgment number as sequence number (RFC 9293, 3.10.7.1). The rule sees a client packet
+/// twice: as it enters the router (captured here just before) and as it leaves the delay line
+/// that makes the base round trip, one base delay later (lab.py: the whole delay is applied
+/// upstream). So the RST follows its trigger at once — sooner than the base round trip allows
+/// any answer from the server — or one delay-line passage later; either way its TTL differs
+/// from the server's SYN/ACK (it was never forwarded).
+fn check_injected_rst<'p>(run: &Run, f: &TruthFlow, p: &'p [Pkt]) -> &'p Pkt {
     let at = rst_down(p).unwrap_or_else(|| run.fail(format!("{}: no RST", f.label())));
     let (rst, synack) = (&p[at], syn_ack(p).expect("a SYN/ACK"));
+    let rst_seq = rst.tcp.map(|s| s.seq);
     let base_us = (run.truth.param("rtt_ms") * 1000.0) as u64;
-    run.check(rst.t_us >= trigger_us && rst.t_us - trigger_us < base_us / 2, || {
-        format!("{}: RST {} µs after its trigger", f.label(), rst.t_us.saturating_sub(trigger_us))
+    let passes = |q: &Pkt| {
+        let after_us = rst.t_us.saturating_sub(q.t_us);
+        after_us < base_us / 2 || after_us >= base_us
+    };
+    // Several client packets may carry the same acknowledgment (window updates): the latest
+    // whose passes through the rule fit.
+    let answered: Vec<&Pkt> =
+        p[..at].iter().rev().filter(|q| q.up && q.tcp.map(|s| s.ack) == rst_seq).collect();
+    let trigger = answered.iter().copied().find(|q| passes(q)).unwrap_or_else(|| {
+        let after: Vec<u64> = answered.iter().map(|q| rst.t_us.saturating_sub(q.t_us)).collect();
+        run.fail(format!(
+            "{}: the RST (seq {rst_seq:?}) comes neither at once nor after the {base_us} µs \
+             delay line after a client packet it answers: µs after those {after:?}",
+            f.label()
+        ))
     });
     run.check(rst.ttl != synack.ttl, || {
         format!("{}: RST TTL {} equals the server's {}", f.label(), rst.ttl, synack.ttl)
     });
     run.check(f.s("outcome") == "reset", || format!("{}: the client saw no reset", f.label()));
+    trigger
 }
 
 /// Shaping: the messenger's downstream, summed over its flows, stays at the shaper's rate

@@ -2,9 +2,12 @@
 //! service, and one flow in `control_sample` of the rest as control traffic.
 //!
 //! Kept: the catalogue's address ranges, DNS (answers teach the classifier), STUN (call
-//! signalling, also on relays outside the ranges), ICMP (errors about any flow), and TCP/UDP
-//! flows whose port sum is a multiple of the sample: the sum is the same in both directions, so
-//! a sampled flow is seen whole. With a sample of 1 there is no filter at all.
+//! signalling, also on relays outside the ranges), ICMP (errors about any flow), and the TCP/UDP
+//! flows that [`control_sampled`] picks: a multiplicative hash of the sum of the two ports, the
+//! same in both directions (a sampled flow is seen whole) and unbiased whatever ports the
+//! client's system picks (Linux and Android connect from even ports only, so the port sum alone
+//! would never sample a flow to an odd server port such as 443). With a sample of 1 there is no
+//! filter at all.
 
 use crate::classify::Catalogue;
 use crate::classify::prefix::Prefix;
@@ -34,11 +37,36 @@ pub fn fitting(catalogue: &Catalogue, control_sample: u32) -> Option<(String, us
     })
 }
 
+/// Fibonacci hashing (Knuth, TAOCP vol. 3, 6.4): 2^32 divided by the golden ratio, odd. The
+/// top bits of the product spread any arithmetic progression of inputs (sequential or
+/// even-only client ports) evenly.
+const SAMPLE_MULTIPLIER: u32 = 0x9e37_79b1;
+
+/// The top bits of the hash that must be zero for a flow to be sampled: `log2(control_sample)`
+/// of them (`control_sample` is a power of two, at most 64).
+fn sample_mask(control_sample: u32) -> u32 {
+    !(u32::MAX >> control_sample.trailing_zeros())
+}
+
+/// Whether the control sample keeps the flow between these ports (either order): what the
+/// kernel filter computes, in classic BPF's 32-bit unsigned arithmetic.
+pub fn control_sampled(port_a: u16, port_b: u16, control_sample: u32) -> bool {
+    let sum = u32::from(port_a) + u32::from(port_b);
+    sum.wrapping_mul(SAMPLE_MULTIPLIER) & sample_mask(control_sample) == 0
+}
+
+/// The control sample in libpcap's syntax, given the expressions of the two port loads.
+fn sample_clause(port_a: &str, port_b: &str, control_sample: u32) -> String {
+    format!(
+        "((({port_a} + {port_b}) * {SAMPLE_MULTIPLIER:#x}) & {:#x}) = 0",
+        sample_mask(control_sample)
+    )
+}
+
 fn widened(catalogue: &Catalogue, control_sample: u32, (v4, v6): (u8, u8)) -> Option<String> {
     if control_sample <= 1 {
         return None;
     }
-    let mask = control_sample - 1;
     let mut parts: Vec<String> = Vec::new();
     let mut prefixes: Vec<Prefix> = catalogue
         .prefixes()
@@ -68,13 +96,15 @@ fn widened(catalogue: &Catalogue, control_sample: u32, (v4, v6): (u8, u8)) -> Op
     // an unguarded look into a short datagram would drop it whatever the other clauses say.
     parts.push(STUN.into());
     // The ports right after the IPv4 header; `<<` binds tighter than `&` in libpcap.
+    let ports = ("ip[(ip[0] & 0xf) << 2 : 2]", "ip[((ip[0] & 0xf) << 2) + 2 : 2]");
     parts.push(format!(
-        "(ip and (tcp or udp) and ((ip[(ip[0] & 0xf) << 2 : 2] + ip[((ip[0] & 0xf) << 2) + 2 : 2]) \
-         & {mask}) = 0)"
+        "(ip and (tcp or udp) and {})",
+        sample_clause(ports.0, ports.1, control_sample)
     ));
     // IPv6 without extension headers: TCP (6) or UDP (17) right after the fixed header.
     parts.push(format!(
-        "(ip6 and (ip6[6] = 6 or ip6[6] = 17) and ((ip6[40:2] + ip6[42:2]) & {mask}) = 0)"
+        "(ip6 and (ip6[6] = 6 or ip6[6] = 17) and {})",
+        sample_clause("ip6[40:2]", "ip6[42:2]", control_sample)
     ));
     Some(parts.join(" or "))
 }
@@ -115,7 +145,7 @@ mod tests {
             catalogue("\"10.0.0.0/8\", \"10.1.0.0/16\", \"2001:db8::/32\", \"2001:db8:1::/48\"");
         let f = expression(&c, 4).unwrap();
         assert!(f.starts_with("(net 10.0.0.0/8 or net 2001:db8::/32) or port 53"), "{f}");
-        assert!(f.contains("& 3) = 0"), "{f}");
+        assert!(f.contains("* 0x9e3779b1) & 0xc0000000) = 0"), "{f}");
     }
 
     #[test]
@@ -125,35 +155,149 @@ mod tests {
         assert!(n < 100, "{n}");
     }
 
-    /// The sample keeps or drops whole flows: every packet of a flow, whatever its IP ID,
-    /// header length or direction, gets the same answer, decided by the sum of its ports.
-    #[test]
-    fn the_control_sample_keeps_whole_flows() {
-        let f = expression(&catalogue("\"198.51.100.10/32\""), 4).unwrap();
-        let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).unwrap();
-        let program = dead.compile(&f, true).unwrap();
-        let frame = |sport: u16, dport: u16, ip_id: u16, options: usize| {
-            let mut ip = vec![0x45 + (options / 4) as u8, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0];
+    /// An Ethernet frame of an IPv4 (with `options` bytes of IP options) or IPv6 packet between
+    /// a client and a control server outside the catalogue's ranges, TCP or UDP.
+    fn frame(v6: bool, tcp: bool, ports: (u16, u16), ip_id: u16, options: usize) -> Vec<u8> {
+        let mut l4 = ports.0.to_be_bytes().to_vec();
+        l4.extend_from_slice(&ports.1.to_be_bytes());
+        if tcp {
+            // seq, ack, data offset 5, ACK, window, checksum, urgent pointer.
+            l4.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x10, 0xff, 0xff, 0, 0, 0, 0]);
+        } else {
+            l4.extend_from_slice(&[0, 12, 0, 0]);
+        }
+        l4.extend_from_slice(&[1, 2, 3, 4]);
+        let proto = if tcp { 6 } else { 17 };
+        let mut eth = vec![0u8; 12];
+        if v6 {
+            eth.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+            eth.extend_from_slice(&(l4.len() as u16).to_be_bytes());
+            eth.extend_from_slice(&[proto, 64]);
+            eth.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+            eth.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9]);
+        } else {
+            let mut ip = vec![0x45 + (options / 4) as u8, 0, 0, 0, 0, 0, 0x40, 0, 64, proto, 0, 0];
             ip[4..6].copy_from_slice(&ip_id.to_be_bytes());
             ip.extend_from_slice(&[192, 168, 1, 2, 203, 0, 113, 9]);
             ip.extend(std::iter::repeat_n(1u8, options)); // NOP options
-            let mut udp = sport.to_be_bytes().to_vec();
-            udp.extend_from_slice(&dport.to_be_bytes());
-            udp.extend_from_slice(&[0, 12, 0, 0, 1, 2, 3, 4]);
-            let total = (ip.len() + udp.len()) as u16;
+            let total = (ip.len() + l4.len()) as u16;
             ip[2..4].copy_from_slice(&total.to_be_bytes());
-            let mut eth = vec![0u8; 12];
             eth.extend_from_slice(&[0x08, 0x00]);
             eth.extend(ip);
-            eth.extend(udp);
-            eth
-        };
+        }
+        eth.extend(l4);
+        eth
+    }
+
+    fn compiled(control_sample: u32) -> pcap::BpfProgram {
+        let f = expression(&catalogue("\"198.51.100.10/32\""), control_sample).unwrap();
+        let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).unwrap();
+        dead.compile(&f, true).unwrap()
+    }
+
+    /// The sample keeps or drops whole flows: every packet of a flow, whatever its IP ID,
+    /// header length or direction, gets the same answer, decided by its ports alone; the
+    /// filter that libpcap compiles answers as [`control_sampled`] does.
+    #[test]
+    fn the_control_sample_keeps_whole_flows() {
+        let program = compiled(4);
+        let kept = (40000u16..).find(|&p| control_sampled(p, 443, 4)).unwrap();
+        let dropped = (40000u16..).find(|&p| !control_sampled(p, 443, 4)).unwrap();
         for id in [0u16, 1, 2, 3, 0x1234, 0xffff] {
             for options in [0, 4, 8] {
-                // 40000 + 12 is a multiple of 4; 40001 + 12 is not.
-                assert!(program.filter(&frame(40000, 12, id, options)), "kept: id {id}");
-                assert!(program.filter(&frame(12, 40000, id, options)), "both ways: id {id}");
-                assert!(!program.filter(&frame(40001, 12, id, options)), "dropped: id {id}");
+                for tcp in [false, true] {
+                    let f = |ports| program.filter(&frame(false, tcp, ports, id, options));
+                    assert!(f((kept, 443)) && f((443, kept)), "kept: id {id}");
+                    assert!(!f((dropped, 443)) && !f((443, dropped)), "dropped: id {id}");
+                }
+            }
+        }
+        for tcp in [false, true] {
+            let f = |ports| program.filter(&frame(true, tcp, ports, 0, 0));
+            assert!(f((kept, 443)) && f((443, kept)) && !f((dropped, 443)) && !f((443, dropped)));
+        }
+    }
+
+    /// Client ports as systems pick them: Linux and Android connect from even ports of
+    /// 32768-60999 only; macOS, iOS and Windows from 49152-65535, at random or in sequence.
+    fn client_port_choices() -> Vec<(&'static str, Vec<u16>)> {
+        // splitmix64, seeded: the same draws every run.
+        let mut state = 0x5eed_u64;
+        let mut next = move || {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        let random: Vec<u16> = (0..8000).map(|_| 49152 + (next() % 16384) as u16).collect();
+        let start = 49152 + (next() % 16384) as u16;
+        let sequential: Vec<u16> =
+            (0..8000u32).map(|i| 49152 + ((u32::from(start) - 49152 + i) % 16384) as u16).collect();
+        vec![
+            ("even 32768-60999", (32768..=60999).step_by(2).collect()),
+            ("random 49152-65535", random),
+            ("sequential", sequential),
+        ]
+    }
+
+    const SERVER_PORTS: [u16; 10] = [443, 80, 5222, 3478, 8443, 5228, 1400, 597, 19302, 993];
+
+    /// Whether `sampled` of `n` flows is the share 1/`control_sample` within four binomial
+    /// standard deviations.
+    fn within_binomial(sampled: usize, n: usize, control_sample: u32) -> bool {
+        let p = 1.0 / f64::from(control_sample);
+        let tolerance = 4.0 * (p * (1.0 - p) / n as f64).sqrt();
+        (sampled as f64 / n as f64 - p).abs() <= tolerance
+    }
+
+    /// The share of flows sampled to every common server port, from every way of picking
+    /// client ports, is 1/N within binomial tolerance, for every allowed sample; the port sum
+    /// the sample used to test fails the same check (an odd server port from Linux: never).
+    #[test]
+    fn the_control_sample_is_unbiased() {
+        let mut table = String::new();
+        for (choice, ports) in client_port_choices() {
+            for server in SERVER_PORTS {
+                for n in [2u32, 4, 8, 16, 32, 64] {
+                    let sampled = ports.iter().filter(|&&c| control_sampled(c, server, n)).count();
+                    let share = sampled as f64 / ports.len() as f64;
+                    table += &format!("{choice} → {server}, 1/{n}: {share:.4}\n");
+                    assert!(within_binomial(sampled, ports.len(), n), "{table}");
+                }
+            }
+        }
+        println!("{table}");
+        let linux: Vec<u16> = (32768..=60999).step_by(2).collect();
+        let by_sum = linux.iter().filter(|&&c| (u32::from(c) + 443) % 4 == 0).count();
+        assert!(!within_binomial(by_sum, linux.len(), 4), "the check cannot fail: {by_sum}");
+    }
+
+    /// The same shares, with every flow's packets (both directions, TCP and UDP, IPv4 with
+    /// and without options, IPv6) pushed through the filter that libpcap compiles: each
+    /// answer equals the reference function's.
+    #[test]
+    fn the_compiled_control_sample_is_unbiased() {
+        for n in [4u32, 64] {
+            let program = compiled(n);
+            for (choice, ports) in client_port_choices() {
+                for (i, server) in SERVER_PORTS.into_iter().enumerate() {
+                    let (v6, tcp, options) = (i % 3 == 2, i % 2 == 0, 4 * (i % 3));
+                    let mut sampled = 0;
+                    for &client in &ports {
+                        let up = program.filter(&frame(v6, tcp, (client, server), 7, options));
+                        let down = program.filter(&frame(v6, tcp, (server, client), 9, options));
+                        assert_eq!(up, down, "{client} ↔ {server}");
+                        assert_eq!(up, control_sampled(client, server, n), "{client} → {server}");
+                        sampled += usize::from(up);
+                    }
+                    let share = sampled as f64 / ports.len() as f64;
+                    println!("libpcap: {choice} → {server}, 1/{n}: {share:.4}");
+                    assert!(
+                        within_binomial(sampled, ports.len(), n),
+                        "{choice} → {server}: {share}"
+                    );
+                }
             }
         }
     }

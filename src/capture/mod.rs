@@ -9,4 +9,4 @@ pub mod filter;
 mod live;
 
 pub use file::{CaptureError, TraceFile, TraceFormat};
-pub use live::{LiveCapture, LiveStats};
+pub use live::{LiveCapture, LiveInterface, LiveStats, Polled, Stream};

@@ -19,9 +19,10 @@ use std::time::SystemTime;
 
 use serde_json::json;
 
-use crate::capture::{LiveCapture, filter};
+use crate::capture::{LiveCapture, LiveInterface, Stream, filter};
 use crate::classify::{Catalogue, Classifier};
 use crate::config::{self, ConfigFile, DaemonConfig, PipelineConfig};
+use crate::decode::LinkType;
 use crate::detect::history::History;
 use crate::detect::{Window, evaluate_window};
 use crate::pipeline::{Pipeline, Snapshot};
@@ -186,12 +187,11 @@ pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
         // The classification capture carries few packets: a small buffer does.
         let classify = match d.classify_snaplen {
             0 => None,
-            snaplen => Some(
-                LiveCapture::open(name, snaplen, 256, Some(&filter::classification_expression()))
-                    .map_err(RunError::Input)?,
-            ),
+            snaplen => {
+                Some(LiveCapture::open_classification(name, snaplen).map_err(RunError::Input)?)
+            }
         };
-        captures.push(Interface { measure: capture, classify });
+        captures.push(LiveInterface::new(capture, classify));
     }
     let offload = system::offload_warning(
         Path::new("/etc/config/firewall"),
@@ -249,16 +249,9 @@ pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
     result.map_err(RunError::Runtime)
 }
 
-/// The captures of one interface: the one that measures, and the narrow full-size one whose
-/// packets only the classifier sees.
-struct Interface {
-    measure: LiveCapture,
-    classify: Option<LiveCapture>,
-}
-
 /// The capture thread: read, measure, and cut windows.
 fn capture_loop(
-    mut captures: Vec<Interface>,
+    mut captures: Vec<LiveInterface>,
     mut pipeline: Pipeline,
     window_us: u64,
     to_main: tokio::sync::mpsc::Sender<FromCapture>,
@@ -266,37 +259,38 @@ fn capture_loop(
 ) {
     let mut packets = vec![0u64; captures.len()];
     let mut window_start: Option<Timestamp> = None;
-    let counters = |captures: &mut [Interface], packets: &[u64]| {
+    let counters = |captures: &mut [LiveInterface], packets: &[u64]| {
         captures
             .iter_mut()
             .zip(packets)
             .map(|(c, &n)| InterfaceCounters {
-                name: c.measure.interface().to_string(),
+                name: c.measure().interface().to_string(),
                 packets: n,
-                kernel: c.measure.stats(),
+                kernel: c.measure().stats(),
             })
             .collect::<Vec<_>>()
     };
+    // Both captures of an interface are on the same device: one link type. The measuring
+    // packets create the flows; each full copy comes right after its measuring twin.
+    fn feed(
+        pipeline: &mut Pipeline,
+        link: LinkType,
+    ) -> impl FnMut(Stream, Timestamp, &[u8], u32) + '_ {
+        move |stream, ts, frame, len| match stream {
+            Stream::Measured => pipeline.process(link, ts, frame, len),
+            Stream::FullCopy => pipeline.inspect_full(link, ts, frame, len),
+        }
+    }
     loop {
         let mut read = 0;
         for (interface, count) in captures.iter_mut().zip(packets.iter_mut()) {
-            // The measuring capture first: it creates the flows the full copies belong to.
-            let link = interface.measure.link();
-            let measured = interface
-                .measure
-                .poll(BATCH, |ts, frame, len| pipeline.process(link, ts, frame, len));
-            // Full copies once the measuring capture is drained: their flows exist by then.
-            let drained = measured.as_ref().is_ok_and(|&n| n < BATCH);
-            let copies = interface.classify.as_mut().filter(|_| drained).map(|c| {
-                let link = c.link();
-                c.poll(BATCH, |ts, frame, len| pipeline.inspect_full(link, ts, frame, len))
-            });
-            match (measured, copies.unwrap_or(Ok(0))) {
-                (Ok(n), Ok(m)) => {
-                    *count += n as u64;
-                    read += n + m;
+            let link = interface.measure().link();
+            match interface.poll(BATCH, wall_clock, feed(&mut pipeline, link)) {
+                Ok(polled) => {
+                    *count += polled.measured as u64;
+                    read += polled.measured + polled.copies;
                 }
-                (Err(e), _) | (_, Err(e)) => {
+                Err(e) => {
                     let _ = to_main.blocking_send(FromCapture::Failed(e));
                     return;
                 }
@@ -304,11 +298,9 @@ fn capture_loop(
         }
         if read == 0 {
             // Nothing waiting on any interface: sleep until the kernel hands over packets, or
-            // briefly, to end windows and see messages on a quiet link.
-            let all: Vec<&LiveCapture> = captures
-                .iter()
-                .flat_map(|c| std::iter::once(&c.measure).chain(c.classify.as_ref()))
-                .collect();
+            // briefly, to end windows, read held copies and see messages on a quiet link.
+            let all: Vec<&LiveCapture> =
+                captures.iter().flat_map(LiveInterface::captures).collect();
             LiveCapture::wait_any(&all, IDLE_WAIT_MS);
         }
         // The kernel stamps packets with the wall clock; a quiet link still ends windows.
@@ -327,6 +319,12 @@ fn capture_loop(
             Ok(ToCapture::Stop) | Err(mpsc::TryRecvError::Disconnected) => true,
             Err(mpsc::TryRecvError::Empty) => false,
         };
+        if stop {
+            for interface in &mut captures {
+                let link = interface.measure().link();
+                interface.flush(feed(&mut pipeline, link));
+            }
+        }
         let end = start.add_micros(window_us);
         if stop || now >= end {
             let at = if stop { now.max(start) } else { end };
