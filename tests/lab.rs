@@ -878,6 +878,7 @@ fn check_daemon(pcap: &Path) {
             }
         }
     }
+    check_daemon_matches_analyze(pcap, &truth, &verdicts);
     let status: Value =
         serde_json::from_str(&std::fs::read_to_string(pcap.with_extension("status.json")).unwrap())
             .unwrap();
@@ -950,6 +951,54 @@ fn daemon_classifies_from_its_full_size_capture() {
     }
     assert!(judged[0] > 0, "with the classification capture: {judged:?}");
     assert_eq!(judged[1], 0, "without it the DNS answer is cut short: {judged:?}");
+}
+
+/// `analyze --window W --window-origin T` on the router's recording gives the verdicts the
+/// daemon gave live with the same window, window by window (the daemon saw the same packets:
+/// the lab runs it without a kernel filter). The daemon's last window ends when it is
+/// stopped, after the recording's last packet, and is left out.
+fn check_daemon_matches_analyze(pcap: &Path, truth: &Truth, daemon: &[&Value]) {
+    let d = &truth.json["daemon"];
+    let Some(origin) =
+        daemon.iter().map(|v| iso_micros(v["window"]["start"].as_str().unwrap())).min()
+    else {
+        panic!("{} [daemon]: no verdict about msg", truth.name);
+    };
+    let window_s = d["window_s"].as_u64().unwrap();
+    let out = Command::new(common::binary())
+        .args(["analyze", "--format", "json", "--window", &window_s.to_string()])
+        .arg("--window-origin")
+        .arg(format!("{}.{:06}", origin / 1_000_000, origin % 1_000_000))
+        .arg("--services")
+        .arg(common::root().join("samples/lab-services.toml"))
+        .arg(pcap)
+        .output()
+        .expect("throttlewatch runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let last_start = daemon.iter().map(|v| v["window"]["start"].as_str().unwrap()).max();
+    let key = |v: &Value| {
+        format!(
+            "{} {} {}",
+            v["window"]["start"].as_str().unwrap(),
+            v["finding"].as_str().unwrap(),
+            v["mechanism"].as_str().unwrap_or("-")
+        )
+    };
+    let ours: Vec<String> = daemon
+        .iter()
+        .filter(|v| Some(v["window"]["start"].as_str().unwrap()) != last_start)
+        .map(|v| key(v))
+        .collect();
+    let theirs: Vec<String> = report["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["service"] == "msg")
+        .filter(|v| Some(v["window"]["start"].as_str().unwrap()) != last_start)
+        .map(key)
+        .collect();
+    assert_eq!(ours, theirs, "{} [daemon]: live verdicts against analyze --window", truth.name);
 }
 
 /// Microseconds since the epoch of `2026-11-27T18:46:04.166779Z` (the report's format).

@@ -24,7 +24,7 @@ use crate::classify::{Catalogue, Classifier};
 use crate::config::{self, ConfigFile, DaemonConfig, PipelineConfig};
 use crate::decode::LinkType;
 use crate::detect::history::History;
-use crate::detect::{Window, evaluate_window};
+use crate::detect::{Window, WindowGrid, evaluate_window};
 use crate::pipeline::{Pipeline, Snapshot};
 use crate::time::Timestamp;
 
@@ -34,6 +34,10 @@ use outputs::{EventSink, InterfaceCounters, State, event, replace_file};
 const IDLE_WAIT_MS: i32 = 50;
 /// Packets read from one capture before the next gets its turn.
 const BATCH: usize = 4096;
+/// How long past a window's end the wall clock must be, with nothing left to read, before a
+/// quiet link's window is closed: packets stamped before the end may still be on their way
+/// from the kernel.
+const WINDOW_GRACE_US: u64 = 250_000;
 
 /// Where the configuration comes from.
 #[derive(Debug, Clone)]
@@ -224,12 +228,12 @@ pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
     };
     let (to_main, from_capture) = tokio::sync::mpsc::channel(4);
     let (to_capture, from_main) = mpsc::channel();
-    let window_us = file.detect.window_s * 1_000_000;
+    let window_s = file.detect.window_s;
     let mut pipeline = Pipeline::new(pipeline_config, Classifier::new(catalogue.clone()));
     pipeline.retain_for_windows(d.max_flows);
     let capture_thread = std::thread::Builder::new()
         .name("capture".into())
-        .spawn(move || capture_loop(captures, pipeline, window_us, to_main, from_main))
+        .spawn(move || capture_loop(captures, pipeline, window_s, to_main, from_main))
         .map_err(|e| RunError::Runtime(format!("cannot start the capture thread: {e}")))?;
 
     let mut state = State {
@@ -253,12 +257,16 @@ pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
 fn capture_loop(
     mut captures: Vec<LiveInterface>,
     mut pipeline: Pipeline,
-    window_us: u64,
+    window_s: u64,
     to_main: tokio::sync::mpsc::Sender<FromCapture>,
     from_main: mpsc::Receiver<ToCapture>,
 ) {
     let mut packets = vec![0u64; captures.len()];
-    let mut window_start: Option<Timestamp> = None;
+    let window_us = window_s * 1_000_000;
+    // Windows on packet time from the start, as `analyze --window-origin` cuts them: a
+    // window closes before the first packet beyond it, or once the clock is past it and no
+    // packet of it can still be waiting.
+    let mut grid = WindowGrid::new(window_s, Some(wall_clock()));
     let counters = |captures: &mut [LiveInterface], packets: &[u64]| {
         captures
             .iter_mut()
@@ -270,22 +278,44 @@ fn capture_loop(
             })
             .collect::<Vec<_>>()
     };
+    /// Windows a packet closed while the captures were being read, sent once they are.
+    struct Closed {
+        window: Window,
+        snapshot: Snapshot,
+        catalogue: Catalogue,
+    }
     // Both captures of an interface are on the same device: one link type. The measuring
     // packets create the flows; each full copy comes right after its measuring twin.
-    fn feed(
-        pipeline: &mut Pipeline,
+    fn feed<'a>(
+        pipeline: &'a mut Pipeline,
+        grid: &'a mut WindowGrid,
+        closed: &'a mut Vec<Closed>,
         link: LinkType,
-    ) -> impl FnMut(Stream, Timestamp, &[u8], u32) + '_ {
+    ) -> impl FnMut(Stream, Timestamp, &[u8], u32) + 'a {
         move |stream, ts, frame, len| match stream {
-            Stream::Measured => pipeline.process(link, ts, frame, len),
+            Stream::Measured => {
+                if let Some(window) = grid.due(ts) {
+                    closed.push(Closed {
+                        window,
+                        snapshot: pipeline.snapshot(window.end),
+                        catalogue: pipeline.catalogue().clone(),
+                    });
+                }
+                pipeline.process(link, ts, frame, len)
+            }
             Stream::FullCopy => pipeline.inspect_full(link, ts, frame, len),
         }
     }
+    let mut closed = Vec::new();
     loop {
         let mut read = 0;
         for (interface, count) in captures.iter_mut().zip(packets.iter_mut()) {
             let link = interface.measure().link();
-            match interface.poll(BATCH, wall_clock, feed(&mut pipeline, link)) {
+            match interface.poll(
+                BATCH,
+                wall_clock,
+                feed(&mut pipeline, &mut grid, &mut closed, link),
+            ) {
                 Ok(polled) => {
                     *count += polled.measured as u64;
                     read += polled.measured + polled.copies;
@@ -303,14 +333,24 @@ fn capture_loop(
                 captures.iter().flat_map(LiveInterface::captures).collect();
             LiveCapture::wait_any(&all, IDLE_WAIT_MS);
         }
-        // The kernel stamps packets with the wall clock; a quiet link still ends windows.
+        // The kernel stamps packets with the wall clock: a quiet link still ends windows,
+        // once the captures had time to hand over every packet of the window.
         let now = wall_clock();
-        // A clock stepped back (a router without a real-time clock, then NTP) restarts the
-        // grid; one stepped forward is caught below.
-        if window_start.is_none_or(|start| now < start) {
-            window_start = Some(now);
+        if read == 0
+            && let Some(window) =
+                grid.due(Timestamp::from_micros(now.micros().saturating_sub(WINDOW_GRACE_US)))
+        {
+            closed.push(Closed {
+                window,
+                snapshot: pipeline.snapshot(window.end),
+                catalogue: pipeline.catalogue().clone(),
+            });
         }
-        let start = window_start.unwrap_or(now);
+        // A clock stepped back by more than a window (a router without a real-time clock,
+        // then NTP) restarts the grid.
+        if grid.last(now).is_some_and(|w| w.start.since(now) > window_us) {
+            grid = WindowGrid::new(window_s, Some(now));
+        }
         let stop = match from_main.try_recv() {
             Ok(ToCapture::Catalogue(c)) => {
                 pipeline.set_catalogue(*c);
@@ -322,24 +362,32 @@ fn capture_loop(
         if stop {
             for interface in &mut captures {
                 let link = interface.measure().link();
-                interface.flush(feed(&mut pipeline, link));
+                interface.flush(feed(&mut pipeline, &mut grid, &mut closed, link));
             }
         }
-        let end = start.add_micros(window_us);
-        if stop || now >= end {
-            let at = if stop { now.max(start) } else { end };
+        let interfaces = (!closed.is_empty() || stop).then(|| counters(&mut captures, &packets));
+        for c in closed.drain(..) {
             let data = Box::new(WindowData {
-                window: Window { start, end: at },
-                snapshot: pipeline.snapshot(at),
-                catalogue: pipeline.catalogue().clone(),
-                interfaces: counters(&mut captures, &packets),
+                window: c.window,
+                snapshot: c.snapshot,
+                catalogue: c.catalogue,
+                interfaces: interfaces.clone().unwrap_or_default(),
             });
-            // A window far in the past (the machine was suspended) restarts the grid now.
-            window_start = Some(if now.since(end) > window_us { now } else { end });
-            let message = if stop { FromCapture::Final(data) } else { FromCapture::Window(data) };
-            if to_main.blocking_send(message).is_err() || stop {
+            if to_main.blocking_send(FromCapture::Window(data)).is_err() {
                 return;
             }
+        }
+        if stop {
+            let at = now.max(pipeline.clock());
+            let window = grid.last(at).unwrap_or(Window { start: at, end: at });
+            let data = Box::new(WindowData {
+                window,
+                snapshot: pipeline.snapshot(at),
+                catalogue: pipeline.catalogue().clone(),
+                interfaces: interfaces.unwrap_or_default(),
+            });
+            let _ = to_main.blocking_send(FromCapture::Final(data));
+            return;
         }
     }
 }
