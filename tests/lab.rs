@@ -419,13 +419,15 @@ fn check_verdicts(run: &Run, verdicts: &[Verdict]) {
         format!("unexpected findings {found:?}: {summaries:?}")
     });
     let Some(expected) = expected else {
-        run.check(msg.iter().any(|v| v.finding == "none"), || format!("no 'none': {summaries:?}"));
+        run.check(msg.iter().any(|v| v.finding.as_str() == "none"), || {
+            format!("no 'none': {summaries:?}")
+        });
         return;
     };
-    let verdict = msg.iter().find(|v| v.finding == expected);
+    let verdict = msg.iter().find(|v| v.finding.as_str() == expected);
     let verdict = verdict.unwrap_or_else(|| run.fail(format!("no {expected}: {summaries:?}")));
     if let Some(m) = mechanism {
-        run.check(verdict.mechanism.as_deref() == Some(m), || {
+        run.check(verdict.mechanism.map(|m| m.as_str()) == Some(m), || {
             format!(
                 "{expected} with mechanism {:?}, expected {m}: {}",
                 verdict.mechanism, verdict.summary

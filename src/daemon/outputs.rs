@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::capture::LiveStats;
 use crate::classify::Catalogue;
-use crate::detect::Verdict;
+use crate::detect::{Finding, Mechanism, Verdict};
 use crate::time::Timestamp;
 
 pub const EVENT_SCHEMA: &str = "throttlewatch.event/1";
@@ -44,7 +44,7 @@ pub struct State {
     /// The latest window's verdicts.
     pub verdicts: Vec<Verdict>,
     /// Verdicts so far by (service, finding).
-    pub verdict_counts: std::collections::BTreeMap<(String, String), u64>,
+    pub verdict_counts: std::collections::BTreeMap<(String, Finding), u64>,
     pub reloads: u64,
     pub failed_reloads: u64,
 }
@@ -57,7 +57,7 @@ impl State {
 
     pub fn record_verdicts(&mut self, verdicts: Vec<Verdict>) {
         for v in &verdicts {
-            *self.verdict_counts.entry((v.service.clone(), v.finding.clone())).or_default() += 1;
+            *self.verdict_counts.entry((v.service.clone(), v.finding)).or_default() += 1;
         }
         self.verdicts = verdicts;
     }
@@ -194,7 +194,10 @@ impl State {
             .verdict_counts
             .iter()
             .map(|((s, f), n)| {
-                (format!("{{service=\"{}\",finding=\"{}\"}}", label(s), label(f)), *n as f64)
+                (
+                    format!("{{service=\"{}\",finding=\"{}\"}}", label(s), label(f.as_str())),
+                    *n as f64,
+                )
             })
             .collect();
         family("throttlewatch_verdicts_total", "counter", "Verdicts by finding.", &counts);
@@ -207,8 +210,8 @@ impl State {
                     format!(
                         "{{service=\"{}\",finding=\"{}\",mechanism=\"{}\"}}",
                         label(&v.service),
-                        label(&v.finding),
-                        label(v.mechanism.as_deref().unwrap_or(""))
+                        label(v.finding.as_str()),
+                        label(v.mechanism.map_or("", Mechanism::as_str))
                     ),
                     v.confidence,
                 )
@@ -283,13 +286,13 @@ mod tests {
     use super::*;
     use crate::detect::Window;
 
-    fn verdict(finding: &str) -> Verdict {
+    fn verdict(finding: Finding) -> Verdict {
         let t = Timestamp::from_micros(1_790_000_000_000_000);
         Verdict {
             service: "whatsapp".into(),
             window: Window { start: t, end: t.add_micros(60_000_000) },
-            finding: finding.into(),
-            mechanism: Some("policing".into()),
+            finding,
+            mechanism: Some(Mechanism::Policing),
             confidence: 0.9,
             evidence: json!({ "rate_bps": 128000 }),
             flows: vec![3],
@@ -306,8 +309,8 @@ mod tests {
             kernel: LiveStats { received: 1234, dropped: 5, if_dropped: 0 },
         });
         s.services.push(("whatsapp".into(), "WhatsApp".into()));
-        s.record_verdicts(vec![verdict("throttled")]);
-        s.record_verdicts(vec![verdict("throttled"), verdict("none")]);
+        s.record_verdicts(vec![verdict(Finding::Throttled)]);
+        s.record_verdicts(vec![verdict(Finding::Throttled), verdict(Finding::None)]);
         let status = s.status();
         assert_eq!(status["schema"], STATUS_SCHEMA);
         assert_eq!(status["interfaces"][0]["kernel_drops"], 5);

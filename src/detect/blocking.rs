@@ -12,7 +12,8 @@ use serde_json::json;
 use super::facts::Facts;
 use super::stats::fisher_exact_greater;
 use super::{
-    Comparison, Counts, Finding, Group, Outcome, examples, p_text, share_outcome, versus_control,
+    Comparison, Counts, Detected, Finding, Group, Mechanism, Outcome, examples, p_text,
+    share_outcome, versus_control,
 };
 use crate::flow::Direction;
 
@@ -186,9 +187,9 @@ pub(super) fn detect(g: &Group) -> Outcome {
                 t.hits, t.total
             )
         },
-        |p, evidence| Finding {
-            finding: "blocked",
-            mechanism: Some("drop"),
+        |p, evidence| Detected {
+            finding: Finding::Blocked,
+            mechanism: Some(Mechanism::Drop),
             confidence: (((1.0 - p) * 0.95) * 100.0).round() / 100.0,
             evidence,
             flows: examples(blocked.iter().map(|f| f.id()), 20),

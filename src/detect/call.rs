@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::facts::Facts;
 use super::stats::{fisher_exact_greater, mean_change_point};
-use super::{Finding, Group, Outcome, examples, p_text, rate_text};
+use super::{Detected, Finding, Group, Mechanism, Outcome, examples, p_text, rate_text};
 use crate::config::DetectConfig;
 
 /// What one call showed.
@@ -195,9 +195,9 @@ fn two_way_calls(g: &Group) -> Outcome {
     }
     let drops = degraded.iter().any(|(c, _)| c.lost > 0 || c.silence.is_some());
     let first = degraded[0].1.join("; ");
-    Outcome::Finding(Finding {
-        finding: "call_degraded",
-        mechanism: drops.then_some("drop"),
+    Outcome::Finding(Detected {
+        finding: Finding::CallDegraded,
+        mechanism: drops.then_some(Mechanism::Drop),
         confidence: (0.6 + 0.1 * degraded.len() as f64 + 0.1 * controls.len().min(2) as f64)
             .min(0.95),
         evidence,
@@ -247,9 +247,9 @@ fn one_way_calls(g: &Group) -> Outcome {
             },
         };
     }
-    Outcome::Finding(Finding {
-        finding: "call_degraded",
-        mechanism: Some("drop"),
+    Outcome::Finding(Detected {
+        finding: Finding::CallDegraded,
+        mechanism: Some(Mechanism::Drop),
         confidence: (0.7 + 0.1 * dead.len().min(2) as f64 + 0.05 * healthy_controls.min(2) as f64)
             .min(0.95),
         evidence: json!({

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::facts::Facts;
 use super::stats::{fisher_exact_greater, median};
-use super::{Finding, Group, Outcome, examples, p_text};
+use super::{Detected, Finding, Group, Mechanism, Outcome, examples, p_text};
 use crate::flow::Direction;
 
 /// Packets a connection needs in the window for its loss share to count.
@@ -120,9 +120,9 @@ pub(super) fn detect(g: &Group) -> Outcome {
             ),
         };
     }
-    Outcome::Finding(Finding {
-        finding: "throttled",
-        mechanism: Some("random_loss"),
+    Outcome::Finding(Detected {
+        finding: Finding::Throttled,
+        mechanism: Some(Mechanism::RandomLoss),
         confidence: (((1.0 - p) * (0.6 + 0.1 * lossy.len() as f64).min(0.9)) * 100.0).round()
             / 100.0,
         evidence: evidence(Some(p)),

@@ -34,15 +34,86 @@ use crate::time::Timestamp;
 use facts::Facts;
 use history::History;
 
+/// What a verdict says about a service in a window (docs/report.md lists them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Finding {
+    Throttled,
+    Reset,
+    Stalled,
+    Blocked,
+    CallDegraded,
+    /// The data could not carry a decision; the evidence says why.
+    Inconclusive,
+    /// Looked, and found no sign of interference.
+    None,
+}
+
+impl Finding {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Finding::Throttled => "throttled",
+            Finding::Reset => "reset",
+            Finding::Stalled => "stalled",
+            Finding::Blocked => "blocked",
+            Finding::CallDegraded => "call_degraded",
+            Finding::Inconclusive => "inconclusive",
+            Finding::None => "none",
+        }
+    }
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How the interference was done, where the evidence shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mechanism {
+    /// A token bucket dropping what exceeds a rate.
+    Policing,
+    /// A queue holding traffic to a rate.
+    Shaping,
+    /// A share of the packets dropped at random, no fixed rate.
+    RandomLoss,
+    /// Forged TCP resets.
+    RstInjection,
+    /// The server's data stops after a byte count.
+    Freeze,
+    /// Packets silently dropped.
+    Drop,
+}
+
+impl Mechanism {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mechanism::Policing => "policing",
+            Mechanism::Shaping => "shaping",
+            Mechanism::RandomLoss => "random_loss",
+            Mechanism::RstInjection => "rst_injection",
+            Mechanism::Freeze => "freeze",
+            Mechanism::Drop => "drop",
+        }
+    }
+}
+
+impl std::fmt::Display for Mechanism {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One finding about one service in one window.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Verdict {
     pub service: String,
     pub window: Window,
-    /// `throttled`, `reset`, `stalled`, `blocked`, `call_degraded`, `inconclusive` or `none`.
-    pub finding: String,
-    /// `policing`, `shaping`, `rst_injection`, `freeze` or `drop`, where known.
-    pub mechanism: Option<String>,
+    pub finding: Finding,
+    /// Where known.
+    pub mechanism: Option<Mechanism>,
     /// 0–1.
     pub confidence: f64,
     pub evidence: serde_json::Value,
@@ -61,7 +132,7 @@ pub struct Window {
 impl Verdict {
     /// Findings other than `none` and `inconclusive` make `--fail-on-finding` exit 3.
     pub fn is_finding(&self) -> bool {
-        self.finding != "none" && self.finding != "inconclusive"
+        !matches!(self.finding, Finding::None | Finding::Inconclusive)
     }
 }
 
@@ -80,13 +151,14 @@ pub(crate) enum Outcome {
         detector: &'static str,
         reason: String,
     },
-    Finding(Finding),
+    Finding(Detected),
 }
 
+/// A detector's finding, before it becomes a [`Verdict`].
 #[derive(Debug)]
-pub(crate) struct Finding {
-    pub finding: &'static str,
-    pub mechanism: Option<&'static str>,
+pub(crate) struct Detected {
+    pub finding: Finding,
+    pub mechanism: Option<Mechanism>,
     pub confidence: f64,
     pub evidence: Value,
     pub flows: Vec<u64>,
@@ -207,17 +279,16 @@ fn run_detectors(group: &Group) -> Vec<Outcome> {
 
 /// One verdict per finding; else one `inconclusive` with the reasons, else one `none`.
 fn verdicts_of(service: &str, window: Window, outcomes: &[Outcome]) -> Vec<Verdict> {
-    let verdict =
-        |finding: &str, mechanism: Option<&str>, confidence, evidence, flows, summary| Verdict {
-            service: service.to_string(),
-            window,
-            finding: finding.to_string(),
-            mechanism: mechanism.map(str::to_string),
-            confidence,
-            evidence,
-            flows,
-            summary: format!("{service}: {summary}"),
-        };
+    let verdict = |finding, mechanism, confidence, evidence, flows, summary| Verdict {
+        service: service.to_string(),
+        window,
+        finding,
+        mechanism,
+        confidence,
+        evidence,
+        flows,
+        summary: format!("{service}: {summary}"),
+    };
     let findings: Vec<Verdict> = outcomes
         .iter()
         .filter_map(|o| match o {
@@ -252,17 +323,24 @@ fn verdicts_of(service: &str, window: Window, outcomes: &[Outcome]) -> Vec<Verdi
         let first = reasons.values().next().and_then(Value::as_str).unwrap_or("").to_string();
         let summary = format!("inconclusive: {first}");
         let evidence = json!({ "reasons": reasons, "checked": checked });
-        return vec![verdict("inconclusive", None, 0.0, evidence, Vec::new(), summary)];
+        return vec![verdict(Finding::Inconclusive, None, 0.0, evidence, Vec::new(), summary)];
     }
     if checked.is_empty() {
         let reason = "no flows any detector could judge (no transfers, calls or connections \
                       of the kinds they compare)";
         let evidence = json!({ "reasons": { "all": reason } });
-        return vec![verdict("inconclusive", None, 0.0, evidence, Vec::new(), reason.into())];
+        return vec![verdict(
+            Finding::Inconclusive,
+            None,
+            0.0,
+            evidence,
+            Vec::new(),
+            reason.into(),
+        )];
     }
     let summary = format!("no sign of interference ({} checks)", checked.len());
     let evidence = json!({ "checked": checked });
-    vec![verdict("none", None, 0.0, evidence, Vec::new(), summary)]
+    vec![verdict(Finding::None, None, 0.0, evidence, Vec::new(), summary)]
 }
 
 /// Two detectors may find the same thing (policing and the Wehe test both say `throttled`):
@@ -371,7 +449,7 @@ pub(crate) fn share_outcome(
     comparison: Comparison,
     evidence: impl Fn(Option<f64>) -> Value,
     no_control: impl FnOnce() -> String,
-    finding: impl FnOnce(f64, Value) -> Finding,
+    finding: impl FnOnce(f64, Value) -> Detected,
 ) -> Outcome {
     match comparison {
         Comparison::Nothing => Outcome::Clean { detector, evidence: evidence(None) },
@@ -389,12 +467,12 @@ mod tests {
         Window { start: Timestamp::from_micros(0), end: Timestamp::from_micros(60_000_000) }
     }
 
-    fn finding(finding: &'static str, mechanism: Option<&'static str>, c: f64) -> Outcome {
-        Outcome::Finding(Finding {
+    fn finding(finding: Finding, mechanism: Option<Mechanism>, c: f64) -> Outcome {
+        Outcome::Finding(Detected {
             finding,
             mechanism,
             confidence: c,
-            evidence: json!({ "from": mechanism.unwrap_or("wehe") }),
+            evidence: json!({ "from": mechanism.map_or("wehe", Mechanism::as_str) }),
             flows: vec![1, 2],
             summary: format!("{finding} by {mechanism:?}"),
         })
@@ -403,21 +481,18 @@ mod tests {
     #[test]
     fn one_verdict_per_finding_the_named_mechanism_first() {
         let outcomes = [
-            finding("throttled", None, 0.99),
-            finding("throttled", Some("policing"), 0.8),
-            finding("reset", Some("rst_injection"), 0.9),
+            finding(Finding::Throttled, None, 0.99),
+            finding(Finding::Throttled, Some(Mechanism::Policing), 0.8),
+            finding(Finding::Reset, Some(Mechanism::RstInjection), 0.9),
             Outcome::Inconclusive { detector: "calls", reason: "no control call".into() },
         ];
         let v = verdicts_of("wa", window(), &outcomes);
         assert_eq!(v.len(), 2);
-        assert_eq!(
-            (v[0].finding.as_str(), v[0].mechanism.as_deref()),
-            ("throttled", Some("policing"))
-        );
+        assert_eq!((v[0].finding, v[0].mechanism), (Finding::Throttled, Some(Mechanism::Policing)));
         assert_eq!(v[0].confidence, 0.99, "the stronger detector's confidence, capped");
         assert_eq!(v[0].evidence["corroborated_by"][0]["evidence"]["from"], "wehe");
-        assert_eq!(v[0].summary, "wa: throttled by Some(\"policing\")");
-        assert_eq!(v[1].finding, "reset");
+        assert_eq!(v[0].summary, "wa: throttled by Some(Policing)");
+        assert_eq!(v[1].finding, Finding::Reset);
         assert!(v.iter().all(Verdict::is_finding));
     }
 
@@ -431,7 +506,7 @@ mod tests {
         ];
         let v = verdicts_of("wa", window(), &outcomes);
         assert_eq!(v.len(), 1);
-        assert_eq!(v[0].finding, "inconclusive");
+        assert_eq!(v[0].finding, Finding::Inconclusive);
         assert!(!v[0].is_finding());
         assert_eq!(v[0].evidence["reasons"]["calls"], "no control call");
         assert_eq!(v[0].evidence["reasons"]["stall"], "no control");
@@ -442,7 +517,7 @@ mod tests {
         assert_eq!(v[0].summary, "wa: no sign of interference (1 checks)");
 
         let v = verdicts_of("wa", window(), &[Outcome::NotApplicable]);
-        assert_eq!(v[0].finding, "inconclusive", "nothing judged is not `none`");
+        assert_eq!(v[0].finding, Finding::Inconclusive, "nothing judged is not `none`");
     }
 
     #[test]

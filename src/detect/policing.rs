@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::facts::Facts;
 use super::stats::median;
-use super::{Finding, Group, Outcome, examples, rate_text};
+use super::{Detected, Finding, Group, Mechanism, Outcome, examples, rate_text};
 use crate::config::DetectConfig;
 
 /// A flow that passed the per-flow test.
@@ -234,9 +234,9 @@ pub(super) fn detect(g: &Group) -> Outcome {
     {
         evidence["scope_bins"] = json!({ "concurrent": concurrent_bins, "single": single_bins });
     }
-    Outcome::Finding(Finding {
-        finding: "throttled",
-        mechanism: Some("policing"),
+    Outcome::Finding(Detected {
+        finding: Finding::Throttled,
+        mechanism: Some(Mechanism::Policing),
         confidence,
         evidence,
         flows: examples(ids, 20),

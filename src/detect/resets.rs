@@ -11,7 +11,10 @@
 use serde_json::{Value, json};
 
 use super::facts::{Facts, hops};
-use super::{Counts, Finding, Group, Outcome, examples, p_text, share_outcome, versus_control};
+use super::{
+    Counts, Detected, Finding, Group, Mechanism, Outcome, examples, p_text, share_outcome,
+    versus_control,
+};
 
 /// The injection signatures of a flow's server-side RST.
 fn forensics(f: &Facts) -> Option<(Vec<&'static str>, Value)> {
@@ -116,9 +119,9 @@ pub(super) fn detect(g: &Group) -> Outcome {
                 .map(|h| format!(", injector ~{h} hop(s) away"))
                 .unwrap_or_default();
             let share = injected as f64 / reset.len() as f64;
-            Finding {
-                finding: "reset",
-                mechanism: injection.then_some("rst_injection"),
+            Detected {
+                finding: Finding::Reset,
+                mechanism: injection.then_some(Mechanism::RstInjection),
                 confidence: (((1.0 - p) * (0.7 + 0.25 * share)) * 100.0).round() / 100.0,
                 evidence,
                 flows: examples(reset.iter().map(|(f, _, _)| f.id()), 20),

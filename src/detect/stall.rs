@@ -26,7 +26,8 @@ use serde_json::json;
 
 use super::facts::Facts;
 use super::{
-    Comparison, Counts, Finding, Group, Outcome, examples, p_text, share_outcome, versus_control,
+    Comparison, Counts, Detected, Finding, Group, Mechanism, Outcome, examples, p_text,
+    share_outcome, versus_control,
 };
 use crate::flow::Direction;
 use crate::pipeline::FlowEnd;
@@ -220,9 +221,13 @@ pub(super) fn detect(g: &Group) -> Outcome {
                 t.hits, t.total
             )
         },
-        |p, evidence| Finding {
-            finding: "stalled",
-            mechanism: Some(if stopped_at.len() * 2 > hit.len() { "freeze" } else { "drop" }),
+        |p, evidence| Detected {
+            finding: Finding::Stalled,
+            mechanism: Some(if stopped_at.len() * 2 > hit.len() {
+                Mechanism::Freeze
+            } else {
+                Mechanism::Drop
+            }),
             confidence: (((1.0 - p) * 0.9) * 100.0).round() / 100.0,
             evidence,
             flows: examples(hit.iter().map(|(f, _)| f.id()), 20),

@@ -449,7 +449,7 @@ mod tests {
     /// Findings and mechanisms of the verdicts, e.g. `["stalled/drop"]`.
     fn findings(v: &[Verdict]) -> Vec<String> {
         v.iter()
-            .map(|v| format!("{}/{}", v.finding, v.mechanism.as_deref().unwrap_or("-")))
+            .map(|v| format!("{}/{}", v.finding, v.mechanism.map_or("-", |m| m.as_str())))
             .collect()
     }
 
@@ -679,7 +679,7 @@ mod tests {
         }
         let v = sim.verdicts(&cfg(10));
         let policed: Vec<&Verdict> =
-            v.iter().filter(|v| v.mechanism.as_deref() == Some("policing")).collect();
+            v.iter().filter(|v| v.mechanism == Some(super::super::Mechanism::Policing)).collect();
         let full_windows = (end_ms / 10_000) as usize;
         assert!(
             policed.len() >= full_windows,
@@ -719,10 +719,16 @@ mod tests {
     #[test]
     fn policing_says_per_flow_or_aggregate() {
         let v = two_policed_downloads(false);
-        let p = v.iter().find(|v| v.mechanism.as_deref() == Some("policing")).expect("policing");
+        let p = v
+            .iter()
+            .find(|v| v.mechanism == Some(super::super::Mechanism::Policing))
+            .expect("policing");
         assert_eq!(p.evidence["scope"], "per_flow", "{}", p.summary);
         let v = two_policed_downloads(true);
-        let p = v.iter().find(|v| v.mechanism.as_deref() == Some("policing")).expect("policing");
+        let p = v
+            .iter()
+            .find(|v| v.mechanism == Some(super::super::Mechanism::Policing))
+            .expect("policing");
         assert_eq!(p.evidence["scope"], "aggregate", "{}", p.summary);
         let rate = p.evidence["aggregate_rate_bps"].as_f64().unwrap();
         assert!((rate / 400_000.0 - 1.0).abs() < 0.15, "{rate}: {}", p.summary);

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::facts::Facts;
 use super::stats::{cdf_area, ks_two_sample, mean, median, resample_agreement};
-use super::{Finding, Group, Outcome, examples, p_text, rate_text};
+use super::{Detected, Finding, Group, Mechanism, Outcome, examples, p_text, rate_text};
 use crate::flow::Direction;
 
 /// Control bulk flows comparable with the targets: minimum RTT within the ratio of the
@@ -163,8 +163,8 @@ pub(super) fn differentiation(g: &Group) -> Outcome {
     }
     let mut evidence = evidence;
     evidence["jackknife_agreement"] = json!(agreement);
-    Outcome::Finding(Finding {
-        finding: "throttled",
+    Outcome::Finding(Detected {
+        finding: Finding::Throttled,
         mechanism: None,
         confidence: ((1.0 - ks.p_value) * agreement * 100.0).round().min(99.0) / 100.0,
         evidence,
@@ -331,9 +331,9 @@ pub(super) fn shaping(g: &Group) -> Outcome {
     } else {
         String::new()
     };
-    Outcome::Finding(Finding {
-        finding: "throttled",
-        mechanism: Some("shaping"),
+    Outcome::Finding(Detected {
+        finding: Finding::Throttled,
+        mechanism: Some(Mechanism::Shaping),
         confidence: ((1.0 - cv).clamp(0.5, 0.9) * 100.0).round() / 100.0,
         evidence,
         flows: examples(bulk.iter().map(|f| f.id()), 20),

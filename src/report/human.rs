@@ -119,7 +119,7 @@ pub fn write(report: &Report, all_flows: bool, out: &mut impl Write) -> io::Resu
             "  {:<12} {:<14} {:<14} confidence {:.2}  {} to {}",
             v.service,
             v.finding,
-            v.mechanism.as_deref().unwrap_or("-"),
+            v.mechanism.map_or("-", |m| m.as_str()),
             v.confidence,
             v.window.start,
             v.window.end
