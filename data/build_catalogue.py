@@ -3,8 +3,8 @@
 
     data/build_catalogue.py [--ranges DIR] [--check]
 
-DIR holds <name>.txt files: one CIDR per line, '#' comments, the header naming the source (the
-format of shared/data/ranges). The default is ../shared/data/ranges beside the checkout.
+DIR holds <name>.txt files: one CIDR per line, '#' comments, the header naming the source and
+its date. The default is data/ranges/ (data/README.md lists the sources and their licences).
 --check exits 1 if services.toml differs from what would be written (used by the tests).
 Standard library only (Python 3.11+ for tomllib).
 """
@@ -15,7 +15,7 @@ import sys
 import tomllib
 
 HERE = pathlib.Path(__file__).resolve().parent
-DEFAULT_RANGES = HERE.parent.parent / "shared" / "data" / "ranges"
+DEFAULT_RANGES = HERE / "ranges"
 
 
 def read_ranges(directory, name, sources):

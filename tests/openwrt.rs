@@ -203,6 +203,8 @@ fn makefiles_have_the_expected_variables() {
         "PKG_NAME:=throttlewatch",
         &format!("PKG_VERSION:={}", env!("CARGO_PKG_VERSION")),
         "PKG_SOURCE_PROTO:=git",
+        "PKG_LICENSE:=MIT OR Apache-2.0",
+        "PKG_LICENSE_FILES:=LICENSE-MIT LICENSE-APACHE",
         "PKG_BUILD_DEPENDS:=rust/host",
         "include $(INCLUDE_DIR)/package.mk",
         "include $(TOPDIR)/feeds/packages/lang/rust/rust-package.mk",
@@ -222,6 +224,7 @@ fn makefiles_have_the_expected_variables() {
         "include $(TOPDIR)/rules.mk",
         "LUCI_TITLE:=",
         "LUCI_DEPENDS:=+throttlewatch +luci-base",
+        "PKG_LICENSE:=MIT OR Apache-2.0",
         "include $(TOPDIR)/feeds/luci/luci.mk",
         "# call BuildPackage",
     ] {
