@@ -50,10 +50,10 @@ pub fn run_trials(tests: &[Test]) -> ExitCode {
         .map(|&(name, test)| {
             Trial::ignorable_test(name, move || match test() {
                 Ok(()) => Ok(Completion::Completed),
-                Err(Missing(what)) if required() => Err(format!(
-                    "required resource missing: {what} (THROTTLEWATCH_REQUIRE_ALL=1)"
-                )
-                .into()),
+                Err(Missing(what)) if required() => {
+                    Err(format!("required resource missing: {what} (THROTTLEWATCH_REQUIRE_ALL=1)")
+                        .into())
+                }
                 Err(Missing(what)) => {
                     Ok(Completion::ignored_with(format!("skipped, missing: {what}")))
                 }
