@@ -1,4 +1,4 @@
-//! The Debian package (DESIGN §9): `cargo deb` builds it from `[package.metadata.deb]`; the
+//! The Debian package (ARCHITECTURE.md): `cargo deb` builds it from `[package.metadata.deb]`; the
 //! test checks the archive (files, conffiles, depends, maintainer scripts), installs it with
 //! `dpkg -i`, checks what the systemd unit names (binary, configuration, documentation), parses
 //! the installed configuration with the crate's own parser, runs the installed binary, verifies
