@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The throttlewatch lab (DESIGN §7): real kernels, a real middlebox, labelled traces.
+"""The throttlewatch lab (ARCHITECTURE.md): real kernels, a real middlebox, labelled traces.
 
     lab/lab.py list                          # scenarios, their parameters and defaults
     lab/lab.py run SCENARIO [--set K=V]... [--seed N] [--duration S] [--snaplen N] [--out PREFIX]

@@ -1,4 +1,4 @@
-//! Command line (DESIGN §6). Exit codes: 0 done, 1 internal error, 2 bad usage, configuration
+//! Command line (docs/report.md). Exit codes: 0 done, 1 internal error, 2 bad usage, configuration
 //! or input (the message names the file, key or packet), 3 with `--fail-on-finding` when a
 //! verdict other than `none`/`inconclusive` exists. A closed stdout (`| head`) is not an error.
 

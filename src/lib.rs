@@ -1,6 +1,6 @@
 //! throttlewatch: detect throttling of messenger services from the packets that cross a router.
 //!
-//! The pipeline (DESIGN §1), one module per stage, dependencies running one way (the
+//! The pipeline (ARCHITECTURE.md), one module per stage, dependencies running one way (the
 //! per-packet stages live in the `throttlewatch-core` crate, `core/`, re-exported here):
 //! `capture` (packet sources) → [`decode`] → [`flow`] (table and keys) → [`measure`]
 //! (per-flow measurements) → [`classify`] (service catalogue) → [`detect`] (verdicts) →

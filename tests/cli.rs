@@ -50,7 +50,7 @@ fn json_report_follows_the_contract() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let r = json(&out);
     assert_eq!(r["schema"], "throttlewatch.report/1");
-    // The middlebox's resets, as DESIGN §6's verdict contract has them.
+    // The middlebox's resets, as the verdict contract (docs/report.md) has them.
     let verdicts = r["verdicts"].as_array().unwrap();
     let reset = verdicts.iter().find(|v| v["finding"] == "reset").expect("a reset verdict");
     for key in ["service", "window", "finding", "mechanism", "confidence", "evidence", "flows"] {

@@ -5,6 +5,16 @@
 
 mod common;
 
+fn main() -> std::process::ExitCode {
+    common::run_trials(common::trials![
+        corpus_decodes_without_error_and_accounts_for_every_packet,
+        corpus_messenger_flows_agree_with_ndpi,
+        corpus_byte_and_packet_counts_match_tshark,
+        corpus_handshake_rtt_matches_tshark,
+        corpus_timestamp_rtt_samples_are_ppings,
+    ])
+}
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::Path;
@@ -89,11 +99,8 @@ fn ground_truth(dir: &Path) -> Vec<GroundTruth> {
     rows
 }
 
-#[test]
-fn corpus_decodes_without_error_and_accounts_for_every_packet() {
-    let Some(dir) = common::corpus_dir() else {
-        return;
-    };
+fn corpus_decodes_without_error_and_accounts_for_every_packet() -> common::Ran {
+    let dir = common::corpus_dir()?;
     let files = common::corpus_files(&dir);
     assert!(files.len() >= 18, "expected the 18 captures of the corpus, found {}", files.len());
     for file in &files {
@@ -122,13 +129,11 @@ fn corpus_decodes_without_error_and_accounts_for_every_packet() {
             if reasons.is_empty() { "none".into() } else { reasons.join(", ") }
         );
     }
+    Ok(())
 }
 
-#[test]
-fn corpus_messenger_flows_agree_with_ndpi() {
-    let Some(dir) = common::corpus_dir() else {
-        return;
-    };
+fn corpus_messenger_flows_agree_with_ndpi() -> common::Ran {
+    let dir = common::corpus_dir()?;
     let truth = ground_truth(&dir);
     let mut by_file: BTreeMap<&str, Vec<&GroundTruth>> = BTreeMap::new();
     for t in &truth {
@@ -203,6 +208,7 @@ fn corpus_messenger_flows_agree_with_ndpi() {
             MIN_AGREEMENT * 100.0
         );
     }
+    Ok(())
 }
 
 /// (proto, source, destination) of one direction of a flow.
@@ -263,14 +269,9 @@ fn tshark_counts(file: &Path) -> HashMap<DirectedKey, (u64, u64)> {
     counts
 }
 
-#[test]
-fn corpus_byte_and_packet_counts_match_tshark() {
-    let Some(dir) = common::corpus_dir() else {
-        return;
-    };
-    if !common::tshark_available() {
-        return;
-    }
+fn corpus_byte_and_packet_counts_match_tshark() -> common::Ran {
+    let dir = common::corpus_dir()?;
+    common::tshark()?;
     let (mut flows, mut bytes) = (0, 0u64);
     for file in common::corpus_files(&dir) {
         let want = tshark_counts(&file);
@@ -296,6 +297,7 @@ fn corpus_byte_and_packet_counts_match_tshark() {
     }
     eprintln!("byte and packet counts of {flows} flows ({bytes} bytes) equal tshark's");
     assert!(flows > 400);
+    Ok(())
 }
 
 /// (sender, receiver) of a segment.
@@ -387,14 +389,9 @@ fn handshake_legs(segments: &[Segment]) -> HashMap<FlowKey, (Option<u64>, Option
         .collect()
 }
 
-#[test]
-fn corpus_handshake_rtt_matches_tshark() {
-    let Some(dir) = common::corpus_dir() else {
-        return;
-    };
-    if !common::tshark_available() {
-        return;
-    }
+fn corpus_handshake_rtt_matches_tshark() -> common::Ran {
+    let dir = common::corpus_dir()?;
+    common::tshark()?;
     let mut checked = 0;
     for file in common::corpus_files(&dir) {
         let mut legs = handshake_legs(&tshark_segments(&file));
@@ -416,6 +413,7 @@ fn corpus_handshake_rtt_matches_tshark() {
     }
     eprintln!("SYN→SYN/ACK and SYN/ACK→ACK legs of {checked} handshakes equal tshark's");
     assert!(checked >= 100, "only {checked} handshakes checked");
+    Ok(())
 }
 
 /// TCP timestamp RTT samples as Kathleen Nichols' pping defines them, computed from tshark's
@@ -424,14 +422,9 @@ fn corpus_handshake_rtt_matches_tshark() {
 /// throttlewatch keeps one probe per direction, so its samples are a subset of these plus the
 /// handshake legs (measured even when the SYN/ACK carries no timestamps): its minimum, maximum
 /// and latest sample per leg must each be one of those.
-#[test]
-fn corpus_timestamp_rtt_samples_are_ppings() {
-    let Some(dir) = common::corpus_dir() else {
-        return;
-    };
-    if !common::tshark_available() {
-        return;
-    }
+fn corpus_timestamp_rtt_samples_are_ppings() -> common::Ran {
+    let dir = common::corpus_dir()?;
+    common::tshark()?;
     let (mut flows, mut values) = (0, 0);
     for file in common::corpus_files(&dir) {
         // ((sender, receiver), TSval) -> (first seen, used)
@@ -484,4 +477,5 @@ fn corpus_timestamp_rtt_samples_are_ppings() {
     }
     eprintln!("{values} RTT extremes of {flows} flows with TCP timestamps are pping samples");
     assert!(flows >= 50 && values >= 200, "{flows} flows, {values} values");
+    Ok(())
 }

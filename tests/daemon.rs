@@ -5,6 +5,13 @@
 
 mod common;
 
+fn main() -> std::process::ExitCode {
+    common::run_trials(common::trials![
+        bad_configurations_are_refused_with_the_key_named,
+        it_gives_up_root_and_stops_cleanly_on_sigterm_and_sigint,
+    ])
+}
+
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,8 +22,7 @@ fn run(args: &[&str]) -> std::process::Output {
     Command::new(common::binary()).arg("run").args(args).output().expect("the binary runs")
 }
 
-#[test]
-fn bad_configurations_are_refused_with_the_key_named() {
+fn bad_configurations_are_refused_with_the_key_named() -> common::Ran {
     let dir = std::env::temp_dir().join(format!("tw-daemon-config-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let toml = dir.join("bad.toml");
@@ -50,6 +56,7 @@ fn bad_configurations_are_refused_with_the_key_named() {
     let out = run(&["-i", "nosuchif0", "--events", "-"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nosuchif0"));
+    Ok(())
 }
 
 /// A field of /proc/PID/status, e.g. `Uid:`.
@@ -58,11 +65,8 @@ fn proc_status(pid: u32, field: &str) -> Option<String> {
     text.lines().find(|l| l.starts_with(field)).map(|l| l[field.len()..].trim().to_string())
 }
 
-#[test]
-fn it_gives_up_root_and_stops_cleanly_on_sigterm_and_sigint() {
-    if !common::is_root() {
-        return common::missing("root (the daemon opens a live capture)");
-    }
+fn it_gives_up_root_and_stops_cleanly_on_sigterm_and_sigint() -> common::Ran {
+    common::need(common::is_root(), "root (the daemon opens a live capture)")?;
     let nobody = Command::new("id").args(["-u", "nobody"]).output().unwrap();
     let nobody = String::from_utf8_lossy(&nobody.stdout).trim().to_string();
     assert!(!nobody.is_empty(), "the system has a nobody user");
@@ -116,4 +120,5 @@ fn it_gives_up_root_and_stops_cleanly_on_sigterm_and_sigint() {
             (Some("stop"), Some(format!("SIG{signal}").as_str()))
         );
     }
+    Ok(())
 }

@@ -1,4 +1,4 @@
-//! The lab (`lab/lab.py`, DESIGN §7): each scenario's trace, recorded on the router's LAN side
+//! The lab (lab/lab.py, ARCHITECTURE.md): each scenario's trace, recorded on the router's LAN side
 //! behind a real middlebox, is checked with the project's own decoder and pipeline against the
 //! ground truth written next to it: the impairment happened as configured (policed rate, RSTs
 //! and their forensics, the byte window of a freeze, unanswered SYNs and STUN, call loss, the
@@ -826,7 +826,7 @@ fn check_live(name: &str) {
     check_daemon(&pcap);
 }
 
-/// The daemon's outputs (DESIGN §6): verdict events carrying the scenario's finding within two
+/// The daemon's outputs (docs/events.md): verdict events carrying the scenario's finding within two
 /// windows of the traffic's end and nothing it cannot explain, a start and a final stop event,
 /// exit status 0 after SIGTERM, the status file, and /metrics as fetched by curl.
 fn check_daemon(pcap: &Path) {

@@ -1,4 +1,4 @@
-//! throttlewatch-core: the per-packet half of throttlewatch (DESIGN §1), in its own crate so
+//! throttlewatch-core: the per-packet half of throttlewatch (ARCHITECTURE.md), in its own crate so
 //! that it is compiled for speed while the rest of the binary (command line, detectors,
 //! daemon, configuration) is compiled for size.
 //!

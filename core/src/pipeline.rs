@@ -767,7 +767,7 @@ mod tests {
         assert_eq!(a.stats.packets, 2);
     }
 
-    /// DESIGN §8 aims at 400 bytes per tracked flow. This guards what was reached (see the
+    /// ARCHITECTURE.md aims at 400 bytes per tracked flow. This guards what was reached (see the
     /// README's memory figures) against silent growth.
     #[test]
     fn per_flow_state_stays_bounded() {

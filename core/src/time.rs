@@ -1,6 +1,6 @@
 //! Packet time. Every stage below the daemon shell takes the capture timestamp of the packet
 //! it works on and never reads the wall clock, so a trace replayed offline gives exactly what
-//! the daemon would have said live (DESIGN §1).
+//! the daemon would have said live (ARCHITECTURE.md, Pipeline).
 //!
 //! [`Timestamp`] is microseconds since the Unix epoch; durations are plain `u64` microseconds
 //! in fields and variables whose names end in `_us`.

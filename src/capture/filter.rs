@@ -1,4 +1,4 @@
-//! The kernel filter of a live capture (DESIGN §2): every packet that can belong to a
+//! The kernel filter of a live capture (ARCHITECTURE.md): every packet that can belong to a
 //! service, and one flow in `control_sample` of the rest as control traffic.
 //!
 //! Kept: the catalogue's address ranges, DNS (answers teach the classifier), STUN (call
@@ -109,7 +109,7 @@ fn widened(catalogue: &Catalogue, control_sample: u32, (v4, v6): (u8, u8)) -> Op
     Some(parts.join(" or "))
 }
 
-/// The narrow filter of the full-size classification capture (DESIGN §2): DNS answers, STUN
+/// The narrow filter of the full-size classification capture (ARCHITECTURE.md): DNS answers, STUN
 /// messages, and TLS handshake records holding a ClientHello (IPv4: libpcap cannot index
 /// TCP payloads behind IPv6 headers). Their full copies go to the classifier only.
 pub fn classification_expression() -> String {

@@ -7,7 +7,7 @@ pub mod uci;
 
 pub use throttlewatch_core::config::*;
 
-/// Thresholds of the detectors (DESIGN §5), with the literature's defaults. Read from the
+/// Thresholds of the detectors (docs/detectors.md), with the literature's defaults. Read from the
 /// `[detect]` table of a configuration file (`--config`); every key is optional, unknown keys
 /// are errors.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]

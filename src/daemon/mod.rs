@@ -1,5 +1,5 @@
 //! `throttlewatch run`: the same pipeline and detectors as `analyze`, fed by live captures
-//! (DESIGN §1, §2, §6).
+//! (ARCHITECTURE.md, Pipeline and Capture and decode; docs/events.md, docs/status.md).
 //!
 //! One capture thread owns the captures, the pipeline and its flow table; at each window's end
 //! (packet time, or the wall clock when the link is quiet — the same clock the kernel stamps

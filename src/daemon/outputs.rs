@@ -1,4 +1,4 @@
-//! What the daemon writes (DESIGN §6): verdict events as JSON lines, the status file for LuCI
+//! What the daemon writes (docs/): verdict events as JSON lines, the status file for LuCI
 //! and scripts (replaced atomically), and Prometheus metrics (text exposition format, base
 //! units, `_total` counters, low-cardinality labels: never an address or a port).
 

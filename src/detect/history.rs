@@ -1,4 +1,4 @@
-//! A service's own history, the second reference of DESIGN §3: per hour of day (UTC), an
+//! A service's own history, the second reference (ARCHITECTURE.md): per hour of day (UTC), an
 //! HdrHistogram of the goodput of its bulk transfers (kbit/s, two significant digits). When a
 //! window has no comparable control, or as context when it has, a verdict's evidence shows the
 //! service's usual rate at that hour next to the current one.

@@ -1,4 +1,4 @@
-//! Detect: the statistics stage (DESIGN §5). Finished flows are grouped into windows on packet
+//! The statistics stage (docs/detectors.md). Finished flows are grouped into windows on packet
 //! time; in each window every detector compares a service's target flows with the comparable
 //! control flows of the same window and answers with a finding and its evidence, with
 //! `inconclusive` and the reason when the data cannot carry a decision, or with nothing when it

@@ -1,4 +1,4 @@
-//! Report: the outputs of `analyze` (DESIGN §6). [`Report`] is the JSON document, schema
+//! Report: the outputs of `analyze` (docs/report.md). [`Report`] is the JSON document, schema
 //! `throttlewatch.report/1`; [`human`] renders the same data as a short table. Field names are
 //! a contract: add fields freely, never rename them.
 

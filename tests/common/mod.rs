@@ -1,15 +1,18 @@
 //! Helpers shared by the integration tests.
 //!
-//! Optional resources (the nDPI corpus in `../shared/corpus`, tshark, root) are used when
-//! present. When one is missing a test says so loudly on stderr and returns, unless
-//! `THROTTLEWATCH_REQUIRE_ALL=1` is set (CI sets it), in which case it fails.
+//! Optional resources (the nDPI corpus in `../shared/corpus`, tshark, root, packaging and
+//! browser tools) are used when present. The test files that need them run on libtest-mimic
+//! ([`run_trials`], `harness = false` in Cargo.toml): a test returns [`Missing`] when its
+//! resource is absent and is reported `ignored` with the reason in the runner's own summary,
+//! unless `THROTTLEWATCH_REQUIRE_ALL=1` is set (CI sets it), in which case it fails.
 
 #![allow(dead_code)]
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitCode};
 
+use libtest_mimic::{Arguments, Completion, Trial};
 use throttlewatch::analyze::{AnalyzeInput, AnalyzeOutput, run};
 use throttlewatch::classify::Catalogue;
 use throttlewatch::config::PipelineConfig;
@@ -22,7 +25,57 @@ fn required() -> bool {
     std::env::var("THROTTLEWATCH_REQUIRE_ALL").is_ok_and(|v| v == "1")
 }
 
-/// Report a missing resource: fail under `THROTTLEWATCH_REQUIRE_ALL=1`, else skip loudly.
+/// Why a test did not run: the resource it needs (named, with how to get it) is missing.
+#[derive(Debug)]
+pub struct Missing(pub String);
+
+/// What a test run by [`run_trials`] returns: `Err` when it could not run for a missing
+/// resource (checks that fail panic, as in any test).
+pub type Ran = Result<(), Missing>;
+
+/// A test of a file run by [`run_trials`]: its name and its function.
+pub type Test = (&'static str, fn() -> Ran);
+
+/// `Ok` when the resource is `present`, else it is missing.
+pub fn need(present: bool, what: impl Into<String>) -> Ran {
+    if present { Ok(()) } else { Err(Missing(what.into())) }
+}
+
+/// Run a test file's tests (`name`, function) with libtest-mimic's command line (filters,
+/// `--list`, `--test-threads`, ... as libtest). A test that returns [`Missing`] is reported
+/// `ignored (skipped, missing: ...)`, or failed under `THROTTLEWATCH_REQUIRE_ALL=1`.
+pub fn run_trials(tests: &[Test]) -> ExitCode {
+    let trials = tests
+        .iter()
+        .map(|&(name, test)| {
+            Trial::ignorable_test(name, move || match test() {
+                Ok(()) => Ok(Completion::Completed),
+                Err(Missing(what)) if required() => {
+                    Err(format!("required resource missing: {what} (THROTTLEWATCH_REQUIRE_ALL=1)")
+                        .into())
+                }
+                Err(Missing(what)) => {
+                    Ok(Completion::ignored_with(format!("skipped, missing: {what}")))
+                }
+            })
+        })
+        .collect();
+    libtest_mimic::run(&Arguments::from_args(), trials).exit_code()
+}
+
+/// The [`Test`] list [`run_trials`] takes, from the functions' names.
+#[allow(unused_macros)] // files on the standard harness include this module too
+macro_rules! trials {
+    ($($test:ident),* $(,)?) => {
+        &[$((stringify!($test), $test as fn() -> common::Ran)),*]
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use trials;
+
+/// Report a missing resource in a test on the standard harness: fail under
+/// `THROTTLEWATCH_REQUIRE_ALL=1`, else say on stderr that it skipped (the runner still prints
+/// `ok`: such a file should move to [`run_trials`]).
 pub fn missing(what: &str) {
     if required() {
         panic!("required resource missing: {what} (THROTTLEWATCH_REQUIRE_ALL=1)");
@@ -30,16 +83,15 @@ pub fn missing(what: &str) {
     eprintln!("\n*** SKIPPED: {what} is missing; this test did not run ***\n");
 }
 
-/// The nDPI corpus directory, or `None` after reporting it missing.
-pub fn corpus_dir() -> Option<PathBuf> {
+/// The nDPI corpus directory (`THROTTLEWATCH_CORPUS`, default `../shared/corpus/ndpi`).
+pub fn corpus_dir() -> Result<PathBuf, Missing> {
     let dir = std::env::var_os("THROTTLEWATCH_CORPUS")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("../shared/corpus/ndpi"));
     if dir.join("FLOWS.tsv").is_file() {
-        Some(dir)
+        Ok(dir)
     } else {
-        missing(&format!("the nDPI corpus at {} (set THROTTLEWATCH_CORPUS)", dir.display()));
-        None
+        Err(Missing(format!("the nDPI corpus at {} (set THROTTLEWATCH_CORPUS)", dir.display())))
     }
 }
 
@@ -70,12 +122,19 @@ pub fn tool(name: &str) -> bool {
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()))
 }
 
-pub fn tshark_available() -> bool {
-    let ok = Command::new("tshark").arg("--version").output().is_ok_and(|o| o.status.success());
-    if !ok {
-        missing("tshark (apt-get install tshark)");
-    }
-    ok
+/// Whether `program` runs with the given arguments (e.g. `--version`) and exits 0.
+pub fn runs(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// tshark, which the corpus tests compare with.
+pub fn tshark() -> Ran {
+    need(runs("tshark", &["--version"]), "tshark (apt-get install tshark)")
 }
 
 /// Run tshark on a file and return its tab-separated field rows.

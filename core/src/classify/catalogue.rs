@@ -1,4 +1,4 @@
-//! The service catalogue (DESIGN §3): which flows belong to which messenger service.
+//! The service catalogue (ARCHITECTURE.md): which flows belong to which messenger service.
 //!
 //! A TOML file of `[[service]]` tables. The minimal form, which every version keeps accepting:
 //!

@@ -1,7 +1,7 @@
 //! Decode: one captured frame in, either a [`Decoded`] packet (addresses, IP fields and the
 //! transport header the flow stage needs) or a [`SkipReason`] out. Never a panic and never an
 //! allocation: every length read from the wire is checked against what was captured before it
-//! is used, and every packet that is not measured is counted under a reason (DESIGN §2).
+//! is used, and every packet that is not measured is counted under a reason (ARCHITECTURE.md).
 //!
 //! Link layers: Ethernet with 802.1Q/802.1ad/QinQ tags, PPPoE session frames and MPLS, Linux
 //! cooked SLL and SLL2, raw IP. Network: IPv4 with options and fragments (counted, not

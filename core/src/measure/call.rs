@@ -1,4 +1,4 @@
-//! UDP and call measurements (DESIGN §4): inter-arrival gaps and silences per direction, RTP
+//! UDP and call measurements (ARCHITECTURE.md): inter-arrival gaps and silences per direction, RTP
 //! sequence loss and interarrival jitter where an RTP header is visible (RFC 3550 A.1, A.3,
 //! A.8), and STUN request→response RTT by transaction ID.
 //!

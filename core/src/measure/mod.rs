@@ -1,4 +1,4 @@
-//! Measure: per-flow measurements in fixed-size state (DESIGN §4). Counters every flow keeps
+//! Measure: per-flow measurements in fixed-size state (ARCHITECTURE.md). Counters every flow keeps
 //! ([`DirCounters`]), the TCP ([`tcp`]) or UDP/call ([`call`]) part, and for flows that matter a
 //! [`Detail`] slot with throughput bins and windowed RTT extremes, taken from a bounded pool by
 //! the flow table's owner.

@@ -1,4 +1,4 @@
-//! TCP per-flow measurements (DESIGN §4): the handshake and its two RTT legs, continuing RTT
+//! TCP per-flow measurements (ARCHITECTURE.md): the handshake and its two RTT legs, continuing RTT
 //! samples, sequence analysis (retransmissions, out-of-order segments, gaps), zero windows,
 //! and FIN/RST with the forensic fields that tell an injected reset from a real one.
 //!
