@@ -198,8 +198,11 @@ fn two_way_calls(g: &Group) -> Outcome {
     Outcome::Finding(Detected {
         finding: Finding::CallDegraded,
         mechanism: drops.then_some(Mechanism::Drop),
-        confidence: (0.6 + 0.1 * degraded.len() as f64 + 0.1 * controls.len().min(2) as f64)
-            .min(0.95),
+        confidence: ((0.6 + 0.1 * degraded.len() as f64 + 0.1 * controls.len().min(2) as f64)
+            .min(0.95)
+            * 100.0)
+            .round()
+            / 100.0,
         evidence,
         flows: examples(degraded.iter().map(|(c, _)| c.f.id()), 20),
         summary: format!(
@@ -250,8 +253,12 @@ fn one_way_calls(g: &Group) -> Outcome {
     Outcome::Finding(Detected {
         finding: Finding::CallDegraded,
         mechanism: Some(Mechanism::Drop),
-        confidence: (0.7 + 0.1 * dead.len().min(2) as f64 + 0.05 * healthy_controls.min(2) as f64)
-            .min(0.95),
+        confidence: ((0.7 + 0.1 * dead.len().min(2) as f64
+            + 0.05 * healthy_controls.min(2) as f64)
+            .min(0.95)
+            * 100.0)
+            .round()
+            / 100.0,
         evidence: json!({
             "one_way_calls": rows,
             "calls_sending_media": sending.len(),
