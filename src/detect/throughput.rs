@@ -18,6 +18,7 @@ use serde_json::json;
 use super::facts::Facts;
 use super::stats::{cdf_area, ks_two_sample, mean, median, resample_agreement};
 use super::{Detected, Finding, Group, Mechanism, Outcome, examples, p_text, rate_text};
+use crate::config::DetectConfig;
 use crate::flow::Direction;
 
 /// Control bulk flows comparable with the targets: minimum RTT within the ratio of the
@@ -181,6 +182,18 @@ pub(super) fn differentiation(g: &Group) -> Outcome {
     })
 }
 
+/// The round trip grew from `lo` to `hi` as a queue makes it: by `shaping_rtt_growth_ms` and
+/// `shaping_rtt_factor` at once.
+fn queue_grew(cfg: &DetectConfig, lo: Option<u64>, hi: Option<u64>) -> bool {
+    match (lo, hi) {
+        (Some(lo), Some(hi)) => {
+            hi >= lo + cfg.shaping_rtt_growth_ms * 1000
+                && hi as f64 >= cfg.shaping_rtt_factor * lo as f64
+        }
+        _ => false,
+    }
+}
+
 pub(super) fn shaping(g: &Group) -> Outcome {
     const NAME: &str = "shaping";
     let cfg = g.cfg;
@@ -197,14 +210,7 @@ pub(super) fn shaping(g: &Group) -> Outcome {
     // service's addresses and not towards the others.
     let queued_at = |addr: std::net::IpAddr| {
         let flows = g.targets.iter().filter(|f| f.f.server.addr == addr);
-        let hi = flows.clone().filter_map(|f| f.max_rtt_us()).max();
-        match (min_rtt, hi) {
-            (Some(lo), Some(hi)) => {
-                hi >= lo + cfg.shaping_rtt_growth_ms * 1000
-                    && hi as f64 >= cfg.shaping_rtt_factor * lo as f64
-            }
-            _ => false,
-        }
+        queue_grew(cfg, min_rtt, flows.filter_map(|f| f.max_rtt_us()).max())
     };
     let addresses: std::collections::BTreeSet<std::net::IpAddr> =
         g.targets.iter().filter(|f| f.tcp().is_some()).map(|f| f.f.server.addr).collect();
@@ -241,13 +247,7 @@ pub(super) fn shaping(g: &Group) -> Outcome {
     }
     let rates: Vec<f64> = busy.values().map(|&b| b as f64 * 8.0 / bin_s).collect();
     let max_rtt = bulk.iter().filter_map(|f| f.max_rtt_us()).max();
-    let grown = match (min_rtt, max_rtt) {
-        (Some(lo), Some(hi)) => {
-            hi >= lo + cfg.shaping_rtt_growth_ms * 1000
-                && hi as f64 >= cfg.shaping_rtt_factor * lo as f64
-        }
-        _ => false,
-    };
+    let grown = queue_grew(cfg, min_rtt, max_rtt);
     // A shaper queues: without a grown round trip there is none, however short the
     // transfers; with one, a plateau needs enough busy bins to be seen.
     if !grown {
@@ -295,13 +295,7 @@ pub(super) fn shaping(g: &Group) -> Outcome {
     // (congestion), not a shaper for this service.
     let control_min_rtt = g.controls.iter().filter_map(|c| c.min_rtt_us()).min();
     let control_max_rtt = g.controls.iter().filter_map(|c| c.max_rtt_us()).max();
-    let control_queued = match (control_min_rtt, control_max_rtt) {
-        (Some(lo), Some(hi)) => {
-            hi >= lo + cfg.shaping_rtt_growth_ms * 1000
-                && hi as f64 >= cfg.shaping_rtt_factor * lo as f64
-        }
-        _ => false,
-    };
+    let control_queued = queue_grew(cfg, control_min_rtt, control_max_rtt);
     if control_bps < cfg.control_margin * plateau && control_queued {
         let mut evidence = evidence;
         evidence["control_rtt_us"] = json!([control_min_rtt, control_max_rtt]);
