@@ -3,8 +3,8 @@
 //! TCP connection in the window, the loss share is the segments lost or retransmitted (sequence
 //! holes and retransmissions, both directions, as seen at the capture point) over its packets.
 //! The service's pooled share must be significantly above the control connections' (one-sided
-//! Fisher's exact test, Bonferroni across services), its typical connection must lose at least
-//! `loss_min_share` and twice the typical control connection's share, and the round trip must
+//! Fisher's exact test, Bonferroni across services), at least `loss_min_share` and twice the
+//! controls' pooled share, with at least `min_affected_flows` connections losing that much, and the round trip must
 //! not have grown (a congested or shaped path queues before it drops; a dropper does not).
 //! Loss on everything (Wi-Fi, a congested link) raises the control share alike and finds
 //! nothing. Stalled connections (see [`super::stall`]) are left out: their retransmissions are
@@ -88,7 +88,10 @@ pub(super) fn detect(g: &Group) -> Outcome {
             "fisher_p": p,
         })
     };
-    if (lossy.len() as u64) < cfg.min_affected_flows || t_median < cfg.loss_min_share {
+    // Pooled over the connections: many short connections lose nothing by chance, and GRO
+    // super-segments make packets fewer; the pooled share follows the dropper's rate.
+    let (t_share, c_share) = (share((t_lost, t_packets)), share((c_lost, c_packets)));
+    if (lossy.len() as u64) < cfg.min_affected_flows || t_share < cfg.loss_min_share {
         return Outcome::Clean { detector: NAME, evidence: evidence(None) };
     }
     if controls.is_empty() {
@@ -99,24 +102,35 @@ pub(super) fn detect(g: &Group) -> Outcome {
                  to compare with",
                 lossy.len(),
                 targets.len(),
-                t_median * 100.0
+                t_share * 100.0
             ),
         };
     }
     let p = fisher_exact_greater(t_lost, t_packets, c_lost, c_packets);
-    let above_controls = t_median >= 2.0 * c_median && p < g.alpha();
+    let above_controls = t_share >= 2.0 * c_share && p < g.alpha();
     if !above_controls {
         return Outcome::Clean { detector: NAME, evidence: evidence(Some(p)) };
     }
-    if queueing * 2 > targets.len() {
+    // The service's connections started behind a standing queue (a shaper's or a congested
+    // link's, which drop when full): the typical one's least round trip well above the least
+    // of all. (The largest samples are no guide: a sample across a lost segment is long.)
+    let mins: Vec<f64> =
+        targets.iter().filter_map(|(f, _)| f.min_rtt_us()).map(|r| r as f64).collect();
+    let lo = mins.iter().copied().fold(f64::INFINITY, f64::min);
+    let typical = median(&mins).unwrap_or(lo);
+    let grew = typical > cfg.policing_rtt_inflation * lo + 20_000.0;
+    if queueing * 2 > targets.len() || grew {
         return Outcome::Inconclusive {
             detector: NAME,
             reason: format!(
                 "the service's connections lose {:.1}% of their packets (control {:.1}%), but \
-                 their round trips grew as on a congested path ({queueing} of {})",
-                t_median * 100.0,
-                c_median * 100.0,
-                targets.len()
+                 their round trips grew as behind a queue ({queueing} of {} connections; the \
+                 least {} ms, typically {} ms): a shaper or congestion drops so too",
+                t_share * 100.0,
+                c_share * 100.0,
+                targets.len(),
+                (lo / 1000.0).round(),
+                (typical / 1000.0).round()
             ),
         };
     }
@@ -132,9 +146,9 @@ pub(super) fn detect(g: &Group) -> Outcome {
              ({}); control connections {:.1}%",
             lossy.len(),
             targets.len(),
-            t_median * 100.0,
+            t_share * 100.0,
             p_text(p),
-            c_median * 100.0
+            c_share * 100.0
         ),
     })
 }

@@ -347,7 +347,19 @@ fn verdicts_of(service: &str, window: Window, outcomes: &[Outcome]) -> Vec<Verdi
 /// one verdict per finding, the one that names a mechanism first, the others' evidence
 /// attached as corroboration.
 fn merge_same_findings(mut findings: Vec<Verdict>) -> Vec<Verdict> {
-    findings.sort_by_key(|v| v.mechanism.is_none());
+    // A "policer" seen on one connection only, with next to no burst (real policers pass
+    // 8 kB and more), while many connections lose packets at random, is random loss that
+    // happened to follow a token line.
+    let spread_loss = findings.iter().any(|v| {
+        v.mechanism == Some(Mechanism::RandomLoss)
+            && v.evidence["lossy_connections"].as_u64().unwrap_or(0) >= 3
+    });
+    let single_policed = |v: &Verdict| {
+        v.mechanism == Some(Mechanism::Policing)
+            && v.evidence["policed_flows"].as_u64() == Some(1)
+            && v.evidence["burst_bytes"].as_f64().is_some_and(|b| b < 8_000.0)
+    };
+    findings.sort_by_key(|v| (v.mechanism.is_none(), spread_loss && single_policed(v)));
     let mut merged: Vec<Verdict> = Vec::new();
     for v in findings {
         match merged.iter_mut().find(|m| m.finding == v.finding) {

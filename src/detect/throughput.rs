@@ -79,9 +79,10 @@ pub(super) fn differentiation(g: &Group) -> Outcome {
         let control_rtt = median(
             &all.iter().filter_map(|f| f.min_rtt_us()).map(|r| r as f64).collect::<Vec<_>>(),
         );
+        let (dropped, queued, ..) = network_trace(cfg, &bulk, &all);
         if let (Some(mean_t), Some(mean_c), Some(t_rtt), Some(c_rtt)) =
             (median(&t_goodput), median(&c_goodput), target_rtt, control_rtt)
-            && mean_t >= 0.8 * mean_c * (c_rtt / t_rtt).min(1.0)
+            && (mean_t >= 0.8 * mean_c * (c_rtt / t_rtt).min(1.0) || !(dropped || queued))
         {
             return Outcome::Clean {
                 detector: NAME,
@@ -91,7 +92,7 @@ pub(super) fn differentiation(g: &Group) -> Outcome {
                     "target_rtt_us": t_rtt.round(),
                     "control_rtt_us": c_rtt.round(),
                     "comparable_controls": 0,
-                    "note": "no control at a comparable round trip; the service was no slower than the round trips explain",
+                    "note": "no control at a comparable round trip; the service was no slower than the round trips explain, or slower with no loss and no queue (the server set the pace)",
                 }),
             };
         }
@@ -133,6 +134,16 @@ pub(super) fn differentiation(g: &Group) -> Outcome {
     });
     let slower = mean_t < mean_c;
     if !(area >= threshold && slower) {
+        return Outcome::Clean { detector: NAME, evidence };
+    }
+    let (dropped, queued, t_loss, c_loss) = network_trace(cfg, &bulk, &controls);
+    if !dropped && !queued {
+        let mut evidence = evidence;
+        evidence["loss_share"] = json!((t_loss * 1e4).round() / 1e4);
+        evidence["control_loss_share"] = json!((c_loss * 1e4).round() / 1e4);
+        evidence["note"] = json!(
+            "slower, but no loss above the controls' and no queue: the server or the application set the pace"
+        );
         return Outcome::Clean { detector: NAME, evidence };
     }
     if ks.p_value >= alpha {
@@ -180,6 +191,32 @@ pub(super) fn differentiation(g: &Group) -> Outcome {
             area
         ),
     })
+}
+
+/// Whether the service's transfers show what a throttler leaves in the network: packets
+/// dropped (at least 0.5 % and twice the controls' share) or held in a queue. Slower
+/// transfers with neither are limited by the server or the application (a slow server), not
+/// by the path. Also the loss shares, for the evidence.
+fn network_trace(
+    cfg: &DetectConfig,
+    bulk: &[&Facts],
+    controls: &[&Facts],
+) -> (bool, bool, f64, f64) {
+    let pooled = |flows: &[&Facts]| {
+        let (l, p) = flows
+            .iter()
+            .filter_map(|f| super::loss::loss(f))
+            .fold((0u64, 0u64), |(l, p), (fl, fp)| (l + fl, p + fp));
+        l as f64 / p.max(1) as f64
+    };
+    let (t_loss, c_loss) = (pooled(bulk), pooled(controls));
+    let dropped = t_loss >= 0.005 && t_loss >= 2.0 * c_loss;
+    let queued = queue_grew(
+        cfg,
+        bulk.iter().filter_map(|f| f.min_rtt_us()).min(),
+        bulk.iter().filter_map(|f| f.max_rtt_us()).max(),
+    );
+    (dropped, queued, t_loss, c_loss)
 }
 
 /// The round trip grew from `lo` to `hi` as a queue makes it: by `shaping_rtt_growth_ms` and
