@@ -7,8 +7,8 @@
 //! controls' pooled share, with at least `min_affected_flows` connections losing that much, and the round trip must
 //! not have grown (a congested or shaped path queues before it drops; a dropper does not).
 //! Loss on everything (Wi-Fi, a congested link) raises the control share alike and finds
-//! nothing. Stalled connections (see [`super::stall`]) are left out: their retransmissions are
-//! the stall's.
+//! nothing. Stalled connections (see [`super::stall`]) and connections the server side reset
+//! are left out: their retransmissions are the stall's or the reset's.
 
 use serde_json::json;
 
@@ -43,22 +43,15 @@ fn queued(f: &Facts, inflation: f64) -> bool {
 pub(super) fn detect(g: &Group) -> Outcome {
     const NAME: &str = "random_loss";
     let cfg = g.cfg;
-    // A stalled connection retransmits what never arrives: its loss is the stall's.
-    let targets: Vec<(&Facts, (u64, u64))> = g
-        .targets
-        .iter()
-        .filter(|f| super::stall::stall(f, g).is_none())
-        .filter_map(|f| loss(f).map(|l| (f, l)))
-        .collect();
+    // A stalled connection retransmits what never arrives, a reset one what the reset cut
+    // off: their loss is the stall's or the reset's.
+    let judged = |f: &&Facts| super::stall::stall(f, g).is_none() && f.server_reset().is_none();
+    let targets: Vec<(&Facts, (u64, u64))> =
+        g.targets.iter().filter(judged).filter_map(|f| loss(f).map(|l| (f, l))).collect();
     if targets.is_empty() {
         return Outcome::NotApplicable;
     }
-    let controls: Vec<(u64, u64)> = g
-        .controls
-        .iter()
-        .filter(|f| super::stall::stall(f, g).is_none())
-        .filter_map(loss)
-        .collect();
+    let controls: Vec<(u64, u64)> = g.controls.iter().filter(judged).filter_map(loss).collect();
     let share = |(l, p): (u64, u64)| l as f64 / p.max(1) as f64;
     let sum = |v: &mut dyn Iterator<Item = (u64, u64)>| {
         v.fold((0u64, 0u64), |(a, b), (l, p)| (a + l, b + p))
