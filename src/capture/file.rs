@@ -183,6 +183,41 @@ pub(super) fn strip_libpcap(e: &pcap::Error) -> String {
 mod tests {
     use super::*;
 
+    /// A little-endian pcap of raw-IP frames stamped `(seconds, microseconds)`.
+    pub(crate) fn pcap_file(path: &Path, stamps: &[(u32, u32)]) {
+        let mut bytes = Vec::new();
+        for word in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65_535, 101] {
+            bytes.extend_from_slice(&word.to_le_bytes());
+        }
+        let frame = [0x45, 0, 0, 20, 0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        for &(sec, usec) in stamps {
+            for word in [sec, usec, 20, 20] {
+                bytes.extend_from_slice(&word.to_le_bytes());
+            }
+            bytes.extend_from_slice(&frame);
+        }
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    /// Issue 11: a packet stamped after 2038 (pcap's seconds are unsigned) showed as 1970.
+    #[test]
+    fn times_after_2038_are_read_as_such() {
+        let path = std::env::temp_dir().join(format!("tw-2038-{}.pcap", std::process::id()));
+        pcap_file(&path, &[(0x7fff_ffff, 0), (0x9000_0000, 5), (u32::MAX, 999_999)]);
+        let mut file = TraceFile::open(&path).unwrap();
+        let mut times = Vec::new();
+        file.for_each_packet(|ts, _, _| times.push(ts.to_string())).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(
+            times,
+            [
+                "2038-01-19T03:14:07.000000Z",
+                "2046-07-23T00:38:24.000005Z",
+                "2106-02-07T06:28:15.999999Z"
+            ]
+        );
+    }
+
     #[test]
     fn magic_bytes() {
         assert_eq!(TraceFormat::from_magic([0xd4, 0xc3, 0xb2, 0xa1]), Some(TraceFormat::Pcap));
