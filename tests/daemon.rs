@@ -326,3 +326,162 @@ fn metrics_are_answered_while_hundreds_of_connections_idle() {
     assert_eq!(daemon.stop(), Some(0));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A metric's value in a textfile exposition, e.g. `throttlewatch_reloads_total{result="ok"}`.
+fn metric(path: &Path, name: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// SIGHUP, then wait until the metrics file counts `reloads` successful reloads.
+fn reload(daemon: &Daemon, metrics: &Path, reloads: u64) {
+    daemon.signal("HUP");
+    wait_for(&format!("reload {reloads} in the metrics"), 20, || {
+        (metric(metrics, "throttlewatch_reloads_total{result=\"ok\"}")? >= reloads as f64)
+            .then_some(())
+    });
+}
+
+/// Every line of an events file, each parsed (a line that is not JSON fails the test).
+fn events(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}")))
+        .collect()
+}
+
+/// A configuration file for a daemon on `lo` with no kernel filter (it starts at once).
+fn lo_config(dir: &Path, daemon_keys: &str) -> PathBuf {
+    let path = dir.join("throttlewatch.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[daemon]\ninterfaces = [\"lo\"]\ncontrol_sample = 1\nmetrics_file = \"{}\"\n\
+             status = \"{}\"\n{daemon_keys}",
+            dir.join("metrics.prom").display(),
+            dir.join("status.json").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// A tmpfs mounted for a test, unmounted when dropped (also when the test fails).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tw-test"])
+            .arg(at)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mount tmpfs at {}", at.display());
+        Tmpfs(at.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Issue 11: with the events file on a full 64 KiB tmpfs, an event was cut at an 8 KiB
+/// boundary and the next appended to it, six windows of events were lost, and nothing said so.
+#[test]
+fn a_full_disk_loses_whole_events_counts_them_and_recovers() {
+    if !common::is_root() {
+        return common::missing("root (live capture, mounting a tmpfs)");
+    }
+    let dir = test_dir("full");
+    let disk = Tmpfs::mount(&dir.join("small"), "64k");
+    let events_path = disk.0.join("events.jsonl");
+    let config = lo_config(&dir, &format!("events = \"{}\"\n", events_path.display()));
+    let metrics = dir.join("metrics.prom");
+    let mut daemon = Daemon::start(&[], &["--config", config.to_str().unwrap()], &dir);
+    wait_for("the start event", 60, || events(&events_path).first().map(|_| ()));
+    reload(&daemon, &metrics, 1);
+    // Fill the disk: what is left is the rest of the events file's last page.
+    let filled = Command::new("dd")
+        .args(["if=/dev/zero", "bs=4k", &format!("of={}", disk.0.join("fill").display())])
+        .output()
+        .unwrap();
+    assert!(!filled.status.success(), "dd stops at a full disk");
+    // Reload events (about 150 bytes each) until some cannot be written.
+    let mut reloads = 1;
+    while metric(&metrics, "throttlewatch_events_lost_total").unwrap_or(0.0) < 3.0 {
+        reloads += 1;
+        assert!(reloads < 200, "events never failed on a full disk");
+        reload(&daemon, &metrics, reloads);
+    }
+    let written = events(&events_path);
+    assert!(written.iter().all(|e| e["type"].is_string()), "only whole events");
+    let lost = metric(&metrics, "throttlewatch_events_lost_total").unwrap() as u64;
+    assert_eq!(written.len() as u64 + lost, reloads + 1, "every event written or counted");
+    let errors = metric(&metrics, "throttlewatch_output_errors_total{output=\"events\"}").unwrap();
+    assert_eq!(errors as u64, lost);
+    let status: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("status.json")).unwrap()).unwrap();
+    assert_eq!(status["outputs"]["events_lost"], lost);
+    // The page the events file ends in takes a few bytes: short writes, cut back; or none.
+    let disk_full = |e: &Value| {
+        let e = e.as_str().unwrap_or_default();
+        e.contains("(disk full?)") || e.contains("No space left")
+    };
+    assert!(disk_full(&status["outputs"]["last_error"]), "{status}");
+
+    // Room again: the next event says what was lost.
+    std::fs::remove_file(disk.0.join("fill")).unwrap();
+    reload(&daemon, &metrics, reloads + 1);
+    let after = events(&events_path);
+    let note = &after.last().unwrap()["events_lost"];
+    assert_eq!(note["events"], lost, "{note}");
+    assert!(disk_full(&note["error"]), "{note}");
+    assert_eq!(daemon.stop(), Some(0));
+    let last = events(&events_path).pop().unwrap();
+    assert_eq!(last["type"], "stop");
+    assert!(last.get("events_lost").is_none());
+    drop(disk);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 11: after `mv events.jsonl events.jsonl.1; kill -HUP` later events still went to the
+/// moved file, and the file grew forever.
+#[test]
+fn sighup_reopens_the_events_file_and_the_cap_rotates_it() {
+    if !common::is_root() {
+        return common::missing("root (the daemon opens a live capture)");
+    }
+    let dir = test_dir("rotate");
+    let events_path = dir.join("events.jsonl");
+    let config =
+        lo_config(&dir, &format!("events = \"{}\"\nevents_max_kib = 16\n", events_path.display()));
+    let metrics = dir.join("metrics.prom");
+    let mut daemon = Daemon::start(&[], &["--config", config.to_str().unwrap()], &dir);
+    wait_for("the start event", 60, || events(&events_path).first().map(|_| ()));
+    // logrotate's way: move the file, then SIGHUP.
+    let moved = dir.join("events.moved");
+    std::fs::rename(&events_path, &moved).unwrap();
+    reload(&daemon, &metrics, 1);
+    assert_eq!(events(&moved).len(), 1, "only the start event stays in the moved file");
+    let now = events(&events_path);
+    assert_eq!((now.len(), now[0]["type"].as_str()), (1, Some("reload")));
+    // The cap: past 16 KiB the file becomes events.jsonl.1 and a new one begins.
+    let rotated = dir.join("events.jsonl.1");
+    let mut reloads = 1;
+    while !rotated.exists() || events(&events_path).len() < 5 {
+        reloads += 1;
+        assert!(reloads < 1000, "the events file never rotated");
+        reload(&daemon, &metrics, reloads);
+    }
+    let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+    assert!(size(&rotated) <= 16 * 1024 && size(&events_path) <= 16 * 1024);
+    let (old, new) = (events(&rotated), events(&events_path));
+    assert_eq!(old.len() + new.len(), reloads as usize, "every reload event in one of them");
+    assert_eq!(daemon.stop(), Some(0));
+    assert_eq!(events(&events_path).last().unwrap()["type"], "stop");
+    let _ = std::fs::remove_dir_all(&dir);
+}

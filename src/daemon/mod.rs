@@ -27,7 +27,7 @@ use crate::detect::{Window, evaluate_window};
 use crate::pipeline::{Pipeline, Snapshot};
 use crate::time::Timestamp;
 
-use outputs::{EventSink, InterfaceCounters, State, event, replace_file};
+use outputs::{EventSink, InterfaceCounters, Output, State, event, replace_file};
 
 /// How long the capture thread waits at most when no interface had a packet waiting.
 const IDLE_WAIT_MS: i32 = 50;
@@ -207,7 +207,7 @@ pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
                 .map_err(|e| RunError::Input(format!("listen {addr}: {e}")))?,
         ),
     };
-    let events = EventSink::open(&d.events).map_err(RunError::Input)?;
+    let events = EventSink::open(&d.events, d.events_max_kib).map_err(RunError::Input)?;
     if !d.user.is_empty() {
         system::drop_privileges(&d.user).map_err(RunError::Input)?;
         log(&format!("running as user {}", d.user));
@@ -241,8 +241,18 @@ pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
     };
     state.set_catalogue(&catalogue);
     let services_text = services_text(&file.daemon);
-    let mut main =
-        Main { source, overrides, file, events, history, state, to_capture, services_text };
+    let metrics = Arc::new(Mutex::new(state.metrics()));
+    let mut main = Main {
+        source,
+        overrides,
+        file,
+        events,
+        history,
+        state,
+        metrics,
+        to_capture,
+        services_text,
+    };
     let result = runtime.block_on(main.serve(from_capture, listener, signals));
     let _ = main.to_capture.send(ToCapture::Stop);
     let _ = capture_thread.join();
@@ -363,6 +373,8 @@ struct Main {
     events: EventSink,
     history: Option<History>,
     state: State,
+    /// What `/metrics` serves.
+    metrics: Arc<Mutex<String>>,
     to_capture: mpsc::Sender<ToCapture>,
     services_text: String,
 }
@@ -375,10 +387,9 @@ impl Main {
         signals: Signals,
     ) -> Result<(), String> {
         let Signals { mut hup, mut term, mut int } = signals;
-        let metrics = Arc::new(Mutex::new(self.state.metrics()));
         if let Some(listener) = listener {
             let addr = listener.local_addr().map_err(|e| e.to_string())?;
-            http::spawn(listener, Arc::clone(&metrics))?;
+            http::spawn(listener, Arc::clone(&self.metrics))?;
             log(&format!("metrics on http://{addr}/metrics"));
         }
         let interfaces = self.file.daemon.interfaces.clone();
@@ -391,9 +402,9 @@ impl Main {
         loop {
             tokio::select! {
                 message = from_capture.recv() => match message {
-                    Some(FromCapture::Window(w)) => self.window(*w, &metrics),
+                    Some(FromCapture::Window(w)) => self.window(*w),
                     Some(FromCapture::Final(w)) => {
-                        self.window(*w, &metrics);
+                        self.window(*w);
                         let reason = stop_reason.unwrap_or("capture ended");
                         self.emit("stop", json!({ "reason": reason }));
                         log(&format!("stopped ({reason})"));
@@ -419,13 +430,35 @@ impl Main {
     }
 
     fn emit(&mut self, kind: &str, fields: serde_json::Value) {
-        if let Err(e) = self.events.write(&event(kind, Some(wall_clock()), fields)) {
+        if let Err(e) = self.events.write(event(kind, Some(wall_clock()), fields)) {
             log(&e);
+            self.state.output_failed(Output::Events, &e);
         }
+        self.state.events_lost = self.events.lost_total();
+    }
+
+    /// Write the status and metrics files and hand the metrics to `/metrics`.
+    fn publish(&mut self) {
+        let s = &mut self.state;
+        let text = s.metrics();
+        let d = &self.file.daemon;
+        let writes = [
+            (Output::Status, d.status.as_str(), serde_json::to_vec_pretty(&s.status())),
+            (Output::MetricsFile, d.metrics_file.as_str(), Ok(text.clone().into_bytes())),
+        ];
+        for (output, path, contents) in writes {
+            if !path.is_empty()
+                && let Err(e) = replace_file(Path::new(path), &contents.unwrap_or_default())
+            {
+                log(&e);
+                s.output_failed(output, &e);
+            }
+        }
+        *self.metrics.lock().unwrap_or_else(|e| e.into_inner()) = text;
     }
 
     /// Evaluate a window and write every output.
-    fn window(&mut self, w: WindowData, metrics: &Mutex<String>) {
+    fn window(&mut self, w: WindowData) {
         let flows: Vec<_> = w.snapshot.flows.iter().collect();
         let verdicts = evaluate_window(
             &flows,
@@ -448,30 +481,29 @@ impl Main {
         s.unreported = w.snapshot.unreported_flows;
         s.set_catalogue(&w.catalogue);
         s.record_verdicts(verdicts);
-        let text = s.metrics();
-        let d = &self.file.daemon;
-        let writes = [
-            (d.status.as_str(), serde_json::to_vec_pretty(&s.status()).unwrap_or_default()),
-            (d.metrics_file.as_str(), text.clone().into_bytes()),
-        ];
-        for (path, contents) in writes {
-            if !path.is_empty()
-                && let Err(e) = replace_file(Path::new(path), &contents)
-            {
-                log(&e);
-            }
-        }
-        *metrics.lock().unwrap_or_else(|e| e.into_inner()) = text;
-        if let (Some(h), path) = (&self.history, &d.history)
+        if let (Some(h), path) = (&self.history, &self.file.daemon.history)
             && !path.is_empty()
             && let Err(e) = h.save(Path::new(path))
         {
             log(&e);
+            self.state.output_failed(Output::History, &e);
         }
+        self.publish();
     }
 
-    /// SIGHUP: read the configuration and the catalogue again; keep the old ones on error.
+    /// SIGHUP: reopen the events file (logrotate's convention: it may have been moved away);
+    /// read the configuration and the catalogue again, keeping the old ones on error. The
+    /// outputs show the reload at once.
     fn reload(&mut self) {
+        if let Err(e) = self.events.reopen() {
+            log(&format!("reload: {e}; events go on to the file open before"));
+            self.state.output_failed(Output::Events, &e);
+        }
+        self.reload_configuration();
+        self.publish();
+    }
+
+    fn reload_configuration(&mut self) {
         let attempt = load(&self.source, &self.overrides).and_then(|file| {
             let catalogue = load_catalogue(&file.daemon)?;
             Ok((file, catalogue))
@@ -500,10 +532,13 @@ impl Main {
         .into_iter()
         .filter_map(|(k, changed)| changed.then_some(k))
         .collect();
-        if new.events != old.events {
-            match EventSink::open(&new.events) {
-                Ok(sink) => self.events = sink,
-                Err(e) => log(&format!("reload: {e}; events stay at {}", old.events)),
+        if new.events != old.events || new.events_max_kib != old.events_max_kib {
+            match EventSink::open(&new.events, new.events_max_kib) {
+                Ok(sink) => self.events.replace(sink),
+                Err(e) => {
+                    log(&format!("reload: {e}; events stay at {}", old.events));
+                    self.state.output_failed(Output::Events, &e);
+                }
             }
         }
         if new.history != old.history {
@@ -523,6 +558,7 @@ impl Main {
         let keep = self.file.daemon.clone();
         file.daemon = DaemonConfig {
             events: file.daemon.events,
+            events_max_kib: file.daemon.events_max_kib,
             status: file.daemon.status,
             metrics_file: file.daemon.metrics_file,
             services: file.daemon.services,
