@@ -52,16 +52,58 @@ fn bad_configurations_are_refused_with_the_key_named() {
         assert!(err.contains(message), "{args:?}: {err}");
         assert!(out.stdout.is_empty(), "{args:?}: no events from a refused configuration");
     }
-    // An interface that does not exist is named (as root: no such device; else: no permission).
-    let out = run(&["-i", "nosuchif0", "--events", "-"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("nosuchif0"));
+}
+
+/// Issue 11: errors about the user or an output's path came only after the ~10 s the kernel
+/// filter takes to build (and after the captures were open). Now they come first: no capture
+/// is opened (the default control sample builds a filter).
+#[test]
+fn user_and_output_errors_come_before_the_captures() {
+    let dir = test_dir("early");
+    let missing_folder = dir.join("no/such/folder/events.jsonl");
+    let events_arg = missing_folder.to_str().unwrap();
+    let cases: [(Vec<&str>, String); 2] = [
+        (vec!["--user", "no-such-user-tw"], "user \"no-such-user-tw\": no such user".into()),
+        (vec!["--events", events_arg], format!("events = {events_arg:?}: this process")),
+    ];
+    for (args, message) in cases {
+        let out = run(&[&["-i", "lo"][..], &args].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(&message), "{args:?}: {err}");
+        assert!(!err.contains("capturing on"), "{args:?}: checked only after the captures: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A field of /proc/PID/status, e.g. `Uid:`.
 fn proc_status(pid: u32, field: &str) -> Option<String> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     text.lines().find(|l| l.starts_with(field)).map(|l| l[field.len()..].trim().to_string())
+}
+
+/// Issue 11: with `user = "nobody"` and the outputs in a root-owned folder, every window
+/// failed to write them, on stderr only. Now start-up fails, naming the path.
+#[test]
+fn a_drop_to_a_user_who_cannot_write_the_outputs_fails_at_start_up() {
+    if !common::is_root() {
+        return common::missing("root (the test needs a folder nobody cannot write)");
+    }
+    let dir = test_dir("unwritable");
+    let status = dir.join("status.json");
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let start = Instant::now();
+    let out = run(&["-i", "lo", "--user", "nobody", "--status", status.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("status = {:?}: user \"nobody\"", status.to_str().unwrap()))
+            && err.contains(&format!("cannot create or replace files in {}", dir.display())),
+        "{err}"
+    );
+    assert!(!err.contains("capturing on"), "checked before the captures open: {err}");
+    eprintln!("refused after {:?}", start.elapsed());
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -97,6 +139,11 @@ fn it_gives_up_root_and_stops_cleanly_on_sigterm_and_sigint() {
         assert!(!gid.split_whitespace().any(|g| g == "0"), "still in group root: {gid}");
         assert_eq!(proc_status(pid, "Groups:").unwrap(), "", "supplementary groups dropped");
         assert_eq!(proc_status(pid, "CapEff:").unwrap(), "0000000000000000", "no capabilities");
+        // Issue 11: the bounding set was full and no_new_privs unset. CAP_NET_RAW stays
+        // permitted (not effective), to reopen an interface that comes back.
+        assert_eq!(proc_status(pid, "CapBnd:").unwrap(), "0000000000000000", "bounding set");
+        assert_eq!(proc_status(pid, "NoNewPrivs:").unwrap(), "1");
+        assert_eq!(proc_status(pid, "CapPrm:").unwrap(), "0000000000002000", "CAP_NET_RAW only");
         std::thread::sleep(Duration::from_millis(1500)); // a window or so
         let killed = Command::new("kill").args(["-s", signal, &pid.to_string()]).status().unwrap();
         assert!(killed.success());

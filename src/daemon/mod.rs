@@ -8,8 +8,14 @@
 //! file and the metrics, serves `/metrics`, and handles SIGHUP (reload; a bad file keeps the
 //! old configuration running) and SIGTERM/SIGINT (flush the current window, a final event,
 //! exit 0). Root is given up once the captures are open.
+//!
+//! Start-up checks what can be wrong in the configuration (the user, the outputs' paths and
+//! whether that user can write them, the listen address) before the seconds the kernel
+//! filter takes to build. Interfaces that vanish or are missing are waited for
+//! ([`interfaces`]); only SIGTERM/SIGINT end the daemon.
 
 mod http;
+pub mod interfaces;
 pub mod outputs;
 pub mod system;
 
@@ -27,6 +33,7 @@ use crate::detect::{Window, evaluate_window};
 use crate::pipeline::{Pipeline, Snapshot};
 use crate::time::Timestamp;
 
+use interfaces::{LinkChange, OpenSpec, Watched};
 use outputs::{EventSink, InterfaceCounters, Output, State, event, replace_file};
 
 /// How long the capture thread waits at most when no interface had a packet waiting.
@@ -104,7 +111,7 @@ fn load_catalogue(d: &DaemonConfig) -> Result<Catalogue, String> {
     Catalogue::from_file(Path::new(&d.services)).map_err(|e| e.to_string())
 }
 
-fn log(message: &str) {
+pub(crate) fn log(message: &str) {
     eprintln!("throttlewatch: {message}");
 }
 
@@ -118,7 +125,8 @@ enum FromCapture {
     Window(Box<WindowData>),
     /// The last window, cut short by a stop.
     Final(Box<WindowData>),
-    Failed(String),
+    /// An interface went down or came back.
+    Link(LinkChange),
 }
 
 struct WindowData {
@@ -165,6 +173,19 @@ pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
         log(&format!("warning: {}: {warning}", catalogue.source_name()));
     }
     let d = &file.daemon;
+    // What can be wrong in the configuration, before the filter takes its seconds to build.
+    let account = match d.user.as_str() {
+        "" => None,
+        user => Some(system::Account::find(user).map_err(RunError::Input)?),
+    };
+    check_outputs(d, account.as_ref()).map_err(RunError::Input)?;
+    let listener = match d.listen.as_str() {
+        "" => None,
+        addr => Some(
+            std::net::TcpListener::bind(addr)
+                .map_err(|e| RunError::Input(format!("listen {addr}: {e}")))?,
+        ),
+    };
     let expression = filter::fitting(&catalogue, d.control_sample);
     let filter_text = match (&expression, d.control_sample) {
         (_, 1) => "no filter".to_string(),
@@ -173,25 +194,16 @@ pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
         }
         (None, _) => "no filter (the catalogue's ranges do not fit a kernel filter)".to_string(),
     };
+    let spec = OpenSpec {
+        snaplen: d.snaplen,
+        buffer_kib: d.buffer_kib,
+        filter: expression.map(|(f, _)| f),
+        classify_snaplen: d.classify_snaplen,
+        filter_text,
+    };
     let mut captures = Vec::new();
     for name in &d.interfaces {
-        let filter = expression.as_ref().map(|(f, _)| f.as_str());
-        let capture =
-            LiveCapture::open(name, d.snaplen, d.buffer_kib, filter).map_err(RunError::Input)?;
-        log(&format!(
-            "capturing on {name} ({}), snap length {}, {filter_text}",
-            capture.link().name(),
-            d.snaplen
-        ));
-        // The classification capture carries few packets: a small buffer does.
-        let classify = match d.classify_snaplen {
-            0 => None,
-            snaplen => Some(
-                LiveCapture::open(name, snaplen, 256, Some(&filter::classification_expression()))
-                    .map_err(RunError::Input)?,
-            ),
-        };
-        captures.push(Interface { measure: capture, classify });
+        captures.push(Watched::open(name, &spec, wall_clock()).map_err(RunError::Input)?);
     }
     let offload = system::offload_warning(
         Path::new("/etc/config/firewall"),
@@ -200,18 +212,11 @@ pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
     if let Some(w) = &offload {
         log(&format!("WARNING: {w}"));
     }
-    let listener = match d.listen.as_str() {
-        "" => None,
-        addr => Some(
-            std::net::TcpListener::bind(addr)
-                .map_err(|e| RunError::Input(format!("listen {addr}: {e}")))?,
-        ),
-    };
-    let events = EventSink::open(&d.events, d.events_max_kib).map_err(RunError::Input)?;
-    if !d.user.is_empty() {
-        system::drop_privileges(&d.user).map_err(RunError::Input)?;
-        log(&format!("running as user {}", d.user));
+    if let Some(account) = &account {
+        system::drop_privileges(account).map_err(RunError::Input)?;
+        log(&format!("running as user {}", account.name));
     }
+    let events = EventSink::open(&d.events, d.events_max_kib).map_err(RunError::Input)?;
     let history = match d.history.as_str() {
         "" => None,
         path => Some(History::load(Path::new(path)).map_err(RunError::Input)?),
@@ -222,6 +227,8 @@ pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
         detail_flows: d.detail_flows,
         ..PipelineConfig::default()
     };
+    let interface_counters: Vec<InterfaceCounters> =
+        captures.iter_mut().map(|w| w.counters(0)).collect();
     let (to_main, from_capture) = tokio::sync::mpsc::channel(4);
     let (to_capture, from_main) = mpsc::channel();
     let window_us = file.detect.window_s * 1_000_000;
@@ -229,7 +236,7 @@ pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
     pipeline.retain_for_windows(d.max_flows);
     let capture_thread = std::thread::Builder::new()
         .name("capture".into())
-        .spawn(move || capture_loop(captures, pipeline, window_us, to_main, from_main))
+        .spawn(move || capture_loop(captures, spec, pipeline, window_us, to_main, from_main))
         .map_err(|e| RunError::Runtime(format!("cannot start the capture thread: {e}")))?;
 
     let mut state = State {
@@ -237,6 +244,7 @@ pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
         window_s: file.detect.window_s,
         max_flows: d.max_flows,
         offload_warning: offload,
+        interfaces: interface_counters,
         ..State::default()
     };
     state.set_catalogue(&catalogue);
@@ -259,16 +267,28 @@ pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
     result.map_err(RunError::Runtime)
 }
 
-/// The captures of one interface: the one that measures, and the narrow full-size one whose
-/// packets only the classifier sees.
-struct Interface {
-    measure: LiveCapture,
-    classify: Option<LiveCapture>,
+/// Check that every output path can be written by the user the daemon becomes (or by this
+/// process), so that a wrong path or owner ends start-up with the path named instead of
+/// failing every window.
+fn check_outputs(d: &DaemonConfig, account: Option<&system::Account>) -> Result<(), String> {
+    let outputs = [
+        ("events", d.events.as_str()),
+        ("status", d.status.as_str()),
+        ("metrics_file", d.metrics_file.as_str()),
+        ("history", d.history.as_str()),
+    ];
+    for (key, path) in outputs {
+        if !path.is_empty() && path != "-" {
+            system::check_writable(key, Path::new(path), account)?;
+        }
+    }
+    Ok(())
 }
 
 /// The capture thread: read, measure, and cut windows.
 fn capture_loop(
-    mut captures: Vec<Interface>,
+    mut captures: Vec<Watched>,
+    spec: OpenSpec,
     mut pipeline: Pipeline,
     window_us: u64,
     to_main: tokio::sync::mpsc::Sender<FromCapture>,
@@ -276,20 +296,14 @@ fn capture_loop(
 ) {
     let mut packets = vec![0u64; captures.len()];
     let mut window_start: Option<Timestamp> = None;
-    let counters = |captures: &mut [Interface], packets: &[u64]| {
-        captures
-            .iter_mut()
-            .zip(packets)
-            .map(|(c, &n)| InterfaceCounters {
-                name: c.measure.interface().to_string(),
-                packets: n,
-                kernel: c.measure.stats(),
-            })
-            .collect::<Vec<_>>()
+    let counters = |captures: &mut [Watched], packets: &[u64]| {
+        captures.iter_mut().zip(packets).map(|(c, &n)| c.counters(n)).collect::<Vec<_>>()
     };
     loop {
         let mut read = 0;
-        for (interface, count) in captures.iter_mut().zip(packets.iter_mut()) {
+        let mut failed = Vec::new();
+        for (i, (watched, count)) in captures.iter_mut().zip(packets.iter_mut()).enumerate() {
+            let Some(interface) = watched.captures_mut() else { continue };
             // The measuring capture first: it creates the flows the full copies belong to.
             let link = interface.measure.link();
             let measured = interface
@@ -306,10 +320,12 @@ fn capture_loop(
                     *count += n as u64;
                     read += n + m;
                 }
-                (Err(e), _) | (_, Err(e)) => {
-                    let _ = to_main.blocking_send(FromCapture::Failed(e));
-                    return;
-                }
+                (Err(e), _) | (_, Err(e)) => failed.push((i, e)),
+            }
+        }
+        for change in interfaces::tend(&mut captures, failed, &spec, wall_clock()) {
+            if to_main.blocking_send(FromCapture::Link(change)).is_err() {
+                return;
             }
         }
         if read == 0 {
@@ -317,6 +333,7 @@ fn capture_loop(
             // briefly, to end windows and see messages on a quiet link.
             let all: Vec<&LiveCapture> = captures
                 .iter()
+                .filter_map(Watched::captures)
                 .flat_map(|c| std::iter::once(&c.measure).chain(c.classify.as_ref()))
                 .collect();
             LiveCapture::wait_any(&all, IDLE_WAIT_MS);
@@ -410,10 +427,7 @@ impl Main {
                         log(&format!("stopped ({reason})"));
                         return Ok(());
                     }
-                    Some(FromCapture::Failed(e)) => {
-                        self.emit("error", json!({ "error": e }));
-                        return Err(e);
-                    }
+                    Some(FromCapture::Link(change)) => self.link(change),
                     None => return Err("the capture thread ended".into()),
                 },
                 _ = hup.recv() => self.reload(),
@@ -435,6 +449,35 @@ impl Main {
             self.state.output_failed(Output::Events, &e);
         }
         self.state.events_lost = self.events.lost_total();
+    }
+
+    /// An interface went down or came back: an event, and the outputs show it at once.
+    fn link(&mut self, change: LinkChange) {
+        let interface = self.state.interfaces.iter_mut().find(|i| i.name == change.interface);
+        match &change.down {
+            Some(reason) => {
+                if let Some(i) = interface {
+                    i.down = Some((change.at, reason.clone()));
+                }
+                self.emit(
+                    "interface_down",
+                    json!({ "interface": change.interface, "reason": reason }),
+                );
+            }
+            None => {
+                let down_s = interface
+                    .and_then(|i| {
+                        i.reopens += 1;
+                        i.down.take()
+                    })
+                    .map(|(since, _)| change.at.since(since) / 1_000_000);
+                self.emit(
+                    "interface_up",
+                    json!({ "interface": change.interface, "down_s": down_s }),
+                );
+            }
+        }
+        self.publish();
     }
 
     /// Write the status and metrics files and hand the metrics to `/metrics`.

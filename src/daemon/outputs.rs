@@ -27,12 +27,16 @@ use crate::time::Timestamp;
 pub const EVENT_SCHEMA: &str = "throttlewatch.event/1";
 pub const STATUS_SCHEMA: &str = "throttlewatch.status/1";
 
-/// Capture counters of one interface.
+/// Capture counters and state of one interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InterfaceCounters {
     pub name: String,
     pub packets: u64,
     pub kernel: LiveStats,
+    /// Since when and why the interface is down (vanished, or not there yet); `None`: up.
+    pub down: Option<(Timestamp, String)>,
+    /// Times it was reopened after it came back.
+    pub reopens: u64,
 }
 
 /// Everything the outputs show after a window.
@@ -124,6 +128,10 @@ impl State {
             "window_s": self.window_s,
             "interfaces": self.interfaces.iter().map(|i| json!({
                 "name": i.name,
+                "up": i.down.is_none(),
+                "down_since": i.down.as_ref().map(|d| d.0),
+                "down_reason": i.down.as_ref().map(|d| &d.1),
+                "reopens": i.reopens,
                 "packets": i.packets,
                 "kernel_drops": i.kernel.dropped,
                 "interface_drops": i.kernel.if_dropped,
@@ -170,6 +178,18 @@ impl State {
             "gauge",
             "The running version.",
             &[(format!("{{version=\"{}\"}}", env!("CARGO_PKG_VERSION")), 1.0)],
+        );
+        family(
+            "throttlewatch_interface_up",
+            "gauge",
+            "1 while the interface is captured on, 0 while it is down or missing.",
+            &iface(|i| u64::from(i.down.is_none())),
+        );
+        family(
+            "throttlewatch_interface_reopens_total",
+            "counter",
+            "Times the interface was captured on again after it had gone.",
+            &iface(|i| i.reopens),
         );
         family(
             "throttlewatch_packets_total",
@@ -487,6 +507,16 @@ mod tests {
             name: "br-lan".into(),
             packets: 1234,
             kernel: LiveStats { received: 1234, dropped: 5, if_dropped: 0 },
+            down: None,
+            reopens: 0,
+        });
+        let since = Timestamp::from_micros(1_790_000_000_000_000);
+        s.interfaces.push(InterfaceCounters {
+            name: "wlan0".into(),
+            packets: 0,
+            kernel: LiveStats::default(),
+            down: Some((since, "the interface disappeared".into())),
+            reopens: 2,
         });
         s.services.push(("whatsapp".into(), "WhatsApp".into()));
         s.record_verdicts(vec![verdict("throttled")]);
@@ -494,11 +524,18 @@ mod tests {
         let status = s.status();
         assert_eq!(status["schema"], STATUS_SCHEMA);
         assert_eq!(status["interfaces"][0]["kernel_drops"], 5);
+        assert_eq!(status["interfaces"][0]["up"], true);
+        assert_eq!(status["interfaces"][1]["up"], false);
+        assert_eq!(status["interfaces"][1]["down_reason"], "the interface disappeared");
+        assert_eq!(status["interfaces"][1]["down_since"], "2026-09-21T14:13:20.000000Z");
         assert_eq!(status["flows"]["active"], 7);
         assert_eq!(status["verdicts"][0]["finding"], "throttled");
         assert_eq!(status["offload"]["active"], false);
         let m = s.metrics();
         assert!(m.contains("throttlewatch_kernel_drops_total{interface=\"br-lan\"} 5\n"), "{m}");
+        assert!(m.contains("throttlewatch_interface_up{interface=\"br-lan\"} 1\n"), "{m}");
+        assert!(m.contains("throttlewatch_interface_up{interface=\"wlan0\"} 0\n"), "{m}");
+        assert!(m.contains("throttlewatch_interface_reopens_total{interface=\"wlan0\"} 2\n"));
         assert!(m.contains(
             "throttlewatch_verdicts_total{service=\"whatsapp\",finding=\"throttled\"} 2\n"
         ));
