@@ -103,6 +103,29 @@ fn a_drop_to_a_user_who_cannot_write_the_outputs_fails_at_start_up() {
     );
     assert!(!err.contains("capturing on"), "checked before the captures open: {err}");
     eprintln!("refused after {:?}", start.elapsed());
+
+    // A folder of the user's holding an events file of root's (an earlier version created it
+    // as root): the user may replace it anyway, so it is handed over, and events go on.
+    let own = dir.join("own");
+    std::fs::create_dir(&own).unwrap();
+    let chown = Command::new("chown").args(["nobody:", own.to_str().unwrap()]).status();
+    assert!(chown.unwrap().success());
+    let events_path = own.join("events.jsonl");
+    std::fs::write(&events_path, "").unwrap();
+    let events_arg = events_path.to_str().unwrap();
+    let mut daemon = Daemon::start(
+        &[],
+        &["-i", "lo", "--user", "nobody", "--events", events_arg, "--control-sample", "1"],
+        &dir.join("run"),
+    );
+    wait_for("the start event", 60, || events(&events_path).first().map(|_| ()));
+    assert!(daemon.stderr().contains("events: ") && daemon.stderr().contains("handed over"));
+    let nobody = Command::new("id").args(["-u", "nobody"]).output().unwrap();
+    let nobody: u32 = String::from_utf8_lossy(&nobody.stdout).trim().parse().unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&events_path).unwrap().uid(), nobody);
+    assert_eq!(daemon.stop(), Some(0));
+    assert_eq!(events(&events_path).last().unwrap()["type"], "stop");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

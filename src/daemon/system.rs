@@ -74,8 +74,10 @@ fn accessible(path: &Path, mode: libc::c_int) -> bool {
 
 /// Check that `account` (or, with `None`, this process) can keep writing the output `key`
 /// at `path`: create it and replace it (its folder must be writable and searchable, and
-/// each folder above it searchable), and append to it if it exists. The error names the key,
-/// the path and what is missing. (Mode bits only, for another user: ACLs are not read.)
+/// each folder above it searchable), and append to it if it exists. An existing file it
+/// cannot write, in a folder where it may replace files anyway (writable, not sticky), is
+/// handed over to it (chown, as root). The error names the key, the path and what is
+/// missing. (Mode bits only, for another user: ACLs are not read.)
 pub fn check_writable(key: &str, path: &Path, account: Option<&Account>) -> Result<(), String> {
     let who = account.map_or_else(|| "this process".to_string(), Account::describe);
     let fail =
@@ -110,6 +112,17 @@ pub fn check_writable(key: &str, path: &Path, account: Option<&Account>) -> Resu
     if let Ok(file) = std::fs::metadata(path)
         && !allowed(path, 2)
     {
+        // The user may replace any file in this folder (it is writable and not sticky), so
+        // handing it this one grants nothing new: e.g. the events file an earlier version
+        // created as root before switching users.
+        let sticky = meta.mode() & 0o1000 != 0;
+        if let Some(a) = account
+            && !sticky
+            && std::os::unix::fs::chown(path, Some(a.uid), Some(a.gid)).is_ok()
+        {
+            super::log(&format!("{key}: {} handed over to {}", path.display(), a.describe()));
+            return Ok(());
+        }
         let (owner, mode) = (file.uid(), file.mode() & 0o7777);
         return fail(format!("cannot write it (owner uid {owner}, mode {mode:04o})"));
     }
@@ -345,8 +358,21 @@ mod tests {
         assert_eq!(check_writable("status", &path, Some(&other)), Ok(()));
         std::fs::write(&path, "{}").unwrap();
         set_mode(&path, 0o644);
+        // In a sticky folder the user could not replace the file: refused.
+        set_mode(&dir, 0o1777);
         let err = check_writable("status", &path, Some(&other)).unwrap_err();
         assert!(err.contains("cannot write it") && err.contains("mode 0644"), "{err}");
+        // Otherwise it is handed over (as root; else refused the same way).
+        set_mode(&dir, 0o777);
+        // /proc/self belongs to the process's effective user.
+        let is_root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
+        match check_writable("status", &path, Some(&other)) {
+            Ok(()) => {
+                assert!(is_root);
+                assert_eq!(std::fs::metadata(&path).unwrap().uid(), other.uid);
+            }
+            Err(err) => assert!(!is_root && err.contains("cannot write it"), "{err}"),
+        }
         let missing = dir.join("no/such/status.json");
         let err = check_writable("status", &missing, Some(&owner)).unwrap_err();
         assert!(err.contains("does not exist"), "{err}");
