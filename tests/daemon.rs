@@ -646,6 +646,12 @@ fn interfaces_that_vanish_or_come_late_are_waited_for() {
         interface_status(&dir, "twv1").filter(|i| i["up"] == false)
     });
     assert_eq!(late["down_reason"], "no such interface");
+    wait_for("an interface_down event for twv1", 20, || {
+        events(&events_path)
+            .iter()
+            .any(|e| e["type"] == "interface_down" && e["reason"] == "no such interface")
+            .then_some(())
+    });
     assert!(
         daemon.stderr().contains("twv1: no such interface; waiting for it"),
         "{}",

@@ -415,6 +415,14 @@ impl Main {
             json!({ "version": env!("CARGO_PKG_VERSION"), "interfaces": interfaces,
             "window_s": self.file.detect.window_s, "offload_warning": self.state.offload_warning }),
         );
+        // Interfaces missing at start, waited for.
+        let missing: Vec<(String, String)> = (self.state.interfaces.iter())
+            .filter_map(|i| Some((i.name.clone(), i.down.as_ref()?.1.clone())))
+            .collect();
+        for (interface, reason) in missing {
+            self.emit("interface_down", json!({ "interface": interface, "reason": reason }));
+        }
+        self.publish();
         let mut stop_reason = None;
         loop {
             tokio::select! {

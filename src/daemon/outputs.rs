@@ -35,7 +35,7 @@ pub struct InterfaceCounters {
     pub kernel: LiveStats,
     /// Since when and why the interface is down (vanished, or not there yet); `None`: up.
     pub down: Option<(Timestamp, String)>,
-    /// Times it was reopened after it came back.
+    /// Times capture on it began again after it was down (or missing at start).
     pub reopens: u64,
 }
 
@@ -188,7 +188,7 @@ impl State {
         family(
             "throttlewatch_interface_reopens_total",
             "counter",
-            "Times the interface was captured on again after it had gone.",
+            "Times capture on the interface began again after it was down or missing at start.",
             &iface(|i| i.reopens),
         );
         family(
