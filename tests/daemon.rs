@@ -632,13 +632,16 @@ fn interfaces_that_vanish_or_come_late_are_waited_for() {
         &config,
         format!(
             "[detect]\nwindow_s = 1\n[daemon]\ninterfaces = [\"twv0\", \"twv1\"]\ncontrol_sample = 1\n\
-             events = \"{}\"\nstatus = \"{}\"\nmetrics_file = \"{}\"\n",
+             user = \"nobody\"\nevents = \"{}\"\nstatus = \"{}\"\nmetrics_file = \"{}\"\n",
             events_path.display(),
             dir.join("status.json").display(),
             dir.join("metrics.prom").display()
         ),
     )
     .unwrap();
+    // As nobody: reopening needs CAP_NET_RAW, kept permitted for it.
+    let chown = Command::new("chown").args(["nobody:", dir.to_str().unwrap()]).status();
+    assert!(chown.unwrap().success());
     let mut daemon =
         Daemon::start(&["ip", "netns", "exec", &a], &["--config", config.to_str().unwrap()], &dir);
     // twv1 does not exist yet: waited for, reported down.

@@ -6,12 +6,14 @@
 //!   was opened on) is reported down with the reason, its captures are closed, and the
 //!   others go on; the pipeline, its flows and the open window are untouched;
 //! - a down interface is looked for every [`CHECK_INTERVAL`] (one `if_nametoindex` call) and
-//!   reopened once it exists; a reopen that fails waits twice as long as the one before, up
-//!   to [`MAX_RETRY`];
+//!   reopened once it exists, in a thread of its own (building the kernel filter takes
+//!   seconds: the capture thread goes on reading the other interfaces meanwhile); a reopen
+//!   that fails waits twice as long as the one before, up to [`MAX_RETRY`];
 //! - an interface missing at start-up is waited for the same way (reported down from the
 //!   start) instead of ending the daemon: routers create interfaces late;
 //! - counters go on across reopens (the kernel's counters of a closed capture are kept).
 
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::outputs::InterfaceCounters;
@@ -52,13 +54,17 @@ pub struct LinkChange {
     pub at: Timestamp,
 }
 
+/// Captures being opened in a thread of their own, for the interface index they were
+/// opened on.
+type Opening = JoinHandle<(Result<Interface, String>, u32)>;
+
 /// Why an interface is down, since when, and when it is next looked for.
-#[derive(Debug, Clone)]
 struct Down {
     reason: String,
     since: Timestamp,
     next_attempt: Instant,
     retry: Duration,
+    opening: Option<Opening>,
 }
 
 /// One configured interface, open or down.
@@ -171,6 +177,7 @@ impl Watched {
             since: now,
             next_attempt: Instant::now() + CHECK_INTERVAL,
             retry: CHECK_INTERVAL,
+            opening: None,
         });
     }
 
@@ -197,35 +204,49 @@ impl Watched {
             return Some(self.lose(reason.to_string(), now));
         }
         let down = self.down.as_mut()?;
-        if Instant::now() < down.next_attempt {
+        if let Some(opening) = down.opening.take_if(|o| o.is_finished()) {
+            let opened = opening.join().unwrap_or_else(|_| {
+                (Err(format!("{}: the thread opening it failed", self.name)), 0)
+            });
+            return match opened {
+                (Ok(interface), index) => {
+                    let down_s = now.since(down.since) / 1_000_000;
+                    super::log(&format!("{}: up again after {down_s} s, capturing", self.name));
+                    self.open = Some((interface, index));
+                    self.down = None;
+                    self.reopens += 1;
+                    Some(LinkChange { interface: self.name.clone(), down: None, at: now })
+                }
+                (Err(e), _) => {
+                    down.retry = (down.retry * 2).min(MAX_RETRY);
+                    down.next_attempt = Instant::now() + down.retry;
+                    super::log(&format!("{e}; next try in {} s", down.retry.as_secs()));
+                    down.reason = e;
+                    None
+                }
+            };
+        }
+        if down.opening.is_some() || Instant::now() < down.next_attempt {
             return None;
         }
         let Some(index) = index_of(&self.name) else {
             down.next_attempt = Instant::now() + CHECK_INTERVAL;
             return None;
         };
-        // Opening needs CAP_NET_RAW, held back after the switch to an unprivileged user.
-        let opened = {
+        let (name, spec) = (self.name.clone(), spec.clone());
+        let spawned = std::thread::Builder::new().name(format!("open {name}")).spawn(move || {
+            // Opening needs CAP_NET_RAW, held back after the switch to an unprivileged user.
             let _raised = super::system::NetRaw::raise();
-            open_captures(&self.name, spec)
-        };
-        match opened {
-            Ok(interface) => {
-                let down_s = now.since(down.since) / 1_000_000;
-                super::log(&format!("{}: up again after {down_s} s, capturing", self.name));
-                self.open = Some((interface, index));
-                self.down = None;
-                self.reopens += 1;
-                Some(LinkChange { interface: self.name.clone(), down: None, at: now })
-            }
+            (open_captures(&name, &spec), index)
+        });
+        match spawned {
+            Ok(opening) => down.opening = Some(opening),
             Err(e) => {
-                down.retry = (down.retry * 2).min(MAX_RETRY);
-                down.next_attempt = Instant::now() + down.retry;
-                super::log(&format!("{e}; next try in {} s", down.retry.as_secs()));
-                down.reason = e;
-                None
+                down.next_attempt = Instant::now() + MAX_RETRY;
+                super::log(&format!("{}: cannot start a thread to open it: {e}", self.name));
             }
         }
+        None
     }
 }
 
