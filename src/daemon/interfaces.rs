@@ -135,10 +135,6 @@ impl Watched {
         Ok(watched)
     }
 
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// The captures, while the interface is open.
     pub fn captures(&self) -> Option<&Interface> {
         self.open.as_ref().map(|(i, _)| i)
