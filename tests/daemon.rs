@@ -23,8 +23,7 @@ fn run(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn bad_configurations_are_refused_with_the_key_named() {
-    let dir = std::env::temp_dir().join(format!("tw-daemon-config-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = test_dir("config");
     let toml = dir.join("bad.toml");
     std::fs::write(&toml, "[daemon]\ninterfaces = [\"lo\"]\nsnaplen = 10\n").unwrap();
     let uci = dir.join("bad.uci");
@@ -73,7 +72,6 @@ fn user_and_output_errors_come_before_the_captures() {
         assert!(err.contains(&message), "{args:?}: {err}");
         assert!(!err.contains("capturing on"), "{args:?}: checked only after the captures: {err}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A field of /proc/PID/status, e.g. `Uid:`.
@@ -126,7 +124,6 @@ fn a_drop_to_a_user_who_cannot_write_the_outputs_fails_at_start_up() {
     assert_eq!(std::fs::metadata(&events_path).unwrap().uid(), nobody);
     assert_eq!(daemon.stop(), Some(0));
     assert_eq!(events(&events_path).last().unwrap()["type"], "stop");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -280,12 +277,33 @@ fn wait_for<T>(what: &str, seconds: u64, mut f: impl FnMut() -> Option<T>) -> T 
     }
 }
 
-/// A test's own temporary directory, emptied first.
-fn test_dir(name: &str) -> PathBuf {
+/// A test's own temporary directory, emptied first and removed when dropped (also when the
+/// test fails).
+struct TestDir(PathBuf);
+
+impl std::ops::Deref for TestDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TestDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn test_dir(name: &str) -> TestDir {
     let dir = std::env::temp_dir().join(format!("tw-daemon-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TestDir(dir)
 }
 
 /// A loopback port nobody listens on now.
@@ -394,7 +412,6 @@ fn metrics_are_answered_while_hundreds_of_connections_idle() {
     drop((idle, slow));
     assert!(daemon.running(), "{}", daemon.stderr());
     assert_eq!(daemon.stop(), Some(0));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A metric's value in a textfile exposition, e.g. `throttlewatch_reloads_total{result="ok"}`.
@@ -515,7 +532,6 @@ fn a_full_disk_loses_whole_events_counts_them_and_recovers() {
     assert_eq!(last["type"], "stop");
     assert!(last.get("events_lost").is_none());
     drop(disk);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Issue 11: after `mv events.jsonl events.jsonl.1; kill -HUP` later events still went to the
@@ -553,7 +569,6 @@ fn sighup_reopens_the_events_file_and_the_cap_rotates_it() {
     assert_eq!(old.len() + new.len(), reloads as usize, "every reload event in one of them");
     assert_eq!(daemon.stop(), Some(0));
     assert_eq!(events(&events_path).last().unwrap()["type"], "stop");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Network namespaces made for a test, removed (with their interfaces) when dropped.
@@ -718,5 +733,4 @@ fn interfaces_that_vanish_or_come_late_are_waited_for() {
     assert_eq!(kinds.iter().filter(|k| **k == "stop").count(), 1, "{kinds:?}");
     assert_eq!(kinds.last(), Some(&"stop"));
     assert!(!kinds.contains(&"error"), "{kinds:?}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
