@@ -767,6 +767,65 @@ mod tests {
         assert_eq!(a.stats.packets, 2);
     }
 
+    /// Issue 11: short connections filled the table (closed flows stayed 10 s and could be
+    /// evicted only after 1 s idle): of 10,000 at 2,500 per second through 1,000 entries only
+    /// 4,000 were recorded. Every one must be, at the rate the flow table's contract states
+    /// (2,500/s × 70 ms open = 175 open at once, far below 1,000).
+    #[test]
+    fn short_connections_pass_a_small_table_at_the_stated_rate() {
+        const FLOWS: u32 = 10_000;
+        const GAP_US: u64 = 400; // 2,500 new connections per second
+        const STEP_US: u64 = 10_000;
+        let config = PipelineConfig { max_flows: 1000, ..PipelineConfig::default() };
+        let mut p = Pipeline::new(config, Classifier::new(Catalogue::builtin()));
+        let (ack, syn, fin) = (tcp_flags::ACK, tcp_flags::SYN, tcp_flags::FIN);
+        // (from the client, flags, payload bytes), one step apart.
+        let steps: [(bool, u8, usize); 8] = [
+            (true, syn, 0),
+            (false, syn | ack, 0),
+            (true, ack, 0),
+            (true, ack | tcp_flags::PSH, 100),
+            (false, ack | tcp_flags::PSH, 1000),
+            (true, fin | ack, 0),
+            (false, fin | ack, 0),
+            (true, ack, 0),
+        ];
+        let mut order: Vec<(u64, u32, usize)> = (0..FLOWS)
+            .flat_map(|n| {
+                (0..steps.len()).map(move |k| (u64::from(n) * GAP_US + k as u64 * STEP_US, n, k))
+            })
+            .collect();
+        order.sort_unstable();
+        let t0 = 1_700_000_000_000_000u64;
+        for (at, n, k) in order {
+            let (up, flags, len) = steps[k];
+            let port = 20_000 + n as u16;
+            // Sequence numbers as a real connection has them: the FINs and the last ACK
+            // follow the data.
+            let (client_seq, server_seq) =
+                (1 + u32::from(k >= 4) * 100, 1 + u32::from(k >= 5) * 1000);
+            let segment = if up {
+                tcp(port, 443, client_seq, server_seq, flags, &[])
+            } else {
+                tcp(443, port, server_seq, client_seq, flags, &[])
+            };
+            let total = 20 + segment.len() + len;
+            let mut frame = ipv4(6, total as u16, 1, 0);
+            if !up {
+                frame[12..20].rotate_left(4); // swap the addresses
+            }
+            frame.extend_from_slice(&segment);
+            frame.resize(total.min(96), 0);
+            p.process(LinkType::RawIp, Timestamp::from_micros(t0 + at), &frame, total as u32);
+        }
+        let a = p.finish();
+        assert_eq!(a.stats.skipped.get(SkipReason::FlowTableFull), 0, "{:?}", a.table);
+        assert_eq!(a.stats.measured, u64::from(FLOWS) * steps.len() as u64);
+        assert_eq!(a.flows.len(), FLOWS as usize, "one record per connection");
+        assert!(a.flows.iter().all(|f| f.end == FlowEnd::Fin));
+        assert_eq!((a.table.refused, a.table.peak), (0, 1000), "{:?}", a.table);
+    }
+
     /// ARCHITECTURE.md aims at 400 bytes per tracked flow. This guards what was reached (see the
     /// README's memory figures) against silent growth.
     #[test]

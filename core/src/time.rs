@@ -19,10 +19,16 @@ impl Timestamp {
         Timestamp(micros)
     }
 
-    /// From a `struct timeval` as libpcap hands it over. Times before the epoch (broken
-    /// capture clocks) clamp to the epoch instead of wrapping.
+    /// From a `struct timeval` as libpcap hands it over. The pcap format's seconds are an
+    /// unsigned 32-bit count (until 2106), but libpcap reads them as signed, and a 32-bit
+    /// `time_t` is signed too: a time after 2038-01-19 arrives as a negative number of at
+    /// least -2^31, and is read back as the unsigned count it was. Anything earlier (a broken
+    /// capture clock) clamps to the epoch instead of wrapping.
     pub fn from_timeval(sec: i64, usec: i64) -> Self {
-        let sec = u64::try_from(sec).unwrap_or(0);
+        let sec = match u64::try_from(sec) {
+            Ok(sec) => sec,
+            Err(_) => i32::try_from(sec).map_or(0, |s| u64::from(s.cast_unsigned())),
+        };
         let usec = u64::try_from(usec).unwrap_or(0).min(MICROS_PER_SEC - 1);
         Timestamp(sec.saturating_mul(MICROS_PER_SEC).saturating_add(usec))
     }
@@ -113,6 +119,10 @@ mod tests {
         // 2024-05-10T09:01:28.673643Z, the last packet of the nDPI viber capture (tshark).
         let ts = Timestamp::from_timeval(1_715_331_688, 673_643);
         assert_eq!(ts.to_string(), "2024-05-10T09:01:28.673643Z");
+        // After 2038: pcap's unsigned seconds 0x9000_0000, sign-extended by libpcap.
+        let ts = Timestamp::from_timeval(i64::from(0x9000_0000u32.cast_signed()), 5);
+        assert_eq!(ts.to_string(), "2046-07-23T00:38:24.000005Z");
+        assert_eq!(Timestamp::from_timeval(-(1 << 40), 0), Timestamp::from_micros(0));
         // A leap day.
         let ts = Timestamp::from_timeval(951_782_400, 0);
         assert_eq!(ts.to_string(), "2000-02-29T00:00:00.000000Z");
@@ -128,7 +138,10 @@ mod tests {
 
     #[test]
     fn negative_and_backward_times_clamp() {
-        assert_eq!(Timestamp::from_timeval(-5, 3), Timestamp::from_micros(3));
+        // -5 is what libpcap makes of the unsigned seconds 0xffff_fffb: early 2106.
+        assert_eq!(Timestamp::from_timeval(-5, 3).micros(), 0xffff_fffb * MICROS_PER_SEC + 3);
+        // Below any 32-bit count: a broken clock, clamped.
+        assert_eq!(Timestamp::from_timeval(i64::from(i32::MIN) - 1, 3), Timestamp::from_micros(3));
         let a = Timestamp::from_micros(10);
         let b = Timestamp::from_micros(25);
         assert_eq!(b.since(a), 15);

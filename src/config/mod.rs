@@ -174,6 +174,8 @@ pub struct DaemonConfig {
     pub buffer_kib: u32,
     pub control_sample: u32,
     pub events: String,
+    /// The events file is renamed to `events.1` before it would grow past this (KiB); 0 never.
+    pub events_max_kib: u64,
     pub status: String,
     pub metrics_file: String,
     pub listen: String,
@@ -194,6 +196,7 @@ impl Default for DaemonConfig {
             buffer_kib: 4096,
             control_sample: 4,
             events: "-".into(),
+            events_max_kib: 8192,
             status: String::new(),
             metrics_file: String::new(),
             listen: String::new(),
@@ -251,6 +254,12 @@ impl DaemonConfig {
                     self.listen
                 ));
             }
+        }
+        if self.events_max_kib != 0 && !(16..=4_194_304).contains(&self.events_max_kib) {
+            return Err(format!(
+                "events_max_kib = {}: allowed values are 0 (no cap) or 16..=4194304",
+                self.events_max_kib
+            ));
         }
         if !(1..=MAX_MAX_FLOWS).contains(&self.max_flows) {
             return Err(format!(

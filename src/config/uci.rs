@@ -133,6 +133,7 @@ const OPTIONS: &[&str] = &[
     "buffer_kib",
     "control_sample",
     "events",
+    "events_max_kib",
     "status",
     "metrics_file",
     "listen",
@@ -162,11 +163,13 @@ fn boolean(item: &Item) -> Result<bool, String> {
 }
 
 /// What an OpenWrt router runs with when an option is absent: the package's user, state in
-/// RAM under /var/run/throttlewatch, metrics on loopback.
+/// RAM under /var/run/throttlewatch (the events file capped at 256 KiB, 512 KiB with its
+/// rotated generation), metrics on loopback.
 fn openwrt_defaults() -> DaemonConfig {
     DaemonConfig {
         user: "throttlewatch".into(),
         events: "/var/run/throttlewatch/events.jsonl".into(),
+        events_max_kib: 256,
         status: "/var/run/throttlewatch/status.json".into(),
         listen: "127.0.0.1:9737".into(),
         ..DaemonConfig::default()
@@ -220,6 +223,7 @@ pub fn parse(text: &str) -> Result<ConfigFile, String> {
             "buffer_kib" => d.buffer_kib = number(item)?,
             "control_sample" => d.control_sample = number(item)?,
             "events" => d.events = item.value.clone(),
+            "events_max_kib" => d.events_max_kib = number(item)?,
             "status" => d.status = item.value.clone(),
             "metrics_file" => d.metrics_file = item.value.clone(),
             "listen" => d.listen = item.value.clone(),
@@ -257,6 +261,7 @@ mod tests {
         assert_eq!(c.daemon.listen, "127.0.0.1:9737");
         assert_eq!(c.daemon.user, "throttlewatch");
         assert_eq!(c.daemon.status, "/var/run/throttlewatch/status.json");
+        assert_eq!(c.daemon.events_max_kib, 256, "a small cap: the file sits in RAM");
     }
 
     #[test]
@@ -290,6 +295,7 @@ mod tests {
                 "classify_snaplen = 200: allowed values are 0 (off) or above snaplen (256)",
             ),
             ("\toption window '0'\n", "window_s = 0: allowed values are 1..=86400"),
+            ("\toption events_max_kib '8'\n", "events_max_kib = 8: allowed values are 0"),
             ("\toption events 'unterminated\n", "line 3: unterminated ' quote"),
             ("\toption user\n", "line 3: `option` takes a name and a value"),
             ("config firewall 'x'\n", "line 3: section type \"firewall\""),

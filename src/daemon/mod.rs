@@ -8,8 +8,14 @@
 //! file and the metrics, serves `/metrics`, and handles SIGHUP (reload; a bad file keeps the
 //! old configuration running) and SIGTERM/SIGINT (flush the current window, a final event,
 //! exit 0). Root is given up once the captures are open.
+//!
+//! Start-up checks what can be wrong in the configuration (the user, the outputs' paths and
+//! whether that user can write them, the listen address) before the seconds the kernel
+//! filter takes to build. Interfaces that vanish or are missing are waited for
+//! ([`interfaces`]); only SIGTERM/SIGINT end the daemon.
 
 mod http;
+pub mod interfaces;
 pub mod outputs;
 pub mod system;
 
@@ -28,7 +34,8 @@ use crate::detect::{Window, WindowGrid, evaluate_window};
 use crate::pipeline::{Pipeline, Snapshot};
 use crate::time::Timestamp;
 
-use outputs::{EventSink, InterfaceCounters, State, event, replace_file};
+use interfaces::{LinkChange, OpenSpec, Watched};
+use outputs::{EventSink, InterfaceCounters, Output, State, event, replace_file};
 
 /// How long the capture thread waits at most when no interface had a packet waiting.
 const IDLE_WAIT_MS: i32 = 50;
@@ -109,7 +116,7 @@ fn load_catalogue(d: &DaemonConfig) -> Result<Catalogue, String> {
     Catalogue::from_file(Path::new(&d.services)).map_err(|e| e.to_string())
 }
 
-fn log(message: &str) {
+pub(crate) fn log(message: &str) {
     eprintln!("throttlewatch: {message}");
 }
 
@@ -123,7 +130,8 @@ enum FromCapture {
     Window(Box<WindowData>),
     /// The last window, cut short by a stop.
     Final(Box<WindowData>),
-    Failed(String),
+    /// An interface went down or came back.
+    Link(LinkChange),
 }
 
 struct WindowData {
@@ -170,6 +178,19 @@ pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
         log(&format!("warning: {}: {warning}", catalogue.source_name()));
     }
     let d = &file.daemon;
+    // What can be wrong in the configuration, before the filter takes its seconds to build.
+    let account = match d.user.as_str() {
+        "" => None,
+        user => Some(system::Account::find(user).map_err(RunError::Input)?),
+    };
+    check_outputs(d, account.as_ref()).map_err(RunError::Input)?;
+    let listener = match d.listen.as_str() {
+        "" => None,
+        addr => Some(
+            std::net::TcpListener::bind(addr)
+                .map_err(|e| RunError::Input(format!("listen {addr}: {e}")))?,
+        ),
+    };
     let expression = filter::fitting(&catalogue, d.control_sample);
     let filter_text = match (&expression, d.control_sample) {
         (_, 1) => "no filter".to_string(),
@@ -178,24 +199,16 @@ pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
         }
         (None, _) => "no filter (the catalogue's ranges do not fit a kernel filter)".to_string(),
     };
+    let spec = OpenSpec {
+        snaplen: d.snaplen,
+        buffer_kib: d.buffer_kib,
+        filter: expression.map(|(f, _)| f),
+        classify_snaplen: d.classify_snaplen,
+        filter_text,
+    };
     let mut captures = Vec::new();
     for name in &d.interfaces {
-        let filter = expression.as_ref().map(|(f, _)| f.as_str());
-        let capture =
-            LiveCapture::open(name, d.snaplen, d.buffer_kib, filter).map_err(RunError::Input)?;
-        log(&format!(
-            "capturing on {name} ({}), snap length {}, {filter_text}",
-            capture.link().name(),
-            d.snaplen
-        ));
-        // The classification capture carries few packets: a small buffer does.
-        let classify = match d.classify_snaplen {
-            0 => None,
-            snaplen => {
-                Some(LiveCapture::open_classification(name, snaplen).map_err(RunError::Input)?)
-            }
-        };
-        captures.push(LiveInterface::new(capture, classify));
+        captures.push(Watched::open(name, &spec, wall_clock()).map_err(RunError::Input)?);
     }
     let offload = system::offload_warning(
         Path::new("/etc/config/firewall"),
@@ -204,18 +217,11 @@ pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
     if let Some(w) = &offload {
         log(&format!("WARNING: {w}"));
     }
-    let listener = match d.listen.as_str() {
-        "" => None,
-        addr => Some(
-            std::net::TcpListener::bind(addr)
-                .map_err(|e| RunError::Input(format!("listen {addr}: {e}")))?,
-        ),
-    };
-    let events = EventSink::open(&d.events).map_err(RunError::Input)?;
-    if !d.user.is_empty() {
-        system::drop_privileges(&d.user).map_err(RunError::Input)?;
-        log(&format!("running as user {}", d.user));
+    if let Some(account) = &account {
+        system::drop_privileges(account).map_err(RunError::Input)?;
+        log(&format!("running as user {}", account.name));
     }
+    let events = EventSink::open(&d.events, d.events_max_kib).map_err(RunError::Input)?;
     let history = match d.history.as_str() {
         "" => None,
         path => Some(History::load(Path::new(path)).map_err(RunError::Input)?),
@@ -226,6 +232,8 @@ pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
         detail_flows: d.detail_flows,
         ..PipelineConfig::default()
     };
+    let interface_counters: Vec<InterfaceCounters> =
+        captures.iter_mut().map(|w| w.counters(0)).collect();
     let (to_main, from_capture) = tokio::sync::mpsc::channel(4);
     let (to_capture, from_main) = mpsc::channel();
     let window_s = file.detect.window_s;
@@ -233,7 +241,7 @@ pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
     pipeline.retain_for_windows(d.max_flows);
     let capture_thread = std::thread::Builder::new()
         .name("capture".into())
-        .spawn(move || capture_loop(captures, pipeline, window_s, to_main, from_main))
+        .spawn(move || capture_loop(captures, spec, pipeline, window_s, to_main, from_main))
         .map_err(|e| RunError::Runtime(format!("cannot start the capture thread: {e}")))?;
 
     let mut state = State {
@@ -241,21 +249,51 @@ pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
         window_s: file.detect.window_s,
         max_flows: d.max_flows,
         offload_warning: offload,
+        interfaces: interface_counters,
         ..State::default()
     };
     state.set_catalogue(&catalogue);
     let services_text = services_text(&file.daemon);
-    let mut main =
-        Main { source, overrides, file, events, history, state, to_capture, services_text };
+    let metrics = Arc::new(Mutex::new(state.metrics()));
+    let mut main = Main {
+        source,
+        overrides,
+        file,
+        events,
+        history,
+        state,
+        metrics,
+        to_capture,
+        services_text,
+    };
     let result = runtime.block_on(main.serve(from_capture, listener, signals));
     let _ = main.to_capture.send(ToCapture::Stop);
     let _ = capture_thread.join();
     result.map_err(RunError::Runtime)
 }
 
+/// Check that every output path can be written by the user the daemon becomes (or by this
+/// process), so that a wrong path or owner ends start-up with the path named instead of
+/// failing every window.
+fn check_outputs(d: &DaemonConfig, account: Option<&system::Account>) -> Result<(), String> {
+    let outputs = [
+        ("events", d.events.as_str()),
+        ("status", d.status.as_str()),
+        ("metrics_file", d.metrics_file.as_str()),
+        ("history", d.history.as_str()),
+    ];
+    for (key, path) in outputs {
+        if !path.is_empty() && path != "-" {
+            system::check_writable(key, Path::new(path), account)?;
+        }
+    }
+    Ok(())
+}
+
 /// The capture thread: read, measure, and cut windows.
 fn capture_loop(
-    mut captures: Vec<LiveInterface>,
+    mut captures: Vec<Watched>,
+    spec: OpenSpec,
     mut pipeline: Pipeline,
     window_s: u64,
     to_main: tokio::sync::mpsc::Sender<FromCapture>,
@@ -267,16 +305,8 @@ fn capture_loop(
     // window closes before the first packet beyond it, or once the clock is past it and no
     // packet of it can still be waiting.
     let mut grid = WindowGrid::new(window_s, Some(wall_clock()));
-    let counters = |captures: &mut [LiveInterface], packets: &[u64]| {
-        captures
-            .iter_mut()
-            .zip(packets)
-            .map(|(c, &n)| InterfaceCounters {
-                name: c.measure().interface().to_string(),
-                packets: n,
-                kernel: c.measure().stats(),
-            })
-            .collect::<Vec<_>>()
+    let counters = |captures: &mut [Watched], packets: &[u64]| {
+        captures.iter_mut().zip(packets).map(|(c, &n)| c.counters(n)).collect::<Vec<_>>()
     };
     /// Windows a packet closed while the captures were being read, sent once they are.
     struct Closed {
@@ -309,7 +339,9 @@ fn capture_loop(
     let mut closed = Vec::new();
     loop {
         let mut read = 0;
-        for (interface, count) in captures.iter_mut().zip(packets.iter_mut()) {
+        let mut failed = Vec::new();
+        for (i, (watched, count)) in captures.iter_mut().zip(packets.iter_mut()).enumerate() {
+            let Some(interface) = watched.captures_mut() else { continue };
             let link = interface.measure().link();
             match interface.poll(
                 BATCH,
@@ -320,17 +352,22 @@ fn capture_loop(
                     *count += polled.measured as u64;
                     read += polled.measured + polled.copies;
                 }
-                Err(e) => {
-                    let _ = to_main.blocking_send(FromCapture::Failed(e));
-                    return;
-                }
+                Err(e) => failed.push((i, e)),
+            }
+        }
+        for change in interfaces::tend(&mut captures, failed, &spec, wall_clock()) {
+            if to_main.blocking_send(FromCapture::Link(change)).is_err() {
+                return;
             }
         }
         if read == 0 {
             // Nothing waiting on any interface: sleep until the kernel hands over packets, or
             // briefly, to end windows, read held copies and see messages on a quiet link.
-            let all: Vec<&LiveCapture> =
-                captures.iter().flat_map(LiveInterface::captures).collect();
+            let all: Vec<&LiveCapture> = captures
+                .iter()
+                .filter_map(Watched::captures)
+                .flat_map(LiveInterface::captures)
+                .collect();
             LiveCapture::wait_any(&all, IDLE_WAIT_MS);
         }
         // The kernel stamps packets with the wall clock: a quiet link still ends windows,
@@ -360,7 +397,7 @@ fn capture_loop(
             Err(mpsc::TryRecvError::Empty) => false,
         };
         if stop {
-            for interface in &mut captures {
+            for interface in captures.iter_mut().filter_map(Watched::captures_mut) {
                 let link = interface.measure().link();
                 interface.flush(feed(&mut pipeline, &mut grid, &mut closed, link));
             }
@@ -409,6 +446,8 @@ struct Main {
     events: EventSink,
     history: Option<History>,
     state: State,
+    /// What `/metrics` serves.
+    metrics: Arc<Mutex<String>>,
     to_capture: mpsc::Sender<ToCapture>,
     services_text: String,
 }
@@ -421,10 +460,9 @@ impl Main {
         signals: Signals,
     ) -> Result<(), String> {
         let Signals { mut hup, mut term, mut int } = signals;
-        let metrics = Arc::new(Mutex::new(self.state.metrics()));
         if let Some(listener) = listener {
             let addr = listener.local_addr().map_err(|e| e.to_string())?;
-            http::spawn(listener, Arc::clone(&metrics))?;
+            http::spawn(listener, Arc::clone(&self.metrics))?;
             log(&format!("metrics on http://{addr}/metrics"));
         }
         let interfaces = self.file.daemon.interfaces.clone();
@@ -433,22 +471,27 @@ impl Main {
             json!({ "version": env!("CARGO_PKG_VERSION"), "interfaces": interfaces,
             "window_s": self.file.detect.window_s, "offload_warning": self.state.offload_warning }),
         );
+        // Interfaces missing at start, waited for.
+        let missing: Vec<(String, String)> = (self.state.interfaces.iter())
+            .filter_map(|i| Some((i.name.clone(), i.down.as_ref()?.1.clone())))
+            .collect();
+        for (interface, reason) in missing {
+            self.emit("interface_down", json!({ "interface": interface, "reason": reason }));
+        }
+        self.publish();
         let mut stop_reason = None;
         loop {
             tokio::select! {
                 message = from_capture.recv() => match message {
-                    Some(FromCapture::Window(w)) => self.window(*w, &metrics),
+                    Some(FromCapture::Window(w)) => self.window(*w),
                     Some(FromCapture::Final(w)) => {
-                        self.window(*w, &metrics);
+                        self.window(*w);
                         let reason = stop_reason.unwrap_or("capture ended");
                         self.emit("stop", json!({ "reason": reason }));
                         log(&format!("stopped ({reason})"));
                         return Ok(());
                     }
-                    Some(FromCapture::Failed(e)) => {
-                        self.emit("error", json!({ "error": e }));
-                        return Err(e);
-                    }
+                    Some(FromCapture::Link(change)) => self.link(change),
                     None => return Err("the capture thread ended".into()),
                 },
                 _ = hup.recv() => self.reload(),
@@ -465,13 +508,64 @@ impl Main {
     }
 
     fn emit(&mut self, kind: &str, fields: serde_json::Value) {
-        if let Err(e) = self.events.write(&event(kind, Some(wall_clock()), fields)) {
+        if let Err(e) = self.events.write(event(kind, Some(wall_clock()), fields)) {
             log(&e);
+            self.state.output_failed(Output::Events, &e);
         }
+        self.state.events_lost = self.events.lost_total();
+    }
+
+    /// An interface went down or came back: an event, and the outputs show it at once.
+    fn link(&mut self, change: LinkChange) {
+        let interface = self.state.interfaces.iter_mut().find(|i| i.name == change.interface);
+        match &change.down {
+            Some(reason) => {
+                if let Some(i) = interface {
+                    i.down = Some((change.at, reason.clone()));
+                }
+                self.emit(
+                    "interface_down",
+                    json!({ "interface": change.interface, "reason": reason }),
+                );
+            }
+            None => {
+                let down_s = interface
+                    .and_then(|i| {
+                        i.reopens += 1;
+                        i.down.take()
+                    })
+                    .map(|(since, _)| change.at.since(since) / 1_000_000);
+                self.emit(
+                    "interface_up",
+                    json!({ "interface": change.interface, "down_s": down_s }),
+                );
+            }
+        }
+        self.publish();
+    }
+
+    /// Write the status and metrics files and hand the metrics to `/metrics`.
+    fn publish(&mut self) {
+        let s = &mut self.state;
+        let text = s.metrics();
+        let d = &self.file.daemon;
+        let writes = [
+            (Output::Status, d.status.as_str(), serde_json::to_vec_pretty(&s.status())),
+            (Output::MetricsFile, d.metrics_file.as_str(), Ok(text.clone().into_bytes())),
+        ];
+        for (output, path, contents) in writes {
+            if !path.is_empty()
+                && let Err(e) = replace_file(Path::new(path), &contents.unwrap_or_default())
+            {
+                log(&e);
+                s.output_failed(output, &e);
+            }
+        }
+        *self.metrics.lock().unwrap_or_else(|e| e.into_inner()) = text;
     }
 
     /// Evaluate a window and write every output.
-    fn window(&mut self, w: WindowData, metrics: &Mutex<String>) {
+    fn window(&mut self, w: WindowData) {
         let flows: Vec<_> = w.snapshot.flows.iter().collect();
         let verdicts = evaluate_window(
             &flows,
@@ -494,30 +588,29 @@ impl Main {
         s.unreported = w.snapshot.unreported_flows;
         s.set_catalogue(&w.catalogue);
         s.record_verdicts(verdicts);
-        let text = s.metrics();
-        let d = &self.file.daemon;
-        let writes = [
-            (d.status.as_str(), serde_json::to_vec_pretty(&s.status()).unwrap_or_default()),
-            (d.metrics_file.as_str(), text.clone().into_bytes()),
-        ];
-        for (path, contents) in writes {
-            if !path.is_empty()
-                && let Err(e) = replace_file(Path::new(path), &contents)
-            {
-                log(&e);
-            }
-        }
-        *metrics.lock().unwrap_or_else(|e| e.into_inner()) = text;
-        if let (Some(h), path) = (&self.history, &d.history)
+        if let (Some(h), path) = (&self.history, &self.file.daemon.history)
             && !path.is_empty()
             && let Err(e) = h.save(Path::new(path))
         {
             log(&e);
+            self.state.output_failed(Output::History, &e);
         }
+        self.publish();
     }
 
-    /// SIGHUP: read the configuration and the catalogue again; keep the old ones on error.
+    /// SIGHUP: reopen the events file (logrotate's convention: it may have been moved away);
+    /// read the configuration and the catalogue again, keeping the old ones on error. The
+    /// outputs show the reload at once.
     fn reload(&mut self) {
+        if let Err(e) = self.events.reopen() {
+            log(&format!("reload: {e}; events go on to the file open before"));
+            self.state.output_failed(Output::Events, &e);
+        }
+        self.reload_configuration();
+        self.publish();
+    }
+
+    fn reload_configuration(&mut self) {
         let attempt = load(&self.source, &self.overrides).and_then(|file| {
             let catalogue = load_catalogue(&file.daemon)?;
             Ok((file, catalogue))
@@ -546,10 +639,13 @@ impl Main {
         .into_iter()
         .filter_map(|(k, changed)| changed.then_some(k))
         .collect();
-        if new.events != old.events {
-            match EventSink::open(&new.events) {
-                Ok(sink) => self.events = sink,
-                Err(e) => log(&format!("reload: {e}; events stay at {}", old.events)),
+        if new.events != old.events || new.events_max_kib != old.events_max_kib {
+            match EventSink::open(&new.events, new.events_max_kib) {
+                Ok(sink) => self.events.replace(sink),
+                Err(e) => {
+                    log(&format!("reload: {e}; events stay at {}", old.events));
+                    self.state.output_failed(Output::Events, &e);
+                }
             }
         }
         if new.history != old.history {
@@ -569,6 +665,7 @@ impl Main {
         let keep = self.file.daemon.clone();
         file.daemon = DaemonConfig {
             events: file.daemon.events,
+            events_max_kib: file.daemon.events_max_kib,
             status: file.daemon.status,
             metrics_file: file.daemon.metrics_file,
             services: file.daemon.services,

@@ -1,10 +1,21 @@
 //! What the daemon writes (docs/): verdict events as JSON lines, the status file for LuCI
 //! and scripts (replaced atomically), and Prometheus metrics (text exposition format, base
 //! units, `_total` counters, low-cardinality labels: never an address or a port).
+//!
+//! Faults of the outputs do not corrupt them and do not pass unseen:
+//! - an event is written whole or not at all: its line goes to the file in one `write`, and a
+//!   short write (a full disk) is cut back to the file's previous length;
+//! - every failed write counts, by output, in the status and the metrics; events that could
+//!   not be written are counted, and the next event written carries `events_lost` (how many,
+//!   since when, why);
+//! - the events file is bounded: past `events_max_kib` it is renamed to `PATH.1` (replacing
+//!   the previous one) and a new file is begun, so at most twice the cap is kept; it is also
+//!   reopened on every SIGHUP, after logrotate or an administrator moved it away.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
@@ -16,12 +27,16 @@ use crate::time::Timestamp;
 pub const EVENT_SCHEMA: &str = "throttlewatch.event/1";
 pub const STATUS_SCHEMA: &str = "throttlewatch.status/1";
 
-/// Capture counters of one interface.
+/// Capture counters and state of one interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InterfaceCounters {
     pub name: String,
     pub packets: u64,
     pub kernel: LiveStats,
+    /// Since when and why the interface is down (vanished, or not there yet); `None`: up.
+    pub down: Option<(Timestamp, String)>,
+    /// Times capture on it began again after it was down (or missing at start).
+    pub reopens: u64,
 }
 
 /// Everything the outputs show after a window.
@@ -47,12 +62,53 @@ pub struct State {
     pub verdict_counts: std::collections::BTreeMap<(String, Finding), u64>,
     pub reloads: u64,
     pub failed_reloads: u64,
+    /// Failed writes by output.
+    pub output_errors: BTreeMap<Output, u64>,
+    /// Events that could not be written.
+    pub events_lost: u64,
+    pub last_output_error: Option<String>,
+}
+
+/// What the daemon writes, for its error counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Output {
+    Events,
+    Status,
+    MetricsFile,
+    History,
+}
+
+impl Output {
+    const ALL: [Output; 4] = [Output::Events, Output::Status, Output::MetricsFile, Output::History];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Output::Events => "events",
+            Output::Status => "status",
+            Output::MetricsFile => "metrics_file",
+            Output::History => "history",
+        }
+    }
 }
 
 impl State {
     pub fn set_catalogue(&mut self, catalogue: &Catalogue) {
         self.services =
             catalogue.services().iter().map(|s| (s.id.clone(), s.name.clone())).collect();
+    }
+
+    /// Failed writes of every output, by name.
+    fn output_error_counts(&self) -> BTreeMap<&'static str, u64> {
+        Output::ALL
+            .into_iter()
+            .map(|o| (o.as_str(), self.output_errors.get(&o).copied().unwrap_or(0)))
+            .collect()
+    }
+
+    /// Count a failed write of `output`.
+    pub fn output_failed(&mut self, output: Output, error: &str) {
+        *self.output_errors.entry(output).or_default() += 1;
+        self.last_output_error = Some(error.to_string());
     }
 
     pub fn record_verdicts(&mut self, verdicts: Vec<Verdict>) {
@@ -72,6 +128,10 @@ impl State {
             "window_s": self.window_s,
             "interfaces": self.interfaces.iter().map(|i| json!({
                 "name": i.name,
+                "up": i.down.is_none(),
+                "down_since": i.down.as_ref().map(|d| d.0),
+                "down_reason": i.down.as_ref().map(|d| &d.1),
+                "reopens": i.reopens,
                 "packets": i.packets,
                 "kernel_drops": i.kernel.dropped,
                 "interface_drops": i.kernel.if_dropped,
@@ -89,6 +149,11 @@ impl State {
             },
             "services": self.services.iter().map(|(id, name)| json!({ "id": id, "name": name }))
                 .collect::<Vec<_>>(),
+            "outputs": {
+                "errors": self.output_error_counts(),
+                "events_lost": self.events_lost,
+                "last_error": self.last_output_error,
+            },
             "verdicts": self.verdicts,
         })
     }
@@ -113,6 +178,18 @@ impl State {
             "gauge",
             "The running version.",
             &[(format!("{{version=\"{}\"}}", env!("CARGO_PKG_VERSION")), 1.0)],
+        );
+        family(
+            "throttlewatch_interface_up",
+            "gauge",
+            "1 while the interface is captured on, 0 while it is down or missing.",
+            &iface(|i| u64::from(i.down.is_none())),
+        );
+        family(
+            "throttlewatch_interface_reopens_total",
+            "counter",
+            "Times capture on the interface began again after it was down or missing at start.",
+            &iface(|i| i.reopens),
         );
         family(
             "throttlewatch_packets_total",
@@ -190,6 +267,21 @@ impl State {
                 ("{result=\"failed\"}".into(), self.failed_reloads as f64),
             ],
         );
+        family(
+            "throttlewatch_output_errors_total",
+            "counter",
+            "Failed writes of an output (events, status, metrics_file, history).",
+            &[Output::Events, Output::Status, Output::MetricsFile, Output::History].map(|o| {
+                let n = self.output_errors.get(&o).copied().unwrap_or(0);
+                (format!("{{output=\"{}\"}}", o.as_str()), n as f64)
+            }),
+        );
+        family(
+            "throttlewatch_events_lost_total",
+            "counter",
+            "Events that could not be written.",
+            &one(self.events_lost as f64),
+        );
         let counts: Vec<(String, f64)> = self
             .verdict_counts
             .iter()
@@ -232,53 +324,164 @@ fn label(text: &str) -> String {
     text.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
-/// One event line.
-pub fn event(kind: &str, at: Option<Timestamp>, fields: Value) -> String {
+/// One event.
+pub fn event(kind: &str, at: Option<Timestamp>, fields: Value) -> Value {
     let mut e = json!({ "schema": EVENT_SCHEMA, "type": kind, "at": at });
     if let (Some(obj), Value::Object(extra)) = (e.as_object_mut(), fields) {
         obj.extend(extra);
     }
-    e.to_string()
+    e
 }
 
-/// Where events go: standard output, or a file appended to.
-pub enum EventSink {
+/// Events that could not be written, reported with the next one that is.
+#[derive(Debug, Clone, PartialEq)]
+struct Lost {
+    events: u64,
+    /// The `at` of the first one.
+    since: Value,
+    error: String,
+}
+
+enum Target {
     Stdout,
-    File(std::fs::File),
+    File { path: PathBuf, file: std::fs::File },
+}
+
+/// Where events go: standard output, or a file appended to (see the module's guarantees).
+pub struct EventSink {
+    target: Target,
+    /// Rotate the file before it would grow past this; 0: never.
+    max_bytes: u64,
+    lost: Option<Lost>,
+    lost_total: u64,
+}
+
+fn open_append(path: &Path) -> Result<std::fs::File, String> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("events {}: cannot open for appending: {e}", path.display()))
 }
 
 impl EventSink {
-    pub fn open(path: &str) -> Result<EventSink, String> {
-        if path == "-" {
-            return Ok(EventSink::Stdout);
-        }
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map(EventSink::File)
-            .map_err(|e| format!("events {path}: cannot open for appending: {e}"))
+    /// `path` ("-": standard output), rotated past `max_kib` KiB (0: never).
+    pub fn open(path: &str, max_kib: u64) -> Result<EventSink, String> {
+        let target = match path {
+            "-" => Target::Stdout,
+            path => Target::File { path: path.into(), file: open_append(Path::new(path))? },
+        };
+        Ok(EventSink { target, max_bytes: max_kib.saturating_mul(1024), lost: None, lost_total: 0 })
     }
 
-    pub fn write(&mut self, line: &str) -> Result<(), String> {
-        let result = match self {
-            EventSink::Stdout => {
+    /// Open the path again (SIGHUP: logrotate may have moved the file away). The counts of
+    /// lost events carry over.
+    pub fn reopen(&mut self) -> Result<(), String> {
+        if let Target::File { path, file } = &mut self.target {
+            *file = open_append(path)?;
+        }
+        Ok(())
+    }
+
+    /// Go on at `other` (a reload changed the path or the cap); the counts carry over.
+    pub fn replace(&mut self, other: EventSink) {
+        self.target = other.target;
+        self.max_bytes = other.max_bytes;
+    }
+
+    /// Events that could not be written so far.
+    pub fn lost_total(&self) -> u64 {
+        self.lost_total
+    }
+
+    /// Write one event as a line, whole or not at all. After lost events, the line carries
+    /// `events_lost`. An error means the event was lost, or (`cannot rotate`) that it was
+    /// written but the file could not be rotated.
+    pub fn write(&mut self, mut event: Value) -> Result<(), String> {
+        if let (Some(lost), Some(obj)) = (&self.lost, event.as_object_mut()) {
+            obj.insert(
+                "events_lost".into(),
+                json!({ "events": lost.events, "since": lost.since, "error": lost.error }),
+            );
+        }
+        let mut line = event.to_string();
+        line.push('\n');
+        let mut rotation = Ok(());
+        let written = match &mut self.target {
+            Target::Stdout => {
                 let mut out = std::io::stdout().lock();
-                writeln!(out, "{line}").and_then(|()| out.flush())
+                out.write_all(line.as_bytes()).and_then(|()| out.flush()).map_err(|e| e.to_string())
             }
-            EventSink::File(f) => writeln!(f, "{line}"),
+            Target::File { path, file } => {
+                rotation = rotate_if_full(path, file, self.max_bytes, line.len() as u64);
+                append_whole(file, line.as_bytes())
+            }
         };
-        result.map_err(|e| format!("cannot write an event: {e}"))
+        match written {
+            Ok(()) => {
+                self.lost = None;
+                rotation
+            }
+            Err(e) => {
+                self.lost_total += 1;
+                match &mut self.lost {
+                    Some(lost) => lost.events += 1,
+                    None => {
+                        let since = event.get("at").cloned().unwrap_or(Value::Null);
+                        self.lost = Some(Lost { events: 1, since, error: e.clone() });
+                    }
+                }
+                Err(format!("cannot write an event: {e}"))
+            }
+        }
+    }
+}
+
+/// Past the cap, `path` becomes `path.1` and a new file is begun. A file that holds nothing
+/// yet takes the line whatever its size.
+fn rotate_if_full(
+    path: &Path,
+    file: &mut std::fs::File,
+    max_bytes: u64,
+    line_bytes: u64,
+) -> Result<(), String> {
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if max_bytes == 0 || size == 0 || size.saturating_add(line_bytes) <= max_bytes {
+        return Ok(());
+    }
+    let mut rotated = path.as_os_str().to_owned();
+    rotated.push(".1");
+    std::fs::rename(path, &rotated).map_err(|e| {
+        format!("events {}: cannot rotate (the file grows past its cap): {e}", path.display())
+    })?;
+    *file = open_append(path)?;
+    Ok(())
+}
+
+/// Append `bytes` with one `write`; a short write is cut back to the previous length, so the
+/// file never holds part of a line.
+fn append_whole(file: &mut std::fs::File, bytes: &[u8]) -> Result<(), String> {
+    let before = file.metadata().map_err(|e| e.to_string())?.len();
+    let cut_back = |file: &std::fs::File| file.set_len(before).map_err(|e| e.to_string());
+    match file.write(bytes) {
+        Ok(n) if n == bytes.len() => Ok(()),
+        Ok(n) => {
+            cut_back(file)?;
+            Err(format!("only {n} of {} bytes fitted (disk full?)", bytes.len()))
+        }
+        // A failed write wrote nothing.
+        Err(e) => Err(e.to_string()),
     }
 }
 
 /// Replace `path` with `contents` atomically: readers see the old or the new file, never a
-/// part of one.
+/// part of one. A failed write leaves no temporary file behind.
 pub fn replace_file(path: &Path, contents: &[u8]) -> Result<(), String> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, contents)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| format!("{}: cannot write: {e}", path.display()))
+    std::fs::write(&tmp, contents).and_then(|()| std::fs::rename(&tmp, path)).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("{}: cannot write: {e}", path.display())
+    })
 }
 
 #[cfg(test)]
@@ -307,6 +510,16 @@ mod tests {
             name: "br-lan".into(),
             packets: 1234,
             kernel: LiveStats { received: 1234, dropped: 5, if_dropped: 0 },
+            down: None,
+            reopens: 0,
+        });
+        let since = Timestamp::from_micros(1_790_000_000_000_000);
+        s.interfaces.push(InterfaceCounters {
+            name: "wlan0".into(),
+            packets: 0,
+            kernel: LiveStats::default(),
+            down: Some((since, "the interface disappeared".into())),
+            reopens: 2,
         });
         s.services.push(("whatsapp".into(), "WhatsApp".into()));
         s.record_verdicts(vec![verdict(Finding::Throttled)]);
@@ -314,11 +527,18 @@ mod tests {
         let status = s.status();
         assert_eq!(status["schema"], STATUS_SCHEMA);
         assert_eq!(status["interfaces"][0]["kernel_drops"], 5);
+        assert_eq!(status["interfaces"][0]["up"], true);
+        assert_eq!(status["interfaces"][1]["up"], false);
+        assert_eq!(status["interfaces"][1]["down_reason"], "the interface disappeared");
+        assert_eq!(status["interfaces"][1]["down_since"], "2026-09-21T14:13:20.000000Z");
         assert_eq!(status["flows"]["active"], 7);
         assert_eq!(status["verdicts"][0]["finding"], "throttled");
         assert_eq!(status["offload"]["active"], false);
         let m = s.metrics();
         assert!(m.contains("throttlewatch_kernel_drops_total{interface=\"br-lan\"} 5\n"), "{m}");
+        assert!(m.contains("throttlewatch_interface_up{interface=\"br-lan\"} 1\n"), "{m}");
+        assert!(m.contains("throttlewatch_interface_up{interface=\"wlan0\"} 0\n"), "{m}");
+        assert!(m.contains("throttlewatch_interface_reopens_total{interface=\"wlan0\"} 2\n"));
         assert!(m.contains(
             "throttlewatch_verdicts_total{service=\"whatsapp\",finding=\"throttled\"} 2\n"
         ));
@@ -336,10 +556,73 @@ mod tests {
 
     #[test]
     fn events_are_one_json_object_per_line() {
-        let line = event("stop", None, json!({ "reason": "SIGTERM" }));
+        let line = event("stop", None, json!({ "reason": "SIGTERM" })).to_string();
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!((v["schema"].as_str(), v["type"].as_str()), (Some(EVENT_SCHEMA), Some("stop")));
         assert_eq!(v["reason"], "SIGTERM");
         assert!(!line.contains('\n'));
+    }
+
+    fn lines(path: &Path) -> Vec<Value> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+            .collect()
+    }
+
+    /// Past the cap the file becomes `.1` and a new one begins; a reopen follows a moved file.
+    #[test]
+    fn the_events_file_rotates_at_its_cap_and_reopens() {
+        let dir = std::env::temp_dir().join(format!("tw-events-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("events.jsonl");
+        let mut sink = EventSink::open(path.to_str().unwrap(), 1).unwrap();
+        let big = "x".repeat(300);
+        for n in 0..10 {
+            sink.write(event("verdict", None, json!({ "n": n, "pad": big }))).unwrap();
+        }
+        let (now, old) = (lines(&path), lines(&dir.join("events.jsonl.1")));
+        assert!(std::fs::metadata(&path).unwrap().len() <= 1024);
+        assert_eq!(now.last().unwrap()["n"], 9);
+        assert_eq!(old.last().unwrap()["n"].as_u64().unwrap() + 1, now[0]["n"].as_u64().unwrap());
+        // Moved away (logrotate), then reopened: later events go to a new file.
+        std::fs::rename(&path, dir.join("moved")).unwrap();
+        sink.write(event("verdict", None, json!({ "n": 10 }))).unwrap();
+        sink.reopen().unwrap();
+        sink.write(event("verdict", None, json!({ "n": 11 }))).unwrap();
+        assert_eq!(lines(&dir.join("moved")).last().unwrap()["n"], 10);
+        assert_eq!(lines(&path).len(), 1);
+        // A line longer than the cap still goes, into a file of its own.
+        sink.write(event("verdict", None, json!({ "pad": "y".repeat(2000) }))).unwrap();
+        assert_eq!(lines(&path).len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Writes that fail (here: /dev/full, the disk-full device) lose whole events, which
+    /// the next written event reports.
+    #[test]
+    fn lost_events_are_counted_and_reported_by_the_next() {
+        let mut sink = EventSink::open("/dev/full", 0).unwrap();
+        for n in 0..3 {
+            let at = Timestamp::from_micros(1_790_000_000_000_000 + n);
+            let err = sink.write(event("verdict", Some(at), json!({}))).unwrap_err();
+            assert!(err.contains("No space left on device"), "{err}");
+        }
+        assert_eq!(sink.lost_total(), 3);
+        let dir = std::env::temp_dir().join(format!("tw-lost-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("events.jsonl");
+        sink.replace(EventSink::open(path.to_str().unwrap(), 0).unwrap());
+        sink.write(event("stop", None, json!({}))).unwrap();
+        sink.write(event("stop", None, json!({}))).unwrap();
+        let written = lines(&path);
+        assert_eq!(written[0]["events_lost"]["events"], 3);
+        assert_eq!(written[0]["events_lost"]["since"], "2026-09-21T14:13:20.000000Z");
+        assert!(written[0]["events_lost"]["error"].as_str().unwrap().contains("No space"));
+        assert!(written[1].get("events_lost").is_none(), "reported once");
+        assert_eq!(sink.lost_total(), 3);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
