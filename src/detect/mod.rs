@@ -357,7 +357,7 @@ fn merge_same_findings(mut findings: Vec<Verdict>) -> Vec<Verdict> {
     let single_policed = |v: &Verdict| {
         v.mechanism == Some(Mechanism::Policing)
             && v.evidence["policed_flows"].as_u64() == Some(1)
-            && v.evidence["burst_bytes"].as_f64().is_some_and(|b| b < 8_000.0)
+            && v.evidence["burst_bytes"].as_f64().is_some_and(|b| b < policing::SMALL_BURST_BYTES)
     };
     findings.sort_by_key(|v| (v.mechanism.is_none(), spread_loss && single_policed(v)));
     let mut merged: Vec<Verdict> = Vec::new();

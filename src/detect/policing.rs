@@ -94,7 +94,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
     let candidates: Vec<&Facts> =
         g.targets.iter().filter(|f| f.losses().len() as u32 >= cfg.policing_min_losses).collect();
     if candidates.is_empty() {
-        return Outcome::NotApplicable;
+        return aggregate(g).unwrap_or(Outcome::NotApplicable);
     }
     // The round trip to a server without queueing: the least any of its flows saw.
     let base_rtt = |f: &Facts| {
@@ -107,10 +107,10 @@ pub(super) fn detect(g: &Group) -> Outcome {
     let policed: Vec<Policed> =
         candidates.iter().filter_map(|f| per_flow(f, base_rtt(f), cfg)).collect();
     if policed.is_empty() {
-        return Outcome::Clean {
+        return aggregate(g).unwrap_or_else(|| Outcome::Clean {
             detector: NAME,
             evidence: json!({ "lossy_flows": candidates.len(), "policed_flows": 0 }),
-        };
+        });
     }
     // The cluster around the median rate.
     let rates: Vec<f64> = policed.iter().map(|p| p.rate_bps).collect();
@@ -128,6 +128,14 @@ pub(super) fn detect(g: &Group) -> Outcome {
                 policed.len()
             ),
         };
+    }
+    // One connection that looks policed with next to no burst may be one of many sharing one
+    // bucket for all (the others drained it).
+    if let [only] = cluster[..]
+        && only.burst_bytes < SMALL_BURST_BYTES
+        && let Some(found) = aggregate(g)
+    {
+        return found;
     }
     let cluster_rates: Vec<f64> = cluster.iter().map(|p| p.rate_bps).collect();
     let rate = median(&cluster_rates).unwrap_or(center);
@@ -255,6 +263,101 @@ pub(super) fn detect(g: &Group) -> Outcome {
     })
 }
 
+/// A burst smaller than real policers pass (they pass 8 kB and more).
+pub(super) const SMALL_BURST_BYTES: f64 = 8_000.0;
+
+/// Downstream payload that makes a connection a transfer for [`aggregate`].
+const AGGREGATE_MIN_BYTES: u64 = 20_000;
+
+/// One bucket for all of the service's traffic, seen where no single connection follows a
+/// token line (each gets a varying share of the bucket): the service's downloads lose
+/// packets (at least `loss_min_share`, twice the controls'), with no queue, and their summed
+/// rate stays the same whether one or several run ([`scope`]), while control transfers ran
+/// `control_margin` times faster.
+fn aggregate(g: &Group) -> Option<Outcome> {
+    let cfg = g.cfg;
+    // Transfers towards the client: under one bucket for all, none may get far.
+    let bulk: Vec<&Facts> = g
+        .targets
+        .iter()
+        .filter(|f| {
+            f.f.bins.is_some()
+                && f.tcp_part(crate::flow::Direction::Down).new_payload_bytes >= AGGREGATE_MIN_BYTES
+        })
+        .collect();
+    if bulk.len() < 2 {
+        return None;
+    }
+    let pooled = |flows: &mut dyn Iterator<Item = &Facts>| {
+        let (l, p) = flows
+            .filter_map(super::loss::loss)
+            .fold((0u64, 0u64), |(l, p), (fl, fp)| (l + fl, p + fp));
+        l as f64 / p.max(1) as f64
+    };
+    let loss = pooled(&mut bulk.iter().copied());
+    let control_loss = pooled(&mut g.controls.iter());
+    let queued = super::throughput::queue_grew(
+        cfg,
+        bulk.iter().filter_map(|f| f.min_rtt_us()).min(),
+        bulk.iter().filter_map(|f| f.max_rtt_us()).max(),
+    );
+    if loss < cfg.loss_min_share || loss < 2.0 * control_loss || queued {
+        return None;
+    }
+    // Every flow of the service towards the client counts (streams and calls share one
+    // bucket for all too), each with its own mean rate over its busy bins.
+    let rated: Vec<(u64, f64)> = g
+        .targets
+        .iter()
+        .filter_map(|f| {
+            let bins: Vec<(u64, u32)> =
+                f.bins(crate::flow::Direction::Down).filter(|b| b.1 > 0).collect();
+            let bytes: u64 = bins.iter().map(|b| u64::from(b.1)).sum();
+            let width_s = f.f.bins.as_ref()?.bin_us as f64 / 1e6;
+            let busy = bins.last()?.0 - bins.first()?.0 + 1;
+            (bytes >= 5_000).then(|| (f.id(), bytes as f64 * 8.0 / (busy as f64 * width_s)))
+        })
+        .collect();
+    let ids: Vec<u64> = rated.iter().map(|r| r.0).collect();
+    let per_flow = median(&rated.iter().map(|r| r.1).collect::<Vec<_>>())?;
+    let Scope::Aggregate { rate_bps, concurrent_bins, single_bins } = scope(g, &ids, per_flow)
+    else {
+        return None;
+    };
+    let control_bps = g
+        .controls
+        .iter()
+        .filter_map(|c| c.bulk_dir(cfg.bulk_min_bytes).and_then(|d| c.goodput_bps(d)))
+        .fold(0.0f64, f64::max);
+    if control_bps < cfg.control_margin * rate_bps {
+        return None;
+    }
+    Some(Outcome::Finding(Detected {
+        finding: Finding::Throttled,
+        mechanism: Some(Mechanism::Policing),
+        confidence: 0.8,
+        evidence: json!({
+            "scope": "aggregate",
+            "aggregate_rate_bps": rate_bps.round(),
+            "rate_bps": rate_bps.round(),
+            "policed_flows": bulk.len(),
+            "loss_share": (loss * 1e4).round() / 1e4,
+            "control_loss_share": (control_loss * 1e4).round() / 1e4,
+            "scope_bins": { "concurrent": concurrent_bins, "single": single_bins },
+            "control_max_goodput_bps": control_bps.round(),
+        }),
+        flows: examples(bulk.iter().map(|f| f.id()), 20),
+        summary: format!(
+            "all the service's downloads together policed at {} ({} flows losing {:.1}% of \
+             their packets, one bucket for all); control traffic reached {}",
+            rate_text(rate_bps),
+            bulk.len(),
+            loss * 100.0,
+            rate_text(control_bps)
+        ),
+    }))
+}
+
 /// Whether one bucket polices every connection or one all of the service's traffic.
 #[derive(Debug, Clone, Copy)]
 enum Scope {
@@ -277,9 +380,9 @@ impl Scope {
     }
 }
 
-/// Bins in which a policed connection was busy, by how many were: the service's summed rate
-/// towards the client (all its flows) where one ran against where two or more did. Per-flow
-/// buckets add a connection's rate (`per_flow_bps`) for each; one bucket for all adds nothing.
+/// Bins in which a policed connection was busy, by how many were: how the service's summed
+/// rate towards the client (all its flows) grows with their number. Per-flow buckets add a
+/// connection's rate (`per_flow_bps`) for each; one bucket for all adds nothing.
 fn scope(g: &Group, policed: &[u64], per_flow_bps: f64) -> Scope {
     use std::collections::BTreeMap;
     let mut active: BTreeMap<u64, usize> = BTreeMap::new();
@@ -311,18 +414,29 @@ fn scope(g: &Group, policed: &[u64], per_flow_bps: f64) -> Scope {
     };
     let single: Vec<u64> = active.iter().filter(|e| *e.1 == 1).map(|e| *e.0).collect();
     let concurrent: Vec<u64> = active.iter().filter(|e| *e.1 >= 2).map(|e| *e.0).collect();
-    let (Some(alone), Some(together)) = (rate(&total, &single), rate(&total, &concurrent)) else {
-        return Scope::Unknown;
-    };
-    if single.len() < 4 || concurrent.len() < 4 {
+    let (concurrent_bins, single_bins) = (concurrent.len(), single.len());
+    // How the summed rate grows with the number of policed connections busy at once (least
+    // squares over the busy bins): per-flow buckets add a connection's rate for each, one
+    // bucket for all adds nothing. The counts must vary for the slope to say anything.
+    let points: Vec<(f64, f64)> = active
+        .iter()
+        .map(|(bin, &k)| (k as f64, total.get(bin).copied().unwrap_or(0) as f64 * 8.0 / bin_s))
+        .collect();
+    let mut counts: BTreeMap<usize, usize> = BTreeMap::new();
+    for &k in active.values() {
+        *counts.entry(k).or_default() += 1;
+    }
+    if counts.values().filter(|&&n| n >= 3).count() < 2 {
         return Scope::Unknown;
     }
-    let (concurrent_bins, single_bins) = (concurrent.len(), single.len());
-    // A second policed connection adds its own rate under per-flow buckets, nothing under one
-    // bucket for all.
-    if together - alone < 0.5 * per_flow_bps {
+    let n = points.len() as f64;
+    let (mk, mr) =
+        (points.iter().map(|p| p.0).sum::<f64>() / n, points.iter().map(|p| p.1).sum::<f64>() / n);
+    let var = points.iter().map(|p| (p.0 - mk).powi(2)).sum::<f64>();
+    let slope = points.iter().map(|p| (p.0 - mk) * (p.1 - mr)).sum::<f64>() / var.max(1e-9);
+    if slope < 0.5 * per_flow_bps {
         let all: Vec<u64> = active.keys().copied().collect();
-        let rate_bps = rate(&total, &all).unwrap_or(alone);
+        let rate_bps = rate(&total, &all).unwrap_or(mr);
         Scope::Aggregate { rate_bps, concurrent_bins, single_bins }
     } else {
         Scope::PerFlow { concurrent_bins, single_bins }

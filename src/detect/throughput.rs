@@ -221,7 +221,7 @@ fn network_trace(
 
 /// The round trip grew from `lo` to `hi` as a queue makes it: by `shaping_rtt_growth_ms` and
 /// `shaping_rtt_factor` at once.
-fn queue_grew(cfg: &DetectConfig, lo: Option<u64>, hi: Option<u64>) -> bool {
+pub(super) fn queue_grew(cfg: &DetectConfig, lo: Option<u64>, hi: Option<u64>) -> bool {
     match (lo, hi) {
         (Some(lo), Some(hi)) => {
             hi >= lo + cfg.shaping_rtt_growth_ms * 1000
