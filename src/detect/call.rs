@@ -253,8 +253,7 @@ fn one_way_calls(g: &Group) -> Outcome {
     Outcome::Finding(Detected {
         finding: Finding::CallDegraded,
         mechanism: Some(Mechanism::Drop),
-        confidence: ((0.7
-            + 0.1 * dead.len().min(2) as f64
+        confidence: ((0.7 + 0.1 * dead.len().min(2) as f64
             + 0.05 * healthy_controls.min(2) as f64)
             .min(0.95)
             * 100.0)
