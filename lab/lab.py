@@ -695,7 +695,6 @@ def run_scenario(name, overrides, seed, duration, snaplen, prefix, quiet=False, 
             raise LabError("tcpdump did not start: " + line + capture.stderr.read())
         running = Daemon(lab, daemon, prefix, daemon_window_s, daemon_settings) if daemon else None
         time.sleep(0.2)
-        started = time.time()
         reload_result = [None]
         if running and reload_check:
             checker = threading.Thread(
@@ -703,6 +702,16 @@ def run_scenario(name, overrides, seed, duration, snaplen, prefix, quiet=False, 
             checker.start()
         client = lab.spawn(lab.client, [sys.executable, TRAFFIC, "client"], stdin=subprocess.PIPE,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        client.stdin.write(json.dumps(specs))
+        client.stdin.close()
+        client.stdin = None  # written and closed: communicate() below only reads
+        # Time zero is the client's own: on a busy machine it may start seconds after it was
+        # spawned, and an onset counted from the spawn could come before the traffic.
+        first = client.stdout.readline().split()
+        if first[:1] != ["started"]:
+            client.wait()
+            raise LabError("the lab client did not start: " + client.stderr.read().strip())
+        started = float(first[1])
         onset_at = [None]
         if onset is not None:
             def apply():
@@ -711,7 +720,7 @@ def run_scenario(name, overrides, seed, duration, snaplen, prefix, quiet=False, 
                 onset_at[0] = time.time()
             applier = threading.Thread(target=apply)
             applier.start()
-        out, err = client.communicate(json.dumps(specs), timeout=duration + 60)
+        out, err = client.communicate(timeout=duration + 60)
         if onset is not None:
             applier.join()
         if client.returncode != 0:

@@ -634,6 +634,9 @@ fn check_scenario(run: &Run) {
             let onset = t.onset_us();
             for f in t.flows().filter(|f| f.s("op") == "stream") {
                 let p = run.packets(&f);
+                run.check(p[0].t_us + 1_000_000 < onset, || {
+                    format!("{}: the onset {onset} is not a second into the stream", f.label())
+                });
                 let before = down_rate(p, p[0].t_us + 1_000_000, onset);
                 run.check(before > 0.85 * stream, || {
                     format!("{}: {before:.0} bit/s before the onset", f.label())
