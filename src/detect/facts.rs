@@ -248,3 +248,17 @@ pub(crate) fn hops(ttl: u8) -> (u8, u8) {
     let initial = [32u8, 64, 128, 255].into_iter().find(|&i| i >= ttl).unwrap_or(255);
     (initial, initial - ttl)
 }
+
+/// The address's network: its /24 (IPv4) or /48 (IPv6), e.g. `198.51.100.0/24`.
+pub(crate) fn network(addr: std::net::IpAddr) -> String {
+    match addr {
+        std::net::IpAddr::V4(a) => {
+            let o = a.octets();
+            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+        }
+        std::net::IpAddr::V6(a) => {
+            let s = a.segments();
+            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+    }
+}

@@ -20,11 +20,10 @@
 //! answer is `inconclusive`, naming what failed (an allowlist, or a broken link).
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
 use serde_json::json;
 
-use super::facts::Facts;
+use super::facts::{Facts, network};
 use super::{
     Comparison, Counts, Detected, Finding, Group, Mechanism, Outcome, examples, p_text,
     share_outcome, versus_control,
@@ -111,19 +110,6 @@ pub(super) fn stall(f: &Facts, g: &Group) -> Option<Stall> {
 /// A completed TCP connection with a packet in the window, or whose stall shows in it.
 fn could_stall(f: &Facts, g: &Group) -> bool {
     f.tcp().is_some_and(|t| t.handshake.completed()) && (f.active() || stall(f, g).is_some())
-}
-
-fn network(addr: IpAddr) -> String {
-    match addr {
-        IpAddr::V4(a) => {
-            let o = a.octets();
-            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
-        }
-        IpAddr::V6(a) => {
-            let s = a.segments();
-            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
-        }
-    }
 }
 
 pub(super) fn detect(g: &Group) -> Outcome {

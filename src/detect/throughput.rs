@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::facts::Facts;
+use super::facts::{Facts, network};
 use super::stats::{cdf_area, ks_two_sample, mean, median, resample_agreement};
 use super::{Detected, Finding, Group, Mechanism, Outcome, examples, p_text, rate_text};
 use crate::config::DetectConfig;
@@ -325,7 +325,30 @@ pub(super) fn shaping(g: &Group) -> Outcome {
         "control_max_goodput_bps": control_bps.round(),
         "note": "burst-intolerant shapers are hard to tell from a slow link passively",
     });
-    if cv > cfg.shaping_max_cv {
+    // Towards some addresses only: their transfers against those to the service's other
+    // addresses. A queue that slows them to half or less needs no flat plateau to show
+    // (behind a long round trip TCP ramps up for seconds).
+    let per_address = !queued_addrs.is_empty() && queued_addrs.len() < addresses.len();
+    let goodput = |flows: &mut dyn Iterator<Item = &Facts>| {
+        median(&flows.filter_map(|f| f.goodput_bps(Direction::Down)).collect::<Vec<_>>())
+    };
+    // Only towards an address of the same network as a faster one (one site: a few
+    // hundred milliseconds more is no distance); a far site of the service is slower anyway.
+    let same_site = queued_addrs
+        .iter()
+        .all(|q| addresses.iter().any(|a| !queued_addrs.contains(a) && network(*a) == network(*q)));
+    let slowed = per_address
+        && same_site
+        && match (
+            goodput(&mut bulk.iter().copied()),
+            goodput(&mut g.targets.iter().filter(|f| {
+                !in_scope(f) && f.bulk_dir(cfg.bulk_min_bytes) == Some(Direction::Down)
+            })),
+        ) {
+            (Some(queued), Some(others)) => queued <= 0.5 * others,
+            _ => false,
+        };
+    if cv > cfg.shaping_max_cv && !slowed {
         return Outcome::Clean { detector: NAME, evidence };
     }
     // Control transfers queued as much on a link no faster: one bottleneck for everything
