@@ -1100,11 +1100,11 @@ def resolve_params(name, overrides, duration, seed=1):
             raise UsageError("--set %s: unknown parameter of scenario %s (known: %s)"
                            % (key, name, ", ".join(sorted(p))))
         p[key] = parse_value(key, value, p[key])
-    # A generator of its own: the workload's (random.Random(seed)) is left as it was.
-    rng = random.Random("%s/%d" % (name, seed))
+    # A generator per parameter: the workload's (random.Random(seed)) is left as it was, and
+    # setting one parameter leaves the others' draws alone.
     drawn = sorted(k for k, v in p.items() if isinstance(v, tuple))
-    for key in sorted(p):
-        p[key] = draw(p[key], rng)
+    for key in drawn:
+        p[key] = draw(p[key], random.Random("%s/%d/%s" % (name, seed, key)))
     scenario.derive(p, overrides)
     if not (5 <= duration <= 600):
         raise UsageError("--duration %s: must be between 5 and 600 seconds" % duration)
