@@ -3,7 +3,7 @@
 
     lab/lab.py list                          # scenarios, their parameters and defaults
     lab/lab.py run SCENARIO [--set K=V]... [--seed N] [--duration S] [--snaplen N] [--out PREFIX]
-                    [--daemon BINARY [--daemon-window S] [--reload-check]]
+                    [--offloads on|off] [--daemon BINARY [--daemon-window S] [--reload-check]]
     lab/lab.py fixtures [--dir samples/lab]  # re-record the committed fixture traces
     lab/lab.py bench [--out FILE] [--megabytes N]   # the large performance trace
     lab/lab.py clean                         # remove namespaces left by a killed run
@@ -11,15 +11,22 @@
 `run` builds three network namespaces with names unique to the run,
 
     client 192.168.50.2 -- lan0 [router] wan0 -- 192.0.2.2 server: 198.51.100.10 (messenger)
+                                                                  198.51.100.11 (messenger, 2nd)
                                                                   203.0.113.10  (control)
                                                                   203.0.113.53  (DNS)
+                                                                  198.18.0.10   (domestic)
+                                                                  203.0.113.80  (cross traffic)
 
 adds base round trips with a userspace delay line on the router (the kernel has no netem),
 makes the router the scenario's middlebox (nftables, tc), runs the same mixed workload to the
 messenger and to the control address (lab/traffic.py), captures on the router's LAN interface
 and writes PREFIX.pcap and PREFIX.truth.json (schema throttlewatch.lab-truth/1: the flows, which
 of them the middlebox acted on, the mechanism, configured rate/threshold/onset, the rules and
-their counters, and what the applications measured). The namespaces are removed at the end,
+their counters, and what the applications measured). Parameters given as ranges in `list` are
+drawn per run from --seed (`--set` fixes them); the truth lists the values drawn. Confounder
+scenarios impair nothing (every flow `impaired: false`; `disturbed` marks what they touch).
+`--offloads on` leaves TSO/GSO/GRO on on the veths: the capture then holds super-segments, as on
+many Linux routers (the truth says `offloads`). The namespaces are removed at the end,
 also on errors and on SIGINT/SIGTERM/SIGHUP; `clean` removes those of a run that was killed.
 Only addresses inside the run's own namespaces are used: nothing can leave them.
 
@@ -884,6 +891,11 @@ class CtlDistance(Scenario):
 
     def subject(self, spec, p):
         return False
+
+    def disturbed(self, spec, p):
+        """The farther server's flows (a paced stream may miss its deadline there)."""
+        farther = "control" if p["ctl_rtt_ms"] > p["rtt_ms"] else "messenger"
+        return spec["service"] == farther and spec["kind"] != "dns"
 
 
 class SlowServer(Scenario):

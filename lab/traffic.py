@@ -7,7 +7,8 @@ standard library only).
     traffic.py client < WORKLOAD.json     # client namespace: run the flows, print results as JSON
     traffic.py delay DEV ADDR=MS...       # router namespace: the delay line (no netem here)
 
-Servers, on both the messenger address and the control address:
+Servers, on the messenger's two addresses and the control address (TLS-like and chat also on
+the domestic and cross-traffic addresses):
 - TCP 443, TLS-like: reads a TLS ClientHello record, answers with a ServerHello record, a
   ChangeCipherSpec and ~3 kB of application-data records (as TLS 1.3 does), then reads one
   application-data record holding the request: `GET n` (send n bytes), `PUT n` (receive n bytes,
@@ -17,17 +18,28 @@ Servers, on both the messenger address and the control address:
 - UDP 3478: call relay; answers STUN Binding requests (with XOR-MAPPED-ADDRESS) and, once a client
   sends RTP, streams audio (and video if the client sends video) back to it until it falls
   silent for 2 s.
+- UDP 596-599 and 1400: relay probes; each datagram is answered with one of the same size.
+- UDP 443, QUIC-like: a v1 Initial of >= 1,200 bytes is answered with an Initial and a
+  Handshake packet; a short-header `GET n` then gets n bytes in 1,200-byte short-header packets.
+`--slow ADDR=KBIT:MS` makes the TLS-like and chat servers on ADDR slow: MS of thinking before
+each answer, downloads paced at KBIT.
 A DNS server on the DNS address answers *.lab-messenger.test with the messenger address and
 *.lab-control.test with the control address.
 
 The client reads a workload (a JSON list of flow specs, each with a start offset) from stdin,
 runs every flow in its own thread and prints one JSON list of results: each spec with its local
 port, start/end times (Unix seconds), bytes moved by the application and the outcome (`ok`,
-`reset`, `stalled`, `cut`, `connect_timeout`, `refused`, `no_answer`, `error`).
+`reset`, `stalled`, `cut`, `connect_timeout`, `refused`, `no_answer`, `error`). Flow kinds: dns,
+call, chat, tls (get/put/stream), quic, probe.
 
 The delay line creates the TUN device DEV, reads every packet the router routes into it and
 writes it back MS milliseconds later (per destination address); lab.py routes the server-bound
 traffic through it and the re-injected packets on to the server.
+
+The RST injector (router namespace) watches the LAN and WAN interfaces (AF_PACKET): once a
+client sends a TLS ClientHello to ADDR:443, it answers every packet of that connection arriving
+from the server (which nftables drops) with an RST/ACK to the client carrying that packet's
+sequence and acknowledgement numbers and IP TTL TTL.
 """
 import fcntl
 import heapq
@@ -408,6 +420,25 @@ def serve(args):
 
 # ---------------------------------------------------------------- client
 
+USED_PORTS = set()
+USED_PORTS_LOCK = threading.Lock()
+
+
+def client_socket(kind):
+    """A socket bound to a local port no earlier flow of this run had: flows stay apart by
+    their ports in the trace (the kernel would reuse the port of a connection the server
+    closed first)."""
+    while True:
+        sock = socket.socket(socket.AF_INET, kind)
+        sock.bind(("0.0.0.0", 0))
+        port = sock.getsockname()[1]
+        with USED_PORTS_LOCK:
+            if port not in USED_PORTS:
+                USED_PORTS.add(port)
+                return sock
+        sock.close()
+
+
 class Flow:
     """One flow of the workload: runs its spec, records what the application saw."""
 
@@ -434,8 +465,7 @@ class Flow:
         self.result["end"] = time.time()
 
     def tcp(self, timeout):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.bind(("0.0.0.0", 0))
+        s = client_socket(socket.SOCK_STREAM)
         self.result["port"] = s.getsockname()[1]
         s.settimeout(self.spec.get("connect_timeout_s", 6))
         try:
@@ -516,8 +546,7 @@ class Flow:
         RTP both ways with a STUN keepalive every `keepalive_s`; ends after max_s."""
         spec = self.spec
         peer = (spec["server"], spec["server_port"])
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind(("0.0.0.0", 0))
+        sock = client_socket(socket.SOCK_DGRAM)
         self.result["port"] = sock.getsockname()[1]
         stop = threading.Event()
         answered = threading.Event()
@@ -577,8 +606,7 @@ class Flow:
         max_s (`cut`)."""
         spec = self.spec
         peer = (spec["server"], spec["server_port"])
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind(("0.0.0.0", 0))
+        sock = client_socket(socket.SOCK_DGRAM)
         self.result["port"] = sock.getsockname()[1]
         dcid, scid = self.rng.randbytes(8), self.rng.randbytes(8)
         initials, wait, answer = 0, 0.5, None
@@ -627,8 +655,7 @@ class Flow:
     def run_probe(self):
         """40-byte probes to a relay port every `every_s` for max_s; `ok` once one is answered."""
         spec = self.spec
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind(("0.0.0.0", 0))
+        sock = client_socket(socket.SOCK_DGRAM)
         self.result["port"] = sock.getsockname()[1]
         sent = answered = 0
         with sock:
@@ -647,8 +674,7 @@ class Flow:
                            outcome="ok" if answered else "no_answer")
 
     def run_dns(self):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind(("0.0.0.0", 0))
+        sock = client_socket(socket.SOCK_DGRAM)
         self.result["port"] = sock.getsockname()[1]
         sock.settimeout(2)
         name = self.spec["name"]
