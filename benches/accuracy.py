@@ -4,7 +4,7 @@ plus every capture of the nDPI corpus, through `throttlewatch analyze`; prints o
 per finding: detection rate, false alarms, `inconclusive` share, rate-estimate error.
 
     benches/accuracy.py record [--runs N] [--dir DIR] [--only SCENARIO]...  # lab runs (root, ~20 s each)
-    benches/accuracy.py report [--dir DIR] [--corpus DIR] [--json]
+    benches/accuracy.py report [--dir DIR] [--corpus DIR] [--json] [--binary PATH]
 
 `record` keeps every trace with its ground truth in DIR (default target/accuracy); `report`
 analyzes what is there with the release binary, so detectors can change without re-recording.
@@ -135,9 +135,9 @@ def record(args):
                                              json.dumps(params, sort_keys=True), status), flush=True)
 
 
-def analyze(pcap, services=SERVICES):
+def analyze(pcap, services=SERVICES, binary=BINARY):
     """The report of one trace; the lab's catalogue for lab traces, the built-in one else."""
-    cmd = [BINARY, "analyze", "--format", "json"] + (["--services", services] if services else [])
+    cmd = [binary, "analyze", "--format", "json"] + (["--services", services] if services else [])
     p = subprocess.run(cmd + [pcap], capture_output=True, text=True)
     if p.returncode not in (0, 3):
         raise SystemExit("analyze %s failed: %s" % (pcap, p.stderr))
@@ -156,7 +156,7 @@ def report(args):
         pcap = os.path.join(args.dir, name.replace(".truth.json", ".pcap"))
         scenario = truth["scenario"]
         expected, mechanism, allowed = EXPECTED[scenario]
-        verdicts = [v for v in analyze(pcap)["verdicts"] if v["service"] == "msg"]
+        verdicts = [v for v in analyze(pcap, binary=args.binary)["verdicts"] if v["service"] == "msg"]
         findings = {v["finding"] for v in verdicts if v["finding"] not in ("none", "inconclusive")}
         params = truth["params"]
         label = scenario
@@ -196,7 +196,7 @@ def report(args):
         for name in sorted(os.listdir(corpus)):
             if not (name.endswith(".pcap") or name.endswith(".pcapng")):
                 continue
-            verdicts = analyze(os.path.join(corpus, name), services=None)["verdicts"]
+            verdicts = analyze(os.path.join(corpus, name), services=None, binary=args.binary)["verdicts"]
             r["runs"] += 1
             if any(v["finding"] not in ("none", "inconclusive") for v in verdicts):
                 r["false_alarms"] += 1
@@ -235,6 +235,7 @@ def main():
     rep.add_argument("--dir", default=os.path.join(ROOT, "target", "accuracy"))
     rep.add_argument("--corpus", default=os.path.join(ROOT, "..", "shared", "corpus", "ndpi"))
     rep.add_argument("--json", action="store_true")
+    rep.add_argument("--binary", default=BINARY, help="the throttlewatch to judge with (default: release)")
     args = ap.parse_args()
     record(args) if args.cmd == "record" else report(args)
 

@@ -668,11 +668,11 @@ class RandomLoss(Scenario):
     def rules(self, p):
         up, down = self.match(p)
         share = round(p["loss_pct"] * 100)
-        body = ['%s %s numgen random mod 10000 < %d counter drop comment "loss down"' % (DOWN, down, share)]
+        body = []
+        if p["direction"] in ("both", "down"):
+            body.append('%s %s numgen random mod 10000 < %d counter drop comment "loss down"' % (DOWN, down, share))
         if p["direction"] in ("both", "up"):
             body.append('%s %s numgen random mod 10000 < %d counter drop comment "loss up"' % (UP, up, share))
-        if p["direction"] == "up":
-            body.pop(0)
         return chain("\n    ".join(body))
 
     def impairment(self, p):

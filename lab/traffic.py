@@ -131,11 +131,11 @@ def recv_record(sock):
 
 
 def send_records(sock, nbytes, kbit=None):
-    """Send `nbytes` of application data as TLS records; paced at `kbit` kbit/s if given (or
-    at the slow server's rate)."""
+    """Send `nbytes` of application data as TLS records; paced at `kbit` kbit/s if given (at
+    most at a slow server's rate)."""
     slow = SLOW.get(sock.getsockname()[0])
-    if slow and kbit is None:
-        kbit = slow[0]
+    if slow:
+        kbit = min(kbit or slow[0], slow[0])
     chunk = os.urandom(16384)
     sent, start = 0, time.monotonic()
     while sent < nbytes:
