@@ -1322,6 +1322,10 @@ def run_scenario(name, overrides, seed, duration, snaplen, prefix, quiet=False, 
                 checker.join()
             daemon_result = running.finish(ended)
             daemon_result["reload_check"] = reload_result[0]
+        # tcpdump reads the kernel's capture ring a block at a time (a block is handed over
+        # within its 1-s timeout) and exits on SIGTERM without reading the open one: wait, so
+        # the last packets (a client's FIN at its deadline) are in the file.
+        time.sleep(max(0.0, ended + 2.0 - time.time()))
         capture.send_signal(signal.SIGTERM)
         _, cap_err = capture.communicate(timeout=10)
         m = re.search(r"(\d+) packets? dropped by kernel", cap_err)
