@@ -46,6 +46,7 @@ import threading
 import time
 
 import traffic
+from traffic import CROSS_ADDR, CTL_ADDR, DNS_ADDR, DOM_ADDR, MSG2_ADDR, MSG_ADDR, PROBE_PORTS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -55,12 +56,6 @@ CLIENT_ADDR = "192.168.50.2"
 ROUTER_LAN_ADDR = "192.168.50.1"
 ROUTER_WAN_ADDR = "192.0.2.1"
 SERVER_WAN_ADDR = "192.0.2.2"
-MSG_ADDR = "198.51.100.10"
-MSG2_ADDR = "198.51.100.11"  # the messenger's second address (addr-shaping)
-CTL_ADDR = "203.0.113.10"
-DNS_ADDR = "203.0.113.53"
-DOM_ADDR = "198.18.0.10"  # a "domestic" destination (allowlist)
-CROSS_ADDR = "203.0.113.80"  # the bursty cross traffic's server (cross-traffic)
 SERVER_ADDRS = (MSG_ADDR, MSG2_ADDR, CTL_ADDR, DNS_ADDR, DOM_ADDR, CROSS_ADDR)
 LAN_IF, WAN_IF, DELAY_IF = "lan0", "wan0", "dly0"
 NS_PREFIX = "twlab-"
@@ -69,8 +64,6 @@ SERVICES = {
     "messenger": {"addr": MSG_ADDR, "domain": "lab-messenger.test"},
     "control": {"addr": CTL_ADDR, "domain": "lab-control.test"},
 }
-# Relay ports the messenger's calls probe with 40-byte packets (besides STUN on 3478).
-PROBE_PORTS = (596, 597, 598, 599, 1400)
 
 
 class LabError(Exception):
@@ -438,20 +431,7 @@ class Police(Scenario):
 
 class Shape(Scenario):
     def tc(self, p):
-        rate = "%dkbit" % p["rate_kbit"]
-        cmds = []
-        for dev, match in ((LAN_IF, "src"), (WAN_IF, "dst")):
-            cmds += [
-                ["tc", "qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb", "default", "10"],
-                ["tc", "class", "add", "dev", dev, "parent", "1:", "classid", "1:10", "htb", "rate", "10gbit"],
-                ["tc", "class", "add", "dev", dev, "parent", "1:", "classid", "1:20", "htb", "rate", rate,
-                 "ceil", rate, "quantum", "1514"],
-                ["tc", "qdisc", "add", "dev", dev, "parent", "1:20", "handle", "20:", "pfifo", "limit",
-                 str(p["queue_packets"])],
-                ["tc", "filter", "add", "dev", dev, "protocol", "ip", "parent", "1:", "prio", "1", "u32",
-                 "match", "ip", match, MSG_ADDR + "/32", "flowid", "1:20"],
-            ]
-        return cmds
+        return htb(p["rate_kbit"], p["queue_packets"], MSG_ADDR)
 
     def impairment(self, p):
         return {"rate_bps": p["rate_kbit"] * 1000, "queue_packets": p["queue_packets"]}

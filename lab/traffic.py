@@ -54,12 +54,14 @@ import sys
 import threading
 import time
 
-MSG_ADDR = "198.51.100.10"
-MSG2_ADDR = "198.51.100.11"
-CTL_ADDR = "203.0.113.10"
+# The lab's server addresses (lab.py takes them from here).
+MSG_ADDR = "198.51.100.10"  # the messenger
+MSG2_ADDR = "198.51.100.11"  # the messenger's second address
+CTL_ADDR = "203.0.113.10"  # the control server
 DNS_ADDR = "203.0.113.53"
-DOM_ADDR = "198.18.0.10"
-CROSS_ADDR = "203.0.113.80"
+DOM_ADDR = "198.18.0.10"  # a "domestic" server (allowlist)
+CROSS_ADDR = "203.0.113.80"  # the cross-traffic server
+# Relay ports a messenger's calls probe with 40-byte packets (besides STUN on 3478).
 PROBE_PORTS = (596, 597, 598, 599, 1400)
 STUN_COOKIE = 0x2112A442
 SERVER_TIMEOUT_S = 40
