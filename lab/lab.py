@@ -3,7 +3,7 @@
 
     lab/lab.py list                          # scenarios, their parameters and defaults
     lab/lab.py run SCENARIO [--set K=V]... [--seed N] [--duration S] [--snaplen N] [--out PREFIX]
-                    [--daemon BINARY [--daemon-window S] [--reload-check]]
+                    [--offloads on|off] [--daemon BINARY [--daemon-window S] [--reload-check]]
     lab/lab.py fixtures [--dir samples/lab]  # re-record the committed fixture traces
     lab/lab.py bench [--out FILE] [--megabytes N]   # the large performance trace
     lab/lab.py clean                         # remove namespaces left by a killed run
@@ -11,15 +11,22 @@
 `run` builds three network namespaces with names unique to the run,
 
     client 192.168.50.2 -- lan0 [router] wan0 -- 192.0.2.2 server: 198.51.100.10 (messenger)
+                                                                  198.51.100.11 (messenger, 2nd)
                                                                   203.0.113.10  (control)
                                                                   203.0.113.53  (DNS)
+                                                                  198.18.0.10   (domestic)
+                                                                  203.0.113.80  (cross traffic)
 
 adds base round trips with a userspace delay line on the router (the kernel has no netem),
 makes the router the scenario's middlebox (nftables, tc), runs the same mixed workload to the
 messenger and to the control address (lab/traffic.py), captures on the router's LAN interface
 and writes PREFIX.pcap and PREFIX.truth.json (schema throttlewatch.lab-truth/1: the flows, which
 of them the middlebox acted on, the mechanism, configured rate/threshold/onset, the rules and
-their counters, and what the applications measured). The namespaces are removed at the end,
+their counters, and what the applications measured). Parameters given as ranges in `list` are
+drawn per run from --seed (`--set` fixes them); the truth lists the values drawn. Confounder
+scenarios impair nothing (every flow `impaired: false`; `disturbed` marks what they touch).
+`--offloads on` leaves TSO/GSO/GRO on on the veths: the capture then holds super-segments, as on
+many Linux routers (the truth says `offloads`). The namespaces are removed at the end,
 also on errors and on SIGINT/SIGTERM/SIGHUP; `clean` removes those of a run that was killed.
 Only addresses inside the run's own namespaces are used: nothing can leave them.
 
@@ -38,6 +45,9 @@ import sys
 import threading
 import time
 
+import traffic
+from traffic import CROSS_ADDR, CTL_ADDR, DNS_ADDR, DOM_ADDR, MSG2_ADDR, MSG_ADDR, PROBE_PORTS
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 TRAFFIC = os.path.join(HERE, "traffic.py")
@@ -46,9 +56,7 @@ CLIENT_ADDR = "192.168.50.2"
 ROUTER_LAN_ADDR = "192.168.50.1"
 ROUTER_WAN_ADDR = "192.0.2.1"
 SERVER_WAN_ADDR = "192.0.2.2"
-MSG_ADDR = "198.51.100.10"
-CTL_ADDR = "203.0.113.10"
-DNS_ADDR = "203.0.113.53"
+SERVER_ADDRS = (MSG_ADDR, MSG2_ADDR, CTL_ADDR, DNS_ADDR, DOM_ADDR, CROSS_ADDR)
 LAN_IF, WAN_IF, DELAY_IF = "lan0", "wan0", "dly0"
 NS_PREFIX = "twlab-"
 TRUTH_SCHEMA = "throttlewatch.lab-truth/1"
@@ -91,7 +99,8 @@ class Lab:
     """Three namespaces, torn down by close() whatever happened."""
     _count = 0
 
-    def __init__(self):
+    def __init__(self, offloads=False):
+        self.offloads = offloads
         Lab._count += 1
         base = "%s%d-%d" % (NS_PREFIX, os.getpid(), Lab._count)
         self.client, self.router, self.server = base + "-c", base + "-r", base + "-s"
@@ -129,20 +138,24 @@ class Lab:
         sh("ip", "addr", "add", ROUTER_WAN_ADDR + "/24", "dev", WAN_IF, ns=r)
         for dev in (LAN_IF, WAN_IF):
             sh("ip", "link", "set", dev, "up", ns=r)
-        for addr in (MSG_ADDR, CTL_ADDR, DNS_ADDR):
+        for addr in SERVER_ADDRS:
             sh("ip", "route", "add", addr + "/32", "via", SERVER_WAN_ADDR, ns=r)
         sh("sysctl", "-qw", "net.ipv4.ip_forward=1", ns=r)
         # `ct bytes` needs conntrack accounting.
         sh("sysctl", "-qw", "net.netfilter.nf_conntrack_acct=1", ns=r, check=False)
         sh("ip", "addr", "add", SERVER_WAN_ADDR + "/24", "dev", "eth0", ns=s)
-        for addr in (MSG_ADDR, CTL_ADDR, DNS_ADDR):
+        for addr in SERVER_ADDRS:
             sh("ip", "addr", "add", addr + "/32", "dev", "lo", ns=s)
         sh("ip", "link", "set", "eth0", "up", ns=s)
         sh("ip", "route", "add", "192.168.50.0/24", "via", ROUTER_WAN_ADDR, ns=s)
-        # Routers see MTU-sized packets, not 64 KB offload "segments".
+        # Routers see MTU-sized packets, not 64 KB offload "segments" (unless the run asks for
+        # offloads: then the capture holds GSO/GRO super-segments, as on many Linux routers).
         if shutil.which("ethtool"):
+            state = "on" if self.offloads else "off"
             for ns, dev in ((c, "eth0"), (r, LAN_IF), (r, WAN_IF), (s, "eth0")):
-                sh("ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off", ns=ns, check=False)
+                sh("ethtool", "-K", dev, "tso", state, "gso", state, "gro", state, ns=ns, check=False)
+        elif self.offloads:
+            raise UsageError("--offloads on needs ethtool (apt-get install ethtool)")
 
     def spawn(self, ns, argv, **kw):
         p = subprocess.Popen(["ip", "netns", "exec", ns] + argv, **kw)
@@ -162,6 +175,9 @@ class Lab:
         if p.stdout.readline().strip() != "delaying":
             raise LabError("the delay line did not start: " + p.stderr.read().strip())
         sh("ip", "link", "set", DELAY_IF, "up", ns=r)
+        # What the delay line re-injects is the same packet again: conntrack counts it once.
+        sh("nft", "-f", "-", ns=r, input='table inet labdelay {\n chain raw {\n  type filter hook prerouting '
+           'priority raw; policy accept;\n  iifname "%s" notrack\n }\n}\n' % DELAY_IF)
         sh("sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.%s.rp_filter=0" % DELAY_IF, ns=r)
         sh("ip", "route", "add", "192.0.2.0/24", "dev", WAN_IF, "table", "100", ns=r)
         sh("ip", "rule", "add", "iif", DELAY_IF, "table", "100", ns=r)
@@ -227,39 +243,78 @@ DEFAULTS = {
     "stream_kbit": 2000,  # one paced video-like download per service
     "video_kbit": 300,  # video in each call (0: audio only)
     "fetch_every_s": 1.5,  # short HTTPS-like fetches, 4-48 kB
+    "flow_max_s": 15,  # longest TLS download/upload (raise with --duration for flows spanning windows)
+    "quic_kb": 0,  # a QUIC-like fetch per service over UDP/443 (0: none)
+    "probes": 0,  # 1: 40-byte relay probes to UDP 596-599/1400 per service, every 0.5 s
+    "msg_addrs": 1,  # 2: every second messenger TLS flow goes to its second address
+    "domestic": 0,  # 1: a download and fetches to a "domestic" server as well
+    "cross_kb": 0,  # bursts of downloads of this size from a cross-traffic server (0: none)
 }
 
 
 def workload(p, duration, rng):
     """The same mix towards the messenger and the control address, with the same sizes, so
     every impaired flow has comparable control flows: DNS, a call (STUN + RTP both ways), chat,
-    two bulk downloads, an upload, a paced stream and short fetches."""
+    two bulk downloads, an upload, a paced stream and short fetches; optionally QUIC-like
+    fetches, relay probes, a domestic server and bursty cross traffic (added after the rest, so
+    the base mix of a seed stays the same)."""
     d = duration
+    longest = p["flow_max_s"]
     fetches = []
     t = 1.0
     while t < d - 2.5:
         fetches.append((round(t, 3), rng.randint(4, 48) * 1000))
         t += p["fetch_every_s"] * rng.uniform(0.6, 1.4)
     specs = []
+    def add(svc, addr, kind, at, **kw):
+        specs.append(dict(id=len(specs), service=svc, kind=kind, at=at, seed=rng.getrandbits(32),
+                          server=kw.pop("server", addr), **kw))
     for svc, info in SERVICES.items():
         addr, dom = info["addr"], info["domain"]
-        def add(kind, at, **kw):
-            specs.append(dict(id=len(specs), service=svc, kind=kind, at=at, seed=rng.getrandbits(32),
-                              server=kw.pop("server", addr), **kw))
-        add("dns", 0.0, server=DNS_ADDR, server_port=53, proto="udp", name="chat." + dom, max_s=2)
-        add("call", 0.3, server_port=3478, proto="udp", video_kbit=p["video_kbit"],
+        add(svc, addr, "dns", 0.0, server=DNS_ADDR, server_port=53, proto="udp", name="chat." + dom, max_s=2)
+        add(svc, addr, "call", 0.3, server_port=3478, proto="udp", video_kbit=p["video_kbit"],
             keepalive_s=2.5, max_s=d - 0.8)
-        add("chat", 0.5, server_port=5222, proto="tcp", every_s=1.0, max_s=d - 1.0)
+        add(svc, addr, "chat", 0.5, server_port=5222, proto="tcp", every_s=1.0, max_s=d - 1.0)
         for at in (1.0, round(d / 2, 3)):
-            add("tls", at, server_port=443, proto="tcp", op="get", sni="media." + dom,
-                bytes=p["download_kb"] * 1000, max_s=min(d - at - 0.5, 15), idle_s=6)
-        add("tls", 2.0, server_port=443, proto="tcp", op="put", sni="upload." + dom,
-            bytes=p["upload_kb"] * 1000, max_s=min(d - 2.5, 15), idle_s=6)
-        add("tls", 1.5, server_port=443, proto="tcp", op="stream", sni="video." + dom,
+            add(svc, addr, "tls", at, server_port=443, proto="tcp", op="get", sni="media." + dom,
+                bytes=p["download_kb"] * 1000, max_s=min(d - at - 0.5, longest), idle_s=6)
+        add(svc, addr, "tls", 2.0, server_port=443, proto="tcp", op="put", sni="upload." + dom,
+            bytes=p["upload_kb"] * 1000, max_s=min(d - 2.5, longest), idle_s=6)
+        add(svc, addr, "tls", 1.5, server_port=443, proto="tcp", op="stream", sni="video." + dom,
             kbit=p["stream_kbit"], bytes=int(p["stream_kbit"] * 125 * (d - 3)), max_s=d - 2.0, idle_s=6)
         for at, size in fetches:
-            add("tls", at, server_port=443, proto="tcp", op="get", sni="static." + dom,
+            add(svc, addr, "tls", at, server_port=443, proto="tcp", op="get", sni="static." + dom,
                 bytes=size, max_s=min(6, d - at - 0.3), idle_s=5)
+    for svc, info in SERVICES.items():
+        addr, dom = info["addr"], info["domain"]
+        if p["quic_kb"]:
+            for at in (1.2, round(d / 2 + 0.2, 3)):
+                add(svc, addr, "quic", at, server_port=443, proto="udp", sni="quic." + dom,
+                    bytes=p["quic_kb"] * 1000, max_s=min(d - at - 0.5, longest))
+        if p["probes"]:
+            for i, port in enumerate(PROBE_PORTS):
+                add(svc, addr, "probe", 0.4 + 0.1 * i, server_port=port, proto="udp", every_s=0.5,
+                    max_s=min(6.0, d - 1.5))
+    if p["msg_addrs"] == 2:
+        for i, spec in enumerate(s for s in specs if s["service"] == "messenger" and s["kind"] == "tls"):
+            if i % 2:
+                spec["server"] = MSG2_ADDR
+    if p["domestic"]:
+        dom = "lab-domestic.test"
+        add("domestic", DOM_ADDR, "tls", 1.0, server_port=443, proto="tcp", op="get", sni="www." + dom,
+            bytes=p["download_kb"] * 1000, max_s=min(d - 1.5, longest), idle_s=6)
+        for at, size in fetches[::2]:
+            add("domestic", DOM_ADDR, "tls", at, server_port=443, proto="tcp", op="get",
+                sni="static." + dom, bytes=size, max_s=min(6, d - at - 0.3), idle_s=5)
+    if p["cross_kb"]:
+        # On/off: a burst of two or three parallel downloads every 1.5-4 s.
+        t = 0.5
+        while t < d - 2.0:
+            for _ in range(rng.randint(2, 3)):
+                add("cross", CROSS_ADDR, "tls", round(t, 3), server_port=443, proto="tcp", op="get",
+                    sni="cdn.lab-cross.test", bytes=p["cross_kb"] * 1000, max_s=min(8, d - t - 0.3),
+                    idle_s=6)
+            t += rng.uniform(1.5, 4.0)
     return specs
 
 
@@ -300,15 +355,36 @@ def chain(body, name="mbox"):
 
 
 class Scenario:
+    """A middlebox behaviour. `params` holds its parameters' defaults; a (least, greatest) pair
+    or a tuple of words is drawn per run from the seed unless `--set` gives the value."""
+    confounder = False  # a condition that hits everything alike: no finding is right
+    trigger = None  # what starts the impairment on a connection, if not the flow's start
+    selection = None  # nft set (client address . port) in which the kernel records its choice
+
     def __init__(self, name, mechanism, doc, params, direction, scope, target):
         self.name, self.mechanism, self.doc = name, mechanism, doc
         self.params, self.direction, self.scope, self.target = params, direction, scope, target
+
+    def derive(self, p, overrides):
+        """Parameters computed from others (after the draws)."""
 
     def rules(self, p):
         """nftables rules applied before the workload starts (or at the onset)."""
         return ""
 
     def tc(self, p):
+        return []
+
+    def delays(self, p):
+        """Base one-way delays the delay line adds per server address (ms)."""
+        return {MSG_ADDR: p["rtt_ms"], MSG2_ADDR: p["rtt_ms"], CTL_ADDR: p["ctl_rtt_ms"],
+                DOM_ADDR: 10, CROSS_ADDR: p["ctl_rtt_ms"]}
+
+    def server_args(self, p):
+        return []
+
+    def helpers(self, p):
+        """Userspace parts of the middlebox (argv of traffic.py), run in the router namespace."""
         return []
 
     def onset_s(self, p):
@@ -318,6 +394,15 @@ class Scenario:
         """Whether the middlebox acts on this flow (whether that visibly hurts it depends on
         the flow's demand)."""
         return spec["service"] == "messenger" and spec["kind"] != "dns"
+
+    def impaired(self, spec, p, selected):
+        """Whether the middlebox acted on this flow, given the client ports the kernel put in
+        the `selection` set (None without one)."""
+        return self.subject(spec, p)
+
+    def disturbed(self, spec, p):
+        """Whether a confounder touches this flow (it is not an impairment of the service)."""
+        return False
 
     def impairment(self, p):
         return {}
@@ -346,20 +431,7 @@ class Police(Scenario):
 
 class Shape(Scenario):
     def tc(self, p):
-        rate = "%dkbit" % p["rate_kbit"]
-        cmds = []
-        for dev, match in ((LAN_IF, "src"), (WAN_IF, "dst")):
-            cmds += [
-                ["tc", "qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb", "default", "10"],
-                ["tc", "class", "add", "dev", dev, "parent", "1:", "classid", "1:10", "htb", "rate", "10gbit"],
-                ["tc", "class", "add", "dev", dev, "parent", "1:", "classid", "1:20", "htb", "rate", rate,
-                 "ceil", rate, "quantum", "1514"],
-                ["tc", "qdisc", "add", "dev", dev, "parent", "1:20", "handle", "20:", "pfifo", "limit",
-                 str(p["queue_packets"])],
-                ["tc", "filter", "add", "dev", dev, "protocol", "ip", "parent", "1:", "prio", "1", "u32",
-                 "match", "ip", match, MSG_ADDR + "/32", "flowid", "1:20"],
-            ]
-        return cmds
+        return htb(p["rate_kbit"], p["queue_packets"], MSG_ADDR)
 
     def impairment(self, p):
         return {"rate_bps": p["rate_kbit"] * 1000, "queue_packets": p["queue_packets"]}
@@ -455,6 +527,378 @@ class DelayedThrottle(Police):
         return p["after_s"]
 
 
+# ---------------------------------------------------------------- behaviours reported 2021-2026
+# (issue 9; ../shared/research/realworld.md). Client-to-server rules match on the router's LAN
+# side (`iifname lan0`) so that a packet passing the delay line is judged once; the delay
+# line's re-injected packets are not tracked again (Lab.delay), so conntrack counts each
+# packet once.
+
+UP = 'iifname "%s"' % LAN_IF
+DOWN = 'oifname "%s"' % LAN_IF
+# A client's TLS ClientHello: a handshake record (0x16) holding a client_hello (type 1).
+CLIENT_HELLO = "@ih,0,8 0x16 @ih,40,8 0x01"
+# A TCP segment with payload (at most 60 bytes of IP and TCP headers).
+TCP_DATA = "ip length > 80"
+FLOW_SET = ("  set %s { type ipv4_addr . inet_service; flags dynamic,timeout; timeout 10m; "
+            "size 65536; }")
+
+
+def sni_offset():
+    """Offset of the server name in the payload of the workload's ClientHello."""
+    probe = "x" * 24 + ".test"
+    return traffic.client_hello(probe, random.Random(0)).index(probe.encode())
+
+
+def messenger_snis():
+    """Every server name the workload puts in a ClientHello to the messenger."""
+    dom = SERVICES["messenger"]["domain"]
+    return sorted(prefix + "." + dom for prefix in ("media", "upload", "video", "static", "quic"))
+
+
+def sni_rule(name, action):
+    """`action` on a ClientHello to the messenger whose SNI is `name`: its length and last 16
+    bytes (nft compares at most 128 bits at once) at the name's offset, as a DPI lookup would."""
+    at, tail = sni_offset(), name.encode()[-16:]
+    return '%s ip daddr %s tcp dport 443 %s @ih,%d,16 %d @ih,%d,%d 0x%s %s' % (
+        UP, MSG_ADDR, CLIENT_HELLO, (at - 2) * 8, len(name), (at + len(name) - len(tail)) * 8,
+        8 * len(tail), tail.hex(), action)
+
+
+def limit(rate_kbit, burst_kb):
+    return "limit rate over %d bytes/second burst %d bytes" % (rate_kbit * 1000 // 8, int(burst_kb * 1024))
+
+
+def flows_table(sets, body):
+    return "\n".join(FLOW_SET % name for name in sets) + chain("\n    ".join(body))
+
+
+def htb(rate_kbit, queue_packets, match=None):
+    """An htb class at `rate_kbit` with a pfifo of `queue_packets` on the router's LAN (down)
+    and WAN (up) egress, for the packets of address `match` (None: everything)."""
+    rate = "%dkbit" % rate_kbit
+    cmds = []
+    for dev, side in ((LAN_IF, "src"), (WAN_IF, "dst")):
+        cmds += [
+            ["tc", "qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb", "default",
+             "10" if match else "20"],
+            ["tc", "class", "add", "dev", dev, "parent", "1:", "classid", "1:10", "htb", "rate", "10gbit"],
+            ["tc", "class", "add", "dev", dev, "parent", "1:", "classid", "1:20", "htb", "rate", rate,
+             "ceil", rate, "quantum", "1514"],
+            ["tc", "qdisc", "add", "dev", dev, "parent", "1:20", "handle", "20:", "pfifo", "limit",
+             str(queue_packets)],
+        ]
+        if match:
+            cmds.append(["tc", "filter", "add", "dev", dev, "protocol", "ip", "parent", "1:", "prio", "1",
+                         "u32", "match", "ip", side, match + "/32", "flowid", "1:20"])
+    return cmds
+
+
+def is_tls(spec, service="messenger"):
+    return spec["service"] == service and spec["kind"] == "tls"
+
+
+class SniPolice(Scenario):
+    trigger = "ClientHello with a messenger SNI"
+    selection = "sni_flows"
+
+    def rules(self, p):
+        meter = "  set meter_%s { type ipv4_addr . inet_service; flags dynamic,timeout; timeout 60s; size 65536; }"
+        lim = limit(p["rate_kbit"], p["burst_kb"])
+        # One rule per name length (names of one length share their last 16 bytes here).
+        names = {len(n): n for n in messenger_snis()}
+        body = [sni_rule(n, 'add @sni_flows { ip saddr . tcp sport } counter comment "SNI match (%d bytes)"'
+                         % len(n)) for _, n in sorted(names.items())]
+        body += [
+            '%s ip saddr . tcp sport @sni_flows add @meter_up { ip saddr . tcp sport %s } counter drop '
+            'comment "police up"' % (UP, lim),
+            '%s ip daddr . tcp dport @sni_flows add @meter_down { ip daddr . tcp dport %s } counter drop '
+            'comment "police down"' % (DOWN, lim),
+        ]
+        return "\n".join([meter % "up", meter % "down"]) + "\n" + flows_table(["sni_flows"], body)
+
+    def subject(self, spec, p):
+        return is_tls(spec)
+
+    def impaired(self, spec, p, selected):
+        return is_tls(spec) and spec["port"] in selected
+
+    def impairment(self, p):
+        return dict(bucket(p), buckets="one per connection and direction")
+
+
+class AggregatePolice(Scenario):
+    def rules(self, p):
+        lim = limit(p["rate_kbit"], p["burst_kb"])
+        net = MSG_ADDR.rsplit(".", 1)[0] + ".0/24"
+        return chain("\n    ".join([
+            '%s ip saddr %s %s counter drop comment "aggregate police down"' % (DOWN, net, lim),
+            '%s ip daddr %s %s counter drop comment "aggregate police up"' % (UP, net, lim)]))
+
+    def impairment(self, p):
+        return dict(bucket(p), buckets="one per direction for all the messenger's flows",
+                    aggregate_rate_bps=p["rate_kbit"] * 1000)
+
+
+class RandomLoss(Scenario):
+    """Random drops of a share of packets (numgen), no rate limit."""
+
+    def match(self, p):
+        return "ip daddr %s" % MSG_ADDR, "ip saddr %s" % MSG_ADDR
+
+    def rules(self, p):
+        up, down = self.match(p)
+        share = round(p["loss_pct"] * 100)
+        body = []
+        if p["direction"] in ("both", "down"):
+            body.append('%s %s numgen random mod 10000 < %d counter drop comment "loss down"' % (DOWN, down, share))
+        if p["direction"] in ("both", "up"):
+            body.append('%s %s numgen random mod 10000 < %d counter drop comment "loss up"' % (UP, up, share))
+        return chain("\n    ".join(body))
+
+    def impairment(self, p):
+        return {"loss_ratio": p["loss_pct"] / 100, "loss_direction": p["direction"]}
+
+
+class CallPartialLoss(RandomLoss):
+    def match(self, p):
+        return "ip daddr %s udp dport 3478" % MSG_ADDR, "ip saddr %s udp sport 3478" % MSG_ADDR
+
+    def subject(self, spec, p):
+        return spec["service"] == "messenger" and spec["kind"] == "call"
+
+
+class WifiLoss(RandomLoss):
+    confounder = True
+
+    def match(self, p):
+        return "meta l4proto { tcp, udp }", "meta l4proto { tcp, udp }"
+
+    def subject(self, spec, p):
+        return False
+
+    def disturbed(self, spec, p):
+        return True
+
+
+class FreezeSome(Scenario):
+    trigger = "conntrack reply bytes, on connections chosen at random when they open"
+    selection = "frozen"
+
+    def rules(self, p):
+        return flows_table(["frozen"], [
+            '%s ip daddr %s tcp dport 443 tcp flags & (syn | ack) == syn numgen random mod 100 < %d '
+            'add @frozen { ip saddr . tcp sport } counter comment "choose the connection"'
+            % (UP, MSG_ADDR, p["share_pct"]),
+            '%s ip saddr %s tcp sport 443 ip daddr . tcp dport @frozen ct reply bytes > %d counter drop '
+            'comment "freeze after N bytes"' % (DOWN, MSG_ADDR, p["after_bytes"])])
+
+    def subject(self, spec, p):
+        return is_tls(spec) and reply_bytes_estimate(spec) > p["after_bytes"]
+
+    def impaired(self, spec, p, selected):
+        return self.subject(spec, p) and spec["port"] in selected
+
+    def impairment(self, p):
+        return {"threshold_bytes": p["after_bytes"], "share_of_connections": p["share_pct"] / 100}
+
+
+class PostHandshakeStall(Scenario):
+    trigger = "the client's first data after its ClientHello"
+    selection = "stalled"
+
+    def rules(self, p):
+        return flows_table(["stalled"], [
+            '%s ip daddr %s tcp dport 443 %s @ih,0,8 != 0x16 add @stalled { ip saddr . tcp sport } '
+            'counter comment "first application data"' % (UP, MSG_ADDR, TCP_DATA),
+            '%s ip daddr %s ip saddr . tcp sport @stalled counter drop '
+            'comment "drop every client packet from then on"' % (UP, MSG_ADDR)])
+
+    def subject(self, spec, p):
+        return is_tls(spec)
+
+
+class ServerHelloDrop(Scenario):
+    trigger = "the server's first data (ServerHello)"
+    selection = "stalled"
+
+    def rules(self, p):
+        return flows_table(["stalled"], [
+            '%s ip saddr %s tcp sport 443 %s @ih,0,8 0x16 add @stalled { ip daddr . tcp dport } '
+            'counter comment "ServerHello"' % (DOWN, MSG_ADDR, TCP_DATA),
+            '%s ip saddr %s ip daddr . tcp dport @stalled counter drop '
+            'comment "drop it and every server packet from then on"' % (DOWN, MSG_ADDR)])
+
+    def subject(self, spec, p):
+        return is_tls(spec)
+
+
+class PacketsThenDrop(Scenario):
+    trigger = "conntrack packets (both directions)"
+
+    def rules(self, p):
+        return chain("\n    ".join([
+            '%s ip daddr %s tcp dport 443 ct packets > %d counter drop comment "up after N packets"'
+            % (UP, MSG_ADDR, p["packets"]),
+            '%s ip saddr %s tcp sport 443 ct packets > %d counter drop comment "down after N packets"'
+            % (DOWN, MSG_ADDR, p["packets"])]))
+
+    def subject(self, spec, p):
+        return is_tls(spec)
+
+    def impairment(self, p):
+        return {"threshold_packets": p["packets"]}
+
+
+class RstReplace(Scenario):
+    trigger = "ClientHello"
+    selection = "hello"
+
+    def rules(self, p):
+        return flows_table(["hello"], [
+            '%s ip daddr %s tcp dport 443 %s add @hello { ip saddr . tcp sport } counter '
+            'comment "ClientHello seen"' % (UP, MSG_ADDR, CLIENT_HELLO),
+            '%s ip saddr %s tcp sport 443 ip daddr . tcp dport @hello counter drop '
+            'comment "server packet dropped (an RST/ACK goes instead)"' % (DOWN, MSG_ADDR)])
+
+    def helpers(self, p):
+        return [["inject-rst", LAN_IF, WAN_IF, MSG_ADDR, str(p["rst_ttl"])]]
+
+    def subject(self, spec, p):
+        return is_tls(spec)
+
+    def impairment(self, p):
+        return {"injected_ttl": p["rst_ttl"],
+                "injection": "an RST/ACK to the client for every server packet after the ClientHello"}
+
+
+class QuicBlock(Scenario):
+    trigger = "QUIC v1 long-header packet with >= 1001 bytes of UDP payload"
+    selection = "quic"
+
+    def rules(self, p):
+        return flows_table(["quic"], [
+            '%s ip daddr %s udp dport 443 udp length > 1008 @ih,0,2 3 @ih,8,32 1 '
+            'add @quic { ip saddr . udp sport } counter comment "QUIC Initial"' % (UP, MSG_ADDR),
+            '%s ip daddr %s ip saddr . udp sport @quic counter drop comment "drop the flow up"' % (UP, MSG_ADDR),
+            '%s ip saddr %s ip daddr . udp dport @quic counter drop comment "drop the flow down"'
+            % (DOWN, MSG_ADDR)])
+
+    def subject(self, spec, p):
+        return spec["service"] == "messenger" and spec["kind"] == "quic"
+
+
+class StunBlock(Scenario):
+    def rules(self, p):
+        ports = "{ 596-599, 1400, 3478 }"
+        return chain("\n    ".join([
+            '%s ip daddr %s udp dport %s @ih,0,16 0x0001 @ih,32,32 0x2112a442 counter drop '
+            'comment "STUN Binding request"' % (UP, MSG_ADDR, ports),
+            '%s ip daddr %s udp dport %s udp length 48 counter drop comment "40-byte probe"'
+            % (UP, MSG_ADDR, ports)]))
+
+    def subject(self, spec, p):
+        return spec["service"] == "messenger" and spec["kind"] in ("call", "probe")
+
+
+class MediaDie(Scenario):
+    trigger = "conntrack reply packets"
+
+    def rules(self, p):
+        return chain('%s ip saddr %s udp sport 3478 ct reply packets > %d counter drop '
+                     'comment "inbound media after K packets"' % (DOWN, MSG_ADDR, p["packets"]))
+
+    def subject(self, spec, p):
+        return spec["service"] == "messenger" and spec["kind"] == "call"
+
+    def impairment(self, p):
+        return {"threshold_packets": p["packets"]}
+
+
+class AddrShaping(Scenario):
+    def delays(self, p):
+        return dict(super().delays(p), **{MSG2_ADDR: p["slow_rtt_ms"]})
+
+    def tc(self, p):
+        return htb(p["rate_kbit"], p["queue_packets"], MSG2_ADDR)
+
+    def subject(self, spec, p):
+        return spec["server"] == MSG2_ADDR
+
+    def impairment(self, p):
+        return {"rate_bps": p["rate_kbit"] * 1000, "queue_packets": p["queue_packets"],
+                "slow_addresses": [MSG2_ADDR], "fast_addresses": [MSG_ADDR],
+                "base_rtt_ms": {MSG2_ADDR: p["slow_rtt_ms"], MSG_ADDR: p["rtt_ms"]}}
+
+
+class Allowlist(Scenario):
+    def rules(self, p):
+        return "  set allowed { type ipv4_addr; elements = { %s, %s } }" % (DNS_ADDR, DOM_ADDR) + chain(
+            "\n    ".join([
+                '%s meta l4proto tcp ip daddr != @allowed %s counter drop '
+                'comment "foreign: client data dropped (ClientHello never acknowledged)"' % (UP, TCP_DATA),
+                '%s meta l4proto udp ip daddr != @allowed counter drop comment "foreign: UDP dropped"' % UP]))
+
+    def subject(self, spec, p):
+        return spec["service"] in SERVICES and spec["kind"] != "dns"
+
+    def impairment(self, p):
+        return {"allowlisted": [DNS_ADDR, DOM_ADDR]}
+
+
+class Congestion(Scenario):
+    confounder = True
+
+    def tc(self, p):
+        return htb(p["rate_kbit"], p["queue_packets"])
+
+    def subject(self, spec, p):
+        return False
+
+    def disturbed(self, spec, p):
+        return True
+
+    def impairment(self, p):
+        return {"bottleneck_bps": p["rate_kbit"] * 1000, "queue_packets": p["queue_packets"]}
+
+
+class CtlDistance(Scenario):
+    confounder = True
+
+    def derive(self, p, overrides):
+        if "ctl_rtt_ms" not in overrides:
+            factor = 5 if p["ctl_side"] == "farther" else 0.2
+            p["ctl_rtt_ms"] = max(1, round(p["rtt_ms"] * factor))
+
+    def subject(self, spec, p):
+        return False
+
+    def disturbed(self, spec, p):
+        """The farther server's flows (a paced stream may miss its deadline there)."""
+        farther = "control" if p["ctl_rtt_ms"] > p["rtt_ms"] else "messenger"
+        return spec["service"] == farther and spec["kind"] != "dns"
+
+
+class SlowServer(Scenario):
+    confounder = True
+
+    def server_args(self, p):
+        return ["--slow", "%s=%d:%d" % (MSG_ADDR, p["server_kbit"], p["think_ms"])]
+
+    def subject(self, spec, p):
+        return False
+
+    def disturbed(self, spec, p):
+        return spec["service"] == "messenger" and spec["kind"] in ("tls", "chat")
+
+    def impairment(self, p):
+        return {"server_rate_bps": p["server_kbit"] * 1000, "think_ms": p["think_ms"]}
+
+
+class CrossTraffic(Congestion):
+    def impairment(self, p):
+        return dict(super().impairment(p), cross_download_bytes=p["cross_kb"] * 1000)
+
+
 SCENARIOS = {s.name: s for s in [
     Clean("clean", "none", "no impairment: base round trips only", {}, None, None, None),
     Police("police", "policing",
@@ -490,6 +934,80 @@ SCENARIOS = {s.name: s for s in [
                     "full speed first; after after_s seconds a per-flow policer on all messenger "
                     "traffic", {"after_s": 8, "rate_kbit": 256, "burst_kb": 16}, "both", "per_flow",
                     "messenger tcp+udp"),
+    # Behaviours reported 2021-2026 (issue 9): parameters in (least, greatest) or a tuple of
+    # words are drawn per run from the seed.
+    SniPolice("sni-police", "policing",
+              "a ClientHello whose SNI names the messenger puts its connection under a per-flow "
+              "policer, separate buckets up and down (Russia 2021)",
+              {"rate_kbit": (130, 150), "burst_kb": (4, 16)}, "both", "per_flow", "messenger tcp/443"),
+    AggregatePolice("aggregate-police", "policing",
+                    "one token bucket per direction for all the messenger's traffic (its /24): "
+                    "the flows share the rate", {"rate_kbit": (300, 1000), "burst_kb": (8, 32)}, "both",
+                    "aggregate", "messenger tcp+udp"),
+    RandomLoss("random-loss", "random_loss",
+               "a share of all the messenger's packets (tcp and udp) dropped at random, no rate "
+               "limit, RTT flat", {"loss_pct": (2.0, 10.0), "direction": ("both", "down")}, "both",
+               "per_flow", "messenger tcp+udp"),
+    FreezeSome("freeze-some", "freeze",
+               "on a random share of the messenger's connections, every server packet is dropped "
+               "once the connection carried more than after_bytes downstream; no RST",
+               {"after_bytes": (12000, 64000), "share_pct": (30, 70)}, "down", "per_flow",
+               "messenger tcp/443 (some connections)"),
+    PostHandshakeStall("handshake-stall", "stall",
+                       "TCP and TLS handshakes complete; the client's first application data and "
+                       "every later client packet are dropped (no ACK, no RST)", {}, "up", "per_flow",
+                       "messenger tcp/443"),
+    ServerHelloDrop("serverhello-drop", "stall",
+                    "the ServerHello and every later server packet of the connection are dropped",
+                    {}, "down", "per_flow", "messenger tcp/443"),
+    PacketsThenDrop("packets-then-drop", "drop",
+                    "the first N packets of a connection (both directions) pass, then everything is "
+                    "dropped both ways", {"packets": (5, 8)}, "both", "per_flow", "messenger tcp/443"),
+    RstReplace("rst-replace", "rst_injection",
+               "after a ClientHello every server packet is dropped and an RST/ACK with its "
+               "sequence numbers sent to the client instead (~1 RTT after the ClientHello, again "
+               "for each retransmission)", {"rst_ttl": (40, 56)}, "down", "per_flow", "messenger tcp/443"),
+    QuicBlock("quic-block", "drop",
+              "QUIC v1 Initials of >= 1001 bytes to the messenger are dropped with the rest of "
+              "their flow", {"quic_kb": 200}, "both", "per_flow", "messenger udp/443"),
+    StunBlock("stun-block", "drop",
+              "STUN Binding requests and 40-byte probes to the messenger's relay ports (UDP "
+              "596-599, 1400, 3478) dropped: never answered", {"probes": 1}, "up", "per_flow",
+              "messenger udp 596-599, 1400, 3478"),
+    MediaDie("media-die", "oneway_cut",
+             "the call's packets towards the client dropped after the first K (conntrack reply "
+             "packets)", {"packets": (4, 6)}, "down", "per_flow", "messenger udp/3478"),
+    CallPartialLoss("call-partial-loss", "call_loss",
+                    "random loss on the messenger's calls in one or both directions",
+                    {"loss_pct": (5.0, 30.0), "direction": ("down", "up", "both")}, "both", "per_flow",
+                    "messenger udp/3478"),
+    AddrShaping("addr-shaping", "shaping",
+                "the messenger's second address sits behind a shaper (a base RTT of slow_rtt_ms "
+                "and an htb rate cap); its first address is fast",
+                {"msg_addrs": 2, "rtt_ms": 50, "slow_rtt_ms": (300, 450), "rate_kbit": (500, 2000),
+                 "queue_packets": (20, 60)}, "both", "per_address", "messenger second address"),
+    Allowlist("allowlist", "allowlist",
+              "only allowlisted (domestic) addresses work: to every other address TCP handshakes "
+              "complete but client data is dropped, UDP is dropped", {"domestic": 1}, "up",
+              "all_foreign", "every foreign address (messenger and control)"),
+    # Confounders: no finding is right.
+    Congestion("congestion", "none",
+               "confounder: one bottleneck (htb + pfifo) shared by all traffic",
+               {"rate_kbit": (5000, 10000), "queue_packets": (30, 100)}, "both", "everything",
+               "all traffic"),
+    WifiLoss("wifi-loss", "none", "confounder: random loss on every packet, both directions",
+             {"loss_pct": (1.0, 2.0), "direction": "both"}, "both", "everything", "all traffic"),
+    CtlDistance("ctl-distance", "none",
+                "confounder: the control server 5x nearer or farther than the messenger",
+                {"rtt_ms": (20, 80), "ctl_side": ("nearer", "farther")}, None, None, None),
+    SlowServer("slow-server", "none",
+               "confounder: the messenger's server application is slow (paced sends at "
+               "server_kbit, think_ms before each answer)",
+               {"server_kbit": (500, 3000), "think_ms": (100, 500)}, "down", "messenger", "messenger tcp"),
+    CrossTraffic("cross-traffic", "none",
+                 "confounder: bursts of downloads from another server through one shared bottleneck",
+                 {"cross_kb": (300, 1500), "rate_kbit": (6000, 15000), "queue_packets": (50, 100)},
+                 "both", "everything", "all traffic"),
 ]}
 
 # The committed fixtures (samples/lab/): name, scenario, parameters. Smaller volumes than the
@@ -514,22 +1032,31 @@ FIXTURE_SETTINGS = {"download_kb": 200, "upload_kb": 100, "stream_kbit": 400, "v
                     "fetch_every_s": 2.5, "duration": 10, "snaplen": 96}
 
 
-# Allowed values of every numeric parameter: (least, greatest).
+# Allowed values of every numeric parameter: (least, greatest). Per-run draws of the newer
+# scenarios stay inside these (their ranges are in SCENARIOS and `lab.py list`).
 RANGES = {
     "rtt_ms": (0, 1000), "ctl_rtt_ms": (0, 1000), "download_kb": (1, 10_000_000),
     "upload_kb": (1, 10_000_000), "stream_kbit": (8, 1_000_000), "video_kbit": (0, 10_000),
     "fetch_every_s": (0.05, 60), "rate_kbit": (8, 10_000_000), "burst_kb": (1, 100_000),
     "queue_packets": (2, 10_000), "after_bytes": (100, 100_000_000), "loss_pct": (0, 100),
-    "after_s": (1, 600),
+    "after_s": (1, 600), "flow_max_s": (1, 600), "quic_kb": (0, 1_000_000), "probes": (0, 1),
+    "msg_addrs": (1, 2), "domestic": (0, 1), "cross_kb": (0, 1_000_000), "share_pct": (0, 100),
+    "packets": (1, 1000), "rst_ttl": (1, 255), "slow_rtt_ms": (0, 1000), "server_kbit": (8, 1_000_000),
+    "think_ms": (0, 10_000),
 }
+# Allowed values of every word parameter.
+CHOICES = {"proto": ("both", "tcp", "udp"), "direction": ("both", "down", "up"),
+           "ctl_side": ("nearer", "farther")}
 
 
 def parse_value(key, text, default):
     """A parameter value from `--set KEY=VALUE` (or a number given directly), checked."""
-    if key == "proto":
-        if text not in ("both", "tcp", "udp"):
-            raise UsageError("--set proto=%s: allowed values are both, tcp, udp" % text)
+    if key in CHOICES:
+        if text not in CHOICES[key]:
+            raise UsageError("--set %s=%s: allowed values are %s" % (key, text, ", ".join(CHOICES[key])))
         return text
+    if isinstance(default, tuple):
+        default = default[0]
     kind = float if isinstance(default, float) else int
     try:
         value = kind(text)
@@ -541,23 +1068,43 @@ def parse_value(key, text, default):
     return value
 
 
-def resolve_params(name, overrides, duration):
-    """The scenario's parameters with the overrides applied; every problem named."""
+def draw(value, rng):
+    """A parameter's value for one run: (least, greatest) drawn uniformly (integers or tenths),
+    a tuple of words chosen, anything else as given."""
+    if not isinstance(value, tuple):
+        return value
+    if isinstance(value[0], str):
+        return rng.choice(value)
+    if isinstance(value[0], float):
+        return round(rng.uniform(*value), 1)
+    return rng.randint(*value)
+
+
+def resolve_params(name, overrides, duration, seed=1):
+    """The scenario's parameters for a run (drawn from the seed where they are ranges) with the
+    overrides applied; every problem named. Returns (params, names of the drawn ones)."""
     if name not in SCENARIOS:
         raise UsageError("no scenario %s (known: %s)" % (name, ", ".join(SCENARIOS)))
-    p = dict(DEFAULTS, **SCENARIOS[name].params)
+    scenario = SCENARIOS[name]
+    p = dict(DEFAULTS, **scenario.params)
     for key, value in overrides.items():
         if key not in p:
             raise UsageError("--set %s: unknown parameter of scenario %s (known: %s)"
                            % (key, name, ", ".join(sorted(p))))
         p[key] = parse_value(key, value, p[key])
+    # A generator per parameter: the workload's (random.Random(seed)) is left as it was, and
+    # setting one parameter leaves the others' draws alone.
+    drawn = sorted(k for k, v in p.items() if isinstance(v, tuple))
+    for key in drawn:
+        p[key] = draw(p[key], random.Random("%s/%d/%s" % (name, seed, key)))
+    scenario.derive(p, overrides)
     if not (5 <= duration <= 600):
         raise UsageError("--duration %s: must be between 5 and 600 seconds" % duration)
-    onset = SCENARIOS[name].onset_s(p)
+    onset = scenario.onset_s(p)
     if onset is not None and not (1 <= onset <= duration - 3):
         raise UsageError("after_s=%s: the onset must fall between 1 s and %s s (the duration minus 3 s)"
                        % (onset, duration - 3))
-    return p
+    return p, drawn
 
 
 # ---------------------------------------------------------------- the daemon on the router
@@ -662,10 +1209,33 @@ def nft_counters(lab):
     return rules
 
 
+def selected_ports(lab, name):
+    """Client ports in the nft set `name` (address . port elements): the connections the
+    kernel chose or triggered on."""
+    out = sh("nft", "-j", "list", "set", "inet", "lab", name, ns=lab.router, check=False)
+    ports = set()
+    def walk(node):
+        if isinstance(node, dict):
+            if "concat" in node and len(node["concat"]) == 2:
+                ports.add(int(node["concat"][1]))
+                return
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+    try:
+        for item in json.loads(out).get("nftables", []):
+            walk(item.get("set", {}).get("elem", []))
+    except ValueError:
+        raise LabError("cannot read nft set %s: %r" % (name, out[:200]))
+    return ports
+
+
 def run_scenario(name, overrides, seed, duration, snaplen, prefix, quiet=False, daemon=None,
-                 daemon_window_s=10, reload_check=False, daemon_settings=None):
+                 daemon_window_s=10, reload_check=False, daemon_settings=None, offloads=False):
     scenario = SCENARIOS[name]
-    p = resolve_params(name, overrides, duration)
+    p, drawn = resolve_params(name, overrides, duration, seed)
     onset = scenario.onset_s(p)
     rng = random.Random(seed)
     specs = workload(p, duration, rng)
@@ -673,19 +1243,25 @@ def run_scenario(name, overrides, seed, duration, snaplen, prefix, quiet=False, 
     os.makedirs(os.path.dirname(os.path.abspath(pcap)), exist_ok=True)
     log = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
 
-    with Lab() as lab:
-        log("lab %s: scenario %s, seed %d" % (lab.router[:-2], name, seed))
-        lab.delay({MSG_ADDR: p["rtt_ms"], CTL_ADDR: p["ctl_rtt_ms"]})
+    with Lab(offloads) as lab:
+        log("lab %s: scenario %s, seed %d, %s" % (lab.router[:-2], name, seed,
+                                                  " ".join("%s=%s" % kv for kv in sorted(p.items()))))
+        lab.delay(scenario.delays(p))
         ruleset = scenario.rules(p)
         table = "table inet lab {%s\n}\n" % ruleset if ruleset else ""
         if table and onset is None:
             sh("nft", "-f", "-", ns=lab.router, input=table)
         for cmd in scenario.tc(p):
             sh(*cmd, ns=lab.router)
-        server = lab.spawn(lab.server, [sys.executable, TRAFFIC, "serve"], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
+        server = lab.spawn(lab.server, [sys.executable, TRAFFIC, "serve"] + scenario.server_args(p),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if server.stdout.readline().strip() != "serving":
             raise LabError("the lab servers did not start: " + server.stderr.read().strip())
+        for argv in scenario.helpers(p):
+            helper = lab.spawn(lab.router, [sys.executable, TRAFFIC] + argv, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+            if helper.stdout.readline().strip() != "ready":
+                raise LabError("the middlebox helper %s did not start: %s" % (argv[0], helper.stderr.read()))
         capture = lab.spawn(lab.router, ["tcpdump", "-n", "-q", "-Z", "root", "-B", "16384", "-i", LAN_IF,
                                          "-s", str(snaplen), "-w", pcap],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -728,12 +1304,17 @@ def run_scenario(name, overrides, seed, duration, snaplen, prefix, quiet=False, 
         time.sleep(0.3)
         ended = time.time()
         counters = nft_counters(lab)
+        selected = selected_ports(lab, scenario.selection) if scenario.selection else None
         daemon_result = None
         if running:
             if reload_check:
                 checker.join()
             daemon_result = running.finish(ended)
             daemon_result["reload_check"] = reload_result[0]
+        # tcpdump reads the kernel's capture ring a block at a time (a block is handed over
+        # within its 1-s timeout) and exits on SIGTERM without reading the open one: wait, so
+        # the last packets (a client's FIN at its deadline) are in the file.
+        time.sleep(max(0.0, ended + 2.0 - time.time()))
         capture.send_signal(signal.SIGTERM)
         _, cap_err = capture.communicate(timeout=10)
         m = re.search(r"(\d+) packets? dropped by kernel", cap_err)
@@ -744,19 +1325,23 @@ def run_scenario(name, overrides, seed, duration, snaplen, prefix, quiet=False, 
     flows = json.loads(out)
     onset_time = onset_at[0]
     for f in flows:
-        f["client"] = "%s:%s" % (CLIENT_ADDR, f.pop("port"))
-        f["server"] = "%s:%s" % (f.pop("server"), f.pop("server_port"))
-        impaired = scenario.subject(f, p)
+        impaired = scenario.impaired(f, p, selected)
         if impaired and onset_time is not None:
             impaired = f["end"] is not None and f["end"] > onset_time
         f["impaired"] = impaired
+        f["disturbed"] = scenario.disturbed(f, p)
+        if selected is not None:
+            f["selected"] = f["port"] in selected
+        f["client"] = "%s:%s" % (CLIENT_ADDR, f.pop("port"))
+        f["server"] = "%s:%s" % (f.pop("server"), f.pop("server_port"))
         f["goodput_bps"] = (round(f["received"] * 8 / (f["end"] - f["start"]))
                             if f["start"] and f["end"] and f["end"] > f["start"] else None)
         for k in ("seed",):
             f.pop(k, None)
     impairment = {"mechanism": scenario.mechanism, "description": scenario.doc,
                   "direction": scenario.direction, "scope": scenario.scope, "target": scenario.target,
-                  "onset": onset_time, "nft": table or None,
+                  "onset": onset_time, "trigger": scenario.trigger, "confounder": scenario.confounder,
+                  "drawn_params": {k: p[k] for k in drawn}, "nft": table or None,
                   "tc": [" ".join(c) for c in scenario.tc(p)] or None,
                   "rule_counters": counters}
     impairment.update(scenario.impairment(p))
@@ -767,18 +1352,22 @@ def run_scenario(name, overrides, seed, duration, snaplen, prefix, quiet=False, 
         "scenario": name,
         "seed": seed,
         "params": p,
+        "offloads": offloads,
         "duration_s": duration,
         "started": started,
         "ended": ended,
-        "topology": {"client": CLIENT_ADDR, "messenger": MSG_ADDR, "control": CTL_ADDR, "dns": DNS_ADDR,
-                     "capture": "router LAN interface (%s), snap length %d" % (LAN_IF, snaplen)},
+        "topology": {"client": CLIENT_ADDR, "messenger": MSG_ADDR, "messenger2": MSG2_ADDR,
+                     "control": CTL_ADDR, "dns": DNS_ADDR, "domestic": DOM_ADDR, "cross": CROSS_ADDR,
+                     "capture": "router LAN interface (%s), snap length %d, offloads %s"
+                                % (LAN_IF, snaplen, "on" if offloads else "off")},
         "base_rtt_ms": {"messenger": p["rtt_ms"], "control": p["ctl_rtt_ms"]},
+        "base_rtt_ms_by_address": scenario.delays(p),
         "capture": {"file": os.path.basename(pcap), "packets": captured, "dropped_by_kernel": dropped},
         "daemon": daemon_result,
         "impairment": impairment,
         "measured": {
             "impaired_download_goodput_bps": [f["goodput_bps"] for f in impaired_dl],
-            "outcomes": {svc: count_outcomes(flows, svc) for svc in SERVICES},
+            "outcomes": {svc: count_outcomes(flows, svc) for svc in sorted({f["service"] for f in flows})},
         },
         "flows": flows,
     }
@@ -832,6 +1421,8 @@ def main(argv=None):
     run.add_argument("--snaplen", type=int, default=256, help="capture snap length (default 256)")
     run.add_argument("--out", help="output prefix (default target/lab/SCENARIO-SEED)")
     run.add_argument("--quiet", action="store_true")
+    run.add_argument("--offloads", choices=("on", "off"), default="off",
+                     help="leave TSO/GSO/GRO on on the veths: the capture holds super-segments (default off)")
     fx = sub.add_parser("fixtures", help="re-record the committed fixture traces")
     fx.add_argument("--dir", default=os.path.join(ROOT, "samples", "lab"))
     fx.add_argument("--only", action="append", default=[], help="just this fixture (repeatable)")
@@ -858,6 +1449,10 @@ def main(argv=None):
         for s in SCENARIOS.values():
             print("%-17s %s" % (s.name, s.doc))
             for k, v in s.params.items():
+                if isinstance(v, tuple) and isinstance(v[0], str):
+                    v = "one of %s (drawn per run)" % ", ".join(v)
+                elif isinstance(v, tuple):
+                    v = "%s..%s (drawn per run)" % v
                 print("%19s%s = %s" % ("", k, v))
         print("\nworkload parameters (every scenario):")
         for k, v in DEFAULTS.items():
@@ -873,7 +1468,7 @@ def main(argv=None):
             if not sep:
                 raise UsageError("--set %s: expected KEY=VALUE" % item)
             overrides[key] = value
-        resolve_params(args.scenario, overrides, args.duration)  # bad input fails before setup
+        resolve_params(args.scenario, overrides, args.duration, args.seed)  # bad input fails before setup
     daemon_settings = {}
     for item in getattr(args, "daemon_set", []):
         key, sep, value = item.partition("=")
@@ -900,7 +1495,8 @@ def main(argv=None):
     if args.cmd == "run":
         prefix = args.out or os.path.join(ROOT, "target", "lab", "%s-%d" % (args.scenario, args.seed))
         run_scenario(args.scenario, overrides, args.seed, args.duration, args.snaplen, prefix, args.quiet,
-                     args.daemon, args.daemon_window, args.reload_check, daemon_settings)
+                     args.daemon, args.daemon_window, args.reload_check, daemon_settings,
+                     offloads=args.offloads == "on")
     elif args.cmd == "fixtures":
         settings = dict(FIXTURE_SETTINGS)
         duration, snaplen = settings.pop("duration"), settings.pop("snaplen")

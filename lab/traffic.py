@@ -2,11 +2,13 @@
 """Lab traffic: real sockets on real kernels, inside the lab's namespaces (lab/lab.py runs these;
 standard library only).
 
-    traffic.py serve                      # server namespace: every service below
+    traffic.py serve [--slow ADDR=KBIT:MS]  # server namespace: every service below
+    traffic.py inject-rst LAN WAN ADDR TTL  # router namespace: RST/ACKs for ADDR's packets
     traffic.py client < WORKLOAD.json     # client namespace: run the flows, print results as JSON
     traffic.py delay DEV ADDR=MS...       # router namespace: the delay line (no netem here)
 
-Servers, on both the messenger address and the control address:
+Servers, on the messenger's two addresses and the control address (TLS-like and chat also on
+the domestic and cross-traffic addresses):
 - TCP 443, TLS-like: reads a TLS ClientHello record, answers with a ServerHello record, a
   ChangeCipherSpec and ~3 kB of application-data records (as TLS 1.3 does), then reads one
   application-data record holding the request: `GET n` (send n bytes), `PUT n` (receive n bytes,
@@ -16,17 +18,28 @@ Servers, on both the messenger address and the control address:
 - UDP 3478: call relay; answers STUN Binding requests (with XOR-MAPPED-ADDRESS) and, once a client
   sends RTP, streams audio (and video if the client sends video) back to it until it falls
   silent for 2 s.
+- UDP 596-599 and 1400: relay probes; each datagram is answered with one of the same size.
+- UDP 443, QUIC-like: a v1 Initial of >= 1,200 bytes is answered with an Initial and a
+  Handshake packet; a short-header `GET n` then gets n bytes in 1,200-byte short-header packets.
+`--slow ADDR=KBIT:MS` makes the TLS-like and chat servers on ADDR slow: MS of thinking before
+each answer, downloads paced at KBIT.
 A DNS server on the DNS address answers *.lab-messenger.test with the messenger address and
 *.lab-control.test with the control address.
 
 The client reads a workload (a JSON list of flow specs, each with a start offset) from stdin,
 runs every flow in its own thread and prints one JSON list of results: each spec with its local
 port, start/end times (Unix seconds), bytes moved by the application and the outcome (`ok`,
-`reset`, `stalled`, `cut`, `connect_timeout`, `refused`, `no_answer`, `error`).
+`reset`, `stalled`, `cut`, `connect_timeout`, `refused`, `no_answer`, `error`). Flow kinds: dns,
+call, chat, tls (get/put/stream), quic, probe.
 
 The delay line creates the TUN device DEV, reads every packet the router routes into it and
 writes it back MS milliseconds later (per destination address); lab.py routes the server-bound
 traffic through it and the re-injected packets on to the server.
+
+The RST injector (router namespace) watches the LAN and WAN interfaces (AF_PACKET): once a
+client sends a TLS ClientHello to ADDR:443, it answers every packet of that connection arriving
+from the server (which nftables drops) with an RST/ACK to the client carrying that packet's
+sequence and acknowledgement numbers and IP TTL TTL.
 """
 import fcntl
 import heapq
@@ -41,11 +54,21 @@ import sys
 import threading
 import time
 
-MSG_ADDR = "198.51.100.10"
-CTL_ADDR = "203.0.113.10"
+# The lab's server addresses (lab.py takes them from here).
+MSG_ADDR = "198.51.100.10"  # the messenger
+MSG2_ADDR = "198.51.100.11"  # the messenger's second address
+CTL_ADDR = "203.0.113.10"  # the control server
 DNS_ADDR = "203.0.113.53"
+DOM_ADDR = "198.18.0.10"  # a "domestic" server (allowlist)
+CROSS_ADDR = "203.0.113.80"  # the cross-traffic server
+# Relay ports a messenger's calls probe with 40-byte packets (besides STUN on 3478).
+PROBE_PORTS = (596, 597, 598, 599, 1400)
 STUN_COOKIE = 0x2112A442
 SERVER_TIMEOUT_S = 40
+QUIC_V1 = 1
+# Server addresses whose application is slow: address -> (kbit/s it sends at, ms it thinks
+# before each answer); `serve --slow ADDR=KBIT:MS`.
+SLOW = {}
 
 
 # ---------------------------------------------------------------- TLS-like framing
@@ -110,7 +133,11 @@ def recv_record(sock):
 
 
 def send_records(sock, nbytes, kbit=None):
-    """Send `nbytes` of application data as TLS records; paced at `kbit` kbit/s if given."""
+    """Send `nbytes` of application data as TLS records; paced at `kbit` kbit/s if given (at
+    most at a slow server's rate)."""
+    slow = SLOW.get(sock.getsockname()[0])
+    if slow:
+        kbit = min(kbit or slow[0], slow[0])
     chunk = os.urandom(16384)
     sent, start = 0, time.monotonic()
     while sent < nbytes:
@@ -124,6 +151,13 @@ def send_records(sock, nbytes, kbit=None):
 
 # ---------------------------------------------------------------- servers
 
+def think(sock):
+    """A slow server application's pause before it answers."""
+    slow = SLOW.get(sock.getsockname()[0])
+    if slow:
+        time.sleep(slow[1] / 1000)
+
+
 class Tls(socketserver.BaseRequestHandler):
     def handle(self):
         s = self.request
@@ -132,10 +166,12 @@ class Tls(socketserver.BaseRequestHandler):
             kind, _ = recv_record(s)
             if kind != 22:
                 return
+            think(s)
             s.sendall(server_hello())
             recv_record(s)  # the client's ChangeCipherSpec
             recv_record(s)  # and its Finished
             kind, req = recv_record(s)
+            think(s)
             words = req.split(b"\n", 1)[0].split()
             n = int(words[1])
             if words[0] == b"GET":
@@ -164,6 +200,7 @@ class Chat(socketserver.BaseRequestHandler):
                 if not data:
                     return
                 time.sleep(0.01)
+                think(self.request)
                 self.request.sendall(b"ack:" + data[:64])
         except OSError:
             pass
@@ -271,10 +308,81 @@ def call_relay(bind):
         threading.Thread(target=stream, args=(addr,), daemon=True).start()
 
 
+def probe_echo(bind):
+    """A relay's answer to the 40-byte probes a messenger sends to its relay ports."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(bind)
+    while True:
+        data, addr = sock.recvfrom(2048)
+        sock.sendto(os.urandom(len(data)), addr)
+
+
+def quic_long(first, dcid, scid, size, payload=b""):
+    """A QUIC v1 long-header packet of `size` bytes (random protected payload after `payload`)."""
+    head = struct.pack("!BIB", first, QUIC_V1, len(dcid)) + dcid + bytes([len(scid)]) + scid
+    if first & 0x30 == 0:  # Initial: token length
+        head += b"\x00"
+    rest = size - len(head) - 2
+    body = payload + os.urandom(max(0, rest - len(payload)))
+    return head + struct.pack("!H", 0x4000 | len(body)) + body
+
+
+def quic_short(dcid, payload, size):
+    return bytes([0x40 | 0x03]) + dcid + payload + os.urandom(max(0, size - 1 - len(dcid) - len(payload)))
+
+
+QUIC_DATA = 1200  # bytes of a QUIC-like data packet
+QUIC_KBIT = 8000  # the QUIC-like server's sending rate
+
+
+def quic_server(bind):
+    """QUIC-like server: answers a v1 Initial (>= 1200 bytes) with an Initial and a Handshake
+    packet; a short-header packet `GET n` from the client is then answered with n bytes in
+    1,200-byte short-header packets (paced at QUIC_KBIT), each carrying its offset, the last
+    one flagged and sent three times."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(bind)
+    lock = threading.Lock()
+    busy = set()
+
+    def send(addr, dcid, n):
+        offset, start = 0, time.monotonic()
+        while offset < n:
+            last = offset + QUIC_DATA >= n
+            pkt = quic_short(dcid, struct.pack("!QB", offset, last), QUIC_DATA)
+            for _ in range(3 if last else 1):
+                sock.sendto(pkt, addr)
+            offset += QUIC_DATA
+            time.sleep(max(0.0, start + offset * 8 / (QUIC_KBIT * 1000) - time.monotonic()))
+        with lock:
+            busy.discard(addr)
+
+    while True:
+        data, addr = sock.recvfrom(2048)
+        if len(data) < 24:
+            continue
+        if data[0] & 0xC0 == 0xC0 and struct.unpack("!I", data[1:5])[0] == QUIC_V1:
+            dcid_len = data[5]
+            scid_len = data[6 + dcid_len]
+            scid = data[7 + dcid_len: 7 + dcid_len + scid_len]
+            if data[0] & 0x30 == 0 and len(data) >= 1200:
+                server_cid = os.urandom(8)
+                sock.sendto(quic_long(0xC3, scid, server_cid, 1200), addr)
+                sock.sendto(quic_long(0xE3, scid, server_cid, 1000), addr)
+        elif data[0] & 0xC0 == 0x40 and data[9:13] == b"GET ":
+            n = int(data[13:data.index(b"\n", 13)])
+            with lock:
+                if addr in busy:
+                    continue
+                busy.add(addr)
+            threading.Thread(target=send, args=(addr, data[1:9], n), daemon=True).start()
+
+
 def dns_server(bind):
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(bind)
-    zones = {"lab-messenger.test": MSG_ADDR, "lab-control.test": CTL_ADDR}
+    zones = {"lab-messenger.test": MSG_ADDR, "lab-control.test": CTL_ADDR, "lab-domestic.test": DOM_ADDR,
+             "lab-cross.test": CROSS_ADDR}
     while True:
         q, addr = sock.recvfrom(512)
         if len(q) < 12:
@@ -293,18 +401,45 @@ def dns_server(bind):
             sock.sendto(q[:2] + b"\x81\x83\x00\x01\x00\x00\x00\x00\x00\x00" + question, addr)
 
 
-def serve():
-    for addr in (MSG_ADDR, CTL_ADDR):
+def serve(args):
+    for item in args:
+        addr, _, rate = item.partition("=")
+        kbit, _, ms = rate.partition(":")
+        SLOW[addr] = (int(kbit), int(ms))
+    for addr in (MSG_ADDR, MSG2_ADDR, CTL_ADDR, DOM_ADDR, CROSS_ADDR):
         for port, handler in ((443, Tls), (5222, Chat)):
             s = Server((addr, port), handler)
             threading.Thread(target=s.serve_forever, daemon=True).start()
+    for addr in (MSG_ADDR, MSG2_ADDR, CTL_ADDR):
         threading.Thread(target=call_relay, args=((addr, 3478),), daemon=True).start()
+        threading.Thread(target=quic_server, args=((addr, 443),), daemon=True).start()
+        for port in PROBE_PORTS:
+            threading.Thread(target=probe_echo, args=((addr, port),), daemon=True).start()
     threading.Thread(target=dns_server, args=((DNS_ADDR, 53),), daemon=True).start()
     print("serving", flush=True)
     threading.Event().wait()
 
 
 # ---------------------------------------------------------------- client
+
+USED_PORTS = set()
+USED_PORTS_LOCK = threading.Lock()
+
+
+def client_socket(kind):
+    """A socket bound to a local port no earlier flow of this run had: flows stay apart by
+    their ports in the trace (the kernel would reuse the port of a connection the server
+    closed first)."""
+    while True:
+        sock = socket.socket(socket.AF_INET, kind)
+        sock.bind(("0.0.0.0", 0))
+        port = sock.getsockname()[1]
+        with USED_PORTS_LOCK:
+            if port not in USED_PORTS:
+                USED_PORTS.add(port)
+                return sock
+        sock.close()
+
 
 class Flow:
     """One flow of the workload: runs its spec, records what the application saw."""
@@ -332,8 +467,7 @@ class Flow:
         self.result["end"] = time.time()
 
     def tcp(self, timeout):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.bind(("0.0.0.0", 0))
+        s = client_socket(socket.SOCK_STREAM)
         self.result["port"] = s.getsockname()[1]
         s.settimeout(self.spec.get("connect_timeout_s", 6))
         try:
@@ -414,8 +548,7 @@ class Flow:
         RTP both ways with a STUN keepalive every `keepalive_s`; ends after max_s."""
         spec = self.spec
         peer = (spec["server"], spec["server_port"])
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind(("0.0.0.0", 0))
+        sock = client_socket(socket.SOCK_DGRAM)
         self.result["port"] = sock.getsockname()[1]
         stop = threading.Event()
         answered = threading.Event()
@@ -468,9 +601,82 @@ class Flow:
         sock.close()
         self.result.update(stats)
 
+    def run_quic(self):
+        """A QUIC-like fetch: a 1,200-byte v1 Initial (retransmitted after 0.5, 1, 2, 4 s
+        until answered), then a Handshake packet and a short-header `GET n`; the server's data
+        packets are counted until the flagged last one (`ok`), silence for 3 s (`stalled`) or
+        max_s (`cut`)."""
+        spec = self.spec
+        peer = (spec["server"], spec["server_port"])
+        sock = client_socket(socket.SOCK_DGRAM)
+        self.result["port"] = sock.getsockname()[1]
+        dcid, scid = self.rng.randbytes(8), self.rng.randbytes(8)
+        initials, wait, answer = 0, 0.5, None
+        with sock:
+            while answer is None and time.time() < self.deadline():
+                sock.sendto(quic_long(0xC3, dcid, scid, 1200), peer)
+                initials += 1
+                self.result["sent"] += 1200
+                sock.settimeout(max(0.05, min(wait, self.deadline() - time.time())))
+                try:
+                    answer = sock.recv(2048)
+                except (TimeoutError, socket.timeout):
+                    wait = min(wait * 2, 4.0)
+            self.result["initials"] = initials
+            if answer is None:
+                self.result["outcome"] = "no_answer"
+                return
+            self.result["received"] += len(answer)
+            server_cid = answer[7 + answer[5]: 7 + answer[5] + answer[6 + answer[5]]]
+            sock.sendto(quic_long(0xE3, server_cid, scid, 120), peer)
+            sock.sendto(quic_short(server_cid, b"GET %d\n" % spec["bytes"], 60), peer)
+            offsets, count = set(), 0
+            while True:
+                if time.time() >= self.deadline():
+                    self.result["outcome"] = "cut"
+                    return
+                sock.settimeout(min(3.0, max(0.05, self.deadline() - time.time())))
+                try:
+                    data = sock.recv(2048)
+                except (TimeoutError, socket.timeout):
+                    self.result["outcome"] = "cut" if time.time() >= self.deadline() else "stalled"
+                    return
+                self.result["received"] += len(data)
+                if data[0] & 0xC0 != 0x40 or len(data) < 18:
+                    continue
+                offset, last = struct.unpack("!QB", data[9:18])
+                offsets.add(offset)
+                count += 1
+                if count % 10 == 0:  # an ACK-like packet now and then
+                    sock.sendto(quic_short(server_cid, b"", 40), peer)
+                    self.result["sent"] += 40
+                if last:
+                    self.result["outcome"] = "ok" if len(offsets) * QUIC_DATA >= spec["bytes"] else "cut"
+                    return
+
+    def run_probe(self):
+        """40-byte probes to a relay port every `every_s` for max_s; `ok` once one is answered."""
+        spec = self.spec
+        sock = client_socket(socket.SOCK_DGRAM)
+        self.result["port"] = sock.getsockname()[1]
+        sent = answered = 0
+        with sock:
+            while time.time() < self.deadline():
+                sock.sendto(self.rng.randbytes(40), (spec["server"], spec["server_port"]))
+                sent += 1
+                until = time.time() + spec["every_s"]
+                while time.time() < until:
+                    sock.settimeout(max(0.01, until - time.time()))
+                    try:
+                        self.result["received"] += len(sock.recv(2048))
+                        answered += 1
+                    except (TimeoutError, socket.timeout):
+                        break
+        self.result.update(sent=sent * 40, probes_sent=sent, probes_answered=answered,
+                           outcome="ok" if answered else "no_answer")
+
     def run_dns(self):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind(("0.0.0.0", 0))
+        sock = client_socket(socket.SOCK_DGRAM)
         self.result["port"] = sock.getsockname()[1]
         sock.settimeout(2)
         name = self.spec["name"]
@@ -524,9 +730,75 @@ def delay_line(dev, rules):
             os.write(fd, heapq.heappop(queue)[2])
 
 
+# ---------------------------------------------------------------- RST injector
+
+def inet_checksum(data):
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def rst_ack(src, dst, sport, dport, seq, ack, ttl):
+    """An IPv4 RST/ACK segment (no payload, window 0) with the given sequence numbers."""
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, 0x14, 0, 0, 0)
+    pseudo = src + dst + struct.pack("!BBH", 0, 6, len(tcp))
+    tcp = tcp[:16] + struct.pack("!H", inet_checksum(pseudo + tcp)) + tcp[18:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), random.getrandbits(16), 0x4000, ttl, 6, 0,
+                     src, dst)
+    ip = ip[:10] + struct.pack("!H", inet_checksum(ip)) + ip[12:]
+    return ip + tcp
+
+
+def inject_rst(lan, wan, server, ttl):
+    """Router namespace: once a client sends a TLS ClientHello to `server`:443 (seen on `lan`),
+    every packet of that connection the server sends (seen arriving on `wan`; nftables drops
+    it) is answered towards the client by an RST/ACK carrying its sequence and acknowledgement
+    numbers, with IP TTL `ttl`."""
+    ETH_P_IP, PACKET_OUTGOING, SO_ATTACH_FILTER = 0x0800, 4, 26
+    srv = socket.inet_aton(server)
+    # Classic BPF on the IP header: TCP from or to `server`.
+    k = struct.unpack("!I", srv)[0]
+    prog = [(0x30, 0, 0, 9), (0x15, 0, 5, 6), (0x20, 0, 0, 12), (0x15, 2, 0, k), (0x20, 0, 0, 16),
+            (0x15, 0, 1, k), (0x06, 0, 0, 0xFFFF), (0x06, 0, 0, 0)]
+    code = b"".join(struct.pack("HBBI", *insn) for insn in prog)
+    import ctypes
+    buf = ctypes.create_string_buffer(code)
+    fprog = struct.pack("HL", len(prog), ctypes.addressof(buf))
+    taps = {}
+    for dev in (lan, wan):
+        tap = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
+        tap.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+        tap.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        tap.bind((dev, ETH_P_IP))
+        taps[tap] = dev
+    raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    hello = set()  # (client address, client port)
+    print("ready", flush=True)
+    while True:
+        ready, _, _ = select.select(list(taps), [], [])
+        for tap in ready:
+            pkt, addr = tap.recvfrom(65536)
+            if addr[2] == PACKET_OUTGOING or len(pkt) < 40 or pkt[9] != 6:
+                continue
+            ihl = (pkt[0] & 0x0F) * 4
+            sport, dport, seq, ack, off = struct.unpack("!HHIIB", pkt[ihl:ihl + 13])
+            payload = pkt[ihl + (off >> 4) * 4:]
+            if taps[tap] == lan and pkt[16:20] == srv and dport == 443:
+                if len(payload) > 5 and payload[0] == 0x16 and payload[5] == 1:
+                    hello.add((pkt[12:16], sport))
+            elif taps[tap] == wan and pkt[12:16] == srv and sport == 443 and (pkt[16:20], dport) in hello:
+                raw.sendto(rst_ack(srv, pkt[16:20], sport, dport, seq, ack, ttl),
+                           (socket.inet_ntoa(pkt[16:20]), 0))
+
+
 def main():
     if sys.argv[1:2] == ["serve"]:
-        serve()
+        serve([a for a in sys.argv[2:] if a != "--slow"])
+    elif sys.argv[1:2] == ["inject-rst"] and len(sys.argv) == 6:
+        inject_rst(*sys.argv[2:5], int(sys.argv[5]))
     elif sys.argv[1:2] == ["client"]:
         client()
     elif sys.argv[1:2] == ["delay"] and len(sys.argv) > 3:

@@ -8,6 +8,10 @@
 //! `fixture::*` check the committed traces in `samples/lab/`; `live::*` record fresh traces
 //! with the same settings in network namespaces (root, nftables, tcpdump; skipped loudly
 //! without them, required in CI). Live runs take one at a time: they share the machine's CPU.
+//! `real_world::*` do the same for the behaviours reported 2021-2026 and the confounders (live
+//! runs of 12 s, some with offloads on; the traces are checked here, the detectors' verdicts
+//! over many randomised runs by benches/accuracy.py), and
+//! `real_world::recorded_traces` checks every trace in `THROTTLEWATCH_LAB_TRACES`.
 
 mod common;
 
@@ -331,7 +335,8 @@ fn check_common(run: &Run) {
         format!("the capture dropped packets: {}", t.json["capture"])
     });
     let any_impaired = t.flows().any(|f| f.impaired());
-    run.check(any_impaired == (t.scenario() != "clean"), || {
+    let confounder = t.json["impairment"]["confounder"] == true;
+    run.check(any_impaired == (t.scenario() != "clean" && !confounder), || {
         format!("impaired flows present: {any_impaired}")
     });
     for f in t.flows() {
@@ -345,7 +350,7 @@ fn check_common(run: &Run) {
                 format!("{}: not classified as the messenger by the pipeline", f.label())
             });
         }
-        if f.messenger() && f.impaired() {
+        if f.impaired() || f.disturbed() {
             continue;
         }
         // Everything the middlebox leaves alone works: no RST, full transfers, no media loss.
@@ -378,7 +383,7 @@ fn check_common(run: &Run) {
         });
     }
     if t.scenario() != "clean" {
-        run.check(t.rule_packets() > 0 || t.scenario() == "shape", || {
+        run.check(t.rule_packets() > 0 || t.json["impairment"]["nft"].is_null(), || {
             format!("the middlebox rules never matched: {}", t.json["impairment"]["rule_counters"])
         });
     }
@@ -537,7 +542,9 @@ fn check_scenario(run: &Run) {
                 let p = run.packets(&f);
                 let delivered: u64 = down(p).map(|p| u64::from(p.ip_len)).sum();
                 if f.reply_estimate() > threshold + 3000 {
-                    run.check(delivered <= threshold && delivered + 1500 > threshold, || {
+                    // The last segment through may be a super-segment (offloads on).
+                    let largest = down(p).map(|p| u64::from(p.ip_len)).max().unwrap_or(0).max(1500);
+                    run.check(delivered <= threshold && delivered + largest > threshold, || {
                         format!("{}: {delivered} bytes delivered, freeze at {threshold}", f.label())
                     });
                     let server_close =
@@ -750,8 +757,15 @@ fn check_trace_against(pcap: &Path, truth: Truth) {
         .collect();
     let run = Run { truth: &truth, trace: &trace, pipeline };
     check_common(&run);
-    check_scenario(&run);
-    check_verdicts(&run, &out.verdicts);
+    check_offloads(&run);
+    if real_world::covers(truth.scenario()) {
+        // Their verdicts are measured over randomised runs by benches/accuracy.py (README,
+        // Accuracy): one run's verdict is not asserted here.
+        real_world::check(&run);
+    } else {
+        check_scenario(&run);
+        check_verdicts(&run, &out.verdicts);
+    }
     // The pipeline's own RTP loss agrees with the sequence numbers seen here.
     for f in truth.flows().filter(|f| f.kind() == "call") {
         let (port, server, sport, _) = f.key();
@@ -1190,5 +1204,750 @@ fn every_fixture_is_tested() {
     assert_eq!(listed, NAMES, "lab.py's fixtures and the tests here differ");
     for name in NAMES {
         assert!(fixture_path(name).is_file(), "samples/lab/{name}.pcap is missing");
+    }
+}
+
+// ------------------------------------------------------------------ behaviours reported 2021-2026
+//
+// The scenarios of issue 9 (`lab/lab.py list`): each trace is checked against its truth (the
+// middlebox did what the truth says, visibly in the capture); the detectors' verdicts on them
+// are not checked here yet.
+
+impl TruthFlow<'_> {
+    /// Touched by a confounder (congestion, loss, a slow server): not an impairment.
+    fn disturbed(&self) -> bool {
+        self.0["disturbed"].as_bool().unwrap_or(false)
+    }
+}
+
+impl Truth {
+    /// Packets counted by the middlebox rules with this comment.
+    fn counter(&self, comment: &str) -> u64 {
+        let rules = self.json["impairment"]["rule_counters"].as_array().unwrap();
+        rules
+            .iter()
+            .filter(|r| r["comment"] == comment)
+            .map(|r| r["packets"].as_u64().unwrap())
+            .sum()
+    }
+    fn param_str(&self, key: &str) -> &str {
+        self.json["params"][key].as_str().unwrap_or_else(|| panic!("param {key}"))
+    }
+    fn offloads(&self) -> bool {
+        self.json["offloads"] == true
+    }
+    fn started_us(&self) -> u64 {
+        (self.json["started"].as_f64().unwrap() * 1e6) as u64
+    }
+    fn ended_us(&self) -> u64 {
+        (self.json["ended"].as_f64().unwrap() * 1e6) as u64
+    }
+}
+
+/// Whether `k` of `n` trials is a plausible outcome of probability `p`: within four binomial
+/// standard deviations (plus one trial).
+fn binomial_ok(k: u64, n: u64, p: f64) -> bool {
+    let n_f = n.max(1) as f64;
+    let sd = (p * (1.0 - p) / n_f).sqrt();
+    (k as f64 / n_f - p).abs() <= 4.0 * sd + 1.0 / n_f
+}
+
+/// With offloads on, the capture holds super-segments (IP packets longer than the 1,500-byte
+/// MTU); with them off, none.
+fn check_offloads(run: &Run) {
+    let largest = run.trace.values().flatten().map(|p| p.ip_len).max().unwrap_or(0);
+    let on = run.truth.offloads();
+    run.check(on == (largest > 1500), || {
+        format!("offloads {on}, yet the largest captured IP packet has {largest} bytes")
+    });
+}
+
+/// The TLS handshake record's first byte: 0x16.
+fn is_tls_handshake(p: &Pkt) -> bool {
+    p.payload_len > 0 && p.head_len >= 1 && p.head[0] == 0x16
+}
+
+fn is_client_hello(p: &Pkt) -> bool {
+    p.up && p.head_len >= 6 && p.head[0] == 0x16 && p.head[5] == 1
+}
+
+mod real_world {
+    use super::*;
+
+    const SCENARIOS: &[&str] = &[
+        "sni-police",
+        "aggregate-police",
+        "random-loss",
+        "freeze-some",
+        "handshake-stall",
+        "serverhello-drop",
+        "packets-then-drop",
+        "rst-replace",
+        "quic-block",
+        "stun-block",
+        "media-die",
+        "call-partial-loss",
+        "addr-shaping",
+        "allowlist",
+        "congestion",
+        "wifi-loss",
+        "ctl-distance",
+        "slow-server",
+        "cross-traffic",
+    ];
+
+    pub(super) fn covers(scenario: &str) -> bool {
+        SCENARIOS.contains(&scenario)
+    }
+
+    pub(super) fn check(run: &Run) {
+        let t = run.truth;
+        match t.scenario() {
+            "sni-police" => sni_police(run),
+            "aggregate-police" => aggregate_police(run),
+            "random-loss" => random_loss(run, |f| f.messenger() && f.kind() != "dns"),
+            "wifi-loss" => random_loss(run, |_| true),
+            "freeze-some" => freeze_some(run),
+            "handshake-stall" => handshake_stall(run),
+            "serverhello-drop" => serverhello_drop(run),
+            "packets-then-drop" => packets_then_drop(run),
+            "rst-replace" => rst_replace(run),
+            "quic-block" => quic_block(run),
+            "stun-block" => stun_block(run),
+            "media-die" => media_die(run),
+            "call-partial-loss" => random_loss(run, |f| f.messenger() && f.kind() == "call"),
+            "addr-shaping" => addr_shaping(run),
+            "allowlist" => allowlist(run),
+            "congestion" | "cross-traffic" => bottleneck(run),
+            "ctl-distance" => ctl_distance(run),
+            "slow-server" => slow_server(run),
+            other => panic!("no checks for lab scenario {other}"),
+        }
+    }
+
+    fn impaired<'t>(run: &Run<'t>) -> Vec<TruthFlow<'t>> {
+        let flows: Vec<TruthFlow<'t>> = run.truth.flows().filter(|f| f.impaired()).collect();
+        run.check(!flows.is_empty(), || "no impaired flow".into());
+        flows
+    }
+
+    /// Every TLS flow to the messenger whose ClientHello crossed the router is in the SNI set,
+    /// and no other flow; the downloads run at the per-flow rate, the upload's delivered
+    /// bytes (the server's ACKs) too: separate buckets up and down.
+    fn sni_police(run: &Run) {
+        let t = run.truth;
+        for f in t.flows() {
+            let want = f.messenger() && f.kind() == "tls";
+            run.check(f.0["selected"] == want, || {
+                format!("{}: selected {}", f.label(), f.0["selected"])
+            });
+        }
+        let rate = t.param("rate_kbit") * 1000.0;
+        check_policed_downloads(run, rate, 0);
+        let mut uploads = 0;
+        for f in t.flows().filter(|f| f.impaired() && f.s("op") == "put") {
+            let p = run.packets(&f);
+            // Acknowledged upload bytes from the first client retransmission on, as IP bytes.
+            let Some(from) = first_up_retransmission(p) else { continue };
+            let acks: Vec<&Pkt> =
+                down(p).filter(|d| d.t_us >= from && d.has(tcp_flags::ACK)).collect();
+            let (Some(a), Some(b)) = (acks.first(), acks.last()) else { continue };
+            if b.t_us < a.t_us + 2_000_000 {
+                continue;
+            }
+            let bytes = f64::from(b.tcp.unwrap().ack.wrapping_sub(a.tcp.unwrap().ack));
+            let got = bytes * 1500.0 / 1448.0 * 8.0 / ((b.t_us - a.t_us) as f64 / 1e6);
+            run.check(within(got, rate, 0.15), || {
+                format!("{}: upload policed at {got:.0} bit/s, configured {rate}", f.label())
+            });
+            uploads += 1;
+        }
+        run.check(uploads >= 1, || "no policed upload to measure".into());
+    }
+
+    fn first_up_retransmission(p: &[Pkt]) -> Option<u64> {
+        let mut next: Option<u32> = None;
+        for p in up(p) {
+            let Some(seg) = p.tcp else { continue };
+            if p.payload_len == 0 {
+                continue;
+            }
+            match next {
+                Some(n) if (seg.seq.wrapping_sub(n) as i32) < 0 => return Some(p.t_us),
+                _ => next = Some(seg.seq.wrapping_add(p.payload_len)),
+            }
+        }
+        None
+    }
+
+    /// One bucket for everything the messenger sends: its downstream, summed over all its
+    /// flows, averages the configured rate while the workload keeps it busy, though no single
+    /// flow gets that much.
+    fn aggregate_police(run: &Run) {
+        let t = run.truth;
+        let rate = t.param("rate_kbit") * 1000.0;
+        let msg: Vec<Pkt> =
+            t.flows().filter(|f| f.messenger()).flat_map(|f| run.packets(&f).to_vec()).collect();
+        // The stream and the call keep the messenger above the rate from 3 s to the end.
+        let (from, to) = (t.started_us() + 3_000_000, t.ended_us() - 3_000_000);
+        let got = down_rate(&msg, from, to);
+        run.check(within(got, rate, 0.10), || {
+            format!("messenger downstream {got:.0} bit/s, aggregate policer {rate}")
+        });
+        let busiest = t
+            .flows()
+            .filter(|f| f.messenger())
+            .map(|f| down_rate(run.packets(&f), from, to))
+            .fold(0.0, f64::max);
+        run.check(busiest < 0.9 * got, || {
+            format!("one flow carries {busiest:.0} of {got:.0} bit/s: not shared")
+        });
+    }
+
+    /// Random drops: the rules' drop counts against the packets that met them (upstream:
+    /// every captured client packet, the capture being before the rules; downstream: the
+    /// captured packets plus the dropped ones), within binomial tolerance of the share; the
+    /// calls' RTP sequence numbers show the same downstream loss.
+    fn random_loss(run: &Run, met: impl Fn(&TruthFlow) -> bool) {
+        let t = run.truth;
+        let share = t.param("loss_pct") / 100.0;
+        let direction = t.param_str("direction");
+        let flows: Vec<TruthFlow> = t.flows().filter(|f| met(f)).collect();
+        let count = |dir_up: bool| -> u64 {
+            flows
+                .iter()
+                .map(|f| run.packets(f).iter().filter(|p| p.up == dir_up).count() as u64)
+                .sum()
+        };
+        let (dropped_down, dropped_up) = (t.counter("loss down"), t.counter("loss up"));
+        if direction == "up" {
+            run.check(dropped_down == 0, || format!("{dropped_down} dropped downstream"));
+        } else {
+            let n = count(false) + dropped_down;
+            run.check(binomial_ok(dropped_down, n, share), || {
+                format!("{dropped_down} of {n} packets dropped downstream, share {share}")
+            });
+        }
+        if direction == "down" {
+            run.check(dropped_up == 0, || format!("{dropped_up} dropped upstream"));
+        } else {
+            let n = count(true);
+            run.check(binomial_ok(dropped_up, n, share), || {
+                format!("{dropped_up} of {n} packets dropped upstream, share {share}")
+            });
+        }
+        for f in flows.iter().filter(|f| f.kind() == "call" && f.s("outcome") == "ok") {
+            let (loss, expected) = rtp_down_loss(run.packets(f));
+            let want = if direction == "up" { 0.0 } else { share };
+            let lost = (loss * expected as f64).round() as u64;
+            run.check(expected > 300 && binomial_ok(lost, expected, want), || {
+                format!("{}: RTP loss {loss:.3} of {expected}, share {want}", f.label())
+            });
+        }
+    }
+
+    /// The freeze of some connections: those the kernel chose and that carry more than the
+    /// threshold stop downstream at it (whatever the captured segment sizes), with no FIN or
+    /// RST from the server; the others complete.
+    fn freeze_some(run: &Run) {
+        let t = run.truth;
+        let threshold = t.param("after_bytes") as u64;
+        for f in impaired(run) {
+            let p = run.packets(&f);
+            let delivered: u64 = down(p).map(|p| u64::from(p.ip_len)).sum();
+            let largest = down(p).map(|p| u64::from(p.ip_len)).max().unwrap_or(0);
+            run.check(delivered <= threshold && delivered + largest > threshold, || {
+                format!("{}: {delivered} bytes delivered, freeze at {threshold}", f.label())
+            });
+            let server_close = down(p).any(|p| p.has(tcp_flags::RST) || p.has(tcp_flags::FIN));
+            run.check(!server_close, || format!("{}: FIN or RST in a freeze", f.label()));
+            run.check(f.s("outcome") != "ok", || format!("{}: completed", f.label()));
+        }
+        for f in
+            t.flows().filter(|f| f.messenger() && f.kind() == "tls" && f.0["selected"] == false)
+        {
+            run.check(!f.impaired(), || format!("{}: impaired, not chosen", f.label()));
+        }
+    }
+
+    /// The client's first data after the handshake (not a handshake record) and what follows.
+    fn first_client_data(p: &[Pkt]) -> Option<&Pkt> {
+        up(p).find(|p| p.payload_len > 0 && !is_tls_handshake(p))
+    }
+
+    /// Both handshakes complete (the server's handshake records arrive), then the client's
+    /// data is never acknowledged: the server sends nothing new and acknowledges nothing
+    /// beyond it, the client retransmits it, nobody resets.
+    fn handshake_stall(run: &Run) {
+        for f in impaired(run) {
+            let p = run.packets(&f);
+            run.check(down(p).any(is_tls_handshake), || format!("{}: no ServerHello", f.label()));
+            let data = first_client_data(p)
+                .unwrap_or_else(|| run.fail(format!("{}: the client sent no data", f.label())));
+            let seq = data.tcp.unwrap().seq;
+            let new_down = down(p).filter(|d| d.t_us > data.t_us).any(|d| {
+                let s = d.tcp.unwrap();
+                (s.ack.wrapping_sub(seq) as i32) > 0
+            });
+            run.check(!new_down, || format!("{}: the server acknowledged the data", f.label()));
+            let retransmitted =
+                up(p).filter(|u| u.tcp.unwrap().seq == seq && u.payload_len > 0).count();
+            run.check(retransmitted >= 2, || {
+                format!("{}: the client's data sent {retransmitted} times", f.label())
+            });
+            run.check(rst_down(p).is_none(), || format!("{}: RST", f.label()));
+            run.check(matches!(f.s("outcome"), "stalled" | "cut"), || {
+                format!("{}: neither stalled nor cut", f.label())
+            });
+        }
+    }
+
+    /// The ServerHello never arrives: after the SYN/ACK the server sends no data at all (at
+    /// most a pure ACK of the ClientHello; when the ServerHello carried that ACK, the client
+    /// retransmits its ClientHello), nobody resets, the client gives up.
+    fn serverhello_drop(run: &Run) {
+        for f in impaired(run) {
+            let p = run.packets(&f);
+            let synack =
+                syn_ack(p).unwrap_or_else(|| run.fail(format!("{}: no SYN/ACK", f.label())));
+            let data = down(p).filter(|d| d.payload_len > 0).count();
+            run.check(data == 0, || format!("{}: {data} server data packets", f.label()));
+            let hellos = up(p).filter(|u| is_client_hello(u)).count();
+            let hello_seq = synack.tcp.unwrap().ack;
+            let acked = down(p).any(|d| (d.tcp.unwrap().ack.wrapping_sub(hello_seq) as i32) > 0);
+            run.check(hellos >= 2 || acked, || {
+                format!("{}: ClientHello sent once and never acknowledged", f.label())
+            });
+            run.check(rst_down(p).is_none(), || format!("{}: RST", f.label()));
+            run.check(matches!(f.s("outcome"), "stalled" | "cut"), || {
+                format!("{}: neither stalled nor cut", f.label())
+            });
+        }
+    }
+
+    /// The first N packets of a connection pass, nothing of it after: no server packet beyond
+    /// the Nth of the connection (the client's later packets are captured before the router
+    /// drops them: the capture holds more than N).
+    fn packets_then_drop(run: &Run) {
+        let n = run.truth.param("packets") as usize;
+        for f in impaired(run) {
+            let p = run.packets(&f);
+            let last_down = p.iter().rposition(|p| !p.up).unwrap_or(0);
+            // Up to one place of reordering between the capture (LAN side) and conntrack.
+            run.check(last_down <= n, || {
+                format!(
+                    "{}: a server packet at position {} of the connection, N = {n}",
+                    f.label(),
+                    last_down + 1
+                )
+            });
+            run.check(down(p).count() < n, || {
+                format!("{}: {} server packets", f.label(), down(p).count())
+            });
+            run.check(p.len() > n, || format!("{}: only {} packets", f.label(), p.len()));
+        }
+        run.check(run.truth.counter("down after N packets") > 0, || {
+            "no server packet dropped".into()
+        });
+    }
+
+    /// Every server packet after the ClientHello arrives as an RST/ACK: not before a round
+    /// trip, with the sequence number of the server packet it replaces (the first at the
+    /// server's next one), with a TTL the server's packets do not have, and again for the
+    /// server's retransmissions; no server data gets through.
+    fn rst_replace(run: &Run) {
+        let t = run.truth;
+        let base_us = (t.param("rtt_ms") * 1000.0) as u64;
+        for f in impaired(run) {
+            let p = run.packets(&f);
+            let hello = p.iter().find(|p| is_client_hello(p));
+            let hello = hello.unwrap_or_else(|| run.fail(format!("{}: no ClientHello", f.label())));
+            let synack =
+                syn_ack(p).unwrap_or_else(|| run.fail(format!("{}: no SYN/ACK", f.label())));
+            let after: Vec<&Pkt> = down(p).filter(|d| d.t_us > synack.t_us).collect();
+            run.check(!after.is_empty(), || format!("{}: nothing after the SYN/ACK", f.label()));
+            let server_seq = synack.tcp.unwrap().seq.wrapping_add(1);
+            let first = after[0].tcp.unwrap().seq;
+            run.check(first == server_seq, || {
+                format!("{}: first RST at seq {first}, the server's next {server_seq}", f.label())
+            });
+            for d in &after {
+                let s = d.tcp.unwrap();
+                run.check(
+                    s.flags == tcp_flags::RST | tcp_flags::ACK
+                        && d.payload_len == 0
+                        && s.seq.wrapping_sub(server_seq) < 65_536
+                        && d.ttl != synack.ttl,
+                    || {
+                        format!(
+                            "{}: flags {:#x}, {} bytes, seq {} (server {server_seq}), TTL {} (server {})",
+                            f.label(),
+                            s.flags,
+                            d.payload_len,
+                            s.seq,
+                            d.ttl,
+                            synack.ttl
+                        )
+                    },
+                );
+            }
+            run.check(after[0].t_us >= hello.t_us + base_us * 9 / 10, || {
+                format!(
+                    "{}: RST {} µs after the ClientHello",
+                    f.label(),
+                    after[0].t_us - hello.t_us
+                )
+            });
+            if hello.t_us + 3_000_000 < t.ended_us() {
+                run.check(after.len() >= 2, || format!("{}: one RST only", f.label()));
+            }
+            run.check(f.s("outcome") == "reset", || format!("{}: no reset", f.label()));
+        }
+    }
+
+    fn is_quic_initial(p: &Pkt) -> bool {
+        p.up && p.tcp.is_none()
+            && p.head_len >= 5
+            && p.head[0] & 0xf0 == 0xc0
+            && p.head[1..5] == [0, 0, 0, 1]
+            && p.payload_len >= 1001
+    }
+
+    /// The messenger's QUIC Initials (>= 1,001 bytes, v1) go unanswered and are retried;
+    /// the control's are answered and its fetch completes.
+    fn quic_block(run: &Run) {
+        for f in run.truth.flows().filter(|f| f.kind() == "quic") {
+            let p = run.packets(&f);
+            let initials = up(p).filter(|p| is_quic_initial(p)).count();
+            if f.impaired() {
+                run.check(initials >= 2 && down(p).next().is_none(), || {
+                    format!("{}: {initials} Initials, {} answers", f.label(), down(p).count())
+                });
+                run.check(f.s("outcome") == "no_answer", || format!("{}: answered", f.label()));
+            } else {
+                let got: u64 = down(p).map(|p| u64::from(p.payload_len)).sum();
+                run.check(initials >= 1 && got >= f.n("bytes"), || {
+                    format!("{}: {initials} Initials, {got} bytes down", f.label())
+                });
+            }
+        }
+        impaired(run);
+    }
+
+    /// STUN requests and 40-byte probes to the messenger's relay ports go unanswered (the
+    /// control's relay answers them).
+    fn stun_block(run: &Run) {
+        for f in run.truth.flows().filter(|f| matches!(f.kind(), "call" | "probe")) {
+            let p = run.packets(&f);
+            let asked = up(p).filter(|u| is_stun_request(u) || u.payload_len == 40).count();
+            let answers = down(p).count();
+            run.check(asked >= 3, || format!("{}: {asked} requests", f.label()));
+            run.check((answers == 0) == f.impaired(), || {
+                format!("{}: {answers} answers", f.label())
+            });
+        }
+        impaired(run);
+    }
+
+    /// The call's packets towards the client stop after exactly K; the client keeps sending.
+    fn media_die(run: &Run) {
+        let k = run.truth.param("packets") as usize;
+        for f in impaired(run) {
+            let p = run.packets(&f);
+            run.check(down(p).count() == k, || {
+                format!("{}: {} packets down, K = {k}", f.label(), down(p).count())
+            });
+            let last_down = down(p).map(|p| p.t_us).last().unwrap();
+            let sent_after = up(p).filter(|u| u.t_us > last_down + 3_000_000).count();
+            run.check(sent_after > 100, || {
+                format!("{}: {sent_after} packets up 3 s after", f.label())
+            });
+        }
+    }
+
+    /// The second address: round trips from its base delay up, its downstream capped at the
+    /// rate; the first address's downloads run far faster.
+    fn addr_shaping(run: &Run) {
+        let t = run.truth;
+        let rate = t.param("rate_kbit") * 1000.0;
+        let slow_us = (t.param("slow_rtt_ms") * 1000.0) as u64;
+        let slow: Vec<TruthFlow> = impaired(run);
+        for f in &slow {
+            let p = run.packets(f);
+            let rtt = handshake_rtt_us(p).unwrap_or(0);
+            run.check(rtt >= slow_us, || format!("{}: handshake RTT {rtt} µs", f.label()));
+        }
+        let all: Vec<Pkt> = slow.iter().flat_map(|f| run.packets(f).to_vec()).collect();
+        let data: Vec<u64> = down(&all).filter(|p| p.payload_len > 0).map(|p| p.t_us).collect();
+        let (from, to) = (*data.iter().min().unwrap(), *data.iter().max().unwrap());
+        let got = down_rate(&all, from, to);
+        run.check(got <= rate * 1.1, || format!("second address: {got:.0} bit/s, cap {rate}"));
+        let fast = t
+            .flows()
+            .filter(|f| f.messenger() && !f.impaired() && f.is_get() && f.n("bytes") >= 100_000)
+            .map(|f| {
+                let p = run.packets(&f);
+                down_rate(p, p[0].t_us, last_down_data(p).unwrap())
+            })
+            .fold(0.0, f64::max);
+        run.check(fast > 2.0 * rate, || format!("first address: {fast:.0} bit/s"));
+    }
+
+    /// Every foreign connection fails alike: TCP handshakes complete, the client's first data
+    /// is never acknowledged (and retransmitted), UDP never answered; the domestic server's
+    /// flows complete (check_common).
+    fn allowlist(run: &Run) {
+        let t = run.truth;
+        for f in impaired(run) {
+            let p = run.packets(&f);
+            if f.s("proto") == "udp" {
+                run.check(down(p).next().is_none(), || format!("{}: answered", f.label()));
+                continue;
+            }
+            let synack =
+                syn_ack(p).unwrap_or_else(|| run.fail(format!("{}: no SYN/ACK", f.label())));
+            let first = synack.tcp.unwrap().ack;
+            let acked = down(p).any(|d| (d.tcp.unwrap().ack.wrapping_sub(first) as i32) > 0);
+            let sent = up(p).filter(|u| u.payload_len > 0 && u.tcp.unwrap().seq == first).count();
+            run.check(!acked && sent >= 2, || {
+                format!("{}: first data sent {sent} times, acknowledged {acked}", f.label())
+            });
+        }
+        let services: Vec<String> =
+            t.flows().filter(|f| f.impaired()).map(|f| f.s("service").to_string()).collect();
+        let has = |s: &str| services.iter().any(|x| x == s);
+        run.check(has("messenger") && has("control"), || format!("impaired services {services:?}"));
+        run.check(t.flows().any(|f| f.s("service") == "domestic" && !f.impaired()), || {
+            "no domestic flow".into()
+        });
+    }
+
+    /// One bottleneck for everything: all downstream together stays at or under its rate
+    /// second by second and fills it in busy seconds; handshakes of both services wait in
+    /// its queue.
+    fn bottleneck(run: &Run) {
+        let t = run.truth;
+        let rate = t.param("rate_kbit") * 1000.0;
+        let all: Vec<Pkt> = run.trace.values().flatten().copied().collect();
+        let (from, to) = (t.started_us() / 1_000_000 + 2, t.ended_us() / 1_000_000 - 3);
+        let mut rates = Vec::new();
+        for s in from..to {
+            let got = down_rate(&all, s * 1_000_000, (s + 1) * 1_000_000);
+            run.check(got <= rate * 1.1, || format!("second {s}: {got:.0} bit/s through {rate}"));
+            rates.push(got);
+        }
+        let busy = rates.iter().filter(|r| **r >= 0.8 * rate).count();
+        run.check(busy >= 2, || format!("bottleneck {rate} filled in {busy} of {} s", rates.len()));
+        for (service, param) in [("messenger", "rtt_ms"), ("control", "ctl_rtt_ms")] {
+            let base_us = (t.param(param) * 1000.0) as u64;
+            let worst = t
+                .flows()
+                .filter(|f| f.s("service") == service && f.s("proto") == "tcp")
+                .filter_map(|f| handshake_rtt_us(run.packets(&f)))
+                .max()
+                .unwrap_or(0);
+            run.check(worst > base_us + 30_000, || {
+                format!("{service}: worst handshake RTT {worst} µs")
+            });
+        }
+        if t.scenario() == "cross-traffic" {
+            let cross = t.flows().filter(|f| f.s("service") == "cross").count();
+            run.check(cross >= 4, || format!("{cross} cross-traffic flows"));
+        }
+    }
+
+    /// The control server 5x nearer or farther (check_common checks both base RTTs and the
+    /// nearer server's flows); the farther server's bulk flows deliver too.
+    fn ctl_distance(run: &Run) {
+        let t = run.truth;
+        for f in t.flows().filter(|f| f.disturbed() && f.is_get()) {
+            let got: u64 = down(run.packets(&f)).map(|p| u64::from(p.payload_len)).sum();
+            run.check(got >= f.n("bytes") / 2, || format!("{}: {got} bytes down", f.label()));
+        }
+        let (msg, ctl) = (t.param("rtt_ms"), t.param("ctl_rtt_ms"));
+        let ratio = if t.param_str("ctl_side") == "farther" { ctl / msg } else { msg / ctl };
+        run.check((ratio - 5.0).abs() < 1.0, || format!("RTTs {msg} and {ctl} ms"));
+    }
+
+    /// The slow server: its answers come late (thinking), its downloads run at its pace with
+    /// no loss at all; the control's run far faster.
+    fn slow_server(run: &Run) {
+        let t = run.truth;
+        let rate = t.param("server_kbit") * 1000.0;
+        let think_us = (t.param("think_ms") * 1000.0) as u64;
+        let base_us = (t.param("rtt_ms") * 1000.0) as u64;
+        for f in t.flows().filter(|f| f.messenger() && f.kind() == "tls") {
+            let p = run.packets(&f);
+            let hello = p.iter().find(|p| is_client_hello(p)).unwrap();
+            let answer = down(p).find(|d| d.payload_len > 0).unwrap();
+            run.check(answer.t_us >= hello.t_us + think_us + base_us, || {
+                format!("{}: answered after {} µs", f.label(), answer.t_us - hello.t_us)
+            });
+            run.check(first_down_loss(p).is_none(), || format!("{}: loss", f.label()));
+            if f.is_get() && f.n("bytes") >= 100_000 {
+                let got = down_rate(p, answer.t_us, last_down_data(p).unwrap());
+                run.check(got <= rate * 1.15, || {
+                    format!("{}: {got:.0} bit/s, server {rate}", f.label())
+                });
+            }
+        }
+    }
+
+    // -------------------------------------------------------------- live runs
+
+    /// Record `scenario` for 12 s (with `--set` arguments and offloads on or off) and check
+    /// the trace; returns its path for further checks.
+    fn record(name: &str, scenario: &str, sets: &[&str], offloads: bool) -> Option<PathBuf> {
+        let guard = live_lab()?;
+        if offloads && !common::tool("ethtool") {
+            common::missing("ethtool (apt-get install ethtool): offloads are switched with it");
+            return None;
+        }
+        let prefix = common::root().join("target/lab-tests").join(name);
+        let mut cmd = Command::new("python3");
+        cmd.arg(common::root().join("lab/lab.py"))
+            .args([
+                "run",
+                scenario,
+                "--quiet",
+                "--duration",
+                "12",
+                "--snaplen",
+                "128",
+                "--seed",
+                "3",
+            ])
+            .args(["--offloads", if offloads { "on" } else { "off" }, "--out"])
+            .arg(&prefix);
+        for s in sets {
+            cmd.args(["--set", s]);
+        }
+        let out = cmd.output().expect("python3 runs");
+        drop(guard);
+        assert!(
+            out.status.success(),
+            "lab.py run {scenario}:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pcap = prefix.with_extension("pcap");
+        check_trace(&pcap);
+        Some(pcap)
+    }
+
+    /// The checks reject the trace when its truth claims `pointer` = `value`.
+    fn rejects(pcap: &Path, pointer: &str, value: Value) {
+        let mut truth = Truth::load(&pcap.with_extension("truth.json"));
+        *truth.json.pointer_mut(pointer).expect(pointer) = value.clone();
+        let result = std::panic::catch_unwind(|| check_trace_against(pcap, truth));
+        assert!(result.is_err(), "{}: the checks accept {pointer} = {value}", pcap.display());
+    }
+
+    macro_rules! live {
+        ($($test:ident => $scenario:literal [$($set:literal),*] offloads $offloads:literal
+            $(, wrong $pointer:literal = $value:expr)?;)*) => {
+            mod live {
+                use super::*;
+                $(#[test] fn $test() {
+                    let name = format!("{}{}", $scenario, if $offloads { "-offloads" } else { "" });
+                    let Some(_pcap) = record(&name, $scenario, &[$($set),*], $offloads) else { return };
+                    $(rejects(&_pcap, $pointer, serde_json::json!($value));)?
+                })*
+            }
+        };
+    }
+
+    live! {
+        sni_police => "sni-police" ["download_kb=400"] offloads false, wrong "/params/rate_kbit" = 300;
+        sni_police_offloads => "sni-police" ["download_kb=400"] offloads true;
+        aggregate_police => "aggregate-police" [] offloads false, wrong "/params/rate_kbit" = 2000;
+        random_loss => "random-loss" ["loss_pct=8.0"] offloads false, wrong "/params/loss_pct" = 3.0;
+        freeze_some => "freeze-some" ["share_pct=60", "after_bytes=20000"] offloads false,
+            wrong "/params/after_bytes" = 40000;
+        freeze_some_offloads => "freeze-some" ["share_pct=60", "after_bytes=20000"] offloads true;
+        handshake_stall => "handshake-stall" [] offloads false;
+        serverhello_drop => "serverhello-drop" [] offloads false;
+        packets_then_drop => "packets-then-drop" [] offloads false, wrong "/params/packets" = 3;
+        rst_replace => "rst-replace" [] offloads false, wrong "/params/rtt_ms" = 400;
+        quic_block => "quic-block" [] offloads false;
+        stun_block => "stun-block" [] offloads false;
+        media_die => "media-die" [] offloads false, wrong "/params/packets" = 9;
+        call_partial_loss => "call-partial-loss" ["direction=both"] offloads false,
+            wrong "/params/direction" = "down";
+        addr_shaping => "addr-shaping" [] offloads false, wrong "/params/slow_rtt_ms" = 600;
+        allowlist => "allowlist" [] offloads false;
+        congestion => "congestion" [] offloads false, wrong "/params/rate_kbit" = 2000;
+        wifi_loss => "wifi-loss" [] offloads false, wrong "/params/loss_pct" = 6.0;
+        ctl_distance => "ctl-distance" [] offloads false, wrong "/params/ctl_rtt_ms" = 3;
+        slow_server => "slow-server" [] offloads false, wrong "/params/think_ms" = 900;
+        cross_traffic => "cross-traffic" [] offloads false;
+    }
+
+    /// Bad values of the new parameters and switches are refused before anything is set up.
+    #[test]
+    fn lab_refuses_bad_new_parameters() {
+        let cases = [
+            (
+                vec!["run", "random-loss", "--set", "direction=sideways"],
+                "allowed values are both, down, up",
+            ),
+            (vec!["run", "packets-then-drop", "--set", "packets=0"], "allowed range is 1..1000"),
+            (vec!["run", "freeze-some", "--set", "share_pct=101"], "allowed range is 0..100"),
+            (
+                vec!["run", "ctl-distance", "--set", "ctl_side=left"],
+                "allowed values are nearer, farther",
+            ),
+            (
+                vec!["run", "sni-police", "--set", "loss_pct=5"],
+                "unknown parameter of scenario sni-police",
+            ),
+            (vec!["run", "clean", "--offloads", "maybe"], "invalid choice: 'maybe'"),
+        ];
+        for (args, message) in cases {
+            let out = Command::new("python3")
+                .arg(common::root().join("lab/lab.py"))
+                .args(&args)
+                .output()
+                .expect("python3 runs");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+            assert!(err.contains(message), "{args:?}: {err}");
+        }
+    }
+
+    /// Every trace in `THROTTLEWATCH_LAB_TRACES` (e.g. /work/labtraces: any scenario, any
+    /// parameters, offloads on or off) checked against its truth; on demand, so without the
+    /// variable it says so and passes (also in CI).
+    #[test]
+    fn recorded_traces() {
+        let Some(dir) = std::env::var_os("THROTTLEWATCH_LAB_TRACES").map(PathBuf::from) else {
+            eprintln!(
+                "\n*** SKIPPED: set THROTTLEWATCH_LAB_TRACES=DIR to check the lab traces in DIR ***\n"
+            );
+            return;
+        };
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .expect("a readable directory")
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
+            .collect();
+        paths.sort();
+        assert!(!paths.is_empty(), "no trace in {}", dir.display());
+        let failed: Vec<String> = paths
+            .iter()
+            .filter_map(|p| {
+                let result = std::panic::catch_unwind(|| check_trace(p));
+                result.err().map(|e| {
+                    let text = e.downcast_ref::<String>().cloned().unwrap_or_default();
+                    format!("{}: {text}", p.display())
+                })
+            })
+            .collect();
+        assert!(
+            failed.is_empty(),
+            "{} of {} traces fail:\n{}",
+            failed.len(),
+            paths.len(),
+            failed.join("\n")
+        );
     }
 }
