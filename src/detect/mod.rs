@@ -266,9 +266,11 @@ pub fn evaluate_window(
 
 fn run_detectors(group: &Group) -> Vec<Outcome> {
     vec![
+        // Where several find `throttled`, the first named mechanism leads the verdict: a
+        // policer's or a shaper's drops also look random.
         policing::detect(group),
-        loss::detect(group),
         throughput::shaping(group),
+        loss::detect(group),
         throughput::differentiation(group),
         resets::detect(group),
         stall::detect(group),

@@ -283,6 +283,9 @@ fn aggregate(g: &Group) -> Option<Outcome> {
         .filter(|f| {
             f.f.bins.is_some()
                 && f.tcp_part(crate::flow::Direction::Down).new_payload_bytes >= AGGREGATE_MIN_BYTES
+                // A reset or stalled connection's retransmissions are not a policer's.
+                && f.server_reset().is_none()
+                && super::stall::stall(f, g).is_none()
         })
         .collect();
     if bulk.len() < 2 {

@@ -175,6 +175,19 @@ pub(super) fn detect(g: &Group) -> Outcome {
         && c.total >= cfg.min_affected_flows;
     let comparison =
         versus_control(g, t, c).or_decided_by((same_threshold || stuck) && c.hits == 0);
+    // A single freeze with none among the controls: too few to decide, too specific to keep
+    // quiet about (a middlebox may freeze only some connections).
+    if matches!(comparison, Comparison::Nothing) && freeze_bytes.len() == 1 && c.hits == 0 {
+        return Outcome::Inconclusive {
+            detector: NAME,
+            reason: format!(
+                "1 of {} connections froze after {} kB from the server with no reset, and no \
+                 control connection did: too few to tell a middlebox from a server's trouble",
+                t.total,
+                freeze_bytes[0] / 1000
+            ),
+        };
+    }
     // The controls stall as often: the whole path fails (an allowlist lets only domestic
     // destinations through), which is not "no interference".
     if let Comparison::NotHigher { p } = comparison
