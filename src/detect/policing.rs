@@ -119,6 +119,13 @@ pub(super) fn detect(g: &Group) -> Outcome {
         .iter()
         .filter(|p| (p.rate_bps - center).abs() <= cfg.policing_cluster_tolerance * center)
         .collect();
+    // Policer-like connections at rates far apart: each got a varying share of one bucket for
+    // all, or of none.
+    if cluster.len() * 2 < policed.len()
+        && let Some(found) = aggregate(g)
+    {
+        return found;
+    }
     if cluster.is_empty() {
         return Outcome::Inconclusive {
             detector: NAME,
