@@ -169,6 +169,10 @@ def report(args):
             label = "call-loss >= 10 %" if params["loss_pct"] >= 10 else "call-loss < 10 %"
         elif scenario == "blackhole":
             label = "blackhole (%s)" % params["proto"]
+        elif scenario == "call-partial-loss":
+            # Loss on the way up happens past the capture point (the router's LAN side) and
+            # is not seen there: its own row.
+            label = "call-partial-loss (%s)" % params.get("direction", "down")
         if truth.get("offloads"):
             label += " +offloads"
         r = row(label)
