@@ -15,6 +15,24 @@
 
 mod common;
 
+fn main() -> std::process::ExitCode {
+    let mut tests: Vec<common::Test> = common::trials![
+        daemon_classifies_from_its_full_size_capture,
+        iso_times_parse,
+        interrupted_run_removes_its_namespaces,
+        failed_run_removes_its_namespaces,
+        lab_refuses_bad_parameters,
+        checks_reject_a_wrong_ground_truth,
+        every_fixture_is_tested,
+    ]
+    .to_vec();
+    tests.extend_from_slice(fixture::TESTS);
+    tests.extend_from_slice(live::TESTS);
+    tests.extend_from_slice(real_world::TESTS);
+    tests.extend_from_slice(real_world::live::TESTS);
+    common::run_trials(&tests)
+}
+
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -797,31 +815,27 @@ fn check_fixture(name: &str) {
 
 static LIVE: Mutex<()> = Mutex::new(());
 
-/// Root and the lab's tools, then the lab to ourselves; `None` (after saying so) without them.
-fn live_lab() -> Option<MutexGuard<'static, ()>> {
-    if !common::is_root() {
-        common::missing("root (the live lab builds network namespaces)");
-        return None;
-    }
+/// Root and the lab's tools, then the lab to ourselves; what is missing without them.
+fn live_lab() -> Result<MutexGuard<'static, ()>, common::Missing> {
+    common::need(common::is_root(), "root (the live lab builds network namespaces)")?;
     for t in ["ip", "nft", "tc", "tcpdump", "python3"] {
-        if !common::tool(t) {
-            common::missing(&format!("{t} (apt-get install iproute2 nftables tcpdump python3)"));
-            return None;
-        }
+        common::need(
+            common::tool(t),
+            format!("{t} (apt-get install iproute2 nftables tcpdump python3)"),
+        )?;
     }
-    Some(LIVE.lock().unwrap_or_else(|e| e.into_inner()))
+    Ok(LIVE.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// Record the fixture's scenario afresh, with the daemon (this build's binary) running on the
 /// router's LAN interface beside the capture; check the trace, then the daemon's outputs. The
 /// clean run also sends the daemon a broken configuration on SIGHUP, then a good one.
-fn check_live(name: &str) {
-    let Some(_one_at_a_time) = live_lab() else { return };
-    if !common::tool("curl") {
-        return common::missing(
-            "curl (apt-get install curl): the daemon's /metrics is fetched with it",
-        );
-    }
+fn check_live(name: &str) -> common::Ran {
+    let _one_at_a_time = live_lab()?;
+    common::need(
+        common::tool("curl"),
+        "curl (apt-get install curl): the daemon's /metrics is fetched with it",
+    )?;
     let dir = common::root().join("target/lab-tests");
     let mut cmd = Command::new("python3");
     cmd.arg(common::root().join("lab/lab.py"))
@@ -841,6 +855,7 @@ fn check_live(name: &str) {
     let pcap = dir.join(format!("{name}.pcap"));
     check_trace(&pcap);
     check_daemon(&pcap);
+    Ok(())
 }
 
 /// The daemon's outputs (docs/events.md): verdict events carrying the scenario's finding within two
@@ -936,12 +951,9 @@ fn check_daemon(pcap: &Path) {
 /// messenger only by the DNS name the lab's resolver answers, and a snap length (96 bytes)
 /// that cuts the DNS answer short, the messenger's flows are recognised, and judged, only
 /// with the classification capture on.
-#[test]
-fn daemon_classifies_from_its_full_size_capture() {
-    let Some(_one_at_a_time) = live_lab() else { return };
-    if !common::tool("curl") {
-        return common::missing("curl (apt-get install curl)");
-    }
+fn daemon_classifies_from_its_full_size_capture() -> common::Ran {
+    let _one_at_a_time = live_lab()?;
+    common::need(common::tool("curl"), "curl (apt-get install curl)")?;
     let services = common::root().join("samples/lab-services-dns.toml");
     let mut judged = Vec::new();
     for classify_snaplen in [2048, 0] {
@@ -970,6 +982,7 @@ fn daemon_classifies_from_its_full_size_capture() {
     }
     assert!(judged[0] > 0, "with the classification capture: {judged:?}");
     assert_eq!(judged[1], 0, "without it the DNS answer is cut short: {judged:?}");
+    Ok(())
 }
 
 /// `analyze --window W --window-origin T` on the router's recording gives the verdicts the
@@ -1036,17 +1049,29 @@ fn iso_micros(text: &str) -> u64 {
     (secs * 1_000_000 + n(20..26)) as u64
 }
 
-#[test]
-fn iso_times_parse() {
+fn iso_times_parse() -> common::Ran {
     assert_eq!(iso_micros("1970-01-01T00:00:00.000001Z"), 1);
     assert_eq!(iso_micros("2026-11-27T18:46:04.166779Z"), 1_795_805_164_166_779);
+    Ok(())
 }
 
 macro_rules! scenarios {
     ($($test:ident => $name:literal,)*) => {
         const NAMES: &[&str] = &[$($name),*];
-        mod fixture { $(#[test] fn $test() { super::check_fixture($name) })* }
-        mod live { $(#[test] fn $test() { super::check_live($name) })* }
+        mod fixture {
+            use crate::common;
+            $(pub(crate) fn $test() -> common::Ran { super::check_fixture($name); Ok(()) })*
+            /// For the runner.
+            pub(crate) const TESTS: &[common::Test] =
+                &[$((concat!("fixture::", stringify!($test)), $test),)*];
+        }
+        mod live {
+            use crate::common;
+            $(pub(crate) fn $test() -> common::Ran { super::check_live($name) })*
+            /// For the runner.
+            pub(crate) const TESTS: &[common::Test] =
+                &[$((concat!("live::", stringify!($test)), $test),)*];
+        }
     };
 }
 
@@ -1089,10 +1114,9 @@ fn start_clean_run(name: &str) -> std::process::Child {
 
 /// A run stopped by SIGTERM or SIGINT in the middle of its traffic removes its namespaces
 /// and every process in them, and exits non-zero.
-#[test]
-fn interrupted_run_removes_its_namespaces() {
+fn interrupted_run_removes_its_namespaces() -> common::Ran {
     for signal in ["TERM", "INT"] {
-        let Some(_one_at_a_time) = live_lab() else { return };
+        let _one_at_a_time = live_lab()?;
         let mut run = start_clean_run("interrupted");
         let pid = run.id();
         let start = Instant::now();
@@ -1122,13 +1146,13 @@ fn interrupted_run_removes_its_namespaces() {
             inside.iter().filter(|p| Path::new("/proc").join(p).exists()).collect();
         assert!(left.is_empty(), "SIG{signal}: lab processes left: {left:?}");
     }
+    Ok(())
 }
 
 /// A run that fails inside the lab (here tcpdump cannot write its file) says why, exits 1 and
 /// removes its namespaces.
-#[test]
-fn failed_run_removes_its_namespaces() {
-    let Some(_one_at_a_time) = live_lab() else { return };
+fn failed_run_removes_its_namespaces() -> common::Ran {
+    let _one_at_a_time = live_lab()?;
     // A directory where the trace goes.
     std::fs::create_dir_all(common::root().join("target/lab-tests/unwritable.pcap")).unwrap();
     let run = start_clean_run("unwritable");
@@ -1136,11 +1160,11 @@ fn failed_run_removes_its_namespaces() {
     let result = run.wait_with_output().unwrap();
     assert_eq!(result.status.code(), Some(1));
     assert!(lab_namespaces(pid).is_empty(), "namespaces left behind after a failure");
+    Ok(())
 }
 
 /// Bad parameters are refused before anything is set up, naming the parameter.
-#[test]
-fn lab_refuses_bad_parameters() {
+fn lab_refuses_bad_parameters() -> common::Ran {
     let cases = [
         (vec!["run", "police", "--set", "rate_kbit=fast"], "rate_kbit=fast: expected an integer"),
         (vec!["run", "police", "--set", "rate_kbit=0"], "allowed range is 8..10000000"),
@@ -1165,12 +1189,12 @@ fn lab_refuses_bad_parameters() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(message), "{args:?}: {err}");
     }
+    Ok(())
 }
 
 /// The checks are not vacuous: each rejects its trace when the ground truth claims something
 /// else (another rate, threshold, loss, base RTT or onset).
-#[test]
-fn checks_reject_a_wrong_ground_truth() {
+fn checks_reject_a_wrong_ground_truth() -> common::Ran {
     let cases: [(&str, &str, f64); 6] = [
         ("police-128k", "/params/rate_kbit", 256.0),
         ("freeze-16k", "/params/after_bytes", 28000.0),
@@ -1188,11 +1212,11 @@ fn checks_reject_a_wrong_ground_truth() {
         let result = std::panic::catch_unwind(|| check_trace_against(&pcap, truth));
         assert!(result.is_err(), "{name}: the checks accept {pointer} = {new}");
     }
+    Ok(())
 }
 
 /// Every fixture lab.py records is checked here, and every committed one exists.
-#[test]
-fn every_fixture_is_tested() {
+fn every_fixture_is_tested() -> common::Ran {
     let out = Command::new("python3")
         .arg(common::root().join("lab/lab.py"))
         .args(["list", "--fixtures"])
@@ -1205,6 +1229,7 @@ fn every_fixture_is_tested() {
     for name in NAMES {
         assert!(fixture_path(name).is_file(), "samples/lab/{name}.pcap is missing");
     }
+    Ok(())
 }
 
 // ------------------------------------------------------------------ behaviours reported 2021-2026
@@ -1797,12 +1822,17 @@ mod real_world {
 
     /// Record `scenario` for 12 s (with `--set` arguments and offloads on or off) and check
     /// the trace; returns its path for further checks.
-    fn record(name: &str, scenario: &str, sets: &[&str], offloads: bool) -> Option<PathBuf> {
+    fn record(
+        name: &str,
+        scenario: &str,
+        sets: &[&str],
+        offloads: bool,
+    ) -> Result<PathBuf, common::Missing> {
         let guard = live_lab()?;
-        if offloads && !common::tool("ethtool") {
-            common::missing("ethtool (apt-get install ethtool): offloads are switched with it");
-            return None;
-        }
+        common::need(
+            !offloads || common::tool("ethtool"),
+            "ethtool (apt-get install ethtool): offloads are switched with it",
+        )?;
         let prefix = common::root().join("target/lab-tests").join(name);
         let mut cmd = Command::new("python3");
         cmd.arg(common::root().join("lab/lab.py"))
@@ -1831,7 +1861,7 @@ mod real_world {
         );
         let pcap = prefix.with_extension("pcap");
         check_trace(&pcap);
-        Some(pcap)
+        Ok(pcap)
     }
 
     /// The checks reject the trace when its truth claims `pointer` = `value`.
@@ -1845,13 +1875,19 @@ mod real_world {
     macro_rules! live {
         ($($test:ident => $scenario:literal [$($set:literal),*] offloads $offloads:literal
             $(, wrong $pointer:literal = $value:expr)?;)*) => {
-            mod live {
+            pub(crate) mod live {
+            use crate::common;
                 use super::*;
-                $(#[test] fn $test() {
+                $(pub(crate) fn $test() -> common::Ran {
                     let name = format!("{}{}", $scenario, if $offloads { "-offloads" } else { "" });
-                    let Some(_pcap) = record(&name, $scenario, &[$($set),*], $offloads) else { return };
+                    let _pcap = record(&name, $scenario, &[$($set),*], $offloads)?;
                     $(rejects(&_pcap, $pointer, serde_json::json!($value));)?
+                    Ok(())
                 })*
+                /// For the runner.
+                pub(crate) const TESTS: &[common::Test] = &[$(
+                    (concat!("real_world::live::", stringify!($test)), $test),
+                )*];
             }
         };
     }
@@ -1883,8 +1919,13 @@ mod real_world {
     }
 
     /// Bad values of the new parameters and switches are refused before anything is set up.
-    #[test]
-    fn lab_refuses_bad_new_parameters() {
+    /// For the runner.
+    pub(crate) const TESTS: &[common::Test] = &[
+        ("real_world::lab_refuses_bad_new_parameters", lab_refuses_bad_new_parameters),
+        ("real_world::recorded_traces", recorded_traces),
+    ];
+
+    pub(crate) fn lab_refuses_bad_new_parameters() -> common::Ran {
         let cases = [
             (
                 vec!["run", "random-loss", "--set", "direction=sideways"],
@@ -1912,18 +1953,18 @@ mod real_world {
             assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
             assert!(err.contains(message), "{args:?}: {err}");
         }
+        Ok(())
     }
 
     /// Every trace in `THROTTLEWATCH_LAB_TRACES` (e.g. /work/labtraces: any scenario, any
     /// parameters, offloads on or off) checked against its truth; on demand, so without the
     /// variable it says so and passes (also in CI).
-    #[test]
-    fn recorded_traces() {
+    pub(crate) fn recorded_traces() -> common::Ran {
         let Some(dir) = std::env::var_os("THROTTLEWATCH_LAB_TRACES").map(PathBuf::from) else {
             eprintln!(
                 "\n*** SKIPPED: set THROTTLEWATCH_LAB_TRACES=DIR to check the lab traces in DIR ***\n"
             );
-            return;
+            return Ok(());
         };
         let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
             .expect("a readable directory")
@@ -1949,5 +1990,6 @@ mod real_world {
             paths.len(),
             failed.join("\n")
         );
+        Ok(())
     }
 }

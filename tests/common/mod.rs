@@ -73,16 +73,6 @@ macro_rules! trials {
 #[allow(unused_imports)]
 pub(crate) use trials;
 
-/// Report a missing resource in a test on the standard harness: fail under
-/// `THROTTLEWATCH_REQUIRE_ALL=1`, else say on stderr that it skipped (the runner still prints
-/// `ok`: such a file should move to [`run_trials`]).
-pub fn missing(what: &str) {
-    if required() {
-        panic!("required resource missing: {what} (THROTTLEWATCH_REQUIRE_ALL=1)");
-    }
-    eprintln!("\n*** SKIPPED: {what} is missing; this test did not run ***\n");
-}
-
 /// The nDPI corpus directory (`THROTTLEWATCH_CORPUS`, default `../shared/corpus/ndpi`).
 pub fn corpus_dir() -> Result<PathBuf, Missing> {
     let dir = std::env::var_os("THROTTLEWATCH_CORPUS")
