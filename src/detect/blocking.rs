@@ -2,7 +2,8 @@
 //! same kind (one-sided Fisher's exact test, Bonferroni across services). Kinds: TCP (SYNs sent
 //! again and again without a SYN/ACK), STUN (requests without a response, e.g. to a call
 //! relay's UDP 3478, 596–599 or 1400), QUIC (datagrams to UDP 443, such as Initials of 1,001
-//! bytes and more, with nothing back). Where too few flows make a share significant, behaviour
+//! bytes and more, with nothing back), other UDP (datagrams to a relay port with nothing
+//! back, e.g. the 40-byte probes of calls to UDP 596–599). Where too few flows make a share significant, behaviour
 //! decides: several attempts of a kind all unanswered while every control attempt of that kind
 //! was answered, or the service's STUN requests (almost) all unanswered beside a control call
 //! whose media flows both ways.
@@ -23,23 +24,26 @@ enum Kind {
     Tcp,
     Stun,
     Quic,
+    Udp,
 }
 
 impl Kind {
-    const ALL: [Kind; 3] = [Kind::Tcp, Kind::Stun, Kind::Quic];
+    const ALL: [Kind; 4] = [Kind::Tcp, Kind::Stun, Kind::Quic, Kind::Udp];
 
     fn name(self) -> &'static str {
         match self {
             Kind::Tcp => "tcp",
             Kind::Stun => "stun",
             Kind::Quic => "quic",
+            Kind::Udp => "udp",
         }
     }
 }
 
 /// A flow's attempt in the window and whether it went unanswered; `None` when the flow
 /// attempted nothing we can judge there. TCP: the connection's SYNs (judged where the flow had
-/// packets). UDP: the window's STUN requests, or datagrams to port 443 with nothing back.
+/// packets). UDP: the window's STUN requests, datagrams to port 443, or other datagrams (at
+/// least two), with nothing back.
 fn attempt(f: &Facts) -> Option<(Kind, bool)> {
     if !f.active() {
         return None;
@@ -56,8 +60,10 @@ fn attempt(f: &Facts) -> Option<(Kind, bool)> {
         return Some((Kind::Stun, answered == 0 && down_packets == 0 && requests >= 2));
     }
     let up_packets = f.packets(Direction::Up);
-    let quic = f.f.server.port == 443 && up_packets > 0;
-    quic.then_some((Kind::Quic, down_packets == 0 && up_packets >= 2))
+    if f.f.server.port == 443 && up_packets > 0 {
+        return Some((Kind::Quic, down_packets == 0 && up_packets >= 2));
+    }
+    (up_packets >= 2).then_some((Kind::Udp, down_packets == 0))
 }
 
 /// One kind's attempts: the service's and the controls'.

@@ -356,12 +356,17 @@ fn merge_same_findings(mut findings: Vec<Verdict>) -> Vec<Verdict> {
         v.mechanism == Some(Mechanism::RandomLoss)
             && v.evidence["lossy_connections"].as_u64().unwrap_or(0) >= 3
     });
+    // Likewise one connection beside a shaper's queue: a full queue drops too.
+    let shaped = findings.iter().any(|v| v.mechanism == Some(Mechanism::Shaping));
     let single_policed = |v: &Verdict| {
         v.mechanism == Some(Mechanism::Policing)
             && v.evidence["policed_flows"].as_u64() == Some(1)
-            && v.evidence["burst_bytes"].as_f64().is_some_and(|b| b < policing::SMALL_BURST_BYTES)
+            && (shaped
+                || v.evidence["burst_bytes"]
+                    .as_f64()
+                    .is_some_and(|b| b < policing::SMALL_BURST_BYTES))
     };
-    findings.sort_by_key(|v| (v.mechanism.is_none(), spread_loss && single_policed(v)));
+    findings.sort_by_key(|v| (v.mechanism.is_none(), (spread_loss || shaped) && single_policed(v)));
     let mut merged: Vec<Verdict> = Vec::new();
     for v in findings {
         match merged.iter_mut().find(|m| m.finding == v.finding) {

@@ -14,7 +14,7 @@
 //!
 //! A connection is judged in the window where its stall shows (it had a packet there). The
 //! share of stalled connections is compared with the control share (one-sided Fisher's exact
-//! test); a middlebox freezes every connection at the same byte count, so at least three
+//! test); a middlebox freezes every connection at the same byte count, so at least `min_affected_flows`
 //! freezes within [`CLUSTER_BYTES`] of each other with no control freeze decide alone. When
 //! the control connections stall as often as the service's, it is no "no interference": the
 //! answer is `inconclusive`, naming what failed (an allowlist, or a broken link).
@@ -146,7 +146,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
         .collect();
     let unacked = |dir| hit.iter().filter(|(_, s)| *s == Stall::Unacknowledged(dir)).count();
     let (client_unacked, server_unacked) = (unacked(Direction::Up), unacked(Direction::Down));
-    let same_threshold = stopped_at.len() >= 3
+    let same_threshold = stopped_at.len() as u64 >= cfg.min_affected_flows
         && stopped_at.iter().max().unwrap_or(&0) - stopped_at.iter().min().unwrap_or(&0)
             <= CLUSTER_BYTES;
     let evidence = |p: Option<f64>| {
