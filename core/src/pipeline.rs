@@ -547,9 +547,13 @@ impl Pipeline {
         let mut flows = match self.window_retention {
             Some(_) => std::mem::take(&mut self.finished),
             None => {
-                let new = self.finished[self.finished_reported..].to_vec();
+                let new = self.finished[self.finished_reported..]
+                    .iter()
+                    .filter(|f| f.role != Role::Other)
+                    .cloned()
+                    .collect();
                 self.finished_reported = self.finished.len();
-                new.into_iter().filter(|f| f.role != Role::Other).collect()
+                new
             }
         };
         let previous = self.last_cut.unwrap_or(Timestamp::from_micros(0));
