@@ -19,7 +19,7 @@ pub mod interfaces;
 pub mod outputs;
 pub mod system;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::SystemTime;
 
@@ -27,7 +27,8 @@ use serde_json::json;
 
 use crate::capture::{LiveCapture, LiveInterface, Stream, filter};
 use crate::classify::{Catalogue, Classifier};
-use crate::config::{self, ConfigFile, DaemonConfig, PipelineConfig};
+use crate::config::{ConfigFile, DaemonConfig, PipelineConfig, Settings, load};
+pub use crate::config::{ConfigSource, Overrides};
 use crate::decode::LinkType;
 use crate::detect::history::History;
 use crate::detect::{Window, WindowGrid, evaluate_window};
@@ -46,67 +47,11 @@ const BATCH: usize = 4096;
 /// from the kernel.
 const WINDOW_GRACE_US: u64 = 250_000;
 
-/// Where the configuration comes from.
-#[derive(Debug, Clone)]
-pub enum ConfigSource {
-    Toml(PathBuf),
-    Uci(PathBuf),
-    /// Flags only.
-    Flags,
-}
-
-/// Command-line settings that override the file (also after a reload).
-#[derive(Debug, Clone, Default)]
-pub struct Overrides {
-    pub interfaces: Vec<String>,
-    pub window_s: Option<u64>,
-    pub events: Option<String>,
-    pub status: Option<String>,
-    pub metrics_file: Option<String>,
-    pub listen: Option<String>,
-    pub services: Option<String>,
-    pub user: Option<String>,
-    pub snaplen: Option<u32>,
-    pub control_sample: Option<u32>,
-    pub history: Option<String>,
-}
-
 /// A failure, and whether it was the user's input (exit 2) or the run (exit 1).
 #[derive(Debug)]
 pub enum RunError {
     Input(String),
     Runtime(String),
-}
-
-/// Read the configuration, apply the overrides, check everything.
-pub fn load(source: &ConfigSource, o: &Overrides) -> Result<ConfigFile, String> {
-    let mut file = match source {
-        ConfigSource::Toml(path) => config::load_config(path)?,
-        ConfigSource::Uci(path) => config::uci::load(path)?,
-        ConfigSource::Flags => ConfigFile::default(),
-    };
-    let d = &mut file.daemon;
-    if !o.interfaces.is_empty() {
-        d.interfaces = o.interfaces.clone();
-    }
-    let set = |slot: &mut String, v: &Option<String>| {
-        if let Some(v) = v {
-            *slot = v.clone();
-        }
-    };
-    set(&mut d.events, &o.events);
-    set(&mut d.status, &o.status);
-    set(&mut d.metrics_file, &o.metrics_file);
-    set(&mut d.listen, &o.listen);
-    set(&mut d.services, &o.services);
-    set(&mut d.user, &o.user);
-    set(&mut d.history, &o.history);
-    d.snaplen = o.snaplen.unwrap_or(d.snaplen);
-    d.control_sample = o.control_sample.unwrap_or(d.control_sample);
-    file.detect.window_s = o.window_s.unwrap_or(file.detect.window_s);
-    file.detect.validate()?;
-    file.daemon.validate()?;
-    Ok(file)
 }
 
 fn load_catalogue(d: &DaemonConfig) -> Result<Catalogue, String> {
@@ -624,21 +569,11 @@ impl Main {
                 return;
             }
         };
+        // What needs a restart keeps its old value.
+        let mut file = file;
+        let mut restart = self.file.daemon.keep_restart_keys(&mut file.daemon);
+        restart.extend(self.file.detect.keep_restart_keys(&mut file.detect));
         let (old, new) = (&self.file.daemon, &file.daemon);
-        let restart: Vec<&str> = [
-            ("interfaces", old.interfaces != new.interfaces),
-            ("snaplen", old.snaplen != new.snaplen),
-            ("buffer_kib", old.buffer_kib != new.buffer_kib),
-            ("control_sample", old.control_sample != new.control_sample),
-            ("listen", old.listen != new.listen),
-            ("user", old.user != new.user),
-            ("max_flows", old.max_flows != new.max_flows),
-            ("detail_flows", old.detail_flows != new.detail_flows),
-            ("window_s", self.file.detect.window_s != file.detect.window_s),
-        ]
-        .into_iter()
-        .filter_map(|(k, changed)| changed.then_some(k))
-        .collect();
         if new.events != old.events || new.events_max_kib != old.events_max_kib {
             match EventSink::open(&new.events, new.events_max_kib) {
                 Ok(sink) => self.events.replace(sink),
@@ -660,19 +595,6 @@ impl Main {
             let _ = self.to_capture.send(ToCapture::Catalogue(Box::new(catalogue)));
             self.services_text = text;
         }
-        // What needs a restart keeps its old value.
-        let mut file = file;
-        let keep = self.file.daemon.clone();
-        file.daemon = DaemonConfig {
-            events: file.daemon.events,
-            events_max_kib: file.daemon.events_max_kib,
-            status: file.daemon.status,
-            metrics_file: file.daemon.metrics_file,
-            services: file.daemon.services,
-            history: file.daemon.history,
-            ..keep
-        };
-        file.detect.window_s = self.file.detect.window_s;
         self.file = file;
         self.state.reloads += 1;
         log(&format!(
