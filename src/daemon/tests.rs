@@ -1,0 +1,260 @@
+//! The daemon without root: a lab trace's frames replayed through the capture thread on a
+//! simulated clock ([`TraceReplay`], the [`FrameSource`] a live interface is), into the same
+//! main loop, outputs and reload as `throttlewatch run`. Nothing depends on the machine's
+//! speed: the clock moves only when the replay has nothing left to hand over. `/metrics` is
+//! scraped with a real HTTP client over loopback.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::capture::{FrameSource, Reads, WINDOW_GRACE_US};
+use super::outputs::InterfaceCounters;
+use super::{Control, Setup, load_catalogue, start};
+use crate::analyze::{AnalyzeInput, run as analyze};
+use crate::capture::{LiveStats, Stream, TraceFile};
+use crate::config::{ConfigSource, DetectConfig, Overrides, PipelineConfig, load};
+use crate::decode::LinkType;
+use crate::time::Timestamp;
+
+/// How far the simulated clock moves while the replay waits (the live wait's bound).
+const WAIT_US: u64 = 50_000;
+
+/// A trace's frames handed over as a capture would: each once the clock has reached its
+/// timestamp, the clock moving on only when nothing is waiting.
+struct TraceReplay {
+    link: LinkType,
+    frames: Vec<(Timestamp, Vec<u8>, u32)>,
+    next: usize,
+    clock: Timestamp,
+    /// The clock stops here, once every window holding a frame has closed.
+    end: Timestamp,
+    /// Told when the clock has reached `end`.
+    done: Option<mpsc::Sender<()>>,
+}
+
+impl TraceReplay {
+    fn new(path: &Path, window_s: u64, done: mpsc::Sender<()>) -> TraceReplay {
+        let mut trace = TraceFile::open(path).unwrap();
+        let mut frames = Vec::new();
+        trace.for_each_packet(|ts, bytes, len| frames.push((ts, bytes.to_vec(), len))).unwrap();
+        let (first, last) = (frames[0].0, frames[frames.len() - 1].0);
+        TraceReplay {
+            link: trace.link(),
+            frames,
+            next: 0,
+            clock: first,
+            end: last.add_micros(window_s * 1_000_000 + WINDOW_GRACE_US),
+            done: Some(done),
+        }
+    }
+}
+
+impl FrameSource for TraceReplay {
+    fn read(&mut self, mut frame: impl FnMut(LinkType, Stream, Timestamp, &[u8], u32)) -> Reads {
+        let mut frames = 0;
+        while let Some((ts, bytes, len)) = self.frames.get(self.next)
+            && *ts <= self.clock
+        {
+            frame(self.link, Stream::Measured, *ts, bytes, *len);
+            self.next += 1;
+            frames += 1;
+        }
+        Reads { frames, changes: Vec::new() }
+    }
+
+    fn wait(&mut self) {
+        if self.clock < self.end {
+            self.clock = self.clock.add_micros(WAIT_US).min(self.end);
+        } else {
+            if let Some(done) = self.done.take() {
+                let _ = done.send(());
+            }
+            // Until the stop: the clock stands still, so no further window closes.
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock
+    }
+
+    fn flush(&mut self, _frame: impl FnMut(LinkType, Stream, Timestamp, &[u8], u32)) {}
+
+    fn counters(&mut self) -> Vec<InterfaceCounters> {
+        vec![InterfaceCounters {
+            name: "replay0".into(),
+            packets: self.next as u64,
+            kernel: LiveStats::default(),
+            down: None,
+            reopens: 0,
+        }]
+    }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn lines(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines().map(|l| serde_json::from_str(l).expect("every line is JSON")).collect()
+}
+
+/// A GET with a plain TCP client; the whole response.
+fn get(addr: SocketAddr, target: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(stream, "GET {target} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+/// Wait (a hang guard, not a measure) until `path` holds an event of type `kind`.
+fn wait_for_event(path: &Path, kind: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let has = |text: String| text.lines().any(|l| l.contains(&format!("\"type\":\"{kind}\"")));
+    while !has(std::fs::read_to_string(path).unwrap_or_default()) {
+        assert!(Instant::now() < deadline, "no {kind} event in {}", path.display());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The whole daemon on the police-128k lab trace: its windows are analyze's (the same
+/// verdicts, window for window); a bad reload keeps the configuration, a good one takes the
+/// live keys and names the restart ones; the outputs agree with each other and `/metrics`
+/// serves what the metrics file holds.
+#[test]
+fn a_replayed_trace_gives_analyze_verdicts_and_reloads_and_serves_metrics() {
+    let dir = std::env::temp_dir().join(format!("tw-daemon-replay-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let window_s = 5;
+    let services = root().join("samples/lab-services.toml");
+    let config = dir.join("throttlewatch.toml");
+    let daemon_table = |status: &str, snaplen: u32| {
+        format!(
+            "[detect]\nwindow_s = {window_s}\n[daemon]\ninterfaces = [\"replay0\"]\n\
+             events = {:?}\nstatus = {:?}\nmetrics_file = {:?}\nservices = {:?}\nsnaplen = {snaplen}\n",
+            dir.join("events.jsonl"),
+            dir.join(status),
+            dir.join("metrics.prom"),
+            services,
+        )
+    };
+    std::fs::write(&config, daemon_table("status.json", 256)).unwrap();
+    let source = ConfigSource::Toml(config.clone());
+    let overrides = Overrides::default();
+    let file = load(&source, &overrides).unwrap();
+    let catalogue = load_catalogue(&file.daemon).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let setup = Setup {
+        source,
+        overrides,
+        file,
+        catalogue: catalogue.clone(),
+        offload: None,
+        listener: Some(listener),
+    };
+    let trace = root().join("samples/lab/police-128k.pcap");
+    let (done_tx, done) = mpsc::channel();
+    let replay = TraceReplay::new(&trace, window_s, done_tx);
+    let (origin, last_frame) = (replay.frames[0].0, replay.frames[replay.frames.len() - 1].0);
+    let (control_tx, control) = tokio::sync::mpsc::unbounded_channel();
+
+    let events = dir.join("events.jsonl");
+    let reloaded = daemon_table("status2.json", 300);
+    let driver = {
+        let (config, events) = (config.clone(), events.clone());
+        std::thread::spawn(move || {
+            done.recv_timeout(Duration::from_secs(300)).expect("the replay ends");
+            let served = get(addr, "/metrics");
+            assert!(served.starts_with("HTTP/1.1 200 OK\r\n"), "{served}");
+            assert!(served.contains("throttlewatch_build_info{version="), "{served}");
+            assert!(get(addr, "/other").starts_with("HTTP/1.1 404"));
+            // A bad file: the old configuration stays.
+            std::fs::write(&config, "[daemon]\ninterfaces = [\"replay0\"]\nsnaplen = 10\n")
+                .unwrap();
+            control_tx.send(Control::Reload).unwrap();
+            wait_for_event(&events, "reload_failed");
+            // A good one: the status moves (live), the snap length waits for a restart.
+            std::fs::write(&config, reloaded).unwrap();
+            control_tx.send(Control::Reload).unwrap();
+            control_tx.send(Control::Stop("SIGTERM")).unwrap();
+        })
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    assert!(start(&runtime, setup, replay, control).is_ok());
+    driver.join().expect("the driver's checks hold");
+
+    let written = lines(&events);
+    let kinds: Vec<&str> = written.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"start"), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"stop"), "{kinds:?}");
+    assert_eq!(written.last().unwrap()["reason"], "SIGTERM");
+    let failed = written.iter().find(|e| e["type"] == "reload_failed").unwrap();
+    assert!(failed["error"].as_str().unwrap().contains("snaplen = 10"), "{failed}");
+    let reload = written.iter().find(|e| e["type"] == "reload").unwrap();
+    assert_eq!(reload["needs_restart"], serde_json::json!(["snaplen"]));
+    assert_eq!(reload["catalogue_changed"], false);
+
+    // The daemon's verdicts are analyze's on the same grid. Analyze's last window ends at
+    // the trace's last packet, the daemon's at the grid's line; the daemon's final window,
+    // cut short by the stop, holds no packet and so no finding.
+    let daemon: Vec<Value> =
+        written.iter().filter(|e| e["type"] == "verdict").map(|e| e["verdict"].clone()).collect();
+    let expected = analyze(AnalyzeInput {
+        files: vec![trace],
+        config: PipelineConfig::default(),
+        catalogue,
+        detect: DetectConfig { window_s, ..DetectConfig::default() },
+        window_origin: Some(origin),
+        history: None,
+    });
+    let mut expected: Vec<Value> =
+        expected.verdicts.iter().map(|v| serde_json::to_value(v).unwrap()).collect();
+    assert!(expected.iter().any(|v| v["finding"] == "throttled"), "{expected:?}");
+    let last_start = expected.last().unwrap()["window"]["start"].clone();
+    let window_us = window_s * 1_000_000;
+    let windows = last_frame.since(origin) / window_us + 1;
+    let grid_end = origin.add_micros(windows * window_us).to_string();
+    for v in expected.iter_mut().filter(|v| v["window"]["start"] == last_start) {
+        assert!(v["window"]["end"].as_str() < Some(grid_end.as_str()), "{v}");
+        v["window"]["end"] = Value::String(grid_end.clone());
+    }
+    let (windowed, last): (Vec<Value>, Vec<Value>) =
+        daemon.into_iter().partition(|v| v["window"]["start"].as_str() <= last_start.as_str());
+    assert_eq!(windowed, expected);
+    assert!(!last.is_empty() && last.iter().all(|v| v["finding"] == "none"), "{last:?}");
+
+    // The status went to the new path from the reload on; the outputs agree.
+    let status: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("status2.json")).unwrap()).unwrap();
+    let windows = status["verdicts"].as_array().map(Vec::len);
+    assert!(windows.is_some(), "{status}");
+    let metrics_file = std::fs::read_to_string(dir.join("metrics.prom")).unwrap();
+    let scraped = runtime
+        .block_on(async { tokio::task::spawn_blocking(move || get(addr, "/metrics")).await })
+        .unwrap();
+    let (head, body) = scraped.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert_eq!(body, metrics_file, "/metrics serves what the file holds");
+    assert!(body.contains("throttlewatch_reloads_total{result=\"ok\"} 1\n"), "{body}");
+    assert!(body.contains("throttlewatch_reloads_total{result=\"failed\"} 1\n"), "{body}");
+    let frames = format!("throttlewatch_packets_total{{interface=\"replay0\"}} {}\n", {
+        let mut n = 0u64;
+        TraceFile::open(&root().join("samples/lab/police-128k.pcap"))
+            .unwrap()
+            .for_each_packet(|_, _, _| n += 1)
+            .unwrap();
+        n
+    });
+    assert!(body.contains(&frames), "every frame counted: {frames}{body}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
