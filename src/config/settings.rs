@@ -1,4 +1,4 @@
-//! How a configuration table is declared: once, with [`settings!`], which gives the struct
+//! How a configuration table is declared: once, with `settings!`, which gives the struct
 //! (serde, every key optional, unknown keys refused), its defaults, and
 //! [`Settings::SETTINGS`]: every key with how a running daemon takes a new value of it.
 //! Everything that walks the keys (the restart list of a reload, the sample file's test, the
@@ -32,7 +32,7 @@ impl<C> std::fmt::Debug for Setting<C> {
     }
 }
 
-/// A configuration table whose keys are declared with [`settings!`].
+/// A configuration table whose keys are declared with `settings!`.
 pub trait Settings: Sized + 'static {
     /// Every key, in declaration order.
     const SETTINGS: &'static [Setting<Self>];
