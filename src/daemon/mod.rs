@@ -29,8 +29,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::SystemTime;
 
-use serde_json::json;
-
 use crate::capture::filter;
 use crate::classify::{Catalogue, Classifier};
 use crate::config::{ConfigFile, DaemonConfig, PipelineConfig, load};
@@ -42,7 +40,7 @@ use crate::time::Timestamp;
 
 use capture::{FrameSource, FromCapture, LiveSource, ToCapture, WindowData};
 use interfaces::{LinkChange, OpenSpec, Watched};
-use outputs::{EventSink, Output, State, event, replace_file};
+use outputs::{EventKind, EventSink, Output, State, StopReason, event, replace_file};
 
 /// A failure, and whether it was the user's input (exit 2) or the run (exit 1).
 #[derive(Debug)]
@@ -152,8 +150,8 @@ pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
 pub(crate) enum Control {
     /// SIGHUP.
     Reload,
-    /// SIGTERM or SIGINT, named.
-    Stop(&'static str),
+    /// SIGTERM or SIGINT.
+    Stop(StopReason),
 }
 
 /// The signals, as [`Control`]s for the main loop.
@@ -162,8 +160,8 @@ async fn forward_signals(signals: Signals, to_main: tokio::sync::mpsc::Unbounded
     loop {
         let control = tokio::select! {
             _ = hup.recv() => Control::Reload,
-            _ = term.recv() => Control::Stop("SIGTERM"),
-            _ = int.recv() => Control::Stop("SIGINT"),
+            _ = term.recv() => Control::Stop(StopReason::Sigterm),
+            _ = int.recv() => Control::Stop(StopReason::Sigint),
         };
         if to_main.send(control).is_err() {
             return;
@@ -294,17 +292,19 @@ impl Main {
             log(&format!("metrics on http://{addr}/metrics"));
         }
         let interfaces = self.file.daemon.interfaces.clone();
-        self.emit(
-            "start",
-            json!({ "version": env!("CARGO_PKG_VERSION"), "interfaces": interfaces,
-            "window_s": self.file.detect.window_s, "offload_warning": self.state.offload_warning }),
-        );
+        let offload_warning = self.state.offload_warning.clone();
+        self.emit(EventKind::Start {
+            version: env!("CARGO_PKG_VERSION"),
+            interfaces: &interfaces,
+            window_s: self.file.detect.window_s,
+            offload_warning: offload_warning.as_deref(),
+        });
         // Interfaces missing at start, waited for.
         let missing: Vec<(String, String)> = (self.state.interfaces.iter())
             .filter_map(|i| Some((i.name.clone(), i.down.as_ref()?.1.clone())))
             .collect();
         for (interface, reason) in missing {
-            self.emit("interface_down", json!({ "interface": interface, "reason": reason }));
+            self.emit(EventKind::InterfaceDown { interface: &interface, reason: &reason });
         }
         self.publish();
         let mut stop_reason = None;
@@ -315,9 +315,9 @@ impl Main {
                     Some(FromCapture::Window(w)) => self.window(*w),
                     Some(FromCapture::Final(w)) => {
                         self.window(*w);
-                        let reason = stop_reason.unwrap_or("capture ended");
-                        self.emit("stop", json!({ "reason": reason }));
-                        log(&format!("stopped ({reason})"));
+                        let reason = stop_reason.unwrap_or(StopReason::CaptureEnded);
+                        self.emit(EventKind::Stop { reason });
+                        log(&format!("stopped ({})", reason.as_str()));
                         return Ok(());
                     }
                     Some(FromCapture::Link(change)) => self.link(change),
@@ -337,8 +337,8 @@ impl Main {
         }
     }
 
-    fn emit(&mut self, kind: &str, fields: serde_json::Value) {
-        if let Err(e) = self.events.write(event(kind, Some(wall_clock()), fields)) {
+    fn emit(&mut self, kind: EventKind<'_>) {
+        if let Err(e) = self.events.write(event(kind, Some(wall_clock()))) {
             log(&e);
             self.state.output_failed(Output::Events, &e);
         }
@@ -353,10 +353,7 @@ impl Main {
                 if let Some(i) = interface {
                     i.down = Some((change.at, reason.clone()));
                 }
-                self.emit(
-                    "interface_down",
-                    json!({ "interface": change.interface, "reason": reason }),
-                );
+                self.emit(EventKind::InterfaceDown { interface: &change.interface, reason });
             }
             None => {
                 let down_s = interface
@@ -365,10 +362,7 @@ impl Main {
                         i.down.take()
                     })
                     .map(|(since, _)| change.at.since(since) / 1_000_000);
-                self.emit(
-                    "interface_up",
-                    json!({ "interface": change.interface, "down_s": down_s }),
-                );
+                self.emit(EventKind::InterfaceUp { interface: &change.interface, down_s });
             }
         }
         self.publish();
@@ -380,7 +374,12 @@ impl Main {
         let text = s.metrics();
         let d = &self.file.daemon;
         let writes = [
-            (Output::Status, d.status.as_str(), serde_json::to_vec_pretty(&s.status())),
+            // Through a JSON value: its keys come out sorted, as docs/status.md shows them.
+            (
+                Output::Status,
+                d.status.as_str(),
+                serde_json::to_value(s.status()).and_then(|v| serde_json::to_vec_pretty(&v)),
+            ),
             (Output::MetricsFile, d.metrics_file.as_str(), Ok(text.clone().into_bytes())),
         ];
         for (output, path, contents) in writes {
@@ -405,7 +404,7 @@ impl Main {
             self.history.as_mut(),
         );
         for v in &verdicts {
-            self.emit("verdict", json!({ "verdict": v }));
+            self.emit(EventKind::Verdict { verdict: v });
         }
         let s = &mut self.state;
         s.updated = Some(w.window.end);

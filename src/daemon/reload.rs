@@ -7,10 +7,8 @@
 
 use std::path::Path;
 
-use serde_json::json;
-
 use super::capture::ToCapture;
-use super::outputs::{EventSink, Output};
+use super::outputs::{EventKind, EventSink, Output};
 use super::{Main, load_catalogue, log, services_text};
 use crate::config::{Settings, load};
 use crate::detect::history::History;
@@ -38,7 +36,7 @@ impl Main {
             Err(e) => {
                 self.state.failed_reloads += 1;
                 log(&format!("reload failed, the previous configuration stays: {e}"));
-                self.emit("reload_failed", json!({ "error": e }));
+                self.emit(EventKind::ReloadFailed { error: &e });
                 return;
             }
         };
@@ -83,9 +81,6 @@ impl Main {
                 format!("; these take a restart and keep their old values: {}", restart.join(", "))
             }
         ));
-        self.emit(
-            "reload",
-            json!({ "needs_restart": restart, "catalogue_changed": catalogue_changed }),
-        );
+        self.emit(EventKind::Reload { needs_restart: &restart, catalogue_changed });
     }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::capture::{FrameSource, Reads, WINDOW_GRACE_US};
-use super::outputs::InterfaceCounters;
+use super::outputs::{InterfaceCounters, StopReason};
 use super::{Control, Setup, load_catalogue, start};
 use crate::analyze::{AnalyzeInput, run as analyze};
 use crate::capture::{LiveStats, Stream, TraceFile};
@@ -140,7 +140,8 @@ fn a_replayed_trace_gives_analyze_verdicts_and_reloads_and_serves_metrics() {
     let daemon_table = |status: &str, snaplen: u32| {
         format!(
             "[detect]\nwindow_s = {window_s}\n[daemon]\ninterfaces = [\"replay0\"]\n\
-             events = {:?}\nstatus = {:?}\nmetrics_file = {:?}\nservices = {:?}\nsnaplen = {snaplen}\n",
+             events = {:?}\nstatus = {:?}\nmetrics_file = {:?}\nservices = {:?}\n\
+             snaplen = {snaplen}\n",
             dir.join("events.jsonl"),
             dir.join(status),
             dir.join("metrics.prom"),
@@ -186,7 +187,7 @@ fn a_replayed_trace_gives_analyze_verdicts_and_reloads_and_serves_metrics() {
             // A good one: the status moves (live), the snap length waits for a restart.
             std::fs::write(&config, reloaded).unwrap();
             control_tx.send(Control::Reload).unwrap();
-            control_tx.send(Control::Stop("SIGTERM")).unwrap();
+            control_tx.send(Control::Stop(StopReason::Sigterm)).unwrap();
         })
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
