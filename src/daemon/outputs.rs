@@ -627,8 +627,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn status_and_metrics_show_the_latest_window() {
+    /// A state with every field of the status set: an interface up, one down, a service,
+    /// verdicts, an offload warning and a failed write.
+    fn full_state() -> State {
         let mut s = State { window_s: 60, max_flows: 100, active_flows: 7, ..State::default() };
         s.interfaces.push(InterfaceCounters {
             name: "br-lan".into(),
@@ -650,6 +651,12 @@ mod tests {
         s.record_verdicts(vec![verdict(Finding::Throttled), verdict(Finding::None)]);
         s.offload_warning = Some("flow offloading is on".into());
         s.output_failed(Output::MetricsFile, "disk full");
+        s
+    }
+
+    #[test]
+    fn status_and_metrics_show_the_latest_window() {
+        let s = full_state();
         let status = serde_json::to_value(s.status()).unwrap();
         // The typed document is, byte for byte, the one the daemon built with `json!` before.
         assert_eq!(status.to_string(), former_status(&s).to_string());
@@ -724,21 +731,76 @@ mod tests {
         })
     }
 
-    /// Every event type, typed, is the line the daemon wrote with `json!` before.
+    /// The path of every field in `v` that is not an object (`a.b`, `list[].c`); arrays are
+    /// followed into their first item, except the verdicts (report.md documents them).
+    fn paths(v: &Value, prefix: &str, out: &mut Vec<String>) {
+        match v {
+            Value::Object(map) => {
+                for (key, value) in map {
+                    let path =
+                        if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                    if !value.is_object() || key == "verdict" {
+                        out.push(path.clone());
+                    }
+                    if key != "verdict" {
+                        paths(value, &path, out);
+                    }
+                }
+            }
+            Value::Array(items) if !prefix.ends_with("verdicts") => {
+                if let Some(first) = items.first() {
+                    paths(first, &format!("{prefix}[]"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The contract pages name every field the daemon writes: a field is named as its path
+    /// (`flows.active`, `interfaces[]`), or by its key in the row of its parent.
+    fn assert_documented(doc: &str, document: &Value) {
+        let mut found = Vec::new();
+        paths(document, "", &mut found);
+        for path in found {
+            let named =
+                |p: &str| doc.contains(&format!("`{p}`")) || doc.contains(&format!("`{p}[]`"));
+            let (parent, key) = path.rsplit_once('.').unwrap_or(("", &path));
+            let parent = parent.trim_end_matches("[]");
+            let in_row = doc.lines().any(|l| {
+                l.contains(&format!("`{key}`"))
+                    && (parent.is_empty() || l.contains(&format!("`{parent}")))
+            });
+            assert!(named(&path) || in_row, "{path} is not documented");
+        }
+    }
+
     #[test]
-    fn events_are_one_json_object_per_line_as_before() {
-        let at = Some(Timestamp::from_micros(1_790_000_000_000_000));
-        let v = verdict(Finding::Throttled);
-        let interfaces = ["br-lan".to_string()];
-        let cases = [
+    fn the_contract_pages_name_every_field() {
+        let status = serde_json::to_value(full_state().status()).unwrap();
+        assert_documented(include_str!("../../docs/status.md"), &status);
+        let events = include_str!("../../docs/events.md");
+        for (kind, _, name) in every_event(&verdict(Finding::Throttled)) {
+            let mut e = event(kind, Some(Timestamp::from_micros(1)));
+            e.events_lost = Some(Lost { events: 1, since: None, error: "full".into() });
+            let value = serde_json::to_value(e).unwrap();
+            assert!(events.contains(&format!("`{name}`")), "event type {name}");
+            assert_documented(events, &value);
+        }
+    }
+
+    /// One event of each type (and each stop reason), with the fields the daemon wrote with
+    /// `json!` before they were typed, and the type's name.
+    fn every_event(v: &Verdict) -> Vec<(EventKind<'_>, Value, &'static str)> {
+        const INTERFACES: &[String] = &[];
+        vec![
             (
                 EventKind::Start {
                     version: "0.1.0",
-                    interfaces: &interfaces,
+                    interfaces: INTERFACES,
                     window_s: 60,
                     offload_warning: None,
                 },
-                json!({ "version": "0.1.0", "interfaces": interfaces, "window_s": 60,
+                json!({ "version": "0.1.0", "interfaces": INTERFACES, "window_s": 60,
                         "offload_warning": null }),
                 "start",
             ),
@@ -752,7 +814,7 @@ mod tests {
                 json!({ "interface": "wlan0", "down_s": 3 }),
                 "interface_up",
             ),
-            (EventKind::Verdict { verdict: &v }, json!({ "verdict": v }), "verdict"),
+            (EventKind::Verdict { verdict: v }, json!({ "verdict": v }), "verdict"),
             (
                 EventKind::Reload { needs_restart: &["snaplen"], catalogue_changed: true },
                 json!({ "needs_restart": ["snaplen"], "catalogue_changed": true }),
@@ -770,7 +832,15 @@ mod tests {
                 json!({ "reason": "capture ended" }),
                 "stop",
             ),
-        ];
+        ]
+    }
+
+    /// Every event type, typed, is the line the daemon wrote with `json!` before.
+    #[test]
+    fn events_are_one_json_object_per_line_as_before() {
+        let at = Some(Timestamp::from_micros(1_790_000_000_000_000));
+        let v = verdict(Finding::Throttled);
+        let cases = every_event(&v);
         for (kind, fields, name) in cases {
             let mut former = json!({ "schema": EVENT_SCHEMA, "type": name, "at": at });
             if let (Some(obj), Value::Object(extra)) = (former.as_object_mut(), fields) {

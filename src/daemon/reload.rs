@@ -84,3 +84,23 @@ impl Main {
         self.emit(EventKind::Reload { needs_restart: &restart, catalogue_changed });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{DaemonConfig, DetectConfig, Reload, Setting, Settings};
+
+    /// docs/events.md names exactly the keys declared `Restart` in the `reload` row.
+    #[test]
+    fn the_events_page_lists_the_keys_that_need_a_restart() {
+        let doc = include_str!("../../docs/events.md");
+        let row = doc.lines().find(|l| l.starts_with("| `reload` |")).unwrap();
+        fn check<C>(row: &str, settings: &[Setting<C>]) {
+            for s in settings {
+                let named = row.contains(&format!("`{}`", s.key));
+                assert_eq!(named, s.reload == Reload::Restart, "{}", s.key);
+            }
+        }
+        check(row, DaemonConfig::SETTINGS);
+        check(row, DetectConfig::SETTINGS);
+    }
+}
