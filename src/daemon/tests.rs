@@ -19,6 +19,7 @@ use crate::analyze::{AnalyzeInput, run as analyze};
 use crate::capture::{LiveStats, Stream, TraceFile};
 use crate::config::{ConfigSource, DetectConfig, Overrides, PipelineConfig, load};
 use crate::decode::LinkType;
+use crate::detect::Window;
 use crate::time::Timestamp;
 
 /// How far the simulated clock moves while the replay waits (the live wait's bound).
@@ -258,4 +259,139 @@ fn a_replayed_trace_gives_analyze_verdicts_and_reloads_and_serves_metrics() {
     });
     assert!(body.contains(&frames), "every frame counted: {frames}{body}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// One step of a scripted capture: the clock, and the frames (their timestamps) waiting then.
+struct Step {
+    clock: Timestamp,
+    frames: Vec<Timestamp>,
+}
+
+/// A capture whose clock and frames follow a script, one step per wait; every frame is the
+/// first frame of a lab trace, stamped as the script says.
+struct Scripted {
+    frame: Vec<u8>,
+    steps: Vec<Step>,
+    step: usize,
+    delivered: bool,
+    done: Option<mpsc::Sender<()>>,
+}
+
+impl FrameSource for Scripted {
+    fn read(&mut self, mut frame: impl FnMut(LinkType, Stream, Timestamp, &[u8], u32)) -> Reads {
+        let mut frames = 0;
+        if !self.delivered
+            && let Some(step) = self.steps.get(self.step)
+        {
+            for &ts in &step.frames {
+                frame(
+                    LinkType::Ethernet,
+                    Stream::Measured,
+                    ts,
+                    &self.frame,
+                    self.frame.len() as u32,
+                );
+                frames += 1;
+            }
+            self.delivered = true;
+        }
+        Reads { frames, changes: Vec::new() }
+    }
+
+    fn wait(&mut self) {
+        if self.step + 1 < self.steps.len() {
+            self.step += 1;
+            self.delivered = false;
+        } else {
+            if let Some(done) = self.done.take() {
+                let _ = done.send(());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        self.steps[self.step].clock
+    }
+
+    fn flush(&mut self, _frame: impl FnMut(LinkType, Stream, Timestamp, &[u8], u32)) {}
+
+    fn counters(&mut self) -> Vec<InterfaceCounters> {
+        Vec::new()
+    }
+}
+
+/// The windows the capture thread sends for `steps` (1 s windows), then a stop: each with
+/// whether it is the final, cut-short one.
+fn windows_of(steps: Vec<Step>) -> Vec<(Window, bool)> {
+    use super::capture::{FromCapture, ToCapture, capture_loop};
+    let mut trace = TraceFile::open(&root().join("samples/lab/police-128k.pcap")).unwrap();
+    assert_eq!(trace.link(), LinkType::Ethernet);
+    let mut first = None;
+    trace
+        .for_each_packet(|_, bytes, _| {
+            first.get_or_insert_with(|| bytes.to_vec());
+        })
+        .unwrap();
+    let (done_tx, done) = mpsc::channel();
+    let source =
+        Scripted { frame: first.unwrap(), steps, step: 0, delivered: false, done: Some(done_tx) };
+    let pipeline = crate::pipeline::Pipeline::new(
+        PipelineConfig::default(),
+        crate::classify::Classifier::new(crate::classify::Catalogue::builtin()),
+    );
+    let (to_main, mut from_capture) = tokio::sync::mpsc::channel(64);
+    let (to_capture, from_main) = mpsc::channel();
+    let thread = std::thread::spawn(move || capture_loop(source, pipeline, 1, to_main, from_main));
+    done.recv_timeout(Duration::from_secs(300)).expect("the script ends");
+    to_capture.send(ToCapture::Stop).unwrap();
+    let mut windows = Vec::new();
+    while let Some(message) = from_capture.blocking_recv() {
+        match message {
+            FromCapture::Window(w) => windows.push((w.window, false)),
+            FromCapture::Final(w) => windows.push((w.window, true)),
+            FromCapture::Link(_) => panic!("no interface changed"),
+        }
+    }
+    thread.join().unwrap();
+    windows
+}
+
+/// A quiet link's window closes on the clock once it is the grace past the window's end,
+/// not before; a clock stepped back by more than a window restarts the grid there.
+#[test]
+fn windows_close_on_frames_on_the_quiet_clock_and_restart_after_a_clock_step() {
+    let o = Timestamp::from_micros(1_790_000_000_000_000);
+    let at = |ms: u64| o.add_micros(ms * 1000);
+    let window = |start: Timestamp| Window { start, end: start.add_micros(1_000_000) };
+    let step = |clock: Timestamp, frames: Vec<Timestamp>| Step { clock, frames };
+    let grace_ms = WINDOW_GRACE_US / 1000;
+
+    // Closed by the clock, the grace past the end, with no frame after it.
+    let quiet = windows_of(vec![
+        step(o, vec![at(100), at(500)]),
+        step(at(1000 + grace_ms - 1), vec![]),
+        step(at(1000 + grace_ms), vec![]),
+    ]);
+    assert_eq!(quiet[0], (window(o), false), "{quiet:?}");
+    assert_eq!(quiet.len(), 2, "{quiet:?}");
+    assert!(quiet[1].1 && quiet[1].0.start == at(1000), "{quiet:?}");
+
+    // Not yet: a frame stamped before the end may still be on its way.
+    let early =
+        windows_of(vec![step(o, vec![at(100), at(500)]), step(at(1000 + grace_ms - 1), vec![])]);
+    assert_eq!(early, [(Window { start: o, end: at(1000 + grace_ms - 1) }, true)]);
+
+    // Closed by the first frame beyond it; then the clock steps back 10 s (a router's clock
+    // set by NTP after booting at a wrong time): the grid starts again at the new time.
+    let n = Timestamp::from_micros(o.micros() - 10_000_000);
+    let stepped = windows_of(vec![
+        step(o, vec![at(100), at(500), at(1200)]),
+        step(n, vec![]),
+        step(n, vec![n.add_micros(200_000), n.add_micros(1_500_000)]),
+    ]);
+    assert_eq!(stepped[0], (window(o), false), "{stepped:?}");
+    assert_eq!(stepped[1], (window(n), false), "{stepped:?}");
+    assert_eq!(stepped.len(), 3, "{stepped:?}");
+    assert!(stepped[2].1 && stepped[2].0.start == n.add_micros(1_000_000), "{stepped:?}");
 }
