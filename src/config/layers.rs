@@ -139,6 +139,28 @@ mod tests {
         assert_eq!(keys(&defaults["daemon"]), declared(DaemonConfig::SETTINGS));
     }
 
+    /// The Debian package's configuration is read by the same declaration and is valid as
+    /// shipped: only its paths and interface differ from the defaults.
+    #[test]
+    fn the_packaged_configuration_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/throttlewatch.toml");
+        let file = load(&ConfigSource::Toml(path), &Overrides::default()).unwrap();
+        assert_eq!(file.detect, DetectConfig::default());
+        let d = &file.daemon;
+        assert_eq!(d.interfaces, ["eth0"]);
+        assert_eq!(d.events, "/run/throttlewatch/events.jsonl");
+        assert_eq!(d.listen, "127.0.0.1:9737");
+        let paths = DaemonConfig {
+            interfaces: d.interfaces.clone(),
+            events: d.events.clone(),
+            status: d.status.clone(),
+            listen: d.listen.clone(),
+            history: d.history.clone(),
+            ..DaemonConfig::default()
+        };
+        assert_eq!(*d, paths, "everything else is the default");
+    }
+
     #[test]
     fn overrides_lie_over_the_file_and_unknown_keys_are_refused_alike() {
         let file = ConfigFile::default();
