@@ -37,26 +37,13 @@ pub fn main() -> ExitCode {
 
 #[cfg(feature = "pcap")]
 fn run(args: RunArgs) -> ExitCode {
-    use throttlewatch::daemon::{self, ConfigSource, Overrides, RunError};
+    use throttlewatch::daemon::{self, ConfigSource, RunError};
     let source = match (args.config, args.uci) {
         (Some(path), _) => ConfigSource::Toml(path),
         (None, Some(path)) => ConfigSource::Uci(path),
         (None, None) => ConfigSource::Flags,
     };
-    let overrides = Overrides {
-        interfaces: args.interfaces,
-        window_s: args.window_s,
-        events: args.events,
-        status: args.status,
-        metrics_file: args.metrics_file,
-        listen: args.listen,
-        services: args.services,
-        user: args.user,
-        snaplen: args.snaplen,
-        control_sample: args.control_sample,
-        history: args.history,
-    };
-    match daemon::run(source, overrides) {
+    match daemon::run(source, args.overrides) {
         Ok(()) => ExitCode::SUCCESS,
         Err(RunError::Input(e)) => {
             eprintln!("throttlewatch: error: {e}");

@@ -49,7 +49,7 @@ fn bad_configurations_are_refused_with_the_key_named() -> common::Ran {
     let cases: [(Vec<&str>, &str); 5] = [
         (vec![], "interfaces: at least one interface is needed"),
         (vec!["--config", toml_arg], "snaplen = 10: allowed values are 64..=65535"),
-        (vec!["--uci", uci_arg], "bad.uci: line 3: unknown option \"colour\""),
+        (vec!["--uci", uci_arg], "bad.uci: line 3: option colour: unknown field `colour`"),
         (vec!["-i", "lo", "--listen", "10.1.2.3:9737"], "not a loopback address"),
         (
             vec!["-i", "lo", "--control-sample", "3"],

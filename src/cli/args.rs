@@ -5,7 +5,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use throttlewatch::config;
+use throttlewatch::config::{self, Overrides, Section};
 use throttlewatch::time::Timestamp;
 
 use super::parse::{Choice, Command, Kind, Matches, Operands, Opt, Parsed, Program, UsageError};
@@ -149,6 +149,23 @@ const CONTROL_SAMPLE: Opt = Opt::new(
 const RUN_HISTORY: Opt =
     Opt::new("history", Kind::Text("FILE"), "Per-service history of bulk goodput (JSON)");
 
+/// `run`'s options that set a key of the configuration (declared in src/config, once), each
+/// with its key: given, the value lies over the file's (also after a reload). The link is
+/// checked by a test: every key exists, with the option's type.
+const RUN_OVERRIDES: [(Opt, Section, &str); 11] = [
+    (INTERFACE, Section::Daemon, "interfaces"),
+    (RUN_WINDOW, Section::Detect, "window_s"),
+    (EVENTS, Section::Daemon, "events"),
+    (STATUS, Section::Daemon, "status"),
+    (METRICS_FILE, Section::Daemon, "metrics_file"),
+    (LISTEN, Section::Daemon, "listen"),
+    (RUN_SERVICES, Section::Daemon, "services"),
+    (USER, Section::Daemon, "user"),
+    (SNAPLEN, Section::Daemon, "snaplen"),
+    (CONTROL_SAMPLE, Section::Daemon, "control_sample"),
+    (RUN_HISTORY, Section::Daemon, "history"),
+];
+
 /// Which command the line asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CommandId {
@@ -239,17 +256,8 @@ pub struct AnalyzeArgs {
 pub struct RunArgs {
     pub config: Option<PathBuf>,
     pub uci: Option<PathBuf>,
-    pub interfaces: Vec<String>,
-    pub window_s: Option<u64>,
-    pub events: Option<String>,
-    pub status: Option<String>,
-    pub metrics_file: Option<String>,
-    pub listen: Option<String>,
-    pub services: Option<String>,
-    pub user: Option<String>,
-    pub snaplen: Option<u32>,
-    pub control_sample: Option<u32>,
-    pub history: Option<String>,
+    /// The keys [`RUN_OVERRIDES`] set.
+    pub overrides: Overrides,
 }
 
 /// `analyze --format`.
@@ -264,9 +272,26 @@ fn defaulted(m: &Matches, opt: &Opt) -> u64 {
     m.integer(opt).unwrap_or_else(|| unreachable!("--{} is declared with a default", opt.long))
 }
 
-/// An option declared within `0..=u32::MAX`.
-fn small(m: &Matches, opt: &Opt) -> Option<u32> {
-    m.integer(opt).and_then(|n| u32::try_from(n).ok())
+/// The configuration keys the line set, typed as the options are.
+fn overrides(m: &Matches) -> Overrides {
+    let mut overrides = Overrides::default();
+    for (opt, section, key) in &RUN_OVERRIDES {
+        let value = match opt.kind {
+            Kind::TextList(_) => Some(m.texts(opt)).filter(|list| !list.is_empty()).map(|list| {
+                toml::Value::Array(list.into_iter().map(toml::Value::String).collect())
+            }),
+            Kind::Text(_) => m.text(opt).map(toml::Value::String),
+            // Declared ranges fit an i64; a value beyond is refused by the key's type.
+            Kind::Integer { .. } => {
+                m.integer(opt).map(|n| toml::Value::Integer(i64::try_from(n).unwrap_or(i64::MAX)))
+            }
+            Kind::Switch | Kind::Path(_) | Kind::Choice { .. } | Kind::UnixSeconds(_) => None,
+        };
+        if let Some(value) = value {
+            overrides.set(*section, key, value);
+        }
+    }
+    overrides
 }
 
 /// Parses a whole command line (`args[0]` is the program's name).
@@ -291,17 +316,7 @@ pub fn parse(args: &[OsString]) -> Result<Invocation, UsageError> {
         Parsed::Command(CommandId::Run, m) => Invocation::Run(RunArgs {
             config: m.path(&RUN_CONFIG),
             uci: m.path(&UCI),
-            interfaces: m.texts(&INTERFACE),
-            window_s: m.integer(&RUN_WINDOW),
-            events: m.text(&EVENTS),
-            status: m.text(&STATUS),
-            metrics_file: m.text(&METRICS_FILE),
-            listen: m.text(&LISTEN),
-            services: m.text(&RUN_SERVICES),
-            user: m.text(&USER),
-            snaplen: small(&m, &SNAPLEN),
-            control_sample: small(&m, &CONTROL_SAMPLE),
-            history: m.text(&RUN_HISTORY),
+            overrides: overrides(&m),
         }),
     })
 }
@@ -309,6 +324,8 @@ pub fn parse(args: &[OsString]) -> Result<Invocation, UsageError> {
 #[cfg(test)]
 mod tests {
     use std::os::unix::ffi::OsStringExt as _;
+
+    use throttlewatch::config::ConfigFile;
 
     use super::*;
 
@@ -445,21 +462,77 @@ mod tests {
         ]);
         assert_eq!(r.config, Some(PathBuf::from("tw.toml")));
         assert_eq!(r.uci, None);
-        assert_eq!(r.interfaces, ["br-lan", "eth0", "wan", "lo", "wlan0"]);
-        assert_eq!(r.window_s, Some(1));
-        assert_eq!(r.events.as_deref(), Some("-"));
-        assert_eq!(r.status.as_deref(), Some("/tmp/s.json"));
-        assert_eq!(r.metrics_file.as_deref(), Some("/tmp/m.prom"));
-        assert_eq!(r.listen.as_deref(), Some("127.0.0.1:9737"));
-        assert_eq!(r.services.as_deref(), Some("s.toml"));
-        assert_eq!(r.user.as_deref(), Some("nobody"));
-        assert_eq!((r.snaplen, r.control_sample), (Some(256), Some(4)));
-        assert_eq!(r.history.as_deref(), Some("h.json"));
+        let c = resolved(&r);
+        let d = &c.daemon;
+        assert_eq!(d.interfaces, ["br-lan", "eth0", "wan", "lo", "wlan0"]);
+        assert_eq!(c.detect.window_s, 1);
+        assert_eq!(d.events, "-");
+        assert_eq!(d.status, "/tmp/s.json");
+        assert_eq!(d.metrics_file, "/tmp/m.prom");
+        assert_eq!(d.listen, "127.0.0.1:9737");
+        assert_eq!(d.services, "s.toml");
+        assert_eq!(d.user, "nobody");
+        assert_eq!((d.snaplen, d.control_sample), (256, 4));
+        assert_eq!(d.history, "h.json");
         let r = run(&["run", "--uci", "/etc/config/throttlewatch"]);
         assert_eq!(r.uci, Some(PathBuf::from("/etc/config/throttlewatch")));
         let r = run(&["run"]);
-        assert!(r.config.is_none() && r.interfaces.is_empty() && r.window_s.is_none());
-        assert!(r.snaplen.is_none() && r.control_sample.is_none() && r.events.is_none());
+        assert!(r.config.is_none() && r.uci.is_none());
+        assert_eq!(r.overrides, Overrides::default(), "nothing given, nothing overridden");
+    }
+
+    /// The configuration `r` gives over the defaults.
+    fn resolved(r: &RunArgs) -> ConfigFile {
+        r.overrides.apply(ConfigFile::default()).expect("the overrides are keys of the file")
+    }
+
+    /// The link between `run`'s options and the configuration's declaration: every option
+    /// but the file's own sets a key, each key exists with the option's type, and giving the
+    /// option changes that key and no other.
+    #[test]
+    fn run_options_set_configuration_keys_of_their_type() {
+        let run_options = PROGRAM.commands[1].options;
+        let linked: Vec<&str> = RUN_OVERRIDES.iter().map(|(o, _, _)| o.long).collect();
+        for opt in run_options.iter().filter(|o| !["config", "uci"].contains(&o.long)) {
+            assert!(linked.contains(&opt.long), "--{} sets no configuration key", opt.long);
+        }
+        let defaults = config::layers::to_table(&ConfigFile::default()).unwrap();
+        for (opt, section, key) in &RUN_OVERRIDES {
+            assert!(
+                run_options.iter().any(|o| o.long == opt.long),
+                "--{} is not a run option",
+                opt.long
+            );
+            let value = &defaults[section.name()][*key];
+            let (arg, expected_type) = match opt.kind {
+                Kind::TextList(_) | Kind::Text(_) => {
+                    ("64", if matches!(opt.kind, Kind::TextList(_)) { "array" } else { "string" })
+                }
+                Kind::Integer { .. } => ("64", "integer"),
+                _ => panic!("--{}: an option of this kind sets no key", opt.long),
+            };
+            assert_eq!(
+                value.type_str(),
+                expected_type,
+                "--{} sets [{}] {key}",
+                opt.long,
+                section.name()
+            );
+            let given = resolved(&run(&["run", &format!("--{}={arg}", opt.long)]));
+            let given = config::layers::to_table(&given).unwrap();
+            for s in [Section::Detect, Section::Daemon] {
+                for (k, v) in defaults[s.name()].as_table().unwrap() {
+                    let changed = given[s.name()][k.as_str()] != *v;
+                    assert_eq!(
+                        changed,
+                        (s, k.as_str()) == (*section, *key),
+                        "--{}: [{}] {k}",
+                        opt.long,
+                        s.name()
+                    );
+                }
+            }
+        }
     }
 
     #[test]
@@ -512,7 +585,7 @@ mod tests {
         }
         // The values reach the arguments, converted.
         assert_eq!(analyze(&["analyze", "--max-flows", "16777216", "x"]).max_flows, 16_777_216);
-        assert_eq!(run(&["run", "--snaplen", "4294967295"]).snaplen, Some(u32::MAX));
+        assert_eq!(resolved(&run(&["run", "--snaplen", "4294967295"])).daemon.snaplen, u32::MAX);
     }
 
     #[test]
@@ -580,7 +653,7 @@ mod tests {
         let text = error(&["run", "-i"]);
         assert!(text.starts_with("error: a value is required for '--interface <IFACE>'"), "{text}");
         // A value that starts with '-' is taken when attached with '='.
-        assert_eq!(run(&["run", "--events=-x"]).events.as_deref(), Some("-x"));
+        assert_eq!(resolved(&run(&["run", "--events=-x"])).daemon.events, "-x");
         assert_eq!(analyze(&["analyze", "--config=", "x"]).config, Some(PathBuf::new()));
     }
 

@@ -1,114 +1,84 @@
 //! Defaults and limits, in one place: the pipeline's ([`PipelineConfig`], from the core
 //! crate), the detectors' ([`DetectConfig`]) and the daemon's ([`DaemonConfig`]), read from a
-//! TOML file or, on OpenWrt, from a UCI file ([`uci`]). The CLI resolves them once; nothing
-//! else holds a default.
+//! TOML file or, on OpenWrt, from a UCI file ([`uci`]), merged once with the command line
+//! ([`layers`]). Each table's keys are declared once ([`settings`]): type, default, and whether
+//! a reload takes a new value; nothing else holds a default.
 
+pub mod layers;
+pub mod settings;
 pub mod uci;
+
+pub use layers::{ConfigSource, Overrides, Section, load, load_config};
+use settings::settings;
+pub use settings::{Reload, Setting, Settings};
 
 pub use throttlewatch_core::config::*;
 
-/// Thresholds of the detectors (docs/detectors.md), with the literature's defaults. Read from the
-/// `[detect]` table of a configuration file (`--config`); every key is optional, unknown keys
-/// are errors.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DetectConfig {
-    /// Evaluation window on packet time; each window judges the part of every flow that lies
-    /// in it.
-    pub window_s: u64,
-    /// A TCP flow is bulk when one direction carries at least this much payload.
-    pub bulk_min_bytes: u64,
-    /// Control flows are comparable when their minimum RTT is within this factor of the
-    /// target flows', or within `rtt_tolerance_ms` of it (a far server is not a throttled one;
-    /// at sub-millisecond RTTs a ratio alone says nothing).
-    pub rtt_ratio: f64,
-    pub rtt_tolerance_ms: f64,
-    /// Significance level of every test, before the Bonferroni correction across services.
-    pub alpha: f64,
+settings! {
+    /// Thresholds of the detectors (docs/detectors.md), with the literature's defaults. Read
+    /// from the `[detect]` table of a configuration file (`--config`); every key is optional,
+    /// unknown keys are errors.
+    pub struct DetectConfig {
+        /// Evaluation window on packet time; each window judges the part of every flow that lies
+        /// in it.
+        window_s: u64 = 60, Restart;
+        /// A TCP flow is bulk when one direction carries at least this much payload.
+        bulk_min_bytes: u64 = 100_000, Live;
+        /// Control flows are comparable when their minimum RTT is within this factor of the
+        /// target flows', or within `rtt_tolerance_ms` of it (a far server is not a throttled one;
+        /// at sub-millisecond RTTs a ratio alone says nothing).
+        rtt_ratio: f64 = 3.0, Live;
+        rtt_tolerance_ms: f64 = 20.0, Live;
+        /// Significance level of every test, before the Bonferroni correction across services.
+        alpha: f64 = 0.01, Live;
 
-    /// Wehe (SIGCOMM'19): throughput samples per side, area test thresholds, jackknife.
-    pub wehe_min_samples: usize,
-    pub wehe_area: f64,
-    pub wehe_area_fast: f64,
-    pub wehe_fast_bps: f64,
-    pub wehe_jackknife_rounds: u32,
-    pub wehe_jackknife_fraction: f64,
-    pub wehe_jackknife_agreement: f64,
+        /// Wehe (SIGCOMM'19): throughput samples per side, area test thresholds, jackknife.
+        wehe_min_samples: usize = 10, Live;
+        wehe_area: f64 = 0.5, Live;
+        wehe_area_fast: f64 = 0.3, Live;
+        wehe_fast_bps: f64 = 10e6, Live;
+        wehe_jackknife_rounds: u32 = 100, Live;
+        wehe_jackknife_fraction: f64 = 0.5, Live;
+        wehe_jackknife_agreement: f64 = 0.95, Live;
 
-    /// Flach et al. (SIGCOMM'16): losses per flow, spread over this many RTTs; share of the
-    /// delivered series within a burst of the token line; RTT growth allowed before the first
-    /// loss; rates within this fraction of each other form a cluster.
-    pub policing_min_losses: u32,
-    pub policing_min_rtts: f64,
-    pub policing_consistency: f64,
-    pub policing_rtt_inflation: f64,
-    pub policing_cluster_tolerance: f64,
-    /// Control traffic must have run this many times faster than the policed rate.
-    pub control_margin: f64,
+        /// Flach et al. (SIGCOMM'16): losses per flow, spread over this many RTTs; share of the
+        /// delivered series within a burst of the token line; RTT growth allowed before the first
+        /// loss; rates within this fraction of each other form a cluster.
+        policing_min_losses: u32 = 15, Live;
+        policing_min_rtts: f64 = 3.0, Live;
+        policing_consistency: f64 = 0.9, Live;
+        policing_rtt_inflation: f64 = 1.5, Live;
+        policing_cluster_tolerance: f64 = 0.2, Live;
+        /// Control traffic must have run this many times faster than the policed rate.
+        control_margin: f64 = 1.5, Live;
 
-    /// Shaping: a plateau (coefficient of variation of the busy bins at most this) with the
-    /// round trip grown by at least `shaping_rtt_growth_ms` and a factor `shaping_rtt_factor`.
-    pub shaping_max_cv: f64,
-    pub shaping_rtt_growth_ms: u64,
-    pub shaping_rtt_factor: f64,
+        /// Shaping: a plateau (coefficient of variation of the busy bins at most this) with the
+        /// round trip grown by at least `shaping_rtt_growth_ms` and a factor `shaping_rtt_factor`.
+        shaping_max_cv: f64 = 0.3, Live;
+        shaping_rtt_growth_ms: u64 = 100, Live;
+        shaping_rtt_factor: f64 = 2.0, Live;
 
-    /// Stall/freeze: server data stops after this many bytes (IP bytes towards the client;
-    /// the 12–36 KB of the TSPU behaviour, with a margin for header counting), then silence
-    /// for at least `stall_silence_s` with no FIN or RST from the server.
-    pub stall_min_bytes: u64,
-    pub stall_max_bytes: u64,
-    pub stall_silence_s: f64,
+        /// Stall/freeze: server data stops after this many bytes (IP bytes towards the client;
+        /// the 12–36 KB of the TSPU behaviour, with a margin for header counting), then silence
+        /// for at least `stall_silence_s` with no FIN or RST from the server.
+        stall_min_bytes: u64 = 10_000, Live;
+        stall_max_bytes: u64 = 70_000, Live;
+        stall_silence_s: f64 = 3.0, Live;
 
-    /// Calls: RTP loss counted as degradation from this ratio, one-way silence from this
-    /// many seconds, a rate step when the mean after a change point falls below this share of
-    /// the mean before it.
-    pub call_loss: f64,
-    /// Interarrival jitter (RFC 3550) counted as degradation from this many milliseconds (a
-    /// typical jitter buffer) when also three times the control calls' worst.
-    pub call_jitter_ms: f64,
-    pub call_silence_s: f64,
-    pub call_step_ratio: f64,
-    /// Random-loss throttling: the share of its packets a connection must lose (or retransmit)
-    /// to count as lossy.
-    pub loss_min_share: f64,
-    /// Smallest number of flows with a finding (resets, stalls, blocked) for a verdict.
-    pub min_affected_flows: u64,
-}
-
-impl Default for DetectConfig {
-    fn default() -> Self {
-        DetectConfig {
-            window_s: 60,
-            bulk_min_bytes: 100_000,
-            rtt_ratio: 3.0,
-            rtt_tolerance_ms: 20.0,
-            alpha: 0.01,
-            wehe_min_samples: 10,
-            wehe_area: 0.5,
-            wehe_area_fast: 0.3,
-            wehe_fast_bps: 10e6,
-            wehe_jackknife_rounds: 100,
-            wehe_jackknife_fraction: 0.5,
-            wehe_jackknife_agreement: 0.95,
-            policing_min_losses: 15,
-            policing_min_rtts: 3.0,
-            policing_consistency: 0.9,
-            policing_rtt_inflation: 1.5,
-            policing_cluster_tolerance: 0.2,
-            control_margin: 1.5,
-            shaping_max_cv: 0.3,
-            shaping_rtt_growth_ms: 100,
-            shaping_rtt_factor: 2.0,
-            stall_min_bytes: 10_000,
-            stall_max_bytes: 70_000,
-            stall_silence_s: 3.0,
-            call_loss: 0.03,
-            call_jitter_ms: 30.0,
-            call_silence_s: 2.0,
-            call_step_ratio: 0.6,
-            loss_min_share: 0.02,
-            min_affected_flows: 2,
-        }
+        /// Calls: RTP loss counted as degradation from this ratio, one-way silence from this
+        /// many seconds, a rate step when the mean after a change point falls below this share of
+        /// the mean before it.
+        call_loss: f64 = 0.03, Live;
+        /// Interarrival jitter (RFC 3550) counted as degradation from this many milliseconds (a
+        /// typical jitter buffer) when also three times the control calls' worst.
+        call_jitter_ms: f64 = 30.0, Live;
+        call_silence_s: f64 = 2.0, Live;
+        call_step_ratio: f64 = 0.6, Live;
+        /// Random-loss throttling: the share of its packets a connection must lose (or retransmit)
+        /// to count as lossy.
+        loss_min_share: f64 = 0.02, Live;
+        /// Smallest number of flows with a finding (resets, stalls, blocked) for a verdict.
+        min_affected_flows: u64 = 2, Live;
     }
 }
 
@@ -161,52 +131,46 @@ impl DetectConfig {
     }
 }
 
-/// The daemon's settings (`[daemon]` of the configuration file, or the UCI file on OpenWrt).
-/// Every key is documented in `samples/throttlewatch.toml`.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DaemonConfig {
-    pub interfaces: Vec<String>,
-    pub snaplen: u32,
-    /// Snap length of the second, narrowly filtered capture whose full copies of DNS
-    /// answers, STUN messages and TLS ClientHellos go to the classifier; 0 turns it off.
-    pub classify_snaplen: u32,
-    pub buffer_kib: u32,
-    pub control_sample: u32,
-    pub events: String,
-    /// The events file is renamed to `events.1` before it would grow past this (KiB); 0 never.
-    pub events_max_kib: u64,
-    pub status: String,
-    pub metrics_file: String,
-    pub listen: String,
-    pub allow_remote_metrics: bool,
-    pub user: String,
-    pub services: String,
-    pub history: String,
-    pub max_flows: usize,
-    pub detail_flows: usize,
-}
-
-impl Default for DaemonConfig {
-    fn default() -> Self {
-        DaemonConfig {
-            interfaces: Vec::new(),
-            snaplen: 256,
-            classify_snaplen: 2048,
-            buffer_kib: 4096,
-            control_sample: 4,
-            events: "-".into(),
-            events_max_kib: 8192,
-            status: String::new(),
-            metrics_file: String::new(),
-            listen: String::new(),
-            allow_remote_metrics: false,
-            user: String::new(),
-            services: String::new(),
-            history: String::new(),
-            max_flows: DEFAULT_MAX_FLOWS,
-            detail_flows: DEFAULT_DETAIL_FLOWS,
-        }
+settings! {
+    /// The daemon's settings (`[daemon]` of the configuration file, or the UCI file on
+    /// OpenWrt). The defaults suit `throttlewatch run -i IFACE` on a PC: events to standard
+    /// output, no files written, no port opened; the packages set their own paths
+    /// (packaging/throttlewatch.toml, the UCI reader's router defaults).
+    /// `samples/throttlewatch.toml` documents every key with its default.
+    pub struct DaemonConfig {
+        /// Interfaces to capture on; at least one (here or with `-i`).
+        interfaces: Vec<String> = Vec::new(), Restart;
+        /// Bytes captured per packet.
+        snaplen: u32 = 256, Restart;
+        /// Snap length of the second, narrowly filtered capture whose full copies of DNS
+        /// answers, STUN messages and TLS ClientHellos go to the classifier; 0 turns it off.
+        classify_snaplen: u32 = 2048, Restart;
+        /// Kernel capture buffer per interface, KiB.
+        buffer_kib: u32 = 4096, Restart;
+        /// The kernel filter keeps 1 control flow in this many.
+        control_sample: u32 = 4, Restart;
+        /// Verdict events: a file appended to, or `-` for standard output.
+        events: String = "-".into(), Live;
+        /// The events file is renamed to `events.1` before it would grow past this (KiB); 0 never.
+        events_max_kib: u64 = 8192, Live;
+        /// Status file, replaced after every window; "" none.
+        status: String = String::new(), Live;
+        /// Prometheus textfile; "" none.
+        metrics_file: String = String::new(), Live;
+        /// `IP:PORT` serving `/metrics`; "" none.
+        listen: String = String::new(), Restart;
+        /// Whether `listen` may be an address beyond loopback.
+        allow_remote_metrics: bool = false, Restart;
+        /// The user to become once the captures are open; "" stays.
+        user: String = String::new(), Restart;
+        /// Service catalogue file; "" the built-in one.
+        services: String = String::new(), Live;
+        /// Per-service history of bulk goodput; "" none.
+        history: String = String::new(), Live;
+        /// Flows held at once.
+        max_flows: usize = DEFAULT_MAX_FLOWS, Restart;
+        /// Flows that keep throughput bins and windowed RTTs at once.
+        detail_flows: usize = DEFAULT_DETAIL_FLOWS, Restart;
     }
 }
 
@@ -278,20 +242,9 @@ impl DaemonConfig {
 }
 
 /// A configuration file: `[detect]` thresholds and `[daemon]` settings.
-#[derive(Debug, Default, Clone, PartialEq, serde::Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConfigFile {
     pub detect: DetectConfig,
     pub daemon: DaemonConfig,
-}
-
-/// Read a TOML configuration file. `[daemon]` is checked by the daemon (it is not needed by
-/// `analyze`); `[detect]` is checked here. The error names the file and the key.
-pub fn load_config(path: &std::path::Path) -> Result<ConfigFile, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{}: cannot read the configuration: {e}", path.display()))?;
-    let file: ConfigFile = toml::from_str(&text)
-        .map_err(|e| format!("{}: {}", path.display(), e.to_string().trim()))?;
-    file.detect.validate().map_err(|e| format!("{}: [detect] {e}", path.display()))?;
-    Ok(file)
 }

@@ -8,16 +8,19 @@
 //!     option window '60'
 //! ```
 //!
-//! The section of type `throttlewatch` maps onto the `[daemon]` keys of the TOML
-//! configuration (`list interface` onto `interfaces`; `window` onto `[detect] window_s`;
-//! `enabled` is the init script's). Values are quoted with `'` or `"` or bare; `#` starts a
-//! comment line. Absent options take the router's defaults (`openwrt_defaults`: the
+//! The section of type `throttlewatch` is turned into the TOML configuration's table and
+//! read through the same declaration (super::layers): each option is the `[daemon]` key of
+//! its name (`list interface` is `interfaces`; `window` is `[detect] window_s`; `enabled` is
+//! the init script's), typed as the key's default is, so an unknown option or a bad value is
+//! refused by the same code as in a TOML file. Values are quoted with `'` or `"` or bare; `#`
+//! starts a comment line. Absent options take the router's defaults (`openwrt_defaults`: the
 //! package's `throttlewatch` user, state under /var/run/throttlewatch, metrics on
 //! 127.0.0.1:9737). Every error names the file, the line and the option.
 
 use std::path::Path;
 
-use super::{ConfigFile, DaemonConfig};
+use super::layers::{from_table, to_table};
+use super::{ConfigFile, DaemonConfig, Section};
 
 /// One `option` or `list` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +33,7 @@ struct Item {
 
 /// A `config TYPE ['NAME']` section with its items.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Section {
+struct UciSection {
     line: usize,
     kind: String,
     name: Option<String>,
@@ -77,8 +80,8 @@ fn words(line: &str) -> Result<Vec<String>, &'static str> {
     }
 }
 
-fn parse_sections(text: &str) -> Result<Vec<Section>, String> {
-    let mut sections: Vec<Section> = Vec::new();
+fn parse_sections(text: &str) -> Result<Vec<UciSection>, String> {
+    let mut sections: Vec<UciSection> = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         let trimmed = raw.trim();
@@ -92,7 +95,7 @@ fn parse_sections(text: &str) -> Result<Vec<Section>, String> {
                 if w.len() > 3 {
                     return Err(format!("line {line}: `config` takes a type and a name"));
                 }
-                sections.push(Section {
+                sections.push(UciSection {
                     line,
                     kind: kind.clone(),
                     name: w.get(2).cloned(),
@@ -124,41 +127,47 @@ fn parse_sections(text: &str) -> Result<Vec<Section>, String> {
     Ok(sections)
 }
 
-const OPTIONS: &[&str] = &[
-    "enabled",
-    "interface",
-    "window",
-    "snaplen",
-    "classify_snaplen",
-    "buffer_kib",
-    "control_sample",
-    "events",
-    "events_max_kib",
-    "status",
-    "metrics_file",
-    "listen",
-    "allow_remote_metrics",
-    "user",
-    "services",
-    "history",
-    "max_flows",
-    "detail_flows",
-];
+/// UCI names that differ from the TOML keys they set: the UCI convention of a singular list
+/// name, and the one `[detect]` key a router's file sets. Every other option is the
+/// `[daemon]` key of its name.
+const RENAMED: [(&str, Section, &str); 2] =
+    [("interface", Section::Daemon, "interfaces"), ("window", Section::Detect, "window_s")];
 
-fn number<T: std::str::FromStr>(item: &Item) -> Result<T, String> {
-    item.value.parse().map_err(|_| {
-        format!("line {}: option {}: {:?} is not a number", item.line, item.name, item.value)
+/// Read by the init script, not the daemon; checked as a boolean all the same.
+const ENABLED: &str = "enabled";
+
+/// Where an option goes in the configuration's table. The TOML names of renamed options
+/// are not UCI names.
+fn target(item: &Item) -> Result<(Section, &str), String> {
+    if let Some((uci, _, key)) = RENAMED.iter().find(|(_, _, key)| *key == item.name) {
+        return Err(format!("line {}: option {key}: in UCI it is called {uci}", item.line));
+    }
+    Ok(match RENAMED.iter().find(|(uci, _, _)| *uci == item.name) {
+        Some(&(_, section, key)) => (section, key),
+        None => (Section::Daemon, &item.name),
     })
 }
 
-fn boolean(item: &Item) -> Result<bool, String> {
-    match item.value.as_str() {
-        "1" | "yes" | "on" | "true" | "enabled" => Ok(true),
-        "0" | "no" | "off" | "false" | "disabled" => Ok(false),
-        other => Err(format!(
-            "line {}: option {}: {other:?} is not a boolean (allowed: 0, 1)",
-            item.line, item.name
-        )),
+fn boolean(value: &str) -> Option<bool> {
+    match value {
+        "1" | "yes" | "on" | "true" | "enabled" => Some(true),
+        "0" | "no" | "off" | "false" | "disabled" => Some(false),
+        _ => None,
+    }
+}
+
+/// The option's text as a TOML value of the type the key's default has (UCI values are all
+/// text); text that is not of that type stays text, for the declaration to refuse with the
+/// type it expected.
+fn typed(value: &str, like: Option<&toml::Value>) -> toml::Value {
+    let text = || toml::Value::String(value.to_string());
+    match like {
+        Some(toml::Value::Integer(_)) => {
+            value.parse().map_or_else(|_| text(), toml::Value::Integer)
+        }
+        Some(toml::Value::Float(_)) => value.parse().map_or_else(|_| text(), toml::Value::Float),
+        Some(toml::Value::Boolean(_)) => boolean(value).map_or_else(text, toml::Value::Boolean),
+        _ => text(),
     }
 }
 
@@ -176,7 +185,46 @@ fn openwrt_defaults() -> DaemonConfig {
     }
 }
 
-/// The configuration a UCI text describes; errors without the file name.
+/// The table of `section`'s options laid over `base` (the router's defaults).
+fn table(base: &toml::Table, items: &[&Item]) -> Result<toml::Table, String> {
+    let mut table = base.clone();
+    let mut lists_begun: Vec<&str> = Vec::new();
+    for item in items {
+        let (section, key) = target(item)?;
+        let Some(toml::Value::Table(keys)) = table.get_mut(section.name()) else {
+            return Err(format!("[{}]: not a table of the configuration", section.name()));
+        };
+        let list = matches!(keys.get(key), Some(toml::Value::Array(_)));
+        if keys.contains_key(key) && item.list != list {
+            return Err(format!(
+                "line {}: {} must be given with `{}`",
+                item.line,
+                item.name,
+                if list { "list" } else { "option" }
+            ));
+        }
+        if item.list {
+            // The first `list` line replaces the default list; the others add to it.
+            let value = toml::Value::String(item.value.clone());
+            match keys.get_mut(key) {
+                Some(toml::Value::Array(values)) if lists_begun.contains(&item.name.as_str()) => {
+                    values.push(value)
+                }
+                _ => {
+                    keys.insert(key.to_string(), toml::Value::Array(vec![value]));
+                    lists_begun.push(&item.name);
+                }
+            }
+        } else {
+            let value = typed(&item.value, keys.get(key));
+            keys.insert(key.to_string(), value);
+        }
+    }
+    Ok(table)
+}
+
+/// The configuration a UCI text describes, `[detect]` checked (`[daemon]` is checked once
+/// the command line's overrides are laid over it); errors without the file name.
 pub fn parse(text: &str) -> Result<ConfigFile, String> {
     let sections = parse_sections(text)?;
     if let Some(other) = sections.iter().find(|s| s.kind != "throttlewatch") {
@@ -193,51 +241,29 @@ pub fn parse(text: &str) -> Result<ConfigFile, String> {
             .find(|s| s.name.as_deref() == Some("main"))
             .ok_or("several `config throttlewatch` sections and none named 'main'".to_string())?,
     };
-    let mut file = ConfigFile { daemon: openwrt_defaults(), ..ConfigFile::default() };
-    let d: &mut DaemonConfig = &mut file.daemon;
+    let mut items = Vec::new();
     for item in &section.items {
-        if !OPTIONS.contains(&item.name.as_str()) {
+        if item.name != ENABLED {
+            items.push(item);
+        } else if item.list || boolean(&item.value).is_none() {
             return Err(format!(
-                "line {}: unknown option {:?} (known: {})",
-                item.line,
-                item.name,
-                OPTIONS.join(", ")
+                "line {}: option {}: {:?} is not a boolean (allowed: 0, 1)",
+                item.line, item.name, item.value
             ));
-        }
-        if item.list != (item.name == "interface") {
-            return Err(format!(
-                "line {}: {} must be given with `{}`",
-                item.line,
-                item.name,
-                if item.name == "interface" { "list" } else { "option" }
-            ));
-        }
-        match item.name.as_str() {
-            "enabled" => {
-                boolean(item)?;
-            }
-            "interface" => d.interfaces.push(item.value.clone()),
-            "window" => file.detect.window_s = number(item)?,
-            "snaplen" => d.snaplen = number(item)?,
-            "classify_snaplen" => d.classify_snaplen = number(item)?,
-            "buffer_kib" => d.buffer_kib = number(item)?,
-            "control_sample" => d.control_sample = number(item)?,
-            "events" => d.events = item.value.clone(),
-            "events_max_kib" => d.events_max_kib = number(item)?,
-            "status" => d.status = item.value.clone(),
-            "metrics_file" => d.metrics_file = item.value.clone(),
-            "listen" => d.listen = item.value.clone(),
-            "allow_remote_metrics" => d.allow_remote_metrics = boolean(item)?,
-            "user" => d.user = item.value.clone(),
-            "services" => d.services = item.value.clone(),
-            "history" => d.history = item.value.clone(),
-            "max_flows" => d.max_flows = number(item)?,
-            "detail_flows" => d.detail_flows = number(item)?,
-            _ => unreachable!("every name in OPTIONS is handled"),
         }
     }
+    let base = to_table(&ConfigFile { daemon: openwrt_defaults(), ..ConfigFile::default() })?;
+    let file = from_table(table(&base, &items)?).map_err(|e| {
+        // The declaration refused the table: name the first line it refuses alone.
+        let line = items.iter().find_map(|item| {
+            let alone = table(&base, &[item]).ok()?;
+            from_table(alone)
+                .err()
+                .map(|e| format!("line {}: option {}: {e}", item.line, item.name))
+        });
+        line.unwrap_or(e)
+    })?;
     file.detect.validate()?;
-    file.daemon.validate()?;
     Ok(file)
 }
 
@@ -278,13 +304,36 @@ mod tests {
         assert!(c.daemon.allow_remote_metrics);
     }
 
+    /// `parse`, then the daemon's checks.
+    fn checked(text: &str) -> Result<ConfigFile, String> {
+        let file = parse(text)?;
+        file.daemon.validate()?;
+        Ok(file)
+    }
+
     #[test]
     fn every_bad_input_names_its_line_and_option() {
         let base = "config throttlewatch 'main'\n\tlist interface 'br-lan'\n";
         for (extra, message) in [
-            ("\toption snaplen 'big'\n", "line 3: option snaplen: \"big\" is not a number"),
+            (
+                "\toption snaplen 'big'\n",
+                "line 3: option snaplen: invalid type: string \"big\", expected u32",
+            ),
+            ("\toption max_flows '-5'\n", "line 3: option max_flows: invalid value: integer"),
+            (
+                "\toption allow_remote_metrics 'maybe'\n",
+                "line 3: option allow_remote_metrics: invalid type: string \"maybe\", expected a \
+                 boolean",
+            ),
+            (
+                "\toption interfaces 'x'\n",
+                "line 3: option interfaces: in UCI it is called interface",
+            ),
+            ("\toption window_s '5'\n", "line 3: option window_s: in UCI it is called window"),
             ("\toption snaplen '10'\n", "snaplen = 10: allowed values are 64..=65535"),
-            ("\toption colour 'red'\n", "line 3: unknown option \"colour\""),
+            // Refused by the declaration, as an unknown key of a TOML file is.
+            ("\toption colour 'red'\n", "line 3: option colour: unknown field `colour`"),
+            ("\tlist colour 'red'\n", "line 3: option colour: unknown field `colour`"),
             ("\toption interface 'eth0'\n", "line 3: interface must be given with `list`"),
             ("\tlist window '5'\n", "line 3: window must be given with `option`"),
             ("\toption enabled 'maybe'\n", "line 3: option enabled: \"maybe\" is not a boolean"),
@@ -301,12 +350,12 @@ mod tests {
             ("config firewall 'x'\n", "line 3: section type \"firewall\""),
             ("frobnicate\n", "line 3: \"frobnicate\" is not a UCI keyword"),
         ] {
-            let err = parse(&format!("{base}{extra}")).unwrap_err();
+            let err = checked(&format!("{base}{extra}")).unwrap_err();
             assert!(err.contains(message), "{extra:?}: {err}");
         }
-        assert!(parse("option a 'b'\n").unwrap_err().contains("before any `config` section"));
+        assert!(checked("option a 'b'\n").unwrap_err().contains("before any `config` section"));
         assert!(parse("").unwrap_err().contains("no `config throttlewatch` section"));
-        let no_interface = parse("config throttlewatch 'main'\n").unwrap_err();
+        let no_interface = checked("config throttlewatch 'main'\n").unwrap_err();
         assert!(no_interface.contains("interfaces: at least one interface"), "{no_interface}");
         let two = "config throttlewatch 'a'\n\tlist interface x\nconfig throttlewatch 'b'\n";
         assert!(parse(two).unwrap_err().contains("none named 'main'"));

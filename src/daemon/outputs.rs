@@ -17,8 +17,6 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
-
 use crate::capture::LiveStats;
 use crate::classify::Catalogue;
 use crate::detect::{Finding, Mechanism, Verdict};
@@ -70,7 +68,8 @@ pub struct State {
 }
 
 /// What the daemon writes, for its error counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Output {
     Events,
     Status,
@@ -97,11 +96,11 @@ impl State {
             catalogue.services().iter().map(|s| (s.id.clone(), s.name.clone())).collect();
     }
 
-    /// Failed writes of every output, by name.
-    fn output_error_counts(&self) -> BTreeMap<&'static str, u64> {
+    /// Failed writes of every output.
+    fn output_error_counts(&self) -> BTreeMap<Output, u64> {
         Output::ALL
             .into_iter()
-            .map(|o| (o.as_str(), self.output_errors.get(&o).copied().unwrap_or(0)))
+            .map(|o| (o, self.output_errors.get(&o).copied().unwrap_or(0)))
             .collect()
     }
 
@@ -118,44 +117,45 @@ impl State {
         self.verdicts = verdicts;
     }
 
-    /// The status document, schema `throttlewatch.status/1`.
-    pub fn status(&self) -> Value {
-        json!({
-            "schema": STATUS_SCHEMA,
-            "version": env!("CARGO_PKG_VERSION"),
-            "started": self.started,
-            "updated": self.updated,
-            "window_s": self.window_s,
-            "interfaces": self.interfaces.iter().map(|i| json!({
-                "name": i.name,
-                "up": i.down.is_none(),
-                "down_since": i.down.as_ref().map(|d| d.0),
-                "down_reason": i.down.as_ref().map(|d| &d.1),
-                "reopens": i.reopens,
-                "packets": i.packets,
-                "kernel_drops": i.kernel.dropped,
-                "interface_drops": i.kernel.if_dropped,
-            })).collect::<Vec<_>>(),
-            "flows": {
-                "active": self.active_flows,
-                "max": self.max_flows,
-                "evicted": self.evicted,
-                "refused": self.refused,
-                "unreported": self.unreported,
+    /// The status document, schema `throttlewatch.status/1` (docs/status.md).
+    pub fn status(&self) -> Status<'_> {
+        Status {
+            schema: STATUS_SCHEMA,
+            version: env!("CARGO_PKG_VERSION"),
+            started: self.started,
+            updated: self.updated,
+            window_s: self.window_s,
+            interfaces: (self.interfaces.iter())
+                .map(|i| InterfaceStatus {
+                    name: &i.name,
+                    up: i.down.is_none(),
+                    down_since: i.down.as_ref().map(|d| d.0),
+                    down_reason: i.down.as_ref().map(|d| d.1.as_str()),
+                    reopens: i.reopens,
+                    packets: i.packets,
+                    kernel_drops: i.kernel.dropped,
+                    interface_drops: i.kernel.if_dropped,
+                })
+                .collect(),
+            flows: FlowStatus {
+                active: self.active_flows,
+                max: self.max_flows,
+                evicted: self.evicted,
+                refused: self.refused,
+                unreported: self.unreported,
             },
-            "offload": {
-                "active": self.offload_warning.is_some(),
-                "warning": self.offload_warning,
+            offload: OffloadStatus {
+                active: self.offload_warning.is_some(),
+                warning: self.offload_warning.as_deref(),
             },
-            "services": self.services.iter().map(|(id, name)| json!({ "id": id, "name": name }))
-                .collect::<Vec<_>>(),
-            "outputs": {
-                "errors": self.output_error_counts(),
-                "events_lost": self.events_lost,
-                "last_error": self.last_output_error,
+            services: (self.services.iter()).map(|(id, name)| ServiceStatus { id, name }).collect(),
+            outputs: OutputStatus {
+                errors: self.output_error_counts(),
+                events_lost: self.events_lost,
+                last_error: self.last_output_error.as_deref(),
             },
-            "verdicts": self.verdicts,
-        })
+            verdicts: &self.verdicts,
+        }
     }
 
     /// Prometheus text exposition format.
@@ -271,7 +271,7 @@ impl State {
             "throttlewatch_output_errors_total",
             "counter",
             "Failed writes of an output (events, status, metrics_file, history).",
-            &[Output::Events, Output::Status, Output::MetricsFile, Output::History].map(|o| {
+            &Output::ALL.map(|o| {
                 let n = self.output_errors.get(&o).copied().unwrap_or(0);
                 (format!("{{output=\"{}\"}}", o.as_str()), n as f64)
             }),
@@ -324,21 +324,148 @@ fn label(text: &str) -> String {
     text.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
-/// One event.
-pub fn event(kind: &str, at: Option<Timestamp>, fields: Value) -> Value {
-    let mut e = json!({ "schema": EVENT_SCHEMA, "type": kind, "at": at });
-    if let (Some(obj), Value::Object(extra)) = (e.as_object_mut(), fields) {
-        obj.extend(extra);
+/// The status document (docs/status.md lists every field).
+#[derive(Debug, serde::Serialize)]
+pub struct Status<'a> {
+    pub schema: &'static str,
+    pub version: &'static str,
+    pub started: Option<Timestamp>,
+    pub updated: Option<Timestamp>,
+    pub window_s: u64,
+    pub interfaces: Vec<InterfaceStatus<'a>>,
+    pub flows: FlowStatus,
+    pub offload: OffloadStatus<'a>,
+    pub services: Vec<ServiceStatus<'a>>,
+    pub outputs: OutputStatus<'a>,
+    pub verdicts: &'a [Verdict],
+}
+
+/// `interfaces[]` of the status.
+#[derive(Debug, serde::Serialize)]
+pub struct InterfaceStatus<'a> {
+    pub name: &'a str,
+    pub up: bool,
+    pub down_since: Option<Timestamp>,
+    pub down_reason: Option<&'a str>,
+    pub reopens: u64,
+    pub packets: u64,
+    pub kernel_drops: u64,
+    pub interface_drops: u64,
+}
+
+/// `flows` of the status.
+#[derive(Debug, serde::Serialize)]
+pub struct FlowStatus {
+    pub active: usize,
+    pub max: usize,
+    pub evicted: u64,
+    pub refused: u64,
+    pub unreported: u64,
+}
+
+/// `offload` of the status.
+#[derive(Debug, serde::Serialize)]
+pub struct OffloadStatus<'a> {
+    pub active: bool,
+    pub warning: Option<&'a str>,
+}
+
+/// `services[]` of the status.
+#[derive(Debug, serde::Serialize)]
+pub struct ServiceStatus<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+}
+
+/// `outputs` of the status.
+#[derive(Debug, serde::Serialize)]
+pub struct OutputStatus<'a> {
+    pub errors: BTreeMap<Output, u64>,
+    pub events_lost: u64,
+    pub last_error: Option<&'a str>,
+}
+
+/// Why the daemon stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum StopReason {
+    #[serde(rename = "SIGTERM")]
+    Sigterm,
+    #[serde(rename = "SIGINT")]
+    Sigint,
+    /// The capture thread ended without being asked to.
+    #[serde(rename = "capture ended")]
+    CaptureEnded,
+}
+
+impl StopReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Sigterm => "SIGTERM",
+            StopReason::Sigint => "SIGINT",
+            StopReason::CaptureEnded => "capture ended",
+        }
     }
-    e
+}
+
+/// What an event says, by its `type` (docs/events.md lists every field).
+#[derive(Debug, serde::Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind<'a> {
+    /// The captures are open (and root given up).
+    Start {
+        version: &'static str,
+        interfaces: &'a [String],
+        window_s: u64,
+        offload_warning: Option<&'a str>,
+    },
+    InterfaceDown {
+        interface: &'a str,
+        reason: &'a str,
+    },
+    InterfaceUp {
+        interface: &'a str,
+        /// Whole seconds it was down; `None` when it was not known to be down.
+        down_s: Option<u64>,
+    },
+    Verdict {
+        verdict: &'a Verdict,
+    },
+    Reload {
+        needs_restart: &'a [&'static str],
+        catalogue_changed: bool,
+    },
+    ReloadFailed {
+        error: &'a str,
+    },
+    Stop {
+        reason: StopReason,
+    },
+}
+
+/// One event, schema `throttlewatch.event/1`.
+#[derive(Debug, serde::Serialize)]
+pub struct Event<'a> {
+    pub schema: &'static str,
+    #[serde(flatten)]
+    pub kind: EventKind<'a>,
+    /// When it was written (wall clock).
+    pub at: Option<Timestamp>,
+    /// Events lost before this one (only after a loss).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events_lost: Option<Lost>,
+}
+
+/// One event, written `at`.
+pub fn event(kind: EventKind<'_>, at: Option<Timestamp>) -> Event<'_> {
+    Event { schema: EVENT_SCHEMA, kind, at, events_lost: None }
 }
 
 /// Events that could not be written, reported with the next one that is.
-#[derive(Debug, Clone, PartialEq)]
-struct Lost {
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Lost {
     events: u64,
     /// The `at` of the first one.
-    since: Value,
+    since: Option<Timestamp>,
     error: String,
 }
 
@@ -397,14 +524,10 @@ impl EventSink {
     /// Write one event as a line, whole or not at all. After lost events, the line carries
     /// `events_lost`. An error means the event was lost, or (`cannot rotate`) that it was
     /// written but the file could not be rotated.
-    pub fn write(&mut self, mut event: Value) -> Result<(), String> {
-        if let (Some(lost), Some(obj)) = (&self.lost, event.as_object_mut()) {
-            obj.insert(
-                "events_lost".into(),
-                json!({ "events": lost.events, "since": lost.since, "error": lost.error }),
-            );
-        }
-        let mut line = event.to_string();
+    pub fn write(&mut self, mut event: Event<'_>) -> Result<(), String> {
+        event.events_lost.clone_from(&self.lost);
+        // Through a JSON value: its keys come out sorted, as the schema's examples show.
+        let mut line = serde_json::to_value(&event).map_err(|e| e.to_string())?.to_string();
         line.push('\n');
         let mut rotation = Ok(());
         let written = match &mut self.target {
@@ -427,8 +550,7 @@ impl EventSink {
                 match &mut self.lost {
                     Some(lost) => lost.events += 1,
                     None => {
-                        let since = event.get("at").cloned().unwrap_or(Value::Null);
-                        self.lost = Some(Lost { events: 1, since, error: e.clone() });
+                        self.lost = Some(Lost { events: 1, since: event.at, error: e.clone() });
                     }
                 }
                 Err(format!("cannot write an event: {e}"))
@@ -486,6 +608,8 @@ pub fn replace_file(path: &Path, contents: &[u8]) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
     use super::*;
     use crate::detect::Window;
 
@@ -503,8 +627,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn status_and_metrics_show_the_latest_window() {
+    /// A state with every field of the status set: an interface up, one down, a service,
+    /// verdicts, an offload warning and a failed write.
+    fn full_state() -> State {
         let mut s = State { window_s: 60, max_flows: 100, active_flows: 7, ..State::default() };
         s.interfaces.push(InterfaceCounters {
             name: "br-lan".into(),
@@ -524,7 +649,17 @@ mod tests {
         s.services.push(("whatsapp".into(), "WhatsApp".into()));
         s.record_verdicts(vec![verdict(Finding::Throttled)]);
         s.record_verdicts(vec![verdict(Finding::Throttled), verdict(Finding::None)]);
-        let status = s.status();
+        s.offload_warning = Some("flow offloading is on".into());
+        s.output_failed(Output::MetricsFile, "disk full");
+        s
+    }
+
+    #[test]
+    fn status_and_metrics_show_the_latest_window() {
+        let s = full_state();
+        let status = serde_json::to_value(s.status()).unwrap();
+        // The typed document is, byte for byte, the one the daemon built with `json!` before.
+        assert_eq!(status.to_string(), former_status(&s).to_string());
         assert_eq!(status["schema"], STATUS_SCHEMA);
         assert_eq!(status["interfaces"][0]["kernel_drops"], 5);
         assert_eq!(status["interfaces"][0]["up"], true);
@@ -533,7 +668,9 @@ mod tests {
         assert_eq!(status["interfaces"][1]["down_since"], "2026-09-21T14:13:20.000000Z");
         assert_eq!(status["flows"]["active"], 7);
         assert_eq!(status["verdicts"][0]["finding"], "throttled");
-        assert_eq!(status["offload"]["active"], false);
+        assert_eq!(status["offload"]["active"], true);
+        assert_eq!(status["outputs"]["errors"]["metrics_file"], 1);
+        assert_eq!(status["outputs"]["errors"]["events"], 0);
         let m = s.metrics();
         assert!(m.contains("throttlewatch_kernel_drops_total{interface=\"br-lan\"} 5\n"), "{m}");
         assert!(m.contains("throttlewatch_interface_up{interface=\"br-lan\"} 1\n"), "{m}");
@@ -554,13 +691,165 @@ mod tests {
         assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 
+    /// The status document as the daemon built it with `json!` before it was typed: the
+    /// reference the typed one must equal.
+    fn former_status(s: &State) -> Value {
+        json!({
+            "schema": STATUS_SCHEMA,
+            "version": env!("CARGO_PKG_VERSION"),
+            "started": s.started,
+            "updated": s.updated,
+            "window_s": s.window_s,
+            "interfaces": s.interfaces.iter().map(|i| json!({
+                "name": i.name,
+                "up": i.down.is_none(),
+                "down_since": i.down.as_ref().map(|d| d.0),
+                "down_reason": i.down.as_ref().map(|d| &d.1),
+                "reopens": i.reopens,
+                "packets": i.packets,
+                "kernel_drops": i.kernel.dropped,
+                "interface_drops": i.kernel.if_dropped,
+            })).collect::<Vec<_>>(),
+            "flows": {
+                "active": s.active_flows,
+                "max": s.max_flows,
+                "evicted": s.evicted,
+                "refused": s.refused,
+                "unreported": s.unreported,
+            },
+            "offload": { "active": s.offload_warning.is_some(), "warning": s.offload_warning },
+            "services": s.services.iter().map(|(id, name)| json!({ "id": id, "name": name }))
+                .collect::<Vec<_>>(),
+            "outputs": {
+                "errors": Output::ALL
+                    .map(|o| (o.as_str(), s.output_errors.get(&o).copied().unwrap_or(0)))
+                    .into_iter().collect::<BTreeMap<_, _>>(),
+                "events_lost": s.events_lost,
+                "last_error": s.last_output_error,
+            },
+            "verdicts": s.verdicts,
+        })
+    }
+
+    /// The path of every field in `v` that is not an object (`a.b`, `list[].c`); arrays are
+    /// followed into their first item, except the verdicts (report.md documents them).
+    fn paths(v: &Value, prefix: &str, out: &mut Vec<String>) {
+        match v {
+            Value::Object(map) => {
+                for (key, value) in map {
+                    let path =
+                        if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                    if !value.is_object() || key == "verdict" {
+                        out.push(path.clone());
+                    }
+                    if key != "verdict" {
+                        paths(value, &path, out);
+                    }
+                }
+            }
+            Value::Array(items) if !prefix.ends_with("verdicts") => {
+                if let Some(first) = items.first() {
+                    paths(first, &format!("{prefix}[]"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The contract pages name every field the daemon writes: a field is named as its path
+    /// (`flows.active`, `interfaces[]`), or by its key in the row of its parent.
+    fn assert_documented(doc: &str, document: &Value) {
+        let mut found = Vec::new();
+        paths(document, "", &mut found);
+        for path in found {
+            let named =
+                |p: &str| doc.contains(&format!("`{p}`")) || doc.contains(&format!("`{p}[]`"));
+            let (parent, key) = path.rsplit_once('.').unwrap_or(("", &path));
+            let parent = parent.trim_end_matches("[]");
+            let in_row = doc.lines().any(|l| {
+                l.contains(&format!("`{key}`"))
+                    && (parent.is_empty() || l.contains(&format!("`{parent}")))
+            });
+            assert!(named(&path) || in_row, "{path} is not documented");
+        }
+    }
+
     #[test]
-    fn events_are_one_json_object_per_line() {
-        let line = event("stop", None, json!({ "reason": "SIGTERM" })).to_string();
-        let v: Value = serde_json::from_str(&line).unwrap();
-        assert_eq!((v["schema"].as_str(), v["type"].as_str()), (Some(EVENT_SCHEMA), Some("stop")));
-        assert_eq!(v["reason"], "SIGTERM");
-        assert!(!line.contains('\n'));
+    fn the_contract_pages_name_every_field() {
+        let status = serde_json::to_value(full_state().status()).unwrap();
+        assert_documented(include_str!("../../docs/status.md"), &status);
+        let events = include_str!("../../docs/events.md");
+        for (kind, _, name) in every_event(&verdict(Finding::Throttled)) {
+            let mut e = event(kind, Some(Timestamp::from_micros(1)));
+            e.events_lost = Some(Lost { events: 1, since: None, error: "full".into() });
+            let value = serde_json::to_value(e).unwrap();
+            assert!(events.contains(&format!("`{name}`")), "event type {name}");
+            assert_documented(events, &value);
+        }
+    }
+
+    /// One event of each type (and each stop reason), with the fields the daemon wrote with
+    /// `json!` before they were typed, and the type's name.
+    fn every_event(v: &Verdict) -> Vec<(EventKind<'_>, Value, &'static str)> {
+        const INTERFACES: &[String] = &[];
+        vec![
+            (
+                EventKind::Start {
+                    version: "0.1.0",
+                    interfaces: INTERFACES,
+                    window_s: 60,
+                    offload_warning: None,
+                },
+                json!({ "version": "0.1.0", "interfaces": INTERFACES, "window_s": 60,
+                        "offload_warning": null }),
+                "start",
+            ),
+            (
+                EventKind::InterfaceDown { interface: "wlan0", reason: "gone" },
+                json!({ "interface": "wlan0", "reason": "gone" }),
+                "interface_down",
+            ),
+            (
+                EventKind::InterfaceUp { interface: "wlan0", down_s: Some(3) },
+                json!({ "interface": "wlan0", "down_s": 3 }),
+                "interface_up",
+            ),
+            (EventKind::Verdict { verdict: v }, json!({ "verdict": v }), "verdict"),
+            (
+                EventKind::Reload { needs_restart: &["snaplen"], catalogue_changed: true },
+                json!({ "needs_restart": ["snaplen"], "catalogue_changed": true }),
+                "reload",
+            ),
+            (EventKind::ReloadFailed { error: "bad" }, json!({ "error": "bad" }), "reload_failed"),
+            (
+                EventKind::Stop { reason: StopReason::Sigterm },
+                json!({ "reason": "SIGTERM" }),
+                "stop",
+            ),
+            (EventKind::Stop { reason: StopReason::Sigint }, json!({ "reason": "SIGINT" }), "stop"),
+            (
+                EventKind::Stop { reason: StopReason::CaptureEnded },
+                json!({ "reason": "capture ended" }),
+                "stop",
+            ),
+        ]
+    }
+
+    /// Every event type, typed, is the line the daemon wrote with `json!` before.
+    #[test]
+    fn events_are_one_json_object_per_line_as_before() {
+        let at = Some(Timestamp::from_micros(1_790_000_000_000_000));
+        let v = verdict(Finding::Throttled);
+        let cases = every_event(&v);
+        for (kind, fields, name) in cases {
+            let mut former = json!({ "schema": EVENT_SCHEMA, "type": name, "at": at });
+            if let (Some(obj), Value::Object(extra)) = (former.as_object_mut(), fields) {
+                obj.extend(extra);
+            }
+            let line = serde_json::to_value(event(kind, at)).unwrap().to_string();
+            assert_eq!(line, former.to_string());
+            assert!(!line.contains('\n'));
+        }
     }
 
     fn lines(path: &Path) -> Vec<Value> {
@@ -579,23 +868,30 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("events.jsonl");
         let mut sink = EventSink::open(path.to_str().unwrap(), 1).unwrap();
-        let big = "x".repeat(300);
-        for n in 0..10 {
-            sink.write(event("verdict", None, json!({ "n": n, "pad": big }))).unwrap();
+        // Events numbered in their text, padded to 300 bytes.
+        let numbered = |n: u64, pad: usize| format!("{n} {}", "x".repeat(pad));
+        let write = |sink: &mut EventSink, text: &str| {
+            sink.write(event(EventKind::ReloadFailed { error: text }, None)).unwrap()
+        };
+        let n = |e: &Value| -> u64 {
+            e["error"].as_str().unwrap().split(' ').next().unwrap().parse().unwrap()
+        };
+        for i in 0..10 {
+            write(&mut sink, &numbered(i, 300));
         }
         let (now, old) = (lines(&path), lines(&dir.join("events.jsonl.1")));
         assert!(std::fs::metadata(&path).unwrap().len() <= 1024);
-        assert_eq!(now.last().unwrap()["n"], 9);
-        assert_eq!(old.last().unwrap()["n"].as_u64().unwrap() + 1, now[0]["n"].as_u64().unwrap());
+        assert_eq!(n(now.last().unwrap()), 9);
+        assert_eq!(n(old.last().unwrap()) + 1, n(&now[0]));
         // Moved away (logrotate), then reopened: later events go to a new file.
         std::fs::rename(&path, dir.join("moved")).unwrap();
-        sink.write(event("verdict", None, json!({ "n": 10 }))).unwrap();
+        write(&mut sink, &numbered(10, 0));
         sink.reopen().unwrap();
-        sink.write(event("verdict", None, json!({ "n": 11 }))).unwrap();
-        assert_eq!(lines(&dir.join("moved")).last().unwrap()["n"], 10);
+        write(&mut sink, &numbered(11, 0));
+        assert_eq!(n(lines(&dir.join("moved")).last().unwrap()), 10);
         assert_eq!(lines(&path).len(), 1);
         // A line longer than the cap still goes, into a file of its own.
-        sink.write(event("verdict", None, json!({ "pad": "y".repeat(2000) }))).unwrap();
+        write(&mut sink, &numbered(12, 2000));
         assert_eq!(lines(&path).len(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -607,7 +903,8 @@ mod tests {
         let mut sink = EventSink::open("/dev/full", 0).unwrap();
         for n in 0..3 {
             let at = Timestamp::from_micros(1_790_000_000_000_000 + n);
-            let err = sink.write(event("verdict", Some(at), json!({}))).unwrap_err();
+            let stop = EventKind::Stop { reason: StopReason::Sigterm };
+            let err = sink.write(event(stop, Some(at))).unwrap_err();
             assert!(err.contains("No space left on device"), "{err}");
         }
         assert_eq!(sink.lost_total(), 3);
@@ -615,8 +912,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("events.jsonl");
         sink.replace(EventSink::open(path.to_str().unwrap(), 0).unwrap());
-        sink.write(event("stop", None, json!({}))).unwrap();
-        sink.write(event("stop", None, json!({}))).unwrap();
+        for _ in 0..2 {
+            sink.write(event(EventKind::Stop { reason: StopReason::Sigint }, None)).unwrap();
+        }
         let written = lines(&path);
         assert_eq!(written[0]["events_lost"]["events"], 3);
         assert_eq!(written[0]["events_lost"]["since"], "2026-09-21T14:13:20.000000Z");

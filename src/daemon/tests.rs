@@ -1,0 +1,397 @@
+//! The daemon without root: a lab trace's frames replayed through the capture thread on a
+//! simulated clock ([`TraceReplay`], the [`FrameSource`] a live interface is), into the same
+//! main loop, outputs and reload as `throttlewatch run`. Nothing depends on the machine's
+//! speed: the clock moves only when the replay has nothing left to hand over. `/metrics` is
+//! scraped with a real HTTP client over loopback.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::capture::{FrameSource, Reads, WINDOW_GRACE_US};
+use super::outputs::{InterfaceCounters, StopReason};
+use super::{Control, Setup, load_catalogue, start};
+use crate::analyze::{AnalyzeInput, run as analyze};
+use crate::capture::{LiveStats, Stream, TraceFile};
+use crate::config::{ConfigSource, DetectConfig, Overrides, PipelineConfig, load};
+use crate::decode::LinkType;
+use crate::detect::Window;
+use crate::time::Timestamp;
+
+/// How far the simulated clock moves while the replay waits (the live wait's bound).
+const WAIT_US: u64 = 50_000;
+
+/// A trace's frames handed over as a capture would: each once the clock has reached its
+/// timestamp, the clock moving on only when nothing is waiting.
+struct TraceReplay {
+    link: LinkType,
+    frames: Vec<(Timestamp, Vec<u8>, u32)>,
+    next: usize,
+    clock: Timestamp,
+    /// The clock stops here, once every window holding a frame has closed.
+    end: Timestamp,
+    /// Told when the clock has reached `end`.
+    done: Option<mpsc::Sender<()>>,
+}
+
+impl TraceReplay {
+    fn new(path: &Path, window_s: u64, done: mpsc::Sender<()>) -> TraceReplay {
+        let mut trace = TraceFile::open(path).unwrap();
+        let mut frames = Vec::new();
+        trace.for_each_packet(|ts, bytes, len| frames.push((ts, bytes.to_vec(), len))).unwrap();
+        let (first, last) = (frames[0].0, frames[frames.len() - 1].0);
+        TraceReplay {
+            link: trace.link(),
+            frames,
+            next: 0,
+            clock: first,
+            end: last.add_micros(window_s * 1_000_000 + WINDOW_GRACE_US),
+            done: Some(done),
+        }
+    }
+}
+
+impl FrameSource for TraceReplay {
+    fn read(&mut self, mut frame: impl FnMut(LinkType, Stream, Timestamp, &[u8], u32)) -> Reads {
+        let mut frames = 0;
+        while let Some((ts, bytes, len)) = self.frames.get(self.next)
+            && *ts <= self.clock
+        {
+            frame(self.link, Stream::Measured, *ts, bytes, *len);
+            self.next += 1;
+            frames += 1;
+        }
+        Reads { frames, changes: Vec::new() }
+    }
+
+    fn wait(&mut self) {
+        if self.clock < self.end {
+            self.clock = self.clock.add_micros(WAIT_US).min(self.end);
+        } else {
+            if let Some(done) = self.done.take() {
+                let _ = done.send(());
+            }
+            // Until the stop: the clock stands still, so no further window closes.
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock
+    }
+
+    fn flush(&mut self, _frame: impl FnMut(LinkType, Stream, Timestamp, &[u8], u32)) {}
+
+    fn counters(&mut self) -> Vec<InterfaceCounters> {
+        vec![InterfaceCounters {
+            name: "replay0".into(),
+            packets: self.next as u64,
+            kernel: LiveStats::default(),
+            down: None,
+            reopens: 0,
+        }]
+    }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn lines(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines().map(|l| serde_json::from_str(l).expect("every line is JSON")).collect()
+}
+
+/// A GET with a plain TCP client; the whole response.
+fn get(addr: SocketAddr, target: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(stream, "GET {target} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+/// Wait (a hang guard, not a measure) until `path` holds an event of type `kind`.
+fn wait_for_event(path: &Path, kind: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let has = |text: String| text.lines().any(|l| l.contains(&format!("\"type\":\"{kind}\"")));
+    while !has(std::fs::read_to_string(path).unwrap_or_default()) {
+        assert!(Instant::now() < deadline, "no {kind} event in {}", path.display());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The whole daemon on the police-128k lab trace: its windows are analyze's (the same
+/// verdicts, window for window); a bad reload keeps the configuration, a good one takes the
+/// live keys and names the restart ones; the outputs agree with each other and `/metrics`
+/// serves what the metrics file holds.
+#[test]
+fn a_replayed_trace_gives_analyze_verdicts_and_reloads_and_serves_metrics() {
+    let dir = std::env::temp_dir().join(format!("tw-daemon-replay-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let window_s = 5;
+    let services = root().join("samples/lab-services.toml");
+    let config = dir.join("throttlewatch.toml");
+    let daemon_table = |status: &str, snaplen: u32| {
+        format!(
+            "[detect]\nwindow_s = {window_s}\n[daemon]\ninterfaces = [\"replay0\"]\n\
+             events = {:?}\nstatus = {:?}\nmetrics_file = {:?}\nservices = {:?}\n\
+             snaplen = {snaplen}\n",
+            dir.join("events.jsonl"),
+            dir.join(status),
+            dir.join("metrics.prom"),
+            services,
+        )
+    };
+    std::fs::write(&config, daemon_table("status.json", 256)).unwrap();
+    let source = ConfigSource::Toml(config.clone());
+    let overrides = Overrides::default();
+    let file = load(&source, &overrides).unwrap();
+    let catalogue = load_catalogue(&file.daemon).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let setup = Setup {
+        source,
+        overrides,
+        file,
+        catalogue: catalogue.clone(),
+        offload: None,
+        listener: Some(listener),
+    };
+    let trace = root().join("samples/lab/police-128k.pcap");
+    let (done_tx, done) = mpsc::channel();
+    let replay = TraceReplay::new(&trace, window_s, done_tx);
+    let (origin, last_frame) = (replay.frames[0].0, replay.frames[replay.frames.len() - 1].0);
+    let (control_tx, control) = tokio::sync::mpsc::unbounded_channel();
+
+    let events = dir.join("events.jsonl");
+    let reloaded = daemon_table("status2.json", 300);
+    let driver = {
+        let (config, events) = (config.clone(), events.clone());
+        std::thread::spawn(move || {
+            done.recv_timeout(Duration::from_secs(300)).expect("the replay ends");
+            let served = get(addr, "/metrics");
+            assert!(served.starts_with("HTTP/1.1 200 OK\r\n"), "{served}");
+            assert!(served.contains("throttlewatch_build_info{version="), "{served}");
+            assert!(get(addr, "/other").starts_with("HTTP/1.1 404"));
+            // A bad file: the old configuration stays.
+            std::fs::write(&config, "[daemon]\ninterfaces = [\"replay0\"]\nsnaplen = 10\n")
+                .unwrap();
+            control_tx.send(Control::Reload).unwrap();
+            wait_for_event(&events, "reload_failed");
+            // A good one: the status moves (live), the snap length waits for a restart.
+            std::fs::write(&config, reloaded).unwrap();
+            control_tx.send(Control::Reload).unwrap();
+            control_tx.send(Control::Stop(StopReason::Sigterm)).unwrap();
+        })
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    assert!(start(&runtime, setup, replay, control).is_ok());
+    driver.join().expect("the driver's checks hold");
+
+    let written = lines(&events);
+    let kinds: Vec<&str> = written.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"start"), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"stop"), "{kinds:?}");
+    assert_eq!(written.last().unwrap()["reason"], "SIGTERM");
+    let failed = written.iter().find(|e| e["type"] == "reload_failed").unwrap();
+    assert!(failed["error"].as_str().unwrap().contains("snaplen = 10"), "{failed}");
+    let reload = written.iter().find(|e| e["type"] == "reload").unwrap();
+    assert_eq!(reload["needs_restart"], serde_json::json!(["snaplen"]));
+    assert_eq!(reload["catalogue_changed"], false);
+
+    // The daemon's verdicts are analyze's on the same grid. Analyze's last window ends at
+    // the trace's last packet, the daemon's at the grid's line; the daemon's final window,
+    // cut short by the stop, holds no packet and so no finding.
+    let daemon: Vec<Value> =
+        written.iter().filter(|e| e["type"] == "verdict").map(|e| e["verdict"].clone()).collect();
+    let expected = analyze(AnalyzeInput {
+        files: vec![trace],
+        config: PipelineConfig::default(),
+        catalogue,
+        detect: DetectConfig { window_s, ..DetectConfig::default() },
+        window_origin: Some(origin),
+        history: None,
+    });
+    let mut expected: Vec<Value> =
+        expected.verdicts.iter().map(|v| serde_json::to_value(v).unwrap()).collect();
+    assert!(expected.iter().any(|v| v["finding"] == "throttled"), "{expected:?}");
+    let last_start = expected.last().unwrap()["window"]["start"].clone();
+    let window_us = window_s * 1_000_000;
+    let windows = last_frame.since(origin) / window_us + 1;
+    let grid_end = origin.add_micros(windows * window_us).to_string();
+    for v in expected.iter_mut().filter(|v| v["window"]["start"] == last_start) {
+        assert!(v["window"]["end"].as_str() < Some(grid_end.as_str()), "{v}");
+        v["window"]["end"] = Value::String(grid_end.clone());
+    }
+    let (windowed, last): (Vec<Value>, Vec<Value>) =
+        daemon.into_iter().partition(|v| v["window"]["start"].as_str() <= last_start.as_str());
+    assert_eq!(windowed, expected);
+    assert!(!last.is_empty() && last.iter().all(|v| v["finding"] == "none"), "{last:?}");
+
+    // The status went to the new path from the reload on; the outputs agree.
+    let status: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("status2.json")).unwrap()).unwrap();
+    let windows = status["verdicts"].as_array().map(Vec::len);
+    assert!(windows.is_some(), "{status}");
+    let metrics_file = std::fs::read_to_string(dir.join("metrics.prom")).unwrap();
+    let scraped = runtime
+        .block_on(async { tokio::task::spawn_blocking(move || get(addr, "/metrics")).await })
+        .unwrap();
+    let (head, body) = scraped.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert_eq!(body, metrics_file, "/metrics serves what the file holds");
+    assert!(body.contains("throttlewatch_reloads_total{result=\"ok\"} 1\n"), "{body}");
+    assert!(body.contains("throttlewatch_reloads_total{result=\"failed\"} 1\n"), "{body}");
+    let frames = format!("throttlewatch_packets_total{{interface=\"replay0\"}} {}\n", {
+        let mut n = 0u64;
+        TraceFile::open(&root().join("samples/lab/police-128k.pcap"))
+            .unwrap()
+            .for_each_packet(|_, _, _| n += 1)
+            .unwrap();
+        n
+    });
+    assert!(body.contains(&frames), "every frame counted: {frames}{body}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// One step of a scripted capture: the clock, and the frames (their timestamps) waiting then.
+struct Step {
+    clock: Timestamp,
+    frames: Vec<Timestamp>,
+}
+
+/// A capture whose clock and frames follow a script, one step per wait; every frame is the
+/// first frame of a lab trace, stamped as the script says.
+struct Scripted {
+    frame: Vec<u8>,
+    steps: Vec<Step>,
+    step: usize,
+    delivered: bool,
+    done: Option<mpsc::Sender<()>>,
+}
+
+impl FrameSource for Scripted {
+    fn read(&mut self, mut frame: impl FnMut(LinkType, Stream, Timestamp, &[u8], u32)) -> Reads {
+        let mut frames = 0;
+        if !self.delivered
+            && let Some(step) = self.steps.get(self.step)
+        {
+            for &ts in &step.frames {
+                frame(
+                    LinkType::Ethernet,
+                    Stream::Measured,
+                    ts,
+                    &self.frame,
+                    self.frame.len() as u32,
+                );
+                frames += 1;
+            }
+            self.delivered = true;
+        }
+        Reads { frames, changes: Vec::new() }
+    }
+
+    fn wait(&mut self) {
+        if self.step + 1 < self.steps.len() {
+            self.step += 1;
+            self.delivered = false;
+        } else {
+            if let Some(done) = self.done.take() {
+                let _ = done.send(());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        self.steps[self.step].clock
+    }
+
+    fn flush(&mut self, _frame: impl FnMut(LinkType, Stream, Timestamp, &[u8], u32)) {}
+
+    fn counters(&mut self) -> Vec<InterfaceCounters> {
+        Vec::new()
+    }
+}
+
+/// The windows the capture thread sends for `steps` (1 s windows), then a stop: each with
+/// whether it is the final, cut-short one.
+fn windows_of(steps: Vec<Step>) -> Vec<(Window, bool)> {
+    use super::capture::{FromCapture, ToCapture, capture_loop};
+    let mut trace = TraceFile::open(&root().join("samples/lab/police-128k.pcap")).unwrap();
+    assert_eq!(trace.link(), LinkType::Ethernet);
+    let mut first = None;
+    trace
+        .for_each_packet(|_, bytes, _| {
+            first.get_or_insert_with(|| bytes.to_vec());
+        })
+        .unwrap();
+    let (done_tx, done) = mpsc::channel();
+    let source =
+        Scripted { frame: first.unwrap(), steps, step: 0, delivered: false, done: Some(done_tx) };
+    let pipeline = crate::pipeline::Pipeline::new(
+        PipelineConfig::default(),
+        crate::classify::Classifier::new(crate::classify::Catalogue::builtin()),
+    );
+    let (to_main, mut from_capture) = tokio::sync::mpsc::channel(64);
+    let (to_capture, from_main) = mpsc::channel();
+    let thread = std::thread::spawn(move || capture_loop(source, pipeline, 1, to_main, from_main));
+    done.recv_timeout(Duration::from_secs(300)).expect("the script ends");
+    to_capture.send(ToCapture::Stop).unwrap();
+    let mut windows = Vec::new();
+    while let Some(message) = from_capture.blocking_recv() {
+        match message {
+            FromCapture::Window(w) => windows.push((w.window, false)),
+            FromCapture::Final(w) => windows.push((w.window, true)),
+            FromCapture::Link(_) => panic!("no interface changed"),
+        }
+    }
+    thread.join().unwrap();
+    windows
+}
+
+/// A quiet link's window closes on the clock once it is the grace past the window's end,
+/// not before; a clock stepped back by more than a window restarts the grid there.
+#[test]
+fn windows_close_on_frames_on_the_quiet_clock_and_restart_after_a_clock_step() {
+    let o = Timestamp::from_micros(1_790_000_000_000_000);
+    let at = |ms: u64| o.add_micros(ms * 1000);
+    let window = |start: Timestamp| Window { start, end: start.add_micros(1_000_000) };
+    let step = |clock: Timestamp, frames: Vec<Timestamp>| Step { clock, frames };
+    let grace_ms = WINDOW_GRACE_US / 1000;
+
+    // Closed by the clock, the grace past the end, with no frame after it.
+    let quiet = windows_of(vec![
+        step(o, vec![at(100), at(500)]),
+        step(at(1000 + grace_ms - 1), vec![]),
+        step(at(1000 + grace_ms), vec![]),
+    ]);
+    assert_eq!(quiet[0], (window(o), false), "{quiet:?}");
+    assert_eq!(quiet.len(), 2, "{quiet:?}");
+    assert!(quiet[1].1 && quiet[1].0.start == at(1000), "{quiet:?}");
+
+    // Not yet: a frame stamped before the end may still be on its way.
+    let early =
+        windows_of(vec![step(o, vec![at(100), at(500)]), step(at(1000 + grace_ms - 1), vec![])]);
+    assert_eq!(early, [(Window { start: o, end: at(1000 + grace_ms - 1) }, true)]);
+
+    // Closed by the first frame beyond it; then the clock steps back 10 s (a router's clock
+    // set by NTP after booting at a wrong time): the grid starts again at the new time.
+    let n = Timestamp::from_micros(o.micros() - 10_000_000);
+    let stepped = windows_of(vec![
+        step(o, vec![at(100), at(500), at(1200)]),
+        step(n, vec![]),
+        step(n, vec![n.add_micros(200_000), n.add_micros(1_500_000)]),
+    ]);
+    assert_eq!(stepped[0], (window(o), false), "{stepped:?}");
+    assert_eq!(stepped[1], (window(n), false), "{stepped:?}");
+    assert_eq!(stepped.len(), 3, "{stepped:?}");
+    assert!(stepped[2].1 && stepped[2].0.start == n.add_micros(1_000_000), "{stepped:?}");
+}
