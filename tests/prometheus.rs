@@ -1,6 +1,6 @@
 //! The Prometheus rules in `packaging/prometheus/` checked with Prometheus itself (Debian's
 //! `prometheus` package, which ships `promtool`):
-//! - `promtool check rules` accepts them;
+//! - `promtool check rules` accepts them, `promtool check config` the example configuration;
 //! - `promtool test rules` passes on `throttlewatch.test.yml` (series from lab runs of the
 //!   daemon), and fails once a rule is broken, so the tests do test the rules;
 //! - every metric the rules read is one docs/status.md documents;
@@ -24,7 +24,7 @@ use serde_json::Value;
 
 fn main() -> std::process::ExitCode {
     common::run_trials(common::trials![
-        rules_pass_promtool_check_and_a_broken_file_does_not,
+        promtool_accepts_the_rules_and_example_config_not_a_broken_rule,
         rules_pass_their_promtool_tests_and_broken_rules_do_not,
         rules_read_only_documented_metrics,
         live_prometheus_scraping_the_lab_daemon_fires_the_throttling_alert,
@@ -66,7 +66,7 @@ fn scratch(name: &str) -> PathBuf {
     path
 }
 
-fn rules_pass_promtool_check_and_a_broken_file_does_not() -> common::Ran {
+fn promtool_accepts_the_rules_and_example_config_not_a_broken_rule() -> common::Ran {
     promtool()?;
     let text = read(&rules_path());
     let out = promtool_run(&["check", "rules"], &rules_path());
@@ -74,6 +74,10 @@ fn rules_pass_promtool_check_and_a_broken_file_does_not() -> common::Ran {
     let count = rule_count();
     assert!(count >= 16, "{count} rules");
     assert!(both(&out).contains(&format!("SUCCESS: {count} rules found")), "{}", both(&out));
+    // The example configuration, with the rules it loads.
+    let out = promtool_run(&["check", "config"], &dir().join("prometheus.example.yml"));
+    assert!(out.status.success(), "{}", both(&out));
+    assert!(both(&out).contains("SUCCESS: 1 rule files found"), "{}", both(&out));
     // A range function without its range is refused.
     let broken = scratch("check").join("broken.rules.yml");
     std::fs::write(&broken, text.replacen("[10m]", "", 1)).unwrap();
