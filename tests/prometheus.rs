@@ -297,6 +297,12 @@ fn live_prometheus_scraping_the_lab_daemon_fires_the_throttling_alert() -> commo
     assert_eq!(labels["job"], "throttlewatch", "{firing}");
     assert_eq!(labels["severity"], "warning", "{firing}");
     let confidence: f64 = firing["value"].as_str().unwrap().parse().unwrap();
+    // Its text, from the templates (Prometheus drops an empty `mechanism` label).
+    let summary = match labels["mechanism"].as_str() {
+        Some(m) => format!("msg throttled ({m}), seen by 127.0.0.1:9737"),
+        None => "msg throttled, seen by 127.0.0.1:9737".to_string(),
+    };
+    assert_eq!(firing["annotations"]["summary"], summary, "{firing}");
     // While the daemon runs: every rule evaluates without error on its real series, the
     // target is up, nothing else fires, and the rules read only metrics it serves.
     let rules = api(&namespace, "/api/v1/rules", None).expect("the rules API answers");
