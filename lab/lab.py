@@ -1167,7 +1167,7 @@ class Daemon:
         stop_at = self.started + self.window_s * (int(elapsed // self.window_s) + 1) + 1.0
         time.sleep(max(0.0, stop_at - time.time()))
         fetch = subprocess.run(["ip", "netns", "exec", self.lab.router, "curl", "-sS", "--max-time",
-                                "5", "http://127.0.0.1:9737/metrics"], capture_output=True, text=True)
+                                "5", self.metrics_url()], capture_output=True, text=True)
         with open(self.files["metrics"], "w") as f:
             f.write(fetch.stdout)
         cpu_s = self.cpu_seconds()
@@ -1180,6 +1180,10 @@ class Daemon:
         self.log.close()
         return {"exit_code": code, "metrics_fetch_exit": fetch.returncode, "window_s": self.window_s,
                 "started": self.started, "stopped": time.time(), "cpu_s": cpu_s}
+
+    def metrics_url(self):
+        """Where the daemon serves /metrics, inside the router namespace (`listen`)."""
+        return "http://%s/metrics" % self.settings["listen"]
 
     def cpu_seconds(self):
         """User + system CPU time the daemon used so far (all its threads)."""
@@ -1270,6 +1274,9 @@ def run_scenario(name, overrides, seed, duration, snaplen, prefix, quiet=False, 
         if "listening" not in line:
             raise LabError("tcpdump did not start: " + line + capture.stderr.read())
         running = Daemon(lab, daemon, prefix, daemon_window_s, daemon_settings) if daemon else None
+        if running:
+            # For tools that watch the daemon live (tests/prometheus.rs scrapes it from there).
+            log("daemon metrics at %s in namespace %s" % (running.metrics_url(), lab.router))
         time.sleep(0.2)
         reload_result = [None]
         if running and reload_check:

@@ -282,8 +282,16 @@ impl State {
             "Events that could not be written.",
             &one(self.events_lost as f64),
         );
-        let counts: Vec<(String, f64)> = self
-            .verdict_counts
+        // Every catalogue service's counters exist from the start, at 0: Prometheus's
+        // `increase()` sees no increase in a series that first appears at 1, so a router's
+        // first verdict of a kind would otherwise go uncounted.
+        let mut all: BTreeMap<(&str, Finding), u64> = self
+            .services
+            .iter()
+            .flat_map(|(id, _)| FINDINGS.map(|f| ((id.as_str(), f), 0)))
+            .collect();
+        all.extend(self.verdict_counts.iter().map(|((s, f), n)| ((s.as_str(), *f), *n)));
+        let counts: Vec<(String, f64)> = all
             .iter()
             .map(|((s, f), n)| {
                 (
@@ -318,6 +326,17 @@ impl State {
         m
     }
 }
+
+/// Every finding, for the verdict counters of [`State::metrics`].
+const FINDINGS: [Finding; 7] = [
+    Finding::Throttled,
+    Finding::Reset,
+    Finding::Stalled,
+    Finding::Blocked,
+    Finding::CallDegraded,
+    Finding::Inconclusive,
+    Finding::None,
+];
 
 /// A label value with `\`, `"` and newlines escaped.
 fn label(text: &str) -> String {
@@ -683,6 +702,26 @@ mod tests {
             "throttlewatch_finding_confidence{service=\"whatsapp\",finding=\"throttled\",mechanism=\"policing\"} 0.9\n"
         ));
         assert!(!m.contains("finding=\"none\",mechanism"), "only findings are current");
+        // Counters of findings not seen yet exist at 0, for every catalogue service.
+        assert!(
+            m.contains("throttlewatch_verdicts_total{service=\"whatsapp\",finding=\"none\"} 1\n")
+        );
+        assert!(m.contains(
+            "throttlewatch_verdicts_total{service=\"whatsapp\",finding=\"blocked\"} 0\n"
+        ));
+        assert_eq!(m.matches("throttlewatch_verdicts_total{").count(), FINDINGS.len(), "{m}");
+        // A new finding breaks this match: add it to FINDINGS too.
+        for f in FINDINGS {
+            match f {
+                Finding::Throttled
+                | Finding::Reset
+                | Finding::Stalled
+                | Finding::Blocked
+                | Finding::CallDegraded
+                | Finding::Inconclusive
+                | Finding::None => {}
+            }
+        }
         // Every family is announced once with HELP and TYPE.
         for line in m.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split(['{', ' ']).next().unwrap();
