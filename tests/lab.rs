@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use throttlewatch::capture::TraceFile;
-use throttlewatch::classify::Catalogue;
+use throttlewatch::classify::{Catalogue, CatalogueFile};
 use throttlewatch::decode::{self, FragmentCache, Transport, tcp_flags};
 use throttlewatch::detect::Verdict;
 use throttlewatch::measure::TransportMeasures;

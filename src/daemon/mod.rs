@@ -26,7 +26,7 @@ use std::time::SystemTime;
 use serde_json::json;
 
 use crate::capture::{LiveCapture, LiveInterface, Stream, filter};
-use crate::classify::{Catalogue, Classifier};
+use crate::classify::{Catalogue, CatalogueFile, Classifier};
 use crate::config::{self, ConfigFile, DaemonConfig, PipelineConfig};
 use crate::decode::LinkType;
 use crate::detect::history::History;
