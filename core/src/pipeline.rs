@@ -762,7 +762,7 @@ mod tests {
         let a = p.finish();
         assert_eq!(a.flows.len(), 1);
         assert_eq!(a.flows[0].class.service, Some(0), "classified by the full copy's SNI");
-        assert_eq!(a.flows[0].measures.dirs[0].packets, 2, "the copy is not counted");
+        assert_eq!(a.flows[0].measures.dirs.up.packets, 2, "the copy is not counted");
         assert_eq!(a.stats.packets, 2);
     }
 
