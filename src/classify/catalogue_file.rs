@@ -54,7 +54,8 @@ pub struct CatalogueError {
     pub message: String,
 }
 
-/// Loading a [`Catalogue`] from its file format.
+/// Loading a [`Catalogue`] from its file format: `Catalogue::from_file(path)` and the like,
+/// with this trait imported (`use throttlewatch::classify::CatalogueFile`).
 pub trait CatalogueFile: Sized {
     /// The shipped catalogue.
     fn builtin() -> Self;
