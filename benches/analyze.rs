@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use throttlewatch::analyze::{AnalyzeInput, run};
 use throttlewatch::capture::TraceFile;
-use throttlewatch::classify::{Catalogue, Classifier};
+use throttlewatch::classify::{Catalogue, CatalogueFile, Classifier};
 use throttlewatch::config::PipelineConfig;
 use throttlewatch::decode::{FragmentCache, LinkType, decode};
 use throttlewatch::pipeline::Pipeline;

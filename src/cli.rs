@@ -9,7 +9,7 @@ mod parse;
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
-use throttlewatch::classify::Catalogue;
+use throttlewatch::classify::{Catalogue, CatalogueFile};
 use throttlewatch::config::{self, PipelineConfig};
 
 use args::{AnalyzeArgs, Format, Invocation, RunArgs};

@@ -11,10 +11,11 @@
 pub mod analyze;
 #[cfg(feature = "pcap")]
 pub mod capture;
+pub mod classify;
 pub mod config;
 #[cfg(feature = "pcap")]
 pub mod daemon;
 pub mod detect;
 pub mod report;
 
-pub use throttlewatch_core::{classify, decode, flow, measure, pipeline, time};
+pub use throttlewatch_core::{decode, flow, measure, pipeline, time};

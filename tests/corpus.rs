@@ -280,7 +280,7 @@ fn corpus_byte_and_packet_counts_match_tshark() -> common::Ran {
             let (c, s) = (ends(f.client), ends(f.server));
             let up = want.get(&(f.proto, c, s)).copied().unwrap_or_default();
             let down = want.get(&(f.proto, s, c)).copied().unwrap_or_default();
-            let [u, d] = &f.measures.dirs;
+            let (u, d) = (&f.measures.dirs.up, &f.measures.dirs.down);
             assert_eq!(
                 (u.bytes, u.packets, d.bytes, d.packets),
                 (up.0, up.1, down.0, down.1),

@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use throttlewatch::capture::TraceFile;
-use throttlewatch::classify::Catalogue;
+use throttlewatch::classify::{Catalogue, CatalogueFile};
 use throttlewatch::decode::{self, FragmentCache, Transport, tcp_flags};
 use throttlewatch::detect::Verdict;
 use throttlewatch::measure::TransportMeasures;
@@ -789,7 +789,7 @@ fn check_trace_against(pcap: &Path, truth: Truth) {
         let (port, server, sport, _) = f.key();
         let Some(m) = run.pipeline.get(&(port, server, sport)) else { continue };
         if let TransportMeasures::Udp(u) = &m.measures.transport {
-            let expected = u.dirs[1].rtp.summary().map_or(0, |s| s.expected);
+            let expected = u.dirs.down.rtp.summary().map_or(0, |s| s.expected);
             let (_, ours) = rtp_down_loss(run.packets(&f));
             run.check(expected == 0 || u64::from(expected) <= ours, || {
                 format!("{}: pipeline expects {expected} RTP packets, trace {ours}", f.label())

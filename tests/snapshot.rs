@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use throttlewatch::classify::Catalogue;
+use throttlewatch::classify::{Catalogue, CatalogueFile};
 use throttlewatch::report::Report;
 
 #[test]

@@ -694,6 +694,7 @@ fn flow_role(flow: &FinishedFlow) -> Role {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::classify::{CatalogueBuilder, Prefix, Service};
     use crate::decode::ip::fixtures::ipv4;
     use crate::decode::tls::fixtures::client_hello;
     use crate::decode::transport::fixtures::tcp;
@@ -714,11 +715,10 @@ mod tests {
     /// counted, not kept.
     #[test]
     fn window_retention_bounds_the_finished_flows() {
-        let catalogue = Catalogue::parse(
-            "[[service]]\nid = \"x\"\nname = \"X\"\nranges = [\"10.9.9.9/32\"]\n",
-            "t",
-        )
-        .unwrap();
+        let mut b = CatalogueBuilder::new("t");
+        let x = b.add_service(Service { id: "x".into(), name: "X".into() }).unwrap();
+        b.add_range(x, Prefix::parse("10.9.9.9/32").unwrap());
+        let catalogue = b.finish();
         let mut p = Pipeline::new(PipelineConfig::default(), Classifier::new(catalogue));
         p.retain_for_windows(2);
         let t = |s: u64| Timestamp::from_micros(1_700_000_000_000_000 + s * 1_000_000);
@@ -745,11 +745,10 @@ mod tests {
     /// counted as a packet of the flow.
     #[test]
     fn a_full_size_copy_classifies_without_counting() {
-        let catalogue = Catalogue::parse(
-            "[[service]]\nid = \"wa\"\nname = \"W\"\nsni = [\"whatsapp.net\"]\n",
-            "t",
-        )
-        .unwrap();
+        let mut b = CatalogueBuilder::new("t");
+        let wa = b.add_service(Service { id: "wa".into(), name: "W".into() }).unwrap();
+        b.add_sni_domain(wa, "whatsapp.net");
+        let catalogue = b.finish();
         let mut p = Pipeline::new(PipelineConfig::default(), Classifier::new(catalogue));
         let hello = client_hello("media.whatsapp.net");
         let t = |ms: u64| Timestamp::from_micros(1_700_000_000_000_000 + ms * 1000);
@@ -767,7 +766,7 @@ mod tests {
         let a = p.finish();
         assert_eq!(a.flows.len(), 1);
         assert_eq!(a.flows[0].class.service, Some(0), "classified by the full copy's SNI");
-        assert_eq!(a.flows[0].measures.dirs[0].packets, 2, "the copy is not counted");
+        assert_eq!(a.flows[0].measures.dirs.up.packets, 2, "the copy is not counted");
         assert_eq!(a.stats.packets, 2);
     }
 
@@ -781,7 +780,7 @@ mod tests {
         const GAP_US: u64 = 400; // 2,500 new connections per second
         const STEP_US: u64 = 10_000;
         let config = PipelineConfig { max_flows: 1000, ..PipelineConfig::default() };
-        let mut p = Pipeline::new(config, Classifier::new(Catalogue::builtin()));
+        let mut p = Pipeline::new(config, Classifier::new(CatalogueBuilder::new("none").finish()));
         let (ack, syn, fin) = (tcp_flags::ACK, tcp_flags::SYN, tcp_flags::FIN);
         // (from the client, flags, payload bytes), one step apart.
         let steps: [(bool, u8, usize); 8] = [

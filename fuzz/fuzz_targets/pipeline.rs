@@ -7,7 +7,7 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use throttlewatch::classify::{Catalogue, Classifier};
+use throttlewatch::classify::{Catalogue, CatalogueFile, Classifier};
 use throttlewatch::config::{DetectConfig, PipelineConfig};
 use throttlewatch::detect::{WindowGrid, evaluate_window};
 use throttlewatch::decode::LinkType;

@@ -128,6 +128,7 @@ const STUN: &str =
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::classify::CatalogueFile;
 
     fn catalogue(ranges: &str) -> Catalogue {
         let text = format!("[[service]]\nid = \"msg\"\nname = \"M\"\nranges = [{ranges}]\n");

@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::SystemTime;
 
 use crate::capture::filter;
-use crate::classify::{Catalogue, Classifier};
+use crate::classify::{Catalogue, CatalogueFile, Classifier};
 use crate::config::{ConfigFile, DaemonConfig, PipelineConfig, load};
 pub use crate::config::{ConfigSource, Overrides};
 use crate::detect::evaluate_window;

@@ -338,7 +338,9 @@ fn windows_of(steps: Vec<Step>) -> Vec<(Window, bool)> {
         Scripted { frame: first.unwrap(), steps, step: 0, delivered: false, done: Some(done_tx) };
     let pipeline = crate::pipeline::Pipeline::new(
         PipelineConfig::default(),
-        crate::classify::Classifier::new(crate::classify::Catalogue::builtin()),
+        crate::classify::Classifier::new(
+            <crate::classify::Catalogue as crate::classify::CatalogueFile>::builtin(),
+        ),
     );
     let (to_main, mut from_capture) = tokio::sync::mpsc::channel(64);
     let (to_capture, from_main) = mpsc::channel();

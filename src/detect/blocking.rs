@@ -51,7 +51,7 @@ fn attempt(f: &Facts) -> Option<(Kind, bool)> {
     let down_packets = f.packets(Direction::Down);
     if let Some(t) = f.tcp() {
         let hs = &t.handshake;
-        let down_ever = f.f.measures.dirs[1].packets;
+        let down_ever = f.f.measures.dirs.down.packets;
         return (hs.syns > 0)
             .then_some((Kind::Tcp, hs.synacks == 0 && down_ever == 0 && hs.syns >= 2));
     }

@@ -40,7 +40,7 @@ const ONE_WAY_MIN_PACKETS: u64 = 50;
 /// client's packets and the ones that came back.
 fn one_way(f: &Facts) -> Option<(u64, u64)> {
     let u = f.udp()?;
-    u.dirs[0].rtp.summary()?;
+    u.dirs.up.rtp.summary()?;
     let (up, down) =
         (f.packets(crate::flow::Direction::Up), f.packets(crate::flow::Direction::Down));
     (up >= ONE_WAY_MIN_PACKETS && down * 20 <= up).then_some((up, down))
@@ -48,13 +48,13 @@ fn one_way(f: &Facts) -> Option<(u64, u64)> {
 
 /// Client-sent media in the window: a call that could have been one-way.
 fn sends_media(f: &&Facts) -> bool {
-    f.udp().is_some_and(|u| u.dirs[0].rtp.summary().is_some())
+    f.udp().is_some_and(|u| u.dirs.up.rtp.summary().is_some())
         && f.packets(crate::flow::Direction::Up) >= ONE_WAY_MIN_PACKETS
 }
 
 fn call<'a>(f: &'a Facts<'a>, cfg: &DetectConfig) -> Option<Call<'a>> {
     let u = f.udp()?;
-    let rtp = u.dirs[1].rtp.summary()?;
+    let rtp = u.dirs.down.rtp.summary()?;
     let (lost, expected) = f.rtp_loss_down()?;
     if expected < 50 {
         return None;
@@ -64,12 +64,12 @@ fn call<'a>(f: &'a Facts<'a>, cfg: &DetectConfig) -> Option<Call<'a>> {
     // Media towards the client stopped while the client went on sending, or a gap in either
     // direction mid-call. (The far side sending on for a moment after the client hung up is
     // how calls end, not a silence.)
-    let silence = if dirs[0].last_at.since(dirs[1].last_at) >= silence_us {
-        Some(("towards the client", dirs[0].last_at.since(dirs[1].last_at) as f64 / 1e6))
-    } else if u.dirs[1].max_gap_us >= silence_us {
-        Some(("towards the client", u.dirs[1].max_gap_us as f64 / 1e6))
-    } else if u.dirs[0].max_gap_us >= silence_us {
-        Some(("towards the server", u.dirs[0].max_gap_us as f64 / 1e6))
+    let silence = if dirs.up.last_at.since(dirs.down.last_at) >= silence_us {
+        Some(("towards the client", dirs.up.last_at.since(dirs.down.last_at) as f64 / 1e6))
+    } else if u.dirs.down.max_gap_us >= silence_us {
+        Some(("towards the client", u.dirs.down.max_gap_us as f64 / 1e6))
+    } else if u.dirs.up.max_gap_us >= silence_us {
+        Some(("towards the server", u.dirs.up.max_gap_us as f64 / 1e6))
     } else {
         None
     };

@@ -45,15 +45,15 @@ impl<'a> Facts<'a> {
 
     /// Packets of a direction in the window.
     pub fn packets(&self, dir: Direction) -> u64 {
-        let before = self.prior().map_or(0, |p| p.dirs[dir.index()].packets);
-        self.f.measures.dirs[dir.index()].packets.saturating_sub(before)
+        let before = self.prior().map_or(0, |p| p.dirs[dir].packets);
+        self.f.measures.dirs[dir].packets.saturating_sub(before)
     }
 
     /// The window's part of a TCP direction.
     pub fn tcp_part(&self, dir: Direction) -> TcpPart {
         let Some(t) = self.tcp() else { return TcpPart::default() };
         let part = |t: &TcpMeasures| {
-            let d = &t.dirs[dir.index()];
+            let d = &t.dirs[dir];
             TcpPart {
                 payload_bytes: d.payload_bytes,
                 new_payload_bytes: d.new_payload_bytes,
@@ -89,9 +89,9 @@ impl<'a> Facts<'a> {
 
     /// RTP packets lost and expected towards the client in the window (over both streams).
     pub fn rtp_loss_down(&self) -> Option<(u64, u64)> {
-        let (lost, expected) = self.udp()?.dirs[1].rtp_loss()?;
+        let (lost, expected) = self.udp()?.dirs.down.rtp_loss()?;
         let (lost_before, expected_before) = match self.prior().map(|p| &p.transport) {
-            Some(TransportMeasures::Udp(p)) => p.dirs[1].rtp_loss().unwrap_or((0, 0)),
+            Some(TransportMeasures::Udp(p)) => p.dirs.down.rtp_loss().unwrap_or((0, 0)),
             _ => (0, 0),
         };
         let expected = expected.saturating_sub(expected_before);
@@ -194,7 +194,7 @@ impl<'a> Facts<'a> {
         let first = bins.map_or(0, |b| b.start.micros() / width);
         let (from, to) = (self.window.start.micros(), self.end_bound().micros());
         bins.into_iter().flat_map(move |b| {
-            b.bytes[dir.index()]
+            b.bytes[dir]
                 .iter()
                 .enumerate()
                 .map(move |(i, &v)| (first + i as u64, v))
@@ -233,8 +233,8 @@ impl<'a> Facts<'a> {
     /// The server's RST, if the server side reset the connection before the client closed it.
     pub fn server_reset(&self) -> Option<&'a CloseEvent> {
         let t = self.tcp()?;
-        let rst = t.dirs[1].rst.as_ref()?;
-        let client_closed_first = [t.dirs[0].rst.as_ref(), t.dirs[0].fin.as_ref()]
+        let rst = t.dirs.down.rst.as_ref()?;
+        let client_closed_first = [t.dirs.up.rst.as_ref(), t.dirs.up.fin.as_ref()]
             .into_iter()
             .flatten()
             .any(|c| c.at_ms < rst.at_ms);

@@ -35,14 +35,14 @@ fn forensics(f: &Facts) -> Option<(Vec<&'static str>, Value)> {
     {
         signs.push("faster_than_rtt");
     }
-    if t.dirs[1].packets_after_rst > 0 {
+    if t.dirs.down.packets_after_rst > 0 {
         signs.push("data_after_rst");
     }
-    if t.dirs[1].payload_bytes == 0 && t.dirs[0].payload_bytes > 0 {
+    if t.dirs.down.payload_bytes == 0 && t.dirs.up.payload_bytes > 0 {
         signs.push("instead_of_server_hello");
     }
     let (initial, injector_hops) = hops(rst.ttl);
-    let server_ttl = f.f.measures.dirs[1].ttl_range().map(|(_, hi)| hi);
+    let server_ttl = f.f.measures.dirs.down.ttl_range().map(|(_, hi)| hi);
     let detail = json!({
         "flow": f.id(),
         "signatures": signs,
@@ -53,7 +53,7 @@ fn forensics(f: &Facts) -> Option<(Vec<&'static str>, Value)> {
         "server_hops": server_ttl.map(|t| hops(t).1),
         "ms_after_client_packet": (rst.since_peer_us != u32::MAX)
             .then(|| f64::from(rst.since_peer_us) / 1000.0),
-        "server_payload_bytes_before": t.dirs[1].payload_bytes,
+        "server_payload_bytes_before": t.dirs.down.payload_bytes,
     });
     Some((signs, detail))
 }

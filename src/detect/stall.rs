@@ -53,7 +53,7 @@ pub(super) enum Stall {
 /// The server's last segment was a full one: mid-transfer, not the end of a response.
 fn ended_mid_transfer(f: &Facts) -> bool {
     let Some(t) = f.tcp() else { return false };
-    let (up, down) = (&t.dirs[0], &t.dirs[1]);
+    let (up, down) = (&t.dirs.up, &t.dirs.down);
     if down.max_payload_len < 500 {
         return false;
     }
@@ -70,11 +70,11 @@ fn ended_mid_transfer(f: &Facts) -> bool {
 pub(super) fn stall(f: &Facts, g: &Group) -> Option<Stall> {
     let cfg = g.cfg;
     let t = f.tcp()?;
-    let (up, down) = (&t.dirs[0], &t.dirs[1]);
+    let (up, down) = (&t.dirs.up, &t.dirs.down);
     if down.rst.is_some() || down.fin.is_some() || !t.handshake.completed() {
         return None;
     }
-    let down_bytes = f.f.measures.dirs[1].bytes;
+    let down_bytes = f.f.measures.dirs.down.bytes;
     let froze = (cfg.stall_min_bytes..=cfg.stall_max_bytes).contains(&down_bytes)
         && up.payload_bytes > 0
         && down.payload_bytes > 0
@@ -87,7 +87,7 @@ pub(super) fn stall(f: &Facts, g: &Group) -> Option<Stall> {
         let quiet_until =
             if f.f.end == FlowEnd::Active { g.end.max(f.f.last_at) } else { f.f.last_at };
         let end = client_close.unwrap_or(quiet_until).min(g.end);
-        let last_down = f.f.measures.dirs[1].last_at;
+        let last_down = f.f.measures.dirs.down.last_at;
         let silence_us = (cfg.stall_silence_s * 1e6) as u64;
         // Shown in this window: the silence was long enough by its end, and not before its
         // start.
@@ -141,7 +141,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
     // acknowledged either); one byte count shared by many is a middlebox's threshold.
     let stopped_at: Vec<u64> = hit
         .iter()
-        .map(|(f, _)| f.f.measures.dirs[1].bytes)
+        .map(|(f, _)| f.f.measures.dirs.down.bytes)
         .filter(|b| (cfg.stall_min_bytes..=cfg.stall_max_bytes).contains(b))
         .collect();
     let unacked = |dir| hit.iter().filter(|(_, s)| *s == Stall::Unacknowledged(dir)).count();

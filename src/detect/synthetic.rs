@@ -8,7 +8,7 @@
 use std::net::Ipv4Addr;
 
 use super::{Verdict, WindowGrid, evaluate_window};
-use crate::classify::{Catalogue, Classifier};
+use crate::classify::{Catalogue, CatalogueFile, Classifier};
 use crate::config::{DetectConfig, PipelineConfig};
 use crate::decode::LinkType;
 use crate::pipeline::Pipeline;

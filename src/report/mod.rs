@@ -426,8 +426,8 @@ fn group_summary(
         flows: members.len(),
         tcp_flows: members.iter().filter(|f| f.proto == Proto::Tcp).count(),
         udp_flows: members.iter().filter(|f| f.proto == Proto::Udp).count(),
-        bytes_up: members.iter().map(|f| f.measures.dirs[0].bytes).sum(),
-        bytes_down: members.iter().map(|f| f.measures.dirs[1].bytes).sum(),
+        bytes_up: members.iter().map(|f| f.measures.dirs.up.bytes).sum(),
+        bytes_down: members.iter().map(|f| f.measures.dirs.down.bytes).sum(),
         rtt_external: quantiles(Leg::External),
         rtt_internal: quantiles(Leg::Internal),
     }
@@ -436,18 +436,14 @@ fn group_summary(
 impl FlowReport {
     fn build(f: &FinishedFlow, service_id: impl Fn(ServiceId) -> String) -> FlowReport {
         let duration_us = f.last_at.since(f.first_at);
-        let dir = |d: Direction| DirReport::build(&f.measures.dirs[d.index()], duration_us);
+        let dir = |d: Direction| DirReport::build(&f.measures.dirs[d], duration_us);
         let (tcp, udp) = match &f.measures.transport {
             TransportMeasures::Tcp(t) => {
                 (Some(TcpReport::build(t, f.rtt_recent, f.first_at)), None)
             }
             TransportMeasures::Udp(u) => {
                 let udp_dir = |d: Direction| {
-                    UdpDirReport::build(
-                        &u.dirs[d.index()],
-                        f.measures.dirs[d.index()].packets,
-                        duration_us,
-                    )
+                    UdpDirReport::build(&u.dirs[d], f.measures.dirs[d].packets, duration_us)
                 };
                 let stun = (u.stun.requests > 0 || u.stun.answered > 0)
                     .then(|| StunReport::build(&u.stun));
@@ -466,13 +462,13 @@ impl FlowReport {
             ThroughputReport {
                 bin_ms: b.bin_us as f64 / 1000.0,
                 start: b.start,
-                peak_up_bps: bps(b.peak_bytes[0]),
-                peak_down_bps: bps(b.peak_bytes[1]),
-                up_bytes: b.bytes[0].clone(),
-                down_bytes: b.bytes[1].clone(),
+                peak_up_bps: bps(b.peak_bytes.up),
+                peak_down_bps: bps(b.peak_bytes.down),
+                up_bytes: b.bytes.up.clone(),
+                down_bytes: b.bytes.down.clone(),
             }
         });
-        let [up, down] = &f.measures.dirs;
+        let (up, down) = (&f.measures.dirs.up, &f.measures.dirs.down);
         FlowReport {
             id: f.id,
             proto: f.proto.as_str(),
@@ -558,8 +554,8 @@ impl TcpReport {
             rtt_source: if t.timestamps { "timestamps" } else { "seq_ack" },
             rtt_external: leg(Leg::External),
             rtt_internal: leg(Leg::Internal),
-            up: TcpDirReport::build(&t.dirs[0], flow_start),
-            down: TcpDirReport::build(&t.dirs[1], flow_start),
+            up: TcpDirReport::build(&t.dirs.up, flow_start),
+            down: TcpDirReport::build(&t.dirs.down, flow_start),
         }
     }
 }

@@ -14,7 +14,7 @@ use std::process::{Command, ExitCode};
 
 use libtest_mimic::{Arguments, Completion, Trial};
 use throttlewatch::analyze::{AnalyzeInput, AnalyzeOutput, run};
-use throttlewatch::classify::Catalogue;
+use throttlewatch::classify::{Catalogue, CatalogueFile};
 use throttlewatch::config::PipelineConfig;
 
 pub fn root() -> PathBuf {

@@ -1,41 +1,13 @@
-//! The service catalogue (ARCHITECTURE.md): which flows belong to which messenger service.
+//! The compiled service catalogue (ARCHITECTURE.md): which flows belong to which messenger
+//! service, answered on the per-packet path.
 //!
-//! A TOML file of `[[service]]` tables. The minimal form, which every version keeps accepting:
-//!
-//! ```toml
-//! [[service]]
-//! id = "msg"
-//! name = "Lab messenger"
-//! ranges = ["198.51.100.10/32"]
-//! ```
-//!
-//! Optional matchers, for what address ranges cannot tell (peer-to-peer call legs, relays on
-//! shared clouds):
-//!
-//! ```toml
-//! dns = ["whatsapp.net"]             # answers for these domains teach server addresses
-//! sni = ["whatsapp.net"]             # TLS ClientHello server names (and subdomains)
-//! stun_message_types = [0x0800]      # STUN message types only this service uses
-//! stun_attributes = [0x4000]         # STUN attribute types only this service uses
-//! stun_realms = ["signal.org"]       # text contained in a STUN REALM (any case)
-//!
-//! [[service.rule]]                   # addresses that count only on some ports
-//! proto = "tcp"                      # "tcp", "udp", or absent for both
-//! ports = [5222, "3478-3481"]        # server ports
-//! ranges = ["157.240.0.0/16"]        # absent: the ports alone decide (weak, avoid)
-//!
-//! [[service.payload]]                # first payload bytes of a flow
-//! proto = "udp"
-//! hex = "00010046"                   # "??" matches any byte
-//! length = 74                        # exact payload length, optional
-//! ports = ["50000-50100"]            # either port, optional
-//! ```
-//!
-//! Loading validates everything and names the file, the service and the key in its errors.
-
-use std::path::Path;
-
-use serde::Deserialize;
+//! A [`Catalogue`] is built with a [`CatalogueBuilder`] from typed, already validated values:
+//! the catalogue's file format (TOML), its validation and the messages that name the file, the
+//! service and the key live in the main crate (`classify::catalogue_file`), off the per-packet
+//! path. What a catalogue matches, strongest first among addresses: a port-qualified rule, then
+//! a plain range, the longer prefix winning, then the service listed first; beside addresses,
+//! DNS domains, TLS server names, STUN message types, attributes and realms, and payload
+//! signatures. Lookups allocate nothing.
 
 use super::prefix::{Prefix, PrefixTrie};
 use crate::decode::dns::in_domain;
@@ -45,9 +17,6 @@ use crate::flow::{Endpoint, Proto};
 /// Index of a service in its catalogue.
 pub type ServiceId = u16;
 
-/// The catalogue that ships with throttlewatch (`data/services.toml`).
-pub const BUILTIN: &str = include_str!("../../../data/services.toml");
-
 /// A service's identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
@@ -55,74 +24,20 @@ pub struct Service {
     pub name: String,
 }
 
-/// A catalogue that failed to load.
-#[derive(Debug, thiserror::Error)]
-#[error("{source_name}: {message}")]
-pub struct CatalogueError {
-    pub source_name: String,
-    pub message: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileFormat {
-    #[serde(default)]
-    service: Vec<ServiceFormat>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ServiceFormat {
-    id: String,
-    name: String,
-    #[serde(default)]
-    ranges: Vec<String>,
-    #[serde(default)]
-    dns: Vec<String>,
-    #[serde(default)]
-    sni: Vec<String>,
-    #[serde(default)]
-    stun_message_types: Vec<u16>,
-    #[serde(default)]
-    stun_attributes: Vec<u16>,
-    #[serde(default)]
-    stun_realms: Vec<String>,
-    #[serde(default)]
-    rule: Vec<RuleFormat>,
-    #[serde(default)]
-    payload: Vec<PayloadFormat>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RuleFormat {
-    proto: Option<String>,
-    ports: Vec<PortFormat>,
-    ranges: Option<Vec<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PayloadFormat {
-    proto: String,
-    hex: String,
-    length: Option<u32>,
-    #[serde(default)]
-    ports: Vec<PortFormat>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum PortFormat {
-    One(u16),
-    Text(String),
-}
-
 /// Ports as inclusive ranges.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct PortSet(Vec<(u16, u16)>);
+pub struct PortSet(Vec<(u16, u16)>);
 
 impl PortSet {
+    /// Adds the ports `first..=last` (none if `first > last`).
+    pub fn insert_range(&mut self, first: u16, last: u16) {
+        self.0.push((first, last));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|&(first, last)| first > last)
+    }
+
     fn contains(&self, port: u16) -> bool {
         self.0.iter().any(|&(lo, hi)| (lo..=hi).contains(&port))
     }
@@ -149,14 +64,17 @@ struct RangeEntry {
     rule: Option<u32>,
 }
 
-#[derive(Debug, Clone)]
-struct PayloadSignature {
-    service: ServiceId,
-    proto: Proto,
-    /// (value, mask) per byte.
-    pattern: Vec<(u8, u8)>,
-    length: Option<u32>,
-    ports: PortSet,
+/// The first payload bytes of a flow that tie it to a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayloadSignature {
+    pub proto: Proto,
+    /// (value, mask) per byte from the payload's start: a byte `b` matches if `b & mask ==
+    /// value` (mask 0: any byte).
+    pub pattern: Vec<(u8, u8)>,
+    /// The exact payload length, if the signature names one, in bytes.
+    pub length: Option<u32>,
+    /// Either port of the flow must be one of these; empty: any port.
+    pub ports: PortSet,
 }
 
 /// How strongly an address match ties a flow to a service.
@@ -168,7 +86,7 @@ pub enum AddressMatch {
     Rule,
 }
 
-/// A loaded, validated catalogue.
+/// A compiled catalogue.
 #[derive(Debug, Clone)]
 pub struct Catalogue {
     source_name: String,
@@ -183,7 +101,7 @@ pub struct Catalogue {
     stun_types: Vec<(u16, ServiceId)>,
     stun_attributes: Vec<(u16, ServiceId)>,
     stun_realms: Vec<(Vec<u8>, ServiceId)>,
-    payloads: Vec<PayloadSignature>,
+    payloads: Vec<(PayloadSignature, ServiceId)>,
     /// One bit per port named by a rule or payload signature: ports servers listen on.
     service_ports: Vec<u64>,
     warnings: Vec<String>,
@@ -193,45 +111,6 @@ impl Catalogue {
     /// Every address prefix the catalogue names, without those inside another one.
     pub fn prefixes(&self) -> &[Prefix] {
         &self.prefixes
-    }
-
-    /// The shipped catalogue.
-    pub fn builtin() -> Catalogue {
-        Catalogue::parse(BUILTIN, "built-in (data/services.toml)")
-            .expect("the shipped catalogue is valid (checked by its unit test)")
-    }
-
-    pub fn from_file(path: &Path) -> Result<Catalogue, CatalogueError> {
-        let text = std::fs::read_to_string(path).map_err(|e| CatalogueError {
-            source_name: path.display().to_string(),
-            message: format!("cannot read the service catalogue: {e}"),
-        })?;
-        Catalogue::parse(&text, &path.display().to_string())
-    }
-
-    pub fn parse(text: &str, source_name: &str) -> Result<Catalogue, CatalogueError> {
-        let err =
-            |message: String| CatalogueError { source_name: source_name.to_string(), message };
-        let file: FileFormat = toml::from_str(text).map_err(|e| err(e.to_string()))?;
-        if file.service.is_empty() {
-            return Err(err(
-                "no [[service]] tables: the catalogue must name at least one service".into()
-            ));
-        }
-        if file.service.len() > usize::from(ServiceId::MAX) {
-            return Err(err(format!(
-                "{} services is more than the {} supported",
-                file.service.len(),
-                ServiceId::MAX
-            )));
-        }
-        // One bit per port.
-        let mut builder = Builder { service_ports: vec![0; 1024], ..Builder::default() };
-        for (i, service) in file.service.into_iter().enumerate() {
-            let what = format!("service #{} ('{}')", i + 1, service.id);
-            builder.add(i as ServiceId, service).map_err(|m| err(format!("{what}: {m}")))?;
-        }
-        Ok(builder.finish(source_name))
     }
 
     /// Where the catalogue came from, for reports.
@@ -247,7 +126,7 @@ impl Catalogue {
         &self.services[usize::from(id)]
     }
 
-    /// Things that load but are probably not what the author meant.
+    /// What its loader noted: things that load but are probably not what the author meant.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
     }
@@ -329,7 +208,7 @@ impl Catalogue {
     ) -> Option<ServiceId> {
         self.payloads
             .iter()
-            .find(|sig| {
+            .find(|(sig, _)| {
                 sig.proto == proto
                     && sig.length.is_none_or(|l| l == payload_len)
                     && (sig.ports.0.is_empty()
@@ -338,7 +217,7 @@ impl Catalogue {
                     && payload.len() >= sig.pattern.len()
                     && sig.pattern.iter().zip(payload).all(|(&(v, m), &b)| b & m == v)
             })
-            .map(|sig| sig.service)
+            .map(|&(_, service)| service)
     }
 
     /// A port some service's server listens on (for deciding which side is the server).
@@ -351,8 +230,11 @@ fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
 }
 
-#[derive(Default)]
-struct Builder {
+/// Builds a [`Catalogue`] from validated values. Every `service` argument is an id that
+/// [`CatalogueBuilder::add_service`] returned.
+#[derive(Debug)]
+pub struct CatalogueBuilder {
+    source_name: String,
     services: Vec<Service>,
     ranges: Vec<(Prefix, RangeEntry)>,
     rules: Vec<Rule>,
@@ -362,99 +244,107 @@ struct Builder {
     stun_types: Vec<(u16, ServiceId)>,
     stun_attributes: Vec<(u16, ServiceId)>,
     stun_realms: Vec<(Vec<u8>, ServiceId)>,
-    payloads: Vec<PayloadSignature>,
+    payloads: Vec<(PayloadSignature, ServiceId)>,
     service_ports: Vec<u64>,
     warnings: Vec<String>,
 }
 
-impl Builder {
-    fn add(&mut self, sid: ServiceId, s: ServiceFormat) -> Result<(), String> {
-        if s.id.is_empty()
-            || !s
-                .id
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-        {
-            return Err(format!("id '{}' must be lowercase letters, digits, '_' or '-'", s.id));
+impl CatalogueBuilder {
+    /// The most services a catalogue holds.
+    pub const MAX_SERVICES: usize = ServiceId::MAX as usize;
+
+    /// An empty catalogue; `source_name` says where it comes from (a file, "built-in").
+    pub fn new(source_name: &str) -> Self {
+        CatalogueBuilder {
+            source_name: source_name.to_string(),
+            services: Vec::new(),
+            ranges: Vec::new(),
+            rules: Vec::new(),
+            port_only_rules: Vec::new(),
+            dns: Vec::new(),
+            sni: Vec::new(),
+            stun_types: Vec::new(),
+            stun_attributes: Vec::new(),
+            stun_realms: Vec::new(),
+            payloads: Vec::new(),
+            // One bit per port.
+            service_ports: vec![0; 1024],
+            warnings: Vec::new(),
         }
-        if self.services.iter().any(|other| other.id == s.id) {
-            return Err(format!("id '{}' is used by an earlier service", s.id));
-        }
-        if s.name.trim().is_empty() {
-            return Err("name must not be empty".into());
-        }
-        let matches_something = !(s.ranges.is_empty()
-            && s.dns.is_empty()
-            && s.sni.is_empty()
-            && s.stun_message_types.is_empty()
-            && s.stun_attributes.is_empty()
-            && s.stun_realms.is_empty()
-            && s.rule.is_empty()
-            && s.payload.is_empty());
-        if !matches_something {
-            return Err("matches nothing: give ranges or at least one matcher".into());
-        }
-        for text in &s.ranges {
-            let prefix = Prefix::parse(text).map_err(|m| format!("ranges: {m}"))?;
-            self.ranges.push((prefix, RangeEntry { service: sid, rule: None }));
-        }
-        for name in &s.dns {
-            self.dns.push((domain(name).map_err(|m| format!("dns: {m}"))?, sid));
-        }
-        for name in &s.sni {
-            self.sni.push((domain(name).map_err(|m| format!("sni: {m}"))?, sid));
-        }
-        for t in &s.stun_message_types {
-            if t & 0xc000 != 0 {
-                return Err(format!(
-                    "stun_message_types: {t:#06x} has one of the top two bits set, which no STUN message has"
-                ));
-            }
-            self.stun_types.push((*t, sid));
-        }
-        self.stun_attributes.extend(s.stun_attributes.iter().map(|a| (*a, sid)));
-        for realm in &s.stun_realms {
-            if realm.is_empty() {
-                return Err("stun_realms: an empty realm would match every REALM".into());
-            }
-            self.stun_realms.push((realm.to_ascii_lowercase().into_bytes(), sid));
-        }
-        for (i, rule) in s.rule.iter().enumerate() {
-            self.add_rule(sid, &s.id, rule).map_err(|m| format!("rule #{}: {m}", i + 1))?;
-        }
-        for (i, p) in s.payload.iter().enumerate() {
-            let sig = payload(sid, p).map_err(|m| format!("payload #{}: {m}", i + 1))?;
-            self.mark_ports(&sig.ports);
-            self.payloads.push(sig);
-        }
-        self.services.push(Service { id: s.id, name: s.name });
-        Ok(())
     }
 
-    fn add_rule(&mut self, sid: ServiceId, id: &str, rule: &RuleFormat) -> Result<(), String> {
-        let proto = rule.proto.as_deref().map(proto).transpose()?;
-        let ports = ports(&rule.ports)?;
-        if ports.0.is_empty() {
-            return Err("ports must name at least one port".into());
+    /// Adds a service; None once [`Self::MAX_SERVICES`] are in.
+    pub fn add_service(&mut self, service: Service) -> Option<ServiceId> {
+        if self.services.len() >= Self::MAX_SERVICES {
+            return None;
         }
+        let id = self.services.len() as ServiceId;
+        self.services.push(service);
+        Some(id)
+    }
+
+    /// Addresses inside `prefix` belong to `service`.
+    pub fn add_range(&mut self, service: ServiceId, prefix: Prefix) {
+        self.ranges.push((prefix, RangeEntry { service, rule: None }));
+    }
+
+    /// Addresses inside `ranges` belong to `service` on `ports` (and `proto`, if given);
+    /// without ranges, every address on those ports does. The ports become service ports.
+    pub fn add_rule(
+        &mut self,
+        service: ServiceId,
+        proto: Option<Proto>,
+        ports: PortSet,
+        ranges: Option<&[Prefix]>,
+    ) {
         self.mark_ports(&ports);
         let index = self.rules.len() as u32;
-        self.rules.push(Rule { service: sid, proto, ports });
-        match &rule.ranges {
+        self.rules.push(Rule { service, proto, ports });
+        match ranges {
             Some(ranges) => {
-                for text in ranges {
-                    let prefix = Prefix::parse(text).map_err(|m| format!("ranges: {m}"))?;
-                    self.ranges.push((prefix, RangeEntry { service: sid, rule: Some(index) }));
+                for &prefix in ranges {
+                    self.ranges.push((prefix, RangeEntry { service, rule: Some(index) }));
                 }
             }
-            None => {
-                self.port_only_rules.push(index);
-                self.warnings.push(format!(
-                    "service '{id}': a rule without ranges matches every address on its ports"
-                ));
-            }
+            None => self.port_only_rules.push(index),
         }
-        Ok(())
+    }
+
+    /// DNS answers for `domain` and its subdomains teach `service`'s server addresses.
+    pub fn add_dns_domain(&mut self, service: ServiceId, domain: &str) {
+        self.dns.push((domain.to_ascii_lowercase().into_bytes(), service));
+    }
+
+    /// TLS server names in `domain` (and its subdomains) belong to `service`.
+    pub fn add_sni_domain(&mut self, service: ServiceId, domain: &str) {
+        self.sni.push((domain.to_ascii_lowercase().into_bytes(), service));
+    }
+
+    /// STUN messages of this type belong to `service`.
+    pub fn add_stun_message_type(&mut self, service: ServiceId, message_type: u16) {
+        self.stun_types.push((message_type, service));
+    }
+
+    /// STUN messages with an attribute of this type belong to `service`.
+    pub fn add_stun_attribute(&mut self, service: ServiceId, attribute_type: u16) {
+        self.stun_attributes.push((attribute_type, service));
+    }
+
+    /// STUN messages whose REALM contains `realm` (in any case) belong to `service`.
+    pub fn add_stun_realm(&mut self, service: ServiceId, realm: &str) {
+        self.stun_realms.push((realm.to_ascii_lowercase().into_bytes(), service));
+    }
+
+    /// Flows whose first payload matches `signature` belong to `service`. Its ports become
+    /// service ports.
+    pub fn add_payload(&mut self, service: ServiceId, signature: PayloadSignature) {
+        self.mark_ports(&signature.ports);
+        self.payloads.push((signature, service));
+    }
+
+    /// Notes something that loads but is probably not what the author meant.
+    pub fn warn(&mut self, warning: String) {
+        self.warnings.push(warning);
     }
 
     fn mark_ports(&mut self, ports: &PortSet) {
@@ -465,7 +355,7 @@ impl Builder {
         }
     }
 
-    fn finish(self, source_name: &str) -> Catalogue {
+    pub fn finish(self) -> Catalogue {
         let mut prefixes: Vec<Prefix> = self.ranges.iter().map(|(p, _)| *p).collect();
         // Shorter prefixes first, so that a prefix meets every prefix that could contain it.
         prefixes.sort_by_key(|p| (p.addr.is_ipv6(), p.len, p.addr));
@@ -476,7 +366,7 @@ impl Builder {
             }
         }
         Catalogue {
-            source_name: source_name.to_string(),
+            source_name: self.source_name,
             services: self.services,
             ranges: PrefixTrie::build(self.ranges),
             prefixes: outermost,
@@ -494,308 +384,152 @@ impl Builder {
     }
 }
 
-fn proto(text: &str) -> Result<Proto, String> {
-    match text {
-        "tcp" => Ok(Proto::Tcp),
-        "udp" => Ok(Proto::Udp),
-        other => Err(format!("proto '{other}' must be \"tcp\" or \"udp\"")),
-    }
-}
-
-fn ports(list: &[PortFormat]) -> Result<PortSet, String> {
-    let mut set = PortSet::default();
-    for p in list {
-        let range = match p {
-            PortFormat::One(p) => (*p, *p),
-            PortFormat::Text(t) => {
-                let parse = |s: &str| {
-                    s.trim().parse::<u16>().map_err(|_| format!("port '{t}' is not a port or a range like \"3478-3481\" (ports are 0..=65535)"))
-                };
-                match t.split_once('-') {
-                    Some((lo, hi)) => (parse(lo)?, parse(hi)?),
-                    None => (parse(t)?, parse(t)?),
-                }
-            }
-        };
-        if range.0 > range.1 {
-            return Err(format!("port range {}-{} runs backwards", range.0, range.1));
-        }
-        set.0.push(range);
-    }
-    Ok(set)
-}
-
-fn domain(name: &str) -> Result<Vec<u8>, String> {
-    let d = name.trim().trim_start_matches("*.").trim_end_matches('.').to_ascii_lowercase();
-    if d.is_empty()
-        || d.len() > 253
-        || !d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
-    {
-        return Err(format!("'{name}' is not a domain name"));
-    }
-    Ok(d.into_bytes())
-}
-
-fn payload(sid: ServiceId, p: &PayloadFormat) -> Result<PayloadSignature, String> {
-    let hex = p.hex.replace(' ', "");
-    if hex.is_empty() || !hex.len().is_multiple_of(2) || hex.len() > 128 {
-        return Err(format!(
-            "hex '{}' must be 1 to 64 bytes written as pairs of hex digits or '??'",
-            p.hex
-        ));
-    }
-    let mut pattern = Vec::with_capacity(hex.len() / 2);
-    for pair in hex.as_bytes().chunks(2) {
-        let pair = std::str::from_utf8(pair).unwrap_or("");
-        if pair == "??" {
-            pattern.push((0, 0));
-        } else {
-            let v = u8::from_str_radix(pair, 16)
-                .map_err(|_| format!("hex '{}': '{pair}' is not a byte", p.hex))?;
-            pattern.push((v, 0xff));
-        }
-    }
-    if pattern.iter().all(|(_, m)| *m == 0) {
-        return Err(format!("hex '{}' would match any payload", p.hex));
-    }
-    Ok(PayloadSignature {
-        service: sid,
-        proto: proto(&p.proto)?,
-        pattern,
-        length: p.length,
-        ports: ports(&p.ports)?,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::decode::stun::fixtures::message as stun_message;
     use std::net::IpAddr;
 
-    const MINIMAL: &str = r#"
-        [[service]]
-        id = "msg"
-        name = "Lab messenger"
-        ranges = ["198.51.100.10/32"]
-    "#;
-
     fn ep(addr: &str, port: u16) -> Endpoint {
         Endpoint::new(addr.parse::<IpAddr>().unwrap(), port)
     }
 
-    #[test]
-    fn minimal_format_is_accepted() {
-        let c = Catalogue::parse(MINIMAL, "lab.toml").unwrap();
-        assert_eq!(c.services(), [Service { id: "msg".into(), name: "Lab messenger".into() }]);
-        assert_eq!(
-            c.match_endpoint(Proto::Tcp, ep("198.51.100.10", 1)),
-            Some((0, AddressMatch::Range))
-        );
-        assert_eq!(c.match_endpoint(Proto::Udp, ep("198.51.100.11", 1)), None);
-        assert!(c.warnings().is_empty());
+    fn prefix(text: &str) -> Prefix {
+        Prefix::parse(text).unwrap()
     }
 
-    #[test]
-    fn builtin_catalogue_loads() {
-        let c = Catalogue::builtin();
-        let ids: Vec<&str> = c.services().iter().map(|s| s.id.as_str()).collect();
-        for want in [
-            "whatsapp",
-            "telegram",
-            "signal",
-            "facetime",
-            "viber",
-            "discord",
-            "teams",
-            "zoom",
-            "google_meet",
-        ] {
-            assert!(ids.contains(&want), "{want} missing from {ids:?}");
+    fn service(builder: &mut CatalogueBuilder, id: &str) -> ServiceId {
+        builder.add_service(Service { id: id.into(), name: id.to_uppercase() }).unwrap()
+    }
+
+    fn ports(ranges: &[(u16, u16)]) -> PortSet {
+        let mut set = PortSet::default();
+        for &(first, last) in ranges {
+            set.insert_range(first, last);
         }
-        assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+        set
     }
 
     #[test]
     fn rules_beat_ranges_and_longer_prefixes_win() {
-        let c = Catalogue::parse(
-            r#"
-            [[service]]
-            id = "meta"
-            name = "Meta"
-            ranges = ["31.13.64.0/18"]
-            [[service]]
-            id = "wa"
-            name = "WhatsApp"
-            ranges = ["31.13.86.51/32"]
-            [[service.rule]]
-            proto = "tcp"
-            ports = [5222]
-            ranges = ["31.13.64.0/18"]
-            [[service]]
-            id = "ft"
-            name = "FaceTime"
-            [[service.rule]]
-            proto = "udp"
-            ports = ["3478-3497", 16384]
-            ranges = ["17.0.0.0/8"]
-            "#,
-            "t.toml",
-        )
-        .unwrap();
+        let mut b = CatalogueBuilder::new("t");
+        let meta = service(&mut b, "meta");
+        b.add_range(meta, prefix("31.13.64.0/18"));
+        let wa = service(&mut b, "wa");
+        b.add_range(wa, prefix("31.13.86.51/32"));
+        b.add_rule(wa, Some(Proto::Tcp), ports(&[(5222, 5222)]), Some(&[prefix("31.13.64.0/18")]));
+        let ft = service(&mut b, "ft");
+        let udp = Some(Proto::Udp);
+        b.add_rule(ft, udp, ports(&[(3478, 3497), (16384, 16384)]), Some(&[prefix("17.0.0.0/8")]));
+        let c = b.finish();
+        assert_eq!(c.source_name(), "t");
+        assert_eq!(c.services().len(), 3);
         assert_eq!(
             c.match_endpoint(Proto::Tcp, ep("31.13.70.1", 443)),
-            Some((0, AddressMatch::Range))
+            Some((meta, AddressMatch::Range))
         );
         assert_eq!(
             c.match_endpoint(Proto::Tcp, ep("31.13.70.1", 5222)),
-            Some((1, AddressMatch::Rule))
+            Some((wa, AddressMatch::Rule))
         );
         assert_eq!(
             c.match_endpoint(Proto::Udp, ep("31.13.70.1", 5222)),
-            Some((0, AddressMatch::Range))
+            Some((meta, AddressMatch::Range))
         );
         assert_eq!(
             c.match_endpoint(Proto::Tcp, ep("31.13.86.51", 443)),
-            Some((1, AddressMatch::Range))
+            Some((wa, AddressMatch::Range))
         );
         assert_eq!(
             c.match_endpoint(Proto::Udp, ep("17.1.2.3", 3490)),
-            Some((2, AddressMatch::Rule))
+            Some((ft, AddressMatch::Rule))
         );
         assert_eq!(c.match_endpoint(Proto::Udp, ep("17.1.2.3", 5223)), None);
         assert!(c.is_service_port(16384) && c.is_service_port(3478) && !c.is_service_port(3498));
+        assert_eq!(c.prefixes(), [prefix("17.0.0.0/8"), prefix("31.13.64.0/18")]);
+    }
+
+    #[test]
+    fn port_only_rules_match_every_address() {
+        let mut b = CatalogueBuilder::new("t");
+        let x = service(&mut b, "x");
+        b.add_rule(x, Some(Proto::Udp), ports(&[(7985, 7985)]), None);
+        let c = b.finish();
+        assert_eq!(
+            c.match_endpoint(Proto::Udp, ep("8.8.8.8", 7985)),
+            Some((x, AddressMatch::Rule))
+        );
+        assert_eq!(c.match_endpoint(Proto::Tcp, ep("8.8.8.8", 7985)), None);
+        assert!(c.prefixes().is_empty());
     }
 
     #[test]
     fn signatures() {
-        let c = Catalogue::parse(
-            r#"
-            [[service]]
-            id = "wa"
-            name = "WhatsApp"
-            dns = ["whatsapp.net"]
-            sni = ["*.whatsapp.com"]
-            stun_message_types = [0x0800]
-            stun_attributes = [0x4000]
-            [[service.payload]]
-            proto = "tcp"
-            hex = "5741 01 ??"
-            [[service]]
-            id = "signal"
-            name = "Signal"
-            stun_realms = ["Signal.org"]
-            [[service]]
-            id = "discord"
-            name = "Discord"
-            [[service.payload]]
-            proto = "udp"
-            hex = "00010046"
-            length = 74
-            "#,
-            "t.toml",
-        )
-        .unwrap();
-        assert_eq!(c.match_dns_name(b"e1.whatsapp.net"), Some(0));
+        let mut b = CatalogueBuilder::new("t");
+        let wa = service(&mut b, "wa");
+        b.add_dns_domain(wa, "whatsapp.net");
+        b.add_sni_domain(wa, "WhatsApp.com");
+        b.add_stun_message_type(wa, 0x0800);
+        b.add_stun_attribute(wa, 0x4000);
+        let any = (0, 0);
+        let pattern = vec![(b'W', 0xff), (b'A', 0xff), (1, 0xff), any];
+        let signature = PayloadSignature {
+            proto: Proto::Tcp,
+            pattern,
+            length: None,
+            ports: PortSet::default(),
+        };
+        b.add_payload(wa, signature);
+        let signal = service(&mut b, "signal");
+        b.add_stun_realm(signal, "Signal.org");
+        let discord = service(&mut b, "discord");
+        let pattern = vec![(0, 0xff), (1, 0xff), (0, 0xff), (0x46, 0xff)];
+        let signature = PayloadSignature {
+            proto: Proto::Udp,
+            pattern,
+            length: Some(74),
+            ports: ports(&[(50_000, 50_100)]),
+        };
+        b.add_payload(discord, signature);
+        let c = b.finish();
+        assert_eq!(c.match_dns_name(b"e1.whatsapp.net"), Some(wa));
         assert_eq!(c.match_dns_name(b"whatsapp.network"), None);
-        assert_eq!(c.match_sni(b"Web.WhatsApp.com"), Some(0));
+        assert_eq!(c.match_sni(b"Web.WhatsApp.com"), Some(wa));
         assert_eq!(
             c.match_stun(&StunMessage::parse(&stun_message(0x0800, 1, &[]), 20).unwrap()),
-            Some(0)
+            Some(wa)
         );
         let m = stun_message(0x0003, 1, &[(0x4000, &[0; 4])]);
-        assert_eq!(c.match_stun(&StunMessage::parse(&m, m.len() as u32).unwrap()), Some(0));
+        assert_eq!(c.match_stun(&StunMessage::parse(&m, m.len() as u32).unwrap()), Some(wa));
         let m = stun_message(0x0113, 1, &[(0x0014, b"turn.SIGNAL.org")]);
-        assert_eq!(c.match_stun(&StunMessage::parse(&m, m.len() as u32).unwrap()), Some(1));
+        assert_eq!(c.match_stun(&StunMessage::parse(&m, m.len() as u32).unwrap()), Some(signal));
         let m = stun_message(0x0001, 1, &[]);
         assert_eq!(c.match_stun(&StunMessage::parse(&m, m.len() as u32).unwrap()), None);
-        assert_eq!(c.match_payload(Proto::Tcp, b"WA\x01\x05rest", 100, (1, 2)), Some(0));
+        assert_eq!(c.match_payload(Proto::Tcp, b"WA\x01\x05rest", 100, (1, 2)), Some(wa));
         assert_eq!(c.match_payload(Proto::Udp, b"WA\x01\x05rest", 100, (1, 2)), None);
         let mut disc = vec![0, 1, 0, 0x46];
         disc.resize(74, 0);
-        assert_eq!(c.match_payload(Proto::Udp, &disc, 74, (1, 2)), Some(2));
-        assert_eq!(c.match_payload(Proto::Udp, &disc, 75, (1, 2)), None);
+        assert_eq!(c.match_payload(Proto::Udp, &disc, 74, (40_000, 50_050)), Some(discord));
+        assert_eq!(c.match_payload(Proto::Udp, &disc, 75, (40_000, 50_050)), None);
+        assert_eq!(c.match_payload(Proto::Udp, &disc, 74, (40_000, 443)), None);
+        assert!(c.is_service_port(50_100) && !c.is_service_port(50_101));
     }
 
     #[test]
-    fn errors_name_the_service_and_key() {
-        let cases = [
-            (
-                r#"[[service]]
-id = "x"
-name = "X"
-ranges = ["1.2.3.4/40"]"#,
-                "service #1 ('x'): ranges: '1.2.3.4/40': prefix length must be 0..=32",
-            ),
-            (
-                r#"[[service]]
-id = "X"
-name = "X"
-ranges = []"#,
-                "id 'X' must be lowercase",
-            ),
-            (
-                r#"[[service]]
-id = "x"
-name = "X""#,
-                "matches nothing",
-            ),
-            (
-                r#"[[service]]
-id = "x"
-name = "X"
-ranges = ["1.0.0.0/8"]
-[[service]]
-id = "x"
-name = "Y"
-ranges = ["2.0.0.0/8"]"#,
-                "service #2 ('x'): id 'x' is used by an earlier service",
-            ),
-            (
-                r#"[[service]]
-id = "x"
-name = "X"
-[[service.rule]]
-ports = ["99999"]
-ranges = ["1.0.0.0/8"]"#,
-                "rule #1: port '99999' is not a port",
-            ),
-            (
-                r#"[[service]]
-id = "x"
-name = "X"
-[[service.payload]]
-proto = "udp"
-hex = "zz""#,
-                "payload #1: hex 'zz': 'zz' is not a byte",
-            ),
-            (
-                r#"[[service]]
-id = "x"
-name = "X"
-colour = "red""#,
-                "unknown field `colour`",
-            ),
-            ("", "no [[service]] tables"),
-        ];
-        for (text, want) in cases {
-            let e = Catalogue::parse(text, "bad.toml").unwrap_err().to_string();
-            assert!(e.starts_with("bad.toml: "), "{e}");
-            assert!(e.contains(want), "{e:?} should contain {want:?}");
+    fn service_ids_are_bounded() {
+        let mut b = CatalogueBuilder::new("t");
+        for _ in 0..CatalogueBuilder::MAX_SERVICES {
+            assert!(b.add_service(Service { id: "s".into(), name: "S".into() }).is_some());
         }
+        assert_eq!(b.add_service(Service { id: "s".into(), name: "S".into() }), None);
+        let c = b.finish();
+        assert_eq!(c.service(ServiceId::MAX - 1).id, "s");
     }
 
     #[test]
-    fn port_only_rules_warn() {
-        let c = Catalogue::parse(
-            "[[service]]\nid = \"x\"\nname = \"X\"\n[[service.rule]]\nproto = \"udp\"\nports = [7985]\n",
-            "t.toml",
-        )
-        .unwrap();
-        assert_eq!(
-            c.match_endpoint(Proto::Udp, ep("8.8.8.8", 7985)),
-            Some((0, AddressMatch::Rule))
-        );
-        assert_eq!(c.warnings().len(), 1);
+    fn warnings_are_kept() {
+        let mut b = CatalogueBuilder::new("t");
+        b.warn("careful".into());
+        assert_eq!(b.finish().warnings(), ["careful"]);
     }
 }

@@ -20,7 +20,9 @@ use crate::decode::tls::client_hello_sni;
 use crate::flow::{Direction, Endpoint, Proto, is_group_address, is_local_address};
 use crate::time::Timestamp;
 
-pub use catalogue::{AddressMatch, Catalogue, CatalogueError, Service, ServiceId};
+pub use catalogue::{
+    AddressMatch, Catalogue, CatalogueBuilder, PayloadSignature, PortSet, Service, ServiceId,
+};
 pub use learn::LearnedMap;
 pub use prefix::Prefix;
 
@@ -348,27 +350,23 @@ mod tests {
     use crate::decode::stun::fixtures::message as stun_message;
     use crate::decode::tls::fixtures::client_hello;
 
-    const CATALOGUE: &str = r#"
-        [[service]]
-        id = "wa"
-        name = "WhatsApp"
-        ranges = ["157.240.0.0/16"]
-        dns = ["whatsapp.net"]
-        sni = ["whatsapp.com"]
-        stun_attributes = [0x4000]
-        [[service]]
-        id = "signal"
-        name = "Signal"
-        stun_realms = ["signal.org"]
-    "#;
+    /// WhatsApp by range, DNS, SNI and a STUN attribute; Signal by its STUN realm.
+    fn classifier() -> Classifier {
+        let mut b = CatalogueBuilder::new("t");
+        let service = |id: &str| Service { id: id.into(), name: id.into() };
+        let wa = b.add_service(service("wa")).unwrap();
+        b.add_range(wa, Prefix::parse("157.240.0.0/16").unwrap());
+        b.add_dns_domain(wa, "whatsapp.net");
+        b.add_sni_domain(wa, "whatsapp.com");
+        b.add_stun_attribute(wa, 0x4000);
+        let signal = b.add_service(service("signal")).unwrap();
+        b.add_stun_realm(signal, "signal.org");
+        Classifier::new(b.finish())
+    }
 
     fn ep(s: &str) -> Endpoint {
         let (a, p) = s.rsplit_once(':').unwrap();
         Endpoint::new(a.trim_matches(['[', ']']).parse().unwrap(), p.parse().unwrap())
-    }
-
-    fn classifier() -> Classifier {
-        Classifier::new(Catalogue::parse(CATALOGUE, "t").unwrap())
     }
 
     const T0: Timestamp = Timestamp::from_micros(1_000_000);

@@ -56,9 +56,8 @@ pub enum Direction {
 }
 
 impl Direction {
-    pub fn index(self) -> usize {
-        self as usize
-    }
+    /// Both directions, up first.
+    pub const BOTH: [Direction; 2] = [Direction::Up, Direction::Down];
 
     pub fn reverse(self) -> Direction {
         match self {
@@ -71,6 +70,53 @@ impl Direction {
         match self {
             Direction::Up => "up",
             Direction::Down => "down",
+        }
+    }
+}
+
+/// One value per direction of a flow, indexed by [`Direction`]: `up` travels client to server,
+/// `down` server to client. The same size as a two-element array.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PerDir<T> {
+    pub up: T,
+    pub down: T,
+}
+
+impl<T> PerDir<T> {
+    pub const fn new(up: T, down: T) -> Self {
+        PerDir { up, down }
+    }
+
+    /// Up, then down.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        [&self.up, &self.down].into_iter()
+    }
+
+    /// The value of `dir` and that of the other direction, both mutable.
+    pub fn this_and_other_mut(&mut self, dir: Direction) -> (&mut T, &mut T) {
+        match dir {
+            Direction::Up => (&mut self.up, &mut self.down),
+            Direction::Down => (&mut self.down, &mut self.up),
+        }
+    }
+}
+
+impl<T> std::ops::Index<Direction> for PerDir<T> {
+    type Output = T;
+
+    fn index(&self, dir: Direction) -> &T {
+        match dir {
+            Direction::Up => &self.up,
+            Direction::Down => &self.down,
+        }
+    }
+}
+
+impl<T> std::ops::IndexMut<Direction> for PerDir<T> {
+    fn index_mut(&mut self, dir: Direction) -> &mut T {
+        match dir {
+            Direction::Up => &mut self.up,
+            Direction::Down => &mut self.down,
         }
     }
 }
@@ -226,6 +272,18 @@ mod tests {
 
     fn ep(last: u8, port: u16) -> Endpoint {
         Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)), port)
+    }
+
+    #[test]
+    fn per_dir_is_indexed_by_direction() {
+        let mut pair = PerDir::new(1u32, 2);
+        assert_eq!((pair[Direction::Up], pair[Direction::Down]), (1, 2));
+        pair[Direction::Down] += 10;
+        let (this, other) = pair.this_and_other_mut(Direction::Down);
+        (*this, *other) = (*this + 1, *other + 1);
+        assert_eq!(pair, PerDir { up: 2, down: 13 });
+        assert_eq!(pair.iter().copied().collect::<Vec<_>>(), [2, 13]);
+        assert_eq!(std::mem::size_of::<PerDir<u64>>(), std::mem::size_of::<[u64; 2]>());
     }
 
     #[test]

@@ -7,7 +7,7 @@ mod key;
 mod table;
 
 pub use key::{
-    ClientBy, Direction, Endpoint, FlowKey, Proto, is_group_address, is_local_address,
+    ClientBy, Direction, Endpoint, FlowKey, PerDir, Proto, is_group_address, is_local_address,
     source_is_client,
 };
 pub use table::{FlowEntry, FlowTable, MIN_IDLE_TO_EVICT_US, Removal, TableStats, Timeouts};

@@ -8,7 +8,7 @@
 
 use crate::decode::rtp::RtpHeader;
 use crate::decode::stun::{StunClass, StunMessage};
-use crate::flow::Direction;
+use crate::flow::{Direction, PerDir};
 use crate::time::Timestamp;
 
 use super::rtt::RttStats;
@@ -30,8 +30,7 @@ const STANDARD_CLOCKS_HZ: [u32; 6] = [8_000, 16_000, 32_000, 44_100, 48_000, 90_
 /// UDP measurements of a flow.
 #[derive(Debug, Clone, Default)]
 pub struct UdpMeasures {
-    /// Indexed by [`Direction::index`].
-    pub dirs: [UdpDirection; 2],
+    pub dirs: PerDir<UdpDirection>,
     pub stun: StunStats,
 }
 
@@ -76,7 +75,7 @@ impl UdpMeasures {
         last_at: Option<Timestamp>,
         now: Timestamp,
     ) {
-        let d = &mut self.dirs[dir.index()];
+        let d = &mut self.dirs[dir];
         if let Some(last) = last_at {
             let gap = now.since(last);
             d.max_gap_us = d.max_gap_us.max(gap);
@@ -377,7 +376,7 @@ mod tests {
             last = Some(at);
         }
         feed(&mut u, Direction::Down, ms(4000), &rtp_packet(0, 1, 1, 11), last);
-        let d = &u.dirs[1];
+        let d = &u.dirs.down;
         assert_eq!(d.rtp.summary().unwrap().ssrc, 7);
         assert_eq!(d.rtp.summary().unwrap().lost, 0);
         let video = d.rtp_second.as_ref().unwrap().summary().unwrap();
@@ -404,7 +403,7 @@ mod tests {
             feed(&mut u, Direction::Down, at, &p, last);
             last = Some(at);
         }
-        let s = u.dirs[1].rtp.summary().unwrap();
+        let s = u.dirs.down.rtp.summary().unwrap();
         assert_eq!(s.ssrc, 42);
         assert_eq!(s.clock_hz, Some(8000));
         // RFC 3550 A.1 counts from the second packet, the one that ends probation.
@@ -414,7 +413,7 @@ mod tests {
         // |D| alternates around 16 units (2 ms): jitter converges near 2 ms.
         let j = s.jitter_us.unwrap();
         assert!((1_500..=2_100).contains(&j), "jitter {j} us");
-        assert_eq!(u.dirs[1].max_gap_us, 80_000);
+        assert_eq!(u.dirs.down.max_gap_us, 80_000);
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub mod throughput;
 
 use crate::decode::stun::StunMessage;
 use crate::decode::{Decoded, IcmpError, IpHeader, Transport};
-use crate::flow::{Direction, Proto};
+use crate::flow::{Direction, PerDir, Proto};
 use crate::time::Timestamp;
 
 use call::UdpMeasures;
@@ -88,8 +88,7 @@ pub enum TransportMeasures {
 /// All measurements of one flow.
 #[derive(Debug, Clone)]
 pub struct FlowMeasures {
-    /// Indexed by [`Direction::index`].
-    pub dirs: [DirCounters; 2],
+    pub dirs: PerDir<DirCounters>,
     pub transport: TransportMeasures,
 }
 
@@ -168,7 +167,7 @@ impl FlowMeasures {
         detail: Option<&mut Detail>,
     ) -> RttSamples {
         let now = packet.ts;
-        let prev = &self.dirs[dir.index()];
+        let prev = &self.dirs[dir];
         let mut lost = false;
         let samples = match (&mut self.transport, &packet.transport) {
             (TransportMeasures::Tcp(tcp), Transport::Tcp(seg)) => {
@@ -185,11 +184,11 @@ impl FlowMeasures {
             // Later fragments only count bytes.
             _ => RttSamples::default(),
         };
-        self.dirs[dir.index()].count(&packet.ip, now);
+        self.dirs[dir].count(&packet.ip, now);
         if let Some(detail) = detail {
             detail.bins.add(now, dir, packet.ip.total_len);
             if lost {
-                detail.losses.record(now, self.dirs[Direction::Down.index()].bytes);
+                detail.losses.record(now, self.dirs.down.bytes);
             }
             if let Some(rtt) = samples.external_us {
                 detail.rtt(Leg::External, now, rtt);
@@ -203,7 +202,7 @@ impl FlowMeasures {
 
     /// An ICMP error about a packet this flow sent in `dir`.
     pub fn on_icmp_error(&mut self, dir: Direction, error: &IcmpError) {
-        let d = &mut self.dirs[dir.index()];
+        let d = &mut self.dirs[dir];
         d.icmp_errors = d.icmp_errors.saturating_add(1);
         d.last_icmp = Some((error.icmp_type, error.code));
     }

@@ -7,7 +7,7 @@
 //! handshake) are kept as [`ShortTime`]s to keep the per-flow state small.
 
 use crate::decode::{IpHeader, TcpSegment, tcp_flags};
-use crate::flow::Direction;
+use crate::flow::{Direction, PerDir};
 use crate::time::{ShortTime, Timestamp};
 
 use super::rtt::{Leg, RttProbe, RttStats, seq_after};
@@ -25,8 +25,7 @@ const MAX_HOLE_BYTES: u32 = 1 << 20;
 #[derive(Debug, Clone, Default)]
 pub struct TcpMeasures {
     pub handshake: Handshake,
-    /// Indexed by [`Direction::index`].
-    pub dirs: [TcpDirection; 2],
+    pub dirs: PerDir<TcpDirection>,
     /// Indexed by [`Leg::index`].
     rtt: [RttStats; 2],
     /// Some segment carried TCP timestamps; RTT then comes from them only.
@@ -140,7 +139,7 @@ impl TcpMeasures {
         dir: Direction,
         ip: &IpHeader,
         seg: &TcpSegment<'_>,
-        counters: &[DirCounters; 2],
+        counters: &PerDir<DirCounters>,
         flow_start: Timestamp,
         now: Timestamp,
     ) -> RttSamples {
@@ -153,7 +152,7 @@ impl TcpMeasures {
         }
 
         let reorder_window_us = reorder_window_us(&self.rtt);
-        let (mine, theirs) = split(&mut self.dirs, dir);
+        let (mine, theirs) = self.dirs.this_and_other_mut(dir);
         let close_event = || CloseEvent::new(ip, seg, dir, counters, flow_start, now);
         if seg.has(tcp_flags::RST) {
             mine.rsts = mine.rsts.saturating_add(1);
@@ -253,7 +252,7 @@ impl TcpMeasures {
     /// Loss events towards the client so far: holes in what the server sent, and its
     /// retransmissions.
     pub fn down_loss_events(&self) -> u32 {
-        let d = &self.dirs[Direction::Down.index()];
+        let d = &self.dirs.down;
         d.seq_gaps.saturating_add(d.retransmissions)
     }
 
@@ -286,14 +285,6 @@ fn leg_of(prober: Direction) -> Leg {
     match prober {
         Direction::Up => Leg::External,
         Direction::Down => Leg::Internal,
-    }
-}
-
-fn split(dirs: &mut [TcpDirection; 2], dir: Direction) -> (&mut TcpDirection, &mut TcpDirection) {
-    let [up, down] = dirs;
-    match dir {
-        Direction::Up => (up, down),
-        Direction::Down => (down, up),
     }
 }
 
@@ -366,12 +357,12 @@ impl CloseEvent {
         ip: &IpHeader,
         seg: &TcpSegment<'_>,
         dir: Direction,
-        counters: &[DirCounters; 2],
+        counters: &PerDir<DirCounters>,
         flow_start: Timestamp,
         now: Timestamp,
     ) -> Self {
-        let prev = &counters[dir.index()];
-        let peer = &counters[dir.reverse().index()];
+        let prev = &counters[dir];
+        let peer = &counters[dir.reverse()];
         let peer_last_at = (peer.packets > 0).then_some(peer.last_at);
         let has_prev = prev.packets > 0;
         CloseEvent {
@@ -407,7 +398,7 @@ mod tests {
 
     struct Run {
         m: TcpMeasures,
-        prev: [DirCounters; 2],
+        prev: PerDir<DirCounters>,
     }
 
     impl Run {
@@ -457,7 +448,7 @@ mod tests {
             };
             let counters = self.prev.clone();
             self.m.on_segment(dir, &ip, &seg, &counters, Timestamp::default(), now);
-            self.prev[dir.index()].count(&ip, now);
+            self.prev[dir].count(&ip, now);
         }
     }
 
@@ -502,7 +493,7 @@ mod tests {
         r.seg(500, Down, ACK, 101, 1, 100, None); // retransmission
         r.seg(520, Up, ACK, 1, 201, 0, None);
         assert_eq!(r.m.rtt(Leg::Internal).samples(), 0);
-        assert_eq!(r.m.dirs[Down.index()].retransmissions, 1);
+        assert_eq!(r.m.dirs.down.retransmissions, 1);
     }
 
     #[test]
@@ -528,7 +519,7 @@ mod tests {
         r.seg(1, Down, ACK, 1200, 1, 100, None); // gap: 1100..1200 missing here
         r.seg(2, Down, ACK, 1100, 1, 100, None); // fills in 1 ms later: reordering
         r.seg(300, Down, ACK, 1200, 1, 100, None); // 298 ms later: retransmission
-        let d = &r.m.dirs[Down.index()];
+        let d = &r.m.dirs.down;
         assert_eq!((d.seq_gaps, d.out_of_order, d.retransmissions), (1, 1, 1));
         assert_eq!(d.payload_bytes, 400);
         assert_eq!(d.new_payload_bytes, 300);
@@ -539,7 +530,7 @@ mod tests {
         let mut r = Run::new();
         r.seg(0, Down, ACK, u32::MAX - 49, 1, 100, None);
         r.seg(1, Down, ACK, 50, 1, 100, None);
-        let d = &r.m.dirs[Down.index()];
+        let d = &r.m.dirs.down;
         assert_eq!((d.seq_gaps, d.retransmissions, d.new_payload_bytes), (0, 0, 200));
     }
 
@@ -550,7 +541,7 @@ mod tests {
         r.seg_ttl(38, Up, (ACK, 1, 101, 0), None, 64, 1);
         r.seg_ttl(40, Down, (RST | ACK, 101, 1, 0), None, 61, 0); // TTL jumps, IP ID resets
         r.seg_ttl(41, Down, (ACK, 101, 1, 100), None, 52, 7001); // the real server goes on
-        let d = &r.m.dirs[Down.index()];
+        let d = &r.m.dirs.down;
         let rst = d.rst.unwrap();
         assert_eq!(
             (rst.ttl, rst.prev_ttl, rst.ip_id, rst.prev_ip_id, rst.has_prev),
@@ -568,7 +559,7 @@ mod tests {
     fn fin_and_zero_window() {
         let mut r = Run::new();
         r.seg(0, Up, ACK | FIN, 10, 1, 0, None);
-        let fin = r.m.dirs[Up.index()].fin.unwrap();
+        let fin = r.m.dirs.up.fin.unwrap();
         assert_eq!((fin.seq, fin.has_prev), (10, false));
         let mut d = TcpDirection::default();
         d.window(0);

@@ -2,7 +2,7 @@
 //! comparisons (KS test, area test) work on. A ring of [`BIN_COUNT`] bins keeps the most recent
 //! ones; bins too old for the ring are counted as late, never written out of place.
 
-use crate::flow::Direction;
+use crate::flow::{Direction, PerDir};
 use crate::time::Timestamp;
 
 /// Bins kept per flow: with the default 500 ms bins, 64 s, a little more than the default
@@ -16,12 +16,12 @@ pub struct ThroughputBins {
     /// Absolute index (packet time / bin width) of the first and of the latest bin.
     first_bin: u64,
     last_bin: u64,
-    bytes: [[u32; 2]; BIN_COUNT],
+    bytes: [PerDir<u32>; BIN_COUNT],
     started: bool,
     /// Bytes that arrived for bins already dropped from the ring (time went backwards).
     pub late_bytes: u64,
     /// Largest bin per direction among the bins that left the ring.
-    peak_bytes: [u32; 2],
+    peak_bytes: PerDir<u32>,
 }
 
 /// The bins of a flow, oldest first, for reports.
@@ -30,10 +30,9 @@ pub struct BinSeries {
     pub bin_us: u64,
     /// Start time of the first bin.
     pub start: Timestamp,
-    /// Indexed by [`Direction::index`].
-    pub bytes: [Vec<u32>; 2],
+    pub bytes: PerDir<Vec<u32>>,
     /// Largest bin per direction over the whole flow, including bins no longer in `bytes`.
-    pub peak_bytes: [u32; 2],
+    pub peak_bytes: PerDir<u32>,
 }
 
 impl ThroughputBins {
@@ -42,10 +41,10 @@ impl ThroughputBins {
             bin_us: bin_us.max(1),
             first_bin: 0,
             last_bin: 0,
-            bytes: [[0; 2]; BIN_COUNT],
+            bytes: [PerDir::default(); BIN_COUNT],
             started: false,
             late_bytes: 0,
-            peak_bytes: [0; 2],
+            peak_bytes: PerDir::default(),
         }
     }
 
@@ -65,10 +64,10 @@ impl ThroughputBins {
             let steps = (bin - self.last_bin).min(BIN_COUNT as u64);
             for k in 1..=steps {
                 let slot = &mut self.bytes[((self.last_bin + k) % BIN_COUNT as u64) as usize];
-                for (peak, bytes) in self.peak_bytes.iter_mut().zip(slot.iter()) {
-                    *peak = (*peak).max(*bytes);
+                for dir in Direction::BOTH {
+                    self.peak_bytes[dir] = self.peak_bytes[dir].max(slot[dir]);
                 }
-                *slot = [0; 2];
+                *slot = PerDir::default();
             }
             self.last_bin = bin;
         }
@@ -76,7 +75,7 @@ impl ThroughputBins {
             self.late_bytes += u64::from(bytes);
             return;
         }
-        let slot = &mut self.bytes[(bin % BIN_COUNT as u64) as usize][dir.index()];
+        let slot = &mut self.bytes[(bin % BIN_COUNT as u64) as usize][dir];
         *slot = slot.saturating_add(bytes);
     }
 
@@ -85,13 +84,13 @@ impl ThroughputBins {
             return None;
         }
         let oldest = self.first_bin.max((self.last_bin + 1).saturating_sub(BIN_COUNT as u64));
-        let mut bytes = [Vec::new(), Vec::new()];
+        let mut bytes = PerDir::<Vec<u32>>::default();
         let mut peak_bytes = self.peak_bytes;
         for bin in oldest..=self.last_bin {
             let slot = self.bytes[(bin % BIN_COUNT as u64) as usize];
-            for ((series, peak), b) in bytes.iter_mut().zip(peak_bytes.iter_mut()).zip(slot) {
-                series.push(b);
-                *peak = (*peak).max(b);
+            for dir in Direction::BOTH {
+                bytes[dir].push(slot[dir]);
+                peak_bytes[dir] = peak_bytes[dir].max(slot[dir]);
             }
         }
         Some(BinSeries {
@@ -120,9 +119,9 @@ mod tests {
         b.add(ms(3_100), Direction::Down, 7);
         let s = b.series().unwrap();
         assert_eq!(s.start, ms(1_000));
-        assert_eq!(s.bytes[Direction::Down.index()], [1500, 0, 0, 0, 7]);
-        assert_eq!(s.bytes[Direction::Up.index()], [0, 40, 0, 0, 0]);
-        assert_eq!(s.peak_bytes, [40, 1500]);
+        assert_eq!(s.bytes.down, [1500, 0, 0, 0, 7]);
+        assert_eq!(s.bytes.up, [0, 40, 0, 0, 0]);
+        assert_eq!(s.peak_bytes, PerDir::new(40, 1500));
     }
 
     #[test]
@@ -133,14 +132,14 @@ mod tests {
             b.add(ms(sec * 1000), Direction::Down, 10);
         }
         let s = b.series().unwrap();
-        assert_eq!(s.bytes[1].len(), BIN_COUNT);
+        assert_eq!(s.bytes.down.len(), BIN_COUNT);
         assert_eq!(s.start, ms((300 - BIN_COUNT as u64) * 1000));
-        assert_eq!(s.peak_bytes[1], 9999);
+        assert_eq!(s.peak_bytes.down, 9999);
         // Time going far backwards is counted, not written into a wrong slot.
         b.add(ms(5_000), Direction::Down, 77);
         assert_eq!(b.late_bytes, 77);
         // A jump of hours clears the ring in bounded work.
         b.add(ms(10_000_000), Direction::Down, 1);
-        assert_eq!(b.series().unwrap().bytes[1].iter().sum::<u32>(), 1);
+        assert_eq!(b.series().unwrap().bytes.down.iter().sum::<u32>(), 1);
     }
 }
