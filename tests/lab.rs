@@ -1903,8 +1903,8 @@ mod real_world {
     }
 
     /// Every trace in `THROTTLEWATCH_LAB_TRACES` with a truth beside it (e.g. /work/labtraces:
-    /// any scenario, any parameters, offloads on or off) checked against its truth; on demand, so without the
-    /// variable it says so and passes (also in CI).
+    /// any scenario, any parameters, offloads on or off) checked against its truth; on
+    /// demand, so without the variable it says so and passes (also in CI).
     #[test]
     fn recorded_traces() {
         let Some(dir) = std::env::var_os("THROTTLEWATCH_LAB_TRACES").map(PathBuf::from) else {
