@@ -41,6 +41,7 @@ client sends a TLS ClientHello to ADDR:443, it answers every packet of that conn
 from the server (which nftables drops) with an RST/ACK to the client carrying that packet's
 sequence and acknowledgement numbers and IP TTL TTL.
 """
+import ctypes
 import fcntl
 import heapq
 import json
@@ -361,21 +362,26 @@ def quic_server(bind):
         data, addr = sock.recvfrom(2048)
         if len(data) < 24:
             continue
-        if data[0] & 0xC0 == 0xC0 and struct.unpack("!I", data[1:5])[0] == QUIC_V1:
-            dcid_len = data[5]
-            scid_len = data[6 + dcid_len]
-            scid = data[7 + dcid_len: 7 + dcid_len + scid_len]
-            if data[0] & 0x30 == 0 and len(data) >= 1200:
-                server_cid = os.urandom(8)
-                sock.sendto(quic_long(0xC3, scid, server_cid, 1200), addr)
-                sock.sendto(quic_long(0xE3, scid, server_cid, 1000), addr)
-        elif data[0] & 0xC0 == 0x40 and data[9:13] == b"GET ":
-            n = int(data[13:data.index(b"\n", 13)])
-            with lock:
-                if addr in busy:
-                    continue
-                busy.add(addr)
-            threading.Thread(target=send, args=(addr, data[1:9], n), daemon=True).start()
+        try:
+            if data[0] & 0xC0 == 0xC0 and struct.unpack("!I", data[1:5])[0] == QUIC_V1:
+                dcid_len = data[5]
+                scid_len = data[6 + dcid_len]
+                scid = data[7 + dcid_len: 7 + dcid_len + scid_len]
+                if data[0] & 0x30 == 0 and len(data) >= 1200:
+                    server_cid = os.urandom(8)
+                    sock.sendto(quic_long(0xC3, scid, server_cid, 1200), addr)
+                    sock.sendto(quic_long(0xE3, scid, server_cid, 1000), addr)
+                continue
+            if data[0] & 0xC0 != 0x40 or data[9:13] != b"GET ":
+                continue
+            n = min(int(data[13:data.index(b"\n", 13)]), 1 << 30)
+        except (IndexError, ValueError):
+            continue  # not the lab's client
+        with lock:
+            if addr in busy:
+                continue
+            busy.add(addr)
+        threading.Thread(target=send, args=(addr, data[1:9], n), daemon=True).start()
 
 
 def dns_server(bind):
@@ -764,7 +770,6 @@ def inject_rst(lan, wan, server, ttl):
     prog = [(0x30, 0, 0, 9), (0x15, 0, 5, 6), (0x20, 0, 0, 12), (0x15, 2, 0, k), (0x20, 0, 0, 16),
             (0x15, 0, 1, k), (0x06, 0, 0, 0xFFFF), (0x06, 0, 0, 0)]
     code = b"".join(struct.pack("HBBI", *insn) for insn in prog)
-    import ctypes
     buf = ctypes.create_string_buffer(code)
     fprog = struct.pack("HL", len(prog), ctypes.addressof(buf))
     taps = {}
@@ -784,6 +789,8 @@ def inject_rst(lan, wan, server, ttl):
             if addr[2] == PACKET_OUTGOING or len(pkt) < 40 or pkt[9] != 6:
                 continue
             ihl = (pkt[0] & 0x0F) * 4
+            if len(pkt) < ihl + 20:
+                continue
             sport, dport, seq, ack, off = struct.unpack("!HHIIB", pkt[ihl:ihl + 13])
             payload = pkt[ihl + (off >> 4) * 4:]
             if taps[tap] == lan and pkt[16:20] == srv and dport == 443:

@@ -1357,8 +1357,8 @@ mod real_world {
     }
 
     /// Every TLS flow to the messenger whose ClientHello crossed the router is in the SNI set,
-    /// and no other flow; the downloads run at the per-flow rate, the upload's delivered
-    /// bytes (the server's ACKs) too: separate buckets up and down.
+    /// and no other flow; each policed download, and the upload (its bytes as the server
+    /// acknowledges them), runs at the per-flow rate: separate buckets up and down.
     fn sni_police(run: &Run) {
         let t = run.truth;
         for f in t.flows() {
@@ -1367,8 +1367,21 @@ mod real_world {
                 format!("{}: selected {}", f.label(), f.0["selected"])
             });
         }
-        let rate = t.param("rate_kbit") * 1000.0;
-        check_policed_downloads(run, rate, 0);
+        let mut downloads = 0;
+        for f in t.flows().filter(|f| f.impaired() && f.is_get() && f.n("bytes") >= 100_000) {
+            let p = run.packets(&f);
+            let (Some(from), Some(to)) = (first_down_loss(p), last_down_data(p)) else { continue };
+            if to < from + 2_000_000 {
+                continue;
+            }
+            let bytes: u64 = down(p)
+                .filter(|d| d.t_us > from && d.t_us <= to)
+                .map(|d| u64::from(d.ip_len))
+                .sum();
+            check_bucket(run, &f, "download", bytes as f64, to - from);
+            downloads += 1;
+        }
+        run.check(downloads >= 1, || "no policed download to measure".into());
         let mut uploads = 0;
         for f in t.flows().filter(|f| f.impaired() && f.s("op") == "put") {
             let p = run.packets(&f);
@@ -1381,13 +1394,46 @@ mod real_world {
                 continue;
             }
             let bytes = f64::from(b.tcp.unwrap().ack.wrapping_sub(a.tcp.unwrap().ack));
-            let got = bytes * 1500.0 / 1448.0 * 8.0 / ((b.t_us - a.t_us) as f64 / 1e6);
-            run.check(within(got, rate, 0.15), || {
-                format!("{}: upload policed at {got:.0} bit/s, configured {rate}", f.label())
-            });
+            check_bucket(run, &f, "upload", bytes * 1500.0 / 1448.0, b.t_us - a.t_us);
             uploads += 1;
         }
         run.check(uploads >= 1, || "no policed upload to measure".into());
+    }
+
+    /// IP bytes through a token bucket over `span_us`: at most the rate times the span plus
+    /// the bucket (it may be full at the start), at least 70 % of the rate (TCP keeps a
+    /// policed flow near the rate).
+    fn check_bucket(run: &Run, f: &TruthFlow, what: &str, bytes: f64, span_us: u64) {
+        let t = run.truth;
+        let rate = t.param("rate_kbit") * 1000.0;
+        let bucket = t.json["impairment"]["bucket_bytes"].as_f64().expect("bucket_bytes");
+        let secs = span_us as f64 / 1e6;
+        let got = bytes * 8.0 / secs;
+        let most = rate + (bucket + 1500.0) * 8.0 / secs;
+        run.check(got <= most && got >= 0.7 * rate, || {
+            format!(
+                "{}: {what} at {got:.0} bit/s over {secs:.1} s, policer {rate} (at most {most:.0})",
+                f.label()
+            )
+        });
+    }
+
+    /// The first server segment that starts beyond the highest byte so far: data was lost.
+    fn first_down_hole(p: &[Pkt]) -> Option<u64> {
+        let mut next: Option<u32> = None;
+        for p in down(p) {
+            let Some(seg) = p.tcp else { continue };
+            if p.payload_len == 0 {
+                continue;
+            }
+            if next.is_some_and(|n| (seg.seq.wrapping_sub(n) as i32) > 0) {
+                return Some(p.t_us);
+            }
+            let end = seg.seq.wrapping_add(p.payload_len);
+            next =
+                Some(next.map_or(end, |n| if (end.wrapping_sub(n) as i32) > 0 { end } else { n }));
+        }
+        None
     }
 
     fn first_up_retransmission(p: &[Pkt]) -> Option<u64> {
@@ -1416,8 +1462,14 @@ mod real_world {
         // The stream and the call keep the messenger above the rate from 3 s to the end.
         let (from, to) = (t.started_us() + 3_000_000, t.ended_us() - 3_000_000);
         let got = down_rate(&msg, from, to);
-        run.check(within(got, rate, 0.10), || {
-            format!("messenger downstream {got:.0} bit/s, aggregate policer {rate}")
+        // At most the rate plus a bucket's worth (refilled while demand dipped), at least
+        // nearly the rate (the demand stays above it).
+        let bucket = t.json["impairment"]["bucket_bytes"].as_f64().expect("bucket_bytes");
+        let most = rate + (bucket + 1500.0) * 8.0 / ((to - from) as f64 / 1e6);
+        run.check(got <= most && got >= 0.8 * rate, || {
+            format!(
+                "messenger downstream {got:.0} bit/s, aggregate policer {rate} (at most {most:.0})"
+            )
         });
         let busiest = t
             .flows()
@@ -1473,12 +1525,13 @@ mod real_world {
 
     /// The freeze of some connections: those the kernel chose and that carry more than the
     /// threshold stop downstream at it (whatever the captured segment sizes), with no FIN or
-    /// RST from the server; the others complete.
+    /// RST from the server; the others complete (check_common).
     fn freeze_some(run: &Run) {
         let t = run.truth;
         let threshold = t.param("after_bytes") as u64;
-        for f in impaired(run) {
-            let p = run.packets(&f);
+        // Flows within a few kB of the threshold may end before it (lab.py estimates bytes).
+        for f in impaired(run).iter().filter(|f| f.reply_estimate() > threshold + 3000) {
+            let p = run.packets(f);
             let delivered: u64 = down(p).map(|p| u64::from(p.ip_len)).sum();
             let largest = down(p).map(|p| u64::from(p.ip_len)).max().unwrap_or(0);
             run.check(delivered <= threshold && delivered + largest > threshold, || {
@@ -1771,8 +1824,11 @@ mod real_world {
                 .filter_map(|f| handshake_rtt_us(run.packets(&f)))
                 .max()
                 .unwrap_or(0);
-            run.check(worst > base_us + 30_000, || {
-                format!("{service}: worst handshake RTT {worst} µs")
+            // A quarter of the full queue's delay, or 30 ms.
+            let queue_us = t.param("queue_packets") * 1500.0 * 8.0 / rate * 1e6;
+            let wait_us = (queue_us / 4.0).min(30_000.0) as u64;
+            run.check(worst > base_us + wait_us, || {
+                format!("{service}: worst handshake RTT {worst} µs, base {base_us}")
             });
         }
         if t.scenario() == "cross-traffic" {
@@ -1795,7 +1851,8 @@ mod real_world {
     }
 
     /// The slow server: its answers come late (thinking), its downloads run at its pace with
-    /// no loss at all; the control's run far faster.
+    /// no loss (no hole in the sequence space; an idle sender's tail-loss probes retransmit
+    /// what arrived).
     fn slow_server(run: &Run) {
         let t = run.truth;
         let rate = t.param("server_kbit") * 1000.0;
@@ -1808,7 +1865,7 @@ mod real_world {
             run.check(answer.t_us >= hello.t_us + think_us + base_us, || {
                 format!("{}: answered after {} µs", f.label(), answer.t_us - hello.t_us)
             });
-            run.check(first_down_loss(p).is_none(), || format!("{}: loss", f.label()));
+            run.check(first_down_hole(p).is_none(), || format!("{}: loss", f.label()));
             if f.is_get() && f.n("bytes") >= 100_000 {
                 let got = down_rate(p, answer.t_us, last_down_data(p).unwrap());
                 run.check(got <= rate * 1.15, || {
@@ -1956,9 +2013,9 @@ mod real_world {
         Ok(())
     }
 
-    /// Every trace in `THROTTLEWATCH_LAB_TRACES` (e.g. /work/labtraces: any scenario, any
-    /// parameters, offloads on or off) checked against its truth; on demand, so without the
-    /// variable it says so and passes (also in CI).
+    /// Every trace in `THROTTLEWATCH_LAB_TRACES` with a truth beside it (e.g. /work/labtraces:
+    /// any scenario, any parameters, offloads on or off) checked against its truth; on
+    /// demand, so without the variable it says so and passes (also in CI).
     pub(crate) fn recorded_traces() -> common::Ran {
         let Some(dir) = std::env::var_os("THROTTLEWATCH_LAB_TRACES").map(PathBuf::from) else {
             eprintln!(
@@ -1970,6 +2027,7 @@ mod real_world {
             .expect("a readable directory")
             .map(|e| e.unwrap().path())
             .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
+            .filter(|p| p.with_extension("truth.json").is_file())
             .collect();
         paths.sort();
         assert!(!paths.is_empty(), "no trace in {}", dir.display());
