@@ -234,7 +234,15 @@ pub(super) fn detect(g: &Group) -> Outcome {
     let confidence =
         ((0.6 + 0.1 * cluster.len() as f64).min(0.95) * mean_consistency * 100.0).round() / 100.0;
     let ids: Vec<u64> = cluster.iter().map(|p| p.id).collect();
-    let scope = scope(g, &ids, rate);
+    // Connections that each follow a token line at one rate: per-flow buckets when their sum
+    // grows with their number. Where it does not, the lab showed the sum too easily blurred
+    // (a delayed policer's fast start, traffic beside them) to call one bucket for all:
+    // `unknown`. One bucket for all is reported where no connection follows a line of its own
+    // ([`aggregate`]).
+    let scope = match scope(g, &ids, rate) {
+        Scope::Aggregate { .. } => Scope::Unknown,
+        other => other,
+    };
     let mut evidence = evidence;
     evidence["scope"] = json!(scope.name());
     let (what, shown_rate) = match scope {
@@ -390,16 +398,16 @@ impl Scope {
     }
 }
 
-/// Bins in which a policed connection was busy, by how many were: how the service's summed
-/// rate towards the client (all its flows) grows with their number. Per-flow buckets add a
+/// Bins in which a policed connection was busy, by how many were: how their summed rate
+/// towards the client grows with their number. Per-flow buckets add a
 /// connection's rate (`per_flow_bps`) for each; one bucket for all adds nothing.
 fn scope(g: &Group, policed: &[u64], per_flow_bps: f64) -> Scope {
     use std::collections::BTreeMap;
     let mut active: BTreeMap<u64, usize> = BTreeMap::new();
-    // Bytes per bin of all the service's flows.
+    // Bytes per bin of the policed flows (other traffic, policed or not, only blurs the sum).
     let mut total: BTreeMap<u64, u64> = BTreeMap::new();
     let mut bin_s = 0.5;
-    for f in &g.targets {
+    for f in g.targets.iter().filter(|f| policed.contains(&f.id())) {
         if let Some(b) = &f.f.bins {
             bin_s = b.bin_us as f64 / 1e6;
         }
@@ -407,7 +415,7 @@ fn scope(g: &Group, policed: &[u64], per_flow_bps: f64) -> Scope {
         for &(bin, bytes) in &bins {
             *total.entry(bin).or_default() += u64::from(bytes);
         }
-        if policed.contains(&f.id()) {
+        {
             let busy: Vec<u64> = bins.iter().filter(|b| b.1 > 0).map(|b| b.0).collect();
             // The busy period without its partial edge bins.
             if let (Some(&a), Some(&z)) = (busy.first(), busy.last()) {

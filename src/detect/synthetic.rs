@@ -714,8 +714,7 @@ mod tests {
         sim.verdicts(&cfg(60))
     }
 
-    /// Per-flow buckets add up when connections overlap; one bucket for all does not, and the
-    /// verdict gives its rate.
+    /// Per-flow buckets add up when connections overlap; one bucket for all does not.
     #[test]
     fn policing_says_per_flow_or_aggregate() {
         let v = two_policed_downloads(false);
@@ -724,13 +723,16 @@ mod tests {
             .find(|v| v.mechanism == Some(super::super::Mechanism::Policing))
             .expect("policing");
         assert_eq!(p.evidence["scope"], "per_flow", "{}", p.summary);
+        // One bucket for both: each connection alone gets the whole rate and follows a token
+        // line at it; that their sum does not grow is not taken alone as one bucket for all
+        // (in the lab other traffic blurred it too often): `unknown`, never per flow.
         let v = two_policed_downloads(true);
         let p = v
             .iter()
             .find(|v| v.mechanism == Some(super::super::Mechanism::Policing))
             .expect("policing");
-        assert_eq!(p.evidence["scope"], "aggregate", "{}", p.summary);
-        let rate = p.evidence["aggregate_rate_bps"].as_f64().unwrap();
+        assert_eq!(p.evidence["scope"], "unknown", "{}", p.summary);
+        let rate = p.evidence["rate_bps"].as_f64().unwrap();
         assert!((rate / 400_000.0 - 1.0).abs() < 0.15, "{rate}: {}", p.summary);
     }
 
