@@ -159,8 +159,13 @@ pub(super) fn detect(g: &Group) -> Outcome {
         }
     }
     // A control call whose media flows both ways shows that the path carries UDP: STUN to
-    // the service that stays (almost) unanswered beside it decides even with few requests.
-    if decided.is_none() && t_unanswered >= 4 && c_requests > 0 {
+    // the service that stays (almost) unanswered beside it decides even with few requests;
+    // unless the service's own call carries media towards the client: then its relay
+    // answers, and lost requests are the path's (a full queue drops them too).
+    let own_call_works = g.targets.iter().any(|f| {
+        f.udp().is_some() && f.packets(Direction::Up) >= 50 && f.packets(Direction::Down) >= 50
+    });
+    if decided.is_none() && t_unanswered >= 4 && c_requests > 0 && !own_call_works {
         let working_call = g.controls.iter().any(|f| {
             f.udp().is_some() && f.packets(Direction::Up) >= 50 && f.packets(Direction::Down) >= 50
         });

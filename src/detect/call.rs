@@ -127,9 +127,9 @@ fn two_way_calls(g: &Group) -> Outcome {
     for c in &calls {
         let loss = c.lost as f64 / c.expected.max(1) as f64;
         let mut why = Vec::new();
-        // At least twice the control calls' loss: losses come in bursts, so a packet-level
-        // test alone calls two calls on one congested link different.
-        if loss >= cfg.call_loss && loss >= 2.0 * c_loss {
+        // At least three times the control calls' loss: losses come in bursts, so a
+        // packet-level test alone calls two calls on one congested link different.
+        if loss >= cfg.call_loss && loss >= 3.0 * c_loss {
             let p = fisher_exact_greater(c.lost, c.expected, c_lost, c_expected);
             if c_expected > 0 && p < alpha {
                 why.push(format!(

@@ -35,7 +35,7 @@ pub(super) fn loss(f: &Facts) -> Option<(u64, u64)> {
 /// The round trip grew beyond what a path without a queue shows.
 fn queued(f: &Facts, inflation: f64) -> bool {
     match (f.min_rtt_us(), f.max_rtt_us()) {
-        (Some(lo), Some(hi)) => hi as f64 > inflation * lo as f64 + 20_000.0,
+        (Some(lo), Some(hi)) => hi as f64 > inflation * lo as f64 + super::policing::RTT_SLACK_US,
         _ => false,
     }
 }
@@ -111,7 +111,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
         targets.iter().filter_map(|(f, _)| f.min_rtt_us()).map(|r| r as f64).collect();
     let lo = mins.iter().copied().fold(f64::INFINITY, f64::min);
     let typical = median(&mins).unwrap_or(lo);
-    let grew = typical > cfg.policing_rtt_inflation * lo + 20_000.0;
+    let grew = typical > cfg.policing_rtt_inflation * lo + super::policing::RTT_SLACK_US;
     if queueing * 2 > targets.len() || grew {
         return Outcome::Inconclusive {
             detector: NAME,

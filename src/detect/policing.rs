@@ -17,6 +17,11 @@ use super::stats::median;
 use super::{Detected, Finding, Group, Mechanism, Outcome, examples, rate_text};
 use crate::config::DetectConfig;
 
+/// Round-trip samples a path without a queue still shows above its base: a data segment
+/// answered by a delayed ACK (40 ms and more on Linux) or a sample across a lost segment. A
+/// queue adds hundreds of milliseconds.
+pub(super) const RTT_SLACK_US: f64 = 60_000.0;
+
 /// A flow that passed the per-flow test.
 #[derive(Debug, Clone, Copy)]
 struct Policed {
@@ -53,7 +58,7 @@ fn per_flow(f: &Facts, base_rtt_us: Option<u64>, cfg: &DetectConfig) -> Option<P
     // stays full once it drops; a policer never holds packets). Samples taken as the first
     // overshoot fills a queue can miss it, the flow's largest round trip does not.
     let largest = u64::from(log.rtt_max_before_us).max(f.max_rtt_us().unwrap_or(0));
-    if rtt_us > 0 && largest as f64 > cfg.policing_rtt_inflation * rtt_us as f64 + 20_000.0 {
+    if rtt_us > 0 && largest as f64 > cfg.policing_rtt_inflation * rtt_us as f64 + RTT_SLACK_US {
         return None;
     }
     // The delivered series against the token line from the first loss.

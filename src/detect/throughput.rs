@@ -52,8 +52,14 @@ fn samples(flows: &[&Facts], min_bytes: u64) -> Vec<f64> {
 pub(super) fn differentiation(g: &Group) -> Outcome {
     const NAME: &str = "throughput_differentiation";
     let cfg = g.cfg;
-    let bulk: Vec<&Facts> =
-        g.targets.iter().filter(|f| f.bulk_dir(cfg.bulk_min_bytes).is_some()).collect();
+    // Transfers cut by a reset or stalled are slow for that reason, judged by their own
+    // detectors.
+    let bulk: Vec<&Facts> = g
+        .targets
+        .iter()
+        .filter(|f| f.bulk_dir(cfg.bulk_min_bytes).is_some())
+        .filter(|f| f.server_reset().is_none() && super::stall::stall(f, g).is_none())
+        .collect();
     if bulk.is_empty() {
         return Outcome::NotApplicable;
     }
