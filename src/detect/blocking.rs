@@ -66,6 +66,11 @@ fn attempt(f: &Facts) -> Option<(Kind, bool)> {
     (up_packets >= 2).then_some((Kind::Udp, down_packets == 0))
 }
 
+/// A UDP flow with media both ways in the window: a call that works.
+fn two_way_call(f: &Facts) -> bool {
+    f.udp().is_some() && f.packets(Direction::Up) >= 50 && f.packets(Direction::Down) >= 50
+}
+
 /// One kind's attempts: the service's and the controls'.
 struct Tally<'a> {
     kind: Kind,
@@ -162,13 +167,9 @@ pub(super) fn detect(g: &Group) -> Outcome {
     // the service that stays (almost) unanswered beside it decides even with few requests;
     // unless the service's own call carries media towards the client: then its relay
     // answers, and lost requests are the path's (a full queue drops them too).
-    let own_call_works = g.targets.iter().any(|f| {
-        f.udp().is_some() && f.packets(Direction::Up) >= 50 && f.packets(Direction::Down) >= 50
-    });
+    let own_call_works = g.targets.iter().any(two_way_call);
     if decided.is_none() && t_unanswered >= 4 && c_requests > 0 && !own_call_works {
-        let working_call = g.controls.iter().any(|f| {
-            f.udp().is_some() && f.packets(Direction::Up) >= 50 && f.packets(Direction::Down) >= 50
-        });
+        let working_call = g.controls.iter().any(two_way_call);
         let stun_dead = t_unanswered * 10 >= t_requests * 8 && c_unanswered * 5 < c_requests;
         let p = fisher_exact_greater(t_unanswered, t_requests, c_unanswered, c_requests);
         if let Comparison::Higher { p } = g.judge(p).or_decided_by(stun_dead && working_call) {

@@ -32,6 +32,14 @@ pub(super) fn loss(f: &Facts) -> Option<(u64, u64)> {
     Some((lost.min(packets), packets))
 }
 
+/// The share of their packets the given TCP connections lost or retransmitted, pooled (0
+/// without a judgeable connection).
+pub(super) fn pooled_share<'a>(flows: impl IntoIterator<Item = &'a Facts<'a>>) -> f64 {
+    let (lost, packets) =
+        flows.into_iter().filter_map(loss).fold((0u64, 0u64), |(l, p), (fl, fp)| (l + fl, p + fp));
+    lost as f64 / packets.max(1) as f64
+}
+
 /// The round trip grew beyond what a path without a queue shows.
 fn queued(f: &Facts, inflation: f64) -> bool {
     match (f.min_rtt_us(), f.max_rtt_us()) {

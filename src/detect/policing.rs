@@ -13,6 +13,7 @@
 use serde_json::json;
 
 use super::facts::Facts;
+use super::loss::pooled_share;
 use super::stats::median;
 use super::{Detected, Finding, Group, Mechanism, Outcome, examples, rate_text};
 use crate::config::DetectConfig;
@@ -192,15 +193,9 @@ pub(super) fn detect(g: &Group) -> Outcome {
     }
     // Control connections that lose a comparable share of their packets: the loss is the
     // link's (a lossy radio link), not a policer's on this service.
-    let pooled = |flows: &mut dyn Iterator<Item = &Facts>| {
-        let (l, p) = flows
-            .filter_map(super::loss::loss)
-            .fold((0u64, 0u64), |(l, p), (fl, fp)| (l + fl, p + fp));
-        l as f64 / p.max(1) as f64
-    };
     let policed_loss =
-        pooled(&mut g.targets.iter().filter(|f| cluster.iter().any(|p| p.id == f.id())));
-    let control_loss = pooled(&mut g.controls.iter());
+        pooled_share(g.targets.iter().filter(|f| cluster.iter().any(|p| p.id == f.id())));
+    let control_loss = pooled_share(g.controls);
     if control_loss * 3.0 >= policed_loss && control_loss > 0.0 {
         let mut evidence = evidence;
         evidence["loss_share"] = json!((policed_loss * 1e4).round() / 1e4);
@@ -311,14 +306,8 @@ fn aggregate(g: &Group) -> Option<Outcome> {
     if bulk.len() < 2 {
         return None;
     }
-    let pooled = |flows: &mut dyn Iterator<Item = &Facts>| {
-        let (l, p) = flows
-            .filter_map(super::loss::loss)
-            .fold((0u64, 0u64), |(l, p), (fl, fp)| (l + fl, p + fp));
-        l as f64 / p.max(1) as f64
-    };
-    let loss = pooled(&mut bulk.iter().copied());
-    let control_loss = pooled(&mut g.controls.iter());
+    let loss = pooled_share(bulk.iter().copied());
+    let control_loss = pooled_share(g.controls);
     let queued = super::throughput::queue_grew(
         cfg,
         bulk.iter().filter_map(|f| f.min_rtt_us()).min(),

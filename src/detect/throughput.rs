@@ -208,13 +208,7 @@ fn network_trace(
     bulk: &[&Facts],
     controls: &[&Facts],
 ) -> (bool, bool, f64, f64) {
-    let pooled = |flows: &[&Facts]| {
-        let (l, p) = flows
-            .iter()
-            .filter_map(|f| super::loss::loss(f))
-            .fold((0u64, 0u64), |(l, p), (fl, fp)| (l + fl, p + fp));
-        l as f64 / p.max(1) as f64
-    };
+    let pooled = |flows: &[&Facts<'_>]| super::loss::pooled_share(flows.iter().copied());
     let (t_loss, c_loss) = (pooled(bulk), pooled(controls));
     let dropped = t_loss >= 0.005 && t_loss >= 2.0 * c_loss;
     let queued = queue_grew(
