@@ -564,10 +564,25 @@ impl Pipeline {
         let mut priors = HashMap::default();
         for entry in self.table.entries() {
             let (client, server) = (entry.client(), entry.server());
-            let detail = entry.state.detail.map(|d| &self.details.slots[d as usize]);
             let proto = entry.key.proto();
+            let class =
+                self.classifier.resolve(entry.state.class.class, proto, client, server, self.clock);
+            let measures = &entry.state.measures;
+            let packets = measures.dirs.iter().map(|d| d.packets).sum();
+            let role =
+                role(class, proto, client, server, packets, entry.last_at.since(entry.first_at));
+            // Only target and control flows are judged; their measurements now are the next
+            // window's prior.
+            if role == Role::Other {
+                continue;
+            }
             let prior = self.priors.remove(&entry.id);
-            let flow = with_role(FinishedFlow {
+            priors.insert(entry.id, Box::new(measures.clone()));
+            if entry.last_at < recent {
+                continue;
+            }
+            let detail = entry.state.detail.map(|d| &self.details.slots[d as usize]);
+            flows.push(FinishedFlow {
                 id: entry.id,
                 proto,
                 client,
@@ -575,28 +590,16 @@ impl Pipeline {
                 client_by: entry.client_by,
                 first_at: entry.first_at,
                 last_at: entry.last_at,
-                measures: entry.state.measures.clone(),
+                measures: measures.clone(),
                 bins: detail.and_then(|d| d.bins.series()),
                 rtt_recent: detail
                     .map(|d| [0, 1].map(|leg| (d.rtt_min[leg].get(), d.rtt_max[leg].get()))),
                 losses: detail.map(|d| d.losses.clone()),
-                class: self.classifier.resolve(
-                    entry.state.class.class,
-                    proto,
-                    client,
-                    server,
-                    self.clock,
-                ),
-                role: Role::Other,
+                class,
+                role,
                 end: FlowEnd::Active,
                 prior,
             });
-            if flow.role != Role::Other {
-                priors.insert(flow.id, Box::new(flow.measures.clone()));
-                if flow.last_at >= recent {
-                    flows.push(flow);
-                }
-            }
         }
         self.priors = priors;
         self.last_cut = Some(self.clock);
