@@ -14,7 +14,11 @@ Parameters are drawn per run (seeded by the run number): policing 64 kbit/s–5 
 RTTs 20–100 ms. The scenarios of issue 9 (real-world behaviours and confounders) draw their own
 parameters in lab.py from the run's seed (ranges: `lab/lab.py list`); here only the base RTTs.
 Odd-numbered runs of those leave the veths' offloads on (GRO/GSO super-segments in the capture);
-their rows in the report say `+offloads`.
+`record --offloads on` leaves them on in every run recorded (the original scenarios' runs 10-14
+in the README's table). Rows of runs with offloads on say `+offloads`. `report --window W`
+judges W-second windows (on the grid `--window-origin` sets at the run's start) as the daemon
+does with `window_s = W` (the live lab tests prove both give the same verdicts): a run counts
+as detected when a window finds it, as a false alarm when a window claims what it cannot be.
 """
 import argparse
 import json
@@ -126,7 +130,8 @@ def record(args):
                 continue
             rng = random.Random("%s/%d" % (scenario, run))
             params = dict(WORKLOAD, **draw(scenario, rng))
-            offloads = scenario in ISSUE9 and run % 2 == 1
+            offloads = {"on": True, "off": False}.get(args.offloads,
+                                                       scenario in ISSUE9 and run % 2 == 1)
             cmd = [sys.executable, LAB, "run", scenario, "--quiet", "--seed", str(run),
                    "--duration", str(DURATION_S), "--snaplen", "128", "--out", prefix,
                    "--offloads", "on" if offloads else "off"]
@@ -138,9 +143,12 @@ def record(args):
                                              json.dumps(params, sort_keys=True), status), flush=True)
 
 
-def analyze(pcap, services=SERVICES, binary=BINARY):
-    """The report of one trace; the lab's catalogue for lab traces, the built-in one else."""
+def analyze(pcap, services=SERVICES, binary=BINARY, window=None):
+    """The report of one trace; the lab's catalogue for lab traces, the built-in one else;
+    `window`: (seconds, origin) for windows on the daemon's grid."""
     cmd = [binary, "analyze", "--format", "json"] + (["--services", services] if services else [])
+    if window:
+        cmd += ["--window", str(window[0]), "--window-origin", str(window[1])]
     p = subprocess.run(cmd + [pcap], capture_output=True, text=True)
     if p.returncode not in (0, 3):
         raise SystemExit("analyze %s failed: %s" % (pcap, p.stderr))
@@ -159,7 +167,9 @@ def report(args):
         pcap = os.path.join(args.dir, name.replace(".truth.json", ".pcap"))
         scenario = truth["scenario"]
         expected, mechanism, allowed = EXPECTED[scenario]
-        verdicts = [v for v in analyze(pcap, binary=args.binary)["verdicts"] if v["service"] == "msg"]
+        window = (args.window, int(truth["started"])) if args.window else None
+        verdicts = [v for v in analyze(pcap, binary=args.binary, window=window)["verdicts"]
+                    if v["service"] == "msg"]
         findings = {v["finding"] for v in verdicts if v["finding"] not in ("none", "inconclusive")}
         params = truth["params"]
         label = scenario
@@ -240,10 +250,15 @@ def main():
     rec.add_argument("--only", action="append", default=[], metavar="SCENARIO",
                      help="just this scenario (repeatable)")
     rec.add_argument("--dir", default=os.path.join(ROOT, "target", "accuracy"))
+    rec.add_argument("--offloads", choices=["alternate", "on", "off"], default="alternate",
+                     help="veth offloads: on in odd runs of issue 9's scenarios (default), "
+                          "or in every run, or in none")
     rep = sub.add_parser("report")
     rep.add_argument("--dir", default=os.path.join(ROOT, "target", "accuracy"))
     rep.add_argument("--corpus", default=os.path.join(ROOT, "..", "shared", "corpus", "ndpi"))
     rep.add_argument("--json", action="store_true")
+    rep.add_argument("--window", type=int, metavar="SECONDS",
+                     help="judge windows of this length, as the daemon does (default: the whole trace)")
     rep.add_argument("--binary", default=BINARY, help="the throttlewatch to judge with (default: release)")
     args = ap.parse_args()
     record(args) if args.cmd == "record" else report(args)

@@ -800,9 +800,8 @@ fn check_trace_against(pcap: &Path, truth: Truth) {
     check_common(&run);
     check_offloads(&run);
     if real_world::covers(truth.scenario()) {
-        // Their verdicts are measured over randomised runs by benches/accuracy.py (README,
-        // Accuracy): one run's verdict is not asserted here.
         real_world::check(&run);
+        real_world::check_verdicts(&run, &out.verdicts);
     } else {
         check_scenario(&run);
         check_verdicts(&run, &out.verdicts);
@@ -1258,8 +1257,9 @@ fn every_fixture_is_tested() -> common::Ran {
 // ------------------------------------------------------------------ behaviours reported 2021-2026
 //
 // The scenarios of issue 9 (`lab/lab.py list`): each trace is checked against its truth (the
-// middlebox did what the truth says, visibly in the capture); the detectors' verdicts on them
-// are not checked here yet.
+// middlebox did what the truth says, visibly in the capture), then the detectors' verdicts
+// against the behaviour (`real_world::check_verdicts`). Their rates over randomised runs are
+// measured by benches/accuracy.py (README, Accuracy).
 
 impl TruthFlow<'_> {
     /// Touched by a confounder (congestion, loss, a slow server): not an impairment.
@@ -1370,6 +1370,84 @@ mod real_world {
             "ctl-distance" => ctl_distance(run),
             "slow-server" => slow_server(run),
             other => panic!("no checks for lab scenario {other}"),
+        }
+    }
+
+    /// What the detectors must say about the messenger in each scenario: the expected
+    /// finding (with its mechanism where one is named), no finding the behaviour cannot
+    /// explain, and on a confounder no finding at all. Where the capture cannot carry the
+    /// evidence, the truth says so and `inconclusive` is the right answer: one frozen
+    /// connection is not yet a pattern, loss on the way up happens past the capture point.
+    pub(super) fn check_verdicts(run: &Run, verdicts: &[Verdict]) {
+        let t = run.truth;
+        let msg: Vec<&Verdict> = verdicts.iter().filter(|v| v.service == "msg").collect();
+        let summaries: Vec<&str> = msg.iter().map(|v| v.summary.as_str()).collect();
+        let findings: Vec<&str> =
+            msg.iter().filter(|v| v.is_finding()).map(|v| v.finding.as_str()).collect();
+        let doubtful = msg.iter().any(|v| v.finding.as_str() == "inconclusive");
+        let frozen = || impaired(run).iter().filter(|f| f.s("outcome") != "ok").count();
+        let (expected, mechanisms, allowed): (Option<&str>, &[&str], &[&str]) =
+            match t.scenario() {
+                "sni-police" => (Some("throttled"), &["policing"], &["throttled"]),
+                "aggregate-police" => {
+                    (Some("throttled"), &["policing"], &["throttled", "call_degraded"])
+                }
+                "random-loss" => {
+                    (Some("throttled"), &["random_loss"], &["throttled", "call_degraded"])
+                }
+                "freeze-some" if frozen() < 2 && doubtful => (None, &[], &["stalled"]),
+                "freeze-some" => (Some("stalled"), &["freeze"], &["stalled"]),
+                "handshake-stall" | "serverhello-drop" | "packets-then-drop" => {
+                    (Some("stalled"), &["drop"], &["stalled", "blocked"])
+                }
+                "rst-replace" => (Some("reset"), &["rst_injection"], &["reset"]),
+                "quic-block" => (Some("blocked"), &["drop"], &["blocked"]),
+                "stun-block" => (Some("blocked"), &[], &["blocked", "call_degraded"]),
+                "media-die" => (Some("call_degraded"), &[], &["call_degraded", "blocked"]),
+                "call-partial-loss" if t.json["params"]["direction"] == "up" => {
+                    (None, &[], &["call_degraded"])
+                }
+                "call-partial-loss" => (Some("call_degraded"), &[], &["call_degraded"]),
+                // A shaper's queue, seen per address; a tbf with a short queue also drops
+                // like a policer.
+                "addr-shaping" => (
+                    Some("throttled"),
+                    &["shaping", "policing"],
+                    &["throttled", "call_degraded"],
+                ),
+                // Everything foreign fails, the controls too: a finding about all of it or
+                // `inconclusive` naming it, never `none` (below).
+                "allowlist" => (None, &[], &["blocked", "stalled"]),
+                _ => (None, &[], &[]),
+            };
+        run.check(findings.iter().all(|f| allowed.contains(f)), || {
+            format!("findings {findings:?} the scenario cannot explain: {summaries:?}")
+        });
+        if t.scenario() == "allowlist" {
+            run.check(!findings.is_empty() || doubtful, || {
+                format!("every connection failed, yet: {summaries:?}")
+            });
+            if findings.is_empty() {
+                let named = msg.iter().any(|v| v.summary.contains("control connections"));
+                run.check(named, || format!("the controls' failure is not named: {summaries:?}"));
+            }
+        }
+        let Some(expected) = expected else { return };
+        let verdict = msg.iter().find(|v| v.finding.as_str() == expected);
+        let verdict = verdict.unwrap_or_else(|| run.fail(format!("no {expected}: {summaries:?}")));
+        let mechanism = verdict.mechanism.map_or("", |m| m.as_str());
+        run.check(mechanisms.is_empty() || mechanisms.contains(&mechanism), || {
+            format!("{expected} by {mechanism:?}, expected one of {mechanisms:?}: {summaries:?}")
+        });
+        run.check(verdict.confidence > 0.5 && !verdict.flows.is_empty(), || {
+            format!("confidence {} on {:?}", verdict.confidence, verdict.flows)
+        });
+        if t.scenario() == "sni-police" {
+            let configured = t.param("rate_kbit") * 1000.0;
+            let rate = verdict.evidence["rate_bps"].as_f64().unwrap();
+            run.check(within(rate, configured, 0.15), || {
+                format!("policing rate {rate} bit/s, configured {configured}: {}", verdict.summary)
+            });
         }
     }
 
