@@ -1386,40 +1386,35 @@ mod real_world {
             msg.iter().filter(|v| v.is_finding()).map(|v| v.finding.as_str()).collect();
         let doubtful = msg.iter().any(|v| v.finding.as_str() == "inconclusive");
         let frozen = || impaired(run).iter().filter(|f| f.s("outcome") != "ok").count();
-        let (expected, mechanisms, allowed): (Option<&str>, &[&str], &[&str]) =
-            match t.scenario() {
-                "sni-police" => (Some("throttled"), &["policing"], &["throttled"]),
-                "aggregate-police" => {
-                    (Some("throttled"), &["policing"], &["throttled", "call_degraded"])
-                }
-                "random-loss" => {
-                    (Some("throttled"), &["random_loss"], &["throttled", "call_degraded"])
-                }
-                "freeze-some" if frozen() < 2 && doubtful => (None, &[], &["stalled"]),
-                "freeze-some" => (Some("stalled"), &["freeze"], &["stalled"]),
-                "handshake-stall" | "serverhello-drop" | "packets-then-drop" => {
-                    (Some("stalled"), &["drop"], &["stalled", "blocked"])
-                }
-                "rst-replace" => (Some("reset"), &["rst_injection"], &["reset"]),
-                "quic-block" => (Some("blocked"), &["drop"], &["blocked"]),
-                "stun-block" => (Some("blocked"), &[], &["blocked", "call_degraded"]),
-                "media-die" => (Some("call_degraded"), &[], &["call_degraded", "blocked"]),
-                "call-partial-loss" if t.json["params"]["direction"] == "up" => {
-                    (None, &[], &["call_degraded"])
-                }
-                "call-partial-loss" => (Some("call_degraded"), &[], &["call_degraded"]),
-                // A shaper's queue, seen per address; a tbf with a short queue also drops
-                // like a policer.
-                "addr-shaping" => (
-                    Some("throttled"),
-                    &["shaping", "policing"],
-                    &["throttled", "call_degraded"],
-                ),
-                // Everything foreign fails, the controls too: a finding about all of it or
-                // `inconclusive` naming it, never `none` (below).
-                "allowlist" => (None, &[], &["blocked", "stalled"]),
-                _ => (None, &[], &[]),
-            };
+        let (expected, mechanisms, allowed): (Option<&str>, &[&str], &[&str]) = match t.scenario() {
+            "sni-police" => (Some("throttled"), &["policing"], &["throttled"]),
+            "aggregate-police" => {
+                (Some("throttled"), &["policing"], &["throttled", "call_degraded"])
+            }
+            "random-loss" => (Some("throttled"), &["random_loss"], &["throttled", "call_degraded"]),
+            "freeze-some" if frozen() < 2 && doubtful => (None, &[], &["stalled"]),
+            "freeze-some" => (Some("stalled"), &["freeze"], &["stalled"]),
+            "handshake-stall" | "serverhello-drop" | "packets-then-drop" => {
+                (Some("stalled"), &["drop"], &["stalled", "blocked"])
+            }
+            "rst-replace" => (Some("reset"), &["rst_injection"], &["reset"]),
+            "quic-block" => (Some("blocked"), &["drop"], &["blocked"]),
+            "stun-block" => (Some("blocked"), &[], &["blocked", "call_degraded"]),
+            "media-die" => (Some("call_degraded"), &[], &["call_degraded", "blocked"]),
+            "call-partial-loss" if t.json["params"]["direction"] == "up" => {
+                (None, &[], &["call_degraded"])
+            }
+            "call-partial-loss" => (Some("call_degraded"), &[], &["call_degraded"]),
+            // A shaper's queue, seen per address; a tbf with a short queue also drops
+            // like a policer.
+            "addr-shaping" => {
+                (Some("throttled"), &["shaping", "policing"], &["throttled", "call_degraded"])
+            }
+            // Everything foreign fails, the controls too: a finding about all of it or
+            // `inconclusive` naming it, never `none` (below).
+            "allowlist" => (None, &[], &["blocked", "stalled"]),
+            _ => (None, &[], &[]),
+        };
         run.check(findings.iter().all(|f| allowed.contains(f)), || {
             format!("findings {findings:?} the scenario cannot explain: {summaries:?}")
         });
@@ -1442,13 +1437,25 @@ mod real_world {
         run.check(verdict.confidence > 0.5 && !verdict.flows.is_empty(), || {
             format!("confidence {} on {:?}", verdict.confidence, verdict.flows)
         });
-        if t.scenario() == "sni-police" {
-            let configured = t.param("rate_kbit") * 1000.0;
-            let rate = verdict.evidence["rate_bps"].as_f64().unwrap();
-            run.check(within(rate, configured, 0.15), || {
-                format!("policing rate {rate} bit/s, configured {configured}: {}", verdict.summary)
-            });
-        }
+        // Per-connection buckets: the rate of one, never "one bucket for all"; one bucket
+        // for all: said so, with the rate of the sum.
+        let (scopes, rate_key): (&[&str], &str) = match t.scenario() {
+            "sni-police" => (&["per_flow", "unknown"], "rate_bps"),
+            "aggregate-police" => (&["aggregate"], "aggregate_rate_bps"),
+            _ => return,
+        };
+        let scope = verdict.evidence["scope"].as_str().unwrap_or("");
+        run.check(scopes.contains(&scope), || {
+            format!("scope {scope:?}, expected one of {scopes:?}: {}", verdict.summary)
+        });
+        let configured = t.param("rate_kbit") * 1000.0;
+        let rate = verdict.evidence[rate_key].as_f64().unwrap_or(0.0);
+        run.check(within(rate, configured, 0.15), || {
+            format!(
+                "policing {rate_key} {rate} bit/s, configured {configured}: {}",
+                verdict.summary
+            )
+        });
     }
 
     fn impaired<'t>(run: &Run<'t>) -> Vec<TruthFlow<'t>> {

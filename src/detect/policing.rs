@@ -243,6 +243,11 @@ pub(super) fn detect(g: &Group) -> Outcome {
         Scope::Aggregate { .. } => Scope::Unknown,
         other => other,
     };
+    // A few connections on a token line at a low rate may hold what is left to them of one
+    // bucket for all that the service's other traffic (a stream, a call) drains.
+    if let Some(found) = aggregate(g) {
+        return found;
+    }
     let mut evidence = evidence;
     evidence["scope"] = json!(scope.name());
     let (what, shown_rate) = match scope {
@@ -316,6 +321,12 @@ fn aggregate(g: &Group) -> Option<Outcome> {
     if loss < cfg.loss_min_share || loss < 2.0 * control_loss || queued {
         return None;
     }
+    // One bucket for all drains every flow of the service: flows towards the client that
+    // carried a good part of its traffic without losing a packet had a path of their own
+    // (a policer that selects connections, e.g. by SNI, not the service).
+    if spared_share(g) >= SPARED_MAX_SHARE {
+        return None;
+    }
     // Every flow of the service towards the client counts (streams and calls share one
     // bucket for all too), each with its own mean rate over its busy bins.
     let rated: Vec<(u64, f64)> = g
@@ -368,6 +379,28 @@ fn aggregate(g: &Group) -> Option<Outcome> {
             rate_text(control_bps)
         ),
     }))
+}
+
+/// The share of the service's traffic towards the client that [`spared_share`] may find
+/// untouched under one bucket for all (short connections can slip through with the burst).
+const SPARED_MAX_SHARE: f64 = 0.25;
+
+/// The share of the service's bytes towards the client in the window carried by flows that
+/// lost nothing: TCP connections with enough packets to judge and no lost or retransmitted
+/// segment, calls whose RTP towards the client lost no packet.
+fn spared_share(g: &Group) -> f64 {
+    /// RTP packets a call needs for "lost nothing" to mean something.
+    const MIN_RTP_PACKETS: u64 = 100;
+    let down_bytes =
+        |f: &Facts| -> u64 { f.bins(crate::flow::Direction::Down).map(|b| u64::from(b.1)).sum() };
+    let spared = |f: &Facts| match (super::loss::loss(f), f.rtp_loss_down()) {
+        (Some((0, _)), _) => true,
+        (None, Some((0, expected))) => expected >= MIN_RTP_PACKETS,
+        _ => false,
+    };
+    let all: u64 = g.targets.iter().map(down_bytes).sum();
+    let untouched: u64 = g.targets.iter().filter(|f| spared(f)).map(down_bytes).sum();
+    untouched as f64 / all.max(1) as f64
 }
 
 /// Whether one bucket polices every connection or one all of the service's traffic.

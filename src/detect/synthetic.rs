@@ -694,7 +694,9 @@ mod tests {
     }
 
     /// Two downloads overlapping in time, policed by one bucket for both or by one each.
-    fn two_policed_downloads(shared: bool) -> Vec<Verdict> {
+    /// Two overlapping downloads from the service through token buckets (one for both when
+    /// `shared`), and with `spared_bytes` a third, unpoliced one beside them.
+    fn two_policed_downloads(shared: bool, spared_bytes: u32) -> Verdict {
         let mut sim = Sim::default();
         let mut rng = Rng::new(9);
         let starts = [100_000, 8_000_000];
@@ -705,35 +707,41 @@ mod tests {
             let mut t = sim.tcp(MSG, start / 1000 - 50, 40);
             t.handshake().replay(&schedule[i], bytes).close();
         }
+        if spared_bytes > 0 {
+            sim.tcp(MSG, 0, 40)
+                .handshake()
+                .request(400)
+                .download(spared_bytes, 1e6, SEG, 0.0, &mut rng)
+                .close();
+        }
         for start in (0..30_000).step_by(3_000) {
             sim.tcp(CTL, start, 30)
                 .handshake()
                 .request(400)
                 .download(400_000, 6e6, SEG, 0.0, &mut rng);
         }
-        sim.verdicts(&cfg(60))
+        let v = sim.verdicts(&cfg(60));
+        let policing = v.iter().find(|v| v.mechanism == Some(super::super::Mechanism::Policing));
+        policing.cloned().unwrap_or_else(|| panic!("no policing: {}", summaries(&v)))
     }
 
-    /// Per-flow buckets add up when connections overlap; one bucket for all does not.
+    /// Per-flow buckets add up when connections overlap; one bucket for all does not, and
+    /// drains every flow of the service: one that loses nothing beside the policed ones had a
+    /// path of its own, so the policer is not one bucket for all the service's traffic.
     #[test]
     fn policing_says_per_flow_or_aggregate() {
-        let v = two_policed_downloads(false);
-        let p = v
-            .iter()
-            .find(|v| v.mechanism == Some(super::super::Mechanism::Policing))
-            .expect("policing");
+        let p = two_policed_downloads(false, 0);
         assert_eq!(p.evidence["scope"], "per_flow", "{}", p.summary);
-        // One bucket for both: each connection alone gets the whole rate and follows a token
-        // line at it; that their sum does not grow is not taken alone as one bucket for all
-        // (in the lab other traffic blurred it too often): `unknown`, never per flow.
-        let v = two_policed_downloads(true);
-        let p = v
-            .iter()
-            .find(|v| v.mechanism == Some(super::super::Mechanism::Policing))
-            .expect("policing");
-        assert_eq!(p.evidence["scope"], "unknown", "{}", p.summary);
-        let rate = p.evidence["rate_bps"].as_f64().unwrap();
+        let p = two_policed_downloads(true, 0);
+        assert_eq!(p.evidence["scope"], "aggregate", "{}", p.summary);
+        let rate = p.evidence["aggregate_rate_bps"].as_f64().unwrap();
         assert!((rate / 400_000.0 - 1.0).abs() < 0.15, "{rate}: {}", p.summary);
+        for shared in [false, true] {
+            let p = two_policed_downloads(shared, 3_600_000);
+            assert_ne!(p.evidence["scope"], "aggregate", "{}", p.summary);
+            let rate = p.evidence["rate_bps"].as_f64().unwrap();
+            assert!((rate / 400_000.0 - 1.0).abs() < 0.15, "{rate}: {}", p.summary);
+        }
     }
 
     /// QUIC Initials to the service never answered while a control's QUIC works.
