@@ -148,6 +148,12 @@ impl<'a> Facts<'a> {
         self.udp()?.stun.rtt.min_us().map(u64::from)
     }
 
+    /// The external round trip of the TCP handshake (unambiguous: no data is retransmitted
+    /// yet).
+    pub fn handshake_rtt_us(&self) -> Option<u64> {
+        self.tcp()?.handshake.external_us().map(u64::from)
+    }
+
     /// The largest external RTT sample (queueing shows here).
     pub fn max_rtt_us(&self) -> Option<u64> {
         self.tcp()?.rtt(crate::measure::rtt::Leg::External).max_us().map(u64::from)

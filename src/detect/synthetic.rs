@@ -763,4 +763,27 @@ mod tests {
         assert_eq!(findings(&v), ["blocked/drop"], "{}", summaries(&v));
         assert!(v[0].summary.contains("QUIC"), "{}", v[0].summary);
     }
+
+    /// A shaper below a call's rate (Belarus 2020-style queue): no download of the service
+    /// gets far, its media runs steadily, and the queue shows in the handshakes of most of its
+    /// connections: shaping. With the same steady call and no queue: nothing.
+    #[test]
+    fn a_queue_that_holds_the_calls_is_shaping() {
+        let verdicts = |queue_ms: u64| {
+            let mut sim = Sim::default();
+            let mut rng = Rng::new(11);
+            sim.call(MSG, 0, 20, |_| true);
+            sim.tcp(MSG, 100, 40).handshake().request(300).close();
+            for i in 1..8 {
+                sim.tcp(MSG, i * 2_000, 40 + queue_ms).handshake().request(300).close();
+            }
+            sim.call(CTL, 0, 20, |_| true);
+            controls(&mut sim, 0, 12, &mut rng);
+            sim.verdicts(&cfg(60))
+        };
+        let v = verdicts(600);
+        assert_eq!(findings(&v), ["throttled/shaping"], "{}", summaries(&v));
+        let v = verdicts(0);
+        assert_eq!(findings(&v), ["none/-"], "{}", summaries(&v));
+    }
 }

@@ -234,11 +234,23 @@ pub(super) fn queue_grew(cfg: &DetectConfig, lo: Option<u64>, hi: Option<u64>) -
 pub(super) fn shaping(g: &Group) -> Outcome {
     const NAME: &str = "shaping";
     let cfg = g.cfg;
-    let bulk: Vec<&Facts> = g
-        .targets
-        .iter()
-        .filter(|f| f.bulk_dir(cfg.bulk_min_bytes) == Some(Direction::Down) && f.f.bins.is_some())
-        .collect();
+    // Transfers towards the client: TCP downloads, and media or streams over UDP (a shaper
+    // queues a call as much as a download; with a rate below the call's, no download gets far).
+    let media_down = |f: &Facts| {
+        f.udp().is_some()
+            && f.bins(Direction::Down).map(|b| u64::from(b.1)).sum::<u64>() >= cfg.bulk_min_bytes
+    };
+    let downloads = |f: &&Facts| f.bulk_dir(cfg.bulk_min_bytes) == Some(Direction::Down);
+    let mut bulk: Vec<&Facts> =
+        g.targets.iter().filter(downloads).filter(|f| f.f.bins.is_some()).collect();
+    // Without a download, the media. A call's steady rate is no plateau by itself: the
+    // queue must show in the handshakes of most of the service's connections (their median
+    // round trip; handshakes are unambiguous, where a stalled connection's retransmissions
+    // are not).
+    let media_only = bulk.is_empty();
+    if media_only {
+        bulk = g.targets.iter().filter(|f| media_down(f) && f.f.bins.is_some()).collect();
+    }
     if bulk.is_empty() {
         return Outcome::NotApplicable;
     }
@@ -283,7 +295,18 @@ pub(super) fn shaping(g: &Group) -> Outcome {
         }
     }
     let rates: Vec<f64> = busy.values().map(|&b| b as f64 * 8.0 / bin_s).collect();
-    let max_rtt = bulk.iter().filter_map(|f| f.max_rtt_us()).max();
+    let max_rtt = if media_only {
+        let handshakes: Vec<f64> = g
+            .targets
+            .iter()
+            .filter(|f| in_scope(f))
+            .filter_map(|f| f.handshake_rtt_us())
+            .map(|r| r as f64)
+            .collect();
+        median(&handshakes).map(|r| r as u64)
+    } else {
+        bulk.iter().filter_map(|f| f.max_rtt_us()).max()
+    };
     let grown = queue_grew(cfg, min_rtt, max_rtt);
     // A shaper queues: without a grown round trip there is none, however short the
     // transfers; with one, a plateau needs enough busy bins to be seen.
