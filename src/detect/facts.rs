@@ -151,7 +151,7 @@ impl<'a> Facts<'a> {
     /// The external round trip of the TCP handshake (unambiguous: no data is retransmitted
     /// yet).
     pub fn handshake_rtt_us(&self) -> Option<u64> {
-        self.tcp()?.handshake.external_us().map(u64::from)
+        self.tcp()?.handshake.external_us()
     }
 
     /// The largest external RTT sample (queueing shows here).
