@@ -572,20 +572,6 @@ mod tests {
         assert_eq!(findings(&v), ["stalled/drop"], "{}", summaries(&v));
     }
 
-    /// Mobile allowlists: every foreign destination fails the same way, the controls too. Not
-    /// "no interference", and not this service singled out.
-    #[test]
-    fn an_allowlist_that_fails_the_controls_too_is_named() {
-        let mut sim = Sim::default();
-        for i in 0..3 {
-            sim.tcp(MSG, i * 300, 40).handshake().unacknowledged_request(517, 4);
-            sim.tcp(CTL, i * 300 + 100, 30).handshake().unacknowledged_request(517, 4);
-        }
-        let v = sim.verdicts(&cfg(60));
-        assert_eq!(findings(&v), ["inconclusive/-"], "{}", summaries(&v));
-        assert!(v[0].summary.contains("allowlist"), "{}", v[0].summary);
-    }
-
     /// A freeze at ~14 kB captured with GRO on: super-segments of four MSS, the last one two.
     #[test]
     fn a_freeze_behind_gro_super_segments_is_found() {
@@ -677,16 +663,6 @@ mod tests {
         let v = sim.verdicts(&cfg(60));
         assert_eq!(findings(&v), ["call_degraded/drop"], "{}", summaries(&v));
         assert!(v[0].summary.contains("next to no media"), "{}", v[0].summary);
-    }
-
-    /// Without a control call the same is `inconclusive`, saying what was seen: never silence.
-    #[test]
-    fn a_dead_call_without_a_control_call_is_inconclusive_not_silence() {
-        let mut sim = Sim::default();
-        sim.call(MSG, 0, 10, |i| i < 5);
-        let v = sim.verdicts(&cfg(60));
-        assert_eq!(findings(&v), ["inconclusive/-"], "{}", summaries(&v));
-        assert!(v[0].summary.contains("no control call"), "{}", v[0].summary);
     }
 
     /// Calls blocked at set-up: STUN to the service's relays is never answered while the

@@ -210,7 +210,8 @@ pub fn stalls_alone() -> Run {
     run(sim)
 }
 
-/// An allowlist: the control connections stall the same way.
+/// A mobile allowlist (Russia 2025–26): every foreign destination fails the same way, the
+/// controls too; not "no interference", and not this service singled out.
 pub fn stalls_everywhere() -> Run {
     let mut sim = Sim::default();
     for i in 0..3 {
@@ -235,7 +236,8 @@ pub fn lossy_call_alone() -> Run {
     run(sim)
 }
 
-/// A call whose media towards the client dies after five packets, and no control call.
+/// A call whose media towards the client dies after five packets (August 2025), and no control
+/// call: `inconclusive` saying what was seen, never silence.
 pub fn one_way_call_alone() -> Run {
     let mut sim = Sim::default();
     sim.call(MSG, 0, 10, |i| i < 5);
