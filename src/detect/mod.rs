@@ -346,16 +346,15 @@ fn verdicts_of(service: &str, window: Window, outcomes: &[Outcome]) -> Vec<Verdi
         .collect();
     match doubts(outcomes)[..] {
         [] => {}
-        [Doubt::NothingJudged] => {
-            let doubt = Doubt::NothingJudged;
-            let evidence = json!({ "reasons": { doubt.key(): doubt.to_string() } });
+        [nothing @ Doubt::NothingJudged] => {
+            let evidence = json!({ "reasons": { nothing.key(): nothing.to_string() } });
             return vec![verdict(
                 Finding::Inconclusive,
                 None,
                 0.0,
                 evidence,
                 Vec::new(),
-                doubt.to_string(),
+                nothing.to_string(),
             )];
         }
         ref doubts => {
