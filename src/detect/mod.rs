@@ -335,15 +335,13 @@ fn verdicts_of(service: &str, window: Window, outcomes: &[Outcome]) -> Vec<Verdi
     if !findings.is_empty() {
         return merge_same_findings(findings);
     }
-    let checked: serde_json::Map<String, Value> = outcomes
-        .iter()
-        .filter_map(|o| match o {
-            Outcome::Clean { detector, evidence } => {
-                Some((detector.as_str().to_string(), evidence.clone()))
-            }
-            _ => None,
-        })
-        .collect();
+    // Maps filled by insertion: collecting into one would bring a sort into the binary.
+    let mut checked = serde_json::Map::new();
+    for o in outcomes {
+        if let Outcome::Clean { detector, evidence } = o {
+            checked.insert(detector.as_str().to_string(), evidence.clone());
+        }
+    }
     match doubts(outcomes)[..] {
         [] => {}
         [nothing @ Doubt::NothingJudged] => {
@@ -358,8 +356,10 @@ fn verdicts_of(service: &str, window: Window, outcomes: &[Outcome]) -> Vec<Verdi
             )];
         }
         ref doubts => {
-            let reasons: serde_json::Map<String, Value> =
-                doubts.iter().map(|d| (d.key().to_string(), json!(d.to_string()))).collect();
+            let mut reasons = serde_json::Map::new();
+            for d in doubts {
+                reasons.insert(d.key().to_string(), json!(d.to_string()));
+            }
             let first = reasons.values().next().and_then(Value::as_str).unwrap_or("").to_string();
             let summary = format!("inconclusive: {first}");
             let evidence = json!({ "reasons": reasons, "checked": checked });
