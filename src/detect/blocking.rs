@@ -13,8 +13,8 @@ use serde_json::json;
 use super::facts::Facts;
 use super::stats::fisher_exact_greater;
 use super::{
-    Comparison, Counts, Detected, Finding, Group, Mechanism, Outcome, examples, p_text,
-    share_outcome, versus_control,
+    Comparison, Counts, Detected, Detector, Doubt, Finding, Group, Mechanism, Outcome, examples,
+    p_text, share_outcome, versus_control,
 };
 use crate::flow::Direction;
 
@@ -80,7 +80,7 @@ struct Tally<'a> {
 }
 
 pub(super) fn detect(g: &Group) -> Outcome {
-    const NAME: &str = "blocking";
+    const NAME: Detector = Detector::Blocking;
     let targets: Vec<(&Facts, (Kind, bool))> =
         g.targets.iter().filter_map(|f| attempt(f).map(|a| (f, a))).collect();
     if targets.is_empty() {
@@ -192,13 +192,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
         NAME,
         comparison,
         evidence,
-        || {
-            format!(
-                "{} of {} connection attempts never answered, but no control attempt of the \
-                 same kind to compare with",
-                t.hits, t.total
-            )
-        },
+        || Doubt::UnansweredWithoutControl { unanswered: t.hits, attempts: t.total },
         |p, evidence| Detected {
             finding: Finding::Blocked,
             mechanism: Some(Mechanism::Drop),

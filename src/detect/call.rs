@@ -15,9 +15,12 @@
 
 use serde_json::{Value, json};
 
+use super::doubt::OneWayCalls;
 use super::facts::Facts;
 use super::stats::{fisher_exact_greater, mean_change_point};
-use super::{Detected, Finding, Group, Mechanism, Outcome, examples, p_text, rate_text};
+use super::{
+    Detected, Detector, Doubt, Finding, Group, Mechanism, Outcome, examples, p_text, rate_text,
+};
 use crate::config::DetectConfig;
 
 /// What one call showed.
@@ -102,16 +105,14 @@ pub(super) fn detect(g: &Group) -> Outcome {
     match (two_way_calls(g), one_way) {
         (found @ Outcome::Finding(_), _) => found,
         (_, found @ Outcome::Finding(_)) => found,
-        (Outcome::NotApplicable | Outcome::Clean { .. }, doubt @ Outcome::Inconclusive { .. }) => {
-            doubt
-        }
+        (Outcome::NotApplicable | Outcome::Clean { .. }, doubt @ Outcome::Inconclusive(_)) => doubt,
         (two_way, _) => two_way,
     }
 }
 
 /// Calls with media towards the client: loss, jitter, silences, rate steps.
 fn two_way_calls(g: &Group) -> Outcome {
-    const NAME: &str = "calls";
+    const NAME: Detector = Detector::Calls;
     let cfg = g.cfg;
     let calls: Vec<Call> = g.targets.iter().filter_map(|f| call(f, cfg)).collect();
     if calls.is_empty() {
@@ -122,7 +123,7 @@ fn two_way_calls(g: &Group) -> Outcome {
         controls.iter().fold((0, 0), |(l, e), c| (l + c.lost, e + c.expected));
     let c_loss = c_lost as f64 / c_expected.max(1) as f64;
     let alpha = g.alpha();
-    let mut reasons = Vec::new();
+    let mut doubtful = Vec::new();
     let mut degraded = Vec::new();
     for c in &calls {
         let loss = c.lost as f64 / c.expected.max(1) as f64;
@@ -172,7 +173,7 @@ fn two_way_calls(g: &Group) -> Outcome {
         if !why.is_empty() {
             degraded.push((c, why));
         } else if suspicious && controls.is_empty() {
-            reasons.push(c.f.id());
+            doubtful.push(c.f.id());
         }
     }
     let evidence = json!({
@@ -182,14 +183,8 @@ fn two_way_calls(g: &Group) -> Outcome {
         "control_rows": controls.iter().take(5).map(row).collect::<Vec<_>>(),
     });
     if degraded.is_empty() {
-        if !reasons.is_empty() {
-            return Outcome::Inconclusive {
-                detector: NAME,
-                reason: format!(
-                    "{} call(s) lose media or go silent, but no control call to compare with",
-                    reasons.len()
-                ),
-            };
+        if !doubtful.is_empty() {
+            return Outcome::Inconclusive(Doubt::CallsWithoutControl { calls: doubtful.len() });
         }
         return Outcome::Clean { detector: NAME, evidence };
     }
@@ -217,7 +212,6 @@ fn two_way_calls(g: &Group) -> Outcome {
 /// Calls with no RTP towards the client to judge: the ones whose client sent media that got
 /// (next to) nothing back, against the control calls.
 fn one_way_calls(g: &Group) -> Outcome {
-    const NAME: &str = "calls";
     let sending: Vec<&Facts> = g.targets.iter().filter(sends_media).collect();
     let dead: Vec<(&Facts, (u64, u64))> =
         sending.iter().filter_map(|f| one_way(f).map(|p| (*f, p))).collect();
@@ -232,23 +226,21 @@ fn one_way_calls(g: &Group) -> Outcome {
             |(f, (up, down))| json!({ "flow": f.id(), "client_packets": up, "packets_back": down }),
         )
         .collect();
-    let (up, down) = dead.iter().fold((0, 0), |(u, d), (_, (a, b))| (u + a, d + b));
-    let what = format!(
-        "{} of {} call(s) got next to no media towards the client ({down} packets back for \
-         {up} sent)",
-        dead.len(),
-        sending.len()
-    );
+    let (packets_sent, packets_back) =
+        dead.iter().fold((0, 0), |(u, d), (_, (a, b))| (u + a, d + b));
+    let what = OneWayCalls {
+        one_way_calls: dead.len(),
+        calls_sending_media: sending.len(),
+        packets_back,
+        packets_sent,
+    };
     let healthy_controls = controls.len() - c_dead;
     if healthy_controls == 0 {
-        return Outcome::Inconclusive {
-            detector: NAME,
-            reason: if controls.is_empty() {
-                format!("{what}, but no control call to compare with")
-            } else {
-                format!("{what}, and so did every control call: the link may drop all calls")
-            },
-        };
+        return Outcome::Inconclusive(if controls.is_empty() {
+            Doubt::OneWayCallsWithoutControl(what)
+        } else {
+            Doubt::OneWayCallsEverywhere(what)
+        });
     }
     Outcome::Finding(Detected {
         finding: Finding::CallDegraded,

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::facts::Facts;
 use super::stats::{fisher_exact_greater, median};
-use super::{Detected, Finding, Group, Mechanism, Outcome, examples, p_text};
+use super::{Detected, Detector, Doubt, Finding, Group, Mechanism, Outcome, examples, p_text};
 use crate::flow::Direction;
 
 /// Packets a connection needs in the window for its loss share to count.
@@ -49,7 +49,7 @@ fn queued(f: &Facts, inflation: f64) -> bool {
 }
 
 pub(super) fn detect(g: &Group) -> Outcome {
-    const NAME: &str = "random_loss";
+    const NAME: Detector = Detector::RandomLoss;
     let cfg = g.cfg;
     // A stalled connection retransmits what never arrives, a reset one what the reset cut
     // off: their loss is the stall's or the reset's.
@@ -96,16 +96,11 @@ pub(super) fn detect(g: &Group) -> Outcome {
         return Outcome::Clean { detector: NAME, evidence: evidence(None) };
     }
     if controls.is_empty() {
-        return Outcome::Inconclusive {
-            detector: NAME,
-            reason: format!(
-                "{} of {} connections lose {:.1}% of their packets, but no control connection \
-                 to compare with",
-                lossy.len(),
-                targets.len(),
-                t_share * 100.0
-            ),
-        };
+        return Outcome::Inconclusive(Doubt::LossWithoutControl {
+            lossy_connections: lossy.len(),
+            connections: targets.len(),
+            loss_share: t_share,
+        });
     }
     let p = fisher_exact_greater(t_lost, t_packets, c_lost, c_packets);
     let above_controls = t_share >= 2.0 * c_share && p < g.alpha();
@@ -121,19 +116,14 @@ pub(super) fn detect(g: &Group) -> Outcome {
     let typical = median(&mins).unwrap_or(lo);
     let grew = typical > cfg.policing_rtt_inflation * lo + super::policing::RTT_SLACK_US;
     if queueing * 2 > targets.len() || grew {
-        return Outcome::Inconclusive {
-            detector: NAME,
-            reason: format!(
-                "the service's connections lose {:.1}% of their packets (control {:.1}%), but \
-                 their round trips grew as behind a queue ({queueing} of {} connections; the \
-                 least {} ms, typically {} ms): a shaper or congestion drops so too",
-                t_share * 100.0,
-                c_share * 100.0,
-                targets.len(),
-                (lo / 1000.0).round(),
-                (typical / 1000.0).round()
-            ),
-        };
+        return Outcome::Inconclusive(Doubt::LossWithQueueing {
+            loss_share: t_share,
+            control_loss_share: c_share,
+            queued_connections: queueing,
+            connections: targets.len(),
+            least_min_rtt_us: lo,
+            typical_min_rtt_us: typical,
+        });
     }
     Outcome::Finding(Detected {
         finding: Finding::Throttled,

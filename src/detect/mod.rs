@@ -12,6 +12,7 @@
 
 mod blocking;
 mod call;
+mod doubt;
 mod facts;
 pub mod history;
 mod loss;
@@ -31,6 +32,7 @@ use crate::config::DetectConfig;
 use crate::pipeline::FinishedFlow;
 use crate::time::Timestamp;
 
+pub(crate) use doubt::{Detector, Doubt};
 use facts::Facts;
 use history::History;
 
@@ -143,14 +145,11 @@ pub(crate) enum Outcome {
     NotApplicable,
     /// Looked, found nothing; the evidence says what was compared.
     Clean {
-        detector: &'static str,
+        detector: Detector,
         evidence: Value,
     },
-    /// Cannot decide.
-    Inconclusive {
-        detector: &'static str,
-        reason: String,
-    },
+    /// Cannot decide, and why (the doubt names its detector).
+    Inconclusive(Doubt),
     Finding(Detected),
 }
 
@@ -222,26 +221,9 @@ pub fn evaluate_window(
     cfg: &DetectConfig,
     mut history: Option<&mut History>,
 ) -> Vec<Verdict> {
-    let controls: Vec<Facts> =
-        flows.iter().filter(|f| f.role == Role::Control).map(|f| Facts::new(f, window)).collect();
-    let services: Vec<ServiceId> = (0..catalogue.services().len() as ServiceId)
-        .filter(|sid| flows.iter().any(|f| f.class.service == Some(*sid)))
-        .collect();
     let mut verdicts = Vec::new();
-    for &sid in &services {
-        let group = Group {
-            targets: flows
-                .iter()
-                .filter(|f| f.class.service == Some(sid))
-                .map(|f| Facts::new(f, window))
-                .collect(),
-            controls: &controls,
-            services_tested: services.len(),
-            cfg,
-            end: window.end,
-        };
-        let id = &catalogue.service(sid).id;
-        let mut these = verdicts_of(id, window, &run_detectors(&group));
+    each_group(flows, window, catalogue, cfg, |id, group| {
+        let mut these = verdicts_of(id, window, &run_detectors(group));
         if let Some(h) = history.as_deref_mut() {
             let unix_s = window.start.micros() / 1_000_000;
             let goodputs: Vec<f64> = group
@@ -260,8 +242,53 @@ pub fn evaluate_window(
             }
         }
         verdicts.extend(these);
-    }
+    });
     verdicts
+}
+
+/// What every detector answered about each service of the window (by service id), as
+/// [`evaluate_window`] turns it into verdicts: for tests that look at the typed answers.
+#[cfg(test)]
+fn window_outcomes(
+    flows: &[&FinishedFlow],
+    window: Window,
+    catalogue: &Catalogue,
+    cfg: &DetectConfig,
+) -> Vec<(String, Vec<Outcome>)> {
+    let mut outcomes = Vec::new();
+    each_group(flows, window, catalogue, cfg, |id, group| {
+        outcomes.push((id.to_string(), run_detectors(group)));
+    });
+    outcomes
+}
+
+/// Each service with flows in the window (catalogue order), its id and its [`Group`].
+fn each_group(
+    flows: &[&FinishedFlow],
+    window: Window,
+    catalogue: &Catalogue,
+    cfg: &DetectConfig,
+    mut visit: impl FnMut(&str, &Group),
+) {
+    let controls: Vec<Facts> =
+        flows.iter().filter(|f| f.role == Role::Control).map(|f| Facts::new(f, window)).collect();
+    let services: Vec<ServiceId> = (0..catalogue.services().len() as ServiceId)
+        .filter(|sid| flows.iter().any(|f| f.class.service == Some(*sid)))
+        .collect();
+    for &sid in &services {
+        let group = Group {
+            targets: flows
+                .iter()
+                .filter(|f| f.class.service == Some(sid))
+                .map(|f| Facts::new(f, window))
+                .collect(),
+            controls: &controls,
+            services_tested: services.len(),
+            cfg,
+            end: window.end,
+        };
+        visit(&catalogue.service(sid).id, &group);
+    }
 }
 
 fn run_detectors(group: &Group) -> Vec<Outcome> {
@@ -308,41 +335,55 @@ fn verdicts_of(service: &str, window: Window, outcomes: &[Outcome]) -> Vec<Verdi
     if !findings.is_empty() {
         return merge_same_findings(findings);
     }
-    let mut reasons = serde_json::Map::new();
+    // Maps filled by insertion: collecting into one would bring a sort into the binary.
     let mut checked = serde_json::Map::new();
     for o in outcomes {
-        match o {
-            Outcome::Inconclusive { detector, reason } => {
-                reasons.insert(detector.to_string(), json!(reason));
-            }
-            Outcome::Clean { detector, evidence } => {
-                checked.insert(detector.to_string(), evidence.clone());
-            }
-            _ => {}
+        if let Outcome::Clean { detector, evidence } = o {
+            checked.insert(detector.as_str().to_string(), evidence.clone());
         }
     }
-    if !reasons.is_empty() {
-        let first = reasons.values().next().and_then(Value::as_str).unwrap_or("").to_string();
-        let summary = format!("inconclusive: {first}");
-        let evidence = json!({ "reasons": reasons, "checked": checked });
-        return vec![verdict(Finding::Inconclusive, None, 0.0, evidence, Vec::new(), summary)];
-    }
-    if checked.is_empty() {
-        let reason = "no flows any detector could judge (no transfers, calls or connections \
-                      of the kinds they compare)";
-        let evidence = json!({ "reasons": { "all": reason } });
-        return vec![verdict(
-            Finding::Inconclusive,
-            None,
-            0.0,
-            evidence,
-            Vec::new(),
-            reason.into(),
-        )];
+    match doubts(outcomes)[..] {
+        [] => {}
+        [nothing @ Doubt::NothingJudged] => {
+            let evidence = json!({ "reasons": { nothing.key(): nothing.to_string() } });
+            return vec![verdict(
+                Finding::Inconclusive,
+                None,
+                0.0,
+                evidence,
+                Vec::new(),
+                nothing.to_string(),
+            )];
+        }
+        ref doubts => {
+            let mut reasons = serde_json::Map::new();
+            for d in doubts {
+                reasons.insert(d.key().to_string(), json!(d.to_string()));
+            }
+            let first = reasons.values().next().and_then(Value::as_str).unwrap_or("").to_string();
+            let summary = format!("inconclusive: {first}");
+            let evidence = json!({ "reasons": reasons, "checked": checked });
+            return vec![verdict(Finding::Inconclusive, None, 0.0, evidence, Vec::new(), summary)];
+        }
     }
     let summary = format!("no sign of interference ({} checks)", checked.len());
     let evidence = json!({ "checked": checked });
     vec![verdict(Finding::None, None, 0.0, evidence, Vec::new(), summary)]
+}
+
+/// What keeps the answers from a decision where none found anything: each detector's doubt,
+/// or [`Doubt::NothingJudged`] when no detector judged a flow; none when a detector checked and
+/// none doubted.
+fn doubts(outcomes: &[Outcome]) -> Vec<&Doubt> {
+    let doubts: Vec<&Doubt> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Inconclusive(doubt) => Some(doubt),
+            _ => None,
+        })
+        .collect();
+    let checked = outcomes.iter().any(|o| matches!(o, Outcome::Clean { .. }));
+    if doubts.is_empty() && !checked { vec![&Doubt::NothingJudged] } else { doubts }
 }
 
 /// Two detectors may find the same thing (policing and the Wehe test both say `throttled`):
@@ -464,16 +505,16 @@ impl Group<'_> {
 /// The outcome of a comparison of shares: clean (with the p-value when there was one),
 /// inconclusive without control flows, or the finding.
 pub(crate) fn share_outcome(
-    detector: &'static str,
+    detector: Detector,
     comparison: Comparison,
     evidence: impl Fn(Option<f64>) -> Value,
-    no_control: impl FnOnce() -> String,
+    no_control: impl FnOnce() -> Doubt,
     finding: impl FnOnce(f64, Value) -> Detected,
 ) -> Outcome {
     match comparison {
         Comparison::Nothing => Outcome::Clean { detector, evidence: evidence(None) },
         Comparison::NotHigher { p } => Outcome::Clean { detector, evidence: evidence(Some(p)) },
-        Comparison::NoControl => Outcome::Inconclusive { detector, reason: no_control() },
+        Comparison::NoControl => Outcome::Inconclusive(no_control()),
         Comparison::Higher { p } => Outcome::Finding(finding(p, evidence(Some(p)))),
     }
 }
@@ -503,7 +544,7 @@ mod tests {
             finding(Finding::Throttled, None, 0.99),
             finding(Finding::Throttled, Some(Mechanism::Policing), 0.8),
             finding(Finding::Reset, Some(Mechanism::RstInjection), 0.9),
-            Outcome::Inconclusive { detector: "calls", reason: "no control call".into() },
+            Outcome::Inconclusive(Doubt::CallsWithoutControl { calls: 1 }),
         ];
         let v = verdicts_of("wa", window(), &outcomes);
         assert_eq!(v.len(), 2);
@@ -519,16 +560,29 @@ mod tests {
     fn inconclusive_lists_every_reason_none_lists_the_checks() {
         let outcomes = [
             Outcome::NotApplicable,
-            Outcome::Clean { detector: "resets", evidence: json!({ "reset_flows": 0 }) },
-            Outcome::Inconclusive { detector: "calls", reason: "no control call".into() },
-            Outcome::Inconclusive { detector: "stall", reason: "no control".into() },
+            Outcome::Clean { detector: Detector::Resets, evidence: json!({ "reset_flows": 0 }) },
+            Outcome::Inconclusive(Doubt::CallsWithoutControl { calls: 1 }),
+            Outcome::Inconclusive(Doubt::UnansweredWithoutControl { unanswered: 2, attempts: 3 }),
         ];
         let v = verdicts_of("wa", window(), &outcomes);
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].finding, Finding::Inconclusive);
         assert!(!v[0].is_finding());
-        assert_eq!(v[0].evidence["reasons"]["calls"], "no control call");
-        assert_eq!(v[0].evidence["reasons"]["stall"], "no control");
+        let calls = "1 call(s) lose media or go silent, but no control call to compare with";
+        assert_eq!(v[0].evidence["reasons"]["calls"], calls);
+        assert_eq!(
+            v[0].evidence["reasons"]["blocking"],
+            "2 of 3 connection attempts never answered, but no control attempt of the same \
+             kind to compare with"
+        );
+        assert_eq!(
+            v[0].summary,
+            format!(
+                "wa: inconclusive: {}",
+                Doubt::UnansweredWithoutControl { unanswered: 2, attempts: 3 }
+            ),
+            "the first reason by name"
+        );
         assert_eq!(v[0].evidence["checked"]["resets"]["reset_flows"], 0);
 
         let v = verdicts_of("wa", window(), &outcomes[..2]);
@@ -537,6 +591,7 @@ mod tests {
 
         let v = verdicts_of("wa", window(), &[Outcome::NotApplicable]);
         assert_eq!(v[0].finding, Finding::Inconclusive, "nothing judged is not `none`");
+        assert_eq!(v[0].evidence["reasons"]["all"], Doubt::NothingJudged.to_string());
     }
 
     #[test]

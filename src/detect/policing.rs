@@ -15,7 +15,7 @@ use serde_json::json;
 use super::facts::Facts;
 use super::loss::pooled_share;
 use super::stats::median;
-use super::{Detected, Finding, Group, Mechanism, Outcome, examples, rate_text};
+use super::{Detected, Detector, Doubt, Finding, Group, Mechanism, Outcome, examples, rate_text};
 use crate::config::DetectConfig;
 
 /// Round-trip samples a path without a queue still shows above its base: a data segment
@@ -95,7 +95,7 @@ fn per_flow(f: &Facts, base_rtt_us: Option<u64>, cfg: &DetectConfig) -> Option<P
 }
 
 pub(super) fn detect(g: &Group) -> Outcome {
-    const NAME: &str = "policing";
+    const NAME: Detector = Detector::Policing;
     let cfg = g.cfg;
     let candidates: Vec<&Facts> =
         g.targets.iter().filter(|f| f.losses().len() as u32 >= cfg.policing_min_losses).collect();
@@ -133,14 +133,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
         return found;
     }
     if cluster.is_empty() {
-        return Outcome::Inconclusive {
-            detector: NAME,
-            reason: format!(
-                "{} flow(s) lose packets like a policer, but at rates too far apart to be one \
-                 policer's",
-                policed.len()
-            ),
-        };
+        return Outcome::Inconclusive(Doubt::PolicedRatesApart { policed_flows: policed.len() });
     }
     // One connection that looks policed with next to no burst may be one of many sharing one
     // bucket for all (the others drained it).
@@ -181,15 +174,10 @@ pub(super) fn detect(g: &Group) -> Outcome {
         "flows": flows,
     });
     if control_bps == 0.0 {
-        return Outcome::Inconclusive {
-            detector: NAME,
-            reason: format!(
-                "{} flow(s) lose packets like a policer at {}, but no control transfer in the \
-                 window shows the link is faster",
-                cluster.len(),
-                rate_text(rate)
-            ),
-        };
+        return Outcome::Inconclusive(Doubt::PolicedWithoutControl {
+            policed_flows: cluster.len(),
+            rate_bps: rate,
+        });
     }
     // Control connections that lose a comparable share of their packets: the loss is the
     // link's (a lossy radio link), not a policer's on this service.
@@ -219,15 +207,10 @@ pub(super) fn detect(g: &Group) -> Outcome {
         return Outcome::Clean { detector: NAME, evidence };
     }
     if control_bps < cfg.control_margin * rate {
-        return Outcome::Inconclusive {
-            detector: NAME,
-            reason: format!(
-                "policer-like losses at {}, but control transfers reached only {}: the link \
-                 itself may be the limit",
-                rate_text(rate),
-                rate_text(control_bps)
-            ),
-        };
+        return Outcome::Inconclusive(Doubt::PolicedControlsNoFaster {
+            rate_bps: rate,
+            control_bps,
+        });
     }
     let mean_consistency =
         cluster.iter().map(|p| p.consistency).sum::<f64>() / cluster.len() as f64;

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 
 use super::facts::{Facts, hops};
 use super::{
-    Counts, Detected, Finding, Group, Mechanism, Outcome, examples, p_text, share_outcome,
-    versus_control,
+    Counts, Detected, Detector, Doubt, Finding, Group, Mechanism, Outcome, examples, p_text,
+    share_outcome, versus_control,
 };
 
 /// The injection signatures of a flow's server-side RST.
@@ -59,7 +59,7 @@ fn forensics(f: &Facts) -> Option<(Vec<&'static str>, Value)> {
 }
 
 pub(super) fn detect(g: &Group) -> Outcome {
-    const NAME: &str = "resets";
+    const NAME: Detector = Detector::Resets;
     let tcp = |f: &&Facts| f.tcp().is_some_and(|t| t.handshake.completed());
     let targets: Vec<&Facts> = g.targets.iter().filter(tcp).collect();
     if targets.is_empty() {
@@ -100,12 +100,10 @@ pub(super) fn detect(g: &Group) -> Outcome {
         NAME,
         comparison,
         evidence,
-        || {
-            format!(
-                "{} of {} connections reset by the server side ({injected} with injection \
-                 signatures), but no control connection to compare with",
-                t.hits, t.total
-            )
+        || Doubt::ResetsWithoutControl {
+            reset_flows: t.hits,
+            tcp_flows: t.total,
+            with_signatures: injected,
         },
         |p, evidence| {
             let injection = injected * 2 >= reset.len();

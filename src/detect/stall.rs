@@ -25,8 +25,8 @@ use serde_json::json;
 
 use super::facts::{Facts, network};
 use super::{
-    Comparison, Counts, Detected, Finding, Group, Mechanism, Outcome, examples, p_text,
-    share_outcome, versus_control,
+    Comparison, Counts, Detected, Detector, Doubt, Finding, Group, Mechanism, Outcome, examples,
+    p_text, share_outcome, versus_control,
 };
 use crate::flow::Direction;
 use crate::pipeline::FlowEnd;
@@ -113,7 +113,7 @@ fn could_stall(f: &Facts, g: &Group) -> bool {
 }
 
 pub(super) fn detect(g: &Group) -> Outcome {
-    const NAME: &str = "stall";
+    const NAME: Detector = Detector::Stall;
     let cfg = g.cfg;
     let targets: Vec<&Facts> = g.targets.iter().filter(|f| could_stall(f, g)).collect();
     if targets.is_empty() {
@@ -167,7 +167,13 @@ pub(super) fn detect(g: &Group) -> Outcome {
             "min_silence_s": cfg.stall_silence_s,
         })
     };
-    let what = describe(client_unacked, server_unacked, &freeze_bytes);
+    let what = Stalls {
+        freezes: freeze_bytes.iter().min().zip(freeze_bytes.iter().max()).map(|(&least, &most)| {
+            Freezes { count: freeze_bytes.len(), least_bytes: least, most_bytes: most }
+        }),
+        client_unacknowledged: client_unacked,
+        server_unacknowledged: server_unacked,
+    };
     // Behaviour decides where too few connections make the share significant: one byte count
     // shared by several freezes, or several connections whose data was never acknowledged
     // while every control connection went through.
@@ -178,15 +184,10 @@ pub(super) fn detect(g: &Group) -> Outcome {
     // A single freeze with none among the controls: too few to decide, too specific to keep
     // quiet about (a middlebox may freeze only some connections).
     if matches!(comparison, Comparison::Nothing) && freeze_bytes.len() == 1 && c.hits == 0 {
-        return Outcome::Inconclusive {
-            detector: NAME,
-            reason: format!(
-                "1 of {} connections froze after {} kB from the server with no reset, and no \
-                 control connection did: too few to tell a middlebox from a server's trouble",
-                t.total,
-                freeze_bytes[0] / 1000
-            ),
-        };
+        return Outcome::Inconclusive(Doubt::SingleFreeze {
+            connections: t.total,
+            server_bytes: freeze_bytes[0],
+        });
     }
     // The controls stall as often: the whole path fails (an allowlist lets only domestic
     // destinations through), which is not "no interference".
@@ -194,31 +195,23 @@ pub(super) fn detect(g: &Group) -> Outcome {
         && c.hits >= cfg.min_affected_flows
         && c.hits * 2 >= c.total
     {
-        return Outcome::Inconclusive {
-            detector: NAME,
-            reason: format!(
-                "{} of {} connections stalled ({what}), and so did {} of {} control \
-                 connections ({}): connections to other destinations fail the same way, as \
-                 under an allowlist that blocks all foreign destinations or on a broken path; \
-                 this service is not singled out",
-                t.hits,
-                t.total,
-                c.hits,
-                c.total,
-                p_text(p)
-            ),
-        };
+        return Outcome::Inconclusive(Doubt::ControlsStallToo {
+            stalled_flows: t.hits,
+            connections: t.total,
+            stalls: what,
+            control_stalled_flows: c.hits,
+            control_connections: c.total,
+            fisher_p: p,
+        });
     }
     share_outcome(
         NAME,
         comparison,
         evidence,
-        || {
-            format!(
-                "{} of {} connections stalled ({what}), but no control connection to compare \
-                 with",
-                t.hits, t.total
-            )
+        || Doubt::StallsWithoutControl {
+            stalled_flows: t.hits,
+            connections: t.total,
+            stalls: what,
         },
         |p, evidence| Detected {
             finding: Finding::Stalled,
@@ -242,26 +235,43 @@ pub(super) fn detect(g: &Group) -> Outcome {
     )
 }
 
-/// "3 froze after 16-17 kB from the server; 2 with the client's data never acknowledged".
-fn describe(client_unacked: usize, server_unacked: usize, freeze_bytes: &[u64]) -> String {
-    let mut parts = Vec::new();
-    if !freeze_bytes.is_empty() {
-        let (lo, hi) = (
-            freeze_bytes.iter().min().unwrap_or(&0) / 1000,
-            freeze_bytes.iter().max().unwrap_or(&0) / 1000,
-        );
-        let range = if lo == hi { format!("{lo} kB") } else { format!("{lo}-{hi} kB") };
-        parts.push(format!("{} froze after {range} from the server", freeze_bytes.len()));
+/// Freezes of the server's data: how many, and the least and most server bytes before one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Freezes {
+    pub count: usize,
+    pub least_bytes: u64,
+    pub most_bytes: u64,
+}
+
+/// What the stalled connections of a window did, as a verdict says it: "3 froze after 16-17 kB
+/// from the server; 2 with the client's data retransmitted and never acknowledged".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stalls {
+    pub freezes: Option<Freezes>,
+    pub client_unacknowledged: usize,
+    pub server_unacknowledged: usize,
+}
+
+impl std::fmt::Display for Stalls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(Freezes { count, least_bytes, most_bytes }) = self.freezes {
+            let (lo, hi) = (least_bytes / 1000, most_bytes / 1000);
+            let range = if lo == hi { format!("{lo} kB") } else { format!("{lo}-{hi} kB") };
+            parts.push(format!("{count} froze after {range} from the server"));
+        }
+        if self.client_unacknowledged > 0 {
+            parts.push(format!(
+                "{} with the client's data retransmitted and never acknowledged",
+                self.client_unacknowledged
+            ));
+        }
+        if self.server_unacknowledged > 0 {
+            parts.push(format!(
+                "{} with the server's data retransmitted and never acknowledged",
+                self.server_unacknowledged
+            ));
+        }
+        f.write_str(&parts.join("; "))
     }
-    if client_unacked > 0 {
-        parts.push(format!(
-            "{client_unacked} with the client's data retransmitted and never acknowledged"
-        ));
-    }
-    if server_unacked > 0 {
-        parts.push(format!(
-            "{server_unacked} with the server's data retransmitted and never acknowledged"
-        ));
-    }
-    parts.join("; ")
 }

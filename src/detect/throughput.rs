@@ -15,9 +15,12 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
+use super::doubt::SHAPING_MIN_BUSY_BINS;
 use super::facts::{Facts, network};
 use super::stats::{cdf_area, ks_two_sample, mean, median, resample_agreement};
-use super::{Detected, Finding, Group, Mechanism, Outcome, examples, p_text, rate_text};
+use super::{
+    Detected, Detector, Doubt, Finding, Group, Mechanism, Outcome, examples, p_text, rate_text,
+};
 use crate::config::DetectConfig;
 use crate::flow::Direction;
 
@@ -50,7 +53,7 @@ fn samples(flows: &[&Facts], min_bytes: u64) -> Vec<f64> {
 }
 
 pub(super) fn differentiation(g: &Group) -> Outcome {
-    const NAME: &str = "throughput_differentiation";
+    const NAME: Detector = Detector::ThroughputDifferentiation;
     let cfg = g.cfg;
     // Transfers cut by a reset or stalled are slow for that reason, judged by their own
     // detectors.
@@ -102,18 +105,13 @@ pub(super) fn differentiation(g: &Group) -> Outcome {
                 }),
             };
         }
-        return Outcome::Inconclusive {
-            detector: NAME,
-            reason: format!(
-                "{} target and {} comparable control throughput samples (need {} each; {} \
-                 control transfers within {}x of the targets' RTT)",
-                t.len(),
-                c.len(),
-                cfg.wehe_min_samples,
-                controls.len(),
-                cfg.rtt_ratio
-            ),
-        };
+        return Outcome::Inconclusive(Doubt::TooFewSamples {
+            target_samples: t.len(),
+            control_samples: c.len(),
+            min_samples: cfg.wehe_min_samples,
+            comparable_controls: controls.len(),
+            rtt_ratio: cfg.rtt_ratio,
+        });
     }
     let alpha = g.alpha();
     let (mean_t, mean_c) = (mean(&t).unwrap_or(0.0), mean(&c).unwrap_or(0.0));
@@ -153,13 +151,7 @@ pub(super) fn differentiation(g: &Group) -> Outcome {
         return Outcome::Clean { detector: NAME, evidence };
     }
     if ks.p_value >= alpha {
-        return Outcome::Inconclusive {
-            detector: NAME,
-            reason: format!(
-                "throughput differs (area {area:.2}) but not significantly (KS {})",
-                p_text(ks.p_value)
-            ),
-        };
+        return Outcome::Inconclusive(Doubt::ThroughputNotSignificant { area, ks_p: ks.p_value });
     }
     let agreement = resample_agreement(
         &t,
@@ -170,14 +162,7 @@ pub(super) fn differentiation(g: &Group) -> Outcome {
         decide,
     );
     if agreement < cfg.wehe_jackknife_agreement {
-        return Outcome::Inconclusive {
-            detector: NAME,
-            reason: format!(
-                "throughput differs in the full samples, but only {:.0}% of half-size \
-                 resamples agree",
-                agreement * 100.0
-            ),
-        };
+        return Outcome::Inconclusive(Doubt::ResamplesDisagree { agreement });
     }
     let mut evidence = evidence;
     evidence["jackknife_agreement"] = json!(agreement);
@@ -232,7 +217,7 @@ pub(super) fn queue_grew(cfg: &DetectConfig, lo: Option<u64>, hi: Option<u64>) -
 }
 
 pub(super) fn shaping(g: &Group) -> Outcome {
-    const NAME: &str = "shaping";
+    const NAME: Detector = Detector::Shaping;
     let cfg = g.cfg;
     // Transfers towards the client: TCP downloads, and media or streams over UDP (a shaper
     // queues a call as much as a download; with a rate below the call's, no download gets far).
@@ -317,17 +302,12 @@ pub(super) fn shaping(g: &Group) -> Outcome {
                               "max_rtt_us": max_rtt, "rtt_grown": false }),
         };
     }
-    if rates.len() < 6 {
-        return Outcome::Inconclusive {
-            detector: NAME,
-            reason: format!(
-                "the round trip grew from {} to {} ms during downloads, but they filled only \
-                 {} busy bins (need 6) to see a plateau",
-                min_rtt.unwrap_or(0) / 1000,
-                max_rtt.unwrap_or(0) / 1000,
-                rates.len()
-            ),
-        };
+    if rates.len() < SHAPING_MIN_BUSY_BINS {
+        return Outcome::Inconclusive(Doubt::ShapingTooFewBins {
+            min_rtt_us: min_rtt.unwrap_or(0),
+            max_rtt_us: max_rtt.unwrap_or(0),
+            busy_bins: rates.len(),
+        });
     }
     let plateau = median(&rates).unwrap_or(0.0);
     let m = mean(&rates).unwrap_or(0.0);
@@ -385,15 +365,10 @@ pub(super) fn shaping(g: &Group) -> Outcome {
         return Outcome::Clean { detector: NAME, evidence };
     }
     if control_bps < cfg.control_margin * plateau {
-        return Outcome::Inconclusive {
-            detector: NAME,
-            reason: format!(
-                "downloads pinned at {} with a growing round trip, but control transfers \
-                 reached only {}",
-                rate_text(plateau),
-                rate_text(control_bps)
-            ),
-        };
+        return Outcome::Inconclusive(Doubt::ShapingControlsNoFaster {
+            plateau_bps: plateau,
+            control_bps,
+        });
     }
     let mut evidence = evidence;
     evidence["queued_addresses"] = json!(queued);

@@ -1,0 +1,253 @@
+//! Synthetic captures that each drive the pipeline to one `inconclusive` reason.
+
+use std::net::Ipv4Addr;
+
+use crate::config::DetectConfig;
+use crate::detect::synthetic::{CTL, MSG, Rng, SEG, Sim, policed_schedule};
+
+/// A capture and the thresholds it is judged with.
+pub struct Run {
+    pub sim: Sim,
+    pub cfg: DetectConfig,
+}
+
+fn run(sim: Sim) -> Run {
+    Run { sim, cfg: DetectConfig::default() }
+}
+
+/// Completed downloads from the control server: `n` of `bytes` each at `rate_bps`, losing
+/// `loss` of their segments, one every 700 ms from `start_ms`.
+fn control_downloads(
+    sim: &mut Sim,
+    (start_ms, n): (u64, u64),
+    (bytes, rate_bps, loss): (u32, f64, f64),
+    rtt_ms: u64,
+    rng: &mut Rng,
+) {
+    for i in 0..n {
+        sim.tcp(CTL, start_ms + i * 700, rtt_ms)
+            .handshake()
+            .request(400)
+            .download(bytes, rate_bps, SEG, loss, rng)
+            .close();
+    }
+}
+
+/// One policed download from `server`: `bytes` through a bucket of `rate_bps` (16 kB burst),
+/// the server sending at twice the rate.
+fn policed_download(sim: &mut Sim, server: Ipv4Addr, start_ms: u64, bytes: u32, rate_bps: f64) {
+    let mut t = sim.tcp(server, start_ms, 40);
+    t.handshake().request(500);
+    let schedule =
+        policed_schedule(&[t.now_us], bytes, 2.0 * rate_bps, 40_000, (rate_bps, 16_384.0), false);
+    t.replay(&schedule[0], bytes).close();
+}
+
+/// A lone datagram to the service: no transfer, call or connection attempt to judge.
+pub fn lone_datagram() -> Run {
+    let mut sim = Sim::default();
+    sim.udp(0, true, (MSG, 5000), 50_000, &[1; 40]);
+    run(sim)
+}
+
+/// Two policed downloads, one after the other, at 150 and 600 kbit/s; control transfers
+/// policed at 3 Mbit/s lose as much (random loss finds nothing).
+pub fn policed_rates_apart() -> Run {
+    let mut sim = Sim::default();
+    policed_download(&mut sim, MSG, 0, 300_000, 150_000.0);
+    policed_download(&mut sim, MSG, 20_000, 300_000, 600_000.0);
+    for start_ms in [0, 10_000, 20_000] {
+        policed_download(&mut sim, CTL, start_ms, 1_000_000, 3e6);
+    }
+    run(sim)
+}
+
+/// A policed download and no control transfer.
+pub fn policed_alone() -> Run {
+    let mut sim = Sim::default();
+    policed_download(&mut sim, MSG, 0, 400_000, 256_000.0);
+    run(sim)
+}
+
+/// A policed download at 256 kbit/s beside control transfers at 300 kbit/s (far away, so not
+/// comparable for the Wehe test).
+pub fn policed_beside_slow_controls() -> Run {
+    let mut sim = Sim::default();
+    let mut rng = Rng::new(21);
+    policed_download(&mut sim, MSG, 0, 400_000, 256_000.0);
+    control_downloads(&mut sim, (0, 3), (150_000, 300_000.0, 0.0), 200, &mut rng);
+    run(sim)
+}
+
+/// Short downloads behind a 300-ms round trip where another connection to the same server
+/// saw 40 ms.
+pub fn short_queued_downloads() -> Run {
+    let mut sim = Sim::default();
+    let mut rng = Rng::new(22);
+    sim.tcp(MSG, 0, 40).handshake().request(300).close();
+    for i in 0..2 {
+        sim.tcp(MSG, 500 + i * 1_500, 300)
+            .handshake()
+            .request(500)
+            .download(150_000, 4e6, SEG, 0.0, &mut rng)
+            .close();
+    }
+    control_downloads(&mut sim, (0, 4), (150_000, 4e6, 0.0), 30, &mut rng);
+    run(sim)
+}
+
+/// A download pinned at 1 Mbit/s behind a 300-ms round trip (40 ms on another connection)
+/// while control transfers reach only 1.2 Mbit/s, with no queue.
+pub fn shaped_beside_slow_controls() -> Run {
+    let mut sim = Sim::default();
+    let mut rng = Rng::new(23);
+    sim.tcp(MSG, 0, 40).handshake().request(300).close();
+    sim.tcp(MSG, 500, 300)
+        .handshake()
+        .request(500)
+        .download(1_250_000, 1e6, SEG, 0.0, &mut rng)
+        .close();
+    control_downloads(&mut sim, (0, 8), (200_000, 1.2e6, 0.0), 30, &mut rng);
+    run(sim)
+}
+
+/// Downloads losing 6 % of their segments and no control connection.
+pub fn lossy_downloads_alone() -> Run {
+    let mut sim = Sim::default();
+    let mut rng = Rng::new(24);
+    for i in 0..4 {
+        sim.tcp(MSG, i * 900, 40)
+            .handshake()
+            .request(500)
+            .download(300_000, 4e6, SEG, 0.06, &mut rng)
+            .close();
+    }
+    run(sim)
+}
+
+/// Downloads losing 6 % behind a 300-ms round trip (40 ms on another connection), control
+/// connections nearly lossless.
+pub fn lossy_queued_downloads() -> Run {
+    let mut sim = Sim::default();
+    let mut rng = Rng::new(25);
+    sim.tcp(MSG, 0, 40).handshake().request(300).download(30_000, 4e6, SEG, 0.0, &mut rng).close();
+    for i in 0..3 {
+        sim.tcp(MSG, 500 + i * 900, 300)
+            .handshake()
+            .request(500)
+            .download(300_000, 4e6, SEG, 0.06, &mut rng)
+            .close();
+    }
+    control_downloads(&mut sim, (0, 4), (300_000, 4e6, 0.002), 30, &mut rng);
+    run(sim)
+}
+
+/// A clean download from the service and no control transfer.
+pub fn download_alone() -> Run {
+    let mut sim = Sim::default();
+    let mut rng = Rng::new(26);
+    sim.tcp(MSG, 0, 40)
+        .handshake()
+        .request(500)
+        .download(2_000_000, 4e6, SEG, 0.0, &mut rng)
+        .close();
+    run(sim)
+}
+
+/// One slow lossy download from the service (1 Mbit/s, 6 %) against fast control transfers
+/// that lose a third as much: what the Wehe test compares.
+fn slow_lossy_download(sim: &mut Sim, rng: &mut Rng) {
+    sim.tcp(MSG, 0, 40).handshake().request(500).download(1_000_000, 1e6, SEG, 0.06, rng).close();
+    control_downloads(sim, (0, 6), (2_000_000, 8e6, 0.022), 30, rng);
+}
+
+/// [`slow_lossy_download`] judged at a significance level no KS test on a few samples
+/// reaches.
+pub fn slower_without_significance() -> Run {
+    let mut sim = Sim::default();
+    let mut rng = Rng::new(27);
+    slow_lossy_download(&mut sim, &mut rng);
+    Run { sim, cfg: DetectConfig { alpha: 1e-12, ..DetectConfig::default() } }
+}
+
+/// [`slow_lossy_download`] with resamples of a tenth of the samples: too few to agree.
+pub fn slower_in_tiny_resamples() -> Run {
+    let mut sim = Sim::default();
+    let mut rng = Rng::new(27);
+    slow_lossy_download(&mut sim, &mut rng);
+    Run { sim, cfg: DetectConfig { wehe_jackknife_fraction: 0.1, ..DetectConfig::default() } }
+}
+
+/// Connections the server side resets after the request, and no control connection.
+pub fn resets_alone() -> Run {
+    let mut sim = Sim::default();
+    for i in 0..3 {
+        sim.tcp(MSG, i * 400, 40).handshake().request(517).wait_us(5_000).server_reset();
+    }
+    run(sim)
+}
+
+/// One connection freezes at ~14 kB (GRO super-segments), the control transfers complete.
+pub fn one_freeze() -> Run {
+    let mut sim = Sim::default();
+    let mut rng = Rng::new(28);
+    sim.tcp(MSG, 0, 40)
+        .handshake()
+        .request(300)
+        .download(10 * SEG, 8e6, 4 * SEG, 0.0, &mut rng)
+        .wait_us(6_000_000)
+        .abort();
+    control_downloads(&mut sim, (0, 4), (150_000, 4e6, 0.0), 30, &mut rng);
+    run(sim)
+}
+
+/// "N packets then drop" on the service's connections, and no control connection.
+pub fn stalls_alone() -> Run {
+    let mut sim = Sim::default();
+    for i in 0..3 {
+        sim.tcp(MSG, i * 300, 40).handshake().unacknowledged_request(517, 4);
+    }
+    run(sim)
+}
+
+/// A mobile allowlist (Russia 2025–26): every foreign destination fails the same way, the
+/// controls too; not "no interference", and not this service singled out.
+pub fn stalls_everywhere() -> Run {
+    let mut sim = Sim::default();
+    for i in 0..3 {
+        sim.tcp(MSG, i * 300, 40).handshake().unacknowledged_request(517, 4);
+        sim.tcp(CTL, i * 300 + 100, 30).handshake().unacknowledged_request(517, 4);
+    }
+    run(sim)
+}
+
+/// STUN to the service's relay never answered, and no control attempt.
+pub fn unanswered_stun_alone() -> Run {
+    let mut sim = Sim::default();
+    sim.stun_probe(MSG, 3478, 0, 10, |_| false);
+    sim.stun_probe(MSG, 3478, 200, 10, |_| false);
+    run(sim)
+}
+
+/// A call losing every tenth media packet towards the client, and no control call.
+pub fn lossy_call_alone() -> Run {
+    let mut sim = Sim::default();
+    sim.call(MSG, 0, 10, |i| i % 10 != 0);
+    run(sim)
+}
+
+/// A call whose media towards the client dies after five packets (August 2025), and no control
+/// call: `inconclusive` saying what was seen, never silence.
+pub fn one_way_call_alone() -> Run {
+    let mut sim = Sim::default();
+    sim.call(MSG, 0, 10, |i| i < 5);
+    run(sim)
+}
+
+/// The service's call and the control call both one-way.
+pub fn one_way_calls_everywhere() -> Run {
+    let mut sim = Sim::default();
+    sim.call(MSG, 0, 10, |i| i < 5);
+    sim.call(CTL, 0, 10, |i| i < 5);
+    run(sim)
+}
