@@ -1496,6 +1496,9 @@ def main(argv=None):
         raise Interrupted(signum)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, stop)
+    # A shell starts background jobs with SIGINT ignored, and Python then leaves it ignored:
+    # restore KeyboardInterrupt so that SIGINT stops a run however it was started.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     clean_stale(verbose=args.cmd == "clean")
     if args.cmd == "clean":
         return 0
