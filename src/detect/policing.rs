@@ -100,7 +100,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
     let candidates: Vec<&Facts> =
         g.targets.iter().filter(|f| f.losses().len() as u32 >= cfg.policing_min_losses).collect();
     if candidates.is_empty() {
-        return aggregate(g, None).unwrap_or(Outcome::NotApplicable);
+        return aggregate(g).unwrap_or(Outcome::NotApplicable);
     }
     // The round trip to a server without queueing: the least any of its flows saw.
     let base_rtt = |f: &Facts| {
@@ -113,7 +113,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
     let policed: Vec<Policed> =
         candidates.iter().filter_map(|f| per_flow(f, base_rtt(f), cfg)).collect();
     if policed.is_empty() {
-        return aggregate(g, None).unwrap_or_else(|| Outcome::Clean {
+        return aggregate(g).unwrap_or_else(|| Outcome::Clean {
             detector: NAME,
             evidence: json!({ "lossy_flows": candidates.len(), "policed_flows": 0 }),
         });
@@ -128,7 +128,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
     // Policer-like connections at rates far apart: each got a varying share of one bucket for
     // all, or of none.
     if cluster.len() * 2 < policed.len()
-        && let Some(found) = aggregate(g, None)
+        && let Some(found) = aggregate(g)
     {
         return found;
     }
@@ -139,7 +139,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
     // bucket for all (the others drained it).
     if let [only] = cluster[..]
         && only.burst_bytes < SMALL_BURST_BYTES
-        && let Some(found) = aggregate(g, None)
+        && let Some(found) = aggregate(g)
     {
         return found;
     }
@@ -222,15 +222,10 @@ pub(super) fn detect(g: &Group) -> Outcome {
     // (a delayed policer's fast start, traffic beside them) to call one bucket for all:
     // `unknown`. One bucket for all is reported where no connection follows a line of its own
     // ([`aggregate`]).
-    let scope = match scope(g, &ids, rate, 0.0) {
+    let scope = match scope(g, &ids, rate) {
         Scope::Aggregate { .. } => Scope::Unknown,
         other => other,
     };
-    // A few connections on a token line at a low rate may hold what is left to them of one
-    // bucket for all that the service's other traffic (a stream, a call) drains.
-    if let Some(found) = aggregate(g, Some(rate)) {
-        return found;
-    }
     let mut evidence = evidence;
     evidence["scope"] = json!(scope.name());
     let (what, shown_rate) = match scope {
@@ -272,12 +267,12 @@ pub(super) const SMALL_BURST_BYTES: f64 = 8_000.0;
 /// Downstream payload that makes a connection a transfer for [`aggregate`].
 const AGGREGATE_MIN_BYTES: u64 = 20_000;
 
-/// One bucket for all of the service's traffic: the service's downloads lose packets (at
-/// least `loss_min_share`, twice the controls'), with no queue, no flow carrying much of its
-/// traffic was spared, and their summed rate stays the same whether one or several run
-/// ([`scope`]: it does not grow by `line_bps`, the rate of a token line some connections
-/// follow, for each), while control transfers ran `control_margin` times faster.
-fn aggregate(g: &Group, line_bps: Option<f64>) -> Option<Outcome> {
+/// One bucket for all of the service's traffic, seen where no single connection follows a
+/// token line (each gets a varying share of the bucket): the service's downloads lose
+/// packets (at least `loss_min_share`, twice the controls'), with no queue, and their summed
+/// rate stays the same whether one or several run ([`scope`]), while control transfers ran
+/// `control_margin` times faster.
+fn aggregate(g: &Group) -> Option<Outcome> {
     let cfg = g.cfg;
     // Transfers towards the client: under one bucket for all, none may get far.
     let bulk: Vec<&Facts> = g
@@ -304,12 +299,6 @@ fn aggregate(g: &Group, line_bps: Option<f64>) -> Option<Outcome> {
     if loss < cfg.loss_min_share || loss < 2.0 * control_loss || queued {
         return None;
     }
-    // One bucket for all drains every flow of the service: flows towards the client that
-    // carried a good part of its traffic without losing a packet had a path of their own
-    // (a policer that selects connections, e.g. by SNI, not the service).
-    if spared_share(g) >= SPARED_MAX_SHARE {
-        return None;
-    }
     // Every flow of the service towards the client counts (streams and calls share one
     // bucket for all too), each with its own mean rate over its busy bins.
     let rated: Vec<(u64, f64)> = g
@@ -325,18 +314,8 @@ fn aggregate(g: &Group, line_bps: Option<f64>) -> Option<Outcome> {
         })
         .collect();
     let ids: Vec<u64> = rated.iter().map(|r| r.0).collect();
-    // What each busy connection adds under per-flow buckets: the rate of the token line some
-    // connections follow, or else their median mean rate.
-    let per_flow = match line_bps {
-        Some(rate) => rate,
-        None => median(&rated.iter().map(|r| r.1).collect::<Vec<_>>())?,
-    };
-    // Against a token line the sum must stay significantly (two standard errors) below what
-    // per-flow buckets would add: a few connections on a line beside much other traffic of
-    // the service are otherwise easily per-flow buckets in a noisy sum (random loss).
-    let margin_se = if line_bps.is_some() { 2.0 } else { 0.0 };
-    let Scope::Aggregate { rate_bps, concurrent_bins, single_bins } =
-        scope(g, &ids, per_flow, margin_se)
+    let per_flow = median(&rated.iter().map(|r| r.1).collect::<Vec<_>>())?;
+    let Scope::Aggregate { rate_bps, concurrent_bins, single_bins } = scope(g, &ids, per_flow)
     else {
         return None;
     };
@@ -374,28 +353,6 @@ fn aggregate(g: &Group, line_bps: Option<f64>) -> Option<Outcome> {
     }))
 }
 
-/// The share of the service's traffic towards the client that [`spared_share`] may find
-/// untouched under one bucket for all (short connections can slip through with the burst).
-const SPARED_MAX_SHARE: f64 = 0.25;
-
-/// The share of the service's bytes towards the client in the window carried by flows that
-/// lost nothing: TCP connections with enough packets to judge and no lost or retransmitted
-/// segment, calls whose RTP towards the client lost no packet.
-fn spared_share(g: &Group) -> f64 {
-    /// RTP packets a call needs for "lost nothing" to mean something.
-    const MIN_RTP_PACKETS: u64 = 100;
-    let down_bytes =
-        |f: &Facts| -> u64 { f.bins(crate::flow::Direction::Down).map(|b| u64::from(b.1)).sum() };
-    let spared = |f: &Facts| match (super::loss::loss(f), f.rtp_loss_down()) {
-        (Some((0, _)), _) => true,
-        (None, Some((0, expected))) => expected >= MIN_RTP_PACKETS,
-        _ => false,
-    };
-    let all: u64 = g.targets.iter().map(down_bytes).sum();
-    let untouched: u64 = g.targets.iter().filter(|f| spared(f)).map(down_bytes).sum();
-    untouched as f64 / all.max(1) as f64
-}
-
 /// Whether one bucket polices every connection or one all of the service's traffic.
 #[derive(Debug, Clone, Copy)]
 enum Scope {
@@ -420,9 +377,8 @@ impl Scope {
 
 /// Bins in which a policed connection was busy, by how many were: how their summed rate
 /// towards the client grows with their number. Per-flow buckets add a
-/// connection's rate (`per_flow_bps`) for each; one bucket for all adds nothing: the slope
-/// must be below half the per-flow rate by `margin_se` standard errors.
-fn scope(g: &Group, policed: &[u64], per_flow_bps: f64, margin_se: f64) -> Scope {
+/// connection's rate (`per_flow_bps`) for each; one bucket for all adds nothing.
+fn scope(g: &Group, policed: &[u64], per_flow_bps: f64) -> Scope {
     use std::collections::BTreeMap;
     let mut active: BTreeMap<u64, usize> = BTreeMap::new();
     // Bytes per bin of the policed flows (other traffic, policed or not, only blurs the sum).
@@ -473,11 +429,7 @@ fn scope(g: &Group, policed: &[u64], per_flow_bps: f64, margin_se: f64) -> Scope
         (points.iter().map(|p| p.0).sum::<f64>() / n, points.iter().map(|p| p.1).sum::<f64>() / n);
     let var = points.iter().map(|p| (p.0 - mk).powi(2)).sum::<f64>();
     let slope = points.iter().map(|p| (p.0 - mk) * (p.1 - mr)).sum::<f64>() / var.max(1e-9);
-    // The slope's standard error, for a caller that asks for a significantly smaller slope.
-    let intercept = mr - slope * mk;
-    let residuals: f64 = points.iter().map(|p| (p.1 - intercept - slope * p.0).powi(2)).sum();
-    let slope_se = (residuals / (n - 2.0).max(1.0) / var.max(1e-9)).sqrt();
-    if slope + margin_se * slope_se < 0.5 * per_flow_bps {
+    if slope < 0.5 * per_flow_bps {
         let all: Vec<u64> = active.keys().copied().collect();
         let rate_bps = rate(&total, &all).unwrap_or(mr);
         Scope::Aggregate { rate_bps, concurrent_bins, single_bins }

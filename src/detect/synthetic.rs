@@ -715,25 +715,18 @@ mod tests {
     }
 
     /// Two downloads overlapping in time, policed by one bucket for both or by one each.
-    /// Two overlapping downloads from the service through token buckets (one for both when
-    /// `shared`), and with `spared_bytes` a third, unpoliced one beside them.
-    fn two_policed_downloads(shared: bool, spared_bytes: u32) -> Verdict {
+    /// Downloads from the service starting at `starts_ms` through token buckets (one for all
+    /// when `shared`); the policing verdict.
+    fn policed_downloads(starts_ms: &[u64], shared: bool) -> Verdict {
         let mut sim = Sim::default();
         let mut rng = Rng::new(9);
-        let starts = [100_000, 8_000_000];
+        let starts: Vec<u64> = starts_ms.iter().map(|ms| ms * 1000).collect();
         let bytes = 700_000;
         let schedule =
             policed_schedule(&starts, bytes, 1_200_000.0, 40_000, (400_000.0, 16_384.0), shared);
-        for (i, &start) in starts.iter().enumerate() {
-            let mut t = sim.tcp(MSG, start / 1000 - 50, 40);
+        for (i, &start) in starts_ms.iter().enumerate() {
+            let mut t = sim.tcp(MSG, start - 50, 40);
             t.handshake().replay(&schedule[i], bytes).close();
-        }
-        if spared_bytes > 0 {
-            sim.tcp(MSG, 0, 40)
-                .handshake()
-                .request(400)
-                .download(spared_bytes, 1e6, SEG, 0.0, &mut rng)
-                .close();
         }
         for start in (0..30_000).step_by(3_000) {
             sim.tcp(CTL, start, 30)
@@ -746,23 +739,18 @@ mod tests {
         policing.cloned().unwrap_or_else(|| panic!("no policing: {}", summaries(&v)))
     }
 
-    /// Per-flow buckets add up when connections overlap; one bucket for all does not, and
-    /// drains every flow of the service: one that loses nothing beside the policed ones had a
-    /// path of its own, so the policer is not one bucket for all the service's traffic.
+    /// Per-flow buckets add up when connections overlap; one bucket for all does not.
     #[test]
     fn policing_says_per_flow_or_aggregate() {
-        let p = two_policed_downloads(false, 0);
+        let p = policed_downloads(&[100, 8_000], false);
         assert_eq!(p.evidence["scope"], "per_flow", "{}", p.summary);
-        let p = two_policed_downloads(true, 0);
-        assert_eq!(p.evidence["scope"], "aggregate", "{}", p.summary);
-        let rate = p.evidence["aggregate_rate_bps"].as_f64().unwrap();
+        // One bucket for both: each connection alone gets the whole rate and follows a token
+        // line at it; that their sum does not grow is not taken alone as one bucket for all
+        // (in the lab other traffic blurred it too often): `unknown`, never per flow.
+        let p = policed_downloads(&[100, 8_000], true);
+        assert_eq!(p.evidence["scope"], "unknown", "{}", p.summary);
+        let rate = p.evidence["rate_bps"].as_f64().unwrap();
         assert!((rate / 400_000.0 - 1.0).abs() < 0.15, "{rate}: {}", p.summary);
-        for shared in [false, true] {
-            let p = two_policed_downloads(shared, 3_600_000);
-            assert_ne!(p.evidence["scope"], "aggregate", "{}", p.summary);
-            let rate = p.evidence["rate_bps"].as_f64().unwrap();
-            assert!((rate / 400_000.0 - 1.0).abs() < 0.15, "{rate}: {}", p.summary);
-        }
     }
 
     /// QUIC Initials to the service never answered while a control's QUIC works.
