@@ -39,7 +39,7 @@ fn main() {
         let mut trace = Vec::new();
         let mut last = None;
         let mut n = 0;
-        let _ = file.for_each_packet(|ts, frame, _| {
+        let _ = file.for_each_packet(|_, ts, frame, _| {
             let mut input = vec![sel];
             input.extend_from_slice(frame);
             std::fs::write(decode_dir.join(format!("{stem}-{n}")), &input).unwrap();
