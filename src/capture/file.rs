@@ -25,7 +25,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use crate::decode::LinkType;
-use crate::time::Timestamp;
+use crate::time::{MICROS_PER_SEC, Timestamp};
 
 use input::Input;
 
@@ -330,7 +330,9 @@ impl PcapRecords {
                 )));
             }
             let usec = if self.nanos { frac / 1000 } else { frac };
-            let time = Timestamp::from_timeval(i64::from(sec), i64::from(usec));
+            // Unsigned seconds (until 2106); a fraction beyond a second is cut to one.
+            let usec = u64::from(usec).min(MICROS_PER_SEC - 1);
+            let time = Timestamp::from_micros(u64::from(sec) * MICROS_PER_SEC + usec);
             if let Some(frame) = input.bytes().get(PCAP_RECORD_HEADER..record) {
                 f(link, time, frame, wire_len);
                 *delivered += 1;
@@ -340,8 +342,9 @@ impl PcapRecords {
     }
 }
 
-/// The 32-bit word at `at` in `bytes` (which holds it) in the file's byte order.
-#[inline]
+/// The 32-bit word at `at` in `bytes` (which holds it) in the file's byte order. (Inlined
+/// even where the binary is compiled for size: it is read four times a packet.)
+#[inline(always)]
 fn word(bytes: &[u8], at: usize, big_endian: bool) -> u32 {
     let b = [bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]];
     if big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }

@@ -41,7 +41,7 @@ impl Input {
 
     /// Make `n` bytes (at most [`MAX_RECORD_BYTES`]) available in [`Input::bytes`]: false when
     /// the stream ends before (`bytes` then holds what was left).
-    #[inline]
+    #[inline(always)]
     pub(super) fn fill(&mut self, n: usize) -> io::Result<bool> {
         if self.end - self.start >= n {
             return Ok(true);
@@ -76,13 +76,13 @@ impl Input {
     }
 
     /// The bytes read and not consumed yet.
-    #[inline]
+    #[inline(always)]
     pub(super) fn bytes(&self) -> &[u8] {
         &self.buf[self.start..self.end]
     }
 
     /// Drop the first `n` bytes of [`Input::bytes`] (at most all of them).
-    #[inline]
+    #[inline(always)]
     pub(super) fn consume(&mut self, n: usize) {
         let n = n.min(self.end - self.start);
         self.start += n;

@@ -94,7 +94,7 @@ impl Clock {
     }
 
     /// A time stamp of `ticks`, cut to microseconds (as libpcap delivers them).
-    #[inline]
+    #[inline(always)]
     fn time(self, ticks: u64) -> Timestamp {
         let micros = match self.scale {
             Scale::Micros => ticks,

@@ -250,7 +250,8 @@ fn interfaces_have_their_own_link_type_and_clock() {
 fn impossible_pcapng_blocks_are_refused_with_the_packet_named() {
     let good = section(false, &[1, 2]);
     let second = good.len() - enhanced(false, 0, 2, &ethernet_frame()).len();
-    let cases: [(&str, Box<dyn Fn(&mut Vec<u8>)>); 6] = [
+    type Corrupt<'a> = Box<dyn Fn(&mut Vec<u8>) + 'a>;
+    let cases: [(&str, Corrupt); 6] = [
         ("impossible length of 13", Box::new(|b| b[second + 4] = 13)),
         (
             "more than the limit of 16777216 bytes",
