@@ -140,8 +140,8 @@ impl TraceFile {
         TraceFile::from_reader(name, source)
     }
 
-    /// Read a trace from `source`, named `name` in messages.
-    fn from_reader(name: PathBuf, source: Box<dyn Read>) -> Result<TraceFile, CaptureError> {
+    /// Read a trace from any byte stream (read forward only), named `name` in messages.
+    pub fn from_reader(name: PathBuf, source: Box<dyn Read>) -> Result<TraceFile, CaptureError> {
         let open_err = |message: String| CaptureError::Open { path: name.clone(), message };
         let mut input = Input::new(source);
         let read_err = |e: io::Error| open_err(format!("cannot read: {e}"));
@@ -301,8 +301,32 @@ impl PcapRecords {
         delivered: &mut u64,
         f: &mut impl FnMut(LinkType, Timestamp, &[u8], u32),
     ) -> Result<(), Stop> {
-        let link = self.link;
+        let (link, be) = (self.link, self.big_endian);
         loop {
+            // Every whole record in the buffer, in one pass that does not touch the stream.
+            let (mut rest, mut used) = (input.bytes(), 0);
+            let stop = loop {
+                let Some(h) = rest.first_chunk::<PCAP_RECORD_HEADER>() else { break None };
+                let record = match record_len(h, be) {
+                    Ok(len) => len,
+                    Err(e) => break Some(e),
+                };
+                let Some(frame) = rest.get(PCAP_RECORD_HEADER..record) else { break None };
+                let (sec, frac, wire_len) = (word(h, 0, be), word(h, 4, be), word(h, 12, be));
+                let usec = if self.nanos { frac / 1000 } else { frac };
+                // Unsigned seconds (until 2106); a fraction beyond a second is cut to one.
+                let usec = u64::from(usec).min(MICROS_PER_SEC - 1);
+                let time = Timestamp::from_micros(u64::from(sec) * MICROS_PER_SEC + usec);
+                f(link, time, frame, wire_len);
+                *delivered += 1;
+                used += record;
+                rest = &rest[record..];
+            };
+            input.consume(used);
+            if let Some(stop) = stop {
+                return Err(stop);
+            }
+            // The next record runs past the buffer's end: read on, or find the stream's end.
             let whole = input.fill(PCAP_RECORD_HEADER)?;
             let Some(h) = input.bytes().first_chunk::<PCAP_RECORD_HEADER>().filter(|_| whole)
             else {
@@ -313,33 +337,28 @@ impl PcapRecords {
                     ))),
                 };
             };
-            let be = self.big_endian;
-            let (sec, frac) = (word(h, 0, be), word(h, 4, be));
-            let (captured_len, wire_len) = (word(h, 8, be), word(h, 12, be));
-            if captured_len > MAX_CAPTURED_BYTES {
-                return Err(Stop::Corrupt(format!(
-                    "captured length {captured_len} is larger than the limit of \
-                     {MAX_CAPTURED_BYTES} bytes"
-                )));
-            }
-            let record = PCAP_RECORD_HEADER + captured_len as usize;
+            let record = record_len(h, be)?;
             if !input.fill(record)? {
                 return Err(Stop::Corrupt(format!(
                     "the file ends inside a packet record ({} of {record} bytes)",
                     input.bytes().len()
                 )));
             }
-            let usec = if self.nanos { frac / 1000 } else { frac };
-            // Unsigned seconds (until 2106); a fraction beyond a second is cut to one.
-            let usec = u64::from(usec).min(MICROS_PER_SEC - 1);
-            let time = Timestamp::from_micros(u64::from(sec) * MICROS_PER_SEC + usec);
-            if let Some(frame) = input.bytes().get(PCAP_RECORD_HEADER..record) {
-                f(link, time, frame, wire_len);
-                *delivered += 1;
-            }
-            input.consume(record);
         }
     }
+}
+
+/// The bytes of the record whose header is `h`: its captured length is checked against
+/// [`MAX_CAPTURED_BYTES`] before anything is read or buffered for it.
+#[inline(always)]
+fn record_len(h: &[u8; PCAP_RECORD_HEADER], big_endian: bool) -> Result<usize, Stop> {
+    let captured_len = word(h, 8, big_endian);
+    if captured_len > MAX_CAPTURED_BYTES {
+        return Err(Stop::Corrupt(format!(
+            "captured length {captured_len} is larger than the limit of {MAX_CAPTURED_BYTES} bytes"
+        )));
+    }
+    Ok(PCAP_RECORD_HEADER + captured_len as usize)
 }
 
 /// The 32-bit word at `at` in `bytes` (which holds it) in the file's byte order. (Inlined
