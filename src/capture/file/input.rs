@@ -3,9 +3,9 @@
 //! allocated once the buffer has its size). The stream is only ever read forward (standard
 //! input works as a file does); skipped bytes are read and dropped, never sought over.
 //!
-//! Bounds: the buffer starts at [`INITIAL_BYTES`] and grows only to hold one record larger
-//! than it, never beyond [`MAX_RECORD_BYTES`] whatever a length field says; the callers check
-//! that limit before asking.
+//! Bounds: the buffer starts at [`INITIAL_BYTES`] and grows only while the bytes of one record
+//! larger than it arrive (doubling), never beyond [`MAX_RECORD_BYTES`] whatever a length field
+//! says; the callers check that limit before asking.
 
 use std::io::{self, Read};
 
@@ -57,13 +57,15 @@ impl Input {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
-            if self.buf.len() < n {
-                self.buf.resize(n.max(self.buf.len() * 2).min(MAX_RECORD_BYTES), 0);
-            }
         }
         while self.end - self.start < n {
             if self.at_end {
                 return Ok(false);
+            }
+            if self.end == self.buf.len() {
+                // A record larger than the buffer: it grows as the record's bytes arrive (a
+                // length field alone, in a short file, allocates nothing), up to the cap.
+                self.buf.resize((self.buf.len() * 2).min(MAX_RECORD_BYTES), 0);
             }
             match self.source.read(&mut self.buf[self.end..]) {
                 Ok(0) => self.at_end = true,
@@ -162,9 +164,15 @@ mod tests {
         assert!(input.fill(INITIAL_BYTES + 5).unwrap());
         assert!(input.bytes().len() >= INITIAL_BYTES + 5);
         // Asking beyond the cap gets at most the cap.
-        let mut big = trickle(10, 10);
-        assert!(!big.fill(usize::MAX).unwrap());
-        assert!(big.buf.len() <= MAX_RECORD_BYTES);
+        assert!(input.buf.len() <= INITIAL_BYTES * 2);
+        // A length that the stream does not hold allocates nothing.
+        let mut short = trickle(10, 10);
+        assert!(!short.fill(usize::MAX).unwrap());
+        assert_eq!(short.buf.len(), INITIAL_BYTES);
+        // Nor beyond the cap, however long the record.
+        let mut long = trickle(MAX_RECORD_BYTES + 10, 1 << 20);
+        assert!(long.fill(usize::MAX).unwrap());
+        assert_eq!(long.buf.len(), MAX_RECORD_BYTES);
     }
 
     #[test]
