@@ -31,7 +31,7 @@ fn trace() -> Trace {
     let mut file = TraceFile::open(&path).expect("bench trace opens");
     let link = file.link();
     let mut packets = Vec::new();
-    file.for_each_packet(|ts, frame, len| packets.push((ts, frame.to_vec(), len)))
+    file.for_each_packet(|_, ts, frame, len| packets.push((ts, frame.to_vec(), len)))
         .expect("bench trace reads");
     Trace { path, link, packets }
 }

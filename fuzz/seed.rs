@@ -1,9 +1,10 @@
 //! Seed inputs for the fuzz targets from real captures: every frame becomes a `decode` input
-//! (link selector + frame), and the first frames of each capture one `pipeline` input.
+//! (link selector + frame), the first frames of each capture one `pipeline` input, and its
+//! first 64 KiB one `trace` input (the file as it is).
 //!
 //!     cargo run --manifest-path fuzz/Cargo.toml --bin seed -- ../shared/corpus/ndpi/*.pcap*
 //!
-//! Writes into fuzz/corpus/{decode,pipeline}/ (not committed: the captures are not ours).
+//! Writes into fuzz/corpus/{decode,pipeline,trace}/ (not committed: the captures are not ours).
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +19,8 @@ fn selector(link: LinkType) -> u8 {
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
     let (decode_dir, pipeline_dir) = (root.join("decode"), root.join("pipeline"));
+    let trace_dir = root.join("trace");
+    std::fs::create_dir_all(&trace_dir).unwrap();
     std::fs::create_dir_all(&decode_dir).unwrap();
     std::fs::create_dir_all(&pipeline_dir).unwrap();
     let files: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
@@ -36,10 +39,12 @@ fn main() {
         };
         let sel = selector(file.link());
         let stem = path.file_name().unwrap().to_string_lossy().replace('.', "_");
+        let bytes = std::fs::read(path).unwrap();
+        std::fs::write(trace_dir.join(&stem), &bytes[..bytes.len().min(64 * 1024)]).unwrap();
         let mut trace = Vec::new();
         let mut last = None;
         let mut n = 0;
-        let _ = file.for_each_packet(|ts, frame, _| {
+        let _ = file.for_each_packet(|_, ts, frame, _| {
             let mut input = vec![sel];
             input.extend_from_slice(frame);
             std::fs::write(decode_dir.join(format!("{stem}-{n}")), &input).unwrap();

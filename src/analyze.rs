@@ -1,4 +1,4 @@
-//! `throttlewatch analyze FILE...`: read trace files into one pipeline, in the order given (as
+//! `throttlewatch analyze FILE...`: read trace files (`-`: standard input) into one pipeline, in the order given (as
 //! one capture split into files), cut windows on packet time as the daemon does, evaluate each
 //! as it closes, and build the report. A file that cannot be opened, or ends in the middle of a
 //! record, is reported with its error; everything read before the error is kept and the
@@ -87,11 +87,10 @@ pub fn run(input: AnalyzeInput) -> AnalyzeOutput {
                 errors.push(e);
             }
             Ok(mut file) => {
-                let link = file.link();
                 report.format = Some(file.format().to_string());
-                report.link_type = Some(link.name().to_string());
+                report.link_type = Some(file.link().name().to_string());
                 let before = w.pipeline.stats().packets;
-                let result = file.for_each_packet(|ts, frame, wire_len| {
+                let result = file.for_each_packet(|link, ts, frame, wire_len| {
                     if let Some(window) = w.grid.due(ts) {
                         w.cut(window);
                     }

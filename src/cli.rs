@@ -58,11 +58,13 @@ fn run(args: RunArgs) -> ExitCode {
 
 #[cfg(not(feature = "pcap"))]
 fn run(_args: RunArgs) -> ExitCode {
-    eprintln!("throttlewatch: error: this build has no libpcap and cannot capture");
+    eprintln!(
+        "throttlewatch: error: this build has no live capture (built without the `pcap` \
+         feature, libpcap); `analyze` reads trace files"
+    );
     ExitCode::from(EXIT_BAD_INPUT)
 }
 
-#[cfg(feature = "pcap")]
 fn analyze(args: AnalyzeArgs) -> ExitCode {
     use throttlewatch::analyze::{AnalyzeInput, run};
     use throttlewatch::detect::history::History;
@@ -149,12 +151,4 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         return ExitCode::from(EXIT_FINDING);
     }
     ExitCode::SUCCESS
-}
-
-#[cfg(not(feature = "pcap"))]
-fn analyze(_args: AnalyzeArgs) -> ExitCode {
-    eprintln!(
-        "throttlewatch: error: this build has no libpcap (built without the `pcap` feature) and cannot read trace files"
-    );
-    ExitCode::from(EXIT_BAD_INPUT)
 }

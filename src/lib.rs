@@ -7,9 +7,7 @@
 //! [`report`] (outputs). [`pipeline`] wires the stages; `analyze` drives it from files and
 //! `daemon` from live interfaces.
 
-#[cfg(feature = "pcap")]
 pub mod analyze;
-#[cfg(feature = "pcap")]
 pub mod capture;
 pub mod classify;
 pub mod config;

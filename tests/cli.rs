@@ -433,7 +433,7 @@ fn flow_table_bound_is_reported() {
 }
 
 #[test]
-fn link_types_and_pcapng_through_libpcap() {
+fn link_types_and_pcapng_files() {
     let dir = synth::scratch("links");
     let (c, srv) = (Ipv4Addr::new(192, 168, 1, 2), Ipv4Addr::new(198, 51, 100, 10));
     let up = synth::ipv4_udp(c, srv, 40000, 3478, 64, b"ping");
@@ -495,4 +495,62 @@ fn closed_stdout_is_not_an_error() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+}
+
+/// `analyze -` with `bytes` written into a real pipe in small pieces, as `tcpdump -w -` does.
+fn analyze_stdin(bytes: Vec<u8>, args: &[&str]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(common::binary())
+        .args(["analyze", "--format", "json"])
+        .args(args)
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        for piece in bytes.chunks(1000) {
+            stdin.write_all(piece).unwrap();
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+/// Issue 15: `tcpdump -w - | throttlewatch analyze -`: a pcap or pcapng trace on standard
+/// input (a pipe, never seekable) reports what the same file does.
+#[test]
+fn standard_input_is_read_as_a_trace() {
+    let dir = synth::scratch("stdin");
+    let ng = dir.join("two.pcapng");
+    let (c, srv) = (Ipv4Addr::new(192, 168, 1, 2), Ipv4Addr::new(198, 51, 100, 10));
+    let frames = [
+        (1_000_000, synth::ethernet(&synth::ipv4_udp(c, srv, 40000, 3478, 64, b"ping"), &[])),
+        (1_050_000, synth::ethernet(&synth::ipv4_udp(srv, c, 3478, 40000, 50, b"pong!"), &[])),
+    ];
+    synth::write_pcapng(&ng, 1, &frames);
+    let services = lab_services();
+    for path in [sample(), ng] {
+        let args = ["--services", s(&services)];
+        let from_file =
+            throttlewatch(&[&["analyze", "--format", "json"], &args[..], &[s(&path)]].concat());
+        let from_pipe = analyze_stdin(std::fs::read(&path).unwrap(), &args);
+        assert_eq!(from_pipe.status.code(), Some(0), "{}", stderr(&from_pipe));
+        let (mut file_report, pipe_report) = (json(&from_file), json(&from_pipe));
+        assert_eq!(pipe_report["summary"]["inputs"][0]["path"], "-");
+        file_report["summary"]["inputs"][0]["path"] = "-".into();
+        assert_eq!(file_report, pipe_report, "{}", path.display());
+        assert!(!pipe_report["flows"].as_array().unwrap().is_empty());
+    }
+    // A stream cut short: the packets before the cut, and the packet named.
+    let bytes = std::fs::read(sample()).unwrap();
+    let out = analyze_stdin(bytes[..bytes.len() / 2].to_vec(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let read = json(&out)["summary"]["packets"]["read"].as_u64().unwrap();
+    assert!(read > 1000, "{read}");
+    let err = stderr(&out);
+    assert!(err.contains(&format!("standard input: packet {}: ", read + 1)), "{err}");
 }

@@ -87,11 +87,10 @@ type FlowPackets = HashMap<(u16, IpAddr, u16, bool), Vec<Pkt>>;
 
 fn read_trace(path: &Path) -> FlowPackets {
     let mut file = TraceFile::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let link = file.link();
     let mut fragments = FragmentCache::default();
     let mut flows = FlowPackets::new();
     let mut malformed = 0u64;
-    file.for_each_packet(|ts, frame, wire_len| {
+    file.for_each_packet(|link, ts, frame, wire_len| {
         let d = match decode::decode(link, ts, frame, wire_len, &mut fragments) {
             Ok(d) => d,
             Err(reason) => {

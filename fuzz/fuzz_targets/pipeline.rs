@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use throttlewatch::classify::{Catalogue, CatalogueFile, Classifier};
 use throttlewatch::config::{DetectConfig, PipelineConfig};
-use throttlewatch::detect::{WindowGrid, evaluate_window};
+use throttlewatch::detect::{Window, WindowGrid, evaluate_window};
 use throttlewatch::decode::LinkType;
 use throttlewatch::pipeline::Pipeline;
 use throttlewatch::report::{Report, human};
@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
     let detect = DetectConfig { window_s: 1, ..DetectConfig::default() };
     let mut grid = WindowGrid::new(detect.window_s, None);
     let mut verdicts = Vec::new();
-    let mut evaluate = |pipeline: &mut Pipeline, window| {
+    let mut evaluate = |pipeline: &mut Pipeline, window: Window| {
         let snapshot = pipeline.snapshot(window.end);
         let flows: Vec<_> = snapshot.flows.iter().collect();
         verdicts.extend(evaluate_window(&flows, window, pipeline.catalogue(), &detect, None));

@@ -1,20 +1,40 @@
-//! pcap and pcapng files through libpcap. The format is recognised by its magic bytes, never by
-//! the file name, so that a clear message can name a file that is neither; libpcap then reads
-//! it. A file that ends in the middle of a record or holds a corrupt one stops the read with an
-//! error naming the file and the packet number; the packets before it have been delivered.
+//! pcap and pcapng trace files, read by the project itself (no libpcap): from a path, or from
+//! standard input (`-`, e.g. `tcpdump -w - | throttlewatch analyze -`). The format is
+//! recognised by its magic bytes, never by the file name, so that a clear message can name a
+//! file that is neither.
 //!
-//! A pcapng file may hold sections of both byte orders (one per Section Header Block; files
-//! concatenated from a big- and a little-endian machine), which libpcap reads as corrupt: when
-//! libpcap stops, the sections are located ([`byte_order_runs`], a walk over the block headers
-//! only) and, if every packet before the next section of the other byte order was delivered,
-//! libpcap goes on from that section.
+//! Zero-copy: records are parsed where they lie in one reusable buffer ([`input`]) and each
+//! frame is handed on as a slice of it; nothing is allocated per packet. The stream is read
+//! forward only, so a pipe reads as a file does.
+//!
+//! pcap: microsecond and nanosecond files (times cut to microseconds, as libpcap delivers
+//! them), both byte orders, seconds read as unsigned (until 2106). pcapng ([`pcapng`]):
+//! sections of either byte order one after the other, each interface's link type, time
+//! resolution and offset, enhanced, simple and obsolete packet blocks; other blocks skipped.
+//!
+//! A file that ends in the middle of a record or holds a corrupt one (a length beyond its
+//! record or beyond [`MAX_CAPTURED_BYTES`], an impossible block length) stops the read with an
+//! error naming the file and the packet number; the packets before it have been delivered.
+//! No length read from the file makes anything allocate beyond a fixed cap.
+
+mod input;
+mod pcapng;
 
 use std::fmt;
-use std::io::{BufReader, Read, Seek};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use crate::decode::LinkType;
-use crate::time::Timestamp;
+use crate::time::{MICROS_PER_SEC, Timestamp};
+
+use input::Input;
+
+/// The most bytes one packet may carry in a file: libpcap's limit (`MAXIMUM_SNAPLEN`) for
+/// every link type the decoder supports.
+pub const MAX_CAPTURED_BYTES: u32 = 262_144;
+
+/// The path that names standard input.
+const STDIN_PATH: &str = "-";
 
 /// The container format of a trace file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,18 +80,41 @@ pub enum CaptureError {
     Packet { path: PathBuf, packet: u64, message: String },
 }
 
+/// Why a read stopped before the end of the file.
+#[derive(Debug)]
+enum Stop {
+    /// The file ends inside a record, or a record cannot be right.
+    Corrupt(String),
+    /// A link type the decoder does not support (its number, as the file gives it).
+    Link(u32),
+    Io(io::Error),
+}
+
+impl From<io::Error> for Stop {
+    fn from(e: io::Error) -> Stop {
+        Stop::Io(e)
+    }
+}
+
 /// An open trace file.
 pub struct TraceFile {
-    path: PathBuf,
+    /// The path, or `standard input`: what messages name.
+    name: PathBuf,
     format: TraceFormat,
     link: LinkType,
-    capture: pcap::Capture<pcap::Offline>,
+    input: Input,
+    records: Records,
+}
+
+enum Records {
+    Pcap(PcapRecords),
+    PcapNg(pcapng::Blocks),
 }
 
 impl fmt::Debug for TraceFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TraceFile")
-            .field("path", &self.path)
+            .field("name", &self.name)
             .field("format", &self.format)
             .field("link", &self.link)
             .finish()
@@ -79,314 +122,252 @@ impl fmt::Debug for TraceFile {
 }
 
 impl TraceFile {
+    /// Open a trace file; `-` is standard input.
     pub fn open(path: &Path) -> Result<TraceFile, CaptureError> {
-        let open_err = |message: String| CaptureError::Open { path: path.to_path_buf(), message };
-        let mut file =
-            std::fs::File::open(path).map_err(|e| open_err(format!("cannot open: {e}")))?;
-        if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
-            return Err(open_err("is a directory, not a pcap or pcapng file".into()));
-        }
-        let mut magic = [0u8; 4];
-        let mut got = 0;
-        while got < 4 {
-            match file.read(&mut magic[got..]) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) => return Err(open_err(format!("cannot read: {e}"))),
+        let stdin = path == Path::new(STDIN_PATH);
+        let name = if stdin { PathBuf::from("standard input") } else { path.to_path_buf() };
+        let open_err = |message: String| CaptureError::Open { path: name.clone(), message };
+        let source: Box<dyn Read> = if stdin {
+            Box::new(io::stdin().lock())
+        } else {
+            let file =
+                std::fs::File::open(path).map_err(|e| open_err(format!("cannot open: {e}")))?;
+            if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+                return Err(open_err("is a directory, not a pcap or pcapng file".into()));
             }
-        }
-        if got == 0 {
+            Box::new(file)
+        };
+        TraceFile::from_reader(name, source)
+    }
+
+    /// Read a trace from any byte stream (read forward only), named `name` in messages.
+    pub fn from_reader(name: PathBuf, source: Box<dyn Read>) -> Result<TraceFile, CaptureError> {
+        let open_err = |message: String| CaptureError::Open { path: name.clone(), message };
+        let mut input = Input::new(source);
+        let read_err = |e: io::Error| open_err(format!("cannot read: {e}"));
+        let whole = input.fill(4).map_err(read_err)?;
+        let magic = input.bytes();
+        if magic.is_empty() {
             return Err(open_err("empty file, not a pcap or pcapng trace".into()));
         }
-        let format = match TraceFormat::from_magic(magic) {
-            Some(f) if got == 4 => f,
+        let format = match magic.first_chunk::<4>().copied().and_then(TraceFormat::from_magic) {
+            Some(f) if whole => f,
             _ => {
                 let hint = match magic {
                     [0x1f, 0x8b, ..] => " (it is gzip-compressed: decompress it first)",
-                    [0x28, 0xb5, 0x2f, 0xfd] => " (it is zstd-compressed: decompress it first)",
+                    [0x28, 0xb5, 0x2f, 0xfd, ..] => " (it is zstd-compressed: decompress it first)",
                     _ => "",
                 };
-                let shown: Vec<String> = magic[..got].iter().map(|b| format!("{b:02x}")).collect();
+                let shown: Vec<String> =
+                    magic[..magic.len().min(4)].iter().map(|b| format!("{b:02x}")).collect();
                 return Err(open_err(format!(
                     "not a pcap or pcapng file: it starts with bytes {}{hint}",
                     shown.join(" ")
                 )));
             }
         };
-        drop(file);
-        let capture = pcap::Capture::from_file(path).map_err(|e| {
-            open_err(format!("libpcap cannot read this {format} file: {}", strip_libpcap(&e)))
-        })?;
-        let dlt = capture.get_datalink();
-        let link = LinkType::from_dlt(dlt.0).ok_or_else(|| {
-            let name = dlt.get_name().unwrap_or_else(|_| "unknown".into());
-            open_err(format!(
-                "link type {} ({name}) is not supported; supported: {}",
-                dlt.0,
-                LinkType::SUPPORTED
-            ))
-        })?;
-        Ok(TraceFile { path: path.to_path_buf(), format, link, capture })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        let header_err = |stop: Stop| match stop {
+            Stop::Corrupt(m) => open_err(format!("cannot read this {format} file: {m}")),
+            Stop::Link(raw) => open_err(unsupported_link(raw)),
+            Stop::Io(e) => read_err(e),
+        };
+        let (records, link) = match format {
+            TraceFormat::Pcap | TraceFormat::PcapNano => {
+                let pcap = PcapRecords::open(&mut input).map_err(header_err)?;
+                (Records::Pcap(pcap), pcap.link)
+            }
+            TraceFormat::PcapNg => {
+                let (blocks, link) = pcapng::Blocks::open(&mut input).map_err(header_err)?;
+                (Records::PcapNg(blocks), link)
+            }
+        };
+        Ok(TraceFile { name, format, link, input, records })
     }
 
     pub fn format(&self) -> TraceFormat {
         self.format
     }
 
+    /// The link type of the file (pcapng: of its first interface).
     pub fn link(&self) -> LinkType {
         self.link
     }
 
-    /// Deliver every packet to `f(time, captured bytes, wire length)`. Returns the number of
-    /// packets delivered, or the error that stopped the read (after the packets before it).
+    /// Deliver every packet to `f(link type, time, captured bytes, wire length)`. Returns the
+    /// number of packets delivered, or the error that stopped the read (after the packets
+    /// before it).
     pub fn for_each_packet(
         &mut self,
-        mut f: impl FnMut(Timestamp, &[u8], u32),
+        mut f: impl FnMut(LinkType, Timestamp, &[u8], u32),
     ) -> Result<u64, CaptureError> {
         let mut delivered = 0u64;
-        // pcapng sections by byte order, located when libpcap first stops; the one being read
-        // and the packets read from it.
-        let mut runs: Option<Vec<ByteOrderRun>> = None;
-        let (mut run, mut delivered_in_run) = (0, 0u64);
-        loop {
-            match self.capture.next_packet() {
-                Ok(packet) => {
-                    f(capture_time(packet.header), packet.data, packet.header.len);
-                    delivered += 1;
-                    delivered_in_run += 1;
+        let read = match &mut self.records {
+            Records::Pcap(pcap) => pcap.read(&mut self.input, &mut delivered, &mut f),
+            Records::PcapNg(blocks) => blocks.read(&mut self.input, &mut delivered, &mut f),
+        };
+        read.map(|()| delivered).map_err(|stop| CaptureError::Packet {
+            path: self.name.clone(),
+            packet: delivered + 1,
+            message: match stop {
+                Stop::Corrupt(m) => format!(
+                    "{m} (the file is truncated or corrupt; {delivered} packets before it were read)"
+                ),
+                Stop::Link(raw) => format!(
+                    "{} ({delivered} packets before it were read)",
+                    unsupported_link(raw)
+                ),
+                Stop::Io(e) => {
+                    format!("cannot read: {e} ({delivered} packets before it were read)")
                 }
-                Err(pcap::Error::NoMorePackets) => return Ok(delivered),
-                Err(_)
-                    if self.format == TraceFormat::PcapNg
-                        && runs
-                            .get_or_insert_with(|| byte_order_runs(&self.path))
-                            .get(run)
-                            .is_some_and(|r| r.packets == delivered_in_run)
-                        && runs.as_ref().is_some_and(|r| r.len() > run + 1) =>
-                {
-                    run += 1;
-                    delivered_in_run = 0;
-                    let offset = runs.as_ref().map_or(0, |r| r[run].offset);
-                    self.capture = self.open_section(offset, delivered)?;
-                }
-                Err(e) => {
-                    return Err(CaptureError::Packet {
-                        path: self.path.clone(),
-                        packet: delivered + 1,
-                        message: format!(
-                            "{} (the file is truncated or corrupt; {delivered} packets before it were read)",
-                            strip_libpcap(&e)
-                        ),
-                    });
-                }
-            }
-        }
+            },
+        })
     }
 }
 
-impl TraceFile {
-    /// libpcap on this file from byte `offset`, where a section begins; its link type must be
-    /// the first section's.
-    fn open_section(
-        &self,
-        offset: u64,
-        delivered: u64,
-    ) -> Result<pcap::Capture<pcap::Offline>, CaptureError> {
-        use std::os::fd::IntoRawFd;
-        let err = |message: String| CaptureError::Packet {
-            path: self.path.clone(),
-            packet: delivered + 1,
-            message,
-        };
-        let mut file = std::fs::File::open(&self.path)
-            .map_err(|e| err(format!("cannot open again for the next section: {e}")))?;
-        file.seek(std::io::SeekFrom::Start(offset))
-            .map_err(|e| err(format!("cannot seek to the section at byte {offset}: {e}")))?;
-        // SAFETY: the descriptor is open and handed over: the capture owns it (and closes it).
-        #[allow(unsafe_code)]
-        let capture = unsafe { pcap::Capture::from_raw_fd(file.into_raw_fd()) }.map_err(|e| {
-            err(format!("the section at byte {offset} cannot be read: {}", strip_libpcap(&e)))
-        })?;
-        let dlt = capture.get_datalink().0;
-        if LinkType::from_dlt(dlt) != Some(self.link) {
-            return Err(err(format!(
-                "the section at byte {offset} has link type {dlt}, the file began with {}; \
-                 a file of several link types is not supported",
-                self.link.name()
+/// The message for a link type the decoder does not support (`raw`: as the file gives it).
+fn unsupported_link(raw: u32) -> String {
+    // The names libpcap gives the link types a trace most often has when it is not one of ours.
+    let name = match raw {
+        0 => "NULL",
+        6 => "IEEE802",
+        9 => "PPP",
+        50 => "PPP_HDLC",
+        51 => "PPP_ETHER",
+        104 => "C_HDLC",
+        105 => "IEEE802_11",
+        108 => "LOOP",
+        119 => "PRISM_HEADER",
+        127 => "IEEE802_11_RADIO",
+        187 => "BLUETOOTH_HCI_H4",
+        189 => "USB_LINUX",
+        192 => "PPI",
+        220 => "USB_LINUX_MMAPPED",
+        239 => "NFLOG",
+        249 => "USBPCAP",
+        253 => "NETLINK",
+        _ => "unknown",
+    };
+    format!("link type {raw} ({name}) is not supported; supported: {}", LinkType::SUPPORTED)
+}
+
+/// A link type as a file gives it, if the decoder supports it.
+fn link_type(raw: u32) -> Result<LinkType, Stop> {
+    i32::try_from(raw).ok().and_then(LinkType::from_dlt).ok_or(Stop::Link(raw))
+}
+
+/// Bytes of a pcap file header and of a record header.
+const PCAP_FILE_HEADER: usize = 24;
+const PCAP_RECORD_HEADER: usize = 16;
+
+/// A classic pcap file's records.
+#[derive(Debug, Clone, Copy)]
+struct PcapRecords {
+    big_endian: bool,
+    nanos: bool,
+    link: LinkType,
+}
+
+impl PcapRecords {
+    /// Read the file header.
+    fn open(input: &mut Input) -> Result<PcapRecords, Stop> {
+        if !input.fill(PCAP_FILE_HEADER)? {
+            return Err(Stop::Corrupt(format!(
+                "the file ends inside its {PCAP_FILE_HEADER}-byte header ({} bytes)",
+                input.bytes().len()
             )));
         }
-        Ok(capture)
+        let Some(h) = input.bytes().first_chunk::<PCAP_FILE_HEADER>() else {
+            return Err(Stop::Corrupt("short header".into()));
+        };
+        let big_endian = h[0] == 0xa1;
+        let nanos = h[..2] == [0x4d, 0x3c] || h[2..4] == [0x3c, 0x4d];
+        let half = |at: usize| {
+            let b = [h[at], h[at + 1]];
+            if big_endian { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) }
+        };
+        let (major, minor) = (half(4), half(6));
+        if major != 2 {
+            return Err(Stop::Corrupt(format!("unsupported pcap version {major}.{minor}")));
+        }
+        // The link type's upper 16 bits carry the FCS length and reserved bits.
+        let link = link_type(word(h, 20, big_endian) & 0xffff)?;
+        input.consume(PCAP_FILE_HEADER);
+        Ok(PcapRecords { big_endian, nanos, link })
     }
-}
 
-/// A run of pcapng sections in one byte order: where it begins, and its packet blocks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct ByteOrderRun {
-    offset: u64,
-    packets: u64,
-}
-
-/// Walk a pcapng file's block headers (8 bytes each, and a section header's byte-order
-/// magic): the runs of sections of one byte order, with their packet blocks (enhanced, simple
-/// and obsolete). Stops at the first block that does not fit: libpcap reports that.
-fn byte_order_runs(path: &Path) -> Vec<ByteOrderRun> {
-    const SECTION_HEADER: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
-    let mut runs: Vec<ByteOrderRun> = Vec::new();
-    let Ok(file) = std::fs::File::open(path) else { return runs };
-    let size = file.metadata().map_or(0, |m| m.len());
-    let mut reader = BufReader::new(file);
-    let (mut offset, mut big_endian) = (0u64, None);
-    let mut head = [0u8; 12];
-    while offset.saturating_add(12) <= size && reader.read_exact(&mut head).is_ok() {
-        if head[..4] == SECTION_HEADER {
-            let be = match head[8..12] {
-                [0x1a, 0x2b, 0x3c, 0x4d] => true,
-                [0x4d, 0x3c, 0x2b, 0x1a] => false,
-                _ => break,
+    fn read(
+        &self,
+        input: &mut Input,
+        delivered: &mut u64,
+        f: &mut impl FnMut(LinkType, Timestamp, &[u8], u32),
+    ) -> Result<(), Stop> {
+        let (link, be) = (self.link, self.big_endian);
+        loop {
+            // Every whole record in the buffer, in one pass that does not touch the stream.
+            let (mut rest, mut used) = (input.bytes(), 0);
+            let stop = loop {
+                let Some(h) = rest.first_chunk::<PCAP_RECORD_HEADER>() else { break None };
+                let record = match record_len(h, be) {
+                    Ok(len) => len,
+                    Err(e) => break Some(e),
+                };
+                let Some(frame) = rest.get(PCAP_RECORD_HEADER..record) else { break None };
+                let (sec, frac, wire_len) = (word(h, 0, be), word(h, 4, be), word(h, 12, be));
+                let usec = if self.nanos { frac / 1000 } else { frac };
+                // Unsigned seconds (until 2106); a fraction beyond a second is cut to one.
+                let usec = u64::from(usec).min(MICROS_PER_SEC - 1);
+                let time = Timestamp::from_micros(u64::from(sec) * MICROS_PER_SEC + usec);
+                f(link, time, frame, wire_len);
+                *delivered += 1;
+                used += record;
+                rest = &rest[record..];
             };
-            if big_endian != Some(be) {
-                runs.push(ByteOrderRun { offset, packets: 0 });
-                big_endian = Some(be);
+            input.consume(used);
+            if let Some(stop) = stop {
+                return Err(stop);
+            }
+            // The next record runs past the buffer's end: read on, or find the stream's end.
+            let whole = input.fill(PCAP_RECORD_HEADER)?;
+            let Some(h) = input.bytes().first_chunk::<PCAP_RECORD_HEADER>().filter(|_| whole)
+            else {
+                return match input.bytes().len() {
+                    0 => Ok(()),
+                    got => Err(Stop::Corrupt(format!(
+                        "the file ends inside a record header ({got} of {PCAP_RECORD_HEADER} bytes)"
+                    ))),
+                };
+            };
+            let record = record_len(h, be)?;
+            if !input.fill(record)? {
+                return Err(Stop::Corrupt(format!(
+                    "the file ends inside a packet record ({} of {record} bytes)",
+                    input.bytes().len()
+                )));
             }
         }
-        let Some(be) = big_endian else { break };
-        let word = |b: &[u8]| {
-            let b = [b[0], b[1], b[2], b[3]];
-            if be { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }
-        };
-        let (kind, length) = (word(&head[..4]), u64::from(word(&head[4..8])));
-        if length < 12 || length % 4 != 0 || offset.saturating_add(length) > size {
-            break;
-        }
-        if let (2 | 3 | 6, Some(last)) = (kind, runs.last_mut()) {
-            last.packets += 1;
-        }
-        if reader.seek_relative(length.cast_signed() - 12).is_err() {
-            break;
-        }
-        offset += length;
     }
-    runs
 }
 
-/// A packet's capture time, as libpcap hands it over.
-pub(super) fn capture_time(h: &pcap::PacketHeader) -> Timestamp {
-    // time_t and suseconds_t are 32 bits on some router targets.
-    #[allow(clippy::useless_conversion)]
-    Timestamp::from_timeval(i64::from(h.ts.tv_sec), i64::from(h.ts.tv_usec))
+/// The bytes of the record whose header is `h`: its captured length is checked against
+/// [`MAX_CAPTURED_BYTES`] before anything is read or buffered for it.
+#[inline(always)]
+fn record_len(h: &[u8; PCAP_RECORD_HEADER], big_endian: bool) -> Result<usize, Stop> {
+    let captured_len = word(h, 8, big_endian);
+    if captured_len > MAX_CAPTURED_BYTES {
+        return Err(Stop::Corrupt(format!(
+            "captured length {captured_len} is larger than the limit of {MAX_CAPTURED_BYTES} bytes"
+        )));
+    }
+    Ok(PCAP_RECORD_HEADER + captured_len as usize)
 }
 
-/// libpcap's message without the crate's "libpcap error: " prefix.
-pub(super) fn strip_libpcap(e: &pcap::Error) -> String {
-    match e {
-        pcap::Error::PcapError(m) => m.clone(),
-        other => other.to_string(),
-    }
+/// The 32-bit word at `at` in `bytes` (which holds it) in the file's byte order. (Inlined
+/// even where the binary is compiled for size: it is read four times a packet.)
+#[inline(always)]
+fn word(bytes: &[u8], at: usize, big_endian: bool) -> u32 {
+    let b = [bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]];
+    if big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A little-endian pcap of raw-IP frames stamped `(seconds, microseconds)`.
-    pub(crate) fn pcap_file(path: &Path, stamps: &[(u32, u32)]) {
-        let mut bytes = Vec::new();
-        for word in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65_535, 101] {
-            bytes.extend_from_slice(&word.to_le_bytes());
-        }
-        let frame = [0x45, 0, 0, 20, 0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
-        for &(sec, usec) in stamps {
-            for word in [sec, usec, 20, 20] {
-                bytes.extend_from_slice(&word.to_le_bytes());
-            }
-            bytes.extend_from_slice(&frame);
-        }
-        std::fs::write(path, bytes).unwrap();
-    }
-
-    /// Issue 11: a packet stamped after 2038 (pcap's seconds are unsigned) showed as 1970.
-    #[test]
-    fn times_after_2038_are_read_as_such() {
-        let path = std::env::temp_dir().join(format!("tw-2038-{}.pcap", std::process::id()));
-        pcap_file(&path, &[(0x7fff_ffff, 0), (0x9000_0000, 5), (u32::MAX, 999_999)]);
-        let mut file = TraceFile::open(&path).unwrap();
-        let mut times = Vec::new();
-        file.for_each_packet(|ts, _, _| times.push(ts.to_string())).unwrap();
-        std::fs::remove_file(&path).unwrap();
-        assert_eq!(
-            times,
-            [
-                "2038-01-19T03:14:07.000000Z",
-                "2046-07-23T00:38:24.000005Z",
-                "2106-02-07T06:28:15.999999Z"
-            ]
-        );
-    }
-
-    /// A pcapng block in byte order `be`.
-    fn block(be: bool, kind: u32, body: &[u8]) -> Vec<u8> {
-        let word = |w: u32| if be { w.to_be_bytes() } else { w.to_le_bytes() };
-        let length = 12 + body.len() as u32;
-        [&word(kind)[..], &word(length), body, &word(length)].concat()
-    }
-
-    /// A section (header, one Ethernet interface) with UDP packets stamped at `micros`.
-    /// (Ethernet: libpcap compares a later section's raw-IP link type, 101, with the first
-    /// one's as it maps it, 12, and calls them different.)
-    fn section(be: bool, micros: &[u64]) -> Vec<u8> {
-        let (w16, w32) = (
-            |w: u16| if be { w.to_be_bytes() } else { w.to_le_bytes() },
-            |w: u32| if be { w.to_be_bytes() } else { w.to_le_bytes() },
-        );
-        let mut out =
-            block(be, 0x0a0d_0d0a, &[&w32(0x1a2b_3c4d)[..], &w16(1), &w16(0), &[0xff; 8]].concat());
-        out.extend(block(be, 1, &[&w16(1)[..], &w16(0), &w32(65_535)].concat()));
-        let mut frame = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
-        frame.extend([0x45, 0, 0, 20, 0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
-        for &t in micros {
-            let fields = [0, (t >> 32) as u32, t as u32, 34, 34].map(w32).concat();
-            out.extend(block(be, 6, &[&fields[..], &frame, &[0, 0]].concat())); // padded to 4
-        }
-        out
-    }
-
-    /// Issue 11: a pcapng whose second section has the other byte order was rejected as
-    /// corrupt after the first section's packets.
-    #[test]
-    fn sections_of_both_byte_orders_are_read() {
-        let t = 1_700_000_000_000_000u64;
-        let path = std::env::temp_dir().join(format!("tw-mixed-{}.pcapng", std::process::id()));
-        let mut bytes = section(false, &[t]);
-        bytes.extend(section(true, &[t + 1, t + 2]));
-        bytes.extend(section(true, &[t + 3]));
-        bytes.extend(section(false, &[t + 4]));
-        std::fs::write(&path, &bytes).unwrap();
-        let runs = byte_order_runs(&path);
-        assert_eq!(runs.iter().map(|r| r.packets).collect::<Vec<_>>(), [1, 3, 1]);
-        let mut file = TraceFile::open(&path).unwrap();
-        let mut times = Vec::new();
-        let read = file.for_each_packet(|ts, _, _| times.push(ts.micros() - t));
-        assert_eq!(read.unwrap(), 5);
-        assert_eq!(times, [0, 1, 2, 3, 4]);
-        // A block cut short in the second run is still an error, after what came before it.
-        bytes.truncate(bytes.len() - section(false, &[t + 4]).len() - 10);
-        std::fs::write(&path, &bytes).unwrap();
-        let mut file = TraceFile::open(&path).unwrap();
-        let err = file.for_each_packet(|_, _, _| {}).unwrap_err().to_string();
-        assert!(err.contains("packet 4:"), "{err}");
-        std::fs::remove_file(&path).unwrap();
-    }
-
-    #[test]
-    fn magic_bytes() {
-        assert_eq!(TraceFormat::from_magic([0xd4, 0xc3, 0xb2, 0xa1]), Some(TraceFormat::Pcap));
-        assert_eq!(TraceFormat::from_magic([0xa1, 0xb2, 0xc3, 0xd4]), Some(TraceFormat::Pcap));
-        assert_eq!(TraceFormat::from_magic([0x4d, 0x3c, 0xb2, 0xa1]), Some(TraceFormat::PcapNano));
-        assert_eq!(TraceFormat::from_magic([0x0a, 0x0d, 0x0d, 0x0a]), Some(TraceFormat::PcapNg));
-        assert_eq!(TraceFormat::from_magic(*b"GET "), None);
-    }
-}
+mod tests;

@@ -14,7 +14,6 @@
 use std::collections::VecDeque;
 use std::fmt;
 
-use super::file::{capture_time, strip_libpcap};
 use crate::decode::LinkType;
 use crate::time::Timestamp;
 
@@ -340,6 +339,21 @@ impl HeldFrames {
             f(held.ts, &held.data, held.wire_len);
             self.spare.push(held.data);
         }
+    }
+}
+
+/// A packet's capture time, as libpcap hands it over.
+fn capture_time(h: &pcap::PacketHeader) -> Timestamp {
+    // time_t and suseconds_t are 32 bits on some router targets.
+    #[allow(clippy::useless_conversion)]
+    Timestamp::from_timeval(i64::from(h.ts.tv_sec), i64::from(h.ts.tv_usec))
+}
+
+/// libpcap's message without the crate's "libpcap error: " prefix.
+fn strip_libpcap(e: &pcap::Error) -> String {
+    match e {
+        pcap::Error::PcapError(m) => m.clone(),
+        other => other.to_string(),
     }
 }
 

@@ -1,12 +1,16 @@
-//! Capture: packet sources, through libpcap: trace files, and live interfaces with a kernel
-//! filter built from the catalogue.
+//! Capture: packet sources: trace files (pcap, pcapng; read by the project itself), and live
+//! interfaces through libpcap (the `pcap` feature) with a kernel filter built from the
+//! catalogue.
 //!
 //! Sources hand each frame to a callback with its capture time and wire length; they never
 //! interpret packet contents.
 
 mod file;
+#[cfg(feature = "pcap")]
 pub mod filter;
+#[cfg(feature = "pcap")]
 mod live;
 
-pub use file::{CaptureError, TraceFile, TraceFormat};
+pub use file::{CaptureError, MAX_CAPTURED_BYTES, TraceFile, TraceFormat};
+#[cfg(feature = "pcap")]
 pub use live::{LiveCapture, LiveInterface, LiveStats, Polled, Stream};

@@ -185,7 +185,8 @@ const PROGRAM: Program<CommandId> = Program {
             operands: Some(Operands {
                 value_name: "FILE",
                 help: "Trace files (pcap or pcapng, recognised by content), read in order as \
-                       one capture",
+                       one capture; - reads standard input (tcpdump -w - | throttlewatch \
+                       analyze -)",
             }),
             options: &[
                 FORMAT,
@@ -251,8 +252,9 @@ pub struct AnalyzeArgs {
     pub history: Option<PathBuf>,
 }
 
-/// `run`'s arguments.
+/// `run`'s arguments (unread in a build without live capture, which refuses `run`).
 #[derive(Debug)]
+#[cfg_attr(not(feature = "pcap"), allow(dead_code))]
 pub struct RunArgs {
     pub config: Option<PathBuf>,
     pub uci: Option<PathBuf>,

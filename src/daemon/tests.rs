@@ -42,7 +42,7 @@ impl TraceReplay {
     fn new(path: &Path, window_s: u64, done: mpsc::Sender<()>) -> TraceReplay {
         let mut trace = TraceFile::open(path).unwrap();
         let mut frames = Vec::new();
-        trace.for_each_packet(|ts, bytes, len| frames.push((ts, bytes.to_vec(), len))).unwrap();
+        trace.for_each_packet(|_, ts, bytes, len| frames.push((ts, bytes.to_vec(), len))).unwrap();
         let (first, last) = (frames[0].0, frames[frames.len() - 1].0);
         TraceReplay {
             link: trace.link(),
@@ -253,7 +253,7 @@ fn a_replayed_trace_gives_analyze_verdicts_and_reloads_and_serves_metrics() {
         let mut n = 0u64;
         TraceFile::open(&root().join("samples/lab/police-128k.pcap"))
             .unwrap()
-            .for_each_packet(|_, _, _| n += 1)
+            .for_each_packet(|_, _, _, _| n += 1)
             .unwrap();
         n
     });
@@ -329,7 +329,7 @@ fn windows_of(steps: Vec<Step>) -> Vec<(Window, bool)> {
     assert_eq!(trace.link(), LinkType::Ethernet);
     let mut first = None;
     trace
-        .for_each_packet(|_, bytes, _| {
+        .for_each_packet(|_, _, bytes, _| {
             first.get_or_insert_with(|| bytes.to_vec());
         })
         .unwrap();
