@@ -98,6 +98,7 @@ struct InitialKeys {
 }
 
 impl InitialKeys {
+    #[inline(never)]
     fn client(version: Version, dcid: &[u8]) -> InitialKeys {
         let initial_secret = hkdf_extract(&version.salt(), dcid);
         let secret: [u8; 32] = hkdf_expand_label(&initial_secret, b"", b"client in");
@@ -165,6 +166,7 @@ fn unprotect_header(hp: &Aes128, datagram: &[u8], pn_offset: usize) -> Option<(u
 /// with counter 1, and the payload starts at counter 2 (NIST SP 800-38D §7.1). The packet
 /// number is the truncated one: an Initial's number is small, far from any wrap (RFC 9000
 /// §A.3 decodes it as is when nothing was received before). Returns the bytes written.
+#[inline(never)]
 fn decrypt(key: &Aes128, iv: &[u8; 12], pn: u32, ciphertext: &[u8], out: &mut [u8]) -> usize {
     let mut nonce = *iv;
     for (n, p) in nonce[8..].iter_mut().zip(pn.to_be_bytes()) {
@@ -192,6 +194,7 @@ fn varint(r: &mut Reader<'_>) -> Option<u64> {
 
 /// Walk a decrypted payload's frames (RFC 9000 §19), adding CRYPTO data to `stream`; stop at
 /// the first frame that is not PADDING, PING, ACK or CRYPTO, or where the capture ends.
+#[inline(never)]
 fn read_frames(plain: &[u8], stream: &mut CryptoStream) -> Option<()> {
     let mut r = Reader(plain);
     while let Some(kind) = r.u8() {
@@ -227,6 +230,7 @@ fn read_frames(plain: &[u8], stream: &mut CryptoStream) -> Option<()> {
 
 /// Read one client Initial: if `datagram` (a UDP payload from the client, possibly cut by the
 /// capture) starts with an Initial of a version read, add its CRYPTO frames to `stream`.
+#[inline(never)]
 pub fn read_client_initial(datagram: &[u8], stream: &mut CryptoStream) -> Option<Version> {
     let header = InitialHeader::parse(datagram)?;
     let keys = InitialKeys::client(header.version, header.dcid);
@@ -302,6 +306,7 @@ impl CryptoStream {
     }
 
     /// The stream's bytes from offset 0 up to the first gap.
+    #[inline(never)]
     pub fn contiguous(&self) -> &[u8] {
         let ranges = &self.ranges[..self.ranges_len];
         let mut end = 0u16;

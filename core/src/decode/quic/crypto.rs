@@ -6,6 +6,8 @@
 //!
 //! Only public values go through here (the Initial keys derive from a connection ID on the
 //! wire), so nothing needs to run in constant time. No allocation; nothing panics on any input.
+//! Not inlined: the code runs for a few datagrams per QUIC connection and is kept small in the
+//! binary, which compiles the per-packet crate for speed.
 
 /// SHA-256 round constants (FIPS 180-4 §4.2.2).
 const K: [u32; 64] = [
@@ -69,6 +71,7 @@ impl Sha256 {
     }
 
     /// FIPS 180-4 §6.2.2.
+    #[inline(never)]
     fn compress(&mut self) {
         let mut w = [0u32; 64];
         for (word, chunk) in w.iter_mut().zip(self.block.chunks_exact(4)) {
@@ -97,6 +100,7 @@ impl Sha256 {
 
 /// HMAC-SHA256 (RFC 2104) of the concatenated `parts`. Keys here are salts (20 bytes) and
 /// secrets (32 bytes); a key longer than a block is hashed first, as the RFC says.
+#[inline(never)]
 fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     let mut padded = [0u8; BLOCK_BYTES];
     if key.len() > BLOCK_BYTES {
@@ -178,6 +182,7 @@ pub struct Aes128 {
 
 impl Aes128 {
     /// Key expansion (FIPS 197 §5.2).
+    #[inline(never)]
     pub fn new(key: &[u8; 16]) -> Self {
         let mut words = [[0u8; 4]; 44];
         for (word, chunk) in words.iter_mut().zip(key.chunks_exact(4)) {
@@ -210,6 +215,7 @@ impl Aes128 {
 
     /// Encrypt one block in place (FIPS 197 §5.1). The state is column-major: byte `r + 4c`
     /// is row r of column c.
+    #[inline(never)]
     pub fn encrypt(&self, block: &mut [u8; 16]) {
         xor_into(block, &self.round_keys[0]);
         for (round, round_key) in self.round_keys.iter().enumerate().skip(1) {
