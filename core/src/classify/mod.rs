@@ -308,6 +308,9 @@ impl Classifier {
     /// The service named by the server name of a flow's QUIC client Initials (a long-header
     /// datagram from the client): read with this datagram's Initial added to what the flow's
     /// earlier Initials left, if anything.
+    // Cold: it runs for a few datagrams per QUIC connection.
+    #[cold]
+    #[inline(never)]
     fn quic_initial(
         &mut self,
         flow: FlowEnds,
