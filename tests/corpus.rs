@@ -14,6 +14,7 @@ fn main() -> std::process::ExitCode {
         corpus_timestamp_rtt_samples_are_ppings,
         corpus_quic_initials_read_as_tshark_reads_them,
         corpus_quic_flow_classified_by_server_name,
+        corpus_gquic_client_hellos_read_as_tshark_reads_them,
     ])
 }
 
@@ -22,6 +23,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use throttlewatch::classify::{Catalogue, CatalogueFile, Evidence};
+use throttlewatch::decode::gquic;
 use throttlewatch::decode::quic::{CryptoStream, read_client_initial};
 use throttlewatch::flow::{Endpoint, Proto};
 use throttlewatch::measure::TransportMeasures;
@@ -492,7 +494,7 @@ fn unhex(text: &str) -> Vec<u8> {
 /// where tshark reads a server name we read the same one, and where we read one tshark does
 /// not, tshark read that name earlier in the flow (it shows a ClientHello sent again once).
 /// The corpus's IETF QUIC is quic-28.pcap (drafts 27 and 28); the Google QUIC flows of
-/// telegram.pcap and http_ipv6.pcap (`Q0xx` versions, no Initials) are not QUIC Initials.
+/// telegram.pcap and http_ipv6.pcap (`Q0xx` versions, no Initials) are read below.
 fn corpus_quic_initials_read_as_tshark_reads_them() -> common::Ran {
     let dir = common::corpus_dir()?;
     common::tshark()?;
@@ -539,6 +541,49 @@ fn corpus_quic_initials_read_as_tshark_reads_them() -> common::Ran {
     eprintln!("{initials} QUIC Initials; server names read from {named}, by version: {versions:?}");
     assert!(named >= 2, "quic-28.pcap holds a draft-28 and a draft-27 ClientHello");
     assert!(versions.contains_key("0xff00001c") && versions.contains_key("0xff00001b"));
+    Ok(())
+}
+
+/// Every Google QUIC packet of the corpus: the CHLO server names we read are the ones tshark
+/// reads (`gquic.tag.sni`), packet by packet (Q046 in telegram.pcap, Q025 in http_ipv6.pcap);
+/// and a catalogue naming google.com classifies those flows.
+fn corpus_gquic_client_hellos_read_as_tshark_reads_them() -> common::Ran {
+    let dir = common::corpus_dir()?;
+    common::tshark()?;
+    let fields = ["gquic.version", "udp.payload", "gquic.tag.sni"];
+    let mut read = BTreeMap::new();
+    for file in common::corpus_files(&dir) {
+        for r in common::tshark_fields(&file, Some("gquic"), &fields) {
+            let ours = gquic::client_hello_sni(&unhex(&r[1]))
+                .map(|n| String::from_utf8_lossy(n).into_owned());
+            let theirs = (!r[2].is_empty()).then(|| r[2].clone());
+            assert_eq!(ours, theirs, "{}: {r:?}", file.display());
+            if let Some(name) = ours {
+                *read
+                    .entry((
+                        file.file_name().unwrap().to_string_lossy().into_owned(),
+                        r[0].clone(),
+                        name,
+                    ))
+                    .or_insert(0) += 1;
+            }
+        }
+    }
+    eprintln!("gQUIC CHLO server names read (file, version, name): {read:?}");
+    assert_eq!(read.len(), 2, "Q046 in telegram.pcap, Q025 in http_ipv6.pcap");
+    let text = "[[service]]\nid = \"g\"\nname = \"Google\"\n\
+                ranges = [\"198.51.100.0/24\"]\nsni = [\"google.com\", \"google.it\"]\n";
+    for (file, flows) in [("telegram.pcap", 2), ("http_ipv6.pcap", 1)] {
+        let out = common::analyze(&[dir.join(file)], Some(Catalogue::parse(text, "test").unwrap()));
+        let named: Vec<_> = out
+            .analysis
+            .flows
+            .iter()
+            .filter(|f| f.class.service.is_some())
+            .map(|f| (f.proto, f.server.port, f.class.evidence))
+            .collect();
+        assert_eq!(named, vec![(Proto::Udp, 443, Evidence::Signature); flows], "{file}");
+    }
     Ok(())
 }
 

@@ -19,7 +19,8 @@ pub mod prefix;
 use std::net::IpAddr;
 
 use crate::decode::dns::{DnsResponse, DomainName};
-use crate::decode::quic::{CryptoStream, read_client_initial};
+use crate::decode::gquic;
+use crate::decode::quic::{CryptoStream, initial_version, read_client_initial};
 use crate::decode::stun::StunMessage;
 use crate::decode::tls::client_hello_sni;
 use crate::flow::{Direction, Endpoint, Proto, is_group_address, is_local_address};
@@ -286,9 +287,8 @@ impl Classifier {
                 && proto == Proto::Udp
                 && dir == Direction::Up
                 && payload_len >= QUIC_INITIAL_MIN_BYTES
-                && payload.first().is_some_and(|b| b & 0x80 != 0)
             {
-                found = self.quic_initial((client, server), payload, now);
+                found = self.quic_client_hello((client, server), payload, now);
                 server_name = true;
             }
         }
@@ -305,12 +305,24 @@ impl Classifier {
         }
     }
 
-    /// The service named by the server name of a flow's QUIC client Initials (a long-header
-    /// datagram from the client): read with this datagram's Initial added to what the flow's
-    /// earlier Initials left, if anything.
-    // Cold: it runs for a few datagrams per QUIC connection.
+    /// The service named by the server name of a QUIC client hello in a datagram from the
+    /// client: an IETF QUIC Initial (read with what the flow's earlier Initials left, if
+    /// anything), else a Google QUIC CHLO.
+    // Cold: it runs for a few large datagrams per UDP flow.
     #[cold]
     #[inline(never)]
+    fn quic_client_hello(
+        &mut self,
+        flow: FlowEnds,
+        datagram: &[u8],
+        now: Timestamp,
+    ) -> Option<ServiceId> {
+        if initial_version(datagram).is_some() {
+            return self.quic_initial(flow, datagram, now);
+        }
+        gquic::client_hello_sni(datagram).and_then(|name| self.catalogue.match_sni(name))
+    }
+
     fn quic_initial(
         &mut self,
         flow: FlowEnds,

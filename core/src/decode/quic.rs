@@ -124,15 +124,8 @@ struct InitialHeader<'a> {
 impl<'a> InitialHeader<'a> {
     /// RFC 9000 §17.2.2. The fixed bit is not required (RFC 9287 lets it be greased).
     fn parse(datagram: &'a [u8]) -> Option<InitialHeader<'a>> {
-        let mut r = Reader(datagram);
-        let first = r.u8()?;
-        if first & 0x80 == 0 {
-            return None;
-        }
-        let version = Version::from_wire(r.u32()?)?;
-        if (first >> 4) & 0b11 != version.initial_type() {
-            return None;
-        }
+        let version = initial_version(datagram)?;
+        let mut r = Reader(datagram.get(5..)?);
         let dcid_len = usize::from(r.u8()?);
         let dcid = r.take(dcid_len)?;
         let scid_len = usize::from(r.u8()?);
@@ -226,6 +219,14 @@ fn read_frames(plain: &[u8], stream: &mut CryptoStream) -> Option<()> {
         }
     }
     Some(())
+}
+
+/// The version of the client Initial at the start of `datagram`, if it is one of a version
+/// read (a cheap look at the first bytes, before any key is derived).
+pub fn initial_version(datagram: &[u8]) -> Option<Version> {
+    let first = *datagram.first()?;
+    let version = Version::from_wire(u32::from_be_bytes(datagram.get(1..5)?.try_into().ok()?))?;
+    (first & 0x80 != 0 && (first >> 4) & 0b11 == version.initial_type()).then_some(version)
 }
 
 /// Read one client Initial: if `datagram` (a UDP payload from the client, possibly cut by the

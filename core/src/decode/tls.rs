@@ -79,10 +79,6 @@ impl<'a> Reader<'a> {
     fn u16(&mut self) -> Option<u16> {
         self.take(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
     }
-
-    pub(super) fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
 }
 
 #[cfg(test)]
