@@ -170,80 +170,95 @@ const SBOX: [u8; 256] = {
 };
 
 /// Multiplication by x in GF(2^8) (FIPS 197 §4.2.1).
-fn xtime(b: u8) -> u8 {
+const fn xtime(b: u8) -> u8 {
     (b << 1) ^ if b & 0x80 != 0 { 0x1b } else { 0 }
 }
 
+/// SubBytes and MixColumns of one byte in row 0, as a column word (rows 0-3 from the most
+/// significant byte): (2·S, S, S, 3·S). The other rows' contributions are this word rotated
+/// by one, two and three bytes (the usual "T-table" form of FIPS 197 §5.1, one table of 1 KiB).
+const TE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let s = SBOX[i];
+        let s2 = xtime(s);
+        table[i] = (s2 as u32) << 24 | (s as u32) << 16 | (s as u32) << 8 | (s2 ^ s) as u32;
+        i += 1;
+    }
+    table
+};
+
+/// The S-box applied to each byte of a word.
+fn sub_word(w: u32) -> u32 {
+    u32::from_be_bytes(w.to_be_bytes().map(|b| SBOX[usize::from(b)]))
+}
+
+/// Byte `row` (0 = most significant) of a column word, as a table index.
+fn byte(w: u32, row: u32) -> usize {
+    ((w >> (24 - 8 * row)) & 0xff) as usize
+}
+
 /// AES-128, encryption direction only (FIPS 197 §5.1): header protection is ECB on one block
-/// and GCM decrypts with the block cipher's forward direction.
+/// and GCM decrypts with the block cipher's forward direction. The state is four column words.
 pub struct Aes128 {
-    round_keys: [[u8; 16]; 11],
+    round_keys: [[u32; 4]; 11],
 }
 
 impl Aes128 {
     /// Key expansion (FIPS 197 §5.2).
     #[inline(never)]
     pub fn new(key: &[u8; 16]) -> Self {
-        let mut words = [[0u8; 4]; 44];
+        let mut words = [0u32; 44];
         for (word, chunk) in words.iter_mut().zip(key.chunks_exact(4)) {
-            word.copy_from_slice(chunk);
+            *word = u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
         }
         let mut rcon = 1u8;
         for i in 4..44 {
             let mut t = words[i - 1];
             if i % 4 == 0 {
-                t = [
-                    SBOX[usize::from(t[1])] ^ rcon,
-                    SBOX[usize::from(t[2])],
-                    SBOX[usize::from(t[3])],
-                    SBOX[usize::from(t[0])],
-                ];
+                t = sub_word(t.rotate_left(8)) ^ u32::from(rcon) << 24;
                 rcon = xtime(rcon);
             }
-            for (j, byte) in t.iter().enumerate() {
-                words[i][j] = words[i - 4][j] ^ byte;
-            }
+            words[i] = words[i - 4] ^ t;
         }
-        let mut round_keys = [[0u8; 16]; 11];
+        let mut round_keys = [[0u32; 4]; 11];
         for (round_key, four) in round_keys.iter_mut().zip(words.chunks_exact(4)) {
-            for (dst, word) in round_key.chunks_exact_mut(4).zip(four) {
-                dst.copy_from_slice(word);
-            }
+            round_key.copy_from_slice(four);
         }
         Aes128 { round_keys }
     }
 
-    /// Encrypt one block in place (FIPS 197 §5.1). The state is column-major: byte `r + 4c`
-    /// is row r of column c.
+    /// Encrypt one block in place (FIPS 197 §5.1): each round's SubBytes, ShiftRows (row r
+    /// of column c comes from column c + r) and MixColumns as four table lookups per column;
+    /// the last round without MixColumns.
     #[inline(never)]
     pub fn encrypt(&self, block: &mut [u8; 16]) {
-        xor_into(block, &self.round_keys[0]);
-        for (round, round_key) in self.round_keys.iter().enumerate().skip(1) {
-            // SubBytes and ShiftRows (row r rotates left by r columns).
-            let s = *block;
-            for c in 0..4 {
-                for r in 0..4 {
-                    block[r + 4 * c] = SBOX[usize::from(s[r + 4 * ((c + r) % 4)])];
-                }
-            }
-            if round != 10 {
-                // MixColumns: b_i = a_i ^ t ^ 2(a_i ^ a_{i+1}), t the XOR of the column.
-                for column in block.chunks_exact_mut(4) {
-                    let a = [column[0], column[1], column[2], column[3]];
-                    let t = a[0] ^ a[1] ^ a[2] ^ a[3];
-                    for i in 0..4 {
-                        column[i] = a[i] ^ t ^ xtime(a[i] ^ a[(i + 1) % 4]);
-                    }
-                }
-            }
-            xor_into(block, round_key);
+        let mut s = [0u32; 4];
+        for (c, chunk) in block.chunks_exact(4).enumerate() {
+            s[c] = u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]])
+                ^ self.round_keys[0][c];
         }
-    }
-}
-
-fn xor_into(block: &mut [u8; 16], key: &[u8; 16]) {
-    for (b, k) in block.iter_mut().zip(key) {
-        *b ^= k;
+        for round_key in &self.round_keys[1..10] {
+            let mut t = [0u32; 4];
+            for (c, word) in t.iter_mut().enumerate() {
+                *word = TE[byte(s[c], 0)]
+                    ^ TE[byte(s[(c + 1) % 4], 1)].rotate_right(8)
+                    ^ TE[byte(s[(c + 2) % 4], 2)].rotate_right(16)
+                    ^ TE[byte(s[(c + 3) % 4], 3)].rotate_right(24)
+                    ^ round_key[c];
+            }
+            s = t;
+        }
+        for (c, chunk) in block.chunks_exact_mut(4).enumerate() {
+            let word = u32::from_be_bytes([
+                SBOX[byte(s[c], 0)],
+                SBOX[byte(s[(c + 1) % 4], 1)],
+                SBOX[byte(s[(c + 2) % 4], 2)],
+                SBOX[byte(s[(c + 3) % 4], 3)],
+            ]) ^ self.round_keys[10][c];
+            chunk.copy_from_slice(&word.to_be_bytes());
+        }
     }
 }
 
