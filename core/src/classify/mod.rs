@@ -559,6 +559,11 @@ mod tests {
         let mut st = c.on_new_flow(Proto::Udp, other.0, other.1, T0);
         c.inspect(&mut st, Proto::Udp, other, Direction::Up, &second, len, None, T0);
         assert_eq!(st.class.service, None);
+        // Google QUIC's cleartext CHLO.
+        let chlo = crate::decode::gquic::fixtures::q046("web.whatsapp.com");
+        let mut st = c.on_new_flow(Proto::Udp, client, server, T0);
+        send(&mut c, &mut st, Direction::Up, &chlo, chlo.len() as u32);
+        assert_eq!(st.class, Classification { service: Some(0), evidence: Evidence::Signature });
     }
 
     #[test]

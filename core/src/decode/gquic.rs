@@ -87,9 +87,7 @@ fn tag_value(message: &[u8], tag: [u8; 4]) -> Option<&[u8]> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
+pub(crate) mod fixtures {
     /// A CHLO with PAD, SNI and VER entries.
     fn chlo(host: &str) -> Vec<u8> {
         let mut m = b"CHLO\x03\x00\x00\x00".to_vec();
@@ -107,7 +105,7 @@ mod tests {
 
     /// Q025's legacy header (flags 0x0d: version, 8-byte connection ID, 1-byte packet number),
     /// the hash, a private flags byte and a STREAM frame with little-endian length.
-    fn q025(host: &str) -> Vec<u8> {
+    pub fn q025(host: &str) -> Vec<u8> {
         let mut p = vec![0x0d];
         p.extend_from_slice(&[0x49; 8]);
         p.extend_from_slice(b"Q025");
@@ -120,7 +118,7 @@ mod tests {
     }
 
     /// Q046's long header (0xc3: 4-byte packet number; DCIL 5 = 8 bytes).
-    fn q046(host: &str) -> Vec<u8> {
+    pub fn q046(host: &str) -> Vec<u8> {
         let mut p = vec![0xc3];
         p.extend_from_slice(b"Q046");
         p.push(0x50);
@@ -132,6 +130,12 @@ mod tests {
         p.resize(1350, 0);
         p
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{q025, q046};
+    use super::*;
 
     #[test]
     fn reads_both_header_forms() {
