@@ -12,6 +12,9 @@ fn main() -> std::process::ExitCode {
         corpus_byte_and_packet_counts_match_tshark,
         corpus_handshake_rtt_matches_tshark,
         corpus_timestamp_rtt_samples_are_ppings,
+        corpus_quic_initials_read_as_tshark_reads_them,
+        corpus_quic_flow_classified_by_server_name,
+        corpus_gquic_client_hellos_read_as_tshark_reads_them,
     ])
 }
 
@@ -19,6 +22,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::Path;
 
+use throttlewatch::classify::{Catalogue, CatalogueFile, Evidence};
+use throttlewatch::decode::gquic;
+use throttlewatch::decode::quic::{CryptoStream, read_client_initial};
 use throttlewatch::flow::{Endpoint, Proto};
 use throttlewatch::measure::TransportMeasures;
 use throttlewatch::measure::rtt::Leg;
@@ -477,5 +483,128 @@ fn corpus_timestamp_rtt_samples_are_ppings() -> common::Ran {
     }
     eprintln!("{values} RTT extremes of {flows} flows with TCP timestamps are pping samples");
     assert!(flows >= 50 && values >= 200, "{flows} flows, {values} values");
+    Ok(())
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len() / 2).map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap()).collect()
+}
+
+/// Every QUIC Initial of the corpus (as tshark finds them), decrypted by the decoder on its own:
+/// where tshark reads a server name we read the same one, and where we read one tshark does
+/// not, tshark read that name earlier in the flow (it shows a ClientHello sent again once).
+/// The corpus's IETF QUIC is quic-28.pcap (drafts 27 and 28); the Google QUIC flows of
+/// telegram.pcap and http_ipv6.pcap (`Q0xx` versions, no Initials) are read below.
+fn corpus_quic_initials_read_as_tshark_reads_them() -> common::Ran {
+    let dir = common::corpus_dir()?;
+    common::tshark()?;
+    let fields = [
+        "ip.src",
+        "ipv6.src",
+        "udp.srcport",
+        "quic.version",
+        "udp.payload",
+        "tls.handshake.extensions_server_name",
+    ];
+    let (mut initials, mut named) = (0, 0);
+    let mut versions = BTreeMap::new();
+    for file in common::corpus_files(&dir) {
+        let rows = common::tshark_fields(&file, Some("quic.long.packet_type == 0"), &fields);
+        let mut seen: HashMap<(String, String), Vec<String>> = HashMap::new();
+        for r in &rows {
+            let sender = (format!("{}{}", r[0], r[1]), r[2].clone());
+            let mut stream = CryptoStream::default();
+            read_client_initial(&unhex(&r[4]), &mut stream);
+            let ours = stream.server_name().map(|n| String::from_utf8_lossy(n).into_owned());
+            let theirs = (!r[5].is_empty()).then(|| r[5].clone());
+            let earlier = seen.entry(sender).or_default();
+            match (&ours, &theirs) {
+                (Some(o), Some(t)) => assert_eq!(o, t, "{}: {r:?}", file.display()),
+                (Some(o), None) => {
+                    assert!(
+                        earlier.contains(o),
+                        "{}: {o} read, tshark read none: {r:?}",
+                        file.display()
+                    )
+                }
+                (None, Some(t)) => panic!("{}: tshark read {t}, we did not: {r:?}", file.display()),
+                (None, None) => {}
+            }
+            initials += 1;
+            if let Some(name) = ours {
+                named += 1;
+                *versions.entry(r[3].clone()).or_insert(0) += 1;
+                earlier.push(name);
+            }
+        }
+    }
+    eprintln!("{initials} QUIC Initials; server names read from {named}, by version: {versions:?}");
+    assert!(named >= 2, "quic-28.pcap holds a draft-28 and a draft-27 ClientHello");
+    assert!(versions.contains_key("0xff00001c") && versions.contains_key("0xff00001b"));
+    Ok(())
+}
+
+/// Every Google QUIC packet of the corpus: the CHLO server names we read are the ones tshark
+/// reads (`gquic.tag.sni`), packet by packet (Q046 in telegram.pcap, Q025 in http_ipv6.pcap);
+/// and a catalogue naming google.com classifies those flows.
+fn corpus_gquic_client_hellos_read_as_tshark_reads_them() -> common::Ran {
+    let dir = common::corpus_dir()?;
+    common::tshark()?;
+    let fields = ["gquic.version", "udp.payload", "gquic.tag.sni"];
+    let mut read = BTreeMap::new();
+    for file in common::corpus_files(&dir) {
+        for r in common::tshark_fields(&file, Some("gquic"), &fields) {
+            let ours = gquic::client_hello_sni(&unhex(&r[1]))
+                .map(|n| String::from_utf8_lossy(n).into_owned());
+            let theirs = (!r[2].is_empty()).then(|| r[2].clone());
+            assert_eq!(ours, theirs, "{}: {r:?}", file.display());
+            if let Some(name) = ours {
+                *read
+                    .entry((
+                        file.file_name().unwrap().to_string_lossy().into_owned(),
+                        r[0].clone(),
+                        name,
+                    ))
+                    .or_insert(0) += 1;
+            }
+        }
+    }
+    eprintln!("gQUIC CHLO server names read (file, version, name): {read:?}");
+    assert_eq!(read.len(), 2, "Q046 in telegram.pcap, Q025 in http_ipv6.pcap");
+    let text = "[[service]]\nid = \"g\"\nname = \"Google\"\n\
+                ranges = [\"198.51.100.0/24\"]\nsni = [\"google.com\", \"google.it\"]\n";
+    for (file, flows) in [("telegram.pcap", 2), ("http_ipv6.pcap", 1)] {
+        let out = common::analyze(&[dir.join(file)], Some(Catalogue::parse(text, "test").unwrap()));
+        let named: Vec<_> = out
+            .analysis
+            .flows
+            .iter()
+            .filter(|f| f.class.service.is_some())
+            .map(|f| (f.proto, f.server.port, f.class.evidence))
+            .collect();
+        assert_eq!(named, vec![(Proto::Udp, 443, Evidence::Signature); flows], "{file}");
+    }
+    Ok(())
+}
+
+/// A catalogue naming the server of quic-28.pcap's QUIC flow classifies it by its Initial's
+/// server name (the built-in catalogue has no service there).
+fn corpus_quic_flow_classified_by_server_name() -> common::Ran {
+    let dir = common::corpus_dir()?;
+    let text = "[[service]]\nid = \"ws\"\nname = \"Wireshark\"\n\
+                ranges = [\"198.51.100.0/24\"]\nsni = [\"wireshark.org\"]\n";
+    let catalogue = Catalogue::parse(text, "test").unwrap();
+    let out = common::analyze(&[dir.join("quic-28.pcap")], Some(catalogue));
+    let server: IpAddr = "104.26.11.240".parse().unwrap();
+    let quic: Vec<_> = out
+        .analysis
+        .flows
+        .iter()
+        .filter(|f| f.proto == Proto::Udp && f.server.addr == server && f.server.port == 443)
+        .collect();
+    assert_eq!(quic.len(), 1, "{:?}", quic.iter().map(|f| f.client).collect::<Vec<_>>());
+    assert_eq!((quic[0].class.service, quic[0].class.evidence), (Some(0), Evidence::Signature));
+    let others = out.analysis.flows.iter().filter(|f| f.class.service.is_some()).count();
+    assert_eq!(others, 1, "only the QUIC flow is the catalogue's");
     Ok(())
 }

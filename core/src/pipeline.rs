@@ -376,9 +376,9 @@ impl Pipeline {
     }
 
     /// A full-size copy of a packet that the measuring capture saw truncated (the daemon's
-    /// narrow classification capture: DNS answers, TLS ClientHellos, STUN): only the
-    /// classifier looks at it, and only for a flow the table already holds (the measuring
-    /// capture creates flows and counts packets; nothing is counted twice).
+    /// narrow classification capture: DNS answers, TLS ClientHellos, QUIC Initials, STUN):
+    /// only the classifier looks at it, and only for a flow the table already holds (the
+    /// measuring capture creates flows and counts packets; nothing is counted twice).
     /// (Cold and never inlined: it must not change how the per-packet path is compiled.)
     #[cold]
     #[inline(never)]

@@ -4,6 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use throttlewatch::decode::dns::{DnsResponse, DomainName};
+use throttlewatch::decode::quic::{CryptoStream, read_client_initial};
 use throttlewatch::decode::rtp::RtpHeader;
 use throttlewatch::decode::stun::StunMessage;
 use throttlewatch::decode::tls::client_hello_sni;
@@ -28,6 +29,12 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = RtpHeader::parse(payload);
     let _ = client_hello_sni(payload);
+    let mut stream = CryptoStream::default();
+    // Twice: the second Initial continues the first's stream.
+    for _ in 0..2 {
+        let _ = read_client_initial(payload, &mut stream);
+    }
+    let _ = (stream.server_name(), stream.incomplete());
     if let Some(r) = DnsResponse::parse(payload) {
         let mut name = DomainName::default();
         let _ = r.question(&mut name);

@@ -110,14 +110,19 @@ fn widened(catalogue: &Catalogue, control_sample: u32, (v4, v6): (u8, u8)) -> Op
 }
 
 /// The narrow filter of the full-size classification capture (ARCHITECTURE.md): DNS answers, STUN
-/// messages, and TLS handshake records holding a ClientHello (IPv4: libpcap cannot index
-/// TCP payloads behind IPv6 headers). Their full copies go to the classifier only.
+/// messages, TLS handshake records holding a ClientHello (IPv4: libpcap cannot index TCP
+/// payloads behind IPv6 headers), and datagrams that may be QUIC Initials (a long header with
+/// the fixed bit and packet type 0 or 1, which covers v1's and v2's Initials, in a UDP
+/// datagram of at least 1,200 bytes; IPv6 without extension headers). Their full copies go to
+/// the classifier only.
 pub fn classification_expression() -> String {
     format!(
         "udp src port 53 or {STUN} \
          or (ip and tcp \
              and ip[2:2] - ((ip[0] & 0xf) << 2) - ((tcp[12] & 0xf0) >> 2) >= 6 \
-             and tcp[((tcp[12] & 0xf0) >> 2)] = 0x16 and tcp[((tcp[12] & 0xf0) >> 2) + 5] = 1)"
+             and tcp[((tcp[12] & 0xf0) >> 2)] = 0x16 and tcp[((tcp[12] & 0xf0) >> 2) + 5] = 1) \
+         or (ip and udp and udp[4:2] >= 1208 and udp[8] & 0xe0 = 0xc0) \
+         or (ip6 and ip6[6] = 17 and ip6[44:2] >= 1208 and ip6[48] & 0xe0 = 0xc0)"
     )
 }
 
@@ -154,6 +159,37 @@ mod tests {
         let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).unwrap();
         let n = dead.compile(&classification_expression(), true).unwrap().get_instructions().len();
         assert!(n < 100, "{n}");
+    }
+
+    /// QUIC v1 and v2 Initials of 1,200 bytes pass the classification filter over IPv4 and
+    /// IPv6; RTP video (version 2: the top bit set, the next clear), short headers, Handshake
+    /// packets and short long-header datagrams do not.
+    #[test]
+    fn the_classification_filter_takes_quic_initials() {
+        let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).unwrap();
+        let program = dead.compile(&classification_expression(), true).unwrap();
+        let datagram = |v6: bool, first: u8, len: usize| {
+            let mut f = frame(v6, false, (50000, 443), 1, 0);
+            let header = f.len() - 8 - 4; // the helper's UDP header and 4-byte payload
+            f.truncate(header + 8);
+            f.extend(std::iter::once(first).chain(std::iter::repeat_n(0, len - 1)));
+            let udp_len = (8 + len) as u16;
+            f[header + 4..header + 6].copy_from_slice(&udp_len.to_be_bytes());
+            if v6 {
+                f[18..20].copy_from_slice(&udp_len.to_be_bytes());
+            } else {
+                f[16..18].copy_from_slice(&(20 + udp_len).to_be_bytes());
+            }
+            f
+        };
+        for v6 in [false, true] {
+            assert!(program.filter(&datagram(v6, 0xc3, 1200)), "v1 Initial, v6 {v6}");
+            assert!(program.filter(&datagram(v6, 0xd3, 1250)), "v2 Initial, v6 {v6}");
+            assert!(!program.filter(&datagram(v6, 0xc3, 1199)), "too short, v6 {v6}");
+            assert!(!program.filter(&datagram(v6, 0x80, 1200)), "RTP, v6 {v6}");
+            assert!(!program.filter(&datagram(v6, 0x43, 1200)), "short header, v6 {v6}");
+            assert!(!program.filter(&datagram(v6, 0xe3, 1200)), "Handshake, v6 {v6}");
+        }
     }
 
     /// An Ethernet frame of an IPv4 (with `options` bytes of IP options) or IPv6 packet between

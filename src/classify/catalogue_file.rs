@@ -15,7 +15,7 @@
 //!
 //! ```toml
 //! dns = ["whatsapp.net"]             # answers for these domains teach server addresses
-//! sni = ["whatsapp.net"]             # TLS ClientHello server names (and subdomains)
+//! sni = ["whatsapp.net"]             # ClientHello server names, TLS and QUIC (and subdomains)
 //! stun_message_types = [0x0800]      # STUN message types only this service uses
 //! stun_attributes = [0x4000]         # STUN attribute types only this service uses
 //! stun_realms = ["signal.org"]       # text contained in a STUN REALM (any case)

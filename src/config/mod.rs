@@ -143,7 +143,8 @@ settings! {
         /// Bytes captured per packet.
         snaplen: u32 = 256, Restart;
         /// Snap length of the second, narrowly filtered capture whose full copies of DNS
-        /// answers, STUN messages and TLS ClientHellos go to the classifier; 0 turns it off.
+        /// answers, STUN messages, TLS ClientHellos and QUIC Initials go to the classifier; 0
+        /// turns it off.
         classify_snaplen: u32 = 2048, Restart;
         /// Kernel capture buffer per interface, KiB.
         buffer_kib: u32 = 4096, Restart;

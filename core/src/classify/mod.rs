@@ -2,23 +2,31 @@
 //! the comparison (target, control, other).
 //!
 //! Evidence, strongest first ([`Evidence`]): a signature in the flow's own payload (STUN type,
-//! attribute or realm; payload bytes; TLS server name); an endpoint shared with a UDP flow that
+//! attribute or realm; payload bytes; TLS server name, over TCP or in QUIC client Initials); an
+//! endpoint shared with a UDP flow that
 //! showed a signature (the peer-to-peer legs of a call use the same local socket as its STUN
 //! exchange with the relay); a server address learned from a DNS answer for the service's
 //! domains; a port-qualified address rule; an address range. Learned knowledge lives in bounded
-//! tables ([`LearnedMap`]); payloads are inspected only in a flow's first packets.
+//! tables ([`LearnedMap`]); payloads are inspected only in a flow's first packets. A QUIC
+//! ClientHello that continues in the flow's next Initial waits in a small fixed table
+//! ([`initials`]), not in the flow's state.
 
 pub mod catalogue;
+pub mod initials;
 mod learn;
 pub mod prefix;
 
 use std::net::IpAddr;
 
 use crate::decode::dns::{DnsResponse, DomainName};
+use crate::decode::gquic;
+use crate::decode::quic::{CryptoStream, initial_version, read_client_initial};
 use crate::decode::stun::StunMessage;
 use crate::decode::tls::client_hello_sni;
 use crate::flow::{Direction, Endpoint, Proto, is_group_address, is_local_address};
 use crate::time::Timestamp;
+
+use initials::{FlowEnds, PendingInitials};
 
 pub use catalogue::{
     AddressMatch, Catalogue, CatalogueBuilder, PayloadSignature, PortSet, Service, ServiceId,
@@ -39,6 +47,9 @@ pub const LEARNED_MAX_AGE_US: u64 = 3600 * 1_000_000;
 /// control for calls.
 pub const REALTIME_MIN_PACKETS: u64 = 50;
 pub const REALTIME_MIN_PPS: f64 = 10.0;
+/// A client's Initial fills a datagram of at least this many bytes (RFC 9000 §14.1): the UDP
+/// payload length on the wire, whatever the capture kept of it.
+pub const QUIC_INITIAL_MIN_BYTES: u32 = 1200;
 
 /// How a flow was tied to its service, weakest first.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -161,6 +172,7 @@ pub struct Classifier {
     catalogue: Catalogue,
     dns_learned: LearnedMap<IpAddr, ServiceId>,
     endpoints: LearnedMap<Endpoint, ServiceId>,
+    initials: PendingInitials,
     stats: ClassifierStats,
 }
 
@@ -170,6 +182,7 @@ impl Classifier {
             catalogue,
             dns_learned: LearnedMap::new(DNS_LEARNED_CAPACITY, LEARNED_MAX_AGE_US),
             endpoints: LearnedMap::new(ENDPOINTS_LEARNED_CAPACITY, LEARNED_MAX_AGE_US),
+            initials: PendingInitials::default(),
             stats: ClassifierStats::default(),
         }
     }
@@ -257,6 +270,7 @@ impl Classifier {
             return;
         }
         let mut found = stun.and_then(|m| self.catalogue.match_stun(m));
+        let mut server_name = false;
         if found.is_none() && state.inspect_left > 0 {
             state.inspect_left -= 1;
             let ports = (client.port, server.port);
@@ -269,18 +283,66 @@ impl Classifier {
                             (dir == Direction::Up).then(|| client_hello_sni(payload)).flatten();
                         sni.and_then(|name| self.catalogue.match_sni(name))
                     });
+            } else if found.is_none()
+                && proto == Proto::Udp
+                && dir == Direction::Up
+                && payload_len >= QUIC_INITIAL_MIN_BYTES
+            {
+                found = self.quic_client_hello((client, server), payload, now);
+                server_name = true;
             }
         }
         if let Some(service) = found {
             state.class.offer(service, Evidence::Signature);
-            // UDP call setups share their sockets with the call's other legs. TCP servers are
-            // often shared (CDNs), so TCP signatures teach nothing beyond their own flow.
-            if proto == Proto::Udp {
+            // UDP call setups share their sockets with the call's other legs. TCP and QUIC
+            // servers are often shared (CDNs), so server names teach nothing beyond their own
+            // flow.
+            if proto == Proto::Udp && !server_name {
                 self.endpoints.insert(client, service, now);
                 self.endpoints.insert(server, service, now);
                 self.stats.endpoints += 2;
             }
         }
+    }
+
+    /// The service named by the server name of a QUIC client hello in a datagram from the
+    /// client: an IETF QUIC Initial (read with what the flow's earlier Initials left, if
+    /// anything), else a Google QUIC CHLO.
+    // Cold: it runs for a few large datagrams per UDP flow.
+    #[cold]
+    #[inline(never)]
+    fn quic_client_hello(
+        &mut self,
+        flow: FlowEnds,
+        datagram: &[u8],
+        now: Timestamp,
+    ) -> Option<ServiceId> {
+        if initial_version(datagram).is_some() {
+            return self.quic_initial(flow, datagram, now);
+        }
+        gquic::client_hello_sni(datagram).and_then(|name| self.catalogue.match_sni(name))
+    }
+
+    fn quic_initial(
+        &mut self,
+        flow: FlowEnds,
+        datagram: &[u8],
+        now: Timestamp,
+    ) -> Option<ServiceId> {
+        let mut fresh = CryptoStream::default();
+        let earlier = self.initials.find(flow, now);
+        let continued = earlier.is_some();
+        let stream = earlier.unwrap_or(&mut fresh);
+        read_client_initial(datagram, stream)?;
+        let name = stream.server_name();
+        let (service, named, incomplete) =
+            (name.and_then(|n| self.catalogue.match_sni(n)), name.is_some(), stream.incomplete());
+        match (continued, named || !incomplete) {
+            (true, true) => self.initials.forget(flow),
+            (false, false) => self.initials.keep(flow, &fresh, now),
+            _ => {}
+        }
+        service
     }
 
     fn learn_dns(&mut self, payload: &[u8], now: Timestamp) {
@@ -454,6 +516,54 @@ mod tests {
         send(&mut c, &mut st, &hello);
         assert_eq!(st.class, Classification { service: Some(0), evidence: Evidence::Signature });
         assert_eq!(c.stats().endpoints, 0, "TCP signatures teach no endpoints");
+    }
+
+    #[test]
+    fn quic_initials_classify_by_server_name() {
+        use crate::decode::quic::Version;
+        use crate::decode::quic::fixtures::{client_initial, crypto_frame};
+        let mut c = classifier();
+        let (client, server) = (ep("192.168.1.2:50000"), ep("203.0.113.9:443"));
+        let send = |c: &mut Classifier, st: &mut ClassState, dir, payload: &[u8], len: u32| {
+            c.inspect(st, Proto::Udp, (client, server), dir, payload, len, None, T0);
+        };
+        let hello = &client_hello("web.whatsapp.com")[5..];
+        let initial = |pn, frames: Vec<u8>| {
+            let mut frames = frames;
+            frames.resize(1200, 0);
+            client_initial(Version::V1, &[9; 8], pn, &frames)
+        };
+        let whole = initial(0, crypto_frame(0, hello));
+        let len = whole.len() as u32;
+        // From the server, or a datagram shorter than a client Initial: not read.
+        let mut st = c.on_new_flow(Proto::Udp, client, server, T0);
+        send(&mut c, &mut st, Direction::Down, &whole, len);
+        send(&mut c, &mut st, Direction::Up, &whole[..1100], 1100);
+        assert_eq!(st.class.service, None);
+        // A capture cut at the snap length still has the name: the wire length counts.
+        send(&mut c, &mut st, Direction::Up, &whole[..300], len);
+        assert_eq!(st.class, Classification { service: Some(0), evidence: Evidence::Signature });
+        assert_eq!(c.stats().endpoints, 0, "QUIC servers are shared: no endpoints learned");
+
+        // The name in the second of two Initials.
+        let cut = hello.len() - 8;
+        let first = initial(0, crypto_frame(0, &hello[..cut]));
+        let second = initial(1, crypto_frame(cut, &hello[cut..]));
+        let mut st = c.on_new_flow(Proto::Udp, client, server, T0);
+        send(&mut c, &mut st, Direction::Up, &first, len);
+        assert_eq!(st.class.service, None);
+        send(&mut c, &mut st, Direction::Up, &second, len);
+        assert_eq!(st.class.service, Some(0));
+        // The second Initial alone (its flow's first one unseen) names nothing.
+        let other = (ep("192.168.1.3:50001"), server);
+        let mut st = c.on_new_flow(Proto::Udp, other.0, other.1, T0);
+        c.inspect(&mut st, Proto::Udp, other, Direction::Up, &second, len, None, T0);
+        assert_eq!(st.class.service, None);
+        // Google QUIC's cleartext CHLO.
+        let chlo = crate::decode::gquic::fixtures::q046("web.whatsapp.com");
+        let mut st = c.on_new_flow(Proto::Udp, client, server, T0);
+        send(&mut c, &mut st, Direction::Up, &chlo, chlo.len() as u32);
+        assert_eq!(st.class, Classification { service: Some(0), evidence: Evidence::Signature });
     }
 
     #[test]

@@ -12,12 +12,15 @@
 //! Byte counts come from the IP header's length fields, not from the captured length, because
 //! captures are cut at the snap length.
 //!
-//! The application-layer views ([`stun`], [`rtp`], [`dns`], [`tls`]) are used by the measure and
+//! The application-layer views ([`stun`], [`rtp`], [`dns`], [`tls`], [`quic`], [`gquic`]) are used
+//! by the measure and
 //! classify stages on payloads that the flow stage has already attributed.
 
 pub mod dns;
+pub mod gquic;
 pub(crate) mod ip;
 mod link;
+pub mod quic;
 pub mod rtp;
 pub mod stun;
 pub mod tls;

@@ -13,7 +13,13 @@ pub fn client_hello_sni(payload: &[u8]) -> Option<&[u8]> {
     }
     r.skip(1)?;
     let record_len = r.u16()?;
-    let mut r = Reader(r.0.get(..usize::from(record_len)).unwrap_or(r.0));
+    handshake_sni(r.0.get(..usize::from(record_len)).unwrap_or(r.0))
+}
+
+/// The host name of a ClientHello handshake message at the start of `handshake`, without a
+/// record layer around it (QUIC carries handshake messages in CRYPTO frames, RFC 9001 §4).
+pub fn handshake_sni(handshake: &[u8]) -> Option<&[u8]> {
+    let mut r = Reader(handshake);
     // Handshake header: client_hello (1), 24-bit length.
     if r.u8()? != 1 {
         return None;
@@ -52,21 +58,21 @@ fn server_name(body: &[u8]) -> Option<&[u8]> {
     None
 }
 
-/// A bounds-checked cursor.
-struct Reader<'a>(&'a [u8]);
+/// A bounds-checked cursor (shared with the QUIC decoder).
+pub(super) struct Reader<'a>(pub(super) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+    pub(super) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         let (head, rest) = (self.0.get(..n)?, self.0.get(n..)?);
         self.0 = rest;
         Some(head)
     }
 
-    fn skip(&mut self, n: usize) -> Option<()> {
+    pub(super) fn skip(&mut self, n: usize) -> Option<()> {
         self.take(n).map(|_| ())
     }
 
-    fn u8(&mut self) -> Option<u8> {
+    pub(super) fn u8(&mut self) -> Option<u8> {
         self.take(1).map(|b| b[0])
     }
 
