@@ -456,7 +456,7 @@ impl Pipeline {
             }
         }
         let mut flows = self.finished;
-        flows.sort_by_key(|f| f.id);
+        flows.sort_unstable_by_key(|f| f.id);
         Analysis {
             flows,
             stats: self.stats,
@@ -603,7 +603,7 @@ impl Pipeline {
         }
         self.priors = priors;
         self.last_cut = Some(self.clock);
-        flows.sort_by_key(|f| f.id);
+        flows.sort_unstable_by_key(|f| f.id);
         Snapshot {
             flows,
             unreported_flows: self.finished_dropped,

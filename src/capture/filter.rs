@@ -10,7 +10,7 @@
 //! filter at all.
 
 use crate::classify::Catalogue;
-use crate::classify::prefix::Prefix;
+use crate::classify::prefix::{self, Prefix};
 
 /// The kernel takes classic BPF programs of at most this many instructions (BPF_MAXINSNS);
 /// libpcap filters longer ones in userspace, after copying every packet.
@@ -68,23 +68,17 @@ fn widened(catalogue: &Catalogue, control_sample: u32, (v4, v6): (u8, u8)) -> Op
         return None;
     }
     let mut parts: Vec<String> = Vec::new();
-    let mut prefixes: Vec<Prefix> = catalogue
-        .prefixes()
-        .iter()
-        .map(|p| {
-            let len = p.len.min(if p.addr.is_ipv4() { v4 } else { v6 });
-            let wide = Prefix { addr: p.addr, len };
-            Prefix { addr: wide.network(), len }
-        })
-        .collect();
-    prefixes.sort_by_key(|p| (p.addr.is_ipv6(), p.len, p.addr));
-    prefixes.dedup();
-    let mut outermost: Vec<Prefix> = Vec::new();
-    for p in prefixes {
-        if !outermost.iter().any(|o| o.contains(p.addr) && o.len <= p.len) {
-            outermost.push(p);
-        }
-    }
+    let outermost = prefix::outermost(
+        catalogue
+            .prefixes()
+            .iter()
+            .map(|p| {
+                let len = p.len.min(if p.addr.is_ipv4() { v4 } else { v6 });
+                let wide = Prefix { addr: p.addr, len };
+                Prefix { addr: wide.network(), len }
+            })
+            .collect(),
+    );
     let nets: Vec<String> = outermost.iter().map(|p| format!("net {p}")).collect();
     if !nets.is_empty() {
         parts.push(format!("({})", nets.join(" or ")));

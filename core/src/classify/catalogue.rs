@@ -356,15 +356,7 @@ impl CatalogueBuilder {
     }
 
     pub fn finish(self) -> Catalogue {
-        let mut prefixes: Vec<Prefix> = self.ranges.iter().map(|(p, _)| *p).collect();
-        // Shorter prefixes first, so that a prefix meets every prefix that could contain it.
-        prefixes.sort_by_key(|p| (p.addr.is_ipv6(), p.len, p.addr));
-        let mut outermost: Vec<Prefix> = Vec::new();
-        for p in prefixes {
-            if !outermost.iter().any(|o| o.contains(p.addr) && o.len <= p.len) {
-                outermost.push(p);
-            }
-        }
+        let outermost = super::prefix::outermost(self.ranges.iter().map(|(p, _)| *p).collect());
         Catalogue {
             source_name: self.source_name,
             services: self.services,

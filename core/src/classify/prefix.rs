@@ -87,6 +87,19 @@ impl Trie {
     }
 }
 
+/// The prefixes that no other in `prefixes` contains (duplicates once): shorter ones first, so
+/// that each meets every prefix that could contain it.
+pub fn outermost(mut prefixes: Vec<Prefix>) -> Vec<Prefix> {
+    prefixes.sort_unstable_by_key(|p| (p.addr.is_ipv6(), p.len, p.addr));
+    let mut outer: Vec<Prefix> = Vec::new();
+    for p in prefixes {
+        if !outer.iter().any(|o| o.contains(p.addr) && o.len <= p.len) {
+            outer.push(p);
+        }
+    }
+    outer
+}
+
 /// Prefix → values, for both families.
 #[derive(Debug, Clone)]
 pub struct PrefixTrie<V> {
