@@ -42,9 +42,10 @@ impl Kind {
 
 /// A flow's attempt in the window and whether it went unanswered; `None` when the flow
 /// attempted nothing we can judge there. TCP: the connection's SYNs (judged where the flow had
-/// packets). UDP: the window's STUN requests, datagrams to port 443, or other datagrams (at
+/// packets), unanswered for `stall_silence_s` by the window's end (a queue may hold the answer
+/// for a while). UDP: the window's STUN requests, datagrams to port 443, or other datagrams (at
 /// least two), with nothing back.
-fn attempt(f: &Facts) -> Option<(Kind, bool)> {
+fn attempt(f: &Facts, silence_us: u64) -> Option<(Kind, bool)> {
     if !f.active() {
         return None;
     }
@@ -52,8 +53,9 @@ fn attempt(f: &Facts) -> Option<(Kind, bool)> {
     if let Some(t) = f.tcp() {
         let hs = &t.handshake;
         let down_ever = f.f.measures.dirs.down.packets;
+        let waited = f.known_until().since(f.f.first_at) >= silence_us;
         return (hs.syns > 0)
-            .then_some((Kind::Tcp, hs.synacks == 0 && down_ever == 0 && hs.syns >= 2));
+            .then_some((Kind::Tcp, hs.synacks == 0 && down_ever == 0 && hs.syns >= 2 && waited));
     }
     let (requests, answered) = f.stun_requests();
     if requests > 0 {
@@ -81,12 +83,14 @@ struct Tally<'a> {
 
 pub(super) fn detect(g: &Group) -> Outcome {
     const NAME: Detector = Detector::Blocking;
+    let silence_us = (g.cfg.stall_silence_s * 1e6) as u64;
     let targets: Vec<(&Facts, (Kind, bool))> =
-        g.targets.iter().filter_map(|f| attempt(f).map(|a| (f, a))).collect();
+        g.targets.iter().filter_map(|f| attempt(f, silence_us).map(|a| (f, a))).collect();
     if targets.is_empty() {
         return Outcome::NotApplicable;
     }
-    let controls: Vec<(Kind, bool)> = g.controls.iter().filter_map(attempt).collect();
+    let controls: Vec<(Kind, bool)> =
+        g.controls.iter().filter_map(|f| attempt(f, silence_us)).collect();
     let count = |kind: Kind, list: &mut dyn Iterator<Item = (Kind, bool)>| {
         list.filter(|(k, _)| *k == kind).fold(Counts { hits: 0, total: 0 }, |c, (_, b)| Counts {
             hits: c.hits + u64::from(b),

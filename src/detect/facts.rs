@@ -12,7 +12,7 @@ use crate::measure::TransportMeasures;
 use crate::measure::call::UdpMeasures;
 use crate::measure::loss::LossEvent;
 use crate::measure::tcp::{CloseEvent, TcpMeasures};
-use crate::pipeline::FinishedFlow;
+use crate::pipeline::{FinishedFlow, FlowEnd};
 use crate::time::Timestamp;
 
 use super::Window;
@@ -41,6 +41,15 @@ impl<'a> Facts<'a> {
     /// The flow's measurements at the window's start, if it was open then.
     fn prior(&self) -> Option<&'a crate::measure::FlowMeasures> {
         self.f.prior.as_deref()
+    }
+
+    /// Up to when the flow is known to have gone on: the window's end if it was still open
+    /// then (or when the input ended), else its last packet.
+    pub fn known_until(&self) -> Timestamp {
+        match self.f.end {
+            FlowEnd::Active | FlowEnd::EndOfInput => self.window.end,
+            _ => self.f.last_at.min(self.window.end),
+        }
     }
 
     /// Packets of a direction in the window.

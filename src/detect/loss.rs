@@ -53,7 +53,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
     let cfg = g.cfg;
     // A stalled connection retransmits what never arrives, a reset one what the reset cut
     // off: their loss is the stall's or the reset's.
-    let judged = |f: &&Facts| super::stall::stall(f, g).is_none() && f.server_reset().is_none();
+    let judged = |f: &&Facts| !super::stall::stalled_or_stuck(f, g) && f.server_reset().is_none();
     let targets: Vec<(&Facts, (u64, u64))> =
         g.targets.iter().filter(judged).filter_map(|f| loss(f).map(|l| (f, l))).collect();
     if targets.is_empty() {

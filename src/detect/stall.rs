@@ -3,7 +3,8 @@
 //!
 //! - **Unacknowledged data**: the handshake completed, then one side sends data again and again
 //!   and the other never acknowledges it (at least [`STUCK_RETRANSMISSIONS`] retransmissions
-//!   since its sequence last moved), with no FIN or RST from the server: the client's first
+//!   since its sequence last moved, and no progress for `stall_silence_s`), with no FIN or RST
+//!   from the server: the client's first
 //!   application data dropped after the TLS handshake (Russia 2026, Iran 2025), the ServerHello
 //!   dropped, "N packets then drop" (TSPU SNI-II) and allowlists (mobile networks, 2025–26).
 //! - **Freeze**: the server's data stops after `stall_min_bytes..=stall_max_bytes` on the wire
@@ -96,15 +97,32 @@ pub(super) fn stall(f: &Facts, g: &Group) -> Option<Stall> {
             return Some(Stall::Freeze(down_bytes));
         }
     }
-    // Retransmissions show in a window where the flow had packets.
+    // Retransmissions show in a window where the flow had packets, once they have gone on
+    // without progress for `stall_silence_s` by the window's end (or the flow's): a sender in
+    // a loss's back-off is soon acknowledged, a stalled one never.
     if !f.active() {
         return None;
     }
-    if up.stuck_retransmissions >= STUCK_RETRANSMISSIONS && up.payload_bytes > 0 {
+    let until = f.known_until();
+    let silence_us = (cfg.stall_silence_s * 1e6) as u64;
+    let stuck = |d: &crate::measure::tcp::TcpDirection| {
+        d.stuck_retransmissions >= STUCK_RETRANSMISSIONS
+            && d.stuck_for_us(until).is_some_and(|us| us >= silence_us)
+    };
+    if stuck(up) && up.payload_bytes > 0 {
         return Some(Stall::Unacknowledged(Direction::Up));
     }
-    (down.stuck_retransmissions >= STUCK_RETRANSMISSIONS && up.fin.is_none() && up.rst.is_none())
+    (stuck(down) && up.fin.is_none() && up.rst.is_none())
         .then_some(Stall::Unacknowledged(Direction::Down))
+}
+
+/// A connection that stalled in the window, or that is retransmitting data never
+/// acknowledged (not yet long enough to call it a stall): its retransmissions are one piece
+/// of data sent again, not independent losses.
+pub(super) fn stalled_or_stuck(f: &Facts, g: &Group) -> bool {
+    let stuck =
+        |d: &crate::measure::tcp::TcpDirection| d.stuck_retransmissions >= STUCK_RETRANSMISSIONS;
+    stall(f, g).is_some() || f.tcp().is_some_and(|t| stuck(&t.dirs.up) || stuck(&t.dirs.down))
 }
 
 /// A completed TCP connection with a packet in the window, or whose stall shows in it.

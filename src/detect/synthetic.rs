@@ -795,4 +795,44 @@ mod tests {
         let v = verdicts(0);
         assert_eq!(findings(&v), ["none/-"], "{}", summaries(&v));
     }
+
+    /// A loss's back-off across a window's end is no stall: the server sends a segment again
+    /// twice just before a 5-s window ends and the client acknowledges it soon after the end.
+    /// Never acknowledged, the same connections are stalled once the retransmissions have
+    /// gone on for `stall_silence_s`.
+    #[test]
+    fn retransmissions_acknowledged_after_the_window_are_no_stall() {
+        let run = |acked: bool| {
+            let mut sim = Sim::default();
+            let mut rng = Rng::new(12);
+            for i in 0..3u64 {
+                let mut t = sim.tcp(MSG, 3_000 + i * 100, 40);
+                t.handshake().request(300);
+                let (seq, ack) = (t.sseq, t.cseq);
+                t.now_us = 3_500_000 + i * 100_000;
+                let sends: &[u64] = if acked {
+                    &[0, 500_000, 1_100_000]
+                } else {
+                    &[0, 500_000, 1_100_000, 2_300_000, 4_700_000]
+                };
+                let first = t.now_us;
+                for at in sends {
+                    t.now_us = first + at;
+                    t.segment(false, seq, ack, ACK, 1448);
+                }
+                if acked {
+                    t.now_us = first + 2_100_000;
+                    t.segment(true, ack, seq + 1448, ACK, 0);
+                    t.sseq += 1448;
+                    t.close();
+                }
+            }
+            controls(&mut sim, 0, 12, &mut rng);
+            sim.verdicts(&cfg(5))
+        };
+        let v = run(true);
+        assert!(findings(&v).iter().all(|f| !f.starts_with("stalled")), "{}", summaries(&v));
+        let v = run(false);
+        assert!(findings(&v).iter().any(|f| f == "stalled/drop"), "{}", summaries(&v));
+    }
 }

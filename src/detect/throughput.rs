@@ -61,7 +61,7 @@ pub(super) fn differentiation(g: &Group) -> Outcome {
         .targets
         .iter()
         .filter(|f| f.bulk_dir(cfg.bulk_min_bytes).is_some())
-        .filter(|f| f.server_reset().is_none() && super::stall::stall(f, g).is_none())
+        .filter(|f| f.server_reset().is_none() && !super::stall::stalled_or_stuck(f, g))
         .collect();
     if bulk.is_empty() {
         return Outcome::NotApplicable;

@@ -289,6 +289,13 @@ fn leg_of(prober: Direction) -> Leg {
 }
 
 impl TcpDirection {
+    /// Microseconds from the last advance of this side's sequence to `now`, while it keeps
+    /// retransmitting what was not acknowledged (none otherwise).
+    pub fn stuck_for_us(&self, now: Timestamp) -> Option<u64> {
+        let track = self.seq.as_ref().filter(|_| self.stuck_retransmissions > 0)?;
+        Some(track.highest_at.until(now))
+    }
+
     /// Sequence analysis of one non-RST segment. Returns whether a segment carrying sequence
     /// space was a retransmission (`None` for pure ACKs).
     fn sequence(
