@@ -244,7 +244,9 @@ impl Classifier {
         now: Timestamp,
     ) -> Classification {
         let mut class = own;
-        if class.evidence >= Evidence::Endpoint {
+        // A flow tied to a call taught the endpoints table its own sockets: what it would
+        // find there is what it already knows.
+        if class.evidence >= Evidence::Call {
             return class;
         }
         if proto == Proto::Udp {
