@@ -665,6 +665,26 @@ mod tests {
         assert!(v[0].summary.contains("next to no media"), "{}", v[0].summary);
     }
 
+    /// A call is judged as one: a leg whose media stops coming back while another leg of the
+    /// same call carries media both ways is ICE moving the call, not a one-way call. Alone,
+    /// the same leg is a one-way call.
+    #[test]
+    fn a_dead_leg_beside_a_working_leg_of_the_call_is_no_one_way_call() {
+        let other_relay = Ipv4Addr::new(198, 51, 100, 11);
+        let mut sim = Sim::default();
+        sim.call(MSG, 0, 10, |i| i < 5);
+        sim.call(other_relay, 2_000, 10, |_| true);
+        sim.call(CTL, 0, 10, |_| true);
+        let v = sim.verdicts(&cfg(60));
+        assert!(!findings(&v).iter().any(|f| f.starts_with("call_degraded")), "{}", summaries(&v));
+        let mut sim = Sim::default();
+        sim.call(MSG, 0, 10, |i| i < 5);
+        sim.call(other_relay, 45_000, 10, |_| true);
+        sim.call(CTL, 0, 10, |_| true);
+        let v = sim.verdicts(&cfg(60));
+        assert_eq!(findings(&v), ["call_degraded/drop"], "{}", summaries(&v));
+    }
+
     /// Calls blocked at set-up: STUN to the service's relays is never answered while the
     /// control's is.
     #[test]

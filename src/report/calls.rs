@@ -2,7 +2,7 @@
 //! (docs/report.md, `calls[]`).
 //!
 //! A call is the set of a service's UDP flows from one client address whose spans overlap or
-//! follow each other within [`CALL_GAP_US`] (its STUN exchanges, relay and peer-to-peer legs,
+//! follow each other within [`CALL_LEG_GAP_US`] (its STUN exchanges, relay and peer-to-peer legs,
 //! audio and video). A leg is `relay` when its far end is the service's by address (catalogue
 //! or DNS), `p2p` otherwise; `stun` when it carried STUN and no media. A direction of a leg
 //! carries media when RTP shows in it, or, for services whose media has no RTP header, from
@@ -11,15 +11,13 @@
 
 use serde::Serialize;
 
-use crate::classify::{Catalogue, Evidence, Role};
+use crate::classify::{CALL_LEG_GAP_US, Catalogue, Evidence, Role};
 use crate::flow::{Direction, Proto};
 use crate::measure::TransportMeasures;
 use crate::measure::call::UdpMeasures;
 use crate::pipeline::FinishedFlow;
 use crate::time::Timestamp;
 
-/// Legs further apart than this are two calls.
-pub const CALL_GAP_US: u64 = 30_000_000;
 /// A call whose client sent at least this many media packets and got at most a twentieth of
 /// them back has no media towards the client.
 const ONE_WAY_MIN_PACKETS: u64 = 50;
@@ -138,7 +136,7 @@ pub fn calls(flows: &[FinishedFlow], catalogue: &Catalogue) -> Vec<CallReport> {
             g.class.service == f.class.service
                 && g.client.addr == f.client.addr
                 && f.first_at.since(group.iter().map(|l| l.last_at).max().unwrap_or(g.last_at))
-                    <= CALL_GAP_US
+                    <= CALL_LEG_GAP_US
         });
         if !joins && !group.is_empty() {
             out.push(call(&group, flows, catalogue));
@@ -211,7 +209,7 @@ fn call(group: &[&FinishedFlow], all: &[FinishedFlow], catalogue: &Catalogue) ->
             && t.class.service == Some(service)
             && t.client.addr == first.client.addr
             && t.first_at >= start
-            && t.first_at <= end.add_micros(CALL_GAP_US)
+            && t.first_at <= end.add_micros(CALL_LEG_GAP_US)
     });
     let outcome = if media_both_ways {
         CallOutcome::Ok

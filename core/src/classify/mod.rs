@@ -50,6 +50,9 @@ pub const CALL_SOCKETS_CAPACITY: usize = 4096;
 /// A LAN socket's new RTP flow belongs to the service the socket exchanged UDP with at most
 /// this long before (a call's media follows its setup within seconds).
 pub const CALL_SOCKET_MAX_AGE_US: u64 = 60 * 1_000_000;
+/// A service's UDP flows from one client address whose spans lie further apart than this are
+/// legs of two calls (the report's `calls[]`, the call detector).
+pub const CALL_LEG_GAP_US: u64 = 30 * 1_000_000;
 /// The catalogue service whose media framing [`framing::is_zoom_media`] recognises.
 const ZOOM_SERVICE_ID: &str = "zoom";
 /// UDP flows with at least this many packets and this packet rate are real-time streams, the
