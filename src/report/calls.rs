@@ -9,7 +9,7 @@
 //! 25 packets on. The outcome says whether media came both ways, and if not, what the legs
 //! show.
 
-use serde::Serialize;
+use serde_json::{Value, json};
 
 use crate::classify::{CALL_LEG_GAP_US, Catalogue, Evidence, Role};
 use crate::flow::{Direction, Proto};
@@ -26,10 +26,9 @@ const ONE_WAY_MIN_PACKETS: u64 = 50;
 const MEDIA_MIN_PACKETS: u64 = 25;
 
 /// What a leg is in its call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LegKind {
-    /// STUN and no RTP.
+    /// STUN and no media.
     Stun,
     /// Media (or other payload) with the service's own address.
     Relay,
@@ -37,11 +36,20 @@ pub enum LegKind {
     P2p,
 }
 
+impl LegKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LegKind::Stun => "stun",
+            LegKind::Relay => "relay",
+            LegKind::P2p => "p2p",
+        }
+    }
+}
+
 /// How a call went, as its legs show it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallOutcome {
-    /// RTP both ways.
+    /// Media both ways on a leg.
     Ok,
     /// The client sent media; (next to) none came back.
     NoMediaDown,
@@ -53,45 +61,16 @@ pub enum CallOutcome {
     NoMedia,
 }
 
-#[derive(Debug, Serialize)]
-pub struct CallLeg {
-    pub flow: u64,
-    pub kind: LegKind,
-    pub server: String,
-    /// RTP streams (SSRCs) seen, towards the server and towards the client.
-    pub rtp_streams_up: u8,
-    pub rtp_streams_down: u8,
-    /// Media (RTP, or without RTP at least 25 packets) towards the server and the client.
-    pub media_up: bool,
-    pub media_down: bool,
-}
-
-#[derive(Debug, Default, Serialize)]
-pub struct MediaCounts {
-    pub packets: u64,
-    pub bytes: u64,
-}
-
-#[derive(Debug, Serialize)]
-pub struct CallReport {
-    pub service: String,
-    pub client: String,
-    pub start: Timestamp,
-    pub end: Timestamp,
-    pub legs: Vec<CallLeg>,
-    /// Packets and bytes of the legs' media directions.
-    pub media_up: MediaCounts,
-    pub media_down: MediaCounts,
-    /// RTP loss towards the client over every leg (lost / expected), null without RTP.
-    pub loss_down: Option<f64>,
-    /// Largest RTP interarrival jitter towards the client, in milliseconds.
-    pub jitter_down_ms: Option<f64>,
-    /// Longest gap between two packets of a media leg, per direction, in seconds.
-    pub longest_silence_up_s: f64,
-    pub longest_silence_down_s: f64,
-    /// From the call's first packet to the first leg with media, in seconds.
-    pub setup_s: Option<f64>,
-    pub outcome: CallOutcome,
+impl CallOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallOutcome::Ok => "ok",
+            CallOutcome::NoMediaDown => "no_media_down",
+            CallOutcome::StunUnanswered => "stun_unanswered",
+            CallOutcome::FellBackToTcpRelay => "fell_back_to_tcp_relay",
+            CallOutcome::NoMedia => "no_media",
+        }
+    }
 }
 
 fn udp(f: &FinishedFlow) -> Option<&UdpMeasures> {
@@ -122,45 +101,46 @@ fn leg_kind(f: &FinishedFlow, u: &UdpMeasures, catalogue: &Catalogue) -> LegKind
     if by_address { LegKind::Relay } else { LegKind::P2p }
 }
 
-/// The calls among `flows` (sorted by id, as an analysis holds them).
-pub fn calls(flows: &[FinishedFlow], catalogue: &Catalogue) -> Vec<CallReport> {
-    let mut legs: Vec<&FinishedFlow> = flows
-        .iter()
-        .filter(|f| f.role == Role::Target && f.proto == Proto::Udp && f.class.service.is_some())
-        .collect();
-    legs.sort_by_key(|f| (f.class.service, f.client.addr, f.first_at));
-    let mut out = Vec::new();
-    let mut group: Vec<&FinishedFlow> = Vec::new();
+/// The calls among `flows` (sorted by id, as an analysis holds them: ids follow creation,
+/// so legs come in the order they started), each as its JSON object (docs/report.md).
+pub fn calls(flows: &[FinishedFlow], catalogue: &Catalogue) -> Vec<Value> {
+    // (latest end of a leg, legs) per call.
+    let mut groups: Vec<(Timestamp, Vec<&FinishedFlow>)> = Vec::new();
+    // QUIC (UDP 443) is the service's web traffic, not a call.
+    let legs = flows.iter().filter(|f| {
+        f.role == Role::Target
+            && f.proto == Proto::Udp
+            && f.class.service.is_some()
+            && f.server.port != 443
+    });
     for f in legs {
-        let joins = group.last().is_some_and(|g| {
-            g.class.service == f.class.service
-                && g.client.addr == f.client.addr
-                && f.first_at.since(group.iter().map(|l| l.last_at).max().unwrap_or(g.last_at))
-                    <= CALL_LEG_GAP_US
-        });
-        if !joins && !group.is_empty() {
-            out.push(call(&group, flows, catalogue));
-            group.clear();
+        let same = |legs: &Vec<&FinishedFlow>| {
+            legs[0].class.service == f.class.service && legs[0].client.addr == f.client.addr
+        };
+        match groups.iter_mut().rev().find(|(_, legs)| same(legs)) {
+            Some((end, legs)) if f.first_at <= end.add_micros(CALL_LEG_GAP_US) => {
+                *end = (*end).max(f.last_at);
+                legs.push(f);
+            }
+            _ => groups.push((f.last_at, vec![f])),
         }
-        group.push(f);
     }
-    if !group.is_empty() {
-        out.push(call(&group, flows, catalogue));
-    }
-    out
+    groups.iter().map(|(_, legs)| call(legs, flows, catalogue)).collect()
 }
 
-fn call(group: &[&FinishedFlow], all: &[FinishedFlow], catalogue: &Catalogue) -> CallReport {
+fn call(group: &[&FinishedFlow], all: &[FinishedFlow], catalogue: &Catalogue) -> Value {
     let first = group[0];
     let service = first.class.service.expect("calls group flows with a service");
     let start = group.iter().map(|f| f.first_at).min().unwrap_or(first.first_at);
     let end = group.iter().map(|f| f.last_at).max().unwrap_or(first.last_at);
-    let (mut up, mut down) = (MediaCounts::default(), MediaCounts::default());
+    // (packets, bytes) per direction.
+    let (mut up, mut down) = ((0u64, 0u64), (0u64, 0u64));
     let (mut lost, mut expected, mut jitter_us) = (0u64, 0u64, None::<u64>);
     let (mut gap_up_us, mut gap_down_us) = (0u64, 0u64);
     let (mut stun_requests, mut stun_answered) = (0u32, 0u32);
     let (mut media_up_packets, mut media_at) = (0u64, None::<Timestamp>);
     let mut legs = Vec::with_capacity(group.len());
+    let mut media_both_ways = false;
     for f in group {
         let Some(u) = udp(f) else { continue };
         stun_requests += u.stun.requests;
@@ -171,10 +151,8 @@ fn call(group: &[&FinishedFlow], all: &[FinishedFlow], catalogue: &Catalogue) ->
         if m_up || m_down {
             // The far side's packets of a leg whose client sends media count, however few:
             // they are what came back.
-            up.packets += d_up.packets;
-            up.bytes += d_up.bytes;
-            down.packets += d_down.packets;
-            down.bytes += d_down.bytes;
+            up = (up.0 + d_up.packets, up.1 + d_up.bytes);
+            down = (down.0 + d_down.packets, down.1 + d_down.bytes);
             gap_up_us = gap_up_us.max(u.dirs.up.max_gap_us);
             gap_down_us = gap_down_us.max(u.dirs.down.max_gap_us);
             media_at = Some(media_at.map_or(f.first_at, |t| t.min(f.first_at)));
@@ -193,17 +171,17 @@ fn call(group: &[&FinishedFlow], all: &[FinishedFlow], catalogue: &Catalogue) ->
                 .filter_map(|s| s.jitter_us)
                 .max();
         jitter_us = jitter_us.max(j);
-        legs.push(CallLeg {
-            flow: f.id,
-            kind: leg_kind(f, u, catalogue),
-            server: f.server.to_string(),
-            rtp_streams_up: s_up,
-            rtp_streams_down: s_down,
-            media_up: m_up,
-            media_down: m_down,
-        });
+        legs.push(json!({
+            "flow": f.id,
+            "kind": leg_kind(f, u, catalogue).as_str(),
+            "server": f.server.to_string(),
+            "rtp_streams_up": s_up,
+            "rtp_streams_down": s_down,
+            "media_up": m_up,
+            "media_down": m_down,
+        }));
+        media_both_ways |= m_up && m_down;
     }
-    let media_both_ways = legs.iter().any(|l| l.media_up && l.media_down);
     let tcp_after = all.iter().any(|t| {
         t.proto == Proto::Tcp
             && t.class.service == Some(service)
@@ -213,7 +191,7 @@ fn call(group: &[&FinishedFlow], all: &[FinishedFlow], catalogue: &Catalogue) ->
     });
     let outcome = if media_both_ways {
         CallOutcome::Ok
-    } else if media_up_packets >= ONE_WAY_MIN_PACKETS && down.packets * 20 <= media_up_packets {
+    } else if media_up_packets >= ONE_WAY_MIN_PACKETS && down.0 * 20 <= media_up_packets {
         CallOutcome::NoMediaDown
     } else if tcp_after && media_up_packets == 0 {
         CallOutcome::FellBackToTcpRelay
@@ -223,19 +201,19 @@ fn call(group: &[&FinishedFlow], all: &[FinishedFlow], catalogue: &Catalogue) ->
         CallOutcome::NoMedia
     };
     let seconds = |us: u64| us as f64 / 1e6;
-    CallReport {
-        service: catalogue.service(service).id.clone(),
-        client: first.client.addr.to_string(),
-        start,
-        end,
-        legs,
-        media_up: up,
-        media_down: down,
-        loss_down: (expected > 0).then(|| lost as f64 / expected as f64),
-        jitter_down_ms: jitter_us.map(|j| j as f64 / 1000.0),
-        longest_silence_up_s: seconds(gap_up_us),
-        longest_silence_down_s: seconds(gap_down_us),
-        setup_s: media_at.map(|t| seconds(t.since(start))),
-        outcome,
-    }
+    json!({
+        "service": catalogue.service(service).id,
+        "client": first.client.addr.to_string(),
+        "start": start,
+        "end": end,
+        "legs": legs,
+        "media_up": { "packets": up.0, "bytes": up.1 },
+        "media_down": { "packets": down.0, "bytes": down.1 },
+        "loss_down": (expected > 0).then(|| lost as f64 / expected as f64),
+        "jitter_down_ms": jitter_us.map(|j| j as f64 / 1000.0),
+        "longest_silence_up_s": seconds(gap_up_us),
+        "longest_silence_down_s": seconds(gap_down_us),
+        "setup_s": media_at.map(|t| seconds(t.since(start))),
+        "outcome": outcome.as_str(),
+    })
 }

@@ -41,7 +41,7 @@ pub struct Report<'a> {
     pub flows: Flows<'a>,
     pub verdicts: Vec<Verdict>,
     /// The calls: each service's UDP legs grouped per client and time.
-    pub calls: Vec<calls::CallReport>,
+    pub calls: Vec<serde_json::Value>,
 }
 
 /// The flows of a report, rendered one at a time as they are written (a trace's flows can be
