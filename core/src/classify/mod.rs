@@ -113,13 +113,39 @@ impl Classification {
     }
 }
 
+/// Two small per-flow counters in one byte (a flow-table entry stays within its size
+/// budget): payload inspections left (low nibble) and packets that showed Zoom's media
+/// framing (high nibble), each saturating at 15.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Counters(u8);
+
+const _: () = assert!(INSPECT_PACKETS <= 15 && framing::ZOOM_MIN_PACKETS <= 15);
+
+impl Counters {
+    fn inspections_left(self) -> u8 {
+        self.0 & 0x0f
+    }
+
+    fn set_inspections_left(&mut self, n: u8) {
+        self.0 = (self.0 & 0xf0) | n.min(15);
+    }
+
+    fn zoom_packets(self) -> u8 {
+        self.0 >> 4
+    }
+
+    fn add_zoom_packet(&mut self) {
+        if self.zoom_packets() < 15 {
+            self.0 += 0x10;
+        }
+    }
+}
+
 /// Per-flow classification state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ClassState {
     pub class: Classification,
-    inspect_left: u8,
-    /// Packets that showed the Zoom media framing.
-    zoom_packets: u8,
+    counters: Counters,
     /// The flow crosses the site's edge ([`crosses_site`]): comparable with messenger traffic.
     pub crosses_site: bool,
 }
@@ -135,13 +161,14 @@ impl ClassState {
     /// Allow one more payload inspection: a full-size copy of a packet that was first seen
     /// truncated deserves a look of its own.
     pub fn grant_inspection(&mut self) {
-        self.inspect_left = self.inspect_left.max(1);
+        let left = self.counters.inspections_left().max(1);
+        self.counters.set_inspections_left(left);
     }
 
     fn wants_payload(&self, payload: &[u8], stun: bool) -> bool {
         stun || (self.class.evidence != Evidence::Signature
             && !payload.is_empty()
-            && self.inspect_left > 0)
+            && self.counters.inspections_left() > 0)
     }
 }
 
@@ -229,8 +256,7 @@ impl Classifier {
     ) -> ClassState {
         ClassState {
             class: self.resolve(Classification::default(), proto, client, server, now),
-            inspect_left: INSPECT_PACKETS,
-            zoom_packets: 0,
+            counters: Counters(INSPECT_PACKETS),
             crosses_site: crosses_site(client, server),
         }
     }
@@ -301,8 +327,9 @@ impl Classifier {
         if state.class.evidence != Evidence::Signature {
             found =
                 stun.and_then(|m| self.catalogue.match_stun(m)).map(|s| (s, Evidence::Signature));
-            if found.is_none() && state.inspect_left > 0 {
-                state.inspect_left -= 1;
+            let left = state.counters.inspections_left();
+            if found.is_none() && left > 0 {
+                state.counters.set_inspections_left(left - 1);
                 let ports = (client.port, server.port);
                 found = self
                     .catalogue
@@ -355,8 +382,8 @@ impl Classifier {
         payload: &[u8],
     ) -> Option<ServiceId> {
         let zoom = self.zoom.filter(|_| proto == Proto::Udp && framing::is_zoom_media(payload))?;
-        state.zoom_packets = state.zoom_packets.saturating_add(1);
-        (state.zoom_packets >= framing::ZOOM_MIN_PACKETS).then_some(zoom)
+        state.counters.add_zoom_packet();
+        (state.counters.zoom_packets() >= framing::ZOOM_MIN_PACKETS).then_some(zoom)
     }
 
     /// RTP between a LAN socket that just exchanged UDP with a service and a new peer.
@@ -688,6 +715,19 @@ mod tests {
             udp(&mut plain, &mut st, (a, b), &zoom_p2p(15, seq), T0);
         }
         assert_eq!(st.class.service, None);
+    }
+
+    #[test]
+    fn counters_share_a_byte_without_mixing() {
+        let mut c = Counters(INSPECT_PACKETS);
+        for _ in 0..40 {
+            c.add_zoom_packet();
+        }
+        assert_eq!((c.inspections_left(), c.zoom_packets()), (INSPECT_PACKETS, 15));
+        c.set_inspections_left(200);
+        assert_eq!((c.inspections_left(), c.zoom_packets()), (15, 15));
+        c.set_inspections_left(0);
+        assert_eq!((c.inspections_left(), c.zoom_packets()), (0, 15));
     }
 
     #[test]
