@@ -21,7 +21,7 @@ mod resets;
 mod stall;
 pub mod stats;
 #[cfg(test)]
-mod synthetic;
+pub(crate) mod synthetic;
 mod throughput;
 
 use serde::Serialize;

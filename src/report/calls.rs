@@ -4,9 +4,11 @@
 //! A call is the set of a service's UDP flows from one client address whose spans overlap or
 //! follow each other within [`CALL_LEG_GAP_US`] (its STUN exchanges, relay and peer-to-peer legs,
 //! audio and video). A leg is `relay` when its far end is the service's by address (catalogue
-//! or DNS), `p2p` otherwise; `stun` when it carried STUN and no media. A direction of a leg
-//! carries media when RTP shows in it, or, for services whose media has no RTP header, from
-//! 25 packets on. The outcome says whether media came both ways, and if not, what the legs
+//! or DNS), `p2p` otherwise; `stun` when it carried STUN and no media. QUIC (UDP/443 without
+//! STUN or RTP) is no leg. A direction of a leg carries media from 10 packets on when RTP
+//! shows on the leg, else from 25 packets besides its STUN messages (a service's own framing
+//! without RTP headers, as Telegram's). A call whose client sent media and got at
+//! most a twentieth of it back is `no_media_down`, whatever trickle came back. The outcome says whether media came both ways, and if not, what the legs
 //! show.
 
 use serde_json::{Value, json};
@@ -21,9 +23,11 @@ use crate::time::Timestamp;
 /// A call whose client sent at least this many media packets and got at most a twentieth of
 /// them back has no media towards the client.
 const ONE_WAY_MIN_PACKETS: u64 = 50;
-/// A direction of a leg without RTP headers carries media (a service's own encrypted
-/// framing, as Telegram's) from this many packets on.
+/// A direction of a leg without RTP carries media from this many packets on besides its STUN
+/// messages (half a second of audio in a service's own framing, as Telegram's).
 const MEDIA_MIN_PACKETS: u64 = 25;
+/// A direction of a leg where RTP shows carries media from this many packets on.
+const MEDIA_MIN_RTP_LEG_PACKETS: u64 = 10;
 
 /// What a leg is in its call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,9 +90,27 @@ fn streams(u: &UdpMeasures, d: Direction) -> u8 {
         + u8::from(dir.rtp_second.as_ref().and_then(|s| s.summary()).is_some())
 }
 
-/// Whether a direction of a leg carried media.
+/// Whether a direction of a leg carried media: on a leg where RTP shows (in either
+/// direction: SRTP is not always recognised both ways) at least [`MEDIA_MIN_RTP_LEG_PACKETS`],
+/// elsewhere [`MEDIA_MIN_PACKETS`] besides its STUN messages.
 fn media(f: &FinishedFlow, u: &UdpMeasures, d: Direction) -> bool {
-    streams(u, d) > 0 || f.measures.dirs[d].packets >= MEDIA_MIN_PACKETS
+    let packets = f.measures.dirs[d].packets;
+    let stun = u.stun.requests + u.stun.request_retransmissions + u.stun.answered;
+    let rtp = streams(u, Direction::Up) + streams(u, Direction::Down) > 0;
+    (rtp && packets >= MEDIA_MIN_RTP_LEG_PACKETS)
+        || packets.saturating_sub(u64::from(stun)) >= MEDIA_MIN_PACKETS
+}
+
+/// A UDP flow of the service that can be a call's leg: not QUIC (UDP/443 without STUN or RTP:
+/// TURN servers listen on 443 too).
+fn is_leg(f: &FinishedFlow) -> bool {
+    f.role == Role::Target
+        && f.class.service.is_some()
+        && udp(f).is_some_and(|u| {
+            f.server.port != 443
+                || u.stun.requests > 0
+                || streams(u, Direction::Up) + streams(u, Direction::Down) > 0
+        })
 }
 
 fn leg_kind(f: &FinishedFlow, u: &UdpMeasures, catalogue: &Catalogue) -> LegKind {
@@ -106,14 +128,7 @@ fn leg_kind(f: &FinishedFlow, u: &UdpMeasures, catalogue: &Catalogue) -> LegKind
 pub fn calls(flows: &[FinishedFlow], catalogue: &Catalogue) -> Vec<Value> {
     // (latest end of a leg, legs) per call.
     let mut groups: Vec<(Timestamp, Vec<&FinishedFlow>)> = Vec::new();
-    // QUIC (UDP 443) is the service's web traffic, not a call.
-    let legs = flows.iter().filter(|f| {
-        f.role == Role::Target
-            && f.proto == Proto::Udp
-            && f.class.service.is_some()
-            && f.server.port != 443
-    });
-    for f in legs {
+    for f in flows.iter().filter(|f| is_leg(f)) {
         let same = |legs: &Vec<&FinishedFlow>| {
             legs[0].class.service == f.class.service && legs[0].client.addr == f.client.addr
         };
@@ -189,10 +204,10 @@ fn call(group: &[&FinishedFlow], all: &[FinishedFlow], catalogue: &Catalogue) ->
             && t.first_at >= start
             && t.first_at <= end.add_micros(CALL_LEG_GAP_US)
     });
-    let outcome = if media_both_ways {
-        CallOutcome::Ok
-    } else if media_up_packets >= ONE_WAY_MIN_PACKETS && down.0 * 20 <= media_up_packets {
+    let outcome = if media_up_packets >= ONE_WAY_MIN_PACKETS && down.0 * 20 <= media_up_packets {
         CallOutcome::NoMediaDown
+    } else if media_both_ways {
+        CallOutcome::Ok
     } else if tcp_after && media_up_packets == 0 {
         CallOutcome::FellBackToTcpRelay
     } else if stun_requests > 0 && stun_answered == 0 {
@@ -216,4 +231,72 @@ fn call(group: &[&FinishedFlow], all: &[FinishedFlow], catalogue: &Catalogue) ->
         "setup_s": media_at.map(|t| seconds(t.since(start))),
         "outcome": outcome.as_str(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use crate::detect::synthetic::{CTL, MSG, Sim};
+
+    fn outcomes(sim: Sim) -> Vec<(String, Vec<String>)> {
+        sim.calls()
+            .iter()
+            .map(|c| {
+                let kinds = c["legs"].as_array().unwrap().iter();
+                let kinds = kinds.map(|l| l["kind"].as_str().unwrap().to_string()).collect();
+                (c["outcome"].as_str().unwrap().to_string(), kinds)
+            })
+            .collect()
+    }
+
+    fn one(outcome: &str, kinds: &[&str]) -> Vec<(String, Vec<String>)> {
+        vec![(outcome.to_string(), kinds.iter().map(|k| k.to_string()).collect())]
+    }
+
+    #[test]
+    fn a_call_with_media_both_ways_is_ok_and_control_calls_are_none() {
+        let mut sim = Sim::default();
+        sim.call(MSG, 0, 10, |_| true);
+        sim.call(CTL, 0, 10, |_| true);
+        let calls = sim.calls();
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        let c = &calls[0];
+        assert_eq!((c["service"].as_str(), c["outcome"].as_str()), (Some("msg"), Some("ok")));
+        assert_eq!(c["legs"][0]["kind"], "relay");
+        // 500 RTP packets and the STUN exchange each way.
+        assert_eq!(
+            (c["media_up"]["packets"].as_u64(), c["media_down"]["packets"].as_u64()),
+            (Some(501), Some(501))
+        );
+        assert_eq!(c["loss_down"].as_f64(), Some(0.0));
+        assert!(c["jitter_down_ms"].as_f64().is_some());
+    }
+
+    #[test]
+    fn outcomes_of_failed_calls() {
+        let mut sim = Sim::default();
+        sim.call(MSG, 0, 10, |i| i < 5);
+        assert_eq!(outcomes(sim), one("no_media_down", &["relay"]));
+        let mut sim = Sim::default();
+        sim.stun_probe(MSG, 3478, 0, 20, |_| false);
+        assert_eq!(outcomes(sim), one("stun_unanswered", &["stun"]));
+        let mut sim = Sim::default();
+        sim.stun_probe(MSG, 3478, 0, 20, |_| false);
+        sim.tcp(MSG, 12_000, 40).handshake().request(500);
+        assert_eq!(outcomes(sim), one("fell_back_to_tcp_relay", &["stun"]));
+    }
+
+    #[test]
+    fn legs_join_within_the_gap_and_not_beyond() {
+        let other = Ipv4Addr::new(198, 51, 100, 11);
+        let mut sim = Sim::default();
+        sim.call(MSG, 0, 10, |i| i < 5);
+        sim.call(other, 25_000, 10, |_| true);
+        assert_eq!(outcomes(sim), one("ok", &["relay", "relay"]));
+        let mut sim = Sim::default();
+        sim.call(MSG, 0, 10, |_| true);
+        sim.call(other, 45_000, 10, |_| true);
+        assert_eq!(outcomes(sim).len(), 2);
+    }
 }
