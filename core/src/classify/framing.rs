@@ -14,19 +14,14 @@ use crate::decode::rtp::RtpHeader;
 /// Packets of a flow that must show Zoom's media header before the flow is Zoom's.
 pub const ZOOM_MIN_PACKETS: u8 = 2;
 
-/// Zoom's outer (SFU) header: type 5, 8 bytes, direction in byte 7.
+/// Zoom's outer (SFU) header type; the header is 8 bytes, the direction in byte 7.
 const ZOOM_SFU_TYPE: u8 = 5;
-const ZOOM_SFU_HEADER_LEN: usize = 8;
 
 /// Whether `payload` carries Zoom's media header with RTP behind it, directly (peer to peer)
 /// or behind the SFU header.
 pub fn is_zoom_media(payload: &[u8]) -> bool {
     match payload {
-        [ZOOM_SFU_TYPE, _, _, _, _, _, _, 0 | 4, inner @ ..]
-            if inner.len() > ZOOM_SFU_HEADER_LEN =>
-        {
-            is_zoom_inner(inner)
-        }
+        [ZOOM_SFU_TYPE, _, _, _, _, _, _, 0 | 4, inner @ ..] => is_zoom_inner(inner),
         _ => is_zoom_inner(payload),
     }
 }
@@ -79,6 +74,12 @@ mod tests {
         for n in 0..31 {
             assert!(!is_zoom_media(&p[..n]), "{n} bytes");
         }
+        let mut sfu = vec![5, 0, 1, 0, 0, 0, 0, 0];
+        sfu.extend_from_slice(&p);
+        for n in 0..39 {
+            assert!(!is_zoom_media(&sfu[..n]), "SFU, {n} bytes");
+        }
+        assert!(is_zoom_media(&sfu[..39]));
     }
 
     #[test]
