@@ -554,3 +554,94 @@ fn standard_input_is_read_as_a_trace() {
     let err = stderr(&out);
     assert!(err.contains(&format!("standard input: packet {}: ", read + 1)), "{err}");
 }
+
+/// A STUN message (RFC 8489 header with the cookie) with `attributes`.
+fn stun(message_type: u16, tid: u8, attributes: &[(u16, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (kind, value) in attributes {
+        body.extend_from_slice(&kind.to_be_bytes());
+        body.extend_from_slice(&(value.len() as u16).to_be_bytes());
+        body.extend_from_slice(value);
+        body.resize(body.len().div_ceil(4) * 4, 0);
+    }
+    let mut m = message_type.to_be_bytes().to_vec();
+    m.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    m.extend_from_slice(&[0x21, 0x12, 0xa4, 0x42]);
+    m.extend_from_slice(&[tid; 12]);
+    m.extend_from_slice(&body);
+    m
+}
+
+/// An Opus-like RTP packet (RFC 3550 header, 48 kHz clock, 20 ms frames).
+fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 111];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&(u32::from(seq) * 960).to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(&[0x5a; 80]);
+    p
+}
+
+#[test]
+fn peer_to_peer_legs_after_a_stun_exchange_with_the_service_are_one_call() {
+    // A WhatsApp call as a LAN capture shows it: the client (192.168.1.10) checks its path
+    // to WhatsApp's relay (31.13.64.60, in the catalogue's ranges) from socket 40000 with
+    // WhatsApp's STUN attribute 0x4000 and the ICE fragments "wAuF:lOcL"; then media goes
+    // peer to peer: from another socket (40002) to a carrier-NAT peer, whose checks carry
+    // the same fragments, and from socket 40000 to a public peer. No peer is WhatsApp's.
+    let (client, relay) = (Ipv4Addr::new(192, 168, 1, 10), Ipv4Addr::new(31, 13, 64, 60));
+    let (cgnat_peer, public_peer) = (Ipv4Addr::new(100, 72, 5, 9), Ipv4Addr::new(203, 0, 113, 77));
+    let t0 = 1_700_000_000_000_000u64;
+    let mut frames = Vec::new();
+    let mut udp = |t: u64, src, dst, sport, dport, payload: &[u8]| {
+        frames
+            .push((t, synth::ethernet(&synth::ipv4_udp(src, dst, sport, dport, 64, payload), &[])))
+    };
+    let check = stun(0x0001, 1, &[(0x0006, b"wAuF:lOcL"), (0x4000, &[0, 0, 0, 1])]);
+    udp(t0, client, relay, 40000, 3478, &check);
+    udp(t0 + 30_000, relay, client, 3478, 40000, &stun(0x0101, 1, &[]));
+    let peer_check = stun(0x0001, 2, &[(0x0006, b"lOcL:wAuF")]);
+    udp(t0 + 200_000, client, cgnat_peer, 40002, 50000, &peer_check);
+    udp(t0 + 240_000, cgnat_peer, client, 50000, 40002, &stun(0x0101, 2, &[]));
+    for i in 0..150u16 {
+        let t = t0 + 300_000 + u64::from(i) * 20_000;
+        udp(t, client, cgnat_peer, 40002, 50000, &rtp(i, 0x1111));
+        udp(t + 5_000, cgnat_peer, client, 50000, 40002, &rtp(1000 + i, 0x2222));
+        udp(t + 7_000, client, public_peer, 40000, 52000, &rtp(2000 + i, 0x3333));
+        udp(t + 9_000, public_peer, client, 52000, 40000, &rtp(3000 + i, 0x4444));
+    }
+    let dir = synth::scratch("p2p-call");
+    let path = dir.join("p2p-call.pcap");
+    synth::write_pcap(&path, 1, &frames);
+    let out = throttlewatch(&["analyze", "--format", "json", s(&path)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = json(&out);
+    let flow = |port: u16, peer: Ipv4Addr| {
+        let server = format!("{peer}:{port}");
+        r["flows"].as_array().unwrap().iter().find(|f| f["server"] == server).cloned().unwrap()
+    };
+    let relay_flow = flow(3478, relay);
+    assert_eq!(relay_flow["service"], "whatsapp");
+    assert_eq!(relay_flow["service_by"], "signature");
+    let cgnat = flow(50000, cgnat_peer);
+    assert_eq!(cgnat["service"], "whatsapp", "the ICE fragments tie the peer leg to the call");
+    assert_eq!(cgnat["service_by"], "call");
+    let public = flow(52000, public_peer);
+    assert_eq!(public["service"], "whatsapp", "the socket of the relay check");
+    assert_eq!(public["service_by"], "endpoint");
+    assert_eq!(r["summary"]["learned"]["call_links"], 1);
+    let calls = r["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let call = &calls[0];
+    assert_eq!(call["service"], "whatsapp");
+    assert_eq!(call["outcome"], "ok");
+    let kinds: Vec<&str> =
+        call["legs"].as_array().unwrap().iter().map(|l| l["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["stun", "p2p", "p2p"]);
+    assert_eq!(call["media_up"]["packets"], 2 * 150 + 1);
+    assert_eq!(call["media_down"]["packets"], 2 * 150 + 1);
+    assert_eq!(call["loss_down"], 0.0);
+    let setup = call["setup_s"].as_f64().unwrap();
+    assert!((setup - 0.2).abs() < 1e-6, "setup {setup}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

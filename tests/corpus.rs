@@ -148,6 +148,9 @@ fn corpus_messenger_flows_agree_with_ndpi() -> common::Ran {
     let labels: HashMap<&str, &str> = LABELS.into_iter().collect();
     // service -> (agreeing, total)
     let mut table: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    // Call kind of the UDP flows among them -> (agreeing, total): `relay` when an end is in
+    // the catalogue's address space (the service's relay or server), `p2p` otherwise.
+    let mut kinds: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     let mut misses = Vec::new();
     let mut dns_lookups = 0;
     let mut others: BTreeMap<(String, String), usize> = BTreeMap::new();
@@ -155,7 +158,9 @@ fn corpus_messenger_flows_agree_with_ndpi() -> common::Ran {
         let out = common::analyze(&[dir.join(file)], None);
         let catalogue = out.analysis.classifier.catalogue();
         let mut ours: HashMap<FlowKey, Vec<Option<&str>>> = HashMap::new();
+        let mut ends: HashMap<FlowKey, (Endpoint, Endpoint)> = HashMap::new();
         for f in &out.analysis.flows {
+            ends.insert(flow_key(f), (f.client, f.server));
             let service = f.class.service.map(|s| catalogue.service(s).id.as_str());
             ours.entry(flow_key(f)).or_default().push(service);
         }
@@ -173,9 +178,18 @@ fn corpus_messenger_flows_agree_with_ndpi() -> common::Ran {
                 dns_lookups += 1;
                 continue;
             }
+            let agrees = got.contains(&Some(want));
+            if row.key.0 == Proto::Udp {
+                let by_address = row.key.1.iter().any(|&(addr, port)| {
+                    catalogue.match_endpoint(Proto::Udp, Endpoint::new(addr, port)).is_some()
+                });
+                let kind = kinds.entry(if by_address { "relay" } else { "p2p" }).or_default();
+                kind.1 += 1;
+                kind.0 += usize::from(agrees);
+            }
             let entry = table.entry(want).or_default();
             entry.1 += 1;
-            if got.contains(&Some(want)) {
+            if agrees {
                 entry.0 += 1;
             } else {
                 misses.push(format!(
@@ -197,6 +211,10 @@ fn corpus_messenger_flows_agree_with_ndpi() -> common::Ran {
     eprintln!(
         "({dns_lookups} DNS lookups of messenger names on local resolvers are not messenger traffic and not counted)"
     );
+    eprintln!("UDP call legs among them, by kind:");
+    for (kind, (a, n)) in &kinds {
+        eprintln!("{kind:<10} {a:>6} {n:>6} {:>6.1}%", 100.0 * *a as f64 / *n as f64);
+    }
     eprintln!("flows nDPI labels otherwise that throttlewatch gives a service:");
     for ((app, service), n) in &others {
         eprintln!("  {n:>3} nDPI {app:<16} -> {service}");
@@ -205,6 +223,10 @@ fn corpus_messenger_flows_agree_with_ndpi() -> common::Ran {
         eprintln!("MISS {m}");
     }
     assert_eq!(table.len(), 7, "every required service occurs in the corpus: {table:?}");
+    assert_eq!(kinds.len(), 2, "relay and peer-to-peer legs occur in the corpus: {kinds:?}");
+    for (kind, (a, n)) in &kinds {
+        assert_eq!(a, n, "{kind} call legs: {a}/{n} agree with nDPI");
+    }
     for (service, (a, n)) in &table {
         let rate = *a as f64 / *n as f64;
         assert!(

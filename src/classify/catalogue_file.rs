@@ -402,6 +402,23 @@ mod tests {
         assert!(c.warnings().is_empty(), "{:?}", c.warnings());
     }
 
+    /// Telegram's call relay packets (nDPI telegram.c): a 16-byte peer tag, then twelve 0xff
+    /// bytes, on any port; eleven are not the framing.
+    #[test]
+    fn builtin_catalogue_knows_telegram_relay_packets() {
+        let c = Catalogue::builtin();
+        let telegram = c.services().iter().position(|s| s.id == "telegram").unwrap() as u16;
+        let mut p = vec![0x3c; 16];
+        p.extend_from_slice(&[0xff; 12]);
+        p.extend_from_slice(&[0x0a, 0x1b, 0x2c, 0x3d, 0, 0, 0, 0, 0x77, 0x66, 0x55, 0x44]);
+        let len = p.len() as u32;
+        assert_eq!(c.match_payload(Proto::Udp, &p, len, (40_123, 61_000)), Some(telegram));
+        assert_eq!(c.match_payload(Proto::Udp, &p[..27], 27, (40_123, 61_000)), None);
+        p[27] = 0xfe;
+        assert_eq!(c.match_payload(Proto::Udp, &p, len, (40_123, 61_000)), None);
+        assert_eq!(c.match_payload(Proto::Tcp, &[0xff; 40], 40, (40_123, 443)), None);
+    }
+
     #[test]
     fn rules_and_port_ranges_reach_their_matcher() {
         let c = Catalogue::parse(

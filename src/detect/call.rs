@@ -10,7 +10,10 @@
 //! client sends RTP, next to nothing comes back: Russia's call blocking since August 2025,
 //! inbound UDP cut after 4–6 packets on mobile networks), is a call too: `call_degraded`
 //! against control calls whose media flows both ways, `inconclusive` without them; never
-//! silence. Each window judges the window's part of a call (its media packets, losses and
+//! silence. That is judged per call, not per leg: a one-way leg beside another leg of the
+//! same call (the service's, same client address, within
+//! [`CALL_LEG_GAP_US`](crate::classify::CALL_LEG_GAP_US)) with RTP both ways is ICE moving the
+//! media to another path (peer to peer or relay), not a one-way call. Each window judges the window's part of a call (its media packets, losses and
 //! rate there).
 
 use serde_json::{Value, json};
@@ -53,6 +56,20 @@ fn one_way(f: &Facts) -> Option<(u64, u64)> {
 fn sends_media(f: &&Facts) -> bool {
     f.udp().is_some_and(|u| u.dirs.up.rtp.summary().is_some())
         && f.packets(crate::flow::Direction::Up) >= ONE_WAY_MIN_PACKETS
+}
+
+/// Another leg of `f`'s call carries RTP both ways.
+fn media_moved(f: &Facts, g: &Group) -> bool {
+    use crate::classify::CALL_LEG_GAP_US;
+    g.targets.iter().any(|o| {
+        o.id() != f.id()
+            && o.f.client.addr == f.f.client.addr
+            && o.f.first_at <= f.f.last_at.add_micros(CALL_LEG_GAP_US)
+            && f.f.first_at <= o.f.last_at.add_micros(CALL_LEG_GAP_US)
+            && o.udp().is_some_and(|u| {
+                u.dirs.up.rtp.summary().is_some() && u.dirs.down.rtp.summary().is_some()
+            })
+    })
 }
 
 fn call<'a>(f: &'a Facts<'a>, cfg: &DetectConfig) -> Option<Call<'a>> {
@@ -213,8 +230,11 @@ fn two_way_calls(g: &Group) -> Outcome {
 /// (next to) nothing back, against the control calls.
 fn one_way_calls(g: &Group) -> Outcome {
     let sending: Vec<&Facts> = g.targets.iter().filter(sends_media).collect();
-    let dead: Vec<(&Facts, (u64, u64))> =
-        sending.iter().filter_map(|f| one_way(f).map(|p| (*f, p))).collect();
+    let dead: Vec<(&Facts, (u64, u64))> = sending
+        .iter()
+        .filter(|f| !media_moved(f, g))
+        .filter_map(|f| one_way(f).map(|p| (*f, p)))
+        .collect();
     if dead.is_empty() {
         return Outcome::NotApplicable;
     }

@@ -21,7 +21,7 @@ mod resets;
 mod stall;
 pub mod stats;
 #[cfg(test)]
-mod synthetic;
+pub(crate) mod synthetic;
 mod throughput;
 
 use serde::Serialize;
@@ -409,7 +409,16 @@ fn merge_same_findings(mut findings: Vec<Verdict>) -> Vec<Verdict> {
                     .as_f64()
                     .is_some_and(|b| b < policing::SMALL_BURST_BYTES))
     };
-    findings.sort_by_key(|v| (v.mechanism.is_none(), (spread_loss || shaped) && single_policed(v)));
+    let rank = |v: &Verdict| (v.mechanism.is_none(), (spread_loss || shaped) && single_policed(v));
+    // A handful of findings: an insertion sort keeps equal ranks in order without a generic
+    // stable sort's code.
+    for i in 1..findings.len() {
+        let mut j = i;
+        while j > 0 && rank(&findings[j - 1]) > rank(&findings[j]) {
+            findings.swap(j - 1, j);
+            j -= 1;
+        }
+    }
     let mut merged: Vec<Verdict> = Vec::new();
     for v in findings {
         match merged.iter_mut().find(|m| m.finding == v.finding) {

@@ -33,6 +33,15 @@ pub const SEG: u32 = 1448;
 /// Start of every simulation (2026-01-01), in microseconds.
 const T0_US: u64 = 1_767_225_600_000_000;
 
+/// The catalogue of the simulations: the service "msg" on 198.51.100.0/24.
+fn msg_catalogue() -> Catalogue {
+    Catalogue::parse(
+        "[[service]]\nid = \"msg\"\nname = \"M\"\nranges = [\"198.51.100.0/24\"]\n",
+        "t",
+    )
+    .expect("catalogue")
+}
+
 /// A deterministic random source (xorshift64*), so every test sees the same packets.
 pub struct Rng(u64);
 
@@ -205,17 +214,27 @@ impl Sim {
     }
 
     /// Feed the frames to the pipeline; at each window's end, hand its flows to `cut`.
+    /// Run the frames through the pipeline (the `msg` catalogue) to the end of input: the
+    /// report's calls.
+    pub fn calls(mut self) -> Vec<serde_json::Value> {
+        let mut pipeline =
+            Pipeline::new(PipelineConfig::default(), Classifier::new(msg_catalogue()));
+        self.frames.sort_by_key(|(t, _)| *t);
+        for (at, frame) in &self.frames {
+            let ts = Timestamp::from_micros(T0_US + at);
+            pipeline.process(LinkType::RawIp, ts, frame, frame.len() as u32);
+        }
+        let analysis = pipeline.finish();
+        crate::report::calls::calls(&analysis.flows, analysis.classifier.catalogue())
+    }
+
     fn windows(
         mut self,
         cfg: &DetectConfig,
         mut cut: impl FnMut(&[&FinishedFlow], Window, &Catalogue),
     ) {
-        let catalogue = Catalogue::parse(
-            "[[service]]\nid = \"msg\"\nname = \"M\"\nranges = [\"198.51.100.0/24\"]\n",
-            "t",
-        )
-        .expect("catalogue");
-        let mut pipeline = Pipeline::new(PipelineConfig::default(), Classifier::new(catalogue));
+        let mut pipeline =
+            Pipeline::new(PipelineConfig::default(), Classifier::new(msg_catalogue()));
         let mut grid = WindowGrid::new(cfg.window_s, None);
         let mut cut_at = |p: &mut Pipeline, w: Window| {
             let snapshot = p.snapshot(w.end);
@@ -663,6 +682,26 @@ mod tests {
         let v = sim.verdicts(&cfg(60));
         assert_eq!(findings(&v), ["call_degraded/drop"], "{}", summaries(&v));
         assert!(v[0].summary.contains("next to no media"), "{}", v[0].summary);
+    }
+
+    /// A call is judged as one: a leg whose media stops coming back while another leg of the
+    /// same call carries media both ways is ICE moving the call, not a one-way call. Alone,
+    /// the same leg is a one-way call.
+    #[test]
+    fn a_dead_leg_beside_a_working_leg_of_the_call_is_no_one_way_call() {
+        let other_relay = Ipv4Addr::new(198, 51, 100, 11);
+        let mut sim = Sim::default();
+        sim.call(MSG, 0, 10, |i| i < 5);
+        sim.call(other_relay, 2_000, 10, |_| true);
+        sim.call(CTL, 0, 10, |_| true);
+        let v = sim.verdicts(&cfg(60));
+        assert!(!findings(&v).iter().any(|f| f.starts_with("call_degraded")), "{}", summaries(&v));
+        let mut sim = Sim::default();
+        sim.call(MSG, 0, 10, |i| i < 5);
+        sim.call(other_relay, 45_000, 10, |_| true);
+        sim.call(CTL, 0, 10, |_| true);
+        let v = sim.verdicts(&cfg(60));
+        assert_eq!(findings(&v), ["call_degraded/drop"], "{}", summaries(&v));
     }
 
     /// Calls blocked at set-up: STUN to the service's relays is never answered while the

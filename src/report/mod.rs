@@ -2,6 +2,7 @@
 //! `throttlewatch.report/1`; [`human`] renders the same data as a short table. Field names are
 //! a contract: add fields freely, never rename them.
 
+pub mod calls;
 pub mod human;
 
 use std::collections::BTreeMap;
@@ -39,6 +40,8 @@ pub struct Report<'a> {
     pub summary: Summary,
     pub flows: Flows<'a>,
     pub verdicts: Vec<Verdict>,
+    /// The calls: each service's UDP legs grouped per client and time.
+    pub calls: Vec<serde_json::Value>,
 }
 
 /// The flows of a report, rendered one at a time as they are written (a trace's flows can be
@@ -120,6 +123,10 @@ pub struct LearnedCounts {
     pub dns_answers: u64,
     pub dns_addresses: u64,
     pub endpoints: u64,
+    /// Call endpoints learned from the addresses in a service's STUN messages, and flows
+    /// tied to a call by an ICE username fragment or their LAN socket.
+    pub stun_addresses: u64,
+    pub call_links: u64,
 }
 
 /// Totals of a service's flows (or of the control flows).
@@ -376,6 +383,8 @@ impl<'a> Report<'a> {
                     dns_answers: learned.dns_answers,
                     dns_addresses: learned.dns_addresses,
                     endpoints: learned.endpoints,
+                    stun_addresses: learned.stun_addresses,
+                    call_links: learned.call_links,
                 },
                 services,
                 control,
@@ -383,6 +392,7 @@ impl<'a> Report<'a> {
             },
             flows,
             verdicts,
+            calls: calls::calls(&analysis.flows, catalogue),
         }
     }
 

@@ -1,5 +1,6 @@
 //! What the classifier learns from the wire, in bounded tables: server addresses from DNS
-//! answers, and call endpoints from flows whose payload identified a service.
+//! answers, call endpoints from flows whose payload identified a service (and the addresses
+//! their STUN messages carry), ICE username fragments and client sockets of a service's calls.
 //!
 //! Each table holds at most its capacity; the oldest entry makes room for a new one, and
 //! entries older than the table's maximum age (in packet time) are ignored.
@@ -64,9 +65,56 @@ impl<K: Copy + Eq + Hash, V: Copy> LearnedMap<K, V> {
     }
 }
 
+/// An ICE username fragment (RFC 8445 §5.3: 4 to 256 characters), kept to its first
+/// [`Ufrag::MAX_LEN`] bytes: a fixed-size key, whatever the packet claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ufrag {
+    len: u8,
+    bytes: [u8; Ufrag::MAX_LEN],
+}
+
+impl Ufrag {
+    pub const MAX_LEN: usize = 32;
+    /// Shorter fragments are not unique enough to link two flows.
+    pub const MIN_LEN: usize = 4;
+
+    /// The two fragments of a STUN USERNAME `remote:local` (RFC 8445 §7.2.2), each if it is
+    /// long enough.
+    pub fn pair(username: &[u8]) -> [Option<Ufrag>; 2] {
+        let mut parts = username.splitn(2, |&b| b == b':');
+        let first = parts.next().and_then(Ufrag::new);
+        let second = parts.next().and_then(Ufrag::new);
+        [first, second]
+    }
+
+    fn new(part: &[u8]) -> Option<Ufrag> {
+        if part.len() < Self::MIN_LEN {
+            return None;
+        }
+        let n = part.len().min(Self::MAX_LEN);
+        let mut bytes = [0u8; Self::MAX_LEN];
+        bytes[..n].copy_from_slice(&part[..n]);
+        Some(Ufrag { len: n as u8, bytes })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ufrag_pairs() {
+        let [a, b] = Ufrag::pair(b"R2d2:C3poC3po");
+        assert_eq!(a, Ufrag::new(b"R2d2"));
+        assert_eq!(b, Ufrag::new(b"C3poC3po"));
+        assert_ne!(a, b);
+        assert_eq!(Ufrag::pair(b"abc:defg"), [None, Ufrag::new(b"defg")]);
+        assert_eq!(Ufrag::pair(b"abcdef"), [Ufrag::new(b"abcdef"), None]);
+        assert_eq!(Ufrag::pair(b""), [None, None]);
+        // Longer than the key: its first 32 bytes.
+        let long = [b'x'; 300];
+        assert_eq!(Ufrag::pair(&long)[0].unwrap().len, 32);
+    }
 
     #[test]
     fn bounded_and_aging() {

@@ -2,16 +2,21 @@
 //! the comparison (target, control, other).
 //!
 //! Evidence, strongest first ([`Evidence`]): a signature in the flow's own payload (STUN type,
-//! attribute or realm; payload bytes; TLS server name, over TCP or in QUIC client Initials); an
-//! endpoint shared with a UDP flow that
-//! showed a signature (the peer-to-peer legs of a call use the same local socket as its STUN
-//! exchange with the relay); a server address learned from a DNS answer for the service's
+//! attribute or realm; payload bytes; a service's media framing; TLS server name, over TCP or
+//! in QUIC client Initials); an endpoint shared with a UDP flow that showed a signature (the
+//! peer-to-peer legs of a call use the same local socket as its STUN exchange with the relay)
+//! or carried in the STUN messages of a flow of the service (XOR-MAPPED-, XOR-PEER-,
+//! XOR-RELAYED-ADDRESS); a link to a call of the service (an ICE username fragment seen in a
+//! flow of the service, or RTP from a LAN socket that exchanged packets with the service within
+//! [`CALL_SOCKET_MAX_AGE_US`]); a server address learned from a DNS answer for the service's
 //! domains; a port-qualified address rule; an address range. Learned knowledge lives in bounded
-//! tables ([`LearnedMap`]); payloads are inspected only in a flow's first packets. A QUIC
-//! ClientHello that continues in the flow's next Initial waits in a small fixed table
-//! ([`initials`]), not in the flow's state.
+//! tables ([`LearnedMap`]); payloads are inspected only in a flow's first packets, STUN messages
+//! in every packet (they are few and carry the call's links). A QUIC ClientHello that continues
+//! in the flow's next Initial waits in a small fixed table ([`initials`]), not in the flow's
+//! state.
 
 pub mod catalogue;
+mod framing;
 pub mod initials;
 mod learn;
 pub mod prefix;
@@ -21,6 +26,7 @@ use std::net::IpAddr;
 use crate::decode::dns::{DnsResponse, DomainName};
 use crate::decode::gquic;
 use crate::decode::quic::{CryptoStream, initial_version, read_client_initial};
+use crate::decode::rtp::RtpHeader;
 use crate::decode::stun::StunMessage;
 use crate::decode::tls::client_hello_sni;
 use crate::flow::{Direction, Endpoint, Proto, is_group_address, is_local_address};
@@ -32,6 +38,7 @@ pub use catalogue::{
     AddressMatch, Catalogue, CatalogueBuilder, PayloadSignature, PortSet, Service, ServiceId,
 };
 pub use learn::LearnedMap;
+use learn::Ufrag;
 pub use prefix::Prefix;
 
 /// Payload-carrying packets of a flow inspected for signatures (STUN messages are checked for
@@ -43,6 +50,18 @@ pub const DNS_LEARNED_CAPACITY: usize = 8192;
 pub const ENDPOINTS_LEARNED_CAPACITY: usize = 4096;
 /// How long learned knowledge is trusted, in packet time.
 pub const LEARNED_MAX_AGE_US: u64 = 3600 * 1_000_000;
+/// Capacity of the table of ICE username fragments learned from flows of a service.
+pub const UFRAGS_LEARNED_CAPACITY: usize = 4096;
+/// Capacity of the table of LAN sockets that exchanged UDP with a service.
+pub const CALL_SOCKETS_CAPACITY: usize = 4096;
+/// A LAN socket's new RTP flow belongs to the service the socket exchanged UDP with at most
+/// this long before (a call's media follows its setup within seconds).
+pub const CALL_SOCKET_MAX_AGE_US: u64 = 60 * 1_000_000;
+/// A service's UDP flows from one client address whose spans lie further apart than this are
+/// legs of two calls (the report's `calls[]`, the call detector).
+pub const CALL_LEG_GAP_US: u64 = 30 * 1_000_000;
+/// The catalogue service whose media framing [`framing::is_zoom_media`] recognises.
+const ZOOM_SERVICE_ID: &str = "zoom";
 /// UDP flows with at least this many packets and this packet rate are real-time streams, the
 /// control for calls.
 pub const REALTIME_MIN_PACKETS: u64 = 50;
@@ -59,6 +78,9 @@ pub enum Evidence {
     Range,
     Rule,
     Dns,
+    /// Linked to a call of the service: an ICE username fragment, or RTP from a LAN socket
+    /// that just exchanged UDP with the service.
+    Call,
     Endpoint,
     Signature,
 }
@@ -70,6 +92,7 @@ impl Evidence {
             Evidence::Range => "range",
             Evidence::Rule => "rule",
             Evidence::Dns => "dns",
+            Evidence::Call => "call",
             Evidence::Endpoint => "endpoint",
             Evidence::Signature => "signature",
         }
@@ -100,19 +123,47 @@ impl Classification {
     }
 }
 
+/// Two small per-flow counters in one byte (a flow-table entry stays within its size
+/// budget): payload inspections left (low nibble) and packets that showed Zoom's media
+/// framing (high nibble), each saturating at 15.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Counters(u8);
+
+const _: () = assert!(INSPECT_PACKETS <= 15 && framing::ZOOM_MIN_PACKETS <= 15);
+
+impl Counters {
+    fn inspections_left(self) -> u8 {
+        self.0 & 0x0f
+    }
+
+    fn set_inspections_left(&mut self, n: u8) {
+        self.0 = (self.0 & 0xf0) | n.min(15);
+    }
+
+    fn zoom_packets(self) -> u8 {
+        self.0 >> 4
+    }
+
+    fn add_zoom_packet(&mut self) {
+        if self.zoom_packets() < 15 {
+            self.0 += 0x10;
+        }
+    }
+}
+
 /// Per-flow classification state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ClassState {
     pub class: Classification,
-    inspect_left: u8,
+    counters: Counters,
     /// The flow crosses the site's edge ([`crosses_site`]): comparable with messenger traffic.
     pub crosses_site: bool,
 }
 
 impl ClassState {
     /// Whether a packet sent from `sender_port` can teach the classifier anything: a DNS
-    /// answer always can; a payload (with a STUN message, if `stun`) can while the flow has no
-    /// signature and a STUN message or inspection budget is left.
+    /// answer or a STUN message (if `stun`) always can; another payload can while the flow has
+    /// no signature and inspection budget is left.
     pub fn wants(&self, proto: Proto, sender_port: u16, payload: &[u8], stun: bool) -> bool {
         is_dns_answer(proto, sender_port) || self.wants_payload(payload, stun)
     }
@@ -120,13 +171,14 @@ impl ClassState {
     /// Allow one more payload inspection: a full-size copy of a packet that was first seen
     /// truncated deserves a look of its own.
     pub fn grant_inspection(&mut self) {
-        self.inspect_left = self.inspect_left.max(1);
+        let left = self.counters.inspections_left().max(1);
+        self.counters.set_inspections_left(left);
     }
 
     fn wants_payload(&self, payload: &[u8], stun: bool) -> bool {
-        self.class.evidence != Evidence::Signature
+        stun || (self.class.evidence != Evidence::Signature
             && !payload.is_empty()
-            && (stun || self.inspect_left > 0)
+            && self.counters.inspections_left() > 0)
     }
 }
 
@@ -164,6 +216,10 @@ pub struct ClassifierStats {
     pub dns_addresses: u64,
     /// Endpoints learned from flows with a signature.
     pub endpoints: u64,
+    /// Endpoints learned from the XOR-…-ADDRESS attributes of a service's STUN messages.
+    pub stun_addresses: u64,
+    /// Flows tied to a call by an ICE username fragment or by their LAN socket.
+    pub call_links: u64,
 }
 
 /// The classifier: the catalogue plus what was learned from the wire.
@@ -173,16 +229,23 @@ pub struct Classifier {
     dns_learned: LearnedMap<IpAddr, ServiceId>,
     endpoints: LearnedMap<Endpoint, ServiceId>,
     initials: PendingInitials,
+    ufrags: LearnedMap<Ufrag, ServiceId>,
+    call_sockets: LearnedMap<Endpoint, ServiceId>,
+    zoom: Option<ServiceId>,
     stats: ClassifierStats,
 }
 
 impl Classifier {
     pub fn new(catalogue: Catalogue) -> Self {
+        let zoom = catalogue.services().iter().position(|s| s.id == ZOOM_SERVICE_ID);
         Classifier {
-            catalogue,
             dns_learned: LearnedMap::new(DNS_LEARNED_CAPACITY, LEARNED_MAX_AGE_US),
             endpoints: LearnedMap::new(ENDPOINTS_LEARNED_CAPACITY, LEARNED_MAX_AGE_US),
             initials: PendingInitials::default(),
+            ufrags: LearnedMap::new(UFRAGS_LEARNED_CAPACITY, LEARNED_MAX_AGE_US),
+            call_sockets: LearnedMap::new(CALL_SOCKETS_CAPACITY, CALL_SOCKET_MAX_AGE_US),
+            zoom: zoom.and_then(|i| ServiceId::try_from(i).ok()),
+            catalogue,
             stats: ClassifierStats::default(),
         }
     }
@@ -205,7 +268,7 @@ impl Classifier {
     ) -> ClassState {
         ClassState {
             class: self.resolve(Classification::default(), proto, client, server, now),
-            inspect_left: INSPECT_PACKETS,
+            counters: Counters(INSPECT_PACKETS),
             crosses_site: crosses_site(client, server),
         }
     }
@@ -222,7 +285,9 @@ impl Classifier {
         now: Timestamp,
     ) -> Classification {
         let mut class = own;
-        if class.evidence >= Evidence::Endpoint {
+        // A flow tied to a call taught the endpoints table its own sockets: what it would
+        // find there is what it already knows.
+        if class.evidence >= Evidence::Call {
             return class;
         }
         if proto == Proto::Udp {
@@ -269,38 +334,128 @@ impl Classifier {
         if !state.wants_payload(payload, stun.is_some()) {
             return;
         }
-        let mut found = stun.and_then(|m| self.catalogue.match_stun(m));
+        let mut found = None;
         let mut server_name = false;
-        if found.is_none() && state.inspect_left > 0 {
-            state.inspect_left -= 1;
-            let ports = (client.port, server.port);
-            found = self.catalogue.match_payload(proto, payload, payload_len, ports);
-            if found.is_none() && proto == Proto::Tcp {
-                found = StunMessage::parse_framed(payload, payload_len)
-                    .and_then(|m| self.catalogue.match_stun(&m))
-                    .or_else(|| {
-                        let sni =
-                            (dir == Direction::Up).then(|| client_hello_sni(payload)).flatten();
-                        sni.and_then(|name| self.catalogue.match_sni(name))
-                    });
-            } else if found.is_none()
-                && proto == Proto::Udp
-                && dir == Direction::Up
-                && payload_len >= QUIC_INITIAL_MIN_BYTES
-            {
-                found = self.quic_client_hello((client, server), payload, now);
-                server_name = true;
+        let unknown_udp = proto == Proto::Udp && state.class.service.is_none();
+        if state.class.evidence != Evidence::Signature {
+            found =
+                stun.and_then(|m| self.catalogue.match_stun(m)).map(|s| (s, Evidence::Signature));
+            let left = state.counters.inspections_left();
+            if found.is_none() && left > 0 {
+                state.counters.set_inspections_left(left - 1);
+                let ports = (client.port, server.port);
+                found = self
+                    .catalogue
+                    .match_payload(proto, payload, payload_len, ports)
+                    .or_else(|| self.zoom_framing(state, proto, payload))
+                    .map(|s| (s, Evidence::Signature));
+                if found.is_none() && proto == Proto::Tcp {
+                    found = StunMessage::parse_framed(payload, payload_len)
+                        .and_then(|m| self.catalogue.match_stun(&m))
+                        .or_else(|| {
+                            let sni =
+                                (dir == Direction::Up).then(|| client_hello_sni(payload)).flatten();
+                            sni.and_then(|name| self.catalogue.match_sni(name))
+                        })
+                        .map(|s| (s, Evidence::Signature));
+                } else if found.is_none()
+                    && proto == Proto::Udp
+                    && dir == Direction::Up
+                    && payload_len >= QUIC_INITIAL_MIN_BYTES
+                {
+                    found = self
+                        .quic_client_hello((client, server), payload, now)
+                        .map(|s| (s, Evidence::Signature));
+                    server_name = found.is_some();
+                }
+                // Links to a call are for flows that nothing else ties to a service.
+                if found.is_none() && unknown_udp && stun.is_none() {
+                    found = self.socket_link(client, server, payload, now);
+                }
+            }
+            if found.is_none() && unknown_udp {
+                found = stun.and_then(|m| self.ufrag_link(m, now));
             }
         }
-        if let Some(service) = found {
-            state.class.offer(service, Evidence::Signature);
+        if let Some((service, evidence)) = found {
+            let before = state.class;
+            state.class.offer(service, evidence);
             // UDP call setups share their sockets with the call's other legs. TCP and QUIC
             // servers are often shared (CDNs), so server names teach nothing beyond their own
             // flow.
-            if proto == Proto::Udp && !server_name {
+            if proto == Proto::Udp && !server_name && state.class != before {
                 self.endpoints.insert(client, service, now);
                 self.endpoints.insert(server, service, now);
                 self.stats.endpoints += 2;
+                self.stats.call_links += u64::from(evidence == Evidence::Call);
+            }
+        }
+        if proto == Proto::Udp
+            && let Some(service) = state.class.service
+        {
+            self.learn_call(service, (client, server), stun, now);
+        }
+    }
+
+    /// Zoom's media framing in two packets of a flow.
+    fn zoom_framing(
+        &self,
+        state: &mut ClassState,
+        proto: Proto,
+        payload: &[u8],
+    ) -> Option<ServiceId> {
+        let zoom = self.zoom.filter(|_| proto == Proto::Udp && framing::is_zoom_media(payload))?;
+        state.counters.add_zoom_packet();
+        (state.counters.zoom_packets() >= framing::ZOOM_MIN_PACKETS).then_some(zoom)
+    }
+
+    /// RTP between a LAN socket that just exchanged UDP with a service and a new peer.
+    fn socket_link(
+        &self,
+        client: Endpoint,
+        server: Endpoint,
+        payload: &[u8],
+        now: Timestamp,
+    ) -> Option<(ServiceId, Evidence)> {
+        RtpHeader::parse(payload)?;
+        [client, server]
+            .into_iter()
+            .filter(|ep| is_local_address(ep.addr))
+            .find_map(|ep| self.call_sockets.get(&ep, now))
+            .map(|s| (s, Evidence::Call))
+    }
+
+    /// A STUN USERNAME with an ICE fragment seen in a flow of a service.
+    fn ufrag_link(&self, msg: &StunMessage<'_>, now: Timestamp) -> Option<(ServiceId, Evidence)> {
+        let pair = Ufrag::pair(msg.username()?);
+        pair.iter().flatten().find_map(|u| self.ufrags.get(u, now)).map(|s| (s, Evidence::Call))
+    }
+
+    /// What a UDP flow of `service` teaches about the rest of its call: its LAN socket, the
+    /// ICE fragments and the addresses its STUN messages carry.
+    fn learn_call(
+        &mut self,
+        service: ServiceId,
+        (client, server): (Endpoint, Endpoint),
+        stun: Option<&StunMessage<'_>>,
+        now: Timestamp,
+    ) {
+        for ep in [client, server] {
+            if is_local_address(ep.addr) && !is_group_address(ep.addr) {
+                self.call_sockets.insert(ep, service, now);
+            }
+        }
+        let Some(msg) = stun else { return };
+        if let Some(username) = msg.username() {
+            for u in Ufrag::pair(username).into_iter().flatten() {
+                self.ufrags.insert(u, service, now);
+            }
+        }
+        for (addr, port) in msg.xor_addresses() {
+            let ep = Endpoint::new(addr, port);
+            if ep != client && ep != server {
+                self.endpoints.insert(ep, service, now);
+                self.stats.stun_addresses += 1;
             }
         }
     }
@@ -516,6 +671,126 @@ mod tests {
         send(&mut c, &mut st, &hello);
         assert_eq!(st.class, Classification { service: Some(0), evidence: Evidence::Signature });
         assert_eq!(c.stats().endpoints, 0, "TCP signatures teach no endpoints");
+    }
+
+    /// A classifier with Zoom (for its framing) besides WhatsApp and Signal.
+    fn with_zoom() -> Classifier {
+        let mut b = CatalogueBuilder::new("t");
+        let service = |id: &str| Service { id: id.into(), name: id.into() };
+        let wa = b.add_service(service("wa")).unwrap();
+        b.add_range(wa, Prefix::parse("157.240.0.0/16").unwrap());
+        b.add_stun_attribute(wa, 0x4000);
+        b.add_service(service(ZOOM_SERVICE_ID)).unwrap();
+        Classifier::new(b.finish())
+    }
+
+    fn udp(
+        c: &mut Classifier,
+        st: &mut ClassState,
+        ends: (Endpoint, Endpoint),
+        p: &[u8],
+        t: Timestamp,
+    ) {
+        let stun = StunMessage::parse(p, p.len() as u32);
+        c.inspect(st, Proto::Udp, ends, Direction::Up, p, p.len() as u32, stun.as_ref(), t);
+    }
+
+    #[test]
+    fn ice_username_links_a_new_leg() {
+        let mut c = with_zoom();
+        let (lan, relay, peer) =
+            (ep("192.168.1.2:50000"), ep("157.240.1.1:3478"), ep("100.70.1.2:40000"));
+        // A binding check with the relay, known by its range, names the ICE fragments.
+        let mut st = c.on_new_flow(Proto::Udp, lan, relay, T0);
+        udp(&mut c, &mut st, (lan, relay), &stun_message(0x0001, 1, &[(0x0006, b"PeEr:L0c4")]), T0);
+        // A leg from another socket to a peer whose check carries the same fragments.
+        let other = ep("192.168.1.2:50002");
+        let mut p2p = c.on_new_flow(Proto::Udp, other, peer, T0);
+        assert_eq!(p2p.class.service, None);
+        let check = stun_message(0x0001, 2, &[(0x0006, b"L0c4:PeEr")]);
+        udp(&mut c, &mut p2p, (other, peer), &check, T0);
+        assert_eq!(p2p.class, Classification { service: Some(0), evidence: Evidence::Call });
+        assert_eq!(c.stats().call_links, 1);
+        // Its sockets are the call's now: a sibling flow to the same peer socket.
+        let sibling = c.on_new_flow(Proto::Udp, ep("192.168.1.3:1"), peer, T0);
+        assert_eq!(sibling.class.evidence, Evidence::Endpoint);
+        // Unknown fragments link nothing; short fragments are ignored.
+        let mut none = c.on_new_flow(Proto::Udp, ep("192.168.1.2:50004"), ep("8.8.4.4:9"), T0);
+        let ends = (ep("192.168.1.2:50004"), ep("8.8.4.4:9"));
+        udp(&mut c, &mut none, ends, &stun_message(0x0001, 3, &[(0x0006, b"abc:zzzz")]), T0);
+        assert_eq!(none.class.service, None);
+    }
+
+    #[test]
+    fn stun_addresses_label_their_flows() {
+        let mut c = with_zoom();
+        let (lan, relay) = (ep("192.168.1.2:50000"), ep("157.240.1.1:3478"));
+        let mut st = c.on_new_flow(Proto::Udp, lan, relay, T0);
+        // XOR-PEER-ADDRESS 203.0.113.7:50123 in a CreatePermission request.
+        let port = (50123u16 ^ 0x2112).to_be_bytes();
+        let addr = [203 ^ 0x21, 0x12, 113 ^ 0xa4, 7 ^ 0x42];
+        let value = [0, 1, port[0], port[1], addr[0], addr[1], addr[2], addr[3]];
+        udp(&mut c, &mut st, (lan, relay), &stun_message(0x0008, 4, &[(0x0012, &value)]), T0);
+        assert_eq!(c.stats().stun_addresses, 1);
+        let p2p = c.on_new_flow(Proto::Udp, ep("192.168.1.2:50001"), ep("203.0.113.7:50123"), T0);
+        assert_eq!(p2p.class, Classification { service: Some(0), evidence: Evidence::Endpoint });
+    }
+
+    #[test]
+    fn rtp_from_a_socket_that_just_talked_to_the_service() {
+        let mut c = with_zoom();
+        let (lan, relay, peer) =
+            (ep("192.168.1.2:50000"), ep("157.240.1.1:3478"), ep("203.0.113.9:61000"));
+        let mut st = c.on_new_flow(Proto::Udp, lan, relay, T0);
+        udp(&mut c, &mut st, (lan, relay), b"\x17\xfe\xfd opaque relay payload", T0);
+        let rtp = crate::decode::rtp::fixtures::packet(111, 1, 0, 7);
+        let mut p2p = c.on_new_flow(Proto::Udp, lan, peer, T0);
+        // Not RTP: nothing.
+        udp(&mut c, &mut p2p, (lan, peer), b"\x00\x01 not rtp", T0);
+        assert_eq!(p2p.class.service, None);
+        udp(&mut c, &mut p2p, (lan, peer), &rtp, T0);
+        assert_eq!(p2p.class, Classification { service: Some(0), evidence: Evidence::Call });
+        // Past the socket's age, another socket's RTP gets nothing.
+        let late = T0.add_micros(CALL_SOCKET_MAX_AGE_US + 1);
+        let other = ep("192.168.1.2:50010");
+        let mut st2 = c.on_new_flow(Proto::Udp, other, relay, T0);
+        udp(&mut c, &mut st2, (other, relay), b"x", T0);
+        let far = ep("198.51.100.1:9");
+        let mut p = c.on_new_flow(Proto::Udp, other, far, late);
+        udp(&mut c, &mut p, (other, far), &rtp, late);
+        assert_eq!(p.class.service, None, "the socket's exchange is too old");
+    }
+
+    #[test]
+    fn zoom_media_framing_between_peers() {
+        use framing::fixtures::zoom_p2p;
+        let mut c = with_zoom();
+        let (a, b) = (ep("192.168.1.2:50000"), ep("203.0.113.9:61000"));
+        let mut st = c.on_new_flow(Proto::Udp, a, b, T0);
+        udp(&mut c, &mut st, (a, b), &zoom_p2p(15, 1), T0);
+        assert_eq!(st.class.service, None, "one packet is not enough");
+        udp(&mut c, &mut st, (a, b), &zoom_p2p(16, 2), T0);
+        assert_eq!(st.class, Classification { service: Some(1), evidence: Evidence::Signature });
+        // Without a Zoom service in the catalogue, no framing is looked for.
+        let mut plain = classifier();
+        let mut st = plain.on_new_flow(Proto::Udp, a, b, T0);
+        for seq in 0..4 {
+            udp(&mut plain, &mut st, (a, b), &zoom_p2p(15, seq), T0);
+        }
+        assert_eq!(st.class.service, None);
+    }
+
+    #[test]
+    fn counters_share_a_byte_without_mixing() {
+        let mut c = Counters(INSPECT_PACKETS);
+        for _ in 0..40 {
+            c.add_zoom_packet();
+        }
+        assert_eq!((c.inspections_left(), c.zoom_packets()), (INSPECT_PACKETS, 15));
+        c.set_inspections_left(200);
+        assert_eq!((c.inspections_left(), c.zoom_packets()), (15, 15));
+        c.set_inspections_left(0);
+        assert_eq!((c.inspections_left(), c.zoom_packets()), (0, 15));
     }
 
     #[test]

@@ -118,8 +118,12 @@ fn bits(addr: IpAddr) -> (u128, u8) {
 impl<V: Clone> PrefixTrie<V> {
     /// Build from (prefix, value) pairs. A prefix may carry several values.
     pub fn build(mut entries: Vec<(Prefix, V)>) -> Self {
-        // Group the values of a node together.
-        entries.sort_by_key(|(prefix, _)| (prefix.addr, prefix.len));
+        // Group the values of a node together, each prefix's in the order given (an unstable
+        // sort with the position as the last key: less code than a stable sort).
+        let mut keyed: Vec<(IpAddr, u8, usize, V)> = Vec::with_capacity(entries.len());
+        keyed.extend(entries.drain(..).enumerate().map(|(i, (p, v))| (p.addr, p.len, i, v)));
+        keyed.sort_unstable_by_key(|e| (e.0, e.1, e.2));
+        entries.extend(keyed.into_iter().map(|(addr, len, _, v)| (Prefix { addr, len }, v)));
         let mut trie = PrefixTrie { v4: Trie::new(), v6: Trie::new(), values: Vec::new() };
         for (prefix, value) in entries {
             let (addr_bits, _) = bits(prefix.addr);

@@ -5,6 +5,8 @@
 //! fixed field and would match random encrypted payloads. The attribute iterator stays inside
 //! the captured bytes and ends at the first attribute that does not fit.
 
+use std::net::IpAddr;
+
 const HEADER_LEN: usize = 20;
 const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
 
@@ -27,6 +29,15 @@ pub struct StunMessage<'a> {
 
 /// REALM attribute type (RFC 8489 §14.9).
 pub const ATTR_REALM: u16 = 0x0014;
+/// USERNAME attribute type (RFC 8489 §14.3); ICE writes `remote_ufrag:local_ufrag` (RFC 8445
+/// §7.2.2).
+pub const ATTR_USERNAME: u16 = 0x0006;
+/// Attributes carrying an address XOR-ed with the cookie (and the transaction id for IPv6):
+/// XOR-MAPPED-ADDRESS (RFC 8489 §14.2), XOR-PEER-ADDRESS and XOR-RELAYED-ADDRESS (RFC 8656
+/// §18.3, §18.5).
+pub const ATTR_XOR_MAPPED_ADDRESS: u16 = 0x0020;
+pub const ATTR_XOR_PEER_ADDRESS: u16 = 0x0012;
+pub const ATTR_XOR_RELAYED_ADDRESS: u16 = 0x0016;
 
 impl<'a> StunMessage<'a> {
     /// Parse a STUN message filling a whole UDP payload of `payload_len` bytes on the wire, of
@@ -76,6 +87,48 @@ impl<'a> StunMessage<'a> {
     /// The REALM attribute's value, if present and captured.
     pub fn realm(&self) -> Option<&'a [u8]> {
         self.attributes().find(|(t, _)| *t == ATTR_REALM).map(|(_, v)| v)
+    }
+
+    /// The USERNAME attribute's value, if present and captured.
+    pub fn username(&self) -> Option<&'a [u8]> {
+        self.attributes().find(|(t, _)| *t == ATTR_USERNAME).map(|(_, v)| v)
+    }
+
+    /// The addresses of the XOR-MAPPED-, XOR-PEER- and XOR-RELAYED-ADDRESS attributes that
+    /// are well formed, decoded (RFC 8489 §14.2).
+    pub fn xor_addresses(&self) -> impl Iterator<Item = (IpAddr, u16)> + '_ {
+        self.attributes().filter_map(|(kind, value)| {
+            matches!(
+                kind,
+                ATTR_XOR_MAPPED_ADDRESS | ATTR_XOR_PEER_ADDRESS | ATTR_XOR_RELAYED_ADDRESS
+            )
+            .then(|| self.xor_address(value))
+            .flatten()
+        })
+    }
+
+    fn xor_address(&self, value: &[u8]) -> Option<(IpAddr, u16)> {
+        let port = u16::from_be_bytes([*value.get(2)?, *value.get(3)?]) ^ 0x2112;
+        let mut key = [0u8; 16];
+        key[..4].copy_from_slice(&MAGIC_COOKIE);
+        key[4..].copy_from_slice(&self.transaction_id);
+        match (value.get(1), value.len()) {
+            (Some(1), 8) => {
+                let mut a = [0u8; 4];
+                for (i, b) in a.iter_mut().enumerate() {
+                    *b = value[4 + i] ^ key[i];
+                }
+                Some((IpAddr::from(a), port))
+            }
+            (Some(2), 20) => {
+                let mut a = [0u8; 16];
+                for (i, b) in a.iter_mut().enumerate() {
+                    *b = value[4 + i] ^ key[i];
+                }
+                Some((IpAddr::from(a), port))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -140,6 +193,31 @@ mod tests {
         assert_eq!(s.realm(), Some(&b"signal.org"[..]));
         let kinds: Vec<u16> = s.attributes().map(|(k, _)| k).collect();
         assert_eq!(kinds, [0x0019, ATTR_REALM]);
+    }
+
+    #[test]
+    fn username_and_xor_addresses() {
+        // 192.0.2.1:32853 XOR-ed with the cookie (RFC 5769 §2.2 uses the same address).
+        let v4 = [0x00, 0x01, 0xa1, 0x47, 0xe1, 0x12, 0xa6, 0x43];
+        let mut v6 = vec![0x00, 0x02, 0xa1, 0x47];
+        let addr: std::net::Ipv6Addr = "2001:db8:1234:5678:11:2233:4455:6677".parse().unwrap();
+        let mut key = MAGIC_COOKIE.to_vec();
+        key.extend_from_slice(&[9; 12]);
+        v6.extend(addr.octets().iter().zip(&key).map(|(a, k)| a ^ k));
+        let m = message(
+            0x0101,
+            9,
+            &[
+                (ATTR_USERNAME, b"abcd:wxyz"),
+                (ATTR_XOR_MAPPED_ADDRESS, &v4),
+                (ATTR_XOR_PEER_ADDRESS, &v6),
+                (ATTR_XOR_RELAYED_ADDRESS, &v4[..7]),
+            ],
+        );
+        let s = StunMessage::parse(&m, m.len() as u32).unwrap();
+        assert_eq!(s.username(), Some(&b"abcd:wxyz"[..]));
+        let got: Vec<(IpAddr, u16)> = s.xor_addresses().collect();
+        assert_eq!(got, [("192.0.2.1".parse().unwrap(), 32853), (IpAddr::V6(addr), 32853)]);
     }
 
     #[test]
