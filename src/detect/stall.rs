@@ -195,8 +195,16 @@ pub(super) fn detect(g: &Group) -> Outcome {
     // Behaviour decides where too few connections make the share significant: one byte count
     // shared by several freezes, or several connections whose data was never acknowledged
     // while every control connection went through.
+    // Behind a queue of seconds (a shaper's: the service's round trip grew) a starved
+    // connection retransmits unacknowledged too; then only a significant share decides.
+    let queued = super::throughput::queue_grew(
+        cfg,
+        g.targets.iter().filter_map(|f| f.min_rtt_us()).min(),
+        g.targets.iter().filter_map(|f| f.max_rtt_us()).max(),
+    );
     let stuck = (client_unacked + server_unacked) as u64 >= cfg.min_affected_flows
-        && c.total >= cfg.min_affected_flows;
+        && c.total >= cfg.min_affected_flows
+        && !queued;
     let comparison =
         versus_control(g, t, c).or_decided_by((same_threshold || stuck) && c.hits == 0);
     // A single freeze with none among the controls: too few to decide, too specific to keep

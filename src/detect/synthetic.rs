@@ -874,4 +874,30 @@ mod tests {
         let v = run(false);
         assert!(findings(&v).iter().any(|f| f == "stalled/drop"), "{}", summaries(&v));
     }
+
+    /// Behind a queue of seconds a starved connection retransmits unacknowledged data too:
+    /// two such connections decide a stall only where the service's round trip did not grow.
+    #[test]
+    fn stuck_connections_behind_a_queue_are_no_stall_by_themselves() {
+        let run = |queue_ms: u64| {
+            let mut sim = Sim::default();
+            let mut rng = Rng::new(13);
+            for (i, rtt_ms) in [40, 40 + queue_ms].into_iter().enumerate() {
+                sim.tcp(MSG, i as u64 * 500, rtt_ms)
+                    .handshake()
+                    .request(300)
+                    .download(60_000, 2e6, SEG, 0.0, &mut rng)
+                    .close();
+            }
+            for i in 0..2 {
+                sim.tcp(MSG, 2_000 + i * 300, 40).handshake().unacknowledged_request(300, 4);
+            }
+            controls(&mut sim, 0, 12, &mut rng);
+            sim.verdicts(&cfg(60))
+        };
+        let v = run(0);
+        assert!(findings(&v).iter().any(|f| f == "stalled/drop"), "{}", summaries(&v));
+        let v = run(900);
+        assert!(findings(&v).iter().all(|f| !f.starts_with("stalled")), "{}", summaries(&v));
+    }
 }
