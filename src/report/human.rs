@@ -114,13 +114,19 @@ pub fn write(report: &Report, all_flows: bool, out: &mut impl Write) -> io::Resu
         writeln!(out, "  (none: no messenger flows to judge; detectors: {})", s.detectors)?;
     }
     for v in &report.verdicts {
+        // A confidence belongs to a finding: beside "none" or "inconclusive", 0.00 would read
+        // as "0 % sure".
+        let sure = if v.is_finding() {
+            format!("confidence {:.2}", v.confidence)
+        } else {
+            String::new()
+        };
         writeln!(
             out,
-            "  {:<12} {:<14} {:<14} confidence {:.2}  {} to {}",
+            "  {:<12} {:<14} {:<14} {sure:<15}  {} to {}",
             v.service,
             v.finding,
             v.mechanism.map_or("-", |m| m.as_str()),
-            v.confidence,
             v.window.start,
             v.window.end
         )?;
