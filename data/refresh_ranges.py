@@ -40,7 +40,6 @@ HERE = pathlib.Path(__file__).resolve().parent
 RANGES = HERE / "ranges"
 TIMEOUT_S = 60
 MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
-RIPESTAT_URL = "https://stat.ripe.net/data/announced-prefixes/data.json?resource={asn}"
 EXTRA_MARK = "# --- extra:"
 KEPT_HEADER_KEYS = ("# service:", "# licence:", "# note:", "# format:")
 
@@ -110,20 +109,17 @@ def json_of(body, where):
         raise SourceError(f"{where}: not JSON ({e})") from e
 
 
-def from_ripestat(source, entry):
+def from_ripestat(source, entry, url_template):
     nets = []
     for asn in entry["asns"]:
-        url = RIPESTAT_URL.format(asn=asn)
+        url = url_template.format(asn=asn)
         answer = json_of(source.get(f"{asn}.json", url), url)
         try:
             prefixes = answer["data"]["prefixes"]
             nets += [network(p["prefix"], f"{url}: {asn}") for p in prefixes]
         except (KeyError, TypeError) as e:
             raise SourceError(f"{url}: not a RIPEstat announced-prefixes answer (no {e})") from e
-    upstream = (
-        f"RIPEstat announced prefixes of {' '.join(entry['asns'])} "
-        f"(https://stat.ripe.net/data/announced-prefixes/data.json?resource=ASn)"
-    )
+    upstream = f"RIPEstat announced prefixes of {' '.join(entry['asns'])} ({url_template.format(asn='ASn')})"
     return nets, upstream
 
 
@@ -235,14 +231,14 @@ def render(old, nets, extra, upstream, retrieved, hand_added):
     return "\n".join(lines) + "\n"
 
 
-def refresh(name, entry, source, retrieved, dry_run):
+def refresh(name, entry, ripestat_url, source, retrieved, dry_run):
     """Rewrite ranges/<name>.txt from its source; False (and a message) if it failed."""
     path = RANGES / f"{name}.txt"
     old = RangeFile(path)
     kind = entry["kind"]
     try:
         if kind == "ripestat":
-            nets, upstream = from_ripestat(source, entry)
+            nets, upstream = from_ripestat(source, entry, ripestat_url)
         elif kind == "microsoft365":
             nets, upstream = from_microsoft365(source, name, entry)
         elif kind == "text":
@@ -288,7 +284,8 @@ def main():
     if args.saved is not None and not args.saved.is_dir():
         sys.exit(f"{args.saved}: no such directory of saved copies")
 
-    upstreams = tomllib.loads((HERE / "upstreams.toml").read_text())
+    table = tomllib.loads((HERE / "upstreams.toml").read_text())
+    upstreams = {name: entry for name, entry in table.items() if isinstance(entry, dict)}
     files = sorted(p.stem for p in RANGES.glob("*.txt"))
     unlisted = set(files) ^ set(upstreams)
     if unlisted:
@@ -305,7 +302,7 @@ def main():
         entry = upstreams[name]
         if entry["kind"] == "manual":
             print(f"{name}: kept as it is (not refreshable: {entry['why']})")
-        elif not refresh(name, entry, source, retrieved, args.dry_run):
+        elif not refresh(name, entry, table["ripestat_url"], source, retrieved, args.dry_run):
             failed.append(name)
     if not args.dry_run:
         subprocess.run([sys.executable, str(HERE / "build_catalogue.py")], check=True)
