@@ -7,7 +7,10 @@
 //! - leave untouched, with a message naming why, the files whose source is missing, not JSON
 //!   or suspiciously small, and those that have no machine-readable upstream;
 //! - regenerate `services.toml` so that `build_catalogue.py --check` passes on the copy;
-//! - with `--dry-run`, print the added and removed prefixes and write nothing.
+//! - with `--dry-run`, print the added and removed prefixes and write nothing;
+//! - with `--fetch`, download the same copies over HTTP (a server on loopback stands in for
+//!   the upstreams), make the same files of them, keep the downloads (`--save`) and name the
+//!   HTTP error of a source that fails.
 //!
 //! Without python3 the tests are reported `ignored`, or fail under
 //! `THROTTLEWATCH_REQUIRE_ALL=1` (CI).
@@ -15,14 +18,16 @@
 mod common;
 
 use std::fs;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 fn main() -> std::process::ExitCode {
     common::run_trials(common::trials![
         dry_run_lists_the_changes_and_writes_nothing,
         refresh_rewrites_the_sources_read_and_leaves_the_failed_ones,
         refresh_of_good_sources_exits_zero_and_a_second_run_changes_nothing,
+        fetch_over_http_makes_the_same_files_and_saves_the_downloads,
     ])
 }
 
@@ -297,6 +302,146 @@ fn refresh_of_good_sources_exits_zero_and_a_second_run_changes_nothing() -> comm
             .collect()
     };
     assert_eq!(prefixes_of(&after_first), prefixes_of(&snapshot(&data)));
+    let check = python3(&data, "build_catalogue.py", &["--check"]);
+    assert!(check.status.success(), "{}", text(&check.stderr));
+    Ok(())
+}
+
+/// Python's HTTP server on a loopback port, serving a directory; killed when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn serve(dir: &Path) -> Server {
+        let mut child = Command::new("python3")
+            .args(["-u", "-m", "http.server", "--bind", "127.0.0.1", "--directory"])
+            .arg(dir)
+            .arg("0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 -m http.server starts");
+        // "Serving HTTP on 127.0.0.1 port 40123 (http://127.0.0.1:40123/) ..."
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let port = line
+            .split_whitespace()
+            .skip_while(|w| *w != "port")
+            .nth(1)
+            .and_then(|p| p.parse().ok());
+        let Some(port) = port else {
+            let _ = child.kill();
+            panic!("http.server did not say its port: {line:?}");
+        };
+        Server { child, port }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The lines of a range file but its `source` line (which names where it was read from).
+fn without_source(file: &str) -> Vec<&str> {
+    file.lines().filter(|l| !l.starts_with("# source:")).collect()
+}
+
+fn fetch_over_http_makes_the_same_files_and_saves_the_downloads() -> common::Ran {
+    python()?;
+    let scratch = common::synth::scratch("refresh-fetch");
+    let served = scratch.join("served");
+    fs::create_dir_all(&served).unwrap();
+    for entry in fs::read_dir(saved_copies()).unwrap() {
+        let path = entry.unwrap().path();
+        fs::copy(&path, served.join(path.file_name().unwrap())).unwrap();
+    }
+    let server = Server::serve(&served);
+    let base = format!("http://127.0.0.1:{}", server.port);
+    // Meta's page links the zip; webex's second ASN is not served (404).
+    fs::write(
+        served.join("page.html"),
+        format!(
+            "<p><a href=\"{base}/whatsapp.zip?dl=1&amp;v=2\" target=\"_blank\">WhatsApp server IP \
+             addresses and ranges (.zip file)</a></p>"
+        ),
+    )
+    .unwrap();
+
+    let data = data_copy("refresh-fetch-data");
+    let upstreams = fs::read_to_string(data.join("upstreams.toml")).unwrap();
+    let local = upstreams
+        .replace(
+            "https://stat.ripe.net/data/announced-prefixes/data.json?resource=",
+            &format!("{base}/"),
+        )
+        .replace(
+            "\"https://endpoints.office.com/endpoints/worldwide\"",
+            &format!("\"{base}/skype_teams.json\""),
+        )
+        .replace("https://assets.zoom.us/docs/ipranges/Zoom.txt", &format!("{base}/zoom.txt"))
+        .replace(
+            "https://developers.facebook.com/docs/whatsapp/guides/network-requirements/",
+            &format!("{base}/page.html"),
+        );
+    assert_eq!(local.matches(&base).count(), 4, "every upstream URL replaced:\n{local}");
+    fs::write(data.join("upstreams.toml"), local.replace("{asn}\"", "{asn}.json\"")).unwrap();
+
+    let names = ["telegram", "skype_teams", "zoom", "whatsapp", "apple", "webex"];
+    let save = scratch.join("saved");
+    let mut args = vec!["--fetch", "--save", save.to_str().unwrap(), "--only"];
+    args.extend(names);
+    let out = python3(&data, "refresh_ranges.py", &args);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    drop(server);
+    assert_eq!(out.status.code(), Some(1), "webex fails, so exit 1: {stdout}\n{stderr}");
+    assert!(
+        stderr.lines().any(|l| l.starts_with("webex: FAILED, webex.txt left as it is: ")
+            && l.contains("/AS399937.json: HTTP Error 404")),
+        "{stderr}"
+    );
+    let original = common::root().join("data");
+    assert_eq!(
+        range_file(&data, "webex"),
+        fs::read_to_string(original.join("ranges/webex.txt")).unwrap()
+    );
+
+    // The same files as from the saved copies, but for where they were read.
+    let from_saved = data_copy("refresh-fetch-compare");
+    let mut only = vec!["--only"];
+    only.extend(&names[..5]);
+    let out = refresh(&from_saved, &only);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for name in &names[..5] {
+        let (fetched, saved) = (range_file(&data, name), range_file(&from_saved, name));
+        assert_eq!(without_source(&fetched), without_source(&saved), "{name}");
+        assert!(fetched.contains(&format!(", fetched 20")) && fetched.contains(&base), "{fetched}");
+    }
+
+    // The downloads are kept under the names --from reads.
+    for file in [
+        "AS62041.json",
+        "AS211157.json",
+        "AS714.json",
+        "skype_teams.json",
+        "zoom.txt",
+        "whatsapp.zip",
+    ] {
+        assert_eq!(
+            fs::read(save.join(file)).unwrap(),
+            fs::read(served.join(file)).unwrap(),
+            "{file}"
+        );
+    }
+    assert!(
+        fs::read_to_string(save.join("whatsapp.html"))
+            .unwrap()
+            .contains("whatsapp.zip?dl=1&amp;v=2")
+    );
     let check = python3(&data, "build_catalogue.py", &["--check"]);
     assert!(check.status.success(), "{}", text(&check.stderr));
     Ok(())
