@@ -419,7 +419,7 @@ fn fetch_over_http_makes_the_same_files_and_saves_the_downloads() -> common::Ran
     for name in &names[..5] {
         let (fetched, saved) = (range_file(&data, name), range_file(&from_saved, name));
         assert_eq!(without_source(&fetched), without_source(&saved), "{name}");
-        assert!(fetched.contains(&format!(", fetched 20")) && fetched.contains(&base), "{fetched}");
+        assert!(fetched.contains(", fetched 20") && fetched.contains(&base), "{fetched}");
     }
 
     // The downloads are kept under the names --from reads.
