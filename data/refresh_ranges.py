@@ -170,8 +170,10 @@ def from_whatsapp_zip(source, name, entry):
             raise SourceError(f"{url}: no .txt list in the zip")
         nets = []
         for member in members:
+            if archive.getinfo(member).file_size > MAX_DOWNLOAD_BYTES:
+                raise SourceError(f"{url}: {member} unpacks to more than {MAX_DOWNLOAD_BYTES} bytes")
             nets += cidr_lines(archive.read(member).decode(), f"{url}: {member}")
-    except (zipfile.BadZipFile, UnicodeDecodeError) as e:
+    except (zipfile.BadZipFile, UnicodeDecodeError, NotImplementedError, RuntimeError, EOFError) as e:
         raise SourceError(f"{url}: not a zip of text lists ({e})") from e
     return nets, f"Meta's 'WhatsApp server IP addresses and ranges' zip linked from {page} ({', '.join(members)})"
 
