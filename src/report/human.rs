@@ -116,11 +116,8 @@ pub fn write(report: &Report, all_flows: bool, out: &mut impl Write) -> io::Resu
     for v in &report.verdicts {
         // A confidence belongs to a finding: beside "none" or "inconclusive", 0.00 would read
         // as "0 % sure".
-        let sure = if v.is_finding() {
-            format!("confidence {:.2}", v.confidence)
-        } else {
-            String::new()
-        };
+        let sure =
+            if v.is_finding() { format!("confidence {:.2}", v.confidence) } else { String::new() };
         writeln!(
             out,
             "  {:<12} {:<14} {:<14} {sure:<15}  {} to {}",
