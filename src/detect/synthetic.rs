@@ -117,6 +117,26 @@ impl Sim {
         }
     }
 
+    /// `n` downloads from `server`, the `i`-th starting at `start_ms + i * every_ms`: a
+    /// handshake, a 500-byte request, `bytes` at `rate_bps` in MSS segments each lost with
+    /// probability `loss`, a close.
+    pub fn downloads(
+        &mut self,
+        server: Ipv4Addr,
+        (start_ms, every_ms, n): (u64, u64, u64),
+        rtt_ms: u64,
+        (bytes, rate_bps, loss): (u32, f64, f64),
+        rng: &mut Rng,
+    ) {
+        for i in 0..n {
+            self.tcp(server, start_ms + i * every_ms, rtt_ms)
+                .handshake()
+                .request(500)
+                .download(bytes, rate_bps, SEG, loss, rng)
+                .close();
+        }
+    }
+
     /// A UDP datagram between the client's `cport` and `server:sport`.
     pub fn udp(
         &mut self,
@@ -523,33 +543,15 @@ mod tests {
 
     /// Control connections that complete: a request and a download each.
     fn controls(sim: &mut Sim, start_ms: u64, n: u64, rng: &mut Rng) {
-        for i in 0..n {
-            sim.tcp(CTL, start_ms + i * 700, 30)
-                .handshake()
-                .request(400)
-                .download(150_000, 4e6, SEG, 0.0, rng)
-                .close();
-        }
+        sim.downloads(CTL, (start_ms, 700, n), 30, (150_000, 4e6, 0.0), rng);
     }
 
     #[test]
     fn clean_traffic_gives_no_sign_of_interference() {
         let mut sim = Sim::default();
         let mut rng = Rng::new(1);
-        for i in 0..4 {
-            sim.tcp(MSG, i * 900, 40)
-                .handshake()
-                .request(500)
-                .download(2_000_000, 4e6, SEG, 0.0, &mut rng)
-                .close();
-        }
-        for i in 0..4 {
-            sim.tcp(CTL, i * 900 + 300, 30)
-                .handshake()
-                .request(400)
-                .download(2_000_000, 4e6, SEG, 0.0, &mut rng)
-                .close();
-        }
+        sim.downloads(MSG, (0, 900, 4), 40, (2_000_000, 4e6, 0.0), &mut rng);
+        sim.downloads(CTL, (300, 900, 4), 30, (2_000_000, 4e6, 0.0), &mut rng);
         sim.call(MSG, 0, 8, |_| true);
         sim.call(CTL, 0, 8, |_| true);
         let v = sim.verdicts(&cfg(60));
@@ -634,20 +636,8 @@ mod tests {
     fn random_loss_on_the_service_alone_is_throttling() {
         let mut sim = Sim::default();
         let mut rng = Rng::new(6);
-        for i in 0..4 {
-            sim.tcp(MSG, i * 900, 40)
-                .handshake()
-                .request(500)
-                .download(300_000, 4e6, SEG, 0.06, &mut rng)
-                .close();
-        }
-        for i in 0..4 {
-            sim.tcp(CTL, i * 900 + 300, 30)
-                .handshake()
-                .request(500)
-                .download(300_000, 4e6, SEG, 0.002, &mut rng)
-                .close();
-        }
+        sim.downloads(MSG, (0, 900, 4), 40, (300_000, 4e6, 0.06), &mut rng);
+        sim.downloads(CTL, (300, 900, 4), 30, (300_000, 4e6, 0.002), &mut rng);
         let v = sim.verdicts(&cfg(60));
         assert_eq!(findings(&v), ["throttled/random_loss"], "{}", summaries(&v));
         let share = v[0].evidence["loss_share"].as_f64().unwrap();

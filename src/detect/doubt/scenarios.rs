@@ -15,24 +15,6 @@ fn run(sim: Sim) -> Run {
     Run { sim, cfg: DetectConfig::default() }
 }
 
-/// Completed downloads from the control server: `n` of `bytes` each at `rate_bps`, losing
-/// `loss` of their segments, one every 700 ms from `start_ms`.
-fn control_downloads(
-    sim: &mut Sim,
-    (start_ms, n): (u64, u64),
-    (bytes, rate_bps, loss): (u32, f64, f64),
-    rtt_ms: u64,
-    rng: &mut Rng,
-) {
-    for i in 0..n {
-        sim.tcp(CTL, start_ms + i * 700, rtt_ms)
-            .handshake()
-            .request(400)
-            .download(bytes, rate_bps, SEG, loss, rng)
-            .close();
-    }
-}
-
 /// One policed download from `server`: `bytes` through a bucket of `rate_bps` (16 kB burst),
 /// the server sending at twice the rate.
 fn policed_download(sim: &mut Sim, server: Ipv4Addr, start_ms: u64, bytes: u32, rate_bps: f64) {
@@ -75,7 +57,7 @@ pub fn policed_beside_slow_controls() -> Run {
     let mut sim = Sim::default();
     let mut rng = Rng::new(21);
     policed_download(&mut sim, MSG, 0, 400_000, 256_000.0);
-    control_downloads(&mut sim, (0, 3), (150_000, 300_000.0, 0.0), 200, &mut rng);
+    sim.downloads(CTL, (0, 700, 3), 200, (150_000, 300_000.0, 0.0), &mut rng);
     run(sim)
 }
 
@@ -85,14 +67,8 @@ pub fn short_queued_downloads() -> Run {
     let mut sim = Sim::default();
     let mut rng = Rng::new(22);
     sim.tcp(MSG, 0, 40).handshake().request(300).close();
-    for i in 0..2 {
-        sim.tcp(MSG, 500 + i * 1_500, 300)
-            .handshake()
-            .request(500)
-            .download(150_000, 4e6, SEG, 0.0, &mut rng)
-            .close();
-    }
-    control_downloads(&mut sim, (0, 4), (150_000, 4e6, 0.0), 30, &mut rng);
+    sim.downloads(MSG, (500, 1_500, 2), 300, (150_000, 4e6, 0.0), &mut rng);
+    sim.downloads(CTL, (0, 700, 4), 30, (150_000, 4e6, 0.0), &mut rng);
     run(sim)
 }
 
@@ -107,7 +83,7 @@ pub fn shaped_beside_slow_controls() -> Run {
         .request(500)
         .download(1_250_000, 1e6, SEG, 0.0, &mut rng)
         .close();
-    control_downloads(&mut sim, (0, 8), (200_000, 1.2e6, 0.0), 30, &mut rng);
+    sim.downloads(CTL, (0, 700, 8), 30, (200_000, 1.2e6, 0.0), &mut rng);
     run(sim)
 }
 
@@ -115,13 +91,7 @@ pub fn shaped_beside_slow_controls() -> Run {
 pub fn lossy_downloads_alone() -> Run {
     let mut sim = Sim::default();
     let mut rng = Rng::new(24);
-    for i in 0..4 {
-        sim.tcp(MSG, i * 900, 40)
-            .handshake()
-            .request(500)
-            .download(300_000, 4e6, SEG, 0.06, &mut rng)
-            .close();
-    }
+    sim.downloads(MSG, (0, 900, 4), 40, (300_000, 4e6, 0.06), &mut rng);
     run(sim)
 }
 
@@ -131,14 +101,8 @@ pub fn lossy_queued_downloads() -> Run {
     let mut sim = Sim::default();
     let mut rng = Rng::new(25);
     sim.tcp(MSG, 0, 40).handshake().request(300).download(30_000, 4e6, SEG, 0.0, &mut rng).close();
-    for i in 0..3 {
-        sim.tcp(MSG, 500 + i * 900, 300)
-            .handshake()
-            .request(500)
-            .download(300_000, 4e6, SEG, 0.06, &mut rng)
-            .close();
-    }
-    control_downloads(&mut sim, (0, 4), (300_000, 4e6, 0.002), 30, &mut rng);
+    sim.downloads(MSG, (500, 900, 3), 300, (300_000, 4e6, 0.06), &mut rng);
+    sim.downloads(CTL, (0, 700, 4), 30, (300_000, 4e6, 0.002), &mut rng);
     run(sim)
 }
 
@@ -158,7 +122,7 @@ pub fn download_alone() -> Run {
 /// that lose a third as much: what the Wehe test compares.
 fn slow_lossy_download(sim: &mut Sim, rng: &mut Rng) {
     sim.tcp(MSG, 0, 40).handshake().request(500).download(1_000_000, 1e6, SEG, 0.06, rng).close();
-    control_downloads(sim, (0, 6), (2_000_000, 8e6, 0.022), 30, rng);
+    sim.downloads(CTL, (0, 700, 6), 30, (2_000_000, 8e6, 0.022), rng);
 }
 
 /// [`slow_lossy_download`] judged at a significance level no KS test on a few samples
@@ -197,7 +161,7 @@ pub fn one_freeze() -> Run {
         .download(10 * SEG, 8e6, 4 * SEG, 0.0, &mut rng)
         .wait_us(6_000_000)
         .abort();
-    control_downloads(&mut sim, (0, 4), (150_000, 4e6, 0.0), 30, &mut rng);
+    sim.downloads(CTL, (0, 700, 4), 30, (150_000, 4e6, 0.0), &mut rng);
     run(sim)
 }
 
