@@ -322,6 +322,14 @@ fn within(value: f64, target: f64, tolerance: f64) -> bool {
     (value - target).abs() <= target * tolerance
 }
 
+/// A policing rate the verdict may give for a policer of `configured` bit/s: at most 15 %
+/// above (the burst passes at once), at most 25 % below (TCP backing off after the policer's
+/// losses leaves part of the tokens unused, the more so on a busy machine whose delay line
+/// jitters).
+fn policed_rate_plausible(rate: f64, configured: f64) -> bool {
+    rate <= 1.15 * configured && rate >= 0.75 * configured
+}
+
 // ------------------------------------------------------------------ checks
 
 struct Run<'a> {
@@ -428,8 +436,8 @@ fn expected_verdict(
 }
 
 /// The detectors' verdicts on the messenger: the scenario's finding and mechanism (policed
-/// rates within ±15 % of the configured rate), nothing else that the scenario cannot explain,
-/// and no finding at all on the clean trace.
+/// rates from 25 % below to 15 % above the configured rate), nothing else that the scenario
+/// cannot explain, and no finding at all on the clean trace.
 fn check_verdicts(run: &Run, verdicts: &[Verdict]) {
     let t = run.truth;
     let msg: Vec<&Verdict> = verdicts.iter().filter(|v| v.service == "msg").collect();
@@ -462,7 +470,7 @@ fn check_verdicts(run: &Run, verdicts: &[Verdict]) {
     if mechanism == Some("policing") {
         let configured = t.param("rate_kbit") * 1000.0;
         let rate = verdict.evidence["rate_bps"].as_f64().unwrap();
-        run.check(within(rate, configured, 0.15), || {
+        run.check(policed_rate_plausible(rate, configured), || {
             format!("policing rate {rate} bit/s, configured {configured}: {}", verdict.summary)
         });
     }
@@ -1452,7 +1460,7 @@ mod real_world {
         };
         let configured = t.param("rate_kbit") * 1000.0;
         let rate = verdict.evidence[rate_key].as_f64().unwrap_or(0.0);
-        run.check(within(rate, configured, 0.15), || {
+        run.check(policed_rate_plausible(rate, configured), || {
             format!(
                 "policing {rate_key} {rate} bit/s, configured {configured}: {}",
                 verdict.summary
