@@ -66,6 +66,9 @@ EXPECTED = {
     "stun-block": ("blocked", None, {"blocked", "call_degraded"}),
     "media-die": ("call_degraded", None, {"call_degraded", "blocked"}),
     "call-partial-loss": ("call_degraded", None, {"call_degraded"}),
+    # Issue 10: the call's media with a peer, after STUN with the relay.
+    "p2p-media-die": ("call_degraded", None, {"call_degraded", "blocked"}),
+    "p2p-call-loss": ("call_degraded", None, {"call_degraded"}),
     "addr-shaping": ("throttled", "shaping", {"throttled", "call_degraded"}),
     # Every foreign address fails, the controls too: a finding about all of them, or
     # `inconclusive` naming it; never `none`.
@@ -179,10 +182,10 @@ def report(args):
             label = "call-loss >= 10 %" if params["loss_pct"] >= 10 else "call-loss < 10 %"
         elif scenario == "blackhole":
             label = "blackhole (%s)" % params["proto"]
-        elif scenario == "call-partial-loss":
+        elif scenario in ("call-partial-loss", "p2p-call-loss"):
             # Loss on the way up happens past the capture point (the router's LAN side) and
             # is not seen there: its own row.
-            label = "call-partial-loss (%s)" % params.get("direction", "down")
+            label = "%s (%s)" % (scenario, params.get("direction", "down"))
         if truth.get("offloads"):
             label += " +offloads"
         r = row(label)

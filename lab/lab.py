@@ -16,6 +16,7 @@
                                                                   203.0.113.53  (DNS)
                                                                   198.18.0.10   (domestic)
                                                                   203.0.113.80  (cross traffic)
+                                                                  203.0.113.70/.71 (call peers)
 
 adds base round trips with a userspace delay line on the router (the kernel has no netem),
 makes the router the scenario's middlebox (nftables, tc), runs the same mixed workload to the
@@ -46,7 +47,8 @@ import threading
 import time
 
 import traffic
-from traffic import CROSS_ADDR, CTL_ADDR, DNS_ADDR, DOM_ADDR, MSG2_ADDR, MSG_ADDR, PROBE_PORTS
+from traffic import (CROSS_ADDR, CTL_ADDR, CTL_PEER_ADDR, DNS_ADDR, DOM_ADDR, MSG2_ADDR, MSG_ADDR,
+                     MSG_PEER_ADDR, PEER_PORT, PROBE_PORTS)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -56,13 +58,14 @@ CLIENT_ADDR = "192.168.50.2"
 ROUTER_LAN_ADDR = "192.168.50.1"
 ROUTER_WAN_ADDR = "192.0.2.1"
 SERVER_WAN_ADDR = "192.0.2.2"
-SERVER_ADDRS = (MSG_ADDR, MSG2_ADDR, CTL_ADDR, DNS_ADDR, DOM_ADDR, CROSS_ADDR)
+SERVER_ADDRS = (MSG_ADDR, MSG2_ADDR, CTL_ADDR, DNS_ADDR, DOM_ADDR, CROSS_ADDR, MSG_PEER_ADDR,
+                CTL_PEER_ADDR)
 LAN_IF, WAN_IF, DELAY_IF = "lan0", "wan0", "dly0"
 NS_PREFIX = "twlab-"
 TRUTH_SCHEMA = "throttlewatch.lab-truth/1"
 SERVICES = {
-    "messenger": {"addr": MSG_ADDR, "domain": "lab-messenger.test"},
-    "control": {"addr": CTL_ADDR, "domain": "lab-control.test"},
+    "messenger": {"addr": MSG_ADDR, "domain": "lab-messenger.test", "peer": MSG_PEER_ADDR},
+    "control": {"addr": CTL_ADDR, "domain": "lab-control.test", "peer": CTL_PEER_ADDR},
 }
 
 
@@ -248,13 +251,15 @@ DEFAULTS = {
     "probes": 0,  # 1: 40-byte relay probes to UDP 596-599/1400 per service, every 0.5 s
     "msg_addrs": 1,  # 2: every second messenger TLS flow goes to its second address
     "domestic": 0,  # 1: a download and fetches to a "domestic" server as well
+    "p2p": 0,  # 1: each service's call asks its relay by STUN, then runs peer-to-peer with a peer
     "cross_kb": 0,  # bursts of downloads of this size from a cross-traffic server (0: none)
 }
 
 
 def workload(p, duration, rng):
     """The same mix towards the messenger and the control address, with the same sizes, so
-    every impaired flow has comparable control flows: DNS, a call (STUN + RTP both ways), chat,
+    every impaired flow has comparable control flows: DNS, a call (STUN + RTP both ways, with the
+    relay or, with `p2p`, with a peer after STUN with the relay), chat,
     two bulk downloads, an upload, a paced stream and short fetches; optionally QUIC-like
     fetches, relay probes, a domestic server and bursty cross traffic (added after the rest, so
     the base mix of a seed stays the same)."""
@@ -272,8 +277,13 @@ def workload(p, duration, rng):
     for svc, info in SERVICES.items():
         addr, dom = info["addr"], info["domain"]
         add(svc, addr, "dns", 0.0, server=DNS_ADDR, server_port=53, proto="udp", name="chat." + dom, max_s=2)
-        add(svc, addr, "call", 0.3, server_port=3478, proto="udp", video_kbit=p["video_kbit"],
-            keepalive_s=2.5, max_s=d - 0.8)
+        if p["p2p"]:
+            add(svc, addr, "call", 0.3, server=info["peer"], server_port=PEER_PORT, relay=addr,
+                relay_port=3478, proto="udp", video_kbit=p["video_kbit"], keepalive_s=2.5,
+                max_s=d - 0.8)
+        else:
+            add(svc, addr, "call", 0.3, server_port=3478, proto="udp", video_kbit=p["video_kbit"],
+                keepalive_s=2.5, max_s=d - 0.8)
         add(svc, addr, "chat", 0.5, server_port=5222, proto="tcp", every_s=1.0, max_s=d - 1.0)
         for at in (1.0, round(d / 2, 3)):
             add(svc, addr, "tls", at, server_port=443, proto="tcp", op="get", sni="media." + dom,
@@ -378,7 +388,8 @@ class Scenario:
     def delays(self, p):
         """Base one-way delays the delay line adds per server address (ms)."""
         return {MSG_ADDR: p["rtt_ms"], MSG2_ADDR: p["rtt_ms"], CTL_ADDR: p["ctl_rtt_ms"],
-                DOM_ADDR: 10, CROSS_ADDR: p["ctl_rtt_ms"]}
+                DOM_ADDR: 10, CROSS_ADDR: p["ctl_rtt_ms"], MSG_PEER_ADDR: p["rtt_ms"],
+                CTL_PEER_ADDR: p["ctl_rtt_ms"]}
 
     def server_args(self, p):
         return []
@@ -498,10 +509,15 @@ class CallPolice(Scenario):
         return bucket(p)
 
 
+def call_far_end(p):
+    """Where the messenger's call media comes from: its relay, or with `p2p` its peer."""
+    return (MSG_PEER_ADDR, PEER_PORT) if p["p2p"] else (MSG_ADDR, 3478)
+
+
 class CallLoss(Scenario):
     def rules(self, p):
-        return chain('ip saddr %s udp sport 3478 numgen random mod 1000 < %d counter drop '
-                     'comment "random loss"' % (MSG_ADDR, round(p["loss_pct"] * 10)))
+        return chain('ip saddr %s udp sport %d numgen random mod 1000 < %d counter drop '
+                     'comment "random loss"' % (call_far_end(p) + (round(p["loss_pct"] * 10),)))
 
     def subject(self, spec, p):
         return spec["service"] == "messenger" and spec["kind"] == "call"
@@ -515,8 +531,8 @@ class OnewayCut(Scenario):
         return p["after_s"]
 
     def rules(self, p):
-        return chain('ip saddr %s udp sport 3478 counter drop comment "cut the media towards the client"'
-                     % MSG_ADDR)
+        return chain('ip saddr %s udp sport %d counter drop comment "cut the media towards the client"'
+                     % call_far_end(p))
 
     def subject(self, spec, p):
         return spec["service"] == "messenger" and spec["kind"] == "call"
@@ -661,7 +677,7 @@ class RandomLoss(Scenario):
 
 class CallPartialLoss(RandomLoss):
     def match(self, p):
-        return "ip daddr %s udp dport 3478" % MSG_ADDR, "ip saddr %s udp sport 3478" % MSG_ADDR
+        return "ip daddr %s udp dport %d" % call_far_end(p), "ip saddr %s udp sport %d" % call_far_end(p)
 
     def subject(self, spec, p):
         return spec["service"] == "messenger" and spec["kind"] == "call"
@@ -804,8 +820,8 @@ class MediaDie(Scenario):
     trigger = "conntrack reply packets"
 
     def rules(self, p):
-        return chain('%s ip saddr %s udp sport 3478 ct reply packets > %d counter drop '
-                     'comment "inbound media after K packets"' % (DOWN, MSG_ADDR, p["packets"]))
+        return chain('%s ip saddr %s udp sport %d ct reply packets > %d counter drop '
+                     'comment "inbound media after K packets"' % ((DOWN,) + call_far_end(p) + (p["packets"],)))
 
     def subject(self, spec, p):
         return spec["service"] == "messenger" and spec["kind"] == "call"
@@ -981,6 +997,16 @@ SCENARIOS = {s.name: s for s in [
                     "random loss on the messenger's calls in one or both directions",
                     {"loss_pct": (5.0, 30.0), "direction": ("down", "up", "both")}, "both", "per_flow",
                     "messenger udp/3478"),
+    # Peer-to-peer calls (issue 10): the call asks the messenger's relay for its address by
+    # STUN, then exchanges media with a peer that is no address of the messenger's.
+    MediaDie("p2p-media-die", "oneway_cut",
+             "a peer-to-peer call (after STUN with the relay): its packets from the peer towards "
+             "the client dropped after the first K", {"p2p": 1, "packets": (4, 6)}, "down",
+             "per_flow", "messenger call peer udp/%d" % PEER_PORT),
+    CallPartialLoss("p2p-call-loss", "call_loss",
+                    "random loss on a peer-to-peer call (after STUN with the relay) in one or "
+                    "both directions", {"p2p": 1, "loss_pct": (5.0, 30.0), "direction": ("down", "both")},
+                    "both", "per_flow", "messenger call peer udp/%d" % PEER_PORT),
     AddrShaping("addr-shaping", "shaping",
                 "the messenger's second address sits behind a shaper (a base RTT of slow_rtt_ms "
                 "and an htb rate cap); its first address is fast",
@@ -1040,7 +1066,7 @@ RANGES = {
     "fetch_every_s": (0.05, 60), "rate_kbit": (8, 10_000_000), "burst_kb": (1, 100_000),
     "queue_packets": (2, 10_000), "after_bytes": (100, 100_000_000), "loss_pct": (0, 100),
     "after_s": (1, 600), "flow_max_s": (1, 600), "quic_kb": (0, 1_000_000), "probes": (0, 1),
-    "msg_addrs": (1, 2), "domestic": (0, 1), "cross_kb": (0, 1_000_000), "share_pct": (0, 100),
+    "msg_addrs": (1, 2), "domestic": (0, 1), "p2p": (0, 1), "cross_kb": (0, 1_000_000), "share_pct": (0, 100),
     "packets": (1, 1000), "rst_ttl": (1, 255), "slow_rtt_ms": (0, 1000), "server_kbit": (8, 1_000_000),
     "think_ms": (0, 10_000),
 }
@@ -1329,7 +1355,7 @@ def run_scenario(name, overrides, seed, duration, snaplen, prefix, quiet=False, 
         m = re.search(r"(\d+) packets? captured", cap_err)
         captured = int(m.group(1)) if m else None
 
-    flows = json.loads(out)
+    flows = split_call_legs(json.loads(out))
     onset_time = onset_at[0]
     for f in flows:
         impaired = scenario.impaired(f, p, selected)
@@ -1384,6 +1410,26 @@ def run_scenario(name, overrides, seed, duration, snaplen, prefix, quiet=False, 
     os.replace(truth_path + ".tmp", truth_path)
     log("wrote %s (%d packets, %s dropped) and %s" % (pcap, captured or 0, dropped, truth_path))
     return truth
+
+
+def split_call_legs(flows):
+    """A peer-to-peer call is two flows on one socket: its STUN with the relay (kind `stun`,
+    leg `setup`) and the call with the peer (kind `call`, leg `p2p`)."""
+    legs = []
+    next_id = max((f["id"] for f in flows), default=-1) + 1
+    for f in flows:
+        legs.append(f)
+        if not f.get("relay"):
+            continue
+        setup = dict(f, id=next_id, kind="stun", leg="setup", server=f.pop("relay"),
+                     server_port=f.pop("relay_port"), outcome=f.pop("relay_outcome", "error"),
+                     stun_requests=f.pop("relay_stun_requests"),
+                     stun_answers=f.pop("relay_stun_answers"), sent=f.pop("relay_sent"),
+                     received=f.pop("relay_received"), rtp_received=0)
+        f["leg"] = "p2p"
+        next_id += 1
+        legs.append(setup)
+    return legs
 
 
 def count_outcomes(flows, svc):

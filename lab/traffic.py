@@ -18,6 +18,8 @@ the domestic and cross-traffic addresses):
 - UDP 3478: call relay; answers STUN Binding requests (with XOR-MAPPED-ADDRESS) and, once a client
   sends RTP, streams audio (and video if the client sends video) back to it until it falls
   silent for 2 s.
+- UDP 50002 on the two peer addresses: the far end of a peer-to-peer call, answering as the
+  relay does (ICE connectivity checks are STUN Binding requests).
 - UDP 596-599 and 1400: relay probes; each datagram is answered with one of the same size.
 - UDP 443, QUIC-like: a v1 Initial of >= 1,200 bytes is answered with an Initial and a
   Handshake packet; a short-header `GET n` then gets n bytes in 1,200-byte short-header packets.
@@ -64,6 +66,11 @@ DOM_ADDR = "198.18.0.10"  # a "domestic" server (allowlist)
 CROSS_ADDR = "203.0.113.80"  # the cross-traffic server
 # Relay ports a messenger's calls probe with 40-byte packets (besides STUN on 3478).
 PROBE_PORTS = (596, 597, 598, 599, 1400)
+# Peers of peer-to-peer calls (public addresses that are no service's): the messenger's call
+# peer and the control call's peer, each on one UDP port, as an ICE host candidate.
+MSG_PEER_ADDR = "203.0.113.70"
+CTL_PEER_ADDR = "203.0.113.71"
+PEER_PORT = 50002
 STUN_COOKIE = 0x2112A442
 SERVER_TIMEOUT_S = 40
 QUIC_V1 = 1
@@ -418,6 +425,9 @@ def serve(args):
             threading.Thread(target=s.serve_forever, daemon=True).start()
     for addr in (MSG_ADDR, MSG2_ADDR, CTL_ADDR):
         threading.Thread(target=call_relay, args=((addr, 3478),), daemon=True).start()
+    for addr in (MSG_PEER_ADDR, CTL_PEER_ADDR):
+        threading.Thread(target=call_relay, args=((addr, PEER_PORT),), daemon=True).start()
+    for addr in (MSG_ADDR, MSG2_ADDR, CTL_ADDR):
         threading.Thread(target=quic_server, args=((addr, 443),), daemon=True).start()
         for port in PROBE_PORTS:
             threading.Thread(target=probe_echo, args=((addr, port),), daemon=True).start()
@@ -551,7 +561,10 @@ class Flow:
 
     def run_call(self):
         """STUN Binding (retransmitted at 0.5, 1, 2, 4 s until answered), then audio (+video)
-        RTP both ways with a STUN keepalive every `keepalive_s`; ends after max_s."""
+        RTP both ways with a STUN keepalive every `keepalive_s`; ends after max_s. A call with
+        a `relay` first asks the relay for the client's address over the same socket (STUN,
+        as an ICE server-reflexive candidate; up to 4 s), then runs peer-to-peer with `server`:
+        its Binding requests there are ICE connectivity checks (USERNAME "peer:local")."""
         spec = self.spec
         peer = (spec["server"], spec["server_port"])
         sock = client_socket(socket.SOCK_DGRAM)
@@ -559,19 +572,38 @@ class Flow:
         stop = threading.Event()
         answered = threading.Event()
         stats = {"stun_requests": 0, "stun_answers": 0, "rtp_received": 0}
+        relay = (spec["relay"], spec["relay_port"]) if spec.get("relay") else None
+        if relay:
+            stats.update(relay_stun_requests=0, relay_stun_answers=0, relay_sent=0, relay_received=0)
+        username = None
+        if relay:
+            local, remote = self.rng.randbytes(4).hex(), self.rng.randbytes(4).hex()
+            username = ("%s:%s" % (remote, local)).encode()
 
-        def binding():
-            req = struct.pack("!HHI", 0x0001, 0, STUN_COOKIE) + self.rng.randbytes(12)
-            sock.sendto(req, peer)
-            stats["stun_requests"] += 1
-            self.result["sent"] += len(req)
+        def binding(to, counter, user=None):
+            attrs = b""
+            if user:
+                pad = b"\0" * (-len(user) % 4)
+                attrs = struct.pack("!HH", 0x0006, len(user)) + user + pad
+            req = struct.pack("!HHI", 0x0001, len(attrs), STUN_COOKIE) + self.rng.randbytes(12) + attrs
+            sock.sendto(req, to)
+            stats[counter] += 1
+            if to == relay:
+                stats["relay_sent"] += len(req)
+            else:
+                self.result["sent"] += len(req)
 
         def receiver():
             sock.settimeout(0.2)
             while not stop.is_set():
                 try:
-                    data = sock.recv(2048)
+                    data, src = sock.recvfrom(2048)
                 except (TimeoutError, socket.timeout):
+                    continue
+                if src == relay:
+                    stats["relay_received"] += len(data)
+                    stats["relay_stun_answers"] += is_stun(data)
+                    relayed.set()
                     continue
                 self.result["received"] += len(data)
                 if is_stun(data):
@@ -580,11 +612,19 @@ class Flow:
                 else:
                     stats["rtp_received"] += 1
 
+        relayed = threading.Event()
         rx = threading.Thread(target=receiver, daemon=True)
         rx.start()
+        if relay:
+            wait, until = 0.5, min(time.time() + 4.0, self.deadline())
+            while not relayed.is_set() and time.time() < until:
+                binding(relay, "relay_stun_requests")
+                relayed.wait(min(wait, max(0.0, until - time.time())))
+                wait = min(wait * 2, 4.0)
+            self.result["relay_outcome"] = "ok" if relayed.is_set() else "no_answer"
         wait = 0.5
         while not answered.is_set() and time.time() < self.deadline():
-            binding()
+            binding(peer, "stun_requests", username)
             answered.wait(min(wait, max(0.0, self.deadline() - time.time())))
             wait = min(wait * 2, 4.0)
         if answered.is_set():
@@ -596,7 +636,7 @@ class Flow:
                 sock.sendto(p, peer)
                 self.result["sent"] += len(p)
                 if time.monotonic() >= next_keepalive:
-                    binding()
+                    binding(peer, "stun_requests", username)
                     next_keepalive += spec.get("keepalive_s", 2.5)
             media_loop(send, media, lambda: True, max(0.0, self.deadline() - time.time()))
             self.result["outcome"] = "ok"

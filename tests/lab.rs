@@ -47,6 +47,7 @@ use throttlewatch::decode::{self, FragmentCache, Transport, tcp_flags};
 use throttlewatch::detect::Verdict;
 use throttlewatch::measure::TransportMeasures;
 use throttlewatch::pipeline::FinishedFlow;
+use throttlewatch::report::calls;
 
 const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 168, 50, 2));
 
@@ -794,7 +795,7 @@ fn check_trace_against(pcap: &Path, truth: Truth) {
     let trace = read_trace(pcap);
     let catalogue =
         Catalogue::from_file(&common::root().join("samples/lab-services.toml")).unwrap();
-    let out = common::analyze(&[pcap.to_path_buf()], Some(catalogue));
+    let out = common::analyze(&[pcap.to_path_buf()], Some(catalogue.clone()));
     assert!(out.errors.is_empty(), "{:?}", out.errors);
     let pipeline = out
         .analysis
@@ -813,6 +814,7 @@ fn check_trace_against(pcap: &Path, truth: Truth) {
         check_scenario(&run);
         check_verdicts(&run, &out.verdicts);
     }
+    check_p2p_calls(&run, &calls::calls(&out.analysis.flows, &catalogue), &out.verdicts);
     // The pipeline's own RTP loss agrees with the sequence numbers seen here.
     for f in truth.flows().filter(|f| f.kind() == "call") {
         let (port, server, sport, _) = f.key();
@@ -823,6 +825,48 @@ fn check_trace_against(pcap: &Path, truth: Truth) {
             run.check(expected == 0 || u64::from(expected) <= ours, || {
                 format!("{}: pipeline expects {expected} RTP packets, trace {ours}", f.label())
             });
+        }
+    }
+}
+
+/// Peer-to-peer calls (`p2p`): the leg with the peer belongs to its service's call, beside the
+/// STUN exchange with the relay that came first on the same socket; where the middlebox hurt
+/// the call, the call's verdict names the peer-to-peer leg.
+fn check_p2p_calls(run: &Run, calls: &[Value], verdicts: &[Verdict]) {
+    let t = run.truth;
+    for f in t.flows().filter(|f| f.s("leg") == "p2p") {
+        let setup = t.flows().find(|s| s.s("leg") == "setup" && s.s("client") == f.s("client"));
+        let setup = setup.unwrap_or_else(|| run.fail(format!("{}: no setup leg", f.label())));
+        let (port, server, sport, _) = f.key();
+        let leg = run.pipeline.get(&(port, server, sport));
+        let leg = leg.unwrap_or_else(|| run.fail(format!("{}: not measured", f.label())));
+        if !f.messenger() {
+            run.check(leg.class.service.is_none(), || format!("{}: classified", f.label()));
+            continue;
+        }
+        let call = calls.iter().find(|c| {
+            c["legs"].as_array().unwrap().iter().any(|l| l["flow"].as_u64() == Some(leg.id))
+        });
+        let call = call.unwrap_or_else(|| run.fail(format!("{}: in no call", f.label())));
+        let kinds: Vec<(&str, &str)> = call["legs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| (l["kind"].as_str().unwrap(), l["server"].as_str().unwrap()))
+            .collect();
+        run.check(
+            call["service"] == "msg"
+                && kinds.contains(&("p2p", f.s("server")))
+                && kinds.contains(&("stun", setup.s("server"))),
+            || format!("{}: call legs {kinds:?}", f.label()),
+        );
+        if f.impaired() && t.json["params"]["direction"] != "up" {
+            let named = verdicts.iter().any(|v| {
+                v.service == "msg"
+                    && v.finding.as_str() == "call_degraded"
+                    && v.flows.contains(&leg.id)
+            });
+            run.check(named, || format!("{}: no call_degraded verdict names it", f.label()));
         }
     }
 }
@@ -1342,6 +1386,8 @@ mod real_world {
         "stun-block",
         "media-die",
         "call-partial-loss",
+        "p2p-media-die",
+        "p2p-call-loss",
         "addr-shaping",
         "allowlist",
         "congestion",
@@ -1369,8 +1415,10 @@ mod real_world {
             "rst-replace" => rst_replace(run),
             "quic-block" => quic_block(run),
             "stun-block" => stun_block(run),
-            "media-die" => media_die(run),
-            "call-partial-loss" => random_loss(run, |f| f.messenger() && f.kind() == "call"),
+            "media-die" | "p2p-media-die" => media_die(run),
+            "call-partial-loss" | "p2p-call-loss" => {
+                random_loss(run, |f| f.messenger() && f.kind() == "call")
+            }
             "addr-shaping" => addr_shaping(run),
             "allowlist" => allowlist(run),
             "congestion" | "cross-traffic" => bottleneck(run),
@@ -1407,11 +1455,15 @@ mod real_world {
             "rst-replace" => (Some("reset"), &["rst_injection"], &["reset"]),
             "quic-block" => (Some("blocked"), &["drop"], &["blocked"]),
             "stun-block" => (Some("blocked"), &[], &["blocked", "call_degraded"]),
-            "media-die" => (Some("call_degraded"), &[], &["call_degraded", "blocked"]),
-            "call-partial-loss" if t.json["params"]["direction"] == "up" => {
+            "media-die" | "p2p-media-die" => {
+                (Some("call_degraded"), &[], &["call_degraded", "blocked"])
+            }
+            "call-partial-loss" | "p2p-call-loss" if t.json["params"]["direction"] == "up" => {
                 (None, &[], &["call_degraded"])
             }
-            "call-partial-loss" => (Some("call_degraded"), &[], &["call_degraded"]),
+            "call-partial-loss" | "p2p-call-loss" => {
+                (Some("call_degraded"), &[], &["call_degraded"])
+            }
             // A shaper's queue, seen per address; a tbf with a short queue also drops
             // like a policer.
             "addr-shaping" => {
@@ -2084,6 +2136,9 @@ mod real_world {
         quic_block => "quic-block" [] offloads false;
         stun_block => "stun-block" [] offloads false;
         media_die => "media-die" [] offloads false, wrong "/params/packets" = 9;
+        p2p_media_die => "p2p-media-die" [] offloads false, wrong "/params/packets" = 9;
+        p2p_call_loss => "p2p-call-loss" ["direction=both"] offloads true;
+        p2p_clean => "clean" ["p2p=1"] offloads false;
         call_partial_loss => "call-partial-loss" ["direction=both"] offloads false,
             wrong "/params/direction" = "down";
         addr_shaping => "addr-shaping" [] offloads false, wrong "/params/slow_rtt_ms" = 600;
