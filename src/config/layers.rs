@@ -67,7 +67,7 @@ impl Overrides {
                 _ => return Err(format!("[{section}]: not a table of the configuration")),
             }
         }
-        from_table(table).map_err(|e| format!("command line: {e}"))
+        from_table_keyed(table).map_err(|e| format!("command line: {e}"))
     }
 }
 
@@ -81,13 +81,31 @@ pub fn from_table(table: toml::Table) -> Result<ConfigFile, String> {
     table.try_into().map_err(|e: toml::de::Error| e.message().trim().to_string())
 }
 
+/// [`from_table`], with the error prefixed by the first `[section] key` that fails alone
+/// (every other key keeping its default): the deserializer's message does not say where.
+fn from_table_keyed(table: toml::Table) -> Result<ConfigFile, String> {
+    from_table(table.clone()).map_err(|message| {
+        let culprit = table.iter().find_map(|(section, keys)| {
+            keys.as_table()?.iter().find_map(|(key, value)| {
+                let one = toml::Table::from_iter([(key.clone(), value.clone())]);
+                let probe = toml::Table::from_iter([(section.clone(), one.into())]);
+                from_table(probe).is_err().then(|| format!("[{section}] {key}"))
+            })
+        });
+        culprit.map_or_else(|| message.clone(), |at| format!("{at}: {message}"))
+    })
+}
+
 /// Read a TOML configuration file. `[daemon]` is checked by the daemon (it is not needed by
-/// `analyze`); `[detect]` is checked here. The error names the file and the key.
+/// `analyze`); `[detect]` is checked here. The error names the file and the key. (Read as a
+/// table first, then through the declaration as the other layers are: one deserializer of
+/// the declaration in the binary instead of two.)
 pub fn load_config(path: &Path) -> Result<ConfigFile, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("{}: cannot read the configuration: {e}", path.display()))?;
-    let file: ConfigFile = toml::from_str(&text)
+    let table: toml::Table = toml::from_str(&text)
         .map_err(|e| format!("{}: {}", path.display(), e.to_string().trim()))?;
+    let file = from_table_keyed(table).map_err(|e| format!("{}: {e}", path.display()))?;
     file.detect.validate().map_err(|e| format!("{}: [detect] {e}", path.display()))?;
     Ok(file)
 }
@@ -187,5 +205,27 @@ mod tests {
             live,
             ["events", "events_max_kib", "status", "metrics_file", "services", "history"]
         );
+    }
+
+    /// A value of the wrong type names its section and key, in a file and on the command
+    /// line alike; a TOML syntax error keeps its line.
+    #[test]
+    fn errors_name_the_section_and_key() {
+        let path = std::env::temp_dir().join(format!("tw-layers-{}.toml", std::process::id()));
+        let read = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            load_config(&path).unwrap_err()
+        };
+        let err = read("[detect]\nwindow_s = 5\n[daemon]\nsnaplen = \"big\"\n");
+        assert!(err.contains("[daemon] snaplen: invalid type: string \"big\""), "{err}");
+        let err = read("[detect]\nwindow_s = 5\nalpha = 0.05\ncall_loss = true\n");
+        assert!(err.contains("[detect] call_loss: invalid type: boolean"), "{err}");
+        let err = read("[detect]\nwindow_s = = 5\n");
+        assert!(err.contains("line 2"), "{err}");
+        std::fs::remove_file(&path).unwrap();
+        let mut o = Overrides::default();
+        o.set(Section::Detect, "alpha", toml::Value::String("small".into()));
+        let err = o.apply(ConfigFile::default()).unwrap_err();
+        assert!(err.starts_with("command line: [detect] alpha: invalid type"), "{err}");
     }
 }
