@@ -1,6 +1,8 @@
 //! Command line (docs/report.md). Exit codes: 0 done, 1 internal error, 2 bad usage, configuration
 //! or input (the message names the file, key or packet), 3 with `--fail-on-finding` when a
 //! verdict other than `none`/`inconclusive` exists. A closed stdout (`| head`) is not an error.
+//! When no input could be read there is no report (stdout stays empty, no `--output` file is
+//! made): only the errors, on stderr.
 //! The options are declared in `args.rs`, once each; `parse.rs` reads and documents them.
 
 mod args;
@@ -68,8 +70,19 @@ fn run(_args: RunArgs) -> ExitCode {
 fn analyze(args: AnalyzeArgs) -> ExitCode {
     use throttlewatch::analyze::{AnalyzeInput, run};
     use throttlewatch::detect::history::History;
-    use throttlewatch::report::{Report, human};
+    use throttlewatch::report::Report;
 
+    // Refused before the work, not after it.
+    if let Some(path) = &args.output
+        && !args.force
+        && path.symlink_metadata().is_ok()
+    {
+        eprintln!(
+            "throttlewatch: error: {}: the report file exists (--force replaces it)",
+            path.display()
+        );
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
     let catalogue = match &args.services {
         Some(path) => match Catalogue::from_file(path) {
             Ok(c) => c,
@@ -127,19 +140,11 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         return ExitCode::from(EXIT_BAD_INPUT);
     }
     let report = Report::build(&output.analysis, output.inputs, output.verdicts);
-    let stdout = io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
-    let written = match args.format {
-        Format::Json => report.write_json(&mut out),
-        Format::Human => human::write(&report, args.all, &mut out),
-    }
-    .and_then(|()| out.flush());
-    if let Err(e) = written {
-        if e.kind() == io::ErrorKind::BrokenPipe {
-            return ExitCode::SUCCESS;
-        }
-        eprintln!("throttlewatch: error: cannot write the report: {e}");
-        return ExitCode::from(EXIT_INTERNAL);
+    let unread =
+        report.summary.packets.read == 0 && report.summary.inputs.iter().all(|i| i.error.is_some());
+    if !unread && let Err((status, e)) = write_report(&report, &args) {
+        eprintln!("throttlewatch: error: {e}");
+        return ExitCode::from(status);
     }
     for e in &output.errors {
         eprintln!("throttlewatch: error: {e}");
@@ -151,4 +156,46 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         return ExitCode::from(EXIT_FINDING);
     }
     ExitCode::SUCCESS
+}
+
+/// The report in its format, to `--output` (created, or replaced with `--force`) or to
+/// standard output (a closed one is not an error). A report file that could not be written
+/// whole is removed (a regular file: not `/dev/full`); the error names it, with its exit
+/// status (the user's path: bad input; standard output: internal).
+fn write_report(
+    report: &throttlewatch::report::Report,
+    args: &AnalyzeArgs,
+) -> Result<(), (u8, String)> {
+    use std::fs::{File, OpenOptions};
+    use throttlewatch::report::human;
+
+    let write = |out: &mut dyn Write| {
+        match args.format {
+            Format::Json => report.write_json(out),
+            Format::Human => human::write(report, args.all, out),
+        }?;
+        out.flush()
+    };
+    let Some(path) = &args.output else {
+        return match write(&mut BufWriter::new(io::stdout().lock())) {
+            Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+                Err((EXIT_INTERNAL, format!("cannot write the report: {e}")))
+            }
+            _ => Ok(()),
+        };
+    };
+    let file: io::Result<File> = if args.force {
+        File::create(path)
+    } else {
+        OpenOptions::new().write(true).create_new(true).open(path)
+    };
+    let failed =
+        |what: &str, e: io::Error| (EXIT_BAD_INPUT, format!("{}: {what}: {e}", path.display()));
+    let file = file.map_err(|e| failed("cannot create the report file", e))?;
+    write(&mut BufWriter::new(file)).map_err(|e| {
+        if path.metadata().is_ok_and(|m| m.is_file()) {
+            let _ = std::fs::remove_file(path);
+        }
+        failed("cannot write the report", e)
+    })
 }

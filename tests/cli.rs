@@ -645,3 +645,62 @@ fn peer_to_peer_legs_after_a_stun_exchange_with_the_service_are_one_call() {
     assert!((setup - 0.2).abs() < 1e-6, "setup {setup}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `-o FILE` writes the report there and nothing to stdout; an existing file is refused
+/// before any work and left as it was, unless `--force`; `--force` alone is a usage error; a
+/// file that cannot be written whole is named and not left half-written.
+#[test]
+fn output_file_is_created_refused_or_replaced() {
+    let dir = synth::scratch("output");
+    let report = dir.join("report.json");
+    let _ = std::fs::remove_file(&report);
+    let out = throttlewatch(&["analyze", "--format", "json", "-o", s(&report), s(&sample())]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(out.stdout.is_empty(), "stdout carries nothing with -o");
+    let written: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(written["schema"], "throttlewatch.report/1");
+
+    std::fs::write(&report, "keep me").unwrap();
+    let out = throttlewatch(&["analyze", "--output", s(&report), s(&sample())]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("report.json: the report file exists (--force replaces it)"));
+    assert_eq!(std::fs::read_to_string(&report).unwrap(), "keep me");
+
+    let out = throttlewatch(&["analyze", "--force", "-o", s(&report), s(&sample())]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(std::fs::read_to_string(&report).unwrap().starts_with("throttlewatch "));
+
+    let out = throttlewatch(&["analyze", "--force", s(&sample())]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("'--force' requires '--output <FILE>'"), "{}", stderr(&out));
+
+    let nowhere = dir.join("no/such/dir/report.txt");
+    let out = throttlewatch(&["analyze", "-o", s(&nowhere), s(&sample())]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("report.txt: cannot create the report file"));
+    let out = throttlewatch(&["analyze", "--force", "-o", "/dev/full", s(&sample())]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("/dev/full: cannot write the report: No space left"));
+    assert!(Path::new("/dev/full").exists(), "a device is not removed");
+}
+
+/// When no input could be read there is no report, on stdout or in `-o FILE`: only the
+/// errors.
+#[test]
+fn no_report_when_nothing_was_read() {
+    let dir = synth::scratch("nothing-read");
+    let missing = dir.join("missing.pcap");
+    let text = dir.join("notes.pcap");
+    std::fs::write(&text, "not a capture\n").unwrap();
+    for format in ["human", "json"] {
+        let out = throttlewatch(&["analyze", "--format", format, s(&missing), s(&text)]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(out.stdout.is_empty(), "{format}: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(stderr(&out).contains("missing.pcap: cannot open"), "{}", stderr(&out));
+    }
+    let report = dir.join("report.txt");
+    let _ = std::fs::remove_file(&report);
+    let out = throttlewatch(&["analyze", "-o", s(&report), s(&missing)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!report.exists(), "no report file for nothing read");
+}

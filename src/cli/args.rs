@@ -62,6 +62,15 @@ const ALL: Opt = Opt::new(
     Kind::Switch,
     "Human format: list every flow, not only the first messenger flows",
 );
+const OUTPUT: Opt = Opt::new(
+    "output",
+    Kind::Path("FILE"),
+    "Write the report to FILE instead of standard output (an existing FILE is replaced only \
+     with --force)",
+)
+.short('o');
+const FORCE: Opt =
+    Opt::new("force", Kind::Switch, "With --output: replace an existing FILE").requires("output");
 const FAIL_ON_FINDING: Opt = Opt::new(
     "fail-on-finding",
     Kind::Switch,
@@ -195,6 +204,8 @@ const PROGRAM: Program<CommandId> = Program {
                 DETAIL_FLOWS,
                 BIN_MS,
                 ALL,
+                OUTPUT,
+                FORCE,
                 FAIL_ON_FINDING,
                 ANALYZE_WINDOW,
                 WINDOW_ORIGIN,
@@ -245,6 +256,9 @@ pub struct AnalyzeArgs {
     pub detail_flows: usize,
     pub bin_ms: u64,
     pub all: bool,
+    /// Where the report goes (`None`: standard output), and whether it may replace a file.
+    pub output: Option<PathBuf>,
+    pub force: bool,
     pub fail_on_finding: bool,
     pub window_s: Option<u64>,
     pub window_origin: Option<Timestamp>,
@@ -309,6 +323,8 @@ pub fn parse(args: &[OsString]) -> Result<Invocation, UsageError> {
             detail_flows: defaulted(&m, &DETAIL_FLOWS) as usize,
             bin_ms: defaulted(&m, &BIN_MS),
             all: m.switch(&ALL),
+            output: m.path(&OUTPUT),
+            force: m.switch(&FORCE),
             fail_on_finding: m.switch(&FAIL_ON_FINDING),
             window_s: m.integer(&ANALYZE_WINDOW),
             window_origin: m.timestamp(&WINDOW_ORIGIN),

@@ -57,6 +57,8 @@ pub struct Opt {
     pub help: &'static str,
     /// The long name of another option that cannot be given with this one.
     pub conflicts_with: Option<&'static str>,
+    /// The long name of another option without which this one means nothing.
+    pub requires: Option<&'static str>,
 }
 
 /// The value an option takes, and how it is checked.
@@ -86,7 +88,7 @@ pub struct Choice {
 
 impl Opt {
     pub const fn new(long: &'static str, kind: Kind, help: &'static str) -> Self {
-        Opt { long, short: None, kind, help, conflicts_with: None }
+        Opt { long, short: None, kind, help, conflicts_with: None, requires: None }
     }
 
     pub const fn short(self, short: char) -> Self {
@@ -95,6 +97,10 @@ impl Opt {
 
     pub const fn conflicts_with(self, long: &'static str) -> Self {
         Opt { conflicts_with: Some(long), ..self }
+    }
+
+    pub const fn requires(self, long: &'static str) -> Self {
+        Opt { requires: Some(long), ..self }
     }
 
     /// The value's name in the help (`None` for a switch).
@@ -484,6 +490,15 @@ impl<C: Copy> Command<C> {
                     opt.display(),
                     other.display()
                 );
+                return Err(self.error(bin, &message));
+            }
+            if let Some(needed) = opt.requires
+                && matches.has(opt.long)
+                && !matches.has(needed)
+                && let Some(needed) = self.options.iter().find(|o| o.long == needed)
+            {
+                let message =
+                    format!("the argument '{}' requires '{}'", opt.display(), needed.display());
                 return Err(self.error(bin, &message));
             }
         }

@@ -9,7 +9,7 @@ use super::{FlowReport, GroupSummary, Report};
 pub const DEFAULT_FLOW_ROWS: usize = 50;
 
 /// Write the report as text. `all_flows` lists every flow instead of the first target flows.
-pub fn write(report: &Report, all_flows: bool, out: &mut impl Write) -> io::Result<()> {
+pub fn write(report: &Report, all_flows: bool, out: &mut dyn Write) -> io::Result<()> {
     let s = &report.summary;
     let files = s.inputs.len();
     writeln!(
@@ -132,7 +132,7 @@ pub fn write(report: &Report, all_flows: bool, out: &mut impl Write) -> io::Resu
     Ok(())
 }
 
-fn group_row(g: &GroupSummary, out: &mut impl Write) -> io::Result<()> {
+fn group_row(g: &GroupSummary, out: &mut dyn Write) -> io::Result<()> {
     let label = match &g.id {
         Some(id) => id.clone(),
         None => format!("({})", g.name),
@@ -151,7 +151,7 @@ fn group_row(g: &GroupSummary, out: &mut impl Write) -> io::Result<()> {
     )
 }
 
-fn flow_row(f: &FlowReport, width: usize, out: &mut impl Write) -> io::Result<()> {
+fn flow_row(f: &FlowReport, width: usize, out: &mut dyn Write) -> io::Result<()> {
     let mut notes = Vec::new();
     let (rtt, retx) = match &f.tcp {
         Some(t) => {

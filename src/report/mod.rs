@@ -397,7 +397,7 @@ impl<'a> Report<'a> {
     }
 
     /// Write the report as pretty-printed JSON followed by a newline.
-    pub fn write_json(&self, out: &mut impl Write) -> io::Result<()> {
+    pub fn write_json(&self, out: &mut dyn Write) -> io::Result<()> {
         serde_json::to_writer_pretty(&mut *out, self).map_err(|e| match e.io_error_kind() {
             // Keep the kind (a closed pipe is not an error for the caller).
             Some(kind) => io::Error::new(kind, e),
