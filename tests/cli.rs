@@ -127,11 +127,47 @@ fn human_report_lists_messenger_flows() {
     assert!(text.contains("MESSENGER FLOWS (9)"), "{text}");
     assert!(text.contains("198.51.100.10:3478"), "{text}");
     assert!(text.contains("RST from server"), "{text}");
-    assert!(text.contains("VERDICTS"), "{text}");
+    // The answer first, in words, with what to do next; then the tables, each explained.
+    assert!(text.find("ANSWER").unwrap() < text.find("MESSENGER FLOWS").unwrap(), "{text}");
+    assert!(text.contains("  msg: CONNECTIONS RESET (rst_injection), confidence"), "{text}");
+    assert!(text.contains("    next: keep this trace as evidence"), "{text}");
+    assert!(text.contains("RESENT: segments"), "{text}");
+    assert!(text.contains("RTT OUT p50, RTT IN p50: median round trip"), "{text}");
+    let long: Vec<&str> = text.lines().filter(|l| l.chars().count() > 100).collect();
+    assert!(long.is_empty(), "lines over 100 columns: {long:#?}");
     // Control flows are not listed without --all.
     assert!(!text.contains("203.0.113.10:443"), "{text}");
     let all = throttlewatch(&["analyze", "--all", "--services", s(&lab_services()), s(&sample())]);
-    assert!(String::from_utf8(all.stdout).unwrap().contains("203.0.113.10:443"));
+    let all = String::from_utf8(all.stdout).unwrap();
+    assert!(all.contains("203.0.113.10:443"), "{all}");
+    assert!(all.contains("BY: how the service was recognised"), "{all}");
+    // A clean trace: no sign of interference, and no confidence beside it.
+    let clean = common::root().join("samples/lab/clean.pcap");
+    let out = throttlewatch(&["analyze", "--services", s(&lab_services()), s(&clean)]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("  msg: no sign of interference\n"), "{text}");
+    assert!(!text.contains("confidence") && !text.contains("next:"), "{text}");
+}
+
+/// The README's quick start shows the beginning of the report of its command: it is what the
+/// command prints.
+#[test]
+fn readme_quick_start_shows_what_the_command_prints() {
+    let readme = std::fs::read_to_string(common::root().join("README.md")).unwrap();
+    let (_, after) = readme.split_once("It begins with the answer:\n\n```\n").unwrap();
+    let (shown, _) = after.split_once("```").unwrap();
+    let out = Command::new(common::binary())
+        .current_dir(common::root())
+        .args([
+            "analyze",
+            "--services",
+            "samples/lab-whatsapp.toml",
+            "samples/lab/police-128k.pcap",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains(shown), "the README shows\n{shown}\nthe command prints\n{text}");
 }
 
 #[test]

@@ -643,6 +643,7 @@ mod tests {
             evidence: json!({ "rate_bps": 128000 }),
             flows: vec![3],
             summary: "whatsapp: downloads policed at ~128 kbit/s".into(),
+            next_step: crate::detect::NextStep::KeepEvidence,
         }
     }
 

@@ -6,7 +6,7 @@
 use std::fmt;
 
 use super::stall::Stalls;
-use super::{p_text, rate_text};
+use super::{NextStep, p_text, rate_text};
 
 #[cfg(test)]
 mod scenarios;
@@ -157,6 +157,31 @@ impl Doubt {
             | Doubt::OneWayCallsWithoutControl(_)
             | Doubt::OneWayCallsEverywhere(_) => Detector::Calls,
         })
+    }
+
+    /// What would let a new capture decide (docs/detectors.md, per reason).
+    pub fn next_step(&self) -> NextStep {
+        match self {
+            Doubt::NothingJudged => NextStep::UseTheService,
+            Doubt::PolicedWithoutControl { .. }
+            | Doubt::LossWithoutControl { .. }
+            | Doubt::ResetsWithoutControl { .. }
+            | Doubt::StallsWithoutControl { .. }
+            | Doubt::UnansweredWithoutControl { .. }
+            | Doubt::CallsWithoutControl { .. }
+            | Doubt::OneWayCallsWithoutControl(_)
+            | Doubt::TooFewSamples { .. }
+            | Doubt::PolicedControlsNoFaster { .. }
+            | Doubt::ShapingControlsNoFaster { .. } => NextStep::AddControl,
+            Doubt::ShapingTooFewBins { .. }
+            | Doubt::ThroughputNotSignificant { .. }
+            | Doubt::ResamplesDisagree { .. }
+            | Doubt::SingleFreeze { .. } => NextStep::CaptureLonger,
+            Doubt::PolicedRatesApart { .. } | Doubt::LossWithQueueing { .. } => NextStep::IdleLine,
+            Doubt::ControlsStallToo { .. } | Doubt::OneWayCallsEverywhere(_) => {
+                NextStep::CheckThePath
+            }
+        }
     }
 
     /// The key of `evidence.reasons` it is filed under.

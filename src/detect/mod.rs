@@ -108,6 +108,58 @@ impl std::fmt::Display for Mechanism {
     }
 }
 
+/// What the person who ran the analysis can do next, by what the verdict rests on (the
+/// terminal report's "next" line; `next_step` in the JSON; docs/detectors.md says more per
+/// reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NextStep {
+    /// Nothing to do: no sign of interference.
+    Nothing,
+    /// A finding: keep the trace, and see whether it follows the service elsewhere.
+    KeepEvidence,
+    /// Too little of the service to judge: use it while capturing.
+    UseTheService,
+    /// Nothing ordinary of the same kind to compare with: run some beside the service.
+    AddControl,
+    /// Transfers too short or too few: capture more of them.
+    CaptureLonger,
+    /// Other traffic may be the cause: capture with the line otherwise idle.
+    IdleLine,
+    /// Everything fails alike: the line, the router or an allowlist.
+    CheckThePath,
+}
+
+impl NextStep {
+    /// One sentence for a person.
+    pub fn advice(self) -> &'static str {
+        match self {
+            NextStep::Nothing => "",
+            NextStep::KeepEvidence => {
+                "keep this trace as evidence (--format json has every measurement); capture \
+                 again at another time, or over another network or a VPN, to see whether it \
+                 follows the service"
+            }
+            NextStep::UseTheService => {
+                "use the service while capturing: send a photo, load a video, place a call"
+            }
+            NextStep::AddControl => {
+                "run ordinary traffic of the same kind beside the service (a download from a \
+                 fast site, other HTTPS sites, a call with another app) and capture again"
+            }
+            NextStep::CaptureLonger => {
+                "capture longer, with bigger or more transfers from the service (a video, a \
+                 large file)"
+            }
+            NextStep::IdleLine => "capture again with the line otherwise idle",
+            NextStep::CheckThePath => {
+                "everything fails alike: check the line and the router (firewall, NAT, flow \
+                 offloading), whether only domestic sites work, and try another network"
+            }
+        }
+    }
+}
+
 /// One finding about one service in one window.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Verdict {
@@ -123,6 +175,7 @@ pub struct Verdict {
     pub flows: Vec<u64>,
     /// One line a person reads, e.g. "msg: downloads policed at ~128 kbit/s (3 flows)".
     pub summary: String,
+    pub next_step: NextStep,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -310,7 +363,7 @@ fn run_detectors(group: &Group) -> Vec<Outcome> {
 
 /// One verdict per finding; else one `inconclusive` with the reasons, else one `none`.
 fn verdicts_of(service: &str, window: Window, outcomes: &[Outcome]) -> Vec<Verdict> {
-    let verdict = |finding, mechanism, confidence, evidence, flows, summary| Verdict {
+    let verdict = |finding, mechanism, confidence, evidence, flows, summary, next_step| Verdict {
         service: service.to_string(),
         window,
         finding,
@@ -319,6 +372,7 @@ fn verdicts_of(service: &str, window: Window, outcomes: &[Outcome]) -> Vec<Verdi
         evidence,
         flows,
         summary: format!("{service}: {summary}"),
+        next_step,
     };
     let findings: Vec<Verdict> = outcomes
         .iter()
@@ -330,6 +384,7 @@ fn verdicts_of(service: &str, window: Window, outcomes: &[Outcome]) -> Vec<Verdi
                 f.evidence.clone(),
                 f.flows.clone(),
                 f.summary.clone(),
+                NextStep::KeepEvidence,
             )),
             _ => None,
         })
@@ -355,6 +410,7 @@ fn verdicts_of(service: &str, window: Window, outcomes: &[Outcome]) -> Vec<Verdi
                 evidence,
                 Vec::new(),
                 nothing.to_string(),
+                nothing.next_step(),
             )];
         }
         ref doubts => {
@@ -365,12 +421,25 @@ fn verdicts_of(service: &str, window: Window, outcomes: &[Outcome]) -> Vec<Verdi
             let first = reasons.values().next().and_then(Value::as_str).unwrap_or("").to_string();
             let summary = format!("inconclusive: {first}");
             let evidence = json!({ "reasons": reasons, "checked": checked });
-            return vec![verdict(Finding::Inconclusive, None, 0.0, evidence, Vec::new(), summary)];
+            // The summary's reason's (the first key: the map is ordered by key).
+            let next = doubts
+                .iter()
+                .min_by_key(|d| d.key())
+                .map_or(NextStep::AddControl, |d| d.next_step());
+            return vec![verdict(
+                Finding::Inconclusive,
+                None,
+                0.0,
+                evidence,
+                Vec::new(),
+                summary,
+                next,
+            )];
         }
     }
     let summary = format!("no sign of interference ({} checks)", checked.len());
     let evidence = json!({ "checked": checked });
-    vec![verdict(Finding::None, None, 0.0, evidence, Vec::new(), summary)]
+    vec![verdict(Finding::None, None, 0.0, evidence, Vec::new(), summary, NextStep::Nothing)]
 }
 
 /// What keeps the answers from a decision where none found anything: each detector's doubt,
@@ -595,14 +664,43 @@ mod tests {
             "the first reason by name"
         );
         assert_eq!(v[0].evidence["checked"]["resets"]["reset_flows"], 0);
+        assert_eq!(v[0].next_step, NextStep::AddControl);
 
         let v = verdicts_of("wa", window(), &outcomes[..2]);
         assert_eq!((v[0].finding.as_str(), v[0].confidence), ("none", 0.0));
         assert_eq!(v[0].summary, "wa: no sign of interference (1 checks)");
+        assert_eq!(v[0].next_step, NextStep::Nothing);
 
         let v = verdicts_of("wa", window(), &[Outcome::NotApplicable]);
         assert_eq!(v[0].finding, Finding::Inconclusive, "nothing judged is not `none`");
         assert_eq!(v[0].evidence["reasons"]["all"], Doubt::NothingJudged.to_string());
+        assert_eq!(v[0].next_step, NextStep::UseTheService);
+
+        // The next step follows the reason the summary names.
+        let stalls =
+            stall::Stalls { freezes: None, client_unacknowledged: 3, server_unacknowledged: 0 };
+        let everywhere = Doubt::ControlsStallToo {
+            stalled_flows: 3,
+            connections: 4,
+            stalls,
+            control_stalled_flows: 3,
+            control_connections: 4,
+            fisher_p: 1.0,
+        };
+        let few_bins = Doubt::ShapingTooFewBins { min_rtt_us: 1, max_rtt_us: 2, busy_bins: 2 };
+        let v = verdicts_of(
+            "wa",
+            window(),
+            &[Outcome::Inconclusive(everywhere.clone()), Outcome::Inconclusive(few_bins)],
+        );
+        assert!(
+            v[0].summary.starts_with("wa: inconclusive: the round trip grew"),
+            "{}",
+            v[0].summary
+        );
+        assert_eq!(v[0].next_step, NextStep::CaptureLonger);
+        let v = verdicts_of("wa", window(), &[Outcome::Inconclusive(everywhere)]);
+        assert_eq!(v[0].next_step, NextStep::CheckThePath);
     }
 
     #[test]

@@ -1,40 +1,50 @@
-//! The human-readable report: what was read, a table per service, the messenger flows, and
-//! the verdicts. Rendered from the same [`Report`] as the JSON, so the two never disagree.
+//! The human-readable report: the answer first (each verdict in plain words, how sure, what
+//! to do next), then what was read, a table per service and the messenger flows, each table
+//! with a legend for its columns. Lines fit [`WIDTH`] columns (IPv6 addresses aside) unless
+//! `--all`, which lists every flow with every column. Rendered from the same [`Report`] as the
+//! JSON, so the two never disagree.
 
 use std::io::{self, Write};
 
 use super::{FlowReport, GroupSummary, Report};
+use crate::detect::Finding;
 
 /// Flow rows shown without `--all`.
 pub const DEFAULT_FLOW_ROWS: usize = 50;
+/// The width the report keeps to without `--all`, in columns.
+pub const WIDTH: usize = 100;
 
-/// Write the report as text. `all_flows` lists every flow instead of the first target flows.
+/// Write the report as text. `all_flows` lists every flow, with every column, instead of the
+/// first target flows.
 pub fn write(report: &Report, all_flows: bool, out: &mut dyn Write) -> io::Result<()> {
     let s = &report.summary;
     let files = s.inputs.len();
     writeln!(
         out,
-        "{}: {} file{}, {} packets over {:.1} s{}",
+        "{}: {} file{}, {} packets over {:.1} s",
         s.tool,
         files,
         if files == 1 { "" } else { "s" },
         s.packets.read,
         s.duration_s,
-        match (&s.start, &s.end) {
-            (Some(a), Some(b)) => format!(" ({a} to {b})"),
-            _ => String::new(),
-        }
     )?;
+    if let (Some(a), Some(b)) = (&s.start, &s.end) {
+        writeln!(out, "  from {a} to {b}")?;
+    }
     for input in &s.inputs {
         if let Some(e) = &input.error {
-            writeln!(out, "  ERROR: {e}")?;
+            wrapped(out, "  ERROR: ", "    ", e)?;
         }
     }
+    writeln!(out)?;
+    answer(report, out)?;
+
     let reasons: Vec<String> =
         s.packets.skip_reasons.iter().map(|(r, n)| format!("{r} {n}")).collect();
+    writeln!(out, "WHAT WAS READ")?;
     writeln!(
         out,
-        "  measured {}, skipped {}{}",
+        "  packets measured {}, skipped {}{}",
         s.packets.measured,
         s.packets.skipped,
         if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) }
@@ -42,15 +52,11 @@ pub fn write(report: &Report, all_flows: bool, out: &mut dyn Write) -> io::Resul
     let f = &s.flows;
     writeln!(
         out,
-        "  flows {}: {} messenger, {} control, {} other; catalogue: {} ({} service{})",
-        f.total,
-        f.target,
-        f.control,
-        f.other,
-        s.catalogue.source,
-        s.catalogue.services,
-        if s.catalogue.services == 1 { "" } else { "s" }
+        "  flows {}: {} messenger, {} control (ordinary traffic to compare with), {} other",
+        f.total, f.target, f.control, f.other
     )?;
+    let plural = if s.catalogue.services == 1 { "" } else { "s" };
+    writeln!(out, "  services: {} ({} service{plural})", s.catalogue.source, s.catalogue.services)?;
     if f.evicted + f.refused > 0 {
         writeln!(
             out,
@@ -63,7 +69,7 @@ pub fn write(report: &Report, all_flows: bool, out: &mut dyn Write) -> io::Resul
     writeln!(
         out,
         "{:<28} {:>5} {:>4} {:>4} {:>10} {:>10} {:>11} {:>11}",
-        "SERVICE", "FLOWS", "TCP", "UDP", "UP", "DOWN", "RTT EXT p50", "RTT INT p50"
+        "SERVICE", "FLOWS", "TCP", "UDP", "UP", "DOWN", "RTT OUT p50", "RTT IN p50"
     )?;
     for g in s.services.iter().chain(std::iter::once(&s.control)) {
         group_row(g, out)?;
@@ -71,6 +77,11 @@ pub fn write(report: &Report, all_flows: bool, out: &mut dyn Write) -> io::Resul
     if s.services.is_empty() {
         writeln!(out, "(no flow matched a service of the catalogue)")?;
     }
+    writeln!(
+        out,
+        "  UP, DOWN: bytes from and to the clients. RTT OUT p50, RTT IN p50: median round trip\n  \
+         from the capture point to the servers, and to the clients."
+    )?;
     writeln!(out)?;
 
     let shown_count = if all_flows { s.flows.total } else { s.flows.target };
@@ -79,7 +90,13 @@ pub fn write(report: &Report, all_flows: bool, out: &mut dyn Write) -> io::Resul
     let shown = || report.flows.iter().filter(|fl| all_flows || fl.role == "target").take(limit);
     // Address columns as wide as the widest address shown (IPv6 needs up to 47 characters).
     let width = shown().map(|f| f.client.len().max(f.server.len())).max().unwrap_or(0).max(6);
-    if shown_count > 0 {
+    // The client's address (without its port: "a.b.c.d:p", "[v6]:p").
+    let host = |f: &FlowReport| f.client.rsplit_once(':').map_or(String::new(), |(h, _)| h.into());
+    let clients = {
+        let mut first = None;
+        shown().any(|f| *first.get_or_insert_with(|| host(&f)) != host(&f))
+    };
+    if shown_count > 0 && all_flows {
         writeln!(
             out,
             "{:>5} {:<5} {:<width$} {:<width$} {:<12} {:<9} {:>9} {:>9} {:>7} {:>9} {:>7} {:<12} NOTES",
@@ -91,14 +108,24 @@ pub fn write(report: &Report, all_flows: bool, out: &mut dyn Write) -> io::Resul
             "BY",
             "UP",
             "DOWN",
-            "DUR",
-            "RTT EXT",
-            "RETX",
+            "TIME",
+            "RTT",
+            "RESENT",
             "END"
+        )?;
+    } else if shown_count > 0 {
+        writeln!(
+            out,
+            "{:>5} {:<5} {:<width$} {:<10} {:>9} {:>9} {:>7} {:>8} {:>9}",
+            "ID", "PROTO", "SERVER", "SERVICE", "UP", "DOWN", "TIME", "RTT", "RESENT"
         )?;
     }
     for fl in shown() {
-        flow_row(&fl, width, out)?;
+        if all_flows {
+            wide_row(&fl, width, out)?;
+        } else {
+            compact_row(&fl, width, clients, out)?;
+        }
     }
     if shown_count > limit {
         writeln!(
@@ -107,29 +134,106 @@ pub fn write(report: &Report, all_flows: bool, out: &mut dyn Write) -> io::Resul
             shown_count - limit
         )?;
     }
-    writeln!(out)?;
-
-    writeln!(out, "VERDICTS")?;
-    if report.verdicts.is_empty() {
-        writeln!(out, "  (none: no messenger flows to judge; detectors: {})", s.detectors)?;
-    }
-    for v in &report.verdicts {
-        // A confidence belongs to a finding: beside "none" or "inconclusive", 0.00 would read
-        // as "0 % sure".
-        let sure =
-            if v.is_finding() { format!("confidence {:.2}", v.confidence) } else { String::new() };
+    if shown_count > 0 {
         writeln!(
             out,
-            "  {:<12} {:<14} {:<14} {sure:<15}  {} to {}",
-            v.service,
-            v.finding,
-            v.mechanism.map_or("-", |m| m.as_str()),
-            v.window.start,
-            v.window.end
+            "  UP, DOWN: bytes from and to the client. TIME: how long the flow lasted. RTT: its\n  \
+             shortest round trip from the capture point to the server (TCP). RESENT: segments\n  \
+             sent again by the client / by the server (lost on the way, or never acknowledged).{}",
+            if all_flows {
+                "\n  BY: how the service was recognised (signature, endpoint, dns, rule, range).\n  \
+                 END: how the flow ended (fin, rst, idle, evicted, end_of_input)."
+            } else {
+                ""
+            }
         )?;
-        writeln!(out, "    {}", v.summary)?;
     }
     Ok(())
+}
+
+/// The verdicts, first and in plain words: what was found, how sure, what to do next.
+fn answer(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(out, "ANSWER")?;
+    if report.verdicts.is_empty() {
+        wrapped(
+            out,
+            "  ",
+            "  ",
+            &format!(
+                "nothing to judge: no flow of a messenger service in the trace ({} services \
+                 known; --services names others)",
+                report.summary.catalogue.services
+            ),
+        )?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    // Windows are named only when the verdicts are about more than one.
+    let first = report.verdicts[0].window;
+    let windows = report.verdicts.iter().any(|v| v.window != first);
+    for v in &report.verdicts {
+        let what = match v.finding {
+            Finding::Throttled => "THROTTLED",
+            Finding::Reset => "CONNECTIONS RESET",
+            Finding::Stalled => "CONNECTIONS STALLED",
+            Finding::Blocked => "BLOCKED",
+            Finding::CallDegraded => "CALLS DEGRADED",
+            Finding::Inconclusive => "CANNOT TELL",
+            Finding::None => "no sign of interference",
+        };
+        let mut head = format!("  {}: {what}", v.service);
+        if let Some(m) = v.mechanism {
+            head.push_str(&format!(" ({m})"));
+        }
+        // A confidence belongs to a finding: beside "none" or "inconclusive", 0.00 would
+        // read as "0 % sure".
+        if v.is_finding() {
+            head.push_str(&format!(", {}", sureness(v.confidence)));
+        }
+        writeln!(out, "{head}")?;
+        if windows {
+            writeln!(out, "    window {} to {}", v.window.start, v.window.end)?;
+        }
+        let prefix = format!("{}: ", v.service);
+        let text = v.summary.strip_prefix(&prefix).unwrap_or(&v.summary);
+        let text = text.strip_prefix("inconclusive: ").unwrap_or(text);
+        wrapped(out, "    ", "    ", text)?;
+        let next = v.next_step.advice();
+        if !next.is_empty() {
+            wrapped(out, "    next: ", "          ", next)?;
+        }
+    }
+    writeln!(out)
+}
+
+/// "confidence 0.97 (near certain)": the number, and what it means to a person.
+fn sureness(confidence: f64) -> String {
+    let words = match confidence {
+        c if c >= 0.95 => "near certain",
+        c if c >= 0.8 => "likely",
+        _ => "possible",
+    };
+    format!("confidence {confidence:.2} ({words})")
+}
+
+/// `text` in lines of at most [`WIDTH`] columns, the first after `first`, the rest after
+/// `rest` (a word longer than a line stands alone).
+fn wrapped(out: &mut dyn Write, first: &str, rest: &str, text: &str) -> io::Result<()> {
+    let mut line = String::from(first);
+    let mut empty = true;
+    for word in text.split_whitespace() {
+        if !empty && line.chars().count() + 1 + word.chars().count() > WIDTH {
+            writeln!(out, "{line}")?;
+            line = String::from(rest);
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        line.push_str(word);
+        empty = false;
+    }
+    writeln!(out, "{line}")
 }
 
 fn group_row(g: &GroupSummary, out: &mut dyn Write) -> io::Result<()> {
@@ -151,32 +255,28 @@ fn group_row(g: &GroupSummary, out: &mut dyn Write) -> io::Result<()> {
     )
 }
 
-fn flow_row(f: &FlowReport, width: usize, out: &mut dyn Write) -> io::Result<()> {
+/// What a flow's row notes: resets, zero windows, handshakes, gaps, RTP, STUN.
+fn notes(f: &FlowReport) -> Vec<String> {
     let mut notes = Vec::new();
-    let (rtt, retx) = match &f.tcp {
-        Some(t) => {
-            if t.up.rsts + t.down.rsts > 0 {
-                let side = if t.down.rsts > 0 { "server" } else { "client" };
-                notes.push(format!("RST from {side}"));
-            }
-            if t.up.zero_windows + t.down.zero_windows > 0 {
-                notes.push(format!("zero window x{}", t.up.zero_windows + t.down.zero_windows));
-            }
-            if t.handshake.syns > 0 && !t.handshake.completed {
-                notes.push(format!(
-                    "handshake incomplete ({} SYN, {} SYN/ACK)",
-                    t.handshake.syns, t.handshake.synacks
-                ));
-            }
-            let gaps = t.up.seq_gaps + t.down.seq_gaps;
-            if gaps > 0 {
-                notes.push(format!("{gaps} seq gaps"));
-            }
-            let rtt = t.rtt_external.min_us.map_or("-".into(), |us| millis(u64::from(us)));
-            (rtt, format!("{}/{}", t.up.retransmissions, t.down.retransmissions))
+    if let Some(t) = &f.tcp {
+        if t.up.rsts + t.down.rsts > 0 {
+            let side = if t.down.rsts > 0 { "server" } else { "client" };
+            notes.push(format!("RST from {side}"));
         }
-        None => ("-".into(), "-".into()),
-    };
+        if t.up.zero_windows + t.down.zero_windows > 0 {
+            notes.push(format!("zero window x{}", t.up.zero_windows + t.down.zero_windows));
+        }
+        if t.handshake.syns > 0 && !t.handshake.completed {
+            notes.push(format!(
+                "handshake incomplete ({} SYN, {} SYN/ACK)",
+                t.handshake.syns, t.handshake.synacks
+            ));
+        }
+        let gaps = t.up.seq_gaps + t.down.seq_gaps;
+        if gaps > 0 {
+            notes.push(format!("{gaps} seq gaps"));
+        }
+    }
     if let Some(u) = &f.udp {
         for (name, d) in [("up", &u.up), ("down", &u.down)] {
             if let Some(rtp) = &d.rtp {
@@ -189,6 +289,52 @@ fn flow_row(f: &FlowReport, width: usize, out: &mut dyn Write) -> io::Result<()>
             notes.push(format!("stun {}/{} answered", stun.answered, stun.requests));
         }
     }
+    notes
+}
+
+/// The RTT and RESENT cells of a flow.
+fn rtt_and_resent(f: &FlowReport) -> (String, String) {
+    match &f.tcp {
+        Some(t) => (
+            t.rtt_external.min_us.map_or("-".into(), |us| millis(u64::from(us))),
+            format!("{}/{}", t.up.retransmissions, t.down.retransmissions),
+        ),
+        None => ("-".into(), "-".into()),
+    }
+}
+
+/// A row within [`WIDTH`]: the notes (with the client when several are shown, and an end
+/// other than FIN or the end of the input) on a line of their own below it.
+fn compact_row(f: &FlowReport, width: usize, clients: bool, out: &mut dyn Write) -> io::Result<()> {
+    let (rtt, resent) = rtt_and_resent(f);
+    writeln!(
+        out,
+        "{:>5} {:<5} {:<width$} {:<10} {:>9} {:>9} {:>6.1}s {:>8} {:>9}",
+        f.id,
+        f.proto,
+        f.server,
+        f.service.as_deref().unwrap_or("-"),
+        bytes(f.bytes_up),
+        bytes(f.bytes_down),
+        f.duration_s,
+        rtt,
+        resent,
+    )?;
+    let mut notes = notes(f);
+    if !matches!(f.end_reason, "fin" | "end_of_input") {
+        notes.push(format!("ended by {}", f.end_reason));
+    }
+    if clients {
+        notes.insert(0, format!("client {}", f.client));
+    }
+    if notes.is_empty() {
+        return Ok(());
+    }
+    wrapped(out, "        ", "          ", &notes.join("; "))
+}
+
+fn wide_row(f: &FlowReport, width: usize, out: &mut dyn Write) -> io::Result<()> {
+    let (rtt, resent) = rtt_and_resent(f);
     writeln!(
         out,
         "{:>5} {:<5} {:<width$} {:<width$} {:<12} {:<9} {:>9} {:>9} {:>6.1}s {:>9} {:>7} {:<12} {}",
@@ -202,9 +348,9 @@ fn flow_row(f: &FlowReport, width: usize, out: &mut dyn Write) -> io::Result<()>
         bytes(f.bytes_down),
         f.duration_s,
         rtt,
-        retx,
+        resent,
         f.end_reason,
-        notes.join("; ")
+        notes(f).join("; ")
     )
 }
 
@@ -238,5 +384,26 @@ mod tests {
         assert_eq!(bytes(2_500_000), "2.5 MB");
         assert_eq!(millis(1_234), "1.2 ms");
         assert_eq!(millis(45_600), "46 ms");
+    }
+
+    #[test]
+    fn text_wraps_within_the_width() {
+        let mut out = Vec::new();
+        let text = "word ".repeat(60);
+        wrapped(&mut out, "  first: ", "         ", &text).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines.len() >= 3, "{out}");
+        assert!(lines.iter().all(|l| l.chars().count() <= WIDTH), "{out}");
+        assert!(lines[0].starts_with("  first: word"));
+        assert!(lines[1].starts_with("         word"));
+        assert_eq!(out.split_whitespace().filter(|w| *w == "word").count(), 60);
+    }
+
+    #[test]
+    fn sureness_says_what_a_confidence_means() {
+        assert_eq!(sureness(0.99), "confidence 0.99 (near certain)");
+        assert_eq!(sureness(0.85), "confidence 0.85 (likely)");
+        assert_eq!(sureness(0.6), "confidence 0.60 (possible)");
     }
 }
