@@ -68,6 +68,7 @@ fn benches(c: &mut Criterion) {
                 detect: throttlewatch::config::DetectConfig::default(),
                 window_origin: None,
                 history: None,
+                progress: false,
             }))
         })
     });

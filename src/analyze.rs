@@ -3,16 +3,27 @@
 //! as it closes, and build the report. A file that cannot be opened, or ends in the middle of a
 //! record, is reported with its error; everything read before the error is kept and the
 //! remaining files are still read.
+//!
+//! Streaming ([`run_streaming`], `--format jsonl`): after each window is judged, its verdicts
+//! and the flows that finished in it go to a [`Sink`] and are dropped, so memory holds the
+//! flow table and the window in progress, not the trace; kept are counts ([`Tally`]), a
+//! light copy of the messenger's UDP flows, which the calls are made of, and the start of
+//! each messenger TCP flow (32 bytes: a call may fall back to TCP). A streamed flow is
+//! classified with what was known when it was written (the whole-trace report also gives
+//! a finished flow what was learned later in the trace).
 
 use std::path::PathBuf;
 
 use crate::capture::{CaptureError, TraceFile};
+use crate::classify::Role;
 use crate::classify::{Catalogue, Classifier};
 use crate::config::{DetectConfig, PipelineConfig};
 use crate::detect::history::History;
 use crate::detect::{Verdict, WindowGrid, evaluate_window};
-use crate::pipeline::{Analysis, Pipeline};
-use crate::report::InputReport;
+use crate::flow::Proto;
+use crate::pipeline::{Analysis, FinishedFlow, Pipeline};
+use crate::report::calls::TcpStart;
+use crate::report::{InputReport, Tally};
 use crate::time::Timestamp;
 
 /// What `analyze` needs.
@@ -27,6 +38,26 @@ pub struct AnalyzeInput {
     pub window_origin: Option<Timestamp>,
     /// The per-hour baseline, updated with every window's transfers.
     pub history: Option<History>,
+    /// A progress line on standard error, rewritten about once a second.
+    pub progress: bool,
+}
+
+/// Where a streaming analysis hands what it no longer holds.
+pub trait Sink {
+    /// A flow, once the window it finished in has been judged (or at the end of the input).
+    fn flow(&mut self, flow: &FinishedFlow, catalogue: &Catalogue);
+    /// A window's verdicts, as it closes.
+    fn verdicts(&mut self, verdicts: &[Verdict]);
+}
+
+/// What a streaming analysis kept of the flows it handed to its sink.
+#[derive(Debug)]
+pub struct Streamed {
+    pub tally: Tally,
+    /// The messenger's UDP flows (the legs of calls), without their bins and loss logs.
+    pub legs: Vec<FinishedFlow>,
+    /// When each of the messenger's TCP flows started (a call may fall back to TCP).
+    pub tcp_starts: Vec<TcpStart>,
 }
 
 /// The analysis, the verdicts, the inputs as the report shows them, and the errors met on
@@ -38,38 +69,84 @@ pub struct AnalyzeOutput {
     pub history: Option<History>,
     pub inputs: Vec<InputReport>,
     pub errors: Vec<CaptureError>,
+    /// With a sink: what was written out (`analysis.flows` holds the flows still open at
+    /// the end, not yet written).
+    pub streamed: Option<Streamed>,
 }
 
 /// The pipeline, the window grid and the detectors over a stream of packets.
-struct Windowed {
+struct Windowed<'s> {
     pipeline: Pipeline,
     grid: WindowGrid,
     detect: DetectConfig,
     history: Option<History>,
     verdicts: Vec<Verdict>,
+    sink: Option<(&'s mut dyn Sink, Streamed)>,
 }
 
-impl Windowed {
+impl Windowed<'_> {
     fn cut(&mut self, window: crate::detect::Window) {
         let snapshot = self.pipeline.snapshot(window.end);
         let flows: Vec<_> = snapshot.flows.iter().collect();
-        self.verdicts.extend(evaluate_window(
+        let verdicts = evaluate_window(
             &flows,
             window,
             self.pipeline.catalogue(),
             &self.detect,
             self.history.as_mut(),
-        ));
+        );
+        let Some((sink, streamed)) = &mut self.sink else {
+            self.verdicts.extend(verdicts);
+            return;
+        };
+        sink.verdicts(&verdicts);
+        self.verdicts.extend(verdicts);
+        let done: Vec<FinishedFlow> = self.pipeline.drain_finished().collect();
+        for f in &done {
+            streamed.keep(f);
+            sink.flow(f, self.pipeline.catalogue());
+        }
     }
 }
 
+impl Streamed {
+    /// What a streaming analysis keeps of a flow it writes out.
+    pub fn keep(&mut self, f: &FinishedFlow) {
+        self.tally.add(f);
+        if f.role != Role::Target {
+            return;
+        }
+        if f.proto == Proto::Udp {
+            let light = FinishedFlow { bins: None, losses: None, prior: None, ..f.clone() };
+            self.legs.push(light);
+        }
+        self.tcp_starts.extend(TcpStart::of(f));
+    }
+}
+
+/// Analyze the inputs; the report is built from the output.
 pub fn run(input: AnalyzeInput) -> AnalyzeOutput {
+    run_with(input, None)
+}
+
+/// Analyze the inputs, handing flows and verdicts to `sink` as windows close (module docs);
+/// the flows still open at the end are in `analysis.flows`, for the caller to write.
+pub fn run_streaming(input: AnalyzeInput, sink: &mut dyn Sink) -> AnalyzeOutput {
+    run_with(input, Some(sink))
+}
+
+fn run_with(input: AnalyzeInput, sink: Option<&mut dyn Sink>) -> AnalyzeOutput {
+    let services = input.catalogue.services().len();
+    let streamed =
+        || Streamed { tally: Tally::new(services), legs: Vec::new(), tcp_starts: Vec::new() };
+    let mut progress = input.progress.then(|| Progress::new(&input.files));
     let mut w = Windowed {
         pipeline: Pipeline::new(input.config, Classifier::new(input.catalogue)),
         grid: WindowGrid::new(input.detect.window_s, input.window_origin),
         detect: input.detect,
         history: input.history,
         verdicts: Vec::new(),
+        sink: sink.map(|s| (s, streamed())),
     };
     let mut inputs = Vec::with_capacity(input.files.len());
     let mut errors = Vec::new();
@@ -95,6 +172,9 @@ pub fn run(input: AnalyzeInput) -> AnalyzeOutput {
                         w.cut(window);
                     }
                     w.pipeline.process(link, ts, frame, wire_len);
+                    if let Some(p) = &mut progress {
+                        p.packet(frame.len(), &w.pipeline);
+                    }
                 });
                 report.packets = w.pipeline.stats().packets - before;
                 if let Err(e) = result {
@@ -110,11 +190,75 @@ pub fn run(input: AnalyzeInput) -> AnalyzeOutput {
     {
         w.cut(last);
     }
+    if let Some(p) = &progress {
+        p.done();
+    }
     AnalyzeOutput {
         analysis: w.pipeline.finish(),
         verdicts: w.verdicts,
         history: w.history,
         inputs,
         errors,
+        streamed: w.sink.map(|(_, streamed)| streamed),
+    }
+}
+
+/// The progress line: packets, their rate, open flows and, from the files' sizes, how much
+/// is left. Rewritten in place (`\r`) about once a second; erased at the end.
+struct Progress {
+    started: std::time::Instant,
+    last: std::time::Instant,
+    /// Bytes of all the inputs, when all are files of a known size.
+    total_bytes: Option<u64>,
+    /// Bytes of the records read so far (a record header of 16 bytes each, as pcap's).
+    read_bytes: u64,
+    packets: u64,
+}
+
+impl Progress {
+    /// Check the clock every this many packets.
+    const EVERY_PACKETS: u64 = 1 << 14;
+
+    fn new(files: &[PathBuf]) -> Progress {
+        let sizes: Option<Vec<u64>> =
+            files.iter().map(|f| std::fs::metadata(f).ok().map(|m| m.len())).collect();
+        let now = std::time::Instant::now();
+        Progress {
+            started: now,
+            last: now,
+            total_bytes: sizes.map(|s| s.iter().sum()),
+            read_bytes: 0,
+            packets: 0,
+        }
+    }
+
+    fn packet(&mut self, captured: usize, pipeline: &Pipeline) {
+        self.packets += 1;
+        self.read_bytes += captured as u64 + 16;
+        if self.packets % Self::EVERY_PACKETS != 0 || self.last.elapsed().as_secs() < 1 {
+            return;
+        }
+        self.last = std::time::Instant::now();
+        let secs = self.started.elapsed().as_secs_f64();
+        let rate = self.packets as f64 / secs;
+        let left = match self.total_bytes {
+            Some(total) if total > 0 => {
+                let done = (self.read_bytes as f64 / total as f64).min(1.0);
+                let eta = secs * (1.0 - done) / done.max(1e-9);
+                format!(", {:.0} % read, about {eta:.0} s left", done * 100.0)
+            }
+            _ => String::new(),
+        };
+        eprint!(
+            "\r{} packets ({rate:.0}/s), {} flows open{left}\x1b[K",
+            self.packets,
+            pipeline.open_flows()
+        );
+    }
+
+    fn done(&self) {
+        if self.last != self.started {
+            eprint!("\r\x1b[K");
+        }
     }
 }

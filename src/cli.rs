@@ -11,8 +11,14 @@ mod parse;
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
+use std::path::Path;
+
+use throttlewatch::analyze::{self, AnalyzeInput, AnalyzeOutput, Sink, run_streaming};
 use throttlewatch::classify::{Catalogue, CatalogueFile};
 use throttlewatch::config::{self, PipelineConfig};
+use throttlewatch::detect::history::History;
+use throttlewatch::report::jsonl::JsonLines;
+use throttlewatch::report::{InputReport, Report, Summary, calls, human};
 
 use args::{AnalyzeArgs, Format, Invocation, RunArgs};
 
@@ -68,10 +74,6 @@ fn run(_args: RunArgs) -> ExitCode {
 }
 
 fn analyze(args: AnalyzeArgs) -> ExitCode {
-    use throttlewatch::analyze::{AnalyzeInput, run};
-    use throttlewatch::detect::history::History;
-    use throttlewatch::report::Report;
-
     // Refused before the work, not after it.
     if let Some(path) = &args.output
         && !args.force
@@ -125,26 +127,42 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         },
         None => None,
     };
-    let output = run(AnalyzeInput {
+    let input = AnalyzeInput {
         files: args.files.clone(),
         config,
         catalogue,
         detect,
         window_origin: args.window_origin,
         history,
-    });
+        // SAFETY: isatty reads a file descriptor's state and has no other effect.
+        #[allow(unsafe_code)]
+        progress: unsafe { libc::isatty(libc::STDERR_FILENO) } == 1,
+    };
+    let output = if args.format == Format::Jsonl {
+        match stream_lines(input, &args) {
+            Ok(output) => output,
+            Err((status, e)) => {
+                eprintln!("throttlewatch: error: {e}");
+                return ExitCode::from(status);
+            }
+        }
+    } else {
+        let output = analyze::run(input);
+        let report =
+            Report::build(&output.analysis, output.inputs.clone(), output.verdicts.clone());
+        if !nothing_read(&output.inputs, &output)
+            && let Err((status, e)) = write_report(&report, &args)
+        {
+            eprintln!("throttlewatch: error: {e}");
+            return ExitCode::from(status);
+        }
+        output
+    };
     if let (Some(h), Some(path)) = (&output.history, &args.history)
         && let Err(e) = h.save(path)
     {
         eprintln!("throttlewatch: error: {e}");
         return ExitCode::from(EXIT_BAD_INPUT);
-    }
-    let report = Report::build(&output.analysis, output.inputs, output.verdicts);
-    let unread =
-        report.summary.packets.read == 0 && report.summary.inputs.iter().all(|i| i.error.is_some());
-    if !unread && let Err((status, e)) = write_report(&report, &args) {
-        eprintln!("throttlewatch: error: {e}");
-        return ExitCode::from(status);
     }
     for e in &output.errors {
         eprintln!("throttlewatch: error: {e}");
@@ -152,50 +170,114 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
     if !output.errors.is_empty() {
         return ExitCode::from(EXIT_BAD_INPUT);
     }
-    if args.fail_on_finding && report.verdicts.iter().any(|v| v.is_finding()) {
+    if args.fail_on_finding && output.verdicts.iter().any(|v| v.is_finding()) {
         return ExitCode::from(EXIT_FINDING);
     }
     ExitCode::SUCCESS
 }
 
-/// The report in its format, to `--output` (created, or replaced with `--force`) or to
-/// standard output (a closed one is not an error). A report file that could not be written
-/// whole is removed (a regular file: not `/dev/full`); the error names it, with its exit
-/// status (the user's path: bad input; standard output: internal).
-fn write_report(
-    report: &throttlewatch::report::Report,
-    args: &AnalyzeArgs,
-) -> Result<(), (u8, String)> {
-    use std::fs::{File, OpenOptions};
-    use throttlewatch::report::human;
+/// Where the report goes: `--output` (created, or replaced with `--force`) or standard
+/// output.
+enum Output<'a> {
+    Stdout(BufWriter<io::StdoutLock<'static>>),
+    File(BufWriter<std::fs::File>, &'a Path),
+}
 
-    let write = |out: &mut dyn Write| {
-        match args.format {
-            Format::Json => report.write_json(out),
-            Format::Human => human::write(report, args.all, out),
-        }?;
-        out.flush()
-    };
-    let Some(path) = &args.output else {
-        return match write(&mut BufWriter::new(io::stdout().lock())) {
-            Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
-                Err((EXIT_INTERNAL, format!("cannot write the report: {e}")))
-            }
-            _ => Ok(()),
+impl<'a> Output<'a> {
+    fn open(args: &'a AnalyzeArgs) -> Result<Output<'a>, (u8, String)> {
+        use std::fs::{File, OpenOptions};
+        let Some(path) = &args.output else {
+            return Ok(Output::Stdout(BufWriter::new(io::stdout().lock())));
         };
-    };
-    let file: io::Result<File> = if args.force {
-        File::create(path)
-    } else {
-        OpenOptions::new().write(true).create_new(true).open(path)
-    };
-    let failed =
-        |what: &str, e: io::Error| (EXIT_BAD_INPUT, format!("{}: {what}: {e}", path.display()));
-    let file = file.map_err(|e| failed("cannot create the report file", e))?;
-    write(&mut BufWriter::new(file)).map_err(|e| {
-        if path.metadata().is_ok_and(|m| m.is_file()) {
+        let file = if args.force {
+            File::create(path)
+        } else {
+            OpenOptions::new().write(true).create_new(true).open(path)
+        };
+        let file = file.map_err(|e| {
+            (EXIT_BAD_INPUT, format!("{}: cannot create the report file: {e}", path.display()))
+        })?;
+        Ok(Output::File(BufWriter::new(file), path))
+    }
+
+    fn writer(&mut self) -> &mut dyn Write {
+        match self {
+            Output::Stdout(w) => w,
+            Output::File(w, _) => w,
+        }
+    }
+
+    /// The report file made for nothing, or written in part, is removed (a regular file:
+    /// not `/dev/full`).
+    fn discard(self) {
+        if let Output::File(_, path) = self
+            && path.metadata().is_ok_and(|m| m.is_file())
+        {
             let _ = std::fs::remove_file(path);
         }
-        failed("cannot write the report", e)
-    })
+    }
+
+    /// What a write error means: a closed standard output is none; a report file is
+    /// removed and named (the user's path: bad input), standard output is internal.
+    fn failed(self, e: io::Error) -> Result<(), (u8, String)> {
+        let message = match &self {
+            Output::Stdout(_) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
+            Output::Stdout(_) => {
+                return Err((EXIT_INTERNAL, format!("cannot write the report: {e}")));
+            }
+            Output::File(_, path) => format!("{}: cannot write the report: {e}", path.display()),
+        };
+        self.discard();
+        Err((EXIT_BAD_INPUT, message))
+    }
+}
+
+/// No input could be read at all: there is no report, only the errors.
+fn nothing_read(inputs: &[InputReport], output: &AnalyzeOutput) -> bool {
+    output.analysis.stats.packets == 0 && inputs.iter().all(|i| i.error.is_some())
+}
+
+/// The whole report in its format (module docs: not when nothing was read).
+fn write_report(report: &Report, args: &AnalyzeArgs) -> Result<(), (u8, String)> {
+    let mut out = Output::open(args)?;
+    let w = out.writer();
+    let written = match args.format {
+        Format::Json => report.write_json(w),
+        Format::Human => human::write(report, args.all, w),
+        Format::Jsonl => unreachable!("JSON lines are written while the trace is read"),
+    }
+    .and_then(|()| w.flush());
+    match written {
+        Ok(()) => Ok(()),
+        Err(e) => out.failed(e),
+    }
+}
+
+/// `--format jsonl`: flows and verdicts written as windows close, then the flows open at the
+/// end, the calls and the summary.
+fn stream_lines(input: AnalyzeInput, args: &AnalyzeArgs) -> Result<AnalyzeOutput, (u8, String)> {
+    let mut out = Output::open(args)?;
+    let mut lines = JsonLines::new(out.writer());
+    let mut output = run_streaming(input, &mut lines);
+    let catalogue = output.analysis.classifier.catalogue();
+    let mut streamed = output.streamed.take().expect("a streaming run says what it wrote");
+    for f in &output.analysis.flows {
+        streamed.keep(f);
+        lines.flow(f, catalogue);
+    }
+    if nothing_read(&output.inputs, &output) {
+        drop(lines);
+        out.discard();
+        return Ok(output);
+    }
+    let mut legs = streamed.legs;
+    legs.sort_unstable_by_key(|f| f.id);
+    for call in calls::calls_of(&legs, &streamed.tcp_starts, catalogue) {
+        lines.call(&call);
+    }
+    let summary = Summary::build(&output.analysis, output.inputs.clone(), &streamed.tally);
+    match lines.finish(&summary) {
+        Ok(()) => Ok(output),
+        Err(e) => out.failed(e).map(|()| output),
+    }
 }

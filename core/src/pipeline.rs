@@ -259,6 +259,19 @@ impl Pipeline {
         self.window_retention = Some(max);
     }
 
+    /// The flows finished so far that a snapshot has seen (without window retention a
+    /// snapshot copies them and they stay for [`Pipeline::finish`]): a streaming reader writes
+    /// them out and memory no longer holds them. Call right after [`Pipeline::snapshot`].
+    pub fn drain_finished(&mut self) -> std::vec::Drain<'_, FinishedFlow> {
+        let seen = std::mem::take(&mut self.finished_reported);
+        self.finished.drain(..seen)
+    }
+
+    /// Flows in the table now.
+    pub fn open_flows(&self) -> usize {
+        self.table.len()
+    }
+
     pub fn stats(&self) -> &PipelineStats {
         &self.stats
     }
@@ -742,6 +755,33 @@ mod tests {
         );
         // Drained by the snapshot: room again.
         assert_eq!(p.snapshot(t(100_001)).flows.len(), 0);
+    }
+
+    /// A streaming reader drains what snapshots have seen, whatever the role; flows that
+    /// finish later wait for the next snapshot, and `finish` gives the rest.
+    #[test]
+    fn drained_flows_leave_the_pipeline() {
+        let catalogue = CatalogueBuilder::new("t").finish();
+        let mut p = Pipeline::new(PipelineConfig::default(), Classifier::new(catalogue));
+        let t = |s: u64| Timestamp::from_micros(1_700_000_000_000_000 + s * 1_000_000);
+        let syn = |p: &mut Pipeline, port: u16, at| {
+            let tcp = tcp(40_000 + port, 443, 1, 0, tcp_flags::SYN, &[]);
+            let mut frame = ipv4(6, 40, 1, 0);
+            frame.extend_from_slice(&tcp);
+            p.process(LinkType::RawIp, at, &frame, 40);
+        };
+        for port in 0..5 {
+            syn(&mut p, port, t(0));
+        }
+        p.snapshot(t(100_000));
+        assert_eq!(p.drain_finished().count(), 5);
+        assert_eq!(p.drain_finished().count(), 0, "drained once");
+        syn(&mut p, 9, t(100_001));
+        p.snapshot(t(100_002));
+        assert_eq!(p.drain_finished().count(), 0, "still open");
+        let rest = p.finish();
+        assert_eq!(rest.flows.len(), 1);
+        assert_eq!(rest.flows[0].server.port, 443);
     }
 
     /// The SNI beyond a short snap length is found in the full-size copy; the copy is not

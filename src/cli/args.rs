@@ -15,10 +15,15 @@ const WINDOW_S_MIN: u64 = 1;
 const WINDOW_S_MAX: u64 = 86_400;
 
 /// The report formats of `analyze --format`, in the order of [`FORMAT_CHOICES`].
-const FORMATS: [Format; 2] = [Format::Human, Format::Json];
-const FORMAT_CHOICES: [Choice; 2] = [
-    Choice { name: "human", help: "A short table for people" },
+const FORMATS: [Format; 3] = [Format::Human, Format::Json, Format::Jsonl];
+const FORMAT_CHOICES: [Choice; 3] = [
+    Choice { name: "human", help: "The answer in words, then short tables, for people" },
     Choice { name: "json", help: "One JSON document, schema throttlewatch.report/1" },
+    Choice {
+        name: "jsonl",
+        help: "JSON lines written while the trace is read (flows, verdicts, calls, a summary): \
+               memory holds the flow table, not the trace",
+    },
 ];
 
 // `analyze`
@@ -281,6 +286,7 @@ pub struct RunArgs {
 pub enum Format {
     Human,
     Json,
+    Jsonl,
 }
 
 /// An option declared with a default: its value (the declaration guarantees one).

@@ -218,6 +218,7 @@ fn a_replayed_trace_gives_analyze_verdicts_and_reloads_and_serves_metrics() {
         detect: DetectConfig { window_s, ..DetectConfig::default() },
         window_origin: Some(origin),
         history: None,
+        progress: false,
     });
     let mut expected: Vec<Value> =
         expected.verdicts.iter().map(|v| serde_json::to_value(v).unwrap()).collect();

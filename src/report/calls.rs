@@ -11,9 +11,11 @@
 //! most a twentieth of it back is `no_media_down`, whatever trickle came back. The outcome says whether media came both ways, and if not, what the legs
 //! show.
 
+use std::net::IpAddr;
+
 use serde_json::{Value, json};
 
-use crate::classify::{CALL_LEG_GAP_US, Catalogue, Evidence, Role};
+use crate::classify::{CALL_LEG_GAP_US, Catalogue, Evidence, Role, ServiceId};
 use crate::flow::{Direction, Proto};
 use crate::measure::TransportMeasures;
 use crate::measure::call::UdpMeasures;
@@ -123,9 +125,34 @@ fn leg_kind(f: &FinishedFlow, u: &UdpMeasures, catalogue: &Catalogue) -> LegKind
     if by_address { LegKind::Relay } else { LegKind::P2p }
 }
 
+/// When a service's TCP flow from a client started: what tells a call that fell back to a
+/// TCP relay (32 bytes: a streaming analysis keeps one per messenger TCP flow, not the flow).
+#[derive(Debug, Clone, Copy)]
+pub struct TcpStart {
+    pub service: ServiceId,
+    pub client: IpAddr,
+    pub at: Timestamp,
+}
+
+impl TcpStart {
+    /// For a TCP flow of a service.
+    pub fn of(f: &FinishedFlow) -> Option<TcpStart> {
+        let service = f.class.service.filter(|_| f.proto == Proto::Tcp)?;
+        Some(TcpStart { service, client: f.client.addr, at: f.first_at })
+    }
+}
+
 /// The calls among `flows` (sorted by id, as an analysis holds them: ids follow creation,
 /// so legs come in the order they started), each as its JSON object (docs/report.md).
 pub fn calls(flows: &[FinishedFlow], catalogue: &Catalogue) -> Vec<Value> {
+    let tcp: Vec<TcpStart> = flows.iter().filter_map(TcpStart::of).collect();
+    calls_of(flows, &tcp, catalogue)
+}
+
+/// The calls among `legs` (sorted by id; other flows are passed over), with the service's
+/// TCP flows known by their starts.
+pub fn calls_of(legs: &[FinishedFlow], tcp: &[TcpStart], catalogue: &Catalogue) -> Vec<Value> {
+    let flows = legs;
     // (latest end of a leg, legs) per call.
     let mut groups: Vec<(Timestamp, Vec<&FinishedFlow>)> = Vec::new();
     for f in flows.iter().filter(|f| is_leg(f)) {
@@ -140,10 +167,10 @@ pub fn calls(flows: &[FinishedFlow], catalogue: &Catalogue) -> Vec<Value> {
             _ => groups.push((f.last_at, vec![f])),
         }
     }
-    groups.iter().map(|(_, legs)| call(legs, flows, catalogue)).collect()
+    groups.iter().map(|(_, legs)| call(legs, tcp, catalogue)).collect()
 }
 
-fn call(group: &[&FinishedFlow], all: &[FinishedFlow], catalogue: &Catalogue) -> Value {
+fn call(group: &[&FinishedFlow], tcp: &[TcpStart], catalogue: &Catalogue) -> Value {
     let first = group[0];
     let service = first.class.service.expect("calls group flows with a service");
     let start = group.iter().map(|f| f.first_at).min().unwrap_or(first.first_at);
@@ -197,12 +224,11 @@ fn call(group: &[&FinishedFlow], all: &[FinishedFlow], catalogue: &Catalogue) ->
         }));
         media_both_ways |= m_up && m_down;
     }
-    let tcp_after = all.iter().any(|t| {
-        t.proto == Proto::Tcp
-            && t.class.service == Some(service)
-            && t.client.addr == first.client.addr
-            && t.first_at >= start
-            && t.first_at <= end.add_micros(CALL_LEG_GAP_US)
+    let tcp_after = tcp.iter().any(|t| {
+        t.service == service
+            && t.client == first.client.addr
+            && t.at >= start
+            && t.at <= end.add_micros(CALL_LEG_GAP_US)
     });
     let outcome = if media_up_packets >= ONE_WAY_MIN_PACKETS && down.0 * 20 <= media_up_packets {
         CallOutcome::NoMediaDown

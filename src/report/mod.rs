@@ -1,9 +1,11 @@
 //! Report: the outputs of `analyze` (docs/report.md). [`Report`] is the JSON document, schema
-//! `throttlewatch.report/1`; [`human`] renders the same data as a short table. Field names are
-//! a contract: add fields freely, never rename them.
+//! `throttlewatch.report/1`; [`human`] renders the same data as a short table; [`jsonl`]
+//! writes it as JSON lines while the trace is read. Field names are a contract: add fields
+//! freely, never rename them.
 
 pub mod calls;
 pub mod human;
+pub mod jsonl;
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -313,6 +315,56 @@ pub struct ThroughputReport {
     pub down_bytes: Vec<u32>,
 }
 
+/// Counts of the flows a report covers, one flow at a time: a streaming analysis writes its
+/// flows out as they finish and keeps only these.
+#[derive(Debug, Clone)]
+pub struct Tally {
+    target: usize,
+    control: usize,
+    other: usize,
+    /// One per service of the catalogue, in its order; the control flows' last.
+    groups: Vec<GroupTally>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct GroupTally {
+    flows: usize,
+    tcp_flows: usize,
+    udp_flows: usize,
+    bytes_up: u64,
+    bytes_down: u64,
+}
+
+impl Tally {
+    pub fn new(services: usize) -> Tally {
+        Tally { target: 0, control: 0, other: 0, groups: vec![GroupTally::default(); services + 1] }
+    }
+
+    pub fn add(&mut self, f: &FinishedFlow) {
+        *match f.role {
+            Role::Target => &mut self.target,
+            Role::Control => &mut self.control,
+            Role::Other => &mut self.other,
+        } += 1;
+        let control = self.groups.len() - 1;
+        let group = match (f.class.service, f.role) {
+            (Some(s), _) => usize::from(s),
+            (None, Role::Control) => control,
+            (None, _) => return,
+        };
+        let Some(g) = self.groups.get_mut(group) else { return };
+        g.flows += 1;
+        g.tcp_flows += usize::from(f.proto == Proto::Tcp);
+        g.udp_flows += usize::from(f.proto == Proto::Udp);
+        g.bytes_up += f.measures.dirs.up.bytes;
+        g.bytes_down += f.measures.dirs.down.bytes;
+    }
+
+    fn total(&self) -> usize {
+        self.target + self.control + self.other
+    }
+}
+
 impl<'a> Report<'a> {
     pub fn build(
         analysis: &'a Analysis,
@@ -320,77 +372,14 @@ impl<'a> Report<'a> {
         verdicts: Vec<Verdict>,
     ) -> Report<'a> {
         let catalogue = analysis.classifier.catalogue();
-        let flows = Flows { analysis };
-        let count = |role: Role| analysis.flows.iter().filter(|f| f.role == role).count();
-        let stats = &analysis.stats;
-        let skip_reasons = stats.skipped.nonzero().map(|(r, n)| (r.as_str(), n)).collect();
-        let malformed =
-            stats.skipped.nonzero().filter(|(r, _)| r.is_malformed()).map(|(_, n)| n).sum();
-        let services = catalogue
-            .services()
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| {
-                let sid = i as ServiceId;
-                let group =
-                    group_summary(analysis, Some(sid), Some(s.id.clone()), s.name.clone(), |f| {
-                        f.class.service == Some(sid)
-                    });
-                (group.flows > 0).then_some(group)
-            })
-            .collect();
-        let control = group_summary(analysis, None, None, "control flows".into(), |f| {
-            f.role == Role::Control
-        });
-        let learned = analysis.classifier.stats();
-        let (start, end) = (stats.first_at, stats.last_at);
+        let mut tally = Tally::new(catalogue.services().len());
+        for f in &analysis.flows {
+            tally.add(f);
+        }
         Report {
             schema: SCHEMA,
-            summary: Summary {
-                tool: format!("throttlewatch {}", env!("CARGO_PKG_VERSION")),
-                inputs,
-                catalogue: CatalogueReport {
-                    source: catalogue.source_name().to_string(),
-                    services: catalogue.services().len(),
-                },
-                start,
-                end,
-                duration_s: match (start, end) {
-                    (Some(s), Some(e)) => seconds(e.since(s)),
-                    _ => 0.0,
-                },
-                packets: PacketCounts {
-                    read: stats.packets,
-                    measured: stats.measured,
-                    skipped: stats.skipped.total(),
-                    malformed,
-                    skip_reasons,
-                },
-                flows: FlowCounts {
-                    total: analysis.flows.len(),
-                    target: count(Role::Target),
-                    control: count(Role::Control),
-                    other: count(Role::Other),
-                    max_flows: analysis.max_flows,
-                    peak: analysis.table.peak,
-                    expired: analysis.table.expired,
-                    evicted: analysis.table.evicted,
-                    refused: analysis.table.refused,
-                    detail_flows: analysis.detail_flows,
-                    detail_refused: analysis.detail_refused,
-                },
-                learned: LearnedCounts {
-                    dns_answers: learned.dns_answers,
-                    dns_addresses: learned.dns_addresses,
-                    endpoints: learned.endpoints,
-                    stun_addresses: learned.stun_addresses,
-                    call_links: learned.call_links,
-                },
-                services,
-                control,
-                detectors: "policing, shaping, throughput_differentiation, resets, stall, blocking, calls: each service against the control flows of the same window",
-            },
-            flows,
+            summary: Summary::build(analysis, inputs, &tally),
+            flows: Flows { analysis },
             verdicts,
             calls: calls::calls(&analysis.flows, catalogue),
         }
@@ -411,14 +400,83 @@ fn seconds(us: u64) -> f64 {
     us as f64 / 1e6
 }
 
+impl Summary {
+    /// The summary of a run whose flows are `tally` (the counters, the table, what was
+    /// learned and the RTT histograms are the analysis's).
+    pub fn build(analysis: &Analysis, inputs: Vec<InputReport>, tally: &Tally) -> Summary {
+        let catalogue = analysis.classifier.catalogue();
+        let stats = &analysis.stats;
+        let skip_reasons = stats.skipped.nonzero().map(|(r, n)| (r.as_str(), n)).collect();
+        let malformed =
+            stats.skipped.nonzero().filter(|(r, _)| r.is_malformed()).map(|(_, n)| n).sum();
+        let control = tally.groups.len() - 1;
+        let services = catalogue
+            .services()
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| tally.groups[i].flows > 0)
+            .map(|(i, s)| {
+                let group = tally.groups[i];
+                group_summary(analysis, group, Some(i as ServiceId), Some(s.id.clone()), &s.name)
+            })
+            .collect();
+        let control = group_summary(analysis, tally.groups[control], None, None, "control flows");
+        let learned = analysis.classifier.stats();
+        let (start, end) = (stats.first_at, stats.last_at);
+        Summary {
+            tool: format!("throttlewatch {}", env!("CARGO_PKG_VERSION")),
+            inputs,
+            catalogue: CatalogueReport {
+                source: catalogue.source_name().to_string(),
+                services: catalogue.services().len(),
+            },
+            start,
+            end,
+            duration_s: match (start, end) {
+                (Some(s), Some(e)) => seconds(e.since(s)),
+                _ => 0.0,
+            },
+            packets: PacketCounts {
+                read: stats.packets,
+                measured: stats.measured,
+                skipped: stats.skipped.total(),
+                malformed,
+                skip_reasons,
+            },
+            flows: FlowCounts {
+                total: tally.total(),
+                target: tally.target,
+                control: tally.control,
+                other: tally.other,
+                max_flows: analysis.max_flows,
+                peak: analysis.table.peak,
+                expired: analysis.table.expired,
+                evicted: analysis.table.evicted,
+                refused: analysis.table.refused,
+                detail_flows: analysis.detail_flows,
+                detail_refused: analysis.detail_refused,
+            },
+            learned: LearnedCounts {
+                dns_answers: learned.dns_answers,
+                dns_addresses: learned.dns_addresses,
+                endpoints: learned.endpoints,
+                stun_addresses: learned.stun_addresses,
+                call_links: learned.call_links,
+            },
+            services,
+            control,
+            detectors: "policing, shaping, throughput_differentiation, resets, stall, blocking, calls: each service against the control flows of the same window",
+        }
+    }
+}
+
 fn group_summary(
     analysis: &Analysis,
+    g: GroupTally,
     service: Option<ServiceId>,
     id: Option<String>,
-    name: String,
-    member: impl Fn(&FinishedFlow) -> bool,
+    name: &str,
 ) -> GroupSummary {
-    let members: Vec<&FinishedFlow> = analysis.flows.iter().filter(|f| member(f)).collect();
     let quantiles = |leg: Leg| {
         let h = analysis.histograms.get(service, leg)?;
         (!h.is_empty()).then(|| Quantiles {
@@ -432,19 +490,19 @@ fn group_summary(
     };
     GroupSummary {
         id,
-        name,
-        flows: members.len(),
-        tcp_flows: members.iter().filter(|f| f.proto == Proto::Tcp).count(),
-        udp_flows: members.iter().filter(|f| f.proto == Proto::Udp).count(),
-        bytes_up: members.iter().map(|f| f.measures.dirs.up.bytes).sum(),
-        bytes_down: members.iter().map(|f| f.measures.dirs.down.bytes).sum(),
+        name: name.to_string(),
+        flows: g.flows,
+        tcp_flows: g.tcp_flows,
+        udp_flows: g.udp_flows,
+        bytes_up: g.bytes_up,
+        bytes_down: g.bytes_down,
         rtt_external: quantiles(Leg::External),
         rtt_internal: quantiles(Leg::Internal),
     }
 }
 
 impl FlowReport {
-    fn build(f: &FinishedFlow, service_id: impl Fn(ServiceId) -> String) -> FlowReport {
+    pub(crate) fn build(f: &FinishedFlow, service_id: impl Fn(ServiceId) -> String) -> FlowReport {
         let duration_us = f.last_at.since(f.first_at);
         let dir = |d: Direction| DirReport::build(&f.measures.dirs[d], duration_us);
         let (tcp, udp) = match &f.measures.transport {

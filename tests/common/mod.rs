@@ -169,6 +169,7 @@ pub fn analyze(files: &[PathBuf], catalogue: Option<Catalogue>) -> AnalyzeOutput
         detect: throttlewatch::config::DetectConfig::default(),
         window_origin: None,
         history: None,
+        progress: false,
     })
 }
 
