@@ -235,7 +235,7 @@ impl Progress {
     fn packet(&mut self, captured: usize, pipeline: &Pipeline) {
         self.packets += 1;
         self.read_bytes += captured as u64 + 16;
-        if self.packets % Self::EVERY_PACKETS != 0 || self.last.elapsed().as_secs() < 1 {
+        if !self.packets.is_multiple_of(Self::EVERY_PACKETS) || self.last.elapsed().as_secs() < 1 {
             return;
         }
         self.last = std::time::Instant::now();

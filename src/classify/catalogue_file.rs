@@ -82,7 +82,19 @@ impl CatalogueFile for Catalogue {
     fn parse(text: &str, source_name: &str) -> Result<Catalogue, CatalogueError> {
         let err =
             |message: String| CatalogueError { source_name: source_name.to_string(), message };
-        let file: FileFormat = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        // A table first (syntax errors keep their line), then the declaration (the toml
+        // crate's table deserializer is in the binary already, for the configuration).
+        let table: toml::Table = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let file: FileFormat = table.clone().try_into().map_err(|e: toml::de::Error| {
+            // The message does not say where: name the first service that fails alone.
+            let services = table.get("service").and_then(toml::Value::as_array);
+            let culprit = services.into_iter().flatten().enumerate().find_map(|(i, s)| {
+                let e = s.clone().try_into::<ServiceFormat>().err()?;
+                let id = s.get("id").and_then(toml::Value::as_str).unwrap_or("?");
+                Some(format!("service #{} ('{id}'): {}", i + 1, e.message().trim()))
+            });
+            err(culprit.unwrap_or_else(|| e.message().trim().to_string()))
+        })?;
         if file.service.is_empty() {
             return Err(err(
                 "no [[service]] tables: the catalogue must name at least one service".into()
@@ -574,6 +586,18 @@ name = "X"
 colour = "red""#,
                 "unknown field `colour`",
             ),
+            (
+                r#"[[service]]
+id = "x"
+name = "X"
+ranges = ["1.0.0.0/8"]
+[[service]]
+id = "y"
+name = "Y"
+stun_attributes = ["big"]"#,
+                "service #2 ('y'): invalid type: string \"big\", expected u16",
+            ),
+            ("[[service]\nid = 1\n", "line 1"),
             ("", "no [[service]] tables"),
         ];
         for (text, want) in cases {

@@ -387,13 +387,26 @@ impl<'a> Report<'a> {
 
     /// Write the report as pretty-printed JSON followed by a newline.
     pub fn write_json(&self, out: &mut dyn Write) -> io::Result<()> {
-        serde_json::to_writer_pretty(&mut *out, self).map_err(|e| match e.io_error_kind() {
-            // Keep the kind (a closed pipe is not an error for the caller).
-            Some(kind) => io::Error::new(kind, e),
-            None => io::Error::other(e),
-        })?;
+        write_pretty(out, self, b"  ")?;
         out.write_all(b"\n")
     }
+}
+
+/// `value` as JSON indented by `indent` per level. The JSON report and the JSON lines (no
+/// indent, the line breaks dropped) share this one serializer: each report type's
+/// serialization is in the binary once.
+pub(crate) fn write_pretty(
+    out: &mut dyn Write,
+    value: &impl Serialize,
+    indent: &[u8],
+) -> io::Result<()> {
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(indent);
+    let mut serializer = serde_json::Serializer::with_formatter(out, formatter);
+    value.serialize(&mut serializer).map_err(|e| match e.io_error_kind() {
+        // Keep the kind (a closed pipe is not an error for the caller).
+        Some(kind) => io::Error::new(kind, e),
+        None => io::Error::other(e),
+    })
 }
 
 fn seconds(us: u64) -> f64 {
