@@ -812,6 +812,8 @@ fn flood(path: &Path, flows: u32, spacing_us: u64) {
 }
 
 /// `analyze --format jsonl` of a trace: the lines it wrote and its peak resident memory (kB).
+// The child is reaped by wait4 (for its own resource usage), which clippy does not see.
+#[allow(clippy::zombie_processes)]
 fn streamed_peak_rss_kb(pcap: &Path) -> (u64, Value) {
     use std::io::BufRead as _;
     let mut child = Command::new(common::binary())
