@@ -18,11 +18,20 @@
 #   own variables (libpcap's location and version, and panic=abort with overflow checks off,
 #   so that the package is the release profile the project tests). This script reads that
 #   block from the Makefile, so the two cannot drift apart.
-# - Triples: OpenWrt's targets are musl (mips-openwrt-linux-musl -> mips-unknown-linux-musl,
-#   with a std the OpenWrt Rust build compiles). Debian has no musl cross toolchains, so the
-#   MIPS and ARMv7 builds use the glibc triples (Debian's gcc-*-linux-gnu*), and the MIPS ones,
-#   tier 3 in rustup, compile std with nightly -Zbuild-std. aarch64-unknown-linux-musl uses
-#   rustc's own static musl (no -crt-static: there is no musl libc to link dynamically).
+# - Triples: rust-values.mk maps OpenWrt's GNU name to Rust's by replacing "openwrt" with
+#   "unknown" (armv7 and "hf" added for ARMv7 with an FPU), all musl, with a std that OpenWrt's
+#   own Rust package compiles for them on stable Rust:
+#     ath79 (mips_24kc)        mips-openwrt-linux-musl      -> mips-unknown-linux-musl
+#     ramips (mipsel_24kc)     mipsel-openwrt-linux-musl    -> mipsel-unknown-linux-musl
+#     ipq40xx, mvebu           arm-openwrt-linux-muslgnueabi -> armv7-unknown-linux-musleabihf
+#     filogic, mediatek        aarch64-openwrt-linux-musl   -> aarch64-unknown-linux-musl
+#   Debian has no musl cross toolchains: here the glibc triples stand in (mips-, mipsel-,
+#   armv7-unknown-linux-gnu*, aarch64-unknown-linux-gnu with Debian's gcc-*-linux-gnu*);
+#   the MIPS ones, tier 3 in rustup, compile std with nightly -Zbuild-std and
+#   -Cpanic=immediate-abort, which OpenWrt's stable Rust cannot do (README, Router CPUs).
+#   aarch64-unknown-linux-musl is rustc's own static musl (+crt-static: no musl libc here to
+#   link dynamically).
+# - No C is compiled (so OpenWrt's TARGET_CFLAGS do not matter), CARGO_HOME is the user's.
 # - libpcap (the `pcap` feature): Debian's multiarch libpcap for armhf and arm64; for MIPS,
 #   libpcap's upstream source (Debian's source package, `apt-get source libpcap`) cross-compiled
 #   with the target's gcc into target/cross/libpcap/TARGET, as OpenWrt builds it for its
@@ -64,8 +73,9 @@ mips-unknown-linux-gnu | mipsel-unknown-linux-gnu)
     pcap_lib=$repo/target/cross/libpcap/$target/lib
     toolchain=nightly
     build_std=(-Zbuild-std=std,panic_abort)
-    # MIPS code is larger: 1,839,332 bytes for mips with the panic messages. A panic (a bug)
-    # aborts without its message here; output is otherwise the same (packaging/cross/check.sh).
+    # MIPS code is larger: with the panic messages, 1,839,332 bytes for mips, over the budget
+    # of 1.5 MB. A panic (a bug) aborts without its message; the output is otherwise the
+    # same (packaging/cross/check.sh).
     rustflags+=(-Zunstable-options -Cpanic=immediate-abort)
     ;;
 *) usage ;;
