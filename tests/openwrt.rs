@@ -553,6 +553,20 @@ fn status_view_renders_the_latest_verdicts_in_plain_words() -> common::Ran {
     assert!(offload < html.find("Latest verdict per service").unwrap(), "{html}");
     assert!(html.contains("class=\"alert-message error throttlewatch-offload\""), "{html}");
     assert!(html.contains("<span class=\"label important\">Throttled</span>"), "{html}");
+    // The chart of the latest windows, where the status has them (WhatsApp only): the
+    // service's and the control traffic's throughput as two lines, a mark per window by
+    // finding, each named on hover; drawn as SVG, before the verdicts.
+    assert_eq!(html.matches("class=\"throttlewatch-chart\"").count(), 1, "{html}");
+    let chart = between(html, "<svg class=\"throttlewatch-chart\"", "</svg>");
+    assert_eq!(chart.matches("<polyline").count(), 2, "{chart}");
+    assert!(chart.contains("class=\"throttlewatch-target_bps\""), "{chart}");
+    assert_eq!(chart.matches("data-finding=\"none\"").count(), 8, "{chart}");
+    assert_eq!(chart.matches("data-finding=\"inconclusive\"").count(), 1, "{chart}");
+    assert_eq!(chart.matches("data-finding=\"throttled\"").count(), 3, "{chart}");
+    assert!(chart.contains("<title>2026-11-27 18:05:00 UTC: Throttled</title>"), "{chart}");
+    assert!(html.find("throttlewatch-chart").unwrap() < html.find("Confidence:").unwrap());
+    assert!(text.contains("Latest 12 windows, oldest left"), "{text}");
+    assert!(text.contains("up to 3.3 Mbit/s"), "{text}");
     assert_eq!(page.polls, "10", "the view polls every 10 s");
     Ok(())
 }

@@ -416,6 +416,7 @@ impl Main {
         s.refused = w.snapshot.table.refused;
         s.unreported = w.snapshot.unreported_flows;
         s.set_catalogue(&w.catalogue);
+        s.record_window(w.window, &flows, &w.catalogue, &verdicts);
         s.record_verdicts(verdicts);
         if let (Some(h), path) = (&self.history, &self.file.daemon.history)
             && !path.is_empty()

@@ -18,8 +18,9 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::capture::LiveStats;
-use crate::classify::Catalogue;
-use crate::detect::{Finding, Mechanism, Verdict};
+use crate::classify::{Catalogue, Role};
+use crate::detect::{Finding, Mechanism, Verdict, Window};
+use crate::pipeline::FinishedFlow;
 use crate::time::Timestamp;
 
 pub const EVENT_SCHEMA: &str = "throttlewatch.event/1";
@@ -35,6 +36,22 @@ pub struct InterfaceCounters {
     pub down: Option<(Timestamp, String)>,
     /// Times capture on it began again after it was down (or missing at start).
     pub reopens: u64,
+}
+
+/// Windows of each service the status keeps for the LuCI page's chart.
+pub const RECENT_WINDOWS: usize = 12;
+
+/// One window of a service, as the status page charts it (`services[].recent[]`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct WindowPoint {
+    pub end: Timestamp,
+    /// A finding of the service's verdicts in the window if one had any, else
+    /// `inconclusive` if one was, else `none`.
+    pub finding: Finding,
+    /// Bits per second towards the clients over the window: the service's flows, and the
+    /// control flows (the ordinary traffic it is compared with).
+    pub target_bps: f64,
+    pub control_bps: f64,
 }
 
 /// Everything the outputs show after a window.
@@ -56,6 +73,8 @@ pub struct State {
     pub services: Vec<(String, String)>,
     /// The latest window's verdicts.
     pub verdicts: Vec<Verdict>,
+    /// The latest [`RECENT_WINDOWS`] windows with a verdict, by service id.
+    pub recent: BTreeMap<String, Vec<WindowPoint>>,
     /// Verdicts so far by (service, finding).
     pub verdict_counts: std::collections::BTreeMap<(String, Finding), u64>,
     pub reloads: u64,
@@ -110,6 +129,52 @@ impl State {
         self.last_output_error = Some(error.to_string());
     }
 
+    /// A window's point on each judged service's chart: its finding and the downstream
+    /// throughput of its flows and of the control flows in the window (each flow's part in
+    /// it: what it carried since the previous window).
+    pub fn record_window(
+        &mut self,
+        window: Window,
+        flows: &[&FinishedFlow],
+        catalogue: &Catalogue,
+        verdicts: &[Verdict],
+    ) {
+        let secs = (window.end.since(window.start) as f64 / 1e6).max(1e-3);
+        let down = |f: &FinishedFlow| {
+            let before = f.prior.as_ref().map_or(0, |p| p.dirs.down.bytes);
+            f.measures.dirs.down.bytes.saturating_sub(before) as f64 * 8.0 / secs
+        };
+        let control_bps: f64 =
+            flows.iter().filter(|f| f.role == Role::Control).map(|f| down(f)).sum();
+        for v in verdicts {
+            let points = self.recent.entry(v.service.clone()).or_default();
+            if points.last().is_some_and(|p| p.end == window.end) {
+                continue;
+            }
+            let mine = verdicts.iter().filter(|o| o.service == v.service);
+            let finding = mine
+                .map(|o| o.finding)
+                .min_by_key(|f| match f {
+                    Finding::None => 2,
+                    Finding::Inconclusive => 1,
+                    _ => 0,
+                })
+                .unwrap_or(Finding::None);
+            let target_bps = flows
+                .iter()
+                .filter(|f| {
+                    f.role == Role::Target
+                        && f.class.service.is_some_and(|s| catalogue.service(s).id == v.service)
+                })
+                .map(|f| down(f))
+                .sum();
+            points.push(WindowPoint { end: window.end, finding, target_bps, control_bps });
+            if points.len() > RECENT_WINDOWS {
+                points.remove(0);
+            }
+        }
+    }
+
     pub fn record_verdicts(&mut self, verdicts: Vec<Verdict>) {
         for v in &verdicts {
             *self.verdict_counts.entry((v.service.clone(), v.finding)).or_default() += 1;
@@ -148,7 +213,13 @@ impl State {
                 active: self.offload_warning.is_some(),
                 warning: self.offload_warning.as_deref(),
             },
-            services: (self.services.iter()).map(|(id, name)| ServiceStatus { id, name }).collect(),
+            services: (self.services.iter())
+                .map(|(id, name)| ServiceStatus {
+                    id,
+                    name,
+                    recent: self.recent.get(id).map_or(&[], Vec::as_slice),
+                })
+                .collect(),
             outputs: OutputStatus {
                 errors: self.output_error_counts(),
                 events_lost: self.events_lost,
@@ -394,6 +465,8 @@ pub struct OffloadStatus<'a> {
 pub struct ServiceStatus<'a> {
     pub id: &'a str,
     pub name: &'a str,
+    /// Its latest windows, oldest first (the LuCI page's chart).
+    pub recent: &'a [WindowPoint],
 }
 
 /// `outputs` of the status.
@@ -667,11 +740,71 @@ mod tests {
             reopens: 2,
         });
         s.services.push(("whatsapp".into(), "WhatsApp".into()));
+        let point = WindowPoint {
+            end: since.add_micros(60_000_000),
+            finding: Finding::Throttled,
+            target_bps: 128_000.0,
+            control_bps: 3_300_000.0,
+        };
+        s.recent.insert("whatsapp".into(), vec![point]);
         s.record_verdicts(vec![verdict(Finding::Throttled)]);
         s.record_verdicts(vec![verdict(Finding::Throttled), verdict(Finding::None)]);
         s.offload_warning = Some("flow offloading is on".into());
         s.output_failed(Output::MetricsFile, "disk full");
         s
+    }
+
+    /// Each window judged gives each service with a verdict a point: the worst finding of its
+    /// verdicts, and the downstream rates of its flows and of the control flows, each flow
+    /// counted for its part in the window; the oldest points go beyond the twelfth.
+    #[test]
+    fn recent_windows_chart_each_service() {
+        use crate::detect::synthetic::{CTL, MSG, Rng, Sim};
+        let mut sim = Sim::default();
+        let mut rng = Rng::new(5);
+        // 30 s: a policed 128 kbit/s download from the messenger all along, control downloads
+        // at 4 Mbit/s every 3 s.
+        sim.downloads(MSG, (0, 1, 1), 40, (470_000, 128_000.0, 0.0), &mut rng);
+        sim.downloads(CTL, (500, 3_000, 10), 30, (300_000, 4e6, 0.0), &mut rng);
+        let cfg = crate::config::DetectConfig { window_s: 10, ..Default::default() };
+        let mut state = State::default();
+        let mut windows = 0;
+        sim.windows(&cfg, |flows, window, catalogue| {
+            let verdicts = crate::detect::evaluate_window(flows, window, catalogue, &cfg, None);
+            state.record_window(window, flows, catalogue, &verdicts);
+            windows += 1;
+        });
+        let points = &state.recent["msg"];
+        assert_eq!(points.len(), windows, "{points:?}");
+        assert!(windows >= 3, "{points:?}");
+        // The whole windows in the middle: the policed download's rate, the control's
+        // 300 kB per 3 s.
+        for p in &points[1..points.len() - 1] {
+            assert!((p.target_bps / 128_000.0 - 1.0).abs() < 0.2, "{p:?}");
+            assert!((p.control_bps / 800_000.0 - 1.0).abs() < 0.35, "{p:?}");
+        }
+        assert!(points.windows(2).all(|w| w[0].end < w[1].end));
+        // A point per window, at most the latest twelve.
+        let keep = points[0].clone();
+        state.recent.get_mut("msg").unwrap().clear();
+        let catalogue = crate::classify::CatalogueBuilder::new("t").finish();
+        for i in 0..20u64 {
+            let v = Verdict {
+                window: Window { start: keep.end, end: keep.end.add_micros(i + 1) },
+                ..verdict(Finding::None)
+            };
+            let v = Verdict { service: "msg".into(), ..v };
+            state.record_window(
+                v.window,
+                &[],
+                &catalogue,
+                &[v.clone(), Verdict { finding: Finding::Inconclusive, ..v }],
+            );
+        }
+        let points = &state.recent["msg"];
+        assert_eq!(points.len(), RECENT_WINDOWS);
+        assert_eq!(points[0].end, keep.end.add_micros(9));
+        assert!(points.iter().all(|p| p.finding == Finding::Inconclusive), "the worse of two");
     }
 
     #[test]
@@ -758,7 +891,8 @@ mod tests {
                 "unreported": s.unreported,
             },
             "offload": { "active": s.offload_warning.is_some(), "warning": s.offload_warning },
-            "services": s.services.iter().map(|(id, name)| json!({ "id": id, "name": name }))
+            "services": s.services.iter()
+                .map(|(id, name)| json!({ "id": id, "name": name, "recent": s.recent.get(id).cloned().unwrap_or_default() }))
                 .collect::<Vec<_>>(),
             "outputs": {
                 "errors": Output::ALL

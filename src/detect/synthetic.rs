@@ -233,7 +233,6 @@ impl Sim {
         judged
     }
 
-    /// Feed the frames to the pipeline; at each window's end, hand its flows to `cut`.
     /// Run the frames through the pipeline (the `msg` catalogue) to the end of input: the
     /// report's calls.
     pub fn calls(mut self) -> Vec<serde_json::Value> {
@@ -248,7 +247,8 @@ impl Sim {
         crate::report::calls::calls(&analysis.flows, analysis.classifier.catalogue())
     }
 
-    fn windows(
+    /// Feed the frames to the pipeline; at each window's end, hand its flows to `cut`.
+    pub(crate) fn windows(
         mut self,
         cfg: &DetectConfig,
         mut cut: impl FnMut(&[&FinishedFlow], Window, &Catalogue),

@@ -141,10 +141,61 @@ function verdictNode(v) {
 	]);
 }
 
+// An SVG element (LuCI's E() makes HTML ones); attributes set, children appended.
+function S(tag, attrs, children) {
+	var node = document.createElementNS('http://www.w3.org/2000/svg', tag);
+	Object.keys(attrs || {}).forEach(function(k) { node.setAttribute(k, attrs[k]); });
+	(children || []).forEach(function(c) {
+		node.appendChild(typeof(c) === 'string' ? document.createTextNode(c) : c);
+	});
+	return node;
+}
+
+// The service's latest windows (status services[].recent, oldest first): its throughput
+// towards the clients (solid line) against the ordinary traffic's (dashed), and under them
+// each window's finding as a bar: tall and vermilion for a finding, half height and grey for
+// inconclusive, a thin green line for none (told apart by height as well as by colour, for
+// greyscale and colour blindness). Each bar names its window and finding on hover.
+function chartNode(recent) {
+	if (!Array.isArray(recent) || !recent.length)
+		return null;
+	var w = 320, h = 72, plot = 48, n = recent.length;
+	var max = Math.max.apply(null, recent.map(function(p) {
+		return Math.max(p.target_bps || 0, p.control_bps || 0);
+	})) || 1;
+	var x = function(i) { return n > 1 ? 4 + i * (w - 8) / (n - 1) : w / 2; };
+	var y = function(v) { return 4 + (plot - 8) * (1 - Math.min(v || 0, max) / max); };
+	var line = function(key, dash) {
+		var points = recent.map(function(p, i) { return x(i).toFixed(1) + ',' + y(p[key]).toFixed(1); });
+		var attrs = { 'class': 'throttlewatch-' + key, 'points': points.join(' '), 'fill': 'none',
+			'stroke': dash ? '#0072b2' : 'currentColor', 'stroke-width': '2' };
+		if (dash)
+			attrs['stroke-dasharray'] = '4 3';
+		return S('polyline', attrs);
+	};
+	var bars = recent.map(function(p, i) {
+		var rank = findingInfo(p.finding).rank;
+		var height = [ 14, 8, 2 ][rank];
+		var colour = [ '#d55e00', '#999999', '#009e73' ][rank];
+		return S('rect', { 'class': 'throttlewatch-mark', 'data-finding': p.finding,
+			'x': (x(i) - 5).toFixed(1), 'y': h - height, 'width': 10, 'height': height, 'fill': colour },
+			[ S('title', {}, [ utc(p.end) + ' UTC: ' + findingInfo(p.finding).label ]) ]);
+	});
+	var svg = S('svg', { 'class': 'throttlewatch-chart', 'width': w, 'height': h,
+		'viewBox': '0 0 ' + w + ' ' + h, 'role': 'img',
+		'aria-label': _('Throughput and findings of the latest windows') },
+		[ line('control_bps', true), line('target_bps', false) ].concat(bars));
+	return E('div', { 'class': 'throttlewatch-recent' }, [
+		svg,
+		E('p', {}, [ _('Latest %d windows, oldest left: this service towards the clients (solid line) and the other traffic (dashed), up to %s; below, each window\'s finding (tall: interference found, half: inconclusive, thin: none).')
+			.replace('%d', n).replace('%s', rateText(max)) ])
+	]);
+}
+
 // The verdicts of each service's latest window, worst first; and the services without any.
 function latestByService(status) {
-	var names = {}, latest = {};
-	(status.services || []).forEach(function(s) { names[s.id] = s.name || s.id; });
+	var names = {}, recent = {}, latest = {};
+	(status.services || []).forEach(function(s) { names[s.id] = s.name || s.id; recent[s.id] = s.recent; });
 	(status.verdicts || []).forEach(function(v) {
 		var end = (v.window && v.window.end) || '';
 		var cur = latest[v.service];
@@ -156,7 +207,7 @@ function latestByService(status) {
 	var rows = Object.keys(latest).map(function(id) {
 		var vs = latest[id].verdicts;
 		var rank = Math.min.apply(null, vs.map(function(v) { return findingInfo(v.finding).rank; }));
-		return { id: id, name: names[id] || id, rank: rank, verdicts: vs };
+		return { id: id, name: names[id] || id, rank: rank, verdicts: vs, recent: recent[id] };
 	});
 	rows.sort(function(a, b) { return a.rank - b.rank || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0); });
 	var quiet = (status.services || []).filter(function(s) { return !latest[s.id]; })
@@ -231,9 +282,10 @@ function statusNodes(data) {
 	if (!services.rows.length)
 		nodes.push(E('p', {}, [ _('No verdict yet: the first window has not ended, or no messenger traffic was seen.') ]));
 	services.rows.forEach(function(row) {
+		var chart = chartNode(row.recent);
 		nodes.push(E('div', { 'class': 'cbi-section throttlewatch-service', 'data-service': row.id }, [
 			E('h4', {}, [ row.name ])
-		].concat(row.verdicts.map(verdictNode))));
+		].concat(chart ? [ chart ] : [], row.verdicts.map(verdictNode))));
 	});
 	if (services.quiet.length)
 		nodes.push(E('p', {}, [ _('No traffic seen in the latest windows from') + ': ' + services.quiet.join(', ') + '.' ]));
