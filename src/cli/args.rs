@@ -615,10 +615,11 @@ mod tests {
     #[test]
     fn bad_format_lists_the_possible_values() {
         let text = error(&["analyze", "--format", "yaml", "x"]);
-        assert!(text.starts_with("error: invalid value 'yaml' for '--format <FORMAT>'\n  [possible values: human, json]"), "{text}");
+        assert!(text.starts_with("error: invalid value 'yaml' for '--format <FORMAT>'\n  [possible values: human, json, jsonl]"), "{text}");
         assert!(!text.contains("tip:"), "{text}");
         let text = error(&["analyze", "--format", "jsn", "x"]);
         assert!(text.contains("tip: a similar value exists: 'json'"), "{text}");
+        assert_eq!(analyze(&["analyze", "--format", "jsonl", "x"]).format, Format::Jsonl);
     }
 
     #[test]
@@ -813,7 +814,7 @@ mod tests {
             "{analyze_help}"
         );
         assert!(analyze_help.contains(
-            "      --format <FORMAT>         Output format [default: human]\n                                  human: A short table for people\n                                  json:  One JSON document"
+            "      --format <FORMAT>         Output format [default: human]\n                                  human: The answer in words, then short tables, for people\n                                  json:  One JSON document"
         ), "{analyze_help}");
         assert!(analyze_help.contains("      --max-flows <N>           Most flows held at once; beyond it idle flows are evicted and new ones refused [default: 65536]\n"));
         let run_help = printed(&["run", "-h"]);
