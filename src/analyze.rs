@@ -117,8 +117,24 @@ impl Streamed {
             return;
         }
         if f.proto == Proto::Udp {
-            let light = FinishedFlow { bins: None, losses: None, prior: None, ..f.clone() };
-            self.legs.push(light);
+            // Field by field: the bins, loss log and prior a clone would copy are not wanted.
+            self.legs.push(FinishedFlow {
+                id: f.id,
+                proto: f.proto,
+                client: f.client,
+                server: f.server,
+                client_by: f.client_by,
+                first_at: f.first_at,
+                last_at: f.last_at,
+                measures: f.measures.clone(),
+                bins: None,
+                rtt_recent: f.rtt_recent,
+                losses: None,
+                class: f.class,
+                role: f.role,
+                end: f.end,
+                prior: None,
+            });
         }
         self.tcp_starts.extend(TcpStart::of(f));
     }

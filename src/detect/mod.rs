@@ -399,43 +399,31 @@ fn verdicts_of(service: &str, window: Window, outcomes: &[Outcome]) -> Vec<Verdi
             checked.insert(detector.as_str().to_string(), evidence.clone());
         }
     }
-    match doubts(outcomes)[..] {
-        [] => {}
-        [nothing @ Doubt::NothingJudged] => {
-            let evidence = json!({ "reasons": { nothing.key(): nothing.to_string() } });
-            return vec![verdict(
-                Finding::Inconclusive,
-                None,
-                0.0,
-                evidence,
-                Vec::new(),
-                nothing.to_string(),
-                nothing.next_step(),
-            )];
+    let doubts = doubts(outcomes);
+    // The reason the summary names: the first key (the map is ordered by key); nothing
+    // judged stands alone and has no checks beside it.
+    if let Some(first) = doubts.iter().min_by_key(|d| d.key()) {
+        let mut reasons = serde_json::Map::new();
+        for d in &doubts {
+            reasons.insert(d.key().to_string(), json!(d.to_string()));
         }
-        ref doubts => {
-            let mut reasons = serde_json::Map::new();
-            for d in doubts {
-                reasons.insert(d.key().to_string(), json!(d.to_string()));
-            }
-            let first = reasons.values().next().and_then(Value::as_str).unwrap_or("").to_string();
-            let summary = format!("inconclusive: {first}");
-            let evidence = json!({ "reasons": reasons, "checked": checked });
-            // The summary's reason's (the first key: the map is ordered by key).
-            let next = doubts
-                .iter()
-                .min_by_key(|d| d.key())
-                .map_or(NextStep::AddControl, |d| d.next_step());
-            return vec![verdict(
-                Finding::Inconclusive,
-                None,
-                0.0,
-                evidence,
-                Vec::new(),
-                summary,
-                next,
-            )];
-        }
+        let (evidence, summary) = match doubts[..] {
+            [Doubt::NothingJudged] => (json!({ "reasons": reasons }), first.to_string()),
+            _ => (
+                json!({ "reasons": reasons, "checked": checked }),
+                format!("inconclusive: {first}"),
+            ),
+        };
+        let next = first.next_step();
+        return vec![verdict(
+            Finding::Inconclusive,
+            None,
+            0.0,
+            evidence,
+            Vec::new(),
+            summary,
+            next,
+        )];
     }
     let summary = format!("no sign of interference ({} checks)", checked.len());
     let evidence = json!({ "checked": checked });

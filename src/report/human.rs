@@ -88,14 +88,15 @@ pub fn write(report: &Report, all_flows: bool, out: &mut dyn Write) -> io::Resul
     let limit = if all_flows { shown_count } else { DEFAULT_FLOW_ROWS };
     writeln!(out, "{} ({shown_count})", if all_flows { "FLOWS" } else { "MESSENGER FLOWS" })?;
     let shown = || report.flows.iter().filter(|fl| all_flows || fl.role == "target").take(limit);
-    // Address columns as wide as the widest address shown (IPv6 needs up to 47 characters).
-    let width = shown().map(|f| f.client.len().max(f.server.len())).max().unwrap_or(0).max(6);
-    // The client's address (without its port: "a.b.c.d:p", "[v6]:p").
-    let host = |f: &FlowReport| f.client.rsplit_once(':').map_or(String::new(), |(h, _)| h.into());
-    let clients = {
-        let mut first = None;
-        shown().any(|f| *first.get_or_insert_with(|| host(&f)) != host(&f))
-    };
+    // Address columns as wide as the widest address shown (IPv6 needs up to 47 characters);
+    // whether the flows come from more than one client (its address: "a.b.c.d:p", "[v6]:p").
+    let host = |f: &FlowReport| f.client.rsplit_once(':').map(|(h, _)| h.to_string());
+    let (mut width, mut first_host, mut clients) = (6, None, false);
+    for f in shown() {
+        width = width.max(f.client.len()).max(f.server.len());
+        let h = host(&f);
+        clients |= *first_host.get_or_insert_with(|| h.clone()) != h;
+    }
     if shown_count > 0 && all_flows {
         writeln!(
             out,
