@@ -449,9 +449,10 @@ fn doubts(outcomes: &[Outcome]) -> Vec<&Doubt> {
 /// one verdict per finding, the one that names a mechanism first, the others' evidence
 /// attached as corroboration.
 fn merge_same_findings(mut findings: Vec<Verdict>) -> Vec<Verdict> {
-    // A "policer" seen on one connection only, with next to no burst (real policers pass
-    // 8 kB and more), while many connections lose packets at random, is random loss that
-    // happened to follow a token line.
+    // A "policer" seen on one connection only while many of the service's connections lose
+    // packets at random: a per-flow policer makes every connection faster than its rate lose
+    // and no slower one, so one token-line-like connection among many lossy ones is random
+    // loss that happened to follow a token line (whatever burst it showed).
     let spread_loss = findings.iter().any(|v| {
         v.mechanism == Some(Mechanism::RandomLoss)
             && v.evidence["lossy_connections"].as_u64().unwrap_or(0) >= 3
@@ -459,12 +460,7 @@ fn merge_same_findings(mut findings: Vec<Verdict>) -> Vec<Verdict> {
     // Likewise one connection beside a shaper's queue: a full queue drops too.
     let shaped = findings.iter().any(|v| v.mechanism == Some(Mechanism::Shaping));
     let single_policed = |v: &Verdict| {
-        v.mechanism == Some(Mechanism::Policing)
-            && v.evidence["policed_flows"].as_u64() == Some(1)
-            && (shaped
-                || v.evidence["burst_bytes"]
-                    .as_f64()
-                    .is_some_and(|b| b < policing::SMALL_BURST_BYTES))
+        v.mechanism == Some(Mechanism::Policing) && v.evidence["policed_flows"].as_u64() == Some(1)
     };
     let rank = |v: &Verdict| (v.mechanism.is_none(), (spread_loss || shaped) && single_policed(v));
     // A handful of findings: an insertion sort keeps equal ranks in order without a generic
@@ -622,6 +618,36 @@ mod tests {
         assert_eq!(v[0].summary, "wa: throttled by Some(Policing)");
         assert_eq!(v[1].finding, Finding::Reset);
         assert!(v.iter().all(Verdict::is_finding));
+    }
+
+    #[test]
+    fn one_policed_connection_among_many_lossy_ones_is_random_loss() {
+        let with = |policed_flows: u64, burst_bytes: f64, lossy_connections: u64| {
+            let policing = Outcome::Finding(Detected {
+                evidence: json!({ "policed_flows": policed_flows, "burst_bytes": burst_bytes }),
+                ..detected(finding(Finding::Throttled, Some(Mechanism::Policing), 0.7))
+            });
+            let loss = Outcome::Finding(Detected {
+                evidence: json!({ "lossy_connections": lossy_connections }),
+                ..detected(finding(Finding::Throttled, Some(Mechanism::RandomLoss), 0.9))
+            });
+            let v = verdicts_of("wa", window(), &[policing, loss]);
+            assert_eq!(v.len(), 1);
+            v[0].mechanism
+        };
+        // The lab's random-loss run that once read as policing: an 11 kB burst.
+        assert_eq!(with(1, 11_000.0, 9), Some(Mechanism::RandomLoss));
+        assert_eq!(with(1, 1_400.0, 9), Some(Mechanism::RandomLoss));
+        // Several policed connections, or loss on few: the policer.
+        assert_eq!(with(3, 20_000.0, 6), Some(Mechanism::Policing));
+        assert_eq!(with(1, 20_000.0, 2), Some(Mechanism::Policing));
+    }
+
+    fn detected(o: Outcome) -> Detected {
+        match o {
+            Outcome::Finding(d) => d,
+            _ => unreachable!("a finding"),
+        }
     }
 
     #[test]
