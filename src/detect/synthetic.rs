@@ -825,6 +825,42 @@ mod tests {
         assert_eq!(findings(&v), ["none/-"], "{}", summaries(&v));
     }
 
+    /// Bursty cross traffic fills the link's queue: the service's steady downloads sit behind
+    /// it, and so does a control transfer beside them, while another control transfer ran fast
+    /// at a quieter moment. One queue for everything is no shaper for the service; with the
+    /// control beside them unqueued, the same downloads are shaped.
+    #[test]
+    fn a_queue_the_controls_share_is_no_shaping() {
+        let verdicts = |control_queue_ms: u64| {
+            let mut sim = Sim::default();
+            let mut rng = Rng::new(12);
+            for i in 0..2 {
+                let mut t = sim.tcp(MSG, i * 100, 40);
+                t.handshake();
+                t.rtt_us = 240_000;
+                t.request(500).download(600_000, 1e6, SEG, 0.0, &mut rng).close();
+            }
+            let mut c = sim.tcp(CTL, 50, 30);
+            c.handshake();
+            c.rtt_us += control_queue_ms * 1000;
+            c.request(500).download(600_000, 1e6, SEG, 0.0, &mut rng).close();
+            sim.tcp(CTL, 8_000, 30)
+                .handshake()
+                .request(500)
+                .download(3_000_000, 8e6, SEG, 0.0, &mut rng)
+                .close();
+            sim.verdicts(&cfg(60))
+        };
+        let v = verdicts(200);
+        assert!(
+            v.iter().all(|v| v.mechanism != Some(super::super::Mechanism::Shaping)),
+            "{}",
+            summaries(&v)
+        );
+        let v = verdicts(0);
+        assert_eq!(findings(&v), ["throttled/shaping"], "{}", summaries(&v));
+    }
+
     /// A loss's back-off across a window's end is no stall: the server sends a segment again
     /// twice just before a 5-s window ends and the client acknowledges it soon after the end.
     /// Never acknowledged, the same connections are stalled once the retransmissions have

@@ -7,8 +7,9 @@
 //! tested in the window. Area over the threshold without significance is `inconclusive`.
 //!
 //! Shaping looks at the service's aggregate downstream rate while its bulk transfers are busy:
-//! pinned at a plateau, with the round trip grown (a queue), while control transfers ran
-//! clearly faster. Shapers that tolerate no burst are hard to tell from a slow link passively;
+//! pinned at a plateau, with the round trip grown (a queue) and no control connection queued
+//! as much (one queue for everything is congestion), while control transfers ran clearly
+//! faster. Shapers that tolerate no burst are hard to tell from a slow link passively;
 //! the evidence says what was seen.
 
 use std::collections::BTreeMap;
@@ -302,6 +303,27 @@ pub(super) fn shaping(g: &Group) -> Outcome {
                               "max_rtt_us": max_rtt, "rtt_grown": false }),
         };
     }
+    // Control connections whose round trip grew too, each against its own least (controls
+    // lie at other distances): the most grown. Grown by half the service's growth or more,
+    // the queue is one for everything (congestion, bursty cross traffic), not a shaper for
+    // this service, however long the transfers or fast a control ran at another moment.
+    let control_queue = g
+        .controls
+        .iter()
+        .filter_map(|c| Some((c.min_rtt_us()?, c.max_rtt_us()?)))
+        .filter(|&(lo, hi)| queue_grew(cfg, Some(lo), Some(hi)))
+        .max_by_key(|&(lo, hi)| hi - lo);
+    let service_growth_us = max_rtt.unwrap_or(0).saturating_sub(min_rtt.unwrap_or(0));
+    if let Some((lo, hi)) = control_queue
+        && 2 * (hi - lo) >= service_growth_us
+    {
+        return Outcome::Clean {
+            detector: NAME,
+            evidence: json!({ "busy_bins": rates.len(), "min_rtt_us": min_rtt,
+                              "max_rtt_us": max_rtt, "control_rtt_us": [lo, hi],
+                              "note": "control connections queued as much: one queue for everything" }),
+        };
+    }
     if rates.len() < SHAPING_MIN_BUSY_BINS {
         return Outcome::Inconclusive(Doubt::ShapingTooFewBins {
             min_rtt_us: min_rtt.unwrap_or(0),
@@ -354,14 +376,12 @@ pub(super) fn shaping(g: &Group) -> Outcome {
     if cv > cfg.shaping_max_cv && !slowed {
         return Outcome::Clean { detector: NAME, evidence };
     }
-    // Control transfers queued as much on a link no faster: one bottleneck for everything
-    // (congestion), not a shaper for this service.
-    let control_min_rtt = g.controls.iter().filter_map(|c| c.min_rtt_us()).min();
-    let control_max_rtt = g.controls.iter().filter_map(|c| c.max_rtt_us()).max();
-    let control_queued = queue_grew(cfg, control_min_rtt, control_max_rtt);
-    if control_bps < cfg.control_margin * plateau && control_queued {
+    // A control that queued on a link no faster: one bottleneck for everything.
+    if let Some((lo, hi)) = control_queue
+        && control_bps < cfg.control_margin * plateau
+    {
         let mut evidence = evidence;
-        evidence["control_rtt_us"] = json!([control_min_rtt, control_max_rtt]);
+        evidence["control_rtt_us"] = json!([lo, hi]);
         return Outcome::Clean { detector: NAME, evidence };
     }
     if control_bps < cfg.control_margin * plateau {
