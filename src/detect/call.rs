@@ -1,6 +1,6 @@
 //! Call degradation: the service's calls (UDP flows with RTP towards the client) against the
-//! control calls of the window. Media loss (RTP sequence numbers; one-sided Fisher's exact test
-//! on lost packets against the control calls' loss), jitter beyond a jitter buffer and three
+//! control calls of the window. Media loss (RTP sequence numbers; one-sided Fisher's exact tests
+//! on lost packets and on runs of them against the control calls'), jitter beyond a jitter buffer and three
 //! times the control calls', one-way silence (one direction stops for
 //! `call_silence_s` while the other goes on), and a step down in the media rate at one change
 //! point (delayed throttling; Wehe segments with PELT, one change point is its simplest case).
@@ -25,12 +25,15 @@ use super::{
     Detected, Detector, Doubt, Finding, Group, Mechanism, Outcome, examples, p_text, rate_text,
 };
 use crate::config::DetectConfig;
+use crate::measure::call::RtpLoss;
 
 /// What one call showed.
 struct Call<'a> {
     f: &'a Facts<'a>,
-    /// Over both RTP streams towards the client (audio and video).
+    /// Over both RTP streams towards the client (audio and video): lost packets, the runs
+    /// they came in, expected packets.
     lost: u64,
+    loss_runs: u64,
     expected: u64,
     jitter_us: Option<u64>,
     /// Seconds one direction was silent while the other went on, and which one.
@@ -75,7 +78,7 @@ fn media_moved(f: &Facts, g: &Group) -> bool {
 fn call<'a>(f: &'a Facts<'a>, cfg: &DetectConfig) -> Option<Call<'a>> {
     let u = f.udp()?;
     let rtp = u.dirs.down.rtp.summary()?;
-    let (lost, expected) = f.rtp_loss_down()?;
+    let RtpLoss { lost, expected, runs: loss_runs } = f.rtp_loss_down()?;
     if expected < 50 {
         return None;
     }
@@ -102,7 +105,7 @@ fn call<'a>(f: &'a Facts<'a>, cfg: &DetectConfig) -> Option<Call<'a>> {
         (cp.mean_after < cfg.call_step_ratio * cp.mean_before && cp.p_value < cfg.alpha)
             .then_some((cp.mean_before, cp.mean_after, cp.p_value))
     });
-    Some(Call { f, lost, expected, jitter_us: rtp.jitter_us, silence, step })
+    Some(Call { f, lost, loss_runs, expected, jitter_us: rtp.jitter_us, silence, step })
 }
 
 fn row(c: &Call) -> Value {
@@ -110,6 +113,7 @@ fn row(c: &Call) -> Value {
         "flow": c.f.id(),
         "rtp_expected": c.expected,
         "rtp_lost": c.lost,
+        "rtp_loss_runs": c.loss_runs,
         "loss": (c.lost as f64 / c.expected.max(1) as f64 * 1e4).round() / 1e4,
         "jitter_ms": c.jitter_us.map(|j| j as f64 / 1000.0),
         "silence": c.silence.map(|(d, s)| json!({ "direction": d, "seconds": s })),
@@ -136,8 +140,9 @@ fn two_way_calls(g: &Group) -> Outcome {
         return Outcome::NotApplicable;
     }
     let controls: Vec<Call> = g.controls.iter().filter_map(|f| call(f, cfg)).collect();
-    let (c_lost, c_expected) =
-        controls.iter().fold((0, 0), |(l, e), c| (l + c.lost, e + c.expected));
+    let (c_lost, c_runs, c_expected) = controls
+        .iter()
+        .fold((0, 0, 0), |(l, r, e), c| (l + c.lost, r + c.loss_runs, e + c.expected));
     let c_loss = c_lost as f64 / c_expected.max(1) as f64;
     let alpha = g.alpha();
     let mut doubtful = Vec::new();
@@ -145,10 +150,14 @@ fn two_way_calls(g: &Group) -> Outcome {
     for c in &calls {
         let loss = c.lost as f64 / c.expected.max(1) as f64;
         let mut why = Vec::new();
-        // At least three times the control calls' loss: losses come in bursts, so a
-        // packet-level test alone calls two calls on one congested link different.
+        // At least three times the control calls' loss, and significantly more both in lost
+        // packets and in runs of them: losses on a congested link come in bursts (one queue
+        // overflow takes several packets of one call and none of another), so a packet-level
+        // test alone calls two calls on one link different; a dropper's losses are runs of
+        // their own.
         if loss >= cfg.call_loss && loss >= 3.0 * c_loss {
-            let p = fisher_exact_greater(c.lost, c.expected, c_lost, c_expected);
+            let p = fisher_exact_greater(c.lost, c.expected, c_lost, c_expected)
+                .max(fisher_exact_greater(c.loss_runs, c.expected, c_runs, c_expected));
             if c_expected > 0 && p < alpha {
                 why.push(format!(
                     "loses {:.0}% of its media towards the client (control calls {:.1}%, {})",

@@ -9,7 +9,7 @@
 
 use crate::flow::Direction;
 use crate::measure::TransportMeasures;
-use crate::measure::call::UdpMeasures;
+use crate::measure::call::{RtpLoss, UdpMeasures};
 use crate::measure::loss::LossEvent;
 use crate::measure::tcp::{CloseEvent, TcpMeasures};
 use crate::pipeline::{FinishedFlow, FlowEnd};
@@ -96,15 +96,19 @@ impl<'a> Facts<'a> {
         )
     }
 
-    /// RTP packets lost and expected towards the client in the window (over both streams).
-    pub fn rtp_loss_down(&self) -> Option<(u64, u64)> {
-        let (lost, expected) = self.udp()?.dirs.down.rtp_loss()?;
-        let (lost_before, expected_before) = match self.prior().map(|p| &p.transport) {
-            Some(TransportMeasures::Udp(p)) => p.dirs.down.rtp_loss().unwrap_or((0, 0)),
-            _ => (0, 0),
+    /// RTP loss towards the client in the window (over both streams).
+    pub fn rtp_loss_down(&self) -> Option<RtpLoss> {
+        let now = self.udp()?.dirs.down.rtp_loss()?;
+        let before = match self.prior().map(|p| &p.transport) {
+            Some(TransportMeasures::Udp(p)) => p.dirs.down.rtp_loss().unwrap_or_default(),
+            _ => RtpLoss::default(),
         };
-        let expected = expected.saturating_sub(expected_before);
-        (expected > 0).then_some((lost.saturating_sub(lost_before).min(expected), expected))
+        let expected = now.expected.saturating_sub(before.expected);
+        (expected > 0).then_some(RtpLoss {
+            lost: now.lost.saturating_sub(before.lost).min(expected),
+            expected,
+            runs: now.runs.saturating_sub(before.runs).min(expected),
+        })
     }
 
     /// Whether the flow had a packet in the window (a flow reported because it was active in

@@ -674,6 +674,24 @@ mod tests {
         assert!(v[0].summary.contains("next to no media"), "{}", v[0].summary);
     }
 
+    /// A queue overflowing once takes a burst of one call's packets (4 % of a 5-s call) and
+    /// none of the control call's: that is the link's, not a degraded call. The same share
+    /// dropped one packet at a time is.
+    #[test]
+    fn one_burst_of_loss_is_no_degraded_call_random_drops_are() {
+        let verdicts = |drop: fn(u64) -> bool| {
+            let mut sim = Sim::default();
+            sim.call(MSG, 0, 5, |i| !drop(i));
+            sim.call(CTL, 0, 5, |_| true);
+            sim.verdicts(&cfg(60))
+        };
+        let v = verdicts(|i| (100..110).contains(&i));
+        assert_eq!(findings(&v), ["none/-"], "{}", summaries(&v));
+        let v = verdicts(|i| i % 25 == 7);
+        assert_eq!(findings(&v), ["call_degraded/drop"], "{}", summaries(&v));
+        assert_eq!(v[0].evidence["calls"][0]["rtp_loss_runs"], 10);
+    }
+
     /// A call is judged as one: a leg whose media stops coming back while another leg of the
     /// same call carries media both ways is ICE moving the call, not a one-way call. Alone,
     /// the same leg is a one-way call.

@@ -202,9 +202,9 @@ fn call(group: &[&FinishedFlow], tcp: &[TcpStart], catalogue: &Catalogue) -> Val
         if m_up {
             media_up_packets += d_up.packets;
         }
-        if let Some((l, e)) = u.dirs.down.rtp_loss() {
-            lost += l;
-            expected += e;
+        if let Some(loss) = u.dirs.down.rtp_loss() {
+            lost += loss.lost;
+            expected += loss.expected;
         }
         let j =
             [u.dirs.down.rtp.summary(), u.dirs.down.rtp_second.as_ref().and_then(|s| s.summary())]

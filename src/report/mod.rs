@@ -292,6 +292,9 @@ pub struct RtpReport {
     pub expected: u32,
     pub lost: i64,
     pub loss_ratio: f64,
+    /// Runs of consecutive lost packets: one per queue overflow, one per packet for random
+    /// drops.
+    pub loss_runs: u32,
     pub clock_hz: Option<u32>,
     pub jitter_us: Option<u64>,
 }
@@ -703,6 +706,7 @@ impl RtpReport {
             } else {
                 0.0
             },
+            loss_runs: r.loss_runs,
             clock_hz: r.clock_hz,
             jitter_us: r.jitter_us,
         }

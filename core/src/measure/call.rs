@@ -49,14 +49,15 @@ pub struct UdpDirection {
 }
 
 impl UdpDirection {
-    /// Lost and expected packets over both RTP streams (negative losses, from duplicates,
-    /// count as none).
-    pub fn rtp_loss(&self) -> Option<(u64, u64)> {
+    /// Loss over both RTP streams (negative losses, from duplicates, count as none).
+    pub fn rtp_loss(&self) -> Option<RtpLoss> {
         let streams = [self.rtp.summary(), self.rtp_second.as_ref().and_then(|s| s.summary())];
-        let (lost, expected) = streams.iter().flatten().fold((0u64, 0u64), |(l, e), s| {
-            (l + u64::try_from(s.lost.max(0)).unwrap_or(0), e + u64::from(s.expected))
+        let loss = streams.iter().flatten().fold(RtpLoss::default(), |a, s| RtpLoss {
+            lost: a.lost + u64::try_from(s.lost.max(0)).unwrap_or(0),
+            expected: a.expected + u64::from(s.expected),
+            runs: a.runs + u64::from(s.loss_runs),
         });
-        (expected > 0).then_some((lost, expected))
+        (loss.expected > 0).then_some(loss)
     }
 
     /// Mean inter-arrival time, once two packets were seen.
@@ -100,6 +101,16 @@ impl UdpMeasures {
     }
 }
 
+/// Packets lost and expected over a direction's RTP streams, and the runs the lost ones came
+/// in: a burst of consecutive losses (a queue overflowing once) is one run, random drops are
+/// as many runs as packets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RtpLoss {
+    pub lost: u64,
+    pub expected: u64,
+    pub runs: u64,
+}
+
 /// One RTP stream (the dominant SSRC of a direction).
 #[derive(Debug, Clone, Default)]
 pub struct RtpStream {
@@ -112,6 +123,8 @@ pub struct RtpStream {
     base_seq: u32,
     bad_seq: u32,
     received: u32,
+    /// Times the sequence jumped past the next number: runs of lost packets.
+    loss_runs: u32,
     /// Packets that were not of the tracked SSRC.
     pub other_ssrc_packets: u32,
     candidate: (u32, u8),
@@ -131,6 +144,8 @@ pub struct RtpSummary {
     pub expected: u32,
     /// Expected minus received: negative with duplicates (RFC 3550 A.3).
     pub lost: i64,
+    /// Runs of consecutive lost packets (see [`RtpLoss::runs`]).
+    pub loss_runs: u32,
     pub clock_hz: Option<u32>,
     pub jitter_us: Option<u64>,
 }
@@ -177,6 +192,7 @@ impl RtpStream {
         self.bad_seq = RTP_SEQ_MOD + 1;
         self.cycles = 0;
         self.received = 0;
+        self.loss_runs = 0;
     }
 
     /// RFC 3550 A.1 `update_seq`: true when the packet counts for the stream.
@@ -198,6 +214,9 @@ impl RtpStream {
             return false;
         }
         if udelta < MAX_DROPOUT {
+            if udelta > 1 {
+                self.loss_runs = self.loss_runs.saturating_add(1);
+            }
             if seq < self.max_seq {
                 self.cycles = self.cycles.wrapping_add(RTP_SEQ_MOD);
             }
@@ -267,6 +286,7 @@ impl RtpStream {
             received: self.received,
             expected,
             lost: i64::from(expected) - i64::from(self.received),
+            loss_runs: self.loss_runs,
             clock_hz,
             jitter_us: clock_hz.map(|hz| (self.jitter_x16 / 16) * 1_000_000 / u64::from(hz)),
         })
@@ -382,8 +402,9 @@ mod tests {
         let video = d.rtp_second.as_ref().unwrap().summary().unwrap();
         assert_eq!((video.ssrc, video.payload_type), (9, 96));
         assert_eq!(video.lost, 49, "every fourth packet up to the last one received");
-        let (lost, expected) = d.rtp_loss().unwrap();
-        assert_eq!((lost, expected), (49, 199 + 198));
+        let loss = d.rtp_loss().unwrap();
+        assert_eq!((loss.lost, loss.expected), (49, 199 + 198));
+        assert_eq!(loss.runs, 49, "every fourth packet: each loss a run of its own");
         assert_eq!(d.rtp.other_ssrc_packets, 1);
     }
 
@@ -410,6 +431,7 @@ mod tests {
         assert_eq!(s.expected, 190);
         assert_eq!(s.received, 185);
         assert_eq!(s.lost, 5);
+        assert_eq!(s.loss_runs, 3, "50-52 in one run, 100 and 150 alone");
         // |D| alternates around 16 units (2 ms): jitter converges near 2 ms.
         let j = s.jitter_us.unwrap();
         assert!((1_500..=2_100).contains(&j), "jitter {j} us");
