@@ -221,12 +221,24 @@ pub(super) fn detect(g: &Group) -> Outcome {
     // grows with their number. Where it does not, the lab showed the sum too easily blurred
     // (a delayed policer's fast start, traffic beside them) to call one bucket for all:
     // `unknown`. One bucket for all is reported where no connection follows a line of its own
-    // ([`aggregate`]).
+    // ([`aggregate`]), or where another flow of the service ran faster while losing packets
+    // ([`shared_bucket`]).
     let scope = match scope(g, &ids, rate) {
         Scope::Aggregate { .. } => Scope::Unknown,
         other => other,
     };
     let mut evidence = evidence;
+    let scope = match shared_bucket(g, &ids, rate) {
+        Some((faster, rate_bps)) => {
+            evidence["faster_lossy_flows"] = json!(examples(faster, 10));
+            let (concurrent_bins, single_bins) = match scope {
+                Scope::PerFlow { concurrent_bins, single_bins } => (concurrent_bins, single_bins),
+                _ => (0, 0),
+            };
+            Scope::Aggregate { rate_bps, concurrent_bins, single_bins }
+        }
+        None => scope,
+    };
     evidence["scope"] = json!(scope.name());
     let (what, shown_rate) = match scope {
         Scope::Aggregate { rate_bps, .. } => {
@@ -301,18 +313,8 @@ fn aggregate(g: &Group) -> Option<Outcome> {
     }
     // Every flow of the service towards the client counts (streams and calls share one
     // bucket for all too), each with its own mean rate over its busy bins.
-    let rated: Vec<(u64, f64)> = g
-        .targets
-        .iter()
-        .filter_map(|f| {
-            let bins: Vec<(u64, u32)> =
-                f.bins(crate::flow::Direction::Down).filter(|b| b.1 > 0).collect();
-            let bytes: u64 = bins.iter().map(|b| u64::from(b.1)).sum();
-            let width_s = f.f.bins.as_ref()?.bin_us as f64 / 1e6;
-            let busy = bins.last()?.0 - bins.first()?.0 + 1;
-            (bytes >= 5_000).then(|| (f.id(), bytes as f64 * 8.0 / (busy as f64 * width_s)))
-        })
-        .collect();
+    let rated: Vec<(u64, f64)> =
+        g.targets.iter().filter_map(|f| Some((f.id(), mean_rate_down_bps(f)?))).collect();
     let ids: Vec<u64> = rated.iter().map(|r| r.0).collect();
     let per_flow = median(&rated.iter().map(|r| r.1).collect::<Vec<_>>())?;
     let Scope::Aggregate { rate_bps, concurrent_bins, single_bins } = scope(g, &ids, per_flow)
@@ -351,6 +353,101 @@ fn aggregate(g: &Group) -> Option<Outcome> {
             rate_text(control_bps)
         ),
     }))
+}
+
+/// A flow's mean rate towards the client over its busy period (first to last bin with
+/// bytes), for flows with throughput bins and at least 5 kB towards the client.
+fn mean_rate_down_bps(f: &Facts) -> Option<f64> {
+    let bins: Vec<(u64, u32)> = f.bins(crate::flow::Direction::Down).filter(|b| b.1 > 0).collect();
+    let bytes: u64 = bins.iter().map(|b| u64::from(b.1)).sum();
+    let width_s = f.f.bins.as_ref()?.bin_us as f64 / 1e6;
+    let busy = bins.last()?.0 - bins.first()?.0 + 1;
+    (bytes >= 5_000).then(|| bytes as f64 * 8.0 / (busy as f64 * width_s))
+}
+
+/// Flows of the service beside the policed connections that ran at least twice their rate
+/// while losing packets themselves (a call's media, in the policed connections' policed
+/// period, losing at least `loss_min_share` of its RTP packets and twice what the control
+/// calls lost; a transfer between its first and last loss, over `policing_min_losses` losses
+/// and half a second at least): a bucket
+/// per connection at that rate would have held them there, so the policed connections got
+/// what was left of one bucket for all. Returns those flows and the bucket's rate: the
+/// service's summed rate towards the client in the bins where a policed connection was busy.
+fn shared_bucket(g: &Group, policed: &[u64], per_flow_bps: f64) -> Option<(Vec<u64>, f64)> {
+    use std::collections::BTreeMap;
+    let cfg = g.cfg;
+    let (c_lost, c_expected) = g
+        .controls
+        .iter()
+        .filter_map(Facts::rtp_loss_down)
+        .fold((0, 0), |(l, e), x| (l + x.lost, e + x.expected));
+    let control_call_loss = c_lost as f64 / c_expected.max(1) as f64;
+    // The rate a flow kept while it lost packets: a call's media rate, a transfer's
+    // delivery between its first and last loss (what came before, in a bucket's first
+    // burst or before a delayed policer began, does not count).
+    // The policed period: from the policed connections' first loss to their last, whole bins.
+    let policed_flows = || g.targets.iter().filter(|f| policed.contains(&f.id()));
+    let bin_us = policed_flows().find_map(|f| f.f.bins.as_ref())?.bin_us.max(1);
+    let losses: Vec<_> = policed_flows().flat_map(|f| f.losses()).map(|e| e.at.micros()).collect();
+    let (from_bin, to_bin) = (losses.iter().min()? / bin_us + 1, losses.iter().max()? / bin_us);
+    let lossy_rate_bps = |f: &Facts| match f.rtp_loss_down() {
+        Some(l) => {
+            let share = l.lost as f64 / l.expected as f64;
+            let inside: Vec<u32> = f
+                .bins(crate::flow::Direction::Down)
+                .filter(|b| (from_bin..to_bin).contains(&b.0))
+                .map(|b| b.1)
+                .collect();
+            (l.expected >= 50
+                && share >= cfg.loss_min_share
+                && share >= 2.0 * control_call_loss
+                && inside.len() >= 2)
+                .then(|| {
+                    inside.iter().map(|&b| f64::from(b)).sum::<f64>() * 8e6
+                        / (inside.len() as u64 * bin_us) as f64
+                })
+        }
+        None => {
+            let events = f.losses();
+            let (first, last) = (events.first()?, events.last()?);
+            let span_us = last.at.since(first.at);
+            (events.len() as u32 >= cfg.policing_min_losses && span_us >= 500_000).then(|| {
+                last.delivered_bytes.saturating_sub(first.delivered_bytes) as f64 * 8e6
+                    / span_us as f64
+            })
+        }
+    };
+    let faster: Vec<u64> = g
+        .targets
+        .iter()
+        .filter(|f| !policed.contains(&f.id()))
+        .filter(|f| lossy_rate_bps(f).is_some_and(|r| r >= 2.0 * per_flow_bps))
+        .map(|f| f.id())
+        .collect();
+    if faster.is_empty() {
+        return None;
+    }
+    let mut busy: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut bin_s = 0.5;
+    for f in g.targets.iter().filter(|f| policed.contains(&f.id())) {
+        if let Some(b) = &f.f.bins {
+            bin_s = b.bin_us as f64 / 1e6;
+        }
+        let active: Vec<u64> =
+            f.bins(crate::flow::Direction::Down).filter(|b| b.1 > 0).map(|b| b.0).collect();
+        if let (Some(&a), Some(&z)) = (active.first(), active.last()) {
+            busy.extend((a + 1..z).map(|bin| (bin, 0)));
+        }
+    }
+    for f in g.targets.iter() {
+        for (bin, bytes) in f.bins(crate::flow::Direction::Down) {
+            if let Some(sum) = busy.get_mut(&bin) {
+                *sum += u64::from(bytes);
+            }
+        }
+    }
+    let rates: Vec<f64> = busy.values().map(|&b| b as f64 * 8.0 / bin_s).collect();
+    Some((faster, median(&rates)?))
 }
 
 /// Whether one bucket polices every connection or one all of the service's traffic.

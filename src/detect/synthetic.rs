@@ -800,6 +800,53 @@ mod tests {
         assert!((rate / 400_000.0 - 1.0).abs() < 0.15, "{rate}: {}", p.summary);
     }
 
+    /// A flow of the service that kept twice the policed connections' rate while losing
+    /// packets itself (a video call's media) was under no bucket of their rate: one bucket for
+    /// all, the connections got what the call left of it. A call that loses nothing is under
+    /// no policer, and says nothing about the scope.
+    #[test]
+    fn a_faster_lossy_call_beside_policed_connections_means_one_bucket_for_all() {
+        let policing = |call_loses: bool| {
+            let mut sim = Sim::default();
+            let mut rng = Rng::new(13);
+            let starts_ms = [100, 9_000];
+            let starts: Vec<u64> = starts_ms.iter().map(|ms| ms * 1000).collect();
+            let bytes = 250_000;
+            let schedule =
+                policed_schedule(&starts, bytes, 1_200_000.0, 40_000, (100_000.0, 16_384.0), false);
+            for (i, &start) in starts_ms.iter().enumerate() {
+                sim.tcp(MSG, start - 50, 40).handshake().replay(&schedule[i], bytes).close();
+            }
+            // 50 packets/s of 1,000 bytes each way: ~400 kbit/s, every tenth lost towards
+            // the client when it loses.
+            for i in 0..25 * 50u64 {
+                let at = 50_000 + i * 20_000;
+                let mut media = rtp(0x3333, i as u16, i as u32 * 1800);
+                media.resize(1000, 0x55);
+                sim.udp(at, true, (MSG, 3478), 41_000, &media);
+                if !call_loses || i % 10 != 3 {
+                    sim.udp(at + 7_000, false, (MSG, 3478), 41_000, &media);
+                }
+            }
+            for start in (0..30_000).step_by(3_000) {
+                sim.tcp(CTL, start, 30)
+                    .handshake()
+                    .request(400)
+                    .download(400_000, 6e6, SEG, 0.0, &mut rng);
+            }
+            let v = sim.verdicts(&cfg(60));
+            let policing =
+                v.iter().find(|v| v.mechanism == Some(super::super::Mechanism::Policing));
+            policing.cloned().unwrap_or_else(|| panic!("no policing: {}", summaries(&v)))
+        };
+        let p = policing(true);
+        assert_eq!(p.evidence["scope"], "aggregate", "{}", p.summary);
+        let rate = p.evidence["aggregate_rate_bps"].as_f64().unwrap();
+        assert!(rate > 400_000.0, "the call's rate and the connections' together: {rate}");
+        let p = policing(false);
+        assert_ne!(p.evidence["scope"], "aggregate", "{}", p.summary);
+    }
+
     /// QUIC Initials to the service never answered while a control's QUIC works.
     #[test]
     fn unanswered_quic_is_blocking() {
