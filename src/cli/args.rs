@@ -520,7 +520,7 @@ mod tests {
         for opt in run_options.iter().filter(|o| !["config", "uci"].contains(&o.long)) {
             assert!(linked.contains(&opt.long), "--{} sets no configuration key", opt.long);
         }
-        let defaults = config::layers::to_table(&ConfigFile::default()).unwrap();
+        let defaults = config::layers::to_table(&ConfigFile::default());
         for (opt, section, key) in &RUN_OVERRIDES {
             assert!(
                 run_options.iter().any(|o| o.long == opt.long),
@@ -543,7 +543,7 @@ mod tests {
                 section.name()
             );
             let given = resolved(&run(&["run", &format!("--{}={arg}", opt.long)]));
-            let given = config::layers::to_table(&given).unwrap();
+            let given = config::layers::to_table(&given);
             for s in [Section::Detect, Section::Daemon] {
                 for (k, v) in defaults[s.name()].as_table().unwrap() {
                     let changed = given[s.name()][k.as_str()] != *v;

@@ -1,12 +1,12 @@
 //! The configuration, merged once from its layers: the defaults, a file (TOML, or OpenWrt's
 //! UCI turned into the same table by [`super::uci`]), then the command line's overrides (also
 //! after a reload). Every layer has the shape of [`ConfigFile`] and goes through its one
-//! declaration (serde, unknown keys refused), so a key is refused or accepted by the same code
+//! declaration (`settings!`, unknown keys refused), so a key is refused or accepted by the same code
 //! whichever layer brought it; the merged result is validated once, naming the key.
 
 use std::path::{Path, PathBuf};
 
-use super::ConfigFile;
+use super::{ConfigFile, DaemonConfig, DetectConfig};
 
 /// Where the configuration comes from.
 #[derive(Debug, Clone)]
@@ -58,7 +58,7 @@ impl Overrides {
         if self.table.is_empty() {
             return Ok(file);
         }
-        let mut table = to_table(&file)?;
+        let mut table = to_table(&file);
         for (section, keys) in &self.table {
             match (table.get_mut(section), keys) {
                 (Some(toml::Value::Table(into)), toml::Value::Table(keys)) => {
@@ -67,33 +67,37 @@ impl Overrides {
                 _ => return Err(format!("[{section}]: not a table of the configuration")),
             }
         }
-        from_table_keyed(table).map_err(|e| format!("command line: {e}"))
+        from_table(table).map_err(|e| format!("command line: {e}"))
     }
 }
 
 /// `file` as a table, every key present.
-pub fn to_table(file: &ConfigFile) -> Result<toml::Table, String> {
-    toml::Table::try_from(file).map_err(|e| format!("cannot serialise the configuration: {e}"))
+pub fn to_table(file: &ConfigFile) -> toml::Table {
+    toml::Table::from_iter([
+        (Section::Detect.name().to_string(), file.detect.to_table().into()),
+        (Section::Daemon.name().to_string(), file.daemon.to_table().into()),
+    ])
 }
 
-/// A [`ConfigFile`]-shaped table read through the declaration (unknown keys are errors).
+/// A [`ConfigFile`]-shaped table read through the declaration: unknown sections and keys
+/// and wrong values are errors that start with `[section] key`.
 pub fn from_table(table: toml::Table) -> Result<ConfigFile, String> {
-    table.try_into().map_err(|e: toml::de::Error| e.message().trim().to_string())
-}
-
-/// [`from_table`], with the error prefixed by the first `[section] key` that fails alone
-/// (every other key keeping its default): the deserializer's message does not say where.
-fn from_table_keyed(table: toml::Table) -> Result<ConfigFile, String> {
-    from_table(table.clone()).map_err(|message| {
-        let culprit = table.iter().find_map(|(section, keys)| {
-            keys.as_table()?.iter().find_map(|(key, value)| {
-                let one = toml::Table::from_iter([(key.clone(), value.clone())]);
-                let probe = toml::Table::from_iter([(section.clone(), one.into())]);
-                from_table(probe).is_err().then(|| format!("[{section}] {key}"))
-            })
-        });
-        culprit.map_or_else(|| message.clone(), |at| format!("{at}: {message}"))
-    })
+    let mut file = ConfigFile::default();
+    for (section, value) in table {
+        let toml::Value::Table(keys) = value else {
+            return Err(format!(
+                "{section}: {}",
+                super::settings::invalid_type(&value, "a table of keys")
+            ));
+        };
+        let at = |e: String| format!("[{section}] {e}");
+        match section.as_str() {
+            "detect" => file.detect = DetectConfig::from_table(keys).map_err(at)?,
+            "daemon" => file.daemon = DaemonConfig::from_table(keys).map_err(at)?,
+            _ => return Err(format!("unknown field `{section}`, expected `detect` or `daemon`")),
+        }
+    }
+    Ok(file)
 }
 
 /// Read a TOML configuration file. `[daemon]` is checked by the daemon (it is not needed by
@@ -105,7 +109,7 @@ pub fn load_config(path: &Path) -> Result<ConfigFile, String> {
         .map_err(|e| format!("{}: cannot read the configuration: {e}", path.display()))?;
     let table: toml::Table = toml::from_str(&text)
         .map_err(|e| format!("{}: {}", path.display(), e.to_string().trim()))?;
-    let file = from_table_keyed(table).map_err(|e| format!("{}: {e}", path.display()))?;
+    let file = from_table(table).map_err(|e| format!("{}: {e}", path.display()))?;
     file.detect.validate().map_err(|e| format!("{}: [detect] {e}", path.display()))?;
     Ok(file)
 }
@@ -134,7 +138,7 @@ mod tests {
     fn the_sample_configuration_lists_exactly_the_defaults() {
         let text = include_str!("../../samples/throttlewatch.toml");
         let sample: toml::Table = toml::from_str(text).unwrap();
-        let defaults = to_table(&ConfigFile::default()).unwrap();
+        let defaults = to_table(&ConfigFile::default());
         for section in [Section::Detect, Section::Daemon] {
             let (s, d) = (&sample[section.name()], &defaults[section.name()]);
             let (s, d) = (s.as_table().unwrap(), d.as_table().unwrap());

@@ -243,8 +243,7 @@ impl DaemonConfig {
 }
 
 /// A configuration file: `[detect]` thresholds and `[daemon]` settings.
-#[derive(Debug, Default, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct ConfigFile {
     pub detect: DetectConfig,
     pub daemon: DaemonConfig,

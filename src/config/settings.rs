@@ -1,5 +1,6 @@
-//! How a configuration table is declared: once, with `settings!`, which gives the struct
-//! (serde, every key optional, unknown keys refused), its defaults, and
+//! How a configuration table is declared: once, with `settings!`, which gives the struct, its
+//! defaults, its reading from and writing to a TOML table (every key optional, unknown keys
+//! and wrong values refused with serde's words, naming the key; [`TomlValue`]), and
 //! [`Settings::SETTINGS`]: every key with how a running daemon takes a new value of it.
 //! Everything that walks the keys (the restart list of a reload, the sample file's test, the
 //! UCI reader's types, the command line's overrides) reads them from there, so a key is
@@ -51,6 +52,105 @@ pub trait Settings: Sized + 'static {
     }
 }
 
+/// A key's value as TOML has it: read with serde's words for a value it cannot take
+/// (`invalid type: string "big", expected u32`), written back for the layers that merge
+/// tables.
+pub trait TomlValue: Sized {
+    fn read(value: toml::Value) -> Result<Self, String>;
+    fn write(&self) -> toml::Value;
+}
+
+/// `key: unknown field `key`, expected one of ...`, as serde words it.
+pub fn unknown_key(key: &str, keys: &[&str]) -> String {
+    let keys: Vec<String> = keys.iter().map(|k| format!("`{k}`")).collect();
+    format!("{key}: unknown field `{key}`, expected one of {}", keys.join(", "))
+}
+
+/// serde's error for a value of the wrong type.
+pub fn invalid_type(value: &toml::Value, expected: &str) -> String {
+    let found = match value {
+        toml::Value::String(s) => format!("string {s:?}"),
+        toml::Value::Integer(i) => format!("integer `{i}`"),
+        toml::Value::Float(f) => format!("floating point `{f}`"),
+        toml::Value::Boolean(b) => format!("boolean `{b}`"),
+        toml::Value::Datetime(d) => format!("datetime `{d}`"),
+        toml::Value::Array(_) => "sequence".into(),
+        toml::Value::Table(_) => "map".into(),
+    };
+    format!("invalid type: {found}, expected {expected}")
+}
+
+macro_rules! unsigned {
+    ($($t:ty),*) => {$(
+        impl TomlValue for $t {
+            fn read(value: toml::Value) -> Result<Self, String> {
+                match value {
+                    toml::Value::Integer(i) => <$t>::try_from(i).map_err(|_| {
+                        format!("invalid value: integer `{i}`, expected {}", stringify!($t))
+                    }),
+                    other => Err(invalid_type(&other, stringify!($t))),
+                }
+            }
+
+            fn write(&self) -> toml::Value {
+                toml::Value::Integer(i64::try_from(*self).unwrap_or(i64::MAX))
+            }
+        }
+    )*};
+}
+
+unsigned!(u32, u64, usize);
+
+impl TomlValue for f64 {
+    fn read(value: toml::Value) -> Result<Self, String> {
+        match value {
+            toml::Value::Float(f) => Ok(f),
+            toml::Value::Integer(i) => Ok(i as f64),
+            other => Err(invalid_type(&other, "f64")),
+        }
+    }
+
+    fn write(&self) -> toml::Value {
+        toml::Value::Float(*self)
+    }
+}
+
+impl TomlValue for bool {
+    fn read(value: toml::Value) -> Result<Self, String> {
+        value.as_bool().ok_or_else(|| invalid_type(&value, "a boolean"))
+    }
+
+    fn write(&self) -> toml::Value {
+        toml::Value::Boolean(*self)
+    }
+}
+
+impl TomlValue for String {
+    fn read(value: toml::Value) -> Result<Self, String> {
+        match value {
+            toml::Value::String(s) => Ok(s),
+            other => Err(invalid_type(&other, "a string")),
+        }
+    }
+
+    fn write(&self) -> toml::Value {
+        toml::Value::String(self.clone())
+    }
+}
+
+impl TomlValue for Vec<String> {
+    fn read(value: toml::Value) -> Result<Self, String> {
+        match value {
+            toml::Value::Array(items) => items.into_iter().map(String::read).collect(),
+            other => Err(invalid_type(&other, "a sequence")),
+        }
+    }
+
+    fn write(&self) -> toml::Value {
+        toml::Value::Array(self.iter().map(String::write).collect())
+    }
+}
+
 /// Declare a configuration table: `key: Type = default, Live | Restart;` per key, each with
 /// its doc comment.
 macro_rules! settings {
@@ -61,10 +161,37 @@ macro_rules! settings {
         }
     ) => {
         $(#[$attr])*
-        #[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
-        #[serde(default, deny_unknown_fields)]
+        #[derive(Debug, Clone, PartialEq)]
         pub struct $name {
             $( $(#[doc = $doc])* pub $key: $ty, )*
+        }
+
+        impl $name {
+            /// Read from a TOML table: an absent key keeps its default; an unknown key or a
+            /// wrong value is an error that starts with the key.
+            pub fn from_table(mut table: toml::Table) -> Result<Self, String> {
+                use $crate::config::settings::TomlValue;
+                let mut out = Self::default();
+                $(
+                    if let Some(value) = table.remove(stringify!($key)) {
+                        out.$key = TomlValue::read(value)
+                            .map_err(|e| format!("{}: {e}", stringify!($key)))?;
+                    }
+                )*
+                match table.keys().next() {
+                    Some(key) => Err($crate::config::settings::unknown_key(
+                        key,
+                        &[$(stringify!($key)),*],
+                    )),
+                    None => Ok(out),
+                }
+            }
+
+            /// Every key as a TOML table.
+            pub fn to_table(&self) -> toml::Table {
+                use $crate::config::settings::TomlValue;
+                toml::Table::from_iter([$( (stringify!($key).to_string(), self.$key.write()), )*])
+            }
         }
 
         impl Default for $name {

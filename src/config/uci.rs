@@ -252,14 +252,15 @@ pub fn parse(text: &str) -> Result<ConfigFile, String> {
             ));
         }
     }
-    let base = to_table(&ConfigFile { daemon: openwrt_defaults(), ..ConfigFile::default() })?;
+    let base = to_table(&ConfigFile { daemon: openwrt_defaults(), ..ConfigFile::default() });
     let file = from_table(table(&base, &items)?).map_err(|e| {
         // The declaration refused the table: name the first line it refuses alone.
         let line = items.iter().find_map(|item| {
             let alone = table(&base, &[item]).ok()?;
-            from_table(alone)
-                .err()
-                .map(|e| format!("line {}: option {}: {e}", item.line, item.name))
+            // The declaration's error starts with `[section] key: `; the line names both.
+            let e = from_table(alone).err()?;
+            let message = e.split_once(": ").map_or(e.as_str(), |(_, m)| m);
+            Some(format!("line {}: option {}: {message}", item.line, item.name))
         });
         line.unwrap_or(e)
     })?;
