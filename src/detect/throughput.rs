@@ -304,16 +304,23 @@ pub(super) fn shaping(g: &Group) -> Outcome {
         };
     }
     // Control connections whose round trip grew too, each against its own least (controls
-    // lie at other distances): the most grown. Grown by half the service's growth or more,
-    // the queue is one for everything (congestion, bursty cross traffic), not a shaper for
-    // this service, however long the transfers or fast a control ran at another moment.
+    // lie at other distances): the most grown, beyond what a path without a queue shows.
+    // Grown by half the service's growth or more, the queue is one for everything
+    // (congestion, bursty cross traffic), not a shaper for this service, however long the
+    // transfers or fast a control ran at another moment.
     let control_queue = g
         .controls
         .iter()
         .filter_map(|c| Some((c.min_rtt_us()?, c.max_rtt_us()?)))
-        .filter(|&(lo, hi)| queue_grew(cfg, Some(lo), Some(hi)))
+        .filter(|&(lo, hi)| (hi - lo) as f64 > super::policing::RTT_SLACK_US)
         .max_by_key(|&(lo, hi)| hi - lo);
-    let service_growth_us = max_rtt.unwrap_or(0).saturating_sub(min_rtt.unwrap_or(0));
+    // The service's growth likewise within one connection where its transfers have round
+    // trips of their own (connections to one address start at different base round trips).
+    let service_growth_us = bulk
+        .iter()
+        .filter_map(|f| Some(f.max_rtt_us()?.saturating_sub(f.min_rtt_us()?)))
+        .max()
+        .unwrap_or_else(|| max_rtt.unwrap_or(0).saturating_sub(min_rtt.unwrap_or(0)));
     if let Some((lo, hi)) = control_queue
         && 2 * (hi - lo) >= service_growth_us
     {
@@ -378,6 +385,7 @@ pub(super) fn shaping(g: &Group) -> Outcome {
     }
     // A control that queued on a link no faster: one bottleneck for everything.
     if let Some((lo, hi)) = control_queue
+        && queue_grew(cfg, Some(lo), Some(hi))
         && control_bps < cfg.control_margin * plateau
     {
         let mut evidence = evidence;
