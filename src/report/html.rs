@@ -381,7 +381,8 @@ impl Figure {
 }
 
 /// The flows a verdict's figure draws, per group (the service's, the control's): those the
-/// verdict names first, then the most bytes towards the client; at most the figure's cap.
+/// verdict names first, then the most bytes towards the client; at most the figure's cap, in
+/// no particular order.
 struct Pick<'a> {
     verdict: &'a Verdict,
     figure: Figure,
@@ -432,16 +433,11 @@ impl<'a> Pick<'a> {
         self.candidates[group] += 1;
         let picked = &mut self.flows[group];
         picked.push((named, f.measures.dirs.down.bytes, f));
-        if picked.len() > 2 * self.figure.cap() {
-            self.trim();
-        }
-    }
-
-    fn trim(&mut self) {
-        let cap = self.figure.cap();
-        for picked in &mut self.flows {
-            picked.sort_unstable_by(|a, b| (b.0, b.1, a.2.id).cmp(&(a.0, a.1, b.2.id)));
-            picked.truncate(cap);
+        // Over the cap: the least telling goes.
+        if picked.len() > self.figure.cap()
+            && let Some(least) = (0..picked.len()).min_by_key(|&i| (picked[i].0, picked[i].1))
+        {
+            picked.swap_remove(least);
         }
     }
 }
@@ -584,17 +580,15 @@ fn figure(out: &mut dyn Write, pick: &Pick, n: usize, report: &Report) -> io::Re
                 });
                 p.add(look, Mark::Dot, dots.collect());
             }
-            let mut stopped: Vec<f64> = v
-                .evidence
-                .get("server_bytes_when_stopped")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_f64)
-                .collect();
-            stopped.sort_by(f64::total_cmp);
-            if let Some(median) = stopped.get(stopped.len() / 2) {
-                p.refs.push((median / 1e3, format!("froze at ~{}", bytes(*median as u64))));
+            let stopped = v.evidence.get("server_bytes_when_stopped").and_then(Value::as_array);
+            let stopped: Vec<f64> =
+                stopped.into_iter().flatten().filter_map(Value::as_f64).collect();
+            if !stopped.is_empty() {
+                let mean = stopped.iter().sum::<f64>() / stopped.len() as f64;
+                p.refs.push((
+                    mean / 1e3,
+                    format!("stalled ones stopped at ~{} (mean)", bytes(mean as u64)),
+                ));
             }
             p.keys = vec![
                 (Look::Target, Mark::Dot, format!("{service} connections")),
@@ -790,25 +784,28 @@ pub fn write(report: &Report, out: &mut dyn Write) -> io::Result<()> {
             writeln!(out, "<p class=\"err\">ERROR: {}</p>", Esc(e))?;
         }
     }
-    // The verdicts that get a figure: findings first, then the others, in report order.
-    let mut picks: Vec<Pick> = report
-        .verdicts
-        .iter()
-        .filter(|v| v.is_finding())
-        .chain(report.verdicts.iter().filter(|v| !v.is_finding()))
-        .take(MAX_FIGURES)
-        .map(Pick::new)
-        .collect();
-    picks.sort_by_key(|p| report.verdicts.iter().position(|v| std::ptr::eq(v, p.verdict)));
+    // The verdicts that get a figure, in report order: every finding, the others while there
+    // is room (at most MAX_FIGURES in all).
+    let findings = report.verdicts.iter().filter(|v| v.is_finding()).count();
+    let mut room = MAX_FIGURES.saturating_sub(findings);
+    let mut picks: Vec<Pick> = Vec::new();
+    for v in &report.verdicts {
+        if !v.is_finding() {
+            if room == 0 {
+                continue;
+            }
+            room -= 1;
+        }
+        if picks.len() < MAX_FIGURES {
+            picks.push(Pick::new(v));
+        }
+    }
     let catalogue = report.flows.analysis.classifier.catalogue();
     for f in &report.flows.analysis.flows {
         let service = f.class.service.map_or("", |s| catalogue.service(s).id.as_str());
         for p in &mut picks {
             p.offer(f, service);
         }
-    }
-    for p in &mut picks {
-        p.trim();
     }
 
     writeln!(out, "<h2>Answer</h2>")?;
