@@ -910,3 +910,149 @@ pub fn write(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     }
     writeln!(out, "</body>\n</html>")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::analyze::{AnalyzeInput, run};
+    use crate::classify::{Catalogue, CatalogueFile};
+    use crate::config::{DetectConfig, PipelineConfig};
+    use crate::detect::synthetic::{CTL, MSG, Rng, Sim};
+    use crate::report::InputReport;
+
+    fn page(report: &Report) -> String {
+        let mut out = Vec::new();
+        write(report, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// The page of a lab sample, analysed with the lab's catalogue; `edit` may change the
+    /// report first.
+    fn lab_page(sample: &str, edit: impl FnOnce(&mut Report)) -> String {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let out = run(AnalyzeInput {
+            files: vec![root.join(format!("samples/lab/{sample}.pcap"))],
+            config: PipelineConfig::default(),
+            catalogue: Catalogue::from_file(&root.join("samples/lab-services.toml")).unwrap(),
+            detect: DetectConfig::default(),
+            window_origin: None,
+            history: None,
+            progress: false,
+        });
+        let mut report = Report::build(&out.analysis, out.inputs.clone(), out.verdicts.clone());
+        edit(&mut report);
+        page(&report)
+    }
+
+    /// The figure of the verdict with this finding (its whole element).
+    fn figure_of<'a>(page: &'a str, finding: &str) -> &'a str {
+        let at = page
+            .find(&format!("data-finding=\"{finding}\""))
+            .unwrap_or_else(|| panic!("no figure for {finding}:\n{page}"));
+        &page[at..at + page[at..].find("</figure>").unwrap()]
+    }
+
+    #[test]
+    fn every_special_and_forbidden_character_is_escaped() {
+        let text = Esc("a&b<c>d\"e'f\u{1}g\u{7f}h\u{fffe}i\u{fdd0}j\nk").to_string();
+        assert_eq!(text, "a&amp;b&lt;c&gt;d&quot;e&#39;f\u{fffd}g\u{fffd}h\u{fffd}i\u{fffd}j k");
+    }
+
+    #[test]
+    fn text_from_packets_and_files_is_escaped() {
+        let hostile = "<img src=x onerror=alert(1)>&\"'";
+        let page = lab_page("police-128k", |r| {
+            r.summary.inputs[0].path = format!("{hostile}.pcap");
+            r.summary.inputs.push(InputReport {
+                path: hostile.into(),
+                format: None,
+                link_type: None,
+                packets: 0,
+                error: Some(format!("cannot open {hostile}")),
+            });
+            for v in &mut r.verdicts {
+                v.summary = format!("{}: {hostile}", v.service);
+                v.service = hostile.into();
+            }
+        });
+        assert!(!page.contains("<img"), "{page}");
+        let escaped = "&lt;img src=x onerror=alert(1)&gt;&amp;&quot;&#39;";
+        // The title, the file, the error, the verdict's head (answer and figure), its words.
+        assert!(page.matches(escaped).count() >= 6, "{page}");
+        assert!(page.contains(&format!("<title>throttlewatch: {escaped}.pcap</title>")));
+        assert!(page.contains(&format!("ERROR: cannot open {escaped}")), "{page}");
+    }
+
+    #[test]
+    fn each_finding_draws_its_evidence() {
+        for (sample, finding, needles) in [
+            (
+                "police-128k",
+                "throttled",
+                &["policer rate ~124 kbit/s", "towards the client (Mbit/s)", "<polyline"][..],
+            ),
+            (
+                "shape-1m",
+                "throttled",
+                &["shaped to ~986 kbit/s", "round trip to the server (ms)", "<rect class=\"b t\""],
+            ),
+            ("shape-1m", "call_degraded", &["loss towards the client 9.7 %", "media (kbit/s)"]),
+            (
+                "freeze-16k",
+                "stalled",
+                &["stopped at ~15.4 kB", "(kB, log)", "<circle class=\"d t\""],
+            ),
+            (
+                "rst-midflow",
+                "reset",
+                &["soonest it could answer", "RST, ms after", "Control: 0 of 8"],
+            ),
+            ("blackhole", "blocked", &["tcp: msg", "tcp: control", "never answered"]),
+            ("call-loss", "call_degraded", &["loss towards the client 19.0 %", "from the client"]),
+            ("clean", "none", &["towards the client (Mbit/s)", "<rect class=\"d c\""]),
+        ] {
+            let page = lab_page(sample, |_| ());
+            let figure = figure_of(&page, finding);
+            assert!(figure.contains("<svg"), "{sample}: {figure}");
+            for needle in needles {
+                assert!(figure.contains(needle), "{sample} {finding}: no {needle:?} in\n{figure}");
+            }
+            // The words come first, the figures after them, the tables last.
+            let at = |s: &str| page.find(s).unwrap_or_else(|| panic!("{sample}: no {s}"));
+            assert!(at("<h2>Answer</h2>") < at("<h2>Evidence</h2>"), "{sample}");
+            assert!(at("<h2>Evidence</h2>") < at("<h2>Services</h2>"), "{sample}");
+            assert!(!page.contains("<script") && !page.contains("://"), "{sample}");
+        }
+    }
+
+    #[test]
+    fn a_trace_of_many_flows_and_windows_gives_a_bounded_page() {
+        let mut sim = Sim::default();
+        let mut rng = Rng::new(7);
+        for server in [MSG, CTL] {
+            sim.downloads(server, (0, 150, 1_200), 30, (20_000, 2e6, 0.0), &mut rng);
+        }
+        let cfg = DetectConfig { window_s: 10, ..DetectConfig::default() };
+        let (analysis, verdicts) = sim.analysis(&cfg);
+        assert!(verdicts.len() > MAX_FIGURES, "{} verdicts", verdicts.len());
+        let report = Report::build(&analysis, Vec::new(), verdicts);
+        let page = page(&report);
+        assert!(page.len() < 300_000, "{} bytes", page.len());
+        let figures: Vec<&str> = page.split("<figure").skip(1).collect();
+        assert_eq!(figures.len(), MAX_FIGURES);
+        for f in &figures {
+            assert!(f.matches("<polyline").count() <= 2 * MAX_LINES, "{f}");
+        }
+        assert!(page.contains(&format!(
+            "{} more verdicts have no figure here",
+            report.verdicts.len() - MAX_FIGURES
+        )));
+        assert!(page.contains("6 of "), "a figure says what it left out");
+        assert_eq!(page.matches("<tr>").count(), 1 + 2 + 1 + MAX_FLOW_ROWS);
+        assert!(
+            page.contains(&format!("… {} more messenger flows not listed", 1_200 - MAX_FLOW_ROWS))
+        );
+    }
+}
