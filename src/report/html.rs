@@ -53,7 +53,7 @@ figcaption b{color:var(--fg)}svg{width:100%;height:auto;color:var(--fg)}svg text
 .key span{margin-right:1.2rem;white-space:nowrap}table{border-collapse:collapse;font-size:13px}\
 th,td{padding:2px 8px;border-bottom:1px solid var(--gr);text-align:right;vertical-align:top}\
 td:last-child{min-width:12rem}\
-th:first-child,td.s{text-align:left}.err{color:var(--t)}";
+th:first-child,td.s{text-align:left}.err{color:var(--t)}a{color:var(--c)}";
 
 /// Text for HTML: `&<>"'` as references, characters HTML forbids (controls, noncharacters) as
 /// U+FFFD.
@@ -188,7 +188,7 @@ const HEIGHT: f64 = 230.0;
 const LEFT: f64 = 60.0;
 const RIGHT: f64 = 14.0;
 const TOP: f64 = 10.0;
-const BOTTOM: f64 = 38.0;
+const BOTTOM: f64 = 44.0;
 
 /// The plot as an SVG element, its key below it.
 fn svg(out: &mut dyn Write, p: &Plot) -> io::Result<()> {
@@ -198,9 +198,14 @@ fn svg(out: &mut dyn Write, p: &Plot) -> io::Result<()> {
     let top = p.y_values().fold(0.0, f64::max);
     let (y_ticks, lo, hi) = if p.log {
         let least = p.y_values().filter(|y| *y > 0.0).fold(f64::INFINITY, f64::min);
-        let lo = if least.is_finite() { least.log10().floor() } else { 0.0 };
-        let hi = top.log10().ceil().max(lo + 1.0);
-        let ticks = (lo as i32..=hi as i32).map(|e| (e as f64, tick_text(10f64.powi(e), 1.0)));
+        let hi = if top > 0.0 { top.log10().ceil() } else { 1.0 };
+        // At most three decades: a lone small value (an ACK in a bin) does not squash the rest.
+        let lo = if least.is_finite() { least.log10().floor().max(hi - 3.0) } else { hi - 1.0 };
+        let hi = hi.max(lo + 1.0);
+        let ticks = (lo as i32..=hi as i32).map(|e| {
+            let v = 10f64.powi(e);
+            (e as f64, tick_text(v, v))
+        });
         (ticks.collect(), lo, hi)
     } else {
         let (ticks, end) = linear_ticks(top * 1.05);
@@ -238,10 +243,19 @@ fn svg(out: &mut dyn Write, p: &Plot) -> io::Result<()> {
         write!(
             out,
             "<path class=\"a\" d=\"M{px:.1} {base}v4\"/><text x=\"{px:.1}\" y=\"{:.1}\" \
-             text-anchor=\"middle\">{}</text>",
-            base + 15.0,
-            Esc(text)
+             text-anchor=\"middle\">",
+            base + 14.0,
         )?;
+        // A category "kind: whose" on two lines.
+        match text.split_once(": ") {
+            Some((kind, whose)) => write!(
+                out,
+                "{}<tspan x=\"{px:.1}\" dy=\"11\">{}</tspan></text>",
+                Esc(kind),
+                Esc(whose)
+            )?,
+            None => write!(out, "{}</text>", Esc(text))?,
+        }
     }
     write!(
         out,
@@ -505,6 +519,7 @@ fn figure(out: &mut dyn Write, pick: &Pick, n: usize, report: &Report) -> io::Re
                 title: format!("{service}: throughput over time"),
                 x_label,
                 x_max: length,
+                log: true,
                 ..Plot::default()
             };
             for (group, look) in [(targets, Look::Target), (controls, Look::Control)] {
@@ -526,7 +541,7 @@ fn figure(out: &mut dyn Write, pick: &Pick, n: usize, report: &Report) -> io::Re
             }
             let (unit, by) = rate_unit(p.y_values().fold(0.0, f64::max));
             p.scale(by);
-            p.y_label = format!("towards the client ({unit})");
+            p.y_label = format!("towards the client ({unit}, log)");
             p.keys = vec![
                 (Look::Target, Mark::Line, format!("{service} connections")),
                 (Look::Control, Mark::Line, "control connections".into()),
@@ -671,7 +686,7 @@ fn figure(out: &mut dyn Write, pick: &Pick, n: usize, report: &Report) -> io::Re
                 ));
             }
             rows.push((
-                "STUN requests".into(),
+                "stun requests".into(),
                 count(e, "stun_requests"),
                 count(e, "stun_requests_unanswered"),
                 count(e, "control_stun_requests"),
@@ -682,8 +697,12 @@ fn figure(out: &mut dyn Write, pick: &Pick, n: usize, report: &Report) -> io::Re
                 for (who, all, lost) in [(service.as_str(), a, u), ("control", ca, cu)] {
                     let x = p.categories.len() as f64 + 0.5;
                     p.categories.push(format!("{kind}: {who}"));
-                    answered.push((x, all - lost, 0.0));
-                    unanswered.push((x, all, all - lost));
+                    if all > lost {
+                        answered.push((x, all - lost, 0.0));
+                    }
+                    if lost > 0.0 {
+                        unanswered.push((x, all, all - lost));
+                    }
                 }
             }
             p.add(Look::Other, Mark::Bar, answered);
@@ -991,7 +1010,7 @@ mod tests {
             (
                 "police-128k",
                 "throttled",
-                &["policer rate ~124 kbit/s", "towards the client (Mbit/s)", "<polyline"][..],
+                &["policer rate ~124 kbit/s", "towards the client (Mbit/s, log)", "<polyline"][..],
             ),
             (
                 "shape-1m",
@@ -1009,9 +1028,13 @@ mod tests {
                 "reset",
                 &["soonest it could answer", "RST, ms after", "Control: 0 of 8"],
             ),
-            ("blackhole", "blocked", &["tcp: msg", "tcp: control", "never answered"]),
+            (
+                "blackhole",
+                "blocked",
+                &[">tcp<tspan", ">msg</tspan>", ">control</tspan>", "never answered"],
+            ),
             ("call-loss", "call_degraded", &["loss towards the client 19.0 %", "from the client"]),
-            ("clean", "none", &["towards the client (Mbit/s)", "<rect class=\"d c\""]),
+            ("clean", "none", &["towards the client (Mbit/s, log)", "<rect class=\"d c\""]),
         ] {
             let page = lab_page(sample, |_| ());
             let figure = figure_of(&page, finding);
