@@ -247,7 +247,9 @@ impl Sim {
         crate::report::calls::calls(&analysis.flows, analysis.classifier.catalogue())
     }
 
-    /// As [`Sim::verdicts`], with the analysis the report is built from.
+    /// As [`Sim::verdicts`], with the analysis the report is built from (for the HTML
+    /// report's tests).
+    #[cfg(feature = "html")]
     pub fn analysis(self, cfg: &DetectConfig) -> (Analysis, Vec<Verdict>) {
         let mut verdicts = Vec::new();
         let analysis = self.windows(cfg, |flows, w, catalogue| {
