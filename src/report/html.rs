@@ -418,8 +418,12 @@ impl<'a> Pick<'a> {
         let figure = Figure::of(verdict);
         let named = match figure {
             Figure::Call => {
-                [flow_ids(&verdict.evidence, "calls"), flow_ids(&verdict.evidence, "control_rows")]
+                let e = &verdict.evidence;
+                let mut calls = flow_ids(e, "calls");
+                calls.extend(flow_ids(e, "one_way_calls"));
+                [calls, flow_ids(e, "control_rows")]
             }
+            Figure::Resets => [flow_ids(&verdict.evidence, "rsts"), Vec::new()],
             _ => [verdict.flows.clone(), Vec::new()],
         };
         Pick { verdict, figure, named, flows: [Vec::new(), Vec::new()], candidates: [0, 0] }
@@ -438,7 +442,14 @@ impl<'a> Pick<'a> {
                 f.proto == Proto::Tcp && f.first_at < w.end && f.last_at >= w.start
             }
             Figure::Resets => named && f.proto == Proto::Tcp,
-            Figure::Call => named,
+            // A call the evidence names; beside it a control call, named or the largest.
+            Figure::Call => {
+                named
+                    || (group == 1
+                        && f.proto == Proto::Udp
+                        && f.first_at < w.end
+                        && f.last_at >= w.start)
+            }
             Figure::Blocking => false,
         };
         if !wanted {
@@ -492,281 +503,326 @@ fn shown(picked: usize, of: usize) -> String {
     if picked < of { format!("{picked} of {of}") } else { of.to_string() }
 }
 
+/// What a figure is drawn from: the verdict, its window (and its length in seconds), and
+/// the flows picked for it as the report shows them, with what they are of how many.
+struct Drawn<'a> {
+    v: &'a Verdict,
+    w: Window,
+    length: f64,
+    service: &'a str,
+    targets: Vec<FlowReport>,
+    controls: Vec<FlowReport>,
+    counts: String,
+    candidates: [usize; 2],
+}
+
+/// The x axis of plots over the window.
+const X_LABEL: &str = "seconds into the window";
+
+/// Throughput of the service's and the control connections towards the client, with a
+/// policer's or shaper's rate; for shaping, the round trips beside it.
+fn throughput(d: &Drawn, plots: &mut Vec<Plot>) -> String {
+    let &Drawn { v, w, length, service, ref targets, ref controls, ref counts, .. } = d;
+    let mut p = Plot {
+        title: format!("{service}: throughput over time"),
+        x_label: X_LABEL,
+        x_max: length,
+        log: true,
+        ..Plot::default()
+    };
+    for (group, look) in [(targets, Look::Target), (controls, Look::Control)] {
+        for f in group {
+            p.add(look, Mark::Line, rate_points(f, w, false));
+        }
+    }
+    let rate = match v.mechanism {
+        Some(Mechanism::Policing) => number(&v.evidence, "rate_bps").map(|r| ("policer rate", r)),
+        Some(Mechanism::Shaping) => number(&v.evidence, "plateau_bps").map(|r| ("shaped to", r)),
+        _ => None,
+    };
+    if let Some((what, bps)) = rate {
+        p.refs.push((bps, format!("{what} {}", rate_text(bps))));
+    }
+    let (unit, by) = rate_unit(p.y_values().fold(0.0, f64::max));
+    p.scale(by);
+    p.y_label = format!("towards the client ({unit}, log)");
+    p.keys = vec![
+        (Look::Target, Mark::Line, format!("{service} connections")),
+        (Look::Control, Mark::Line, "control connections".into()),
+    ];
+    plots.push(p);
+    if v.mechanism == Some(Mechanism::Shaping) {
+        let mut p = Plot {
+            title: format!("{service}: round trips per connection"),
+            x_label: "connection start, seconds into the window",
+            x_max: length,
+            y_label: "round trip to the server (ms)".into(),
+            ..Plot::default()
+        };
+        for (group, look) in [(targets, Look::Target), (controls, Look::Control)] {
+            let bars = group.iter().filter_map(|f| {
+                let r = &f.tcp.as_ref()?.rtt_external;
+                let (lo, hi) = (f64::from(r.min_us?) / 1e3, f64::from(r.max_us?) / 1e3);
+                Some((seconds_into(w, f.start).max(0.0), hi, lo))
+            });
+            p.add(look, Mark::Bar, bars.collect());
+        }
+        p.keys = vec![
+            (Look::Target, Mark::Bar, format!("{service}: least to most")),
+            (Look::Control, Mark::Bar, "control: least to most".into()),
+        ];
+        plots.push(p);
+    }
+    let unbinned = targets.iter().chain(controls).filter(|f| f.throughput.is_none()).count();
+    format!(
+        "Throughput towards the client of each connection, per bin of the report's \
+         throughput series: {counts} (the ones the verdict names, then the largest){}{}.",
+        if unbinned > 0 {
+            format!(", {unbinned} of them without bins (no detail slot: not drawn)")
+        } else {
+            String::new()
+        },
+        if v.mechanism == Some(Mechanism::Shaping) {
+            "; below, each connection's round trip from its least to its most: a \
+             shaper's queue makes it grow"
+        } else {
+            ""
+        }
+    )
+}
+
+/// The bytes each connection got from the server, at the time it ended.
+fn stall(d: &Drawn, plots: &mut Vec<Plot>) -> String {
+    let &Drawn { v, w, length, service, ref targets, ref controls, ref counts, .. } = d;
+    let mut p = Plot {
+        title: format!("{service}: server bytes per connection"),
+        x_label: "connection end, seconds into the window",
+        x_max: length,
+        y_label: "bytes from the server (kB, log)".into(),
+        log: true,
+        ..Plot::default()
+    };
+    for (group, look) in [(targets, Look::Target), (controls, Look::Control)] {
+        let dots = group
+            .iter()
+            .map(|f| (seconds_into(w, f.end).clamp(0.0, length), f.bytes_down as f64 / 1e3, 0.0));
+        p.add(look, Mark::Dot, dots.collect());
+    }
+    let stopped = v.evidence.get("server_bytes_when_stopped").and_then(Value::as_array);
+    let stopped: Vec<f64> = stopped.into_iter().flatten().filter_map(Value::as_f64).collect();
+    if !stopped.is_empty() {
+        let mean = stopped.iter().sum::<f64>() / stopped.len() as f64;
+        p.refs
+            .push((mean / 1e3, format!("stalled ones stopped at ~{} (mean)", bytes(mean as u64))));
+    }
+    p.keys = vec![
+        (Look::Target, Mark::Dot, format!("{service} connections")),
+        (Look::Control, Mark::Dot, "control connections".into()),
+    ];
+    plots.push(p);
+    format!(
+        "Bytes each connection got from the server, at the time it ended: {counts}. Connections that froze at the same count line up."
+    )
+}
+
+/// Each RST at its time, how soon after the client's packet, beside the round trip.
+fn resets(d: &Drawn, plots: &mut Vec<Plot>) -> String {
+    let &Drawn { v, w, length, service, ref targets, candidates, .. } = d;
+    let mut p = Plot {
+        title: format!("{service}: resets against the round trip"),
+        x_label: "time of the RST, seconds into the window",
+        x_max: length,
+        y_label: "milliseconds".into(),
+        ..Plot::default()
+    };
+    let (mut rsts, mut rtts) = (Vec::new(), Vec::new());
+    for row in v.evidence.get("rsts").and_then(Value::as_array).into_iter().flatten() {
+        let id = row.get("flow").and_then(Value::as_u64);
+        let Some(t) = targets.iter().find(|f| Some(f.id) == id).and_then(|f| f.tcp.as_ref()) else {
+            continue;
+        };
+        let Some(at) = t.down.rst.as_ref().map(|r| seconds_into(w, r.at).clamp(0.0, length)) else {
+            continue;
+        };
+        let rtt = [t.handshake.external_rtt_us, t.rtt_external.min_us.map(u64::from)]
+            .into_iter()
+            .flatten()
+            .min();
+        if let Some(rtt) = rtt {
+            rtts.push((at, rtt as f64 / 1e3, 0.0));
+        }
+        if let Some(ms) = number(row, "ms_after_client_packet") {
+            rsts.push((at, ms, 0.0));
+        }
+    }
+    p.add(Look::Other, Mark::Bar, rtts);
+    p.add(Look::Target, Mark::Dot, rsts);
+    p.keys = vec![
+        (Look::Other, Mark::Bar, "round trip to the server: the soonest it could answer".into()),
+        (Look::Target, Mark::Dot, "RST, ms after the client's packet".into()),
+    ];
+    plots.push(p);
+    format!(
+        "Each RST of the {} reset {service} connection(s), at its time, how soon after \
+         the client's last packet it came, beside the round trip to the server: an RST \
+         faster than the round trip was not sent by the server. Control: {} of {} \
+         connections reset.",
+        shown(targets.len(), candidates[0]),
+        count(&v.evidence, "control_reset_flows"),
+        count(&v.evidence, "control_tcp_flows"),
+    )
+}
+
+/// Answered and unanswered attempts per kind, the service's beside the control's.
+fn blocking(d: &Drawn, plots: &mut Vec<Plot>) -> String {
+    let &Drawn { v, service, .. } = d;
+    let mut p = Plot {
+        title: format!("{service}: attempts answered and unanswered"),
+        x_label: "kind of attempt, the service's and the control's",
+        y_label: "attempts".into(),
+        ..Plot::default()
+    };
+    let e = &v.evidence;
+    let mut rows: Vec<(String, f64, f64, f64, f64)> = Vec::new();
+    for (kind, k) in e.get("by_kind").and_then(Value::as_object).into_iter().flatten() {
+        rows.push((
+            kind.clone(),
+            count(k, "attempts"),
+            count(k, "unanswered"),
+            count(k, "control_attempts"),
+            count(k, "control_unanswered"),
+        ));
+    }
+    rows.push((
+        "stun requests".into(),
+        count(e, "stun_requests"),
+        count(e, "stun_requests_unanswered"),
+        count(e, "control_stun_requests"),
+        count(e, "control_stun_requests_unanswered"),
+    ));
+    let (mut answered, mut unanswered) = (Vec::new(), Vec::new());
+    for (kind, a, u, ca, cu) in rows.into_iter().filter(|r| r.1 + r.3 > 0.0) {
+        for (who, all, lost) in [(service, a, u), ("control", ca, cu)] {
+            let x = p.categories.len() as f64 + 0.5;
+            p.categories.push(format!("{kind}: {who}"));
+            if all > lost {
+                answered.push((x, all - lost, 0.0));
+            }
+            if lost > 0.0 {
+                unanswered.push((x, all, all - lost));
+            }
+        }
+    }
+    p.add(Look::Other, Mark::Bar, answered);
+    p.add(Look::Target, Mark::Bar, unanswered);
+    p.keys = vec![
+        (Look::Other, Mark::Bar, "answered".into()),
+        (Look::Target, Mark::Bar, "never answered".into()),
+    ];
+    plots.push(p);
+    "Connection attempts and STUN requests of the window, the service's beside the control's, each split into those answered and those never answered.".into()
+}
+
+/// The first degraded call's media both ways, a control call's beside it.
+fn call(d: &Drawn, plots: &mut Vec<Plot>) -> String {
+    let &Drawn { v, w, length, service, ref targets, ref controls, .. } = d;
+    let mut p = Plot {
+        title: format!("{service}: a call's media both ways"),
+        x_label: X_LABEL,
+        x_max: length,
+        ..Plot::default()
+    };
+    for f in targets {
+        p.add(Look::Target, Mark::Line, rate_points(f, w, false));
+        p.add(Look::Other, Mark::Line, rate_points(f, w, true));
+    }
+    for f in controls {
+        p.add(Look::Control, Mark::Line, rate_points(f, w, false));
+    }
+    let (unit, by) = rate_unit(p.y_values().fold(0.0, f64::max));
+    p.scale(by);
+    p.y_label = format!("media ({unit})");
+    p.keys = vec![
+        (Look::Target, Mark::Line, "towards the client".into()),
+        (Look::Other, Mark::Line, "from the client".into()),
+        (Look::Control, Mark::Line, "control call, towards the client".into()),
+    ];
+    plots.push(p);
+    // The evidence's row of the call drawn: loss, silence, or what a one-way call sent.
+    let drawn = targets.first().map(|f| f.id);
+    let rows = ["calls", "one_way_calls"].into_iter().filter_map(|k| v.evidence.get(k));
+    let mut rows = rows.filter_map(Value::as_array).flatten();
+    let row = rows.find(|r| r.get("flow").and_then(Value::as_u64) == drawn);
+    let mut text = String::from(
+        "The call's media per bin, towards the client and from it, beside a control call's",
+    );
+    if let Some(loss) = row.and_then(|c| number(c, "loss")) {
+        text.push_str(&format!(
+            "; loss towards the client {:.1} % (control calls {:.1} %)",
+            loss * 100.0,
+            count(&v.evidence, "control_loss") * 100.0
+        ));
+    }
+    if let Some(s) = row.and_then(|c| c.get("silence")).filter(|s| !s.is_null()) {
+        text.push_str(&format!(
+            "; silence {} for {:.1} s",
+            s.get("direction").and_then(Value::as_str).unwrap_or("?"),
+            count(s, "seconds")
+        ));
+    }
+    if let Some(sent) = row.and_then(|c| number(c, "client_packets")) {
+        text.push_str(&format!(
+            "; the client sent {sent} packets, {} came back",
+            count(row.unwrap_or(&Value::Null), "packets_back")
+        ));
+    }
+    if d.candidates[0] > 1 {
+        text.push_str(&format!("; one of {} degraded calls, the largest", d.candidates[0]));
+    }
+    text.push('.');
+    text
+}
+
 /// The figure of a verdict: its plots, and a caption that says what they show and leave out.
 /// Nothing when the report holds nothing to draw.
 fn figure(out: &mut dyn Write, pick: &Pick, n: usize, report: &Report) -> io::Result<()> {
     let v = pick.verdict;
     let catalogue = report.flows.analysis.classifier.catalogue();
-    let flows: [Vec<FlowReport>; 2] = pick.flows.each_ref().map(|g| {
+    let [targets, controls] = pick.flows.each_ref().map(|g| {
         g.iter()
             .map(|(_, _, f)| FlowReport::build(f, |s| catalogue.service(s).id.clone()))
-            .collect()
+            .collect::<Vec<_>>()
     });
-    let [targets, controls] = &flows;
-    let w = v.window;
-    let length = seconds_into(w, w.end);
-    let x_label = "seconds into the window";
-    let service = &v.service;
     let counts = format!(
-        "{} {service} connection(s) and {} control connection(s)",
+        "{} {} connection(s) and {} control connection(s)",
         shown(targets.len(), pick.candidates[0]),
+        v.service,
         shown(controls.len(), pick.candidates[1])
     );
+    let d = Drawn {
+        v,
+        w: v.window,
+        length: seconds_into(v.window, v.window.end),
+        service: &v.service,
+        targets,
+        controls,
+        counts,
+        candidates: pick.candidates,
+    };
     let mut plots = Vec::new();
     let caption = match pick.figure {
-        Figure::Throughput => {
-            let mut p = Plot {
-                title: format!("{service}: throughput over time"),
-                x_label,
-                x_max: length,
-                log: true,
-                ..Plot::default()
-            };
-            for (group, look) in [(targets, Look::Target), (controls, Look::Control)] {
-                for f in group {
-                    p.add(look, Mark::Line, rate_points(f, w, false));
-                }
-            }
-            let rate = match v.mechanism {
-                Some(Mechanism::Policing) => {
-                    number(&v.evidence, "rate_bps").map(|r| ("policer rate", r))
-                }
-                Some(Mechanism::Shaping) => {
-                    number(&v.evidence, "plateau_bps").map(|r| ("shaped to", r))
-                }
-                _ => None,
-            };
-            if let Some((what, bps)) = rate {
-                p.refs.push((bps, format!("{what} {}", rate_text(bps))));
-            }
-            let (unit, by) = rate_unit(p.y_values().fold(0.0, f64::max));
-            p.scale(by);
-            p.y_label = format!("towards the client ({unit}, log)");
-            p.keys = vec![
-                (Look::Target, Mark::Line, format!("{service} connections")),
-                (Look::Control, Mark::Line, "control connections".into()),
-            ];
-            plots.push(p);
-            if v.mechanism == Some(Mechanism::Shaping) {
-                let mut p = Plot {
-                    title: format!("{service}: round trips per connection"),
-                    x_label: "connection start, seconds into the window",
-                    x_max: length,
-                    y_label: "round trip to the server (ms)".into(),
-                    ..Plot::default()
-                };
-                for (group, look) in [(targets, Look::Target), (controls, Look::Control)] {
-                    let bars = group.iter().filter_map(|f| {
-                        let r = &f.tcp.as_ref()?.rtt_external;
-                        let (lo, hi) = (f64::from(r.min_us?) / 1e3, f64::from(r.max_us?) / 1e3);
-                        Some((seconds_into(w, f.start).max(0.0), hi, lo))
-                    });
-                    p.add(look, Mark::Bar, bars.collect());
-                }
-                p.keys = vec![
-                    (Look::Target, Mark::Bar, format!("{service}: least to most")),
-                    (Look::Control, Mark::Bar, "control: least to most".into()),
-                ];
-                plots.push(p);
-            }
-            format!(
-                "Throughput towards the client of each connection, per bin of the report's \
-                 throughput series: {counts} (the ones the verdict names, then the largest){}.",
-                if v.mechanism == Some(Mechanism::Shaping) {
-                    "; below, each connection's round trip from its least to its most: a \
-                     shaper's queue makes it grow"
-                } else {
-                    ""
-                }
-            )
-        }
-        Figure::Stall => {
-            let mut p = Plot {
-                title: format!("{service}: server bytes per connection"),
-                x_label: "connection end, seconds into the window",
-                x_max: length,
-                y_label: "bytes from the server (kB, log)".into(),
-                log: true,
-                ..Plot::default()
-            };
-            for (group, look) in [(targets, Look::Target), (controls, Look::Control)] {
-                let dots = group.iter().map(|f| {
-                    (seconds_into(w, f.end).clamp(0.0, length), f.bytes_down as f64 / 1e3, 0.0)
-                });
-                p.add(look, Mark::Dot, dots.collect());
-            }
-            let stopped = v.evidence.get("server_bytes_when_stopped").and_then(Value::as_array);
-            let stopped: Vec<f64> =
-                stopped.into_iter().flatten().filter_map(Value::as_f64).collect();
-            if !stopped.is_empty() {
-                let mean = stopped.iter().sum::<f64>() / stopped.len() as f64;
-                p.refs.push((
-                    mean / 1e3,
-                    format!("stalled ones stopped at ~{} (mean)", bytes(mean as u64)),
-                ));
-            }
-            p.keys = vec![
-                (Look::Target, Mark::Dot, format!("{service} connections")),
-                (Look::Control, Mark::Dot, "control connections".into()),
-            ];
-            plots.push(p);
-            format!(
-                "Bytes each connection got from the server, at the time it ended: {counts}. Connections that froze at the same count line up."
-            )
-        }
-        Figure::Resets => {
-            let mut p = Plot {
-                title: format!("{service}: resets against the round trip"),
-                x_label: "time of the RST, seconds into the window",
-                x_max: length,
-                y_label: "milliseconds".into(),
-                ..Plot::default()
-            };
-            let (mut rsts, mut rtts) = (Vec::new(), Vec::new());
-            for row in v.evidence.get("rsts").and_then(Value::as_array).into_iter().flatten() {
-                let id = row.get("flow").and_then(Value::as_u64);
-                let Some(t) =
-                    targets.iter().find(|f| Some(f.id) == id).and_then(|f| f.tcp.as_ref())
-                else {
-                    continue;
-                };
-                let Some(at) =
-                    t.down.rst.as_ref().map(|r| seconds_into(w, r.at).clamp(0.0, length))
-                else {
-                    continue;
-                };
-                let rtt = [t.handshake.external_rtt_us, t.rtt_external.min_us.map(u64::from)]
-                    .into_iter()
-                    .flatten()
-                    .min();
-                if let Some(rtt) = rtt {
-                    rtts.push((at, rtt as f64 / 1e3, 0.0));
-                }
-                if let Some(ms) = number(row, "ms_after_client_packet") {
-                    rsts.push((at, ms, 0.0));
-                }
-            }
-            p.add(Look::Other, Mark::Bar, rtts);
-            p.add(Look::Target, Mark::Dot, rsts);
-            p.keys = vec![
-                (
-                    Look::Other,
-                    Mark::Bar,
-                    "round trip to the server: the soonest it could answer".into(),
-                ),
-                (Look::Target, Mark::Dot, "RST, ms after the client's packet".into()),
-            ];
-            plots.push(p);
-            format!(
-                "Each RST of the {} reset {service} connection(s), at its time, how soon after \
-                 the client's last packet it came, beside the round trip to the server: an RST \
-                 faster than the round trip was not sent by the server. Control: {} of {} \
-                 connections reset.",
-                shown(targets.len(), pick.candidates[0]),
-                count(&v.evidence, "control_reset_flows"),
-                count(&v.evidence, "control_tcp_flows"),
-            )
-        }
-        Figure::Blocking => {
-            let mut p = Plot {
-                title: format!("{service}: attempts answered and unanswered"),
-                x_label: "kind of attempt, the service's and the control's",
-                y_label: "attempts".into(),
-                ..Plot::default()
-            };
-            let e = &v.evidence;
-            let mut rows: Vec<(String, f64, f64, f64, f64)> = Vec::new();
-            for (kind, k) in e.get("by_kind").and_then(Value::as_object).into_iter().flatten() {
-                rows.push((
-                    kind.clone(),
-                    count(k, "attempts"),
-                    count(k, "unanswered"),
-                    count(k, "control_attempts"),
-                    count(k, "control_unanswered"),
-                ));
-            }
-            rows.push((
-                "stun requests".into(),
-                count(e, "stun_requests"),
-                count(e, "stun_requests_unanswered"),
-                count(e, "control_stun_requests"),
-                count(e, "control_stun_requests_unanswered"),
-            ));
-            let (mut answered, mut unanswered) = (Vec::new(), Vec::new());
-            for (kind, a, u, ca, cu) in rows.into_iter().filter(|r| r.1 + r.3 > 0.0) {
-                for (who, all, lost) in [(service.as_str(), a, u), ("control", ca, cu)] {
-                    let x = p.categories.len() as f64 + 0.5;
-                    p.categories.push(format!("{kind}: {who}"));
-                    if all > lost {
-                        answered.push((x, all - lost, 0.0));
-                    }
-                    if lost > 0.0 {
-                        unanswered.push((x, all, all - lost));
-                    }
-                }
-            }
-            p.add(Look::Other, Mark::Bar, answered);
-            p.add(Look::Target, Mark::Bar, unanswered);
-            p.keys = vec![
-                (Look::Other, Mark::Bar, "answered".into()),
-                (Look::Target, Mark::Bar, "never answered".into()),
-            ];
-            plots.push(p);
-            "Connection attempts and STUN requests of the window, the service's beside the control's, each split into those answered and those never answered.".into()
-        }
-        Figure::Call => {
-            let mut p = Plot {
-                title: format!("{service}: a call's media both ways"),
-                x_label,
-                x_max: length,
-                ..Plot::default()
-            };
-            for f in targets {
-                p.add(Look::Target, Mark::Line, rate_points(f, w, false));
-                p.add(Look::Other, Mark::Line, rate_points(f, w, true));
-            }
-            for f in controls {
-                p.add(Look::Control, Mark::Line, rate_points(f, w, false));
-            }
-            let (unit, by) = rate_unit(p.y_values().fold(0.0, f64::max));
-            p.scale(by);
-            p.y_label = format!("media ({unit})");
-            p.keys = vec![
-                (Look::Target, Mark::Line, "towards the client".into()),
-                (Look::Other, Mark::Line, "from the client".into()),
-                (Look::Control, Mark::Line, "control call, towards the client".into()),
-            ];
-            plots.push(p);
-            let call = v.evidence.get("calls").and_then(|c| c.get(0));
-            let mut text = String::from(
-                "The call's media per bin, towards the client and from it, beside a control call's",
-            );
-            if let Some(loss) = call.and_then(|c| number(c, "loss")) {
-                text.push_str(&format!(
-                    "; loss towards the client {:.1} % (control calls {:.1} %)",
-                    loss * 100.0,
-                    count(&v.evidence, "control_loss") * 100.0
-                ));
-            }
-            if let Some(s) = call.and_then(|c| c.get("silence")).filter(|s| !s.is_null()) {
-                text.push_str(&format!(
-                    "; silence {} for {:.1} s",
-                    s.get("direction").and_then(Value::as_str).unwrap_or("?"),
-                    count(s, "seconds")
-                ));
-            }
-            let calls = flow_ids(&v.evidence, "calls").len();
-            if calls > 1 {
-                text.push_str(&format!("; the first of {calls} degraded calls"));
-            }
-            text.push('.');
-            text
-        }
+        Figure::Throughput => throughput(&d, &mut plots),
+        Figure::Stall => stall(&d, &mut plots),
+        Figure::Resets => resets(&d, &mut plots),
+        Figure::Blocking => blocking(&d, &mut plots),
+        Figure::Call => call(&d, &mut plots),
     };
     if plots.iter().all(Plot::is_empty) {
         return writeln!(
             out,
-            "<p class=\"mu\">No plot: the report holds no series for this verdict's flows (throughput bins are kept for flows with a detail slot).</p>"
+            "<p id=\"fig-{n}\" class=\"mu\">No plot for {}: the report holds no series for \
+             its flows (throughput bins are kept for flows with a detail slot).</p>",
+            Esc(&human::head(v))
         );
     }
     writeln!(
