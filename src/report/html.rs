@@ -1006,10 +1006,18 @@ mod tests {
     /// The page of a lab sample, analysed with the lab's catalogue; `edit` may change the
     /// report first.
     fn lab_page(sample: &str, edit: impl FnOnce(&mut Report)) -> String {
+        lab_page_with(sample, PipelineConfig::default(), edit)
+    }
+
+    fn lab_page_with(
+        sample: &str,
+        config: PipelineConfig,
+        edit: impl FnOnce(&mut Report),
+    ) -> String {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let out = run(AnalyzeInput {
             files: vec![root.join(format!("samples/lab/{sample}.pcap"))],
-            config: PipelineConfig::default(),
+            config,
             catalogue: Catalogue::from_file(&root.join("samples/lab-services.toml")).unwrap(),
             detect: DetectConfig::default(),
             window_origin: None,
@@ -1090,6 +1098,7 @@ mod tests {
                 &[">tcp<tspan", ">msg</tspan>", ">control</tspan>", "never answered"],
             ),
             ("call-loss", "call_degraded", &["loss towards the client 19.0 %", "from the client"]),
+            ("oneway-cut", "call_degraded", &["silence towards the client for 4.5 s"]),
             ("clean", "none", &["towards the client (Mbit/s, log)", "<rect class=\"d c\""]),
         ] {
             let page = lab_page(sample, |_| ());
@@ -1104,6 +1113,15 @@ mod tests {
             assert!(at("<h2>Evidence</h2>") < at("<h2>Services</h2>"), "{sample}");
             assert!(!page.contains("<script") && !page.contains("://"), "{sample}");
         }
+    }
+
+    #[test]
+    fn flows_without_bins_get_a_note_in_place_of_an_empty_plot() {
+        let config = PipelineConfig { detail_flows: 0, ..PipelineConfig::default() };
+        let page = lab_page_with("call-loss", config, |_| ());
+        assert!(!page.contains("<figure"), "{page}");
+        assert!(page.contains("<a href=\"#fig-1\">evidence</a>"), "{page}");
+        assert!(page.contains("<p id=\"fig-1\" class=\"mu\">No plot for msg: CALLS DEGRADED"));
     }
 
     #[test]
