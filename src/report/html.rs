@@ -119,8 +119,9 @@ struct Series {
     points: Vec<Point>,
 }
 
-/// One plot: x from 0 to `x_max` (or one slot per category), y from 0 (or, logarithmic, from
-/// the power of ten below the least value), horizontal reference lines with their labels.
+/// One plot: x from 0 to `x_max` (or one slot per category), y from 0 (or, logarithmic,
+/// from the power of ten below the least value, at most three decades below the top),
+/// horizontal reference lines with their labels.
 #[derive(Default)]
 struct Plot {
     title: String,
@@ -476,13 +477,13 @@ fn seconds_into(w: Window, t: Timestamp) -> f64 {
 fn rate_points(f: &FlowReport, w: Window, up: bool) -> Vec<Point> {
     let Some(t) = f.throughput.as_ref().filter(|t| t.bin_ms > 0.0) else { return Vec::new() };
     let (bin_s, start) = (t.bin_ms / 1000.0, seconds_into(w, t.start));
-    let length = seconds_into(w, w.end);
+    let length_s = seconds_into(w, w.end);
     let bins = if up { &t.up_bytes } else { &t.down_bytes };
     let points = bins
         .iter()
         .enumerate()
         .map(|(i, b)| (start + (i as f64 + 0.5) * bin_s, f64::from(*b) * 8.0 / bin_s, 0.0));
-    points.filter(|p| (0.0..=length).contains(&p.0)).collect()
+    points.filter(|p| (0.0..=length_s).contains(&p.0)).collect()
 }
 
 /// The y unit of rates up to `top` bit/s, and what it divides by.
@@ -503,12 +504,12 @@ fn shown(picked: usize, of: usize) -> String {
     if picked < of { format!("{picked} of {of}") } else { of.to_string() }
 }
 
-/// What a figure is drawn from: the verdict, its window (and its length in seconds), and
+/// What a figure is drawn from: the verdict, its window and its length in seconds, and
 /// the flows picked for it as the report shows them, with what they are of how many.
 struct Drawn<'a> {
     v: &'a Verdict,
     w: Window,
-    length: f64,
+    length_s: f64,
     service: &'a str,
     targets: Vec<FlowReport>,
     controls: Vec<FlowReport>,
@@ -522,11 +523,11 @@ const X_LABEL: &str = "seconds into the window";
 /// Throughput of the service's and the control connections towards the client, with a
 /// policer's or shaper's rate; for shaping, the round trips beside it.
 fn throughput(d: &Drawn, plots: &mut Vec<Plot>) -> String {
-    let &Drawn { v, w, length, service, ref targets, ref controls, ref counts, .. } = d;
+    let &Drawn { v, w, length_s, service, ref targets, ref controls, ref counts, .. } = d;
     let mut p = Plot {
         title: format!("{service}: throughput over time"),
         x_label: X_LABEL,
-        x_max: length,
+        x_max: length_s,
         log: true,
         ..Plot::default()
     };
@@ -555,7 +556,7 @@ fn throughput(d: &Drawn, plots: &mut Vec<Plot>) -> String {
         let mut p = Plot {
             title: format!("{service}: round trips per connection"),
             x_label: "connection start, seconds into the window",
-            x_max: length,
+            x_max: length_s,
             y_label: "round trip to the server (ms)".into(),
             ..Plot::default()
         };
@@ -593,11 +594,11 @@ fn throughput(d: &Drawn, plots: &mut Vec<Plot>) -> String {
 
 /// The bytes each connection got from the server, at the time it ended.
 fn stall(d: &Drawn, plots: &mut Vec<Plot>) -> String {
-    let &Drawn { v, w, length, service, ref targets, ref controls, ref counts, .. } = d;
+    let &Drawn { v, w, length_s, service, ref targets, ref controls, ref counts, .. } = d;
     let mut p = Plot {
         title: format!("{service}: server bytes per connection"),
         x_label: "connection end, seconds into the window",
-        x_max: length,
+        x_max: length_s,
         y_label: "bytes from the server (kB, log)".into(),
         log: true,
         ..Plot::default()
@@ -605,7 +606,7 @@ fn stall(d: &Drawn, plots: &mut Vec<Plot>) -> String {
     for (group, look) in [(targets, Look::Target), (controls, Look::Control)] {
         let dots = group
             .iter()
-            .map(|f| (seconds_into(w, f.end).clamp(0.0, length), f.bytes_down as f64 / 1e3, 0.0));
+            .map(|f| (seconds_into(w, f.end).clamp(0.0, length_s), f.bytes_down as f64 / 1e3, 0.0));
         p.add(look, Mark::Dot, dots.collect());
     }
     let stopped = v.evidence.get("server_bytes_when_stopped").and_then(Value::as_array);
@@ -627,11 +628,11 @@ fn stall(d: &Drawn, plots: &mut Vec<Plot>) -> String {
 
 /// Each RST at its time, how soon after the client's packet, beside the round trip.
 fn resets(d: &Drawn, plots: &mut Vec<Plot>) -> String {
-    let &Drawn { v, w, length, service, ref targets, candidates, .. } = d;
+    let &Drawn { v, w, length_s, service, ref targets, candidates, .. } = d;
     let mut p = Plot {
         title: format!("{service}: resets against the round trip"),
         x_label: "time of the RST, seconds into the window",
-        x_max: length,
+        x_max: length_s,
         y_label: "milliseconds".into(),
         ..Plot::default()
     };
@@ -641,7 +642,8 @@ fn resets(d: &Drawn, plots: &mut Vec<Plot>) -> String {
         let Some(t) = targets.iter().find(|f| Some(f.id) == id).and_then(|f| f.tcp.as_ref()) else {
             continue;
         };
-        let Some(at) = t.down.rst.as_ref().map(|r| seconds_into(w, r.at).clamp(0.0, length)) else {
+        let Some(at) = t.down.rst.as_ref().map(|r| seconds_into(w, r.at).clamp(0.0, length_s))
+        else {
             continue;
         };
         let rtt = [t.handshake.external_rtt_us, t.rtt_external.min_us.map(u64::from)]
@@ -725,11 +727,11 @@ fn blocking(d: &Drawn, plots: &mut Vec<Plot>) -> String {
 
 /// The first degraded call's media both ways, a control call's beside it.
 fn call(d: &Drawn, plots: &mut Vec<Plot>) -> String {
-    let &Drawn { v, w, length, service, ref targets, ref controls, .. } = d;
+    let &Drawn { v, w, length_s, service, ref targets, ref controls, .. } = d;
     let mut p = Plot {
         title: format!("{service}: a call's media both ways"),
         x_label: X_LABEL,
-        x_max: length,
+        x_max: length_s,
         ..Plot::default()
     };
     for f in targets {
@@ -783,8 +785,8 @@ fn call(d: &Drawn, plots: &mut Vec<Plot>) -> String {
     text
 }
 
-/// The figure of a verdict: its plots, and a caption that says what they show and leave out.
-/// Nothing when the report holds nothing to draw.
+/// The figure of a verdict: its plots, and a caption that says what they show and leave out;
+/// a note in its place when the report holds nothing to draw.
 fn figure(out: &mut dyn Write, pick: &Pick, n: usize, report: &Report) -> io::Result<()> {
     let v = pick.verdict;
     let catalogue = report.flows.analysis.classifier.catalogue();
@@ -802,7 +804,7 @@ fn figure(out: &mut dyn Write, pick: &Pick, n: usize, report: &Report) -> io::Re
     let d = Drawn {
         v,
         w: v.window,
-        length: seconds_into(v.window, v.window.end),
+        length_s: seconds_into(v.window, v.window.end),
         service: &v.service,
         targets,
         controls,
