@@ -1,5 +1,5 @@
-//! `--format html`: the report as one self-contained page (docs/report.md). First what was
-//! read and every verdict in the terminal report's words (shared with [`human`]), then per
+//! `--format html`: the report as one self-contained page (docs/report.md). First every
+//! verdict and what was read, in the terminal report's words (shared with [`human`]), then per
 //! verdict the plot of its evidence, drawn from the report's own data: the service's and the
 //! control connections' throughput with a policer's or shaper's rate and, for shaping, their
 //! round trips; the server bytes at which connections stopped; the RSTs against the round
@@ -908,6 +908,12 @@ pub fn write(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "</div>")?;
     }
 
+    writeln!(out, "<h2>What was read</h2>\n<ul>")?;
+    for line in human::what_was_read(s) {
+        writeln!(out, "<li>{}</li>", Esc(&line))?;
+    }
+    writeln!(out, "</ul>")?;
+
     if !picks.is_empty() {
         writeln!(out, "<h2>Evidence</h2>")?;
     }
@@ -922,11 +928,7 @@ pub fn write(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         )?;
     }
 
-    writeln!(out, "<h2>What was read</h2>\n<ul>")?;
-    for line in human::what_was_read(s) {
-        writeln!(out, "<li>{}</li>", Esc(&line))?;
-    }
-    writeln!(out, "</ul>\n<h2>Services</h2>\n<table>\n<tr>")?;
+    writeln!(out, "<h2>Services</h2>\n<table>\n<tr>")?;
     for c in human::GROUP_COLUMNS {
         write!(out, "<th>{c}</th>")?;
     }
@@ -1111,7 +1113,8 @@ mod tests {
             }
             // The words come first, the figures after them, the tables last.
             let at = |s: &str| page.find(s).unwrap_or_else(|| panic!("{sample}: no {s}"));
-            assert!(at("<h2>Answer</h2>") < at("<h2>Evidence</h2>"), "{sample}");
+            assert!(at("<h2>Answer</h2>") < at("<h2>What was read</h2>"), "{sample}");
+            assert!(at("<h2>What was read</h2>") < at("<h2>Evidence</h2>"), "{sample}");
             assert!(at("<h2>Evidence</h2>") < at("<h2>Services</h2>"), "{sample}");
             assert!(!page.contains("<script") && !page.contains("://"), "{sample}");
         }
