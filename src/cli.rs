@@ -74,6 +74,13 @@ fn run(_args: RunArgs) -> ExitCode {
 }
 
 fn analyze(args: AnalyzeArgs) -> ExitCode {
+    if args.format == Format::Html && !cfg!(feature = "html") {
+        eprintln!(
+            "throttlewatch: error: this build has no HTML report (built without the `html` \
+             feature, as router builds are); --format human, json or jsonl"
+        );
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
     // Refused before the work, not after it.
     if let Some(path) = &args.output
         && !args.force
@@ -245,6 +252,10 @@ fn write_report(report: &Report, args: &AnalyzeArgs) -> Result<(), (u8, String)>
         Format::Json => report.write_json(w),
         Format::Human => human::write(report, args.all, w),
         Format::Jsonl => unreachable!("JSON lines are written while the trace is read"),
+        #[cfg(feature = "html")]
+        Format::Html => throttlewatch::report::html::write(report, w),
+        #[cfg(not(feature = "html"))]
+        Format::Html => unreachable!("refused before the work: no `html` feature"),
     }
     .and_then(|()| w.flush());
     match written {

@@ -728,7 +728,7 @@ fn no_report_when_nothing_was_read() {
     let missing = dir.join("missing.pcap");
     let text = dir.join("notes.pcap");
     std::fs::write(&text, "not a capture\n").unwrap();
-    for format in ["human", "json"] {
+    for format in ["human", "json", "html"] {
         let out = throttlewatch(&["analyze", "--format", format, s(&missing), s(&text)]);
         assert_eq!(out.status.code(), Some(2));
         assert!(out.stdout.is_empty(), "{format}: {}", String::from_utf8_lossy(&out.stdout));

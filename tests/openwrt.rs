@@ -222,6 +222,8 @@ fn makefiles_have_the_expected_variables() -> common::Ran {
         "$(PKG_INSTALL_DIR)/bin/throttlewatch $(1)/usr/bin/throttlewatch",
         "./files/throttlewatch.config $(1)/etc/config/throttlewatch",
         "./files/throttlewatch.init $(1)/etc/init.d/throttlewatch",
+        // The router build: live capture, no HTML report (the size budget's feature set).
+        "define Build/Compile\n\t$(call Build/Compile/Cargo,,--no-default-features --features pcap)\nendef",
         "$(eval $(call RustBinPackage,throttlewatch))",
         "$(eval $(call BuildPackage,throttlewatch))",
     ] {

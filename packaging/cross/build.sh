@@ -8,7 +8,8 @@
 # TARGET: aarch64-unknown-linux-musl, aarch64-unknown-linux-gnu,
 # armv7-unknown-linux-gnueabihf, mips-unknown-linux-gnu, mipsel-unknown-linux-gnu.
 # Writes target/cross/TARGET[-nopcap]/bin/throttlewatch (cargo install --root) and prints its
-# size. --no-pcap builds without the `pcap` feature (analyze only, no live capture).
+# size. The features are the OpenWrt package's (its Build/Compile's cargo arguments: `pcap`,
+# not `html`); --no-pcap builds without any (analyze only, no live capture).
 #
 # What OpenWrt does, and what differs here:
 # - cargo install -v --profile release --root DIR --path . --locked, with CARGO_BUILD_TARGET
@@ -85,7 +86,9 @@ command -v "$gnu-gcc" >/dev/null ||
     { echo "$gnu-gcc missing: apt-get install gcc-$gnu" >&2; exit 1; }
 
 root=$repo/target/cross/$target
-features=()
+# openwrt/throttlewatch/Makefile's Build/Compile: `$(call Build/Compile/Cargo,,ARGS)`.
+read -r -a features < <(sed -n 's|^\t$(call Build/Compile/Cargo,,\(.*\))$|\1|p' openwrt/throttlewatch/Makefile)
+[ ${#features[@]} -gt 0 ] || { echo "no Build/Compile/Cargo arguments in openwrt/throttlewatch/Makefile" >&2; exit 1; }
 if [ $pcap = no ]; then
     root=$root-nopcap
     features=(--no-default-features)

@@ -15,14 +15,19 @@ const WINDOW_S_MIN: u64 = 1;
 const WINDOW_S_MAX: u64 = 86_400;
 
 /// The report formats of `analyze --format`, in the order of [`FORMAT_CHOICES`].
-const FORMATS: [Format; 3] = [Format::Human, Format::Json, Format::Jsonl];
-const FORMAT_CHOICES: [Choice; 3] = [
+const FORMATS: [Format; 4] = [Format::Human, Format::Json, Format::Jsonl, Format::Html];
+const FORMAT_CHOICES: [Choice; 4] = [
     Choice { name: "human", help: "The answer in words, then short tables, for people" },
     Choice { name: "json", help: "One JSON document, schema throttlewatch.report/1" },
     Choice {
         name: "jsonl",
         help: "JSON lines written while the trace is read (flows, verdicts, calls, a summary): \
                memory holds the flow table, not the trace",
+    },
+    Choice {
+        name: "html",
+        help: "One self-contained page: the answer, a plot of each verdict's evidence, the \
+               tables (inline SVG and CSS, no script; not in router builds)",
     },
 ];
 
@@ -287,6 +292,7 @@ pub enum Format {
     Human,
     Json,
     Jsonl,
+    Html,
 }
 
 /// An option declared with a default: its value (the declaration guarantees one).
@@ -615,11 +621,14 @@ mod tests {
     #[test]
     fn bad_format_lists_the_possible_values() {
         let text = error(&["analyze", "--format", "yaml", "x"]);
-        assert!(text.starts_with("error: invalid value 'yaml' for '--format <FORMAT>'\n  [possible values: human, json, jsonl]"), "{text}");
+        assert!(text.starts_with("error: invalid value 'yaml' for '--format <FORMAT>'\n  [possible values: human, json, jsonl, html]"), "{text}");
         assert!(!text.contains("tip:"), "{text}");
         let text = error(&["analyze", "--format", "jsn", "x"]);
         assert!(text.contains("tip: a similar value exists: 'json'"), "{text}");
         assert_eq!(analyze(&["analyze", "--format", "jsonl", "x"]).format, Format::Jsonl);
+        assert_eq!(analyze(&["analyze", "--format=html", "x"]).format, Format::Html);
+        let text = error(&["analyze", "--format", "htm", "x"]);
+        assert!(text.contains("tip: a similar value exists: 'html'"), "{text}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::{
 use crate::classify::{Catalogue, CatalogueFile, Classifier};
 use crate::config::{DetectConfig, PipelineConfig};
 use crate::decode::LinkType;
-use crate::pipeline::{FinishedFlow, Pipeline};
+use crate::pipeline::{Analysis, FinishedFlow, Pipeline};
 use crate::time::Timestamp;
 
 const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 2);
@@ -247,12 +247,24 @@ impl Sim {
         crate::report::calls::calls(&analysis.flows, analysis.classifier.catalogue())
     }
 
-    /// Feed the frames to the pipeline; at each window's end, hand its flows to `cut`.
+    /// As [`Sim::verdicts`], with the analysis the report is built from (for the HTML
+    /// report's tests).
+    #[cfg(feature = "html")]
+    pub fn analysis(self, cfg: &DetectConfig) -> (Analysis, Vec<Verdict>) {
+        let mut verdicts = Vec::new();
+        let analysis = self.windows(cfg, |flows, w, catalogue| {
+            verdicts.extend(evaluate_window(flows, w, catalogue, cfg, None));
+        });
+        (analysis, verdicts)
+    }
+
+    /// Feed the frames to the pipeline; at each window's end, hand its flows to `cut`. The
+    /// analysis at the end of the input.
     pub(crate) fn windows(
         mut self,
         cfg: &DetectConfig,
         mut cut: impl FnMut(&[&FinishedFlow], Window, &Catalogue),
-    ) {
+    ) -> Analysis {
         let mut pipeline =
             Pipeline::new(PipelineConfig::default(), Classifier::new(msg_catalogue()));
         let mut grid = WindowGrid::new(cfg.window_s, None);
@@ -272,6 +284,7 @@ impl Sim {
         if let Some(w) = grid.last(pipeline.clock()) {
             cut_at(&mut pipeline, w);
         }
+        pipeline.finish()
     }
 }
 

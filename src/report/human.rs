@@ -6,8 +6,8 @@
 
 use std::io::{self, Write};
 
-use super::{FlowReport, GroupSummary, Report};
-use crate::detect::Finding;
+use super::{FlowReport, GroupSummary, Report, Summary};
+use crate::detect::{Finding, Verdict};
 
 /// Flow rows shown without `--all`.
 pub const DEFAULT_FLOW_ROWS: usize = 50;
@@ -18,18 +18,9 @@ pub const WIDTH: usize = 100;
 /// first target flows.
 pub fn write(report: &Report, all_flows: bool, out: &mut dyn Write) -> io::Result<()> {
     let s = &report.summary;
-    let files = s.inputs.len();
-    writeln!(
-        out,
-        "{}: {} file{}, {} packets over {:.1} s",
-        s.tool,
-        files,
-        if files == 1 { "" } else { "s" },
-        s.packets.read,
-        s.duration_s,
-    )?;
-    if let (Some(a), Some(b)) = (&s.start, &s.end) {
-        writeln!(out, "  from {a} to {b}")?;
+    writeln!(out, "{}", title(s))?;
+    if let Some(span) = span(s) {
+        writeln!(out, "  {span}")?;
     }
     for input in &s.inputs {
         if let Some(e) = &input.error {
@@ -39,49 +30,20 @@ pub fn write(report: &Report, all_flows: bool, out: &mut dyn Write) -> io::Resul
     writeln!(out)?;
     answer(report, out)?;
 
-    let reasons: Vec<String> =
-        s.packets.skip_reasons.iter().map(|(r, n)| format!("{r} {n}")).collect();
     writeln!(out, "WHAT WAS READ")?;
-    writeln!(
-        out,
-        "  packets measured {}, skipped {}{}",
-        s.packets.measured,
-        s.packets.skipped,
-        if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) }
-    )?;
-    let f = &s.flows;
-    writeln!(
-        out,
-        "  flows {}: {} messenger, {} control (ordinary traffic to compare with), {} other",
-        f.total, f.target, f.control, f.other
-    )?;
-    let plural = if s.catalogue.services == 1 { "" } else { "s" };
-    writeln!(out, "  services: {} ({} service{plural})", s.catalogue.source, s.catalogue.services)?;
-    if f.evicted + f.refused > 0 {
-        writeln!(
-            out,
-            "  flow table full (max {}): {} evicted, {} refused",
-            f.max_flows, f.evicted, f.refused
-        )?;
+    for line in what_was_read(s) {
+        writeln!(out, "  {line}")?;
     }
     writeln!(out)?;
 
-    writeln!(
-        out,
-        "{:<28} {:>5} {:>4} {:>4} {:>10} {:>10} {:>11} {:>11}",
-        "SERVICE", "FLOWS", "TCP", "UDP", "UP", "DOWN", "RTT OUT p50", "RTT IN p50"
-    )?;
+    group_row(&GROUP_COLUMNS, out)?;
     for g in s.services.iter().chain(std::iter::once(&s.control)) {
-        group_row(g, out)?;
+        group_row(&group_cells(g), out)?;
     }
     if s.services.is_empty() {
         writeln!(out, "(no flow matched a service of the catalogue)")?;
     }
-    writeln!(
-        out,
-        "  UP, DOWN: bytes from and to the clients. RTT OUT p50, RTT IN p50: median round trip\n  \
-         from the capture point to the servers, and to the clients."
-    )?;
+    writeln!(out, "  {}", SERVICE_LEGEND.replace('\n', "\n  "))?;
     writeln!(out)?;
 
     let shown_count = if all_flows { s.flows.total } else { s.flows.target };
@@ -136,18 +98,10 @@ pub fn write(report: &Report, all_flows: bool, out: &mut dyn Write) -> io::Resul
         )?;
     }
     if shown_count > 0 {
-        writeln!(
-            out,
-            "  UP, DOWN: bytes from and to the client. TIME: how long the flow lasted. RTT: its\n  \
-             shortest round trip from the capture point to the server (TCP). RESENT: segments\n  \
-             sent again by the client / by the server (lost on the way, or never acknowledged).{}",
-            if all_flows {
-                "\n  BY: how the service was recognised (signature, endpoint, dns, rule, range).\n  \
-                 END: how the flow ended (fin, rst, idle, evicted, end_of_input)."
-            } else {
-                ""
-            }
-        )?;
+        writeln!(out, "  {}", FLOW_LEGEND.replace('\n', "\n  "))?;
+        if all_flows {
+            writeln!(out, "  {}", WIDE_FLOW_LEGEND.replace('\n', "\n  "))?;
+        }
     }
     Ok(())
 }
@@ -156,16 +110,7 @@ pub fn write(report: &Report, all_flows: bool, out: &mut dyn Write) -> io::Resul
 fn answer(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "ANSWER")?;
     if report.verdicts.is_empty() {
-        wrapped(
-            out,
-            "  ",
-            "  ",
-            &format!(
-                "nothing to judge: no flow of a messenger service in the trace ({} services \
-                 known; --services names others)",
-                report.summary.catalogue.services
-            ),
-        )?;
+        wrapped(out, "  ", "  ", &nothing_to_judge(report))?;
         writeln!(out)?;
         return Ok(());
     }
@@ -173,38 +118,115 @@ fn answer(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     let first = report.verdicts[0].window;
     let windows = report.verdicts.iter().any(|v| v.window != first);
     for v in &report.verdicts {
-        let what = match v.finding {
-            Finding::Throttled => "THROTTLED",
-            Finding::Reset => "CONNECTIONS RESET",
-            Finding::Stalled => "CONNECTIONS STALLED",
-            Finding::Blocked => "BLOCKED",
-            Finding::CallDegraded => "CALLS DEGRADED",
-            Finding::Inconclusive => "CANNOT TELL",
-            Finding::None => "no sign of interference",
-        };
-        let mut head = format!("  {}: {what}", v.service);
-        if let Some(m) = v.mechanism {
-            head.push_str(&format!(" ({m})"));
-        }
-        // A confidence belongs to a finding: beside "none" or "inconclusive", 0.00 would
-        // read as "0 % sure".
-        if v.is_finding() {
-            head.push_str(&format!(", {}", sureness(v.confidence)));
-        }
-        writeln!(out, "{head}")?;
+        writeln!(out, "  {}", head(v))?;
         if windows {
             writeln!(out, "    window {} to {}", v.window.start, v.window.end)?;
         }
-        let prefix = format!("{}: ", v.service);
-        let text = v.summary.strip_prefix(&prefix).unwrap_or(&v.summary);
-        let text = text.strip_prefix("inconclusive: ").unwrap_or(text);
-        wrapped(out, "    ", "    ", text)?;
+        wrapped(out, "    ", "    ", plain(v))?;
         let next = v.next_step.advice();
         if !next.is_empty() {
             wrapped(out, "    next: ", "          ", next)?;
         }
     }
     writeln!(out)
+}
+
+/// The legend of the service table.
+pub(super) const SERVICE_LEGEND: &str = "UP, DOWN: bytes from and to the clients. RTT OUT p50, \
+    RTT IN p50: median round trip\nfrom the capture point to the servers, and to the clients.";
+/// The legend of the flow table.
+pub(super) const FLOW_LEGEND: &str = "UP, DOWN: bytes from and to the client. TIME: how long \
+    the flow lasted. RTT: its\nshortest round trip from the capture point to the server (TCP). \
+    RESENT: segments\nsent again by the client / by the server (lost on the way, or never \
+    acknowledged).";
+/// The legend of the columns only the table of every flow has.
+pub(super) const WIDE_FLOW_LEGEND: &str = "BY: how the service was recognised (signature, \
+    endpoint, dns, rule, range).\nEND: how the flow ended (fin, rst, idle, evicted, \
+    end_of_input).";
+
+/// The report's first line: the tool, the files, the packets and how long they span.
+pub(super) fn title(s: &Summary) -> String {
+    let files = s.inputs.len();
+    format!(
+        "{}: {} file{}, {} packets over {:.1} s",
+        s.tool,
+        files,
+        if files == 1 { "" } else { "s" },
+        s.packets.read,
+        s.duration_s,
+    )
+}
+
+/// "from A to B": the first and the last packet's time.
+pub(super) fn span(s: &Summary) -> Option<String> {
+    Some(format!("from {} to {}", s.start.as_ref()?, s.end.as_ref()?))
+}
+
+/// What was read, a line each: packets, flows by role, the catalogue, a full flow table.
+pub(super) fn what_was_read(s: &Summary) -> Vec<String> {
+    let reasons: Vec<String> =
+        s.packets.skip_reasons.iter().map(|(r, n)| format!("{r} {n}")).collect();
+    let f = &s.flows;
+    let plural = if s.catalogue.services == 1 { "" } else { "s" };
+    let mut lines = vec![
+        format!(
+            "packets measured {}, skipped {}{}",
+            s.packets.measured,
+            s.packets.skipped,
+            if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) }
+        ),
+        format!(
+            "flows {}: {} messenger, {} control (ordinary traffic to compare with), {} other",
+            f.total, f.target, f.control, f.other
+        ),
+        format!("services: {} ({} service{plural})", s.catalogue.source, s.catalogue.services),
+    ];
+    if f.evicted + f.refused > 0 {
+        lines.push(format!(
+            "flow table full (max {}): {} evicted, {} refused",
+            f.max_flows, f.evicted, f.refused
+        ));
+    }
+    lines
+}
+
+/// The answer when there are no verdicts.
+pub(super) fn nothing_to_judge(report: &Report) -> String {
+    format!(
+        "nothing to judge: no flow of a messenger service in the trace ({} services known; \
+         --services names others)",
+        report.summary.catalogue.services
+    )
+}
+
+/// A verdict's first line: "msg: THROTTLED (policing), confidence 0.99 (near certain)".
+pub(super) fn head(v: &Verdict) -> String {
+    let what = match v.finding {
+        Finding::Throttled => "THROTTLED",
+        Finding::Reset => "CONNECTIONS RESET",
+        Finding::Stalled => "CONNECTIONS STALLED",
+        Finding::Blocked => "BLOCKED",
+        Finding::CallDegraded => "CALLS DEGRADED",
+        Finding::Inconclusive => "CANNOT TELL",
+        Finding::None => "no sign of interference",
+    };
+    let mut head = format!("{}: {what}", v.service);
+    if let Some(m) = v.mechanism {
+        head.push_str(&format!(" ({m})"));
+    }
+    // A confidence belongs to a finding: beside "none" or "inconclusive", 0.00 would read as
+    // "0 % sure".
+    if v.is_finding() {
+        head.push_str(&format!(", {}", sureness(v.confidence)));
+    }
+    head
+}
+
+/// What a verdict found, in words: its summary without the service's name.
+pub(super) fn plain(v: &Verdict) -> &str {
+    let text = v.summary.strip_prefix(v.service.as_str()).and_then(|t| t.strip_prefix(": "));
+    let text = text.unwrap_or(&v.summary);
+    text.strip_prefix("inconclusive: ").unwrap_or(text)
 }
 
 /// "confidence 0.97 (near certain)": the number, and what it means to a person.
@@ -237,27 +259,33 @@ fn wrapped(out: &mut dyn Write, first: &str, rest: &str, text: &str) -> io::Resu
     writeln!(out, "{line}")
 }
 
-fn group_row(g: &GroupSummary, out: &mut dyn Write) -> io::Result<()> {
-    let label = match &g.id {
-        Some(id) => id.clone(),
-        None => format!("({})", g.name),
-    };
-    writeln!(
-        out,
-        "{:<28} {:>5} {:>4} {:>4} {:>10} {:>10} {:>11} {:>11}",
-        label,
-        g.flows,
-        g.tcp_flows,
-        g.udp_flows,
+/// The service table's header and a group's cells.
+pub(super) const GROUP_COLUMNS: [&str; 8] =
+    ["SERVICE", "FLOWS", "TCP", "UDP", "UP", "DOWN", "RTT OUT p50", "RTT IN p50"];
+
+pub(super) fn group_cells(g: &GroupSummary) -> [String; 8] {
+    [
+        match &g.id {
+            Some(id) => id.clone(),
+            None => format!("({})", g.name),
+        },
+        g.flows.to_string(),
+        g.tcp_flows.to_string(),
+        g.udp_flows.to_string(),
         bytes(g.bytes_up),
         bytes(g.bytes_down),
         g.rtt_external.as_ref().map_or("-".into(), |q| millis(q.p50_us)),
         g.rtt_internal.as_ref().map_or("-".into(), |q| millis(q.p50_us)),
-    )
+    ]
+}
+
+fn group_row(cells: &[impl std::fmt::Display; 8], out: &mut dyn Write) -> io::Result<()> {
+    let [a, b, c, d, e, f, g, h] = cells;
+    writeln!(out, "{a:<28} {b:>5} {c:>4} {d:>4} {e:>10} {f:>10} {g:>11} {h:>11}")
 }
 
 /// What a flow's row notes: resets, zero windows, handshakes, gaps, RTP, STUN.
-fn notes(f: &FlowReport) -> Vec<String> {
+pub(super) fn notes(f: &FlowReport) -> Vec<String> {
     let mut notes = Vec::new();
     if let Some(t) = &f.tcp {
         if t.up.rsts + t.down.rsts > 0 {
@@ -294,7 +322,7 @@ fn notes(f: &FlowReport) -> Vec<String> {
 }
 
 /// The RTT and RESENT cells of a flow.
-fn rtt_and_resent(f: &FlowReport) -> (String, String) {
+pub(super) fn rtt_and_resent(f: &FlowReport) -> (String, String) {
     match &f.tcp {
         Some(t) => (
             t.rtt_external.min_us.map_or("-".into(), |us| millis(u64::from(us))),
@@ -356,7 +384,7 @@ fn wide_row(f: &FlowReport, width: usize, out: &mut dyn Write) -> io::Result<()>
 }
 
 /// SI units, as network people count bytes.
-fn bytes(n: u64) -> String {
+pub(super) fn bytes(n: u64) -> String {
     match n {
         n if n >= 10_000_000_000 => format!("{:.0} GB", n as f64 / 1e9),
         n if n >= 1_000_000_000 => format!("{:.1} GB", n as f64 / 1e9),
@@ -366,7 +394,7 @@ fn bytes(n: u64) -> String {
     }
 }
 
-fn millis(us: u64) -> String {
+pub(super) fn millis(us: u64) -> String {
     if us >= 10_000 {
         format!("{:.0} ms", us as f64 / 1000.0)
     } else {

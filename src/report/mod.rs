@@ -1,9 +1,12 @@
 //! Report: the outputs of `analyze` (docs/report.md). [`Report`] is the JSON document, schema
-//! `throttlewatch.report/1`; [`human`] renders the same data as a short table; [`jsonl`]
+//! `throttlewatch.report/1`; [`human`] renders the same data as a short table, `html` as a
+//! page with plots (the `html` feature); [`jsonl`]
 //! writes it as JSON lines while the trace is read. Field names are a contract: add fields
 //! freely, never rename them.
 
 pub mod calls;
+#[cfg(feature = "html")]
+pub mod html;
 pub mod human;
 pub mod jsonl;
 
