@@ -173,7 +173,10 @@ fn typed(value: &str, like: Option<&toml::Value>) -> toml::Value {
 
 /// What an OpenWrt router runs with when an option is absent: the package's user, state in
 /// RAM under /var/run/throttlewatch (the events file capped at 256 KiB, 512 KiB with its
-/// rotated generation), metrics on loopback.
+/// rotated generation), metrics on loopback, and a flow table sized for a 128 MB router
+/// (README, Router CPUs: a tracked flow costs up to ~2.7 kB with its record waiting for the
+/// window, so 4,096 flows and 512 detail slots keep the daemon within 24 MB under a flood
+/// of unique 5-tuples).
 fn openwrt_defaults() -> DaemonConfig {
     DaemonConfig {
         user: "throttlewatch".into(),
@@ -181,9 +184,16 @@ fn openwrt_defaults() -> DaemonConfig {
         events_max_kib: 256,
         status: "/var/run/throttlewatch/status.json".into(),
         listen: "127.0.0.1:9737".into(),
+        max_flows: ROUTER_MAX_FLOWS,
+        detail_flows: ROUTER_DETAIL_FLOWS,
         ..DaemonConfig::default()
     }
 }
+
+/// Flows a router's table holds at once (`max_flows` where the UCI file does not say).
+const ROUTER_MAX_FLOWS: usize = 4_096;
+/// Detail slots on a router (`detail_flows` where the UCI file does not say).
+const ROUTER_DETAIL_FLOWS: usize = 512;
 
 /// The table of `section`'s options laid over `base` (the router's defaults).
 fn table(base: &toml::Table, items: &[&Item]) -> Result<toml::Table, String> {
@@ -289,6 +299,7 @@ mod tests {
         assert_eq!(c.daemon.user, "throttlewatch");
         assert_eq!(c.daemon.status, "/var/run/throttlewatch/status.json");
         assert_eq!(c.daemon.events_max_kib, 256, "a small cap: the file sits in RAM");
+        assert_eq!((c.daemon.max_flows, c.daemon.detail_flows), (4_096, 512), "a 128 MB router");
     }
 
     #[test]
