@@ -312,8 +312,8 @@ pub(super) fn shaping(g: &Group) -> Outcome {
         .controls
         .iter()
         .filter_map(|c| Some((c.min_rtt_us()?, c.max_rtt_us()?)))
-        .filter(|&(lo, hi)| (hi - lo) as f64 > super::policing::RTT_SLACK_US)
-        .max_by_key(|&(lo, hi)| hi - lo);
+        .filter(|&(lo, hi)| hi.saturating_sub(lo) as f64 > super::policing::RTT_SLACK_US)
+        .max_by_key(|&(lo, hi)| hi.saturating_sub(lo));
     // The service's growth likewise within one connection where its transfers have round
     // trips of their own (connections to one address start at different base round trips).
     let service_growth_us = bulk
@@ -322,7 +322,7 @@ pub(super) fn shaping(g: &Group) -> Outcome {
         .max()
         .unwrap_or_else(|| max_rtt.unwrap_or(0).saturating_sub(min_rtt.unwrap_or(0)));
     if let Some((lo, hi)) = control_queue
-        && 2 * (hi - lo) >= service_growth_us
+        && 2 * hi.saturating_sub(lo) >= service_growth_us
     {
         return Outcome::Clean {
             detector: NAME,
