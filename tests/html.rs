@@ -17,7 +17,6 @@ fn main() -> std::process::ExitCode {
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
 /// The lab traces rendered.
 const SAMPLES: [&str; 7] =
@@ -87,17 +86,8 @@ fn chromium(page: &Path, run: &str, mode: &[&str]) -> Rendered {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let (log, net_log) = (dir.join("chromium.log"), dir.join("netlog.json"));
-    let mut child = Command::new("chromium")
+    let mut child = common::offline_chromium(&dir.join("profile"))
         .args([
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-extensions",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--host-resolver-rules=MAP * ~NOTFOUND",
             "--proxy-server=127.0.0.1:9",
             "--hide-scrollbars",
             "--enable-logging=stderr",
@@ -105,7 +95,6 @@ fn chromium(page: &Path, run: &str, mode: &[&str]) -> Rendered {
             "--virtual-time-budget=5000",
         ])
         .arg(format!("--window-size={},{}", WINDOW.0, WINDOW.1))
-        .arg(format!("--user-data-dir={}", dir.join("profile").display()))
         .arg(format!("--log-net-log={}", net_log.display()))
         .args(mode)
         .arg(format!("file://{}", page.display()))
@@ -113,18 +102,7 @@ fn chromium(page: &Path, run: &str, mode: &[&str]) -> Rendered {
         .stderr(File::create(&log).unwrap())
         .spawn()
         .expect("chromium starts");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            panic!("chromium did not finish within 120 s (log: {})", log.display());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = common::finish_within_two_minutes(&mut child, &log);
     assert!(status.success(), "chromium failed: {}", read(&log));
     Rendered { dom: read(&dir.join("dom.html")), log: read(&log), net_log: read(&net_log) }
 }

@@ -32,7 +32,6 @@ fn main() -> std::process::ExitCode {
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -452,41 +451,14 @@ fn render(
 
     // file:// only; no host name resolves, so the browser reaches no address at all.
     let dom_path = dir.join("dom.html");
-    let mut child = Command::new("chromium")
-        .args([
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-extensions",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--host-resolver-rules=MAP * ~NOTFOUND",
-            "--virtual-time-budget=10000",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", dir.join("profile").display()))
+    let mut child = common::offline_chromium(&dir.join("profile"))
+        .args(["--virtual-time-budget=10000", "--dump-dom"])
         .arg(format!("file://{}", dir.join("harness.html").display()))
         .stdout(File::create(&dom_path).unwrap())
         .stderr(File::create(dir.join("chromium.log")).unwrap())
         .spawn()
         .expect("chromium starts");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            panic!(
-                "chromium did not finish within 120 s (log: {})",
-                dir.join("chromium.log").display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = common::finish_within_two_minutes(&mut child, &dir.join("chromium.log"));
     assert!(status.success(), "chromium failed: {}", read(&dir.join("chromium.log")));
 
     let dom = read(&dom_path);

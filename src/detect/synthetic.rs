@@ -788,11 +788,14 @@ mod tests {
             let mut t = sim.tcp(MSG, start - 50, 40);
             t.handshake().replay(&schedule[i], bytes).close();
         }
+        policing_beside_fast_controls(sim, &mut rng)
+    }
+
+    /// The policing verdict once ten 400-kB control downloads at 6 Mbit/s, one every 3 s, run
+    /// beside the service's traffic in `sim`.
+    fn policing_beside_fast_controls(mut sim: Sim, rng: &mut Rng) -> Verdict {
         for start in (0..30_000).step_by(3_000) {
-            sim.tcp(CTL, start, 30)
-                .handshake()
-                .request(400)
-                .download(400_000, 6e6, SEG, 0.0, &mut rng);
+            sim.tcp(CTL, start, 30).handshake().request(400).download(400_000, 6e6, SEG, 0.0, rng);
         }
         let v = sim.verdicts(&cfg(60));
         let policing = v.iter().find(|v| v.mechanism == Some(super::super::Mechanism::Policing));
@@ -841,16 +844,7 @@ mod tests {
                     sim.udp(at + 7_000, false, (MSG, 3478), 41_000, &media);
                 }
             }
-            for start in (0..30_000).step_by(3_000) {
-                sim.tcp(CTL, start, 30)
-                    .handshake()
-                    .request(400)
-                    .download(400_000, 6e6, SEG, 0.0, &mut rng);
-            }
-            let v = sim.verdicts(&cfg(60));
-            let policing =
-                v.iter().find(|v| v.mechanism == Some(super::super::Mechanism::Policing));
-            policing.cloned().unwrap_or_else(|| panic!("no policing: {}", summaries(&v)))
+            policing_beside_fast_controls(sim, &mut rng)
         };
         let p = policing(true);
         assert_eq!(p.evidence["scope"], "aggregate", "{}", p.summary);

@@ -10,7 +10,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Child, Command, ExitCode, ExitStatus};
+use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Completion, Trial};
 use throttlewatch::analyze::{AnalyzeInput, AnalyzeOutput, run};
@@ -327,5 +328,42 @@ pub mod synth {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+}
+
+/// Headless Chromium kept off every network (no host name resolves, nothing fetched in the
+/// background), its profile in `profile`: the caller adds its own flags and the page.
+pub fn offline_chromium(profile: &Path) -> Command {
+    let mut chromium = Command::new("chromium");
+    chromium
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-extensions",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()));
+    chromium
+}
+
+/// Wait for `child` (a browser writing its log to `log`) at most two minutes; kill it and
+/// fail the test, naming the log, past that.
+pub fn finish_within_two_minutes(child: &mut Child, log: &Path) -> ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("the browser did not finish within 120 s (log: {})", log.display());
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
