@@ -228,7 +228,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
         other => other,
     };
     let mut evidence = evidence;
-    let scope = match shared_bucket(g, &ids, rate) {
+    let scope = match shared_bucket(g, &ids, rate).filter(|s| !beyond_one_bucket(g, s.1)) {
         Some((faster, rate_bps)) => {
             evidence["faster_lossy_flows"] = json!(examples(faster, 10));
             let (concurrent_bins, single_bins) = match scope {
@@ -321,6 +321,9 @@ fn aggregate(g: &Group) -> Option<Outcome> {
     else {
         return None;
     };
+    if beyond_one_bucket(g, rate_bps) {
+        return None;
+    }
     let control_bps = g
         .controls
         .iter()
@@ -450,6 +453,42 @@ fn shared_bucket(g: &Group, policed: &[u64], per_flow_bps: f64) -> Option<(Vec<u
     Some((faster, median(&rates)?))
 }
 
+/// A bucket's output may run ahead of its token line by its depth: real policers' depths run
+/// from a few kB to about a second at their rate (Flach et al.); beyond the larger of a
+/// second at the rate and 256 kB, the traffic was not held by that bucket.
+fn bucket_depth_limit_bytes(rate_bps: f64) -> f64 {
+    (rate_bps / 8.0).max(262_144.0)
+}
+
+/// The service's traffic towards the client ran further ahead of the token line of one
+/// bucket for all at `rate_bps` than such a bucket's depth allows
+/// ([`bucket_depth_limit_bytes`]), bin by bin over the window: a flat sum of paced streams and
+/// calls at that rate is no bucket when a download beside them ran many times faster.
+fn beyond_one_bucket(g: &Group, rate_bps: f64) -> bool {
+    use std::collections::BTreeMap;
+    let mut totals: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut bin_s = 0.5;
+    for f in g.targets.iter() {
+        if let Some(b) = &f.f.bins {
+            bin_s = b.bin_us as f64 / 1e6;
+        }
+        for (bin, bytes) in f.bins(crate::flow::Direction::Down) {
+            *totals.entry(bin).or_default() += u64::from(bytes);
+        }
+    }
+    let (Some(&first), Some(&last)) = (totals.keys().next(), totals.keys().next_back()) else {
+        return false;
+    };
+    // The excess over the token line, as a bucket that started full would see it.
+    let per_bin = rate_bps / 8.0 * bin_s;
+    let mut excess = 0f64;
+    let limit = bucket_depth_limit_bytes(rate_bps);
+    (first..=last).any(|bin| {
+        excess = (excess + totals.get(&bin).copied().unwrap_or(0) as f64 - per_bin).max(0.0);
+        excess > limit
+    })
+}
+
 /// Whether one bucket polices every connection or one all of the service's traffic.
 #[derive(Debug, Clone, Copy)]
 enum Scope {
@@ -532,5 +571,54 @@ fn scope(g: &Group, policed: &[u64], per_flow_bps: f64) -> Scope {
         Scope::Aggregate { rate_bps, concurrent_bins, single_bins }
     } else {
         Scope::PerFlow { concurrent_bins, single_bins }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::synthetic::{MSG, Rng, SEG, Sim, policed_schedule};
+    use super::*;
+    use crate::config::DetectConfig;
+
+    /// [`beyond_one_bucket`] at `rate_bps` on the one window of `sim`.
+    fn beyond(sim: Sim, rate_bps: f64) -> bool {
+        let cfg = DetectConfig { window_s: 60, ..DetectConfig::default() };
+        let mut answers = Vec::new();
+        sim.windows(&cfg, |flows, window, catalogue| {
+            super::super::each_group(flows, window, catalogue, &cfg, |_, g| {
+                answers.push(beyond_one_bucket(g, rate_bps));
+            });
+        });
+        assert_eq!(answers.len(), 1, "one window, one service");
+        answers[0]
+    }
+
+    /// A paced 2 Mbit/s stream is a flat sum, but a download beside it that ran at 24 Mbit/s
+    /// went far past the token line of any bucket at ~2 Mbit/s; the same stream alone, or
+    /// downloads through a real bucket for all, stay within a bucket's depth of it.
+    #[test]
+    fn a_bucket_for_all_never_runs_far_ahead_of_its_token_line() {
+        let stream = |sim: &mut Sim, rng: &mut Rng| {
+            sim.tcp(MSG, 100, 40).handshake().request(300).download(3_000_000, 2e6, SEG, 0.0, rng);
+        };
+        let (mut sim, mut rng) = (Sim::default(), Rng::new(15));
+        stream(&mut sim, &mut rng);
+        assert!(!beyond(sim, 2.1e6), "a paced stream alone");
+        let (mut sim, mut rng) = (Sim::default(), Rng::new(15));
+        stream(&mut sim, &mut rng);
+        sim.tcp(MSG, 5_000, 40)
+            .handshake()
+            .request(300)
+            .download(1_500_000, 24e6, SEG, 0.0, &mut rng);
+        assert!(beyond(sim, 2.1e6), "a fast download beside it");
+        // Two downloads through one bucket of 400 kbit/s and 16 kB for both.
+        let mut sim = Sim::default();
+        let starts = [100_000, 4_000_000];
+        let schedule =
+            policed_schedule(&starts, 500_000, 1_200_000.0, 40_000, (400_000.0, 16_384.0), true);
+        for (i, &start) in starts.iter().enumerate() {
+            sim.tcp(MSG, start / 1000 - 50, 40).handshake().replay(&schedule[i], 500_000).close();
+        }
+        assert!(!beyond(sim, 400_000.0), "a real bucket for all");
     }
 }
