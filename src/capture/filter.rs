@@ -9,11 +9,12 @@
 //! would never sample a flow to an odd server port such as 443). With a sample of 1 there is no
 //! filter at all.
 
+use super::bpf::{self, Instruction, Keep};
 use crate::classify::Catalogue;
 use crate::classify::prefix::{self, Prefix};
+use crate::decode::LinkType;
 
-/// The kernel takes classic BPF programs of at most this many instructions (BPF_MAXINSNS);
-/// libpcap filters longer ones in userspace, after copying every packet.
+/// The kernel takes classic BPF programs of at most this many instructions (BPF_MAXINSNS).
 pub const KERNEL_MAX_INSTRUCTIONS: usize = 4096;
 
 /// Prefix lengths the ranges are widened to, in turn, until the filter fits the kernel:
@@ -21,26 +22,71 @@ pub const KERNEL_MAX_INSTRUCTIONS: usize = 4096;
 /// ranges.
 const WIDENING: [(u8, u8); 5] = [(32, 128), (24, 48), (20, 40), (16, 32), (8, 24)];
 
-/// The filter expression (libpcap syntax), or `None` to capture everything.
-pub fn expression(catalogue: &Catalogue, control_sample: u32) -> Option<String> {
-    widened(catalogue, control_sample, WIDENING[0])
+/// The kernel filter of the measuring captures, built once at start (milliseconds): what it
+/// keeps, and how far the ranges had to be widened to fit the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelFilter {
+    keep: Keep,
+    /// The catalogue's ranges that no other contains, after widening.
+    pub ranges: usize,
+    /// The prefix lengths (IPv4, IPv6) the ranges were widened to; `None`: exact.
+    pub widened_to: Option<(u8, u8)>,
+    /// Instructions of the Ethernet program, the longest of every link type's.
+    pub instructions: usize,
 }
 
-/// The filter that fits the kernel, widening the ranges as needed, with the number of BPF
-/// instructions; `None` without sampling, or when even the widest ranges do not fit.
-pub fn fitting(catalogue: &Catalogue, control_sample: u32) -> Option<(String, usize)> {
-    let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).ok()?;
-    WIDENING.iter().find_map(|&widths| {
-        let f = widened(catalogue, control_sample, widths)?;
-        let n = dead.compile(&f, true).ok()?.get_instructions().len();
-        (n <= KERNEL_MAX_INSTRUCTIONS).then_some((f, n))
-    })
+impl KernelFilter {
+    /// The filter for `catalogue`, widening its ranges as needed; `None` without sampling
+    /// (everything is captured), or when even the widest ranges do not fit.
+    pub fn build(catalogue: &Catalogue, control_sample: u32) -> Option<KernelFilter> {
+        if control_sample <= 1 {
+            return None;
+        }
+        WIDENING.iter().enumerate().find_map(|(step, &widths)| {
+            let ranges = widened(catalogue, widths);
+            let of_family = |v6: bool| {
+                bpf::intervals(ranges.iter().filter(|p| p.addr.is_ipv6() == v6).map(
+                    |p| match p.addr {
+                        std::net::IpAddr::V4(a) => (u128::from(u32::from(a)), p.len, 32),
+                        std::net::IpAddr::V6(a) => (u128::from(a), p.len, 128),
+                    },
+                ))
+            };
+            let keep = Keep {
+                v4: of_family(false),
+                v6: of_family(true),
+                sample_mask: sample_mask(control_sample),
+            };
+            let instructions = bpf::program(&keep, LinkType::Ethernet, 1)?.len();
+            (instructions <= KERNEL_MAX_INSTRUCTIONS).then(|| KernelFilter {
+                keep,
+                ranges: ranges.len(),
+                widened_to: (step > 0).then_some(widths),
+                instructions,
+            })
+        })
+    }
+
+    #[cfg(test)]
+    pub(super) fn keep(&self) -> &Keep {
+        &self.keep
+    }
+
+    /// The merged address intervals the program searches.
+    pub fn intervals(&self) -> usize {
+        self.keep.v4.len() + self.keep.v6.len()
+    }
+
+    /// The program for a capture of `link` that keeps `snaplen_bytes` of each packet.
+    pub fn program(&self, link: LinkType, snaplen_bytes: u32) -> Option<Vec<Instruction>> {
+        bpf::program(&self.keep, link, snaplen_bytes)
+    }
 }
 
 /// Fibonacci hashing (Knuth, TAOCP vol. 3, 6.4): 2^32 divided by the golden ratio, odd. The
 /// top bits of the product spread any arithmetic progression of inputs (sequential or
 /// even-only client ports) evenly.
-const SAMPLE_MULTIPLIER: u32 = 0x9e37_79b1;
+pub(super) const SAMPLE_MULTIPLIER: u32 = 0x9e37_79b1;
 
 /// The top bits of the hash that must be zero for a flow to be sampled: `log2(control_sample)`
 /// of them (`control_sample` is a power of two, at most 64).
@@ -55,20 +101,9 @@ pub fn control_sampled(port_a: u16, port_b: u16, control_sample: u32) -> bool {
     sum.wrapping_mul(SAMPLE_MULTIPLIER) & sample_mask(control_sample) == 0
 }
 
-/// The control sample in libpcap's syntax, given the expressions of the two port loads.
-fn sample_clause(port_a: &str, port_b: &str, control_sample: u32) -> String {
-    format!(
-        "((({port_a} + {port_b}) * {SAMPLE_MULTIPLIER:#x}) & {:#x}) = 0",
-        sample_mask(control_sample)
-    )
-}
-
-fn widened(catalogue: &Catalogue, control_sample: u32, (v4, v6): (u8, u8)) -> Option<String> {
-    if control_sample <= 1 {
-        return None;
-    }
-    let mut parts: Vec<String> = Vec::new();
-    let outermost = prefix::outermost(
+/// The catalogue's ranges cut to at most `(v4, v6)` prefix bits, those inside others left out.
+fn widened(catalogue: &Catalogue, (v4, v6): (u8, u8)) -> Vec<Prefix> {
+    prefix::outermost(
         catalogue
             .prefixes()
             .iter()
@@ -78,8 +113,32 @@ fn widened(catalogue: &Catalogue, control_sample: u32, (v4, v6): (u8, u8)) -> Op
                 Prefix { addr: wide.network(), len }
             })
             .collect(),
-    );
-    let nets: Vec<String> = outermost.iter().map(|p| format!("net {p}")).collect();
+    )
+}
+
+/// The filter in libpcap's syntax, as the daemon compiled it before it generated its own
+/// program: the tests' oracle. `None` without sampling.
+#[cfg(test)]
+pub(super) fn expression(catalogue: &Catalogue, control_sample: u32) -> Option<String> {
+    expression_of(&widened(catalogue, WIDENING[0]), control_sample)
+}
+
+/// The control sample in libpcap's syntax, given the expressions of the two port loads.
+#[cfg(test)]
+fn sample_clause(port_a: &str, port_b: &str, control_sample: u32) -> String {
+    format!(
+        "((({port_a} + {port_b}) * {SAMPLE_MULTIPLIER:#x}) & {:#x}) = 0",
+        sample_mask(control_sample)
+    )
+}
+
+#[cfg(test)]
+pub(super) fn expression_of(ranges: &[Prefix], control_sample: u32) -> Option<String> {
+    if control_sample <= 1 {
+        return None;
+    }
+    let mut parts: Vec<String> = Vec::new();
+    let nets: Vec<String> = ranges.iter().map(|p| format!("net {p}")).collect();
     if !nets.is_empty() {
         parts.push(format!("({})", nets.join(" or ")));
     }
@@ -128,6 +187,7 @@ const STUN: &str =
 mod tests {
     use super::*;
     use crate::classify::CatalogueFile;
+    use std::net::IpAddr;
 
     fn catalogue(ranges: &str) -> Catalogue {
         let text = format!("[[service]]\nid = \"msg\"\nname = \"M\"\nranges = [{ranges}]\n");
@@ -136,16 +196,28 @@ mod tests {
 
     #[test]
     fn no_filter_without_sampling() {
-        assert_eq!(expression(&catalogue("\"198.51.100.10/32\""), 1), None);
+        let c = catalogue("\"198.51.100.10/32\"");
+        assert_eq!(KernelFilter::build(&c, 1), None);
+        assert_eq!(expression(&c, 1), None);
+        assert!(KernelFilter::build(&c, 2).is_some());
     }
 
+    /// Ranges inside others are left out; adjacent ones are merged into one interval.
     #[test]
     fn ranges_inside_others_are_left_out() {
-        let c =
-            catalogue("\"10.0.0.0/8\", \"10.1.0.0/16\", \"2001:db8::/32\", \"2001:db8:1::/48\"");
+        let c = catalogue(
+            "\"10.0.0.0/8\", \"10.1.0.0/16\", \"11.0.0.0/8\", \"2001:db8::/32\", \"2001:db8:1::/48\"",
+        );
         let f = expression(&c, 4).unwrap();
-        assert!(f.starts_with("(net 10.0.0.0/8 or net 2001:db8::/32) or port 53"), "{f}");
+        assert!(
+            f.starts_with("(net 10.0.0.0/8 or net 11.0.0.0/8 or net 2001:db8::/32) or port 53")
+        );
         assert!(f.contains("* 0x9e3779b1) & 0xc0000000) = 0"), "{f}");
+        let kernel = KernelFilter::build(&c, 4).unwrap();
+        assert_eq!((kernel.ranges, kernel.intervals(), kernel.widened_to), (3, 2, None));
+        let v6 = 0x2001_0db8u128 << 96;
+        assert_eq!(kernel.keep().v4, [(0x0a00_0000, 0x0bff_ffff)]);
+        assert_eq!(kernel.keep().v6, [(v6, v6 | (u128::MAX >> 32))]);
     }
 
     #[test]
@@ -220,18 +292,26 @@ mod tests {
         eth
     }
 
-    fn compiled(control_sample: u32) -> pcap::BpfProgram {
-        let f = expression(&catalogue("\"198.51.100.10/32\""), control_sample).unwrap();
-        let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).unwrap();
-        dead.compile(&f, true).unwrap()
+    /// The kernel filter's program for Ethernet frames, run as the kernel runs it.
+    struct Generated(Vec<Instruction>);
+
+    impl Generated {
+        fn new(control_sample: u32) -> Generated {
+            let kernel = KernelFilter::build(&catalogue("\"198.51.100.10/32\""), control_sample);
+            Generated(kernel.unwrap().program(LinkType::Ethernet, 256).unwrap())
+        }
+
+        fn filter(&self, frame: &[u8]) -> bool {
+            bpf::tests::run(&self.0, frame, 0) > 0
+        }
     }
 
     /// The sample keeps or drops whole flows: every packet of a flow, whatever its IP ID,
     /// header length or direction, gets the same answer, decided by its ports alone; the
-    /// filter that libpcap compiles answers as [`control_sampled`] does.
+    /// kernel filter answers as [`control_sampled`] does.
     #[test]
     fn the_control_sample_keeps_whole_flows() {
-        let program = compiled(4);
+        let program = Generated::new(4);
         let kept = (40000u16..).find(|&p| control_sampled(p, 443, 4)).unwrap();
         let dropped = (40000u16..).find(|&p| !control_sampled(p, 443, 4)).unwrap();
         for id in [0u16, 1, 2, 3, 0x1234, 0xffff] {
@@ -305,12 +385,12 @@ mod tests {
     }
 
     /// The same shares, with every flow's packets (both directions, TCP and UDP, IPv4 with
-    /// and without options, IPv6) pushed through the filter that libpcap compiles: each
-    /// answer equals the reference function's.
+    /// and without options, IPv6) pushed through the kernel filter: each answer equals the
+    /// reference function's.
     #[test]
-    fn the_compiled_control_sample_is_unbiased() {
-        for n in [4u32, 64] {
-            let program = compiled(n);
+    fn the_kernel_filter_control_sample_is_unbiased() {
+        for n in [2u32, 4, 8, 16, 32, 64] {
+            let program = Generated::new(n);
             for (choice, ports) in client_port_choices() {
                 for (i, server) in SERVER_PORTS.into_iter().enumerate() {
                     let (v6, tcp, options) = (i % 3 == 2, i % 2 == 0, 4 * (i % 3));
@@ -323,7 +403,7 @@ mod tests {
                         sampled += usize::from(up);
                     }
                     let share = sampled as f64 / ports.len() as f64;
-                    println!("libpcap: {choice} → {server}, 1/{n}: {share:.4}");
+                    println!("kernel filter: {choice} → {server}, 1/{n}: {share:.4}");
                     assert!(
                         within_binomial(sampled, ports.len(), n),
                         "{choice} → {server}: {share}"
@@ -333,28 +413,39 @@ mod tests {
         }
     }
 
-    /// libpcap compiles what is built; the shipped catalogue's ranges (445 outermost
-    /// prefixes, over 6,000 instructions exact) are widened until the kernel takes them.
+    /// The built-in catalogue's ranges fit the kernel exactly, in a few milliseconds; a
+    /// catalogue too big for it is widened until it fits, every exact range inside a widened
+    /// one.
     #[test]
     fn the_filter_fits_the_kernel() {
-        let (f, n) = fitting(&catalogue("\"198.51.100.10/32\""), 4).unwrap();
-        assert!(f.contains("net 198.51.100.10/32") && n < 100, "{n}: {f}");
         let builtin = Catalogue::builtin();
-        let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).unwrap();
-        let exact = expression(&builtin, 4).unwrap();
-        assert!(
-            dead.compile(&exact, true).unwrap().get_instructions().len() > KERNEL_MAX_INSTRUCTIONS
+        let started = std::time::Instant::now();
+        let kernel = KernelFilter::build(&builtin, 4).unwrap();
+        let took = started.elapsed();
+        println!(
+            "built-in: {} ranges, {} intervals, {} instructions, {took:?}",
+            kernel.ranges,
+            kernel.intervals(),
+            kernel.instructions
         );
-        let (wide, n) = fitting(&builtin, 4).unwrap();
-        assert!(n <= KERNEL_MAX_INSTRUCTIONS && wide.len() < exact.len(), "{n}");
-        // Every exact range is inside a widened one.
-        for p in builtin.prefixes() {
-            let inside = wide
-                .split(" or ")
-                .filter_map(|w| w.trim_start_matches('(').strip_prefix("net "))
-                .map(|w| Prefix::parse(w.trim_end_matches(')')).unwrap())
-                .any(|w| w.contains(p.addr) && w.len <= p.len);
-            assert!(inside, "{p} is not captured");
+        assert_eq!(kernel.widened_to, None);
+        assert!(kernel.instructions <= KERNEL_MAX_INSTRUCTIONS, "{}", kernel.instructions);
+        for link in LinkType::ALL {
+            let program = kernel.program(link, 256).unwrap();
+            assert!(program.len() <= kernel.instructions, "{link:?}: {}", program.len());
+            bpf::tests::kernel_accepts(&program).unwrap();
+        }
+        // 1,200 single addresses, every other one of ten /24s: 1,200 intervals do not fit.
+        let singles: Vec<String> =
+            (0..1200).map(|i| format!("\"198.18.{}.{}/32\"", i / 120, 2 * (i % 120))).collect();
+        let big = catalogue(&singles.join(", "));
+        let widened = KernelFilter::build(&big, 4).unwrap();
+        assert_eq!(widened.widened_to, Some((24, 48)), "{}", widened.intervals());
+        assert!(widened.instructions <= KERNEL_MAX_INSTRUCTIONS);
+        for p in big.prefixes() {
+            let IpAddr::V4(a) = p.addr else { panic!("{p}") };
+            let a = u128::from(u32::from(a));
+            assert!(widened.keep().v4.iter().any(|&(lo, hi)| lo <= a && a <= hi), "{p}");
         }
     }
 }
