@@ -858,10 +858,9 @@ fn the_kernel_filter_keeps_service_traffic_and_sampled_flows_only() -> common::R
         (log.matches("capturing on twk").count() == 3).then_some(log)
     });
     for opened in ["twk0 (ethernet)", "twk1 (linux-sll)", "twk2 (raw-ip)"] {
-        let line = log.lines().find(|l| l.contains(opened)).unwrap_or_else(|| panic!("{log}"));
-        assert!(line.ends_with("BPF instructions)"), "{line}");
+        assert!(log.contains(&format!("capturing on {opened}")), "{log}");
     }
-    assert!(log.contains("kernel filter: 2 ranges in 2 intervals -> "), "{log}");
+    assert!(log.contains("kernel filter: 2 address ranges in 2 intervals -> "), "{log}");
 
     let sampled = (40_000u16..).find(|&p| control_sampled(p, 443, 4)).unwrap();
     let unsampled = (40_000u16..).find(|&p| !control_sampled(p, 443, 4)).unwrap();

@@ -23,12 +23,17 @@
 //! source and the destination address: classic BPF only jumps forward) and each copy serves
 //! every link layout, its addresses loaded relative to the index register. Conditional jumps
 //! reach 255 instructions ahead at most: leaves jump to pads placed after every few dozen
-//! intervals, and the assembler puts a long `ja` behind any jump that still cannot reach.
+//! intervals, and longer ways go through a `ja`.
+
+use std::net::IpAddr;
 
 use super::filter::SAMPLE_MULTIPLIER;
+use crate::classify::prefix::Prefix;
 use crate::decode::LinkType;
 
-/// One classic BPF instruction (the kernel's `struct sock_filter`, libpcap's `bpf_insn`).
+/// One classic BPF instruction, laid out as the kernel's `struct sock_filter` (libpcap's
+/// `bpf_insn`).
+#[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Instruction {
     pub code: u16,
@@ -98,17 +103,22 @@ pub struct Keep {
     pub sample_mask: u32,
 }
 
-/// Sorted, disjoint, non-adjacent intervals covering the same addresses as `ranges`
-/// (network address, prefix length, address width in bits).
-pub fn intervals(ranges: impl Iterator<Item = (u128, u8, u8)>) -> Vec<(u128, u128)> {
-    let mut spans: Vec<(u128, u128)> = ranges
-        .map(|(network, len, width)| {
-            let host = u32::from(width.saturating_sub(len));
-            let size = u128::MAX.checked_shr(128 - host).filter(|_| host > 0).unwrap_or(0);
-            (network, network | size)
-        })
-        .collect();
-    spans.sort_unstable();
+/// Sorted, disjoint, non-adjacent intervals covering the addresses of the IPv4 (or IPv6)
+/// `ranges` (IPv4 values in the low 32 bits).
+#[inline(never)]
+pub fn intervals(ranges: &[Prefix], v6: bool) -> Vec<(u128, u128)> {
+    // Sorted by insertion (a few hundred ranges): less code than a sort of its own.
+    let mut spans: Vec<(u128, u128)> = Vec::new();
+    for p in ranges.iter().filter(|p| p.addr.is_ipv6() == v6) {
+        let (network, width) = match p.addr {
+            IpAddr::V4(a) => (u128::from(u32::from(a)), 32),
+            IpAddr::V6(a) => (u128::from(a), 128),
+        };
+        let host = width - u32::from(p.len);
+        let size = u128::MAX.checked_shr(128 - host).filter(|_| host > 0).unwrap_or(0);
+        let at = spans.partition_point(|&(lo, _)| lo < network);
+        spans.insert(at, (network, network | size));
+    }
     let mut merged: Vec<(u128, u128)> = Vec::with_capacity(spans.len());
     for (lo, hi) in spans {
         match merged.last_mut() {
@@ -121,92 +131,59 @@ pub fn intervals(ranges: impl Iterator<Item = (u128, u8, u8)>) -> Vec<(u128, u12
 
 /// The program for captures of `link`, keeping `snaplen_bytes` of each packet it accepts;
 /// `None` if it would not be a valid program (a bug the tests would show).
+#[inline(never)]
 pub fn program(keep: &Keep, link: LinkType, snaplen_bytes: u32) -> Option<Vec<Instruction>> {
-    let mut e = Emitter { ops: Vec::new(), labels: Vec::new(), accept: snaplen_bytes.max(1) };
-    let v4 = (e.label(), e.label());
-    let v6 = (e.label(), e.label());
-    // Entries: (label, family, network offset).
-    let mut entries: Vec<(Label, Family, u32)> = Vec::new();
-    let mut entry = |e: &mut Emitter, family: Family, net: u32| {
-        let l = e.label();
-        entries.push((l, family, net));
-        l
+    let mut e = Emitter {
+        code: Vec::new(),
+        jumps: Vec::new(),
+        labels: Vec::new(),
+        accept: snaplen_bytes.max(1),
     };
+    let trees @ [v4, v4_missed, v6, v6_missed] = e.labels();
+    // The kernel's checker follows the cells in program order, and a `ret` does not end what
+    // it knows: written here, they are known to be written everywhere.
+    e.plain(op::LD_IMM, 0);
+    for cell in [cell::NET, cell::SECOND_ADDRESS, cell::ARP] {
+        e.plain(op::ST, cell);
+    }
+    // A holds what tells the network protocol, compared with the first of each pair.
+    const ETHERTYPES: &[(u32, Family)] =
+        &[(IPV4, Family::V4), (IPV6, Family::V6), (ARP, Family::Arp), (RARP, Family::Arp)];
     match link {
         LinkType::Ethernet => {
             e.plain(op::LD_H_ABS, 12);
             let tagged = e.label();
-            dispatch(&mut e, 14, &mut entry, Some(tagged));
+            dispatch(&mut e, ETHERTYPES, 14, Some(tagged), trees);
             e.bind(tagged);
             e.plain(op::LD_H_ABS, 16);
-            dispatch(&mut e, 18, &mut entry, None);
+            dispatch(&mut e, ETHERTYPES, 18, None, trees);
         }
         LinkType::LinuxSll | LinkType::LinuxSll2 => {
             e.plain(op::LD_W_ABS, SKF_AD_PROTOCOL);
-            dispatch(&mut e, 0, &mut entry, None);
+            dispatch(&mut e, ETHERTYPES, 0, None, trees);
         }
         LinkType::RawIp => {
             e.plain(op::LD_B_ABS, 0);
             e.plain(op::AND_K, 0xf0);
-            let l4 = entry(&mut e, Family::V4, 0);
-            e.if_then(op::JEQ_K, 0x40, l4);
-            let l6 = entry(&mut e, Family::V6, 0);
-            e.if_then(op::JEQ_K, 0x60, l6);
-            e.ret(0);
+            dispatch(&mut e, &[(0x40, Family::V4), (0x60, Family::V6)], 0, None, trees);
         }
         LinkType::Ipv4 => {
-            let l = entry(&mut e, Family::V4, 0);
-            e.jump(l);
+            e.plain(op::LD_IMM, 4);
+            dispatch(&mut e, &[(4, Family::V4)], 0, None, trees);
         }
         LinkType::Ipv6 => {
-            let l = entry(&mut e, Family::V6, 0);
-            e.jump(l);
+            e.plain(op::LD_IMM, 6);
+            dispatch(&mut e, &[(6, Family::V6)], 0, None, trees);
         }
     }
-    let (mut has_v4, mut has_v6) = (false, false);
-    for (label, family, net) in entries {
-        e.bind(label);
-        let (header, first, second, tree) = match family {
-            Family::V4 => (20, 12, 16, v4.0),
-            Family::Arp => (28, 14, 24, v4.0),
-            Family::V6 => (40, 8, 24, v6.0),
-        };
-        has_v4 |= family != Family::V6;
-        has_v6 |= family == Family::V6;
-        // A packet shorter than its fixed header is refused.
-        e.plain(op::LD_LEN, 0);
-        let (long_enough, short) = (e.label(), e.label());
-        e.branch(op::JGE_K, net + header, long_enough, short);
-        e.bind(short);
-        e.ret(0);
-        e.bind(long_enough);
-        e.store(cell::NET, net);
-        e.store(cell::SECOND_ADDRESS, net + second);
-        if family != Family::V6 {
-            e.store(cell::ARP, u32::from(family == Family::Arp));
-        }
-        e.plain(op::LDX_IMM, net + first);
-        e.jump(tree);
-    }
-    if has_v4 {
-        e.bind(v4.0);
-        address_passes(&mut e, &keep.v4, 32, v4.1);
-        e.bind(v4.1);
-        e.plain(op::LD_MEM, cell::ARP);
-        let ip = e.label();
-        let arp = e.label();
-        e.branch(op::JEQ_K, 1, arp, ip);
-        e.bind(arp);
-        e.ret(0);
-        e.bind(ip);
-        rest_ipv4(&mut e, keep.sample_mask);
-    }
-    if has_v6 {
-        e.bind(v6.0);
-        address_passes(&mut e, &keep.v6, 128, v6.1);
-        e.bind(v6.1);
-        rest_ipv6(&mut e, keep.sample_mask);
-    }
+    e.bind(v4);
+    address_passes(&mut e, &keep.v4, 32, v4_missed);
+    e.bind(v4_missed);
+    stretch(&mut e, REST_IPV4, keep.sample_mask);
+    e.bind(v6);
+    address_passes(&mut e, &keep.v6, 128, v6_missed);
+    e.bind(v6_missed);
+    stretch(&mut e, REST_IPV6, keep.sample_mask);
     e.assemble()
 }
 
@@ -217,21 +194,40 @@ enum Family {
     Arp,
 }
 
-/// With the ethertype in A: to the entry of its family at network offset `net`, to `tagged`
-/// for a VLAN tag, else refuse.
+/// With A telling the protocol: the entry of its family for a network header at `net`, to
+/// `tagged` for a VLAN tag, else refuse. An entry refuses a packet shorter than its fixed
+/// header, notes the network offset, the offset of the second address to test and whether
+/// it is ARP, and goes to its family's tree (`trees`: IPv4's and its miss, IPv6's and its
+/// miss) with X at the first address.
 fn dispatch(
     e: &mut Emitter,
+    families: &[(u32, Family)],
     net: u32,
-    entry: &mut impl FnMut(&mut Emitter, Family, u32) -> Label,
     tagged: Option<Label>,
+    [v4, _, v6, _]: [Label; 4],
 ) {
-    let v4 = entry(e, Family::V4, net);
-    e.if_then(op::JEQ_K, IPV4, v4);
-    let v6 = entry(e, Family::V6, net);
-    e.if_then(op::JEQ_K, IPV6, v6);
-    let arp = entry(e, Family::Arp, net);
-    e.if_then(op::JEQ_K, ARP, arp);
-    e.if_then(op::JEQ_K, RARP, arp);
+    for &(value, family) in families {
+        let (entry, other) = (e.label(), e.label());
+        e.branch(op::JEQ_K, value, entry, other);
+        e.bind(entry);
+        let (header, first, second, tree) = match family {
+            Family::V4 => (20, 12, 16, v4),
+            Family::Arp => (28, 14, 24, v4),
+            Family::V6 => (40, 8, 24, v6),
+        };
+        e.plain(op::LD_LEN, 0);
+        let (long_enough, short) = (e.label(), e.label());
+        e.branch(op::JGE_K, net + header, long_enough, short);
+        e.bind(short);
+        e.ret(0);
+        e.bind(long_enough);
+        e.store(cell::NET, net);
+        e.store(cell::SECOND_ADDRESS, net + second);
+        e.store(cell::ARP, u32::from(family == Family::Arp));
+        e.plain(op::LDX_IMM, net + first);
+        e.jump(tree);
+        e.bind(other);
+    }
     if let Some(tagged) = tagged {
         for tpid in VLAN_TAGS {
             e.if_then(op::JEQ_K, tpid, tagged);
@@ -304,8 +300,10 @@ fn address_tree(e: &mut Emitter, set: &[(u128, u128)], bits: u32, word_offset: u
         return;
     };
     e.plain(op::LD_W_IND, word_offset);
-    let tree = e.label();
-    e.branch(op::JGE_K, lowest, tree, miss);
+    let (tree, below) = (e.label(), e.label());
+    e.branch(op::JGE_K, lowest, tree, below);
+    e.bind(below);
+    e.jump(miss);
     e.bind(tree);
     let deeper: Vec<Label> = subsets.iter().map(|_| e.label()).collect();
     search(e, &segments, None, &deeper, miss);
@@ -315,8 +313,10 @@ fn address_tree(e: &mut Emitter, set: &[(u128, u128)], bits: u32, word_offset: u
     }
 }
 
-/// A balanced binary search over `segments` (A ≥ the first one's start), in chunks that jump
-/// to their own pads (hit, miss) placed after them.
+/// A balanced binary search over `segments` (A ≥ the first one's start), in chunks whose
+/// leaves jump to pads (hit, miss) placed after them; a leaf whose next word decides goes on
+/// by a long jump. Every conditional jump stays within a chunk: a few dozen segments, at most
+/// three instructions each.
 fn search(
     e: &mut Emitter,
     segments: &[(u32, u32, Then)],
@@ -333,17 +333,25 @@ fn search(
             e.bind(local_miss);
             e.jump(miss);
         }
-        (Some((hit, local_miss)), [(_, end, then)]) => {
-            let inside = match then {
-                Then::Hit => hit,
-                Then::NextWord(i) => deeper[*i],
-            };
-            e.branch(op::JGT_K, *end, local_miss, inside);
-        }
+        (Some((hit, local_miss)), &[(_, end, then)]) => match then {
+            Then::Hit => e.branch(op::JGT_K, end, local_miss, hit),
+            Then::NextWord(i) => {
+                let on = e.label();
+                e.branch(op::JGT_K, end, local_miss, on);
+                e.bind(on);
+                e.jump(deeper[i]);
+            }
+        },
         _ => {
             let middle = segments.len() / 2;
-            let (left, right) = (e.label(), e.label());
-            e.branch(op::JGE_K, segments[middle].0, right, left);
+            let [left, right, far] = e.labels();
+            // Beyond a chunk, the right half may lie too far for a conditional jump.
+            let to_right = if pads.is_some() { right } else { far };
+            e.branch(op::JGE_K, segments[middle].0, to_right, left);
+            if pads.is_none() {
+                e.bind(far);
+                e.jump(right);
+            }
             e.bind(left);
             search(e, &segments[..middle], pads, deeper, miss);
             e.bind(right);
@@ -352,129 +360,171 @@ fn search(
     }
 }
 
-/// X := network offset + IPv4 header length (from the network offset in X).
-fn ipv4_transport(e: &mut Emitter) {
-    e.plain(op::LD_B_IND, 0);
-    e.plain(op::AND_K, 0xf);
-    e.plain(op::LSH_K, 2);
-    e.plain(op::ADD_X, 0);
-    e.plain(op::TAX, 0);
-}
+/// A step of a fixed stretch of the program: (opcode or pseudo-opcode, k, where a jump goes
+/// if its test holds, else): jumps name the stretch's own labels, or [`NEXT`].
+type Step = (u16, u32, u8, u8);
 
-/// With X at the transport header: accept if the hash of the sum of the ports at `[x + k]`
-/// and `[x + k + 2]` is sampled, else refuse.
-fn sample(e: &mut Emitter, k: u32, mask: u32, accept: Label, reject: Label) {
-    e.plain(op::LD_H_IND, k);
-    e.plain(op::ST, cell::PORT);
-    e.plain(op::LD_H_IND, k + 2);
-    e.plain(op::LDX_MEM, cell::PORT);
-    e.plain(op::ADD_X, 0);
-    e.plain(op::MUL_K, SAMPLE_MULTIPLIER);
-    e.plain(op::AND_K, mask);
-    e.branch(op::JEQ_K, 0, accept, reject);
-}
+/// Pseudo-opcodes of the stretches (classic BPF's opcodes are below 0x100): bind label k;
+/// `ret` the bytes to keep; `and` the control sample's mask.
+const BIND: u16 = 0x100;
+const RET_KEEP: u16 = 0x101;
+const AND_MASK: u16 = 0x102;
+/// A jump to the next instruction.
+const NEXT: u8 = u8::MAX;
 
-/// IPv4 past the address tree: port 53, ICMP, STUN, the control sample, in the expression's
-/// order.
-fn rest_ipv4(e: &mut Emitter, mask: u32) {
-    let [accept, reject, port53, icmp, stun, sampled, ports] = e.labels::<7>();
-    e.plain(op::LDX_MEM, cell::NET);
-    e.plain(op::LD_B_IND, 9);
-    e.if_then(op::JEQ_K, 6, port53);
-    e.if_then(op::JEQ_K, 17, port53);
-    e.branch(op::JEQ_K, 132, port53, icmp);
-    e.bind(port53);
+/// Labels of the stretches.
+const ACCEPT: u8 = 0;
+const REJECT: u8 = 1;
+const PORT53: u8 = 2;
+const ICMP: u8 = 3;
+const STUN: u8 = 4;
+const SAMPLED: u8 = 5;
+const PORTS: u8 = 6;
+const FRAGMENT: u8 = 7;
+
+/// IPv4 past the address tree (ARP packets are refused there): port 53, ICMP, STUN, the
+/// control sample, in the expression's order. X := network offset + header length takes five
+/// steps (`ldb [x+0]; and #0xf; lsh #2; add x; tax`).
+const REST_IPV4: &[Step] = &[
+    (op::LD_MEM, cell::ARP, 0, 0),
+    (op::JEQ_K, 1, REJECT, NEXT),
+    (op::LDX_MEM, cell::NET, 0, 0),
+    (op::LD_B_IND, 9, 0, 0),
+    (op::JEQ_K, 6, PORT53, NEXT),
+    (op::JEQ_K, 17, PORT53, NEXT),
+    (op::JEQ_K, 132, PORT53, ICMP),
+    (BIND, PORT53 as u32, 0, 0),
     // Not a fragment after the first.
-    e.plain(op::LD_H_IND, 6);
-    e.if_then(op::JSET_K, 0x1fff, icmp);
-    ipv4_transport(e);
-    e.plain(op::LD_H_IND, 0);
-    e.if_then(op::JEQ_K, 53, accept);
-    e.plain(op::LD_H_IND, 2);
-    e.branch(op::JEQ_K, 53, accept, icmp);
-    e.bind(icmp);
-    e.plain(op::LDX_MEM, cell::NET);
-    e.plain(op::LD_B_IND, 9);
-    e.if_then(op::JEQ_K, 1, accept);
-    e.branch(op::JEQ_K, 17, stun, sampled);
-    e.bind(stun);
-    e.plain(op::LD_H_IND, 6);
-    e.if_then(op::JSET_K, 0x1fff, sampled);
-    ipv4_transport(e);
-    e.plain(op::LD_H_IND, 4);
-    e.unless(op::JGE_K, 28, sampled);
-    e.plain(op::LD_B_IND, 8);
-    e.if_then(op::JSET_K, 0xc0, sampled);
-    e.plain(op::LD_W_IND, 12);
-    e.branch(op::JEQ_K, 0x2112_a442, accept, sampled);
-    e.bind(sampled);
-    e.plain(op::LDX_MEM, cell::NET);
-    e.plain(op::LD_B_IND, 9);
-    e.if_then(op::JEQ_K, 6, ports);
-    e.branch(op::JEQ_K, 17, ports, reject);
-    e.bind(ports);
-    ipv4_transport(e);
-    sample(e, 0, mask, accept, reject);
-    e.bind(reject);
-    e.ret(0);
-    e.bind(accept);
-    e.ret(e.accept);
-}
+    (op::LD_H_IND, 6, 0, 0),
+    (op::JSET_K, 0x1fff, ICMP, NEXT),
+    (op::LD_B_IND, 0, 0, 0),
+    (op::AND_K, 0xf, 0, 0),
+    (op::LSH_K, 2, 0, 0),
+    (op::ADD_X, 0, 0, 0),
+    (op::TAX, 0, 0, 0),
+    (op::LD_H_IND, 0, 0, 0),
+    (op::JEQ_K, 53, ACCEPT, NEXT),
+    (op::LD_H_IND, 2, 0, 0),
+    (op::JEQ_K, 53, ACCEPT, ICMP),
+    (BIND, ICMP as u32, 0, 0),
+    (op::LDX_MEM, cell::NET, 0, 0),
+    (op::LD_B_IND, 9, 0, 0),
+    (op::JEQ_K, 1, ACCEPT, NEXT),
+    (op::JEQ_K, 17, STUN, SAMPLED),
+    (BIND, STUN as u32, 0, 0),
+    (op::LD_H_IND, 6, 0, 0),
+    (op::JSET_K, 0x1fff, SAMPLED, NEXT),
+    (op::LD_B_IND, 0, 0, 0),
+    (op::AND_K, 0xf, 0, 0),
+    (op::LSH_K, 2, 0, 0),
+    (op::ADD_X, 0, 0, 0),
+    (op::TAX, 0, 0, 0),
+    (op::LD_H_IND, 4, 0, 0),
+    (op::JGE_K, 28, NEXT, SAMPLED),
+    (op::LD_B_IND, 8, 0, 0),
+    (op::JSET_K, 0xc0, SAMPLED, NEXT),
+    (op::LD_W_IND, 12, 0, 0),
+    (op::JEQ_K, 0x2112_a442, ACCEPT, SAMPLED),
+    (BIND, SAMPLED as u32, 0, 0),
+    (op::LDX_MEM, cell::NET, 0, 0),
+    (op::LD_B_IND, 9, 0, 0),
+    (op::JEQ_K, 6, PORTS, NEXT),
+    (op::JEQ_K, 17, PORTS, REJECT),
+    (BIND, PORTS as u32, 0, 0),
+    (op::LD_B_IND, 0, 0, 0),
+    (op::AND_K, 0xf, 0, 0),
+    (op::LSH_K, 2, 0, 0),
+    (op::ADD_X, 0, 0, 0),
+    (op::TAX, 0, 0, 0),
+    (op::LD_H_IND, 0, 0, 0),
+    (op::ST, cell::PORT, 0, 0),
+    (op::LD_H_IND, 2, 0, 0),
+    (op::LDX_MEM, cell::PORT, 0, 0),
+    (op::ADD_X, 0, 0, 0),
+    (op::MUL_K, SAMPLE_MULTIPLIER, 0, 0),
+    (AND_MASK, 0, 0, 0),
+    (op::JEQ_K, 0, ACCEPT, REJECT),
+    (BIND, REJECT as u32, 0, 0),
+    (op::RET_K, 0, 0, 0),
+    (BIND, ACCEPT as u32, 0, 0),
+    (RET_KEEP, 0, 0, 0),
+];
 
 /// IPv6 past the address tree: port 53 and the control sample without extension headers,
 /// ICMPv6 also behind a fragment header.
-fn rest_ipv6(e: &mut Emitter, mask: u32) {
-    let [accept, reject, port53, icmp, fragment, sampled, ports] = e.labels::<7>();
-    e.plain(op::LDX_MEM, cell::NET);
-    e.plain(op::LD_B_IND, 6);
-    e.if_then(op::JEQ_K, 6, port53);
-    e.if_then(op::JEQ_K, 17, port53);
-    e.branch(op::JEQ_K, 132, port53, icmp);
-    e.bind(port53);
-    e.plain(op::LD_H_IND, 40);
-    e.if_then(op::JEQ_K, 53, accept);
-    e.plain(op::LD_H_IND, 42);
-    e.branch(op::JEQ_K, 53, accept, icmp);
-    e.bind(icmp);
-    e.plain(op::LD_B_IND, 6);
-    e.if_then(op::JEQ_K, 58, accept);
-    e.branch(op::JEQ_K, 44, fragment, sampled);
-    e.bind(fragment);
-    e.plain(op::LD_B_IND, 40);
-    e.branch(op::JEQ_K, 58, accept, sampled);
-    e.bind(sampled);
-    e.plain(op::LD_B_IND, 6);
-    e.if_then(op::JEQ_K, 6, ports);
-    e.branch(op::JEQ_K, 17, ports, reject);
-    e.bind(ports);
-    sample(e, 40, mask, accept, reject);
-    e.bind(reject);
-    e.ret(0);
-    e.bind(accept);
-    e.ret(e.accept);
+const REST_IPV6: &[Step] = &[
+    (op::LDX_MEM, cell::NET, 0, 0),
+    (op::LD_B_IND, 6, 0, 0),
+    (op::JEQ_K, 6, PORT53, NEXT),
+    (op::JEQ_K, 17, PORT53, NEXT),
+    (op::JEQ_K, 132, PORT53, ICMP),
+    (BIND, PORT53 as u32, 0, 0),
+    (op::LD_H_IND, 40, 0, 0),
+    (op::JEQ_K, 53, ACCEPT, NEXT),
+    (op::LD_H_IND, 42, 0, 0),
+    (op::JEQ_K, 53, ACCEPT, ICMP),
+    (BIND, ICMP as u32, 0, 0),
+    (op::LD_B_IND, 6, 0, 0),
+    (op::JEQ_K, 58, ACCEPT, NEXT),
+    (op::JEQ_K, 44, FRAGMENT, SAMPLED),
+    (BIND, FRAGMENT as u32, 0, 0),
+    (op::LD_B_IND, 40, 0, 0),
+    (op::JEQ_K, 58, ACCEPT, SAMPLED),
+    (BIND, SAMPLED as u32, 0, 0),
+    (op::LD_B_IND, 6, 0, 0),
+    (op::JEQ_K, 6, PORTS, NEXT),
+    (op::JEQ_K, 17, PORTS, REJECT),
+    (BIND, PORTS as u32, 0, 0),
+    (op::LD_H_IND, 40, 0, 0),
+    (op::ST, cell::PORT, 0, 0),
+    (op::LD_H_IND, 42, 0, 0),
+    (op::LDX_MEM, cell::PORT, 0, 0),
+    (op::ADD_X, 0, 0, 0),
+    (op::MUL_K, SAMPLE_MULTIPLIER, 0, 0),
+    (AND_MASK, 0, 0, 0),
+    (op::JEQ_K, 0, ACCEPT, REJECT),
+    (BIND, REJECT as u32, 0, 0),
+    (op::RET_K, 0, 0, 0),
+    (BIND, ACCEPT as u32, 0, 0),
+    (RET_KEEP, 0, 0, 0),
+];
+
+/// Emit a fixed stretch.
+fn stretch(e: &mut Emitter, steps: &[Step], mask: u32) {
+    let labels: [Label; 8] = e.labels();
+    for &(code, k, yes, no) in steps {
+        match code {
+            BIND => e.bind(labels[k as usize]),
+            RET_KEEP => e.ret(e.accept),
+            AND_MASK => e.plain(op::AND_K, mask),
+            op::JEQ_K | op::JGT_K | op::JGE_K | op::JSET_K => {
+                let next = e.label();
+                let to = |l: u8| if l == NEXT { next } else { labels[usize::from(l)] };
+                e.branch(code, k, to(yes), to(no));
+                e.bind(next);
+            }
+            _ => e.plain(code, k),
+        }
+    }
 }
 
 /// A place in the program, bound to the instruction that follows its binding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Label(usize);
 
-#[derive(Debug, Clone, Copy)]
-enum Op {
-    Plain(Instruction),
-    Branch { code: u16, k: u32, yes: Label, no: Label },
-    Jump(Label),
-}
-
-/// Instructions with symbolic jumps, assembled once complete.
+/// Instructions whose jumps name labels, resolved once the program is complete.
 struct Emitter {
-    ops: Vec<Op>,
-    /// The op index each label is bound to (`usize::MAX`: not yet).
+    code: Vec<Instruction>,
+    /// Jumps to resolve: (instruction, target if the test holds (or of `ja`), else).
+    jumps: Vec<(usize, Label, Label)>,
+    /// The instruction each label is bound to (`usize::MAX`: not yet).
     labels: Vec<usize>,
     /// What an accepting `ret` returns: the bytes to keep.
     accept: u32,
 }
 
 impl Emitter {
+    #[inline(never)]
     fn label(&mut self) -> Label {
         self.labels.push(usize::MAX);
         Label(self.labels.len() - 1)
@@ -484,112 +534,67 @@ impl Emitter {
         std::array::from_fn(|_| self.label())
     }
 
+    #[inline(never)]
     fn bind(&mut self, label: Label) {
-        self.labels[label.0] = self.ops.len();
+        self.labels[label.0] = self.code.len();
     }
 
+    #[inline(never)]
     fn plain(&mut self, code: u16, k: u32) {
-        self.ops.push(Op::Plain(Instruction { code, jt: 0, jf: 0, k }));
+        self.code.push(Instruction { code, jt: 0, jf: 0, k });
     }
 
+    #[inline(never)]
     fn ret(&mut self, k: u32) {
         self.plain(op::RET_K, k);
     }
 
+    #[inline(never)]
     fn store(&mut self, cell: u32, value: u32) {
         self.plain(op::LD_IMM, value);
         self.plain(op::ST, cell);
     }
 
+    /// `ja`: any distance forward.
+    #[inline(never)]
     fn jump(&mut self, to: Label) {
-        self.ops.push(Op::Jump(to));
+        self.branch(op::JA, 0, to, to);
     }
 
+    /// A conditional jump: at most 255 instructions forward.
+    #[inline(never)]
     fn branch(&mut self, code: u16, k: u32, yes: Label, no: Label) {
-        self.ops.push(Op::Branch { code, k, yes, no });
+        self.jumps.push((self.code.len(), yes, no));
+        self.plain(code, k);
     }
 
     /// Jump to `yes` if the test holds, else go on.
+    #[inline(never)]
     fn if_then(&mut self, code: u16, k: u32, yes: Label) {
         let next = self.label();
         self.branch(code, k, yes, next);
         self.bind(next);
     }
 
-    /// Go on if the test holds, else jump to `no`.
-    fn unless(&mut self, code: u16, k: u32, no: Label) {
-        let next = self.label();
-        self.branch(code, k, next, no);
-        self.bind(next);
-    }
-
-    /// The instructions, with a long `ja` behind each conditional jump whose target lies
-    /// beyond the 255 instructions its 8-bit offset reaches. `None` if a jump goes backwards
-    /// or nowhere, or the program does not end in `ret`.
-    fn assemble(&self) -> Option<Vec<Instruction>> {
-        let n = self.ops.len();
-        // Long jumps placed behind each op (0, 1 or 2); they only grow, so this settles.
-        let mut longs = vec![0usize; n];
-        let mut at = vec![0usize; n + 1];
-        loop {
-            for i in 0..n {
-                at[i + 1] = at[i] + 1 + longs[i];
-            }
-            let target = |l: &Label| self.labels.get(l.0).and_then(|&op| at.get(op)).copied();
-            let mut changed = false;
-            for (i, o) in self.ops.iter().enumerate() {
-                if let Op::Branch { yes, no, .. } = o {
-                    let next = at[i] + 1;
-                    let far = |t: Option<usize>| t.is_none_or(|t| t < next || t - next > 255);
-                    let needed = usize::from(far(target(yes))) + usize::from(far(target(no)));
-                    if needed > longs[i] {
-                        longs[i] = needed;
-                        changed = true;
-                    }
-                }
-            }
-            if !changed {
-                break;
+    /// The program, its jumps resolved; `None` if one goes backwards, out of the program or
+    /// (conditional) beyond 255 instructions, or the program does not end in `ret`.
+    #[inline(never)]
+    fn assemble(mut self) -> Option<Vec<Instruction>> {
+        let n = self.code.len();
+        for &(at, yes, no) in &self.jumps {
+            let offset = |l: Label| {
+                let target = *self.labels.get(l.0)?;
+                (target < n).then_some(target.checked_sub(at + 1)?)
+            };
+            let (yes, no) = (offset(yes)?, offset(no)?);
+            let insn = self.code.get_mut(at)?;
+            if insn.code == op::JA {
+                insn.k = u32::try_from(yes).ok()?;
+            } else {
+                (insn.jt, insn.jf) = (u8::try_from(yes).ok()?, u8::try_from(no).ok()?);
             }
         }
-        let total = at[n];
-        let target = |l: &Label| {
-            let op = *self.labels.get(l.0)?;
-            (op < n).then(|| at[op])
-        };
-        let ja = |from: usize, to: usize| {
-            let k = u32::try_from(to.checked_sub(from + 1)?).ok()?;
-            Some(Instruction { code: op::JA, jt: 0, jf: 0, k })
-        };
-        let mut out = Vec::with_capacity(total);
-        for (i, o) in self.ops.iter().enumerate() {
-            match *o {
-                Op::Plain(insn) => out.push(insn),
-                Op::Jump(to) => out.push(ja(at[i], target(&to)?)?),
-                Op::Branch { code, k, yes, no } => {
-                    let next = at[i] + 1;
-                    let (yes, no) = (target(&yes)?, target(&no)?);
-                    let near = |t: usize| u8::try_from(t.checked_sub(next)?).ok();
-                    let (jt, jf) = match (near(yes), near(no)) {
-                        (Some(jt), Some(jf)) => (jt, jf),
-                        (None, Some(jf)) => (0, jf),
-                        (Some(jt), None) => (jt, 0),
-                        (None, None) => (0, 1),
-                    };
-                    out.push(Instruction { code, jt, jf, k });
-                    let mut long_at = next;
-                    if near(yes).is_none() {
-                        out.push(ja(long_at, yes)?);
-                        long_at += 1;
-                    }
-                    if near(no).is_none() {
-                        out.push(ja(long_at, no)?);
-                    }
-                }
-            }
-        }
-        let ends_in_ret = out.last().is_some_and(|i| i.code == op::RET_K);
-        (out.len() == total && ends_in_ret).then_some(out)
+        self.code.last().is_some_and(|i| i.code == op::RET_K).then_some(self.code)
     }
 }
 
@@ -1011,7 +1016,7 @@ pub(super) mod tests {
     ];
 
     fn keep_of(c: &Catalogue) -> Keep {
-        KernelFilter::build(c, 4).unwrap().keep().clone()
+        KernelFilter::build(c, 4, 256).unwrap().keep().clone()
     }
 
     /// For `packets` random packets on each of `links` (addresses inside, outside and at the

@@ -22,48 +22,49 @@ pub const KERNEL_MAX_INSTRUCTIONS: usize = 4096;
 /// ranges.
 const WIDENING: [(u8, u8); 5] = [(32, 128), (24, 48), (20, 40), (16, 32), (8, 24)];
 
-/// The kernel filter of the measuring captures, built once at start (milliseconds): what it
-/// keeps, and how far the ranges had to be widened to fit the kernel.
+/// The kernel filter of the measuring captures, built once at start (milliseconds): its
+/// program for every layout of frames a capture may have, and how far the ranges had to be
+/// widened to fit the kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelFilter {
     keep: Keep,
+    /// For each of [`LAYOUTS`].
+    programs: Vec<Vec<Instruction>>,
     /// The catalogue's ranges that no other contains, after widening.
     pub ranges: usize,
     /// The prefix lengths (IPv4, IPv6) the ranges were widened to; `None`: exact.
     pub widened_to: Option<(u8, u8)>,
-    /// Instructions of the Ethernet program, the longest of every link type's.
-    pub instructions: usize,
 }
 
 impl KernelFilter {
-    /// The filter for `catalogue`, widening its ranges as needed; `None` without sampling
-    /// (everything is captured), or when even the widest ranges do not fit.
-    pub fn build(catalogue: &Catalogue, control_sample: u32) -> Option<KernelFilter> {
+    /// The filter for `catalogue`, keeping `snaplen_bytes` of each packet, its ranges widened
+    /// as needed; `None` without sampling (everything is captured), or when even the widest
+    /// ranges do not fit.
+    pub fn build(
+        catalogue: &Catalogue,
+        control_sample: u32,
+        snaplen_bytes: u32,
+    ) -> Option<KernelFilter> {
         if control_sample <= 1 {
             return None;
         }
         WIDENING.iter().enumerate().find_map(|(step, &widths)| {
             let ranges = widened(catalogue, widths);
-            let of_family = |v6: bool| {
-                bpf::intervals(ranges.iter().filter(|p| p.addr.is_ipv6() == v6).map(
-                    |p| match p.addr {
-                        std::net::IpAddr::V4(a) => (u128::from(u32::from(a)), p.len, 32),
-                        std::net::IpAddr::V6(a) => (u128::from(a), p.len, 128),
-                    },
-                ))
-            };
             let keep = Keep {
-                v4: of_family(false),
-                v6: of_family(true),
+                v4: bpf::intervals(&ranges, false),
+                v6: bpf::intervals(&ranges, true),
                 sample_mask: sample_mask(control_sample),
             };
-            let instructions = bpf::program(&keep, LinkType::Ethernet, 1)?.len();
-            (instructions <= KERNEL_MAX_INSTRUCTIONS).then(|| KernelFilter {
-                keep,
-                ranges: ranges.len(),
-                widened_to: (step > 0).then_some(widths),
-                instructions,
-            })
+            let mut programs = Vec::with_capacity(LAYOUTS.len());
+            for link in LAYOUTS {
+                let program = bpf::program(&keep, link, snaplen_bytes)?;
+                if program.len() > KERNEL_MAX_INSTRUCTIONS {
+                    return None;
+                }
+                programs.push(program);
+            }
+            let widened_to = (step > 0).then_some(widths);
+            Some(KernelFilter { keep, programs, ranges: ranges.len(), widened_to })
         })
     }
 
@@ -72,16 +73,27 @@ impl KernelFilter {
         &self.keep
     }
 
-    /// The merged address intervals the program searches.
+    /// The merged address intervals the programs search.
     pub fn intervals(&self) -> usize {
         self.keep.v4.len() + self.keep.v6.len()
     }
 
-    /// The program for a capture of `link` that keeps `snaplen_bytes` of each packet.
-    pub fn program(&self, link: LinkType, snaplen_bytes: u32) -> Option<Vec<Instruction>> {
-        bpf::program(&self.keep, link, snaplen_bytes)
+    /// The program for a capture of `link`.
+    pub fn program(&self, link: LinkType) -> &[Instruction] {
+        let layout = match link {
+            LinkType::Ethernet => 0,
+            LinkType::LinuxSll | LinkType::LinuxSll2 => 1,
+            LinkType::RawIp => 2,
+            LinkType::Ipv4 => 3,
+            LinkType::Ipv6 => 4,
+        };
+        self.programs.get(layout).map_or(&[], Vec::as_slice)
     }
 }
+
+/// A link type of each layout, in the order of [`KernelFilter`]'s programs.
+const LAYOUTS: [LinkType; 5] =
+    [LinkType::Ethernet, LinkType::LinuxSll, LinkType::RawIp, LinkType::Ipv4, LinkType::Ipv6];
 
 /// Fibonacci hashing (Knuth, TAOCP vol. 3, 6.4): 2^32 divided by the golden ratio, odd. The
 /// top bits of the product spread any arithmetic progression of inputs (sequential or
@@ -197,9 +209,9 @@ mod tests {
     #[test]
     fn no_filter_without_sampling() {
         let c = catalogue("\"198.51.100.10/32\"");
-        assert_eq!(KernelFilter::build(&c, 1), None);
+        assert_eq!(KernelFilter::build(&c, 1, 256), None);
         assert_eq!(expression(&c, 1), None);
-        assert!(KernelFilter::build(&c, 2).is_some());
+        assert!(KernelFilter::build(&c, 2, 256).is_some());
     }
 
     /// Ranges inside others are left out; adjacent ones are merged into one interval.
@@ -213,7 +225,7 @@ mod tests {
             f.starts_with("(net 10.0.0.0/8 or net 11.0.0.0/8 or net 2001:db8::/32) or port 53")
         );
         assert!(f.contains("* 0x9e3779b1) & 0xc0000000) = 0"), "{f}");
-        let kernel = KernelFilter::build(&c, 4).unwrap();
+        let kernel = KernelFilter::build(&c, 4, 256).unwrap();
         assert_eq!((kernel.ranges, kernel.intervals(), kernel.widened_to), (3, 2, None));
         let v6 = 0x2001_0db8u128 << 96;
         assert_eq!(kernel.keep().v4, [(0x0a00_0000, 0x0bff_ffff)]);
@@ -297,8 +309,9 @@ mod tests {
 
     impl Generated {
         fn new(control_sample: u32) -> Generated {
-            let kernel = KernelFilter::build(&catalogue("\"198.51.100.10/32\""), control_sample);
-            Generated(kernel.unwrap().program(LinkType::Ethernet, 256).unwrap())
+            let kernel =
+                KernelFilter::build(&catalogue("\"198.51.100.10/32\""), control_sample, 256);
+            Generated(kernel.unwrap().program(LinkType::Ethernet).to_vec())
         }
 
         fn filter(&self, frame: &[u8]) -> bool {
@@ -420,28 +433,29 @@ mod tests {
     fn the_filter_fits_the_kernel() {
         let builtin = Catalogue::builtin();
         let started = std::time::Instant::now();
-        let kernel = KernelFilter::build(&builtin, 4).unwrap();
+        let kernel = KernelFilter::build(&builtin, 4, 256).unwrap();
         let took = started.elapsed();
+        let ethernet = kernel.program(LinkType::Ethernet).len();
         println!(
-            "built-in: {} ranges, {} intervals, {} instructions, {took:?}",
+            "built-in: {} ranges, {} intervals, {ethernet} instructions (ethernet), {took:?}",
             kernel.ranges,
             kernel.intervals(),
-            kernel.instructions
         );
         assert_eq!(kernel.widened_to, None);
-        assert!(kernel.instructions <= KERNEL_MAX_INSTRUCTIONS, "{}", kernel.instructions);
         for link in LinkType::ALL {
-            let program = kernel.program(link, 256).unwrap();
-            assert!(program.len() <= kernel.instructions, "{link:?}: {}", program.len());
-            bpf::tests::kernel_accepts(&program).unwrap();
+            let program = kernel.program(link);
+            assert!(program.len() <= ethernet, "{link:?}: {}", program.len());
+            bpf::tests::kernel_accepts(program).unwrap();
         }
         // 1,200 single addresses, every other one of ten /24s: 1,200 intervals do not fit.
         let singles: Vec<String> =
             (0..1200).map(|i| format!("\"198.18.{}.{}/32\"", i / 120, 2 * (i % 120))).collect();
         let big = catalogue(&singles.join(", "));
-        let widened = KernelFilter::build(&big, 4).unwrap();
+        let widened = KernelFilter::build(&big, 4, 256).unwrap();
         assert_eq!(widened.widened_to, Some((24, 48)), "{}", widened.intervals());
-        assert!(widened.instructions <= KERNEL_MAX_INSTRUCTIONS);
+        for link in LinkType::ALL {
+            bpf::tests::kernel_accepts(widened.program(link)).unwrap();
+        }
         for p in big.prefixes() {
             let IpAddr::V4(a) = p.addr else { panic!("{p}") };
             let a = u128::from(u32::from(a));

@@ -51,7 +51,6 @@ pub struct LiveCapture {
     /// From when the capture opened to when its kernel filter was attached (kernel clock):
     /// packets stamped in between are left out.
     unfiltered: Option<(Timestamp, Timestamp)>,
-    filter_instructions: Option<usize>,
     /// libpcap's counters are 32-bit and wrap: kept here as 64-bit totals.
     last: (u32, u32, u32),
     totals: LiveStats,
@@ -65,7 +64,7 @@ impl fmt::Debug for LiveCapture {
 
 impl LiveCapture {
     /// Open `interface` (needs CAP_NET_RAW) with `filter`'s program for its link type attached
-    /// to the capture's socket. Packets the kernel stamped before the program was attached
+    /// to the capture's socket; the snap length is the one `filter` was built for. Packets the kernel stamped before the program was attached
     /// (from the moment the capture opened) are not handed over: the filter did not choose
     /// them.
     pub fn open(
@@ -78,13 +77,9 @@ impl LiveCapture {
         let (capture, link) = activate(interface, snaplen, buffer_kib, false)?;
         let mut live = LiveCapture::new(interface, link, capture);
         if let Some(filter) = filter {
-            let program = filter.program(link, snaplen).ok_or_else(|| {
-                format!("{interface}: no kernel filter for link type {}", link.name())
-            })?;
-            attach(&live.capture, &program)
+            attach(&live.capture, filter.program(link))
                 .map_err(|e| format!("{interface}: cannot attach the kernel filter: {e}"))?;
             live.unfiltered = Some((opened_at, kernel_clock()));
-            live.filter_instructions = Some(program.len());
         }
         Ok(live)
     }
@@ -95,9 +90,9 @@ impl LiveCapture {
     /// so it is already there when the measuring capture's buffer holding its twin is read.
     pub fn open_classification(interface: &str, snaplen: u32) -> Result<LiveCapture, String> {
         let (mut capture, link) = activate(interface, snaplen, CLASSIFY_BUFFER_KIB, true)?;
-        capture
-            .filter(&super::filter::classification_expression(), true)
-            .map_err(|e| format!("{interface}: the capture filter does not compile: {e}"))?;
+        capture.filter(&super::filter::classification_expression(), true).map_err(|e| {
+            format!("{interface}: the capture filter does not compile: {}", strip_libpcap(&e))
+        })?;
         Ok(LiveCapture::new(interface, link, capture))
     }
 
@@ -107,15 +102,9 @@ impl LiveCapture {
             link,
             capture,
             unfiltered: None,
-            filter_instructions: None,
             last: (0, 0, 0),
             totals: LiveStats::default(),
         }
-    }
-
-    /// Instructions of the kernel filter attached at open, if any.
-    pub fn filter_instructions(&self) -> Option<usize> {
-        self.filter_instructions
     }
 
     /// Wait until one of `captures` has packets to hand over, or `timeout_ms` passed.
@@ -387,15 +376,12 @@ fn activate(
 /// replacing any other: libpcap compiles nothing.
 fn attach(capture: &pcap::Capture<pcap::Active>, program: &[Instruction]) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
-    let mut code: Vec<libc::sock_filter> = program
-        .iter()
-        .map(|i| libc::sock_filter { code: i.code, jt: i.jt, jf: i.jf, k: i.k })
-        .collect();
-    let len = u16::try_from(code.len()).map_err(|_| std::io::ErrorKind::InvalidInput)?;
-    let fprog = libc::sock_fprog { len, filter: code.as_mut_ptr() };
-    // SAFETY: `fprog` describes `len` initialised sock_filter structs in `code`, which outlives
-    // the call; the kernel only reads (copies) them; the descriptor is the capture's socket,
-    // open for as long as `capture` is borrowed.
+    let len = u16::try_from(program.len()).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+    let fprog = libc::sock_fprog { len, filter: program.as_ptr().cast_mut().cast() };
+    // SAFETY: `Instruction` is `repr(C)` with the fields of `struct sock_filter` in its order
+    // (u16, u8, u8, u32); `fprog` describes the `len` instructions of `program`, which outlives
+    // the call, and the kernel only reads (copies) them; the descriptor is the capture's
+    // socket, open for as long as `capture` is borrowed.
     #[allow(unsafe_code)]
     let status = unsafe {
         libc::setsockopt(
@@ -410,6 +396,7 @@ fn attach(capture: &pcap::Capture<pcap::Active>, program: &[Instruction]) -> std
 }
 
 /// The clock the kernel stamps packets with (the wall clock).
+#[inline(never)]
 pub fn kernel_clock() -> Timestamp {
     let since = std::time::SystemTime::now()
         .duration_since(std::time::SystemTime::UNIX_EPOCH)

@@ -13,6 +13,7 @@
 //!   start) instead of ending the daemon: routers create interfaces late;
 //! - counters go on across reopens (the kernel's counters of a closed capture are kept).
 
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -31,8 +32,9 @@ pub const MAX_RETRY: Duration = Duration::from_secs(30);
 pub struct OpenSpec {
     pub snaplen: u32,
     pub buffer_kib: u32,
-    /// The measuring capture's kernel filter (`None`: everything).
-    pub filter: Option<KernelFilter>,
+    /// The measuring capture's kernel filter (`None`: everything), shared with the threads
+    /// that reopen interfaces.
+    pub filter: Option<Arc<KernelFilter>>,
     /// Snap length of the classification capture; 0: none.
     pub classify_snaplen: u32,
     /// Said in the log when a capture opens.
@@ -82,17 +84,13 @@ fn index_of(name: &str) -> Option<u32> {
 }
 
 fn open_captures(name: &str, spec: &OpenSpec) -> Result<LiveInterface, String> {
-    let measure = LiveCapture::open(name, spec.snaplen, spec.buffer_kib, spec.filter.as_ref())?;
+    let measure = LiveCapture::open(name, spec.snaplen, spec.buffer_kib, spec.filter.as_deref())?;
     let classify = match spec.classify_snaplen {
         0 => None,
         snaplen => Some(LiveCapture::open_classification(name, snaplen)?),
     };
-    let instructions = measure
-        .filter_instructions()
-        .map(|n| format!(" ({n} BPF instructions)"))
-        .unwrap_or_default();
     super::log(&format!(
-        "capturing on {name} ({}), snap length {}, {}{instructions}",
+        "capturing on {name} ({}), snap length {}, {}",
         measure.link().name(),
         spec.snaplen,
         spec.filter_text

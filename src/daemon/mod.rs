@@ -29,11 +29,12 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
-use crate::capture::filter::{self, KernelFilter};
+use crate::capture::filter::KernelFilter;
 use crate::capture::kernel_clock;
 use crate::classify::{Catalogue, CatalogueFile, Classifier};
 use crate::config::{ConfigFile, DaemonConfig, PipelineConfig, load};
 pub use crate::config::{ConfigSource, Overrides};
+use crate::decode::LinkType;
 use crate::detect::evaluate_window;
 use crate::detect::history::History;
 use crate::pipeline::Pipeline;
@@ -69,37 +70,28 @@ struct Signals {
 }
 
 /// The measuring captures' kernel filter (`None` with a control sample of 1), said in the log.
-fn build_kernel_filter(catalogue: &Catalogue, control_sample: u32) -> Option<KernelFilter> {
-    if control_sample <= 1 {
+fn build_kernel_filter(d: &DaemonConfig, catalogue: &Catalogue) -> Option<KernelFilter> {
+    if d.control_sample <= 1 {
         return None;
     }
-    log(&format!(
-        "building the kernel filter: {} address ranges and 1 in {control_sample} other flows",
-        catalogue.prefixes().len()
-    ));
     let started = Instant::now();
-    let built = KernelFilter::build(catalogue, control_sample);
+    let built = KernelFilter::build(catalogue, d.control_sample, d.snaplen);
     let took_ms = started.elapsed().as_secs_f64() * 1000.0;
     match &built {
         Some(f) => log(&format!(
-            "kernel filter: {} ranges in {} intervals{} -> {} BPF instructions (ethernet), \
-             built in {took_ms:.1} ms",
+            "kernel filter: {} address ranges in {} intervals -> {} BPF instructions \
+             (ethernet), built in {took_ms:.1} ms{}",
             f.ranges,
             f.intervals(),
+            f.program(LinkType::Ethernet).len(),
             match f.widened_to {
-                Some((v4, v6)) => format!(
-                    ", widened to /{v4} (IPv4) and /{v6} (IPv6) to fit the kernel's {} \
-                     instructions",
-                    filter::KERNEL_MAX_INSTRUCTIONS
-                ),
+                Some((v4, v6)) => format!("; widened to /{v4} and /{v6} to fit the kernel"),
                 None => String::new(),
-            },
-            f.instructions
+            }
         )),
-        None => log(&format!(
-            "warning: the catalogue's ranges do not fit a kernel filter even widened to /8: \
-             capturing everything ({took_ms:.1} ms)"
-        )),
+        None => {
+            log("warning: the catalogue's ranges do not fit a kernel filter even widened to /8")
+        }
     }
     built
 }
@@ -139,7 +131,7 @@ pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
                 .map_err(|e| RunError::Input(format!("listen {addr}: {e}")))?,
         ),
     };
-    let kernel_filter = build_kernel_filter(&catalogue, d.control_sample);
+    let kernel_filter = build_kernel_filter(d, &catalogue);
     let filter_text = match (&kernel_filter, d.control_sample) {
         (_, 1) => "no filter".to_string(),
         (Some(_), sample) => format!("service traffic and 1 in {sample} other flows"),
@@ -148,7 +140,7 @@ pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
     let spec = OpenSpec {
         snaplen: d.snaplen,
         buffer_kib: d.buffer_kib,
-        filter: kernel_filter,
+        filter: kernel_filter.map(Arc::new),
         classify_snaplen: d.classify_snaplen,
         filter_text,
     };
