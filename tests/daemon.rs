@@ -70,8 +70,8 @@ fn bad_configurations_are_refused_with_the_key_named() -> common::Ran {
 }
 
 /// Issue 11: errors about the user or an output's path came only after the ~10 s the kernel
-/// filter takes to build (and after the captures were open). Now they come first: no capture
-/// is opened (the default control sample builds a filter).
+/// filter then took to build (and after the captures were open). Now they come first: no
+/// capture is opened (the default control sample builds a filter).
 fn user_and_output_errors_come_before_the_captures() -> common::Ran {
     let dir = test_dir("early");
     let missing_folder = dir.join("no/such/folder/events.jsonl");

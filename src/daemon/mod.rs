@@ -12,8 +12,8 @@
 //! configuration is merged from its layers in `config::layers`.
 //!
 //! Start-up checks what can be wrong in the configuration (the user, the outputs' paths and
-//! whether that user can write them, the listen address) before the seconds the kernel
-//! filter takes to build. Interfaces that vanish or are missing are waited for
+//! whether that user can write them, the listen address) before the kernel filter is built
+//! (milliseconds: `capture::filter`) and the captures are opened. Interfaces that vanish or are missing are waited for
 //! ([`interfaces`]); only SIGTERM/SIGINT end the daemon.
 
 mod capture;
@@ -61,8 +61,8 @@ pub(crate) fn log(message: &str) {
     eprintln!("throttlewatch: {message}");
 }
 
-/// The signals the daemon answers, registered before anything slow happens (compiling the
-/// capture filter takes seconds): a SIGHUP during start-up must not kill the process.
+/// The signals the daemon answers, registered before anything else happens: a SIGHUP during
+/// start-up must not kill the process.
 struct Signals {
     hup: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
@@ -118,7 +118,7 @@ pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
         log(&format!("warning: {}: {warning}", catalogue.source_name()));
     }
     let d = &file.daemon;
-    // What can be wrong in the configuration, before the filter takes its seconds to build.
+    // What can be wrong in the configuration, before the filter is built and captures open.
     let account = match d.user.as_str() {
         "" => None,
         user => Some(system::Account::find(user).map_err(RunError::Input)?),
