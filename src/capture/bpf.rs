@@ -361,14 +361,18 @@ fn search(
 }
 
 /// A step of a fixed stretch of the program: (opcode or pseudo-opcode, k, where a jump goes
-/// if its test holds, else): jumps name the stretch's own labels, or [`NEXT`].
-type Step = (u16, u32, u8, u8);
+/// if its test holds, else): jumps name the stretch's own labels, or [`NEXT`]. (A 16-bit k
+/// keeps the tables small; the two wider constants have pseudo-opcodes.)
+type Step = (u16, u16, u8, u8);
 
 /// Pseudo-opcodes of the stretches (classic BPF's opcodes are below 0x100): bind label k;
-/// `ret` the bytes to keep; `and` the control sample's mask.
+/// `ret` the bytes to keep; `and` the control sample's mask; `mul` its multiplier; `jeq` the
+/// STUN magic cookie (RFC 8489).
 const BIND: u16 = 0x100;
 const RET_KEEP: u16 = 0x101;
 const AND_MASK: u16 = 0x102;
+const MUL_SAMPLE: u16 = 0x103;
+const JEQ_COOKIE: u16 = 0x104;
 /// A jump to the next instruction.
 const NEXT: u8 = u8::MAX;
 
@@ -386,14 +390,14 @@ const FRAGMENT: u8 = 7;
 /// control sample, in the expression's order. X := network offset + header length takes five
 /// steps (`ldb [x+0]; and #0xf; lsh #2; add x; tax`).
 const REST_IPV4: &[Step] = &[
-    (op::LD_MEM, cell::ARP, 0, 0),
+    (op::LD_MEM, cell::ARP as u16, 0, 0),
     (op::JEQ_K, 1, REJECT, NEXT),
-    (op::LDX_MEM, cell::NET, 0, 0),
+    (op::LDX_MEM, cell::NET as u16, 0, 0),
     (op::LD_B_IND, 9, 0, 0),
     (op::JEQ_K, 6, PORT53, NEXT),
     (op::JEQ_K, 17, PORT53, NEXT),
     (op::JEQ_K, 132, PORT53, ICMP),
-    (BIND, PORT53 as u32, 0, 0),
+    (BIND, PORT53 as u16, 0, 0),
     // Not a fragment after the first.
     (op::LD_H_IND, 6, 0, 0),
     (op::JSET_K, 0x1fff, ICMP, NEXT),
@@ -406,12 +410,12 @@ const REST_IPV4: &[Step] = &[
     (op::JEQ_K, 53, ACCEPT, NEXT),
     (op::LD_H_IND, 2, 0, 0),
     (op::JEQ_K, 53, ACCEPT, ICMP),
-    (BIND, ICMP as u32, 0, 0),
-    (op::LDX_MEM, cell::NET, 0, 0),
+    (BIND, ICMP as u16, 0, 0),
+    (op::LDX_MEM, cell::NET as u16, 0, 0),
     (op::LD_B_IND, 9, 0, 0),
     (op::JEQ_K, 1, ACCEPT, NEXT),
     (op::JEQ_K, 17, STUN, SAMPLED),
-    (BIND, STUN as u32, 0, 0),
+    (BIND, STUN as u16, 0, 0),
     (op::LD_H_IND, 6, 0, 0),
     (op::JSET_K, 0x1fff, SAMPLED, NEXT),
     (op::LD_B_IND, 0, 0, 0),
@@ -424,68 +428,68 @@ const REST_IPV4: &[Step] = &[
     (op::LD_B_IND, 8, 0, 0),
     (op::JSET_K, 0xc0, SAMPLED, NEXT),
     (op::LD_W_IND, 12, 0, 0),
-    (op::JEQ_K, 0x2112_a442, ACCEPT, SAMPLED),
-    (BIND, SAMPLED as u32, 0, 0),
-    (op::LDX_MEM, cell::NET, 0, 0),
+    (JEQ_COOKIE, 0, ACCEPT, SAMPLED),
+    (BIND, SAMPLED as u16, 0, 0),
+    (op::LDX_MEM, cell::NET as u16, 0, 0),
     (op::LD_B_IND, 9, 0, 0),
     (op::JEQ_K, 6, PORTS, NEXT),
     (op::JEQ_K, 17, PORTS, REJECT),
-    (BIND, PORTS as u32, 0, 0),
+    (BIND, PORTS as u16, 0, 0),
     (op::LD_B_IND, 0, 0, 0),
     (op::AND_K, 0xf, 0, 0),
     (op::LSH_K, 2, 0, 0),
     (op::ADD_X, 0, 0, 0),
     (op::TAX, 0, 0, 0),
     (op::LD_H_IND, 0, 0, 0),
-    (op::ST, cell::PORT, 0, 0),
+    (op::ST, cell::PORT as u16, 0, 0),
     (op::LD_H_IND, 2, 0, 0),
-    (op::LDX_MEM, cell::PORT, 0, 0),
+    (op::LDX_MEM, cell::PORT as u16, 0, 0),
     (op::ADD_X, 0, 0, 0),
-    (op::MUL_K, SAMPLE_MULTIPLIER, 0, 0),
+    (MUL_SAMPLE, 0, 0, 0),
     (AND_MASK, 0, 0, 0),
     (op::JEQ_K, 0, ACCEPT, REJECT),
-    (BIND, REJECT as u32, 0, 0),
+    (BIND, REJECT as u16, 0, 0),
     (op::RET_K, 0, 0, 0),
-    (BIND, ACCEPT as u32, 0, 0),
+    (BIND, ACCEPT as u16, 0, 0),
     (RET_KEEP, 0, 0, 0),
 ];
 
 /// IPv6 past the address tree: port 53 and the control sample without extension headers,
 /// ICMPv6 also behind a fragment header.
 const REST_IPV6: &[Step] = &[
-    (op::LDX_MEM, cell::NET, 0, 0),
+    (op::LDX_MEM, cell::NET as u16, 0, 0),
     (op::LD_B_IND, 6, 0, 0),
     (op::JEQ_K, 6, PORT53, NEXT),
     (op::JEQ_K, 17, PORT53, NEXT),
     (op::JEQ_K, 132, PORT53, ICMP),
-    (BIND, PORT53 as u32, 0, 0),
+    (BIND, PORT53 as u16, 0, 0),
     (op::LD_H_IND, 40, 0, 0),
     (op::JEQ_K, 53, ACCEPT, NEXT),
     (op::LD_H_IND, 42, 0, 0),
     (op::JEQ_K, 53, ACCEPT, ICMP),
-    (BIND, ICMP as u32, 0, 0),
+    (BIND, ICMP as u16, 0, 0),
     (op::LD_B_IND, 6, 0, 0),
     (op::JEQ_K, 58, ACCEPT, NEXT),
     (op::JEQ_K, 44, FRAGMENT, SAMPLED),
-    (BIND, FRAGMENT as u32, 0, 0),
+    (BIND, FRAGMENT as u16, 0, 0),
     (op::LD_B_IND, 40, 0, 0),
     (op::JEQ_K, 58, ACCEPT, SAMPLED),
-    (BIND, SAMPLED as u32, 0, 0),
+    (BIND, SAMPLED as u16, 0, 0),
     (op::LD_B_IND, 6, 0, 0),
     (op::JEQ_K, 6, PORTS, NEXT),
     (op::JEQ_K, 17, PORTS, REJECT),
-    (BIND, PORTS as u32, 0, 0),
+    (BIND, PORTS as u16, 0, 0),
     (op::LD_H_IND, 40, 0, 0),
-    (op::ST, cell::PORT, 0, 0),
+    (op::ST, cell::PORT as u16, 0, 0),
     (op::LD_H_IND, 42, 0, 0),
-    (op::LDX_MEM, cell::PORT, 0, 0),
+    (op::LDX_MEM, cell::PORT as u16, 0, 0),
     (op::ADD_X, 0, 0, 0),
-    (op::MUL_K, SAMPLE_MULTIPLIER, 0, 0),
+    (MUL_SAMPLE, 0, 0, 0),
     (AND_MASK, 0, 0, 0),
     (op::JEQ_K, 0, ACCEPT, REJECT),
-    (BIND, REJECT as u32, 0, 0),
+    (BIND, REJECT as u16, 0, 0),
     (op::RET_K, 0, 0, 0),
-    (BIND, ACCEPT as u32, 0, 0),
+    (BIND, ACCEPT as u16, 0, 0),
     (RET_KEEP, 0, 0, 0),
 ];
 
@@ -493,6 +497,11 @@ const REST_IPV6: &[Step] = &[
 fn stretch(e: &mut Emitter, steps: &[Step], mask: u32) {
     let labels: [Label; 8] = e.labels();
     for &(code, k, yes, no) in steps {
+        let (code, k) = match code {
+            MUL_SAMPLE => (op::MUL_K, SAMPLE_MULTIPLIER),
+            JEQ_COOKIE => (op::JEQ_K, 0x2112_a442),
+            _ => (code, u32::from(k)),
+        };
         match code {
             BIND => e.bind(labels[k as usize]),
             RET_KEEP => e.ret(e.accept),

@@ -31,7 +31,7 @@ const WIDENING: [(u8, u8); 5] = [(32, 128), (24, 48), (20, 40), (16, 32), (8, 24
 /// The kernel filter of the measuring captures, built once at start (milliseconds): its
 /// program for every layout of frames a capture may have, and how far the ranges had to be
 /// widened to fit the kernel.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct KernelFilter {
     keep: Keep,
     /// For each of [`LAYOUTS`].
