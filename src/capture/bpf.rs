@@ -3,7 +3,8 @@
 //! catalogue, minutes on a router CPU).
 //!
 //! Contract: [`program`] keeps the packets that the filter's libpcap expression keeps (see
-//! [`super::filter`]: the address ranges as source or destination, DNS port 53, ICMP and
+//! [`super::filter`]: the address ranges as source or destination (also ARP's sender and
+//! target protocol addresses, as libpcap's `net` matches them), DNS port 53, ICMP and
 //! ICMPv6, STUN over IPv4, the control sample of IPv4 and IPv6 TCP/UDP flows), with libpcap's
 //! answer on packets cut short inside a transport header (a load beyond the end refuses the
 //! packet; the clauses are tried in the expression's order), and two differences: a frame
@@ -17,8 +18,8 @@
 //! from the kernel's `SKF_AD_PROTOCOL`.
 //!
 //! Address sets are merged into sorted disjoint intervals and searched by a balanced binary
-//! tree: O(log n) comparisons per packet, about two instructions per interval (a comparison
-//! per node, one per leaf). IPv6 addresses are compared word by word: a leaf whose first word
+//! tree: O(log n) comparisons per packet, about two instructions per interval and copy of the
+//! tree (a comparison per node, one per leaf). IPv6 addresses are compared word by word: a leaf whose first word
 //! only partly decides goes on with the next word. The tree is emitted twice per family (for the
 //! source and the destination address: classic BPF only jumps forward) and each copy serves
 //! every link layout, its addresses loaded relative to the index register. Conditional jumps
@@ -111,10 +112,10 @@ pub fn intervals(ranges: &[Prefix], v6: bool) -> Vec<(u128, u128)> {
     let mut spans: Vec<(u128, u128)> = Vec::new();
     for p in ranges.iter().filter(|p| p.addr.is_ipv6() == v6) {
         let (network, width) = match p.addr {
-            IpAddr::V4(a) => (u128::from(u32::from(a)), 32),
+            IpAddr::V4(a) => (u128::from(u32::from(a)), 32u32),
             IpAddr::V6(a) => (u128::from(a), 128),
         };
-        let host = width - u32::from(p.len);
+        let host = width.saturating_sub(u32::from(p.len));
         let size = u128::MAX.checked_shr(128 - host).filter(|_| host > 0).unwrap_or(0);
         let at = spans.partition_point(|&(lo, _)| lo < network);
         spans.insert(at, (network, network | size));

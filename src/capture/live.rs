@@ -64,9 +64,9 @@ impl fmt::Debug for LiveCapture {
 
 impl LiveCapture {
     /// Open `interface` (needs CAP_NET_RAW) with `filter`'s program for its link type attached
-    /// to the capture's socket; the snap length is the one `filter` was built for. Packets the kernel stamped before the program was attached
-    /// (from the moment the capture opened) are not handed over: the filter did not choose
-    /// them.
+    /// to the capture's socket (`snaplen` is the one `filter` was built for). Packets the
+    /// kernel stamped before the program was attached (from the moment the capture opened)
+    /// are not handed over: the filter did not choose them.
     pub fn open(
         interface: &str,
         snaplen: u32,
