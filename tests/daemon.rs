@@ -6,6 +6,8 @@
 //! Faults it keeps watching through (issue 11), each as root, in namespaces these tests create
 //! and remove, bounded in time: a `/metrics` flooded with idle connections, an interface
 //! deleted and re-created, a full disk, log rotation, a privilege drop with unwritable outputs.
+//! And the kernel filter the daemon generates, attached to captures of Ethernet, raw IP and
+//! cooked (PPP-like) interfaces, keeping exactly what it should of packets injected there.
 
 mod common;
 
@@ -19,6 +21,7 @@ fn main() -> std::process::ExitCode {
         a_full_disk_loses_whole_events_counts_them_and_recovers,
         sighup_reopens_the_events_file_and_the_cap_rotates_it,
         interfaces_that_vanish_or_come_late_are_waited_for,
+        the_kernel_filter_keeps_service_traffic_and_sampled_flows_only,
     ])
 }
 
@@ -67,8 +70,8 @@ fn bad_configurations_are_refused_with_the_key_named() -> common::Ran {
 }
 
 /// Issue 11: errors about the user or an output's path came only after the ~10 s the kernel
-/// filter takes to build (and after the captures were open). Now they come first: no capture
-/// is opened (the default control sample builds a filter).
+/// filter then took to build (and after the captures were open). Now they come first: no
+/// capture is opened (the default control sample builds a filter).
 fn user_and_output_errors_come_before_the_captures() -> common::Ran {
     let dir = test_dir("early");
     let missing_folder = dir.join("no/such/folder/events.jsonl");
@@ -731,5 +734,174 @@ fn interfaces_that_vanish_or_come_late_are_waited_for() -> common::Ran {
     assert_eq!(kinds.iter().filter(|k| **k == "stop").count(), 1, "{kinds:?}");
     assert_eq!(kinds.last(), Some(&"stop"));
     assert!(!kinds.contains(&"error"), "{kinds:?}");
+    Ok(())
+}
+
+/// Writes the frames given on its standard input (one hex line each) to an interface of the
+/// namespace it runs in: `packet IFACE` sends them out of IFACE through an AF_PACKET socket
+/// (the capture on IFACE sees them as written, VLAN tags in the frame included); `ARPHRD
+/// IFACE` creates tun device IFACE with that link type and makes the frames arrive on it.
+const INJECTOR: &str = r#"
+import fcntl, os, socket, struct, sys
+kind, name = sys.argv[1], sys.argv[2]
+if kind == "packet":
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.bind((name, 0))
+    send = s.send
+else:
+    fd = os.open("/dev/net/tun", os.O_RDWR)
+    fcntl.ioctl(fd, 0x400454ca, struct.pack("16sH", name.encode(), 0x1001))  # TUNSETIFF: tun, no header
+    fcntl.ioctl(fd, 0x400454cd, int(kind))  # TUNSETLINK
+    send = lambda b: os.write(fd, b)
+print("ready", flush=True)
+for line in sys.stdin:
+    send(bytes.fromhex(line.strip()))
+    print("sent", flush=True)
+"#;
+
+/// An injector (see [`INJECTOR`]) running in a namespace; stopped when dropped.
+struct Injector {
+    child: Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl Injector {
+    fn start(namespace: &str, kind: &str, interface: &str) -> Injector {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", namespace, "python3", "-c", INJECTOR, kind, interface])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        let stdout = child.stdout.take().unwrap();
+        let mut injector =
+            Injector { child, lines: std::io::BufRead::lines(std::io::BufReader::new(stdout)) };
+        injector.expect("ready");
+        injector
+    }
+
+    fn expect(&mut self, what: &str) {
+        let line = self.lines.next().and_then(Result::ok);
+        assert_eq!(line.as_deref(), Some(what), "the injector for {:?}", self.child.id());
+    }
+
+    /// Inject `frame` `times` times.
+    fn inject(&mut self, frame: &[u8], times: usize) {
+        let hex: String = frame.iter().map(|b| format!("{b:02x}")).collect();
+        for _ in 0..times {
+            writeln!(self.child.stdin.as_mut().unwrap(), "{hex}").unwrap();
+            self.expect("sent");
+        }
+    }
+}
+
+impl Drop for Injector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The daemon generates its kernel filter (no libpcap compile) and attaches it to captures
+/// of an Ethernet interface (a veth), a raw IP one (tun) and a cooked one (a tun device with
+/// PPP's link type: libpcap reads it like OpenWrt's `pppoe-wan`, through a socket that hands
+/// the filter the packet without a link header). On each it keeps the packets of a catalogue
+/// address, of a flow the control sample picks and of DNS, and none of a flow it does not
+/// pick; on Ethernet also behind a VLAN tag left in the frame.
+fn the_kernel_filter_keeps_service_traffic_and_sampled_flows_only() -> common::Ran {
+    use std::net::Ipv4Addr;
+    use throttlewatch::capture::filter::control_sampled;
+    common::need(common::is_root(), "root (network namespaces, live capture)")?;
+    common::need(common::tool("python3"), "python3 (injects the test's packets)")?;
+    let dir = test_dir("filter");
+    let (a, b) = (format!("twk-{}-a", std::process::id()), format!("twk-{}-b", std::process::id()));
+    let _namespaces = Namespaces::create(&[&a, &b]);
+    // No IPv6: its neighbour discovery would add packets the filter keeps (ICMPv6).
+    for ns in [&a, &b] {
+        let sysctl = Command::new("ip")
+            .args(["netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"])
+            .args(["net.ipv6.conf.default.disable_ipv6=1"])
+            .status();
+        assert!(sysctl.unwrap().success());
+    }
+    veth(&a, &b, "twk0", 7);
+    let mut ethernet = Injector::start(&a, "packet", "twk0");
+    const ARPHRD_PPP: &str = "512";
+    const ARPHRD_NONE: &str = "65534";
+    let mut cooked = Injector::start(&a, ARPHRD_PPP, "twk1");
+    let mut raw = Injector::start(&a, ARPHRD_NONE, "twk2");
+    for name in ["twk1", "twk2"] {
+        ip(&["-n", &a, "link", "set", name, "up"]);
+    }
+    let services = dir.join("services.toml");
+    std::fs::write(
+        &services,
+        "[[service]]\nid = \"msg\"\nname = \"Messenger\"\n\
+         ranges = [\"10.231.7.10/32\", \"2001:db8::/32\"]\n",
+    )
+    .unwrap();
+    let config = dir.join("throttlewatch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[detect]\nwindow_s = 1\n[daemon]\ninterfaces = [\"twk0\", \"twk1\", \"twk2\"]\n\
+             control_sample = 4\nservices = \"{}\"\nstatus = \"{}\"\n",
+            services.display(),
+            dir.join("status.json").display()
+        ),
+    )
+    .unwrap();
+    let mut daemon =
+        Daemon::start(&["ip", "netns", "exec", &a], &["--config", config.to_str().unwrap()], &dir);
+    let log = wait_for("every capture open", 20, || {
+        let log = daemon.stderr();
+        (log.matches("capturing on twk").count() == 3).then_some(log)
+    });
+    for opened in ["twk0 (ethernet)", "twk1 (linux-sll)", "twk2 (raw-ip)"] {
+        assert!(log.contains(&format!("capturing on {opened}")), "{log}");
+    }
+    assert!(log.contains("kernel filter: 2 address ranges in 2 intervals -> "), "{log}");
+
+    let sampled = (40_000u16..).find(|&p| control_sampled(p, 443, 4)).unwrap();
+    let unsampled = (40_000u16..).find(|&p| !control_sampled(p, 443, 4)).unwrap();
+    let (client, server, service) =
+        (Ipv4Addr::new(10, 231, 7, 1), Ipv4Addr::new(10, 231, 7, 9), Ipv4Addr::new(10, 231, 7, 10));
+    let udp = |sport, dst, dport| common::synth::ipv4_udp(client, dst, sport, dport, 64, b"x");
+    let dropped = udp(unsampled, server, 443);
+    let kept = [
+        (udp(sampled, server, 443), 7),
+        (udp(unsampled, service, 443), 11),
+        (udp(unsampled, server, 53), 2),
+    ];
+    // The dropped flow first: were it kept, it would be counted before the rest.
+    ethernet.inject(&common::synth::ethernet(&dropped, &[]), 5);
+    ethernet.inject(&common::synth::ethernet(&dropped, &[5]), 4);
+    for (packet, times) in &kept {
+        ethernet.inject(&common::synth::ethernet(packet, &[]), *times);
+    }
+    ethernet.inject(&common::synth::ethernet(&kept[1].0, &[5]), 3);
+    for injector in [&mut cooked, &mut raw] {
+        injector.inject(&dropped, 5);
+        for (packet, times) in &kept {
+            injector.inject(packet, *times);
+        }
+    }
+    let expected = [("twk0", 23), ("twk1", 20), ("twk2", 20)];
+    let packets = |name: &str| interface_status(&dir, name).and_then(|i| i["packets"].as_u64());
+    wait_for("the kept packets counted", 20, || {
+        expected.iter().all(|&(name, n)| packets(name).is_some_and(|p| p >= n)).then_some(())
+    });
+    // Two more windows: nothing else arrives.
+    let windows = |dir: &Path| status_of(dir).and_then(|s| s["updated"].as_str().map(String::from));
+    let seen = windows(&dir);
+    wait_for("two more windows", 20, || {
+        let later = windows(&dir);
+        (later != seen).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    for (name, n) in expected {
+        assert_eq!(packets(name), Some(n), "{name}: {}", daemon.stderr());
+    }
+    assert_eq!(daemon.stop(), Some(0), "{}", daemon.stderr());
     Ok(())
 }

@@ -1,10 +1,13 @@
 //! Capture: packet sources: trace files (pcap, pcapng; read by the project itself), and live
 //! interfaces through libpcap (the `pcap` feature) with a kernel filter built from the
-//! catalogue.
+//! catalogue: a classic BPF program the project generates itself (`bpf.rs`) and attaches to
+//! the capture's socket.
 //!
 //! Sources hand each frame to a callback with its capture time and wire length; they never
 //! interpret packet contents.
 
+#[cfg(feature = "pcap")]
+mod bpf;
 mod file;
 #[cfg(feature = "pcap")]
 pub mod filter;
@@ -13,4 +16,4 @@ mod live;
 
 pub use file::{CaptureError, MAX_CAPTURED_BYTES, TraceFile, TraceFormat};
 #[cfg(feature = "pcap")]
-pub use live::{LiveCapture, LiveInterface, LiveStats, Polled, Stream};
+pub use live::{LiveCapture, LiveInterface, LiveStats, Polled, Stream, kernel_clock};

@@ -18,7 +18,7 @@ use std::sync::mpsc;
 
 use super::interfaces::{self, LinkChange, OpenSpec, Watched};
 use super::outputs::InterfaceCounters;
-use super::wall_clock;
+use crate::capture::kernel_clock;
 use crate::capture::{LiveCapture, LiveInterface, Stream};
 use crate::classify::Catalogue;
 use crate::decode::LinkType;
@@ -106,7 +106,7 @@ impl FrameSource for LiveSource {
             let Some(interface) = watched.captures_mut() else { continue };
             // Both captures of an interface are on the same device: one link type.
             let link = interface.measure().link();
-            match interface.poll(BATCH, wall_clock, |stream, ts, bytes, len| {
+            match interface.poll(BATCH, kernel_clock, |stream, ts, bytes, len| {
                 frame(link, stream, ts, bytes, len)
             }) {
                 Ok(polled) => {
@@ -116,7 +116,7 @@ impl FrameSource for LiveSource {
                 Err(e) => failed.push((i, e)),
             }
         }
-        let changes = interfaces::tend(&mut self.watched, failed, &self.spec, wall_clock());
+        let changes = interfaces::tend(&mut self.watched, failed, &self.spec, kernel_clock());
         Reads { frames, changes }
     }
 
@@ -131,7 +131,7 @@ impl FrameSource for LiveSource {
     }
 
     fn now(&self) -> Timestamp {
-        wall_clock()
+        kernel_clock()
     }
 
     fn flush(&mut self, mut frame: impl FnMut(LinkType, Stream, Timestamp, &[u8], u32)) {

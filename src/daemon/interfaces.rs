@@ -6,17 +6,19 @@
 //!   was opened on) is reported down with the reason, its captures are closed, and the
 //!   others go on; the pipeline, its flows and the open window are untouched;
 //! - a down interface is looked for every [`CHECK_INTERVAL`] (one `if_nametoindex` call) and
-//!   reopened once it exists, in a thread of its own (building the kernel filter takes
-//!   seconds: the capture thread goes on reading the other interfaces meanwhile); a reopen
+//!   reopened once it exists, in a thread of its own (opening may block: the capture thread
+//!   goes on reading the other interfaces meanwhile); a reopen
 //!   that fails waits twice as long as the one before, up to [`MAX_RETRY`];
 //! - an interface missing at start-up is waited for the same way (reported down from the
 //!   start) instead of ending the daemon: routers create interfaces late;
 //! - counters go on across reopens (the kernel's counters of a closed capture are kept).
 
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::outputs::InterfaceCounters;
+use crate::capture::filter::KernelFilter;
 use crate::capture::{LiveCapture, LiveInterface, LiveStats};
 use crate::time::Timestamp;
 
@@ -30,8 +32,9 @@ pub const MAX_RETRY: Duration = Duration::from_secs(30);
 pub struct OpenSpec {
     pub snaplen: u32,
     pub buffer_kib: u32,
-    /// The measuring capture's kernel filter (`None`: everything).
-    pub filter: Option<String>,
+    /// The measuring capture's kernel filter (`None`: everything), shared with the threads
+    /// that reopen interfaces.
+    pub filter: Option<Arc<KernelFilter>>,
     /// Snap length of the classification capture; 0: none.
     pub classify_snaplen: u32,
     /// Said in the log when a capture opens.
@@ -81,8 +84,7 @@ fn index_of(name: &str) -> Option<u32> {
 }
 
 fn open_captures(name: &str, spec: &OpenSpec) -> Result<LiveInterface, String> {
-    let filter = spec.filter.as_deref();
-    let measure = LiveCapture::open(name, spec.snaplen, spec.buffer_kib, filter)?;
+    let measure = LiveCapture::open(name, spec.snaplen, spec.buffer_kib, spec.filter.as_deref())?;
     let classify = match spec.classify_snaplen {
         0 => None,
         snaplen => Some(LiveCapture::open_classification(name, snaplen)?),

@@ -12,8 +12,8 @@
 //! configuration is merged from its layers in `config::layers`.
 //!
 //! Start-up checks what can be wrong in the configuration (the user, the outputs' paths and
-//! whether that user can write them, the listen address) before the seconds the kernel
-//! filter takes to build. Interfaces that vanish or are missing are waited for
+//! whether that user can write them, the listen address) before the kernel filter is built
+//! (milliseconds: `capture::filter`) and the captures are opened. Interfaces that vanish or are missing are waited for
 //! ([`interfaces`]); only SIGTERM/SIGINT end the daemon.
 
 mod capture;
@@ -27,16 +27,17 @@ mod tests;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::SystemTime;
+use std::time::Instant;
 
-use crate::capture::filter;
+use crate::capture::filter::KernelFilter;
+use crate::capture::kernel_clock;
 use crate::classify::{Catalogue, CatalogueFile, Classifier};
 use crate::config::{ConfigFile, DaemonConfig, PipelineConfig, load};
 pub use crate::config::{ConfigSource, Overrides};
+use crate::decode::LinkType;
 use crate::detect::evaluate_window;
 use crate::detect::history::History;
 use crate::pipeline::Pipeline;
-use crate::time::Timestamp;
 
 use capture::{FrameSource, FromCapture, LiveSource, ToCapture, WindowData};
 use interfaces::{LinkChange, OpenSpec, Watched};
@@ -60,17 +61,39 @@ pub(crate) fn log(message: &str) {
     eprintln!("throttlewatch: {message}");
 }
 
-fn wall_clock() -> Timestamp {
-    let since = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    Timestamp::from_micros(u64::try_from(since.as_micros()).unwrap_or(u64::MAX))
-}
-
-/// The signals the daemon answers, registered before anything slow happens (compiling the
-/// capture filter takes seconds): a SIGHUP during start-up must not kill the process.
+/// The signals the daemon answers, registered before anything else happens: a SIGHUP during
+/// start-up must not kill the process.
 struct Signals {
     hup: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
+}
+
+/// The measuring captures' kernel filter (`None` with a control sample of 1), said in the log.
+fn build_kernel_filter(d: &DaemonConfig, catalogue: &Catalogue) -> Option<KernelFilter> {
+    if d.control_sample <= 1 {
+        return None;
+    }
+    let started = Instant::now();
+    let built = KernelFilter::build(catalogue, d.control_sample, d.snaplen);
+    let took_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match &built {
+        Some(f) => log(&format!(
+            "kernel filter: {} address ranges in {} intervals -> {} BPF instructions \
+             (ethernet), built in {took_ms:.1} ms{}",
+            f.ranges,
+            f.intervals(),
+            f.program(LinkType::Ethernet).len(),
+            match f.widened_to {
+                Some((v4, v6)) => format!("; widened to /{v4} and /{v6} to fit the kernel"),
+                None => String::new(),
+            }
+        )),
+        None => {
+            log("warning: the catalogue's ranges do not fit a kernel filter even widened to /8")
+        }
+    }
+    built
 }
 
 /// Run until SIGTERM/SIGINT.
@@ -95,7 +118,7 @@ pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
         log(&format!("warning: {}: {warning}", catalogue.source_name()));
     }
     let d = &file.daemon;
-    // What can be wrong in the configuration, before the filter takes its seconds to build.
+    // What can be wrong in the configuration, before the filter is built and captures open.
     let account = match d.user.as_str() {
         "" => None,
         user => Some(system::Account::find(user).map_err(RunError::Input)?),
@@ -108,24 +131,22 @@ pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
                 .map_err(|e| RunError::Input(format!("listen {addr}: {e}")))?,
         ),
     };
-    let expression = filter::fitting(&catalogue, d.control_sample);
-    let filter_text = match (&expression, d.control_sample) {
+    let kernel_filter = build_kernel_filter(d, &catalogue);
+    let filter_text = match (&kernel_filter, d.control_sample) {
         (_, 1) => "no filter".to_string(),
-        (Some((_, n)), sample) => {
-            format!("service traffic and 1 in {sample} other flows ({n} BPF instructions)")
-        }
+        (Some(_), sample) => format!("service traffic and 1 in {sample} other flows"),
         (None, _) => "no filter (the catalogue's ranges do not fit a kernel filter)".to_string(),
     };
     let spec = OpenSpec {
         snaplen: d.snaplen,
         buffer_kib: d.buffer_kib,
-        filter: expression.map(|(f, _)| f),
+        filter: kernel_filter.map(Arc::new),
         classify_snaplen: d.classify_snaplen,
         filter_text,
     };
     let mut captures = Vec::new();
     for name in &d.interfaces {
-        captures.push(Watched::open(name, &spec, wall_clock()).map_err(RunError::Input)?);
+        captures.push(Watched::open(name, &spec, kernel_clock()).map_err(RunError::Input)?);
     }
     let offload = system::offload_warning(
         Path::new("/etc/config/firewall"),
@@ -211,7 +232,7 @@ pub(crate) fn start(
         .map_err(|e| RunError::Runtime(format!("cannot start the capture thread: {e}")))?;
 
     let mut state = State {
-        started: Some(wall_clock()),
+        started: Some(kernel_clock()),
         window_s: file.detect.window_s,
         max_flows: d.max_flows,
         offload_warning: offload,
@@ -338,7 +359,7 @@ impl Main {
     }
 
     fn emit(&mut self, kind: EventKind<'_>) {
-        if let Err(e) = self.events.write(event(kind, Some(wall_clock()))) {
+        if let Err(e) = self.events.write(event(kind, Some(kernel_clock()))) {
             log(&e);
             self.state.output_failed(Output::Events, &e);
         }
