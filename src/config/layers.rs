@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::settings::Settings;
 use super::{ConfigFile, DaemonConfig, DetectConfig};
 
 /// Where the configuration comes from.

@@ -25,6 +25,10 @@ pub struct Setting<C> {
     pub differs: fn(&C, &C) -> bool,
     /// Give `to` the key's value in `from`.
     pub copy: fn(&mut C, &C),
+    /// Set the key from a TOML value ([`TomlValue::read`]).
+    pub read: fn(&mut C, toml::Value) -> Result<(), String>,
+    /// The key's value as TOML.
+    pub write: fn(&C) -> toml::Value,
 }
 
 impl<C> std::fmt::Debug for Setting<C> {
@@ -34,9 +38,28 @@ impl<C> std::fmt::Debug for Setting<C> {
 }
 
 /// A configuration table whose keys are declared with `settings!`.
-pub trait Settings: Sized + 'static {
+pub trait Settings: Sized + Default + 'static {
     /// Every key, in declaration order.
     const SETTINGS: &'static [Setting<Self>];
+
+    /// Read from a TOML table: an absent key keeps its default; an unknown key or a wrong
+    /// value is an error that starts with the key.
+    fn from_table(table: toml::Table) -> Result<Self, String> {
+        let mut out = Self::default();
+        for (key, value) in table {
+            let Some(setting) = Self::SETTINGS.iter().find(|s| s.key == key) else {
+                let keys: Vec<&str> = Self::SETTINGS.iter().map(|s| s.key).collect();
+                return Err(unknown_key(&key, &keys));
+            };
+            (setting.read)(&mut out, value).map_err(|e| format!("{key}: {e}"))?;
+        }
+        Ok(out)
+    }
+
+    /// Every key as a TOML table.
+    fn to_table(&self) -> toml::Table {
+        Self::SETTINGS.iter().map(|s| (s.key.to_string(), (s.write)(self))).collect()
+    }
 
     /// The keys that need a restart and differ between `self` and `new`; `new` takes
     /// `self`'s values of them.
@@ -166,34 +189,6 @@ macro_rules! settings {
             $( $(#[doc = $doc])* pub $key: $ty, )*
         }
 
-        impl $name {
-            /// Read from a TOML table: an absent key keeps its default; an unknown key or a
-            /// wrong value is an error that starts with the key.
-            pub fn from_table(mut table: toml::Table) -> Result<Self, String> {
-                use $crate::config::settings::TomlValue;
-                let mut out = Self::default();
-                $(
-                    if let Some(value) = table.remove(stringify!($key)) {
-                        out.$key = TomlValue::read(value)
-                            .map_err(|e| format!("{}: {e}", stringify!($key)))?;
-                    }
-                )*
-                match table.keys().next() {
-                    Some(key) => Err($crate::config::settings::unknown_key(
-                        key,
-                        &[$(stringify!($key)),*],
-                    )),
-                    None => Ok(out),
-                }
-            }
-
-            /// Every key as a TOML table.
-            pub fn to_table(&self) -> toml::Table {
-                use $crate::config::settings::TomlValue;
-                toml::Table::from_iter([$( (stringify!($key).to_string(), self.$key.write()), )*])
-            }
-        }
-
         impl Default for $name {
             fn default() -> Self {
                 $name { $( $key: $default, )* }
@@ -207,6 +202,11 @@ macro_rules! settings {
                     reload: $crate::config::settings::Reload::$reload,
                     differs: |a, b| a.$key != b.$key,
                     copy: |to, from| to.$key = Clone::clone(&from.$key),
+                    read: |to, value| {
+                        to.$key = $crate::config::settings::TomlValue::read(value)?;
+                        Ok(())
+                    },
+                    write: |from| $crate::config::settings::TomlValue::write(&from.$key),
                 },
             )*];
         }
