@@ -142,8 +142,14 @@ impl LiveCapture {
             match self.capture.next_packet() {
                 Ok(packet) => {
                     let ts = capture_time(packet.header);
-                    if self.unfiltered.is_some_and(|(from, to)| from <= ts && ts < to) {
-                        continue;
+                    // Left out until the first packet stamped after the attach; then never
+                    // looked at again.
+                    if let Some((from, to)) = self.unfiltered {
+                        if ts >= to {
+                            self.unfiltered = None;
+                        } else if ts >= from {
+                            continue;
+                        }
                     }
                     f(ts, packet.data, packet.header.len);
                     delivered += 1;

@@ -377,7 +377,6 @@ fn mean_rate_down_bps(f: &Facts) -> Option<f64> {
 /// what was left of one bucket for all. Returns those flows and the bucket's rate: the
 /// service's summed rate towards the client in the bins where a policed connection was busy.
 fn shared_bucket(g: &Group, policed: &[u64], per_flow_bps: f64) -> Option<(Vec<u64>, f64)> {
-    use std::collections::BTreeMap;
     let cfg = g.cfg;
     let (c_lost, c_expected) = g
         .controls
@@ -430,27 +429,39 @@ fn shared_bucket(g: &Group, policed: &[u64], per_flow_bps: f64) -> Option<(Vec<u
     if faster.is_empty() {
         return None;
     }
-    let mut busy: BTreeMap<u64, u64> = BTreeMap::new();
-    let mut bin_s = 0.5;
-    for f in g.targets.iter().filter(|f| policed.contains(&f.id())) {
-        if let Some(b) = &f.f.bins {
-            bin_s = b.bin_us as f64 / 1e6;
-        }
+    let mut busy: Vec<u64> = Vec::new();
+    for f in policed_flows() {
         let active: Vec<u64> =
             f.bins(crate::flow::Direction::Down).filter(|b| b.1 > 0).map(|b| b.0).collect();
         if let (Some(&a), Some(&z)) = (active.first(), active.last()) {
-            busy.extend((a + 1..z).map(|bin| (bin, 0)));
+            busy.extend(a + 1..z);
         }
     }
-    for f in g.targets.iter() {
-        for (bin, bytes) in f.bins(crate::flow::Direction::Down) {
-            if let Some(sum) = busy.get_mut(&bin) {
-                *sum += u64::from(bytes);
-            }
-        }
-    }
-    let rates: Vec<f64> = busy.values().map(|&b| b as f64 * 8.0 / bin_s).collect();
+    busy.sort_unstable();
+    busy.dedup();
+    let (totals, bin_s) = down_bytes_per_bin(g, &|_| true);
+    let rates: Vec<f64> =
+        busy.iter().map(|bin| totals.get(bin).copied().unwrap_or(0) as f64 * 8.0 / bin_s).collect();
     Some((faster, median(&rates)?))
+}
+
+/// Bytes towards the client per bin, summed over the service's flows that `keep` takes, and
+/// the bins' width in seconds.
+fn down_bytes_per_bin(
+    g: &Group,
+    keep: &dyn Fn(&Facts) -> bool,
+) -> (std::collections::BTreeMap<u64, u64>, f64) {
+    let mut totals = std::collections::BTreeMap::new();
+    let mut bin_s = 0.5;
+    for f in g.targets.iter().filter(|f| keep(f)) {
+        if let Some(b) = &f.f.bins {
+            bin_s = b.bin_us as f64 / 1e6;
+        }
+        for (bin, bytes) in f.bins(crate::flow::Direction::Down) {
+            *totals.entry(bin).or_default() += u64::from(bytes);
+        }
+    }
+    (totals, bin_s)
 }
 
 /// A bucket's output may run ahead of its token line by its depth: real policers' depths run
@@ -465,17 +476,7 @@ fn bucket_depth_limit_bytes(rate_bps: f64) -> f64 {
 /// ([`bucket_depth_limit_bytes`]), bin by bin over the window: a flat sum of paced streams and
 /// calls at that rate is no bucket when a download beside them ran many times faster.
 fn beyond_one_bucket(g: &Group, rate_bps: f64) -> bool {
-    use std::collections::BTreeMap;
-    let mut totals: BTreeMap<u64, u64> = BTreeMap::new();
-    let mut bin_s = 0.5;
-    for f in g.targets.iter() {
-        if let Some(b) = &f.f.bins {
-            bin_s = b.bin_us as f64 / 1e6;
-        }
-        for (bin, bytes) in f.bins(crate::flow::Direction::Down) {
-            *totals.entry(bin).or_default() += u64::from(bytes);
-        }
-    }
+    let (totals, bin_s) = down_bytes_per_bin(g, &|_| true);
     let (Some(&first), Some(&last)) = (totals.keys().next(), totals.keys().next_back()) else {
         return false;
     };
@@ -518,23 +519,14 @@ fn scope(g: &Group, policed: &[u64], per_flow_bps: f64) -> Scope {
     use std::collections::BTreeMap;
     let mut active: BTreeMap<u64, usize> = BTreeMap::new();
     // Bytes per bin of the policed flows (other traffic, policed or not, only blurs the sum).
-    let mut total: BTreeMap<u64, u64> = BTreeMap::new();
-    let mut bin_s = 0.5;
+    let (total, bin_s) = down_bytes_per_bin(g, &|f| policed.contains(&f.id()));
     for f in g.targets.iter().filter(|f| policed.contains(&f.id())) {
-        if let Some(b) = &f.f.bins {
-            bin_s = b.bin_us as f64 / 1e6;
-        }
-        let bins: Vec<(u64, u32)> = f.bins(crate::flow::Direction::Down).collect();
-        for &(bin, bytes) in &bins {
-            *total.entry(bin).or_default() += u64::from(bytes);
-        }
-        {
-            let busy: Vec<u64> = bins.iter().filter(|b| b.1 > 0).map(|b| b.0).collect();
-            // The busy period without its partial edge bins.
-            if let (Some(&a), Some(&z)) = (busy.first(), busy.last()) {
-                for bin in a + 1..z {
-                    *active.entry(bin).or_default() += 1;
-                }
+        let busy: Vec<u64> =
+            f.bins(crate::flow::Direction::Down).filter(|b| b.1 > 0).map(|b| b.0).collect();
+        // The busy period without its partial edge bins.
+        if let (Some(&a), Some(&z)) = (busy.first(), busy.last()) {
+            for bin in a + 1..z {
+                *active.entry(bin).or_default() += 1;
             }
         }
     }
