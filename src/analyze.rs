@@ -131,6 +131,7 @@ impl Streamed {
                 rtt_recent: f.rtt_recent,
                 losses: None,
                 class: f.class,
+                call_host: f.call_host,
                 role: f.role,
                 end: f.end,
                 prior: None,

@@ -7,6 +7,7 @@
 //! [`SkipReason`], so `packets == measured + skipped` always holds.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use foldhash::fast::RandomState;
 use hdrhistogram::Histogram;
@@ -88,12 +89,22 @@ pub struct FinishedFlow {
     /// TCP loss events towards the client, for flows that had a detail slot.
     pub losses: Option<LossLog>,
     pub class: Classification,
+    /// The client address of the call this UDP flow is a leg of, when an ICE fragment tied it
+    /// to a call from another address ([`Classifier::call_host`]); `None`: its own client's.
+    pub call_host: Option<IpAddr>,
     pub role: Role,
     pub end: FlowEnd,
     /// The flow's measurements at the start of the window it is reported in, when it was
     /// already open then (see [`Pipeline::snapshot`]): the window's part of the flow is the
     /// difference. `None`: the flow started in the window, or no windows were cut.
     pub prior: Option<Box<FlowMeasures>>,
+}
+
+impl FinishedFlow {
+    /// The client address of the call this flow is a leg of.
+    pub fn call_client(&self) -> IpAddr {
+        self.call_host.unwrap_or(self.client.addr)
+    }
 }
 
 /// Counters of the whole run.
@@ -467,6 +478,7 @@ impl Pipeline {
                 flow.class = class;
                 flow.role = flow_role(flow);
             }
+            flow.call_host = call_host(&self.classifier, flow.proto, flow.client, clock);
         }
         let mut flows = self.finished;
         flows.sort_unstable_by_key(|f| f.id);
@@ -531,6 +543,7 @@ impl Pipeline {
                 rtt_recent,
                 losses,
                 class,
+                call_host: call_host(&self.classifier, key.proto(), client, self.clock),
                 role: Role::Other,
                 end,
                 prior: self.priors.remove(&id),
@@ -609,6 +622,7 @@ impl Pipeline {
                     .map(|d| [0, 1].map(|leg| (d.rtt_min[leg].get(), d.rtt_max[leg].get()))),
                 losses: detail.map(|d| d.losses.clone()),
                 class,
+                call_host: call_host(&self.classifier, proto, client, self.clock),
                 role,
                 end: FlowEnd::Active,
                 prior,
@@ -688,6 +702,17 @@ fn stun_message(proto: Proto, payload: &[u8], payload_len: u32) -> Option<StunMe
         (Proto::Udp, Some(0..=3)) => StunMessage::parse(payload, payload_len),
         _ => None,
     }
+}
+
+/// [`FinishedFlow::call_host`] of a flow at `now`.
+fn call_host(
+    classifier: &Classifier,
+    proto: Proto,
+    client: Endpoint,
+    now: Timestamp,
+) -> Option<IpAddr> {
+    let host = classifier.call_host(client.addr, now);
+    (proto == Proto::Udp && host != client.addr).then_some(host)
 }
 
 fn with_role(mut flow: FinishedFlow) -> FinishedFlow {

@@ -11,7 +11,7 @@
 //! inbound UDP cut after 4–6 packets on mobile networks), is a call too: `call_degraded`
 //! against control calls whose media flows both ways, `inconclusive` without them; never
 //! silence. That is judged per call, not per leg: a one-way leg beside another leg of the
-//! same call (the service's, same client address, within
+//! same call (the service's, same client address or the call's host, within
 //! [`CALL_LEG_GAP_US`](crate::classify::CALL_LEG_GAP_US)) with RTP both ways is ICE moving the
 //! media to another path (peer to peer or relay), not a one-way call. Each window judges the window's part of a call (its media packets, losses and
 //! rate there).
@@ -66,7 +66,7 @@ fn media_moved(f: &Facts, g: &Group) -> bool {
     use crate::classify::CALL_LEG_GAP_US;
     g.targets.iter().any(|o| {
         o.id() != f.id()
-            && o.f.client.addr == f.f.client.addr
+            && o.f.call_client() == f.f.call_client()
             && o.f.first_at <= f.f.last_at.add_micros(CALL_LEG_GAP_US)
             && f.f.first_at <= o.f.last_at.add_micros(CALL_LEG_GAP_US)
             && o.udp().is_some_and(|u| {

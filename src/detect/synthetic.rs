@@ -16,7 +16,7 @@ use crate::decode::LinkType;
 use crate::pipeline::{Analysis, FinishedFlow, Pipeline};
 use crate::time::Timestamp;
 
-const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 2);
+pub const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 2);
 /// The service's servers ("msg": 198.51.100.0/24).
 pub const MSG: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
 /// Control servers.
@@ -74,6 +74,14 @@ fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, ttl: u8, l4: &[u8], total_l4: u
     p.extend_from_slice(&dst.octets());
     p.extend_from_slice(l4);
     p
+}
+
+/// Where a simulated call leg runs: its client address, its far end (the service's relay or a
+/// peer) and the ICE USERNAME of its STUN request.
+pub struct CallLeg {
+    pub client: Ipv4Addr,
+    pub far: (Ipv4Addr, u16),
+    pub username: &'static [u8],
 }
 
 /// One TCP connection being written: sequence numbers and the times of both sides.
@@ -146,10 +154,23 @@ impl Sim {
         cport: u16,
         payload: &[u8],
     ) {
+        self.udp_of(CLIENT, at_us, up, server, cport, payload);
+    }
+
+    /// As [`Sim::udp`], from another client address.
+    fn udp_of(
+        &mut self,
+        client: Ipv4Addr,
+        at_us: u64,
+        up: bool,
+        server: (Ipv4Addr, u16),
+        cport: u16,
+        payload: &[u8],
+    ) {
         let (src, dst, sp, dp) = if up {
-            (CLIENT, server.0, cport, server.1)
+            (client, server.0, cport, server.1)
         } else {
-            (server.0, CLIENT, server.1, cport)
+            (server.0, client, server.1, cport)
         };
         let mut l4 = Vec::with_capacity(8 + payload.len());
         l4.extend_from_slice(&sp.to_be_bytes());
@@ -168,19 +189,47 @@ impl Sim {
         server: Ipv4Addr,
         start_ms: u64,
         seconds: u64,
+        down: impl FnMut(u64) -> bool,
+    ) {
+        self.call_leg(
+            CallLeg { client: CLIENT, far: (server, 3478), username: b"" },
+            start_ms,
+            seconds,
+            down,
+        );
+    }
+
+    /// As [`Sim::call`], between `leg`'s client address and far end, its STUN Binding request
+    /// carrying `leg`'s ICE USERNAME (none when empty).
+    pub fn call_leg(
+        &mut self,
+        leg: CallLeg,
+        start_ms: u64,
+        seconds: u64,
         mut down: impl FnMut(u64) -> bool,
     ) {
         let cport = self.port();
-        let peer = (server, 3478);
+        let (client, far) = (leg.client, leg.far);
         let t0 = start_ms * 1000;
         let tid = [7u8; 12];
-        self.udp(t0, true, peer, cport, &stun(0x0001, &tid));
-        self.udp(t0 + 40_000, false, peer, cport, &stun(0x0101, &tid));
+        let mut request = stun(0x0001, &tid);
+        if !leg.username.is_empty() {
+            // USERNAME (0x0006), padded to 4 bytes; the header's length follows.
+            request.extend_from_slice(&[0x00, 0x06]);
+            request.extend_from_slice(&(leg.username.len() as u16).to_be_bytes());
+            request.extend_from_slice(leg.username);
+            request.resize(request.len().div_ceil(4) * 4, 0);
+            let len = (request.len() - 20) as u16;
+            request[2..4].copy_from_slice(&len.to_be_bytes());
+        }
+        self.udp_of(client, t0, true, far, cport, &request);
+        self.udp_of(client, t0 + 40_000, false, far, cport, &stun(0x0101, &tid));
         for i in 0..seconds * 50 {
             let at = t0 + 50_000 + i * 20_000;
-            self.udp(at, true, peer, cport, &rtp(0x1111, i as u16, i as u32 * 160));
+            self.udp_of(client, at, true, far, cport, &rtp(0x1111, i as u16, i as u32 * 160));
             if down(i) {
-                self.udp(at + 7_000, false, peer, cport, &rtp(0x2222, i as u16, i as u32 * 160));
+                let media = rtp(0x2222, i as u16, i as u32 * 160);
+                self.udp_of(client, at + 7_000, false, far, cport, &media);
             }
         }
     }
@@ -723,6 +772,39 @@ mod tests {
         sim.call(CTL, 0, 10, |_| true);
         let v = sim.verdicts(&cfg(60));
         assert_eq!(findings(&v), ["call_degraded/drop"], "{}", summaries(&v));
+    }
+
+    /// The same across a device's two addresses: a dead peer-to-peer leg from its other
+    /// address, tied to the call by an ICE fragment, beside the call's working relay leg.
+    #[test]
+    fn a_dead_leg_from_the_devices_other_address_is_no_one_way_call() {
+        let other = Ipv4Addr::new(192, 168, 1, 3);
+        let peer = (Ipv4Addr::new(203, 0, 113, 77), 50_000);
+        let mut sim = Sim::default();
+        let relay = CallLeg { client: CLIENT, far: (MSG, 3478), username: b"PeEr:L0c4" };
+        sim.call_leg(relay, 0, 10, |_| true);
+        sim.call_leg(
+            CallLeg { client: other, far: peer, username: b"L0c4:PeEr" },
+            2_000,
+            10,
+            |i| i < 5,
+        );
+        sim.call(CTL, 0, 10, |_| true);
+        let v = sim.verdicts(&cfg(60));
+        assert!(!findings(&v).iter().any(|f| f.starts_with("call_degraded")), "{}", summaries(&v));
+        // Alone (its relay leg long over), the leg is a one-way call.
+        let mut sim = Sim::default();
+        let relay = CallLeg { client: CLIENT, far: (MSG, 3478), username: b"PeEr:L0c4" };
+        sim.call_leg(relay, 0, 1, |_| true);
+        sim.call_leg(
+            CallLeg { client: other, far: peer, username: b"L0c4:PeEr" },
+            40_000,
+            10,
+            |i| i < 5,
+        );
+        sim.call(CTL, 40_000, 10, |_| true);
+        let v = sim.verdicts(&cfg(60));
+        assert!(findings(&v).contains(&"call_degraded/drop".to_string()), "{}", summaries(&v));
     }
 
     /// Calls blocked at set-up: STUN to the service's relays is never answered while the

@@ -3,7 +3,9 @@
 //!
 //! A call is the set of a service's UDP flows from one client address whose spans overlap or
 //! follow each other within [`CALL_LEG_GAP_US`] (its STUN exchanges, relay and peer-to-peer legs,
-//! audio and video). A leg is `relay` when its far end is the service's by address (catalogue
+//! audio and video). A leg that an ICE fragment tied to a call from another address (a
+//! dual-stack device's IPv4 and IPv6, a second interface: `FinishedFlow::call_host`) counts
+//! as that address's. A leg is `relay` when its far end is the service's by address (catalogue
 //! or DNS), `p2p` otherwise; `stun` when it carried STUN and no media. QUIC (UDP/443 without
 //! STUN or RTP) is no leg. A direction of a leg carries media from 10 packets on when RTP
 //! shows on the leg, else from 25 packets besides its STUN messages (a service's own framing
@@ -157,7 +159,7 @@ pub fn calls_of(legs: &[FinishedFlow], tcp: &[TcpStart], catalogue: &Catalogue) 
     let mut groups: Vec<(Timestamp, Vec<&FinishedFlow>)> = Vec::new();
     for f in flows.iter().filter(|f| is_leg(f)) {
         let same = |legs: &Vec<&FinishedFlow>| {
-            legs[0].class.service == f.class.service && legs[0].client.addr == f.client.addr
+            legs[0].class.service == f.class.service && legs[0].call_client() == f.call_client()
         };
         match groups.iter_mut().rev().find(|(_, legs)| same(legs)) {
             Some((end, legs)) if f.first_at <= end.add_micros(CALL_LEG_GAP_US) => {
@@ -216,6 +218,7 @@ fn call(group: &[&FinishedFlow], tcp: &[TcpStart], catalogue: &Catalogue) -> Val
         legs.push(json!({
             "flow": f.id,
             "kind": leg_kind(f, u, catalogue).as_str(),
+            "client": f.client.addr.to_string(),
             "server": f.server.to_string(),
             "rtp_streams_up": s_up,
             "rtp_streams_down": s_down,
@@ -226,7 +229,7 @@ fn call(group: &[&FinishedFlow], tcp: &[TcpStart], catalogue: &Catalogue) -> Val
     }
     let tcp_after = tcp.iter().any(|t| {
         t.service == service
-            && t.client == first.client.addr
+            && t.client == first.call_client()
             && t.at >= start
             && t.at <= end.add_micros(CALL_LEG_GAP_US)
     });
@@ -244,7 +247,7 @@ fn call(group: &[&FinishedFlow], tcp: &[TcpStart], catalogue: &Catalogue) -> Val
     let seconds = |us: u64| us as f64 / 1e6;
     json!({
         "service": catalogue.service(service).id,
-        "client": first.client.addr.to_string(),
+        "client": first.call_client().to_string(),
         "start": start,
         "end": end,
         "legs": legs,
@@ -263,7 +266,7 @@ fn call(group: &[&FinishedFlow], tcp: &[TcpStart], catalogue: &Catalogue) -> Val
 mod tests {
     use std::net::Ipv4Addr;
 
-    use crate::detect::synthetic::{CTL, MSG, Sim};
+    use crate::detect::synthetic::{CLIENT, CTL, CallLeg, MSG, Sim};
 
     fn outcomes(sim: Sim) -> Vec<(String, Vec<String>)> {
         sim.calls()
@@ -311,6 +314,35 @@ mod tests {
         sim.stun_probe(MSG, 3478, 0, 20, |_| false);
         sim.tcp(MSG, 12_000, 40).handshake().request(500);
         assert_eq!(outcomes(sim), one("fell_back_to_tcp_relay", &["stun"]));
+    }
+
+    /// A peer-to-peer leg from the device's other address (IPv4 beside IPv6, a second
+    /// interface) that an ICE fragment ties to the call is one of its legs; without the
+    /// fragment it is a call of its own.
+    #[test]
+    fn a_leg_from_another_address_joins_the_call_its_ice_fragment_names() {
+        let other = Ipv4Addr::new(192, 168, 1, 3);
+        let peer = (Ipv4Addr::new(203, 0, 113, 77), 50_000);
+        let calls = |username: &'static [u8]| {
+            let mut sim = Sim::default();
+            let relay = CallLeg { client: CLIENT, far: (MSG, 3478), username: b"PeEr:L0c4" };
+            sim.call_leg(relay, 0, 2, |_| true);
+            sim.call_leg(CallLeg { client: other, far: peer, username }, 3_000, 10, |_| true);
+            sim.calls()
+        };
+        let c = calls(b"L0c4:PeEr");
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(c[0]["client"], CLIENT.to_string());
+        let legs = c[0]["legs"].as_array().unwrap();
+        let kinds: Vec<_> =
+            legs.iter().map(|l| (l["kind"].as_str(), l["client"].as_str())).collect();
+        let (client, other) = (CLIENT.to_string(), other.to_string());
+        assert_eq!(kinds, [(Some("relay"), Some(&*client)), (Some("p2p"), Some(&*other))]);
+        assert_eq!(c[0]["outcome"], "ok");
+        // Unlinked, the peer's flow is nobody's call.
+        assert_eq!(calls(b"").len(), 1);
+        assert_eq!(calls(b"Unkn:Own1").len(), 1);
+        assert_eq!(calls(b"Unkn:Own1")[0]["legs"].as_array().unwrap().len(), 1);
     }
 
     #[test]

@@ -54,6 +54,9 @@ pub const LEARNED_MAX_AGE_US: u64 = 3600 * 1_000_000;
 pub const UFRAGS_LEARNED_CAPACITY: usize = 4096;
 /// Capacity of the table of LAN sockets that exchanged UDP with a service.
 pub const CALL_SOCKETS_CAPACITY: usize = 4096;
+/// Capacity of the table of client addresses whose call legs belong to another address's call
+/// ([`Classifier::call_host`]).
+pub const CALL_HOSTS_CAPACITY: usize = 1024;
 /// A LAN socket's new RTP flow belongs to the service the socket exchanged UDP with at most
 /// this long before (a call's media follows its setup within seconds).
 pub const CALL_SOCKET_MAX_AGE_US: u64 = 60 * 1_000_000;
@@ -229,8 +232,12 @@ pub struct Classifier {
     dns_learned: LearnedMap<IpAddr, ServiceId>,
     endpoints: LearnedMap<Endpoint, ServiceId>,
     initials: PendingInitials,
-    ufrags: LearnedMap<Ufrag, ServiceId>,
+    /// Each fragment's service, and the client address of the call that named it first.
+    ufrags: LearnedMap<Ufrag, (ServiceId, IpAddr)>,
     call_sockets: LearnedMap<Endpoint, ServiceId>,
+    /// A client address whose legs an ICE fragment tied to another address's call (a
+    /// dual-stack device's IPv4 and IPv6, a second interface): that address.
+    call_hosts: LearnedMap<IpAddr, IpAddr>,
     zoom: Option<ServiceId>,
     stats: ClassifierStats,
 }
@@ -244,6 +251,7 @@ impl Classifier {
             initials: PendingInitials::default(),
             ufrags: LearnedMap::new(UFRAGS_LEARNED_CAPACITY, LEARNED_MAX_AGE_US),
             call_sockets: LearnedMap::new(CALL_SOCKETS_CAPACITY, CALL_SOCKET_MAX_AGE_US),
+            call_hosts: LearnedMap::new(CALL_HOSTS_CAPACITY, LEARNED_MAX_AGE_US),
             zoom: zoom.and_then(|i| ServiceId::try_from(i).ok()),
             catalogue,
             stats: ClassifierStats::default(),
@@ -374,7 +382,7 @@ impl Classifier {
                 }
             }
             if found.is_none() && unknown_udp {
-                found = stun.and_then(|m| self.ufrag_link(m, now));
+                found = stun.and_then(|m| self.ufrag_link(m, client.addr, now));
             }
         }
         if let Some((service, evidence)) = found {
@@ -425,10 +433,27 @@ impl Classifier {
             .map(|s| (s, Evidence::Call))
     }
 
-    /// A STUN USERNAME with an ICE fragment seen in a flow of a service.
-    fn ufrag_link(&self, msg: &StunMessage<'_>, now: Timestamp) -> Option<(ServiceId, Evidence)> {
+    /// A STUN USERNAME with an ICE fragment seen in a flow of a service. When the call that
+    /// named the fragment came from another client address, `client` is that call's host from
+    /// now on ([`Classifier::call_host`]); the first such link of an address holds.
+    fn ufrag_link(
+        &mut self,
+        msg: &StunMessage<'_>,
+        client: IpAddr,
+        now: Timestamp,
+    ) -> Option<(ServiceId, Evidence)> {
         let pair = Ufrag::pair(msg.username()?);
-        pair.iter().flatten().find_map(|u| self.ufrags.get(u, now)).map(|s| (s, Evidence::Call))
+        let (service, host) = pair.iter().flatten().find_map(|u| self.ufrags.get(u, now))?;
+        if host != self.call_host(client, now) && self.call_hosts.get(&client, now).is_none() {
+            self.call_hosts.insert(client, host, now);
+        }
+        Some((service, Evidence::Call))
+    }
+
+    /// The client address whose call the legs of `client` belong to at `at`: the address
+    /// itself, unless an ICE fragment tied one of its legs to a call from another address.
+    pub fn call_host(&self, client: IpAddr, at: Timestamp) -> IpAddr {
+        self.call_hosts.get(&client, at).unwrap_or(client)
     }
 
     /// What a UDP flow of `service` teaches about the rest of its call: its LAN socket, the
@@ -447,8 +472,11 @@ impl Classifier {
         }
         let Some(msg) = stun else { return };
         if let Some(username) = msg.username() {
+            let host = self.call_host(client.addr, now);
             for u in Ufrag::pair(username).into_iter().flatten() {
-                self.ufrags.insert(u, service, now);
+                // A fragment keeps the call that named it first.
+                let named = self.ufrags.get(&u, now).filter(|&(s, _)| s == service);
+                self.ufrags.insert(u, named.unwrap_or((service, host)), now);
             }
         }
         for (addr, port) in msg.xor_addresses() {
@@ -719,6 +747,51 @@ mod tests {
         let ends = (ep("192.168.1.2:50004"), ep("8.8.4.4:9"));
         udp(&mut c, &mut none, ends, &stun_message(0x0001, 3, &[(0x0006, b"abc:zzzz")]), T0);
         assert_eq!(none.class.service, None);
+    }
+
+    /// A leg from another client address (a dual-stack device's other address) whose ICE
+    /// check carries a fragment a call named is that call's leg: its host is the call's
+    /// client. The first such link holds, and a leg from the call's own address has none.
+    #[test]
+    fn an_ice_fragment_ties_a_leg_from_another_address_to_its_call() {
+        let mut c = with_zoom();
+        let (lan, relay) = (ep("192.168.1.2:50000"), ep("157.240.1.1:3478"));
+        let mut st = c.on_new_flow(Proto::Udp, lan, relay, T0);
+        udp(&mut c, &mut st, (lan, relay), &stun_message(0x0001, 1, &[(0x0006, b"PeEr:L0c4")]), T0);
+        let v6 = ep("[2001:db8::2]:50002");
+        let peer = ep("[2001:db8:77::9]:40000");
+        let mut p2p = c.on_new_flow(Proto::Udp, v6, peer, T0);
+        udp(&mut c, &mut p2p, (v6, peer), &stun_message(0x0001, 2, &[(0x0006, b"L0c4:PeEr")]), T0);
+        assert_eq!(p2p.class, Classification { service: Some(0), evidence: Evidence::Call });
+        assert_eq!(c.call_host(v6.addr, T0), lan.addr);
+        assert_eq!(c.call_host(lan.addr, T0), lan.addr, "the call's own address");
+        // The leg's own checks name the same fragments again: they stay the first call's.
+        let mut again = c.on_new_flow(Proto::Udp, v6, ep("[2001:db8:77::9]:40001"), T0);
+        let check = stun_message(0x0001, 3, &[(0x0006, b"L0c4:PeEr")]);
+        udp(&mut c, &mut again, (v6, ep("[2001:db8:77::9]:40001")), &check, T0);
+        let other = ep("192.168.1.9:50000");
+        let far = ep("203.0.113.50:1");
+        let mut third = c.on_new_flow(Proto::Udp, other, far, T0);
+        udp(&mut c, &mut third, (other, far), &check, T0);
+        assert_eq!(c.call_host(other.addr, T0), lan.addr, "not the linked leg's address");
+        // An address linked once keeps its call.
+        let (lan2, relay2) = (ep("192.168.1.3:50000"), ep("157.240.1.2:3478"));
+        let mut st2 = c.on_new_flow(Proto::Udp, lan2, relay2, T0);
+        udp(
+            &mut c,
+            &mut st2,
+            (lan2, relay2),
+            &stun_message(0x0001, 4, &[(0x0006, b"XyZw:QrSt")]),
+            T0,
+        );
+        let (v6_socket, far) = (ep("[2001:db8::2]:50010"), ep("[2001:db8:77::8]:1"));
+        let mut moved = c.on_new_flow(Proto::Udp, v6_socket, far, T0);
+        let check = stun_message(0x0001, 5, &[(0x0006, b"QrSt:XyZw")]);
+        udp(&mut c, &mut moved, (v6_socket, far), &check, T0);
+        assert_eq!(moved.class.evidence, Evidence::Call);
+        assert_eq!(c.call_host(v6.addr, T0), lan.addr);
+        // The link ages out with what was learned.
+        assert_eq!(c.call_host(v6.addr, T0.add_micros(LEARNED_MAX_AGE_US + 1)), v6.addr);
     }
 
     #[test]
