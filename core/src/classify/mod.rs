@@ -55,8 +55,8 @@ pub const UFRAGS_LEARNED_CAPACITY: usize = 4096;
 /// Capacity of the table of LAN sockets that exchanged UDP with a service.
 pub const CALL_SOCKETS_CAPACITY: usize = 4096;
 /// Capacity of the table of client addresses whose call legs belong to another address's call
-/// ([`Classifier::call_host`]).
-pub const CALL_HOSTS_CAPACITY: usize = 1024;
+/// ([`Classifier::call_host`]): a few devices in a call on two addresses at once.
+pub const CALL_HOSTS_CAPACITY: usize = 64;
 /// A LAN socket's new RTP flow belongs to the service the socket exchanged UDP with at most
 /// this long before (a call's media follows its setup within seconds).
 pub const CALL_SOCKET_MAX_AGE_US: u64 = 60 * 1_000_000;
@@ -225,6 +225,35 @@ pub struct ClassifierStats {
     pub call_links: u64,
 }
 
+/// Client addresses tied to another address's call: at most [`CALL_HOSTS_CAPACITY`], the
+/// oldest replaced first, each trusted for [`LEARNED_MAX_AGE_US`]. Searched in order: it is
+/// empty unless a device calls from two addresses at once, and small (a table of its own
+/// would cost the router binary more than the search costs).
+#[derive(Debug, Default)]
+struct CallHosts {
+    /// (address, its call's host, when learned); `next` is the slot replaced next when full.
+    links: Vec<(IpAddr, IpAddr, Timestamp)>,
+    next: usize,
+}
+
+impl CallHosts {
+    fn insert(&mut self, client: IpAddr, host: IpAddr, now: Timestamp) {
+        if self.links.len() < CALL_HOSTS_CAPACITY {
+            self.links.push((client, host, now));
+        } else {
+            self.links[self.next] = (client, host, now);
+            self.next = (self.next + 1) % CALL_HOSTS_CAPACITY;
+        }
+    }
+
+    fn get(&self, client: IpAddr, now: Timestamp) -> Option<IpAddr> {
+        self.links
+            .iter()
+            .find(|&&(c, _, at)| c == client && now.since(at) <= LEARNED_MAX_AGE_US)
+            .map(|&(_, host, _)| host)
+    }
+}
+
 /// The classifier: the catalogue plus what was learned from the wire.
 #[derive(Debug)]
 pub struct Classifier {
@@ -237,7 +266,7 @@ pub struct Classifier {
     call_sockets: LearnedMap<Endpoint, ServiceId>,
     /// A client address whose legs an ICE fragment tied to another address's call (a
     /// dual-stack device's IPv4 and IPv6, a second interface): that address.
-    call_hosts: LearnedMap<IpAddr, IpAddr>,
+    call_hosts: CallHosts,
     zoom: Option<ServiceId>,
     stats: ClassifierStats,
 }
@@ -251,7 +280,7 @@ impl Classifier {
             initials: PendingInitials::default(),
             ufrags: LearnedMap::new(UFRAGS_LEARNED_CAPACITY, LEARNED_MAX_AGE_US),
             call_sockets: LearnedMap::new(CALL_SOCKETS_CAPACITY, CALL_SOCKET_MAX_AGE_US),
-            call_hosts: LearnedMap::new(CALL_HOSTS_CAPACITY, LEARNED_MAX_AGE_US),
+            call_hosts: CallHosts::default(),
             zoom: zoom.and_then(|i| ServiceId::try_from(i).ok()),
             catalogue,
             stats: ClassifierStats::default(),
@@ -444,7 +473,7 @@ impl Classifier {
     ) -> Option<(ServiceId, Evidence)> {
         let pair = Ufrag::pair(msg.username()?);
         let (service, host) = pair.iter().flatten().find_map(|u| self.ufrags.get(u, now))?;
-        if host != self.call_host(client, now) && self.call_hosts.get(&client, now).is_none() {
+        if host != self.call_host(client, now) && self.call_hosts.get(client, now).is_none() {
             self.call_hosts.insert(client, host, now);
         }
         Some((service, Evidence::Call))
@@ -453,7 +482,7 @@ impl Classifier {
     /// The client address whose call the legs of `client` belong to at `at`: the address
     /// itself, unless an ICE fragment tied one of its legs to a call from another address.
     pub fn call_host(&self, client: IpAddr, at: Timestamp) -> IpAddr {
-        self.call_hosts.get(&client, at).unwrap_or(client)
+        self.call_hosts.get(client, at).unwrap_or(client)
     }
 
     /// What a UDP flow of `service` teaches about the rest of its call: its LAN socket, the
@@ -792,6 +821,22 @@ mod tests {
         assert_eq!(c.call_host(v6.addr, T0), lan.addr);
         // The link ages out with what was learned.
         assert_eq!(c.call_host(v6.addr, T0.add_micros(LEARNED_MAX_AGE_US + 1)), v6.addr);
+    }
+
+    /// The table of call hosts stays within its capacity under any number of links, the
+    /// oldest link replaced first.
+    #[test]
+    fn call_hosts_are_bounded_oldest_first() {
+        let mut t = CallHosts::default();
+        let host: IpAddr = "192.168.1.2".parse().unwrap();
+        let addr = |i: usize| IpAddr::from([10, 0, (i >> 8) as u8, i as u8]);
+        for i in 0..CALL_HOSTS_CAPACITY + 10 {
+            t.insert(addr(i), host, T0);
+        }
+        assert_eq!(t.links.len(), CALL_HOSTS_CAPACITY);
+        assert_eq!(t.get(addr(9), T0), None, "replaced");
+        assert_eq!(t.get(addr(10), T0), Some(host));
+        assert_eq!(t.get(addr(CALL_HOSTS_CAPACITY + 9), T0), Some(host));
     }
 
     #[test]
