@@ -19,10 +19,15 @@
 //!   UDP flows per second (both tested below and in the pipeline).
 //!
 //! Removed entries are handed back to the owner, never dropped silently.
+//!
+//! A flow's key is stored once, in its entry: the index that finds an entry by its key holds
+//! only the entry's slot number ([`INDEX_BUCKET_BYTES`] per flow) and compares the key in the
+//! slot it points at.
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 
 use foldhash::fast::RandomState;
+use hashbrown::HashTable;
 
 use super::key::{ClientBy, Direction, Endpoint, FlowKey, Proto};
 use crate::time::Timestamp;
@@ -31,6 +36,9 @@ use crate::time::Timestamp;
 pub const MIN_IDLE_TO_EVICT_US: u64 = 1_000_000;
 
 const NIL: u32 = u32::MAX;
+
+/// Bytes per flow in the index (beside hashbrown's one control byte): a slot number.
+pub const INDEX_BUCKET_BYTES: usize = std::mem::size_of::<u32>();
 
 /// Why a flow left the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,7 +134,9 @@ const CLASS_CLOSED: usize = 2;
 /// The flow table.
 #[derive(Debug)]
 pub struct FlowTable<S> {
-    index: HashMap<FlowKey, u32, RandomState>,
+    /// Slot numbers, found by the hash of their entry's key.
+    index: HashTable<u32>,
+    hasher: RandomState,
     slots: Vec<Slot<S>>,
     free: Vec<u32>,
     lists: [List; 3],
@@ -142,7 +152,8 @@ impl<S> FlowTable<S> {
         let max_flows = max_flows.clamp(1, NIL as usize - 1);
         let initial = max_flows.min(4096);
         FlowTable {
-            index: HashMap::with_capacity_and_hasher(initial, RandomState::default()),
+            index: HashTable::with_capacity(initial),
+            hasher: RandomState::default(),
             slots: Vec::with_capacity(initial),
             free: Vec::new(),
             lists: [List { head: NIL, tail: NIL }; 3],
@@ -179,8 +190,15 @@ impl<S> FlowTable<S> {
         self.slots.iter_mut().filter_map(|slot| slot.entry.as_mut().map(|e| &mut e.state))
     }
 
+    /// Once per packet whose flow is not the previous packet's: inlined into the caller.
+    #[inline(always)]
     pub fn find(&self, key: &FlowKey) -> Option<u32> {
-        self.index.get(key).copied()
+        let slots = &self.slots;
+        self.index
+            .find(self.hasher.hash_one(key), |&idx| {
+                slots[idx as usize].entry.as_ref().is_some_and(|e| e.key == *key)
+            })
+            .copied()
     }
 
     pub fn get(&self, idx: u32) -> &FlowEntry<S> {
@@ -217,7 +235,7 @@ impl<S> FlowTable<S> {
         state: S,
         removed: &mut Vec<(FlowEntry<S>, Removal)>,
     ) -> Option<u32> {
-        debug_assert!(!self.index.contains_key(&key));
+        debug_assert!(self.find(&key).is_none());
         if self.index.len() >= self.max_flows {
             let victim = match self.settled_head(CLASS_CLOSED) {
                 Some(closed) => closed,
@@ -260,7 +278,11 @@ impl<S> FlowTable<S> {
             }
         };
         self.link_tail(idx, class);
-        self.index.insert(key, idx);
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index.insert_unique(hasher.hash_one(key), idx, |&i| {
+            let entry = slots[i as usize].entry.as_ref();
+            hasher.hash_one(entry.expect("flow table index points at a live slot").key)
+        });
         self.stats.created += 1;
         self.stats.peak = self.stats.peak.max(self.index.len());
         Some(idx)
@@ -333,7 +355,9 @@ impl<S> FlowTable<S> {
     fn remove(&mut self, idx: u32) -> FlowEntry<S> {
         self.unlink(idx);
         let entry = self.slots[idx as usize].entry.take().expect("removing a live slot");
-        self.index.remove(&entry.key);
+        if let Ok(found) = self.index.find_entry(self.hasher.hash_one(entry.key), |&i| i == idx) {
+            found.remove();
+        }
         self.free.push(idx);
         entry
     }
