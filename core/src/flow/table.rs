@@ -114,10 +114,12 @@ struct Slot<S> {
     entry: Option<FlowEntry<S>>,
     prev: u32,
     next: u32,
-    class: usize,
-    /// The entry's `last_at` when it was put at the tail of its list. Touching a flow only
-    /// moves `last_at`; the list is put in order lazily, when its head is examined.
-    linked_at: Timestamp,
+    /// The list the slot is in (`CLASS_*`), in a byte: with `touched`, the links cost a flow
+    /// 16 bytes beside its entry.
+    class: u8,
+    /// The entry's `last_at` moved on since it was put at the tail of its list. Touching a
+    /// flow only moves `last_at`; the list is put in order lazily, when its head is examined.
+    touched: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -212,12 +214,14 @@ impl<S> FlowTable<S> {
     /// Mark activity at `now`. The flow changes lists only when its class changed (the owner
     /// marked it closed); its place within a list is settled lazily, when expiry or eviction looks at the list.
     pub fn touch(&mut self, idx: u32, now: Timestamp) {
-        let entry = self.get_mut(idx);
+        let slot = &mut self.slots[idx as usize];
+        let entry = slot.entry.as_mut().expect("flow table index points at a live slot");
         if now > entry.last_at {
             entry.last_at = now;
+            slot.touched = true;
         }
         let class = class_of(entry);
-        if class != self.slots[idx as usize].class {
+        if class != usize::from(slot.class) {
             self.unlink(idx);
             self.link_tail(idx, class);
         }
@@ -241,7 +245,7 @@ impl<S> FlowTable<S> {
                 Some(closed) => closed,
                 None => self.least_recently_used()?,
             };
-            let closed = self.slots[victim as usize].class == CLASS_CLOSED;
+            let closed = usize::from(self.slots[victim as usize].class) == CLASS_CLOSED;
             if !closed && now.since(self.get(victim).last_at) < MIN_IDLE_TO_EVICT_US {
                 self.stats.refused += 1;
                 return None;
@@ -271,8 +275,8 @@ impl<S> FlowTable<S> {
                     entry: Some(entry),
                     prev: NIL,
                     next: NIL,
-                    class,
-                    linked_at: now,
+                    class: class as u8,
+                    touched: false,
                 });
                 (self.slots.len() - 1) as u32
             }
@@ -330,8 +334,7 @@ impl<S> FlowTable<S> {
     fn settled_head(&mut self, class: usize) -> Option<u32> {
         loop {
             let idx = self.head(class)?;
-            let last_at = self.get(idx).last_at;
-            if last_at <= self.slots[idx as usize].linked_at {
+            if !self.slots[idx as usize].touched {
                 return Some(idx);
             }
             self.unlink(idx);
@@ -368,8 +371,8 @@ impl<S> FlowTable<S> {
             let slot = &mut self.slots[idx as usize];
             slot.prev = tail;
             slot.next = NIL;
-            slot.class = class;
-            slot.linked_at = slot.entry.as_ref().map_or(Timestamp::default(), |e| e.last_at);
+            slot.class = class as u8;
+            slot.touched = false;
         }
         if tail == NIL {
             self.lists[class].head = idx;
@@ -381,6 +384,7 @@ impl<S> FlowTable<S> {
 
     fn unlink(&mut self, idx: u32) {
         let Slot { prev, next, class, .. } = self.slots[idx as usize];
+        let class = usize::from(class);
         if prev == NIL {
             self.lists[class].head = next;
         } else {
@@ -429,6 +433,14 @@ mod tests {
     ) -> Option<u32> {
         let (k, c) = key(n, proto);
         t.insert(k, c, ClientBy::Handshake, at, u32::from(n), out)
+    }
+
+    /// A flow costs its entry and 16 bytes of list links in the slots (issue 13).
+    #[test]
+    fn slot_links_cost_16_bytes() {
+        use std::mem::size_of;
+        assert_eq!(size_of::<Slot<u64>>(), size_of::<Option<FlowEntry<u64>>>() + 16);
+        assert_eq!(size_of::<Option<FlowEntry<u64>>>(), size_of::<FlowEntry<u64>>());
     }
 
     #[test]
