@@ -435,12 +435,18 @@ mod tests {
         t.insert(k, c, ClientBy::Handshake, at, u32::from(n), out)
     }
 
-    /// A flow costs its entry and 16 bytes of list links in the slots (issue 13).
+    /// A flow costs its entry, 16 bytes of list links in the slots and what
+    /// [`INDEX_BUCKET_BYTES`] says in the index (issue 13).
     #[test]
-    fn slot_links_cost_16_bytes() {
+    fn links_and_index_cost_what_they_say() {
         use std::mem::size_of;
         assert_eq!(size_of::<Slot<u64>>(), size_of::<Option<FlowEntry<u64>>>() + 16);
         assert_eq!(size_of::<Option<FlowEntry<u64>>>(), size_of::<FlowEntry<u64>>());
+        fn bucket_bytes<T>(_: &HashTable<T>) -> usize {
+            size_of::<T>()
+        }
+        let t: FlowTable<u64> = FlowTable::new(1, TIMEOUTS);
+        assert_eq!(bucket_bytes(&t.index), INDEX_BUCKET_BYTES);
     }
 
     #[test]
