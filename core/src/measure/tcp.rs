@@ -83,16 +83,6 @@ impl Handshake {
     fn at(&self, bit: u8, time: ShortTime) -> Option<ShortTime> {
         (self.seen & bit != 0).then_some(time)
     }
-
-    fn set(&mut self, bit: u8, now: Timestamp) {
-        let time = ShortTime::of(now);
-        match bit {
-            SEEN_SYN => self.syn_at = time,
-            SEEN_SYNACK => self.synack_at = time,
-            _ => self.ack_at = time,
-        }
-        self.seen |= bit;
-    }
 }
 
 /// One direction of a TCP flow.
@@ -195,8 +185,8 @@ impl TcpMeasures {
             }
             return samples;
         }
-        if self.dirs[dir].rsts > 0 {
-            let mine = &mut self.dirs[dir];
+        let mine = &mut self.dirs[dir];
+        if mine.rsts > 0 {
             mine.packets_after_rst = mine.packets_after_rst.saturating_add(1);
         }
         if seg.has(tcp_flags::FIN) && self.fin(dir).is_none() {
@@ -263,13 +253,15 @@ impl TcpMeasures {
             (true, false, Direction::Up) => {
                 hs.syns = hs.syns.saturating_add(1);
                 if hs.seen & SEEN_SYNACK == 0 {
-                    hs.set(SEEN_SYN, now);
+                    hs.syn_at = ShortTime::of(now);
+                    hs.seen |= SEEN_SYN;
                 }
             }
             (true, true, Direction::Down) => {
                 hs.synacks = hs.synacks.saturating_add(1);
                 if hs.seen & SEEN_SYNACK == 0 {
-                    hs.set(SEEN_SYNACK, now);
+                    hs.synack_at = ShortTime::of(now);
+                    hs.seen |= SEEN_SYNACK;
                     hs.synack_next = seg.seq.wrapping_add(1);
                     return hs.external_us().map(|rtt| (Leg::External, rtt));
                 }
@@ -279,7 +271,8 @@ impl TcpMeasures {
                 if hs.seen & (SEEN_ACK | SEEN_SYNACK) == SEEN_SYNACK
                     && seg.ack == hs.synack_next =>
             {
-                hs.set(SEEN_ACK, now);
+                hs.ack_at = ShortTime::of(now);
+                hs.seen |= SEEN_ACK;
                 return hs.internal_us().map(|rtt| (Leg::Internal, rtt));
             }
             _ => {}
