@@ -820,7 +820,7 @@ fn check_trace_against(pcap: &Path, truth: Truth) {
         let (port, server, sport, _) = f.key();
         let Some(m) = run.pipeline.get(&(port, server, sport)) else { continue };
         if let TransportMeasures::Udp(u) = &m.measures.transport {
-            let expected = u.dirs.down.rtp.summary().map_or(0, |s| s.expected);
+            let expected = u.dirs.down.rtp().map_or(0, |s| s.expected);
             let (_, ours) = rtp_down_loss(run.packets(&f));
             run.check(expected == 0 || u64::from(expected) <= ours, || {
                 format!("{}: pipeline expects {expected} RTP packets, trace {ours}", f.label())

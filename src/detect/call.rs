@@ -49,7 +49,7 @@ const ONE_WAY_MIN_PACKETS: u64 = 50;
 /// client's packets and the ones that came back.
 fn one_way(f: &Facts) -> Option<(u64, u64)> {
     let u = f.udp()?;
-    u.dirs.up.rtp.summary()?;
+    u.dirs.up.rtp()?;
     let (up, down) =
         (f.packets(crate::flow::Direction::Up), f.packets(crate::flow::Direction::Down));
     (up >= ONE_WAY_MIN_PACKETS && down * 20 <= up).then_some((up, down))
@@ -57,7 +57,7 @@ fn one_way(f: &Facts) -> Option<(u64, u64)> {
 
 /// Client-sent media in the window: a call that could have been one-way.
 fn sends_media(f: &&Facts) -> bool {
-    f.udp().is_some_and(|u| u.dirs.up.rtp.summary().is_some())
+    f.udp().is_some_and(|u| u.dirs.up.rtp().is_some())
         && f.packets(crate::flow::Direction::Up) >= ONE_WAY_MIN_PACKETS
 }
 
@@ -69,15 +69,13 @@ fn media_moved(f: &Facts, g: &Group) -> bool {
             && o.f.call_client() == f.f.call_client()
             && o.f.first_at <= f.f.last_at.add_micros(CALL_LEG_GAP_US)
             && f.f.first_at <= o.f.last_at.add_micros(CALL_LEG_GAP_US)
-            && o.udp().is_some_and(|u| {
-                u.dirs.up.rtp.summary().is_some() && u.dirs.down.rtp.summary().is_some()
-            })
+            && o.udp().is_some_and(|u| u.dirs.up.rtp().is_some() && u.dirs.down.rtp().is_some())
     })
 }
 
 fn call<'a>(f: &'a Facts<'a>, cfg: &DetectConfig) -> Option<Call<'a>> {
     let u = f.udp()?;
-    let rtp = u.dirs.down.rtp.summary()?;
+    let rtp = u.dirs.down.rtp()?;
     let RtpLoss { lost, expected, runs: loss_runs } = f.rtp_loss_down()?;
     if expected < 50 {
         return None;

@@ -252,8 +252,8 @@ impl<'a> Facts<'a> {
     /// The server's RST, if the server side reset the connection before the client closed it.
     pub fn server_reset(&self) -> Option<&'a CloseEvent> {
         let t = self.tcp()?;
-        let rst = t.dirs.down.rst.as_ref()?;
-        let client_closed_first = [t.dirs.up.rst.as_ref(), t.dirs.up.fin.as_ref()]
+        let rst = t.rst(Direction::Down)?;
+        let client_closed_first = [t.rst(Direction::Up), t.fin(Direction::Up)]
             .into_iter()
             .flatten()
             .any(|c| c.at_ms < rst.at_ms);

@@ -72,7 +72,10 @@ pub(super) fn stall(f: &Facts, g: &Group) -> Option<Stall> {
     let cfg = g.cfg;
     let t = f.tcp()?;
     let (up, down) = (&t.dirs.up, &t.dirs.down);
-    if down.rst.is_some() || down.fin.is_some() || !t.handshake.completed() {
+    if t.rst(Direction::Down).is_some()
+        || t.fin(Direction::Down).is_some()
+        || !t.handshake.completed()
+    {
         return None;
     }
     let down_bytes = f.f.measures.dirs.down.bytes;
@@ -83,8 +86,11 @@ pub(super) fn stall(f: &Facts, g: &Group) -> Option<Stall> {
     if froze {
         // The client gave up (FIN or RST), or the flow went quiet until its end (or, still
         // open, until the window's end); its requests after the freeze may go unanswered.
-        let client_close =
-            [up.fin.as_ref(), up.rst.as_ref()].into_iter().flatten().map(|e| f.at(e)).min();
+        let client_close = [t.fin(Direction::Up), t.rst(Direction::Up)]
+            .into_iter()
+            .flatten()
+            .map(|e| f.at(e))
+            .min();
         let quiet_until =
             if f.f.end == FlowEnd::Active { g.end.max(f.f.last_at) } else { f.f.last_at };
         let end = client_close.unwrap_or(quiet_until).min(g.end);
@@ -112,7 +118,7 @@ pub(super) fn stall(f: &Facts, g: &Group) -> Option<Stall> {
     if stuck(up) && up.payload_bytes > 0 {
         return Some(Stall::Unacknowledged(Direction::Up));
     }
-    (stuck(down) && up.fin.is_none() && up.rst.is_none())
+    (stuck(down) && t.fin(Direction::Up).is_none() && t.rst(Direction::Up).is_none())
         .then_some(Stall::Unacknowledged(Direction::Down))
 }
 

@@ -90,8 +90,7 @@ fn udp(f: &FinishedFlow) -> Option<&UdpMeasures> {
 
 fn streams(u: &UdpMeasures, d: Direction) -> u8 {
     let dir = &u.dirs[d];
-    u8::from(dir.rtp.summary().is_some())
-        + u8::from(dir.rtp_second.as_ref().and_then(|s| s.summary()).is_some())
+    u8::from(dir.rtp().is_some()) + u8::from(dir.rtp_second().is_some())
 }
 
 /// Whether a direction of a leg carried media: on a leg where RTP shows (in either
@@ -208,12 +207,11 @@ fn call(group: &[&FinishedFlow], tcp: &[TcpStart], catalogue: &Catalogue) -> Val
             lost += loss.lost;
             expected += loss.expected;
         }
-        let j =
-            [u.dirs.down.rtp.summary(), u.dirs.down.rtp_second.as_ref().and_then(|s| s.summary())]
-                .into_iter()
-                .flatten()
-                .filter_map(|s| s.jitter_us)
-                .max();
+        let j = [u.dirs.down.rtp(), u.dirs.down.rtp_second()]
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.jitter_us)
+            .max();
         jitter_us = jitter_us.max(j);
         legs.push(json!({
             "flow": f.id,

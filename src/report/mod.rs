@@ -20,8 +20,8 @@ use crate::detect::Verdict;
 use crate::flow::{Direction, Proto};
 use crate::measure::call::{RtpSummary, StunStats, UdpDirection};
 use crate::measure::rtt::{Leg, RttStats};
-use crate::measure::tcp::{CloseEvent, TcpDirection, TcpMeasures};
-use crate::measure::{DirCounters, TransportMeasures};
+use crate::measure::tcp::{CloseEvent, TcpMeasures};
+use crate::measure::{DirCounters, IpEvents, TransportMeasures};
 use crate::pipeline::{Analysis, FinishedFlow};
 use crate::time::Timestamp;
 
@@ -523,7 +523,9 @@ fn group_summary(
 impl FlowReport {
     pub(crate) fn build(f: &FinishedFlow, service_id: impl Fn(ServiceId) -> String) -> FlowReport {
         let duration_us = f.last_at.since(f.first_at);
-        let dir = |d: Direction| DirReport::build(&f.measures.dirs[d], duration_us);
+        let dir = |d: Direction| {
+            DirReport::build(&f.measures.dirs[d], f.measures.ip_events(d), duration_us)
+        };
         let (tcp, udp) = match &f.measures.transport {
             TransportMeasures::Tcp(t) => {
                 (Some(TcpReport::build(t, f.rtt_recent, f.first_at)), None)
@@ -587,7 +589,7 @@ impl FlowReport {
 }
 
 impl DirReport {
-    fn build(d: &DirCounters, duration_us: u64) -> DirReport {
+    fn build(d: &DirCounters, ip_events: IpEvents, duration_us: u64) -> DirReport {
         let (ttl_min, ttl_max) = d.ttl_range().unzip();
         DirReport {
             bytes: d.bytes,
@@ -599,9 +601,9 @@ impl DirReport {
             },
             ttl_min,
             ttl_max,
-            fragments: d.fragments,
-            icmp_errors: d.icmp_errors,
-            last_icmp: d.last_icmp.map(|(icmp_type, code)| IcmpReport { icmp_type, code }),
+            fragments: ip_events.fragments,
+            icmp_errors: ip_events.icmp_errors,
+            last_icmp: ip_events.last_icmp.map(|(icmp_type, code)| IcmpReport { icmp_type, code }),
         }
     }
 }
@@ -641,14 +643,15 @@ impl TcpReport {
             rtt_source: if t.timestamps { "timestamps" } else { "seq_ack" },
             rtt_external: leg(Leg::External),
             rtt_internal: leg(Leg::Internal),
-            up: TcpDirReport::build(&t.dirs.up, flow_start),
-            down: TcpDirReport::build(&t.dirs.down, flow_start),
+            up: TcpDirReport::build(t, Direction::Up, flow_start),
+            down: TcpDirReport::build(t, Direction::Down, flow_start),
         }
     }
 }
 
 impl TcpDirReport {
-    fn build(d: &TcpDirection, flow_start: Timestamp) -> TcpDirReport {
+    fn build(t: &TcpMeasures, dir: Direction, flow_start: Timestamp) -> TcpDirReport {
+        let d = &t.dirs[dir];
         TcpDirReport {
             payload_bytes: d.payload_bytes,
             goodput_bytes: d.new_payload_bytes,
@@ -658,8 +661,8 @@ impl TcpDirReport {
             zero_windows: d.zero_windows.into(),
             rsts: d.rsts.into(),
             packets_after_rst: d.packets_after_rst.into(),
-            fin: d.fin.as_ref().map(|c| CloseReport::build(c, flow_start)),
-            rst: d.rst.as_ref().map(|c| CloseReport::build(c, flow_start)),
+            fin: t.fin(dir).map(|c| CloseReport::build(c, flow_start)),
+            rst: t.rst(dir).map(|c| CloseReport::build(c, flow_start)),
         }
     }
 }
@@ -690,8 +693,8 @@ impl UdpDirReport {
             },
             max_gap_us: d.max_gap_us,
             mean_gap_us: d.mean_gap_us(),
-            rtp: d.rtp.summary().map(RtpReport::build),
-            rtp_second: d.rtp_second.as_ref().and_then(|s| s.summary()).map(RtpReport::build),
+            rtp: d.rtp().map(RtpReport::build),
+            rtp_second: d.rtp_second().map(RtpReport::build),
         }
     }
 }

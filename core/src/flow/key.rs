@@ -173,6 +173,7 @@ impl FlowKey {
 }
 
 impl Hash for FlowKey {
+    #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
         for AddrWords([hi, lo]) in self.addrs {
             state.write_u64(hi);

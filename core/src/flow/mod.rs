@@ -10,4 +10,6 @@ pub use key::{
     ClientBy, Direction, Endpoint, FlowKey, PerDir, Proto, is_group_address, is_local_address,
     source_is_client,
 };
-pub use table::{FlowEntry, FlowTable, MIN_IDLE_TO_EVICT_US, Removal, TableStats, Timeouts};
+pub use table::{
+    FlowEntry, FlowTable, INDEX_BUCKET_BYTES, MIN_IDLE_TO_EVICT_US, Removal, TableStats, Timeouts,
+};

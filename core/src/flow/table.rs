@@ -19,10 +19,15 @@
 //!   UDP flows per second (both tested below and in the pipeline).
 //!
 //! Removed entries are handed back to the owner, never dropped silently.
+//!
+//! A flow's key is stored once, in its entry: the index that finds an entry by its key holds
+//! only the entry's slot number ([`INDEX_BUCKET_BYTES`] per flow) and compares the key in the
+//! slot it points at.
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 
 use foldhash::fast::RandomState;
+use hashbrown::HashTable;
 
 use super::key::{ClientBy, Direction, Endpoint, FlowKey, Proto};
 use crate::time::Timestamp;
@@ -31,6 +36,9 @@ use crate::time::Timestamp;
 pub const MIN_IDLE_TO_EVICT_US: u64 = 1_000_000;
 
 const NIL: u32 = u32::MAX;
+
+/// Bytes per flow in the index (beside hashbrown's one control byte): a slot number.
+pub const INDEX_BUCKET_BYTES: usize = std::mem::size_of::<u32>();
 
 /// Why a flow left the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,10 +114,12 @@ struct Slot<S> {
     entry: Option<FlowEntry<S>>,
     prev: u32,
     next: u32,
-    class: usize,
-    /// The entry's `last_at` when it was put at the tail of its list. Touching a flow only
-    /// moves `last_at`; the list is put in order lazily, when its head is examined.
-    linked_at: Timestamp,
+    /// The list the slot is in (`CLASS_*`), in a byte: with `touched`, the links cost a flow
+    /// 16 bytes beside its entry.
+    class: u8,
+    /// The entry's `last_at` moved on since it was put at the tail of its list. Touching a
+    /// flow only moves `last_at`; the list is put in order lazily, when its head is examined.
+    touched: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -126,7 +136,9 @@ const CLASS_CLOSED: usize = 2;
 /// The flow table.
 #[derive(Debug)]
 pub struct FlowTable<S> {
-    index: HashMap<FlowKey, u32, RandomState>,
+    /// Slot numbers, found by the hash of their entry's key.
+    index: HashTable<u32>,
+    hasher: RandomState,
     slots: Vec<Slot<S>>,
     free: Vec<u32>,
     lists: [List; 3],
@@ -142,7 +154,8 @@ impl<S> FlowTable<S> {
         let max_flows = max_flows.clamp(1, NIL as usize - 1);
         let initial = max_flows.min(4096);
         FlowTable {
-            index: HashMap::with_capacity_and_hasher(initial, RandomState::default()),
+            index: HashTable::with_capacity(initial),
+            hasher: RandomState::default(),
             slots: Vec::with_capacity(initial),
             free: Vec::new(),
             lists: [List { head: NIL, tail: NIL }; 3],
@@ -179,8 +192,15 @@ impl<S> FlowTable<S> {
         self.slots.iter_mut().filter_map(|slot| slot.entry.as_mut().map(|e| &mut e.state))
     }
 
+    /// Once per packet whose flow is not the previous packet's: inlined into the caller.
+    #[inline(always)]
     pub fn find(&self, key: &FlowKey) -> Option<u32> {
-        self.index.get(key).copied()
+        let slots = &self.slots;
+        self.index
+            .find(self.hasher.hash_one(key), |&idx| {
+                slots[idx as usize].entry.as_ref().is_some_and(|e| e.key == *key)
+            })
+            .copied()
     }
 
     pub fn get(&self, idx: u32) -> &FlowEntry<S> {
@@ -194,12 +214,14 @@ impl<S> FlowTable<S> {
     /// Mark activity at `now`. The flow changes lists only when its class changed (the owner
     /// marked it closed); its place within a list is settled lazily, when expiry or eviction looks at the list.
     pub fn touch(&mut self, idx: u32, now: Timestamp) {
-        let entry = self.get_mut(idx);
+        let slot = &mut self.slots[idx as usize];
+        let entry = slot.entry.as_mut().expect("flow table index points at a live slot");
         if now > entry.last_at {
             entry.last_at = now;
+            slot.touched = true;
         }
         let class = class_of(entry);
-        if class != self.slots[idx as usize].class {
+        if class != usize::from(slot.class) {
             self.unlink(idx);
             self.link_tail(idx, class);
         }
@@ -217,13 +239,13 @@ impl<S> FlowTable<S> {
         state: S,
         removed: &mut Vec<(FlowEntry<S>, Removal)>,
     ) -> Option<u32> {
-        debug_assert!(!self.index.contains_key(&key));
+        debug_assert!(self.find(&key).is_none());
         if self.index.len() >= self.max_flows {
             let victim = match self.settled_head(CLASS_CLOSED) {
                 Some(closed) => closed,
                 None => self.least_recently_used()?,
             };
-            let closed = self.slots[victim as usize].class == CLASS_CLOSED;
+            let closed = usize::from(self.slots[victim as usize].class) == CLASS_CLOSED;
             if !closed && now.since(self.get(victim).last_at) < MIN_IDLE_TO_EVICT_US {
                 self.stats.refused += 1;
                 return None;
@@ -253,14 +275,18 @@ impl<S> FlowTable<S> {
                     entry: Some(entry),
                     prev: NIL,
                     next: NIL,
-                    class,
-                    linked_at: now,
+                    class: class as u8,
+                    touched: false,
                 });
                 (self.slots.len() - 1) as u32
             }
         };
         self.link_tail(idx, class);
-        self.index.insert(key, idx);
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index.insert_unique(hasher.hash_one(key), idx, |&i| {
+            let entry = slots[i as usize].entry.as_ref();
+            hasher.hash_one(entry.expect("flow table index points at a live slot").key)
+        });
         self.stats.created += 1;
         self.stats.peak = self.stats.peak.max(self.index.len());
         Some(idx)
@@ -308,8 +334,7 @@ impl<S> FlowTable<S> {
     fn settled_head(&mut self, class: usize) -> Option<u32> {
         loop {
             let idx = self.head(class)?;
-            let last_at = self.get(idx).last_at;
-            if last_at <= self.slots[idx as usize].linked_at {
+            if !self.slots[idx as usize].touched {
                 return Some(idx);
             }
             self.unlink(idx);
@@ -333,7 +358,9 @@ impl<S> FlowTable<S> {
     fn remove(&mut self, idx: u32) -> FlowEntry<S> {
         self.unlink(idx);
         let entry = self.slots[idx as usize].entry.take().expect("removing a live slot");
-        self.index.remove(&entry.key);
+        if let Ok(found) = self.index.find_entry(self.hasher.hash_one(entry.key), |&i| i == idx) {
+            found.remove();
+        }
         self.free.push(idx);
         entry
     }
@@ -344,8 +371,8 @@ impl<S> FlowTable<S> {
             let slot = &mut self.slots[idx as usize];
             slot.prev = tail;
             slot.next = NIL;
-            slot.class = class;
-            slot.linked_at = slot.entry.as_ref().map_or(Timestamp::default(), |e| e.last_at);
+            slot.class = class as u8;
+            slot.touched = false;
         }
         if tail == NIL {
             self.lists[class].head = idx;
@@ -357,6 +384,7 @@ impl<S> FlowTable<S> {
 
     fn unlink(&mut self, idx: u32) {
         let Slot { prev, next, class, .. } = self.slots[idx as usize];
+        let class = usize::from(class);
         if prev == NIL {
             self.lists[class].head = next;
         } else {
@@ -405,6 +433,20 @@ mod tests {
     ) -> Option<u32> {
         let (k, c) = key(n, proto);
         t.insert(k, c, ClientBy::Handshake, at, u32::from(n), out)
+    }
+
+    /// A flow costs its entry, 16 bytes of list links in the slots and what
+    /// [`INDEX_BUCKET_BYTES`] says in the index (issue 13).
+    #[test]
+    fn links_and_index_cost_what_they_say() {
+        use std::mem::size_of;
+        assert_eq!(size_of::<Slot<u64>>(), size_of::<Option<FlowEntry<u64>>>() + 16);
+        assert_eq!(size_of::<Option<FlowEntry<u64>>>(), size_of::<FlowEntry<u64>>());
+        fn bucket_bytes<T>(_: &HashTable<T>) -> usize {
+            size_of::<T>()
+        }
+        let t: FlowTable<u64> = FlowTable::new(1, TIMEOUTS);
+        assert_eq!(bucket_bytes(&t.index), INDEX_BUCKET_BYTES);
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //! The RTP clock rate is not on the wire for dynamic payload types; it is inferred from the
 //! ratio of RTP timestamp progress to arrival time and snapped to a standard rate, and jitter
 //! is reported only once that succeeded.
+//!
+//! RTP trackers are kept out of the flow-table entry: allocated at a direction's first packet
+//! that parses as RTP (at most two per direction), freed with the flow.
 
 use crate::decode::rtp::RtpHeader;
 use crate::decode::stun::{StunClass, StunMessage};
@@ -41,17 +44,28 @@ pub struct UdpDirection {
     pub max_gap_us: u64,
     gap_sum_us: u64,
     gaps: u64,
-    /// The dominant RTP stream, and a second one beside it (a call's video next to its audio,
-    /// each with its own SSRC), allocated when a second SSRC first shows: most flows never
-    /// carry one, and the flow entry stays small.
-    pub rtp: RtpStream,
-    pub rtp_second: Option<Box<RtpStream>>,
+    /// The dominant RTP stream, allocated at the first packet that parses as RTP, and a second
+    /// one beside it (a call's video next to its audio, each with its own SSRC), allocated
+    /// when a second SSRC first shows: most flows carry neither, and the flow entry stays
+    /// small.
+    rtp: Option<Box<RtpStream>>,
+    rtp_second: Option<Box<RtpStream>>,
 }
 
 impl UdpDirection {
+    /// The dominant RTP stream's measurements, once it passed the RFC's probation.
+    pub fn rtp(&self) -> Option<RtpSummary> {
+        self.rtp.as_ref()?.summary()
+    }
+
+    /// The second RTP stream's measurements, likewise.
+    pub fn rtp_second(&self) -> Option<RtpSummary> {
+        self.rtp_second.as_ref()?.summary()
+    }
+
     /// Loss over both RTP streams (negative losses, from duplicates, count as none).
     pub fn rtp_loss(&self) -> Option<RtpLoss> {
-        let streams = [self.rtp.summary(), self.rtp_second.as_ref().and_then(|s| s.summary())];
+        let streams = [self.rtp(), self.rtp_second()];
         let loss = streams.iter().flatten().fold(RtpLoss::default(), |a, s| RtpLoss {
             lost: a.lost + u64::try_from(s.lost.max(0)).unwrap_or(0),
             expected: a.expected + u64::from(s.expected),
@@ -88,14 +102,14 @@ impl UdpMeasures {
         } else if let Some(rtp) = RtpHeader::parse(payload) {
             // Each SSRC to its own stream; a third one goes to the first, whose switching
             // rule decides whether it took over.
+            // (A stream, once allocated, has started: it starts at its first packet.)
             let second_ssrc = d.rtp_second.as_ref().map(|s| s.ssrc);
-            if d.rtp.started
-                && rtp.ssrc != d.rtp.ssrc
+            if d.rtp.as_ref().is_some_and(|first| first.ssrc != rtp.ssrc)
                 && second_ssrc.is_none_or(|ssrc| ssrc == rtp.ssrc)
             {
                 d.rtp_second.get_or_insert_default().on_packet(&rtp, now);
             } else {
-                d.rtp.on_packet(&rtp, now);
+                d.rtp.get_or_insert_default().on_packet(&rtp, now);
             }
         }
     }
@@ -397,15 +411,15 @@ mod tests {
         }
         feed(&mut u, Direction::Down, ms(4000), &rtp_packet(0, 1, 1, 11), last);
         let d = &u.dirs.down;
-        assert_eq!(d.rtp.summary().unwrap().ssrc, 7);
-        assert_eq!(d.rtp.summary().unwrap().lost, 0);
-        let video = d.rtp_second.as_ref().unwrap().summary().unwrap();
+        assert_eq!(d.rtp().unwrap().ssrc, 7);
+        assert_eq!(d.rtp().unwrap().lost, 0);
+        let video = d.rtp_second().unwrap();
         assert_eq!((video.ssrc, video.payload_type), (9, 96));
         assert_eq!(video.lost, 49, "every fourth packet up to the last one received");
         let loss = d.rtp_loss().unwrap();
         assert_eq!((loss.lost, loss.expected), (49, 199 + 198));
         assert_eq!(loss.runs, 49, "every fourth packet: each loss a run of its own");
-        assert_eq!(d.rtp.other_ssrc_packets, 1);
+        assert_eq!(d.rtp.as_ref().unwrap().other_ssrc_packets, 1);
     }
 
     #[test]
@@ -424,7 +438,7 @@ mod tests {
             feed(&mut u, Direction::Down, at, &p, last);
             last = Some(at);
         }
-        let s = u.dirs.down.rtp.summary().unwrap();
+        let s = u.dirs.down.rtp().unwrap();
         assert_eq!(s.ssrc, 42);
         assert_eq!(s.clock_hz, Some(8000));
         // RFC 3550 A.1 counts from the second packet, the one that ends probation.

@@ -3,7 +3,11 @@
 //! [`Detail`] slot with throughput bins and windowed RTT extremes, taken from a bounded pool by
 //! the flow table's owner.
 //!
-//! Nothing here allocates per packet, reads the clock, or trusts a length from the wire.
+//! Nothing here reads the clock or trusts a length from the wire. Nothing allocates per
+//! packet: what only some flows need (IP fragments and ICMP errors here, FIN and RST records
+//! in [`tcp`], RTP trackers in [`call`]) is allocated at most once per flow, when the flow
+//! first needs it, and freed with the flow, so the flow-table entry stays small
+//! (ARCHITECTURE.md, Budgets) and that memory stays bounded by the table's `max_flows`.
 
 pub mod call;
 pub mod loss;
@@ -33,12 +37,6 @@ pub struct DirCounters {
     pub packets: u64,
     /// Time of the latest packet (meaningless while `packets` is zero).
     pub last_at: Timestamp,
-    /// Packets that were IP fragments.
-    pub fragments: u32,
-    /// ICMP errors about packets of this direction.
-    pub icmp_errors: u32,
-    /// Type and code of the latest of them.
-    pub last_icmp: Option<(u8, u8)>,
     ttl_min: u8,
     ttl_max: u8,
     last_ttl: u8,
@@ -59,9 +57,6 @@ impl DirCounters {
         self.last_at = now;
         self.last_ttl = ip.ttl;
         self.last_ip_id = ip.ip_id;
-        if ip.fragment {
-            self.fragments = self.fragments.saturating_add(1);
-        }
     }
 
     /// Smallest and largest TTL (hop limit) seen.
@@ -78,6 +73,17 @@ impl DirCounters {
     }
 }
 
+/// What few flows see, in one direction: IP fragments and ICMP errors.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IpEvents {
+    /// Packets that were IP fragments.
+    pub fragments: u32,
+    /// ICMP errors about packets of this direction.
+    pub icmp_errors: u32,
+    /// Type and code of the latest of them.
+    pub last_icmp: Option<(u8, u8)>,
+}
+
 /// The transport-specific part of a flow's measurements.
 #[derive(Debug, Clone)]
 pub enum TransportMeasures {
@@ -90,6 +96,8 @@ pub enum TransportMeasures {
 pub struct FlowMeasures {
     pub dirs: PerDir<DirCounters>,
     pub transport: TransportMeasures,
+    /// `None` until the flow's first fragment or ICMP error.
+    ip_events: Option<Box<PerDir<IpEvents>>>,
 }
 
 /// RTT samples one packet produced, by leg.
@@ -153,7 +161,12 @@ impl FlowMeasures {
             Proto::Tcp => TransportMeasures::Tcp(TcpMeasures::default()),
             Proto::Udp => TransportMeasures::Udp(UdpMeasures::default()),
         };
-        FlowMeasures { dirs: Default::default(), transport }
+        FlowMeasures { dirs: Default::default(), transport, ip_events: None }
+    }
+
+    /// Fragments and ICMP errors of one direction (all zero for most flows).
+    pub fn ip_events(&self, dir: Direction) -> IpEvents {
+        self.ip_events.as_ref().map_or_else(IpEvents::default, |events| events[dir])
     }
 
     /// Account one packet of this flow travelling in `dir`. `stun` is the packet's STUN
@@ -185,6 +198,10 @@ impl FlowMeasures {
             _ => RttSamples::default(),
         };
         self.dirs[dir].count(&packet.ip, now);
+        if packet.ip.fragment {
+            let events = &mut self.ip_events.get_or_insert_default()[dir];
+            events.fragments = events.fragments.saturating_add(1);
+        }
         if let Some(detail) = detail {
             detail.bins.add(now, dir, packet.ip.total_len);
             if lost {
@@ -202,8 +219,8 @@ impl FlowMeasures {
 
     /// An ICMP error about a packet this flow sent in `dir`.
     pub fn on_icmp_error(&mut self, dir: Direction, error: &IcmpError) {
-        let d = &mut self.dirs[dir];
-        d.icmp_errors = d.icmp_errors.saturating_add(1);
-        d.last_icmp = Some((error.icmp_type, error.code));
+        let events = &mut self.ip_events.get_or_insert_default()[dir];
+        events.icmp_errors = events.icmp_errors.saturating_add(1);
+        events.last_icmp = Some((error.icmp_type, error.code));
     }
 }

@@ -4,7 +4,9 @@
 //!
 //! Sequence numbers are compared with wrapping arithmetic. A flow picked up in the middle
 //! starts its sequence analysis at the first segment seen. Short-lived times (probes, the
-//! handshake) are kept as [`ShortTime`]s to keep the per-flow state small.
+//! handshake) are kept as [`ShortTime`]s to keep the per-flow state small, and the FIN and RST
+//! records, which most flows in the table do not have yet, out of line: allocated once, at a
+//! flow's first FIN or RST, and freed with the flow.
 
 use crate::decode::{IpHeader, TcpSegment, tcp_flags};
 use crate::flow::{Direction, PerDir};
@@ -28,36 +30,58 @@ pub struct TcpMeasures {
     pub dirs: PerDir<TcpDirection>,
     /// Indexed by [`Leg::index`].
     rtt: [RttStats; 2],
+    /// The first FIN and RST of each direction; `None` until the flow's first FIN or RST.
+    closes: Option<Box<PerDir<Closes>>>,
     /// Some segment carried TCP timestamps; RTT then comes from them only.
     pub timestamps: bool,
+}
+
+/// The first FIN and the first RST one side sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Closes {
+    fin: Option<CloseEvent>,
+    rst: Option<CloseEvent>,
 }
 
 /// The three-way handshake as it passed the capture point.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Handshake {
-    /// The last SYN before the SYN/ACK (the one most likely answered).
-    syn_at: Option<ShortTime>,
-    synack_at: Option<ShortTime>,
-    ack_at: Option<ShortTime>,
+    /// The last SYN before the SYN/ACK (the one most likely answered), the first SYN/ACK and
+    /// the ACK that completed the handshake; each meaningful once its bit in `seen` is set.
+    syn_at: ShortTime,
+    synack_at: ShortTime,
+    ack_at: ShortTime,
     /// Sequence number the client's ACK must acknowledge: the first SYN/ACK's ISN + 1.
     synack_next: u32,
     pub syns: u16,
     pub synacks: u16,
+    /// Which of the three times were seen ([`SEEN_SYN`], [`SEEN_SYNACK`], [`SEEN_ACK`]): bits
+    /// instead of three `Option`s keep the handshake in 24 bytes.
+    seen: u8,
 }
+
+const SEEN_SYN: u8 = 1;
+const SEEN_SYNACK: u8 = 2;
+const SEEN_ACK: u8 = 4;
 
 impl Handshake {
     pub fn completed(&self) -> bool {
-        self.ack_at.is_some()
+        self.seen & SEEN_ACK != 0
     }
 
     /// SYN→SYN/ACK: the external leg.
     pub fn external_us(&self) -> Option<u64> {
-        Some(self.syn_at?.until_short(self.synack_at?))
+        Some(self.at(SEEN_SYN, self.syn_at)?.until_short(self.at(SEEN_SYNACK, self.synack_at)?))
     }
 
     /// SYN/ACK→ACK: the internal leg.
     pub fn internal_us(&self) -> Option<u64> {
-        Some(self.synack_at?.until_short(self.ack_at?))
+        Some(self.at(SEEN_SYNACK, self.synack_at)?.until_short(self.at(SEEN_ACK, self.ack_at)?))
+    }
+
+    /// `time` when the step `bit` was seen.
+    fn at(&self, bit: u8, time: ShortTime) -> Option<ShortTime> {
+        (self.seen & bit != 0).then_some(time)
     }
 }
 
@@ -88,15 +112,15 @@ pub struct TcpDirection {
     pub rsts: u16,
     /// Packets from this side after its own first RST (a real RST ends the sender's part).
     pub packets_after_rst: u16,
-    pub fin: Option<CloseEvent>,
-    /// The first RST.
-    pub rst: Option<CloseEvent>,
-    seq: Option<SeqTrack>,
+    /// Meaningful once `seq_started` (a flag beside it rather than an `Option`: four bytes
+    /// less per direction).
+    seq: SeqTrack,
+    seq_started: bool,
     probe: RttProbe,
     zero_window_now: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct SeqTrack {
     highest_end: u32,
     last_seq: u32,
@@ -151,22 +175,25 @@ impl TcpMeasures {
             samples.set(leg, rtt);
         }
 
-        let reorder_window_us = reorder_window_us(&self.rtt);
-        let (mine, theirs) = self.dirs.this_and_other_mut(dir);
         let close_event = || CloseEvent::new(ip, seg, dir, counters, flow_start, now);
         if seg.has(tcp_flags::RST) {
+            let mine = &mut self.dirs[dir];
             mine.rsts = mine.rsts.saturating_add(1);
-            if mine.rst.is_none() {
-                mine.rst = Some(close_event());
+            let closes = &mut self.closes.get_or_insert_default()[dir];
+            if closes.rst.is_none() {
+                closes.rst = Some(close_event());
             }
             return samples;
         }
+        let mine = &mut self.dirs[dir];
         if mine.rsts > 0 {
             mine.packets_after_rst = mine.packets_after_rst.saturating_add(1);
         }
-        if seg.has(tcp_flags::FIN) && mine.fin.is_none() {
-            mine.fin = Some(close_event());
+        if seg.has(tcp_flags::FIN) && self.fin(dir).is_none() {
+            self.closes.get_or_insert_default()[dir].fin = Some(close_event());
         }
+        let reorder_window_us = reorder_window_us(&self.rtt);
+        let (mine, theirs) = self.dirs.this_and_other_mut(dir);
         if syn && let Some(mss) = seg.options.mss {
             mine.syn_mss = mss;
         }
@@ -225,23 +252,27 @@ impl TcpMeasures {
         match (syn, ack, dir) {
             (true, false, Direction::Up) => {
                 hs.syns = hs.syns.saturating_add(1);
-                if hs.synack_at.is_none() {
-                    hs.syn_at = Some(ShortTime::of(now));
+                if hs.seen & SEEN_SYNACK == 0 {
+                    hs.syn_at = ShortTime::of(now);
+                    hs.seen |= SEEN_SYN;
                 }
             }
             (true, true, Direction::Down) => {
                 hs.synacks = hs.synacks.saturating_add(1);
-                if hs.synack_at.is_none() {
-                    hs.synack_at = Some(ShortTime::of(now));
+                if hs.seen & SEEN_SYNACK == 0 {
+                    hs.synack_at = ShortTime::of(now);
+                    hs.seen |= SEEN_SYNACK;
                     hs.synack_next = seg.seq.wrapping_add(1);
                     return hs.external_us().map(|rtt| (Leg::External, rtt));
                 }
             }
             // The ACK that completes the handshake acknowledges the first SYN/ACK.
             (false, true, Direction::Up)
-                if hs.ack_at.is_none() && hs.synack_at.is_some() && seg.ack == hs.synack_next =>
+                if hs.seen & (SEEN_ACK | SEEN_SYNACK) == SEEN_SYNACK
+                    && seg.ack == hs.synack_next =>
             {
-                hs.ack_at = Some(ShortTime::of(now));
+                hs.ack_at = ShortTime::of(now);
+                hs.seen |= SEEN_ACK;
                 return hs.internal_us().map(|rtt| (Leg::Internal, rtt));
             }
             _ => {}
@@ -258,7 +289,17 @@ impl TcpMeasures {
 
     /// The connection ended on the wire: FIN from both sides, or an RST.
     pub fn closed(&self) -> bool {
-        self.rst_seen() || self.dirs.iter().all(|d| d.fin.is_some())
+        self.rst_seen() || Direction::BOTH.iter().all(|&dir| self.fin(dir).is_some())
+    }
+
+    /// The first FIN `dir`'s side sent.
+    pub fn fin(&self, dir: Direction) -> Option<&CloseEvent> {
+        self.closes.as_ref()?[dir].fin.as_ref()
+    }
+
+    /// The first RST `dir`'s side sent.
+    pub fn rst(&self, dir: Direction) -> Option<&CloseEvent> {
+        self.closes.as_ref()?[dir].rst.as_ref()
     }
 
     pub fn rst_seen(&self) -> bool {
@@ -292,8 +333,7 @@ impl TcpDirection {
     /// Microseconds from the last advance of this side's sequence to `now`, while it keeps
     /// retransmitting what was not acknowledged (none otherwise).
     pub fn stuck_for_us(&self, now: Timestamp) -> Option<u64> {
-        let track = self.seq.as_ref().filter(|_| self.stuck_retransmissions > 0)?;
-        Some(track.highest_at.until(now))
+        (self.seq_started && self.stuck_retransmissions > 0).then(|| self.seq.highest_at.until(now))
     }
 
     /// Sequence analysis of one non-RST segment. Returns whether a segment carrying sequence
@@ -311,15 +351,14 @@ impl TcpDirection {
             return None;
         }
         let end = seg.seq.wrapping_add(seq_len);
-        let Some(track) = &mut self.seq else {
-            self.seq = Some(SeqTrack {
-                highest_end: end,
-                last_seq: seg.seq,
-                highest_at: ShortTime::of(now),
-            });
+        if !self.seq_started {
+            self.seq_started = true;
+            self.seq =
+                SeqTrack { highest_end: end, last_seq: seg.seq, highest_at: ShortTime::of(now) };
             self.new_payload_bytes += u64::from(seg.payload_len);
             return Some(false);
-        };
+        }
+        let track = &mut self.seq;
         let retransmitted = if seq_after(end, track.highest_end) {
             if seq_after(seg.seq, track.highest_end) {
                 self.seq_gaps = self.seq_gaps.saturating_add(1);
@@ -549,7 +588,7 @@ mod tests {
         r.seg_ttl(40, Down, (RST | ACK, 101, 1, 0), None, 61, 0); // TTL jumps, IP ID resets
         r.seg_ttl(41, Down, (ACK, 101, 1, 100), None, 52, 7001); // the real server goes on
         let d = &r.m.dirs.down;
-        let rst = d.rst.unwrap();
+        let rst = *r.m.rst(Down).unwrap();
         assert_eq!(
             (rst.ttl, rst.prev_ttl, rst.ip_id, rst.prev_ip_id, rst.has_prev),
             (61, 52, 0, 7000, true)
@@ -566,7 +605,8 @@ mod tests {
     fn fin_and_zero_window() {
         let mut r = Run::new();
         r.seg(0, Up, ACK | FIN, 10, 1, 0, None);
-        let fin = r.m.dirs.up.fin.unwrap();
+        let fin = r.m.fin(Up).unwrap();
+        assert!(r.m.fin(Down).is_none() && r.m.rst(Up).is_none());
         assert_eq!((fin.seq, fin.has_prev), (10, false));
         let mut d = TcpDirection::default();
         d.window(0);
