@@ -11,6 +11,11 @@
 //! each messenger TCP flow (32 bytes: a call may fall back to TCP). A streamed flow is
 //! classified with what was known when it was written (the whole-trace report also gives
 //! a finished flow what was learned later in the trace).
+//!
+//! With `jobs` above 1 the packets are measured by that many threads ([`shard`]), with the
+//! same results.
+
+mod shard;
 
 use std::path::PathBuf;
 
@@ -20,6 +25,7 @@ use crate::classify::{Catalogue, Classifier};
 use crate::config::{DetectConfig, PipelineConfig};
 use crate::detect::history::History;
 use crate::detect::{Verdict, WindowGrid, evaluate_window};
+use crate::decode::LinkType;
 use crate::flow::Proto;
 use crate::pipeline::{Analysis, FinishedFlow, Pipeline};
 use crate::report::calls::TcpStart;
@@ -40,6 +46,8 @@ pub struct AnalyzeInput {
     pub history: Option<History>,
     /// A progress line on standard error, rewritten about once a second.
     pub progress: bool,
+    /// Threads that measure the packets (at least 1).
+    pub jobs: usize,
 }
 
 /// Where a streaming analysis hands what it no longer holds.
@@ -74,9 +82,82 @@ pub struct AnalyzeOutput {
     pub streamed: Option<Streamed>,
 }
 
-/// The pipeline, the window grid and the detectors over a stream of packets.
+/// What measures the packets: one pipeline, or workers with a pipeline each.
+enum Packets {
+    One(Box<Pipeline>),
+    Shards(shard::Shards),
+}
+
+impl Packets {
+    fn process(&mut self, link: LinkType, ts: Timestamp, frame: &[u8], wire_len: u32) {
+        match self {
+            Packets::One(p) => p.process(link, ts, frame, wire_len),
+            Packets::Shards(s) => s.process(link, ts, frame, wire_len),
+        }
+    }
+
+    fn packets(&self) -> u64 {
+        match self {
+            Packets::One(p) => p.stats().packets,
+            Packets::Shards(s) => s.packets(),
+        }
+    }
+
+    fn decoded(&self) -> bool {
+        match self {
+            Packets::One(p) => p.stats().first_at.is_some(),
+            Packets::Shards(s) => s.decoded(),
+        }
+    }
+
+    fn clock(&self) -> Timestamp {
+        match self {
+            Packets::One(p) => p.clock(),
+            Packets::Shards(s) => s.clock(),
+        }
+    }
+
+    fn catalogue(&self) -> &Catalogue {
+        match self {
+            Packets::One(p) => p.catalogue(),
+            Packets::Shards(s) => s.catalogue(),
+        }
+    }
+
+    /// Flows open now, where one pipeline holds them.
+    fn open_flows(&self) -> Option<usize> {
+        match self {
+            Packets::One(p) => Some(p.open_flows()),
+            Packets::Shards(_) => None,
+        }
+    }
+
+    /// A window's end: its flows by id, and (with `drain`) the finished flows to write out,
+    /// by id.
+    fn cut(&mut self, end: Timestamp, drain: bool) -> (Vec<FinishedFlow>, Vec<FinishedFlow>) {
+        match self {
+            Packets::One(p) => {
+                let flows = p.snapshot(end).flows;
+                let mut done: Vec<FinishedFlow> =
+                    if drain { p.drain_finished().collect() } else { Vec::new() };
+                done.sort_unstable_by_key(|f| f.id);
+                (flows, done)
+            }
+            Packets::Shards(s) => s.cut(end, drain),
+        }
+    }
+
+    fn finish(self) -> Analysis {
+        match self {
+            Packets::One(p) => p.finish(),
+            Packets::Shards(s) => s.finish(),
+        }
+    }
+}
+
+/// The packets' measurement, the window grid and the detectors over a stream of packets.
 struct Windowed<'s> {
-    pipeline: Pipeline,
+    packets: Packets,
     grid: WindowGrid,
     detect: DetectConfig,
     history: Option<History>,
@@ -86,12 +167,12 @@ struct Windowed<'s> {
 
 impl Windowed<'_> {
     fn cut(&mut self, window: crate::detect::Window) {
-        let snapshot = self.pipeline.snapshot(window.end);
-        let flows: Vec<_> = snapshot.flows.iter().collect();
+        let (flows, done) = self.packets.cut(window.end, self.sink.is_some());
+        let flows: Vec<_> = flows.iter().collect();
         let verdicts = evaluate_window(
             &flows,
             window,
-            self.pipeline.catalogue(),
+            self.packets.catalogue(),
             &self.detect,
             self.history.as_mut(),
         );
@@ -101,10 +182,9 @@ impl Windowed<'_> {
         };
         sink.verdicts(&verdicts);
         self.verdicts.extend(verdicts);
-        let done: Vec<FinishedFlow> = self.pipeline.drain_finished().collect();
         for f in &done {
             streamed.keep(f);
-            sink.flow(f, self.pipeline.catalogue());
+            sink.flow(f, self.packets.catalogue());
         }
     }
 }
@@ -156,8 +236,15 @@ fn run_with(input: AnalyzeInput, sink: Option<&mut dyn Sink>) -> AnalyzeOutput {
     let streamed =
         || Streamed { tally: Tally::new(services), legs: Vec::new(), tcp_starts: Vec::new() };
     let mut progress = input.progress.then(|| Progress::new(&input.files));
+    let packets = match input.jobs {
+        0 | 1 => Packets::One(Box::new(Pipeline::new(
+            input.config,
+            Classifier::new(input.catalogue),
+        ))),
+        jobs => Packets::Shards(shard::Shards::new(jobs, input.config, input.catalogue)),
+    };
     let mut w = Windowed {
-        pipeline: Pipeline::new(input.config, Classifier::new(input.catalogue)),
+        packets,
         grid: WindowGrid::new(input.detect.window_s, input.window_origin),
         detect: input.detect,
         history: input.history,
@@ -182,17 +269,17 @@ fn run_with(input: AnalyzeInput, sink: Option<&mut dyn Sink>) -> AnalyzeOutput {
             Ok(mut file) => {
                 report.format = Some(file.format().to_string());
                 report.link_type = Some(file.link().name().to_string());
-                let before = w.pipeline.stats().packets;
+                let before = w.packets.packets();
                 let result = file.for_each_packet(|link, ts, frame, wire_len| {
                     if let Some(window) = w.grid.due(ts) {
                         w.cut(window);
                     }
-                    w.pipeline.process(link, ts, frame, wire_len);
+                    w.packets.process(link, ts, frame, wire_len);
                     if let Some(p) = &mut progress {
-                        p.packet(frame.len(), &w.pipeline);
+                        p.packet(frame.len(), &w.packets);
                     }
                 });
-                report.packets = w.pipeline.stats().packets - before;
+                report.packets = w.packets.packets() - before;
                 if let Err(e) = result {
                     report.error = Some(e.to_string());
                     errors.push(e);
@@ -201,8 +288,8 @@ fn run_with(input: AnalyzeInput, sink: Option<&mut dyn Sink>) -> AnalyzeOutput {
         }
         inputs.push(report);
     }
-    if w.pipeline.stats().first_at.is_some()
-        && let Some(last) = w.grid.last(w.pipeline.clock())
+    if w.packets.decoded()
+        && let Some(last) = w.grid.last(w.packets.clock())
     {
         w.cut(last);
     }
@@ -210,7 +297,7 @@ fn run_with(input: AnalyzeInput, sink: Option<&mut dyn Sink>) -> AnalyzeOutput {
         p.done();
     }
     AnalyzeOutput {
-        analysis: w.pipeline.finish(),
+        analysis: w.packets.finish(),
         verdicts: w.verdicts,
         history: w.history,
         inputs,
@@ -248,7 +335,7 @@ impl Progress {
         }
     }
 
-    fn packet(&mut self, captured: usize, pipeline: &Pipeline) {
+    fn packet(&mut self, captured: usize, packets: &Packets) {
         self.packets += 1;
         self.read_bytes += captured as u64 + 16;
         if !self.packets.is_multiple_of(Self::EVERY_PACKETS) || self.last.elapsed().as_secs() < 1 {
@@ -265,11 +352,8 @@ impl Progress {
             }
             _ => String::new(),
         };
-        eprint!(
-            "\r{} packets ({rate:.0}/s), {} flows open{left}\x1b[K",
-            self.packets,
-            pipeline.open_flows()
-        );
+        let open = packets.open_flows().map(|n| format!(", {n} flows open")).unwrap_or_default();
+        eprint!("\r{} packets ({rate:.0}/s){open}{left}\x1b[K", self.packets);
     }
 
     fn done(&self) {

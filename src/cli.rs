@@ -144,6 +144,9 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         // SAFETY: isatty reads a file descriptor's state and has no other effect.
         #[allow(unsafe_code)]
         progress: unsafe { libc::isatty(libc::STDERR_FILENO) } == 1,
+        jobs: args
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
     };
     let output = if args.format == Format::Jsonl {
         match stream_lines(input, &args) {

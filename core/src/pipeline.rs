@@ -28,7 +28,7 @@ use crate::measure::{Detail, FlowMeasures, RttSamples, TransportMeasures};
 use crate::time::Timestamp;
 
 /// Packet time between two checks for idle flows: timeouts are kept to this precision.
-const EXPIRY_INTERVAL_US: u64 = 100_000;
+pub const EXPIRY_INTERVAL_US: u64 = 100_000;
 
 /// Highest RTT the per-service histograms record (larger samples saturate), in microseconds.
 const HISTOGRAM_MAX_US: u64 = 60_000_000;
@@ -135,6 +135,23 @@ impl RttHistograms {
         }
         if let Some(v) = samples.internal_us {
             pair[Leg::Internal.index()].saturating_record(v.max(1));
+        }
+    }
+
+    /// Add another pipeline's histograms (the workers of a sharded run): the counts of the
+    /// same buckets add up, so the sum is the histogram of all the samples.
+    pub fn add(&mut self, other: &RttHistograms) {
+        let slots = self.by_service.iter_mut().chain([&mut self.control]);
+        for (mine, theirs) in slots.zip(other.by_service.iter().chain([&other.control])) {
+            let Some(theirs) = theirs else { continue };
+            match mine {
+                Some(pair) => {
+                    for (h, t) in pair.iter_mut().zip(theirs.iter()) {
+                        h.add(t).expect("histograms of one pipeline configuration have equal bounds");
+                    }
+                }
+                None => *mine = Some(theirs.clone()),
+            }
         }
     }
 
@@ -265,6 +282,32 @@ impl Pipeline {
     pub fn drain_finished(&mut self) -> std::vec::Drain<'_, FinishedFlow> {
         let seen = std::mem::take(&mut self.finished_reported);
         self.finished.drain(..seen)
+    }
+
+    /// Leave the checks for idle flows to the caller's [`Pipeline::expire`] (a sharded
+    /// `analyze`, whose reader sees every packet's time and tells all workers when to check).
+    pub fn expire_externally(&mut self) {
+        self.next_expiry = Timestamp::from_micros(u64::MAX);
+    }
+
+    /// Check for idle flows at packet time `now`, as [`Pipeline::process`] does every
+    /// [`EXPIRY_INTERVAL_US`] of packet time on its own.
+    pub fn expire(&mut self, now: Timestamp) {
+        self.clock = self.clock.max(now);
+        self.table.expire(self.clock, &mut self.removed);
+        self.finish_removed();
+    }
+
+    /// Learn from a DNS answer whose packet another pipeline measures (a sharded `analyze`
+    /// gives every worker the answers: they label the flows that follow, on any worker).
+    pub fn learn_dns(&mut self, payload: &[u8], ts: Timestamp) {
+        self.classifier.learn_dns(payload, ts);
+    }
+
+    /// Flows the table has created so far.
+    #[inline]
+    pub fn flows_created(&self) -> u64 {
+        self.table.created()
     }
 
     /// Flows in the table now.

@@ -171,6 +171,7 @@ pub fn analyze(files: &[PathBuf], catalogue: Option<Catalogue>) -> AnalyzeOutput
         window_origin: None,
         history: None,
         progress: false,
+        jobs: 1,
     })
 }
 

@@ -169,6 +169,12 @@ impl<S> FlowTable<S> {
         self.stats
     }
 
+    /// Flows created so far.
+    #[inline]
+    pub fn created(&self) -> u64 {
+        self.stats.created
+    }
+
     /// Every live entry, in no particular order.
     pub fn entries(&self) -> impl Iterator<Item = &FlowEntry<S>> {
         self.slots.iter().filter_map(|slot| slot.entry.as_ref())
@@ -302,9 +308,11 @@ impl<S> FlowTable<S> {
         (head != NIL).then_some(head)
     }
 
-    /// The least recently used flow of a class. Heads touched since they were linked go to
-    /// the tail first (each at most once per call); an untouched head is older than every
-    /// flow behind it, because those were linked later and moved on from there.
+    /// The least recently used flow of a class. Heads touched since they were linked move
+    /// back to their place by their last packet (each at most once per call), so the list
+    /// stays in the order of the times it was linked at: an untouched head is older than
+    /// every flow behind it, and each flow idles out at the first check past its timeout,
+    /// whatever other flows the table holds (which `analyze -j` relies on).
     fn settled_head(&mut self, class: usize) -> Option<u32> {
         loop {
             let idx = self.head(class)?;
@@ -313,7 +321,35 @@ impl<S> FlowTable<S> {
                 return Some(idx);
             }
             self.unlink(idx);
-            self.link_tail(idx, class);
+            self.link_in_order(idx, class);
+        }
+    }
+
+    /// Link a flow behind the last one of its class linked at or before its last packet
+    /// (from the tail: a touched flow's last packet is usually recent).
+    fn link_in_order(&mut self, idx: u32, class: usize) {
+        let last_at = self.get(idx).last_at;
+        let mut after = self.lists[class].tail;
+        while after != NIL && self.slots[after as usize].linked_at > last_at {
+            after = self.slots[after as usize].prev;
+        }
+        let next = if after == NIL { self.lists[class].head } else { self.slots[after as usize].next };
+        {
+            let slot = &mut self.slots[idx as usize];
+            slot.prev = after;
+            slot.next = next;
+            slot.class = class;
+            slot.linked_at = last_at;
+        }
+        if after == NIL {
+            self.lists[class].head = idx;
+        } else {
+            self.slots[after as usize].next = idx;
+        }
+        if next == NIL {
+            self.lists[class].tail = idx;
+        } else {
+            self.slots[next as usize].prev = idx;
         }
     }
 
