@@ -12,9 +12,10 @@
 //! classified with what was known when it was written (the whole-trace report also gives
 //! a finished flow what was learned later in the trace).
 //!
-//! With `jobs` above 1 the packets are measured by that many threads ([`shard`]), with the
-//! same results.
+//! With `jobs` above 1 the packets are measured by that many threads (`shard.rs`, cargo
+//! feature `jobs`), with the same results.
 
+#[cfg(feature = "jobs")]
 mod shard;
 
 use std::path::PathBuf;
@@ -23,11 +24,11 @@ use crate::capture::{CaptureError, TraceFile};
 use crate::classify::Role;
 use crate::classify::{Catalogue, Classifier};
 use crate::config::{DetectConfig, PipelineConfig};
+use crate::decode::LinkType;
 use crate::detect::history::History;
 use crate::detect::{Verdict, WindowGrid, evaluate_window};
-use crate::decode::LinkType;
 use crate::flow::Proto;
-use crate::pipeline::{Analysis, FinishedFlow, Pipeline};
+use crate::pipeline::{Analysis, FinishedFlow, Pipeline, sort_by_id};
 use crate::report::calls::TcpStart;
 use crate::report::{InputReport, Tally};
 use crate::time::Timestamp;
@@ -46,7 +47,7 @@ pub struct AnalyzeInput {
     pub history: Option<History>,
     /// A progress line on standard error, rewritten about once a second.
     pub progress: bool,
-    /// Threads that measure the packets (at least 1).
+    /// Threads that measure the packets (a build without the `jobs` feature uses one).
     pub jobs: usize,
 }
 
@@ -85,13 +86,15 @@ pub struct AnalyzeOutput {
 /// What measures the packets: one pipeline, or workers with a pipeline each.
 enum Packets {
     One(Box<Pipeline>),
+    #[cfg(feature = "jobs")]
     Shards(shard::Shards),
 }
 
 impl Packets {
     fn process(&mut self, link: LinkType, ts: Timestamp, frame: &[u8], wire_len: u32) {
         match self {
-            Packets::One(p) => p.process(link, ts, frame, wire_len),
+            Packets::One(p) => measure(p, link, ts, frame, wire_len),
+            #[cfg(feature = "jobs")]
             Packets::Shards(s) => s.process(link, ts, frame, wire_len),
         }
     }
@@ -99,6 +102,7 @@ impl Packets {
     fn packets(&self) -> u64 {
         match self {
             Packets::One(p) => p.stats().packets,
+            #[cfg(feature = "jobs")]
             Packets::Shards(s) => s.packets(),
         }
     }
@@ -106,6 +110,7 @@ impl Packets {
     fn decoded(&self) -> bool {
         match self {
             Packets::One(p) => p.stats().first_at.is_some(),
+            #[cfg(feature = "jobs")]
             Packets::Shards(s) => s.decoded(),
         }
     }
@@ -113,6 +118,7 @@ impl Packets {
     fn clock(&self) -> Timestamp {
         match self {
             Packets::One(p) => p.clock(),
+            #[cfg(feature = "jobs")]
             Packets::Shards(s) => s.clock(),
         }
     }
@@ -120,6 +126,7 @@ impl Packets {
     fn catalogue(&self) -> &Catalogue {
         match self {
             Packets::One(p) => p.catalogue(),
+            #[cfg(feature = "jobs")]
             Packets::Shards(s) => s.catalogue(),
         }
     }
@@ -128,6 +135,7 @@ impl Packets {
     fn open_flows(&self) -> Option<usize> {
         match self {
             Packets::One(p) => Some(p.open_flows()),
+            #[cfg(feature = "jobs")]
             Packets::Shards(_) => None,
         }
     }
@@ -140,9 +148,10 @@ impl Packets {
                 let flows = p.snapshot(end).flows;
                 let mut done: Vec<FinishedFlow> =
                     if drain { p.drain_finished().collect() } else { Vec::new() };
-                done.sort_unstable_by_key(|f| f.id);
+                sort_by_id(&mut done);
                 (flows, done)
             }
+            #[cfg(feature = "jobs")]
             Packets::Shards(s) => s.cut(end, drain),
         }
     }
@@ -150,9 +159,17 @@ impl Packets {
     fn finish(self) -> Analysis {
         match self {
             Packets::One(p) => p.finish(),
+            #[cfg(feature = "jobs")]
             Packets::Shards(s) => s.finish(),
         }
     }
+}
+
+/// One packet into a pipeline: the single thread and the workers share this one copy of
+/// the per-packet path (inlined at each call site it would be in the binary twice).
+#[inline(never)]
+fn measure(pipeline: &mut Pipeline, link: LinkType, ts: Timestamp, frame: &[u8], wire_len: u32) {
+    pipeline.process(link, ts, frame, wire_len);
 }
 
 /// The packets' measurement, the window grid and the detectors over a stream of packets.
@@ -237,11 +254,9 @@ fn run_with(input: AnalyzeInput, sink: Option<&mut dyn Sink>) -> AnalyzeOutput {
         || Streamed { tally: Tally::new(services), legs: Vec::new(), tcp_starts: Vec::new() };
     let mut progress = input.progress.then(|| Progress::new(&input.files));
     let packets = match input.jobs {
-        0 | 1 => Packets::One(Box::new(Pipeline::new(
-            input.config,
-            Classifier::new(input.catalogue),
-        ))),
-        jobs => Packets::Shards(shard::Shards::new(jobs, input.config, input.catalogue)),
+        #[cfg(feature = "jobs")]
+        jobs @ 2.. => Packets::Shards(shard::Shards::new(jobs, input.config, input.catalogue)),
+        _ => Packets::One(Box::new(Pipeline::new(input.config, Classifier::new(input.catalogue)))),
     };
     let mut w = Windowed {
         packets,

@@ -35,7 +35,7 @@ use crate::classify::{Catalogue, Classifier};
 use crate::config::PipelineConfig;
 use crate::decode::{self, Decoded, FragmentCache, IPPROTO_TCP, LinkType, Transport};
 use crate::flow::{Endpoint, FlowKey, Proto};
-use crate::pipeline::{Analysis, EXPIRY_INTERVAL_US, FinishedFlow, Pipeline};
+use crate::pipeline::{Analysis, EXPIRY_INTERVAL_US, FinishedFlow, Pipeline, sort_by_id};
 use crate::time::Timestamp;
 
 /// Packets handed to a worker at once: one hand-over per batch, not per packet.
@@ -137,13 +137,13 @@ impl FlowIds {
     /// Number the flows the workers created since the last call, in the order of the
     /// packets that created them.
     fn number(&mut self, created: &[Vec<u64>]) {
-        let mut all: Vec<(u64, usize)> = created
-            .iter()
-            .enumerate()
-            .flat_map(|(w, seqs)| seqs.iter().map(move |&seq| (seq, w)))
-            .collect();
-        all.sort_unstable();
-        for (_, w) in all {
+        // Each worker's list is in the order of the trace: merge them.
+        let mut next = vec![0; created.len()];
+        while let Some(w) = (0..created.len())
+            .filter(|&w| next[w] < created[w].len())
+            .min_by_key(|&w| created[w][next[w]])
+        {
+            next[w] += 1;
             self.per_worker[w] += 1;
             self.total += 1;
             self.ids.insert((w, self.per_worker[w]), self.total);
@@ -255,7 +255,8 @@ impl Shards {
                 owner
             }
         };
-        let item = Item::Packet { seq: self.packets, link, ts, wire_len, captured: frame.len() as u32 };
+        let item =
+            Item::Packet { seq: self.packets, link, ts, wire_len, captured: frame.len() as u32 };
         self.workers[owner].push(item, frame);
     }
 
@@ -276,8 +277,8 @@ impl Shards {
             flows.append(&mut reply.flows);
             drained.append(&mut reply.drained);
         }
-        flows.sort_unstable_by_key(|f| f.id);
-        drained.sort_unstable_by_key(|f| f.id);
+        sort_by_id(&mut flows);
+        sort_by_id(&mut drained);
         (flows, drained)
     }
 
@@ -321,7 +322,7 @@ impl Shards {
             all.histograms.add(&part.histograms);
         }
         all.table.peak = self.peak;
-        all.flows.sort_unstable_by_key(|f| f.id);
+        sort_by_id(&mut all.flows);
         all
     }
 }
@@ -336,7 +337,8 @@ fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
 /// The worker that measures a decoded packet's flow (module docs).
 fn owner(packet: &Decoded<'_>, shards: usize) -> usize {
     let ip = &packet.ip;
-    let words = |sport, dport| FlowKey::from_words(Proto::Tcp, ip.v6, (ip.src, sport), (ip.dst, dport));
+    let words =
+        |sport, dport| FlowKey::from_words(Proto::Tcp, ip.v6, (ip.src, sport), (ip.dst, dport));
     let key = match packet.transport {
         Transport::Tcp(t) => words(t.src_port, t.dst_port).0,
         Transport::Fragment(f) if f.proto == IPPROTO_TCP => words(f.src_port, f.dst_port).0,
@@ -367,7 +369,7 @@ fn work(
                     let frame = &batch.bytes[at..at + captured as usize];
                     at += captured as usize;
                     let before = pipeline.flows_created();
-                    pipeline.process(link, ts, frame, wire_len);
+                    super::measure(&mut pipeline, link, ts, frame, wire_len);
                     if pipeline.flows_created() != before {
                         reply.created.push(seq);
                     }

@@ -428,6 +428,10 @@ mod tests {
         assert!(!a.all && !a.fail_on_finding);
         assert_eq!((a.window_s, a.window_origin), (None, None));
         assert_eq!((a.config, a.history), (None, None));
+        assert_eq!(a.jobs, None, "the machine's cores");
+        assert_eq!(analyze(&["analyze", "-j", "3", "x"]).jobs, Some(3));
+        assert_eq!(analyze(&["analyze", "--jobs=1", "x"]).jobs, Some(1));
+        assert!(error(&["analyze", "-j", "two", "x"]).contains("'--jobs <N>'"));
     }
 
     #[test]
@@ -587,6 +591,7 @@ mod tests {
             ("analyze", "--detail-flows <N>", 0, 16_777_216),
             ("analyze", "--bin-ms <MS>", 10, 60_000),
             ("analyze", "--window <S>", 1, 86_400),
+            ("analyze", "--jobs <N>", 1, 256),
             ("run", "--window <S>", 1, 86_400),
             ("run", "--snaplen <N>", 0, u64::from(u32::MAX)),
             ("run", "--control-sample <N>", 0, u64::from(u32::MAX)),
@@ -672,6 +677,7 @@ mod tests {
             ("analyze", "--bin-ms <MS>"),
             ("analyze", "--window <S>"),
             ("analyze", "--window-origin <UNIX_S>"),
+            ("analyze", "--jobs <N>"),
             ("analyze", "--config <FILE>"),
             ("analyze", "--history <FILE>"),
             ("run", "--config <FILE>"),

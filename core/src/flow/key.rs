@@ -305,10 +305,11 @@ mod tests {
             let fair = u32::from(FLOWS) / shards as u32;
             assert!(counts.iter().all(|&n| n.abs_diff(fair) * 10 <= fair), "{shards}: {counts:?}");
         }
-        let v6 = |last: u16| Endpoint::new(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, last)), 443);
-        let hits: std::collections::HashSet<usize> = (0..64)
-            .map(|n| FlowKey::oriented(Proto::Tcp, v6(n), v6(1000)).0.shard(4))
-            .collect();
+        let v6 = |last: u16| {
+            Endpoint::new(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, last)), 443)
+        };
+        let hits: std::collections::HashSet<usize> =
+            (0..64).map(|n| FlowKey::oriented(Proto::Tcp, v6(n), v6(1000)).0.shard(4)).collect();
         assert_eq!(hits.len(), 4, "addresses alone spread flows too");
     }
 

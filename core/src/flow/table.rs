@@ -333,7 +333,8 @@ impl<S> FlowTable<S> {
         while after != NIL && self.slots[after as usize].linked_at > last_at {
             after = self.slots[after as usize].prev;
         }
-        let next = if after == NIL { self.lists[class].head } else { self.slots[after as usize].next };
+        let next =
+            if after == NIL { self.lists[class].head } else { self.slots[after as usize].next };
         {
             let slot = &mut self.slots[idx as usize];
             slot.prev = after;
