@@ -107,7 +107,7 @@ impl Packets {
         }
     }
 
-    fn decoded(&self) -> bool {
+    fn decoded(&mut self) -> bool {
         match self {
             Packets::One(p) => p.stats().first_at.is_some(),
             #[cfg(feature = "jobs")]

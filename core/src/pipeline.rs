@@ -102,7 +102,8 @@ pub struct PipelineStats {
     pub packets: u64,
     pub measured: u64,
     pub skipped: SkipCounts,
-    /// Earliest and latest packet time of the decoded packets (`last_at` is set by `finish`).
+    /// Earliest packet time of the decoded packets, and the latest time of any packet read
+    /// or window cut, once a packet decoded (`last_at` is set by `finish`).
     pub first_at: Option<Timestamp>,
     pub last_at: Option<Timestamp>,
 }
@@ -328,20 +329,22 @@ impl Pipeline {
     /// Feed one captured frame. `wire_len` is its length on the wire.
     pub fn process(&mut self, link: LinkType, ts: Timestamp, frame: &[u8], wire_len: u32) {
         self.stats.packets += 1;
+        // The table ages on the latest time seen (of every packet read, whatever it holds:
+        // a sharded `analyze`'s reader keeps this clock without decoding every packet), so a
+        // packet stamped in the past cannot resurrect expired state or make the clock run
+        // backwards.
+        self.clock = self.clock.max(ts);
+        if self.clock >= self.next_expiry {
+            self.next_expiry = self.clock.add_micros(EXPIRY_INTERVAL_US);
+            self.table.expire(self.clock, &mut self.removed);
+            self.finish_removed();
+        }
         let packet = match decode::decode(link, ts, frame, wire_len, &mut self.fragments) {
             Ok(p) => p,
             Err(reason) => return self.stats.skipped.add(reason),
         };
         if self.stats.first_at.is_none_or(|t| ts < t) {
             self.stats.first_at = Some(ts);
-        }
-        // The table ages on the latest time seen, so a packet stamped in the past cannot
-        // resurrect expired state or make the clock run backwards.
-        self.clock = self.clock.max(ts);
-        if self.clock >= self.next_expiry {
-            self.next_expiry = self.clock.add_micros(EXPIRY_INTERVAL_US);
-            self.table.expire(self.clock, &mut self.removed);
-            self.finish_removed();
         }
 
         let (proto, src_port, dst_port, payload, payload_len, flags) = match packet.transport {
