@@ -3,16 +3,17 @@
 //! equivalence test in `tests/cli.rs` compares them byte for byte on every lab sample and
 //! corpus capture).
 //!
-//! The reader (the caller's thread) decodes each packet once to find its flow and hands it,
-//! in batches, to the worker that owns the flow; every worker sees its packets in the order
-//! of the trace. What ties flows together is kept as one pipeline keeps it:
+//! The reader (the caller's thread) finds each packet's flow (a plain TCP packet's key read at
+//! fixed offsets, anything else decoded) and hands it, in batches, to the worker that owns
+//! the flow; every worker sees its packets in the order of the trace. What ties flows together is kept as one pipeline keeps it:
 //! - TCP flows are spread by [`FlowKey::shard`], a hash of the direction-free key. Every UDP
 //!   flow goes to worker 0: UDP flows teach each other their service (a call's legs share
 //!   sockets, ICE fragments and STUN addresses; QUIC Initials wait in one table), so they
 //!   stay in one classifier. TCP flows learn only from DNS answers, which every worker is
 //!   given at their place in the trace.
 //! - Idle flows are checked for at the same packet times in every worker: the reader keeps
-//!   the run's clock and tells all workers when to check.
+//!   the run's clock (of every packet read, as one pipeline keeps it) and tells all workers
+//!   when to check.
 //! - Flow ids are the order of creation over the whole run: each worker says at which packet
 //!   it created each flow, and the reader numbers them in that order at each window's end.
 //! - The table's peak is the most flows held by all workers at once: flows are only removed

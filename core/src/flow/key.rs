@@ -173,18 +173,19 @@ impl FlowKey {
 
     /// Which of `shards` workers measures this flow (`analyze -j`): a fixed hash of the key,
     /// so both directions of a flow land on one worker in every run, spread evenly over the
-    /// workers (the splitmix64 finaliser over the key's words; the range reduced by a
-    /// multiplication, not a division).
+    /// workers (the key's words folded by rotations, then MurmurHash3's 64-bit finaliser; the
+    /// range reduced by a multiplication, not a division). Cheap: the reader computes it for
+    /// every packet.
+    #[inline]
     pub fn shard(&self, shards: usize) -> usize {
-        let mix = |mut h: u64| {
-            h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            h ^ (h >> 31)
-        };
         let ports =
             u64::from(self.ports[0]) << 32 | u64::from(self.ports[1]) << 8 | u64::from(self.kind);
         let [AddrWords([a, b]), AddrWords([c, d])] = self.addrs;
-        let h = [a, b, c, d, ports].into_iter().fold(0, |h, w| mix(h ^ w));
+        let mut h =
+            b ^ d.rotate_left(23) ^ ports.rotate_left(41) ^ a.rotate_left(7) ^ c.rotate_left(53);
+        h = (h ^ (h >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h = (h ^ (h >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^= h >> 33;
         ((u128::from(h) * shards as u128) >> 64) as usize
     }
 }
