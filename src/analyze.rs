@@ -87,7 +87,7 @@ pub struct AnalyzeOutput {
 enum Packets {
     One(Box<Pipeline>),
     #[cfg(feature = "jobs")]
-    Shards(shard::Shards),
+    Shards(Box<shard::Shards>),
 }
 
 impl Packets {
@@ -160,7 +160,7 @@ impl Packets {
         match self {
             Packets::One(p) => p.finish(),
             #[cfg(feature = "jobs")]
-            Packets::Shards(s) => s.finish(),
+            Packets::Shards(s) => (*s).finish(),
         }
     }
 }
@@ -255,7 +255,9 @@ fn run_with(input: AnalyzeInput, sink: Option<&mut dyn Sink>) -> AnalyzeOutput {
     let mut progress = input.progress.then(|| Progress::new(&input.files));
     let packets = match input.jobs {
         #[cfg(feature = "jobs")]
-        jobs @ 2.. => Packets::Shards(shard::Shards::new(jobs, input.config, input.catalogue)),
+        jobs @ 2.. => {
+            Packets::Shards(Box::new(shard::Shards::new(jobs, input.config, input.catalogue)))
+        }
         _ => Packets::One(Box::new(Pipeline::new(input.config, Classifier::new(input.catalogue)))),
     };
     let mut w = Windowed {
