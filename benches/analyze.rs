@@ -69,6 +69,7 @@ fn benches(c: &mut Criterion) {
                 window_origin: None,
                 history: None,
                 progress: false,
+                jobs: 1,
             }))
         })
     });

@@ -11,6 +11,12 @@
 //! each messenger TCP flow (32 bytes: a call may fall back to TCP). A streamed flow is
 //! classified with what was known when it was written (the whole-trace report also gives
 //! a finished flow what was learned later in the trace).
+//!
+//! With `jobs` above 1 the packets are measured by that many threads (`shard.rs`, cargo
+//! feature `jobs`), with the same results.
+
+#[cfg(feature = "jobs")]
+mod shard;
 
 use std::path::PathBuf;
 
@@ -18,10 +24,11 @@ use crate::capture::{CaptureError, TraceFile};
 use crate::classify::Role;
 use crate::classify::{Catalogue, Classifier};
 use crate::config::{DetectConfig, PipelineConfig};
+use crate::decode::LinkType;
 use crate::detect::history::History;
 use crate::detect::{Verdict, WindowGrid, evaluate_window};
 use crate::flow::Proto;
-use crate::pipeline::{Analysis, FinishedFlow, Pipeline};
+use crate::pipeline::{Analysis, FinishedFlow, Pipeline, sort_by_id};
 use crate::report::calls::TcpStart;
 use crate::report::{InputReport, Tally};
 use crate::time::Timestamp;
@@ -40,6 +47,8 @@ pub struct AnalyzeInput {
     pub history: Option<History>,
     /// A progress line on standard error, rewritten about once a second.
     pub progress: bool,
+    /// Threads that measure the packets (a build without the `jobs` feature uses one).
+    pub jobs: usize,
 }
 
 /// Where a streaming analysis hands what it no longer holds.
@@ -74,9 +83,98 @@ pub struct AnalyzeOutput {
     pub streamed: Option<Streamed>,
 }
 
-/// The pipeline, the window grid and the detectors over a stream of packets.
+/// What measures the packets: one pipeline, or workers with a pipeline each.
+enum Packets {
+    One(Box<Pipeline>),
+    #[cfg(feature = "jobs")]
+    Shards(Box<shard::Shards>),
+}
+
+impl Packets {
+    fn process(&mut self, link: LinkType, ts: Timestamp, frame: &[u8], wire_len: u32) {
+        match self {
+            Packets::One(p) => measure(p, link, ts, frame, wire_len),
+            #[cfg(feature = "jobs")]
+            Packets::Shards(s) => s.process(link, ts, frame, wire_len),
+        }
+    }
+
+    fn packets(&self) -> u64 {
+        match self {
+            Packets::One(p) => p.stats().packets,
+            #[cfg(feature = "jobs")]
+            Packets::Shards(s) => s.packets(),
+        }
+    }
+
+    fn decoded(&mut self) -> bool {
+        match self {
+            Packets::One(p) => p.stats().first_at.is_some(),
+            #[cfg(feature = "jobs")]
+            Packets::Shards(s) => s.decoded(),
+        }
+    }
+
+    fn clock(&self) -> Timestamp {
+        match self {
+            Packets::One(p) => p.clock(),
+            #[cfg(feature = "jobs")]
+            Packets::Shards(s) => s.clock(),
+        }
+    }
+
+    fn catalogue(&self) -> &Catalogue {
+        match self {
+            Packets::One(p) => p.catalogue(),
+            #[cfg(feature = "jobs")]
+            Packets::Shards(s) => s.catalogue(),
+        }
+    }
+
+    /// Flows open now, where one pipeline holds them.
+    fn open_flows(&self) -> Option<usize> {
+        match self {
+            Packets::One(p) => Some(p.open_flows()),
+            #[cfg(feature = "jobs")]
+            Packets::Shards(_) => None,
+        }
+    }
+
+    /// A window's end: its flows by id, and (with `drain`) the finished flows to write out,
+    /// by id.
+    fn cut(&mut self, end: Timestamp, drain: bool) -> (Vec<FinishedFlow>, Vec<FinishedFlow>) {
+        match self {
+            Packets::One(p) => {
+                let flows = p.snapshot(end).flows;
+                let mut done: Vec<FinishedFlow> =
+                    if drain { p.drain_finished().collect() } else { Vec::new() };
+                sort_by_id(&mut done);
+                (flows, done)
+            }
+            #[cfg(feature = "jobs")]
+            Packets::Shards(s) => s.cut(end, drain),
+        }
+    }
+
+    fn finish(self) -> Analysis {
+        match self {
+            Packets::One(p) => p.finish(),
+            #[cfg(feature = "jobs")]
+            Packets::Shards(s) => (*s).finish(),
+        }
+    }
+}
+
+/// One packet into a pipeline: the single thread and the workers share this one copy of
+/// the per-packet path (inlined at each call site it would be in the binary twice).
+#[inline(never)]
+fn measure(pipeline: &mut Pipeline, link: LinkType, ts: Timestamp, frame: &[u8], wire_len: u32) {
+    pipeline.process(link, ts, frame, wire_len);
+}
+
+/// The packets' measurement, the window grid and the detectors over a stream of packets.
 struct Windowed<'s> {
-    pipeline: Pipeline,
+    packets: Packets,
     grid: WindowGrid,
     detect: DetectConfig,
     history: Option<History>,
@@ -86,12 +184,12 @@ struct Windowed<'s> {
 
 impl Windowed<'_> {
     fn cut(&mut self, window: crate::detect::Window) {
-        let snapshot = self.pipeline.snapshot(window.end);
-        let flows: Vec<_> = snapshot.flows.iter().collect();
+        let (flows, done) = self.packets.cut(window.end, self.sink.is_some());
+        let flows: Vec<_> = flows.iter().collect();
         let verdicts = evaluate_window(
             &flows,
             window,
-            self.pipeline.catalogue(),
+            self.packets.catalogue(),
             &self.detect,
             self.history.as_mut(),
         );
@@ -101,10 +199,9 @@ impl Windowed<'_> {
         };
         sink.verdicts(&verdicts);
         self.verdicts.extend(verdicts);
-        let done: Vec<FinishedFlow> = self.pipeline.drain_finished().collect();
         for f in &done {
             streamed.keep(f);
-            sink.flow(f, self.pipeline.catalogue());
+            sink.flow(f, self.packets.catalogue());
         }
     }
 }
@@ -157,8 +254,15 @@ fn run_with(input: AnalyzeInput, sink: Option<&mut dyn Sink>) -> AnalyzeOutput {
     let streamed =
         || Streamed { tally: Tally::new(services), legs: Vec::new(), tcp_starts: Vec::new() };
     let mut progress = input.progress.then(|| Progress::new(&input.files));
+    let packets = match input.jobs {
+        #[cfg(feature = "jobs")]
+        jobs @ 2.. => {
+            Packets::Shards(Box::new(shard::Shards::new(jobs, input.config, input.catalogue)))
+        }
+        _ => Packets::One(Box::new(Pipeline::new(input.config, Classifier::new(input.catalogue)))),
+    };
     let mut w = Windowed {
-        pipeline: Pipeline::new(input.config, Classifier::new(input.catalogue)),
+        packets,
         grid: WindowGrid::new(input.detect.window_s, input.window_origin),
         detect: input.detect,
         history: input.history,
@@ -183,17 +287,17 @@ fn run_with(input: AnalyzeInput, sink: Option<&mut dyn Sink>) -> AnalyzeOutput {
             Ok(mut file) => {
                 report.format = Some(file.format().to_string());
                 report.link_type = Some(file.link().name().to_string());
-                let before = w.pipeline.stats().packets;
+                let before = w.packets.packets();
                 let result = file.for_each_packet(|link, ts, frame, wire_len| {
                     if let Some(window) = w.grid.due(ts) {
                         w.cut(window);
                     }
-                    w.pipeline.process(link, ts, frame, wire_len);
+                    w.packets.process(link, ts, frame, wire_len);
                     if let Some(p) = &mut progress {
-                        p.packet(frame.len(), &w.pipeline);
+                        p.packet(frame.len(), &w.packets);
                     }
                 });
-                report.packets = w.pipeline.stats().packets - before;
+                report.packets = w.packets.packets() - before;
                 if let Err(e) = result {
                     report.error = Some(e.to_string());
                     errors.push(e);
@@ -202,8 +306,8 @@ fn run_with(input: AnalyzeInput, sink: Option<&mut dyn Sink>) -> AnalyzeOutput {
         }
         inputs.push(report);
     }
-    if w.pipeline.stats().first_at.is_some()
-        && let Some(last) = w.grid.last(w.pipeline.clock())
+    if w.packets.decoded()
+        && let Some(last) = w.grid.last(w.packets.clock())
     {
         w.cut(last);
     }
@@ -211,7 +315,7 @@ fn run_with(input: AnalyzeInput, sink: Option<&mut dyn Sink>) -> AnalyzeOutput {
         p.done();
     }
     AnalyzeOutput {
-        analysis: w.pipeline.finish(),
+        analysis: w.packets.finish(),
         verdicts: w.verdicts,
         history: w.history,
         inputs,
@@ -249,7 +353,7 @@ impl Progress {
         }
     }
 
-    fn packet(&mut self, captured: usize, pipeline: &Pipeline) {
+    fn packet(&mut self, captured: usize, packets: &Packets) {
         self.packets += 1;
         self.read_bytes += captured as u64 + 16;
         if !self.packets.is_multiple_of(Self::EVERY_PACKETS) || self.last.elapsed().as_secs() < 1 {
@@ -266,11 +370,8 @@ impl Progress {
             }
             _ => String::new(),
         };
-        eprint!(
-            "\r{} packets ({rate:.0}/s), {} flows open{left}\x1b[K",
-            self.packets,
-            pipeline.open_flows()
-        );
+        let open = packets.open_flows().map(|n| format!(", {n} flows open")).unwrap_or_default();
+        eprint!("\r{} packets ({rate:.0}/s){open}{left}\x1b[K", self.packets);
     }
 
     fn done(&self) {

@@ -81,6 +81,13 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         );
         return ExitCode::from(EXIT_BAD_INPUT);
     }
+    if args.jobs.is_some_and(|n| n > 1) && !cfg!(feature = "jobs") {
+        eprintln!(
+            "throttlewatch: error: this build measures with one thread (built without the \
+             `jobs` feature, as router builds are); -j 1"
+        );
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
     // Refused before the work, not after it.
     if let Some(path) = &args.output
         && !args.force
@@ -144,6 +151,7 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         // SAFETY: isatty reads a file descriptor's state and has no other effect.
         #[allow(unsafe_code)]
         progress: unsafe { libc::isatty(libc::STDERR_FILENO) } == 1,
+        jobs: args.jobs.unwrap_or_else(default_jobs),
     };
     let output = if args.format == Format::Jsonl {
         match stream_lines(input, &args) {
@@ -181,6 +189,15 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         return ExitCode::from(EXIT_FINDING);
     }
     ExitCode::SUCCESS
+}
+
+/// `analyze -j`'s default: the machine's cores (one without the `jobs` feature).
+fn default_jobs() -> usize {
+    if cfg!(feature = "jobs") {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        1
+    }
 }
 
 /// Where the report goes: `--output` (created, or replaced with `--force`) or standard
@@ -282,7 +299,7 @@ fn stream_lines(input: AnalyzeInput, args: &AnalyzeArgs) -> Result<AnalyzeOutput
         return Ok(output);
     }
     let mut legs = streamed.legs;
-    legs.sort_unstable_by_key(|f| f.id);
+    throttlewatch::pipeline::sort_by_id(&mut legs);
     for call in calls::calls_of(&legs, &streamed.tcp_starts, catalogue) {
         lines.call(&call);
     }

@@ -435,6 +435,22 @@ fn many_flows(path: &Path, flows: u32, spacing_us: u64) {
     synth::write_pcap(path, 1, &frames);
 }
 
+/// Issue 14: `-j N` measures each flow on one of N threads and gives what one thread gives,
+/// byte for byte, on every lab sample (the corpus's captures: tests/corpus.rs).
+#[test]
+fn jobs_give_the_same_results_on_every_lab_sample() {
+    let mut traces: Vec<PathBuf> = std::fs::read_dir(common::root().join("samples/lab"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pcap"))
+        .collect();
+    traces.sort();
+    assert_eq!(traces.len(), 13, "{traces:?}");
+    for trace in &traces {
+        common::same_with_every_jobs(trace, Some(&lab_services()));
+    }
+}
+
 #[test]
 fn flow_table_bound_is_reported() {
     let dir = synth::scratch("bound");

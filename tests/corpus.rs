@@ -15,6 +15,7 @@ fn main() -> std::process::ExitCode {
         corpus_quic_initials_read_as_tshark_reads_them,
         corpus_quic_flow_classified_by_server_name,
         corpus_gquic_client_hellos_read_as_tshark_reads_them,
+        corpus_results_are_the_same_with_every_jobs,
     ])
 }
 
@@ -636,5 +637,15 @@ fn corpus_quic_flow_classified_by_server_name() -> common::Ran {
     assert_eq!((quic[0].class.service, quic[0].class.evidence), (Some(0), Evidence::Signature));
     let others = out.analysis.flows.iter().filter(|f| f.class.service.is_some()).count();
     assert_eq!(others, 1, "only the QUIC flow is the catalogue's");
+    Ok(())
+}
+
+/// Issue 14: `analyze -j 2` and `-j 3` give what `-j 1` gives, byte for byte, on every
+/// capture of the corpus (calls, QUIC, DNS, IPv6, fragments, out-of-order timestamps).
+fn corpus_results_are_the_same_with_every_jobs() -> common::Ran {
+    let dir = common::corpus_dir()?;
+    for trace in common::corpus_files(&dir) {
+        common::same_with_every_jobs(&trace, None);
+    }
     Ok(())
 }

@@ -31,7 +31,7 @@ use crate::measure::{Detail, FlowMeasures, RttSamples, TransportMeasures};
 use crate::time::Timestamp;
 
 /// Packet time between two checks for idle flows: timeouts are kept to this precision.
-const EXPIRY_INTERVAL_US: u64 = 100_000;
+pub const EXPIRY_INTERVAL_US: u64 = 100_000;
 
 /// Highest RTT the per-service histograms record (larger samples saturate), in microseconds.
 const HISTOGRAM_MAX_US: u64 = 60_000_000;
@@ -115,7 +115,8 @@ pub struct PipelineStats {
     pub packets: u64,
     pub measured: u64,
     pub skipped: SkipCounts,
-    /// Earliest and latest packet time of the decoded packets (`last_at` is set by `finish`).
+    /// Earliest packet time of the decoded packets, and the latest time of any packet read
+    /// or window cut, once a packet decoded (`last_at` is set by `finish`).
     pub first_at: Option<Timestamp>,
     pub last_at: Option<Timestamp>,
 }
@@ -148,6 +149,24 @@ impl RttHistograms {
         }
         if let Some(v) = samples.internal_us {
             pair[Leg::Internal.index()].saturating_record(v.max(1));
+        }
+    }
+
+    /// Add another pipeline's histograms (the workers of a sharded run): the counts of the
+    /// same buckets add up, so the sum is the histogram of all the samples.
+    pub fn add(&mut self, other: &RttHistograms) {
+        let slots = self.by_service.iter_mut().chain([&mut self.control]);
+        for (mine, theirs) in slots.zip(other.by_service.iter().chain([&other.control])) {
+            let Some(theirs) = theirs else { continue };
+            match mine {
+                Some(pair) => {
+                    for (h, t) in pair.iter_mut().zip(theirs.iter()) {
+                        h.add(t)
+                            .expect("histograms of one pipeline configuration have equal bounds");
+                    }
+                }
+                None => *mine = Some(theirs.clone()),
+            }
         }
     }
 
@@ -280,6 +299,32 @@ impl Pipeline {
         self.finished.drain(..seen)
     }
 
+    /// Leave the checks for idle flows to the caller's [`Pipeline::expire`] (a sharded
+    /// `analyze`, whose reader sees every packet's time and tells all workers when to check).
+    pub fn expire_externally(&mut self) {
+        self.next_expiry = Timestamp::from_micros(u64::MAX);
+    }
+
+    /// Check for idle flows at packet time `now`, as [`Pipeline::process`] does every
+    /// [`EXPIRY_INTERVAL_US`] of packet time on its own.
+    pub fn expire(&mut self, now: Timestamp) {
+        self.clock = self.clock.max(now);
+        self.table.expire(self.clock, &mut self.removed);
+        self.finish_removed();
+    }
+
+    /// Learn from a DNS answer whose packet another pipeline measures (a sharded `analyze`
+    /// gives every worker the answers: they label the flows that follow, on any worker).
+    pub fn learn_dns(&mut self, payload: &[u8], ts: Timestamp) {
+        self.classifier.learn_dns(payload, ts);
+    }
+
+    /// Flows the table has created so far.
+    #[inline]
+    pub fn flows_created(&self) -> u64 {
+        self.table.created()
+    }
+
     /// Flows in the table now.
     pub fn open_flows(&self) -> usize {
         self.table.len()
@@ -297,20 +342,22 @@ impl Pipeline {
     /// Feed one captured frame. `wire_len` is its length on the wire.
     pub fn process(&mut self, link: LinkType, ts: Timestamp, frame: &[u8], wire_len: u32) {
         self.stats.packets += 1;
+        // The table ages on the latest time seen (of every packet read, whatever it holds:
+        // a sharded `analyze`'s reader keeps this clock without decoding every packet), so a
+        // packet stamped in the past cannot resurrect expired state or make the clock run
+        // backwards.
+        self.clock = self.clock.max(ts);
+        if self.clock >= self.next_expiry {
+            self.next_expiry = self.clock.add_micros(EXPIRY_INTERVAL_US);
+            self.table.expire(self.clock, &mut self.removed);
+            self.finish_removed();
+        }
         let packet = match decode::decode(link, ts, frame, wire_len, &mut self.fragments) {
             Ok(p) => p,
             Err(reason) => return self.stats.skipped.add(reason),
         };
         if self.stats.first_at.is_none_or(|t| ts < t) {
             self.stats.first_at = Some(ts);
-        }
-        // The table ages on the latest time seen, so a packet stamped in the past cannot
-        // resurrect expired state or make the clock run backwards.
-        self.clock = self.clock.max(ts);
-        if self.clock >= self.next_expiry {
-            self.next_expiry = self.clock.add_micros(EXPIRY_INTERVAL_US);
-            self.table.expire(self.clock, &mut self.removed);
-            self.finish_removed();
         }
 
         let (proto, src_port, dst_port, payload, payload_len, flags) = match packet.transport {
@@ -483,7 +530,7 @@ impl Pipeline {
             flow.call_host = call_host(&self.classifier, flow.proto, flow.client, clock);
         }
         let mut flows = self.finished;
-        flows.sort_unstable_by_key(|f| f.id);
+        sort_by_id(&mut flows);
         Analysis {
             flows,
             stats: self.stats,
@@ -632,7 +679,7 @@ impl Pipeline {
         }
         self.priors = priors;
         self.last_cut = Some(self.clock);
-        flows.sort_unstable_by_key(|f| f.id);
+        sort_by_id(&mut flows);
         Snapshot {
             flows,
             unreported_flows: self.finished_dropped,
@@ -715,6 +762,14 @@ fn call_host(
 ) -> Option<IpAddr> {
     let host = classifier.call_host(client.addr, now);
     (proto == Proto::Udp && host != client.addr).then_some(host)
+}
+
+/// Put flows in the order of their ids (the order they started in): every list of flows
+/// the reports show is in this order. One function, so that the sort's code is in the
+/// binary once.
+#[inline(never)]
+pub fn sort_by_id(flows: &mut [FinishedFlow]) {
+    flows.sort_unstable_by_key(|f| f.id);
 }
 
 fn with_role(mut flow: FinishedFlow) -> FinishedFlow {

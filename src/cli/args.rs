@@ -14,6 +14,9 @@ use super::parse::{Choice, Command, Kind, Matches, Operands, Opt, Parsed, Progra
 const WINDOW_S_MIN: u64 = 1;
 const WINDOW_S_MAX: u64 = 86_400;
 
+/// Most threads `analyze --jobs` starts.
+const JOBS_MAX: u64 = 256;
+
 /// The report formats of `analyze --format`, in the order of [`FORMAT_CHOICES`].
 const FORMATS: [Format; 4] = [Format::Human, Format::Json, Format::Jsonl, Format::Html];
 const FORMAT_CHOICES: [Choice; 4] = [
@@ -97,6 +100,13 @@ const WINDOW_ORIGIN: Opt = Opt::new(
     "Start of the first window, in Unix seconds (e.g. 1795805164.166779): align the windows \
      with a daemon's (its verdict events give their windows); default: the first packet",
 );
+const JOBS: Opt = Opt::new(
+    "jobs",
+    Kind::Integer { value_name: "N", min: 1, max: JOBS_MAX, default: None },
+    "Threads that measure the packets, each flow on one (default: the machine's cores); \
+     the results are the same for every N",
+)
+.short('j');
 const ANALYZE_CONFIG: Opt = Opt::new(
     "config",
     Kind::Path("FILE"),
@@ -219,6 +229,7 @@ const PROGRAM: Program<CommandId> = Program {
                 FAIL_ON_FINDING,
                 ANALYZE_WINDOW,
                 WINDOW_ORIGIN,
+                JOBS,
                 ANALYZE_CONFIG,
                 ANALYZE_HISTORY,
             ],
@@ -272,6 +283,8 @@ pub struct AnalyzeArgs {
     pub fail_on_finding: bool,
     pub window_s: Option<u64>,
     pub window_origin: Option<Timestamp>,
+    /// `--jobs`; `None`: the machine's cores.
+    pub jobs: Option<usize>,
     pub config: Option<PathBuf>,
     pub history: Option<PathBuf>,
 }
@@ -340,6 +353,8 @@ pub fn parse(args: &[OsString]) -> Result<Invocation, UsageError> {
             fail_on_finding: m.switch(&FAIL_ON_FINDING),
             window_s: m.integer(&ANALYZE_WINDOW),
             window_origin: m.timestamp(&WINDOW_ORIGIN),
+            // Within JOBS_MAX.
+            jobs: m.integer(&JOBS).map(|n| n as usize),
             config: m.path(&ANALYZE_CONFIG),
             history: m.path(&ANALYZE_HISTORY),
         }),
@@ -413,6 +428,10 @@ mod tests {
         assert!(!a.all && !a.fail_on_finding);
         assert_eq!((a.window_s, a.window_origin), (None, None));
         assert_eq!((a.config, a.history), (None, None));
+        assert_eq!(a.jobs, None, "the machine's cores");
+        assert_eq!(analyze(&["analyze", "-j", "3", "x"]).jobs, Some(3));
+        assert_eq!(analyze(&["analyze", "--jobs=1", "x"]).jobs, Some(1));
+        assert!(error(&["analyze", "-j", "two", "x"]).contains("'--jobs <N>'"));
     }
 
     #[test]
@@ -572,6 +591,7 @@ mod tests {
             ("analyze", "--detail-flows <N>", 0, 16_777_216),
             ("analyze", "--bin-ms <MS>", 10, 60_000),
             ("analyze", "--window <S>", 1, 86_400),
+            ("analyze", "--jobs <N>", 1, 256),
             ("run", "--window <S>", 1, 86_400),
             ("run", "--snaplen <N>", 0, u64::from(u32::MAX)),
             ("run", "--control-sample <N>", 0, u64::from(u32::MAX)),
@@ -657,6 +677,7 @@ mod tests {
             ("analyze", "--bin-ms <MS>"),
             ("analyze", "--window <S>"),
             ("analyze", "--window-origin <UNIX_S>"),
+            ("analyze", "--jobs <N>"),
             ("analyze", "--config <FILE>"),
             ("analyze", "--history <FILE>"),
             ("run", "--config <FILE>"),

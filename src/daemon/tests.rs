@@ -219,6 +219,7 @@ fn a_replayed_trace_gives_analyze_verdicts_and_reloads_and_serves_metrics() {
         window_origin: Some(origin),
         history: None,
         progress: false,
+        jobs: 1,
     });
     let mut expected: Vec<Value> =
         expected.verdicts.iter().map(|v| serde_json::to_value(v).unwrap()).collect();

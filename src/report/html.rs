@@ -1027,6 +1027,7 @@ mod tests {
             window_origin: None,
             history: None,
             progress: false,
+            jobs: 1,
         });
         let mut report = Report::build(&out.analysis, out.inputs.clone(), out.verdicts.clone());
         edit(&mut report);

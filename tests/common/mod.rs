@@ -171,7 +171,43 @@ pub fn analyze(files: &[PathBuf], catalogue: Option<Catalogue>) -> AnalyzeOutput
         window_origin: None,
         history: None,
         progress: false,
+        jobs: 1,
     })
+}
+
+/// `analyze` of `trace` with 1, 2 and 3 threads (`-j`) gives the same bytes in every format
+/// and the same exit status: JSON with the default and with 5-s windows, JSON lines written
+/// window by window, and the human report listing every flow.
+pub fn same_with_every_jobs(trace: &Path, services: Option<&Path>) {
+    let formats: [&[&str]; 4] = [
+        &["--format", "json"],
+        &["--format", "json", "--window", "5"],
+        &["--format", "jsonl", "--window", "5"],
+        &["--format", "human", "--window", "5", "--all"],
+    ];
+    for format in formats {
+        let run = |jobs: &str| {
+            let mut command = Command::new(binary());
+            command.args(["analyze", "-j", jobs]).args(format);
+            if let Some(services) = services {
+                command.arg("--services").arg(services);
+            }
+            let out = command.arg(trace).output().expect("the binary runs");
+            (out.status.code(), out.stdout)
+        };
+        let one = run("1");
+        assert!(!one.1.is_empty(), "{}: no report", trace.display());
+        for jobs in ["2", "3"] {
+            let many = run(jobs);
+            assert!(
+                many == one,
+                "{} {format:?}: -j {jobs} differs from -j 1 (status {:?}, {:?})",
+                trace.display(),
+                many.0,
+                one.0
+            );
+        }
+    }
 }
 
 /// Parse `1.2.3.4:80` or `[2001:db8::1]:80` (as nDPI and tshark print them).

@@ -557,7 +557,8 @@ impl Classifier {
         service
     }
 
-    fn learn_dns(&mut self, payload: &[u8], now: Timestamp) {
+    /// Learn the addresses of a DNS answer (a UDP payload from port 53) that names a service.
+    pub fn learn_dns(&mut self, payload: &[u8], now: Timestamp) {
         let Some(response) = DnsResponse::parse(payload) else {
             return;
         };

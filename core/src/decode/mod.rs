@@ -330,6 +330,13 @@ impl SkipCounts {
         self.0[reason.index()]
     }
 
+    /// Add another set of counters (the workers of a sharded run).
+    pub fn add_all(&mut self, other: &SkipCounts) {
+        for (mine, theirs) in self.0.iter_mut().zip(other.0) {
+            *mine += theirs;
+        }
+    }
+
     pub fn total(&self) -> u64 {
         self.0.iter().sum()
     }

@@ -4,8 +4,9 @@
 //! - at most `max_flows` entries; memory grows with use up to that bound and is then reused;
 //! - idle flows age out on packet time, with separate timeouts for open TCP, UDP and closed
 //!   flows. Each class keeps a least-recently-used list that is ordered lazily: a packet only
-//!   updates its flow's time, and a list head touched since it was linked moves to the tail
-//!   when expiry or eviction looks at it, so the per-packet cost is constant and small;
+//!   updates its flow's time, and a list head touched since it was linked moves back to its
+//!   place by its last packet when expiry or eviction looks at it, so the per-packet cost is
+//!   constant and small, and each flow idles out at the first check past its timeout;
 //! - when full, a new flow first evicts the least recently closed flow (FIN both ways, or an
 //!   RST): its record is complete, so it goes at once, however recently it closed. With no
 //!   closed flow, it evicts the least recently used one if that has been idle for at least
@@ -114,12 +115,12 @@ struct Slot<S> {
     entry: Option<FlowEntry<S>>,
     prev: u32,
     next: u32,
-    /// The list the slot is in (`CLASS_*`), in a byte: with `touched`, the links cost a flow
-    /// 16 bytes beside its entry.
+    /// The list the slot is in (`CLASS_*`), in a byte.
     class: u8,
-    /// The entry's `last_at` moved on since it was put at the tail of its list. Touching a
-    /// flow only moves `last_at`; the list is put in order lazily, when its head is examined.
-    touched: bool,
+    /// The entry's `last_at` when it was linked into its list: the list is in the order of
+    /// these times. Touching a flow only moves `last_at`; the list is put in order lazily,
+    /// when its head is examined.
+    linked_at: Timestamp,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -182,6 +183,12 @@ impl<S> FlowTable<S> {
         self.stats
     }
 
+    /// Flows created so far.
+    #[inline]
+    pub fn created(&self) -> u64 {
+        self.stats.created
+    }
+
     /// Every live entry, in no particular order.
     pub fn entries(&self) -> impl Iterator<Item = &FlowEntry<S>> {
         self.slots.iter().filter_map(|slot| slot.entry.as_ref())
@@ -218,7 +225,6 @@ impl<S> FlowTable<S> {
         let entry = slot.entry.as_mut().expect("flow table index points at a live slot");
         if now > entry.last_at {
             entry.last_at = now;
-            slot.touched = true;
         }
         let class = class_of(entry);
         if class != usize::from(slot.class) {
@@ -276,7 +282,7 @@ impl<S> FlowTable<S> {
                     prev: NIL,
                     next: NIL,
                     class: class as u8,
-                    touched: false,
+                    linked_at: Timestamp::default(),
                 });
                 (self.slots.len() - 1) as u32
             }
@@ -328,17 +334,49 @@ impl<S> FlowTable<S> {
         (head != NIL).then_some(head)
     }
 
-    /// The least recently used flow of a class. Heads touched since they were linked go to
-    /// the tail first (each at most once per call); an untouched head is older than every
-    /// flow behind it, because those were linked later and moved on from there.
+    /// The least recently used flow of a class. Heads touched since they were linked move
+    /// back to their place by their last packet (each at most once per call), so the list
+    /// stays in the order of the times it was linked at: an untouched head is older than
+    /// every flow behind it, and each flow idles out at the first check past its timeout,
+    /// whatever other flows the table holds (which `analyze -j` relies on).
     fn settled_head(&mut self, class: usize) -> Option<u32> {
         loop {
             let idx = self.head(class)?;
-            if !self.slots[idx as usize].touched {
+            let slot = &self.slots[idx as usize];
+            if slot.entry.as_ref().is_some_and(|e| e.last_at <= slot.linked_at) {
                 return Some(idx);
             }
             self.unlink(idx);
-            self.link_tail(idx, class);
+            self.link_in_order(idx, class);
+        }
+    }
+
+    /// Link a flow behind the last one of its class linked at or before its last packet
+    /// (from the tail: a touched flow's last packet is usually recent).
+    fn link_in_order(&mut self, idx: u32, class: usize) {
+        let last_at = self.get(idx).last_at;
+        let mut after = self.lists[class].tail;
+        while after != NIL && self.slots[after as usize].linked_at > last_at {
+            after = self.slots[after as usize].prev;
+        }
+        let next =
+            if after == NIL { self.lists[class].head } else { self.slots[after as usize].next };
+        {
+            let slot = &mut self.slots[idx as usize];
+            slot.prev = after;
+            slot.next = next;
+            slot.class = class as u8;
+            slot.linked_at = last_at;
+        }
+        if after == NIL {
+            self.lists[class].head = idx;
+        } else {
+            self.slots[after as usize].next = idx;
+        }
+        if next == NIL {
+            self.lists[class].tail = idx;
+        } else {
+            self.slots[next as usize].prev = idx;
         }
     }
 
@@ -372,7 +410,7 @@ impl<S> FlowTable<S> {
             slot.prev = tail;
             slot.next = NIL;
             slot.class = class as u8;
-            slot.touched = false;
+            slot.linked_at = slot.entry.as_ref().map_or(Timestamp::default(), |e| e.last_at);
         }
         if tail == NIL {
             self.lists[class].head = idx;
@@ -435,12 +473,12 @@ mod tests {
         t.insert(k, c, ClientBy::Handshake, at, u32::from(n), out)
     }
 
-    /// A flow costs its entry, 16 bytes of list links in the slots and what
+    /// A flow costs its entry, 24 bytes of list links in the slots and what
     /// [`INDEX_BUCKET_BYTES`] says in the index (issue 13).
     #[test]
     fn links_and_index_cost_what_they_say() {
         use std::mem::size_of;
-        assert_eq!(size_of::<Slot<u64>>(), size_of::<Option<FlowEntry<u64>>>() + 16);
+        assert_eq!(size_of::<Slot<u64>>(), size_of::<Option<FlowEntry<u64>>>() + 24);
         assert_eq!(size_of::<Option<FlowEntry<u64>>>(), size_of::<FlowEntry<u64>>());
         fn bucket_bytes<T>(_: &HashTable<T>) -> usize {
             size_of::<T>()
