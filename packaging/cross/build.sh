@@ -56,34 +56,28 @@ toolchain=stable
 build_std=()
 rustflags=(-Ctarget-feature=-crt-static)
 case $target in
-aarch64-unknown-linux-musl)
-    gnu=aarch64-linux-gnu
-    rustflags=(-Ctarget-feature=+crt-static)
-    pcap_lib=none
-    ;;
-aarch64-unknown-linux-gnu)
-    gnu=aarch64-linux-gnu
-    pcap_lib=/usr/lib/aarch64-linux-gnu
-    ;;
-armv7-unknown-linux-gnueabihf)
-    gnu=arm-linux-gnueabihf
-    pcap_lib=/usr/lib/arm-linux-gnueabihf
-    ;;
-mips-unknown-linux-gnu | mipsel-unknown-linux-gnu)
-    gnu=${target%%-*}-linux-gnu
-    pcap_lib=$repo/target/cross/libpcap/$target/lib
+mips-unknown-linux-musl | mipsel-unknown-linux-musl)
     toolchain=nightly
     build_std=(-Zbuild-std=std,panic_abort)
-    # MIPS code is larger: with the panic messages, 1,839,332 bytes for mips, over the budget
-    # of 1.5 MB. A panic (a bug) aborts without its message; the output is otherwise the
-    # same (packaging/cross/check.sh).
+    # MIPS code is larger: with the panic messages, 1,839,332 bytes for mips (glibc), over the
+    # budget of 1.5 MB. A panic (a bug) aborts without its message; the output is otherwise
+    # the same (packaging/cross/check.sh).
     rustflags+=(-Zunstable-options -Cpanic=immediate-abort)
     ;;
+armv7-unknown-linux-musleabihf)
+    # rustup offers no std for it here (OpenWrt's Rust compiles one): nightly compiles it,
+    # with the panic messages (panic=abort, as the Makefile sets).
+    toolchain=nightly
+    build_std=(-Zbuild-std=std,panic_abort)
+    ;;
+aarch64-unknown-linux-musl) ;;
 *) usage ;;
 esac
 
-command -v "$gnu-gcc" >/dev/null ||
-    { echo "$gnu-gcc missing: apt-get install gcc-$gnu" >&2; exit 1; }
+# The musl sysroot and its gcc driver (OpenWrt's TARGET_CC), and libpcap built against it.
+packaging/cross/musl.sh "$target"
+cc=$repo/target/cross/musl/$target/bin/cc
+pcap_lib=$repo/target/cross/musl/$target/sysroot/usr/lib
 
 root=$repo/target/cross/$target
 # openwrt/throttlewatch/Makefile's Build/Compile: `$(call Build/Compile/Cargo,,ARGS)`.
@@ -92,14 +86,8 @@ read -r -a features < <(sed -n 's|^\t$(call Build/Compile/Cargo,,\(.*\))$|\1|p' 
 if [ $pcap = no ]; then
     root=$root-nopcap
     features=(--no-default-features)
-elif [ "$pcap_lib" = none ]; then
-    echo "$target: no libpcap to link (Debian's is built for glibc): use --no-pcap" >&2
-    exit 1
-elif [ "$toolchain" = nightly ] && [ ! -e "$pcap_lib/libpcap.so" ]; then
-    packaging/cross/libpcap.sh "$target"
 elif [ ! -e "$pcap_lib/libpcap.so" ]; then
-    echo "$pcap_lib/libpcap.so missing: dpkg --add-architecture, apt-get install libpcap-dev:ARCH" >&2
-    exit 1
+    packaging/cross/libpcap.sh "$target"
 fi
 
 # openwrt/throttlewatch/Makefile's `CARGO_PKG_VARS+=` block, one VAR=value per line, with the
@@ -125,9 +113,9 @@ env \
     CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true \
     CARGO_PROFILE_RELEASE_PANIC=unwind \
     CARGO_PROFILE_RELEASE_RPATH=false \
-    "CARGO_TARGET_${target_var}_LINKER=$gnu-gcc" \
+    "CARGO_TARGET_${target_var}_LINKER=$cc" \
     RUSTFLAGS="${rustflags[*]}" \
-    TARGET_CC="$gnu-gcc" \
+    TARGET_CC="$cc" \
     CC=cc \
     "${package_vars[@]}" \
     cargo "+$toolchain" "${build_std[@]}" install -v --force \
