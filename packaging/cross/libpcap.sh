@@ -10,6 +10,19 @@
 # puts it; the headers and the libpcap.so link for the build). Builds the sysroot first if
 # needed. Needs: gcc-<triple>, flex, bison, make, and deb-src in the apt sources.
 set -euo pipefail
+die() {
+    echo "$*" >&2
+    exit 1
+}
+# Run a command with its output in a log file, shown (its end) only when it fails.
+quietly() {
+    local log=$1
+    shift
+    "$@" >"$log" 2>&1 || {
+        tail -n 20 "$log" >&2
+        die "failed: $* (log: $log)"
+    }
+}
 cd "$(dirname "$0")/../.."
 target=${1:?usage: $0 TARGET}
 packaging/cross/musl.sh "$target" >/dev/null
@@ -22,7 +35,7 @@ mkdir -p "$base/src"
 orig=$(ls "$base"/src/libpcap_*.orig.tar.gz 2>/dev/null | tail -n 1 || true)
 if [ -z "$orig" ]; then
     (cd "$base/src" && apt-get source --download-only libpcap >/dev/null) ||
-        { echo "apt-get source libpcap failed: a deb-src line is needed in the apt sources" >&2; exit 1; }
+        die "apt-get source libpcap failed: a deb-src line is needed in the apt sources"
     orig=$(ls "$base"/src/libpcap_*.orig.tar.gz | tail -n 1)
 fi
 build=$base/build-$target
@@ -30,12 +43,12 @@ rm -rf "$build"
 mkdir -p "$build"
 tar -C "$build" --strip-components=1 -xzf "$orig"
 cd "$build"
-CC=$CC CFLAGS=-Os ./configure --host="$HOST" --prefix=/usr --with-pcap=linux --enable-shared \
-    --disable-dbus --disable-rdma --disable-bluetooth --disable-usb --disable-netmap \
-    --disable-remote --without-libnl --without-dag --without-septel --without-snf \
-    --without-turbocap >configure.log 2>&1 || { tail -n 20 configure.log >&2; exit 1; }
-make -j"$(nproc)" >make.log 2>&1 || { tail -n 20 make.log >&2; exit 1; }
-make install DESTDIR="$musl/sysroot" >install.log 2>&1 || { tail -n 20 install.log >&2; exit 1; }
+quietly configure.log env CC="$CC" CFLAGS=-Os ./configure --host="$HOST" --prefix=/usr \
+    --with-pcap=linux --enable-shared --disable-dbus --disable-rdma --disable-bluetooth \
+    --disable-usb --disable-netmap --disable-remote --without-libnl --without-dag \
+    --without-septel --without-snf --without-turbocap
+quietly make.log make -j"$(nproc)"
+quietly install.log make install DESTDIR="$musl/sysroot"
 rm -f "$musl"/sysroot/usr/lib/libpcap.a
 cd / && rm -rf "$build"
 echo "libpcap for $target: $(readlink -f "$musl/sysroot/usr/lib/libpcap.so")"

@@ -30,6 +30,19 @@
 # make, deb-src in the apt sources; nightly Rust with rust-src for MIPS, rustup's
 # aarch64-unknown-linux-musl target for aarch64.
 set -euo pipefail
+die() {
+    echo "$*" >&2
+    exit 1
+}
+# Run a command with its output in a log file, shown (its end) only when it fails.
+quietly() {
+    local log=$1
+    shift
+    "$@" >"$log" 2>&1 || {
+        tail -n 20 "$log" >&2
+        die "failed: $* (log: $log)"
+    }
+}
 cd "$(dirname "$0")/../.."
 repo=$PWD
 
@@ -54,7 +67,7 @@ aarch64-unknown-linux-musl)
     ;;
 esac
 command -v "$gnu-gcc" >/dev/null ||
-    { echo "$gnu-gcc missing: apt-get install gcc-$gnu" >&2; exit 1; }
+    die "$gnu-gcc missing: apt-get install gcc-$gnu"
 
 base=$repo/target/cross/musl
 dir=$base/$target
@@ -70,7 +83,7 @@ mkdir -p "$base/src" "$dir/bin"
 orig=$(ls "$base"/src/musl_*.orig.tar.gz 2>/dev/null | tail -n 1 || true)
 if [ -z "$orig" ]; then
     (cd "$base/src" && apt-get source --download-only musl >/dev/null) ||
-        { echo "apt-get source musl failed: a deb-src line is needed in the apt sources" >&2; exit 1; }
+        die "apt-get source musl failed: a deb-src line is needed in the apt sources"
     orig=$(ls "$base"/src/musl_*.orig.tar.gz | tail -n 1)
 fi
 
@@ -90,8 +103,8 @@ if [ -n "$cflags" ]; then
         --target "$target" --target-dir "$crate/target")
     libcc=$crate/libsoftfp.a
     cp "$crate/target/$target/release/libsoftfp.a" "$libcc"
-    nm "$libcc" 2>/dev/null | grep -qE ' [TW] __adddf3$' ||
-        { echo "$libcc has no __adddf3: compiler-builtins without soft-float routines?" >&2; exit 1; }
+    nm "$libcc" 2>/dev/null | grep -E ' [TW] __adddf3$' >/dev/null ||
+        die "$libcc has no __adddf3: compiler-builtins without soft-float routines?"
     # Complex multiplication, which compiler-builtins lacks and only musl's cpow and cpowf
     # call: the plain formula, without C Annex G's recovery of infinities.
     printf '%s\n' \
@@ -154,19 +167,19 @@ mkdir -p "$build"
 tar -C "$build" --strip-components=1 -xzf "$orig"
 (
     cd "$build"
-    CC="$gnu-gcc" CFLAGS="$cflags -Os" ./configure --target="$gnu" --prefix=/usr \
-        --libdir=/lib --syslibdir=/lib --disable-wrapper >configure.log 2>&1
+    quietly configure.log env CC="$gnu-gcc" CFLAGS="$cflags -Os" ./configure --target="$gnu" \
+        --prefix=/usr --libdir=/lib --syslibdir=/lib --disable-wrapper
     built_ldso=$(sed -n 's/^ARCH = //p' config.mak)$(sed -n 's/^SUBARCH = //p' config.mak)
     [ "ld-musl-$built_ldso.so.1" = "$ldso" ] ||
-        { echo "musl configured for ld-musl-$built_ldso.so.1, not OpenWrt's $ldso" >&2; exit 1; }
-    make -j"$(nproc)" ${libcc:+LIBCC="$libcc"} >make.log 2>&1 || { tail -n 20 make.log >&2; exit 1; }
-    make install DESTDIR="$sysroot" >install.log 2>&1
+        die "musl configured for ld-musl-$built_ldso.so.1, not OpenWrt's $ldso"
+    quietly make.log make -j"$(nproc)" ${libcc:+LIBCC="$libcc"}
+    quietly install.log make install DESTDIR="$sysroot"
 )
 # The Linux kernel's headers (Debian's linux-libc-dev-<arch>-cross, which libc6-dev-<arch>-cross
 # pulls in), as OpenWrt's toolchain has them beside musl's: libpcap includes <linux/if.h>.
 kernel_headers=/usr/$gnu/include
 [ -f "$kernel_headers/linux/if.h" ] ||
-    { echo "$kernel_headers/linux missing: apt-get install linux-libc-dev-<arch>-cross (for $gnu)" >&2; exit 1; }
+    die "$kernel_headers/linux missing: apt-get install linux-libc-dev-<arch>-cross (for $gnu)"
 cp -a "$kernel_headers/linux" "$kernel_headers/asm" "$kernel_headers/asm-generic" "$sysroot/usr/include/"
 
 # OpenWrt's loader is a relative link to libc.so (musl installs an absolute one, which
@@ -186,7 +199,7 @@ ln -sfn libc.so "$sysroot/lib/$ldso"
 case $target in
 aarch64-*)
     libunwind=$(rustc --print sysroot)/lib/rustlib/$target/lib/self-contained/libunwind.a
-    [ -f "$libunwind" ] || { echo "$libunwind missing: rustup target add $target" >&2; exit 1; }
+    [ -f "$libunwind" ] || die "$libunwind missing: rustup target add $target"
     "$dir/bin/cc" -shared -o "$sysroot/lib/libgcc_s.so.1" -Wl,-soname,libgcc_s.so.1 \
         -Wl,--whole-archive "$libunwind" -Wl,--no-whole-archive -lc
     ln -sfn libgcc_s.so.1 "$sysroot/lib/libgcc_s.so"
