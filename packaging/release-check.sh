@@ -142,7 +142,7 @@ for ipk in "$out"/throttlewatch_*.ipk; do
         fail "$ipk: Require-User is not the Makefile's USERID $(mk USERID)"
     [ "$(cat "$dir/control/conffiles")" = "/etc/config/throttlewatch" ] ||
         fail "$ipk: conffiles is not /etc/config/throttlewatch"
-    [ "$(listing "$dir/control.tar.gz" | awk '{ print $3 }' | tr '\n' ' ')" = "./ ./conffiles ./control ./postinst ./prerm " ] ||
+    [ "$(listing "$dir/control.tar.gz" | awk '{ print $3 }' | sort | tr '\n' ' ')" = "./ ./conffiles ./control ./postinst ./prerm " ] ||
         fail "$ipk: control members are not conffiles, control, postinst, prerm"
     # The files of Package/throttlewatch/install, root's, with install's modes.
     expected_listing=$(printf '%s\n' \
