@@ -196,6 +196,17 @@ fn shell_scripts_are_shfmt_clean() -> common::Ran {
         let out = run(Command::new("shfmt").args(["-d", "-ln", "posix", "-i", "0"]).arg(&script));
         assert!(out.status.success(), "shfmt -d {}:\n{}", script.display(), text(&out));
     }
+    // The scripts that build the router binaries and the OpenWrt packages: bash, indented
+    // with four spaces.
+    let packaging = common::root().join("packaging");
+    let mut build_scripts = vec![packaging.join("release.sh"), packaging.join("release-check.sh")];
+    for name in ["build.sh", "check.sh", "libpcap.sh", "musl.sh"] {
+        build_scripts.push(packaging.join("cross").join(name));
+    }
+    for script in &build_scripts {
+        let out = run(Command::new("shfmt").args(["-d", "-i", "4"]).arg(script));
+        assert!(out.status.success(), "shfmt -d -i 4 {}:\n{}", script.display(), text(&out));
+    }
     // ... and must object to the same script indented with spaces.
     let spaced = dir.join("spaced.sh");
     std::fs::write(&spaced, read(&shell_scripts()[1]).replace('\t', "    ")).unwrap();
