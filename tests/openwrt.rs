@@ -19,6 +19,7 @@ fn main() -> std::process::ExitCode {
         shell_scripts_parse_and_sh_catches_an_error,
         shell_scripts_are_shfmt_clean,
         makefiles_have_the_expected_variables,
+        makefile_builds_a_git_source_only_at_a_named_revision,
         init_script_drives_procd_as_documented,
         init_script_drives_procd_under_busybox_ash,
         package_test_script_passes_on_this_build,
@@ -195,6 +196,17 @@ fn shell_scripts_are_shfmt_clean() -> common::Ran {
         let out = run(Command::new("shfmt").args(["-d", "-ln", "posix", "-i", "0"]).arg(&script));
         assert!(out.status.success(), "shfmt -d {}:\n{}", script.display(), text(&out));
     }
+    // The scripts that build the router binaries and the OpenWrt packages: bash, indented
+    // with four spaces.
+    let packaging = common::root().join("packaging");
+    let mut build_scripts = vec![packaging.join("release.sh"), packaging.join("release-check.sh")];
+    for name in ["build.sh", "check.sh", "libpcap.sh", "musl.sh"] {
+        build_scripts.push(packaging.join("cross").join(name));
+    }
+    for script in &build_scripts {
+        let out = run(Command::new("shfmt").args(["-d", "-i", "4"]).arg(script));
+        assert!(out.status.success(), "shfmt -d -i 4 {}:\n{}", script.display(), text(&out));
+    }
     // ... and must object to the same script indented with spaces.
     let spaced = dir.join("spaced.sh");
     std::fs::write(&spaced, read(&shell_scripts()[1]).replace('\t', "    ")).unwrap();
@@ -257,6 +269,52 @@ fn makefiles_have_the_expected_variables() -> common::Ran {
         read(&feed("throttlewatch/files/throttlewatch.config")),
         read(&common::root().join("samples/throttlewatch.uci")),
         "files/throttlewatch.config differs from samples/throttlewatch.uci"
+    );
+    Ok(())
+}
+
+/// The Makefile's source selection, run by make: the local tree by default; with TW_GIT_URL, a
+/// git download of TW_GIT_REV, which has no default (no tag is published) and whose absence
+/// stops make with a message that says what to set.
+fn makefile_builds_a_git_source_only_at_a_named_revision() -> common::Ran {
+    available("make", &["--version"], "make")?;
+    let pkg = read(&feed("throttlewatch/Makefile"));
+    let start = pkg.find("TW_GIT_URL?=").expect("Makefile: no TW_GIT_URL?=");
+    let end =
+        start + pkg[start..].find("\nendif\n").expect("Makefile: no endif after TW_GIT_URL?=");
+    let dir = common::synth::scratch("makefile-source");
+    let fragment = dir.join("source.mk");
+    std::fs::write(
+        &fragment,
+        format!(
+            "{}\nendif\nshow:\n\t@echo 'proto=$(PKG_SOURCE_PROTO) url=$(PKG_SOURCE_URL) rev=$(PKG_SOURCE_VERSION) tree=$(TW_TREE)'\n",
+            &pkg[start..end]
+        ),
+    )
+    .unwrap();
+    let make = |args: &[&str]| {
+        run(Command::new("make")
+            .args(["-s", "-f"])
+            .arg(&fragment)
+            .args(args)
+            .arg("show")
+            .current_dir(feed("throttlewatch"))
+            .env_remove("TW_GIT_URL")
+            .env_remove("TW_GIT_REV"))
+    };
+    let local = make(&[]);
+    assert!(local.status.success(), "{}", text(&local));
+    let tree = common::root().canonicalize().unwrap();
+    assert_eq!(text(&local).trim(), format!("proto= url= rev= tree={}", tree.display()));
+    let git = make(&["TW_GIT_URL=file:///srv/throttlewatch", "TW_GIT_REV=0123abcd"]);
+    assert!(git.status.success(), "{}", text(&git));
+    assert_eq!(text(&git).trim(), "proto=git url=file:///srv/throttlewatch rev=0123abcd tree=");
+    let no_rev = make(&["TW_GIT_URL=file:///srv/throttlewatch"]);
+    assert!(!no_rev.status.success(), "a git source without TW_GIT_REV was accepted");
+    assert!(
+        text(&no_rev).contains("TW_GIT_URL is set but TW_GIT_REV is not"),
+        "unclear message: {}",
+        text(&no_rev)
     );
     Ok(())
 }

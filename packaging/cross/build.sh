@@ -1,47 +1,50 @@
 #!/usr/bin/env bash
 # Build the release binary for a router CPU the way the OpenWrt package is built (the packages
 # feed's lang/rust/rust-package.mk and rust-values.mk, with openwrt/throttlewatch/Makefile's
-# additions), with Debian's cross toolchains in place of an OpenWrt SDK.
+# additions), against an OpenWrt-like musl sysroot (packaging/cross/musl.sh) in place of an
+# OpenWrt SDK.
 #
 #   packaging/cross/build.sh TARGET [--no-pcap]
 #
-# TARGET: aarch64-unknown-linux-musl, aarch64-unknown-linux-gnu,
-# armv7-unknown-linux-gnueabihf, mips-unknown-linux-gnu, mipsel-unknown-linux-gnu.
-# Writes target/cross/TARGET[-nopcap]/bin/throttlewatch (cargo install --root) and prints its
-# size. The features are the OpenWrt package's (its Build/Compile's cargo arguments: `pcap`,
-# not `html`); --no-pcap builds without any (analyze only, no live capture).
+# TARGET: mips-unknown-linux-musl, mipsel-unknown-linux-musl, armv7-unknown-linux-musleabihf,
+# aarch64-unknown-linux-musl. Writes target/cross/TARGET[-nopcap]/bin/throttlewatch (cargo
+# install --root) and prints its size. The features are the OpenWrt package's (its
+# Build/Compile's cargo arguments: `pcap`, not `html`); --no-pcap builds without any (analyze
+# only, no live capture).
 #
 # What OpenWrt does, and what differs here:
 # - cargo install -v --profile release --root DIR --path . --locked, with CARGO_BUILD_TARGET
 #   and the profile settings rust-values.mk exports (CARGO_PROFILE_RELEASE_*: opt-level z, LTO,
 #   one codegen unit, overflow checks on, panic=unwind), the linker, TARGET_CC and
-#   RUSTFLAGS=-Ctarget-feature=-crt-static; openwrt/throttlewatch/Makefile then appends its
-#   own variables (libpcap's location and version, and panic=abort with overflow checks off,
-#   so that the package is the release profile the project tests). This script reads that
-#   block from the Makefile, so the two cannot drift apart.
+#   RUSTFLAGS=-Ctarget-feature=-crt-static (dynamic linking against the target's musl);
+#   openwrt/throttlewatch/Makefile then appends its own variables (libpcap's location and
+#   version, and panic=abort with overflow checks off, so that the package is the release
+#   profile the project tests). This script reads that block from the Makefile, so the two
+#   cannot drift apart.
 # - Triples: rust-values.mk maps OpenWrt's GNU name to Rust's by replacing "openwrt" with
-#   "unknown" (armv7 and "hf" added for ARMv7 with an FPU), all musl, with a std that OpenWrt's
-#   own Rust package compiles for them on stable Rust:
-#     ath79 (mips_24kc)        mips-openwrt-linux-musl      -> mips-unknown-linux-musl
-#     ramips (mipsel_24kc)     mipsel-openwrt-linux-musl    -> mipsel-unknown-linux-musl
+#   "unknown" (armv7 and "hf" added for ARMv7 with an FPU):
+#     ath79 (mips_24kc)        mips-openwrt-linux-musl       -> mips-unknown-linux-musl
+#     ramips (mipsel_24kc)     mipsel-openwrt-linux-musl     -> mipsel-unknown-linux-musl
 #     ipq40xx, mvebu           arm-openwrt-linux-muslgnueabi -> armv7-unknown-linux-musleabihf
-#     filogic, mediatek        aarch64-openwrt-linux-musl   -> aarch64-unknown-linux-musl
-#   Debian has no musl cross toolchains: here the glibc triples stand in (mips-, mipsel-,
-#   armv7-unknown-linux-gnu*, aarch64-unknown-linux-gnu with Debian's gcc-*-linux-gnu*);
-#   the MIPS ones, tier 3 in rustup, compile std with nightly -Zbuild-std and
-#   -Cpanic=immediate-abort, which OpenWrt's stable Rust cannot do (README, Router CPUs).
-#   aarch64-unknown-linux-musl is rustc's own static musl (+crt-static: no musl libc here to
-#   link dynamically).
-# - No C is compiled (so OpenWrt's TARGET_CFLAGS do not matter), CARGO_HOME is the user's.
-# - libpcap (the `pcap` feature): Debian's multiarch libpcap for armhf and arm64; for MIPS,
-#   libpcap's upstream source (Debian's source package, `apt-get source libpcap`) cross-compiled
-#   with the target's gcc into target/cross/libpcap/TARGET, as OpenWrt builds it for its
-#   targets. No libpcap for musl (Debian's is glibc's): aarch64-unknown-linux-musl needs
-#   --no-pcap.
+#     filogic, mediatek        aarch64-openwrt-linux-musl    -> aarch64-unknown-linux-musl
+# - The linker and TARGET_CC: OpenWrt's gcc for the target; here Debian's cross gcc driven
+#   against the musl sysroot (musl.sh: OpenWrt's dynamic loaders, soft-float for MIPS), and
+#   libpcap built on it (libpcap.sh), linked dynamically as OpenWrt's `+libpcap`.
+# - std: OpenWrt's Rust compiles it for each target on stable Rust. Here the MIPS targets
+#   (tier 3 in rustup) compile it with nightly -Zbuild-std and -Cpanic=immediate-abort, which
+#   stable cannot do (README, Router CPUs); armv7-unknown-linux-musleabihf with nightly
+#   -Zbuild-std too (rustup's std for it is not reachable here), with panic=abort as the
+#   Makefile sets; aarch64 uses rustup's std on stable.
+# - No C is compiled by the crates (so OpenWrt's TARGET_CFLAGS do not matter), CARGO_HOME is
+#   the user's.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$PWD
 
+die() {
+    echo "$*" >&2
+    exit 1
+}
 usage() {
     echo "usage: $0 TARGET [--no-pcap]" >&2
     exit 2
@@ -56,50 +59,38 @@ toolchain=stable
 build_std=()
 rustflags=(-Ctarget-feature=-crt-static)
 case $target in
-aarch64-unknown-linux-musl)
-    gnu=aarch64-linux-gnu
-    rustflags=(-Ctarget-feature=+crt-static)
-    pcap_lib=none
-    ;;
-aarch64-unknown-linux-gnu)
-    gnu=aarch64-linux-gnu
-    pcap_lib=/usr/lib/aarch64-linux-gnu
-    ;;
-armv7-unknown-linux-gnueabihf)
-    gnu=arm-linux-gnueabihf
-    pcap_lib=/usr/lib/arm-linux-gnueabihf
-    ;;
-mips-unknown-linux-gnu | mipsel-unknown-linux-gnu)
-    gnu=${target%%-*}-linux-gnu
-    pcap_lib=$repo/target/cross/libpcap/$target/lib
+mips-unknown-linux-musl | mipsel-unknown-linux-musl)
     toolchain=nightly
     build_std=(-Zbuild-std=std,panic_abort)
-    # MIPS code is larger: with the panic messages, 1,839,332 bytes for mips, over the budget
-    # of 1.5 MB. A panic (a bug) aborts without its message; the output is otherwise the
-    # same (packaging/cross/check.sh).
+    # MIPS code is larger: with the panic messages, 1,839,332 bytes for mips (glibc), over the
+    # budget of 1.5 MB. A panic (a bug) aborts without its message; the output is otherwise
+    # the same (packaging/cross/check.sh).
     rustflags+=(-Zunstable-options -Cpanic=immediate-abort)
     ;;
+armv7-unknown-linux-musleabihf)
+    # rustup offers no std for it here (OpenWrt's Rust compiles one): nightly compiles it,
+    # with the panic messages (panic=abort, as the Makefile sets).
+    toolchain=nightly
+    build_std=(-Zbuild-std=std,panic_abort)
+    ;;
+aarch64-unknown-linux-musl) ;;
 *) usage ;;
 esac
 
-command -v "$gnu-gcc" >/dev/null ||
-    { echo "$gnu-gcc missing: apt-get install gcc-$gnu" >&2; exit 1; }
+# The musl sysroot and its gcc driver (OpenWrt's TARGET_CC), and libpcap built against it.
+packaging/cross/musl.sh "$target"
+cc=$repo/target/cross/musl/$target/bin/cc
+pcap_lib=$repo/target/cross/musl/$target/sysroot/usr/lib
 
 root=$repo/target/cross/$target
 # openwrt/throttlewatch/Makefile's Build/Compile: `$(call Build/Compile/Cargo,,ARGS)`.
 read -r -a features < <(sed -n 's|^\t$(call Build/Compile/Cargo,,\(.*\))$|\1|p' openwrt/throttlewatch/Makefile)
-[ ${#features[@]} -gt 0 ] || { echo "no Build/Compile/Cargo arguments in openwrt/throttlewatch/Makefile" >&2; exit 1; }
+[ ${#features[@]} -gt 0 ] || die "no Build/Compile/Cargo arguments in openwrt/throttlewatch/Makefile"
 if [ $pcap = no ]; then
     root=$root-nopcap
     features=(--no-default-features)
-elif [ "$pcap_lib" = none ]; then
-    echo "$target: no libpcap to link (Debian's is built for glibc): use --no-pcap" >&2
-    exit 1
-elif [ "$toolchain" = nightly ] && [ ! -e "$pcap_lib/libpcap.so" ]; then
-    packaging/cross/libpcap.sh "$target"
 elif [ ! -e "$pcap_lib/libpcap.so" ]; then
-    echo "$pcap_lib/libpcap.so missing: dpkg --add-architecture, apt-get install libpcap-dev:ARCH" >&2
-    exit 1
+    packaging/cross/libpcap.sh "$target"
 fi
 
 # openwrt/throttlewatch/Makefile's `CARGO_PKG_VARS+=` block, one VAR=value per line, with the
@@ -110,7 +101,7 @@ mapfile -t package_vars < <(
              if (line != "") print line; if (!more) on = 0 }' openwrt/throttlewatch/Makefile |
         sed "s|\$(STAGING_DIR)/usr/lib|$pcap_lib|"
 )
-[ ${#package_vars[@]} -gt 0 ] || { echo "no CARGO_PKG_VARS+= in openwrt/throttlewatch/Makefile" >&2; exit 1; }
+[ ${#package_vars[@]} -gt 0 ] || die "no CARGO_PKG_VARS+= in openwrt/throttlewatch/Makefile"
 
 target_var=$(echo "$target" | tr 'a-z-' 'A-Z_')
 started=$(date +%s)
@@ -125,9 +116,9 @@ env \
     CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true \
     CARGO_PROFILE_RELEASE_PANIC=unwind \
     CARGO_PROFILE_RELEASE_RPATH=false \
-    "CARGO_TARGET_${target_var}_LINKER=$gnu-gcc" \
+    "CARGO_TARGET_${target_var}_LINKER=$cc" \
     RUSTFLAGS="${rustflags[*]}" \
-    TARGET_CC="$gnu-gcc" \
+    TARGET_CC="$cc" \
     CC=cc \
     "${package_vars[@]}" \
     cargo "+$toolchain" "${build_std[@]}" install -v --force \

@@ -1,37 +1,54 @@
 #!/usr/bin/env bash
-# Cross-compile libpcap for a target Debian has no libpcap for (32-bit MIPS: big-endian mips is
-# no Debian architecture, and mipsel's multiarch libpcap does not install beside amd64's), as
-# OpenWrt builds it for its targets: upstream's source (the .orig tarball of Debian's source
-# package, `apt-get source libpcap`, which needs a deb-src line), Linux capture only, no D-Bus,
-# RDMA, USB, Bluetooth, netmap or remote capture.
+# Cross-compile libpcap for a router CPU against its musl sysroot (packaging/cross/musl.sh), as
+# OpenWrt builds its libpcap package: upstream's source (the .orig tarball of Debian's source
+# package, `apt-get source libpcap`, which needs a deb-src line), shared, Linux capture only,
+# no D-Bus, RDMA, USB, Bluetooth, netmap or remote capture.
 #
-#   packaging/cross/libpcap.sh TARGET      (mips-unknown-linux-gnu, mipsel-unknown-linux-gnu)
+#   packaging/cross/libpcap.sh TARGET      (a target of packaging/cross/musl.sh)
 #
-# Installs into target/cross/libpcap/TARGET (lib/libpcap.so.1, as OpenWrt's libpcap package).
-# Needs: gcc-<triple>, flex, bison, make, and deb-src in the apt sources.
+# Installs into the sysroot's /usr (usr/lib/libpcap.so.1, where OpenWrt's libpcap1 package
+# puts it; the headers and the libpcap.so link for the build). Builds the sysroot first if
+# needed. Needs: gcc-<triple>, flex, bison, make, and deb-src in the apt sources.
 set -euo pipefail
+die() {
+    echo "$*" >&2
+    exit 1
+}
+# Run a command with its output in a log file, shown (its end) only when it fails.
+quietly() {
+    local log=$1
+    shift
+    "$@" >"$log" 2>&1 || {
+        tail -n 20 "$log" >&2
+        die "failed: $* (log: $log)"
+    }
+}
 cd "$(dirname "$0")/../.."
 target=${1:?usage: $0 TARGET}
-gnu=${target%%-*}-linux-gnu
+packaging/cross/musl.sh "$target" >/dev/null
+musl=$PWD/target/cross/musl/$target
+# CC (the gcc driver for the sysroot) and HOST (the GNU triple).
+. "$musl/env"
 base=$PWD/target/cross/libpcap
-prefix=$base/$target
 
 mkdir -p "$base/src"
 orig=$(ls "$base"/src/libpcap_*.orig.tar.gz 2>/dev/null | tail -n 1 || true)
 if [ -z "$orig" ]; then
-    (cd "$base/src" && apt-get source --download-only libpcap)
+    (cd "$base/src" && apt-get source --download-only libpcap >/dev/null) ||
+        die "apt-get source libpcap failed: a deb-src line is needed in the apt sources"
     orig=$(ls "$base"/src/libpcap_*.orig.tar.gz | tail -n 1)
 fi
 build=$base/build-$target
-rm -rf "$build" "$prefix"
+rm -rf "$build"
 mkdir -p "$build"
 tar -C "$build" --strip-components=1 -xzf "$orig"
 cd "$build"
-./configure --host="$gnu" --prefix="$prefix" --with-pcap=linux --enable-shared \
-    --disable-dbus --disable-rdma --disable-bluetooth --disable-usb --disable-netmap \
-    --disable-remote --without-libnl --without-dag --without-septel --without-snf \
-    --without-turbocap >configure.log
-make -j"$(nproc)" >make.log
-make install >install.log
-rm -f "$prefix"/lib/libpcap.a
-echo "libpcap for $target: $(readlink -f "$prefix/lib/libpcap.so")"
+quietly configure.log env CC="$CC" CFLAGS=-Os ./configure --host="$HOST" --prefix=/usr \
+    --with-pcap=linux --enable-shared --disable-dbus --disable-rdma --disable-bluetooth \
+    --disable-usb --disable-netmap --disable-remote --without-libnl --without-dag \
+    --without-septel --without-snf --without-turbocap
+quietly make.log make -j"$(nproc)"
+quietly install.log make install DESTDIR="$musl/sysroot"
+rm -f "$musl"/sysroot/usr/lib/libpcap.a
+cd / && rm -rf "$build"
+echo "libpcap for $target: $(readlink -f "$musl/sysroot/usr/lib/libpcap.so")"
