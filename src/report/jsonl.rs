@@ -8,28 +8,11 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::{FlowReport, SCHEMA, Summary, write_pretty};
+use super::{FlowReport, Layout, SCHEMA, Summary, write_layout};
 use crate::analyze::Sink;
 use crate::classify::Catalogue;
 use crate::detect::Verdict;
 use crate::pipeline::FinishedFlow;
-
-/// JSON on one line: the pretty printer's line breaks dropped (strings carry theirs escaped,
-/// so every raw `\n` is a line break it added).
-struct OneLine<'a>(&'a mut dyn Write);
-
-impl Write for OneLine<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        for part in buf.split(|&b| b == b'\n') {
-            self.0.write_all(part)?;
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
-    }
-}
 
 /// Writes the lines; the first write error stops the writing and is kept for the caller.
 pub struct JsonLines<'w> {
@@ -48,7 +31,7 @@ impl<'w> JsonLines<'w> {
             return;
         }
         let written = write!(self.out, "{{{head}:")
-            .and_then(|()| write_pretty(&mut OneLine(&mut *self.out), value, b""))
+            .and_then(|()| write_layout(&mut *self.out, value, Layout::OneLine))
             .and_then(|()| self.out.write_all(b"}\n"));
         self.error = written.err();
     }

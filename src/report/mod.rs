@@ -393,20 +393,114 @@ impl<'a> Report<'a> {
 
     /// Write the report as pretty-printed JSON followed by a newline.
     pub fn write_json(&self, out: &mut dyn Write) -> io::Result<()> {
-        write_pretty(out, self, b"  ")?;
+        write_layout(out, self, Layout::Indented)?;
         out.write_all(b"\n")
     }
 }
 
-/// `value` as JSON indented by `indent` per level. The JSON report and the JSON lines (no
-/// indent, the line breaks dropped) share this one serializer: each report type's
-/// serialization is in the binary once.
-pub(crate) fn write_pretty(
+/// How [`write_layout`] lays JSON out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// serde_json's pretty printer's layout: a line per value, two spaces per level.
+    Indented,
+    /// The same on one line (JSON lines).
+    OneLine,
+}
+
+/// A line break and the indent of `level`s, after a comma when one is due.
+const BREAK_AND_INDENT: &[u8] =
+    b",\n                                                                ";
+
+/// serde_json's pretty layout, byte for byte, with each line break and its indent written at
+/// once: the pretty printer writes every level of indent by itself, each a call through the
+/// `dyn Write`.
+struct Formatter {
+    layout: Layout,
+    level: usize,
+    has_value: bool,
+}
+
+impl Formatter {
+    /// Before a value of an array or a key of an object: a comma unless `first`, then a line
+    /// break and the indent (also before a closing bracket, as `first`).
+    fn next<W: ?Sized + Write>(&mut self, out: &mut W, first: bool) -> io::Result<()> {
+        let from = usize::from(first);
+        if self.layout == Layout::OneLine {
+            return out.write_all(&b","[from..]);
+        }
+        let to = 2 + 2 * self.level;
+        match BREAK_AND_INDENT.get(from..to) {
+            Some(text) => out.write_all(text),
+            None => {
+                out.write_all(&BREAK_AND_INDENT[from..2])?;
+                (0..self.level).try_for_each(|_| out.write_all(b"  "))
+            }
+        }
+    }
+
+    fn open<W: ?Sized + Write>(&mut self, out: &mut W, bracket: &[u8]) -> io::Result<()> {
+        self.level += 1;
+        self.has_value = false;
+        out.write_all(bracket)
+    }
+
+    fn close<W: ?Sized + Write>(&mut self, out: &mut W, bracket: &[u8]) -> io::Result<()> {
+        self.level -= 1;
+        if self.has_value {
+            self.next(out, true)?;
+        }
+        out.write_all(bracket)
+    }
+}
+
+impl serde_json::ser::Formatter for Formatter {
+    fn begin_array<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
+        self.open(out, b"[")
+    }
+
+    fn end_array<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
+        self.close(out, b"]")
+    }
+
+    fn begin_array_value<W: ?Sized + Write>(&mut self, out: &mut W, first: bool) -> io::Result<()> {
+        self.next(out, first)
+    }
+
+    fn end_array_value<W: ?Sized + Write>(&mut self, _: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+
+    fn begin_object<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
+        self.open(out, b"{")
+    }
+
+    fn end_object<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
+        self.close(out, b"}")
+    }
+
+    fn begin_object_key<W: ?Sized + Write>(&mut self, out: &mut W, first: bool) -> io::Result<()> {
+        self.next(out, first)
+    }
+
+    fn begin_object_value<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
+        out.write_all(b": ")
+    }
+
+    fn end_object_value<W: ?Sized + Write>(&mut self, _: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+}
+
+/// `value` as JSON in `layout`. The JSON report and the JSON lines share this one
+/// serializer: each report type's serialization is in the binary once.
+pub(crate) fn write_layout(
     out: &mut dyn Write,
     value: &impl Serialize,
-    indent: &[u8],
+    layout: Layout,
 ) -> io::Result<()> {
-    let formatter = serde_json::ser::PrettyFormatter::with_indent(indent);
+    let formatter = Formatter { layout, level: 0, has_value: false };
     let mut serializer = serde_json::Serializer::with_formatter(out, formatter);
     value.serialize(&mut serializer).map_err(|e| match e.io_error_kind() {
         // Keep the kind (a closed pipe is not an error for the caller).
@@ -727,5 +821,28 @@ impl StunReport {
             request_retransmissions: s.request_retransmissions,
             rtt: RttReport::build(&s.rtt, None),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Layout, write_layout};
+
+    /// The layouts are serde_json's pretty printer's, byte for byte, at any depth (also
+    /// beyond the indent written at once), and the same on one line.
+    #[test]
+    fn layouts_are_the_pretty_printers() {
+        let mut deep = serde_json::json!({"leaf": [1, {"a": "x\ny"}, [], {}], "n": null});
+        for level in 0..40 {
+            deep = serde_json::json!({ "level": level, "inner": [deep, "s"], "empty": [] });
+        }
+        let pretty = serde_json::to_string_pretty(&deep).unwrap();
+        let mut out = Vec::new();
+        write_layout(&mut out, &deep, Layout::Indented).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), pretty);
+        let one_line: String = pretty.lines().map(str::trim_start).collect();
+        let mut out = Vec::new();
+        write_layout(&mut out, &deep, Layout::OneLine).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), one_line);
     }
 }
