@@ -10,19 +10,8 @@
 # puts it; the headers and the libpcap.so link for the build). Builds the sysroot first if
 # needed. Needs: gcc-<triple>, flex, bison, make, and deb-src in the apt sources.
 set -euo pipefail
-die() {
-    echo "$*" >&2
-    exit 1
-}
-# Run a command with its output in a log file, shown (its end) only when it fails.
-quietly() {
-    local log=$1
-    shift
-    "$@" >"$log" 2>&1 || {
-        tail -n 20 "$log" >&2
-        die "failed: $* (log: $log)"
-    }
-}
+# die, quietly
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/../.."
 target=${1:?usage: $0 TARGET}
 packaging/cross/musl.sh "$target" >/dev/null

@@ -30,19 +30,8 @@
 # make, deb-src in the apt sources; nightly Rust with rust-src for MIPS, rustup's
 # aarch64-unknown-linux-musl target for aarch64.
 set -euo pipefail
-die() {
-    echo "$*" >&2
-    exit 1
-}
-# Run a command with its output in a log file, shown (its end) only when it fails.
-quietly() {
-    local log=$1
-    shift
-    "$@" >"$log" 2>&1 || {
-        tail -n 20 "$log" >&2
-        die "failed: $* (log: $log)"
-    }
-}
+# die, quietly
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/../.."
 repo=$PWD
 

@@ -778,32 +778,22 @@ mod tests {
     /// address, tied to the call by an ICE fragment, beside the call's working relay leg.
     #[test]
     fn a_dead_leg_from_the_devices_other_address_is_no_one_way_call() {
-        let other = Ipv4Addr::new(192, 168, 1, 3);
-        let peer = (Ipv4Addr::new(203, 0, 113, 77), 50_000);
-        let mut sim = Sim::default();
-        let relay = CallLeg { client: CLIENT, far: (MSG, 3478), username: b"PeEr:L0c4" };
-        sim.call_leg(relay, 0, 10, |_| true);
-        sim.call_leg(
-            CallLeg { client: other, far: peer, username: b"L0c4:PeEr" },
-            2_000,
-            10,
-            |i| i < 5,
-        );
-        sim.call(CTL, 0, 10, |_| true);
-        let v = sim.verdicts(&cfg(60));
+        // The call's relay leg for `relay_s`, then the dead leg from `leg_ms` on.
+        let verdicts = |relay_s: u64, leg_ms: u64| {
+            let other = Ipv4Addr::new(192, 168, 1, 3);
+            let peer = (Ipv4Addr::new(203, 0, 113, 77), 50_000);
+            let mut sim = Sim::default();
+            let relay = CallLeg { client: CLIENT, far: (MSG, 3478), username: b"PeEr:L0c4" };
+            sim.call_leg(relay, 0, relay_s, |_| true);
+            let leg = CallLeg { client: other, far: peer, username: b"L0c4:PeEr" };
+            sim.call_leg(leg, leg_ms, 10, |i| i < 5);
+            sim.call(CTL, leg_ms, 10, |_| true);
+            sim.verdicts(&cfg(60))
+        };
+        let v = verdicts(10, 2_000);
         assert!(!findings(&v).iter().any(|f| f.starts_with("call_degraded")), "{}", summaries(&v));
         // Alone (its relay leg long over), the leg is a one-way call.
-        let mut sim = Sim::default();
-        let relay = CallLeg { client: CLIENT, far: (MSG, 3478), username: b"PeEr:L0c4" };
-        sim.call_leg(relay, 0, 1, |_| true);
-        sim.call_leg(
-            CallLeg { client: other, far: peer, username: b"L0c4:PeEr" },
-            40_000,
-            10,
-            |i| i < 5,
-        );
-        sim.call(CTL, 40_000, 10, |_| true);
-        let v = sim.verdicts(&cfg(60));
+        let v = verdicts(1, 40_000);
         assert!(findings(&v).contains(&"call_degraded/drop".to_string()), "{}", summaries(&v));
     }
 
