@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instructions per packet of throttlewatch analyze beside libpcap's bare read loop, tcptrace
-# and ndpiReader on the same trace, counted by callgrind (stable on a noisy machine), plus
-# wall-clock times from one run. Needs valgrind, gcc, libpcap-dev, tcptrace, libndpi-bin.
+# and ndpiReader on the same trace, counted by callgrind (stable on a noisy machine; all
+# threads together), plus wall-clock times from one run (`-j 2` against `-j 1`: the speed-up). Needs valgrind, gcc, libpcap-dev, tcptrace, libndpi-bin.
 #   benches/compare.sh [TRACE]     (default: target/bench/lab-bench.pcap from `lab/lab.py bench`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +17,8 @@ echo "trace: $trace, $packets packets"
 # name|command
 tools=(
   "libpcap read loop|$out/pcap_loop $trace"
-  "throttlewatch analyze (json)|target/release/throttlewatch analyze --format json $trace"
+  "throttlewatch analyze -j 1 (json)|target/release/throttlewatch analyze -j 1 --format json $trace"
+  "throttlewatch analyze -j 2 (json)|target/release/throttlewatch analyze -j 2 --format json $trace"
   "tcptrace -l -r|tcptrace -l -r $trace"
   "ndpiReader|ndpiReader -q -i $trace"
 )

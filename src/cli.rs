@@ -151,7 +151,7 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         // SAFETY: isatty reads a file descriptor's state and has no other effect.
         #[allow(unsafe_code)]
         progress: unsafe { libc::isatty(libc::STDERR_FILENO) } == 1,
-        jobs: args.jobs.unwrap_or_else(default_jobs),
+        jobs: args.jobs.unwrap_or(1),
     };
     let output = if args.format == Format::Jsonl {
         match stream_lines(input, &args) {
@@ -189,15 +189,6 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         return ExitCode::from(EXIT_FINDING);
     }
     ExitCode::SUCCESS
-}
-
-/// `analyze -j`'s default: the machine's cores (one without the `jobs` feature).
-fn default_jobs() -> usize {
-    if cfg!(feature = "jobs") {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        1
-    }
 }
 
 /// Where the report goes: `--output` (created, or replaced with `--force`) or standard

@@ -103,8 +103,8 @@ const WINDOW_ORIGIN: Opt = Opt::new(
 const JOBS: Opt = Opt::new(
     "jobs",
     Kind::Integer { value_name: "N", min: 1, max: JOBS_MAX, default: None },
-    "Threads that measure the packets, each flow on one (default: the machine's cores); \
-     the results are the same for every N",
+    "Threads that measure the packets, each flow on one (default 1: more are not yet faster \
+     on every machine); the results are the same for every N",
 )
 .short('j');
 const ANALYZE_CONFIG: Opt = Opt::new(
@@ -283,7 +283,7 @@ pub struct AnalyzeArgs {
     pub fail_on_finding: bool,
     pub window_s: Option<u64>,
     pub window_origin: Option<Timestamp>,
-    /// `--jobs`; `None`: the machine's cores.
+    /// `--jobs`; `None`: one.
     pub jobs: Option<usize>,
     pub config: Option<PathBuf>,
     pub history: Option<PathBuf>,
@@ -428,7 +428,7 @@ mod tests {
         assert!(!a.all && !a.fail_on_finding);
         assert_eq!((a.window_s, a.window_origin), (None, None));
         assert_eq!((a.config, a.history), (None, None));
-        assert_eq!(a.jobs, None, "the machine's cores");
+        assert_eq!(a.jobs, None, "one");
         assert_eq!(analyze(&["analyze", "-j", "3", "x"]).jobs, Some(3));
         assert_eq!(analyze(&["analyze", "--jobs=1", "x"]).jobs, Some(1));
         assert!(error(&["analyze", "-j", "two", "x"]).contains("'--jobs <N>'"));

@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""The lab's middleboxes under another traffic generator: real curl (TLS 1.3, HTTP/1.1, its own
+connection reuse) against a threaded Python HTTPS server with a self-signed certificate,
+instead of lab/traffic.py's workload. The namespaces, delay line, nftables and tc rules are
+the lab's own (lab/lab.py's scenarios); only the traffic differs, so a detector that learned
+the lab's traffic rather than the behaviour it names shows here. A benchmark, not a test.
+
+    benches/other_generator.py sweep [--dir DIR] [--seeds 11,12] [--binary BIN] [SCENARIO ...]
+    benches/other_generator.py run SCENARIO SEED OUT.pcap
+
+`sweep` records each scenario once per seed (20 s of traffic; default: the scenarios whose
+rules do not depend on the lab's own ClientHello layout), analyzes each recording with the
+release binary and prints the verdicts beside what the scenario should give. Needs root, what
+lab/lab.py needs, curl and openssl.
+
+The traffic, the same for the messenger and the control server: three large downloads
+(1.5-4 MB) at random starts in the first 6 s, and every 2-4 s a page of 2-5 small objects
+(5-60 kB) fetched over one kept-alive connection.
+"""
+import argparse
+import json
+import os
+import random
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "lab"))
+import lab as L  # noqa: E402  (the lab's namespaces, delay line and middlebox rules)
+
+DURATION_S = 20
+HOSTS = {"messenger": (L.MSG_ADDR, "media.lab-messenger.test"),
+         "control": (L.CTL_ADDR, "www.lab-control.test")}
+# What each scenario should give for the messenger: (finding, mechanism); None: no finding.
+# SNI-triggered rules are left out: the lab matches the server name at its own ClientHello's
+# offset, which curl's does not share (a real middlebox parses the extension).
+EXPECTED = {
+    "police": ("throttled", "policing"), "aggregate-police": ("throttled", "policing"),
+    "shape": ("throttled", "shaping"), "random-loss": ("throttled", "random_loss"),
+    "freeze": ("stalled", "freeze"), "handshake-stall": ("stalled", "drop"),
+    "serverhello-drop": ("stalled", "drop"), "packets-then-drop": ("stalled", "drop"),
+    "rst-midflow": ("reset", "rst_injection"),
+    "congestion": None, "wifi-loss": None, "clean": None,
+}
+
+
+class Handler(BaseHTTPRequestHandler):
+    """GET /N answers N bytes."""
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        try:
+            n = int(self.path.strip("/").split("?")[0])
+        except ValueError:
+            n = 1000
+        self.send_response(200)
+        self.send_header("Content-Length", str(n))
+        self.end_headers()
+        chunk = b"x" * 65536
+        while n > 0:
+            self.wfile.write(chunk[:min(n, len(chunk))])
+            n -= len(chunk)
+
+    def log_message(self, *args):
+        pass
+
+
+def serve(cert, key, addrs):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    for addr in addrs:
+        server = ThreadingHTTPServer((addr, 443), Handler)
+        # The TLS handshake in the request's own thread, not in accept(): one stalled
+        # handshake must not hold up the other connections.
+        server.socket = ctx.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    print("serving", flush=True)
+    threading.Event().wait()
+
+
+def certificate(tmp):
+    cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+    names = ",".join("DNS:" + sni for _, sni in HOSTS.values())
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "2", "-subj", "/CN=lab", "-addext",
+                    "subjectAltName=" + names], check=True, capture_output=True)
+    return cert, key
+
+
+def record(name, seed, out):
+    p, _ = L.resolve_params(name, {}, DURATION_S, seed)
+    scenario = L.SCENARIOS[name]
+    rng = random.Random(seed)
+    plan = [(rng.uniform(0, 6), [rng.randint(1500, 4000) * 1000]) for _ in range(3)]
+    t = 0.5
+    while t < DURATION_S - 4:
+        plan.append((t, [rng.randint(5, 60) * 1000 for _ in range(rng.randint(2, 5))]))
+        t += rng.uniform(2, 4)
+    events = sorted((at, svc, sizes) for at, sizes in plan for svc in HOSTS)
+    with tempfile.TemporaryDirectory() as tmp, L.Lab(offloads=False) as lab:
+        cert, key = certificate(tmp)
+        lab.delay(scenario.delays(p))
+        rules = scenario.rules(p)
+        if rules:
+            L.sh("nft", "-f", "-", ns=lab.router, input="table inet lab {%s\n}\n" % rules)
+        for cmd in scenario.tc(p):
+            L.sh(*cmd, ns=lab.router)
+        # (Its stderr: a curl that gives up at its deadline makes the server print a traceback.)
+        server = lab.spawn(lab.server, [sys.executable, __file__, "serve", cert, key] +
+                           [addr for addr, _ in HOSTS.values()], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True)
+        if server.stdout.readline().strip() != "serving":
+            raise L.LabError("the HTTPS servers did not start")
+        capture = lab.spawn(lab.router, ["tcpdump", "-n", "-q", "-Z", "root", "-B", "16384", "-i",
+                                         L.LAN_IF, "-s", "256", "-w", out],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if "listening" not in capture.stderr.readline():
+            raise L.LabError("tcpdump did not start")
+        time.sleep(0.3)
+        start = time.time()
+        clients = []
+        for at, svc, sizes in events:
+            time.sleep(max(0.0, start + at - time.time()))
+            addr, sni = HOSTS[svc]
+            argv = ["curl", "-sk", "--max-time", str(max(3, int(DURATION_S - at))),
+                    "--resolve", "%s:443:%s" % (sni, addr)]
+            for size in sizes:
+                argv += ["-o", "/dev/null", "https://%s/%d" % (sni, size)]
+            clients.append(lab.spawn(lab.client, argv, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL))
+        for c in clients:
+            c.wait()
+        time.sleep(2)
+        capture.send_signal(signal.SIGTERM)
+        capture.communicate(timeout=10)
+
+
+def verdicts(binary, pcap):
+    out = subprocess.run([binary, "analyze", "--format", "json", "--services",
+                          os.path.join(ROOT, "samples", "lab-whatsapp.toml"), pcap],
+                         capture_output=True, text=True)
+    return [(v["finding"], v.get("mechanism")) for v in json.loads(out.stdout)["verdicts"]
+            if v["service"] == "whatsapp"]
+
+
+def sweep(args):
+    os.makedirs(args.dir, exist_ok=True)
+    names = args.scenarios or list(EXPECTED)
+    unknown = [n for n in names if n not in EXPECTED]
+    if unknown:
+        sys.exit("no such scenario here: %s (known: %s)" % (", ".join(unknown), ", ".join(EXPECTED)))
+    # Runs, right finding, right finding and mechanism; confounders: runs, false alarms.
+    found = [0, 0, 0]
+    confounders = [0, 0]
+    for name in names:
+        for seed in [int(s) for s in args.seeds.split(",")]:
+            pcap = os.path.join(args.dir, "%s-%d.pcap" % (name, seed))
+            record(name, seed, pcap)
+            got = verdicts(args.binary, pcap)
+            findings = [v for v in got if v[0] not in ("none", "inconclusive")]
+            expected = EXPECTED[name]
+            if expected:
+                finding = any(f == expected[0] for f, _ in findings)
+                found[0] += 1
+                found[1] += finding
+                found[2] += expected in findings
+                answer = "right" if expected in findings else "finding only" if finding else "MISSED"
+            else:
+                confounders[0] += 1
+                confounders[1] += bool(findings)
+                answer = "FALSE ALARM" if findings else "right"
+            print("%-18s %-4d %-26s %-12s %s" % (name, seed, "%s/%s" % expected if expected else "no finding",
+                                                  answer, got), flush=True)
+    print("impairments: %d runs, %d with the right finding, %d also with the mechanism; "
+          "confounders: %d runs, %d false alarms" % (*found, *confounders))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sw = sub.add_parser("sweep")
+    sw.add_argument("--dir", default=os.path.join(ROOT, "target", "other-generator"))
+    sw.add_argument("--seeds", default="11,12")
+    sw.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "throttlewatch"))
+    sw.add_argument("scenarios", nargs="*", help="of: " + ", ".join(EXPECTED))
+    rn = sub.add_parser("run")
+    rn.add_argument("scenario", choices=list(EXPECTED))
+    rn.add_argument("seed", type=int)
+    rn.add_argument("out")
+    sv = sub.add_parser("serve")
+    sv.add_argument("cert")
+    sv.add_argument("key")
+    sv.add_argument("addrs", nargs="+")
+    args = ap.parse_args()
+    if args.cmd == "serve":
+        serve(args.cert, args.key, args.addrs)
+    elif args.cmd == "run":
+        record(args.scenario, args.seed, args.out)
+    else:
+        sweep(args)
+
+
+if __name__ == "__main__":
+    main()
