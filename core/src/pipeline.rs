@@ -349,8 +349,7 @@ impl Pipeline {
         self.clock = self.clock.max(ts);
         if self.clock >= self.next_expiry {
             self.next_expiry = self.clock.add_micros(EXPIRY_INTERVAL_US);
-            self.table.expire(self.clock, &mut self.removed);
-            self.finish_removed();
+            self.expire(self.clock);
         }
         let packet = match decode::decode(link, ts, frame, wire_len, &mut self.fragments) {
             Ok(p) => p,

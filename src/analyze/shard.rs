@@ -141,7 +141,7 @@ struct FlowIds {
 impl FlowIds {
     /// Number the flows the workers created since the last call, in the order of the
     /// packets that created them.
-    fn number(&mut self, created: &[Vec<u64>]) {
+    fn number(&mut self, created: &[&[u64]]) {
         // Each worker's list is in the order of the trace: merge them.
         let mut next = vec![0; created.len()];
         while let Some(w) = (0..created.len())
@@ -315,7 +315,7 @@ impl Shards {
 
     /// Number the new flows and follow the peak.
     fn count(&mut self, replies: &[Reply]) {
-        let created: Vec<Vec<u64>> = replies.iter().map(|r| r.created.clone()).collect();
+        let created: Vec<&[u64]> = replies.iter().map(|r| r.created.as_slice()).collect();
         self.ids.number(&created);
         let checks = replies.iter().map(|r| r.open.len()).min().unwrap_or(0);
         for i in 0..checks {

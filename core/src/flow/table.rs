@@ -229,7 +229,7 @@ impl<S> FlowTable<S> {
         let class = class_of(entry);
         if class != usize::from(slot.class) {
             self.unlink(idx);
-            self.link_tail(idx, class);
+            self.link_in_order(idx, class);
         }
     }
 
@@ -287,7 +287,7 @@ impl<S> FlowTable<S> {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.link_tail(idx, class);
+        self.link_in_order(idx, class);
         let (slots, hasher) = (&self.slots, &self.hasher);
         self.index.insert_unique(hasher.hash_one(key), idx, |&i| {
             let entry = slots[i as usize].entry.as_ref();
@@ -352,7 +352,8 @@ impl<S> FlowTable<S> {
     }
 
     /// Link a flow behind the last one of its class linked at or before its last packet
-    /// (from the tail: a touched flow's last packet is usually recent).
+    /// (from the tail: a new or touched flow's last packet is usually the latest, and then
+    /// it goes straight to the tail).
     fn link_in_order(&mut self, idx: u32, class: usize) {
         let last_at = self.get(idx).last_at;
         let mut after = self.lists[class].tail;
@@ -401,23 +402,6 @@ impl<S> FlowTable<S> {
         }
         self.free.push(idx);
         entry
-    }
-
-    fn link_tail(&mut self, idx: u32, class: usize) {
-        let tail = self.lists[class].tail;
-        {
-            let slot = &mut self.slots[idx as usize];
-            slot.prev = tail;
-            slot.next = NIL;
-            slot.class = class as u8;
-            slot.linked_at = slot.entry.as_ref().map_or(Timestamp::default(), |e| e.last_at);
-        }
-        if tail == NIL {
-            self.lists[class].head = idx;
-        } else {
-            self.slots[tail as usize].next = idx;
-        }
-        self.lists[class].tail = idx;
     }
 
     fn unlink(&mut self, idx: u32) {
