@@ -13,7 +13,7 @@
 use serde_json::json;
 
 use super::facts::Facts;
-use super::loss::pooled_share;
+use super::loss::{loss, pooled_share};
 use super::stats::median;
 use super::{Detected, Detector, Doubt, Finding, Group, Mechanism, Outcome, examples, rate_text};
 use crate::config::DetectConfig;
@@ -135,10 +135,18 @@ pub(super) fn detect(g: &Group) -> Outcome {
     if cluster.is_empty() {
         return Outcome::Inconclusive(Doubt::PolicedRatesApart { policed_flows: policed.len() });
     }
-    // One connection that looks policed with next to no burst may be one of many sharing one
-    // bucket for all (the others drained it).
+    // One connection that looks policed may be one of many sharing one bucket for all: when
+    // it shows next to no burst (the others drained the bucket), or when other connections of
+    // the service lose packets too without following a line (a bucket per connection makes
+    // each connection it drops from follow a line of its own, or lets it through whole).
+    let others_lose = |only: &Policed| {
+        g.targets.iter().filter(|f| f.id() != only.id).any(|f| {
+            loss(f)
+                .is_some_and(|(lost, packets)| lost as f64 >= cfg.loss_min_share * packets as f64)
+        })
+    };
     if let [only] = cluster[..]
-        && only.burst_bytes < SMALL_BURST_BYTES
+        && (only.burst_bytes < SMALL_BURST_BYTES || others_lose(only))
         && let Some(found) = aggregate(g)
     {
         return found;
@@ -605,10 +613,10 @@ mod tests {
         assert!(beyond(sim, 2.1e6), "a fast download beside it");
         // Two downloads through one bucket of 400 kbit/s and 16 kB for both.
         let mut sim = Sim::default();
-        let starts = [100_000, 4_000_000];
+        let downloads = [(100_000, 500_000), (4_000_000, 500_000)];
         let schedule =
-            policed_schedule(&starts, 500_000, 1_200_000.0, 40_000, (400_000.0, 16_384.0), true);
-        for (i, &start) in starts.iter().enumerate() {
+            policed_schedule(&downloads, 1_200_000.0, 40_000, (400_000.0, 16_384.0), true);
+        for (i, &(start, _)) in downloads.iter().enumerate() {
             sim.tcp(MSG, start / 1000 - 50, 40).handshake().replay(&schedule[i], 500_000).close();
         }
         assert!(!beyond(sim, 400_000.0), "a real bucket for all");

@@ -526,13 +526,13 @@ impl Bucket {
 }
 
 /// Downloads through token buckets in front of the servers: download `i` starts at
-/// `starts_us[i]`, its server sending `bytes` at `send_bps` in MSS segments; a dropped segment
+/// `downloads[i].0` µs, its server sending `downloads[i].1` bytes at `send_bps` in MSS
+/// segments; a dropped segment
 /// is sent again a round trip (`rtt_us`) later and passes a bucket too. With `shared`, one
 /// bucket polices them all (an aggregate policer), else each has its own. Returns per
 /// download the segments that got through: (time at the capture point, offset, length).
 pub fn policed_schedule(
-    starts_us: &[u64],
-    bytes: u32,
+    downloads: &[(u64, u32)],
     send_bps: f64,
     rtt_us: u64,
     (rate_bps, burst): (f64, f64),
@@ -540,15 +540,16 @@ pub fn policed_schedule(
 ) -> Vec<Vec<(u64, u32, u32)>> {
     use std::cmp::Reverse;
     use std::collections::BinaryHeap;
-    let mut buckets: Vec<Bucket> = (0..if shared { 1 } else { starts_us.len() })
+    let mut buckets: Vec<Bucket> = (0..if shared { 1 } else { downloads.len() })
         .map(|_| Bucket::new(rate_bps, burst))
         .collect();
     // (time, download, offset): the next send of each download, and retransmissions.
     let mut heap: BinaryHeap<Reverse<(u64, usize, u32, bool)>> =
-        starts_us.iter().enumerate().map(|(i, &t)| Reverse((t, i, 0, false))).collect();
-    let mut delivered = vec![Vec::new(); starts_us.len()];
+        downloads.iter().enumerate().map(|(i, &(t, _))| Reverse((t, i, 0, false))).collect();
+    let mut delivered = vec![Vec::new(); downloads.len()];
     let gap_us = |len: u32| (f64::from(len + 52) * 8e6 / send_bps) as u64;
     while let Some(Reverse((at, i, offset, retransmission))) = heap.pop() {
+        let bytes = downloads[i].1;
         let len = SEG.min(bytes - offset);
         let bucket = &mut buckets[if shared { 0 } else { i }];
         if bucket.pass(at, len) {
@@ -819,8 +820,13 @@ mod tests {
         let mut t = sim.tcp(MSG, 0, 40);
         t.handshake().request(500);
         let start = t.now_us;
-        let schedule =
-            policed_schedule(&[start], 1_000_000, 512_000.0, 40_000, (256_000.0, 16_384.0), false);
+        let schedule = policed_schedule(
+            &[(start, 1_000_000)],
+            512_000.0,
+            40_000,
+            (256_000.0, 16_384.0),
+            false,
+        );
         t.replay(&schedule[0], 1_000_000).close();
         let end_ms = t.now_us / 1000;
         assert!(end_ms > 30_000, "the download lasts {end_ms} ms");
@@ -852,10 +858,10 @@ mod tests {
     fn policed_downloads(starts_ms: &[u64], shared: bool) -> Verdict {
         let mut sim = Sim::default();
         let mut rng = Rng::new(9);
-        let starts: Vec<u64> = starts_ms.iter().map(|ms| ms * 1000).collect();
         let bytes = 700_000;
+        let downloads: Vec<(u64, u32)> = starts_ms.iter().map(|ms| (ms * 1000, bytes)).collect();
         let schedule =
-            policed_schedule(&starts, bytes, 1_200_000.0, 40_000, (400_000.0, 16_384.0), shared);
+            policed_schedule(&downloads, 1_200_000.0, 40_000, (400_000.0, 16_384.0), shared);
         for (i, &start) in starts_ms.iter().enumerate() {
             let mut t = sim.tcp(MSG, start - 50, 40);
             t.handshake().replay(&schedule[i], bytes).close();
@@ -888,6 +894,32 @@ mod tests {
         assert!((rate / 400_000.0 - 1.0).abs() < 0.15, "{rate}: {}", p.summary);
     }
 
+    /// A long download and short ones beside it through one bucket for all: the long one
+    /// follows a token line of its own (it mostly ran alone), the short ones lose packets
+    /// without following one. A bucket per connection would have let them through whole (or
+    /// made them follow a line), so this is one bucket for all, not random loss beside a lone
+    /// policed connection. Through a bucket each, the scope is never called aggregate.
+    #[test]
+    fn one_line_among_lossy_connections_under_one_bucket_is_aggregate() {
+        let policing = |shared: bool| {
+            let mut sim = Sim::default();
+            let mut rng = Rng::new(21);
+            let mut downloads = vec![(100_000, 500_000)];
+            downloads.extend([2_000_000, 4_500_000, 7_000_000, 9_000_000].map(|at| (at, 20_000)));
+            let schedule = policed_schedule(&downloads, 2e6, 40_000, (500_000.0, 24_000.0), shared);
+            for (i, &(start, bytes)) in downloads.iter().enumerate() {
+                sim.tcp(MSG, start / 1000 - 50, 40).handshake().replay(&schedule[i], bytes).close();
+            }
+            policing_beside_fast_controls(sim, &mut rng)
+        };
+        let p = policing(true);
+        assert_eq!(p.evidence["scope"], "aggregate", "{}", p.summary);
+        let rate = p.evidence["aggregate_rate_bps"].as_f64().unwrap();
+        assert!((rate / 500_000.0 - 1.0).abs() < 0.15, "{rate}: {}", p.summary);
+        let p = policing(false);
+        assert_ne!(p.evidence["scope"], "aggregate", "{}", p.summary);
+    }
+
     /// A flow of the service that kept twice the policed connections' rate while losing
     /// packets itself (a video call's media) was under no bucket of their rate: one bucket for
     /// all, the connections got what the call left of it. A call that loses nothing is under
@@ -898,10 +930,11 @@ mod tests {
             let mut sim = Sim::default();
             let mut rng = Rng::new(13);
             let starts_ms = [100, 9_000];
-            let starts: Vec<u64> = starts_ms.iter().map(|ms| ms * 1000).collect();
             let bytes = 250_000;
+            let downloads: Vec<(u64, u32)> =
+                starts_ms.iter().map(|ms| (ms * 1000, bytes)).collect();
             let schedule =
-                policed_schedule(&starts, bytes, 1_200_000.0, 40_000, (100_000.0, 16_384.0), false);
+                policed_schedule(&downloads, 1_200_000.0, 40_000, (100_000.0, 16_384.0), false);
             for (i, &start) in starts_ms.iter().enumerate() {
                 sim.tcp(MSG, start - 50, 40).handshake().replay(&schedule[i], bytes).close();
             }

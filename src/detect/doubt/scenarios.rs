@@ -21,7 +21,7 @@ fn policed_download(sim: &mut Sim, server: Ipv4Addr, start_ms: u64, bytes: u32, 
     let mut t = sim.tcp(server, start_ms, 40);
     t.handshake().request(500);
     let schedule =
-        policed_schedule(&[t.now_us], bytes, 2.0 * rate_bps, 40_000, (rate_bps, 16_384.0), false);
+        policed_schedule(&[(t.now_us, bytes)], 2.0 * rate_bps, 40_000, (rate_bps, 16_384.0), false);
     t.replay(&schedule[0], bytes).close();
 }
 
