@@ -450,9 +450,10 @@ fn doubts(outcomes: &[Outcome]) -> Vec<&Doubt> {
 /// attached as corroboration.
 fn merge_same_findings(mut findings: Vec<Verdict>) -> Vec<Verdict> {
     // A "policer" seen on one connection only while many of the service's connections lose
-    // packets at random: a per-flow policer makes every connection faster than its rate lose
-    // and no slower one, so one token-line-like connection among many lossy ones is random
-    // loss that happened to follow a token line (whatever burst it showed).
+    // packets at random, some of them running ahead of its token line as they lost: a bucket
+    // per connection at its rate would have held those back, so one token-line-like
+    // connection among them is random loss that happened to follow a line (whatever burst it
+    // showed). Where every lossy connection stayed within such a bucket, the policer stands.
     let spread_loss = findings.iter().any(|v| {
         v.mechanism == Some(Mechanism::RandomLoss)
             && v.evidence["lossy_connections"].as_u64().unwrap_or(0) >= 3
@@ -462,7 +463,10 @@ fn merge_same_findings(mut findings: Vec<Verdict>) -> Vec<Verdict> {
     let single_policed = |v: &Verdict| {
         v.mechanism == Some(Mechanism::Policing) && v.evidence["policed_flows"].as_u64() == Some(1)
     };
-    let rank = |v: &Verdict| (v.mechanism.is_none(), (spread_loss || shaped) && single_policed(v));
+    let others_beyond = |v: &Verdict| v.evidence["lossy_beyond_bucket"].as_u64() != Some(0);
+    let rank = |v: &Verdict| {
+        (v.mechanism.is_none(), single_policed(v) && (spread_loss && others_beyond(v) || shaped))
+    };
     // A handful of findings: an insertion sort keeps equal ranks in order without a generic
     // stable sort's code.
     for i in 1..findings.len() {
@@ -622,9 +626,13 @@ mod tests {
 
     #[test]
     fn one_policed_connection_among_many_lossy_ones_is_random_loss() {
-        let with = |policed_flows: u64, burst_bytes: f64, lossy_connections: u64| {
+        let with = |policed_flows: u64, burst_bytes: f64, lossy_connections: u64, beyond: u64| {
             let policing = Outcome::Finding(Detected {
-                evidence: json!({ "policed_flows": policed_flows, "burst_bytes": burst_bytes }),
+                evidence: json!({
+                    "policed_flows": policed_flows,
+                    "burst_bytes": burst_bytes,
+                    "lossy_beyond_bucket": beyond,
+                }),
                 ..detected(finding(Finding::Throttled, Some(Mechanism::Policing), 0.7))
             });
             let loss = Outcome::Finding(Detected {
@@ -636,11 +644,14 @@ mod tests {
             v[0].mechanism
         };
         // The lab's random-loss run that once read as policing: an 11 kB burst.
-        assert_eq!(with(1, 11_000.0, 9), Some(Mechanism::RandomLoss));
-        assert_eq!(with(1, 1_400.0, 9), Some(Mechanism::RandomLoss));
+        assert_eq!(with(1, 11_000.0, 9, 4), Some(Mechanism::RandomLoss));
+        assert_eq!(with(1, 1_400.0, 9, 4), Some(Mechanism::RandomLoss));
         // Several policed connections, or loss on few: the policer.
-        assert_eq!(with(3, 20_000.0, 6), Some(Mechanism::Policing));
-        assert_eq!(with(1, 20_000.0, 2), Some(Mechanism::Policing));
+        assert_eq!(with(3, 20_000.0, 6, 3), Some(Mechanism::Policing));
+        assert_eq!(with(1, 20_000.0, 2, 1), Some(Mechanism::Policing));
+        // Every lossy connection stayed within a bucket like the policed one's: short
+        // connections under a bucket each (they lose once past its burst).
+        assert_eq!(with(1, 20_000.0, 9, 0), Some(Mechanism::Policing));
     }
 
     fn detected(o: Outcome) -> Detected {

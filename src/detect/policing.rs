@@ -172,7 +172,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
             })
         })
         .collect();
-    let evidence = json!({
+    let mut evidence = json!({
         "rate_bps": rate.round(),
         "burst_bytes": burst.round(),
         "policed_flows": cluster.len(),
@@ -181,6 +181,9 @@ pub(super) fn detect(g: &Group) -> Outcome {
         "control_max_goodput_bps": control_bps.round(),
         "flows": flows,
     });
+    if let [only] = cluster[..] {
+        evidence["lossy_beyond_bucket"] = json!(beyond_its_bucket(g, only));
+    }
     if control_bps == 0.0 {
         return Outcome::Inconclusive(Doubt::PolicedWithoutControl {
             policed_flows: cluster.len(),
@@ -193,7 +196,6 @@ pub(super) fn detect(g: &Group) -> Outcome {
         pooled_share(g.targets.iter().filter(|f| cluster.iter().any(|p| p.id == f.id())));
     let control_loss = pooled_share(g.controls);
     if control_loss * 3.0 >= policed_loss && control_loss > 0.0 {
-        let mut evidence = evidence;
         evidence["loss_share"] = json!((policed_loss * 1e4).round() / 1e4);
         evidence["control_loss_share"] = json!((control_loss * 1e4).round() / 1e4);
         return Outcome::Clean { detector: NAME, evidence };
@@ -210,7 +212,6 @@ pub(super) fn detect(g: &Group) -> Outcome {
         .filter(|&r| r < cfg.control_margin * rate)
         .collect();
     if control_bps < cfg.control_margin * rate && !control_policed.is_empty() {
-        let mut evidence = evidence;
         evidence["control_policed_flows"] = json!(control_policed.len());
         return Outcome::Clean { detector: NAME, evidence };
     }
@@ -235,7 +236,6 @@ pub(super) fn detect(g: &Group) -> Outcome {
         Scope::Aggregate { .. } => Scope::Unknown,
         other => other,
     };
-    let mut evidence = evidence;
     let scope = match shared_bucket(g, &ids, rate).filter(|s| !beyond_one_bucket(g, s.1)) {
         Some((faster, rate_bps)) => {
             evidence["faster_lossy_flows"] = json!(examples(faster, 10));
@@ -279,6 +279,21 @@ pub(super) fn detect(g: &Group) -> Outcome {
             rate_text(control_bps)
         ),
     })
+}
+
+/// Connections of the service beside `only` that lost packets once they had run further
+/// ahead of a token line at its rate, from their own start, than its burst allows: a bucket
+/// like its own would have held them back, so what made them lose was no such bucket (random
+/// loss, or a bucket for all).
+fn beyond_its_bucket(g: &Group, only: &Policed) -> usize {
+    let limit = only.burst_bytes + burst_allowance(only.rate_bps);
+    let ahead = |f: &Facts| {
+        f.losses().iter().any(|e| {
+            let line = only.rate_bps / 8.0 * e.at.since(f.f.first_at) as f64 / 1e6;
+            e.delivered_bytes as f64 - line > limit
+        })
+    };
+    g.targets.iter().filter(|f| f.id() != only.id && ahead(f)).count()
 }
 
 /// A burst smaller than real policers pass (they pass 8 kB and more).
