@@ -128,6 +128,22 @@ impl Judge<'_> {
         }
     }
 
+    fn output(
+        self,
+        analysis: Analysis,
+        inputs: Vec<InputReport>,
+        errors: Vec<CaptureError>,
+    ) -> AnalyzeOutput {
+        AnalyzeOutput {
+            analysis,
+            verdicts: self.verdicts,
+            history: self.history,
+            inputs,
+            errors,
+            streamed: self.sink.map(|(_, streamed)| streamed),
+        }
+    }
+
     /// Cut a window on one pipeline and judge it.
     fn cut(&mut self, pipeline: &mut Pipeline, window: Window) {
         let flows = pipeline.snapshot(window.end).flows;
@@ -193,30 +209,26 @@ fn run_with(input: AnalyzeInput, sink: Option<&mut dyn Sink>) -> AnalyzeOutput {
         verdicts: Vec::new(),
         sink: sink.map(|s| (s, streamed())),
     };
-    let (analysis, inputs, errors) = match input.jobs {
-        #[cfg(feature = "jobs")]
-        jobs @ 2.. => shard::run(
-            jobs,
+    // Standard input and pipes cannot be read by every worker: one pipeline reads them.
+    #[cfg(feature = "jobs")]
+    if input.jobs >= 2
+        && let Some(lengths) = shard::readable_again(&input.files)
+    {
+        let (analysis, inputs, errors) = shard::run(
+            input.jobs,
             &input.files,
+            lengths,
             input.config,
             &input.catalogue,
             grid,
             progress,
             &mut judge,
-        ),
-        _ => {
-            let pipeline = Pipeline::new(input.config, Classifier::new(input.catalogue));
-            one(&input.files, pipeline, grid, progress, &mut judge)
-        }
-    };
-    AnalyzeOutput {
-        analysis,
-        verdicts: judge.verdicts,
-        history: judge.history,
-        inputs,
-        errors,
-        streamed: judge.sink.map(|(_, streamed)| streamed),
+        );
+        return judge.output(analysis, inputs, errors);
     }
+    let pipeline = Pipeline::new(input.config, Classifier::new(input.catalogue));
+    let (analysis, inputs, errors) = one(&input.files, pipeline, grid, progress, &mut judge);
+    judge.output(analysis, inputs, errors)
 }
 
 /// The inputs read into one pipeline on this thread.

@@ -3,11 +3,10 @@
 //! equivalence test in `tests/cli.rs` compares them byte for byte on every lab sample and
 //! corpus capture).
 //!
-//! Every worker reads the whole trace itself: one thread reads each input (a file, standard
-//! input or a pipe alike) in chunks of [`CHUNK_BYTES`] and hands every chunk, shared, not
-//! copied, to all workers; each parses the records with the project's reader, passes over the
-//! packets of flows it does not own after a cheap test (a plain TCP packet's key read at
-//! fixed offsets; anything else decoded) and measures the others. Every worker thus sees
+//! Every worker reads every input file itself, whole (its own reads, into its own buffer, on
+//! its own core), parses every record, passes over the packets of flows it does not own after
+//! a cheap test ([`FlowKey::plain_tcp_shard`]: a plain TCP packet's addresses and ports read
+//! at fixed offsets; anything else decoded) and measures the others. Every worker thus sees
 //! every packet at its place in the trace, and what ties flows together is kept as one
 //! pipeline keeps it:
 //! - TCP flows are spread by [`FlowKey::shard`], a hash of the direction-free key. Every UDP
@@ -26,8 +25,14 @@
 //! - The table's peak is the most flows held by all workers at once: flows are only removed
 //!   at the checks and the windows' ends, which all workers share, so the peak is the largest
 //!   sum of the workers' open flows just before one of them.
-//! - Every worker reads the same bytes, so a truncated or corrupt input stops every worker at
-//!   the same record, with the error one pipeline gives; the caller reports worker 0's.
+//! - Every worker reads the same bytes: a file's length is taken once, before the run, and no
+//!   worker reads beyond it (a file still being written is read as far as it was then). A
+//!   truncated or corrupt file stops every worker at the same record, with the error one
+//!   pipeline gives; the caller reports worker 0's. A file changed in place while the workers
+//!   read it (they then disagree) gives an error and no results.
+//!
+//! Standard input and pipes cannot be read N times: [`readable_again`] says so, and `analyze`
+//! reads them with one pipeline, whatever `-j`.
 //!
 //! Limits: each worker has the whole `--max-flows` and `--detail-flows` (memory up to N
 //! times one pipeline's): whenever one pipeline never fills its table or its detail pool, the
@@ -37,10 +42,8 @@
 //! that one pipeline's would have lost. A DNS answer teaches every worker even when its own
 //! flow was refused by a full table.
 
-use std::collections::{HashMap, VecDeque};
-use std::io::{self, Read};
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
@@ -55,19 +58,26 @@ use crate::pipeline::{Analysis, EXPIRY_INTERVAL_US, FinishedFlow, Pipeline, sort
 use crate::report::InputReport;
 use crate::time::Timestamp;
 
-/// Bytes read from an input at once and handed to every worker.
-const CHUNK_BYTES: usize = 1 << 20;
-/// Chunks waiting for each worker: the reader runs at most this far ahead of the slowest.
-const QUEUED_CHUNKS: usize = 4;
 /// The worker that measures every UDP flow (module docs).
 const UDP_WORKER: usize = 0;
 
-/// A chunk of an input (shared by all workers), or the error that ended the read (kind and
-/// message: every worker makes its own copy).
-type Chunk = Result<Arc<Vec<u8>>, (io::ErrorKind, String)>;
-/// An input, as every worker is given it: its name in messages and its chunks (the channel
-/// ends with the input), or why it could not be opened.
-type Input = Result<(PathBuf, Receiver<Chunk>), CaptureError>;
+/// The length of each input that every worker can read for itself (`None`: one that cannot
+/// be opened, which every worker fails to open alike), or `None` when one of them cannot be
+/// read more than once (standard input, a pipe, a device).
+pub(super) fn readable_again(files: &[PathBuf]) -> Option<Vec<Option<u64>>> {
+    let length = |path: &PathBuf| {
+        if path == Path::new("-") {
+            return None;
+        }
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => Some(Some(m.len())),
+            Ok(m) if !m.is_dir() => None,
+            // Every worker fails to open it, as one pipeline would.
+            _ => Some(None),
+        }
+    };
+    files.iter().map(length).collect()
+}
 
 /// What a worker tells the caller, in the order of the trace (every worker tells the same).
 #[derive(Debug)]
@@ -80,6 +90,25 @@ enum Said {
     /// The end of the inputs: whether a packet decoded, and the window in progress; the
     /// worker then waits to be told whether to cut it.
     End { decoded: bool, last: Option<Window> },
+}
+
+impl Said {
+    /// Whether two workers said the same (what is compared of it).
+    fn agrees(&self, other: &Said) -> bool {
+        match (self, other) {
+            (
+                Said::Input { packets: a, error: e, .. },
+                Said::Input { packets: b, error: f, .. },
+            ) => {
+                a == b && e.as_ref().map(ToString::to_string) == f.as_ref().map(ToString::to_string)
+            }
+            (Said::Cut(a, _), Said::Cut(b, _)) => a.start == b.start && a.end == b.end,
+            (Said::End { last: a, .. }, Said::End { last: b, .. }) => {
+                a.as_ref().map(|w| (w.start, w.end)) == b.as_ref().map(|w| (w.start, w.end))
+            }
+            _ => false,
+        }
+    }
 }
 
 /// A worker's snapshot at a window's end, or what it leaves at the end of the input.
@@ -96,11 +125,14 @@ struct Reply {
     open: Vec<usize>,
 }
 
-/// Measure the inputs with `jobs` workers (module docs): the analysis, the inputs as the
-/// report shows them and the errors met, as one pipeline would give them.
+/// Measure the inputs, of the `lengths` [`readable_again`] gave, with `jobs` workers (module
+/// docs): the analysis, the inputs as the report shows them and the errors met, as one
+/// pipeline would give them.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn run(
     jobs: usize,
     files: &[PathBuf],
+    lengths: Vec<Option<u64>>,
     config: PipelineConfig,
     catalogue: &Catalogue,
     grid: WindowGrid,
@@ -108,13 +140,10 @@ pub(super) fn run(
     judge: &mut Judge<'_>,
 ) -> (Analysis, Vec<InputReport>, Vec<CaptureError>) {
     let drain = judge.drains();
-    let mut inputs = Vec::with_capacity(jobs);
     let mut workers: Vec<Boss> = (0..jobs)
         .map(|me| {
-            let (give, input) = sync_channel(1);
             let (say, heard) = sync_channel(2);
             let (tell, told) = sync_channel(1);
-            inputs.push(give);
             let worker = Worker {
                 me,
                 jobs,
@@ -129,49 +158,30 @@ pub(super) fn run(
                 say,
                 progress: if me == 0 { progress.take() } else { None },
             };
+            let inputs: Vec<(PathBuf, Option<u64>)> =
+                files.iter().cloned().zip(lengths.iter().copied()).collect();
             let thread = std::thread::Builder::new()
                 .name(format!("analyze-{me}"))
-                .spawn(move || worker.run(input, told))
+                .spawn(move || worker.run(&inputs, told))
                 .expect("the system starts a thread");
             Boss { heard, tell, thread: Some(thread) }
         })
         .collect();
-    let paths = files.to_vec();
-    let reader = std::thread::Builder::new()
-        .name("analyze-read".into())
-        .spawn(move || read(paths, inputs))
-        .expect("the system starts a thread");
 
     let mut ids = FlowIds { per_worker: vec![0; jobs], ..FlowIds::default() };
     let mut peak = 0;
     let mut reports = Vec::with_capacity(files.len());
     let mut errors = Vec::new();
-    let mut window = |workers: &mut [Boss], window: Window, first: Reply| {
-        let mut replies = vec![first];
-        replies.extend(workers[1..].iter_mut().map(|w| match w.hear() {
-            Said::Cut(_, reply) => reply,
-            said => disagree(&said),
-        }));
-        count(&mut ids, &mut peak, &replies);
-        let (mut flows, mut drained) = (Vec::new(), Vec::new());
-        for (w, reply) in replies.iter_mut().enumerate() {
-            ids.rename(w, &mut reply.flows, false);
-            ids.rename(w, &mut reply.drained, true);
-            flows.append(&mut reply.flows);
-            drained.append(&mut reply.drained);
+    let mut ended = false;
+    let changed = loop {
+        // One thing from every worker: the same thing.
+        let said: Vec<Said> = workers.iter_mut().map(Boss::hear).collect();
+        if !said.iter().all(|s| s.agrees(&said[0])) {
+            break Some(said);
         }
-        sort_by_id(&mut flows);
-        sort_by_id(&mut drained);
-        judge.window(window, &flows, &drained, catalogue);
-    };
-    loop {
-        match workers[0].hear() {
-            Said::Input { opened, packets, error } => {
-                for w in &mut workers[1..] {
-                    if let said @ (Said::Cut(..) | Said::End { .. }) = w.hear() {
-                        disagree(&said);
-                    }
-                }
+        let mut said = said.into_iter();
+        match said.next() {
+            Some(Said::Input { opened, packets, error }) => {
                 let path = files.get(reports.len()).map(|p| p.display().to_string());
                 reports.push(InputReport {
                     path: path.unwrap_or_default(),
@@ -182,33 +192,67 @@ pub(super) fn run(
                 });
                 errors.extend(error);
             }
-            Said::Cut(at, reply) => window(&mut workers, at, reply),
-            Said::End { decoded, last } => {
-                let mut decoded = decoded;
-                for w in &mut workers[1..] {
-                    match w.hear() {
-                        Said::End { decoded: d, .. } => decoded |= d,
-                        said => disagree(&said),
-                    }
+            Some(Said::Cut(window, first)) => {
+                let mut replies = vec![first];
+                replies.extend(said.filter_map(|s| match s {
+                    Said::Cut(_, reply) => Some(reply),
+                    _ => None,
+                }));
+                count(&mut ids, &mut peak, &replies);
+                let (mut flows, mut drained) = (Vec::new(), Vec::new());
+                for (w, reply) in replies.iter_mut().enumerate() {
+                    ids.rename(w, &mut reply.flows, false);
+                    ids.rename(w, &mut reply.drained, true);
+                    flows.append(&mut reply.flows);
+                    drained.append(&mut reply.drained);
                 }
+                sort_by_id(&mut flows);
+                sort_by_id(&mut drained);
+                judge.window(window, &flows, &drained, catalogue);
+                if ended {
+                    break None;
+                }
+            }
+            Some(Said::End { decoded, last }) => {
+                let decoded = decoded || said.any(|s| matches!(s, Said::End { decoded: true, .. }));
                 let cut = decoded && last.is_some();
                 for w in &workers {
                     let _ = w.tell.send(cut);
                 }
-                if let Some(last) = last.filter(|_| cut) {
-                    let first = match workers[0].hear() {
-                        Said::Cut(_, reply) => reply,
-                        said => disagree(&said),
-                    };
-                    window(&mut workers, last, first);
+                if !cut {
+                    break None;
                 }
-                break;
+                // The last window's snapshots come next.
+                ended = true;
             }
+            None => break None,
         }
-    }
-    // The reader has read every input to its end (the workers have).
-    if let Err(panic) = reader.join() {
-        std::panic::resume_unwind(panic);
+    };
+    if let Some(said) = changed {
+        // Wait for every worker to end (those told to cut the last window end after it), and
+        // keep nothing of what they measured.
+        for (w, mut said) in workers.iter_mut().zip(said) {
+            while !ended && !matches!(said, Said::End { .. }) {
+                said = w.hear();
+            }
+            let _ = w.tell.send(false);
+        }
+        for w in &mut workers {
+            w.end();
+        }
+        let path = files.get(reports.len()).or(files.last()).cloned().unwrap_or_default();
+        let message =
+            format!("changed while {jobs} threads read it, which then disagree: read it with -j 1");
+        reports.push(InputReport {
+            path: path.display().to_string(),
+            format: None,
+            link_type: None,
+            packets: 0,
+            error: Some(message.clone()),
+        });
+        errors.push(CaptureError::Open { path, message });
+        let empty = Pipeline::new(config, Classifier::new(catalogue.clone()));
+        return (empty.finish(), reports, errors);
     }
     let ends: Vec<(Analysis, Reply)> = workers.iter_mut().map(Boss::end).collect();
     let (mut parts, replies): (Vec<Analysis>, Vec<Reply>) = ends.into_iter().unzip();
@@ -237,13 +281,6 @@ pub(super) fn run(
     all.table.peak = peak;
     sort_by_id(&mut all.flows);
     (all, reports, errors)
-}
-
-/// Workers read the same bytes with the same code, so they say the same things in the same
-/// order; anything else is a bug.
-#[cold]
-fn disagree(said: &Said) -> ! {
-    unreachable!("analyze -j: the workers disagree ({said:?})")
 }
 
 /// Number the flows the workers created since their last replies, and follow the peak.
@@ -285,77 +322,6 @@ impl Boss {
     }
 }
 
-/// The reader: each input in turn, in chunks, to every worker (until every worker has
-/// stopped reading it: a corrupt record stops them all at the same place).
-fn read(paths: Vec<PathBuf>, workers: Vec<SyncSender<Input>>) {
-    // Chunks the workers may still hold; the oldest is reused once they all let it go.
-    let mut pool: VecDeque<Arc<Vec<u8>>> = VecDeque::new();
-    for path in paths {
-        let (name, mut source) = match TraceFile::open_bytes(&path) {
-            Ok(opened) => opened,
-            Err(e) => {
-                for w in &workers {
-                    let _ = w.send(Err(e.clone()));
-                }
-                continue;
-            }
-        };
-        let mut streams: Vec<SyncSender<Chunk>> = workers
-            .iter()
-            .filter_map(|w| {
-                let (chunks, stream) = sync_channel(QUEUED_CHUNKS);
-                w.send(Ok((name.clone(), stream))).ok().map(|()| chunks)
-            })
-            .collect();
-        while !streams.is_empty() {
-            let mut buf = match pool.pop_front().map(Arc::try_unwrap) {
-                Some(Ok(mut free)) => {
-                    free.resize(CHUNK_BYTES, 0);
-                    free
-                }
-                busy => {
-                    if let Some(Err(busy)) = busy
-                        && pool.len() < QUEUED_CHUNKS + 2
-                    {
-                        pool.push_front(busy);
-                    }
-                    vec![0; CHUNK_BYTES]
-                }
-            };
-            let (got, error) = fill(&mut *source, &mut buf);
-            buf.truncate(got);
-            let chunk = Arc::new(buf);
-            if got > 0 {
-                streams.retain(|s| s.send(Ok(Arc::clone(&chunk))).is_ok());
-            }
-            pool.push_back(chunk);
-            if let Some(e) = error {
-                for s in &streams {
-                    let _ = s.send(Err((e.kind(), e.to_string())));
-                }
-                break;
-            }
-            if got < CHUNK_BYTES {
-                break;
-            }
-        }
-    }
-}
-
-/// Read until `buf` is full, the input ends or a read fails: the bytes read, and the error.
-fn fill(source: &mut dyn Read, buf: &mut [u8]) -> (usize, Option<io::Error>) {
-    let mut got = 0;
-    while got < buf.len() {
-        match source.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return (got, Some(e)),
-        }
-    }
-    (got, None)
-}
-
 /// A worker thread: its pipeline, and what it keeps of the whole run.
 struct Worker {
     me: usize,
@@ -378,15 +344,13 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(mut self, inputs: Receiver<Input>, told: Receiver<bool>) -> (Analysis, Reply) {
+    /// Read every input (each no further than its length), then wait to be told whether to
+    /// cut the last window.
+    fn run(mut self, inputs: &[(PathBuf, Option<u64>)], told: Receiver<bool>) -> (Analysis, Reply) {
         self.pipeline.expire_externally();
-        for input in inputs {
+        for (path, bytes) in inputs {
             let before = self.seq;
-            let file = input.and_then(|(name, stream)| {
-                let chunks = stream.into_iter().map(|c| c.map_err(|(k, m)| io::Error::new(k, m)));
-                TraceFile::from_shared(name, Box::new(chunks))
-            });
-            let (opened, error) = match file {
+            let (opened, error) = match TraceFile::open_first(path, *bytes) {
                 Err(e) => (None, Some(e)),
                 Ok(mut file) => {
                     let opened = Some((file.format(), file.link()));

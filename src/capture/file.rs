@@ -3,9 +3,9 @@
 //! recognised by its magic bytes, never by the file name, so that a clear message can name a
 //! file that is neither.
 //!
-//! Zero-copy: records are parsed where they lie in one reusable buffer ([`input`]), or in the
-//! chunks several readers share, and each frame is handed on as a slice of it; nothing is
-//! allocated per packet. The stream is read forward only, so a pipe reads as a file does.
+//! Zero-copy: records are parsed where they lie in one reusable buffer ([`input`]) and each
+//! frame is handed on as a slice of it; nothing is allocated per packet. The stream is read
+//! forward only, so a pipe reads as a file does.
 //!
 //! pcap: microsecond and nanosecond files (times cut to microseconds, as libpcap delivers
 //! them), both byte orders, seconds read as unsigned (until 2106). pcapng ([`pcapng`]):
@@ -28,7 +28,6 @@ use crate::decode::LinkType;
 use crate::time::{MICROS_PER_SEC, Timestamp};
 
 use input::Input;
-pub use input::SharedChunks;
 
 /// The most bytes one packet may carry in a file: libpcap's limit (`MAXIMUM_SNAPLEN`) for
 /// every link type the decoder supports.
@@ -73,7 +72,7 @@ impl fmt::Display for TraceFormat {
 }
 
 /// A trace file that cannot be opened or read to the end.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
     #[error("{path}: {message}")]
     Open { path: PathBuf, message: String },
@@ -125,44 +124,35 @@ impl fmt::Debug for TraceFile {
 impl TraceFile {
     /// Open a trace file; `-` is standard input.
     pub fn open(path: &Path) -> Result<TraceFile, CaptureError> {
-        let (name, source) = TraceFile::open_bytes(path)?;
-        TraceFile::from_reader(name, source)
+        TraceFile::open_first(path, None)
     }
 
-    /// The bytes of a trace file (`-`: standard input) and its name in messages, opened as
-    /// [`TraceFile::open`] opens them (with the same errors), for [`TraceFile::from_reader`]
-    /// here or on another thread.
-    pub fn open_bytes(path: &Path) -> Result<(PathBuf, Box<dyn Read + Send>), CaptureError> {
+    /// [`TraceFile::open`], reading a file no further than its first `bytes` (`analyze -j`:
+    /// each worker reads the file itself, and all read the same bytes even while it grows).
+    pub fn open_first(path: &Path, bytes: Option<u64>) -> Result<TraceFile, CaptureError> {
         let stdin = path == Path::new(STDIN_PATH);
         let name = if stdin { PathBuf::from("standard input") } else { path.to_path_buf() };
         let open_err = |message: String| CaptureError::Open { path: name.clone(), message };
-        let source: Box<dyn Read + Send> = if stdin {
-            Box::new(io::stdin())
+        let source: Box<dyn Read> = if stdin {
+            Box::new(io::stdin().lock())
         } else {
             let file =
                 std::fs::File::open(path).map_err(|e| open_err(format!("cannot open: {e}")))?;
             if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
                 return Err(open_err("is a directory, not a pcap or pcapng file".into()));
             }
-            Box::new(file)
+            match bytes {
+                Some(bytes) => Box::new(file.take(bytes)),
+                None => Box::new(file),
+            }
         };
-        Ok((name, source))
+        TraceFile::from_reader(name, source)
     }
 
     /// Read a trace from any byte stream (read forward only), named `name` in messages.
     pub fn from_reader(name: PathBuf, source: Box<dyn Read>) -> Result<TraceFile, CaptureError> {
-        TraceFile::from_input(name, Input::new(source))
-    }
-
-    /// Read a trace handed over in chunks that other readers share (`analyze -j`: one thread
-    /// reads the input, every worker parses it), each record where it lies in its chunk. What
-    /// is read, and every error, is what [`TraceFile::from_reader`] gives on the same bytes.
-    pub fn from_shared(name: PathBuf, chunks: SharedChunks) -> Result<TraceFile, CaptureError> {
-        TraceFile::from_input(name, Input::shared(chunks))
-    }
-
-    fn from_input(name: PathBuf, mut input: Input) -> Result<TraceFile, CaptureError> {
         let open_err = |message: String| CaptureError::Open { path: name.clone(), message };
+        let mut input = Input::new(source);
         let read_err = |e: io::Error| open_err(format!("cannot read: {e}"));
         let whole = input.fill(4).map_err(read_err)?;
         let magic = input.bytes();

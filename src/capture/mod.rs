@@ -14,6 +14,6 @@ pub mod filter;
 #[cfg(feature = "pcap")]
 mod live;
 
-pub use file::{CaptureError, MAX_CAPTURED_BYTES, SharedChunks, TraceFile, TraceFormat};
+pub use file::{CaptureError, MAX_CAPTURED_BYTES, TraceFile, TraceFormat};
 #[cfg(feature = "pcap")]
 pub use live::{LiveCapture, LiveInterface, LiveStats, Polled, Stream, kernel_clock};

@@ -3,17 +3,11 @@
 //! allocated once the buffer has its size). The stream is only ever read forward (standard
 //! input works as a file does); skipped bytes are read and dropped, never sought over.
 //!
-//! Or a stream handed over in shared chunks ([`Input::shared`]: `analyze -j`, one thread reads,
-//! every worker parses): records are parsed where they lie in the chunks; only one that
-//! straddles two chunks is gathered, in the buffer.
-//!
 //! Bounds: the buffer starts at [`INITIAL_BYTES`] and grows only while the bytes of one record
 //! larger than it arrive (doubling), never beyond [`MAX_RECORD_BYTES`] whatever a length field
-//! says; the callers check that limit before asking. A straddling record is gathered only as
-//! its bytes arrive, up to the same cap.
+//! says; the callers check that limit before asking.
 
 use std::io::{self, Read};
-use std::sync::Arc;
 
 /// The buffer's first size: many packet records per `read`, and every pcap record (at most
 /// 16 + 262,144 bytes) fits.
@@ -22,48 +16,22 @@ const INITIAL_BYTES: usize = 512 * 1024;
 /// The largest record ever buffered whole (a pcapng block: libpcap's own limit is the same).
 pub(super) const MAX_RECORD_BYTES: usize = 16 * 1024 * 1024;
 
-/// Chunks of a stream shared with other readers, in order (their bytes are all valid); an
-/// error ends the stream.
-pub type SharedChunks = Box<dyn Iterator<Item = io::Result<Arc<Vec<u8>>>>>;
-
-enum Source {
-    Read(Box<dyn Read>),
-    Shared(SharedChunks),
-}
-
 pub(super) struct Input {
-    source: Source,
-    /// Read into (a shared stream: where a straddling record is gathered).
+    source: Box<dyn Read>,
     buf: Vec<u8>,
-    /// A shared stream: the chunk [`Input::bytes`] lies in (`None`: in `buf`), and, while a
-    /// straddling record is gathered, the chunk that follows and where its ungathered bytes
-    /// begin.
-    chunk: Option<Arc<Vec<u8>>>,
-    pending: Option<(Arc<Vec<u8>>, usize)>,
-    /// The first byte not consumed yet, and the end of the bytes read, in `buf` (or `chunk`).
+    /// The first byte not consumed yet, and the end of the bytes read, in `buf`.
     start: usize,
     end: usize,
-    /// The stream offset of the first byte not consumed.
+    /// The stream offset of `buf[start]`.
     offset_bytes: u64,
     at_end: bool,
 }
 
 impl Input {
     pub(super) fn new(source: Box<dyn Read>) -> Input {
-        Input::with(Source::Read(source), vec![0; INITIAL_BYTES])
-    }
-
-    /// A stream handed over in shared chunks (module docs).
-    pub(super) fn shared(chunks: SharedChunks) -> Input {
-        Input::with(Source::Shared(chunks), Vec::new())
-    }
-
-    fn with(source: Source, buf: Vec<u8>) -> Input {
         Input {
             source,
-            buf,
-            chunk: None,
-            pending: None,
+            buf: vec![0; INITIAL_BYTES],
             start: 0,
             end: 0,
             offset_bytes: 0,
@@ -85,10 +53,6 @@ impl Input {
     #[inline(never)]
     fn fill_slow(&mut self, n: usize) -> io::Result<bool> {
         let n = n.min(MAX_RECORD_BYTES);
-        let source = match &mut self.source {
-            Source::Read(source) => source,
-            Source::Shared(_) => return self.fill_shared(n),
-        };
         if self.buf.len() - self.start < n {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -103,7 +67,7 @@ impl Input {
                 // length field alone, in a short file, allocates nothing), up to the cap.
                 self.buf.resize((self.buf.len() * 2).min(MAX_RECORD_BYTES), 0);
             }
-            match source.read(&mut self.buf[self.end..]) {
+            match self.source.read(&mut self.buf[self.end..]) {
                 Ok(0) => self.at_end = true,
                 Ok(got) => self.end += got,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -113,61 +77,10 @@ impl Input {
         Ok(true)
     }
 
-    /// [`Input::fill_slow`] of a shared stream: on in the next chunk, in place, once the
-    /// current one is consumed; a record that straddles two is gathered in `buf` as far as
-    /// asked (the rest of the next chunk waits in `pending`).
-    fn fill_shared(&mut self, n: usize) -> io::Result<bool> {
-        while self.end - self.start < n {
-            if self.start == self.end {
-                let Some((chunk, at)) = self.next_chunk()? else { return Ok(false) };
-                (self.start, self.end) = (at, chunk.len());
-                self.chunk = Some(chunk);
-                self.buf.clear();
-                continue;
-            }
-            if let Some(chunk) = self.chunk.take() {
-                self.buf.clear();
-                self.buf.extend_from_slice(&chunk[self.start..self.end]);
-            } else {
-                self.buf.drain(..self.start);
-            }
-            (self.start, self.end) = (0, self.buf.len());
-            let Some((chunk, at)) = self.next_chunk()? else { return Ok(false) };
-            let take = (n - self.end).min(chunk.len() - at);
-            self.buf.extend_from_slice(&chunk[at..at + take]);
-            self.end += take;
-            if at + take < chunk.len() {
-                self.pending = Some((chunk, at + take));
-            }
-        }
-        Ok(true)
-    }
-
-    /// A shared stream's next bytes: the rest of the pending chunk, or the next chunk.
-    fn next_chunk(&mut self) -> io::Result<Option<(Arc<Vec<u8>>, usize)>> {
-        if let Some(pending) = self.pending.take() {
-            return Ok(Some(pending));
-        }
-        let Source::Shared(chunks) = &mut self.source else { return Ok(None) };
-        if self.at_end {
-            return Ok(None);
-        }
-        match chunks.next() {
-            Some(chunk) => chunk.map(|c| Some((c, 0))),
-            None => {
-                self.at_end = true;
-                Ok(None)
-            }
-        }
-    }
-
     /// The bytes read and not consumed yet.
     #[inline(always)]
     pub(super) fn bytes(&self) -> &[u8] {
-        match &self.chunk {
-            None => &self.buf[self.start..self.end],
-            Some(chunk) => &chunk[self.start..self.end],
-        }
+        &self.buf[self.start..self.end]
     }
 
     /// Drop the first `n` bytes of [`Input::bytes`] (at most all of them).
@@ -187,8 +100,9 @@ impl Input {
             if n == 0 {
                 return Ok(true);
             }
-            // All consumed: read on (a buffer's worth, or the next chunk).
-            if !self.fill(1)? {
+            // Read a buffer's worth (or what is left to skip) anew.
+            let chunk = usize::try_from(n).unwrap_or(usize::MAX).min(self.buf.len());
+            if !self.fill(chunk)? && self.end == self.start {
                 return Ok(false);
             }
         }

@@ -1,5 +1,4 @@
 use std::io::Cursor;
-use std::sync::Arc;
 
 use super::*;
 
@@ -43,26 +42,6 @@ fn read(bytes: &[u8]) -> (Delivered, Result<u64, CaptureError>) {
         })
     });
     (out, result)
-}
-
-/// Every packet (time, frame, wire length) and the error, as text, read from `bytes` in one
-/// stream, or handed over in shared chunks of `chunk` bytes.
-type Whole = (Vec<(u64, Vec<u8>, u32)>, Result<u64, String>);
-
-fn read_whole(bytes: &[u8], chunk: Option<usize>) -> Whole {
-    let mut out = Vec::new();
-    let name = PathBuf::from("t.pcap");
-    let file = match chunk {
-        None => TraceFile::from_reader(name, Box::new(Cursor::new(bytes.to_vec()))),
-        Some(n) => {
-            let chunks: Vec<_> = bytes.chunks(n).map(|c| Ok(Arc::new(c.to_vec()))).collect();
-            TraceFile::from_shared(name, Box::new(chunks.into_iter()))
-        }
-    };
-    let result = file.and_then(|mut file| {
-        file.for_each_packet(|_, ts, frame, wire| out.push((ts.micros(), frame.to_vec(), wire)))
-    });
-    (out, result.map_err(|e| e.to_string()))
 }
 
 fn error(bytes: &[u8]) -> String {
@@ -352,14 +331,6 @@ fn cut_and_bit_flipped_samples_never_panic_and_name_the_packet() {
             }
             if round % 3 == 0 && !bytes.is_empty() {
                 assert!(got.len() as u64 <= total, "a cut file delivers no more than the whole");
-            }
-            // `analyze -j`: the same packets and the same error from shared chunks, whatever
-            // their size.
-            if round % 15 == 0 {
-                let one = read_whole(&bytes, None);
-                for chunk in [7, 1000, 65_536] {
-                    assert!(read_whole(&bytes, Some(chunk)) == one, "round {round}, {chunk}");
-                }
             }
         }
     }
