@@ -12,8 +12,9 @@
 //! classified with what was known when it was written (the whole-trace report also gives
 //! a finished flow what was learned later in the trace).
 //!
-//! With `jobs` above 1 the packets are measured by that many threads (`shard.rs`, cargo
-//! feature `jobs`), with the same results.
+//! With `jobs` above 1 the packets of files are measured by that many threads, each reading
+//! every file (`shard.rs`, cargo feature `jobs`), with the same results; standard input and
+//! pipes, which cannot be read again, by one pipeline.
 
 #[cfg(feature = "jobs")]
 mod shard;
@@ -212,12 +213,11 @@ fn run_with(input: AnalyzeInput, sink: Option<&mut dyn Sink>) -> AnalyzeOutput {
     // Standard input and pipes cannot be read by every worker: one pipeline reads them.
     #[cfg(feature = "jobs")]
     if input.jobs >= 2
-        && let Some(lengths) = shard::readable_again(&input.files)
+        && let Some(files) = shard::readable_again(&input.files)
     {
         let (analysis, inputs, errors) = shard::run(
             input.jobs,
-            &input.files,
-            lengths,
+            &files,
             input.config,
             &input.catalogue,
             grid,

@@ -61,20 +61,21 @@ use crate::time::Timestamp;
 /// The worker that measures every UDP flow (module docs).
 const UDP_WORKER: usize = 0;
 
-/// The length of each input that every worker can read for itself (`None`: one that cannot
-/// be opened, which every worker fails to open alike), or `None` when one of them cannot be
-/// read more than once (standard input, a pipe, a device).
-pub(super) fn readable_again(files: &[PathBuf]) -> Option<Vec<Option<u64>>> {
+/// Each input with the length that every worker reads of it (`None`: one that cannot be
+/// opened, which every worker fails to open alike), or `None` when one of them cannot be read
+/// more than once (standard input, a pipe, a device).
+pub(super) fn readable_again(files: &[PathBuf]) -> Option<Vec<(PathBuf, Option<u64>)>> {
     let length = |path: &PathBuf| {
         if path == Path::new("-") {
             return None;
         }
-        match std::fs::metadata(path) {
-            Ok(m) if m.is_file() => Some(Some(m.len())),
-            Ok(m) if !m.is_dir() => None,
+        let length = match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => Some(m.len()),
+            Ok(m) if !m.is_dir() => return None,
             // Every worker fails to open it, as one pipeline would.
-            _ => Some(None),
-        }
+            _ => None,
+        };
+        Some((path.clone(), length))
     };
     files.iter().map(length).collect()
 }
@@ -125,14 +126,12 @@ struct Reply {
     open: Vec<usize>,
 }
 
-/// Measure the inputs, of the `lengths` [`readable_again`] gave, with `jobs` workers (module
+/// Measure the inputs, with the lengths [`readable_again`] gave, with `jobs` workers (module
 /// docs): the analysis, the inputs as the report shows them and the errors met, as one
 /// pipeline would give them.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn run(
     jobs: usize,
-    files: &[PathBuf],
-    lengths: Vec<Option<u64>>,
+    inputs: &[(PathBuf, Option<u64>)],
     config: PipelineConfig,
     catalogue: &Catalogue,
     grid: WindowGrid,
@@ -158,8 +157,7 @@ pub(super) fn run(
                 say,
                 progress: if me == 0 { progress.take() } else { None },
             };
-            let inputs: Vec<(PathBuf, Option<u64>)> =
-                files.iter().cloned().zip(lengths.iter().copied()).collect();
+            let inputs = inputs.to_vec();
             let thread = std::thread::Builder::new()
                 .name(format!("analyze-{me}"))
                 .spawn(move || worker.run(&inputs, told))
@@ -170,7 +168,7 @@ pub(super) fn run(
 
     let mut ids = FlowIds { per_worker: vec![0; jobs], ..FlowIds::default() };
     let mut peak = 0;
-    let mut reports = Vec::with_capacity(files.len());
+    let mut reports = Vec::with_capacity(inputs.len());
     let mut errors = Vec::new();
     let mut ended = false;
     let changed = loop {
@@ -182,7 +180,7 @@ pub(super) fn run(
         let mut said = said.into_iter();
         match said.next() {
             Some(Said::Input { opened, packets, error }) => {
-                let path = files.get(reports.len()).map(|p| p.display().to_string());
+                let path = inputs.get(reports.len()).map(|(p, _)| p.display().to_string());
                 reports.push(InputReport {
                     path: path.unwrap_or_default(),
                     format: opened.map(|(format, _)| format.to_string()),
@@ -240,7 +238,8 @@ pub(super) fn run(
         for w in &mut workers {
             w.end();
         }
-        let path = files.get(reports.len()).or(files.last()).cloned().unwrap_or_default();
+        let path = inputs.get(reports.len()).or(inputs.last()).map(|(p, _)| p.clone());
+        let path = path.unwrap_or_default();
         let message =
             format!("changed while {jobs} threads read it, which then disagree: read it with -j 1");
         reports.push(InputReport {
