@@ -12,8 +12,9 @@
 //! classified with what was known when it was written (the whole-trace report also gives
 //! a finished flow what was learned later in the trace).
 //!
-//! With `jobs` above 1 the packets are measured by that many threads (`shard.rs`, cargo
-//! feature `jobs`), with the same results.
+//! With `jobs` above 1 the packets of files are measured by that many threads, each reading
+//! every file (`shard.rs`, cargo feature `jobs`), with the same results; standard input and
+//! pipes, which cannot be read again, by one pipeline.
 
 #[cfg(feature = "jobs")]
 mod shard;
@@ -26,7 +27,7 @@ use crate::classify::{Catalogue, Classifier};
 use crate::config::{DetectConfig, PipelineConfig};
 use crate::decode::LinkType;
 use crate::detect::history::History;
-use crate::detect::{Verdict, WindowGrid, evaluate_window};
+use crate::detect::{Verdict, Window, WindowGrid, evaluate_window};
 use crate::flow::Proto;
 use crate::pipeline::{Analysis, FinishedFlow, Pipeline, sort_by_id};
 use crate::report::calls::TcpStart;
@@ -83,88 +84,6 @@ pub struct AnalyzeOutput {
     pub streamed: Option<Streamed>,
 }
 
-/// What measures the packets: one pipeline, or workers with a pipeline each.
-enum Packets {
-    One(Box<Pipeline>),
-    #[cfg(feature = "jobs")]
-    Shards(Box<shard::Shards>),
-}
-
-impl Packets {
-    fn process(&mut self, link: LinkType, ts: Timestamp, frame: &[u8], wire_len: u32) {
-        match self {
-            Packets::One(p) => measure(p, link, ts, frame, wire_len),
-            #[cfg(feature = "jobs")]
-            Packets::Shards(s) => s.process(link, ts, frame, wire_len),
-        }
-    }
-
-    fn packets(&self) -> u64 {
-        match self {
-            Packets::One(p) => p.stats().packets,
-            #[cfg(feature = "jobs")]
-            Packets::Shards(s) => s.packets(),
-        }
-    }
-
-    fn decoded(&mut self) -> bool {
-        match self {
-            Packets::One(p) => p.stats().first_at.is_some(),
-            #[cfg(feature = "jobs")]
-            Packets::Shards(s) => s.decoded(),
-        }
-    }
-
-    fn clock(&self) -> Timestamp {
-        match self {
-            Packets::One(p) => p.clock(),
-            #[cfg(feature = "jobs")]
-            Packets::Shards(s) => s.clock(),
-        }
-    }
-
-    fn catalogue(&self) -> &Catalogue {
-        match self {
-            Packets::One(p) => p.catalogue(),
-            #[cfg(feature = "jobs")]
-            Packets::Shards(s) => s.catalogue(),
-        }
-    }
-
-    /// Flows open now, where one pipeline holds them.
-    fn open_flows(&self) -> Option<usize> {
-        match self {
-            Packets::One(p) => Some(p.open_flows()),
-            #[cfg(feature = "jobs")]
-            Packets::Shards(_) => None,
-        }
-    }
-
-    /// A window's end: its flows by id, and (with `drain`) the finished flows to write out,
-    /// by id.
-    fn cut(&mut self, end: Timestamp, drain: bool) -> (Vec<FinishedFlow>, Vec<FinishedFlow>) {
-        match self {
-            Packets::One(p) => {
-                let flows = p.snapshot(end).flows;
-                let mut done: Vec<FinishedFlow> =
-                    if drain { p.drain_finished().collect() } else { Vec::new() };
-                sort_by_id(&mut done);
-                (flows, done)
-            }
-            #[cfg(feature = "jobs")]
-            Packets::Shards(s) => s.cut(end, drain),
-        }
-    }
-
-    fn finish(self) -> Analysis {
-        match self {
-            Packets::One(p) => p.finish(),
-            #[cfg(feature = "jobs")]
-            Packets::Shards(s) => (*s).finish(),
-        }
-    }
-}
-
 /// One packet into a pipeline: the single thread and the workers share this one copy of
 /// the per-packet path (inlined at each call site it would be in the binary twice).
 #[inline(never)]
@@ -172,37 +91,67 @@ fn measure(pipeline: &mut Pipeline, link: LinkType, ts: Timestamp, frame: &[u8],
     pipeline.process(link, ts, frame, wire_len);
 }
 
-/// The packets' measurement, the window grid and the detectors over a stream of packets.
-struct Windowed<'s> {
-    packets: Packets,
-    grid: WindowGrid,
+/// The detectors over each window as it closes, and the sink that streams the results.
+struct Judge<'s> {
     detect: DetectConfig,
     history: Option<History>,
     verdicts: Vec<Verdict>,
     sink: Option<(&'s mut dyn Sink, Streamed)>,
 }
 
-impl Windowed<'_> {
-    fn cut(&mut self, window: crate::detect::Window) {
-        let (flows, done) = self.packets.cut(window.end, self.sink.is_some());
+impl Judge<'_> {
+    /// Whether the flows that finished go out at each window's end (streaming).
+    fn drains(&self) -> bool {
+        self.sink.is_some()
+    }
+
+    /// A window's end: `flows` to judge in it, and (streaming) the finished flows `done`,
+    /// both by id.
+    fn window(
+        &mut self,
+        window: Window,
+        flows: &[FinishedFlow],
+        done: &[FinishedFlow],
+        catalogue: &Catalogue,
+    ) {
         let flows: Vec<_> = flows.iter().collect();
-        let verdicts = evaluate_window(
-            &flows,
-            window,
-            self.packets.catalogue(),
-            &self.detect,
-            self.history.as_mut(),
-        );
+        let verdicts =
+            evaluate_window(&flows, window, catalogue, &self.detect, self.history.as_mut());
         let Some((sink, streamed)) = &mut self.sink else {
             self.verdicts.extend(verdicts);
             return;
         };
         sink.verdicts(&verdicts);
         self.verdicts.extend(verdicts);
-        for f in &done {
+        for f in done {
             streamed.keep(f);
-            sink.flow(f, self.packets.catalogue());
+            sink.flow(f, catalogue);
         }
+    }
+
+    fn output(
+        self,
+        analysis: Analysis,
+        inputs: Vec<InputReport>,
+        errors: Vec<CaptureError>,
+    ) -> AnalyzeOutput {
+        AnalyzeOutput {
+            analysis,
+            verdicts: self.verdicts,
+            history: self.history,
+            inputs,
+            errors,
+            streamed: self.sink.map(|(_, streamed)| streamed),
+        }
+    }
+
+    /// Cut a window on one pipeline and judge it.
+    fn cut(&mut self, pipeline: &mut Pipeline, window: Window) {
+        let flows = pipeline.snapshot(window.end).flows;
+        let mut done: Vec<FinishedFlow> =
+            if self.drains() { pipeline.drain_finished().collect() } else { Vec::new() };
+        sort_by_id(&mut done);
+        self.window(window, &flows, &done, pipeline.catalogue());
     }
 }
 
@@ -253,25 +202,46 @@ fn run_with(input: AnalyzeInput, sink: Option<&mut dyn Sink>) -> AnalyzeOutput {
     let services = input.catalogue.services().len();
     let streamed =
         || Streamed { tally: Tally::new(services), legs: Vec::new(), tcp_starts: Vec::new() };
-    let mut progress = input.progress.then(|| Progress::new(&input.files));
-    let packets = match input.jobs {
-        #[cfg(feature = "jobs")]
-        jobs @ 2.. => {
-            Packets::Shards(Box::new(shard::Shards::new(jobs, input.config, input.catalogue)))
-        }
-        _ => Packets::One(Box::new(Pipeline::new(input.config, Classifier::new(input.catalogue)))),
-    };
-    let mut w = Windowed {
-        packets,
-        grid: WindowGrid::new(input.detect.window_s, input.window_origin),
+    let progress = input.progress.then(|| Progress::new(&input.files));
+    let grid = WindowGrid::new(input.detect.window_s, input.window_origin);
+    let mut judge = Judge {
         detect: input.detect,
         history: input.history,
         verdicts: Vec::new(),
         sink: sink.map(|s| (s, streamed())),
     };
-    let mut inputs = Vec::with_capacity(input.files.len());
+    // Standard input and pipes cannot be read by every worker: one pipeline reads them.
+    #[cfg(feature = "jobs")]
+    if input.jobs >= 2
+        && let Some(files) = shard::readable_again(&input.files)
+    {
+        let (analysis, inputs, errors) = shard::run(
+            input.jobs,
+            &files,
+            input.config,
+            &input.catalogue,
+            grid,
+            progress,
+            &mut judge,
+        );
+        return judge.output(analysis, inputs, errors);
+    }
+    let pipeline = Pipeline::new(input.config, Classifier::new(input.catalogue));
+    let (analysis, inputs, errors) = one(&input.files, pipeline, grid, progress, &mut judge);
+    judge.output(analysis, inputs, errors)
+}
+
+/// The inputs read into one pipeline on this thread.
+fn one(
+    files: &[PathBuf],
+    mut pipeline: Pipeline,
+    mut grid: WindowGrid,
+    mut progress: Option<Progress>,
+    judge: &mut Judge<'_>,
+) -> (Analysis, Vec<InputReport>, Vec<CaptureError>) {
+    let mut inputs = Vec::with_capacity(files.len());
     let mut errors = Vec::new();
-    for path in &input.files {
+    for path in files {
         let mut report = InputReport {
             path: path.display().to_string(),
             format: None,
@@ -287,17 +257,17 @@ fn run_with(input: AnalyzeInput, sink: Option<&mut dyn Sink>) -> AnalyzeOutput {
             Ok(mut file) => {
                 report.format = Some(file.format().to_string());
                 report.link_type = Some(file.link().name().to_string());
-                let before = w.packets.packets();
+                let before = pipeline.stats().packets;
                 let result = file.for_each_packet(|link, ts, frame, wire_len| {
-                    if let Some(window) = w.grid.due(ts) {
-                        w.cut(window);
+                    if let Some(window) = grid.due(ts) {
+                        judge.cut(&mut pipeline, window);
                     }
-                    w.packets.process(link, ts, frame, wire_len);
+                    measure(&mut pipeline, link, ts, frame, wire_len);
                     if let Some(p) = &mut progress {
-                        p.packet(frame.len(), &w.packets);
+                        p.packet(frame.len(), Some(&pipeline));
                     }
                 });
-                report.packets = w.packets.packets() - before;
+                report.packets = pipeline.stats().packets - before;
                 if let Err(e) = result {
                     report.error = Some(e.to_string());
                     errors.push(e);
@@ -306,22 +276,15 @@ fn run_with(input: AnalyzeInput, sink: Option<&mut dyn Sink>) -> AnalyzeOutput {
         }
         inputs.push(report);
     }
-    if w.packets.decoded()
-        && let Some(last) = w.grid.last(w.packets.clock())
+    if pipeline.stats().first_at.is_some()
+        && let Some(last) = grid.last(pipeline.clock())
     {
-        w.cut(last);
+        judge.cut(&mut pipeline, last);
     }
     if let Some(p) = &progress {
         p.done();
     }
-    AnalyzeOutput {
-        analysis: w.packets.finish(),
-        verdicts: w.verdicts,
-        history: w.history,
-        inputs,
-        errors,
-        streamed: w.sink.map(|(_, streamed)| streamed),
-    }
+    (pipeline.finish(), inputs, errors)
 }
 
 /// The progress line: packets, their rate, open flows and, from the files' sizes, how much
@@ -353,7 +316,8 @@ impl Progress {
         }
     }
 
-    fn packet(&mut self, captured: usize, packets: &Packets) {
+    /// A packet of `captured` bytes read; `open`: the pipeline whose open flows to show.
+    fn packet(&mut self, captured: usize, open: Option<&Pipeline>) {
         self.packets += 1;
         self.read_bytes += captured as u64 + 16;
         if !self.packets.is_multiple_of(Self::EVERY_PACKETS) || self.last.elapsed().as_secs() < 1 {
@@ -370,7 +334,7 @@ impl Progress {
             }
             _ => String::new(),
         };
-        let open = packets.open_flows().map(|n| format!(", {n} flows open")).unwrap_or_default();
+        let open = open.map(|p| format!(", {} flows open", p.open_flows())).unwrap_or_default();
         eprint!("\r{} packets ({rate:.0}/s){open}{left}\x1b[K", self.packets);
     }
 

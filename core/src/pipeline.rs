@@ -300,7 +300,7 @@ impl Pipeline {
     }
 
     /// Leave the checks for idle flows to the caller's [`Pipeline::expire`] (a sharded
-    /// `analyze`, whose reader sees every packet's time and tells all workers when to check).
+    /// `analyze`, whose workers each see every packet's time and check at the same times).
     pub fn expire_externally(&mut self) {
         self.next_expiry = Timestamp::from_micros(u64::MAX);
     }
@@ -313,8 +313,8 @@ impl Pipeline {
         self.finish_removed();
     }
 
-    /// Learn from a DNS answer whose packet another pipeline measures (a sharded `analyze`
-    /// gives every worker the answers: they label the flows that follow, on any worker).
+    /// Learn from a DNS answer whose packet another pipeline measures (in a sharded `analyze`
+    /// every worker learns from every answer: they label the flows that follow, on any worker).
     pub fn learn_dns(&mut self, payload: &[u8], ts: Timestamp) {
         self.classifier.learn_dns(payload, ts);
     }
@@ -343,7 +343,7 @@ impl Pipeline {
     pub fn process(&mut self, link: LinkType, ts: Timestamp, frame: &[u8], wire_len: u32) {
         self.stats.packets += 1;
         // The table ages on the latest time seen (of every packet read, whatever it holds:
-        // a sharded `analyze`'s reader keeps this clock without decoding every packet), so a
+        // a sharded `analyze`'s workers keep this clock without decoding every packet), so a
         // packet stamped in the past cannot resurrect expired state or make the clock run
         // backwards.
         self.clock = self.clock.max(ts);

@@ -3,128 +3,456 @@
 //! equivalence test in `tests/cli.rs` compares them byte for byte on every lab sample and
 //! corpus capture).
 //!
-//! The reader (the caller's thread) finds each packet's flow (a plain TCP packet's key read at
-//! fixed offsets, anything else decoded) and hands it, in batches, to the worker that owns
-//! the flow; every worker sees its packets in the order of the trace. What ties flows together is kept as one pipeline keeps it:
+//! Every worker reads every input file itself, whole (its own reads, into its own buffer, on
+//! its own core), parses every record, passes over the packets of flows it does not own after
+//! a cheap test ([`FlowKey::plain_tcp_shard`]: a plain TCP packet's addresses and ports read
+//! at fixed offsets; anything else decoded) and measures the others. Every worker thus sees
+//! every packet at its place in the trace, and what ties flows together is kept as one
+//! pipeline keeps it:
 //! - TCP flows are spread by [`FlowKey::shard`], a hash of the direction-free key. Every UDP
-//!   flow goes to worker 0: UDP flows teach each other their service (a call's legs share
-//!   sockets, ICE fragments and STUN addresses; QUIC Initials wait in one table), so they
-//!   stay in one classifier. TCP flows learn only from DNS answers, which every worker is
-//!   given at their place in the trace.
-//! - Idle flows are checked for at the same packet times in every worker: the reader keeps
-//!   the run's clock (of every packet read, as one pipeline keeps it) and tells all workers
-//!   when to check.
-//! - Flow ids are the order of creation over the whole run: each worker says at which packet
-//!   it created each flow, and the reader numbers them in that order at each window's end.
+//!   flow, and every packet that does not decode, belongs to worker 0: UDP flows teach each
+//!   other their service (a call's legs share sockets, ICE fragments and STUN addresses; QUIC
+//!   Initials wait in one table), so they stay in one classifier. TCP flows learn only from
+//!   DNS answers, which every worker learns from at their place in the trace.
+//! - Idle flows are checked for at the same packet times in every worker: each keeps the
+//!   run's clock (of every packet read and every window's end, as one pipeline keeps it).
+//! - Windows are cut at the same packets in every worker (each has the window grid); each
+//!   sends its snapshot to the caller's thread, which merges them, judges the window and
+//!   streams what finished.
+//! - Flow ids are the order of creation over the whole run: each worker numbers the packets
+//!   and says at which packet it created each flow, and the caller numbers them in that order
+//!   at each window's end.
 //! - The table's peak is the most flows held by all workers at once: flows are only removed
 //!   at the checks and the windows' ends, which all workers share, so the peak is the largest
 //!   sum of the workers' open flows just before one of them.
+//! - Every worker reads the same bytes: a file's length is taken once, before the run, and no
+//!   worker reads beyond it (a file still being written is read as far as it was then). A
+//!   truncated or corrupt file stops every worker at the same record, with the error one
+//!   pipeline gives; the caller reports worker 0's. A file changed in place while the workers
+//!   read it (they then disagree) gives an error and no results.
+//!
+//! Standard input and pipes cannot be read N times: [`readable_again`] says so, and `analyze`
+//! reads them with one pipeline, whatever `-j`.
 //!
 //! Limits: each worker has the whole `--max-flows` and `--detail-flows` (memory up to N
 //! times one pipeline's): whenever one pipeline never fills its table or its detail pool, the
 //! results are the same; when it does, the workers evict, refuse and deny detail to fewer
 //! flows than it would. With more than 64 IPv4 datagrams in fragments at once, a worker's
-//! fragment cache (which sees only its own flows) may attribute a later fragment that one
-//! pipeline's would have lost. A DNS answer teaches every worker even when its own flow was
-//! refused by a full table.
+//! pipeline's fragment cache (which sees only its own flows) may attribute a later fragment
+//! that one pipeline's would have lost. A DNS answer teaches every worker even when its own
+//! flow was refused by a full table.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
+use super::{Judge, Progress};
+use crate::capture::{CaptureError, TraceFile, TraceFormat};
 use crate::classify::{Catalogue, Classifier};
 use crate::config::PipelineConfig;
-use crate::decode::{self, AddrWords, Decoded, FragmentCache, IPPROTO_TCP, LinkType, Transport};
+use crate::decode::{self, Decoded, FragmentCache, IPPROTO_TCP, LinkType, Transport};
+use crate::detect::{Window, WindowGrid};
 use crate::flow::{Endpoint, FlowKey, Proto};
 use crate::pipeline::{Analysis, EXPIRY_INTERVAL_US, FinishedFlow, Pipeline, sort_by_id};
+use crate::report::InputReport;
 use crate::time::Timestamp;
 
-/// Packets handed to a worker at once: one hand-over per batch, not per packet.
-const BATCH_PACKETS: usize = 1024;
-/// Batches waiting for each worker: the reader runs at most this far ahead.
-const QUEUED_BATCHES: usize = 4;
 /// The worker that measures every UDP flow (module docs).
 const UDP_WORKER: usize = 0;
 
-/// What a worker is told, in the trace's order. Packet and DNS payload bytes follow one
-/// another in the batch's buffer.
-#[derive(Debug, Clone, Copy)]
-enum Item {
-    /// A packet to measure; `seq` numbers the packets of the run.
-    Packet { seq: u64, link: LinkType, ts: Timestamp, wire_len: u32, captured: u32 },
-    /// The payload of a DNS answer that another worker measures.
-    Dns { ts: Timestamp, captured: u32 },
-    /// Check for idle flows at this packet time.
-    Expire(Timestamp),
-    /// A window ends: reply with its snapshot (and, to stream them, the finished flows).
-    Cut { end: Timestamp, drain: bool },
-    /// Reply whether any packet decoded.
-    Ask,
+/// Each input with the length that every worker reads of it (`None`: one that cannot be
+/// opened, which every worker fails to open alike), or `None` when one of them cannot be read
+/// more than once (standard input, a pipe, a device).
+pub(super) fn readable_again(files: &[PathBuf]) -> Option<Vec<(PathBuf, Option<u64>)>> {
+    let length = |path: &PathBuf| {
+        if path == Path::new("-") {
+            return None;
+        }
+        let length = match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => Some(m.len()),
+            Ok(m) if !m.is_dir() => return None,
+            // Every worker fails to open it, as one pipeline would.
+            _ => None,
+        };
+        Some((path.clone(), length))
+    };
+    files.iter().map(length).collect()
 }
 
-#[derive(Debug, Default)]
-struct Batch {
-    items: Vec<Item>,
-    bytes: Vec<u8>,
+/// What a worker tells the caller, in the order of the trace (every worker tells the same).
+#[derive(Debug)]
+enum Said {
+    /// An input read to its end or to the error that stopped it (`opened`: its format and
+    /// link type, when it opened).
+    Input { opened: Option<(TraceFormat, LinkType)>, packets: u64, error: Option<CaptureError> },
+    /// A window ended: its snapshot.
+    Cut(Window, Reply),
+    /// The end of the inputs: whether a packet decoded, and the window in progress; the
+    /// worker then waits to be told whether to cut it.
+    End { decoded: bool, last: Option<Window> },
 }
 
-/// A worker's answer to a [`Item::Cut`], or what it leaves at the end of the input.
+impl Said {
+    /// Whether two workers said the same (what is compared of it).
+    fn agrees(&self, other: &Said) -> bool {
+        match (self, other) {
+            (
+                Said::Input { packets: a, error: e, .. },
+                Said::Input { packets: b, error: f, .. },
+            ) => {
+                a == b && e.as_ref().map(ToString::to_string) == f.as_ref().map(ToString::to_string)
+            }
+            (Said::Cut(a, _), Said::Cut(b, _)) => a.start == b.start && a.end == b.end,
+            (Said::End { last: a, .. }, Said::End { last: b, .. }) => {
+                a.as_ref().map(|w| (w.start, w.end)) == b.as_ref().map(|w| (w.start, w.end))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A worker's snapshot at a window's end, or what it leaves at the end of the input.
 #[derive(Debug, Default)]
 struct Reply {
     /// The window's snapshot flows, and the finished flows it drained.
     flows: Vec<FinishedFlow>,
     drained: Vec<FinishedFlow>,
-    /// The packet (`seq`) that created each of its flows since the last reply, in order.
+    /// The packet (numbered over the run) that created each of its flows since the last
+    /// reply, in order.
     created: Vec<u64>,
     /// Its open flows just before each check for idle flows since the last reply, and just
     /// before this cut (or the end).
     open: Vec<usize>,
-    /// Whether a packet decoded (its pipeline's `first_at` is set).
-    decoded: bool,
 }
 
-/// The reader's side of one worker.
-struct Worker {
-    queue: Option<SyncSender<Batch>>,
-    empties: Receiver<Batch>,
-    replies: Receiver<Reply>,
-    batch: Batch,
+/// Measure the inputs, with the lengths [`readable_again`] gave, with `jobs` workers (module
+/// docs): the analysis, the inputs as the report shows them and the errors met, as one
+/// pipeline would give them.
+pub(super) fn run(
+    jobs: usize,
+    inputs: &[(PathBuf, Option<u64>)],
+    config: PipelineConfig,
+    catalogue: &Catalogue,
+    grid: WindowGrid,
+    mut progress: Option<Progress>,
+    judge: &mut Judge<'_>,
+) -> (Analysis, Vec<InputReport>, Vec<CaptureError>) {
+    let drain = judge.drains();
+    let mut workers: Vec<Boss> = (0..jobs)
+        .map(|me| {
+            let (say, heard) = sync_channel(2);
+            let (tell, told) = sync_channel(1);
+            let worker = Worker {
+                me,
+                jobs,
+                pipeline: Pipeline::new(config, Classifier::new(catalogue.clone())),
+                grid: grid.clone(),
+                fragments: FragmentCache::default(),
+                seq: 0,
+                clock: Timestamp::default(),
+                next_expiry: Timestamp::default(),
+                reply: Reply::default(),
+                drain,
+                say,
+                progress: if me == 0 { progress.take() } else { None },
+            };
+            let inputs = inputs.to_vec();
+            let thread = std::thread::Builder::new()
+                .name(format!("analyze-{me}"))
+                .spawn(move || worker.run(&inputs, told))
+                .expect("the system starts a thread");
+            Boss { heard, tell, thread: Some(thread) }
+        })
+        .collect();
+
+    let mut ids = FlowIds { per_worker: vec![0; jobs], ..FlowIds::default() };
+    let mut peak = 0;
+    let mut reports = Vec::with_capacity(inputs.len());
+    let mut errors = Vec::new();
+    let mut ended = false;
+    let changed = loop {
+        // One thing from every worker: the same thing.
+        let said: Vec<Said> = workers.iter_mut().map(Boss::hear).collect();
+        if !said.iter().all(|s| s.agrees(&said[0])) {
+            break Some(said);
+        }
+        let mut said = said.into_iter();
+        match said.next() {
+            Some(Said::Input { opened, packets, error }) => {
+                let path = inputs.get(reports.len()).map(|(p, _)| p.display().to_string());
+                reports.push(InputReport {
+                    path: path.unwrap_or_default(),
+                    format: opened.map(|(format, _)| format.to_string()),
+                    link_type: opened.map(|(_, link)| link.name().to_string()),
+                    packets,
+                    error: error.as_ref().map(ToString::to_string),
+                });
+                errors.extend(error);
+            }
+            Some(Said::Cut(window, first)) => {
+                let mut replies = vec![first];
+                replies.extend(said.filter_map(|s| match s {
+                    Said::Cut(_, reply) => Some(reply),
+                    _ => None,
+                }));
+                count(&mut ids, &mut peak, &replies);
+                let (mut flows, mut drained) = (Vec::new(), Vec::new());
+                for (w, reply) in replies.iter_mut().enumerate() {
+                    ids.rename(w, &mut reply.flows, false);
+                    ids.rename(w, &mut reply.drained, true);
+                    flows.append(&mut reply.flows);
+                    drained.append(&mut reply.drained);
+                }
+                sort_by_id(&mut flows);
+                sort_by_id(&mut drained);
+                judge.window(window, &flows, &drained, catalogue);
+                if ended {
+                    break None;
+                }
+            }
+            Some(Said::End { decoded, last }) => {
+                let decoded = decoded || said.any(|s| matches!(s, Said::End { decoded: true, .. }));
+                let cut = decoded && last.is_some();
+                for w in &workers {
+                    let _ = w.tell.send(cut);
+                }
+                if !cut {
+                    break None;
+                }
+                // The last window's snapshots come next.
+                ended = true;
+            }
+            None => break None,
+        }
+    };
+    if let Some(said) = changed {
+        // Wait for every worker to end (those told to cut the last window end after it), and
+        // keep nothing of what they measured.
+        for (w, mut said) in workers.iter_mut().zip(said) {
+            while !ended && !matches!(said, Said::End { .. }) {
+                said = w.hear();
+            }
+            let _ = w.tell.send(false);
+        }
+        for w in &mut workers {
+            w.end();
+        }
+        let path = inputs.get(reports.len()).or(inputs.last()).map(|(p, _)| p.clone());
+        let path = path.unwrap_or_default();
+        let message =
+            format!("changed while {jobs} threads read it, which then disagree: read it with -j 1");
+        reports.push(InputReport {
+            path: path.display().to_string(),
+            format: None,
+            link_type: None,
+            packets: 0,
+            error: Some(message.clone()),
+        });
+        errors.push(CaptureError::Open { path, message });
+        let empty = Pipeline::new(config, Classifier::new(catalogue.clone()));
+        return (empty.finish(), reports, errors);
+    }
+    let ends: Vec<(Analysis, Reply)> = workers.iter_mut().map(Boss::end).collect();
+    let (mut parts, replies): (Vec<Analysis>, Vec<Reply>) = ends.into_iter().unzip();
+    count(&mut ids, &mut peak, &replies);
+    for (w, part) in parts.iter_mut().enumerate() {
+        ids.rename(w, &mut part.flows, true);
+    }
+    let mut parts = parts.into_iter();
+    let mut all = parts.next().expect("at least one worker");
+    for part in parts {
+        all.flows.extend(part.flows);
+        let (s, p) = (&mut all.stats, &part.stats);
+        s.packets += p.packets;
+        s.measured += p.measured;
+        s.skipped.add_all(&p.skipped);
+        s.first_at = earliest(s.first_at, p.first_at);
+        s.last_at = s.last_at.max(p.last_at);
+        let (t, p) = (&mut all.table, &part.table);
+        t.created += p.created;
+        t.expired += p.expired;
+        t.evicted += p.evicted;
+        t.refused += p.refused;
+        all.detail_refused += part.detail_refused;
+        all.histograms.add(&part.histograms);
+    }
+    all.table.peak = peak;
+    sort_by_id(&mut all.flows);
+    (all, reports, errors)
+}
+
+/// Number the flows the workers created since their last replies, and follow the peak.
+fn count(ids: &mut FlowIds, peak: &mut usize, replies: &[Reply]) {
+    let created: Vec<&[u64]> = replies.iter().map(|r| r.created.as_slice()).collect();
+    ids.number(&created);
+    let checks = replies.iter().map(|r| r.open.len()).min().unwrap_or(0);
+    for i in 0..checks {
+        *peak = (*peak).max(replies.iter().map(|r| r.open[i]).sum());
+    }
+}
+
+/// The caller's side of one worker.
+struct Boss {
+    heard: Receiver<Said>,
+    tell: SyncSender<bool>,
     thread: Option<JoinHandle<(Analysis, Reply)>>,
 }
 
-impl Worker {
-    fn push(&mut self, item: Item, bytes: &[u8]) {
-        self.batch.items.push(item);
-        self.batch.bytes.extend_from_slice(bytes);
-        if self.batch.items.len() >= BATCH_PACKETS {
-            self.flush();
-        }
-    }
-
-    fn flush(&mut self) {
-        let empty = self.empties.try_recv().unwrap_or_default();
-        let batch = std::mem::replace(&mut self.batch, empty);
-        // A worker that is gone has panicked: joining it (`reply`, `end`) says so.
-        if let Some(queue) = &self.queue {
-            let _ = queue.send(batch);
-        }
-    }
-
-    fn reply(&mut self) -> Reply {
-        match self.replies.recv() {
-            Ok(reply) => reply,
-            Err(_) => self.end().1,
+impl Boss {
+    fn hear(&mut self) -> Said {
+        match self.heard.recv() {
+            Ok(said) => said,
+            // Gone before its end: it panicked, and joining it says so.
+            Err(_) => {
+                self.end();
+                unreachable!("a worker ends only after it was told to")
+            }
         }
     }
 
     /// Wait for the worker to finish; a worker's panic is the caller's.
     fn end(&mut self) -> (Analysis, Reply) {
-        self.queue = None;
         let thread = self.thread.take().expect("a worker is ended once");
         match thread.join() {
             Ok(end) => end,
             Err(panic) => std::panic::resume_unwind(panic),
         }
+    }
+}
+
+/// A worker thread: its pipeline, and what it keeps of the whole run.
+struct Worker {
+    me: usize,
+    jobs: usize,
+    pipeline: Pipeline,
+    grid: WindowGrid,
+    /// For the packets it decodes to find their owner (as one pipeline's cache sees them).
+    fragments: FragmentCache,
+    /// Packets read; the latest time of a packet or a window's end, and the next check for
+    /// idle flows (as one pipeline keeps them).
+    seq: u64,
+    clock: Timestamp,
+    next_expiry: Timestamp,
+    reply: Reply,
+    /// Drain the finished flows at each window's end (streaming).
+    drain: bool,
+    say: SyncSender<Said>,
+    /// The progress line (worker 0's).
+    progress: Option<Progress>,
+}
+
+impl Worker {
+    /// Read every input (each no further than its length), then wait to be told whether to
+    /// cut the last window.
+    fn run(mut self, inputs: &[(PathBuf, Option<u64>)], told: Receiver<bool>) -> (Analysis, Reply) {
+        self.pipeline.expire_externally();
+        for (path, bytes) in inputs {
+            let before = self.seq;
+            let (opened, error) = match TraceFile::open_first(path, *bytes) {
+                Err(e) => (None, Some(e)),
+                Ok(mut file) => {
+                    let opened = Some((file.format(), file.link()));
+                    let read = file.for_each_packet(|link, ts, frame, wire_len| {
+                        self.packet(link, ts, frame, wire_len);
+                    });
+                    (opened, read.err())
+                }
+            };
+            self.tell(Said::Input { opened, packets: self.seq - before, error });
+        }
+        if let Some(p) = &self.progress {
+            p.done();
+        }
+        let decoded = self.pipeline.stats().first_at.is_some();
+        self.tell(Said::End { decoded, last: self.grid.last(self.clock) });
+        if told.recv().unwrap_or(false)
+            && let Some(last) = self.grid.last(self.clock)
+        {
+            self.cut(last);
+        }
+        self.reply.open.push(self.pipeline.open_flows());
+        (self.pipeline.finish(), self.reply)
+    }
+
+    fn tell(&self, said: Said) {
+        // The caller is gone only when another worker panicked: it says so.
+        let _ = self.say.send(said);
+    }
+
+    /// One packet of the trace: measured if its flow is this worker's; its time, in any case.
+    #[inline(always)]
+    fn packet(&mut self, link: LinkType, ts: Timestamp, frame: &[u8], wire_len: u32) {
+        if let Some(window) = self.grid.due(ts) {
+            self.cut(window);
+        }
+        self.seq += 1;
+        self.clock = self.clock.max(ts);
+        if self.clock >= self.next_expiry {
+            self.expire();
+        }
+        let owner = match FlowKey::plain_tcp_shard(link, frame, self.jobs) {
+            Some(owner) => owner,
+            None => self.decoded_owner(link, ts, frame, wire_len),
+        };
+        if owner == self.me {
+            let before = self.pipeline.flows_created();
+            super::measure(&mut self.pipeline, link, ts, frame, wire_len);
+            if self.pipeline.flows_created() != before {
+                self.reply.created.push(self.seq);
+            }
+        }
+        if let Some(p) = &mut self.progress {
+            p.packet(frame.len(), None);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn expire(&mut self) {
+        self.next_expiry = self.clock.add_micros(EXPIRY_INTERVAL_US);
+        self.reply.open.push(self.pipeline.open_flows());
+        self.pipeline.expire(self.clock);
+    }
+
+    /// The owner of a packet the fast path does not read: decoded in full (which also keeps
+    /// the worker's own fragment cache as one pipeline's), and a DNS answer learned from
+    /// when another worker measures it. A packet that does not decode is worker 0's, which
+    /// counts it as one pipeline would.
+    #[cold]
+    #[inline(never)]
+    fn decoded_owner(
+        &mut self,
+        link: LinkType,
+        ts: Timestamp,
+        frame: &[u8],
+        wire_len: u32,
+    ) -> usize {
+        let Ok(packet) = decode::decode(link, ts, frame, wire_len, &mut self.fragments) else {
+            return UDP_WORKER;
+        };
+        let owner = owner(&packet, self.jobs);
+        if let Transport::Udp(u) = packet.transport
+            && u.src_port == 53
+            && owner != self.me
+        {
+            self.pipeline.learn_dns(u.payload, ts);
+        }
+        owner
+    }
+
+    /// A window ends: its snapshot to the caller.
+    #[cold]
+    #[inline(never)]
+    fn cut(&mut self, window: Window) {
+        self.clock = self.clock.max(window.end);
+        self.reply.open.push(self.pipeline.open_flows());
+        self.reply.flows = self.pipeline.snapshot(window.end).flows;
+        if self.drain {
+            self.reply.drained = self.pipeline.drain_finished().collect();
+        }
+        let reply = std::mem::take(&mut self.reply);
+        self.tell(Said::Cut(window, reply));
     }
 }
 
@@ -165,249 +493,11 @@ impl FlowIds {
     }
 }
 
-/// The reader and its workers.
-pub struct Shards {
-    workers: Vec<Worker>,
-    catalogue: Catalogue,
-    fragments: FragmentCache,
-    /// Packets read.
-    packets: u64,
-    /// The latest time of a packet or a window's end, and the next check for idle flows (as
-    /// one pipeline keeps them).
-    clock: Timestamp,
-    next_expiry: Timestamp,
-    /// A packet decoded (known once the reader decoded one or asked).
-    decoded: bool,
-    ids: FlowIds,
-    peak: usize,
-}
-
-impl Shards {
-    /// Start `jobs` workers, each with a pipeline of `config`.
-    pub fn new(jobs: usize, config: PipelineConfig, catalogue: Catalogue) -> Shards {
-        let workers = (0..jobs)
-            .map(|i| {
-                let (queue, batches) = sync_channel(QUEUED_BATCHES);
-                let (give_back, empties) = sync_channel(QUEUED_BATCHES);
-                let (answer, replies) = sync_channel(1);
-                let pipeline = Pipeline::new(config, Classifier::new(catalogue.clone()));
-                let thread = std::thread::Builder::new()
-                    .name(format!("analyze-{i}"))
-                    .spawn(move || work(pipeline, batches, give_back, answer))
-                    .expect("the system starts a thread");
-                Worker {
-                    queue: Some(queue),
-                    empties,
-                    replies,
-                    batch: Batch::default(),
-                    thread: Some(thread),
-                }
-            })
-            .collect();
-        Shards {
-            workers,
-            catalogue,
-            fragments: FragmentCache::default(),
-            packets: 0,
-            clock: Timestamp::default(),
-            next_expiry: Timestamp::default(),
-            decoded: false,
-            ids: FlowIds { per_worker: vec![0; jobs], ..FlowIds::default() },
-            peak: 0,
-        }
-    }
-
-    pub fn catalogue(&self) -> &Catalogue {
-        &self.catalogue
-    }
-
-    pub fn packets(&self) -> u64 {
-        self.packets
-    }
-
-    /// Whether any packet decoded (one pipeline's `first_at` is set): the reader knows of
-    /// those it decoded itself; otherwise the workers are asked.
-    pub fn decoded(&mut self) -> bool {
-        if !self.decoded {
-            for w in &mut self.workers {
-                w.push(Item::Ask, &[]);
-                w.flush();
-            }
-            self.decoded =
-                self.workers.iter_mut().map(|w| w.reply().decoded).fold(false, |a, b| a | b);
-        }
-        self.decoded
-    }
-
-    pub fn clock(&self) -> Timestamp {
-        self.clock
-    }
-
-    /// Hand one captured frame to the worker of its flow (a frame that does not decode to
-    /// the worker of UDP, which counts it as one pipeline would).
-    pub fn process(&mut self, link: LinkType, ts: Timestamp, frame: &[u8], wire_len: u32) {
-        self.packets += 1;
-        self.clock = self.clock.max(ts);
-        if self.clock >= self.next_expiry {
-            self.next_expiry = self.clock.add_micros(EXPIRY_INTERVAL_US);
-            for w in &mut self.workers {
-                w.push(Item::Expire(self.clock), &[]);
-            }
-        }
-        let owner = match plain_tcp(link, frame) {
-            Some(key) => key.shard(self.workers.len()),
-            None => self.decoded_owner(link, ts, frame, wire_len),
-        };
-        let item =
-            Item::Packet { seq: self.packets, link, ts, wire_len, captured: frame.len() as u32 };
-        self.workers[owner].push(item, frame);
-    }
-
-    /// The owner of a packet the fast path does not read: decoded in full (which also
-    /// keeps the reader's fragment cache as one pipeline's), and a DNS answer given to
-    /// every other worker.
-    #[cold]
-    #[inline(never)]
-    fn decoded_owner(
-        &mut self,
-        link: LinkType,
-        ts: Timestamp,
-        frame: &[u8],
-        wire_len: u32,
-    ) -> usize {
-        let Ok(packet) = decode::decode(link, ts, frame, wire_len, &mut self.fragments) else {
-            return UDP_WORKER;
-        };
-        self.decoded = true;
-        let owner = owner(&packet, self.workers.len());
-        if let Transport::Udp(u) = packet.transport
-            && u.src_port == 53
-        {
-            let item = Item::Dns { ts, captured: u.payload.len() as u32 };
-            for (_, w) in self.workers.iter_mut().enumerate().filter(|(i, _)| *i != owner) {
-                w.push(item, u.payload);
-            }
-        }
-        owner
-    }
-
-    /// A window ends at `end`: the flows to judge in it, by id, and (with `drain`) the flows
-    /// that finished, by id, which the workers no longer hold.
-    pub fn cut(&mut self, end: Timestamp, drain: bool) -> (Vec<FinishedFlow>, Vec<FinishedFlow>) {
-        self.clock = self.clock.max(end);
-        for w in &mut self.workers {
-            w.push(Item::Cut { end, drain }, &[]);
-            w.flush();
-        }
-        let mut replies: Vec<Reply> = self.workers.iter_mut().map(Worker::reply).collect();
-        self.count(&replies);
-        let (mut flows, mut drained) = (Vec::new(), Vec::new());
-        for (w, reply) in replies.iter_mut().enumerate() {
-            self.ids.rename(w, &mut reply.flows, false);
-            self.ids.rename(w, &mut reply.drained, true);
-            flows.append(&mut reply.flows);
-            drained.append(&mut reply.drained);
-        }
-        sort_by_id(&mut flows);
-        sort_by_id(&mut drained);
-        (flows, drained)
-    }
-
-    /// Number the new flows and follow the peak.
-    fn count(&mut self, replies: &[Reply]) {
-        let created: Vec<&[u64]> = replies.iter().map(|r| r.created.as_slice()).collect();
-        self.ids.number(&created);
-        let checks = replies.iter().map(|r| r.open.len()).min().unwrap_or(0);
-        for i in 0..checks {
-            self.peak = self.peak.max(replies.iter().map(|r| r.open[i]).sum());
-        }
-    }
-
-    /// End of input: the workers' analyses as one.
-    pub fn finish(mut self) -> Analysis {
-        for w in &mut self.workers {
-            w.flush();
-        }
-        let ends: Vec<(Analysis, Reply)> = self.workers.iter_mut().map(Worker::end).collect();
-        let (mut parts, replies): (Vec<Analysis>, Vec<Reply>) = ends.into_iter().unzip();
-        self.count(&replies);
-        for (w, part) in parts.iter_mut().enumerate() {
-            self.ids.rename(w, &mut part.flows, true);
-        }
-        let mut parts = parts.into_iter();
-        let mut all = parts.next().expect("at least one worker");
-        for part in parts {
-            all.flows.extend(part.flows);
-            let (s, p) = (&mut all.stats, &part.stats);
-            s.packets += p.packets;
-            s.measured += p.measured;
-            s.skipped.add_all(&p.skipped);
-            s.first_at = earliest(s.first_at, p.first_at);
-            s.last_at = s.last_at.max(p.last_at);
-            let (t, p) = (&mut all.table, &part.table);
-            t.created += p.created;
-            t.expired += p.expired;
-            t.evicted += p.evicted;
-            t.refused += p.refused;
-            all.detail_refused += part.detail_refused;
-            all.histograms.add(&part.histograms);
-        }
-        all.table.peak = self.peak;
-        sort_by_id(&mut all.flows);
-        all
-    }
-}
-
 fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }
-}
-
-/// The key of a TCP packet in an untagged Ethernet frame, IPv4 without fragmentation or IPv6
-/// without extension headers: most packets, read at fixed offsets without decoding them (the
-/// reader would otherwise decode every packet twice over, its own and its worker's; decoding
-/// costs the reader as much as half of what a worker spends on a packet). Anything else
-/// (`None`) is decoded in full. A frame that does not decode as TCP after all is counted by
-/// whichever worker gets it.
-#[inline]
-fn plain_tcp(link: LinkType, frame: &[u8]) -> Option<FlowKey> {
-    const ETHERNET: usize = 14;
-    if link != LinkType::Ethernet {
-        return None;
-    }
-    let ports = |at: usize| {
-        let p = frame.get(at..at + 4)?;
-        Some((u16::from_be_bytes([p[0], p[1]]), u16::from_be_bytes([p[2], p[3]])))
-    };
-    let key = match frame.get(12..14)? {
-        [0x08, 0x00] => {
-            let ip = frame.get(ETHERNET..ETHERNET + 20)?;
-            // Version 4, protocol TCP, no fragment (more-fragments flag and offset clear).
-            if ip[0] >> 4 != 4 || ip[9] != IPPROTO_TCP || ip[6] & 0x3f != 0 || ip[7] != 0 {
-                return None;
-            }
-            let (sport, dport) = ports(ETHERNET + usize::from(ip[0] & 0x0f) * 4)?;
-            let addr = |at: usize| AddrWords::v4([ip[at], ip[at + 1], ip[at + 2], ip[at + 3]]);
-            FlowKey::from_words(Proto::Tcp, false, (addr(12), sport), (addr(16), dport))
-        }
-        [0x86, 0xdd] => {
-            let ip = frame.get(ETHERNET..ETHERNET + 40)?;
-            if ip[0] >> 4 != 6 || ip[6] != IPPROTO_TCP {
-                return None;
-            }
-            let (sport, dport) = ports(ETHERNET + 40)?;
-            let addr = |at: usize| {
-                let mut octets = [0; 16];
-                octets.copy_from_slice(&ip[at..at + 16]);
-                AddrWords::v6(octets)
-            };
-            FlowKey::from_words(Proto::Tcp, true, (addr(8), sport), (addr(24), dport))
-        }
-        _ => return None,
-    };
-    Some(key.0)
 }
 
 /// The worker that measures a decoded packet's flow (module docs).
@@ -426,56 +516,4 @@ fn owner(packet: &Decoded<'_>, shards: usize) -> usize {
         _ => return UDP_WORKER,
     };
     key.shard(shards)
-}
-
-/// A worker: its pipeline over the items it is given, replying at each window's end.
-fn work(
-    mut pipeline: Pipeline,
-    batches: Receiver<Batch>,
-    give_back: SyncSender<Batch>,
-    replies: SyncSender<Reply>,
-) -> (Analysis, Reply) {
-    pipeline.expire_externally();
-    let mut reply = Reply::default();
-    for mut batch in batches {
-        let mut at = 0;
-        for item in batch.items.drain(..) {
-            match item {
-                Item::Packet { seq, link, ts, wire_len, captured } => {
-                    let frame = &batch.bytes[at..at + captured as usize];
-                    at += captured as usize;
-                    let before = pipeline.flows_created();
-                    super::measure(&mut pipeline, link, ts, frame, wire_len);
-                    if pipeline.flows_created() != before {
-                        reply.created.push(seq);
-                    }
-                }
-                Item::Dns { ts, captured } => {
-                    pipeline.learn_dns(&batch.bytes[at..at + captured as usize], ts);
-                    at += captured as usize;
-                }
-                Item::Expire(now) => {
-                    reply.open.push(pipeline.open_flows());
-                    pipeline.expire(now);
-                }
-                Item::Ask => {
-                    let decoded = pipeline.stats().first_at.is_some();
-                    let _ = replies.send(Reply { decoded, ..Reply::default() });
-                }
-                Item::Cut { end, drain } => {
-                    reply.open.push(pipeline.open_flows());
-                    reply.flows = pipeline.snapshot(end).flows;
-                    if drain {
-                        reply.drained = pipeline.drain_finished().collect();
-                    }
-                    // The reader waits for this reply before it sends more.
-                    let _ = replies.send(std::mem::take(&mut reply));
-                }
-            }
-        }
-        batch.bytes.clear();
-        let _ = give_back.try_send(batch);
-    }
-    reply.open.push(pipeline.open_flows());
-    (pipeline.finish(), reply)
 }

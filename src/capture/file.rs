@@ -124,6 +124,12 @@ impl fmt::Debug for TraceFile {
 impl TraceFile {
     /// Open a trace file; `-` is standard input.
     pub fn open(path: &Path) -> Result<TraceFile, CaptureError> {
+        TraceFile::open_first(path, None)
+    }
+
+    /// [`TraceFile::open`], reading a file no further than its first `bytes` (`analyze -j`:
+    /// each worker reads the file itself, and all read the same bytes even while it grows).
+    pub fn open_first(path: &Path, bytes: Option<u64>) -> Result<TraceFile, CaptureError> {
         let stdin = path == Path::new(STDIN_PATH);
         let name = if stdin { PathBuf::from("standard input") } else { path.to_path_buf() };
         let open_err = |message: String| CaptureError::Open { path: name.clone(), message };
@@ -135,7 +141,10 @@ impl TraceFile {
             if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
                 return Err(open_err("is a directory, not a pcap or pcapng file".into()));
             }
-            Box::new(file)
+            match bytes {
+                Some(bytes) => Box::new(file.take(bytes)),
+                None => Box::new(file),
+            }
         };
         TraceFile::from_reader(name, source)
     }

@@ -5,7 +5,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
-use crate::decode::AddrWords;
+use crate::decode::{AddrWords, IPPROTO_TCP, LinkType};
 
 /// Transport protocols that make flows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -172,22 +172,83 @@ impl FlowKey {
     }
 
     /// Which of `shards` workers measures this flow (`analyze -j`): a fixed hash of the key,
-    /// so both directions of a flow land on one worker in every run, spread evenly over the
-    /// workers (the key's words folded by rotations, then MurmurHash3's 64-bit finaliser; the
-    /// range reduced by a multiplication, not a division). Cheap: the reader computes it for
-    /// every packet.
+    /// the same from either direction, so both directions of a flow land on one worker in
+    /// every run, spread evenly over the workers (the two endpoints' words added, then
+    /// MurmurHash3's 64-bit finaliser; the range reduced by a multiplication, not a division).
     #[inline]
     pub fn shard(&self, shards: usize) -> usize {
-        let ports =
-            u64::from(self.ports[0]) << 32 | u64::from(self.ports[1]) << 8 | u64::from(self.kind);
-        let [AddrWords([a, b]), AddrWords([c, d])] = self.addrs;
-        let mut h =
-            b ^ d.rotate_left(23) ^ ports.rotate_left(41) ^ a.rotate_left(7) ^ c.rotate_left(53);
-        h = (h ^ (h >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h = (h ^ (h >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^= h >> 33;
-        ((u128::from(h) * shards as u128) >> 64) as usize
+        let [a, b] = self.addrs;
+        let ends = endpoint_word(a, self.ports[0]).wrapping_add(endpoint_word(b, self.ports[1]));
+        shard_of(ends, self.kind, shards)
     }
+
+    /// [`FlowKey::shard`] of a TCP packet in an untagged Ethernet frame, IPv4 without
+    /// fragmentation or IPv6 without extension headers: most packets, read at fixed offsets
+    /// without decoding them or building their key (every worker of `analyze -j` reads it
+    /// from every packet to find the packet's owner, and decodes only its own). Anything
+    /// else (`None`) is to be decoded in full. A frame may have a shard here and still not
+    /// decode as TCP. (Not inlined: it is compiled for speed with this crate, not for size
+    /// with its caller.)
+    #[inline(never)]
+    pub fn plain_tcp_shard(link: LinkType, frame: &[u8], shards: usize) -> Option<usize> {
+        const ETHERNET: usize = 14;
+        if link != LinkType::Ethernet {
+            return None;
+        }
+        let port = |at: usize| u16::from_be_bytes([frame[at], frame[at + 1]]);
+        let word = |ip: &[u8], at: usize| {
+            let mut w = [0; 8];
+            w.copy_from_slice(&ip[at..at + 8]);
+            u64::from_be_bytes(w)
+        };
+        let (ends, kind) = match frame.get(12..14)? {
+            [0x08, 0x00] => {
+                let ip = frame.get(ETHERNET..ETHERNET + 20)?;
+                // Version 4, protocol TCP, no fragment (more-fragments flag and offset clear).
+                if ip[0] >> 4 != 4 || ip[9] != IPPROTO_TCP || ip[6] & 0x3f != 0 || ip[7] != 0 {
+                    return None;
+                }
+                let tcp = ETHERNET + usize::from(ip[0] & 0x0f) * 4;
+                frame.get(tcp..tcp + 4)?;
+                let addr = |at: usize| {
+                    AddrWords([
+                        0,
+                        u64::from(u32::from_be_bytes([ip[at], ip[at + 1], ip[at + 2], ip[at + 3]])),
+                    ])
+                };
+                let src = endpoint_word(addr(12), port(tcp));
+                (src.wrapping_add(endpoint_word(addr(16), port(tcp + 2))), 0)
+            }
+            [0x86, 0xdd] => {
+                let ip = frame.get(ETHERNET..ETHERNET + 44)?;
+                if ip[0] >> 4 != 6 || ip[6] != IPPROTO_TCP {
+                    return None;
+                }
+                let tcp = ETHERNET + 40;
+                let addr = |at: usize| AddrWords([word(ip, at), word(ip, at + 8)]);
+                let src = endpoint_word(addr(8), port(tcp));
+                (src.wrapping_add(endpoint_word(addr(24), port(tcp + 2))), KIND_V6)
+            }
+            _ => return None,
+        };
+        Some(shard_of(ends, kind, shards))
+    }
+}
+
+/// One endpoint of a flow as a word, for [`FlowKey::shard`] (added to the other's: the sum
+/// does not depend on the direction).
+#[inline(always)]
+fn endpoint_word(AddrWords([hi, lo]): AddrWords, port: u16) -> u64 {
+    lo ^ hi.rotate_left(32) ^ u64::from(port) << 48
+}
+
+#[inline(always)]
+fn shard_of(ends: u64, kind: u8, shards: usize) -> usize {
+    let mut h = ends ^ u64::from(kind) << 40;
+    h = (h ^ (h >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h = (h ^ (h >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
+    ((u128::from(h) * shards as u128) >> 64) as usize
 }
 
 impl Hash for FlowKey {
@@ -313,6 +374,63 @@ mod tests {
         let hits: std::collections::HashSet<usize> =
             (0..64).map(|n| FlowKey::oriented(Proto::Tcp, v6(n), v6(1000)).0.shard(4)).collect();
         assert_eq!(hits.len(), 4, "addresses alone spread flows too");
+    }
+
+    /// The shard read from a plain TCP frame is its key's, in both directions; other frames
+    /// have none.
+    #[test]
+    fn plain_tcp_frames_give_their_keys_shard() {
+        let frame = |ethertype: [u8; 2], ip: Vec<u8>| {
+            let mut f = vec![0u8; 12];
+            f.extend_from_slice(&ethertype);
+            f.extend(ip);
+            f
+        };
+        let v4 = |src: [u8; 4], dst: [u8; 4], proto: u8, frag: u8, ports: (u16, u16)| {
+            let mut ip = vec![0x45, 0, 0, 40, 0, 0, frag, 0, 64, proto, 0, 0];
+            ip.extend_from_slice(&src);
+            ip.extend_from_slice(&dst);
+            ip.extend_from_slice(&ports.0.to_be_bytes());
+            ip.extend_from_slice(&ports.1.to_be_bytes());
+            ip.extend_from_slice(&[0; 16]);
+            frame([0x08, 0x00], ip)
+        };
+        let v6 = |src: u16, dst: u16, next: u8, ports: (u16, u16)| {
+            let mut ip = vec![0x60, 0, 0, 0, 0, 20, next, 64];
+            for last in [src, dst] {
+                ip.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+                ip.extend_from_slice(&[0; 10]);
+                ip.extend_from_slice(&last.to_be_bytes());
+            }
+            ip.extend_from_slice(&ports.0.to_be_bytes());
+            ip.extend_from_slice(&ports.1.to_be_bytes());
+            ip.extend_from_slice(&[0; 16]);
+            frame([0x86, 0xdd], ip)
+        };
+        let six = |last: u16, port: u16| {
+            Endpoint::new(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, last)), port)
+        };
+        let shard = |f: &[u8], n| FlowKey::plain_tcp_shard(LinkType::Ethernet, f, n);
+        for shards in [1, 2, 3, 7] {
+            for port in 40_000..40_050 {
+                let key = FlowKey::oriented(Proto::Tcp, ep(2, port), ep(9, 443)).0.shard(shards);
+                let up = v4([10, 0, 0, 2], [10, 0, 0, 9], IPPROTO_TCP, 0, (port, 443));
+                let down = v4([10, 0, 0, 9], [10, 0, 0, 2], IPPROTO_TCP, 0x40, (443, port));
+                assert_eq!((shard(&up, shards), shard(&down, shards)), (Some(key), Some(key)));
+                let key = FlowKey::oriented(Proto::Tcp, six(7, port), six(1, 443)).0.shard(shards);
+                let up = v6(7, 1, IPPROTO_TCP, (port, 443));
+                let down = v6(1, 7, IPPROTO_TCP, (443, port));
+                assert_eq!((shard(&up, shards), shard(&down, shards)), (Some(key), Some(key)));
+            }
+        }
+        let tcp = v4([10, 0, 0, 2], [10, 0, 0, 9], IPPROTO_TCP, 0, (40_000, 443));
+        let fragment = v4([10, 0, 0, 2], [10, 0, 0, 9], IPPROTO_TCP, 0x20, (40_000, 443));
+        let udp = v4([10, 0, 0, 2], [10, 0, 0, 9], 17, 0, (40_000, 443));
+        let extension = v6(7, 1, 0, (40_000, 443));
+        for other in [&fragment, &udp, &extension, &tcp[..14 + 21], &tcp[..13]] {
+            assert_eq!(shard(other, 2), None, "{other:?}");
+        }
+        assert_eq!(FlowKey::plain_tcp_shard(LinkType::RawIp, &tcp[14..], 2), None);
     }
 
     fn ep(last: u8, port: u16) -> Endpoint {
