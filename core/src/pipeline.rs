@@ -429,8 +429,10 @@ impl Pipeline {
             && let TransportMeasures::Tcp(tcp) = &state.measures.transport
         {
             entry.closed = tcp.closed();
+            self.table.touch(idx, ts);
+        } else {
+            entry.seen_at(ts);
         }
-        self.table.touch(idx, ts);
         self.stats.measured += 1;
     }
 
