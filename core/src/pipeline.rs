@@ -18,8 +18,8 @@ use crate::classify::{Catalogue, ClassState, Classification, Classifier, Role, S
 use crate::config::PipelineConfig;
 use crate::decode::stun::StunMessage;
 use crate::decode::{
-    self, FragmentCache, IPPROTO_TCP, IPPROTO_UDP, IcmpError, LinkType, SkipCounts, SkipReason,
-    Transport, tcp_flags,
+    self, FragmentCache, IPPROTO_TCP, IPPROTO_UDP, IcmpError, IpHeader, LinkType, SkipCounts,
+    SkipReason, Transport, tcp_flags,
 };
 use crate::flow::{
     ClientBy, Endpoint, FlowEntry, FlowKey, FlowTable, Proto, Removal, TableStats, source_is_client,
@@ -351,9 +351,12 @@ impl Pipeline {
             self.next_expiry = self.clock.add_micros(EXPIRY_INTERVAL_US);
             self.expire(self.clock);
         }
-        let packet = match decode::decode(link, ts, frame, wire_len, &mut self.fragments) {
+        // Borrowed from the result, not moved out of it: the packet is measured by reference,
+        // and a moved-out copy is rebuilt field by field (about 18 instructions per packet).
+        let decoded = decode::decode(link, ts, frame, wire_len, &mut self.fragments);
+        let packet = match &decoded {
             Ok(p) => p,
-            Err(reason) => return self.stats.skipped.add(reason),
+            Err(reason) => return self.stats.skipped.add(*reason),
         };
         if self.stats.first_at.is_none_or(|t| ts < t) {
             self.stats.first_at = Some(ts);
@@ -374,37 +377,21 @@ impl Pipeline {
         let ip = &packet.ip;
         let (key, src_first) =
             FlowKey::from_words(proto, ip.v6, (ip.src, src_port), (ip.dst, dst_port));
-        let cached = self.last_flow.filter(|(k, _)| *k == key).map(|(_, idx)| idx);
-        let idx = match cached.or_else(|| self.table.find(&key)) {
-            Some(idx) => idx,
-            None => {
-                let src = Endpoint::new(ip.src_addr(), src_port);
-                let dst = Endpoint::new(ip.dst_addr(), dst_port);
-                let syn = flags & tcp_flags::SYN != 0;
-                let synack = syn && flags & tcp_flags::ACK != 0;
-                let catalogue = self.classifier.catalogue();
-                let (src_is_client, client_by) =
-                    source_is_client(src, dst, syn, synack, |p| catalogue.is_service_port(p));
-                let (client, server) = if src_is_client { (src, dst) } else { (dst, src) };
-                let class = self.classifier.on_new_flow(proto, client, server, ts);
-                let detail = self.details.acquire(class.class.service.is_some());
-                let state = FlowState { measures: FlowMeasures::new(proto), class, detail };
-                match self.table.insert(key, client, client_by, ts, state, &mut self.removed) {
-                    Some(idx) => {
-                        self.finish_removed();
-                        idx
-                    }
-                    None => {
-                        if let Some(d) = detail {
-                            self.details.release(d);
-                        }
-                        return self.stats.skipped.add(SkipReason::FlowTableFull);
-                    }
-                }
+        let idx = match self.last_flow {
+            Some((last, idx)) if last == key => idx,
+            // Not the previous packet's flow: look it up (or start it), and remember it for
+            // the next packet (a hit leaves `last_flow` as it is).
+            _ => {
+                let found = self.table.find(&key);
+                let Some(idx) =
+                    found.or_else(|| self.new_flow(key, ip, src_port, dst_port, flags, ts))
+                else {
+                    return self.stats.skipped.add(SkipReason::FlowTableFull);
+                };
+                self.last_flow = Some((key, idx));
+                idx
             }
         };
-
-        self.last_flow = Some((key, idx));
         let entry = self.table.get_mut(idx);
         let dir = entry.direction(src_first);
         let stun = stun_message(proto, payload, payload_len);
@@ -415,7 +402,7 @@ impl Pipeline {
         let state = &mut entry.state;
         let was_target = state.class.class.service.is_some();
         let detail = state.detail.map(|d| &mut self.details.slots[d as usize]);
-        let samples = state.measures.on_packet(dir, &packet, stun.as_ref(), flow_start, detail);
+        let samples = state.measures.on_packet(dir, packet, stun.as_ref(), flow_start, detail);
         if let Some(ends) = ends {
             self.classifier.inspect(
                 &mut state.class,
@@ -442,9 +429,51 @@ impl Pipeline {
             && let TransportMeasures::Tcp(tcp) = &state.measures.transport
         {
             entry.closed = tcp.closed();
+            self.table.touch(idx, ts);
+        } else {
+            entry.seen_at(ts);
         }
-        self.table.touch(idx, ts);
         self.stats.measured += 1;
+    }
+
+    /// Start the flow of a packet the table does not hold: its index, or `None` when the
+    /// table is full and refuses it. Cold and never inlined: few packets start a flow, and
+    /// the per-packet path stays small.
+    #[cold]
+    #[inline(never)]
+    fn new_flow(
+        &mut self,
+        key: FlowKey,
+        ip: &IpHeader,
+        src_port: u16,
+        dst_port: u16,
+        flags: u8,
+        ts: Timestamp,
+    ) -> Option<u32> {
+        let proto = key.proto();
+        let src = Endpoint::new(ip.src_addr(), src_port);
+        let dst = Endpoint::new(ip.dst_addr(), dst_port);
+        let syn = flags & tcp_flags::SYN != 0;
+        let synack = syn && flags & tcp_flags::ACK != 0;
+        let catalogue = self.classifier.catalogue();
+        let (src_is_client, client_by) =
+            source_is_client(src, dst, syn, synack, |p| catalogue.is_service_port(p));
+        let (client, server) = if src_is_client { (src, dst) } else { (dst, src) };
+        let class = self.classifier.on_new_flow(proto, client, server, ts);
+        let detail = self.details.acquire(class.class.service.is_some());
+        let state = FlowState { measures: FlowMeasures::new(proto), class, detail };
+        match self.table.insert(key, client, client_by, ts, state, &mut self.removed) {
+            Some(idx) => {
+                self.finish_removed();
+                Some(idx)
+            }
+            None => {
+                if let Some(d) = detail {
+                    self.details.release(d);
+                }
+                None
+            }
+        }
     }
 
     /// A full-size copy of a packet that the measuring capture saw truncated (the daemon's

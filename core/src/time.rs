@@ -70,9 +70,46 @@ impl ShortTime {
     }
 }
 
+/// Bytes of a time's RFC 3339 text in the years 0-9999: `2024-05-10T09:01:28.673643Z`.
+const RFC3339_LEN: usize = 27;
+
+impl Timestamp {
+    /// The RFC 3339 text of a time before the year 10000 (every capture's), digit by digit:
+    /// the same text as [`fmt::Display`], without the formatting machinery, for reports that
+    /// write thousands of times. `None` from the year 10000 on.
+    fn rfc3339(self) -> Option<[u8; RFC3339_LEN]> {
+        let secs = self.0 / MICROS_PER_SEC;
+        let days = secs / 86_400;
+        let rem = secs % 86_400;
+        let (year, month, day) = civil_from_days(days as i64);
+        let year = u64::try_from(year).ok().filter(|&y| y <= 9999)?;
+        let mut text = *b"0000-00-00T00:00:00.000000Z";
+        let fields = [
+            (0..4, year),
+            (5..7, u64::from(month)),
+            (8..10, u64::from(day)),
+            (11..13, rem / 3600),
+            (14..16, rem % 3600 / 60),
+            (17..19, rem % 60),
+            (20..26, self.0 % MICROS_PER_SEC),
+        ];
+        for (digits, mut value) in fields {
+            for digit in text[digits].iter_mut().rev() {
+                *digit = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        }
+        Some(text)
+    }
+}
+
 /// RFC 3339 in UTC with microseconds, e.g. `2024-05-10T09:01:28.673643Z`.
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(text) = self.rfc3339() {
+            // ASCII digits and separators: always UTF-8.
+            return f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?);
+        }
         let secs = self.0 / MICROS_PER_SEC;
         let micros = self.0 % MICROS_PER_SEC;
         let days = secs / 86_400;
@@ -90,7 +127,10 @@ impl fmt::Display for Timestamp {
 
 impl serde::Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        match self.rfc3339().as_ref().and_then(|text| std::str::from_utf8(text).ok()) {
+            Some(text) => serializer.serialize_str(text),
+            None => serializer.collect_str(self),
+        }
     }
 }
 
@@ -126,6 +166,10 @@ mod tests {
         // A leap day.
         let ts = Timestamp::from_timeval(951_782_400, 0);
         assert_eq!(ts.to_string(), "2000-02-29T00:00:00.000000Z");
+        // The last microsecond written digit by digit, and the first past it.
+        let ts = Timestamp::from_micros(253_402_300_799_999_999);
+        assert_eq!(ts.to_string(), "9999-12-31T23:59:59.999999Z");
+        assert_eq!(ts.add_micros(1).to_string(), "10000-01-01T00:00:00.000000Z");
     }
 
     #[test]

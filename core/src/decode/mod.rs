@@ -155,8 +155,6 @@ impl TcpSegment<'_> {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TcpOptions {
     pub mss: Option<u16>,
-    pub window_scale: Option<u8>,
-    pub sack_permitted: bool,
     /// RFC 7323 timestamps: (TSval, TSecr).
     pub timestamps: Option<(u32, u32)>,
 }

@@ -106,8 +106,6 @@ fn tcp_options(mut bytes: &[u8]) -> TcpOptions {
         };
         match (kind, len) {
             (2, 4) => options.mss = Some(u16::from_be_bytes([option[2], option[3]])),
-            (3, 3) => options.window_scale = Some(option[2]),
-            (4, 2) => options.sack_permitted = true,
             (8, 10) => {
                 let tsval = u32::from_be_bytes([option[2], option[3], option[4], option[5]]);
                 let tsecr = u32::from_be_bytes([option[6], option[7], option[8], option[9]]);

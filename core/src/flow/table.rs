@@ -93,6 +93,14 @@ impl<S> FlowEntry<S> {
         let (a, b) = self.key.endpoints();
         if self.client_first { b } else { a }
     }
+
+    /// Mark activity at `now`, when `closed` did not change since the flow's last
+    /// [`FlowTable::touch`] (its list stays the same): the per-packet case.
+    pub fn seen_at(&mut self, now: Timestamp) {
+        if now > self.last_at {
+            self.last_at = now;
+        }
+    }
 }
 
 /// Counters of what the table did.
@@ -218,14 +226,13 @@ impl<S> FlowTable<S> {
         self.slots[idx as usize].entry.as_mut().expect("flow table index points at a live slot")
     }
 
-    /// Mark activity at `now`. The flow changes lists only when its class changed (the owner
-    /// marked it closed); its place within a list is settled lazily, when expiry or eviction looks at the list.
+    /// Mark activity at `now` after the owner changed the flow's `closed` (else
+    /// [`FlowEntry::seen_at`] is enough). The flow changes lists only when its class changed;
+    /// its place within a list is settled lazily, when expiry or eviction looks at the list.
     pub fn touch(&mut self, idx: u32, now: Timestamp) {
         let slot = &mut self.slots[idx as usize];
         let entry = slot.entry.as_mut().expect("flow table index points at a live slot");
-        if now > entry.last_at {
-            entry.last_at = now;
-        }
+        entry.seen_at(now);
         let class = class_of(entry);
         if class != usize::from(slot.class) {
             self.unlink(idx);

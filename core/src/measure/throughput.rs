@@ -16,6 +16,9 @@ pub struct ThroughputBins {
     /// Absolute index (packet time / bin width) of the first and of the latest bin.
     first_bin: u64,
     last_bin: u64,
+    /// Packet time at which the latest bin starts (`last_bin × bin_us`): a packet that falls
+    /// in it, as most do, is added without a division.
+    last_bin_start_us: u64,
     bytes: [PerDir<u32>; BIN_COUNT],
     started: bool,
     /// Bytes that arrived for bins already dropped from the ring (time went backwards).
@@ -41,6 +44,7 @@ impl ThroughputBins {
             bin_us: bin_us.max(1),
             first_bin: 0,
             last_bin: 0,
+            last_bin_start_us: 0,
             bytes: [PerDir::default(); BIN_COUNT],
             started: false,
             late_bytes: 0,
@@ -53,11 +57,21 @@ impl ThroughputBins {
     }
 
     pub fn add(&mut self, now: Timestamp, dir: Direction, bytes: u32) {
-        let bin = now.micros() / self.bin_us;
+        let now_us = now.micros();
+        if self.started
+            && now_us.checked_sub(self.last_bin_start_us).is_some_and(|us| us < self.bin_us)
+        {
+            // In the latest bin, which the ring always holds.
+            let slot = &mut self.bytes[(self.last_bin % BIN_COUNT as u64) as usize][dir];
+            *slot = slot.saturating_add(bytes);
+            return;
+        }
+        let bin = now_us / self.bin_us;
         if !self.started {
             self.started = true;
             self.first_bin = bin;
             self.last_bin = bin;
+            self.last_bin_start_us = bin * self.bin_us;
         }
         if bin > self.last_bin {
             // Clear the slots the ring moves over, at most once around.
@@ -70,6 +84,7 @@ impl ThroughputBins {
                 *slot = PerDir::default();
             }
             self.last_bin = bin;
+            self.last_bin_start_us = bin * self.bin_us;
         }
         if self.last_bin - bin >= BIN_COUNT as u64 || bin < self.first_bin {
             self.late_bytes += u64::from(bytes);
