@@ -524,9 +524,8 @@ impl Pipeline {
     /// An ICMP error counts for the flow of the packet it quotes, if the table holds it.
     fn icmp_error(&mut self, e: &IcmpError) {
         let proto = if e.quoted_proto == IPPROTO_TCP { Proto::Tcp } else { Proto::Udp };
-        let src = Endpoint::new(e.quoted_src, e.quoted_src_port);
-        let dst = Endpoint::new(e.quoted_dst, e.quoted_dst_port);
-        let (key, src_first) = FlowKey::oriented(proto, src, dst);
+        let (src, dst) = ((e.quoted_src, e.quoted_src_port), (e.quoted_dst, e.quoted_dst_port));
+        let (key, src_first) = FlowKey::from_words(proto, e.v6, src, dst);
         match self.table.find(&key) {
             Some(idx) => {
                 let entry = self.table.get_mut(idx);

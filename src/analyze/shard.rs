@@ -53,7 +53,7 @@ use crate::classify::{Catalogue, Classifier};
 use crate::config::PipelineConfig;
 use crate::decode::{self, Decoded, FragmentCache, IPPROTO_TCP, LinkType, Transport};
 use crate::detect::{Window, WindowGrid};
-use crate::flow::{Endpoint, FlowKey, Proto};
+use crate::flow::{FlowKey, Proto};
 use crate::pipeline::{Analysis, EXPIRY_INTERVAL_US, FinishedFlow, Pipeline, sort_by_id};
 use crate::report::InputReport;
 use crate::time::Timestamp;
@@ -509,9 +509,8 @@ fn owner(packet: &Decoded<'_>, shards: usize) -> usize {
         Transport::Tcp(t) => words(t.src_port, t.dst_port).0,
         Transport::Fragment(f) if f.proto == IPPROTO_TCP => words(f.src_port, f.dst_port).0,
         Transport::IcmpError(e) if e.quoted_proto == IPPROTO_TCP => {
-            let src = Endpoint::new(e.quoted_src, e.quoted_src_port);
-            let dst = Endpoint::new(e.quoted_dst, e.quoted_dst_port);
-            FlowKey::oriented(Proto::Tcp, src, dst).0
+            let (src, dst) = ((e.quoted_src, e.quoted_src_port), (e.quoted_dst, e.quoted_dst_port));
+            FlowKey::from_words(Proto::Tcp, e.v6, src, dst).0
         }
         _ => return UDP_WORKER,
     };

@@ -177,10 +177,12 @@ pub struct IcmpError {
     pub code: u8,
     /// Protocol of the quoted packet (TCP or UDP).
     pub quoted_proto: u8,
-    /// Source of the quoted packet: the flow side whose packet met the error.
-    pub quoted_src: IpAddr,
+    /// Source of the quoted packet: the flow side whose packet met the error. In address
+    /// words (of family `v6`), as [`IpHeader`]'s: aligned, so that a decoded packet is
+    /// assembled with a few word moves rather than byte by byte.
+    pub quoted_src: AddrWords,
     pub quoted_src_port: u16,
-    pub quoted_dst: IpAddr,
+    pub quoted_dst: AddrWords,
     pub quoted_dst_port: u16,
 }
 

@@ -3,12 +3,10 @@
 //! A transport header whose fixed part is cut by the capture is skipped; TCP options cut by a
 //! small snap length are read as far as they were captured and the segment is still measured.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
 use super::ip::{self, Fragmentation, IpPacket};
 use super::{
-    FragmentCache, FragmentOf, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, IcmpError,
-    SkipReason, TcpOptions, TcpSegment, Transport, UdpDatagram,
+    AddrWords, FragmentCache, FragmentOf, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
+    IcmpError, SkipReason, TcpOptions, TcpSegment, Transport, UdpDatagram,
 };
 
 const TCP_MIN_HEADER: usize = 20;
@@ -157,17 +155,9 @@ fn icmp_v4(l4: &[u8]) -> Result<IcmpError, SkipReason> {
         return Err(SkipReason::IcmpQuoteUnusable);
     }
     let ip = quoted.get(..header_len).ok_or(SkipReason::IcmpQuoteUnusable)?;
-    let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
-    let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
-    quoted_flow(
-        false,
-        icmp_type,
-        code,
-        ip[9],
-        IpAddr::V4(src),
-        IpAddr::V4(dst),
-        &quoted[header_len..],
-    )
+    let src = AddrWords::v4([ip[12], ip[13], ip[14], ip[15]]);
+    let dst = AddrWords::v4([ip[16], ip[17], ip[18], ip[19]]);
+    quoted_flow(false, icmp_type, code, ip[9], src, dst, &quoted[header_len..])
 }
 
 /// ICMPv6 errors (RFC 4443): destination unreachable, packet too big, time exceeded,
@@ -186,7 +176,7 @@ fn icmp_v6(l4: &[u8]) -> Result<IcmpError, SkipReason> {
     let addr = |at: usize| {
         let mut octets = [0u8; 16];
         octets.copy_from_slice(&ip[at..at + 16]);
-        IpAddr::V6(Ipv6Addr::from(octets))
+        AddrWords::v6(octets)
     };
     let chain = ip::walk_extensions(ip[6], quoted, 40, quoted.len())
         .map_err(|_| SkipReason::IcmpQuoteUnusable)?;
@@ -199,8 +189,8 @@ fn quoted_flow(
     icmp_type: u8,
     code: u8,
     proto: u8,
-    src: IpAddr,
-    dst: IpAddr,
+    src: AddrWords,
+    dst: AddrWords,
     l4: &[u8],
 ) -> Result<IcmpError, SkipReason> {
     if proto != IPPROTO_TCP && proto != IPPROTO_UDP {
@@ -259,6 +249,7 @@ mod tests {
     use crate::decode::ip::{TEST_V4, TEST_V6};
     use crate::decode::{LinkType, decode, tcp_flags};
     use crate::time::Timestamp;
+    use std::net::IpAddr;
 
     fn run(frame: &[u8]) -> Result<Transport<'_>, SkipReason> {
         let mut cache = FragmentCache::default();
@@ -394,7 +385,7 @@ mod tests {
         let p = v4_packet(1, &icmp);
         let Transport::IcmpError(e) = run(&p).unwrap() else { panic!() };
         assert_eq!((e.icmp_type, e.code, e.quoted_proto), (3, 3, 17));
-        assert_eq!(e.quoted_src, IpAddr::V4(TEST_V4.0));
+        assert_eq!(e.quoted_src.to_ip(e.v6), IpAddr::V4(TEST_V4.0));
         assert_eq!((e.quoted_src_port, e.quoted_dst_port), (5000, 3478));
     }
 
@@ -419,7 +410,7 @@ mod tests {
         p.extend_from_slice(&icmp);
         let Transport::IcmpError(e) = run(&p).unwrap() else { panic!() };
         assert!(e.v6);
-        assert_eq!(e.quoted_src, IpAddr::V6(TEST_V6.0));
+        assert_eq!(e.quoted_src.to_ip(e.v6), IpAddr::V6(TEST_V6.0));
         assert_eq!((e.quoted_proto, e.quoted_src_port, e.quoted_dst_port), (6, 40000, 443));
         // Neighbour solicitation is informational.
         let mut p = ipv6(58, 8);
