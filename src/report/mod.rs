@@ -493,20 +493,82 @@ impl serde_json::ser::Formatter for Formatter {
     }
 }
 
-/// `value` as JSON in `layout`. The JSON report and the JSON lines share this one
-/// serializer: each report type's serialization is in the binary once.
+/// Bytes of JSON text gathered before they go to the output in one write.
+const CHUNK_BYTES: usize = 4096;
+
+/// The JSON text on its way to `out`, gathered in chunks of [`CHUNK_BYTES`]: serde_json writes
+/// a few bytes at a time (a key, a quote, a separator), and each write through the `dyn Write`
+/// is a call; gathered, it is a copy into the chunk.
+struct Chunks<'w> {
+    out: &'w mut dyn Write,
+    chunk: [u8; CHUNK_BYTES],
+    /// Bytes of `chunk` gathered.
+    len: usize,
+}
+
+impl Chunks<'_> {
+    /// Write the gathered text to `out` and start a new chunk.
+    fn drain(&mut self) -> io::Result<()> {
+        self.out.write_all(&self.chunk[..self.len])?;
+        self.len = 0;
+        Ok(())
+    }
+
+    /// `bytes` that do not fit in what is left of the chunk.
+    #[cold]
+    fn overflow(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.drain()?;
+        match self.chunk.get_mut(..bytes.len()) {
+            Some(free) => {
+                free.copy_from_slice(bytes);
+                self.len = bytes.len();
+                Ok(())
+            }
+            None => self.out.write_all(bytes),
+        }
+    }
+}
+
+impl Write for Chunks<'_> {
+    #[inline(always)]
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let end = self.len + bytes.len();
+        match self.chunk.get_mut(self.len..end) {
+            Some(free) => {
+                free.copy_from_slice(bytes);
+                self.len = end;
+                Ok(())
+            }
+            None => self.overflow(bytes),
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.write_all(bytes).map(|()| bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.drain()?;
+        self.out.flush()
+    }
+}
+
+/// `value` as JSON in `layout`, written to `out` in chunks. The JSON report and the JSON
+/// lines share this one serializer: each report type's serialization is in the binary once.
 pub(crate) fn write_layout(
     out: &mut dyn Write,
     value: &impl Serialize,
     layout: Layout,
 ) -> io::Result<()> {
+    let chunks = Chunks { out, chunk: [0; CHUNK_BYTES], len: 0 };
     let formatter = Formatter { layout, level: 0, has_value: false };
-    let mut serializer = serde_json::Serializer::with_formatter(out, formatter);
+    let mut serializer = serde_json::Serializer::with_formatter(chunks, formatter);
     value.serialize(&mut serializer).map_err(|e| match e.io_error_kind() {
         // Keep the kind (a closed pipe is not an error for the caller).
         Some(kind) => io::Error::new(kind, e),
         None => io::Error::other(e),
-    })
+    })?;
+    serializer.into_inner().drain()
 }
 
 fn seconds(us: u64) -> f64 {
