@@ -87,16 +87,19 @@ impl Trie {
     }
 }
 
-/// The prefixes that no other in `prefixes` contains (duplicates once): shorter ones first, so
-/// that each meets every prefix that could contain it.
+/// The prefixes that no other in `prefixes` contains (duplicates once), shorter ones first
+/// (by family, length, address).
 pub fn outermost(mut prefixes: Vec<Prefix>) -> Vec<Prefix> {
-    prefixes.sort_unstable_by_key(|p| (p.addr.is_ipv6(), p.len, p.addr));
+    // In address order, a prefix comes after every prefix that contains it, and the ones kept
+    // do not overlap: a prefix inside any kept one is inside the last one kept. One pass.
+    prefixes.sort_unstable_by_key(|p| (p.addr, p.len));
     let mut outer: Vec<Prefix> = Vec::new();
     for p in prefixes {
-        if !outer.iter().any(|o| o.contains(p.addr) && o.len <= p.len) {
+        if !outer.last().is_some_and(|o| o.contains(p.addr) && o.len <= p.len) {
             outer.push(p);
         }
     }
+    outer.sort_unstable_by_key(|p| (p.addr.is_ipv6(), p.len, p.addr));
     outer
 }
 
@@ -185,6 +188,25 @@ mod tests {
         let mut out = Vec::new();
         t.for_each_match(a.parse().unwrap(), |len, v| out.push((len, *v)));
         out
+    }
+
+    #[test]
+    fn outermost_drops_contained_and_duplicates() {
+        let list = |texts: &[&str]| texts.iter().map(|t| p(t)).collect::<Vec<_>>();
+        let given = list(&[
+            "10.1.2.0/24",
+            "2001:db8:1::/48",
+            "10.0.0.0/8",
+            "192.0.2.0/24",
+            "10.0.0.0/8",
+            "11.0.0.0/16",
+            "192.0.2.128/25",
+            "2001:db8::/32",
+            "11.0.0.0/8",
+            "10.255.0.0/16",
+        ]);
+        let want = list(&["10.0.0.0/8", "11.0.0.0/8", "192.0.2.0/24", "2001:db8::/32"]);
+        assert_eq!(outermost(given), want);
     }
 
     #[test]
