@@ -2,6 +2,7 @@
 //! every prefix on the path to an address, so callers can weigh a specific prefix against a
 //! port-qualified broader one. Built once from the catalogue; lookups do not allocate.
 
+use std::cmp::Ordering;
 use std::net::IpAddr;
 
 /// An IP prefix (CIDR).
@@ -92,14 +93,19 @@ impl Trie {
 pub fn outermost(mut prefixes: Vec<Prefix>) -> Vec<Prefix> {
     // In address order, a prefix comes after every prefix that contains it, and the ones kept
     // do not overlap: a prefix inside any kept one is inside the last one kept. One pass.
-    prefixes.sort_unstable_by_key(|p| (p.addr, p.len));
+    // Both sorts through one comparator type: the sort is in the binary once.
+    type Order = fn(&Prefix, &Prefix) -> Ordering;
+    let by_address: Order = |a, b| (a.addr, a.len).cmp(&(b.addr, b.len));
+    let by_length: Order =
+        |a, b| (a.addr.is_ipv6(), a.len, a.addr).cmp(&(b.addr.is_ipv6(), b.len, b.addr));
+    prefixes.sort_unstable_by(by_address);
     let mut outer: Vec<Prefix> = Vec::new();
     for p in prefixes {
         if !outer.last().is_some_and(|o| o.contains(p.addr) && o.len <= p.len) {
             outer.push(p);
         }
     }
-    outer.sort_unstable_by_key(|p| (p.addr.is_ipv6(), p.len, p.addr));
+    outer.sort_unstable_by(by_length);
     outer
 }
 
