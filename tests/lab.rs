@@ -1469,6 +1469,10 @@ mod real_world {
             msg.iter().filter(|v| v.is_finding()).map(|v| v.finding.as_str()).collect();
         let doubtful = msg.iter().any(|v| v.finding.as_str() == "inconclusive");
         let frozen = || impaired(run).iter().filter(|f| f.s("outcome") != "ok").count();
+        // A call whose every STUN exchange the loss took (about 3 % of runs at 29 % each way):
+        // it never started, and the trace shows a call blocked at its setup.
+        let call_never_started =
+            || impaired(run).iter().any(|f| f.kind() == "call" && f.s("outcome") == "no_answer");
         let (expected, mechanisms, allowed): (Option<&str>, &[&str], &[&str]) = match t.scenario() {
             "sni-police" => (Some("throttled"), &["policing"], &["throttled"]),
             "aggregate-police" => {
@@ -1485,6 +1489,9 @@ mod real_world {
             "stun-block" => (Some("blocked"), &[], &["blocked", "call_degraded"]),
             "media-die" | "p2p-media-die" => {
                 (Some("call_degraded"), &[], &["call_degraded", "blocked"])
+            }
+            "call-partial-loss" | "p2p-call-loss" if call_never_started() => {
+                (None, &[], &["call_degraded", "blocked"])
             }
             "call-partial-loss" | "p2p-call-loss" if t.json["params"]["direction"] == "up" => {
                 (None, &[], &["call_degraded"])
@@ -1505,6 +1512,11 @@ mod real_world {
         run.check(findings.iter().all(|f| allowed.contains(f)), || {
             format!("findings {findings:?} the scenario cannot explain: {summaries:?}")
         });
+        if matches!(t.scenario(), "call-partial-loss" | "p2p-call-loss") && call_never_started() {
+            run.check(!findings.is_empty(), || {
+                format!("a call that never started, yet: {summaries:?}")
+            });
+        }
         if t.scenario() == "allowlist" {
             run.check(!findings.is_empty() || doubtful, || {
                 format!("every connection failed, yet: {summaries:?}")
