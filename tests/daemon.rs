@@ -22,6 +22,7 @@ fn main() -> std::process::ExitCode {
         sighup_reopens_the_events_file_and_the_cap_rotates_it,
         interfaces_that_vanish_or_come_late_are_waited_for,
         the_kernel_filter_keeps_service_traffic_and_sampled_flows_only,
+        capture_workers_share_an_interface_by_flow,
     ])
 }
 
@@ -902,6 +903,109 @@ fn the_kernel_filter_keeps_service_traffic_and_sampled_flows_only() -> common::R
     for (name, n) in expected {
         assert_eq!(packets(name), Some(n), "{name}: {}", daemon.stderr());
     }
+    assert_eq!(daemon.stop(), Some(0), "{}", daemon.stderr());
+    Ok(())
+}
+
+/// Python: in namespace b a TCP server that echoes; in namespace a `CONNECTIONS` clients that
+/// each send and read 1 kB, then hold their connections open until standard input closes.
+const CONNECTIONS: usize = 40;
+const HOLD_CONNECTIONS: &str = r#"
+import socket, sys, threading
+role, addr, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+if role == "server":
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr, 8080)); s.listen(128)
+    print("ready", flush=True)
+    def echo(c):
+        while (data := c.recv(4096)):
+            c.sendall(data)
+    while True:
+        threading.Thread(target=echo, args=(s.accept()[0],), daemon=True).start()
+held = []
+for i in range(n):
+    c = socket.create_connection((addr, 8080))
+    c.sendall(b"x" * 1000)
+    got = 0
+    while got < 1000:
+        got += len(c.recv(4096))
+    held.append(c)
+print("open", flush=True)
+sys.stdin.read()
+"#;
+
+/// Issue 14: `capture_workers = 2` on a real veth: the kernel's fanout hands each TCP
+/// connection, both ways, to one worker (the workers' tables together hold one flow per
+/// connection, where a connection split over two, or a packet given to both, would add
+/// flows), both workers measure packets, and UDP goes to the first.
+fn capture_workers_share_an_interface_by_flow() -> common::Ran {
+    use std::io::BufRead;
+    common::need(common::is_root(), "root (network namespaces, live capture)")?;
+    common::need(common::tool("python3"), "python3 (the test's TCP connections)")?;
+    common::need(common::tool("bash"), "bash (its /dev/udp sends the test's UDP)")?;
+    let dir = test_dir("workers");
+    let (a, b) = (format!("tww-{}-a", std::process::id()), format!("tww-{}-b", std::process::id()));
+    let _namespaces = Namespaces::create(&[&a, &b]);
+    for ns in [&a, &b] {
+        let sysctl = Command::new("ip")
+            .args(["netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"])
+            .args(["net.ipv6.conf.default.disable_ipv6=1"])
+            .status();
+        assert!(sysctl.unwrap().success());
+    }
+    veth(&a, &b, "tww0", 9);
+    let config = lo_config(&dir, "capture_workers = 2\n");
+    let text = std::fs::read_to_string(&config).unwrap().replace("\"lo\"", "\"tww0\"");
+    std::fs::write(&config, format!("[detect]\nwindow_s = 1\n{text}")).unwrap();
+    let mut daemon =
+        Daemon::start(&["ip", "netns", "exec", &a], &["--config", config.to_str().unwrap()], &dir);
+    let log = wait_for("both workers' captures open", 20, || {
+        let log = daemon.stderr();
+        (log.matches("capturing on tww0").count() == 2).then_some(log)
+    });
+    assert!(log.contains("worker 1 of 2") && log.contains("worker 2 of 2"), "{log}");
+    let python = |ns: &str, role: &str| {
+        Command::new("ip")
+            .args(["netns", "exec", ns, "python3", "-c", HOLD_CONNECTIONS, role, "10.231.9.2"])
+            .arg(CONNECTIONS.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs")
+    };
+    let said = |child: &mut Child| {
+        let out = child.stdout.as_mut().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(out).read_line(&mut line).unwrap();
+        line.trim().to_string()
+    };
+    let mut server = python(&b, "server");
+    assert_eq!(said(&mut server), "ready");
+    let mut clients = python(&a, "client");
+    assert_eq!(said(&mut clients), "open", "every connection echoed");
+    udp_to_peer(&a, 9);
+    let metrics = dir.join("metrics.prom");
+    let worker = |w: usize| {
+        metric(&metrics, &format!("throttlewatch_worker_packets_total{{worker=\"{w}\"}}"))
+    };
+    // Each connection: SYN, SYN/ACK, ACK, data both ways and their ACKs, at least 6.
+    let least = (6 * CONNECTIONS + 5) as f64;
+    wait_for("every packet measured", 30, || (worker(0)? + worker(1)? >= least).then_some(()));
+    // A window later the tables hold every connection and the five UDP flows (one socket
+    // each), each once.
+    std::thread::sleep(Duration::from_millis(2500));
+    let flows = metric(&metrics, "throttlewatch_flows_active");
+    let shares = (worker(0), worker(1));
+    drop(clients.stdin.take());
+    let _ = clients.wait();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(flows, Some((CONNECTIONS + 5) as f64), "{shares:?}; {}", daemon.stderr());
+    let (Some(first), Some(second)) = shares else { panic!("{shares:?}") };
+    assert!(
+        first >= 10.0 && second > 0.0,
+        "both workers measured (UDP and ICMP on the first): {shares:?}"
+    );
     assert_eq!(daemon.stop(), Some(0), "{}", daemon.stderr());
     Ok(())
 }

@@ -56,22 +56,38 @@ mod op {
     pub const LD_MEM: u16 = 0x60;
     pub const LDX_IMM: u16 = 0x01;
     pub const LDX_MEM: u16 = 0x61;
+    #[cfg_attr(not(feature = "jobs"), allow(dead_code))]
+    pub const LDX_B_MSH: u16 = 0xb1;
     pub const ST: u16 = 0x02;
     pub const ADD_X: u16 = 0x0c;
     pub const MUL_K: u16 = 0x24;
     pub const AND_K: u16 = 0x54;
     pub const LSH_K: u16 = 0x64;
+    #[cfg_attr(not(feature = "jobs"), allow(dead_code))]
+    pub const RSH_K: u16 = 0x74;
     pub const JA: u16 = 0x05;
     pub const JEQ_K: u16 = 0x15;
     pub const JGT_K: u16 = 0x25;
     pub const JGE_K: u16 = 0x35;
     pub const JSET_K: u16 = 0x45;
     pub const RET_K: u16 = 0x06;
+    #[cfg_attr(not(feature = "jobs"), allow(dead_code))]
+    pub const RET_A: u16 = 0x16;
     pub const TAX: u16 = 0x07;
 }
 
 /// `ld [SKF_AD_OFF + SKF_AD_PROTOCOL]`: the packet's ethertype, from the kernel.
 pub const SKF_AD_PROTOCOL: u32 = 0xffff_f000;
+#[cfg(feature = "jobs")]
+/// `SKF_NET_OFF`: a load at this offset plus `k` reads byte `k` of the network header,
+/// wherever the link-layer header leaves it (a fanout program sees received packets
+/// without theirs and sent ones with it).
+pub const SKF_NET_OFF: u32 = 0xfff0_0000;
+
+#[cfg(feature = "jobs")]
+/// The multiplier of the fanout program's hash (MurmurHash3's `c1`, odd): another than the
+/// control sample's, so that the sampled flows spread over the workers as the others do.
+pub const FANOUT_MULTIPLIER: u32 = 0xcc9e_2d51;
 
 /// Scratch memory cells.
 mod cell {
@@ -186,6 +202,71 @@ pub fn program(keep: &Keep, link: LinkType, snaplen_bytes: u32) -> Option<Vec<In
     e.bind(v6_missed);
     stretch(&mut e, REST_IPV6, keep.sample_mask);
     e.assemble()
+}
+
+#[cfg(feature = "jobs")]
+/// The program of a fanout group (`PACKET_FANOUT_CBPF`) that spreads a capture over the
+/// daemon's capture workers: the kernel hands each packet to the member its answer names,
+/// modulo the group's size. Plain TCP over IPv4 (not a fragment) and over IPv6 (TCP the
+/// first header) goes by a hash of the sum of its two addresses and two ports, the same both
+/// ways; every other packet (UDP, ICMP, ARP, fragments, IPv6 extension headers, VLAN tags
+/// the kernel left in the frame) goes to the first member, whose pipeline then sees every
+/// UDP flow together (a call's legs teach each other their service), as `analyze -j` owns
+/// them. The hash is the sum times [`FANOUT_MULTIPLIER`], its bits 16 and up: the low bits
+/// of a product follow the low bits of the sum, and Linux picks even client ports.
+pub fn fanout_program() -> Vec<Instruction> {
+    let mut e = Emitter { code: Vec::new(), jumps: Vec::new(), labels: Vec::new(), accept: 0 };
+    let [v4, v6, tcp4, tcp6, hash, first] = e.labels();
+    e.plain(op::LD_W_ABS, SKF_AD_PROTOCOL);
+    e.if_then(op::JEQ_K, IPV4, v4);
+    e.branch(op::JEQ_K, IPV6, v6, first);
+    e.bind(v4);
+    e.plain(op::LD_B_ABS, SKF_NET_OFF + 9);
+    e.branch(op::JEQ_K, 6, tcp4, first);
+    e.bind(tcp4);
+    // More fragments, or an offset: a fragment, whose ports only the first one holds.
+    e.plain(op::LD_H_ABS, SKF_NET_OFF + 6);
+    e.if_then(op::JSET_K, 0x3fff, first);
+    e.plain(op::LD_W_ABS, SKF_NET_OFF + 12);
+    e.plain(op::ST, 0);
+    e.plain(op::LD_W_ABS, SKF_NET_OFF + 16);
+    e.plain(op::LDX_MEM, 0);
+    e.plain(op::ADD_X, 0);
+    e.plain(op::ST, 0);
+    // X: the IPv4 header's length, where the ports begin.
+    e.plain(op::LDX_B_MSH, SKF_NET_OFF);
+    e.plain(op::LD_H_IND, SKF_NET_OFF);
+    e.plain(op::ST, 1);
+    e.plain(op::LD_H_IND, SKF_NET_OFF + 2);
+    e.jump(hash);
+    e.bind(v6);
+    e.plain(op::LD_B_ABS, SKF_NET_OFF + 6);
+    e.branch(op::JEQ_K, 6, tcp6, first);
+    e.bind(tcp6);
+    // The eight words of the two addresses, summed.
+    e.plain(op::LD_W_ABS, SKF_NET_OFF + 8);
+    e.plain(op::ST, 0);
+    for word in 1..8 {
+        e.plain(op::LD_W_ABS, SKF_NET_OFF + 8 + 4 * word);
+        e.plain(op::LDX_MEM, 0);
+        e.plain(op::ADD_X, 0);
+        e.plain(op::ST, 0);
+    }
+    e.plain(op::LD_H_ABS, SKF_NET_OFF + 40);
+    e.plain(op::ST, 1);
+    e.plain(op::LD_H_ABS, SKF_NET_OFF + 42);
+    e.bind(hash);
+    // A: the second port; M[1] the first, M[0] the addresses' sum.
+    e.plain(op::LDX_MEM, 1);
+    e.plain(op::ADD_X, 0);
+    e.plain(op::LDX_MEM, 0);
+    e.plain(op::ADD_X, 0);
+    e.plain(op::MUL_K, FANOUT_MULTIPLIER);
+    e.plain(op::RSH_K, 16);
+    e.plain(op::RET_A, 0);
+    e.bind(first);
+    e.ret(0);
+    e.assemble().expect("the fanout program's jumps are short and forward")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -615,8 +696,9 @@ pub(super) mod tests {
     use crate::classify::{Catalogue, CatalogueFile};
 
     /// What the kernel's classic BPF interpreter answers for `packet` whose ethertype (the
-    /// kernel's `SKF_AD_PROTOCOL`) is `protocol`: the bytes to keep, 0 to refuse. A load beyond
-    /// the packet's end refuses it. Panics on an instruction it does not know or a jump out
+    /// kernel's `SKF_AD_PROTOCOL`) is `protocol`: the bytes to keep, 0 to refuse (a fanout
+    /// program: the member). A load beyond the packet's end refuses it. A load relative to
+    /// the network header (`SKF_NET_OFF`) reads from the packet's start. Panics on an instruction it does not know or a jump out
     /// of the program.
     pub(in crate::capture) fn run(program: &[Instruction], packet: &[u8], protocol: u16) -> u32 {
         let (mut a, mut x, mut memory) = (0u32, 0u32, [0u32; 16]);
@@ -624,6 +706,9 @@ pub(super) mod tests {
             if offset == SKF_AD_PROTOCOL && size == 4 {
                 return Some(u32::from(protocol));
             }
+            // The tests give a fanout program the network header at the packet's start.
+            #[cfg(feature = "jobs")]
+            let offset = if offset >= SKF_NET_OFF { offset - SKF_NET_OFF } else { offset };
             let start = usize::try_from(offset).ok()?;
             let bytes = packet.get(start..start.checked_add(size)?)?;
             Some(bytes.iter().fold(0, |v, &b| (v << 8) | u32::from(b)))
@@ -740,11 +825,14 @@ pub(super) mod tests {
                 | op::LD_MEM
                 | op::LDX_IMM
                 | op::LDX_MEM
+                | op::LDX_B_MSH
                 | op::ADD_X
                 | op::MUL_K
                 | op::AND_K
                 | op::LSH_K
+                | op::RSH_K
                 | op::RET_K
+                | op::RET_A
                 | op::TAX => {}
                 other => return Err(format!("opcode {other:#x} at {pc}")),
             }

@@ -16,6 +16,8 @@ use std::collections::VecDeque;
 use std::fmt;
 
 use super::bpf::Instruction;
+#[cfg(feature = "jobs")]
+use super::fanout::FanoutGroups;
 use super::filter::KernelFilter;
 use crate::decode::LinkType;
 use crate::time::Timestamp;
@@ -48,8 +50,8 @@ pub struct LiveCapture {
     interface: String,
     link: LinkType,
     capture: pcap::Capture<pcap::Active>,
-    /// From when the capture opened to when its kernel filter was attached (kernel clock):
-    /// packets stamped in between are left out.
+    /// From when the capture opened to when its kernel filter was attached and its fanout
+    /// group joined (kernel clock): packets stamped in between are left out.
     unfiltered: Option<(Timestamp, Timestamp)>,
     /// libpcap's counters are 32-bit and wrap: kept here as 64-bit totals.
     last: (u32, u32, u32),
@@ -79,9 +81,23 @@ impl LiveCapture {
         if let Some(filter) = filter {
             attach(&live.capture, filter.program(link))
                 .map_err(|e| format!("{interface}: cannot attach the kernel filter: {e}"))?;
-            live.unfiltered = Some((opened_at, kernel_clock()));
         }
+        live.unfiltered = Some((opened_at, kernel_clock()));
         Ok(live)
+    }
+
+    /// Join the interface's group in `groups` (a capture worker's measuring capture): the
+    /// packets stamped before are not handed over either, as another member may have them too.
+    #[cfg(feature = "jobs")]
+    pub fn join_fanout(&mut self, groups: &FanoutGroups) -> Result<(), String> {
+        use std::os::fd::AsRawFd;
+        groups.join(&self.interface, self.capture.as_raw_fd()).map_err(|e| {
+            format!("{}: cannot spread the capture over the workers (fanout): {e}", self.interface)
+        })?;
+        if let Some((_, to)) = &mut self.unfiltered {
+            *to = kernel_clock();
+        }
+        Ok(())
     }
 
     /// The full-size classification capture of `interface` (the filter of

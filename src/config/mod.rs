@@ -14,6 +14,9 @@ pub use settings::{Reload, Setting, Settings};
 
 pub use throttlewatch_core::config::*;
 
+/// The most capture workers (`capture_workers`): a fanout group's members, and threads.
+pub const MAX_CAPTURE_WORKERS: usize = 64;
+
 settings! {
     /// Thresholds of the detectors (docs/detectors.md), with the literature's defaults. Read
     /// from the `[detect]` table of a configuration file (`--config`); every key is optional,
@@ -172,6 +175,9 @@ settings! {
         max_flows: usize = DEFAULT_MAX_FLOWS, Restart;
         /// Flows that keep throughput bins and windowed RTTs at once.
         detail_flows: usize = DEFAULT_DETAIL_FLOWS, Restart;
+        /// Capture threads, each measuring its share of every interface's flows with its own
+        /// flow table of `max_flows` (the kernel's fanout spreads them by flow).
+        capture_workers: usize = 1, Restart;
     }
 }
 
@@ -230,6 +236,14 @@ impl DaemonConfig {
             return Err(format!(
                 "max_flows = {}: allowed values are 1..={MAX_MAX_FLOWS}",
                 self.max_flows
+            ));
+        }
+        let most_workers = if cfg!(feature = "jobs") { MAX_CAPTURE_WORKERS } else { 1 };
+        if !(1..=most_workers).contains(&self.capture_workers) {
+            return Err(format!(
+                "capture_workers = {}: allowed values are 1..={most_workers}{}",
+                self.capture_workers,
+                if most_workers == 1 { " (built without the feature `jobs`)" } else { "" }
             ));
         }
         if self.detail_flows > MAX_MAX_FLOWS {

@@ -1,6 +1,7 @@
-//! The capture thread: it reads frames from a [`FrameSource`] (the live interfaces, or in
-//! tests the frames of a trace replayed on a simulated clock), feeds the pipeline, and cuts
-//! windows on the packet-time grid ([`WindowGrid`]) that `analyze --window-origin` cuts.
+//! A capture thread (one per capture worker): it reads frames from a [`FrameSource`] (its
+//! captures of the live interfaces, or in tests the frames of a trace replayed on a
+//! simulated clock), feeds its pipeline, and cuts windows on the packet-time grid
+//! ([`WindowGrid`]) that `analyze --window-origin` cuts, from the origin every worker shares.
 //!
 //! Guarantees, whatever the source:
 //! - frames reach the pipeline in the order the source hands them over (each interface's
@@ -35,13 +36,13 @@ const BATCH: usize = 4096;
 /// from the kernel.
 pub(crate) const WINDOW_GRACE_US: u64 = 250_000;
 
-/// Messages from the capture thread.
+/// Messages from a capture thread, each with the thread's worker number.
 pub(crate) enum FromCapture {
-    Window(Box<WindowData>),
+    Window(usize, Box<WindowData>),
     /// The last window, cut short by a stop.
-    Final(Box<WindowData>),
+    Final(usize, Box<WindowData>),
     /// An interface went down or came back.
-    Link(LinkChange),
+    Link(usize, LinkChange),
 }
 
 pub(crate) struct WindowData {
@@ -181,23 +182,25 @@ fn feed<'a>(
     }
 }
 
-/// The capture thread: read, measure, and cut windows, until a stop (or the main thread is
-/// gone).
+/// A capture thread (worker `worker`): read, measure, and cut windows on the grid from
+/// `origin`, until a stop (or the main thread is gone).
 pub(crate) fn capture_loop(
+    worker: usize,
     mut source: impl FrameSource,
     mut pipeline: Pipeline,
-    window_s: u64,
+    (origin, window_s): (Timestamp, u64),
     to_main: tokio::sync::mpsc::Sender<FromCapture>,
     from_main: mpsc::Receiver<ToCapture>,
 ) {
     let window_us = window_s * 1_000_000;
-    // Windows on packet time from the start, as `analyze --window-origin` cuts them.
-    let mut grid = WindowGrid::new(window_s, Some(source.now()));
+    // Windows on packet time from the start, as `analyze --window-origin` cuts them; every
+    // worker's on the same grid.
+    let mut grid = WindowGrid::new(window_s, Some(origin));
     let mut closed = Vec::new();
     loop {
         let reads = source.read(feed(&mut pipeline, &mut grid, &mut closed));
         for change in reads.changes {
-            if to_main.blocking_send(FromCapture::Link(change)).is_err() {
+            if to_main.blocking_send(FromCapture::Link(worker, change)).is_err() {
                 return;
             }
         }
@@ -235,7 +238,7 @@ pub(crate) fn capture_loop(
                 catalogue: c.catalogue,
                 interfaces: interfaces.clone().unwrap_or_default(),
             });
-            if to_main.blocking_send(FromCapture::Window(data)).is_err() {
+            if to_main.blocking_send(FromCapture::Window(worker, data)).is_err() {
                 return;
             }
         }
@@ -248,7 +251,7 @@ pub(crate) fn capture_loop(
                 catalogue: pipeline.catalogue().clone(),
                 interfaces: interfaces.unwrap_or_default(),
             });
-            let _ = to_main.blocking_send(FromCapture::Final(data));
+            let _ = to_main.blocking_send(FromCapture::Final(worker, data));
             return;
         }
     }

@@ -18,6 +18,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::outputs::InterfaceCounters;
+#[cfg(feature = "jobs")]
+use crate::capture::FanoutGroups;
 use crate::capture::filter::KernelFilter;
 use crate::capture::{LiveCapture, LiveInterface, LiveStats};
 use crate::time::Timestamp;
@@ -39,6 +41,11 @@ pub struct OpenSpec {
     pub classify_snaplen: u32,
     /// Said in the log when a capture opens.
     pub filter_text: String,
+    /// The fanout groups the workers' measuring captures join, with more than one worker.
+    #[cfg(feature = "jobs")]
+    pub fanout: Option<Arc<FanoutGroups>>,
+    /// Which capture worker opens these captures, and of how many.
+    pub worker: (usize, usize),
 }
 
 /// An interface going down or coming back.
@@ -84,16 +91,24 @@ fn index_of(name: &str) -> Option<u32> {
 }
 
 fn open_captures(name: &str, spec: &OpenSpec) -> Result<LiveInterface, String> {
-    let measure = LiveCapture::open(name, spec.snaplen, spec.buffer_kib, spec.filter.as_deref())?;
+    #[cfg_attr(not(feature = "jobs"), expect(unused_mut))]
+    let mut measure =
+        LiveCapture::open(name, spec.snaplen, spec.buffer_kib, spec.filter.as_deref())?;
+    #[cfg(feature = "jobs")]
+    if let Some(groups) = &spec.fanout {
+        measure.join_fanout(groups)?;
+    }
     let classify = match spec.classify_snaplen {
         0 => None,
         snaplen => Some(LiveCapture::open_classification(name, snaplen)?),
     };
+    let (worker, workers) = spec.worker;
     super::log(&format!(
-        "capturing on {name} ({}), snap length {}, {}",
+        "capturing on {name} ({}), snap length {}, {}, worker {} of {workers}",
         measure.link().name(),
         spec.snaplen,
-        spec.filter_text
+        spec.filter_text,
+        worker + 1
     ));
     Ok(LiveInterface::new(measure, classify))
 }
@@ -265,6 +280,9 @@ mod tests {
             filter: None,
             classify_snaplen: 0,
             filter_text: "no filter".into(),
+            #[cfg(feature = "jobs")]
+            fanout: None,
+            worker: (0, 1),
         };
         let now = Timestamp::from_micros(1_790_000_000_000_000);
         let mut w = Watched::open("tw-absent0", &spec, now).unwrap();

@@ -1,11 +1,14 @@
 //! `throttlewatch run`: the same pipeline and detectors as `analyze`, fed by live captures
 //! (ARCHITECTURE.md, Pipeline and Capture and decode; docs/events.md, docs/status.md).
 //!
-//! One capture thread (`capture`) owns the frame source (the live interfaces behind a small
-//! trait, so that tests replay traces through it without root), the pipeline and its flow
-//! table; at each window's end (packet time, or the wall clock when the link is quiet — the
-//! same clock the kernel stamps packets with) it hands a snapshot of the window's flows to the
-//! main thread. The main thread runs a current-thread tokio runtime: it evaluates the window,
+//! A capture thread (`capture`) per capture worker (`capture_workers`, default 1) owns its
+//! frame source (its captures of the live interfaces behind a small trait, so that tests
+//! replay traces through it without root), its pipeline and its flow table; at each window's
+//! end (packet time, or the wall clock when the link is quiet — the same clock the kernel
+//! stamps packets with) it hands a snapshot of the window's flows to the main thread, which
+//! merges the workers' snapshots of the window (`workers`; the kernel's fanout spreads the
+//! packets over the workers, `capture::fanout`). The main thread runs a current-thread tokio
+//! runtime: it evaluates the window,
 //! writes the events, the status file and the metrics, serves `/metrics`, and answers SIGHUP
 //! (`reload`; a bad file keeps the old configuration running) and SIGTERM/SIGINT (flush the
 //! current window, a final event, exit 0). Root is given up once the captures are open. The
@@ -24,11 +27,14 @@ mod reload;
 pub mod system;
 #[cfg(test)]
 mod tests;
+mod workers;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
+#[cfg(feature = "jobs")]
+use crate::capture::FanoutGroups;
 use crate::capture::filter::KernelFilter;
 use crate::capture::kernel_clock;
 use crate::classify::{Catalogue, CatalogueFile, Classifier};
@@ -42,6 +48,7 @@ use crate::pipeline::Pipeline;
 use capture::{FrameSource, FromCapture, LiveSource, ToCapture, WindowData};
 use interfaces::{LinkChange, OpenSpec, Watched};
 use outputs::{EventKind, EventSink, Output, State, StopReason, event, replace_file};
+use workers::Windows;
 
 /// A failure, and whether it was the user's input (exit 2) or the run (exit 1).
 #[derive(Debug)]
@@ -137,16 +144,26 @@ pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
         (Some(_), sample) => format!("service traffic and 1 in {sample} other flows"),
         (None, _) => "no filter (the catalogue's ranges do not fit a kernel filter)".to_string(),
     };
+    let workers = d.capture_workers;
     let spec = OpenSpec {
         snaplen: d.snaplen,
         buffer_kib: d.buffer_kib,
         filter: kernel_filter.map(Arc::new),
         classify_snaplen: d.classify_snaplen,
         filter_text,
+        #[cfg(feature = "jobs")]
+        fanout: (workers > 1).then(|| Arc::new(FanoutGroups::default())),
+        worker: (0, workers),
     };
-    let mut captures = Vec::new();
-    for name in &d.interfaces {
-        captures.push(Watched::open(name, &spec, kernel_clock()).map_err(RunError::Input)?);
+    // Each worker's captures of every interface, the first worker's first.
+    let mut sources = Vec::with_capacity(workers);
+    for worker in 0..workers {
+        let spec = OpenSpec { worker: (worker, workers), ..spec.clone() };
+        let mut captures = Vec::new();
+        for name in &d.interfaces {
+            captures.push(Watched::open(name, &spec, kernel_clock()).map_err(RunError::Input)?);
+        }
+        sources.push(LiveSource::new(captures, spec));
     }
     let offload = system::offload_warning(
         Path::new("/etc/config/firewall"),
@@ -159,11 +176,10 @@ pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
         system::drop_privileges(account).map_err(RunError::Input)?;
         log(&format!("running as user {}", account.name));
     }
-    let frames = LiveSource::new(captures, spec);
     let (control_tx, control) = tokio::sync::mpsc::unbounded_channel();
     runtime.spawn(forward_signals(signals, control_tx));
     let setup = Setup { source, overrides, file, catalogue, offload, listener };
-    start(&runtime, setup, frames, control)
+    start(&runtime, setup, sources, control)
 }
 
 /// What the daemon was asked to do, by a signal (or a test).
@@ -200,12 +216,13 @@ pub(crate) struct Setup {
     pub listener: Option<std::net::TcpListener>,
 }
 
-/// The daemon once its captures are open (and root given up): the capture thread reads
-/// `frames`, the main thread writes the outputs and answers `control`, until a stop.
+/// The daemon once its captures are open (and root given up): a capture thread per worker
+/// reads its `sources` (at least one), the main thread writes the outputs and answers
+/// `control`, until a stop.
 pub(crate) fn start(
     runtime: &tokio::runtime::Runtime,
     setup: Setup,
-    mut frames: impl FrameSource + Send + 'static,
+    mut sources: Vec<impl FrameSource + Send + 'static>,
     control: tokio::sync::mpsc::UnboundedReceiver<Control>,
 ) -> Result<(), RunError> {
     let Setup { source, overrides, file, catalogue, offload, listener } = setup;
@@ -220,23 +237,36 @@ pub(crate) fn start(
         detail_flows: d.detail_flows,
         ..PipelineConfig::default()
     };
-    let interface_counters = frames.counters();
-    let (to_main, from_capture) = tokio::sync::mpsc::channel(4);
-    let (to_capture, from_main) = mpsc::channel();
+    let windows = Windows::new(sources.iter_mut().map(FrameSource::counters).collect());
+    let (to_main, from_capture) = tokio::sync::mpsc::channel(4 * sources.len());
     let window_s = file.detect.window_s;
-    let mut pipeline = Pipeline::new(pipeline_config, Classifier::new(catalogue.clone()));
-    pipeline.retain_for_windows(d.max_flows);
-    let capture_thread = std::thread::Builder::new()
-        .name("capture".into())
-        .spawn(move || capture::capture_loop(frames, pipeline, window_s, to_main, from_main))
-        .map_err(|e| RunError::Runtime(format!("cannot start the capture thread: {e}")))?;
+    // Every worker's windows on one grid, from its first clock reading.
+    let grid = (sources.first().map_or_else(kernel_clock, FrameSource::now), window_s);
+    let mut to_capture = Vec::with_capacity(sources.len());
+    let mut capture_threads = Vec::with_capacity(sources.len());
+    for (worker, frames) in sources.into_iter().enumerate() {
+        let (tell, from_main) = mpsc::channel();
+        let mut pipeline = Pipeline::new(pipeline_config, Classifier::new(catalogue.clone()));
+        pipeline.retain_for_windows(d.max_flows);
+        let to_main = to_main.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("capture-{worker}"))
+            .spawn(move || {
+                capture::capture_loop(worker, frames, pipeline, grid, to_main, from_main);
+            })
+            .map_err(|e| RunError::Runtime(format!("cannot start a capture thread: {e}")))?;
+        to_capture.push(tell);
+        capture_threads.push(thread);
+    }
+    drop(to_main);
 
     let mut state = State {
         started: Some(kernel_clock()),
         window_s: file.detect.window_s,
         max_flows: d.max_flows,
         offload_warning: offload,
-        interfaces: interface_counters,
+        interfaces: windows.interfaces_now(),
+        worker_packets: windows.packets_by_worker(),
         ..State::default()
     };
     state.set_catalogue(&catalogue);
@@ -251,11 +281,14 @@ pub(crate) fn start(
         state,
         metrics,
         to_capture,
+        windows,
         services_text,
     };
     let result = runtime.block_on(main.serve(from_capture, listener, control));
-    let _ = main.to_capture.send(ToCapture::Stop);
-    let _ = capture_thread.join();
+    main.tell_workers(|| ToCapture::Stop);
+    for thread in capture_threads {
+        let _ = thread.join();
+    }
     result.map_err(RunError::Runtime)
 }
 
@@ -296,7 +329,9 @@ struct Main {
     state: State,
     /// What `/metrics` serves.
     metrics: Arc<Mutex<String>>,
-    to_capture: mpsc::Sender<ToCapture>,
+    /// To each capture worker.
+    to_capture: Vec<mpsc::Sender<ToCapture>>,
+    windows: Windows,
     services_text: String,
 }
 
@@ -332,29 +367,44 @@ impl Main {
         let mut control_open = true;
         loop {
             tokio::select! {
-                message = from_capture.recv() => match message {
-                    Some(FromCapture::Window(w)) => self.window(*w),
-                    Some(FromCapture::Final(w)) => {
-                        self.window(*w);
-                        let reason = stop_reason.unwrap_or(StopReason::CaptureEnded);
-                        self.emit(EventKind::Stop { reason });
-                        log(&format!("stopped ({})", reason.as_str()));
-                        return Ok(());
+                message = from_capture.recv() => {
+                    match message {
+                        Some(FromCapture::Window(worker, w)) => self.windows.push(worker, false, *w),
+                        Some(FromCapture::Final(worker, w)) => self.windows.push(worker, true, *w),
+                        // Every worker captures every interface: the first one tells.
+                        Some(FromCapture::Link(0, change)) => self.link(change),
+                        Some(FromCapture::Link(..)) => {}
+                        None => return Err("the capture threads ended".into()),
                     }
-                    Some(FromCapture::Link(change)) => self.link(change),
-                    None => return Err("the capture thread ended".into()),
+                    while let Some((last, w)) = self.windows.next() {
+                        self.state.worker_packets = self.windows.packets_by_worker();
+                        self.window(w);
+                        if last {
+                            let reason = stop_reason.unwrap_or(StopReason::CaptureEnded);
+                            self.emit(EventKind::Stop { reason });
+                            log(&format!("stopped ({})", reason.as_str()));
+                            return Ok(());
+                        }
+                    }
                 },
                 asked = control.recv(), if control_open => match asked {
                     Some(Control::Reload) => self.reload(),
                     Some(Control::Stop(reason)) => {
                         if stop_reason.is_none() {
                             stop_reason = Some(reason);
-                            let _ = self.to_capture.send(ToCapture::Stop);
+                            self.tell_workers(|| ToCapture::Stop);
                         }
                     }
                     None => control_open = false,
                 },
             }
+        }
+    }
+
+    /// Send every capture worker what `message` makes.
+    fn tell_workers(&self, message: impl Fn() -> ToCapture) {
+        for worker in &self.to_capture {
+            let _ = worker.send(message());
         }
     }
 

@@ -61,6 +61,8 @@ pub struct State {
     pub updated: Option<Timestamp>,
     pub window_s: u64,
     pub interfaces: Vec<InterfaceCounters>,
+    /// Packets each capture worker measured, over every interface.
+    pub worker_packets: Vec<u64>,
     pub active_flows: usize,
     pub max_flows: usize,
     pub evicted: u64,
@@ -279,6 +281,15 @@ impl State {
             "counter",
             "Packets the interface or its driver dropped.",
             &iface(|i| i.kernel.if_dropped),
+        );
+        let workers: Vec<(String, f64)> = (self.worker_packets.iter().enumerate())
+            .map(|(w, &n)| (format!("{{worker=\"{w}\"}}"), n as f64))
+            .collect();
+        family(
+            "throttlewatch_worker_packets_total",
+            "counter",
+            "Packets a capture worker measured, over every interface (capture_workers).",
+            &workers,
         );
         let one = |v: f64| vec![(String::new(), v)];
         family(

@@ -63,7 +63,7 @@ impl Main {
         let text = services_text(new);
         let catalogue_changed = text != self.services_text || new.services != old.services;
         if catalogue_changed {
-            let _ = self.to_capture.send(ToCapture::Catalogue(Box::new(catalogue)));
+            self.tell_workers(|| ToCapture::Catalogue(Box::new(catalogue.clone())));
             self.services_text = text;
         }
         self.file = file;

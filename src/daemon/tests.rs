@@ -40,10 +40,26 @@ struct TraceReplay {
 
 impl TraceReplay {
     fn new(path: &Path, window_s: u64, done: mpsc::Sender<()>) -> TraceReplay {
+        TraceReplay::share(path, window_s, (0, 1), done)
+    }
+
+    /// The frames the kernel's fanout program would hand capture worker `worker` of
+    /// `workers`; the clock runs over the whole trace's time.
+    fn share(
+        path: &Path,
+        window_s: u64,
+        (worker, workers): (u32, u32),
+        done: mpsc::Sender<()>,
+    ) -> TraceReplay {
         let mut trace = TraceFile::open(path).unwrap();
         let mut frames = Vec::new();
         trace.for_each_packet(|_, ts, bytes, len| frames.push((ts, bytes.to_vec(), len))).unwrap();
         let (first, last) = (frames[0].0, frames[frames.len() - 1].0);
+        assert_eq!(trace.link(), LinkType::Ethernet, "the fanout's test frames are Ethernet");
+        #[cfg(feature = "jobs")]
+        frames.retain(|(_, bytes, _)| crate::capture::fanout_member_of(bytes, workers) == worker);
+        #[cfg(not(feature = "jobs"))]
+        assert_eq!((worker, workers), (0, 1), "one capture worker without the feature `jobs`");
         TraceReplay {
             link: trace.link(),
             frames,
@@ -192,7 +208,7 @@ fn a_replayed_trace_gives_analyze_verdicts_and_reloads_and_serves_metrics() {
         })
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    assert!(start(&runtime, setup, replay, control).is_ok());
+    assert!(start(&runtime, setup, vec![replay], control).is_ok());
     driver.join().expect("the driver's checks hold");
 
     let written = lines(&events);
@@ -261,6 +277,97 @@ fn a_replayed_trace_gives_analyze_verdicts_and_reloads_and_serves_metrics() {
     });
     assert!(body.contains(&frames), "every frame counted: {frames}{body}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[cfg(feature = "jobs")]
+/// The verdicts of the daemon whose `workers` capture workers each read the share of the
+/// lab trace `name` that the kernel's fanout program hands it, window by window, with the
+/// flow ids left out (each worker numbers its own); and each worker's packets.
+fn sharded_verdicts(name: &str, workers: u32) -> (Vec<Value>, Vec<u64>) {
+    let dir = std::env::temp_dir()
+        .join(format!("tw-daemon-workers-{}-{name}-{workers}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let window_s = 5;
+    let config = dir.join("throttlewatch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[detect]\nwindow_s = {window_s}\n[daemon]\ninterfaces = [\"replay0\"]\n\
+             events = {:?}\nmetrics_file = {:?}\nservices = {:?}\ncapture_workers = {workers}\n",
+            dir.join("events.jsonl"),
+            dir.join("metrics.prom"),
+            root().join("samples/lab-services.toml"),
+        ),
+    )
+    .unwrap();
+    let source = ConfigSource::Toml(config);
+    let overrides = Overrides::default();
+    let file = load(&source, &overrides).unwrap();
+    let catalogue = load_catalogue(&file.daemon).unwrap();
+    let setup = Setup { source, overrides, file, catalogue, offload: None, listener: None };
+    let trace = root().join("samples/lab").join(format!("{name}.pcap"));
+    let (mut replays, mut dones) = (Vec::new(), Vec::new());
+    for worker in 0..workers {
+        let (done_tx, done) = mpsc::channel();
+        replays.push(TraceReplay::share(&trace, window_s, (worker, workers), done_tx));
+        dones.push(done);
+    }
+    let (control_tx, control) = tokio::sync::mpsc::unbounded_channel();
+    let driver = std::thread::spawn(move || {
+        for done in dones {
+            done.recv_timeout(Duration::from_secs(300)).expect("the replay ends");
+        }
+        control_tx.send(Control::Stop(StopReason::Sigterm)).unwrap();
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    assert!(start(&runtime, setup, replays, control).is_ok());
+    driver.join().unwrap();
+    let mut verdicts: Vec<Value> = lines(&dir.join("events.jsonl"))
+        .into_iter()
+        .filter(|e| e["type"] == "verdict")
+        .map(|e| e["verdict"].clone())
+        .collect();
+    fn without_ids(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                map.retain(|k, _| !matches!(k.as_str(), "flow" | "flows"));
+                map.values_mut().for_each(without_ids);
+            }
+            Value::Array(items) => items.iter_mut().for_each(without_ids),
+            _ => {}
+        }
+    }
+    verdicts.iter_mut().for_each(without_ids);
+    let metrics = std::fs::read_to_string(dir.join("metrics.prom")).unwrap();
+    let packets = (0..workers)
+        .map(|w| {
+            let line = format!("throttlewatch_worker_packets_total{{worker=\"{w}\"}} ");
+            let value = metrics.lines().find_map(|l| l.strip_prefix(line.as_str()));
+            value.unwrap_or_else(|| panic!("{line} in {metrics}")).parse().unwrap()
+        })
+        .collect();
+    std::fs::remove_dir_all(&dir).unwrap();
+    (verdicts, packets)
+}
+
+/// Capture workers fed as the kernel's fanout feeds them give the verdicts of one, window
+/// by window: a policed download (TCP flows spread over the workers) and a lossy call (UDP
+/// on the first worker, its control flows elsewhere). Every worker measured packets, and
+/// together every frame of the trace.
+#[cfg(feature = "jobs")]
+#[test]
+fn capture_workers_give_the_verdicts_of_one() {
+    for name in ["police-128k", "call-loss"] {
+        let (one, packets) = sharded_verdicts(name, 1);
+        assert!(one.iter().any(|v| v["finding"] != "none"), "{name}: {one:?}");
+        for workers in [2, 3] {
+            let (many, shares) = sharded_verdicts(name, workers);
+            assert_eq!(many, one, "{name} with {workers} workers");
+            assert!(shares.iter().all(|&n| n > 0), "{name}: {shares:?}");
+            assert_eq!(shares.iter().sum::<u64>(), packets[0], "{name}: {shares:?}");
+        }
+    }
 }
 
 /// One step of a scripted capture: the clock, and the frames (their timestamps) waiting then.
@@ -346,15 +453,18 @@ fn windows_of(steps: Vec<Step>) -> Vec<(Window, bool)> {
     );
     let (to_main, mut from_capture) = tokio::sync::mpsc::channel(64);
     let (to_capture, from_main) = mpsc::channel();
-    let thread = std::thread::spawn(move || capture_loop(source, pipeline, 1, to_main, from_main));
+    let origin = source.now();
+    let thread = std::thread::spawn(move || {
+        capture_loop(0, source, pipeline, (origin, 1), to_main, from_main)
+    });
     done.recv_timeout(Duration::from_secs(300)).expect("the script ends");
     to_capture.send(ToCapture::Stop).unwrap();
     let mut windows = Vec::new();
     while let Some(message) = from_capture.blocking_recv() {
         match message {
-            FromCapture::Window(w) => windows.push((w.window, false)),
-            FromCapture::Final(w) => windows.push((w.window, true)),
-            FromCapture::Link(_) => panic!("no interface changed"),
+            FromCapture::Window(_, w) => windows.push((w.window, false)),
+            FromCapture::Final(_, w) => windows.push((w.window, true)),
+            FromCapture::Link(..) => panic!("no interface changed"),
         }
     }
     thread.join().unwrap();
