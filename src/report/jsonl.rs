@@ -8,7 +8,8 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::{FlowReport, Layout, SCHEMA, Summary, write_layout};
+use super::json::{Layout, write_layout};
+use super::{FlowReport, SCHEMA, Summary};
 use crate::analyze::Sink;
 use crate::classify::Catalogue;
 use crate::detect::Verdict;

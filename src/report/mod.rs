@@ -1,13 +1,15 @@
 //! Report: the outputs of `analyze` (docs/report.md). [`Report`] is the JSON document, schema
 //! `throttlewatch.report/1`; [`human`] renders the same data as a short table, `html` as a
 //! page with plots (the `html` feature); [`jsonl`]
-//! writes it as JSON lines while the trace is read. Field names are a contract: add fields
-//! freely, never rename them.
+//! writes it as JSON lines while the trace is read. The JSON text of both is serde_json's,
+//! byte for byte, written by the serializer of the private module `json`. Field names are a
+//! contract: add fields freely, never rename them.
 
 pub mod calls;
 #[cfg(feature = "html")]
 pub mod html;
 pub mod human;
+mod json;
 pub mod jsonl;
 
 use std::collections::BTreeMap;
@@ -24,6 +26,7 @@ use crate::measure::tcp::{CloseEvent, TcpMeasures};
 use crate::measure::{DirCounters, IpEvents, TransportMeasures};
 use crate::pipeline::{Analysis, FinishedFlow};
 use crate::time::Timestamp;
+use json::{Layout, write_layout};
 
 pub const SCHEMA: &str = "throttlewatch.report/1";
 
@@ -398,179 +401,6 @@ impl<'a> Report<'a> {
     }
 }
 
-/// How [`write_layout`] lays JSON out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Layout {
-    /// serde_json's pretty printer's layout: a line per value, two spaces per level.
-    Indented,
-    /// The same on one line (JSON lines).
-    OneLine,
-}
-
-/// A line break and the indent of `level`s, after a comma when one is due.
-const BREAK_AND_INDENT: &[u8] =
-    b",\n                                                                ";
-
-/// serde_json's pretty layout, byte for byte, with each line break and its indent written at
-/// once: the pretty printer writes every level of indent by itself, each a call through the
-/// `dyn Write`.
-struct Formatter {
-    layout: Layout,
-    level: usize,
-    has_value: bool,
-}
-
-impl Formatter {
-    /// Before a value of an array or a key of an object: a comma unless `first`, then a line
-    /// break and the indent (also before a closing bracket, as `first`).
-    fn next<W: ?Sized + Write>(&mut self, out: &mut W, first: bool) -> io::Result<()> {
-        let from = usize::from(first);
-        if self.layout == Layout::OneLine {
-            return out.write_all(&b","[from..]);
-        }
-        let to = 2 + 2 * self.level;
-        match BREAK_AND_INDENT.get(from..to) {
-            Some(text) => out.write_all(text),
-            None => {
-                out.write_all(&BREAK_AND_INDENT[from..2])?;
-                (0..self.level).try_for_each(|_| out.write_all(b"  "))
-            }
-        }
-    }
-
-    fn open<W: ?Sized + Write>(&mut self, out: &mut W, bracket: &[u8]) -> io::Result<()> {
-        self.level += 1;
-        self.has_value = false;
-        out.write_all(bracket)
-    }
-
-    fn close<W: ?Sized + Write>(&mut self, out: &mut W, bracket: &[u8]) -> io::Result<()> {
-        self.level -= 1;
-        if self.has_value {
-            self.next(out, true)?;
-        }
-        out.write_all(bracket)
-    }
-}
-
-impl serde_json::ser::Formatter for Formatter {
-    fn begin_array<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
-        self.open(out, b"[")
-    }
-
-    fn end_array<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
-        self.close(out, b"]")
-    }
-
-    fn begin_array_value<W: ?Sized + Write>(&mut self, out: &mut W, first: bool) -> io::Result<()> {
-        self.next(out, first)
-    }
-
-    fn end_array_value<W: ?Sized + Write>(&mut self, _: &mut W) -> io::Result<()> {
-        self.has_value = true;
-        Ok(())
-    }
-
-    fn begin_object<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
-        self.open(out, b"{")
-    }
-
-    fn end_object<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
-        self.close(out, b"}")
-    }
-
-    fn begin_object_key<W: ?Sized + Write>(&mut self, out: &mut W, first: bool) -> io::Result<()> {
-        self.next(out, first)
-    }
-
-    fn begin_object_value<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
-        out.write_all(b": ")
-    }
-
-    fn end_object_value<W: ?Sized + Write>(&mut self, _: &mut W) -> io::Result<()> {
-        self.has_value = true;
-        Ok(())
-    }
-}
-
-/// Bytes of JSON text gathered before they go to the output in one write.
-const CHUNK_BYTES: usize = 4096;
-
-/// The JSON text on its way to `out`, gathered in chunks of [`CHUNK_BYTES`]: serde_json writes
-/// a few bytes at a time (a key, a quote, a separator), and each write through the `dyn Write`
-/// is a call; gathered, it is a copy into the chunk.
-struct Chunks<'w> {
-    out: &'w mut dyn Write,
-    chunk: [u8; CHUNK_BYTES],
-    /// Bytes of `chunk` gathered.
-    len: usize,
-}
-
-impl Chunks<'_> {
-    /// Write the gathered text to `out` and start a new chunk.
-    fn drain(&mut self) -> io::Result<()> {
-        self.out.write_all(&self.chunk[..self.len])?;
-        self.len = 0;
-        Ok(())
-    }
-
-    /// `bytes` that do not fit in what is left of the chunk.
-    #[cold]
-    fn overflow(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.drain()?;
-        match self.chunk.get_mut(..bytes.len()) {
-            Some(free) => {
-                free.copy_from_slice(bytes);
-                self.len = bytes.len();
-                Ok(())
-            }
-            None => self.out.write_all(bytes),
-        }
-    }
-}
-
-impl Write for Chunks<'_> {
-    #[inline(always)]
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let end = self.len + bytes.len();
-        match self.chunk.get_mut(self.len..end) {
-            Some(free) => {
-                free.copy_from_slice(bytes);
-                self.len = end;
-                Ok(())
-            }
-            None => self.overflow(bytes),
-        }
-    }
-
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.write_all(bytes).map(|()| bytes.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.drain()?;
-        self.out.flush()
-    }
-}
-
-/// `value` as JSON in `layout`, written to `out` in chunks. The JSON report and the JSON
-/// lines share this one serializer: each report type's serialization is in the binary once.
-pub(crate) fn write_layout(
-    out: &mut dyn Write,
-    value: &impl Serialize,
-    layout: Layout,
-) -> io::Result<()> {
-    let chunks = Chunks { out, chunk: [0; CHUNK_BYTES], len: 0 };
-    let formatter = Formatter { layout, level: 0, has_value: false };
-    let mut serializer = serde_json::Serializer::with_formatter(chunks, formatter);
-    value.serialize(&mut serializer).map_err(|e| match e.io_error_kind() {
-        // Keep the kind (a closed pipe is not an error for the caller).
-        Some(kind) => io::Error::new(kind, e),
-        None => io::Error::other(e),
-    })?;
-    serializer.into_inner().drain()
-}
-
 fn seconds(us: u64) -> f64 {
     us as f64 / 1e6
 }
@@ -883,28 +713,5 @@ impl StunReport {
             request_retransmissions: s.request_retransmissions,
             rtt: RttReport::build(&s.rtt, None),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{Layout, write_layout};
-
-    /// The layouts are serde_json's pretty printer's, byte for byte, at any depth (also
-    /// beyond the indent written at once), and the same on one line.
-    #[test]
-    fn layouts_are_the_pretty_printers() {
-        let mut deep = serde_json::json!({"leaf": [1, {"a": "x\ny"}, [], {}], "n": null});
-        for level in 0..40 {
-            deep = serde_json::json!({ "level": level, "inner": [deep, "s"], "empty": [] });
-        }
-        let pretty = serde_json::to_string_pretty(&deep).unwrap();
-        let mut out = Vec::new();
-        write_layout(&mut out, &deep, Layout::Indented).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), pretty);
-        let one_line: String = pretty.lines().map(str::trim_start).collect();
-        let mut out = Vec::new();
-        write_layout(&mut out, &deep, Layout::OneLine).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), one_line);
     }
 }
