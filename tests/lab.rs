@@ -900,9 +900,14 @@ fn live_lab() -> Result<MutexGuard<'static, ()>, common::Missing> {
     Ok(LIVE.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
+/// Scenarios whose live run gives the daemon two capture workers (`capture_workers`): TCP
+/// connections spread over both, a call's UDP on the first.
+const TWO_CAPTURE_WORKERS: [&str; 2] = ["police-128k", "call-loss"];
+
 /// Record the fixture's scenario afresh, with the daemon (this build's binary) running on the
 /// router's LAN interface beside the capture; check the trace, then the daemon's outputs. The
-/// clean run also sends the daemon a broken configuration on SIGHUP, then a good one.
+/// clean run also sends the daemon a broken configuration on SIGHUP, then a good one; the
+/// runs of [`TWO_CAPTURE_WORKERS`] give it two capture workers.
 fn check_live(name: &str) -> common::Ran {
     let _one_at_a_time = live_lab()?;
     common::need(
@@ -919,6 +924,8 @@ fn check_live(name: &str) -> common::Ran {
     if name == "clean" {
         cmd.arg("--reload-check");
     }
+    let workers = if TWO_CAPTURE_WORKERS.contains(&name) { 2 } else { 1 };
+    cmd.arg("--daemon-set").arg(format!("capture_workers={workers}"));
     let out = cmd.output().expect("python3 runs");
     assert!(
         out.status.success(),
@@ -927,14 +934,15 @@ fn check_live(name: &str) -> common::Ran {
     );
     let pcap = dir.join(format!("{name}.pcap"));
     check_trace(&pcap);
-    check_daemon(&pcap);
+    check_daemon(&pcap, workers);
     Ok(())
 }
 
 /// The daemon's outputs (docs/events.md): verdict events carrying the scenario's finding within two
 /// windows of the traffic's end and nothing it cannot explain, a start and a final stop event,
-/// exit status 0 after SIGTERM, the status file, and /metrics as fetched by curl.
-fn check_daemon(pcap: &Path) {
+/// exit status 0 after SIGTERM, the status file, and /metrics as fetched by curl (a packet
+/// count for each of the `workers` capture workers).
+fn check_daemon(pcap: &Path, workers: usize) {
     let truth = Truth::load(&pcap.with_extension("truth.json"));
     let d = &truth.json["daemon"];
     let fail = |what: String| -> ! { panic!("{} [daemon]: {what}", truth.name) };
@@ -1031,6 +1039,16 @@ fn check_daemon(pcap: &Path) {
             .unwrap_or_else(|| fail(format!("no {name} in /metrics:\n{metrics}")))
     };
     assert!(sample("throttlewatch_packets_total{interface=\"lan0\"}") > 1000.0);
+    // Every capture worker measured a share, and no other worker exists.
+    for worker in 0..=workers {
+        let name = format!("throttlewatch_worker_packets_total{{worker=\"{worker}\"}}");
+        let line = metrics.lines().find(|l| l.starts_with(&name));
+        match (worker < workers, line) {
+            (true, _) => assert!(sample(&name) > 0.0, "{metrics}"),
+            (false, None) => {}
+            (false, Some(l)) => fail(format!("{l}: {workers} capture worker(s) configured")),
+        }
+    }
     assert!(sample("throttlewatch_windows_total") >= 1.0);
     assert_eq!(sample("throttlewatch_kernel_drops_total{interface=\"lan0\"}"), 0.0);
     if let Some(expected) = expected {
