@@ -55,7 +55,10 @@ pub(crate) struct WindowData {
 
 /// Messages to the capture thread.
 pub(crate) enum ToCapture {
-    Catalogue(Box<Catalogue>),
+    /// A new catalogue, for the windows that end at or after the time given: every worker
+    /// changes it at the same window's cut, so that the flows of a window the main thread
+    /// merges were classified with one catalogue.
+    Catalogue(Box<Catalogue>, Timestamp),
     Stop,
 }
 
@@ -154,12 +157,26 @@ struct Closed {
     catalogue: Catalogue,
 }
 
-impl Closed {
-    fn of(window: Window, pipeline: &mut Pipeline) -> Closed {
-        Closed {
+/// The windows a capture thread closed and has yet to send, and the catalogue it takes at a
+/// later window's cut.
+#[derive(Default)]
+struct Cuts {
+    closed: Vec<Closed>,
+    /// A new catalogue and the earliest window end it waits for.
+    next_catalogue: Option<(Box<Catalogue>, Timestamp)>,
+}
+
+impl Cuts {
+    /// `window` ends: its snapshot, classified with the catalogue the window ran with; the
+    /// next catalogue from then on, when the window ends at or after its time.
+    fn cut(&mut self, window: Window, pipeline: &mut Pipeline) {
+        self.closed.push(Closed {
             window,
             snapshot: pipeline.snapshot(window.end),
             catalogue: pipeline.catalogue().clone(),
+        });
+        if let Some((catalogue, _)) = self.next_catalogue.take_if(|(_, from)| window.end >= *from) {
+            pipeline.set_catalogue(*catalogue);
         }
     }
 }
@@ -169,12 +186,12 @@ impl Closed {
 fn feed<'a>(
     pipeline: &'a mut Pipeline,
     grid: &'a mut WindowGrid,
-    closed: &'a mut Vec<Closed>,
+    cuts: &'a mut Cuts,
 ) -> impl FnMut(LinkType, Stream, Timestamp, &[u8], u32) + 'a {
     move |link, stream, ts, frame, len| match stream {
         Stream::Measured => {
             if let Some(window) = grid.due(ts) {
-                closed.push(Closed::of(window, pipeline));
+                cuts.cut(window, pipeline);
             }
             pipeline.process(link, ts, frame, len)
         }
@@ -196,9 +213,9 @@ pub(crate) fn capture_loop(
     // Windows on packet time from the start, as `analyze --window-origin` cuts them; every
     // worker's on the same grid.
     let mut grid = WindowGrid::new(window_s, Some(origin));
-    let mut closed = Vec::new();
+    let mut cuts = Cuts::default();
     loop {
-        let reads = source.read(feed(&mut pipeline, &mut grid, &mut closed));
+        let reads = source.read(feed(&mut pipeline, &mut grid, &mut cuts));
         for change in reads.changes {
             if to_main.blocking_send(FromCapture::Link(worker, change)).is_err() {
                 return;
@@ -214,24 +231,24 @@ pub(crate) fn capture_loop(
             && let Some(window) =
                 grid.due(Timestamp::from_micros(now.micros().saturating_sub(WINDOW_GRACE_US)))
         {
-            closed.push(Closed::of(window, &mut pipeline));
+            cuts.cut(window, &mut pipeline);
         }
         if grid.last(now).is_some_and(|w| w.start.since(now) > window_us) {
             grid = WindowGrid::new(window_s, Some(now));
         }
         let stop = match from_main.try_recv() {
-            Ok(ToCapture::Catalogue(c)) => {
-                pipeline.set_catalogue(*c);
+            Ok(ToCapture::Catalogue(catalogue, from)) => {
+                cuts.next_catalogue = Some((catalogue, from));
                 false
             }
             Ok(ToCapture::Stop) | Err(mpsc::TryRecvError::Disconnected) => true,
             Err(mpsc::TryRecvError::Empty) => false,
         };
         if stop {
-            source.flush(feed(&mut pipeline, &mut grid, &mut closed));
+            source.flush(feed(&mut pipeline, &mut grid, &mut cuts));
         }
-        let interfaces = (!closed.is_empty() || stop).then(|| source.counters());
-        for c in closed.drain(..) {
+        let interfaces = (!cuts.closed.is_empty() || stop).then(|| source.counters());
+        for c in cuts.closed.drain(..) {
             let data = Box::new(WindowData {
                 window: c.window,
                 snapshot: c.snapshot,

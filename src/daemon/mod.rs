@@ -44,6 +44,7 @@ use crate::decode::LinkType;
 use crate::detect::evaluate_window;
 use crate::detect::history::History;
 use crate::pipeline::Pipeline;
+use crate::time::Timestamp;
 
 use capture::{FrameSource, FromCapture, LiveSource, ToCapture, WindowData};
 use interfaces::{LinkChange, OpenSpec, Watched};
@@ -281,6 +282,7 @@ pub(crate) fn start(
         state,
         metrics,
         to_capture,
+        grid_origin: grid.0,
         windows,
         services_text,
     };
@@ -331,6 +333,8 @@ struct Main {
     metrics: Arc<Mutex<String>>,
     /// To each capture worker.
     to_capture: Vec<mpsc::Sender<ToCapture>>,
+    /// Where the capture workers' window grid begins.
+    grid_origin: Timestamp,
     windows: Windows,
     services_text: String,
 }

@@ -3,13 +3,15 @@
 //! command line's overrides). A bad file keeps the old configuration running. Keys declared
 //! `Restart` (src/config) keep their old values and are named in the `reload` event; the
 //! others take effect from the next window: a new events path or cap reopens the sink, a new
-//! history file is loaded, a changed catalogue goes to the capture thread.
+//! history file is loaded, a changed catalogue goes to the capture threads, which take it at
+//! the end of the window in progress (all at the same window, whatever each has read).
 
 use std::path::Path;
 
 use super::capture::ToCapture;
 use super::outputs::{EventKind, EventSink, Output};
 use super::{Main, load_catalogue, log, services_text};
+use crate::capture::kernel_clock;
 use crate::config::{Settings, load};
 use crate::detect::history::History;
 
@@ -63,7 +65,10 @@ impl Main {
         let text = services_text(new);
         let catalogue_changed = text != self.services_text || new.services != old.services;
         if catalogue_changed {
-            self.tell_workers(|| ToCapture::Catalogue(Box::new(catalogue.clone())));
+            let (origin, window_us) = (self.grid_origin, self.file.detect.window_s * 1_000_000);
+            let windows = kernel_clock().micros().saturating_sub(origin.micros()) / window_us;
+            let from = origin.add_micros((windows + 1) * window_us);
+            self.tell_workers(|| ToCapture::Catalogue(Box::new(catalogue.clone()), from));
             self.services_text = text;
         }
         self.file = file;
@@ -71,7 +76,8 @@ impl Main {
         log(&format!(
             "reloaded{}{}",
             if catalogue_changed {
-                "; a new catalogue (the kernel filter keeps the old one's ranges until a restart)"
+                "; a new catalogue from the next window (the kernel filter keeps the old one's \
+                 ranges until a restart)"
             } else {
                 ""
             },

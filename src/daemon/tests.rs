@@ -433,6 +433,17 @@ impl FrameSource for Scripted {
 /// The windows the capture thread sends for `steps` (1 s windows), then a stop: each with
 /// whether it is the final, cut-short one.
 fn windows_of(steps: Vec<Step>) -> Vec<(Window, bool)> {
+    let sent = sent_by_capture(steps, None);
+    sent.into_iter().map(|(window, last, _)| (window, last)).collect()
+}
+
+/// The windows the capture thread sends for `steps` (1 s windows), told of `catalogue` (and
+/// its time) before its first read, then a stop: each with whether it is the final,
+/// cut-short one, and the catalogue its flows were classified with.
+fn sent_by_capture(
+    steps: Vec<Step>,
+    catalogue: Option<(crate::classify::Catalogue, Timestamp)>,
+) -> Vec<(Window, bool, crate::classify::Catalogue)> {
     use super::capture::{FromCapture, ToCapture, capture_loop};
     let mut trace = TraceFile::open(&root().join("samples/lab/police-128k.pcap")).unwrap();
     assert_eq!(trace.link(), LinkType::Ethernet);
@@ -453,6 +464,9 @@ fn windows_of(steps: Vec<Step>) -> Vec<(Window, bool)> {
     );
     let (to_main, mut from_capture) = tokio::sync::mpsc::channel(64);
     let (to_capture, from_main) = mpsc::channel();
+    if let Some((catalogue, from)) = catalogue {
+        to_capture.send(ToCapture::Catalogue(Box::new(catalogue), from)).unwrap();
+    }
     let origin = source.now();
     let thread = std::thread::spawn(move || {
         capture_loop(0, source, pipeline, (origin, 1), to_main, from_main)
@@ -462,13 +476,34 @@ fn windows_of(steps: Vec<Step>) -> Vec<(Window, bool)> {
     let mut windows = Vec::new();
     while let Some(message) = from_capture.blocking_recv() {
         match message {
-            FromCapture::Window(_, w) => windows.push((w.window, false)),
-            FromCapture::Final(_, w) => windows.push((w.window, true)),
+            FromCapture::Window(_, w) => windows.push((w.window, false, w.catalogue)),
+            FromCapture::Final(_, w) => windows.push((w.window, true, w.catalogue)),
             FromCapture::Link(..) => panic!("no interface changed"),
         }
     }
     thread.join().unwrap();
     windows
+}
+
+/// A new catalogue is taken at the cut of the first window that ends at or after its time,
+/// whatever the thread has read meanwhile: every capture worker changes at the same window.
+#[test]
+fn a_new_catalogue_is_taken_at_the_window_end_it_names() {
+    use crate::classify::{Catalogue, CatalogueFile};
+    let o = Timestamp::from_micros(1_790_000_000_000_000);
+    let at = |ms: u64| o.add_micros(ms * 1000);
+    let steps =
+        (0..4).map(|s| Step { clock: at(s * 1000 + 500), frames: vec![at(s * 1000 + 100)] });
+    let new = Catalogue::from_file(&root().join("samples/lab-services.toml")).unwrap();
+    let is_new = |c: &Catalogue| c.source_name() == new.source_name();
+    assert!(!is_new(&Catalogue::builtin()));
+    // The grid begins at the first clock reading (0.5 s); told at once, for the windows
+    // from 2 s on: the one that ends at 2.5 s is the last with the old catalogue.
+    let sent = sent_by_capture(steps.collect(), Some((new.clone(), at(2000))));
+    let ends: Vec<(u64, bool)> =
+        sent.iter().map(|(w, _, c)| (w.end.since(o) / 1000, is_new(c))).collect();
+    assert_eq!(ends[..3], [(1500, false), (2500, false), (3500, true)], "{ends:?}");
+    assert!(sent[3..].iter().all(|(_, _, c)| is_new(c)), "{ends:?}");
 }
 
 /// A quiet link's window closes on the clock once it is the grace past the window's end,
