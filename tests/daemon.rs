@@ -603,6 +603,17 @@ fn ip(args: &[&str]) {
     assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// IPv6 turned off in the `namespaces`.
+fn without_ipv6(namespaces: &[&str]) {
+    for ns in namespaces {
+        let sysctl = Command::new("ip")
+            .args(["netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"])
+            .args(["net.ipv6.conf.default.disable_ipv6=1"])
+            .status();
+        assert!(sysctl.unwrap().success());
+    }
+}
+
 /// A veth pair: `name` in namespace `a` with 10.231.N.1/24, its peer in `b` with .2.
 fn veth(a: &str, b: &str, name: &str, n: u8) {
     let peer = format!("{name}p");
@@ -818,13 +829,7 @@ fn the_kernel_filter_keeps_service_traffic_and_sampled_flows_only() -> common::R
     let (a, b) = (format!("twk-{}-a", std::process::id()), format!("twk-{}-b", std::process::id()));
     let _namespaces = Namespaces::create(&[&a, &b]);
     // No IPv6: its neighbour discovery would add packets the filter keeps (ICMPv6).
-    for ns in [&a, &b] {
-        let sysctl = Command::new("ip")
-            .args(["netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"])
-            .args(["net.ipv6.conf.default.disable_ipv6=1"])
-            .status();
-        assert!(sysctl.unwrap().success());
-    }
+    without_ipv6(&[&a, &b]);
     veth(&a, &b, "twk0", 7);
     let mut ethernet = Injector::start(&a, "packet", "twk0");
     const ARPHRD_PPP: &str = "512";
@@ -946,13 +951,8 @@ fn capture_workers_share_an_interface_by_flow() -> common::Ran {
     let dir = test_dir("workers");
     let (a, b) = (format!("tww-{}-a", std::process::id()), format!("tww-{}-b", std::process::id()));
     let _namespaces = Namespaces::create(&[&a, &b]);
-    for ns in [&a, &b] {
-        let sysctl = Command::new("ip")
-            .args(["netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"])
-            .args(["net.ipv6.conf.default.disable_ipv6=1"])
-            .status();
-        assert!(sysctl.unwrap().success());
-    }
+    // No IPv6: its neighbour discovery would add flows (ICMPv6).
+    without_ipv6(&[&a, &b]);
     veth(&a, &b, "tww0", 9);
     let config = lo_config(&dir, "capture_workers = 2\n");
     let text = std::fs::read_to_string(&config).unwrap().replace("\"lo\"", "\"tww0\"");

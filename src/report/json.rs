@@ -230,6 +230,47 @@ impl Json<'_> {
     }
 }
 
+/// A unit variant written as its name, a newtype struct as what it wraps (a value and a
+/// map's key alike).
+macro_rules! variant_as_text_and_newtype_as_inner {
+    () => {
+        fn serialize_unit_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            variant: &'static str,
+        ) -> Result<(), Error> {
+            self.serialize_str(variant)
+        }
+
+        fn serialize_newtype_struct<T: ?Sized + Serialize>(
+            self,
+            _: &'static str,
+            value: &T,
+        ) -> Result<(), Error> {
+            value.serialize(self)
+        }
+    };
+}
+
+/// Methods that hand a narrower integer to the method of its widest kind.
+macro_rules! widened {
+    ($($method:ident($narrow:ty) => $wide:ident;)*) => {
+        $(fn $method(self, value: $narrow) -> Result<(), Error> {
+            self.$wide(value.into())
+        })*
+    };
+}
+
+/// Methods that write their value with the formatter's method of its type.
+macro_rules! written {
+    ($($method:ident($value:ty) => $write:ident;)*) => {
+        $(fn $method(self, value: $value) -> Result<(), Error> {
+            self.formatter.$write(&mut self.out, value).map_err(Error::io)
+        })*
+    };
+}
+
 impl<'a, 'w> ser::Serializer for &'a mut Json<'w> {
     type Ok = ();
     type Error = Error;
@@ -241,50 +282,22 @@ impl<'a, 'w> ser::Serializer for &'a mut Json<'w> {
     type SerializeStruct = Compound<'a, 'w>;
     type SerializeStructVariant = Compound<'a, 'w>;
 
-    fn serialize_bool(self, value: bool) -> Result<(), Error> {
-        self.formatter.write_bool(&mut self.out, value).map_err(Error::io)
+    // Every integer width, widened: its digits are the same at any width.
+    widened! {
+        serialize_i8(i8) => serialize_i64;
+        serialize_i16(i16) => serialize_i64;
+        serialize_i32(i32) => serialize_i64;
+        serialize_u8(u8) => serialize_u64;
+        serialize_u16(u16) => serialize_u64;
+        serialize_u32(u32) => serialize_u64;
     }
 
-    fn serialize_i8(self, value: i8) -> Result<(), Error> {
-        self.serialize_i64(value.into())
-    }
-
-    fn serialize_i16(self, value: i16) -> Result<(), Error> {
-        self.serialize_i64(value.into())
-    }
-
-    fn serialize_i32(self, value: i32) -> Result<(), Error> {
-        self.serialize_i64(value.into())
-    }
-
-    /// All the signed integers: their digits are the same at any width.
-    fn serialize_i64(self, value: i64) -> Result<(), Error> {
-        self.formatter.write_i64(&mut self.out, value).map_err(Error::io)
-    }
-
-    fn serialize_i128(self, value: i128) -> Result<(), Error> {
-        self.formatter.write_i128(&mut self.out, value).map_err(Error::io)
-    }
-
-    fn serialize_u8(self, value: u8) -> Result<(), Error> {
-        self.serialize_u64(value.into())
-    }
-
-    fn serialize_u16(self, value: u16) -> Result<(), Error> {
-        self.serialize_u64(value.into())
-    }
-
-    fn serialize_u32(self, value: u32) -> Result<(), Error> {
-        self.serialize_u64(value.into())
-    }
-
-    /// All the unsigned integers: their digits are the same at any width.
-    fn serialize_u64(self, value: u64) -> Result<(), Error> {
-        self.formatter.write_u64(&mut self.out, value).map_err(Error::io)
-    }
-
-    fn serialize_u128(self, value: u128) -> Result<(), Error> {
-        self.formatter.write_u128(&mut self.out, value).map_err(Error::io)
+    written! {
+        serialize_bool(bool) => write_bool;
+        serialize_i64(i64) => write_i64;
+        serialize_i128(i128) => write_i128;
+        serialize_u64(u64) => write_u64;
+        serialize_u128(u128) => write_u128;
     }
 
     /// Infinities and NaN are `null`, as serde_json writes them.
@@ -331,22 +344,7 @@ impl<'a, 'w> ser::Serializer for &'a mut Json<'w> {
         self.serialize_unit()
     }
 
-    fn serialize_unit_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        variant: &'static str,
-    ) -> Result<(), Error> {
-        self.serialize_str(variant)
-    }
-
-    fn serialize_newtype_struct<T: ?Sized + Serialize>(
-        self,
-        _: &'static str,
-        value: &T,
-    ) -> Result<(), Error> {
-        value.serialize(self)
-    }
+    variant_as_text_and_newtype_as_inner!();
 
     fn serialize_newtype_variant<T: ?Sized + Serialize>(
         self,
@@ -446,6 +444,13 @@ impl Compound<'_, '_> {
         json.formatter.begin_object_value(out).map_err(Error::io)
     }
 
+    /// A struct's field: its name as it is, then its value.
+    fn field<T: ?Sized + Serialize>(&mut self, name: &str, value: &T) -> Result<(), Error> {
+        self.field_name(name)?;
+        value.serialize(&mut *self.json)?;
+        self.json.formatter.end_object_value(&mut self.json.out).map_err(Error::io)
+    }
+
     fn end_array(self) -> Result<(), Error> {
         self.json.formatter.end_array(&mut self.json.out).map_err(Error::io)
     }
@@ -473,56 +478,31 @@ impl Compound<'_, '_> {
     }
 }
 
-impl ser::SerializeSeq for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
+/// The element-by-element traits (an array, or a variant's array): `method` writes an
+/// element, `end` closes them.
+macro_rules! elements {
+    ($($trait:ident::$method:ident, |$c:ident| $end:expr;)*) => {
+        $(impl ser::$trait for Compound<'_, '_> {
+            type Ok = ();
+            type Error = Error;
 
-    fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Error> {
-        self.element(value)
-    }
+            fn $method<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Error> {
+                self.element(value)
+            }
 
-    fn end(self) -> Result<(), Error> {
-        self.end_array()
-    }
+            fn end(self) -> Result<(), Error> {
+                let $c = self;
+                $end
+            }
+        })*
+    };
 }
 
-impl ser::SerializeTuple for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-
-    fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Error> {
-        self.element(value)
-    }
-
-    fn end(self) -> Result<(), Error> {
-        self.end_array()
-    }
-}
-
-impl ser::SerializeTupleStruct for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-
-    fn serialize_field<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Error> {
-        self.element(value)
-    }
-
-    fn end(self) -> Result<(), Error> {
-        self.end_array()
-    }
-}
-
-impl ser::SerializeTupleVariant for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-
-    fn serialize_field<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Error> {
-        self.element(value)
-    }
-
-    fn end(self) -> Result<(), Error> {
-        self.end_variant(|f, out| f.end_array(out))
-    }
+elements! {
+    SerializeSeq::serialize_element, |c| c.end_array();
+    SerializeTuple::serialize_element, |c| c.end_array();
+    SerializeTupleStruct::serialize_field, |c| c.end_array();
+    SerializeTupleVariant::serialize_field, |c| c.end_variant(|f, out| f.end_array(out));
 }
 
 impl ser::SerializeMap for Compound<'_, '_> {
@@ -543,40 +523,32 @@ impl ser::SerializeMap for Compound<'_, '_> {
     }
 }
 
-impl ser::SerializeStruct for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
+/// The field-by-field traits (a struct, or a variant's struct): `end` closes them.
+macro_rules! fields {
+    ($($trait:ident, |$c:ident| $end:expr;)*) => {
+        $(impl ser::$trait for Compound<'_, '_> {
+            type Ok = ();
+            type Error = Error;
 
-    fn serialize_field<T: ?Sized + Serialize>(
-        &mut self,
-        name: &'static str,
-        value: &T,
-    ) -> Result<(), Error> {
-        self.field_name(name)?;
-        value.serialize(&mut *self.json)?;
-        self.json.formatter.end_object_value(&mut self.json.out).map_err(Error::io)
-    }
+            fn serialize_field<T: ?Sized + Serialize>(
+                &mut self,
+                name: &'static str,
+                value: &T,
+            ) -> Result<(), Error> {
+                self.field(name, value)
+            }
 
-    fn end(self) -> Result<(), Error> {
-        self.end_object()
-    }
+            fn end(self) -> Result<(), Error> {
+                let $c = self;
+                $end
+            }
+        })*
+    };
 }
 
-impl ser::SerializeStructVariant for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-
-    fn serialize_field<T: ?Sized + Serialize>(
-        &mut self,
-        name: &'static str,
-        value: &T,
-    ) -> Result<(), Error> {
-        ser::SerializeStruct::serialize_field(self, name, value)
-    }
-
-    fn end(self) -> Result<(), Error> {
-        self.end_variant(|f, out| f.end_object(out))
-    }
+fields! {
+    SerializeStruct, |c| c.end_object();
+    SerializeStructVariant, |c| c.end_variant(|f, out| f.end_object(out));
 }
 
 /// A map's key. The reports' maps have text keys (a `BTreeMap<&str, _>`, the objects of
@@ -612,22 +584,7 @@ impl ser::Serializer for MapKey<'_, '_> {
         self.0.string(value).map_err(Error::io)
     }
 
-    fn serialize_unit_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        variant: &'static str,
-    ) -> Result<(), Error> {
-        self.serialize_str(variant)
-    }
-
-    fn serialize_newtype_struct<T: ?Sized + Serialize>(
-        self,
-        _: &'static str,
-        value: &T,
-    ) -> Result<(), Error> {
-        value.serialize(self)
-    }
+    variant_as_text_and_newtype_as_inner!();
 
     fn serialize_char(self, value: char) -> Result<(), Error> {
         self.serialize_str(value.encode_utf8(&mut [0; 4]))
