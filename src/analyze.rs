@@ -213,11 +213,11 @@ fn run_with(input: AnalyzeInput, sink: Option<&mut dyn Sink>) -> AnalyzeOutput {
     // Standard input and pipes cannot be read by every worker: one pipeline reads them.
     #[cfg(feature = "jobs")]
     if input.jobs >= 2
-        && let Some(files) = shard::readable_again(&input.files)
+        && let Some(files) = shard::open_shared(&input.files, input.jobs)
     {
         let (analysis, inputs, errors) = shard::run(
             input.jobs,
-            &files,
+            files,
             input.config,
             &input.catalogue,
             grid,

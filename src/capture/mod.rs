@@ -14,6 +14,8 @@ pub mod filter;
 #[cfg(feature = "pcap")]
 mod live;
 
-pub use file::{CaptureError, MAX_CAPTURED_BYTES, TraceFile, TraceFormat};
+pub use file::{CaptureError, MAX_CAPTURED_BYTES, TraceFile, TraceFormat, open_file};
+#[cfg(feature = "jobs")]
+pub use file::{SharedBytes, SharedParts};
 #[cfg(feature = "pcap")]
 pub use live::{LiveCapture, LiveInterface, LiveStats, Polled, Stream, kernel_clock};

@@ -6,8 +6,15 @@
 //! Bounds: the buffer starts at [`INITIAL_BYTES`] and grows only while the bytes of one record
 //! larger than it arrive (doubling), never beyond [`MAX_RECORD_BYTES`] whatever a length field
 //! says; the callers check that limit before asking.
+//!
+//! Shared buffers (`analyze -j`, cargo feature `jobs`): the stream may instead come as buffers
+//! another thread filled ([`Input::shared`]). Records are then parsed where they lie in those;
+//! only a record that spans two of them is gathered into the own buffer (which holds then at
+//! most that record, so never more than [`MAX_RECORD_BYTES`]).
 
 use std::io::{self, Read};
+#[cfg(feature = "jobs")]
+use std::sync::Arc;
 
 /// The buffer's first size: many packet records per `read`, and every pcap record (at most
 /// 16 + 262,144 bytes) fits.
@@ -16,10 +23,27 @@ const INITIAL_BYTES: usize = 512 * 1024;
 /// The largest record ever buffered whole (a pcapng block: libpcap's own limit is the same).
 pub(super) const MAX_RECORD_BYTES: usize = 16 * 1024 * 1024;
 
+/// A part of a stream that another thread read (module docs), in the stream's order.
+#[cfg(feature = "jobs")]
+pub type SharedBytes = Arc<Vec<u8>>;
+
+/// The parts of a stream, in order (module docs).
+#[cfg(feature = "jobs")]
+pub type SharedParts = Box<dyn Iterator<Item = io::Result<SharedBytes>>>;
+
 pub(super) struct Input {
     source: Box<dyn Read>,
     buf: Vec<u8>,
-    /// The first byte not consumed yet, and the end of the bytes read, in `buf`.
+    /// Shared buffers (module docs): where they come from; the one that [`Input::bytes`] lies
+    /// in (`None`: `buf`); what is left of the next one after a record that spans the two was
+    /// gathered in `buf`.
+    #[cfg(feature = "jobs")]
+    parts: Option<SharedParts>,
+    #[cfg(feature = "jobs")]
+    part: Option<SharedBytes>,
+    #[cfg(feature = "jobs")]
+    next_part: Option<(SharedBytes, usize)>,
+    /// The first byte not consumed yet, and the end of the bytes read, in `buf` (or `part`).
     start: usize,
     end: usize,
     /// The stream offset of `buf[start]`.
@@ -32,11 +56,23 @@ impl Input {
         Input {
             source,
             buf: vec![0; INITIAL_BYTES],
+            #[cfg(feature = "jobs")]
+            parts: None,
+            #[cfg(feature = "jobs")]
+            part: None,
+            #[cfg(feature = "jobs")]
+            next_part: None,
             start: 0,
             end: 0,
             offset_bytes: 0,
             at_end: false,
         }
+    }
+
+    /// A stream that comes as buffers another thread filled (module docs).
+    #[cfg(feature = "jobs")]
+    pub(super) fn shared(parts: SharedParts) -> Input {
+        Input { parts: Some(parts), buf: Vec::new(), ..Input::new(Box::new(io::empty())) }
     }
 
     /// Make `n` bytes (at most [`MAX_RECORD_BYTES`]) available in [`Input::bytes`]: false when
@@ -53,6 +89,10 @@ impl Input {
     #[inline(never)]
     fn fill_slow(&mut self, n: usize) -> io::Result<bool> {
         let n = n.min(MAX_RECORD_BYTES);
+        #[cfg(feature = "jobs")]
+        if self.parts.is_some() {
+            return self.fill_shared(n);
+        }
         if self.buf.len() - self.start < n {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -77,9 +117,65 @@ impl Input {
         Ok(true)
     }
 
+    /// [`Input::fill`] from shared buffers: `n` bytes in the current one, or gathered from it
+    /// and the next ones in `buf`.
+    #[cfg(feature = "jobs")]
+    fn fill_shared(&mut self, n: usize) -> io::Result<bool> {
+        while self.end - self.start < n {
+            if self.start == self.end {
+                // Nothing left here: on in the next buffer, where its bytes lie.
+                let Some((part, at)) = self.next_shared()? else { return Ok(false) };
+                (self.start, self.end) = (at, part.len());
+                self.part = Some(part);
+                continue;
+            }
+            // What is left here and the next buffer's first bytes, gathered in `buf`.
+            match self.part.take() {
+                Some(part) => {
+                    self.buf.clear();
+                    self.buf.extend_from_slice(&part[self.start..self.end]);
+                }
+                None => {
+                    self.buf.truncate(self.end);
+                    self.buf.drain(..self.start);
+                }
+            }
+            (self.start, self.end) = (0, self.buf.len());
+            let Some((part, at)) = self.next_shared()? else { return Ok(false) };
+            let take = (n - self.end).min(part.len() - at);
+            self.buf.extend_from_slice(&part[at..at + take]);
+            self.end += take;
+            if at + take < part.len() {
+                self.next_part = Some((part, at + take));
+            }
+        }
+        Ok(true)
+    }
+
+    /// The next shared buffer that holds bytes, and where its unread bytes begin.
+    #[cfg(feature = "jobs")]
+    fn next_shared(&mut self) -> io::Result<Option<(SharedBytes, usize)>> {
+        if let Some(next) = self.next_part.take() {
+            return Ok(Some(next));
+        }
+        while !self.at_end {
+            match self.parts.as_mut().and_then(Iterator::next) {
+                None => self.at_end = true,
+                Some(Err(e)) => return Err(e),
+                Some(Ok(part)) if part.is_empty() => {}
+                Some(Ok(part)) => return Ok(Some((part, 0))),
+            }
+        }
+        Ok(None)
+    }
+
     /// The bytes read and not consumed yet.
     #[inline(always)]
     pub(super) fn bytes(&self) -> &[u8] {
+        #[cfg(feature = "jobs")]
+        if let Some(part) = &self.part {
+            return &part[self.start..self.end];
+        }
         &self.buf[self.start..self.end]
     }
 
@@ -100,9 +196,8 @@ impl Input {
             if n == 0 {
                 return Ok(true);
             }
-            // Read a buffer's worth (or what is left to skip) anew.
-            let chunk = usize::try_from(n).unwrap_or(usize::MAX).min(self.buf.len());
-            if !self.fill(chunk)? && self.end == self.start {
+            // Read on: as much as the buffer takes (or the next shared buffer).
+            if !self.fill(1)? {
                 return Ok(false);
             }
         }
