@@ -12,9 +12,9 @@
 //! classified with what was known when it was written (the whole-trace report also gives
 //! a finished flow what was learned later in the trace).
 //!
-//! With `jobs` above 1 the packets of files are measured by that many threads, each reading
-//! every file (`shard.rs`, cargo feature `jobs`), with the same results; standard input and
-//! pipes, which cannot be read again, by one pipeline.
+//! With `jobs` above 1 the packets of files are measured by that many threads, which share the
+//! reading of every file and each parse all of it (`shard.rs`, cargo feature `jobs`), with the
+//! same results; standard input and pipes, which cannot be read that way, by one pipeline.
 
 #[cfg(feature = "jobs")]
 mod shard;
