@@ -231,7 +231,9 @@ fn run_with(input: AnalyzeInput, sink: Option<&mut dyn Sink>) -> AnalyzeOutput {
     judge.output(analysis, inputs, errors)
 }
 
-/// The inputs read into one pipeline on this thread.
+/// The inputs read into one pipeline on this thread. (Not inlined: its loop is compiled the
+/// same whatever else `run_with` holds.)
+#[inline(never)]
 fn one(
     files: &[PathBuf],
     mut pipeline: Pipeline,

@@ -27,7 +27,9 @@ use std::path::{Path, PathBuf};
 use crate::decode::LinkType;
 use crate::time::{MICROS_PER_SEC, Timestamp};
 
-use input::Input;
+#[cfg(feature = "jobs")]
+use input::Shared;
+use input::{Bytes, Input};
 #[cfg(feature = "jobs")]
 pub use input::{SharedBytes, SharedParts};
 
@@ -98,13 +100,14 @@ impl From<io::Error> for Stop {
     }
 }
 
-/// An open trace file.
-pub struct TraceFile {
+/// An open trace file, read from a stream (the default) or from buffers other threads filled
+/// (`analyze -j`, cargo feature `jobs`: `TraceFile::from_shared`).
+pub struct TraceFile<I = Input> {
     /// The path, or `standard input`: what messages name.
     name: PathBuf,
     format: TraceFormat,
     link: LinkType,
-    input: Input,
+    input: I,
     records: Records,
 }
 
@@ -113,7 +116,7 @@ enum Records {
     PcapNg(pcapng::Blocks),
 }
 
-impl fmt::Debug for TraceFile {
+impl<I> fmt::Debug for TraceFile<I> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TraceFile")
             .field("name", &self.name)
@@ -137,16 +140,23 @@ impl TraceFile {
     pub fn from_reader(name: PathBuf, source: Box<dyn Read>) -> Result<TraceFile, CaptureError> {
         TraceFile::from_input(name, Input::new(source))
     }
+}
 
+#[cfg(feature = "jobs")]
+impl TraceFile<Shared> {
     /// Read a trace that comes as buffers other threads filled, in the stream's order
-    /// (`analyze -j`: each worker reads some parts of a file for all; the records are parsed
-    /// where they lie in them), named `name` in messages.
-    #[cfg(feature = "jobs")]
-    pub fn from_shared(name: PathBuf, parts: SharedParts) -> Result<TraceFile, CaptureError> {
-        TraceFile::from_input(name, Input::shared(parts))
+    /// (`analyze -j`: the workers share the reading of a file; the records are parsed where
+    /// they lie in the buffers), named `name` in messages.
+    pub fn from_shared(
+        name: PathBuf,
+        parts: SharedParts,
+    ) -> Result<TraceFile<Shared>, CaptureError> {
+        TraceFile::from_input(name, Shared::new(parts))
     }
+}
 
-    fn from_input(name: PathBuf, mut input: Input) -> Result<TraceFile, CaptureError> {
+impl<I: Bytes> TraceFile<I> {
+    fn from_input(name: PathBuf, mut input: I) -> Result<TraceFile<I>, CaptureError> {
         let open_err = |message: String| CaptureError::Open { path: name.clone(), message };
         let read_err = |e: io::Error| open_err(format!("cannot read: {e}"));
         let whole = input.fill(4).map_err(read_err)?;
@@ -284,7 +294,7 @@ struct PcapRecords {
 
 impl PcapRecords {
     /// Read the file header.
-    fn open(input: &mut Input) -> Result<PcapRecords, Stop> {
+    fn open(input: &mut impl Bytes) -> Result<PcapRecords, Stop> {
         if !input.fill(PCAP_FILE_HEADER)? {
             return Err(Stop::Corrupt(format!(
                 "the file ends inside its {PCAP_FILE_HEADER}-byte header ({} bytes)",
@@ -312,7 +322,7 @@ impl PcapRecords {
 
     fn read(
         &self,
-        input: &mut Input,
+        input: &mut impl Bytes,
         delivered: &mut u64,
         f: &mut impl FnMut(LinkType, Timestamp, &[u8], u32),
     ) -> Result<(), Stop> {

@@ -50,7 +50,9 @@ fn read(bytes: &[u8]) -> (Delivered, Result<u64, CaptureError>) {
     read
 }
 
-fn deliver(file: Result<TraceFile, CaptureError>) -> (Delivered, Result<u64, CaptureError>) {
+fn deliver<I: Bytes>(
+    file: Result<TraceFile<I>, CaptureError>,
+) -> (Delivered, Result<u64, CaptureError>) {
     let mut out = Vec::new();
     let result = file.and_then(|mut file| {
         file.for_each_packet(|link, ts, frame, wire| {
