@@ -451,6 +451,44 @@ fn jobs_give_the_same_results_on_every_lab_sample() {
     }
 }
 
+/// Issue 14: `-j N` gives what one thread gives on inputs that fail (a truncated and a
+/// bit-flipped copy, a text file, a missing one) between whole ones, and on standard input.
+#[test]
+fn jobs_give_the_same_results_on_broken_inputs_and_standard_input() {
+    let dir = synth::scratch("jobs-broken");
+    let bytes = std::fs::read(sample()).unwrap();
+    let cut = dir.join("cut.pcap");
+    std::fs::write(&cut, &bytes[..bytes.len() * 6 / 10]).unwrap();
+    let flipped = dir.join("flipped.pcap");
+    let mut bad = bytes.clone();
+    // The second record's captured length beyond the limit (a little-endian pcap).
+    let first = u32::from_le_bytes(bytes[32..36].try_into().unwrap()) as usize;
+    bad[24 + 16 + first + 8..][..4].copy_from_slice(&[0xff; 4]);
+    std::fs::write(&flipped, &bad).unwrap();
+    let text = dir.join("notes.pcap");
+    std::fs::write(&text, "hello, not a capture\n").unwrap();
+    let missing = dir.join("missing.pcap");
+    let whole = sample();
+    let inputs = [s(&cut), s(&whole), s(&flipped), s(&text), s(&missing), s(&whole)];
+    let run = |jobs: &str| {
+        let out =
+            throttlewatch(&[&["analyze", "-j", jobs, "--format", "json"], &inputs[..]].concat());
+        (out.status.code(), out.stdout, out.stderr)
+    };
+    let one = run("1");
+    let err = String::from_utf8_lossy(&one.2).into_owned();
+    assert_eq!(one.0, Some(2), "{err}");
+    assert!(err.contains("flipped.pcap: packet 2: captured length 4294967295"), "{err}");
+    for jobs in ["2", "3"] {
+        assert!(run(jobs) == one, "-j {jobs} differs from -j 1");
+    }
+    let piped = |jobs| {
+        let out = analyze_stdin(bytes.clone(), &["-j", jobs]);
+        (out.status.code(), out.stdout, out.stderr)
+    };
+    assert!(piped("2") == piped("1"), "standard input, -j 2");
+}
+
 #[test]
 fn flow_table_bound_is_reported() {
     let dir = synth::scratch("bound");

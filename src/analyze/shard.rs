@@ -3,12 +3,18 @@
 //! equivalence test in `tests/cli.rs` compares them byte for byte on every lab sample and
 //! corpus capture).
 //!
-//! Every worker reads every input file itself, whole (its own reads, into its own buffer, on
-//! its own core), parses every record, passes over the packets of flows it does not own after
-//! a cheap test ([`FlowKey::plain_tcp_shard`]: a plain TCP packet's addresses and ports read
-//! at fixed offsets; anything else decoded) and measures the others. Every worker thus sees
-//! every packet at its place in the trace, and what ties flows together is kept as one
-//! pipeline keeps it:
+//! The workers read each input file together, mostly once: it is cut into parts of
+//! [`PART_BYTES`], and the first worker to come to a part reads it (a positioned read) and
+//! holds it for the others, which take it from there ([`SharedFile`]), so the kernel copies
+//! most of the file once, shared between the cores. At most [`HELD_PARTS`] parts are held: a
+//! worker that gets that far ahead of another (whose flows cost more in that stretch of the
+//! trace) reads the parts for itself rather than wait. Every worker parses every record of
+//! every part, where it lies ([`TraceFile::from_shared`]: only a record across two parts is
+//! copied), passes over the packets of flows it does not own after a cheap test
+//! ([`FlowKey::plain_tcp_shard`]: a plain TCP packet's addresses and ports read at fixed
+//! offsets; anything else decoded) and measures the others. Every worker thus sees every
+//! packet at its place in the trace, and what ties flows together is kept as one pipeline
+//! keeps it:
 //! - TCP flows are spread by [`FlowKey::shard`], a hash of the direction-free key. Every UDP
 //!   flow, and every packet that does not decode, belongs to worker 0: UDP flows teach each
 //!   other their service (a call's legs share sockets, ICE fragments and STUN addresses; QUIC
@@ -25,13 +31,14 @@
 //! - The table's peak is the most flows held by all workers at once: flows are only removed
 //!   at the checks and the windows' ends, which all workers share, so the peak is the largest
 //!   sum of the workers' open flows just before one of them.
-//! - Every worker reads the same bytes: a file's length is taken once, before the run, and no
-//!   worker reads beyond it (a file still being written is read as far as it was then). A
-//!   truncated or corrupt file stops every worker at the same record, with the error one
-//!   pipeline gives; the caller reports worker 0's. A file changed in place while the workers
-//!   read it (they then disagree) gives an error and no results.
+//! - Every worker reads the same bytes: a file is opened once, by the caller, and its length
+//!   taken then; no part beyond it is read (a file still being written is read as far as it
+//!   was then), and a part that comes short (the file shrank) ends the file. A truncated or
+//!   corrupt file stops every worker at the same record, with the error one pipeline gives;
+//!   the caller reports worker 0's. A file changed in place while two workers read the same
+//!   part each (they then disagree) gives an error and no results.
 //!
-//! Standard input and pipes cannot be read N times: [`readable_again`] says so, and `analyze`
+//! Standard input and pipes cannot be read this way: [`open_shared`] says so, and `analyze`
 //! reads them with one pipeline, whatever `-j`.
 //!
 //! Limits: each worker has the whole `--max-flows` and `--detail-flows` (memory up to N
@@ -43,12 +50,16 @@
 //! flow was refused by a full table.
 
 use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use super::{Judge, Progress};
-use crate::capture::{CaptureError, TraceFile, TraceFormat};
+use crate::capture::{self, CaptureError, SharedBytes, TraceFile, TraceFormat};
 use crate::classify::{Catalogue, Classifier};
 use crate::config::PipelineConfig;
 use crate::decode::{self, Decoded, FragmentCache, IPPROTO_TCP, LinkType, Transport};
@@ -61,23 +72,37 @@ use crate::time::Timestamp;
 /// The worker that measures every UDP flow (module docs).
 const UDP_WORKER: usize = 0;
 
-/// Each input with the length that every worker reads of it (`None`: one that cannot be
-/// opened, which every worker fails to open alike), or `None` when one of them cannot be read
-/// more than once (standard input, a pipe, a device).
-pub(super) fn readable_again(files: &[PathBuf]) -> Option<Vec<(PathBuf, Option<u64>)>> {
-    let length = |path: &PathBuf| {
+/// An input as the workers read it: its path, and the file they share, or the message of
+/// the error that opening it gave.
+pub(super) struct SharedInput {
+    path: PathBuf,
+    file: Result<Arc<SharedFile>, String>,
+}
+
+/// The inputs opened for `jobs` workers to read once, together (module docs), or `None` when
+/// one of them cannot be read that way (standard input, a pipe, a device).
+pub(super) fn open_shared(files: &[PathBuf], jobs: usize) -> Option<Vec<SharedInput>> {
+    let open = |path: &PathBuf| {
         if path == Path::new("-") {
             return None;
         }
-        let length = match std::fs::metadata(path) {
-            Ok(m) if m.is_file() => Some(m.len()),
-            Ok(m) if !m.is_dir() => return None,
-            // Every worker fails to open it, as one pipeline would.
-            _ => None,
+        if let Ok(m) = std::fs::metadata(path)
+            && !m.is_file()
+            && !m.is_dir()
+        {
+            return None;
+        }
+        let file = match capture::open_file(path) {
+            Ok(file) => match file.metadata() {
+                Ok(m) => Ok(Arc::new(SharedFile::new(file, m.len(), jobs))),
+                Err(e) => Err(format!("cannot read: {e}")),
+            },
+            Err(CaptureError::Open { message, .. }) => Err(message),
+            Err(e) => Err(e.to_string()),
         };
-        Some((path.clone(), length))
+        Some(SharedInput { path: path.clone(), file })
     };
-    files.iter().map(length).collect()
+    files.iter().map(open).collect()
 }
 
 /// What a worker tells the caller, in the order of the trace (every worker tells the same).
@@ -126,12 +151,11 @@ struct Reply {
     open: Vec<usize>,
 }
 
-/// Measure the inputs, with the lengths [`readable_again`] gave, with `jobs` workers (module
-/// docs): the analysis, the inputs as the report shows them and the errors met, as one
-/// pipeline would give them.
+/// Measure the inputs [`open_shared`] opened with `jobs` workers (module docs): the analysis,
+/// the inputs as the report shows them and the errors met, as one pipeline would give them.
 pub(super) fn run(
     jobs: usize,
-    inputs: &[(PathBuf, Option<u64>)],
+    inputs: Vec<SharedInput>,
     config: PipelineConfig,
     catalogue: &Catalogue,
     grid: WindowGrid,
@@ -139,6 +163,7 @@ pub(super) fn run(
     judge: &mut Judge<'_>,
 ) -> (Analysis, Vec<InputReport>, Vec<CaptureError>) {
     let drain = judge.drains();
+    let inputs = Arc::new(inputs);
     let mut workers: Vec<Boss> = (0..jobs)
         .map(|me| {
             let (say, heard) = sync_channel(2);
@@ -157,7 +182,7 @@ pub(super) fn run(
                 say,
                 progress: if me == 0 { progress.take() } else { None },
             };
-            let inputs = inputs.to_vec();
+            let inputs = Arc::clone(&inputs);
             let thread = std::thread::Builder::new()
                 .name(format!("analyze-{me}"))
                 .spawn(move || worker.run(&inputs, told))
@@ -180,7 +205,7 @@ pub(super) fn run(
         let mut said = said.into_iter();
         match said.next() {
             Some(Said::Input { opened, packets, error }) => {
-                let path = inputs.get(reports.len()).map(|(p, _)| p.display().to_string());
+                let path = inputs.get(reports.len()).map(|i| i.path.display().to_string());
                 reports.push(InputReport {
                     path: path.unwrap_or_default(),
                     format: opened.map(|(format, _)| format.to_string()),
@@ -238,7 +263,7 @@ pub(super) fn run(
         for w in &mut workers {
             w.end();
         }
-        let path = inputs.get(reports.len()).or(inputs.last()).map(|(p, _)| p.clone());
+        let path = inputs.get(reports.len()).or(inputs.last()).map(|i| i.path.clone());
         let path = path.unwrap_or_default();
         let message =
             format!("changed while {jobs} threads read it, which then disagree: read it with -j 1");
@@ -343,19 +368,29 @@ struct Worker {
 }
 
 impl Worker {
-    /// Read every input (each no further than its length), then wait to be told whether to
-    /// cut the last window.
-    fn run(mut self, inputs: &[(PathBuf, Option<u64>)], told: Receiver<bool>) -> (Analysis, Reply) {
+    /// Read every input (each no further than its length, sharing the parts with the other
+    /// workers), then wait to be told whether to cut the last window.
+    fn run(mut self, inputs: &[SharedInput], told: Receiver<bool>) -> (Analysis, Reply) {
         self.pipeline.expire_externally();
-        for (path, bytes) in inputs {
+        for input in inputs {
             let before = self.seq;
-            let (opened, error) = match TraceFile::open_first(path, *bytes) {
+            let path = input.path.clone();
+            let file = match &input.file {
+                Ok(file) => {
+                    let parts = Parts { me: self.me, file: Arc::clone(file), next: 0, error: None };
+                    TraceFile::from_shared(path, Box::new(parts))
+                }
+                Err(message) => Err(CaptureError::Open { path, message: message.clone() }),
+            };
+            let (opened, error) = match file {
                 Err(e) => (None, Some(e)),
                 Ok(mut file) => {
                     let opened = Some((file.format(), file.link()));
-                    let read = file.for_each_packet(|link, ts, frame, wire_len| {
-                        self.packet(link, ts, frame, wire_len);
-                    });
+                    // Inlined into the readers' loops, as one pipeline's (`analyze.rs`).
+                    let read = file.for_each_packet(
+                        #[inline(always)]
+                        |link, ts, frame, wire_len| self.packet(link, ts, frame, wire_len),
+                    );
                     (opened, read.err())
                 }
             };
@@ -456,6 +491,208 @@ impl Worker {
     }
 }
 
+/// Bytes of the parts a file is read in, each by the first worker that comes to it, for all
+/// (module docs): a few hundred records, small enough to be in the cache still when the
+/// worker that read it measures them.
+const PART_BYTES: u64 = 256 * 1024;
+
+/// How many parts may be held at once: a worker that comes to a part while a worker this far
+/// behind has not taken the part as far before it yet reads the part for itself (so at most
+/// this many parts' bytes are held, whatever the workers' pace, and no worker waits for one
+/// that is behind).
+const HELD_PARTS: usize = 64;
+
+/// A part of a file as a worker read it for all: its number, its bytes (fewer than the part's
+/// length when the file ended before, having shrunk), and the error that stopped its read
+/// after them.
+#[derive(Clone)]
+struct Part {
+    index: u64,
+    bytes: SharedBytes,
+    error: Option<(io::ErrorKind, String)>,
+}
+
+/// One input as the workers share it (module docs).
+pub(super) struct SharedFile {
+    file: File,
+    /// Bytes that every worker reads of the file, and the parts they make.
+    file_bytes: u64,
+    parts: u64,
+    held: Mutex<Held>,
+    /// Told when a part is read, a worker moves on, or a part is dropped.
+    moved: Condvar,
+}
+
+/// The parts held for the workers that have not taken them yet.
+struct Held {
+    /// Part `i` in slot `i` modulo [`HELD_PARTS`], from its read to its taking by the last
+    /// worker.
+    slots: Vec<Slot>,
+    /// The next part each worker takes (`u64::MAX`: it has stopped reading the file).
+    next: Vec<u64>,
+    /// Buffers of parts dropped, for reuse once no worker parses them any more.
+    spare: Vec<SharedBytes>,
+    /// Workers waiting for `moved`.
+    waiting: usize,
+}
+
+enum Slot {
+    Free,
+    Reading(u64),
+    Read(Part),
+}
+
+impl SharedFile {
+    fn new(file: File, file_bytes: u64, jobs: usize) -> SharedFile {
+        let held = Held {
+            slots: (0..HELD_PARTS).map(|_| Slot::Free).collect(),
+            next: vec![0; jobs],
+            spare: Vec::new(),
+            waiting: 0,
+        };
+        SharedFile {
+            file,
+            file_bytes,
+            parts: file_bytes.div_ceil(PART_BYTES),
+            held: Mutex::new(held),
+            moved: Condvar::new(),
+        }
+    }
+
+    /// Part `index`, for worker `me`: read by the first worker that comes to it (`me`, then)
+    /// and held until every worker has taken it; read by `me` alone when its slot still holds
+    /// a part a worker far behind has not taken yet.
+    fn take(&self, me: usize, index: u64) -> Part {
+        let slot = (index % HELD_PARTS as u64) as usize;
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            match &held.slots[slot] {
+                Slot::Read(part) if part.index == index => {
+                    let part = part.clone();
+                    self.moved_on(&mut held, me, index);
+                    return part;
+                }
+                // Another worker reads it: it takes less to wait than to read it again.
+                Slot::Reading(reading) if *reading == index => {
+                    held.waiting += 1;
+                    held = self.moved.wait(held).unwrap_or_else(PoisonError::into_inner);
+                    held.waiting -= 1;
+                }
+                Slot::Free => break,
+                Slot::Reading(_) | Slot::Read(_) => {
+                    let buffer = spare(&mut held);
+                    self.moved_on(&mut held, me, index);
+                    drop(held);
+                    return self.read(index, buffer);
+                }
+            }
+        }
+        // Held for the others unless all have passed it (they read it themselves).
+        let others = held.next.iter().enumerate().any(|(w, &next)| w != me && next <= index);
+        if others {
+            held.slots[slot] = Slot::Reading(index);
+        }
+        let buffer = spare(&mut held);
+        drop(held);
+        let part = self.read(index, buffer);
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        if others {
+            held.slots[slot] = Slot::Read(part.clone());
+        }
+        self.moved_on(&mut held, me, index);
+        part
+    }
+
+    /// Worker `me` has taken part `index` (`u64::MAX`: it stops reading): the parts every
+    /// worker has taken are dropped, and the waiting workers told.
+    fn moved_on(&self, held: &mut Held, me: usize, index: u64) {
+        held.next[me] = index.saturating_add(1);
+        let behind = held.next.iter().copied().min().unwrap_or(u64::MAX);
+        for slot in &mut held.slots {
+            if let Slot::Read(part) = slot
+                && part.index < behind
+                && let Slot::Read(part) = std::mem::replace(slot, Slot::Free)
+                && held.spare.len() < HELD_PARTS
+            {
+                held.spare.push(part.bytes);
+            }
+        }
+        if held.waiting > 0 {
+            self.moved.notify_all();
+        }
+    }
+
+    /// Read part `index` of the file, into `buffer` if it is given.
+    fn read(&self, index: u64, buffer: Option<SharedBytes>) -> Part {
+        let at = index * PART_BYTES;
+        let want = usize::try_from((self.file_bytes - at).min(PART_BYTES)).unwrap_or(0);
+        let mut bytes = buffer.unwrap_or_else(|| Arc::new(vec![0; want]));
+        let (mut got, mut error) = (0, None);
+        if let Some(buf) = Arc::get_mut(&mut bytes) {
+            buf.resize(want, 0);
+            while got < want {
+                match self.file.read_at(&mut buf[got..], at + got as u64) {
+                    // The file shrank: it ends here.
+                    Ok(0) => break,
+                    Ok(n) => got += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        error = Some((e.kind(), e.to_string()));
+                        break;
+                    }
+                }
+            }
+            buf.truncate(got);
+        }
+        Part { index, bytes, error }
+    }
+}
+
+/// A buffer of a dropped part that no worker parses any more, if there is one.
+fn spare(held: &mut Held) -> Option<SharedBytes> {
+    let at = held.spare.iter().position(|b| Arc::strong_count(b) == 1)?;
+    Some(held.spare.swap_remove(at))
+}
+
+/// One input as one worker takes it: part by part, in the file's order (module docs).
+struct Parts {
+    me: usize,
+    file: Arc<SharedFile>,
+    /// The next part to take.
+    next: u64,
+    /// The error that stopped a read after the part last taken.
+    error: Option<(io::ErrorKind, String)>,
+}
+
+impl Iterator for Parts {
+    type Item = io::Result<SharedBytes>;
+
+    fn next(&mut self) -> Option<io::Result<SharedBytes>> {
+        if let Some((kind, message)) = self.error.take() {
+            self.next = self.file.parts;
+            return Some(Err(io::Error::new(kind, message)));
+        }
+        if self.next >= self.file.parts {
+            return None;
+        }
+        let part = self.file.take(self.me, self.next);
+        let whole = part.bytes.len() as u64
+            == (self.file.file_bytes - part.index * PART_BYTES).min(PART_BYTES);
+        // A part that comes short ends the file.
+        self.next = if whole { part.index + 1 } else { self.file.parts };
+        self.error = part.error;
+        Some(Ok(part.bytes))
+    }
+}
+
+impl Drop for Parts {
+    /// No worker waits for this one to take the parts it will not.
+    fn drop(&mut self) {
+        let mut held = self.file.held.lock().unwrap_or_else(PoisonError::into_inner);
+        self.file.moved_on(&mut held, self.me, u64::MAX);
+    }
+}
+
 /// Global flow ids from the workers' own (module docs).
 #[derive(Debug, Default)]
 struct FlowIds {
@@ -515,4 +752,50 @@ fn owner(packet: &Decoded<'_>, shards: usize) -> usize {
         _ => return UDP_WORKER,
     };
     key.shard(shards)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What each of `jobs` workers takes of a file whose length was taken as `file_bytes`.
+    fn taken(path: &Path, file_bytes: u64, jobs: usize) -> Vec<Result<Vec<u8>, String>> {
+        let file = Arc::new(SharedFile::new(File::open(path).unwrap(), file_bytes, jobs));
+        let threads: Vec<_> = (0..jobs)
+            .map(|me| {
+                let file = Arc::clone(&file);
+                std::thread::spawn(move || {
+                    let mut got = Vec::new();
+                    for part in (Parts { me, file, next: 0, error: None }) {
+                        got.extend_from_slice(&part.map_err(|e| e.to_string())?);
+                    }
+                    Ok(got)
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    }
+
+    #[test]
+    fn every_worker_takes_the_whole_file_in_order() {
+        let path = std::env::temp_dir().join(format!("tw-parts-{}.bin", std::process::id()));
+        let bytes: Vec<u8> =
+            (0..PART_BYTES * (HELD_PARTS as u64 + 7) + 123).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        for jobs in [2, 3] {
+            for got in taken(&path, bytes.len() as u64, jobs) {
+                assert!(got.unwrap() == bytes, "{jobs} workers");
+            }
+            // A file that shrank after its length was taken: every worker takes what it
+            // holds, the same.
+            for got in taken(&path, bytes.len() as u64 + 3 * PART_BYTES, jobs) {
+                assert!(got.unwrap() == bytes, "{jobs} workers, shrunk");
+            }
+            // One that grew: no worker reads beyond the length.
+            for got in taken(&path, PART_BYTES * 2 + 5, jobs) {
+                assert!(got.unwrap()[..] == bytes[..(PART_BYTES * 2 + 5) as usize]);
+            }
+        }
+        std::fs::remove_file(&path).unwrap();
+    }
 }

@@ -27,7 +27,11 @@ use std::path::{Path, PathBuf};
 use crate::decode::LinkType;
 use crate::time::{MICROS_PER_SEC, Timestamp};
 
-use input::Input;
+#[cfg(feature = "jobs")]
+use input::Shared;
+use input::{Bytes, Input};
+#[cfg(feature = "jobs")]
+pub use input::{SharedBytes, SharedParts};
 
 /// The most bytes one packet may carry in a file: libpcap's limit (`MAXIMUM_SNAPLEN`) for
 /// every link type the decoder supports.
@@ -96,13 +100,14 @@ impl From<io::Error> for Stop {
     }
 }
 
-/// An open trace file.
-pub struct TraceFile {
+/// An open trace file, read from a stream (the default) or from buffers other threads filled
+/// (`analyze -j`, cargo feature `jobs`: `TraceFile::from_shared`).
+pub struct TraceFile<I = Input> {
     /// The path, or `standard input`: what messages name.
     name: PathBuf,
     format: TraceFormat,
     link: LinkType,
-    input: Input,
+    input: I,
     records: Records,
 }
 
@@ -111,7 +116,7 @@ enum Records {
     PcapNg(pcapng::Blocks),
 }
 
-impl fmt::Debug for TraceFile {
+impl<I> fmt::Debug for TraceFile<I> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TraceFile")
             .field("name", &self.name)
@@ -124,35 +129,35 @@ impl fmt::Debug for TraceFile {
 impl TraceFile {
     /// Open a trace file; `-` is standard input.
     pub fn open(path: &Path) -> Result<TraceFile, CaptureError> {
-        TraceFile::open_first(path, None)
-    }
-
-    /// [`TraceFile::open`], reading a file no further than its first `bytes` (`analyze -j`:
-    /// each worker reads the file itself, and all read the same bytes even while it grows).
-    pub fn open_first(path: &Path, bytes: Option<u64>) -> Result<TraceFile, CaptureError> {
-        let stdin = path == Path::new(STDIN_PATH);
-        let name = if stdin { PathBuf::from("standard input") } else { path.to_path_buf() };
-        let open_err = |message: String| CaptureError::Open { path: name.clone(), message };
-        let source: Box<dyn Read> = if stdin {
-            Box::new(io::stdin().lock())
-        } else {
-            let file =
-                std::fs::File::open(path).map_err(|e| open_err(format!("cannot open: {e}")))?;
-            if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
-                return Err(open_err("is a directory, not a pcap or pcapng file".into()));
-            }
-            match bytes {
-                Some(bytes) => Box::new(file.take(bytes)),
-                None => Box::new(file),
-            }
-        };
-        TraceFile::from_reader(name, source)
+        if path == Path::new(STDIN_PATH) {
+            let source = Box::new(io::stdin().lock());
+            return TraceFile::from_reader(PathBuf::from("standard input"), source);
+        }
+        TraceFile::from_reader(path.to_path_buf(), Box::new(open_file(path)?))
     }
 
     /// Read a trace from any byte stream (read forward only), named `name` in messages.
     pub fn from_reader(name: PathBuf, source: Box<dyn Read>) -> Result<TraceFile, CaptureError> {
+        TraceFile::from_input(name, Input::new(source))
+    }
+}
+
+#[cfg(feature = "jobs")]
+impl TraceFile<Shared> {
+    /// Read a trace that comes as buffers other threads filled, in the stream's order
+    /// (`analyze -j`: the workers share the reading of a file; the records are parsed where
+    /// they lie in the buffers), named `name` in messages.
+    pub fn from_shared(
+        name: PathBuf,
+        parts: SharedParts,
+    ) -> Result<TraceFile<Shared>, CaptureError> {
+        TraceFile::from_input(name, Shared::new(parts))
+    }
+}
+
+impl<I: Bytes> TraceFile<I> {
+    fn from_input(name: PathBuf, mut input: I) -> Result<TraceFile<I>, CaptureError> {
         let open_err = |message: String| CaptureError::Open { path: name.clone(), message };
-        let mut input = Input::new(source);
         let read_err = |e: io::Error| open_err(format!("cannot read: {e}"));
         let whole = input.fill(4).map_err(read_err)?;
         let magic = input.bytes();
@@ -233,6 +238,17 @@ impl TraceFile {
     }
 }
 
+/// A trace file (not standard input) opened for reading, or the error [`TraceFile::open`]
+/// gives for it.
+pub fn open_file(path: &Path) -> Result<std::fs::File, CaptureError> {
+    let open_err = |message: String| CaptureError::Open { path: path.to_path_buf(), message };
+    let file = std::fs::File::open(path).map_err(|e| open_err(format!("cannot open: {e}")))?;
+    if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+        return Err(open_err("is a directory, not a pcap or pcapng file".into()));
+    }
+    Ok(file)
+}
+
 /// The message for a link type the decoder does not support (`raw`: as the file gives it).
 fn unsupported_link(raw: u32) -> String {
     // The names libpcap gives the link types a trace most often has when it is not one of ours.
@@ -278,7 +294,7 @@ struct PcapRecords {
 
 impl PcapRecords {
     /// Read the file header.
-    fn open(input: &mut Input) -> Result<PcapRecords, Stop> {
+    fn open(input: &mut impl Bytes) -> Result<PcapRecords, Stop> {
         if !input.fill(PCAP_FILE_HEADER)? {
             return Err(Stop::Corrupt(format!(
                 "the file ends inside its {PCAP_FILE_HEADER}-byte header ({} bytes)",
@@ -306,7 +322,7 @@ impl PcapRecords {
 
     fn read(
         &self,
-        input: &mut Input,
+        input: &mut impl Bytes,
         delivered: &mut u64,
         f: &mut impl FnMut(LinkType, Timestamp, &[u8], u32),
     ) -> Result<(), Stop> {

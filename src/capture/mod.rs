@@ -21,6 +21,8 @@ mod live;
 pub use fanout::FanoutGroups;
 #[cfg(all(test, feature = "pcap", feature = "jobs"))]
 pub use fanout::member_of as fanout_member_of;
-pub use file::{CaptureError, MAX_CAPTURED_BYTES, TraceFile, TraceFormat};
+pub use file::{CaptureError, MAX_CAPTURED_BYTES, TraceFile, TraceFormat, open_file};
+#[cfg(feature = "jobs")]
+pub use file::{SharedBytes, SharedParts};
 #[cfg(feature = "pcap")]
 pub use live::{LiveCapture, LiveInterface, LiveStats, Polled, Stream, kernel_clock};

@@ -103,7 +103,7 @@ const WINDOW_ORIGIN: Opt = Opt::new(
 const JOBS: Opt = Opt::new(
     "jobs",
     Kind::Integer { value_name: "N", min: 1, max: JOBS_MAX, default: None },
-    "Threads that measure the packets, each reading the whole file and measuring its own \
+    "Threads that measure the packets, sharing the file's reading and each measuring its own \
      flows (default 1: two are not yet 1.5 times as fast as one); standard input and pipes \
      are read by one thread; the results are the same for every N",
 )

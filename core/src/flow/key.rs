@@ -195,43 +195,44 @@ impl FlowKey {
         if link != LinkType::Ethernet {
             return None;
         }
-        let port = |at: usize| u16::from_be_bytes([frame[at], frame[at + 1]]);
-        let word = |ip: &[u8], at: usize| {
-            let mut w = [0; 8];
-            w.copy_from_slice(&ip[at..at + 8]);
-            u64::from_be_bytes(w)
-        };
-        let (ends, kind) = match frame.get(12..14)? {
-            [0x08, 0x00] => {
-                let ip = frame.get(ETHERNET..ETHERNET + 20)?;
-                // Version 4, protocol TCP, no fragment (more-fragments flag and offset clear).
-                if ip[0] >> 4 != 4 || ip[9] != IPPROTO_TCP || ip[6] & 0x3f != 0 || ip[7] != 0 {
+        // Ethernet and an IPv4 header without options: every test below reads within it.
+        let head = frame.first_chunk::<{ ETHERNET + 20 }>()?;
+        let be32 =
+            |at: usize| u32::from_be_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]);
+        // The EtherType and the IP version, in one word.
+        const IPV4: u32 = 0x0800 << 4 | 4;
+        const IPV6: u32 = 0x86dd << 4 | 6;
+        match be32(12) >> 12 {
+            IPV4 => {
+                // No fragment (more-fragments flag and offset clear), any TTL, protocol TCP.
+                if be32(20) & 0x3fff_00ff != u32::from(IPPROTO_TCP) {
                     return None;
                 }
-                let tcp = ETHERNET + usize::from(ip[0] & 0x0f) * 4;
-                frame.get(tcp..tcp + 4)?;
-                let addr = |at: usize| {
-                    AddrWords([
-                        0,
-                        u64::from(u32::from_be_bytes([ip[at], ip[at + 1], ip[at + 2], ip[at + 3]])),
-                    ])
-                };
-                let src = endpoint_word(addr(12), port(tcp));
-                (src.wrapping_add(endpoint_word(addr(16), port(tcp + 2))), 0)
+                let tcp = ETHERNET + usize::from(head[14] & 0x0f) * 4;
+                let ports = frame.get(tcp..tcp + 4)?;
+                let port = |at: usize| u64::from(u16::from_be_bytes([ports[at], ports[at + 1]]));
+                let src = u64::from(be32(26)) ^ port(0) << 48;
+                let dst = u64::from(be32(30)) ^ port(2) << 48;
+                Some(shard_of(src.wrapping_add(dst), 0, shards))
             }
-            [0x86, 0xdd] => {
+            IPV6 => {
                 let ip = frame.get(ETHERNET..ETHERNET + 44)?;
-                if ip[0] >> 4 != 6 || ip[6] != IPPROTO_TCP {
+                if ip[6] != IPPROTO_TCP {
                     return None;
                 }
-                let tcp = ETHERNET + 40;
-                let addr = |at: usize| AddrWords([word(ip, at), word(ip, at + 8)]);
-                let src = endpoint_word(addr(8), port(tcp));
-                (src.wrapping_add(endpoint_word(addr(24), port(tcp + 2))), KIND_V6)
+                let word = |at: usize| {
+                    let mut w = [0; 8];
+                    w.copy_from_slice(&ip[at..at + 8]);
+                    u64::from_be_bytes(w)
+                };
+                let port = |at: usize| u16::from_be_bytes([ip[at], ip[at + 1]]);
+                let addr = |at: usize| AddrWords([word(at), word(at + 8)]);
+                let src = endpoint_word(addr(8), port(40));
+                let ends = src.wrapping_add(endpoint_word(addr(24), port(42)));
+                Some(shard_of(ends, KIND_V6, shards))
             }
-            _ => return None,
-        };
-        Some(shard_of(ends, kind, shards))
+            _ => None,
+        }
     }
 }
 

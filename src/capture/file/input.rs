@@ -6,8 +6,31 @@
 //! Bounds: the buffer starts at [`INITIAL_BYTES`] and grows only while the bytes of one record
 //! larger than it arrive (doubling), never beyond [`MAX_RECORD_BYTES`] whatever a length field
 //! says; the callers check that limit before asking.
+//!
+//! Shared buffers (`analyze -j`, cargo feature `jobs`): the stream may instead come as buffers
+//! another thread filled ([`Shared`]). Records are then parsed where they lie in those; only
+//! a record that spans two of them is gathered into a buffer of its own (which holds then at
+//! most that record, so never more than [`MAX_RECORD_BYTES`]). The readers of records take
+//! either through [`Bytes`], each compiled for its own.
 
 use std::io::{self, Read};
+#[cfg(feature = "jobs")]
+use std::sync::Arc;
+
+/// What the readers of records need of a byte stream.
+pub trait Bytes {
+    /// Make `n` bytes (at most [`MAX_RECORD_BYTES`]) available in [`Bytes::bytes`]: false
+    /// when the stream ends before (`bytes` then holds what was left).
+    fn fill(&mut self, n: usize) -> io::Result<bool>;
+    /// The bytes read and not consumed yet.
+    fn bytes(&self) -> &[u8];
+    /// Drop the first `n` bytes of [`Bytes::bytes`] (at most all of them).
+    fn consume(&mut self, n: usize);
+    /// Read and drop `n` bytes: false when the stream ends before.
+    fn skip(&mut self, n: u64) -> io::Result<bool>;
+    /// Where [`Bytes::bytes`] begins in the stream.
+    fn offset_bytes(&self) -> u64;
+}
 
 /// The buffer's first size: many packet records per `read`, and every pcap record (at most
 /// 16 + 262,144 bytes) fits.
@@ -16,7 +39,7 @@ const INITIAL_BYTES: usize = 512 * 1024;
 /// The largest record ever buffered whole (a pcapng block: libpcap's own limit is the same).
 pub(super) const MAX_RECORD_BYTES: usize = 16 * 1024 * 1024;
 
-pub(super) struct Input {
+pub struct Input {
     source: Box<dyn Read>,
     buf: Vec<u8>,
     /// The first byte not consumed yet, and the end of the bytes read, in `buf`.
@@ -37,16 +60,6 @@ impl Input {
             offset_bytes: 0,
             at_end: false,
         }
-    }
-
-    /// Make `n` bytes (at most [`MAX_RECORD_BYTES`]) available in [`Input::bytes`]: false when
-    /// the stream ends before (`bytes` then holds what was left).
-    #[inline(always)]
-    pub(super) fn fill(&mut self, n: usize) -> io::Result<bool> {
-        if self.end - self.start >= n {
-            return Ok(true);
-        }
-        self.fill_slow(n)
     }
 
     #[cold]
@@ -76,23 +89,30 @@ impl Input {
         }
         Ok(true)
     }
+}
 
-    /// The bytes read and not consumed yet.
+impl Bytes for Input {
     #[inline(always)]
-    pub(super) fn bytes(&self) -> &[u8] {
+    fn fill(&mut self, n: usize) -> io::Result<bool> {
+        if self.end - self.start >= n {
+            return Ok(true);
+        }
+        self.fill_slow(n)
+    }
+
+    #[inline(always)]
+    fn bytes(&self) -> &[u8] {
         &self.buf[self.start..self.end]
     }
 
-    /// Drop the first `n` bytes of [`Input::bytes`] (at most all of them).
     #[inline(always)]
-    pub(super) fn consume(&mut self, n: usize) {
+    fn consume(&mut self, n: usize) {
         let n = n.min(self.end - self.start);
         self.start += n;
         self.offset_bytes += n as u64;
     }
 
-    /// Read and drop `n` bytes, through the buffer: false when the stream ends before.
-    pub(super) fn skip(&mut self, mut n: u64) -> io::Result<bool> {
+    fn skip(&mut self, mut n: u64) -> io::Result<bool> {
         loop {
             let here = usize::try_from(n).unwrap_or(usize::MAX).min(self.end - self.start);
             self.consume(here);
@@ -108,8 +128,145 @@ impl Input {
         }
     }
 
-    /// Where [`Input::bytes`] begins in the stream.
-    pub(super) fn offset_bytes(&self) -> u64 {
+    fn offset_bytes(&self) -> u64 {
+        self.offset_bytes
+    }
+}
+
+/// A part of a stream that another thread read (module docs), in the stream's order.
+#[cfg(feature = "jobs")]
+pub type SharedBytes = Arc<Vec<u8>>;
+
+/// The parts of a stream, in order (module docs).
+#[cfg(feature = "jobs")]
+pub type SharedParts = Box<dyn Iterator<Item = io::Result<SharedBytes>>>;
+
+/// A stream that comes as buffers another thread filled (module docs).
+#[cfg(feature = "jobs")]
+pub struct Shared {
+    parts: SharedParts,
+    /// The buffer that [`Bytes::bytes`] lies in (`None`: `gathered`); what is left of the next
+    /// one after a record that spans the two was gathered.
+    part: Option<SharedBytes>,
+    next_part: Option<(SharedBytes, usize)>,
+    /// A record that spans two buffers, gathered.
+    gathered: Vec<u8>,
+    /// The first byte not consumed yet, and the end of the bytes, in `part` (or `gathered`).
+    start: usize,
+    end: usize,
+    /// The stream offset of the first byte not consumed yet.
+    offset_bytes: u64,
+    at_end: bool,
+}
+
+#[cfg(feature = "jobs")]
+impl Shared {
+    pub(super) fn new(parts: SharedParts) -> Shared {
+        Shared {
+            parts,
+            part: None,
+            next_part: None,
+            gathered: Vec::new(),
+            start: 0,
+            end: 0,
+            offset_bytes: 0,
+            at_end: false,
+        }
+    }
+
+    /// [`Bytes::fill`] beyond the current buffer: on in the next one where its bytes lie, or
+    /// what is left here and the next ones' first bytes gathered.
+    #[cold]
+    #[inline(never)]
+    fn fill_slow(&mut self, n: usize) -> io::Result<bool> {
+        let n = n.min(MAX_RECORD_BYTES);
+        while self.end - self.start < n {
+            if self.start == self.end {
+                let Some((part, at)) = self.next_shared()? else { return Ok(false) };
+                (self.start, self.end) = (at, part.len());
+                self.part = Some(part);
+                continue;
+            }
+            match self.part.take() {
+                Some(part) => {
+                    self.gathered.clear();
+                    self.gathered.extend_from_slice(&part[self.start..self.end]);
+                }
+                None => {
+                    self.gathered.truncate(self.end);
+                    self.gathered.drain(..self.start);
+                }
+            }
+            (self.start, self.end) = (0, self.gathered.len());
+            let Some((part, at)) = self.next_shared()? else { return Ok(false) };
+            let take = (n - self.end).min(part.len() - at);
+            self.gathered.extend_from_slice(&part[at..at + take]);
+            self.end += take;
+            if at + take < part.len() {
+                self.next_part = Some((part, at + take));
+            }
+        }
+        Ok(true)
+    }
+
+    /// The next shared buffer that holds bytes, and where its unread bytes begin.
+    fn next_shared(&mut self) -> io::Result<Option<(SharedBytes, usize)>> {
+        if let Some(next) = self.next_part.take() {
+            return Ok(Some(next));
+        }
+        while !self.at_end {
+            match self.parts.next() {
+                None => self.at_end = true,
+                Some(Err(e)) => return Err(e),
+                Some(Ok(part)) if part.is_empty() => {}
+                Some(Ok(part)) => return Ok(Some((part, 0))),
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(feature = "jobs")]
+impl Bytes for Shared {
+    #[inline(always)]
+    fn fill(&mut self, n: usize) -> io::Result<bool> {
+        if self.end - self.start >= n {
+            return Ok(true);
+        }
+        self.fill_slow(n)
+    }
+
+    #[inline(always)]
+    fn bytes(&self) -> &[u8] {
+        match &self.part {
+            Some(part) => &part[self.start..self.end],
+            None => &self.gathered[self.start..self.end],
+        }
+    }
+
+    #[inline(always)]
+    fn consume(&mut self, n: usize) {
+        let n = n.min(self.end - self.start);
+        self.start += n;
+        self.offset_bytes += n as u64;
+    }
+
+    fn skip(&mut self, mut n: u64) -> io::Result<bool> {
+        loop {
+            let here = usize::try_from(n).unwrap_or(usize::MAX).min(self.end - self.start);
+            self.consume(here);
+            n -= here as u64;
+            if n == 0 {
+                return Ok(true);
+            }
+            // On in the next buffer.
+            if !self.fill(1)? {
+                return Ok(false);
+            }
+        }
+    }
+
+    fn offset_bytes(&self) -> u64 {
         self.offset_bytes
     }
 }

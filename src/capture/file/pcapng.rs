@@ -11,7 +11,7 @@
 //! [`MAX_RECORD_BYTES`](super::input::MAX_RECORD_BYTES); a larger one is refused, a skipped one
 //! is read through the buffer whatever its length. At most [`MAX_INTERFACES`] per section.
 
-use super::input::{Input, MAX_RECORD_BYTES};
+use super::input::{Bytes, MAX_RECORD_BYTES};
 use super::{LinkType, Stop, link_type, word};
 use crate::time::{MICROS_PER_SEC, Timestamp};
 
@@ -112,7 +112,7 @@ impl Clock {
 impl Blocks {
     /// Read the first section header and the blocks up to the first interface description:
     /// the reader, and the first interface's link type (the file's, as reported).
-    pub(super) fn open(input: &mut Input) -> Result<(Blocks, LinkType), Stop> {
+    pub(super) fn open(input: &mut impl Bytes) -> Result<(Blocks, LinkType), Stop> {
         let mut blocks =
             Blocks { big_endian: false, interfaces: Vec::new(), last_time: Timestamp::default() };
         loop {
@@ -146,7 +146,7 @@ impl Blocks {
     /// Deliver every packet to `f`, counting them in `delivered`.
     pub(super) fn read(
         &mut self,
-        input: &mut Input,
+        input: &mut impl Bytes,
         delivered: &mut u64,
         f: &mut impl FnMut(LinkType, Timestamp, &[u8], u32),
     ) -> Result<(), Stop> {
@@ -217,7 +217,7 @@ impl Blocks {
     #[inline(always)]
     fn read_whole_enhanced(
         &mut self,
-        input: &mut Input,
+        input: &mut impl Bytes,
         delivered: &mut u64,
         f: &mut impl FnMut(LinkType, Timestamp, &[u8], u32),
     ) {
@@ -260,7 +260,7 @@ impl Blocks {
 
     /// The next block, whole in `input` unless it is skipped (then already consumed, and
     /// the next one read). `None` at the end of the file.
-    fn next_block(&mut self, input: &mut Input) -> Result<Option<Block>, Stop> {
+    fn next_block(&mut self, input: &mut impl Bytes) -> Result<Option<Block>, Stop> {
         loop {
             let whole = input.fill(BLOCK_HEADER)?;
             let Some(head) = input.bytes().first_chunk::<BLOCK_HEADER>().filter(|_| whole) else {
@@ -422,7 +422,7 @@ struct Block {
 
 impl Block {
     /// The bytes between the length words.
-    fn body(self, input: &Input) -> &[u8] {
+    fn body(self, input: &impl Bytes) -> &[u8] {
         input.bytes().get(BLOCK_HEADER..self.len - 4).unwrap_or(&[])
     }
 }

@@ -34,14 +34,49 @@ fn pcap(be: bool, nanos: bool, stamps: &[(u32, u32)]) -> Vec<u8> {
 type Delivered = Vec<(LinkType, u64, usize, u32)>;
 
 fn read(bytes: &[u8]) -> (Delivered, Result<u64, CaptureError>) {
-    let mut out = Vec::new();
     let source = Box::new(Cursor::new(bytes.to_vec()));
-    let result = TraceFile::from_reader(PathBuf::from("t.pcap"), source).and_then(|mut file| {
+    let read = deliver(TraceFile::from_reader(PathBuf::from("t.pcap"), source));
+    // `analyze -j`: the same from buffers of any size, records across them included.
+    #[cfg(feature = "jobs")]
+    for part_bytes in [1, 5, 333, 4096].into_iter().filter(|&b| bytes.len() / b < 2_000) {
+        let parts: Vec<std::io::Result<SharedBytes>> =
+            bytes.chunks(part_bytes).map(|c| Ok(std::sync::Arc::new(c.to_vec()))).collect();
+        let shared =
+            deliver(TraceFile::from_shared(PathBuf::from("t.pcap"), Box::new(parts.into_iter())));
+        assert_eq!(shared.0, read.0, "parts of {part_bytes} bytes");
+        let message = |r: &Result<u64, CaptureError>| format!("{r:?}");
+        assert_eq!(message(&shared.1), message(&read.1), "parts of {part_bytes} bytes");
+    }
+    read
+}
+
+fn deliver<I: Bytes>(
+    file: Result<TraceFile<I>, CaptureError>,
+) -> (Delivered, Result<u64, CaptureError>) {
+    let mut out = Vec::new();
+    let result = file.and_then(|mut file| {
         file.for_each_packet(|link, ts, frame, wire| {
             out.push((link, ts.micros(), frame.len(), wire));
         })
     });
     (out, result)
+}
+
+/// `analyze -j`: a read error in the middle of the shared buffers stops the read after the
+/// packets before it, as it does a stream's.
+#[cfg(feature = "jobs")]
+#[test]
+fn shared_buffers_deliver_what_precedes_a_read_error() {
+    let bytes = pcap(false, false, &[(1, 0), (2, 0), (3, 0)]);
+    let parts: Vec<std::io::Result<SharedBytes>> = vec![
+        Ok(std::sync::Arc::new(bytes[..24 + 36 + 10].to_vec())),
+        Err(std::io::Error::other("disk on fire")),
+    ];
+    let (got, result) =
+        deliver(TraceFile::from_shared(PathBuf::from("t.pcap"), Box::new(parts.into_iter())));
+    assert_eq!(got.len(), 1);
+    let err = result.unwrap_err().to_string();
+    assert_eq!(err, "t.pcap: packet 2: cannot read: disk on fire (1 packets before it were read)");
 }
 
 fn error(bytes: &[u8]) -> String {
