@@ -27,7 +27,20 @@ pub trait Bytes {
     /// Drop the first `n` bytes of [`Bytes::bytes`] (at most all of them).
     fn consume(&mut self, n: usize);
     /// Read and drop `n` bytes: false when the stream ends before.
-    fn skip(&mut self, n: u64) -> io::Result<bool>;
+    fn skip(&mut self, mut n: u64) -> io::Result<bool> {
+        loop {
+            let here = usize::try_from(n).unwrap_or(usize::MAX).min(self.bytes().len());
+            self.consume(here);
+            n -= here as u64;
+            if n == 0 {
+                return Ok(true);
+            }
+            // On with what the next read brings.
+            if !self.fill(1)? {
+                return Ok(false);
+            }
+        }
+    }
     /// Where [`Bytes::bytes`] begins in the stream.
     fn offset_bytes(&self) -> u64;
 }
@@ -110,22 +123,6 @@ impl Bytes for Input {
         let n = n.min(self.end - self.start);
         self.start += n;
         self.offset_bytes += n as u64;
-    }
-
-    fn skip(&mut self, mut n: u64) -> io::Result<bool> {
-        loop {
-            let here = usize::try_from(n).unwrap_or(usize::MAX).min(self.end - self.start);
-            self.consume(here);
-            n -= here as u64;
-            if n == 0 {
-                return Ok(true);
-            }
-            // Read a buffer's worth (or what is left to skip) anew.
-            let chunk = usize::try_from(n).unwrap_or(usize::MAX).min(self.buf.len());
-            if !self.fill(chunk)? && self.end == self.start {
-                return Ok(false);
-            }
-        }
     }
 
     fn offset_bytes(&self) -> u64 {
@@ -249,21 +246,6 @@ impl Bytes for Shared {
         let n = n.min(self.end - self.start);
         self.start += n;
         self.offset_bytes += n as u64;
-    }
-
-    fn skip(&mut self, mut n: u64) -> io::Result<bool> {
-        loop {
-            let here = usize::try_from(n).unwrap_or(usize::MAX).min(self.end - self.start);
-            self.consume(here);
-            n -= here as u64;
-            if n == 0 {
-                return Ok(true);
-            }
-            // On in the next buffer.
-            if !self.fill(1)? {
-                return Ok(false);
-            }
-        }
     }
 
     fn offset_bytes(&self) -> u64 {
