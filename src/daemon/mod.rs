@@ -41,10 +41,9 @@ use crate::classify::{Catalogue, CatalogueFile, Classifier};
 use crate::config::{ConfigFile, DaemonConfig, PipelineConfig, load};
 pub use crate::config::{ConfigSource, Overrides};
 use crate::decode::LinkType;
-use crate::detect::evaluate_window;
 use crate::detect::history::History;
+use crate::detect::{WindowGrid, evaluate_window};
 use crate::pipeline::Pipeline;
-use crate::time::Timestamp;
 
 use capture::{FrameSource, FromCapture, LiveSource, ToCapture, WindowData};
 use interfaces::{LinkChange, OpenSpec, Watched};
@@ -282,7 +281,7 @@ pub(crate) fn start(
         state,
         metrics,
         to_capture,
-        grid_origin: grid.0,
+        grid: WindowGrid::new(window_s, Some(grid.0)),
         windows,
         services_text,
     };
@@ -333,8 +332,8 @@ struct Main {
     metrics: Arc<Mutex<String>>,
     /// To each capture worker.
     to_capture: Vec<mpsc::Sender<ToCapture>>,
-    /// Where the capture workers' window grid begins.
-    grid_origin: Timestamp,
+    /// The capture workers' window grid (where it began).
+    grid: WindowGrid,
     windows: Windows,
     services_text: String,
 }
@@ -381,7 +380,6 @@ impl Main {
                         None => return Err("the capture threads ended".into()),
                     }
                     while let Some((last, w)) = self.windows.next() {
-                        self.state.worker_packets = self.windows.packets_by_worker();
                         self.window(w);
                         if last {
                             let reason = stop_reason.unwrap_or(StopReason::CaptureEnded);
@@ -485,6 +483,7 @@ impl Main {
         s.updated = Some(w.window.end);
         s.windows += 1;
         s.interfaces = w.interfaces;
+        s.worker_packets = self.windows.packets_by_worker();
         s.active_flows = w.snapshot.active_flows;
         s.max_flows = w.snapshot.max_flows;
         s.evicted = w.snapshot.table.evicted;

@@ -65,9 +65,7 @@ impl Main {
         let text = services_text(new);
         let catalogue_changed = text != self.services_text || new.services != old.services;
         if catalogue_changed {
-            let (origin, window_us) = (self.grid_origin, self.file.detect.window_s * 1_000_000);
-            let windows = kernel_clock().micros().saturating_sub(origin.micros()) / window_us;
-            let from = origin.add_micros((windows + 1) * window_us);
+            let from = self.grid.end_of(kernel_clock()).unwrap_or_else(kernel_clock);
             self.tell_workers(|| ToCapture::Catalogue(Box::new(catalogue.clone()), from));
             self.services_text = text;
         }

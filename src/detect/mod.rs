@@ -260,6 +260,14 @@ impl WindowGrid {
         Some(Window { start, end })
     }
 
+    /// The end of the window that holds `ts` (the first window's for a time before the grid's
+    /// start), once the grid has a start.
+    pub fn end_of(&self, ts: Timestamp) -> Option<Timestamp> {
+        let start = self.start?;
+        let windows = ts.micros().saturating_sub(start.micros()) / self.width_us;
+        Some(start.add_micros((windows + 1) * self.width_us))
+    }
+
     /// The window in progress, cut short at `at` (the end of the input, or a stop).
     pub fn last(&self, at: Timestamp) -> Option<Window> {
         let start = self.start?;
@@ -590,6 +598,19 @@ pub(crate) fn share_outcome(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The end of the window that holds a time: on the grid's lines, a window's end is the
+    /// next one's start; before the grid's start, the first window's end.
+    #[test]
+    fn a_time_lies_in_the_window_that_ends_after_it() {
+        let s = |secs: u64| Timestamp::from_micros(1_000_000_000 + secs * 1_000_000);
+        let grid = WindowGrid::new(10, Some(s(0)));
+        for (at, end) in [(0, 10), (9, 10), (10, 20), (25, 30)] {
+            assert_eq!(grid.end_of(s(at)), Some(s(end)), "{at} s");
+        }
+        assert_eq!(grid.end_of(Timestamp::from_micros(0)), Some(s(10)));
+        assert_eq!(WindowGrid::new(10, None).end_of(s(5)), None);
+    }
 
     fn window() -> Window {
         Window { start: Timestamp::from_micros(0), end: Timestamp::from_micros(60_000_000) }
