@@ -41,10 +41,12 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use throttlewatch::analyze::AnalyzeOutput;
 use throttlewatch::capture::TraceFile;
 use throttlewatch::classify::{Catalogue, CatalogueFile};
 use throttlewatch::decode::{self, FragmentCache, Transport, tcp_flags};
 use throttlewatch::detect::Verdict;
+use throttlewatch::flow::ClientBy;
 use throttlewatch::measure::TransportMeasures;
 use throttlewatch::pipeline::FinishedFlow;
 use throttlewatch::report::calls;
@@ -815,6 +817,7 @@ fn check_trace_against(pcap: &Path, truth: Truth) {
         check_verdicts(&run, &out.verdicts);
     }
     check_p2p_calls(&run, &calls::calls(&out.analysis.flows, &catalogue), &out.verdicts);
+    check_ipv6(pcap, &out, &catalogue);
     // The pipeline's own RTP loss agrees with the sequence numbers seen here.
     for f in truth.flows().filter(|f| f.kind() == "call") {
         let (port, server, sport, _) = f.key();
@@ -827,6 +830,86 @@ fn check_trace_against(pcap: &Path, truth: Truth) {
             });
         }
     }
+}
+
+/// The same traffic over IPv6 (lab/ipv6.py: the LAN's addresses global, as on a network
+/// without NAT; the services' addresses in the catalogue by their mapped prefixes) is measured,
+/// classified and judged alike: every flow with its class, role, end and packet counts; every
+/// verdict with its window, finding, mechanism and the flows it rests on; every call with its
+/// outcome, legs and media packets.
+fn check_ipv6(pcap: &Path, v4: &AnalyzeOutput, catalogue: &Catalogue) {
+    static REWRITES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let dir = common::root().join("target/lab-tests/ipv6");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Tests run at once, some on traces of the same name.
+    let n = REWRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name =
+        format!("{}-{n}-{}", std::process::id(), pcap.file_name().unwrap().to_string_lossy());
+    let (v6_pcap, v6_services) = (dir.join(&name), dir.join(format!("{name}.services.toml")));
+    let lab_ipv6 = |args: &[&Path]| {
+        let out = Command::new("python3")
+            .arg(common::root().join("lab/ipv6.py"))
+            .args(args)
+            .output()
+            .expect("python3 runs");
+        assert!(out.status.success(), "lab/ipv6.py: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let services = common::root().join("samples/lab-services.toml");
+    lab_ipv6(&[Path::new("catalogue"), &services, &v6_services]);
+    lab_ipv6(&[Path::new("trace"), pcap, &v6_pcap]);
+    let v6_catalogue = Catalogue::from_file(&v6_services).unwrap();
+    assert_eq!(v6_catalogue.services().len(), catalogue.services().len());
+    let v6 = common::analyze(std::slice::from_ref(&v6_pcap), Some(v6_catalogue.clone()));
+    for f in [&v6_pcap, &v6_services] {
+        std::fs::remove_file(f).unwrap();
+    }
+    assert!(v6.errors.is_empty(), "{:?}", v6.errors);
+    let flows = |out: &AnalyzeOutput| {
+        let flow = |f: &FinishedFlow| {
+            let packets = (f.measures.dirs.up.packets, f.measures.dirs.down.packets);
+            let ports = (f.client.port, f.server.port);
+            // Global addresses on both sides cannot tell the client: the first packet does,
+            // and it must pick the same side.
+            let by = match f.client_by {
+                ClientBy::Address => ClientBy::FirstPacket,
+                by => by,
+            };
+            (f.id, f.proto, ports, by, f.class, f.role, f.end, packets)
+        };
+        out.analysis.flows.iter().map(flow).collect::<Vec<_>>()
+    };
+    let v4_ipv6 = v4.analysis.flows.iter().filter(|f| f.client.addr.is_ipv6()).count();
+    let v6_ipv4 = v6.analysis.flows.iter().filter(|f| f.client.addr.is_ipv4()).count();
+    assert_eq!((v4_ipv6, v6_ipv4), (0, 0), "{}: the rewrite left IP versions", pcap.display());
+    assert_eq!(flows(v4), flows(&v6), "{}: flows over IPv6", pcap.display());
+    let verdicts = |out: &AnalyzeOutput| {
+        out.verdicts
+            .iter()
+            .map(|v| (v.service.clone(), v.window, v.finding, v.mechanism, v.flows.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(verdicts(v4), verdicts(&v6), "{}: verdicts over IPv6", pcap.display());
+    let calls = |out: &AnalyzeOutput, c: &Catalogue| {
+        calls::calls(&out.analysis.flows, c)
+            .iter()
+            .map(|call| {
+                let legs: Vec<_> = call["legs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|l| (l["flow"].clone(), l["kind"].clone(), l["media_down"].clone()))
+                    .collect();
+                let keep = ["service", "outcome", "start", "end", "loss_down"];
+                (keep.map(|k| call[k].clone()), call["media_down"]["packets"].clone(), legs)
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        calls(v4, catalogue),
+        calls(&v6, &v6_catalogue),
+        "{}: calls over IPv6",
+        pcap.display()
+    );
 }
 
 /// Peer-to-peer calls (`p2p`): the leg with the peer belongs to its service's call, beside the

@@ -7,7 +7,7 @@
 //! peer-to-peer legs of a call use the same local socket as its STUN exchange with the relay)
 //! or carried in the STUN messages of a flow of the service (XOR-MAPPED-, XOR-PEER-,
 //! XOR-RELAYED-ADDRESS); a link to a call of the service (an ICE username fragment seen in a
-//! flow of the service, or RTP from a LAN socket that exchanged packets with the service within
+//! flow of the service, or RTP from a socket that exchanged packets with the service within
 //! [`CALL_SOCKET_MAX_AGE_US`]); a server address learned from a DNS answer for the service's
 //! domains; a port-qualified address rule; an address range. Learned knowledge lives in bounded
 //! tables ([`LearnedMap`]); payloads are inspected only in a flow's first packets, STUN messages
@@ -52,12 +52,12 @@ pub const ENDPOINTS_LEARNED_CAPACITY: usize = 4096;
 pub const LEARNED_MAX_AGE_US: u64 = 3600 * 1_000_000;
 /// Capacity of the table of ICE username fragments learned from flows of a service.
 pub const UFRAGS_LEARNED_CAPACITY: usize = 4096;
-/// Capacity of the table of LAN sockets that exchanged UDP with a service.
+/// Capacity of the table of sockets that exchanged UDP with a service.
 pub const CALL_SOCKETS_CAPACITY: usize = 4096;
 /// Capacity of the table of client addresses whose call legs belong to another address's call
 /// ([`Classifier::call_host`]): a few devices in a call on two addresses at once.
 pub const CALL_HOSTS_CAPACITY: usize = 64;
-/// A LAN socket's new RTP flow belongs to the service the socket exchanged UDP with at most
+/// A socket's new RTP flow belongs to the service the socket exchanged UDP with at most
 /// this long before (a call's media follows its setup within seconds).
 pub const CALL_SOCKET_MAX_AGE_US: u64 = 60 * 1_000_000;
 /// A service's UDP flows from one client address whose spans lie further apart than this are
@@ -446,7 +446,9 @@ impl Classifier {
         (state.counters.zoom_packets() >= framing::ZOOM_MIN_PACKETS).then_some(zoom)
     }
 
-    /// RTP between a LAN socket that just exchanged UDP with a service and a new peer.
+    /// RTP between a socket that just exchanged UDP with a service and a new peer. The socket
+    /// may have any address: a global IPv6 one on a network without NAT, a public IPv4 one
+    /// behind a carrier's NAT.
     fn socket_link(
         &self,
         client: Endpoint,
@@ -457,7 +459,6 @@ impl Classifier {
         RtpHeader::parse(payload)?;
         [client, server]
             .into_iter()
-            .filter(|ep| is_local_address(ep.addr))
             .find_map(|ep| self.call_sockets.get(&ep, now))
             .map(|s| (s, Evidence::Call))
     }
@@ -494,8 +495,11 @@ impl Classifier {
         stun: Option<&StunMessage<'_>>,
         now: Timestamp,
     ) {
+        // Both ends: which one is the user's socket the addresses cannot tell in general
+        // (IPv6 without NAT, a carrier's NAT); the service's end only ever meets flows its
+        // address classifies already.
         for ep in [client, server] {
-            if is_local_address(ep.addr) && !is_group_address(ep.addr) {
+            if !is_group_address(ep.addr) {
                 self.call_sockets.insert(ep, service, now);
             }
         }
@@ -579,12 +583,17 @@ impl Classifier {
     }
 }
 
-/// A conversation between these endpoints crosses the site's edge: neither is a group address
-/// and not both are site-local. Only such flows are comparable with messenger traffic.
+/// A conversation between these endpoints crosses the site's edge: neither is a group address,
+/// not both are site-local and they are not two IPv6 addresses of one /64 (one link: global
+/// addresses on a network without NAT). Only such flows are comparable with messenger traffic.
 pub fn crosses_site(a: Endpoint, b: Endpoint) -> bool {
     let group = is_group_address(a.addr) || is_group_address(b.addr);
     let local = is_local_address(a.addr) && is_local_address(b.addr);
-    !group && !local
+    let one_link = match (a.addr, b.addr) {
+        (IpAddr::V6(x), IpAddr::V6(y)) => x.segments()[..4] == y.segments()[..4],
+        _ => false,
+    };
+    !group && !local && !one_link
 }
 
 /// The role of a finished flow. `packets` and `duration_us` cover both directions. Control
@@ -737,6 +746,7 @@ mod tests {
         let service = |id: &str| Service { id: id.into(), name: id.into() };
         let wa = b.add_service(service("wa")).unwrap();
         b.add_range(wa, Prefix::parse("157.240.0.0/16").unwrap());
+        b.add_range(wa, Prefix::parse("2a03:2880::/29").unwrap());
         b.add_stun_attribute(wa, 0x4000);
         b.add_service(service(ZOOM_SERVICE_ID)).unwrap();
         Classifier::new(b.finish())
@@ -857,9 +867,40 @@ mod tests {
 
     #[test]
     fn rtp_from_a_socket_that_just_talked_to_the_service() {
+        rtp_from_a_socket_that_just_talked_to_the_service_at(
+            ep("192.168.1.2:50000"),
+            ep("157.240.1.1:3478"),
+            ep("203.0.113.9:61000"),
+        );
+    }
+
+    /// The socket need not be site-local: a global IPv6 address (no NAT), a public IPv4 one
+    /// (a capture past a carrier's NAT).
+    #[test]
+    fn rtp_from_a_global_socket_that_just_talked_to_the_service() {
+        rtp_from_a_socket_that_just_talked_to_the_service_at(
+            ep("[2a02:6b8:50::2]:50000"),
+            ep("[2a03:2880:f200::1]:3478"),
+            ep("[2001:db8:9::9]:61000"),
+        );
+        rtp_from_a_socket_that_just_talked_to_the_service_at(
+            ep("95.24.7.2:50000"),
+            ep("157.240.1.1:3478"),
+            ep("203.0.113.9:61000"),
+        );
+        rtp_from_a_socket_that_just_talked_to_the_service_at(
+            ep("198.18.7.2:50000"),
+            ep("157.240.1.1:3478"),
+            ep("203.0.113.9:61000"),
+        );
+    }
+
+    fn rtp_from_a_socket_that_just_talked_to_the_service_at(
+        lan: Endpoint,
+        relay: Endpoint,
+        peer: Endpoint,
+    ) {
         let mut c = with_zoom();
-        let (lan, relay, peer) =
-            (ep("192.168.1.2:50000"), ep("157.240.1.1:3478"), ep("203.0.113.9:61000"));
         let mut st = c.on_new_flow(Proto::Udp, lan, relay, T0);
         udp(&mut c, &mut st, (lan, relay), b"\x17\xfe\xfd opaque relay payload", T0);
         let rtp = crate::decode::rtp::fixtures::packet(111, 1, 0, 7);
@@ -871,7 +912,7 @@ mod tests {
         assert_eq!(p2p.class, Classification { service: Some(0), evidence: Evidence::Call });
         // Past the socket's age, another socket's RTP gets nothing.
         let late = T0.add_micros(CALL_SOCKET_MAX_AGE_US + 1);
-        let other = ep("192.168.1.2:50010");
+        let other = Endpoint { port: lan.port + 10, ..lan };
         let mut st2 = c.on_new_flow(Proto::Udp, other, relay, T0);
         udp(&mut c, &mut st2, (other, relay), b"x", T0);
         let far = ep("198.51.100.1:9");
@@ -975,6 +1016,14 @@ mod tests {
         assert_eq!(role(none, Proto::Udp, lan, ep("[ff02::fb]:5353"), 500, 1), Role::Other);
         assert_eq!(
             role(none, Proto::Udp, ep("100.64.0.2:5"), ep("10.0.0.1:5"), 500, 1),
+            Role::Other
+        );
+        // IPv6 without NAT: global addresses of one /64 are one link, of two /64s the edge.
+        let v6 = ep("[2a02:6b8:50::2]:50000");
+        assert_eq!(role(none, Proto::Tcp, v6, ep("[2a02:6b8:50::9]:445"), 3, 1), Role::Other);
+        assert_eq!(role(none, Proto::Tcp, v6, ep("[2a02:6b8:51::9]:443"), 3, 1), Role::Control);
+        assert_eq!(
+            role(none, Proto::Tcp, ep("[fd00::2]:5"), ep("[fd00:1::9]:445"), 3, 1),
             Role::Other
         );
     }
