@@ -151,8 +151,8 @@ settings! {
         classify_snaplen: u32 = 2048, Restart;
         /// Kernel capture buffer per interface, KiB.
         buffer_kib: u32 = 4096, Restart;
-        /// The kernel filter keeps 1 control flow in this many.
-        control_sample: u32 = 4, Restart;
+        /// The kernel filter keeps 1 control flow in this many (1: every packet, no filter).
+        control_sample: u32 = 1, Restart;
         /// Verdict events: a file appended to, or `-` for standard output.
         events: String = "-".into(), Live;
         /// The events file is renamed to `events.1` before it would grow past this (KiB); 0 never.

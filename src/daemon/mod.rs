@@ -141,7 +141,7 @@ pub fn run(source: ConfigSource, overrides: Overrides) -> Result<(), RunError> {
     let kernel_filter = build_kernel_filter(d, &catalogue);
     let filter_text = match (&kernel_filter, d.control_sample) {
         (_, 1) => "no filter".to_string(),
-        (Some(_), sample) => format!("service traffic and 1 in {sample} other flows"),
+        (Some(_), sample) => format!("service traffic, calls' media and 1 in {sample} other flows"),
         (None, _) => "no filter (the catalogue's ranges do not fit a kernel filter)".to_string(),
     };
     let workers = d.capture_workers;

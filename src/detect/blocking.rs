@@ -188,15 +188,18 @@ pub(super) fn detect(g: &Group) -> Outcome {
     let comparison = match &decided {
         Some((p, _)) => Comparison::Higher { p: *p },
         None if no_control => Comparison::NoControl,
-        None if t.hits < g.cfg.min_affected_flows => Comparison::Nothing,
-        None => Comparison::NotHigher { p: fisher_exact_greater(t.hits, t.total, c.hits, c.total) },
+        None => versus_control(g, t, c),
     };
     let what = decided.map(|(_, text)| text).unwrap_or_default();
     share_outcome(
         NAME,
         comparison,
         evidence,
-        || Doubt::UnansweredWithoutControl { unanswered: t.hits, attempts: t.total },
+        || Doubt::UnansweredWithoutControl {
+            unanswered: t.hits,
+            attempts: t.total,
+            control_attempts: c.total,
+        },
         |p, evidence| Detected {
             finding: Finding::Blocked,
             mechanism: Some(Mechanism::Drop),

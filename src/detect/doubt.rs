@@ -106,12 +106,22 @@ pub(crate) enum Doubt {
     ThroughputNotSignificant { area: f64, ks_p: f64 },
     /// Significant in the full samples, not in enough resamples.
     ResamplesDisagree { agreement: f64 },
-    /// Server-side resets and no control connection.
-    ResetsWithoutControl { reset_flows: u64, tcp_flows: u64, with_signatures: usize },
+    /// Server-side resets and no control connection, or too few to tell (none reset).
+    ResetsWithoutControl {
+        reset_flows: u64,
+        tcp_flows: u64,
+        with_signatures: usize,
+        control_connections: u64,
+    },
     /// One connection froze, none of the controls.
     SingleFreeze { connections: u64, server_bytes: u64 },
-    /// Stalls and no control connection.
-    StallsWithoutControl { stalled_flows: u64, connections: u64, stalls: Stalls },
+    /// Stalls and no control connection, or too few to tell (none stalled).
+    StallsWithoutControl {
+        stalled_flows: u64,
+        connections: u64,
+        stalls: Stalls,
+        control_connections: u64,
+    },
     /// The control connections stall as often: the path fails for everything.
     ControlsStallToo {
         stalled_flows: u64,
@@ -121,8 +131,9 @@ pub(crate) enum Doubt {
         control_connections: u64,
         fisher_p: f64,
     },
-    /// Unanswered connection attempts and no control attempt of their kind.
-    UnansweredWithoutControl { unanswered: u64, attempts: u64 },
+    /// Unanswered connection attempts and no control attempt of their kind, or too few to
+    /// tell (all answered).
+    UnansweredWithoutControl { unanswered: u64, attempts: u64, control_attempts: u64 },
     /// Calls that lose media or go silent, and no control call.
     CallsWithoutControl { calls: usize },
     /// One-way calls and no control call.
@@ -276,11 +287,16 @@ impl fmt::Display for Doubt {
                  resamples agree",
                 agreement * 100.0
             ),
-            Doubt::ResetsWithoutControl { reset_flows, tcp_flows, with_signatures } => write!(
+            Doubt::ResetsWithoutControl {
+                reset_flows,
+                tcp_flows,
+                with_signatures,
+                control_connections,
+            } => write!(
                 f,
                 "{reset_flows} of {tcp_flows} connections reset by the server side \
-                 ({with_signatures} with injection signatures), but no control connection to \
-                 compare with"
+                 ({with_signatures} with injection signatures), but {}",
+                too_few_controls(*control_connections, ("connection", "connections"))
             ),
             Doubt::SingleFreeze { connections, server_bytes } => write!(
                 f,
@@ -289,11 +305,18 @@ impl fmt::Display for Doubt {
                  server's trouble",
                 server_bytes / 1000
             ),
-            Doubt::StallsWithoutControl { stalled_flows, connections, stalls } => write!(
-                f,
-                "{stalled_flows} of {connections} connections stalled ({stalls}), but no \
-                 control connection to compare with"
-            ),
+            Doubt::StallsWithoutControl {
+                stalled_flows,
+                connections,
+                stalls,
+                control_connections,
+            } => {
+                write!(
+                    f,
+                    "{stalled_flows} of {connections} connections stalled ({stalls}), but {}",
+                    too_few_controls(*control_connections, ("connection", "connections"))
+                )
+            }
             Doubt::ControlsStallToo {
                 stalled_flows,
                 connections,
@@ -310,10 +333,13 @@ impl fmt::Display for Doubt {
                  singled out",
                 p_text(*fisher_p)
             ),
-            Doubt::UnansweredWithoutControl { unanswered, attempts } => write!(
+            Doubt::UnansweredWithoutControl { unanswered, attempts, control_attempts } => write!(
                 f,
-                "{unanswered} of {attempts} connection attempts never answered, but no control \
-                 attempt of the same kind to compare with"
+                "{unanswered} of {attempts} connection attempts never answered, but {}",
+                too_few_controls(
+                    *control_attempts,
+                    ("attempt of the same kind", "attempts of the same kind")
+                )
             ),
             Doubt::CallsWithoutControl { calls } => write!(
                 f,
@@ -326,5 +352,15 @@ impl fmt::Display for Doubt {
                 write!(f, "{calls}, and so did every control call: the link may drop all calls")
             }
         }
+    }
+}
+
+/// "no control connection to compare with", or, with a few that went through: "only 1
+/// control connection to compare with (it went through), too few to tell".
+fn too_few_controls(controls: u64, (one, many): (&str, &str)) -> String {
+    match controls {
+        0 => format!("no control {one} to compare with"),
+        1 => format!("only 1 control {one} to compare with (it went through), too few to tell"),
+        n => format!("only {n} control {many} to compare with (all went through), too few to tell"),
     }
 }

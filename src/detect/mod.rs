@@ -541,6 +541,9 @@ pub(crate) enum Comparison {
     Higher { p: f64 },
     /// Not significantly higher.
     NotHigher { p: f64 },
+    /// Events in at least half the target flows and in no control flow, but too few control
+    /// flows for any share to be significant: not "no interference" either.
+    TooFewControls { p: f64 },
     /// Events seen, but no control flow that could have shown them.
     NoControl,
 }
@@ -550,7 +553,9 @@ impl Comparison {
     /// where too few flows make the share significant.
     pub fn or_decided_by(self, evidence: bool) -> Comparison {
         match self {
-            Comparison::NotHigher { p } if evidence => Comparison::Higher { p },
+            Comparison::NotHigher { p } | Comparison::TooFewControls { p } if evidence => {
+                Comparison::Higher { p }
+            }
             other => other,
         }
     }
@@ -563,7 +568,12 @@ pub(crate) fn versus_control(g: &Group, t: Counts, c: Counts) -> Comparison {
     if c.total == 0 {
         return Comparison::NoControl;
     }
-    g.judge(stats::fisher_exact_greater(t.hits, t.total, c.hits, c.total))
+    match g.judge(stats::fisher_exact_greater(t.hits, t.total, c.hits, c.total)) {
+        Comparison::NotHigher { p } if c.hits == 0 && t.hits * 2 >= t.total => {
+            Comparison::TooFewControls { p }
+        }
+        judged => judged,
+    }
 }
 
 impl Group<'_> {
@@ -579,7 +589,7 @@ impl Group<'_> {
 }
 
 /// The outcome of a comparison of shares: clean (with the p-value when there was one),
-/// inconclusive without control flows, or the finding.
+/// inconclusive without control flows or with too few, or the finding.
 pub(crate) fn share_outcome(
     detector: Detector,
     comparison: Comparison,
@@ -590,7 +600,9 @@ pub(crate) fn share_outcome(
     match comparison {
         Comparison::Nothing => Outcome::Clean { detector, evidence: evidence(None) },
         Comparison::NotHigher { p } => Outcome::Clean { detector, evidence: evidence(Some(p)) },
-        Comparison::NoControl => Outcome::Inconclusive(no_control()),
+        Comparison::NoControl | Comparison::TooFewControls { .. } => {
+            Outcome::Inconclusive(no_control())
+        }
         Comparison::Higher { p } => Outcome::Finding(finding(p, evidence(Some(p)))),
     }
 }
@@ -688,7 +700,11 @@ mod tests {
             Outcome::NotApplicable,
             Outcome::Clean { detector: Detector::Resets, evidence: json!({ "reset_flows": 0 }) },
             Outcome::Inconclusive(Doubt::CallsWithoutControl { calls: 1 }),
-            Outcome::Inconclusive(Doubt::UnansweredWithoutControl { unanswered: 2, attempts: 3 }),
+            Outcome::Inconclusive(Doubt::UnansweredWithoutControl {
+                unanswered: 2,
+                attempts: 3,
+                control_attempts: 0,
+            }),
         ];
         let v = verdicts_of("wa", window(), &outcomes);
         assert_eq!(v.len(), 1);
@@ -705,7 +721,7 @@ mod tests {
             v[0].summary,
             format!(
                 "wa: inconclusive: {}",
-                Doubt::UnansweredWithoutControl { unanswered: 2, attempts: 3 }
+                Doubt::UnansweredWithoutControl { unanswered: 2, attempts: 3, control_attempts: 0 }
             ),
             "the first reason by name"
         );

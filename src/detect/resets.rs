@@ -104,6 +104,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
             reset_flows: t.hits,
             tcp_flows: t.total,
             with_signatures: injected,
+            control_connections: c.total,
         },
         |p, evidence| {
             let injection = injected * 2 >= reset.len();

@@ -244,6 +244,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
             stalled_flows: t.hits,
             connections: t.total,
             stalls: what,
+            control_connections: c.total,
         },
         |p, evidence| Detected {
             finding: Finding::Stalled,

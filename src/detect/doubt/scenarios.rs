@@ -174,6 +174,17 @@ pub fn stalls_alone() -> Run {
     run(sim)
 }
 
+/// "N packets then drop" on the service's connections beside one control connection that went
+/// through: too few controls for the share to be significant, and no "no interference" either.
+pub fn stalls_beside_one_control() -> Run {
+    let mut sim = Sim::default();
+    for i in 0..3 {
+        sim.tcp(MSG, i * 300, 40).handshake().unacknowledged_request(517, 4);
+    }
+    sim.tcp(CTL, 100, 30).handshake().request(517).wait_us(4_000_000).request(517).close();
+    run(sim)
+}
+
 /// A mobile allowlist (Russia 2025–26): every foreign destination fails the same way, the
 /// controls too; not "no interference", and not this service singled out.
 pub fn stalls_everywhere() -> Run {

@@ -66,6 +66,11 @@ const SCENARIOS: [(&str, Scenario); 19] = [
 /// doubt's text under its key.
 fn doubts(name: &str) -> Vec<Doubt> {
     let (_, scenario) = SCENARIOS.iter().find(|s| s.0 == name).expect("a listed scenario");
+    doubts_of(name, *scenario)
+}
+
+/// [`doubts`] of a scenario not in [`SCENARIOS`].
+fn doubts_of(name: &str, scenario: Scenario) -> Vec<Doubt> {
     let run = scenario();
     let mut all = Vec::new();
     for window in run.sim.judge(&run.cfg) {
@@ -263,7 +268,15 @@ fn throughput_resamples_disagree() {
 #[test]
 fn resets_without_a_control_connection() {
     let d = reach("resets_alone");
-    assert_eq!(d, Doubt::ResetsWithoutControl { reset_flows: 3, tcp_flows: 3, with_signatures: 3 });
+    assert_eq!(
+        d,
+        Doubt::ResetsWithoutControl {
+            reset_flows: 3,
+            tcp_flows: 3,
+            with_signatures: 3,
+            control_connections: 0
+        }
+    );
     assert_eq!(
         d.to_string(),
         "3 of 3 connections reset by the server side (3 with injection signatures), but no \
@@ -292,12 +305,37 @@ fn stalls_without_a_control_connection() {
     let d = reach("stalls_alone");
     assert_eq!(
         d,
-        Doubt::StallsWithoutControl { stalled_flows: 3, connections: 3, stalls: CLIENT_DATA_STUCK }
+        Doubt::StallsWithoutControl {
+            stalled_flows: 3,
+            connections: 3,
+            stalls: CLIENT_DATA_STUCK,
+            control_connections: 0
+        }
     );
     assert_eq!(
         d.to_string(),
         "3 of 3 connections stalled (3 with the client's data retransmitted and never \
          acknowledged), but no control connection to compare with"
+    );
+}
+
+/// One control connection that went through cannot make three stalls of three significant
+/// (Fisher's p = 0.25); the answer names it, where it was "no interference" before.
+#[test]
+fn stalls_beside_too_few_controls() {
+    let all = doubts_of("stalls_beside_one_control", scenarios::stalls_beside_one_control);
+    let expected = Doubt::StallsWithoutControl {
+        stalled_flows: 3,
+        connections: 3,
+        stalls: CLIENT_DATA_STUCK,
+        control_connections: 1,
+    };
+    assert!(all.contains(&expected), "{all:?}");
+    assert_eq!(
+        expected.to_string(),
+        "3 of 3 connections stalled (3 with the client's data retransmitted and never \
+         acknowledged), but only 1 control connection to compare with (it went through), too \
+         few to tell"
     );
 }
 
@@ -341,7 +379,10 @@ fn stalls_text_names_freezes_and_both_sides() {
 #[test]
 fn unanswered_attempts_without_a_control_attempt() {
     let d = reach("unanswered_stun_alone");
-    assert_eq!(d, Doubt::UnansweredWithoutControl { unanswered: 2, attempts: 2 });
+    assert_eq!(
+        d,
+        Doubt::UnansweredWithoutControl { unanswered: 2, attempts: 2, control_attempts: 0 }
+    );
     assert_eq!(
         d.to_string(),
         "2 of 2 connection attempts never answered, but no control attempt of the same kind to \

@@ -38,9 +38,9 @@ return view.extend({
 		o.placeholder = '256';
 
 		o = s.option(form.ListValue, 'control_sample', _('Sample of other traffic'),
-			_('Traffic of the messenger services is always captured; of the other flows, which serve as the comparison, 1 in this many (1 captures all: more work for the router).'));
+			_('Traffic of the messenger services and calls\' media are always captured; of the other flows, which serve as the comparison, 1 in this many (all, the default, compares best; a sample lightens the load of a busy link).'));
 		[ '1', '2', '4', '8', '16', '32', '64' ].forEach(function(n) { o.value(n, n === '1' ? _('all') : '1 / ' + n); });
-		o.default = '4';
+		o.default = '1';
 
 		o = s.option(form.Value, 'listen', _('Metrics address'),
 			_('Prometheus metrics at http://ADDRESS/metrics, on a loopback address (127.0.0.1:9737 when empty).'));
