@@ -819,7 +819,8 @@ impl Drop for Injector {
 /// PPP's link type: libpcap reads it like OpenWrt's `pppoe-wan`, through a socket that hands
 /// the filter the packet without a link header). On each it keeps the packets of a catalogue
 /// address, of a flow the control sample picks and of DNS, and none of a flow it does not
-/// pick; on Ethernet also behind a VLAN tag left in the frame.
+/// pick; on Ethernet also behind a VLAN tag left in the frame, and RTP media and IPv6 STUN of
+/// flows it does not pick, but not IPsec's NAT traversal nor other IPv6 UDP.
 fn the_kernel_filter_keeps_service_traffic_and_sampled_flows_only() -> common::Ran {
     use std::net::Ipv4Addr;
     use throttlewatch::capture::filter::control_sampled;
@@ -892,7 +893,30 @@ fn the_kernel_filter_keeps_service_traffic_and_sampled_flows_only() -> common::R
             injector.inject(packet, *times);
         }
     }
-    let expected = [("twk0", 23), ("twk1", 20), ("twk2", 20)];
+    // Calls' media and IPv6 STUN whatever the sample; not ESP in UDP that looks like RTP.
+    let unpicked = |port| (40_000u16..).find(|&p| !control_sampled(p, port, 4)).unwrap();
+    let mut rtp = vec![0x80, 111, 0, 1, 0, 0, 0, 160, 0xde, 0xad, 0xbe, 0xef];
+    rtp.extend_from_slice(&[0x55; 60]);
+    let (v6_client, v6_server) = ("2001:db9::1".parse().unwrap(), "2001:db9::9".parse().unwrap());
+    let mut stun = vec![0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42];
+    stun.extend_from_slice(&[7; 12]);
+    let v6_udp = |dport, payload: &[u8]| {
+        common::synth::ipv6_udp(v6_client, v6_server, unpicked(dport), dport, payload)
+    };
+    for packet in [
+        common::synth::ipv4_udp(client, server, unpicked(4500), 4500, 64, &rtp),
+        v6_udp(5000, b"neither STUN nor RTP"),
+    ] {
+        ethernet.inject(&common::synth::ethernet(&packet, &[]), 2);
+    }
+    let kept_media = [
+        (common::synth::ipv4_udp(client, server, unpicked(5004), 5004, 64, &rtp), 3),
+        (v6_udp(3478, &stun), 2),
+    ];
+    for (packet, times) in &kept_media {
+        ethernet.inject(&common::synth::ethernet(packet, &[]), *times);
+    }
+    let expected = [("twk0", 28), ("twk1", 20), ("twk2", 20)];
     let packets = |name: &str| interface_status(&dir, name).and_then(|i| i["packets"].as_u64());
     wait_for("the kept packets counted", 20, || {
         expected.iter().all(|&(name, n)| packets(name).is_some_and(|p| p >= n)).then_some(())

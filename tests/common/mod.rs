@@ -269,6 +269,28 @@ pub mod synth {
         p
     }
 
+    /// IPv6 + UDP with the given payload (checksum zero).
+    pub fn ipv6_udp(
+        src: std::net::Ipv6Addr,
+        dst: std::net::Ipv6Addr,
+        sport: u16,
+        dport: u16,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let len = (8 + payload.len()) as u16;
+        let mut p = vec![0x60, 0, 0, 0];
+        p.extend_from_slice(&len.to_be_bytes());
+        p.extend_from_slice(&[17, 64]);
+        p.extend_from_slice(&src.octets());
+        p.extend_from_slice(&dst.octets());
+        p.extend_from_slice(&sport.to_be_bytes());
+        p.extend_from_slice(&dport.to_be_bytes());
+        p.extend_from_slice(&len.to_be_bytes());
+        p.extend_from_slice(&[0, 0]);
+        p.extend_from_slice(payload);
+        p
+    }
+
     fn ipv4_header(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, ttl: u8, l4_len: usize) -> Vec<u8> {
         let mut h = vec![0x45, 0];
         h.extend_from_slice(&((20 + l4_len) as u16).to_be_bytes());
@@ -278,14 +300,16 @@ pub mod synth {
         h
     }
 
-    /// Wrap an IPv4 packet in Ethernet, optionally behind VLAN tags.
+    /// Wrap an IP packet in Ethernet (the ethertype from its version), optionally behind
+    /// VLAN tags.
     pub fn ethernet(ip: &[u8], vlans: &[u16]) -> Vec<u8> {
         let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
         for v in vlans {
             f.extend_from_slice(&[0x81, 0x00]);
             f.extend_from_slice(&v.to_be_bytes());
         }
-        f.extend_from_slice(&[0x08, 0x00]);
+        let v6 = ip.first().is_some_and(|b| b >> 4 == 6);
+        f.extend_from_slice(if v6 { &[0x86, 0xdd] } else { &[0x08, 0x00] });
         f.extend_from_slice(ip);
         f
     }
