@@ -818,6 +818,7 @@ fn check_trace_against(pcap: &Path, truth: Truth) {
     }
     check_p2p_calls(&run, &calls::calls(&out.analysis.flows, &catalogue), &out.verdicts);
     check_ipv6(pcap, &out, &catalogue);
+    check_any_capture(pcap, &out, &catalogue);
     // The pipeline's own RTP loss agrees with the sequence numbers seen here.
     for f in truth.flows().filter(|f| f.kind() == "call") {
         let (port, server, sport, _) = f.key();
@@ -838,13 +839,9 @@ fn check_trace_against(pcap: &Path, truth: Truth) {
 /// verdict with its window, finding, mechanism and the flows it rests on; every call with its
 /// outcome, legs and media packets.
 fn check_ipv6(pcap: &Path, v4: &AnalyzeOutput, catalogue: &Catalogue) {
-    static REWRITES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = rewrite_name(pcap);
     let dir = common::root().join("target/lab-tests/ipv6");
     std::fs::create_dir_all(&dir).unwrap();
-    // Tests run at once, some on traces of the same name.
-    let n = REWRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let name =
-        format!("{}-{n}-{}", std::process::id(), pcap.file_name().unwrap().to_string_lossy());
     let (v6_pcap, v6_services) = (dir.join(&name), dir.join(format!("{name}.services.toml")));
     let lab_ipv6 = |args: &[&Path]| {
         let out = Command::new("python3")
@@ -864,6 +861,98 @@ fn check_ipv6(pcap: &Path, v4: &AnalyzeOutput, catalogue: &Catalogue) {
         std::fs::remove_file(f).unwrap();
     }
     assert!(v6.errors.is_empty(), "{:?}", v6.errors);
+    let v4_ipv6 = v4.analysis.flows.iter().filter(|f| f.client.addr.is_ipv6()).count();
+    let v6_ipv4 = v6.analysis.flows.iter().filter(|f| f.client.addr.is_ipv4()).count();
+    assert_eq!((v4_ipv6, v6_ipv4), (0, 0), "{}: the rewrite left IP versions", pcap.display());
+    let what = format!("{} over IPv6", pcap.display());
+    assert_judged_alike(&what, (v4, catalogue), (&v6, &v6_catalogue), true);
+}
+
+/// A file name for a rewrite of `pcap` that no other test uses: tests run at once, some on
+/// traces of the same name.
+fn rewrite_name(pcap: &Path) -> String {
+    static REWRITES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = REWRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{n}-{}", std::process::id(), pcap.file_name().unwrap().to_string_lossy())
+}
+
+/// The same traffic as `tcpdump -i any` on the router records it, in Linux cooked headers v2
+/// (interface indexes) and v1 (only sent or received): each packet where it came in and
+/// where it went out, 40 µs apart. Measured where the client's packets come in (the LAN
+/// side, where the lab captured), it is judged alike; only the second copies are skipped.
+fn check_any_capture(pcap: &Path, lan: &AnalyzeOutput, catalogue: &Catalogue) {
+    use throttlewatch::decode::LinkType;
+    const LAN_IF: u32 = 2;
+    const WAN_IF: u32 = 3;
+    const HOST: u8 = 0;
+    const OUTGOING: u8 = 4;
+    let mut copies: Vec<(u64, u8, Vec<u8>)> = Vec::new();
+    TraceFile::open(pcap)
+        .unwrap()
+        .for_each_packet(|link, ts, frame, _| {
+            assert_eq!(link, LinkType::Ethernet, "{}", pcap.display());
+            let (t, ethertype, ip) = (ts.micros(), &frame[12..14], &frame[14..]);
+            let from_client = ethertype == [8, 0] && ip.get(12..16) == Some(&[192, 168, 50, 2]);
+            let to_client = ethertype == [8, 0] && ip.get(16..20) == Some(&[192, 168, 50, 2]);
+            let mut copy = |at: u64, ifindex: u32, kind: u8| {
+                let mut f = ethertype.to_vec();
+                f.extend_from_slice(&[0, 0]);
+                f.extend_from_slice(&ifindex.to_be_bytes());
+                f.extend_from_slice(&[0, 1, kind, 6]);
+                f.extend_from_slice(&frame[6..12]);
+                f.extend_from_slice(&[0, 0]);
+                f.extend_from_slice(ip);
+                copies.push((at, kind, f));
+            };
+            if from_client {
+                copy(t, LAN_IF, HOST);
+                copy(t + 40, WAN_IF, OUTGOING);
+            } else if to_client {
+                copy(t.saturating_sub(40), WAN_IF, HOST);
+                copy(t, LAN_IF, OUTGOING);
+            } else {
+                copy(t, LAN_IF, HOST);
+            }
+        })
+        .unwrap();
+    copies.sort_by_key(|c| c.0);
+    let dir = common::root().join("target/lab-tests/any");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (linktype, v) in [(276u32, "sll2"), (113, "sll")] {
+        let frames: Vec<(u64, Vec<u8>)> = copies
+            .iter()
+            .map(|(t, kind, sll2)| {
+                if linktype == 276 {
+                    return (*t, sll2.clone());
+                }
+                // v1: packet type, ARPHRD, address length, address, protocol.
+                let mut f = vec![0, *kind, 0, 1, 0, 6];
+                f.extend_from_slice(&sll2[12..18]);
+                f.extend_from_slice(&[0, 0]);
+                f.extend_from_slice(&sll2[..2]);
+                f.extend_from_slice(&sll2[20..]);
+                (*t, f)
+            })
+            .collect();
+        let path = dir.join(format!("{v}-{}", rewrite_name(pcap)));
+        common::synth::write_pcap(&path, linktype, &frames);
+        let any = common::analyze(std::slice::from_ref(&path), Some(catalogue.clone()));
+        std::fs::remove_file(&path).unwrap();
+        assert!(any.errors.is_empty(), "{:?}", any.errors);
+        let what = format!("{} as `-i any` records it ({v})", pcap.display());
+        assert_judged_alike(&what, (lan, catalogue), (&any, catalogue), false);
+    }
+}
+
+/// Alike: every flow with its class, role, end and packets each way; every verdict with its
+/// finding, mechanism and the flows named (and window, if `windows`); every call with its
+/// outcome, legs and media packets.
+fn assert_judged_alike(
+    what: &str,
+    (a, a_catalogue): (&AnalyzeOutput, &Catalogue),
+    (b, b_catalogue): (&AnalyzeOutput, &Catalogue),
+    windows: bool,
+) {
     let flows = |out: &AnalyzeOutput| {
         let flow = |f: &FinishedFlow| {
             let packets = (f.measures.dirs.up.packets, f.measures.dirs.down.packets);
@@ -878,17 +967,17 @@ fn check_ipv6(pcap: &Path, v4: &AnalyzeOutput, catalogue: &Catalogue) {
         };
         out.analysis.flows.iter().map(flow).collect::<Vec<_>>()
     };
-    let v4_ipv6 = v4.analysis.flows.iter().filter(|f| f.client.addr.is_ipv6()).count();
-    let v6_ipv4 = v6.analysis.flows.iter().filter(|f| f.client.addr.is_ipv4()).count();
-    assert_eq!((v4_ipv6, v6_ipv4), (0, 0), "{}: the rewrite left IP versions", pcap.display());
-    assert_eq!(flows(v4), flows(&v6), "{}: flows over IPv6", pcap.display());
+    assert_eq!(flows(a), flows(b), "{what}: flows");
     let verdicts = |out: &AnalyzeOutput| {
         out.verdicts
             .iter()
-            .map(|v| (v.service.clone(), v.window, v.finding, v.mechanism, v.flows.clone()))
+            .map(|v| {
+                let window = windows.then_some(v.window);
+                (v.service.clone(), window, v.finding, v.mechanism, v.flows.clone())
+            })
             .collect::<Vec<_>>()
     };
-    assert_eq!(verdicts(v4), verdicts(&v6), "{}: verdicts over IPv6", pcap.display());
+    assert_eq!(verdicts(a), verdicts(b), "{what}: verdicts");
     let calls = |out: &AnalyzeOutput, c: &Catalogue| {
         calls::calls(&out.analysis.flows, c)
             .iter()
@@ -904,12 +993,7 @@ fn check_ipv6(pcap: &Path, v4: &AnalyzeOutput, catalogue: &Catalogue) {
             })
             .collect::<Vec<_>>()
     };
-    assert_eq!(
-        calls(v4, catalogue),
-        calls(&v6, &v6_catalogue),
-        "{}: calls over IPv6",
-        pcap.display()
-    );
+    assert_eq!(calls(a, a_catalogue), calls(b, b_catalogue), "{what}: calls");
 }
 
 /// Peer-to-peer calls (`p2p`): the leg with the peer belongs to its service's call, beside the

@@ -22,7 +22,8 @@ use crate::decode::{
     SkipReason, Transport, tcp_flags,
 };
 use crate::flow::{
-    ClientBy, Endpoint, FlowEntry, FlowKey, FlowTable, Proto, Removal, TableStats, source_is_client,
+    ClientBy, CopyFilter, Endpoint, FlowEntry, FlowKey, FlowTable, Proto, Removal, TableStats,
+    source_is_client,
 };
 use crate::measure::loss::LossLog;
 use crate::measure::rtt::Leg;
@@ -239,6 +240,9 @@ pub struct Pipeline {
     last_cut: Option<Timestamp>,
     finished_reported: usize,
     priors: HashMap<u64, Box<FlowMeasures>, RandomState>,
+    /// Where each flow is measured, in a capture of several interfaces (made at its first
+    /// frame with a cooked header), as many flows as the table holds.
+    copies: Option<Box<CopyFilter>>,
 }
 
 /// Everything a run measured, for the report.
@@ -281,6 +285,7 @@ impl Pipeline {
             last_cut: None,
             finished_reported: 0,
             priors: HashMap::default(),
+            copies: None,
         }
     }
 
@@ -350,6 +355,11 @@ impl Pipeline {
         if self.clock >= self.next_expiry {
             self.next_expiry = self.clock.add_micros(EXPIRY_INTERVAL_US);
             self.expire(self.clock);
+        }
+        if matches!(link, LinkType::LinuxSll | LinkType::LinuxSll2)
+            && self.is_second_copy(link, ts, frame)
+        {
+            return self.stats.skipped.add(SkipReason::SecondCopy);
         }
         // Borrowed from the result, not moved out of it: the packet is measured by reference,
         // and a moved-out copy is rebuilt field by field (about 18 instructions per packet).
@@ -434,6 +444,16 @@ impl Pipeline {
             entry.seen_at(ts);
         }
         self.stats.measured += 1;
+    }
+
+    /// A capture of several interfaces (Linux's cooked headers): whether the frame is a copy
+    /// of a packet whose flow is measured at another ([`CopyFilter`]).
+    #[cold]
+    #[inline(never)]
+    fn is_second_copy(&mut self, link: LinkType, ts: Timestamp, frame: &[u8]) -> bool {
+        let max_flows = self.table.max_flows();
+        let copies = self.copies.get_or_insert_with(|| Box::new(CopyFilter::new(max_flows)));
+        copies.is_second_copy(link, ts, frame)
     }
 
     /// Start the flow of a packet the table does not hold: its index, or `None` when the

@@ -191,6 +191,8 @@ pub(super) fn detect(g: &Group) -> Outcome {
         None => versus_control(g, t, c),
     };
     let what = decided.map(|(_, text)| text).unwrap_or_default();
+    // A kind without any control attempt: none of that kind to compare with.
+    let control_attempts = if matches!(comparison, Comparison::NoControl) { 0 } else { c.total };
     share_outcome(
         NAME,
         comparison,
@@ -198,7 +200,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
         || Doubt::UnansweredWithoutControl {
             unanswered: t.hits,
             attempts: t.total,
-            control_attempts: c.total,
+            control_attempts,
         },
         |p, evidence| Detected {
             finding: Finding::Blocked,

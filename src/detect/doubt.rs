@@ -296,7 +296,7 @@ impl fmt::Display for Doubt {
                 f,
                 "{reset_flows} of {tcp_flows} connections reset by the server side \
                  ({with_signatures} with injection signatures), but {}",
-                too_few_controls(*control_connections, ("connection", "connections"))
+                too_few_controls(*control_connections, Controls::Connections)
             ),
             Doubt::SingleFreeze { connections, server_bytes } => write!(
                 f,
@@ -314,7 +314,7 @@ impl fmt::Display for Doubt {
                 write!(
                     f,
                     "{stalled_flows} of {connections} connections stalled ({stalls}), but {}",
-                    too_few_controls(*control_connections, ("connection", "connections"))
+                    too_few_controls(*control_connections, Controls::Connections)
                 )
             }
             Doubt::ControlsStallToo {
@@ -336,10 +336,7 @@ impl fmt::Display for Doubt {
             Doubt::UnansweredWithoutControl { unanswered, attempts, control_attempts } => write!(
                 f,
                 "{unanswered} of {attempts} connection attempts never answered, but {}",
-                too_few_controls(
-                    *control_attempts,
-                    ("attempt of the same kind", "attempts of the same kind")
-                )
+                too_few_controls(*control_attempts, Controls::Attempts)
             ),
             Doubt::CallsWithoutControl { calls } => write!(
                 f,
@@ -355,12 +352,22 @@ impl fmt::Display for Doubt {
     }
 }
 
-/// "no control connection to compare with", or, with a few that went through: "only 1
-/// control connection to compare with (it went through), too few to tell".
-fn too_few_controls(controls: u64, (one, many): (&str, &str)) -> String {
-    match controls {
-        0 => format!("no control {one} to compare with"),
-        1 => format!("only 1 control {one} to compare with (it went through), too few to tell"),
-        n => format!("only {n} control {many} to compare with (all went through), too few to tell"),
+/// "no control connection to compare with", or, with a few and none of them hit: "only 1
+/// control connection(s) to compare with (all went through), too few to tell".
+fn too_few_controls(controls: u64, kind: Controls) -> String {
+    let (what, none_hit) = match kind {
+        Controls::Connections => ("connection", "all went through"),
+        Controls::Attempts => ("attempt of the same kind", "all answered"),
+    };
+    if controls == 0 {
+        return format!("no control {what} to compare with");
     }
+    format!("only {controls} control {what}(s) to compare with ({none_hit}), too few to tell")
+}
+
+/// What the controls of [`too_few_controls`] are.
+#[derive(Debug, Clone, Copy)]
+enum Controls {
+    Connections,
+    Attempts,
 }

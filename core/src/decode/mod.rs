@@ -232,10 +232,14 @@ pub enum SkipReason {
     IcmpErrorNoFlow,
     /// The flow table was full and the packet's new flow was refused.
     FlowTableFull,
+    /// A second copy of a packet, seen at another point of the same capture: `tcpdump -i
+    /// any` on a router shows a forwarded packet on the interface it came in by and on the
+    /// one it left by. Each flow is measured at one side ([`crate::flow::copies`]).
+    SecondCopy,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 17] = [
+    pub const ALL: [SkipReason; 18] = [
         SkipReason::LinkTruncated,
         SkipReason::LinkTooDeep,
         SkipReason::NotIp,
@@ -253,6 +257,7 @@ impl SkipReason {
         SkipReason::IcmpQuoteUnusable,
         SkipReason::IcmpErrorNoFlow,
         SkipReason::FlowTableFull,
+        SkipReason::SecondCopy,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -274,6 +279,7 @@ impl SkipReason {
             SkipReason::IcmpQuoteUnusable => "icmp_quote_unusable",
             SkipReason::IcmpErrorNoFlow => "icmp_error_no_flow",
             SkipReason::FlowTableFull => "flow_table_full",
+            SkipReason::SecondCopy => "second_copy",
         }
     }
 

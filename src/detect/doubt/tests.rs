@@ -334,7 +334,7 @@ fn stalls_beside_too_few_controls() {
     assert_eq!(
         expected.to_string(),
         "3 of 3 connections stalled (3 with the client's data retransmitted and never \
-         acknowledged), but only 1 control connection to compare with (it went through), too \
+         acknowledged), but only 1 control connection(s) to compare with (all went through), too \
          few to tell"
     );
 }
