@@ -226,7 +226,9 @@ impl TcpMeasures {
             match retransmitted {
                 Some(true) => mine.probe.retransmission(),
                 Some(false) if data => {
-                    mine.probe.sent_data(seg.seq.wrapping_add(seg.payload_len), now)
+                    // A FIN takes a sequence number of its own: only an ACK past it answers.
+                    let end = seg.seq.wrapping_add(seg.payload_len);
+                    mine.probe.sent_data(end.wrapping_add(u32::from(seg.has(tcp_flags::FIN))), now)
                 }
                 _ => {}
             }
@@ -529,6 +531,23 @@ mod tests {
         assert_eq!(r.m.rtt(Leg::External).samples(), 2);
         assert_eq!(r.m.rtt(Leg::External).last_us(), Some(50_000));
         assert_eq!(r.m.rtt(Leg::Internal).last_us(), Some(2_000));
+    }
+
+    /// A FIN's sequence number is answered only by an ACK past it: the server's data in
+    /// flight, which acknowledges what came before the FIN, is no answer (it made a 16-ms
+    /// "round trip" of a 150-ms path on a capture without TCP timestamps).
+    #[test]
+    fn a_fin_is_answered_past_its_own_sequence_number() {
+        let mut r = Run::new();
+        r.seg(0, Up, SYN, 0, 0, 0, None);
+        r.seg(150, Down, SYN | ACK, 0, 1, 0, None);
+        r.seg(151, Up, ACK, 1, 1, 0, None);
+        r.seg(200, Up, FIN | ACK, 1, 1, 0, None);
+        r.seg(216, Down, ACK, 1, 1, 1000, None); // in flight: acknowledges up to the FIN
+        assert_eq!(r.m.rtt(Leg::External).samples(), 1, "the handshake's only");
+        r.seg(350, Down, ACK, 1001, 2, 0, None); // the FIN acknowledged: 150 ms
+        assert_eq!(r.m.rtt(Leg::External).samples(), 2);
+        assert_eq!(r.m.rtt(Leg::External).last_us(), Some(150_000));
     }
 
     #[test]
