@@ -1051,6 +1051,51 @@ fn fixture_path(name: &str) -> PathBuf {
 
 fn check_fixture(name: &str) {
     check_trace(&fixture_path(name));
+    check_short_snaplen(&fixture_path(name));
+}
+
+/// Cut at 64 bytes, as old tcpdumps did by default (the TCP options past the first 10 bytes
+/// lost with the payload: no timestamps, round trips from sequence numbers), the trace gets
+/// the same findings with the same mechanisms.
+fn check_short_snaplen(pcap: &Path) {
+    const SNAPLEN: usize = 64;
+    let mut out = Vec::new();
+    out.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
+    out.extend_from_slice(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    out.extend_from_slice(&(SNAPLEN as u32).to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    TraceFile::open(pcap)
+        .unwrap()
+        .for_each_packet(|_, ts, frame, wire_len| {
+            let cut = &frame[..frame.len().min(SNAPLEN)];
+            let t = ts.micros();
+            for word in [(t / 1_000_000) as u32, (t % 1_000_000) as u32, cut.len() as u32, wire_len]
+            {
+                out.extend_from_slice(&word.to_le_bytes());
+            }
+            out.extend_from_slice(cut);
+        })
+        .unwrap();
+    let dir = common::root().join("target/lab-tests/snaplen");
+    std::fs::create_dir_all(&dir).unwrap();
+    let short = dir.join(rewrite_name(pcap));
+    std::fs::write(&short, out).unwrap();
+    let catalogue =
+        Catalogue::from_file(&common::root().join("samples/lab-services.toml")).unwrap();
+    let findings = |trace: &Path| {
+        let out = common::analyze(&[trace.to_path_buf()], Some(catalogue.clone()));
+        let mut found: Vec<_> = out
+            .verdicts
+            .iter()
+            .filter(|v| v.is_finding())
+            .map(|v| (v.service.clone(), v.finding, v.mechanism))
+            .collect();
+        found.sort_by_key(|f| format!("{f:?}"));
+        found
+    };
+    let (full, cut) = (findings(pcap), findings(&short));
+    std::fs::remove_file(&short).unwrap();
+    assert_eq!(full, cut, "{}: findings cut at {SNAPLEN} bytes", pcap.display());
 }
 
 static LIVE: Mutex<()> = Mutex::new(());
@@ -2436,7 +2481,10 @@ mod real_world {
         let failed: Vec<String> = paths
             .iter()
             .filter_map(|p| {
-                let result = std::panic::catch_unwind(|| check_trace(p));
+                let result = std::panic::catch_unwind(|| {
+                    check_trace(p);
+                    check_short_snaplen(p);
+                });
                 result.err().map(|e| {
                     let text = e.downcast_ref::<String>().cloned().unwrap_or_default();
                     format!("{}: {text}", p.display())
