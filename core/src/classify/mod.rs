@@ -583,17 +583,14 @@ impl Classifier {
     }
 }
 
-/// A conversation between these endpoints crosses the site's edge: neither is a group address,
-/// not both are site-local and they are not two IPv6 addresses of one /64 (one link: global
-/// addresses on a network without NAT). Only such flows are comparable with messenger traffic.
+/// A conversation between these endpoints crosses the site's edge: neither is a group address
+/// and not both are site-local. Only such flows are comparable with messenger traffic. (Two
+/// global IPv6 addresses of one LAN are not told apart from a LAN host and a server: a
+/// prefix shared by the two sides of a router is no proof of one link.)
 pub fn crosses_site(a: Endpoint, b: Endpoint) -> bool {
     let group = is_group_address(a.addr) || is_group_address(b.addr);
     let local = is_local_address(a.addr) && is_local_address(b.addr);
-    let one_link = match (a.addr, b.addr) {
-        (IpAddr::V6(x), IpAddr::V6(y)) => x.segments()[..4] == y.segments()[..4],
-        _ => false,
-    };
-    !group && !local && !one_link
+    !group && !local
 }
 
 /// The role of a finished flow. `packets` and `duration_us` cover both directions. Control
@@ -1018,9 +1015,9 @@ mod tests {
             role(none, Proto::Udp, ep("100.64.0.2:5"), ep("10.0.0.1:5"), 500, 1),
             Role::Other
         );
-        // IPv6 without NAT: global addresses of one /64 are one link, of two /64s the edge.
+        // IPv6 without NAT: a global LAN address talking to a global server is a control;
+        // unique local addresses on both sides stay inside.
         let v6 = ep("[2a02:6b8:50::2]:50000");
-        assert_eq!(role(none, Proto::Tcp, v6, ep("[2a02:6b8:50::9]:445"), 3, 1), Role::Other);
         assert_eq!(role(none, Proto::Tcp, v6, ep("[2a02:6b8:51::9]:443"), 3, 1), Role::Control);
         assert_eq!(
             role(none, Proto::Tcp, ep("[fd00::2]:5"), ep("[fd00:1::9]:445"), 3, 1),
