@@ -819,6 +819,7 @@ fn check_trace_against(pcap: &Path, truth: Truth) {
     check_p2p_calls(&run, &calls::calls(&out.analysis.flows, &catalogue), &out.verdicts);
     check_ipv6(pcap, &out, &catalogue);
     check_any_capture(pcap, &out, &catalogue);
+    check_private_numbering(pcap, &out);
     // The pipeline's own RTP loss agrees with the sequence numbers seen here.
     for f in truth.flows().filter(|f| f.kind() == "call") {
         let (port, server, sport, _) = f.key();
@@ -942,6 +943,63 @@ fn check_any_capture(pcap: &Path, lan: &AnalyzeOutput, catalogue: &Catalogue) {
         let what = format!("{} as `-i any` records it ({v})", pcap.display());
         assert_judged_alike(&what, (lan, catalogue), (&any, catalogue), false);
     }
+}
+
+/// The same traffic in a network numbered privately on both sides of the router (every
+/// address outside the LAN moved into 10.0.0.0/8, the catalogue too), as labs and corporate
+/// networks are: judged alike. The control flows between two site-local addresses count as
+/// controls because their packets came through a router (their TTLs say so).
+fn check_private_numbering(pcap: &Path, public: &AnalyzeOutput) {
+    fn renumber(ip: &mut [u8]) {
+        if ip.len() < 20 || ip[0] >> 4 != 4 {
+            return;
+        }
+        for at in [12, 16] {
+            if ip[at..at + 2] != [192, 168] {
+                ip[at] = 10;
+            }
+        }
+        let header = usize::from(ip[0] & 0x0f) * 4;
+        // The packet an ICMP error quotes.
+        if ip[9] == 1 && ip.len() >= header + 8 + 20 {
+            renumber(&mut ip[header + 8..]);
+        }
+        // The addresses of DNS answers (A records: a length of 4, then the address).
+        if ip[9] == 17 && ip.len() > header + 8 && ip[header..header + 2] == [0, 53] {
+            let dns = &mut ip[header + 8..];
+            for at in 2..dns.len().saturating_sub(3) {
+                if dns[at - 2..at] == [0, 4] && dns[at..at + 2] != [192, 168] {
+                    dns[at] = 10;
+                }
+            }
+        }
+    }
+    let mut frames = Vec::new();
+    TraceFile::open(pcap)
+        .unwrap()
+        .for_each_packet(|_, ts, frame, _| {
+            let mut f = frame.to_vec();
+            if f.len() >= 34 && f[12..14] == [8, 0] {
+                renumber(&mut f[14..]);
+            }
+            frames.push((ts.micros(), f));
+        })
+        .unwrap();
+    let dir = common::root().join("target/lab-tests/private");
+    std::fs::create_dir_all(&dir).unwrap();
+    let name = rewrite_name(pcap);
+    let (trace, services) = (dir.join(&name), dir.join(format!("{name}.services.toml")));
+    common::synth::write_pcap(&trace, 1, &frames);
+    let text = std::fs::read_to_string(common::root().join("samples/lab-services.toml")).unwrap();
+    std::fs::write(&services, text.replace("\"198.51.100.", "\"10.51.100.")).unwrap();
+    let catalogue = Catalogue::from_file(&services).unwrap();
+    let private = common::analyze(std::slice::from_ref(&trace), Some(catalogue.clone()));
+    for f in [&trace, &services] {
+        std::fs::remove_file(f).unwrap();
+    }
+    let lab = Catalogue::from_file(&common::root().join("samples/lab-services.toml")).unwrap();
+    let what = format!("{} numbered privately", pcap.display());
+    assert_judged_alike(&what, (public, &lab), (&private, &catalogue), true);
 }
 
 /// Alike: every flow with its class, role, end and packets each way; every verdict with its

@@ -14,7 +14,9 @@ use std::net::IpAddr;
 use foldhash::fast::RandomState;
 use hdrhistogram::Histogram;
 
-use crate::classify::{Catalogue, ClassState, Classification, Classifier, Role, ServiceId, role};
+use crate::classify::{
+    Catalogue, ClassState, Classification, Classifier, Role, Routed, ServiceId, role,
+};
 use crate::config::PipelineConfig;
 use crate::decode::stun::StunMessage;
 use crate::decode::{
@@ -691,8 +693,9 @@ impl Pipeline {
                 self.classifier.resolve(entry.state.class.class, proto, client, server, self.clock);
             let measures = &entry.state.measures;
             let packets = measures.dirs.iter().map(|d| d.packets).sum();
+            let duration_us = entry.last_at.since(entry.first_at);
             let role =
-                role(class, proto, client, server, packets, entry.last_at.since(entry.first_at));
+                role(class, proto, (client, server), (packets, duration_us), routed(measures));
             // Only target and control flows are judged; their measurements now are the next
             // window's prior.
             if role == Role::Other {
@@ -826,14 +829,14 @@ fn with_role(mut flow: FinishedFlow) -> FinishedFlow {
 
 fn flow_role(flow: &FinishedFlow) -> Role {
     let packets = flow.measures.dirs.iter().map(|d| d.packets).sum();
-    role(
-        flow.class,
-        flow.proto,
-        flow.client,
-        flow.server,
-        packets,
-        flow.last_at.since(flow.first_at),
-    )
+    let duration_us = flow.last_at.since(flow.first_at);
+    let ends = (flow.client, flow.server);
+    role(flow.class, flow.proto, ends, (packets, duration_us), routed(&flow.measures))
+}
+
+/// Whether a flow's packets came through a router before the capture point, by their TTLs.
+fn routed(measures: &FlowMeasures) -> Routed {
+    Routed::from_ttls([measures.dirs.up.ttl_range(), measures.dirs.down.ttl_range()])
 }
 
 #[cfg(test)]

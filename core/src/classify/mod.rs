@@ -593,20 +593,42 @@ pub fn crosses_site(a: Endpoint, b: Endpoint) -> bool {
     !group && !local
 }
 
-/// The role of a finished flow. `packets` and `duration_us` cover both directions. Control
-/// flows: TCP, QUIC (UDP to port 443) and real-time UDP streams crossing the site's edge.
+/// Whether a flow's packets came through a router before the capture point, by their hop
+/// limits: a TTL below every initial value systems use (32, 64, 128, 255) was decremented on
+/// the way. Two hosts of one LAN talk with initial TTLs; a server behind the router answers
+/// with a decremented one, whatever its address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routed {
+    Yes,
+    No,
+}
+
+impl Routed {
+    /// From the lowest and highest TTL seen each way (`None`: no packet that way).
+    pub fn from_ttls(ranges: [Option<(u8, u8)>; 2]) -> Self {
+        let initial = |ttl: u8| matches!(ttl, 32 | 64 | 128 | 255);
+        let decremented = ranges.iter().flatten().any(|&(lo, hi)| !initial(lo) || !initial(hi));
+        if decremented { Routed::Yes } else { Routed::No }
+    }
+}
+
+/// The role of a finished flow. `packets` and `duration_us` cover both directions; `routed`:
+/// a packet of it came through a router before the capture point ([`Routed`]). Control flows:
+/// TCP, QUIC (UDP to port 443) and real-time UDP streams crossing the site's edge, or between
+/// two site-local addresses through a router (a network numbered privately on both sides).
 pub fn role(
     class: Classification,
     proto: Proto,
-    client: Endpoint,
-    server: Endpoint,
-    packets: u64,
-    duration_us: u64,
+    (client, server): (Endpoint, Endpoint),
+    (packets, duration_us): (u64, u64),
+    routed: Routed,
 ) -> Role {
     if class.service.is_some() {
         return Role::Target;
     }
-    if !crosses_site(client, server) {
+    if !crosses_site(client, server)
+        && (routed == Routed::No || is_group_address(client.addr) || is_group_address(server.addr))
+    {
         return Role::Other;
     }
     match proto {
@@ -1003,25 +1025,37 @@ mod tests {
         let wa = Classification { service: Some(0), evidence: Evidence::Range };
         let none = Classification::default();
         let (lan, wan) = (ep("192.168.1.2:5000"), ep("203.0.113.1:443"));
-        assert_eq!(role(wa, Proto::Udp, lan, wan, 1, 1), Role::Target);
-        assert_eq!(role(none, Proto::Tcp, lan, wan, 3, 1_000_000), Role::Control);
-        assert_eq!(role(none, Proto::Udp, lan, wan, 3, 1_000_000), Role::Control, "QUIC");
-        assert_eq!(role(none, Proto::Udp, lan, ep("203.0.113.1:3478"), 3, 1_000_000), Role::Other);
-        assert_eq!(role(none, Proto::Udp, lan, wan, 500, 10_000_000), Role::Control);
-        assert_eq!(role(none, Proto::Tcp, lan, ep("192.168.1.9:445"), 500, 1), Role::Other);
-        assert_eq!(role(none, Proto::Udp, lan, ep("239.255.255.250:1900"), 500, 1), Role::Other);
-        assert_eq!(role(none, Proto::Udp, lan, ep("[ff02::fb]:5353"), 500, 1), Role::Other);
-        assert_eq!(
-            role(none, Proto::Udp, ep("100.64.0.2:5"), ep("10.0.0.1:5"), 500, 1),
-            Role::Other
-        );
+        let r = |class, proto, server, packets, duration| {
+            role(class, proto, (lan, server), (packets, duration), Routed::Yes)
+        };
+        assert_eq!(r(wa, Proto::Udp, wan, 1, 1), Role::Target);
+        assert_eq!(r(none, Proto::Tcp, wan, 3, 1_000_000), Role::Control);
+        assert_eq!(r(none, Proto::Udp, wan, 3, 1_000_000), Role::Control, "QUIC");
+        assert_eq!(r(none, Proto::Udp, ep("203.0.113.1:3478"), 3, 1_000_000), Role::Other);
+        assert_eq!(r(none, Proto::Udp, wan, 500, 10_000_000), Role::Control);
+        assert_eq!(r(none, Proto::Udp, ep("239.255.255.250:1900"), 500, 1), Role::Other);
+        assert_eq!(r(none, Proto::Udp, ep("[ff02::fb]:5353"), 500, 1), Role::Other);
+        // Between site-local addresses: inside the LAN with the TTLs it started with, a
+        // control through a router (a network numbered privately on both sides).
+        let (nas, cgn) = (ep("192.168.1.9:445"), (ep("100.64.0.2:5"), ep("10.0.0.1:5")));
+        let local = |a, b, routed| role(none, Proto::Tcp, (a, b), (500, 1), routed);
+        assert_eq!(local(lan, nas, Routed::No), Role::Other);
+        assert_eq!(local(lan, nas, Routed::Yes), Role::Control);
+        assert_eq!(local(cgn.0, cgn.1, Routed::No), Role::Other);
         // IPv6 without NAT: a global LAN address talking to a global server is a control;
         // unique local addresses on both sides stay inside.
         let v6 = ep("[2a02:6b8:50::2]:50000");
-        assert_eq!(role(none, Proto::Tcp, v6, ep("[2a02:6b8:51::9]:443"), 3, 1), Role::Control);
-        assert_eq!(
-            role(none, Proto::Tcp, ep("[fd00::2]:5"), ep("[fd00:1::9]:445"), 3, 1),
-            Role::Other
-        );
+        assert_eq!(local(v6, ep("[2a02:6b8:51::9]:443"), Routed::No), Role::Control);
+        assert_eq!(local(ep("[fd00::2]:5"), ep("[fd00:1::9]:445"), Routed::No), Role::Other);
+    }
+
+    /// A TTL below 32, 64, 128 and 255 in either direction was decremented by a router.
+    #[test]
+    fn routed_by_ttl() {
+        assert_eq!(Routed::from_ttls([Some((64, 64)), Some((128, 128))]), Routed::No);
+        assert_eq!(Routed::from_ttls([Some((64, 64)), None]), Routed::No);
+        assert_eq!(Routed::from_ttls([Some((64, 64)), Some((63, 63))]), Routed::Yes);
+        assert_eq!(Routed::from_ttls([Some((255, 255)), Some((52, 64))]), Routed::Yes);
+        assert_eq!(Routed::from_ttls([None, None]), Routed::No);
     }
 }
