@@ -428,11 +428,16 @@ impl Pipeline {
             );
         }
         // RTT distributions: per service, and for the control flows (which need not be
-        // classified to be known as comparable: not local, not multicast).
-        if samples != RttSamples::default()
-            && (state.class.class.service.is_some() || state.class.crosses_site)
-        {
-            self.histograms.record(state.class.class.service, samples);
+        // classified to be known as comparable: not local, not multicast; or local, but
+        // through a router, as a decremented TTL shows: see `Routed`; group addresses have
+        // no round trips).
+        if samples != RttSamples::default() {
+            if Routed::from_ttls([Some((packet.ip.ttl, packet.ip.ttl)), None]) == Routed::Yes {
+                state.class.crosses_site = true;
+            }
+            if state.class.class.service.is_some() || state.class.crosses_site {
+                self.histograms.record(state.class.class.service, samples);
+            }
         }
         if !was_target && state.class.class.service.is_some() && state.detail.is_none() {
             state.detail = self.details.acquire(true);
