@@ -12,6 +12,11 @@
 //! runs of 12 s, some with offloads on; the traces are checked here, the detectors' verdicts
 //! over many randomised runs by benches/accuracy.py), and
 //! `real_world::recorded_traces` checks every trace in `THROTTLEWATCH_LAB_TRACES`.
+//!
+//! Every trace is also judged as other networks would carry or record the same traffic: over
+//! IPv6 (`check_ipv6`, lab/ipv6.py), numbered privately on both sides of the router
+//! (`check_private_numbering`) and as the router's `tcpdump -i any` (`check_any_capture`);
+//! committed and recorded ones cut at 64 bytes too (`check_short_snaplen`).
 
 mod common;
 
