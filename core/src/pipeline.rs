@@ -15,7 +15,8 @@ use foldhash::fast::RandomState;
 use hdrhistogram::Histogram;
 
 use crate::classify::{
-    Catalogue, ClassState, Classification, Classifier, Role, Routed, ServiceId, role,
+    Catalogue, ClassState, Classification, Classifier, Role, Routed, ServiceId, is_initial_ttl,
+    role,
 };
 use crate::config::PipelineConfig;
 use crate::decode::stun::StunMessage;
@@ -432,9 +433,7 @@ impl Pipeline {
         // through a router, as a decremented TTL shows: see `Routed`; group addresses have
         // no round trips).
         if samples != RttSamples::default() {
-            if Routed::from_ttls([Some((packet.ip.ttl, packet.ip.ttl)), None]) == Routed::Yes {
-                state.class.crosses_site = true;
-            }
+            state.class.crosses_site |= !is_initial_ttl(packet.ip.ttl);
             if state.class.class.service.is_some() || state.class.crosses_site {
                 self.histograms.record(state.class.class.service, samples);
             }

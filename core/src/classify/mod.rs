@@ -606,10 +606,15 @@ pub enum Routed {
 impl Routed {
     /// From the lowest and highest TTL seen each way (`None`: no packet that way).
     pub fn from_ttls(ranges: [Option<(u8, u8)>; 2]) -> Self {
-        let initial = |ttl: u8| matches!(ttl, 32 | 64 | 128 | 255);
-        let decremented = ranges.iter().flatten().any(|&(lo, hi)| !initial(lo) || !initial(hi));
+        let decremented =
+            ranges.iter().flatten().any(|&(lo, hi)| !is_initial_ttl(lo) || !is_initial_ttl(hi));
         if decremented { Routed::Yes } else { Routed::No }
     }
+}
+
+/// A TTL (or IPv6 hop limit) a system starts its packets with: no router has decremented it.
+pub fn is_initial_ttl(ttl: u8) -> bool {
+    matches!(ttl, 32 | 64 | 128 | 255)
 }
 
 /// The role of a finished flow. `packets` and `duration_us` cover both directions; `routed`:
