@@ -1112,9 +1112,16 @@ fn fixture_path(name: &str) -> PathBuf {
         .join(format!("{name}.pcap"))
 }
 
-fn check_fixture(name: &str) {
+fn check_fixture(name: &str) -> common::Ran {
+    need_python()?;
     check_trace(&fixture_path(name));
     check_short_snaplen(&fixture_path(name));
+    Ok(())
+}
+
+/// `check_trace` runs lab/ipv6.py: without python3 the test is reported skipped, naming it.
+fn need_python() -> common::Ran {
+    common::need(common::tool("python3"), "python3 (lab/ipv6.py rewrites each trace over IPv6)")
 }
 
 /// Cut at 64 bytes, as old tcpdumps did by default (the TCP options past the first 10 bytes
@@ -1454,7 +1461,7 @@ macro_rules! scenarios {
         const NAMES: &[&str] = &[$($name),*];
         mod fixture {
             use crate::common;
-            $(pub(crate) fn $test() -> common::Ran { super::check_fixture($name); Ok(()) })*
+            $(pub(crate) fn $test() -> common::Ran { super::check_fixture($name) })*
             /// For the runner.
             pub(crate) const TESTS: &[common::Test] =
                 &[$((concat!("fixture::", stringify!($test)), $test),)*];
@@ -1611,6 +1618,7 @@ fn checks_reject_a_wrong_ground_truth() -> common::Ran {
 
 /// Every fixture lab.py records is checked here, and every committed one exists.
 fn every_fixture_is_tested() -> common::Ran {
+    common::need(common::tool("python3"), "python3 (lab/lab.py lists the fixtures)")?;
     let out = Command::new("python3")
         .arg(common::root().join("lab/lab.py"))
         .args(["list", "--fixtures"])
@@ -2533,6 +2541,7 @@ mod real_world {
                     .into(),
             )
         })?;
+        need_python()?;
         let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
             .expect("a readable directory")
             .map(|e| e.unwrap().path())
