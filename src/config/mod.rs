@@ -61,8 +61,8 @@ settings! {
         shaping_rtt_growth_ms: u64 = 100, Live;
         shaping_rtt_factor: f64 = 2.0, Live;
 
-        /// Stall/freeze: server data stops after this many bytes (IP bytes towards the client;
-        /// the 12–36 KB of the TSPU behaviour, with a margin for header counting), then silence
+        /// Stall/freeze: server data stops after this many bytes (of the server's sequence
+        /// space; the 12–64 kB of the TSPU behaviour, with a margin), then silence
         /// for at least `stall_silence_s` with no FIN or RST from the server.
         stall_min_bytes: u64 = 10_000, Live;
         stall_max_bytes: u64 = 70_000, Live;

@@ -172,6 +172,11 @@ impl<'a> Facts<'a> {
         self.tcp()?.rtt(crate::measure::rtt::Leg::External).max_us().map(u64::from)
     }
 
+    /// The second largest external RTT sample.
+    pub fn second_max_rtt_us(&self) -> Option<u64> {
+        self.tcp()?.second_largest_external_us().map(u64::from)
+    }
+
     /// The direction in which a TCP flow moved at least `min_bytes` of new payload, the larger
     /// one if both did.
     pub fn bulk_dir(&self, min_bytes: u64) -> Option<Direction> {

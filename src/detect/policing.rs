@@ -326,11 +326,7 @@ fn aggregate(g: &Group) -> Option<Outcome> {
     }
     let loss = pooled_share(bulk.iter().copied());
     let control_loss = pooled_share(g.controls);
-    let queued = super::throughput::queue_grew(
-        cfg,
-        bulk.iter().filter_map(|f| f.min_rtt_us()).min(),
-        bulk.iter().filter_map(|f| f.max_rtt_us()).max(),
-    );
+    let queued = super::throughput::queue_shown(cfg, bulk.iter().copied());
     if loss < cfg.loss_min_share || loss < 2.0 * control_loss || queued {
         return None;
     }

@@ -7,8 +7,9 @@
 //!   from the server: the client's first
 //!   application data dropped after the TLS handshake (Russia 2026, Iran 2025), the ServerHello
 //!   dropped, "N packets then drop" (TSPU SNI-II) and allowlists (mobile networks, 2025–26).
-//! - **Freeze**: the server's data stops after `stall_min_bytes..=stall_max_bytes` on the wire
-//!   (the TSPU's 12–64 kB, 2025–26), in the middle of a transfer (its last segment full-sized:
+//! - **Freeze**: the server's data stops after `stall_min_bytes..=stall_max_bytes` of its
+//!   sequence space (the TSPU's 12–64 kB, 2025–26; counted from sequence numbers, so that a
+//!   capture that missed segments or merged them into super-segments counts alike), in the middle of a transfer (its last segment full-sized:
 //!   at least the largest segment seen or, with GRO/GSO super-segments in the capture, the MSS
 //!   the client announced), no FIN or RST follows from the server, and the server stays silent
 //!   until the client gives up or the window ends.
@@ -47,7 +48,7 @@ const MSS_SLACK_BYTES: u16 = 40;
 pub(super) enum Stall {
     /// One side's data never acknowledged: which side kept sending.
     Unacknowledged(Direction),
-    /// The server's data stopped mid-transfer after this many IP bytes.
+    /// The server's data stopped mid-transfer after this many bytes of its sequence space.
     Freeze(u64),
 }
 
@@ -78,7 +79,7 @@ pub(super) fn stall(f: &Facts, g: &Group) -> Option<Stall> {
     {
         return None;
     }
-    let down_bytes = f.f.measures.dirs.down.bytes;
+    let down_bytes = down.new_payload_bytes;
     let froze = (cfg.stall_min_bytes..=cfg.stall_max_bytes).contains(&down_bytes)
         && up.payload_bytes > 0
         && down.payload_bytes > 0
@@ -131,6 +132,21 @@ pub(super) fn stalled_or_stuck(f: &Facts, g: &Group) -> bool {
     stall(f, g).is_some() || f.tcp().is_some_and(|t| stuck(&t.dirs.up) || stuck(&t.dirs.down))
 }
 
+/// The most byte counts within [`CLUSTER_BYTES`] of each other. Not all of them: a
+/// connection whose last segments the capture missed stopped at a lower count.
+fn largest_cluster(mut bytes: Vec<u64>) -> usize {
+    bytes.sort_unstable();
+    let mut from = 0;
+    let mut most = 0;
+    for (to, &b) in bytes.iter().enumerate() {
+        while b - bytes[from] > CLUSTER_BYTES {
+            from += 1;
+        }
+        most = most.max(to + 1 - from);
+    }
+    most
+}
+
 /// A completed TCP connection with a packet in the window, or whose stall shows in it.
 fn could_stall(f: &Facts, g: &Group) -> bool {
     f.tcp().is_some_and(|t| t.handshake.completed()) && (f.active() || stall(f, g).is_some())
@@ -165,14 +181,12 @@ pub(super) fn detect(g: &Group) -> Outcome {
     // acknowledged either); one byte count shared by many is a middlebox's threshold.
     let stopped_at: Vec<u64> = hit
         .iter()
-        .map(|(f, _)| f.f.measures.dirs.down.bytes)
+        .filter_map(|(f, _)| Some(f.tcp()?.dirs.down.new_payload_bytes))
         .filter(|b| (cfg.stall_min_bytes..=cfg.stall_max_bytes).contains(b))
         .collect();
     let unacked = |dir| hit.iter().filter(|(_, s)| *s == Stall::Unacknowledged(dir)).count();
     let (client_unacked, server_unacked) = (unacked(Direction::Up), unacked(Direction::Down));
-    let same_threshold = stopped_at.len() as u64 >= cfg.min_affected_flows
-        && stopped_at.iter().max().unwrap_or(&0) - stopped_at.iter().min().unwrap_or(&0)
-            <= CLUSTER_BYTES;
+    let same_threshold = largest_cluster(stopped_at.clone()) as u64 >= cfg.min_affected_flows;
     let evidence = |p: Option<f64>| {
         json!({
             "stalled_flows": t.hits,
@@ -203,11 +217,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
     // while every control connection went through.
     // Behind a queue of seconds (a shaper's: the service's round trip grew) a starved
     // connection retransmits unacknowledged too; then only a significant share decides.
-    let queued = super::throughput::queue_grew(
-        cfg,
-        g.targets.iter().filter_map(|f| f.min_rtt_us()).min(),
-        g.targets.iter().filter_map(|f| f.max_rtt_us()).max(),
-    );
+    let queued = super::throughput::queue_shown(cfg, g.targets.iter());
     let stuck = (client_unacked + server_unacked) as u64 >= cfg.min_affected_flows
         && c.total >= cfg.min_affected_flows
         && !queued;

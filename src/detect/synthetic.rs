@@ -472,6 +472,13 @@ impl Tcp<'_> {
         self
     }
 
+    /// The server sends `len` bytes that reach the client but not the capture (a capture
+    /// that drops packets).
+    pub fn missed(&mut self, len: u32) -> &mut Self {
+        self.sseq += len;
+        self
+    }
+
     /// FIN from the client, the server's FIN/ACK a round trip later, the last ACK.
     pub fn close(&mut self) -> &mut Self {
         self.segment(true, self.cseq, self.sseq, FIN | ACK, 0);
@@ -670,6 +677,49 @@ mod tests {
                 .abort();
         }
         controls(&mut sim, 0, 4, &mut rng);
+        let v = sim.verdicts(&cfg(60));
+        assert_eq!(findings(&v), ["stalled/freeze"], "{}", summaries(&v));
+        assert_eq!(v[0].evidence["same_threshold"], true);
+    }
+
+    /// Two freezes at one byte count, one of them in a capture that missed two of the
+    /// server's segments: its sequence numbers still say where it froze.
+    #[test]
+    fn a_freeze_is_counted_in_sequence_space_not_captured_bytes() {
+        let mut sim = Sim::default();
+        let mut rng = Rng::new(4);
+        for missed in [0, 2 * SEG] {
+            sim.tcp(MSG, 100, 40)
+                .handshake()
+                .request(300)
+                .download(4 * SEG, 8e6, SEG, 0.0, &mut rng)
+                .missed(missed)
+                .download(8 * SEG - missed, 8e6, SEG, 0.0, &mut rng)
+                .wait_us(6_000_000)
+                .abort();
+        }
+        controls(&mut sim, 0, 4, &mut rng);
+        let v = sim.verdicts(&cfg(60));
+        assert_eq!(findings(&v), ["stalled/freeze"], "{}", summaries(&v));
+        assert_eq!(v[0].evidence["same_threshold"], true);
+        assert_eq!(v[0].evidence["server_bytes_before_freeze"], serde_json::json!([12 * SEG, 12 * SEG]));
+    }
+
+    /// Three freezes at one byte count, and one connection whose last segments the capture
+    /// missed (it stopped lower): the three still share the threshold.
+    #[test]
+    fn a_freeze_threshold_is_shared_by_most_not_all() {
+        let mut sim = Sim::default();
+        let mut rng = Rng::new(6);
+        for (i, segments) in [12, 12, 12, 9].into_iter().enumerate() {
+            sim.tcp(MSG, 100 + 300 * i as u64, 40)
+                .handshake()
+                .request(300)
+                .download(segments * SEG, 8e6, SEG, 0.0, &mut rng)
+                .wait_us(6_000_000)
+                .abort();
+        }
+        controls(&mut sim, 0, 3, &mut rng);
         let v = sim.verdicts(&cfg(60));
         assert_eq!(findings(&v), ["stalled/freeze"], "{}", summaries(&v));
         assert_eq!(v[0].evidence["same_threshold"], true);
@@ -1040,6 +1090,38 @@ mod tests {
             summaries(&v)
         );
         let v = verdicts(0);
+        assert_eq!(findings(&v), ["throttled/shaping"], "{}", summaries(&v));
+    }
+
+    /// A slow server whose acknowledgement of each request the capture missed: the next
+    /// packet echoes the request only after the server's 300-ms think time, one late sample
+    /// in each connection. That is no queue; the same downloads behind a queue (every
+    /// sample late) are shaped.
+    #[test]
+    fn one_late_echo_per_connection_is_no_queue() {
+        let verdicts = |queued: bool| {
+            let mut sim = Sim::default();
+            let mut rng = Rng::new(13);
+            for i in 0..3 {
+                let mut t = sim.tcp(MSG, i * 20, 40);
+                t.handshake();
+                t.rtt_us = 340_000;
+                t.request(500);
+                if !queued {
+                    t.rtt_us = 40_000;
+                }
+                t.download(900_000, 1e6, SEG, 0.0, &mut rng).request(500).close();
+            }
+            sim.tcp(CTL, 8_000, 30)
+                .handshake()
+                .request(500)
+                .download(3_000_000, 8e6, SEG, 0.0, &mut rng)
+                .close();
+            sim.verdicts(&cfg(60))
+        };
+        let v = verdicts(false);
+        assert_eq!(findings(&v), ["none/-"], "{}", summaries(&v));
+        let v = verdicts(true);
         assert_eq!(findings(&v), ["throttled/shaping"], "{}", summaries(&v));
     }
 

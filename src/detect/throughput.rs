@@ -197,12 +197,23 @@ fn network_trace(
     let pooled = |flows: &[&Facts<'_>]| super::loss::pooled_share(flows.iter().copied());
     let (t_loss, c_loss) = (pooled(bulk), pooled(controls));
     let dropped = t_loss >= 0.005 && t_loss >= 2.0 * c_loss;
-    let queued = queue_grew(
-        cfg,
-        bulk.iter().filter_map(|f| f.min_rtt_us()).min(),
-        bulk.iter().filter_map(|f| f.max_rtt_us()).max(),
-    );
+    let queued = queue_shown(cfg, bulk.iter().copied());
     (dropped, queued, t_loss, c_loss)
+}
+
+/// Whether `flows` show a queue: in some connection the handshake's round trip, or two
+/// samples, grew from the least of all as [`queue_grew`] says. A queue delays every packet
+/// through it while it lasts; one late echo is something else: a server's think time
+/// behind an acknowledgement the capture missed, or a delayed ACK.
+pub(super) fn queue_shown<'a>(
+    cfg: &DetectConfig,
+    mut flows: impl Iterator<Item = &'a Facts<'a>> + Clone,
+) -> bool {
+    let least = flows.clone().filter_map(|f| f.min_rtt_us()).min();
+    flows.any(|f| {
+        queue_grew(cfg, least, f.handshake_rtt_us())
+            || queue_grew(cfg, least, f.second_max_rtt_us())
+    })
 }
 
 /// The round trip grew from `lo` to `hi` as a queue makes it: by `shaping_rtt_growth_ms` and
@@ -293,7 +304,8 @@ pub(super) fn shaping(g: &Group) -> Outcome {
     } else {
         bulk.iter().filter_map(|f| f.max_rtt_us()).max()
     };
-    let grown = queue_grew(cfg, min_rtt, max_rtt);
+    let grown = queue_grew(cfg, min_rtt, max_rtt)
+        && (media_only || queue_shown(cfg, g.targets.iter().filter(|f| in_scope(f))));
     // A shaper queues: without a grown round trip there is none, however short the
     // transfers; with one, a plateau needs enough busy bins to be seen.
     if !grown {

@@ -592,7 +592,8 @@ fn throughput(d: &Drawn, plots: &mut Vec<Plot>) -> String {
     )
 }
 
-/// The bytes each connection got from the server, at the time it ended.
+/// The bytes each connection got from the server (of its sequence space, as the stall
+/// detector counts them), at the time it ended.
 fn stall(d: &Drawn, plots: &mut Vec<Plot>) -> String {
     let &Drawn { v, w, length_s, service, ref targets, ref controls, ref counts, .. } = d;
     let mut p = Plot {
@@ -606,7 +607,10 @@ fn stall(d: &Drawn, plots: &mut Vec<Plot>) -> String {
     for (group, look) in [(targets, Look::Target), (controls, Look::Control)] {
         let dots = group
             .iter()
-            .map(|f| (seconds_into(w, f.end).clamp(0.0, length_s), f.bytes_down as f64 / 1e3, 0.0));
+            .map(|f| {
+                let bytes = f.tcp.as_ref().map_or(f.bytes_down, |t| t.down.goodput_bytes);
+                (seconds_into(w, f.end).clamp(0.0, length_s), bytes as f64 / 1e3, 0.0)
+            });
         p.add(look, Mark::Dot, dots.collect());
     }
     let stopped = v.evidence.get("server_bytes_when_stopped").and_then(Value::as_array);
@@ -622,7 +626,8 @@ fn stall(d: &Drawn, plots: &mut Vec<Plot>) -> String {
     ];
     plots.push(p);
     format!(
-        "Bytes each connection got from the server, at the time it ended: {counts}. Connections that froze at the same count line up."
+        "Bytes each connection got from the server (of its sequence space), at the time it \
+         ended: {counts}. Connections that froze at the same count line up."
     )
 }
 
@@ -1090,7 +1095,7 @@ mod tests {
             (
                 "freeze-16k",
                 "stalled",
-                &["stopped at ~15.4 kB", "(kB, log)", "<circle class=\"d t\""],
+                &["stopped at ~14.7 kB", "(kB, log)", "<circle class=\"d t\""],
             ),
             (
                 "rst-midflow",

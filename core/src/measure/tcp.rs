@@ -30,6 +30,9 @@ pub struct TcpMeasures {
     pub dirs: PerDir<TcpDirection>,
     /// Indexed by [`Leg::index`].
     rtt: [RttStats; 2],
+    /// The second largest external sample: a queue shows in several samples, one late echo
+    /// (a server's think time behind an acknowledgement the capture missed) in one.
+    external_second_max_us: u32,
     /// The first FIN and RST of each direction; `None` until the flow's first FIN or RST.
     closes: Option<Box<PerDir<Closes>>>,
     /// Some segment carried TCP timestamps; RTT then comes from them only.
@@ -171,7 +174,7 @@ impl TcpMeasures {
         let ack = seg.has(tcp_flags::ACK);
         let mut samples = RttSamples::default();
         if let Some((leg, rtt)) = self.handshake_step(dir, seg, now) {
-            self.rtt[leg.index()].add(rtt);
+            self.add_rtt(leg, rtt);
             samples.set(leg, rtt);
         }
 
@@ -235,7 +238,7 @@ impl TcpMeasures {
         }
         if let Some(rtt) = echoed {
             let leg = leg_of(dir.reverse());
-            self.rtt[leg.index()].add(rtt);
+            self.add_rtt(leg, rtt);
             samples.set(leg, rtt);
         }
         samples
@@ -311,6 +314,23 @@ impl TcpMeasures {
     /// RTT statistics of one leg.
     pub fn rtt(&self, leg: Leg) -> &RttStats {
         &self.rtt[leg.index()]
+    }
+
+    /// The second largest external sample: `None` until there are two.
+    pub fn second_largest_external_us(&self) -> Option<u32> {
+        (self.rtt[Leg::External.index()].samples() > 1).then_some(self.external_second_max_us)
+    }
+
+    fn add_rtt(&mut self, leg: Leg, rtt_us: u64) {
+        let stats = &mut self.rtt[leg.index()];
+        if leg == Leg::External
+            && let Some(max) = stats.max_us()
+        {
+            let r = u32::try_from(rtt_us).unwrap_or(u32::MAX);
+            self.external_second_max_us =
+                if r >= max { max } else { self.external_second_max_us.max(r) };
+        }
+        stats.add(rtt_us);
     }
 }
 
@@ -531,6 +551,29 @@ mod tests {
         assert_eq!(r.m.rtt(Leg::External).samples(), 2);
         assert_eq!(r.m.rtt(Leg::External).last_us(), Some(50_000));
         assert_eq!(r.m.rtt(Leg::Internal).last_us(), Some(2_000));
+    }
+
+    /// The second largest external sample, the handshake's included: a queue shows in
+    /// several, one late echo in one.
+    #[test]
+    fn the_two_largest_external_samples() {
+        let mut r = Run::new();
+        r.seg(0, Up, SYN, 0, 0, 0, None);
+        r.seg(50, Down, SYN | ACK, 0, 1, 0, None);
+        r.seg(51, Up, ACK, 1, 1, 0, None);
+        assert_eq!(r.m.second_largest_external_us(), None);
+        let exchange = |r: &mut Run, at: u64, seq: u32, rtt: u64| {
+            r.seg(at, Up, ACK, seq, 1, 100, None);
+            r.seg(at + rtt, Down, ACK, 1, seq + 100, 0, None);
+        };
+        exchange(&mut r, 100, 1, 40);
+        exchange(&mut r, 200, 101, 350);
+        exchange(&mut r, 600, 201, 45);
+        assert_eq!(r.m.rtt(Leg::External).max_us(), Some(350_000));
+        assert_eq!(r.m.second_largest_external_us(), Some(50_000));
+        exchange(&mut r, 700, 301, 400);
+        assert_eq!(r.m.second_largest_external_us(), Some(350_000));
+        assert_eq!(r.m.rtt(Leg::Internal).samples(), 1);
     }
 
     /// A FIN's sequence number is answered only by an ACK past it: the server's data in
