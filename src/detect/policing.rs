@@ -326,7 +326,7 @@ fn aggregate(g: &Group) -> Option<Outcome> {
     }
     let loss = pooled_share(bulk.iter().copied());
     let control_loss = pooled_share(g.controls);
-    let queued = super::throughput::queue_shown(cfg, bulk.iter().copied());
+    let queued = super::throughput::queue_shown(cfg, &bulk);
     if loss < cfg.loss_min_share || loss < 2.0 * control_loss || queued {
         return None;
     }

@@ -134,17 +134,9 @@ pub(super) fn stalled_or_stuck(f: &Facts, g: &Group) -> bool {
 
 /// The most byte counts within [`CLUSTER_BYTES`] of each other. Not all of them: a
 /// connection whose last segments the capture missed stopped at a lower count.
-fn largest_cluster(mut bytes: Vec<u64>) -> usize {
-    bytes.sort_unstable();
-    let mut from = 0;
-    let mut most = 0;
-    for (to, &b) in bytes.iter().enumerate() {
-        while b - bytes[from] > CLUSTER_BYTES {
-            from += 1;
-        }
-        most = most.max(to + 1 - from);
-    }
-    most
+fn largest_cluster(bytes: &[u64]) -> usize {
+    let near = |a: u64| bytes.iter().filter(|&&b| b >= a && b - a <= CLUSTER_BYTES).count();
+    bytes.iter().map(|&a| near(a)).max().unwrap_or(0)
 }
 
 /// A completed TCP connection with a packet in the window, or whose stall shows in it.
@@ -186,7 +178,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
         .collect();
     let unacked = |dir| hit.iter().filter(|(_, s)| *s == Stall::Unacknowledged(dir)).count();
     let (client_unacked, server_unacked) = (unacked(Direction::Up), unacked(Direction::Down));
-    let same_threshold = largest_cluster(stopped_at.clone()) as u64 >= cfg.min_affected_flows;
+    let same_threshold = largest_cluster(&stopped_at) as u64 >= cfg.min_affected_flows;
     let evidence = |p: Option<f64>| {
         json!({
             "stalled_flows": t.hits,
@@ -217,7 +209,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
     // while every control connection went through.
     // Behind a queue of seconds (a shaper's: the service's round trip grew) a starved
     // connection retransmits unacknowledged too; then only a significant share decides.
-    let queued = super::throughput::queue_shown(cfg, g.targets.iter());
+    let queued = super::throughput::queue_shown(cfg, &g.targets.iter().collect::<Vec<_>>());
     let stuck = (client_unacked + server_unacked) as u64 >= cfg.min_affected_flows
         && c.total >= cfg.min_affected_flows
         && !queued;

@@ -702,7 +702,10 @@ mod tests {
         let v = sim.verdicts(&cfg(60));
         assert_eq!(findings(&v), ["stalled/freeze"], "{}", summaries(&v));
         assert_eq!(v[0].evidence["same_threshold"], true);
-        assert_eq!(v[0].evidence["server_bytes_before_freeze"], serde_json::json!([12 * SEG, 12 * SEG]));
+        assert_eq!(
+            v[0].evidence["server_bytes_before_freeze"],
+            serde_json::json!([12 * SEG, 12 * SEG])
+        );
     }
 
     /// Three freezes at one byte count, and one connection whose last segments the capture

@@ -197,7 +197,7 @@ fn network_trace(
     let pooled = |flows: &[&Facts<'_>]| super::loss::pooled_share(flows.iter().copied());
     let (t_loss, c_loss) = (pooled(bulk), pooled(controls));
     let dropped = t_loss >= 0.005 && t_loss >= 2.0 * c_loss;
-    let queued = queue_shown(cfg, bulk.iter().copied());
+    let queued = queue_shown(cfg, bulk);
     (dropped, queued, t_loss, c_loss)
 }
 
@@ -205,15 +205,9 @@ fn network_trace(
 /// samples, grew from the least of all as [`queue_grew`] says. A queue delays every packet
 /// through it while it lasts; one late echo is something else: a server's think time
 /// behind an acknowledgement the capture missed, or a delayed ACK.
-pub(super) fn queue_shown<'a>(
-    cfg: &DetectConfig,
-    mut flows: impl Iterator<Item = &'a Facts<'a>> + Clone,
-) -> bool {
-    let least = flows.clone().filter_map(|f| f.min_rtt_us()).min();
-    flows.any(|f| {
-        queue_grew(cfg, least, f.handshake_rtt_us())
-            || queue_grew(cfg, least, f.second_max_rtt_us())
-    })
+pub(super) fn queue_shown(cfg: &DetectConfig, flows: &[&Facts]) -> bool {
+    let least = flows.iter().filter_map(|f| f.min_rtt_us()).min();
+    flows.iter().any(|f| queue_grew(cfg, least, f.handshake_rtt_us().max(f.second_max_rtt_us())))
 }
 
 /// The round trip grew from `lo` to `hi` as a queue makes it: by `shaping_rtt_growth_ms` and
@@ -258,8 +252,10 @@ pub(super) fn shaping(g: &Group) -> Outcome {
         let flows = g.targets.iter().filter(|f| f.f.server.addr == addr);
         queue_grew(cfg, min_rtt, flows.filter_map(|f| f.max_rtt_us()).max())
     };
-    let addresses: std::collections::BTreeSet<std::net::IpAddr> =
+    let mut addresses: Vec<std::net::IpAddr> =
         g.targets.iter().filter(|f| f.tcp().is_some()).map(|f| f.f.server.addr).collect();
+    addresses.sort_unstable();
+    addresses.dedup();
     let queued_addrs: Vec<std::net::IpAddr> =
         addresses.iter().copied().filter(|a| queued_at(*a)).collect();
     let queued: Vec<String> = queued_addrs.iter().map(ToString::to_string).collect();
@@ -305,7 +301,8 @@ pub(super) fn shaping(g: &Group) -> Outcome {
         bulk.iter().filter_map(|f| f.max_rtt_us()).max()
     };
     let grown = queue_grew(cfg, min_rtt, max_rtt)
-        && (media_only || queue_shown(cfg, g.targets.iter().filter(|f| in_scope(f))));
+        && (media_only
+            || queue_shown(cfg, &g.targets.iter().filter(|f| in_scope(f)).collect::<Vec<_>>()));
     // A shaper queues: without a grown round trip there is none, however short the
     // transfers; with one, a plateau needs enough busy bins to be seen.
     if !grown {

@@ -605,12 +605,10 @@ fn stall(d: &Drawn, plots: &mut Vec<Plot>) -> String {
         ..Plot::default()
     };
     for (group, look) in [(targets, Look::Target), (controls, Look::Control)] {
-        let dots = group
-            .iter()
-            .map(|f| {
-                let bytes = f.tcp.as_ref().map_or(f.bytes_down, |t| t.down.goodput_bytes);
-                (seconds_into(w, f.end).clamp(0.0, length_s), bytes as f64 / 1e3, 0.0)
-            });
+        let dots = group.iter().map(|f| {
+            let bytes = f.tcp.as_ref().map_or(f.bytes_down, |t| t.down.goodput_bytes);
+            (seconds_into(w, f.end).clamp(0.0, length_s), bytes as f64 / 1e3, 0.0)
+        });
         p.add(look, Mark::Dot, dots.collect());
     }
     let stopped = v.evidence.get("server_bytes_when_stopped").and_then(Value::as_array);
