@@ -484,9 +484,24 @@ fn merge_same_findings(mut findings: Vec<Verdict>) -> Vec<Verdict> {
             j -= 1;
         }
     }
+    // A throttler that drops a connection's data and what is sent again stalls it: stalls
+    // that are all of that shape (the server's data undelivered) beside throttling with a
+    // mechanism are its evidence, not a finding of their own.
+    let throttled =
+        findings.iter().any(|v| v.finding == Finding::Throttled && v.mechanism.is_some());
+    let merged_as = |v: &Verdict| match v.finding {
+        Finding::Stalled
+            if throttled
+                && v.evidence["server_data_undelivered"] == v.evidence["stalled_flows"] =>
+        {
+            Finding::Throttled
+        }
+        other => other,
+    };
     let mut merged: Vec<Verdict> = Vec::new();
     for v in findings {
-        match merged.iter_mut().find(|m| m.finding == v.finding) {
+        let finding = merged_as(&v);
+        match merged.iter_mut().find(|m| m.finding == finding) {
             Some(m) => {
                 m.confidence = m.confidence.max(v.confidence).min(0.99);
                 let also = m.evidence.as_object_mut().map(|o| {
@@ -657,6 +672,30 @@ mod tests {
         assert!(v.iter().all(Verdict::is_finding));
     }
 
+    /// Connections stalled because their data and every copy sent again were dropped are a
+    /// throttler's doing where one was found; other stalls, or those beside no throttler
+    /// with a mechanism, stand as findings of their own.
+    #[test]
+    fn stalls_of_undelivered_data_beside_a_throttler_are_its_evidence() {
+        let stall = |undelivered: u64| {
+            Outcome::Finding(Detected {
+                evidence: json!({ "stalled_flows": 3, "server_data_undelivered": undelivered }),
+                ..detected(finding(Finding::Stalled, Some(Mechanism::Drop), 0.9))
+            })
+        };
+        let policing = || finding(Finding::Throttled, Some(Mechanism::Policing), 0.8);
+        let found = |outcomes: &[Outcome]| {
+            verdicts_of("wa", window(), outcomes).iter().map(|v| v.finding).collect::<Vec<_>>()
+        };
+        let v = verdicts_of("wa", window(), &[policing(), stall(3)]);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].evidence["corroborated_by"][0]["evidence"]["server_data_undelivered"], 3);
+        assert_eq!(found(&[policing(), stall(2)]), [Finding::Throttled, Finding::Stalled]);
+        let wehe = finding(Finding::Throttled, None, 0.8);
+        assert_eq!(found(&[wehe, stall(3)]), [Finding::Stalled, Finding::Throttled]);
+        assert_eq!(found(&[stall(3)]), [Finding::Stalled]);
+    }
+
     #[test]
     fn one_policed_connection_among_many_lossy_ones_is_random_loss() {
         let with = |policed_flows: u64, burst_bytes: f64, lossy_connections: u64, beyond: u64| {
@@ -739,8 +778,12 @@ mod tests {
         assert_eq!(v[0].next_step, NextStep::UseTheService);
 
         // The next step follows the reason the summary names.
-        let stalls =
-            stall::Stalls { freezes: None, client_unacknowledged: 3, server_unacknowledged: 0 };
+        let stalls = stall::Stalls {
+            freezes: None,
+            client_unacknowledged: 3,
+            server_unacknowledged: 0,
+            server_undelivered: 0,
+        };
         let everywhere = Doubt::ControlsStallToo {
             stalled_flows: 3,
             connections: 4,

@@ -1,5 +1,5 @@
 //! Stalls: TCP connections that stop making progress without being closed, judged by
-//! behaviour, not by size alone. Two shapes, both seen from real middleboxes (2021–2026):
+//! behaviour, not by size alone. Three shapes, seen from real middleboxes (2021–2026):
 //!
 //! - **Unacknowledged data**: the handshake completed, then one side sends data again and again
 //!   and the other never acknowledges it (at least [`STUCK_RETRANSMISSIONS`] retransmissions
@@ -9,10 +9,15 @@
 //!   dropped, "N packets then drop" (TSPU SNI-II) and allowlists (mobile networks, 2025–26).
 //! - **Freeze**: the server's data stops after `stall_min_bytes..=stall_max_bytes` of its
 //!   sequence space (the TSPU's 12–64 kB, 2025–26; counted from sequence numbers, so that a
-//!   capture that missed segments or merged them into super-segments counts alike), in the middle of a transfer (its last segment full-sized:
-//!   at least the largest segment seen or, with GRO/GSO super-segments in the capture, the MSS
-//!   the client announced), no FIN or RST follows from the server, and the server stays silent
-//!   until the client gives up or the window ends.
+//!   capture that missed segments or merged them into super-segments counts alike), in the
+//!   middle of a transfer (its last segment full-sized: at least the largest segment seen
+//!   or, with GRO/GSO super-segments in the capture, the MSS the client announced), no FIN or
+//!   RST follows from the server, and the server stays silent until the client gives up or
+//!   the window ends.
+//! - **Undelivered data**: a hole in the server's data that the client's acknowledgments never
+//!   passed, the server's sequence still since for `stall_silence_s`: its data and every copy
+//!   sent again dropped before the capture point (a bucket drained by the service's other
+//!   traffic, a middlebox dropping downstream of the capture's view).
 //!
 //! A connection is judged in the window where its stall shows (it had a packet there). The
 //! share of stalled connections is compared with the control share (one-sided Fisher's exact
@@ -32,6 +37,7 @@ use super::{
 };
 use crate::flow::Direction;
 use crate::pipeline::FlowEnd;
+use crate::time::Timestamp;
 
 /// Freeze byte counts this close together count as one freeze threshold.
 pub const CLUSTER_BYTES: u64 = 2_000;
@@ -50,6 +56,10 @@ pub(super) enum Stall {
     Unacknowledged(Direction),
     /// The server's data stopped mid-transfer after this many bytes of its sequence space.
     Freeze(u64),
+    /// The server's data lost before the client got it, and never sent through again: a hole
+    /// in the server's sequence the client never acknowledged past, the server silent since
+    /// (its retransmissions dropped before the capture point as well).
+    Undelivered,
 }
 
 /// The server's last segment was a full one: mid-transfer, not the end of a response.
@@ -79,30 +89,34 @@ pub(super) fn stall(f: &Facts, g: &Group) -> Option<Stall> {
     {
         return None;
     }
+    // The client gave up (FIN or RST), or the flow went quiet until its end (or, still open,
+    // until the window's end); its requests after a freeze may go unanswered.
+    let client_close =
+        [t.fin(Direction::Up), t.rst(Direction::Up)].into_iter().flatten().map(|e| f.at(e)).min();
+    let quiet_until = if f.f.end == FlowEnd::Active { g.end.max(f.f.last_at) } else { f.f.last_at };
+    let end = client_close.unwrap_or(quiet_until).min(g.end);
+    let silence_us = (cfg.stall_silence_s * 1e6) as u64;
+    // Shown in this window: silent since `at` long enough by its end, and not before its start.
+    let silent_since =
+        |at: Timestamp| end.since(at) >= silence_us && at.add_micros(silence_us) >= f.window.start;
     let down_bytes = down.new_payload_bytes;
     let froze = (cfg.stall_min_bytes..=cfg.stall_max_bytes).contains(&down_bytes)
         && up.payload_bytes > 0
         && down.payload_bytes > 0
         && ended_mid_transfer(f);
-    if froze {
-        // The client gave up (FIN or RST), or the flow went quiet until its end (or, still
-        // open, until the window's end); its requests after the freeze may go unanswered.
-        let client_close = [t.fin(Direction::Up), t.rst(Direction::Up)]
-            .into_iter()
-            .flatten()
-            .map(|e| f.at(e))
-            .min();
-        let quiet_until =
-            if f.f.end == FlowEnd::Active { g.end.max(f.f.last_at) } else { f.f.last_at };
-        let end = client_close.unwrap_or(quiet_until).min(g.end);
-        let last_down = f.f.measures.dirs.down.last_at;
-        let silence_us = (cfg.stall_silence_s * 1e6) as u64;
-        // Shown in this window: the silence was long enough by its end, and not before its
-        // start.
-        if end.since(last_down) >= silence_us && last_down.add_micros(silence_us) >= f.window.start
-        {
-            return Some(Stall::Freeze(down_bytes));
-        }
+    if froze && silent_since(f.f.measures.dirs.down.last_at) {
+        return Some(Stall::Freeze(down_bytes));
+    }
+    // A hole in the server's data that the client's acknowledgments never passed, and no new
+    // data from the server since: what it sent again was lost before the capture point too.
+    let advanced_at = down
+        .since_advance_us(end)
+        .map(|us| Timestamp::from_micros(end.micros().saturating_sub(us)));
+    if down.seq_gaps > 0
+        && t.server_bytes_unacknowledged() > 0
+        && advanced_at.is_some_and(silent_since)
+    {
+        return Some(Stall::Undelivered);
     }
     // Retransmissions show in a window where the flow had packets, once they have gone on
     // without progress for `stall_silence_s` by the window's end (or the flow's): a sender in
@@ -165,7 +179,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
         .iter()
         .filter_map(|(_, s)| match s {
             Stall::Freeze(b) => Some(*b),
-            Stall::Unacknowledged(_) => None,
+            Stall::Unacknowledged(_) | Stall::Undelivered => None,
         })
         .collect();
     // Server bytes at which every stalled connection's server data stopped (for the
@@ -178,6 +192,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
         .collect();
     let unacked = |dir| hit.iter().filter(|(_, s)| *s == Stall::Unacknowledged(dir)).count();
     let (client_unacked, server_unacked) = (unacked(Direction::Up), unacked(Direction::Down));
+    let undelivered = hit.iter().filter(|(_, s)| *s == Stall::Undelivered).count();
     let same_threshold = largest_cluster(&stopped_at) as u64 >= cfg.min_affected_flows;
     let evidence = |p: Option<f64>| {
         json!({
@@ -188,6 +203,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
             "fisher_p": p,
             "client_data_unacknowledged": client_unacked,
             "server_data_unacknowledged": server_unacked,
+            "server_data_undelivered": undelivered,
             "frozen": freeze_bytes.len(),
             "server_bytes_before_freeze": freeze_bytes,
             "server_bytes_when_stopped": stopped_at,
@@ -203,6 +219,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
         }),
         client_unacknowledged: client_unacked,
         server_unacknowledged: server_unacked,
+        server_undelivered: undelivered,
     };
     // Behaviour decides where too few connections make the share significant: one byte count
     // shared by several freezes, or several connections whose data was never acknowledged
@@ -210,7 +227,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
     // Behind a queue of seconds (a shaper's: the service's round trip grew) a starved
     // connection retransmits unacknowledged too; then only a significant share decides.
     let queued = super::throughput::queue_shown(cfg, &g.targets.iter().collect::<Vec<_>>());
-    let stuck = (client_unacked + server_unacked) as u64 >= cfg.min_affected_flows
+    let stuck = (client_unacked + server_unacked + undelivered) as u64 >= cfg.min_affected_flows
         && c.total >= cfg.min_affected_flows
         && !queued;
     let comparison =
@@ -285,6 +302,7 @@ pub(crate) struct Stalls {
     pub freezes: Option<Freezes>,
     pub client_unacknowledged: usize,
     pub server_unacknowledged: usize,
+    pub server_undelivered: usize,
 }
 
 impl std::fmt::Display for Stalls {
@@ -305,6 +323,13 @@ impl std::fmt::Display for Stalls {
             parts.push(format!(
                 "{} with the server's data retransmitted and never acknowledged",
                 self.server_unacknowledged
+            ));
+        }
+        if self.server_undelivered > 0 {
+            parts.push(format!(
+                "{} waiting for server data lost before it reached the client and never sent \
+                 through again",
+                self.server_undelivered
             ));
         }
         f.write_str(&parts.join("; "))

@@ -479,6 +479,18 @@ impl Tcp<'_> {
         self
     }
 
+    /// The server's next `lost` bytes are dropped before the capture point, and so is every
+    /// copy it sends again; the `tail` bytes after them pass, and the client acknowledges
+    /// only up to the hole.
+    pub fn undelivered(&mut self, lost: u32, tail: u32) -> &mut Self {
+        let hole = self.sseq;
+        self.segment(false, hole + lost, self.cseq, ACK, tail);
+        self.now_us += 30;
+        self.segment(true, self.cseq, hole, ACK, 0);
+        self.sseq += lost + tail;
+        self
+    }
+
     /// FIN from the client, the server's FIN/ACK a round trip later, the last ACK.
     pub fn close(&mut self) -> &mut Self {
         self.segment(true, self.cseq, self.sseq, FIN | ACK, 0);
@@ -680,6 +692,36 @@ mod tests {
         let v = sim.verdicts(&cfg(60));
         assert_eq!(findings(&v), ["stalled/freeze"], "{}", summaries(&v));
         assert_eq!(v[0].evidence["same_threshold"], true);
+    }
+
+    /// A bucket drained by other traffic, or a middlebox dropping the service's data: the
+    /// server's first segments are lost before the capture point, and so is every copy sent
+    /// again; a short tail passes and the client acknowledges only up to the hole until it
+    /// gives up. In a capture that missed the same segments instead (the client acknowledged
+    /// past them), nothing stalled.
+    #[test]
+    fn data_lost_before_the_capture_and_never_resent_through_is_a_stall() {
+        let verdicts = |dropped: bool| {
+            let mut sim = Sim::default();
+            let mut rng = Rng::new(14);
+            for i in 0..3 {
+                let mut t = sim.tcp(MSG, i * 500, 40);
+                t.handshake().request(517);
+                if dropped {
+                    t.undelivered(2 * SEG, 257);
+                } else {
+                    t.missed(2 * SEG).download(257, 8e6, SEG, 0.0, &mut rng);
+                }
+                t.wait_us(6_000_000).abort();
+            }
+            controls(&mut sim, 0, 3, &mut rng);
+            sim.verdicts(&cfg(60))
+        };
+        let v = verdicts(true);
+        assert_eq!(findings(&v), ["stalled/drop"], "{}", summaries(&v));
+        assert_eq!(v[0].evidence["server_data_undelivered"], 3);
+        let v = verdicts(false);
+        assert_eq!(findings(&v), ["none/-"], "{}", summaries(&v));
     }
 
     /// Two freezes at one byte count, one of them in a capture that missed two of the

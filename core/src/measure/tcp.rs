@@ -33,6 +33,9 @@ pub struct TcpMeasures {
     /// The second largest external sample: a queue shows in several samples, one late echo
     /// (a server's think time behind an acknowledgement the capture missed) in one.
     external_second_max_us: u32,
+    /// The highest acknowledgment number the client sent since the handshake completed (0
+    /// before).
+    client_ack: u32,
     /// The first FIN and RST of each direction; `None` until the flow's first FIN or RST.
     closes: Option<Box<PerDir<Closes>>>,
     /// Some segment carried TCP timestamps; RTT then comes from them only.
@@ -188,6 +191,13 @@ impl TcpMeasures {
             }
             return samples;
         }
+        if ack
+            && dir == Direction::Up
+            && self.handshake.completed()
+            && (self.client_ack == 0 || seq_after(seg.ack, self.client_ack))
+        {
+            self.client_ack = seg.ack;
+        }
         let mine = &mut self.dirs[dir];
         if mine.rsts > 0 {
             mine.packets_after_rst = mine.packets_after_rst.saturating_add(1);
@@ -316,6 +326,17 @@ impl TcpMeasures {
         &self.rtt[leg.index()]
     }
 
+    /// Bytes of the server's sequence space (up to its highest segment seen) that the client
+    /// never acknowledged: data lost on the way to the client, or still in flight.
+    pub fn server_bytes_unacknowledged(&self) -> u32 {
+        let server = &self.dirs.down;
+        if !server.seq_started || self.client_ack == 0 {
+            return 0;
+        }
+        let ahead = server.seq.highest_end.wrapping_sub(self.client_ack);
+        if seq_after(server.seq.highest_end, self.client_ack) { ahead } else { 0 }
+    }
+
     /// The second largest external sample: `None` until there are two.
     pub fn second_largest_external_us(&self) -> Option<u32> {
         (self.rtt[Leg::External.index()].samples() > 1).then_some(self.external_second_max_us)
@@ -355,7 +376,12 @@ impl TcpDirection {
     /// Microseconds from the last advance of this side's sequence to `now`, while it keeps
     /// retransmitting what was not acknowledged (none otherwise).
     pub fn stuck_for_us(&self, now: Timestamp) -> Option<u64> {
-        (self.seq_started && self.stuck_retransmissions > 0).then(|| self.seq.highest_at.until(now))
+        (self.stuck_retransmissions > 0).then(|| self.since_advance_us(now)).flatten()
+    }
+
+    /// Microseconds from the last advance of this side's sequence to `now`.
+    pub fn since_advance_us(&self, now: Timestamp) -> Option<u64> {
+        self.seq_started.then(|| self.seq.highest_at.until(now))
     }
 
     /// Sequence analysis of one non-RST segment. Returns whether a segment carrying sequence
@@ -574,6 +600,27 @@ mod tests {
         exchange(&mut r, 700, 301, 400);
         assert_eq!(r.m.second_largest_external_us(), Some(350_000));
         assert_eq!(r.m.rtt(Leg::Internal).samples(), 1);
+    }
+
+    /// The server's data past the client's highest acknowledgment: a hole lost before the
+    /// client stays unacknowledged until the data comes; an RST's acknowledgment counts not.
+    #[test]
+    fn server_data_the_client_never_acknowledged() {
+        let mut r = Run::new();
+        r.seg(0, Up, SYN, 0, 0, 0, None);
+        r.seg(50, Down, SYN | ACK, 0, 1, 0, None);
+        assert_eq!(r.m.server_bytes_unacknowledged(), 0);
+        r.seg(51, Up, ACK, 1, 1, 0, None);
+        r.seg(100, Down, ACK, 1, 1, 1000, None);
+        r.seg(101, Down, ACK, 2001, 1, 500, None); // 1001..2001 lost on the way
+        r.seg(102, Up, ACK, 1, 1001, 0, None);
+        assert_eq!(r.m.server_bytes_unacknowledged(), 1500);
+        r.seg(103, Up, ACK, 1, 900, 0, None); // an older acknowledgment, reordered
+        r.seg(104, Up, RST | ACK, 1, 2501, 0, None);
+        assert_eq!(r.m.server_bytes_unacknowledged(), 1500);
+        r.seg(300, Down, ACK, 1001, 1, 1000, None);
+        r.seg(301, Up, ACK, 1, 2501, 0, None);
+        assert_eq!(r.m.server_bytes_unacknowledged(), 0);
     }
 
     /// A FIN's sequence number is answered only by an ACK past it: the server's data in

@@ -297,8 +297,12 @@ fn a_single_freeze() {
 }
 
 /// Three connections with the client's data never acknowledged.
-const CLIENT_DATA_STUCK: Stalls =
-    Stalls { freezes: None, client_unacknowledged: 3, server_unacknowledged: 0 };
+const CLIENT_DATA_STUCK: Stalls = Stalls {
+    freezes: None,
+    client_unacknowledged: 3,
+    server_unacknowledged: 0,
+    server_undelivered: 0,
+};
 
 #[test]
 fn stalls_without_a_control_connection() {
@@ -368,6 +372,7 @@ fn stalls_text_names_freezes_and_both_sides() {
         freezes: Some(Freezes { count: 3, least_bytes: 16_200, most_bytes: 17_900 }),
         client_unacknowledged: 2,
         server_unacknowledged: 1,
+        server_undelivered: 0,
     };
     assert_eq!(
         stalls.to_string(),
