@@ -3,7 +3,7 @@
 plus every capture of the nDPI corpus, through `throttlewatch analyze`; prints one table row
 per finding: detection rate, false alarms, `inconclusive` share, rate-estimate error.
 
-    benches/accuracy.py record [--runs N] [--dir DIR] [--only SCENARIO]...  # lab runs (root, ~20 s each)
+    benches/accuracy.py record [--runs N] [--first N] [--dir DIR] [--only SCENARIO]...  # lab runs (root, ~20 s each)
     benches/accuracy.py report [--dir DIR] [--corpus DIR] [--json] [--binary PATH]
 
 `record` keeps every trace with its ground truth in DIR (default target/accuracy); `report`
@@ -126,7 +126,7 @@ def record(args):
     unknown = set(args.only) - set(EXPECTED)
     if unknown:
         raise SystemExit("--only: no scenario %s" % ", ".join(sorted(unknown)))
-    for run in range(args.runs):
+    for run in range(args.first, args.first + args.runs):
         for scenario in EXPECTED:
             if args.only and scenario not in args.only:
                 continue
@@ -252,6 +252,8 @@ def main():
     sub = ap.add_subparsers(dest="cmd", required=True)
     rec = sub.add_parser("record")
     rec.add_argument("--runs", type=int, default=10)
+    rec.add_argument("--first", type=int, default=0, metavar="N",
+                     help="number the runs from N (their parameters are drawn from the number)")
     rec.add_argument("--only", action="append", default=[], metavar="SCENARIO",
                      help="just this scenario (repeatable)")
     rec.add_argument("--dir", default=os.path.join(ROOT, "target", "accuracy"))
