@@ -628,6 +628,15 @@ mod tests {
         sim.downloads(CTL, (start_ms, 700, n), 30, (150_000, 4e6, 0.0), rng);
     }
 
+    /// A control transfer at 8 Mbit/s, 8 s in.
+    fn fast_control(sim: &mut Sim, rng: &mut Rng) {
+        sim.tcp(CTL, 8_000, 30)
+            .handshake()
+            .request(500)
+            .download(3_000_000, 8e6, SEG, 0.0, rng)
+            .close();
+    }
+
     #[test]
     fn clean_traffic_gives_no_sign_of_interference() {
         let mut sim = Sim::default();
@@ -1121,11 +1130,7 @@ mod tests {
             c.handshake();
             c.rtt_us += control_queue_ms * 1000;
             c.request(500).download(600_000, 1e6, SEG, 0.0, &mut rng).close();
-            sim.tcp(CTL, 8_000, 30)
-                .handshake()
-                .request(500)
-                .download(3_000_000, 8e6, SEG, 0.0, &mut rng)
-                .close();
+            fast_control(&mut sim, &mut rng);
             sim.verdicts(&cfg(60))
         };
         let v = verdicts(200);
@@ -1157,11 +1162,7 @@ mod tests {
                 }
                 t.download(900_000, 1e6, SEG, 0.0, &mut rng).request(500).close();
             }
-            sim.tcp(CTL, 8_000, 30)
-                .handshake()
-                .request(500)
-                .download(3_000_000, 8e6, SEG, 0.0, &mut rng)
-                .close();
+            fast_control(&mut sim, &mut rng);
             sim.verdicts(&cfg(60))
         };
         let v = verdicts(false);
