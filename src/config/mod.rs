@@ -79,7 +79,7 @@ settings! {
         call_step_ratio: f64 = 0.6, Live;
         /// Random-loss throttling: the share of its packets a connection must lose (or retransmit)
         /// to count as lossy.
-        loss_min_share: f64 = 0.02, Live;
+        loss_min_share: f64 = 0.01, Live;
         /// Smallest number of flows with a finding (resets, stalls, blocked) for a verdict.
         min_affected_flows: u64 = 2, Live;
     }

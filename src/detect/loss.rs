@@ -1,7 +1,8 @@
 //! Random-loss throttling: a share of a service's packets dropped at random, with no fixed rate
 //! and no queue (Russia's per-protocol "capacity" throttling, 2024–2026: 2–10 % and more). Per
 //! TCP connection in the window, the loss share is the segments lost or retransmitted (sequence
-//! holes and retransmissions, both directions, as seen at the capture point) over its packets.
+//! holes and retransmissions, as seen at the capture point) over its packets, in the direction
+//! that lost the larger share.
 //! The service's pooled share must be significantly above the control connections' (one-sided
 //! Fisher's exact test, Bonferroni across services), at least `loss_min_share` and twice the
 //! controls' pooled share, with at least `min_affected_flows` connections losing that much, and the round trip must
@@ -20,16 +21,21 @@ use crate::flow::Direction;
 /// Packets a connection needs in the window for its loss share to count.
 const MIN_PACKETS: u64 = 20;
 
-/// (lost or retransmitted segments, packets) of a TCP connection in the window.
+/// (lost or retransmitted segments, packets) of a TCP connection in the window, in the
+/// direction that lost the larger share: a dropper takes its share of the packets going the
+/// way it acts on, and the acknowledgments coming back would dilute it by half.
 pub(super) fn loss(f: &Facts) -> Option<(u64, u64)> {
     f.tcp()?;
-    let packets = f.packets(Direction::Up) + f.packets(Direction::Down);
-    if packets < MIN_PACKETS {
+    if f.packets(Direction::Up) + f.packets(Direction::Down) < MIN_PACKETS {
         return None;
     }
-    let (up, down) = (f.tcp_part(Direction::Up), f.tcp_part(Direction::Down));
-    let lost = up.retransmissions + up.seq_gaps + down.retransmissions + down.seq_gaps;
-    Some((lost.min(packets), packets))
+    let of = |dir| {
+        let (part, packets) = (f.tcp_part(dir), f.packets(dir));
+        ((part.retransmissions + part.seq_gaps).min(packets), packets)
+    };
+    let (up, down) = (of(Direction::Up), of(Direction::Down));
+    // up.0 / up.1 > down.0 / down.1, without dividing by an empty direction.
+    Some(if up.0 * down.1 > down.0 * up.1 { up } else { down })
 }
 
 /// The share of their packets the given TCP connections lost or retransmitted, pooled (0

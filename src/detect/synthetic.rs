@@ -811,6 +811,20 @@ mod tests {
         assert!((0.03..0.09).contains(&share), "{share}");
     }
 
+    /// A dropper at the low end (about 1.5 % of the packets towards the client): the share
+    /// is the lossy direction's, not diluted by the acknowledgments coming back.
+    #[test]
+    fn light_random_loss_one_way_is_throttling() {
+        let mut sim = Sim::default();
+        let mut rng = Rng::new(16);
+        sim.downloads(MSG, (0, 900, 6), 40, (400_000, 4e6, 0.012), &mut rng);
+        sim.downloads(CTL, (300, 900, 6), 30, (400_000, 4e6, 0.0), &mut rng);
+        let v = sim.verdicts(&cfg(60));
+        assert_eq!(findings(&v), ["throttled/random_loss"], "{}", summaries(&v));
+        let share = v[0].evidence["loss_share"].as_f64().unwrap();
+        assert!((0.01..0.04).contains(&share), "{share}");
+    }
+
     /// Wi-Fi: the same 1.5 % loss on everything is not the service's throttling.
     #[test]
     fn loss_on_everything_is_no_finding() {

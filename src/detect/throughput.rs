@@ -301,8 +301,7 @@ pub(super) fn shaping(g: &Group) -> Outcome {
         bulk.iter().filter_map(|f| f.max_rtt_us()).max()
     };
     let grown = queue_grew(cfg, min_rtt, max_rtt)
-        && (media_only
-            || queue_shown(cfg, &g.targets.iter().filter(|f| in_scope(f)).collect::<Vec<_>>()));
+        && (media_only || queue_shown(cfg, &g.targets.iter().collect::<Vec<_>>()));
     // A shaper queues: without a grown round trip there is none, however short the
     // transfers; with one, a plateau needs enough busy bins to be seen.
     if !grown {

@@ -198,7 +198,7 @@ fn loss_without_a_control_connection() {
     assert!((0.02..0.08).contains(&loss_share), "{loss_share}");
     assert_eq!(
         d.to_string(),
-        "4 of 4 connections lose 3.4% of their packets, but no control connection to compare \
+        "4 of 4 connections lose 5.2% of their packets, but no control connection to compare \
          with"
     );
 }
@@ -221,7 +221,7 @@ fn loss_behind_a_queue() {
     assert_eq!((least_min_rtt_us, typical_min_rtt_us), (40_000.0, 300_000.0));
     assert_eq!(
         d.to_string(),
-        "the service's connections lose 3.8% of their packets (control 0.1%), but their round \
+        "the service's connections lose 5.8% of their packets (control 0.1%), but their round \
          trips grew as behind a queue (0 of 4 connections; the least 40 ms, typically 300 ms): \
          a shaper or congestion drops so too"
     );
