@@ -13,9 +13,8 @@ Parameters are drawn per run (seeded by the run number): policing 64 kbit/s–5 
 5–40 %, call policing below the call's rate, one-way cut and delayed throttling at 3–9 s, base
 RTTs 20–100 ms. The scenarios of issue 9 (real-world behaviours and confounders) draw their own
 parameters in lab.py from the run's seed (ranges: `lab/lab.py list`); here only the base RTTs.
-Odd-numbered runs of those leave the veths' offloads on (GRO/GSO super-segments in the capture);
-`record --offloads on` leaves them on in every run recorded (the original scenarios' runs 10-14
-in the README's table). Rows of runs with offloads on say `+offloads`. `report --window W`
+Odd-numbered runs of every scenario leave the veths' offloads on (GRO/GSO super-segments in the
+capture); `record --offloads on` or `off` sets them in every run recorded. Rows of runs with offloads on say `+offloads`. `report --window W`
 judges W-second windows (on the grid `--window-origin` sets at the run's start) as the daemon
 does with `window_s = W` (the live lab tests prove both give the same verdicts): a run counts
 as detected when a window finds it, as a false alarm when a window claims what it cannot be.
@@ -136,7 +135,7 @@ def record(args):
             rng = random.Random("%s/%d" % (scenario, run))
             params = dict(WORKLOAD, **draw(scenario, rng))
             offloads = {"on": True, "off": False}.get(args.offloads,
-                                                       scenario in ISSUE9 and run % 2 == 1)
+                                                       run % 2 == 1)
             cmd = [sys.executable, LAB, "run", scenario, "--quiet", "--seed", str(run),
                    "--duration", str(DURATION_S), "--snaplen", "128", "--out", prefix,
                    "--offloads", "on" if offloads else "off"]
@@ -258,8 +257,7 @@ def main():
                      help="just this scenario (repeatable)")
     rec.add_argument("--dir", default=os.path.join(ROOT, "target", "accuracy"))
     rec.add_argument("--offloads", choices=["alternate", "on", "off"], default="alternate",
-                     help="veth offloads: on in odd runs of issue 9's scenarios (default), "
-                          "or in every run, or in none")
+                     help="veth offloads: on in odd runs (default), or in every run, or in none")
     rep = sub.add_parser("report")
     rep.add_argument("--dir", default=os.path.join(ROOT, "target", "accuracy"))
     rep.add_argument("--corpus", default=os.path.join(ROOT, "..", "shared", "corpus", "ndpi"))

@@ -116,13 +116,21 @@ impl FinishedFlow {
 /// Counters of the whole run.
 #[derive(Debug, Clone, Default)]
 pub struct PipelineStats {
+    /// Packets read: each is measured or skipped ([`PipelineStats::measured`]).
     pub packets: u64,
-    pub measured: u64,
     pub skipped: SkipCounts,
     /// Earliest packet time of the decoded packets, and the latest time of any packet read
     /// or window cut, once a packet decoded (`last_at` is set by `finish`).
     pub first_at: Option<Timestamp>,
     pub last_at: Option<Timestamp>,
+}
+
+impl PipelineStats {
+    /// Packets measured: those read and not skipped (counted so rather than one by one: an
+    /// instruction a packet).
+    pub fn measured(&self) -> u64 {
+        self.packets - self.skipped.total()
+    }
 }
 
 /// RTT histograms per leg: one per service, one for control TCP flows.
@@ -407,6 +415,9 @@ impl Pipeline {
         };
         let entry = self.table.get_mut(idx);
         let dir = entry.direction(src_first);
+        if entry.state.measures.repeats(dir, packet) {
+            return self.stats.skipped.add(SkipReason::SecondCopy);
+        }
         let stun = stun_message(proto, payload, payload_len);
         let inspect = !matches!(packet.transport, Transport::Fragment(_))
             && entry.state.class.wants(proto, src_port, payload, stun.is_some());
@@ -449,7 +460,6 @@ impl Pipeline {
         } else {
             entry.seen_at(ts);
         }
-        self.stats.measured += 1;
     }
 
     /// A capture of several interfaces (Linux's cooked headers): whether the frame is a copy
@@ -557,7 +567,6 @@ impl Pipeline {
                 let entry = self.table.get_mut(idx);
                 let dir = entry.direction(src_first);
                 entry.state.measures.on_icmp_error(dir, e);
-                self.stats.measured += 1;
             }
             None => self.stats.skipped.add(SkipReason::IcmpErrorNoFlow),
         }
@@ -850,7 +859,7 @@ mod tests {
     use crate::decode::ip::fixtures::ipv4;
     use crate::decode::tls::fixtures::client_hello;
     use crate::decode::transport::fixtures::tcp;
-    use crate::flow::FlowEntry;
+    use crate::flow::{Direction, FlowEntry};
 
     /// A raw-IP TCP segment with `payload`, cut to `snaplen` bytes as a capture would.
     fn segment(flags: u8, payload: &[u8], snaplen: usize) -> (Vec<u8>, u32) {
@@ -861,6 +870,160 @@ mod tests {
         frame.extend_from_slice(payload);
         frame.truncate(snaplen);
         (frame, total as u32)
+    }
+
+    /// A TCP segment of the test connection (port 50000 to 443) in raw IP: from the client
+    /// (`up`) or the server, with IPv4 identification `id` (`None`: over IPv6), `len`
+    /// payload bytes (not captured).
+    fn packet(up: bool, id: Option<u16>, seq: u32, ack: u32, flags: u8, len: usize) -> Vec<u8> {
+        let header = if up {
+            tcp(50_000, 443, seq, ack, flags, &[])
+        } else {
+            tcp(443, 50_000, seq, ack, flags, &[])
+        };
+        let mut frame = match id {
+            Some(id) => ipv4(6, (20 + header.len() + len) as u16, id, 0x4000),
+            None => crate::decode::ip::fixtures::ipv6(6, (header.len() + len) as u16),
+        };
+        if !up {
+            let addrs = if id.is_some() { 12..20 } else { 8..40 };
+            let half = addrs.len() / 2;
+            frame[addrs].rotate_left(half);
+        }
+        frame.extend_from_slice(&header);
+        frame
+    }
+
+    /// The analysis of `frames` (time in µs, frame), with the frames' IP lengths as the wire's.
+    fn analyse(frames: &[(u64, Vec<u8>)]) -> Analysis {
+        let classifier = Classifier::new(CatalogueBuilder::new("none").finish());
+        let mut p = Pipeline::new(PipelineConfig::default(), classifier);
+        for (at, frame) in frames {
+            let t = Timestamp::from_micros(1_700_000_000_000_000 + at);
+            let wire = match frame[0] >> 4 {
+                4 => u32::from(u16::from_be_bytes([frame[2], frame[3]])),
+                _ => 40 + u32::from(u16::from_be_bytes([frame[4], frame[5]])),
+            };
+            p.process(LinkType::RawIp, t, frame, wire);
+        }
+        p.finish()
+    }
+
+    /// A connection as a mirror port of two switch ports shows it: every packet again
+    /// `copy_after_us` later, so that the copies of a burst interleave with it. Over IPv4 it is
+    /// measured as the connection itself, each copy counted as `second_copy`, but for the
+    /// Linux SYN/ACK, which carries no identification: it is counted, yet not as resent. Over
+    /// IPv6, where no packet carries one, every copy is counted, and those that come before
+    /// the next packet are not counted as resent.
+    #[test]
+    fn a_mirror_ports_second_copies_are_skipped() {
+        use tcp_flags::{ACK, FIN, PSH, SYN};
+        for v6 in [false, true] {
+            let id = |n: u16| (!v6).then_some(n);
+            let mut once = vec![
+                (0, packet(true, id(700), 1, 0, SYN, 0)),
+                (5_000, packet(false, id(0), 9, 2, SYN | ACK, 0)),
+                (10_000, packet(true, id(701), 2, 10, ACK, 0)),
+                (10_010, packet(true, id(702), 2, 10, ACK | PSH, 300)),
+            ];
+            // A burst of 20 segments 10 µs apart, the client's ACK of each pair after it.
+            for k in 0..20u16 {
+                let (at, seq) = (15_000 + u64::from(k) * 10, 10 + u32::from(k) * 1448);
+                once.push((at, packet(false, id(1 + k), seq, 302, ACK, 1448)));
+                if k % 2 == 1 {
+                    once.push((at + 205, packet(true, id(703 + k / 2), 302, seq + 1448, ACK, 0)));
+                }
+            }
+            once.push((40_000, packet(false, id(21), 28_970, 302, FIN | ACK, 0)));
+            once.push((45_000, packet(true, id(713), 302, 28_971, FIN | ACK, 0)));
+            let single = analyse(&once);
+            let delays: &[u64] = if v6 { &[1] } else { &[1, 25, 90] };
+            for &copy_after_us in delays {
+                let mut mirrored = once.clone();
+                mirrored.extend(once.iter().map(|(at, f)| (at + copy_after_us, f.clone())));
+                mirrored.sort_by_key(|(at, _)| *at);
+                let twice = analyse(&mirrored);
+                let what = format!("IPv6 {v6}, copies {copy_after_us} µs after");
+                let counted = if v6 { once.len() } else { 1 };
+                let skipped = twice.stats.skipped.get(SkipReason::SecondCopy);
+                assert_eq!(skipped, (once.len() - counted) as u64, "{what}");
+                assert_eq!(twice.flows.len(), 1, "{what}");
+                let (a, b) = (&single.flows[0].measures, &twice.flows[0].measures);
+                if v6 {
+                    assert_eq!(b.dirs.down.packets, 2 * a.dirs.down.packets, "{what}");
+                } else {
+                    assert_eq!(a.dirs.up, b.dirs.up, "{what}");
+                    assert_eq!(b.dirs.down.packets, a.dirs.down.packets + 1, "{what}");
+                }
+                let (TransportMeasures::Tcp(a), TransportMeasures::Tcp(b)) =
+                    (&a.transport, &b.transport)
+                else {
+                    panic!("{what}: not TCP");
+                };
+                for d in [Direction::Up, Direction::Down] {
+                    let (a, b) = (&a.dirs[d], &b.dirs[d]);
+                    let counts = (b.retransmissions, b.seq_gaps, b.out_of_order);
+                    assert_eq!(counts, (0, 0, 0), "{what}");
+                    assert_eq!(a.new_payload_bytes, b.new_payload_bytes, "{what}");
+                    if !v6 {
+                        assert_eq!(a.payload_bytes, b.payload_bytes, "{what}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// What looks like a copy but is not one is measured: an older number that no packet
+    /// carried (reordering), a number again after the copy window, numbers of IPv4
+    /// fragments, a segment that moves the sequence on; and what carries nothing to tell a
+    /// copy by is measured too (the copies of pure ACKs and RSTs without an identification).
+    #[test]
+    fn what_only_looks_like_a_copy_is_measured() {
+        use tcp_flags::{ACK, PSH, RST};
+        let data = |at: u64, id: Option<u16>, k: u32| {
+            (at, packet(false, id, 1 + k * 1000, 1, ACK | PSH, 1000))
+        };
+        let cases: Vec<(&str, Vec<(u64, Vec<u8>)>)> = vec![
+            ("reordered", vec![data(0, Some(5), 0), data(10, Some(7), 2), data(20, Some(6), 1)]),
+            (
+                "after the window",
+                vec![data(0, Some(5), 0), (2_500, packet(false, Some(5), 1, 1, ACK | PSH, 1000))],
+            ),
+            ("new data, one number", vec![data(0, Some(5), 0), data(10, Some(5), 1)]),
+            (
+                "no number, pure ACKs",
+                vec![
+                    (0, packet(true, Some(0), 1, 1, ACK, 0)),
+                    (10, packet(true, Some(0), 1, 1, ACK, 0)),
+                ],
+            ),
+            (
+                "no number, RSTs",
+                vec![
+                    (0, packet(true, Some(0), 1, 0, RST, 0)),
+                    (10, packet(true, Some(0), 1, 0, RST, 0)),
+                ],
+            ),
+            (
+                "IPv6 pure ACKs",
+                vec![(0, packet(true, None, 1, 1, ACK, 0)), (10, packet(true, None, 1, 1, ACK, 0))],
+            ),
+        ];
+        for (what, frames) in cases {
+            let a = analyse(&frames);
+            assert_eq!(a.stats.skipped.get(SkipReason::SecondCopy), 0, "{what}");
+            assert_eq!(a.stats.measured(), frames.len() as u64, "{what}");
+        }
+        // Fragments of one datagram share its number (and here a length).
+        let fragments: Vec<(u64, Vec<u8>)> = (0..3u16)
+            .map(|k| {
+                let mut f = ipv4(17, 1020, 9, 0x2000 | (k * 125));
+                f.extend_from_slice(&[0u8; 8]);
+                (u64::from(k) * 5, f)
+            })
+            .collect();
+        let a = analyse(&fragments);
+        assert_eq!(a.stats.skipped.get(SkipReason::SecondCopy), 0, "fragments");
     }
 
     /// For windows, finished flows wait for the next snapshot up to a limit; more are
@@ -1002,7 +1165,7 @@ mod tests {
         }
         let a = p.finish();
         assert_eq!(a.stats.skipped.get(SkipReason::FlowTableFull), 0, "{:?}", a.table);
-        assert_eq!(a.stats.measured, u64::from(FLOWS) * steps.len() as u64);
+        assert_eq!(a.stats.measured(), u64::from(FLOWS) * steps.len() as u64);
         assert_eq!(a.flows.len(), FLOWS as usize, "one record per connection");
         assert!(a.flows.iter().all(|f| f.end == FlowEnd::Fin));
         assert_eq!((a.table.refused, a.table.peak), (0, 1000), "{:?}", a.table);
@@ -1014,8 +1177,10 @@ mod tests {
     /// 4-byte index bucket (issue 13; 576 and 48 before the FIN/RST
     /// records, the RTP trackers, and the fragment and ICMP counters moved out of line and the
     /// index kept slot numbers only). Those records are allocated only for flows that need
-    /// them, and their sizes are guarded here too; the slots' list links are guarded in
-    /// `flow::table`.
+    /// them, and their sizes are guarded here too (an RTP tracker 112 bytes, 104 before it
+    /// kept which of the latest numbers came, for duplicates); the slots' list links are
+    /// guarded in `flow::table`. The window of IPv4 identifications for mirror copies fits in
+    /// the space the counters had left.
     #[test]
     fn per_flow_state_stays_bounded() {
         use crate::measure::call::RtpStream;
@@ -1037,6 +1202,6 @@ mod tests {
         assert!(entry <= 400, "a flow table entry grew to {entry} bytes");
         assert!(index <= 4, "a flow index bucket grew to {index} bytes");
         assert!(detail <= 1400, "a detail slot grew to {detail} bytes");
-        assert!(closes <= 144 && rtp <= 104 && ip_events <= 24, "{closes} {rtp} {ip_events}");
+        assert!(closes <= 144 && rtp <= 112 && ip_events <= 24, "{closes} {rtp} {ip_events}");
     }
 }

@@ -290,7 +290,6 @@ pub(super) fn run(
         all.flows.extend(part.flows);
         let (s, p) = (&mut all.stats, &part.stats);
         s.packets += p.packets;
-        s.measured += p.measured;
         s.skipped.add_all(&p.skipped);
         s.first_at = earliest(s.first_at, p.first_at);
         s.last_at = s.last_at.max(p.last_at);

@@ -64,12 +64,16 @@ impl Rng {
 pub struct Sim {
     frames: Vec<(u64, Vec<u8>)>,
     next_port: u16,
+    /// The IPv4 identification of the next packet: one series for all, as Windows numbers
+    /// them (the pipeline takes a number a packet already carried for a mirror's copy).
+    next_ip_id: u16,
 }
 
 fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, ttl: u8, l4: &[u8], total_l4: usize) -> Vec<u8> {
     let mut p = vec![0x45, 0];
     p.extend_from_slice(&((20 + total_l4) as u16).to_be_bytes());
-    p.extend_from_slice(&[0x12, 0x34, 0x40, 0, ttl, proto, 0, 0]);
+    // The identification is the packet's number, which `Sim::push` writes.
+    p.extend_from_slice(&[0, 0, 0x40, 0, ttl, proto, 0, 0]);
     p.extend_from_slice(&src.octets());
     p.extend_from_slice(&dst.octets());
     p.extend_from_slice(l4);
@@ -100,7 +104,9 @@ pub struct Tcp<'a> {
 }
 
 impl Sim {
-    fn push(&mut self, at_us: u64, frame: Vec<u8>) {
+    fn push(&mut self, at_us: u64, mut frame: Vec<u8>) {
+        self.next_ip_id = self.next_ip_id.wrapping_add(1);
+        frame[4..6].copy_from_slice(&self.next_ip_id.to_be_bytes());
         self.frames.push((at_us, frame));
     }
 

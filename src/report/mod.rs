@@ -443,7 +443,7 @@ impl Summary {
             },
             packets: PacketCounts {
                 read: stats.packets,
-                measured: stats.measured,
+                measured: stats.measured(),
                 skipped: stats.skipped.total(),
                 malformed,
                 skip_reasons,

@@ -63,7 +63,8 @@ impl UdpDirection {
         self.rtp_second.as_ref()?.summary()
     }
 
-    /// Loss over both RTP streams (negative losses, from duplicates, count as none).
+    /// Loss over both RTP streams (negative losses, from duplicates further back than the
+    /// streams keep, count as none).
     pub fn rtp_loss(&self) -> Option<RtpLoss> {
         let streams = [self.rtp(), self.rtp_second()];
         let loss = streams.iter().flatten().fold(RtpLoss::default(), |a, s| RtpLoss {
@@ -137,6 +138,10 @@ pub struct RtpStream {
     base_seq: u32,
     bad_seq: u32,
     received: u32,
+    /// Which of the 64 sequence numbers up to `max_seq` were received (bit `k`: `max_seq -
+    /// k`), so that a second copy of a packet (a mirror port's, where nothing else tells the
+    /// copies apart: IPv6) is not counted as received, which would hide a loss.
+    seen: u64,
     /// Times the sequence jumped past the next number: runs of lost packets.
     loss_runs: u32,
     /// Packets that were not of the tracked SSRC.
@@ -156,7 +161,8 @@ pub struct RtpSummary {
     pub payload_type: u8,
     pub received: u32,
     pub expected: u32,
-    /// Expected minus received: negative with duplicates (RFC 3550 A.3).
+    /// Expected minus received (RFC 3550 A.3); duplicates are not received again, but for
+    /// those of a packet more than 64 numbers back, which make it negative.
     pub lost: i64,
     /// Runs of consecutive lost packets (see [`RtpLoss::runs`]).
     pub loss_runs: u32,
@@ -206,6 +212,8 @@ impl RtpStream {
         self.bad_seq = RTP_SEQ_MOD + 1;
         self.cycles = 0;
         self.received = 0;
+        // The sequential packets that led here (probation's, or two after a jump) came.
+        self.seen = (1 << MIN_SEQUENTIAL) - 1;
         self.loss_runs = 0;
     }
 
@@ -227,6 +235,12 @@ impl RtpStream {
             }
             return false;
         }
+        // A number received already (the highest, or one of the 63 below it) is a duplicate:
+        // not counted.
+        let back = self.max_seq.wrapping_sub(seq);
+        if back < 64 && self.seen & (1 << back) != 0 {
+            return false;
+        }
         if udelta < MAX_DROPOUT {
             if udelta > 1 {
                 self.loss_runs = self.loss_runs.saturating_add(1);
@@ -235,6 +249,7 @@ impl RtpStream {
                 self.cycles = self.cycles.wrapping_add(RTP_SEQ_MOD);
             }
             self.max_seq = seq;
+            self.seen = self.seen.checked_shl(u32::from(udelta)).unwrap_or(0) | 1;
         } else if u32::from(udelta) <= RTP_SEQ_MOD - u32::from(MAX_MISORDER) {
             if u32::from(seq) == self.bad_seq {
                 // Two sequential packets after a jump: the source restarted.
@@ -243,8 +258,10 @@ impl RtpStream {
                 self.bad_seq = (u32::from(seq) + 1) & (RTP_SEQ_MOD - 1);
                 return false;
             }
+        } else if let Some(bit) = 1u64.checked_shl(u32::from(back)) {
+            // A reordered packet: counted, max unchanged.
+            self.seen |= bit;
         }
-        // Else a duplicate or a reordered packet: counted, max unchanged.
         self.received = self.received.saturating_add(1);
         true
     }
@@ -450,6 +467,38 @@ mod tests {
         let j = s.jitter_us.unwrap();
         assert!((1_500..=2_100).contains(&j), "jitter {j} us");
         assert_eq!(u.dirs.down.max_gap_us, 80_000);
+    }
+
+    /// A mirror port's second copy of each packet, right after it or a few packets later, is
+    /// no packet received: the loss (5 %, one in twenty) stays what it is; a packet that came
+    /// out of order is received once.
+    #[test]
+    fn rtp_duplicates_do_not_hide_loss() {
+        let summary = |order: &[u16]| {
+            let mut s = RtpStream::default();
+            for (i, &seq) in order.iter().enumerate() {
+                let p = rtp_packet(0, seq, u32::from(seq) * 160, 42);
+                s.on_packet(&RtpHeader::parse(&p).unwrap(), ms(i as u64));
+            }
+            s.summary().unwrap()
+        };
+        let once: Vec<u16> =
+            (65_500..65_500 + 200u32).map(|n| n as u16).filter(|n| n % 20 != 7).collect();
+        let single = summary(&once);
+        assert_eq!((single.lost, single.loss_runs), (10, 10));
+        for copy_after in [0, 1, 5] {
+            let mut twice: Vec<(usize, u16)> = once.iter().copied().enumerate().collect();
+            twice.extend(once.iter().enumerate().map(|(i, &seq)| (i + copy_after, seq)));
+            twice.sort_by_key(|(at, _)| *at);
+            let order: Vec<u16> = twice.into_iter().map(|(_, seq)| seq).collect();
+            let s = summary(&order);
+            let got = (s.expected, s.received, s.lost, s.loss_runs);
+            let want = (single.expected, single.received, single.lost, single.loss_runs);
+            assert_eq!(got, want, "copies {copy_after} packets later");
+        }
+        let mut reordered = once.clone();
+        reordered.swap(100, 101);
+        assert_eq!(summary(&reordered).lost, single.lost);
     }
 
     #[test]

@@ -29,8 +29,19 @@ use throughput::ThroughputBins;
 /// Window of the per-flow RTT extremes.
 pub const RTT_WINDOW_US: u64 = 10_000_000;
 
+/// A mirror's second copy of a packet comes this soon after the latest packet of its
+/// direction ([`FlowMeasures::repeats`]): a mirror port copies within microseconds, and a
+/// sender repeats a packet (a retransmission, a keepalive) only after a timer of far longer,
+/// and with a new IPv4 identification.
+pub const COPY_WINDOW_US: u64 = 2_000;
+
+/// ... and carries the identification of one of the latest this many numbers of the
+/// direction, which a packet already carried (a copy that other packets overtook: the copies
+/// of a burst interleave with it).
+const COPY_IDENTIFICATIONS: u16 = 16;
+
 /// Counters of one direction of any flow.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirCounters {
     /// IP bytes as the headers state them.
     pub bytes: u64,
@@ -40,23 +51,76 @@ pub struct DirCounters {
     ttl_min: u8,
     ttl_max: u8,
     last_ttl: u8,
-    last_ip_id: u32,
+    /// The highest IPv4 identification of the latest packets (in sequence space modulo
+    /// 2^16), and which of the [`COPY_IDENTIFICATIONS`] numbers below it no packet carried
+    /// (bit `k`: `top_ip_id - k`), as IPsec's anti-replay window keeps them (RFC 4303, 3.4.3).
+    top_ip_id: u16,
+    ip_id_holes: u16,
+}
+
+impl Default for DirCounters {
+    fn default() -> Self {
+        DirCounters {
+            bytes: 0,
+            packets: 0,
+            last_at: Timestamp::default(),
+            // So that the first packet's TTL is both, with no test of the count.
+            ttl_min: u8::MAX,
+            ttl_max: 0,
+            last_ttl: 0,
+            // Nothing seen yet; and far from zero, which packets without a number carry, so
+            // that those are told from copies by one test.
+            top_ip_id: 1 << 15,
+            ip_id_holes: u16::MAX,
+        }
+    }
 }
 
 impl DirCounters {
     pub fn count(&mut self, ip: &IpHeader, now: Timestamp) {
-        if self.packets == 0 {
-            self.ttl_min = ip.ttl;
-            self.ttl_max = ip.ttl;
-        } else {
-            self.ttl_min = self.ttl_min.min(ip.ttl);
-            self.ttl_max = self.ttl_max.max(ip.ttl);
-        }
+        self.ttl_min = self.ttl_min.min(ip.ttl);
+        self.ttl_max = self.ttl_max.max(ip.ttl);
         self.bytes += u64::from(ip.total_len);
         self.packets += 1;
         self.last_at = now;
         self.last_ttl = ip.ttl;
-        self.last_ip_id = ip.ip_id;
+        // IPv4's number is 16 bits (IPv6's, of fragments only, is cut to them).
+        let id = ip.ip_id as u16;
+        if id.wrapping_sub(self.top_ip_id) == 1 {
+            // The usual packet: the next number.
+            self.ip_id_holes <<= 1;
+            self.top_ip_id = id;
+        } else if id != 0 {
+            self.note_ip_id(id);
+        }
+    }
+
+    /// The rest of [`DirCounters::count`]'s window of numbers (packets without one, zero,
+    /// stay out of it): holes below the highest, a number skipped (a sender that numbers its
+    /// other traffic in the same series; a super-segment of several), the same number again,
+    /// an older one (reordering on the way), a jump.
+    #[cold]
+    #[inline(never)]
+    fn note_ip_id(&mut self, id: u16) {
+        let ahead = id.wrapping_sub(self.top_ip_id);
+        let back = self.top_ip_id.wrapping_sub(id);
+        if ahead != 0 && ahead < COPY_IDENTIFICATIONS {
+            // The numbers passed over are holes.
+            let skipped = (1u16 << ahead).wrapping_sub(2);
+            self.ip_id_holes = (self.ip_id_holes << ahead) | skipped;
+            self.top_ip_id = id;
+        } else if back < COPY_IDENTIFICATIONS {
+            self.ip_id_holes &= !(1 << back);
+        } else {
+            // Nothing of the window is known below a number far from it.
+            (self.top_ip_id, self.ip_id_holes) = (id, u16::MAX - 1);
+        }
+    }
+
+    /// Whether a packet carried the IPv4 identification `back` numbers below the highest of
+    /// the direction's latest, when `back` is below [`COPY_IDENTIFICATIONS`].
+    fn ip_id_seen(&self, back: u16) -> bool {
+        back < COPY_IDENTIFICATIONS && self.ip_id_holes & (1 << back) == 0
     }
 
     /// Smallest and largest TTL (hop limit) seen.
@@ -68,8 +132,10 @@ impl DirCounters {
         (self.packets > 0).then_some(self.last_ttl)
     }
 
+    /// The highest IPv4 identification of the latest packets: the previous packet's, unless
+    /// packets came reordered.
     pub fn last_ip_id(&self) -> Option<u32> {
-        (self.packets > 0).then_some(self.last_ip_id)
+        (self.packets > 0).then_some(u32::from(self.top_ip_id))
     }
 }
 
@@ -167,6 +233,46 @@ impl FlowMeasures {
     /// Fragments and ICMP errors of one direction (all zero for most flows).
     pub fn ip_events(&self, dir: Direction) -> IpEvents {
         self.ip_events.as_ref().map_or_else(IpEvents::default, |events| events[dir])
+    }
+
+    /// Whether a packet of this flow travelling in `dir` is a second copy of one already
+    /// counted: a mirror port (SPAN) that copies the traffic of two switch ports, or both
+    /// directions of a router's port, shows each packet twice, and counting both would double
+    /// the bytes and show every segment resent. A copy comes within [`COPY_WINDOW_US`] of the
+    /// direction's latest packet and carries an IPv4 identification a packet of the direction
+    /// carried, among the latest [`COPY_IDENTIFICATIONS`] numbers (RFC 791's number, up by one
+    /// per packet in Linux, Windows and BSD; a retransmission gets a new one; reordering on
+    /// the way brings an older number, but not one seen), and a TCP copy carries no sequence
+    /// space beyond what was seen. Packets without a number (IPv6; senders that leave it zero,
+    /// as Linux does in a SYN/ACK) and those of a number the sender's other traffic moved on
+    /// by more than [`COPY_IDENTIFICATIONS`] in between (Windows numbers all its packets in one
+    /// series) are counted; a TCP segment among them that repeats the direction's latest one
+    /// within [`COPY_WINDOW_US`] is not counted as resent ([`tcp::TcpMeasures`]).
+    pub fn repeats(&self, dir: Direction, packet: &Decoded<'_>) -> bool {
+        let back = self.dirs[dir].top_ip_id.wrapping_sub(packet.ip.ip_id as u16);
+        back < COPY_IDENTIFICATIONS && self.repeats_recent(dir, packet, back)
+    }
+
+    /// The rest of [`FlowMeasures::repeats`], for the few packets whose number is not above
+    /// the direction's highest (and those without one).
+    #[cold]
+    #[inline(never)]
+    fn repeats_recent(&self, dir: Direction, packet: &Decoded<'_>, back: u16) -> bool {
+        let counters = &self.dirs[dir];
+        // Fragments of one datagram share its number.
+        if counters.packets == 0
+            || packet.ip.fragment
+            || packet.ts.since(counters.last_at) > COPY_WINDOW_US
+        {
+            return false;
+        }
+        // A copy's segment never moves the sequence on: its original did.
+        packet.ip.ip_id != 0
+            && counters.ip_id_seen(back)
+            && match (&self.transport, &packet.transport) {
+                (TransportMeasures::Tcp(tcp), Transport::Tcp(seg)) => tcp.covers(dir, seg),
+                _ => true,
+            }
     }
 
     /// Account one packet of this flow travelling in `dir`. `stun` is the packet's STUN

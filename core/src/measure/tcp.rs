@@ -13,7 +13,7 @@ use crate::flow::{Direction, PerDir};
 use crate::time::{ShortTime, Timestamp};
 
 use super::rtt::{Leg, RttProbe, RttStats, seq_after};
-use super::{DirCounters, RttSamples};
+use super::{COPY_WINDOW_US, DirCounters, RttSamples};
 
 /// Below this gap after the highest segment, a segment that fills in below it counts as
 /// reordered rather than retransmitted when no RTT is known yet (Wireshark uses the same 3 ms).
@@ -161,6 +161,15 @@ pub struct CloseEvent {
 }
 
 impl TcpMeasures {
+    /// Whether the sequence space `seg` from `dir` carries (none for a pure ACK or an RST)
+    /// was all seen before.
+    pub fn covers(&self, dir: Direction, seg: &TcpSegment<'_>) -> bool {
+        let side = &self.dirs[dir];
+        let seq_len = if seg.has(tcp_flags::RST) { 0 } else { seq_len(seg) };
+        seq_len == 0
+            || (side.seq_started && !seq_after(seg.seq.wrapping_add(seq_len), side.seq.highest_end))
+    }
+
     /// Account one segment from `dir`. `counters` hold both directions' counters before this
     /// packet (last TTL, IP ID and time); `flow_start` is the flow's first packet time.
     /// Returns the RTT samples the segment completed.
@@ -357,6 +366,11 @@ impl TcpMeasures {
 
 /// The smallest full round trip seen, or the default reordering window. Computed only for
 /// segments that do not advance the sequence, the rare case.
+/// The sequence space a segment takes: its payload, and one each for a SYN and a FIN.
+fn seq_len(seg: &TcpSegment<'_>) -> u32 {
+    seg.payload_len + u32::from(seg.has(tcp_flags::SYN)) + u32::from(seg.has(tcp_flags::FIN))
+}
+
 fn reorder_window_us(rtt: &[RttStats; 2]) -> impl Fn() -> u64 + '_ {
     move || match (rtt[0].min_us(), rtt[1].min_us()) {
         (Some(a), Some(b)) => u64::from(a) + u64::from(b),
@@ -392,9 +406,7 @@ impl TcpDirection {
         now: Timestamp,
         reorder_window_us: impl Fn() -> u64,
     ) -> Option<bool> {
-        let seq_len = seg.payload_len
-            + u32::from(seg.has(tcp_flags::SYN))
-            + u32::from(seg.has(tcp_flags::FIN));
+        let seq_len = seq_len(seg);
         if seq_len == 0 {
             return None;
         }
@@ -424,6 +436,14 @@ impl TcpDirection {
             // Filled in below the highest segment sooner than a sender could have noticed a
             // loss: reordering on the way here.
             self.out_of_order = self.out_of_order.saturating_add(1);
+            false
+        } else if seg.seq == track.last_seq
+            && end == track.highest_end
+            && track.highest_at.until(now) <= COPY_WINDOW_US
+        {
+            // The latest segment again, sooner than any sender repeats one (a tail loss probe
+            // waits 2 ms at least, a timeout 200 ms): a second copy that carried nothing to
+            // tell it by (`FlowMeasures::repeats`).
             false
         } else {
             self.retransmissions = self.retransmissions.saturating_add(1);
