@@ -894,7 +894,10 @@ mod tests {
         frame
     }
 
-    /// The analysis of `frames` (time in µs, frame), with the frames' IP lengths as the wire's.
+    /// Frames and their times in µs.
+    type Frames = Vec<(u64, Vec<u8>)>;
+
+    /// The analysis of `frames`, with the frames' IP lengths as the wire's.
     fn analyse(frames: &[(u64, Vec<u8>)]) -> Analysis {
         let classifier = Classifier::new(CatalogueBuilder::new("none").finish());
         let mut p = Pipeline::new(PipelineConfig::default(), classifier);
@@ -983,7 +986,7 @@ mod tests {
         let data = |at: u64, id: Option<u16>, k: u32| {
             (at, packet(false, id, 1 + k * 1000, 1, ACK | PSH, 1000))
         };
-        let cases: Vec<(&str, Vec<(u64, Vec<u8>)>)> = vec![
+        let cases: Vec<(&str, Frames)> = vec![
             ("reordered", vec![data(0, Some(5), 0), data(10, Some(7), 2), data(20, Some(6), 1)]),
             (
                 "after the window",
@@ -1015,7 +1018,7 @@ mod tests {
             assert_eq!(a.stats.measured(), frames.len() as u64, "{what}");
         }
         // Fragments of one datagram share its number (and here a length).
-        let fragments: Vec<(u64, Vec<u8>)> = (0..3u16)
+        let fragments: Frames = (0..3u16)
             .map(|k| {
                 let mut f = ipv4(17, 1020, 9, 0x2000 | (k * 125));
                 f.extend_from_slice(&[0u8; 8]);
