@@ -25,7 +25,6 @@ use crate::capture::{CaptureError, TraceFile};
 use crate::classify::Role;
 use crate::classify::{Catalogue, Classifier};
 use crate::config::{DetectConfig, PipelineConfig};
-use crate::decode::LinkType;
 use crate::detect::history::History;
 use crate::detect::{Verdict, Window, WindowGrid, evaluate_window};
 use crate::flow::Proto;
@@ -82,13 +81,6 @@ pub struct AnalyzeOutput {
     /// With a sink: what was written out (`analysis.flows` holds the flows still open at
     /// the end, not yet written).
     pub streamed: Option<Streamed>,
-}
-
-/// One packet into a pipeline: the single thread and the workers share this one copy of
-/// the per-packet path (inlined at each call site it would be in the binary twice).
-#[inline(never)]
-fn measure(pipeline: &mut Pipeline, link: LinkType, ts: Timestamp, frame: &[u8], wire_len: u32) {
-    pipeline.process(link, ts, frame, wire_len);
 }
 
 /// The detectors over each window as it closes, and the sink that streams the results.
@@ -268,7 +260,7 @@ fn one(
                         if let Some(window) = grid.due(ts) {
                             judge.cut(&mut pipeline, window);
                         }
-                        measure(&mut pipeline, link, ts, frame, wire_len);
+                        pipeline.process(link, ts, frame, wire_len);
                         if let Some(p) = &mut progress {
                             p.packet(frame.len(), Some(&pipeline));
                         }

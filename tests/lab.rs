@@ -824,6 +824,7 @@ fn check_trace_against(pcap: &Path, truth: Truth) {
     check_p2p_calls(&run, &calls::calls(&out.analysis.flows, &catalogue), &out.verdicts);
     check_ipv6(pcap, &out, &catalogue);
     check_any_capture(pcap, &out, &catalogue);
+    check_mirror_port(pcap, &out, &catalogue);
     check_private_numbering(pcap, &out);
     // The pipeline's own RTP loss agrees with the sequence numbers seen here.
     for f in truth.flows().filter(|f| f.kind() == "call") {
@@ -947,6 +948,100 @@ fn check_any_capture(pcap: &Path, lan: &AnalyzeOutput, catalogue: &Catalogue) {
         assert!(any.errors.is_empty(), "{:?}", any.errors);
         let what = format!("{} as `-i any` records it ({v})", pcap.display());
         assert_judged_alike(&what, (lan, catalogue), (&any, catalogue), false);
+    }
+}
+
+/// The same traffic as a mirror port (SPAN) of the router's LAN and WAN ports records it:
+/// each frame again 1 µs and, once more, 30 µs later (when the copies of a burst interleave
+/// with it), one router hop further (TTL one less, the MAC addresses swapped). The flows,
+/// their ends and classes, the findings and the calls are those of the trace. With copies
+/// 1 µs later every flow is measured from its own packets: the copies of IPv4 packets are
+/// skipped by their identifications, a Linux SYN/ACK's (which carries none) by its
+/// sequence; each direction counts no fewer packets than in the trace, and no more than its
+/// copies without a number (RSTs from Linux) and 1 % (a second series of numbers
+/// interleaved with the first hides some copies). 30 µs later more copies are counted where
+/// numbers are drawn at random (the lab's RST injector) or come in two series.
+fn check_mirror_port(pcap: &Path, lan: &AnalyzeOutput, catalogue: &Catalogue) {
+    use throttlewatch::flow::{Endpoint, Proto};
+    // IPv4 packets whose identification is zero, by (protocol, source, destination).
+    let mut unnumbered: HashMap<(Proto, Endpoint, Endpoint), u64> = HashMap::new();
+    let mut frames = Vec::new();
+    TraceFile::open(pcap)
+        .unwrap()
+        .for_each_packet(|_, ts, frame, _| {
+            frames.push((ts.micros(), frame.to_vec()));
+            let ip = &frame[14..];
+            if frame[12..14] != [8, 0] || ip.len() < 24 || ip[4..6] != [0, 0] {
+                return;
+            }
+            let header = usize::from(ip[0] & 0x0f) * 4;
+            let proto = match ip[9] {
+                6 => Proto::Tcp,
+                17 => Proto::Udp,
+                _ => return,
+            };
+            if ip.len() < header + 4 {
+                return;
+            }
+            let end = |addr: &[u8], port: &[u8]| Endpoint {
+                addr: IpAddr::from([addr[0], addr[1], addr[2], addr[3]]),
+                port: u16::from_be_bytes([port[0], port[1]]),
+            };
+            let src = end(&ip[12..16], &ip[header..header + 2]);
+            let dst = end(&ip[16..20], &ip[header + 2..header + 4]);
+            *unnumbered.entry((proto, src, dst)).or_default() += 1;
+        })
+        .unwrap();
+    let dir = common::root().join("target/lab-tests/mirror");
+    std::fs::create_dir_all(&dir).unwrap();
+    let judged = |out: &AnalyzeOutput| {
+        let flows: Vec<_> = (out.analysis.flows.iter())
+            .map(|f| (f.id, f.proto, f.client.port, f.server.port, f.class, f.role, f.end))
+            .collect();
+        let verdicts: Vec<_> =
+            out.verdicts.iter().map(|v| (v.service.clone(), v.finding, v.mechanism)).collect();
+        let calls: Vec<_> = calls::calls(&out.analysis.flows, catalogue)
+            .iter()
+            .map(|c| (c["service"].clone(), c["outcome"].clone()))
+            .collect();
+        (flows, verdicts, calls)
+    };
+    for copy_after_us in [1, 30] {
+        let mut mirrored = frames.clone();
+        for (t, frame) in &frames {
+            let mut copy = frame.clone();
+            copy[..12].rotate_left(6);
+            if frame[12..14] == [8, 0] && copy.len() > 22 {
+                copy[22] = copy[22].saturating_sub(1);
+            }
+            mirrored.push((t + copy_after_us, copy));
+        }
+        mirrored.sort_by_key(|(t, _)| *t);
+        let path = dir.join(rewrite_name(pcap));
+        common::synth::write_pcap(&path, 1, &mirrored);
+        let mirror = common::analyze(std::slice::from_ref(&path), Some(catalogue.clone()));
+        std::fs::remove_file(&path).unwrap();
+        assert!(mirror.errors.is_empty(), "{:?}", mirror.errors);
+        let what = format!("{} on a mirror port, copies {copy_after_us} µs later", pcap.display());
+        assert_eq!(judged(lan), judged(&mirror), "{what}");
+        if copy_after_us > 1 {
+            continue;
+        }
+        for (f, m) in lan.analysis.flows.iter().zip(&mirror.analysis.flows) {
+            let zero = |src, dst| unnumbered.get(&(f.proto, src, dst)).copied().unwrap_or(0);
+            let (once, twice) = (&f.measures.dirs, &m.measures.dirs);
+            for (once, mirrored, zero) in [
+                (once.up.packets, twice.up.packets, zero(f.client, f.server)),
+                (once.down.packets, twice.down.packets, zero(f.server, f.client)),
+            ] {
+                assert!(
+                    (once..=once + zero + once / 100).contains(&mirrored),
+                    "{what}: flow {} counts {mirrored} packets one way, {once} in the trace \
+                     ({zero} of them numbered zero)",
+                    f.id
+                );
+            }
+        }
     }
 }
 

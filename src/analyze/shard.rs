@@ -431,7 +431,7 @@ impl Worker {
         };
         if owner == self.me {
             let before = self.pipeline.flows_created();
-            super::measure(&mut self.pipeline, link, ts, frame, wire_len);
+            self.pipeline.process(link, ts, frame, wire_len);
             if self.pipeline.flows_created() != before {
                 self.reply.created.push(self.seq);
             }

@@ -38,7 +38,10 @@ pub const COPY_WINDOW_US: u64 = 2_000;
 /// ... and carries the identification of one of the latest this many numbers of the
 /// direction, which a packet already carried (a copy that other packets overtook: the copies
 /// of a burst interleave with it).
-const COPY_IDENTIFICATIONS: u16 = 16;
+pub const COPY_IDENTIFICATIONS: u16 = 16;
+
+/// The highest identification of a direction whose packets carry none (zero).
+const UNNUMBERED_TOP_IP_ID: u16 = 1 << 15;
 
 /// Counters of one direction of any flow.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,9 +71,7 @@ impl Default for DirCounters {
             ttl_min: u8::MAX,
             ttl_max: 0,
             last_ttl: 0,
-            // Nothing seen yet; and far from zero, which packets without a number carry, so
-            // that those are told from copies by one test.
-            top_ip_id: 1 << 15,
+            top_ip_id: 0,
             ip_id_holes: u16::MAX,
         }
     }
@@ -92,6 +93,10 @@ impl DirCounters {
             self.top_ip_id = id;
         } else if id != 0 {
             self.note_ip_id(id);
+        } else {
+            // A direction without numbers: far from zero, so that its packets are told from
+            // copies by one test. Its first packet (a SYN, a Linux SYN/ACK) stays comparable.
+            self.top_ip_id = if self.packets > 1 { UNNUMBERED_TOP_IP_ID } else { 0 };
         }
     }
 
@@ -243,11 +248,13 @@ impl FlowMeasures {
     /// carried, among the latest [`COPY_IDENTIFICATIONS`] numbers (RFC 791's number, up by one
     /// per packet in Linux, Windows and BSD; a retransmission gets a new one; reordering on
     /// the way brings an older number, but not one seen), and a TCP copy carries no sequence
-    /// space beyond what was seen. Packets without a number (IPv6; senders that leave it zero,
-    /// as Linux does in a SYN/ACK) and those of a number the sender's other traffic moved on
-    /// by more than [`COPY_IDENTIFICATIONS`] in between (Windows numbers all its packets in one
-    /// series) are counted; a TCP segment among them that repeats the direction's latest one
-    /// within [`COPY_WINDOW_US`] is not counted as resent ([`tcp::TcpMeasures`]).
+    /// space beyond what was seen. Of packets without a number (IPv6; senders that leave it
+    /// zero, as Linux does in a SYN/ACK) only the copy of a direction's first TCP segment (a
+    /// SYN, a SYN/ACK) is told, by its sequence; the others are counted, as are copies of a
+    /// number the sender's other traffic moved on by more than [`COPY_IDENTIFICATIONS`] in
+    /// between (Windows numbers all its packets in one series). A TCP segment counted so that
+    /// repeats the direction's latest one within [`COPY_WINDOW_US`] is not counted as resent
+    /// ([`tcp::TcpMeasures`]), nor is a SYN or SYN/ACK again as another.
     pub fn repeats(&self, dir: Direction, packet: &Decoded<'_>) -> bool {
         let back = self.dirs[dir].top_ip_id.wrapping_sub(packet.ip.ip_id as u16);
         back < COPY_IDENTIFICATIONS && self.repeats_recent(dir, packet, back)
@@ -266,13 +273,16 @@ impl FlowMeasures {
         {
             return false;
         }
+        let tcp = match (&self.transport, &packet.transport) {
+            (TransportMeasures::Tcp(tcp), Transport::Tcp(seg)) => Some((tcp, seg)),
+            _ => None,
+        };
+        if packet.ip.ip_id == 0 {
+            // The first packet of a direction without numbers, again.
+            return tcp.is_some_and(|(t, seg)| t.repeats_latest(dir, seg));
+        }
         // A copy's segment never moves the sequence on: its original did.
-        packet.ip.ip_id != 0
-            && counters.ip_id_seen(back)
-            && match (&self.transport, &packet.transport) {
-                (TransportMeasures::Tcp(tcp), Transport::Tcp(seg)) => tcp.covers(dir, seg),
-                _ => true,
-            }
+        counters.ip_id_seen(back) && tcp.is_none_or(|(t, seg)| t.covers(dir, seg))
     }
 
     /// Account one packet of this flow travelling in `dir`. `stun` is the packet's STUN

@@ -161,6 +161,18 @@ pub struct CloseEvent {
 }
 
 impl TcpMeasures {
+    /// Whether `seg` from `dir` repeats that side's latest segment that carried sequence
+    /// space (data, a SYN or a FIN): the same sequence number and end.
+    pub fn repeats_latest(&self, dir: Direction, seg: &TcpSegment<'_>) -> bool {
+        let side = &self.dirs[dir];
+        let seq_len = seq_len(seg);
+        !seg.has(tcp_flags::RST)
+            && side.seq_started
+            && seq_len > 0
+            && seg.seq == side.seq.last_seq
+            && seg.seq.wrapping_add(seq_len) == side.seq.highest_end
+    }
+
     /// Whether the sequence space `seg` from `dir` carries (none for a pure ACK or an RST)
     /// was all seen before.
     pub fn covers(&self, dir: Direction, seg: &TcpSegment<'_>) -> bool {
@@ -274,6 +286,15 @@ impl TcpMeasures {
         let syn = seg.has(tcp_flags::SYN);
         let ack = seg.has(tcp_flags::ACK);
         match (syn, ack, dir) {
+            // A SYN or SYN/ACK again within the copy window is a mirror's second copy that
+            // carried nothing to tell it by (`FlowMeasures::repeats`): a sender repeats one
+            // after a second.
+            (true, false, Direction::Up)
+                if hs.seen & SEEN_SYN != 0 && hs.syn_at.until(now) <= COPY_WINDOW_US => {}
+            (true, true, Direction::Down)
+                if hs.seen & SEEN_SYNACK != 0
+                    && seg.seq.wrapping_add(1) == hs.synack_next
+                    && hs.synack_at.until(now) <= COPY_WINDOW_US => {}
             (true, false, Direction::Up) => {
                 hs.syns = hs.syns.saturating_add(1);
                 if hs.seen & SEEN_SYNACK == 0 {
