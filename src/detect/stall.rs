@@ -11,9 +11,10 @@
 //!   sequence space (the TSPU's 12–64 kB, 2025–26; counted from sequence numbers, so that a
 //!   capture that missed segments or merged them into super-segments counts alike), in the
 //!   middle of a transfer (its last segment full-sized: at least the largest segment seen
-//!   or, with GRO/GSO super-segments in the capture, the MSS the client announced), no FIN or
-//!   RST follows from the server, and the server stays silent until the client gives up or
-//!   the window ends.
+//!   or, with GRO/GSO super-segments in the capture, the MSS the client announced; or,
+//!   whatever its size, the client's later data or close sent again and never acknowledged),
+//!   no FIN or RST follows from the server, and the server stays silent until the client
+//!   gives up or the window ends.
 //! - **Undelivered data**: a hole in the server's data that the client's acknowledgments never
 //!   passed, the server's sequence still since for `stall_silence_s`: its data and every copy
 //!   sent again dropped before the capture point (a bucket drained by the service's other
@@ -100,10 +101,18 @@ pub(super) fn stall(f: &Facts, g: &Group) -> Option<Stall> {
     let silent_since =
         |at: Timestamp| end.since(at) >= silence_us && at.add_micros(silence_us) >= f.window.start;
     let down_bytes = down.new_payload_bytes;
+    let until = f.known_until();
+    let stuck = |d: &crate::measure::tcp::TcpDirection| {
+        d.stuck_retransmissions >= STUCK_RETRANSMISSIONS
+            && d.stuck_for_us(until).is_some_and(|us| us >= silence_us)
+    };
+    // Mid-transfer by its last segment; or by what followed: the client's request or close
+    // sent again and never acknowledged, where a server that had finished its response
+    // acknowledges it (a freeze may fall on the end of the server's write, a short segment).
     let froze = (cfg.stall_min_bytes..=cfg.stall_max_bytes).contains(&down_bytes)
         && up.payload_bytes > 0
         && down.payload_bytes > 0
-        && ended_mid_transfer(f);
+        && (ended_mid_transfer(f) || stuck(up));
     if froze && silent_since(f.f.measures.dirs.down.last_at) {
         return Some(Stall::Freeze(down_bytes));
     }
@@ -124,12 +133,6 @@ pub(super) fn stall(f: &Facts, g: &Group) -> Option<Stall> {
     if !f.active() {
         return None;
     }
-    let until = f.known_until();
-    let silence_us = (cfg.stall_silence_s * 1e6) as u64;
-    let stuck = |d: &crate::measure::tcp::TcpDirection| {
-        d.stuck_retransmissions >= STUCK_RETRANSMISSIONS
-            && d.stuck_for_us(until).is_some_and(|us| us >= silence_us)
-    };
     if stuck(up) && up.payload_bytes > 0 {
         return Some(Stall::Unacknowledged(Direction::Up));
     }

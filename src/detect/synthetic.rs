@@ -509,6 +509,19 @@ impl Tcp<'_> {
         self
     }
 
+    /// FIN from the client, never acknowledged: sent again after 1, 2, 4 … seconds, `tries`
+    /// times in all.
+    pub fn unacknowledged_close(&mut self, tries: u32) -> &mut Self {
+        let mut rto_us = 1_000_000;
+        for _ in 0..tries {
+            self.segment(true, self.cseq, self.sseq, FIN | ACK, 0);
+            self.now_us += rto_us;
+            rto_us *= 2;
+        }
+        self.cseq += 1;
+        self
+    }
+
     /// The client gives up with an RST.
     pub fn abort(&mut self) -> &mut Self {
         self.segment(true, self.cseq, self.sseq, RST | ACK, 0);
@@ -783,6 +796,27 @@ mod tests {
         let v = sim.verdicts(&cfg(60));
         assert_eq!(findings(&v), ["stalled/freeze"], "{}", summaries(&v));
         assert_eq!(v[0].evidence["same_threshold"], true);
+    }
+
+    /// Freezes that fell on the end of the server's writes (the last segment short, as a
+    /// response's end is), told by what followed: each client's close sent again and never
+    /// acknowledged, where a server that had finished its response acknowledges it.
+    #[test]
+    fn a_freeze_on_a_short_segment_is_told_by_the_unacknowledged_close() {
+        let mut sim = Sim::default();
+        let mut rng = Rng::new(8);
+        for i in 0..3 {
+            sim.tcp(MSG, i * 400, 40)
+                .handshake()
+                .request(300)
+                .download(20 * SEG + 700, 8e6, SEG, 0.0, &mut rng)
+                .wait_us(6_000_000)
+                .unacknowledged_close(3);
+        }
+        controls(&mut sim, 0, 4, &mut rng);
+        let v = sim.verdicts(&cfg(60));
+        assert_eq!(findings(&v), ["stalled/freeze"], "{}", summaries(&v));
+        assert_eq!(v[0].evidence["frozen"], 3, "{}", v[0].evidence);
     }
 
     /// A response that ends on a short segment and a client that closes later is no freeze.
