@@ -303,11 +303,16 @@ pub(super) const SMALL_BURST_BYTES: f64 = 8_000.0;
 const AGGREGATE_MIN_BYTES: u64 = 20_000;
 
 /// One bucket for all of the service's traffic, seen where no single connection follows a
-/// token line (each gets a varying share of the bucket): the service's downloads lose
-/// packets (at least `loss_min_share`, twice the controls'), with no queue, and their summed
-/// rate stays the same whether one or several run ([`scope`]), while control transfers ran
-/// `control_margin` times faster.
+/// token line (each gets a varying share of the bucket): shared by its transfers
+/// ([`transfers_under_one_bucket`]), or drained by its other traffic ([`starved`]).
 fn aggregate(g: &Group) -> Option<Outcome> {
+    transfers_under_one_bucket(g).or_else(|| starved(g))
+}
+
+/// The service's downloads lose packets (at least `loss_min_share`, twice the controls'),
+/// with no queue, and their summed rate stays the same whether one or several run
+/// ([`scope`]), while control transfers ran `control_margin` times faster.
+fn transfers_under_one_bucket(g: &Group) -> Option<Outcome> {
     let cfg = g.cfg;
     // Transfers towards the client: under one bucket for all, none may get far.
     let bulk: Vec<&Facts> = g
@@ -372,6 +377,98 @@ fn aggregate(g: &Group) -> Option<Outcome> {
             rate_text(rate_bps),
             bulk.len(),
             loss * 100.0,
+            rate_text(control_bps)
+        ),
+    }))
+}
+
+/// How near a bin's sum must be to the median to count as held at the bucket's rate...
+const STARVED_TOLERANCE: f64 = 0.1;
+
+/// ... and the share of busy bins that must be so held (a bucket that starts full lets a
+/// burst through first; the traffic's end leaves less).
+const STARVED_HELD_SHARE: f64 = 0.8;
+
+/// Bins held at the rate that a flat sum needs.
+const STARVED_MIN_BINS: usize = 6;
+
+/// One bucket for all that the service's other traffic keeps drained (a video call near the
+/// bucket's rate, losing media at it): the downloads get too little to share it as transfers
+/// do ([`transfers_under_one_bucket`]), their data dropped before the capture point and never
+/// sent through (`min_affected_flows` connections stalled so,
+/// [`super::stall::Stall::Undelivered`]), while the service's summed rate towards the client
+/// stays at the bucket's rate, bin by bin, with no queue, and control transfers ran
+/// `control_margin` times faster.
+fn starved(g: &Group) -> Option<Outcome> {
+    let cfg = g.cfg;
+    let starved: Vec<u64> = g
+        .targets
+        .iter()
+        .filter(|f| super::stall::stall(f, g) == Some(super::stall::Stall::Undelivered))
+        .map(|f| f.id())
+        .collect();
+    if (starved.len() as u64) < cfg.min_affected_flows
+        || super::throughput::queue_shown(cfg, &g.targets.iter().collect::<Vec<_>>())
+    {
+        return None;
+    }
+    // What drains the bucket loses packets at it too: a call of the service losing media
+    // (`loss_min_share`, twice the control calls'). A blackhole of the connections beside a
+    // call that goes through whole is no bucket.
+    let call_loss = |calls: &[Facts]| {
+        let (lost, expected) = (calls.iter())
+            .filter_map(Facts::rtp_loss_down)
+            .fold((0, 0), |(l, e), x| (l + x.lost, e + x.expected));
+        (expected >= 50).then(|| lost as f64 / expected as f64)
+    };
+    let drained = call_loss(&g.targets).is_some_and(|share| {
+        share >= cfg.loss_min_share && share >= 2.0 * call_loss(g.controls).unwrap_or(0.0)
+    });
+    if !drained {
+        return None;
+    }
+    let (totals, bin_s) = down_bytes_per_bin(g, &|_| true);
+    let (first, last) = (*totals.keys().next()?, *totals.keys().next_back()?);
+    let rates: Vec<f64> = (first + 1..last)
+        .map(|bin| totals.get(&bin).copied().unwrap_or(0) as f64 * 8.0 / bin_s)
+        .collect();
+    let rate_bps = median(&rates)?;
+    let held = rates.iter().filter(|r| (*r - rate_bps).abs() <= STARVED_TOLERANCE * rate_bps);
+    let held = held.count();
+    if held < STARVED_MIN_BINS || (held as f64) < STARVED_HELD_SHARE * rates.len() as f64 {
+        return None;
+    }
+    let control_bps = g
+        .controls
+        .iter()
+        .filter_map(|c| c.bulk_dir(cfg.bulk_min_bytes).and_then(|d| c.goodput_bps(d)))
+        .fold(0.0f64, f64::max);
+    if control_bps < cfg.control_margin * rate_bps || beyond_one_bucket(g, rate_bps) {
+        return None;
+    }
+    Some(Outcome::Finding(Detected {
+        finding: Finding::Throttled,
+        mechanism: Some(Mechanism::Policing),
+        confidence: 0.7,
+        evidence: json!({
+            "scope": "aggregate",
+            "aggregate_rate_bps": rate_bps.round(),
+            "rate_bps": rate_bps.round(),
+            "starved_flows": starved.len(),
+            "busy_bins": rates.len(),
+            "held_bins": held,
+            "control_max_goodput_bps": control_bps.round(),
+        }),
+        flows: examples(starved.iter().copied(), 20),
+        summary: format!(
+            "all the service's traffic together held at {} (one bucket for all: {} \
+             connections starved of their data, the sum within {:.0}% of that rate in {} of {} \
+             bins); control traffic reached {}",
+            rate_text(rate_bps),
+            starved.len(),
+            STARVED_TOLERANCE * 100.0,
+            held,
+            rates.len(),
             rate_text(control_bps)
         ),
     }))

@@ -752,6 +752,36 @@ mod tests {
         assert_eq!(findings(&v), ["none/-"], "{}", summaries(&v));
     }
 
+    /// One bucket for all that a call keeps drained: the call loses a tenth of its media at
+    /// it, the downloads' data is dropped before the capture and never sent through, and the
+    /// service's sum stays at the call's rate: policing, one bucket for all. The same starved
+    /// downloads beside a call that goes through whole are a drop, no bucket.
+    #[test]
+    fn downloads_starved_by_a_call_in_one_bucket_is_aggregate_policing() {
+        let verdicts = |call_loses: bool| {
+            let mut sim = Sim::default();
+            let mut rng = Rng::new(21);
+            sim.call(MSG, 0, 14, |i| !call_loses || i % 10 != 3);
+            sim.call(CTL, 0, 14, |_| true);
+            for i in 0..3 {
+                let mut t = sim.tcp(MSG, 500 + i * 700, 40);
+                t.handshake().request(517).undelivered(2 * SEG, 257).wait_us(6_000_000).abort();
+            }
+            controls(&mut sim, 0, 3, &mut rng);
+            fast_control(&mut sim, &mut rng);
+            sim.verdicts(&cfg(60))
+        };
+        let v = verdicts(true);
+        let policing = v.iter().find(|v| v.mechanism == Some(crate::detect::Mechanism::Policing));
+        let policing = policing.unwrap_or_else(|| panic!("{}", summaries(&v)));
+        assert_eq!(policing.evidence["scope"], "aggregate", "{}", summaries(&v));
+        assert_eq!(policing.evidence["starved_flows"], 3, "{}", policing.evidence);
+        let v = verdicts(false);
+        let f = findings(&v);
+        assert!(f.iter().all(|f| !f.ends_with("/policing")), "{}", summaries(&v));
+        assert!(f.contains(&"stalled/drop".to_string()), "{}", summaries(&v));
+    }
+
     /// Two freezes at one byte count, one of them in a capture that missed two of the
     /// server's segments: its sequence numbers still say where it froze.
     #[test]
