@@ -155,11 +155,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
     let rate = median(&cluster_rates).unwrap_or(center);
     let burst = median(&cluster.iter().map(|p| p.burst_bytes).collect::<Vec<_>>()).unwrap_or(0.0);
     // Control transfers in the window: the fastest goodput of a bulk control flow.
-    let control_bps = g
-        .controls
-        .iter()
-        .filter_map(|c| c.bulk_dir(cfg.bulk_min_bytes).and_then(|d| c.goodput_bps(d)))
-        .fold(0.0f64, f64::max);
+    let control_bps = control_max_goodput_bps(g);
     let flows: Vec<serde_json::Value> = cluster
         .iter()
         .map(|p| {
@@ -348,38 +344,60 @@ fn transfers_under_one_bucket(g: &Group) -> Option<Outcome> {
     if beyond_one_bucket(g, rate_bps) {
         return None;
     }
-    let control_bps = g
-        .controls
-        .iter()
-        .filter_map(|c| c.bulk_dir(cfg.bulk_min_bytes).and_then(|d| c.goodput_bps(d)))
-        .fold(0.0f64, f64::max);
+    let control_bps = control_max_goodput_bps(g);
     if control_bps < cfg.control_margin * rate_bps {
         return None;
     }
-    Some(Outcome::Finding(Detected {
+    let evidence = json!({
+        "policed_flows": bulk.len(),
+        "loss_share": (loss * 1e4).round() / 1e4,
+        "control_loss_share": (control_loss * 1e4).round() / 1e4,
+        "scope_bins": { "concurrent": concurrent_bins, "single": single_bins },
+    });
+    let what = format!(
+        "downloads together policed at {} ({} flows losing {:.1}% of their packets, one \
+         bucket for all)",
+        rate_text(rate_bps),
+        bulk.len(),
+        loss * 100.0
+    );
+    let flows = bulk.iter().map(|f| f.id()).collect();
+    Some(one_bucket(rate_bps, control_bps, 0.8, flows, evidence, &what))
+}
+
+/// The fastest goodput of a bulk control transfer in the window.
+fn control_max_goodput_bps(g: &Group) -> f64 {
+    (g.controls.iter())
+        .filter_map(|c| c.bulk_dir(g.cfg.bulk_min_bytes).and_then(|d| c.goodput_bps(d)))
+        .fold(0.0f64, f64::max)
+}
+
+/// The finding of one bucket for all at `rate_bps`: `evidence` with the bucket's scope and
+/// rate, and "all the service's `what`".
+#[inline(never)]
+fn one_bucket(
+    rate_bps: f64,
+    control_bps: f64,
+    confidence: f64,
+    flows: Vec<u64>,
+    mut evidence: serde_json::Value,
+    what: &str,
+) -> Outcome {
+    evidence["scope"] = json!("aggregate");
+    evidence["aggregate_rate_bps"] = json!(rate_bps.round());
+    evidence["rate_bps"] = json!(rate_bps.round());
+    evidence["control_max_goodput_bps"] = json!(control_bps.round());
+    Outcome::Finding(Detected {
         finding: Finding::Throttled,
         mechanism: Some(Mechanism::Policing),
-        confidence: 0.8,
-        evidence: json!({
-            "scope": "aggregate",
-            "aggregate_rate_bps": rate_bps.round(),
-            "rate_bps": rate_bps.round(),
-            "policed_flows": bulk.len(),
-            "loss_share": (loss * 1e4).round() / 1e4,
-            "control_loss_share": (control_loss * 1e4).round() / 1e4,
-            "scope_bins": { "concurrent": concurrent_bins, "single": single_bins },
-            "control_max_goodput_bps": control_bps.round(),
-        }),
-        flows: examples(bulk.iter().map(|f| f.id()), 20),
+        confidence,
+        evidence,
+        flows: examples(flows, 20),
         summary: format!(
-            "all the service's downloads together policed at {} ({} flows losing {:.1}% of \
-             their packets, one bucket for all); control traffic reached {}",
-            rate_text(rate_bps),
-            bulk.len(),
-            loss * 100.0,
+            "all the service's {what}; control traffic reached {}",
             rate_text(control_bps)
         ),
-    }))
+    })
 }
 
 /// How near a bin's sum must be to the median to count as held at the bucket's rate...
@@ -399,6 +417,7 @@ const STARVED_MIN_BINS: usize = 6;
 /// [`super::stall::Stall::Undelivered`]), while the service's summed rate towards the client
 /// stays at the bucket's rate, bin by bin, with no queue, and control transfers ran
 /// `control_margin` times faster.
+#[inline(never)]
 fn starved(g: &Group) -> Option<Outcome> {
     let cfg = g.cfg;
     let starved: Vec<u64> = g
@@ -415,63 +434,40 @@ fn starved(g: &Group) -> Option<Outcome> {
     // What drains the bucket loses packets at it too: a call of the service losing media
     // (`loss_min_share`, twice the control calls'). A blackhole of the connections beside a
     // call that goes through whole is no bucket.
-    let call_loss = |calls: &[Facts]| {
-        let (lost, expected) = (calls.iter())
-            .filter_map(Facts::rtp_loss_down)
-            .fold((0, 0), |(l, e), x| (l + x.lost, e + x.expected));
-        (expected >= 50).then(|| lost as f64 / expected as f64)
-    };
-    let drained = call_loss(&g.targets).is_some_and(|share| {
-        share >= cfg.loss_min_share && share >= 2.0 * call_loss(g.controls).unwrap_or(0.0)
-    });
-    if !drained {
+    let ((lost, expected), control) = (rtp_loss_down(&g.targets), rtp_loss_down(g.controls));
+    let share = lost as f64 / expected.max(1) as f64;
+    let control_share = control.0 as f64 / control.1.max(1) as f64;
+    if expected < 50 || share < cfg.loss_min_share || share < 2.0 * control_share {
         return None;
     }
     let (totals, bin_s) = down_bytes_per_bin(g, &|_| true);
     let (first, last) = (*totals.keys().next()?, *totals.keys().next_back()?);
+    // The bins between the first and the last (a bin without traffic is not held).
+    let bins = (last - first).saturating_sub(1) as usize;
     let rates: Vec<f64> = (first + 1..last)
-        .map(|bin| totals.get(&bin).copied().unwrap_or(0) as f64 * 8.0 / bin_s)
+        .filter_map(|bin| totals.get(&bin))
+        .map(|&b| b as f64 * 8.0 / bin_s)
         .collect();
     let rate_bps = median(&rates)?;
     let held = rates.iter().filter(|r| (*r - rate_bps).abs() <= STARVED_TOLERANCE * rate_bps);
     let held = held.count();
-    if held < STARVED_MIN_BINS || (held as f64) < STARVED_HELD_SHARE * rates.len() as f64 {
+    if held < STARVED_MIN_BINS || (held as f64) < STARVED_HELD_SHARE * bins as f64 {
         return None;
     }
-    let control_bps = g
-        .controls
-        .iter()
-        .filter_map(|c| c.bulk_dir(cfg.bulk_min_bytes).and_then(|d| c.goodput_bps(d)))
-        .fold(0.0f64, f64::max);
+    let control_bps = control_max_goodput_bps(g);
     if control_bps < cfg.control_margin * rate_bps || beyond_one_bucket(g, rate_bps) {
         return None;
     }
-    Some(Outcome::Finding(Detected {
-        finding: Finding::Throttled,
-        mechanism: Some(Mechanism::Policing),
-        confidence: 0.7,
-        evidence: json!({
-            "scope": "aggregate",
-            "aggregate_rate_bps": rate_bps.round(),
-            "rate_bps": rate_bps.round(),
-            "starved_flows": starved.len(),
-            "busy_bins": rates.len(),
-            "held_bins": held,
-            "control_max_goodput_bps": control_bps.round(),
-        }),
-        flows: examples(starved.iter().copied(), 20),
-        summary: format!(
-            "all the service's traffic together held at {} (one bucket for all: {} \
-             connections starved of their data, the sum within {:.0}% of that rate in {} of {} \
-             bins); control traffic reached {}",
-            rate_text(rate_bps),
-            starved.len(),
-            STARVED_TOLERANCE * 100.0,
-            held,
-            rates.len(),
-            rate_text(control_bps)
-        ),
-    }))
+    let evidence =
+        json!({ "starved_flows": starved.len(), "busy_bins": rates.len(), "held_bins": held });
+    // (STARVED_TOLERANCE in words.)
+    let what = format!(
+        "traffic together held at {} (one bucket for all: {} connections starved of their \
+         data, the sum within 10% of that rate in {held} of {bins} bins)",
+        rate_text(rate_bps),
+        starved.len(),
+    );
+    Some(one_bucket(rate_bps, control_bps, 0.7, starved, evidence, &what))
 }
 
 /// A flow's mean rate towards the client over its busy period (first to last bin with
@@ -494,11 +490,7 @@ fn mean_rate_down_bps(f: &Facts) -> Option<f64> {
 /// service's summed rate towards the client in the bins where a policed connection was busy.
 fn shared_bucket(g: &Group, policed: &[u64], per_flow_bps: f64) -> Option<(Vec<u64>, f64)> {
     let cfg = g.cfg;
-    let (c_lost, c_expected) = g
-        .controls
-        .iter()
-        .filter_map(Facts::rtp_loss_down)
-        .fold((0, 0), |(l, e), x| (l + x.lost, e + x.expected));
+    let (c_lost, c_expected) = rtp_loss_down(g.controls);
     let control_call_loss = c_lost as f64 / c_expected.max(1) as f64;
     // The rate a flow kept while it lost packets: a call's media rate, a transfer's
     // delivery between its first and last loss (what came before, in a bucket's first
@@ -559,6 +551,12 @@ fn shared_bucket(g: &Group, policed: &[u64], per_flow_bps: f64) -> Option<(Vec<u
     let rates: Vec<f64> =
         busy.iter().map(|bin| totals.get(bin).copied().unwrap_or(0) as f64 * 8.0 / bin_s).collect();
     Some((faster, median(&rates)?))
+}
+
+/// RTP packets lost towards the client and expected, over the calls among `flows`.
+fn rtp_loss_down(flows: &[Facts]) -> (u64, u64) {
+    (flows.iter().filter_map(Facts::rtp_loss_down))
+        .fold((0, 0), |(l, e), x| (l + x.lost, e + x.expected))
 }
 
 /// Bytes towards the client per bin, summed over the service's flows that `keep` takes, and

@@ -79,7 +79,9 @@ fn ended_mid_transfer(f: &Facts) -> bool {
     full_as_largest || full_as_mss
 }
 
-/// How a connection stalled in the window, if it did.
+/// How a connection stalled in the window, if it did. (Called from several detectors: one
+/// copy, for the router's size.)
+#[inline(never)]
 pub(super) fn stall(f: &Facts, g: &Group) -> Option<Stall> {
     let cfg = g.cfg;
     let t = f.tcp()?;

@@ -31,15 +31,17 @@ pub use welch::welch_t_test;
 
 /// The values without NaNs, sorted.
 fn sorted_without_nan(x: &[f64]) -> Vec<f64> {
-    let mut v: Vec<f64> = x.iter().copied().filter(|v| !v.is_nan()).collect();
-    v.sort_unstable_by(f64::total_cmp);
-    normalise_zero_signs(&mut v);
-    v
+    sorted_kept(x, |v| !v.is_nan())
 }
 
 /// The finite values, sorted.
 fn sorted_finite(x: &[f64]) -> Vec<f64> {
-    let mut v: Vec<f64> = x.iter().copied().filter(|v| v.is_finite()).collect();
+    sorted_kept(x, |v| v.is_finite())
+}
+
+/// The values `keep` keeps, sorted (one copy of the code for both: the router's size).
+fn sorted_kept(x: &[f64], keep: fn(&f64) -> bool) -> Vec<f64> {
+    let mut v: Vec<f64> = x.iter().copied().filter(keep).collect();
     v.sort_unstable_by(f64::total_cmp);
     normalise_zero_signs(&mut v);
     v
