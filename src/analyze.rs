@@ -26,7 +26,7 @@ use crate::classify::Role;
 use crate::classify::{Catalogue, Classifier};
 use crate::config::{DetectConfig, PipelineConfig};
 use crate::detect::history::History;
-use crate::detect::{Verdict, Window, WindowGrid, evaluate_window};
+use crate::detect::{RecentAttempts, Verdict, Window, WindowGrid, evaluate_window};
 use crate::flow::Proto;
 use crate::pipeline::{Analysis, FinishedFlow, Pipeline, sort_by_id};
 use crate::report::calls::TcpStart;
@@ -87,6 +87,8 @@ pub struct AnalyzeOutput {
 struct Judge<'s> {
     detect: DetectConfig,
     history: Option<History>,
+    /// The attempts of the latest windows (blocking), from one window to the next.
+    recent: RecentAttempts,
     verdicts: Vec<Verdict>,
     sink: Option<(&'s mut dyn Sink, Streamed)>,
 }
@@ -107,8 +109,14 @@ impl Judge<'_> {
         catalogue: &Catalogue,
     ) {
         let flows: Vec<_> = flows.iter().collect();
-        let verdicts =
-            evaluate_window(&flows, window, catalogue, &self.detect, self.history.as_mut());
+        let verdicts = evaluate_window(
+            &flows,
+            window,
+            catalogue,
+            &self.detect,
+            self.history.as_mut(),
+            &mut self.recent,
+        );
         let Some((sink, streamed)) = &mut self.sink else {
             self.verdicts.extend(verdicts);
             return;
@@ -199,6 +207,7 @@ fn run_with(input: AnalyzeInput, sink: Option<&mut dyn Sink>) -> AnalyzeOutput {
     let mut judge = Judge {
         detect: input.detect,
         history: input.history,
+        recent: RecentAttempts::default(),
         verdicts: Vec::new(),
         sink: sink.map(|s| (s, streamed())),
     };

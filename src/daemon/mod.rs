@@ -42,7 +42,7 @@ use crate::config::{ConfigFile, DaemonConfig, PipelineConfig, load};
 pub use crate::config::{ConfigSource, Overrides};
 use crate::decode::LinkType;
 use crate::detect::history::History;
-use crate::detect::{WindowGrid, evaluate_window};
+use crate::detect::{RecentAttempts, WindowGrid, evaluate_window};
 use crate::pipeline::Pipeline;
 
 use capture::{FrameSource, FromCapture, LiveSource, ToCapture, WindowData};
@@ -278,6 +278,7 @@ pub(crate) fn start(
         file,
         events,
         history,
+        recent: RecentAttempts::default(),
         state,
         metrics,
         to_capture,
@@ -327,6 +328,8 @@ struct Main {
     file: ConfigFile,
     events: EventSink,
     history: Option<History>,
+    /// The attempts of the latest windows (blocking), from one window to the next.
+    recent: RecentAttempts,
     state: State,
     /// What `/metrics` serves.
     metrics: Arc<Mutex<String>>,
@@ -475,6 +478,7 @@ impl Main {
             &w.catalogue,
             &self.file.detect,
             self.history.as_mut(),
+            &mut self.recent,
         );
         for v in &verdicts {
             self.emit(EventKind::Verdict { verdict: v });

@@ -7,6 +7,14 @@
 //! decides: several attempts of a kind all unanswered while every control attempt of that kind
 //! was answered, or the service's STUN requests (almost) all unanswered beside a control call
 //! whose media flows both ways.
+//!
+//! A block lasts, and a short window may hold a single attempt of a kind: a window judges its
+//! own attempts of each kind together with those of the kind that windows ending less than
+//! [`MEMORY_US`] before its end judged, of flows it does not judge again (an answer that comes
+//! later makes an earlier attempt answered) ([`RecentAttempts`], kept by the caller from one
+//! window to the next). Windows of a minute and longer judge only their own.
+
+use std::collections::VecDeque;
 
 use serde_json::json;
 
@@ -16,7 +24,15 @@ use super::{
     Comparison, Counts, Detected, Detector, Doubt, Finding, Group, Mechanism, Outcome, examples,
     p_text, share_outcome, versus_control,
 };
+use crate::classify::{Catalogue, Role, ServiceId};
 use crate::flow::Direction;
+use crate::pipeline::FinishedFlow;
+use crate::time::Timestamp;
+
+/// How long the attempts of earlier windows count (module docs).
+pub const MEMORY_US: u64 = 60_000_000;
+/// Most attempts remembered: the oldest go first.
+const MEMORY_MAX: usize = 1024;
 
 /// The kinds of connection attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,29 +59,156 @@ impl Kind {
 /// A flow's attempt in the window and whether it went unanswered; `None` when the flow
 /// attempted nothing we can judge there. TCP: the connection's SYNs (judged where the flow had
 /// packets), unanswered for `stall_silence_s` by the window's end (a queue may hold the answer
-/// for a while). UDP: the window's STUN requests, datagrams to port 443, or other datagrams (at
-/// least two), with nothing back.
+/// for a while). UDP: the window's STUN requests, datagrams to port 443, or other datagrams,
+/// with nothing back in the window, and at least two of them there or, for a flow never
+/// answered, since it began (a client sends again less and less often: one try may fall in a
+/// window).
 fn attempt(f: &Facts, silence_us: u64) -> Option<(Kind, bool)> {
     if !f.active() {
         return None;
     }
-    let down_packets = f.packets(Direction::Down);
+    let down_ever = f.f.measures.dirs.down.packets;
     if let Some(t) = f.tcp() {
         let hs = &t.handshake;
-        let down_ever = f.f.measures.dirs.down.packets;
         let waited = f.known_until().since(f.f.first_at) >= silence_us;
         return (hs.syns > 0)
             .then_some((Kind::Tcp, hs.synacks == 0 && down_ever == 0 && hs.syns >= 2 && waited));
     }
+    let silent = f.packets(Direction::Down) == 0;
+    let tries = |now: u64, ever: u64| silent && (now >= 2 || (down_ever == 0 && ever >= 2));
     let (requests, answered) = f.stun_requests();
     if requests > 0 {
-        return Some((Kind::Stun, answered == 0 && down_packets == 0 && requests >= 2));
+        let ever = f.udp().map_or(0, |u| u64::from(u.stun.requests));
+        return Some((Kind::Stun, answered == 0 && tries(requests, ever)));
     }
-    let up_packets = f.packets(Direction::Up);
+    let (up_packets, up_ever) = (f.packets(Direction::Up), f.f.measures.dirs.up.packets);
     if f.f.server.port == 443 && up_packets > 0 {
-        return Some((Kind::Quic, down_packets == 0 && up_packets >= 2));
+        return Some((Kind::Quic, tries(up_packets, up_ever)));
     }
-    (up_packets >= 2).then_some((Kind::Udp, down_packets == 0))
+    (up_packets >= 2).then_some((Kind::Udp, tries(up_packets, up_ever)))
+}
+
+/// What a window says anew of flows' attempts, for what earlier windows said of them.
+#[derive(Default)]
+struct Anew {
+    /// Flows with an attempt judged in the window (sorted ids): their earlier one no longer
+    /// counts.
+    attempted: Vec<u64>,
+    /// Flows with no attempt there but something coming back (sorted ids): an answer, late
+    /// or not, to what they tried before.
+    answered: Vec<u64>,
+}
+
+impl Anew {
+    fn of<'f>(flows: impl Iterator<Item = &'f Facts<'f>>, silence_us: u64) -> Anew {
+        let mut anew = Anew::default();
+        for f in flows {
+            if attempt(f, silence_us).is_some() {
+                anew.attempted.push(f.id());
+            } else if f.active() && f.packets(Direction::Down) > 0 {
+                anew.answered.push(f.id());
+            }
+        }
+        anew.attempted.sort_unstable();
+        anew.answered.sort_unstable();
+        anew
+    }
+
+    /// An earlier attempt as this window leaves it: `None` when the window judged the flow's
+    /// attempt again.
+    fn update(&self, r: &Remembered) -> Option<Remembered> {
+        if self.attempted.binary_search(&r.flow).is_ok() {
+            return None;
+        }
+        let answered = self.answered.binary_search(&r.flow).is_ok();
+        Some(Remembered { unanswered: r.unanswered && !answered, ..*r })
+    }
+}
+
+/// The attempts of the latest windows (module docs), from one window to the next.
+#[derive(Debug, Default)]
+pub struct RecentAttempts {
+    /// Oldest first.
+    list: VecDeque<Remembered>,
+    /// The catalogue's service ids the list's services index: a catalogue that changes them
+    /// (the daemon reloads it) empties the list.
+    services: Vec<String>,
+}
+
+/// One flow's attempt as the latest window it was active in judged it.
+#[derive(Debug, Clone, Copy)]
+struct Remembered {
+    /// That window's end.
+    end: Timestamp,
+    /// `None`: a control flow.
+    service: Option<ServiceId>,
+    flow: u64,
+    kind: Kind,
+    unanswered: bool,
+}
+
+impl RecentAttempts {
+    /// After a window is judged: keep the attempts of its flows, in place of what earlier
+    /// windows said of the same flows, and forget what is too old to count at the next.
+    pub fn remember(
+        &mut self,
+        flows: &[&FinishedFlow],
+        window: super::Window,
+        catalogue: &Catalogue,
+        cfg: &crate::config::DetectConfig,
+    ) {
+        if !self
+            .services
+            .iter()
+            .map(String::as_str)
+            .eq(catalogue.services().iter().map(|s| s.id.as_str()))
+        {
+            self.list.clear();
+            self.services = catalogue.services().iter().map(|s| s.id.clone()).collect();
+        }
+        let silence_us = (cfg.stall_silence_s * 1e6) as u64;
+        let judged: Vec<(Option<ServiceId>, Facts)> = flows
+            .iter()
+            .filter_map(|f| match (f.role, f.class.service) {
+                (Role::Control, _) => Some((None, Facts::new(f, window))),
+                (_, Some(sid)) => Some((Some(sid), Facts::new(f, window))),
+                (_, None) => None,
+            })
+            .collect();
+        let anew = Anew::of(judged.iter().map(|(_, f)| f), silence_us);
+        let oldest = window.end.micros().saturating_sub(MEMORY_US);
+        let kept = self.list.iter().filter(|r| r.end.micros() > oldest);
+        let mut list: VecDeque<Remembered> = kept.filter_map(|r| anew.update(r)).collect();
+        list.extend(judged.iter().filter_map(|(service, f)| {
+            let (kind, unanswered) = attempt(f, silence_us)?;
+            Some(Remembered { end: window.end, service: *service, flow: f.id(), kind, unanswered })
+        }));
+        let excess = list.len().saturating_sub(MEMORY_MAX);
+        list.drain(..excess);
+        self.list = list;
+    }
+
+    /// The attempts of a service (`None`: of the controls) of the given kinds that earlier
+    /// windows judged, less than [`MEMORY_US`] before `end`, as the window (`anew`) leaves
+    /// them.
+    fn earlier<'r>(
+        &'r self,
+        service: Option<ServiceId>,
+        kinds: &'r [Kind],
+        end: Timestamp,
+        anew: &'r Anew,
+    ) -> impl Iterator<Item = (u64, (Kind, bool))> + 'r {
+        self.list
+            .iter()
+            .filter(move |r| {
+                r.service == service
+                    && kinds.contains(&r.kind)
+                    && r.end < end
+                    && end.micros() - r.end.micros() < MEMORY_US
+            })
+            .filter_map(|r| anew.update(r))
+            .map(|r| (r.flow, (r.kind, r.unanswered)))
+    }
 }
 
 /// A UDP flow with media both ways in the window: a call that works.
@@ -74,9 +217,10 @@ fn two_way_call(f: &Facts) -> bool {
 }
 
 /// One kind's attempts: the service's and the controls'.
-struct Tally<'a> {
+struct Tally {
     kind: Kind,
-    blocked: Vec<&'a Facts<'a>>,
+    /// The service's flows whose attempt went unanswered.
+    blocked: Vec<u64>,
     t: Counts,
     c: Counts,
 }
@@ -84,26 +228,39 @@ struct Tally<'a> {
 pub(super) fn detect(g: &Group) -> Outcome {
     const NAME: Detector = Detector::Blocking;
     let silence_us = (g.cfg.stall_silence_s * 1e6) as u64;
-    let targets: Vec<(&Facts, (Kind, bool))> =
-        g.targets.iter().filter_map(|f| attempt(f, silence_us).map(|a| (f, a))).collect();
+    let now = |flows: &[Facts]| -> Vec<(u64, (Kind, bool))> {
+        flows.iter().filter_map(|f| attempt(f, silence_us).map(|a| (f.id(), a))).collect()
+    };
+    let (mut targets, mut controls) = (now(&g.targets), now(g.controls));
     if targets.is_empty() {
         return Outcome::NotApplicable;
     }
-    let controls: Vec<(Kind, bool)> =
-        g.controls.iter().filter_map(|f| attempt(f, silence_us)).collect();
-    let count = |kind: Kind, list: &mut dyn Iterator<Item = (Kind, bool)>| {
-        list.filter(|(k, _)| *k == kind).fold(Counts { hits: 0, total: 0 }, |c, (_, b)| Counts {
-            hits: c.hits + u64::from(b),
-            total: c.total + 1,
-        })
+    // The recent attempts of the kinds the service attempts in the window.
+    let kinds: Vec<Kind> =
+        Kind::ALL.into_iter().filter(|k| targets.iter().any(|t| t.1.0 == *k)).collect();
+    let anew = Anew::of(g.targets.iter().chain(g.controls), silence_us);
+    let (targets_now, controls_now) = (targets.len(), controls.len());
+    targets.extend(g.recent.earlier(Some(g.service), &kinds, g.end, &anew));
+    controls.extend(g.recent.earlier(None, &kinds, g.end, &anew));
+    let earlier_targets = targets.len() - targets_now;
+    let earlier_controls = controls.len() - controls_now;
+    let count = |kind: Kind, list: &[(u64, (Kind, bool))]| {
+        list.iter().filter(|(_, (k, _))| *k == kind).fold(
+            Counts { hits: 0, total: 0 },
+            |c, (_, (_, b))| Counts { hits: c.hits + u64::from(*b), total: c.total + 1 },
+        )
     };
     let tallies: Vec<Tally> = Kind::ALL
         .iter()
         .map(|&kind| Tally {
             kind,
-            blocked: targets.iter().filter(|(_, a)| *a == (kind, true)).map(|(f, _)| *f).collect(),
-            t: count(kind, &mut targets.iter().map(|(_, a)| *a)),
-            c: count(kind, &mut controls.iter().copied()),
+            blocked: targets
+                .iter()
+                .filter(|(_, a)| *a == (kind, true))
+                .map(|(id, _)| *id)
+                .collect(),
+            t: count(kind, &targets),
+            c: count(kind, &controls),
         })
         .collect();
     let t = Counts {
@@ -143,6 +300,8 @@ pub(super) fn detect(g: &Group) -> Outcome {
             "control_stun_requests": c_requests,
             "control_stun_requests_unanswered": c_unanswered,
             "fisher_p": p,
+            "earlier_attempts": earlier_targets,
+            "earlier_control_attempts": earlier_controls,
         })
     };
     // Per kind, the strongest comparison: a significant share, or several attempts all
@@ -154,10 +313,15 @@ pub(super) fn detect(g: &Group) -> Outcome {
         match versus_control(g, k.t, k.c).or_decided_by(behaviour) {
             Comparison::Higher { p } if decided.as_ref().is_none_or(|d| p < d.0) => {
                 let text = format!(
-                    "{} of {} {} attempts never answered; control {} of {}",
+                    "{} of {} {} attempts never answered{}; control {} of {}",
                     k.t.hits,
                     k.t.total,
                     k.kind.name().to_uppercase(),
+                    if earlier_targets > 0 {
+                        " (this window and the minute before it)"
+                    } else {
+                        ""
+                    },
                     k.c.hits,
                     k.c.total
                 );
@@ -184,7 +348,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
             decided = Some((p, text));
         }
     }
-    let blocked: Vec<&Facts> = tallies.iter().flat_map(|k| k.blocked.iter().copied()).collect();
+    let blocked: Vec<u64> = tallies.iter().flat_map(|k| k.blocked.iter().copied()).collect();
     let comparison = match &decided {
         Some((p, _)) => Comparison::Higher { p: *p },
         None if no_control => Comparison::NoControl,
@@ -207,7 +371,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
             mechanism: Some(Mechanism::Drop),
             confidence: (((1.0 - p) * 0.95) * 100.0).round() / 100.0,
             evidence,
-            flows: examples(blocked.iter().map(|f| f.id()), 20),
+            flows: examples(blocked.iter().copied(), 20),
             summary: format!("{what} ({})", p_text(p)),
         },
     )

@@ -32,6 +32,7 @@ use crate::config::DetectConfig;
 use crate::pipeline::FinishedFlow;
 use crate::time::Timestamp;
 
+pub use blocking::RecentAttempts;
 pub(crate) use doubt::{Detector, Doubt};
 use facts::Facts;
 use history::History;
@@ -227,6 +228,10 @@ pub(crate) struct Group<'a> {
     pub cfg: &'a DetectConfig,
     /// The window's end: how long a flow still open then has been silent.
     pub end: Timestamp,
+    /// The service the targets belong to.
+    pub service: ServiceId,
+    /// The attempts of the latest windows (blocking).
+    pub recent: &'a RecentAttempts,
 }
 
 /// The grid of evaluation windows on packet time, the same for `analyze` and the daemon: windows
@@ -276,16 +281,18 @@ impl WindowGrid {
 }
 
 /// Evaluate one window: every flow given belongs to it (the daemon hands over the flows that
-/// finished in the window and those still open at its end).
+/// finished in the window and those still open at its end). `recent`: the attempts of the
+/// windows before, which this one's then join (pass the same from one window to the next).
 pub fn evaluate_window(
     flows: &[&FinishedFlow],
     window: Window,
     catalogue: &Catalogue,
     cfg: &DetectConfig,
     mut history: Option<&mut History>,
+    recent: &mut RecentAttempts,
 ) -> Vec<Verdict> {
     let mut verdicts = Vec::new();
-    each_group(flows, window, catalogue, cfg, |id, group| {
+    each_group(flows, window, catalogue, cfg, recent, |id, group| {
         let mut these = verdicts_of(id, window, &run_detectors(group));
         if let Some(h) = history.as_deref_mut() {
             let unix_s = window.start.micros() / 1_000_000;
@@ -306,6 +313,7 @@ pub fn evaluate_window(
         }
         verdicts.extend(these);
     });
+    recent.remember(flows, window, catalogue, cfg);
     verdicts
 }
 
@@ -317,9 +325,10 @@ fn window_outcomes(
     window: Window,
     catalogue: &Catalogue,
     cfg: &DetectConfig,
+    recent: &RecentAttempts,
 ) -> Vec<(String, Vec<Outcome>)> {
     let mut outcomes = Vec::new();
-    each_group(flows, window, catalogue, cfg, |id, group| {
+    each_group(flows, window, catalogue, cfg, recent, |id, group| {
         outcomes.push((id.to_string(), run_detectors(group)));
     });
     outcomes
@@ -331,6 +340,7 @@ fn each_group(
     window: Window,
     catalogue: &Catalogue,
     cfg: &DetectConfig,
+    recent: &RecentAttempts,
     mut visit: impl FnMut(&str, &Group),
 ) {
     let controls: Vec<Facts> =
@@ -349,6 +359,8 @@ fn each_group(
             services_tested: services.len(),
             cfg,
             end: window.end,
+            service: sid,
+            recent,
         };
         visit(&catalogue.service(sid).id, &group);
     }

@@ -455,7 +455,9 @@ fn starved(g: &Group) -> Option<Outcome> {
         return None;
     }
     let control_bps = control_max_goodput_bps(g);
-    if control_bps < cfg.control_margin * rate_bps || beyond_one_bucket(g, rate_bps) {
+    if control_bps < cfg.control_margin * rate_bps
+        || bins_beyond_one_bucket(&totals, bin_s, rate_bps)
+    {
         return None;
     }
     let evidence =
@@ -591,6 +593,15 @@ fn bucket_depth_limit_bytes(rate_bps: f64) -> f64 {
 /// calls at that rate is no bucket when a download beside them ran many times faster.
 fn beyond_one_bucket(g: &Group, rate_bps: f64) -> bool {
     let (totals, bin_s) = down_bytes_per_bin(g, &|_| true);
+    bins_beyond_one_bucket(&totals, bin_s, rate_bps)
+}
+
+/// [`beyond_one_bucket`] on the service's bytes towards the client per bin.
+fn bins_beyond_one_bucket(
+    totals: &std::collections::BTreeMap<u64, u64>,
+    bin_s: f64,
+    rate_bps: f64,
+) -> bool {
     let (Some(&first), Some(&last)) = (totals.keys().next(), totals.keys().next_back()) else {
         return false;
     };
@@ -691,7 +702,8 @@ mod tests {
         let cfg = DetectConfig { window_s: 60, ..DetectConfig::default() };
         let mut answers = Vec::new();
         sim.windows(&cfg, |flows, window, catalogue| {
-            super::super::each_group(flows, window, catalogue, &cfg, |_, g| {
+            let recent = super::super::RecentAttempts::default();
+            super::super::each_group(flows, window, catalogue, &cfg, &recent, |_, g| {
                 answers.push(beyond_one_bucket(g, rate_bps));
             });
         });

@@ -8,7 +8,8 @@
 use std::net::Ipv4Addr;
 
 use super::{
-    Doubt, Outcome, Verdict, Window, WindowGrid, doubts, evaluate_window, window_outcomes,
+    Doubt, Outcome, RecentAttempts, Verdict, Window, WindowGrid, doubts, evaluate_window,
+    window_outcomes,
 };
 use crate::classify::{Catalogue, CatalogueFile, Classifier};
 use crate::config::{DetectConfig, PipelineConfig};
@@ -264,8 +265,9 @@ impl Sim {
     /// does, with the `msg` catalogue; the verdicts about `msg`.
     pub fn verdicts(self, cfg: &DetectConfig) -> Vec<Verdict> {
         let mut verdicts = Vec::new();
+        let mut recent = RecentAttempts::default();
         self.windows(cfg, |flows, w, catalogue| {
-            verdicts.extend(evaluate_window(flows, w, catalogue, cfg, None));
+            verdicts.extend(evaluate_window(flows, w, catalogue, cfg, None, &mut recent));
         });
         verdicts
     }
@@ -273,14 +275,15 @@ impl Sim {
     /// As [`Sim::verdicts`], window by window, with what each detector answered about `msg`.
     pub fn judge(self, cfg: &DetectConfig) -> Vec<Judged> {
         let mut judged = Vec::new();
+        let mut recent = RecentAttempts::default();
         self.windows(cfg, |flows, w, catalogue| {
-            let outcomes: Vec<Outcome> = window_outcomes(flows, w, catalogue, cfg)
+            let outcomes: Vec<Outcome> = window_outcomes(flows, w, catalogue, cfg, &recent)
                 .into_iter()
                 .filter(|(id, _)| id == "msg")
                 .flat_map(|(_, o)| o)
                 .collect();
             judged.push(Judged {
-                verdicts: evaluate_window(flows, w, catalogue, cfg, None),
+                verdicts: evaluate_window(flows, w, catalogue, cfg, None, &mut recent),
                 doubts: doubts(&outcomes).into_iter().cloned().collect(),
                 outcomes,
             });
@@ -307,8 +310,9 @@ impl Sim {
     #[cfg(feature = "html")]
     pub fn analysis(self, cfg: &DetectConfig) -> (Analysis, Vec<Verdict>) {
         let mut verdicts = Vec::new();
+        let mut recent = RecentAttempts::default();
         let analysis = self.windows(cfg, |flows, w, catalogue| {
-            verdicts.extend(evaluate_window(flows, w, catalogue, cfg, None));
+            verdicts.extend(evaluate_window(flows, w, catalogue, cfg, None, &mut recent));
         });
         (analysis, verdicts)
     }
@@ -1162,6 +1166,98 @@ mod tests {
         let v = sim.verdicts(&cfg(60));
         assert_eq!(findings(&v), ["blocked/drop"], "{}", summaries(&v));
         assert!(v[0].summary.contains("QUIC"), "{}", v[0].summary);
+    }
+
+    /// A QUIC connection tried every 6 s, its Initials (sent again 4 times over a second)
+    /// never answered, beside a control's QUIC every 6 s that works: a 5-s window holds one
+    /// attempt of each, too few alone; with the attempts of the minute before, the block is
+    /// found within 20 s and said in every window after that has an attempt (none says
+    /// `none`). When the service answers, no window finds anything; windows a minute long judge only
+    /// their own.
+    #[test]
+    fn a_block_is_found_from_one_attempt_a_window() {
+        let sim = |answered: bool| {
+            let mut sim = Sim::default();
+            for i in 0..8u64 {
+                for (server, port) in [(MSG, 50_000 + i as u16), (CTL, 51_000 + i as u16)] {
+                    let initial = [0xc3u8; 1200];
+                    let start_ms = i * 6_000 + if server == MSG { 0 } else { 2_000 };
+                    for k in 0..4u64 {
+                        let at = (start_ms + k * 300) * 1000;
+                        sim.udp(at, true, (server, 443), port, &initial);
+                        if server == CTL || answered {
+                            sim.udp(at + 30_000, false, (server, 443), port, &initial[..1000]);
+                        }
+                    }
+                }
+            }
+            sim
+        };
+        let v = sim(false).verdicts(&cfg(5));
+        let blocked: Vec<&Verdict> =
+            v.iter().filter(|v| v.finding == crate::detect::Finding::Blocked).collect();
+        assert!(blocked.len() >= 6, "{}", summaries(&v));
+        assert!(blocked[0].window.end.micros() <= T0_US + 20_000_000, "{}", summaries(&v));
+        assert!(blocked[0].summary.contains("minute before"), "{}", blocked[0].summary);
+        assert!(blocked[0].evidence["earlier_attempts"].as_u64() >= Some(1));
+        let first = v.iter().position(|v| v.finding == crate::detect::Finding::Blocked).unwrap();
+        assert!(
+            v[first..].iter().all(|v| v.finding != crate::detect::Finding::None),
+            "{}",
+            summaries(&v)
+        );
+        let v = sim(true).verdicts(&cfg(5));
+        assert!(v.iter().all(|v| !v.is_finding()), "{}", summaries(&v));
+        // Whole minutes: one window, the block seen in it alone.
+        let v = sim(false).verdicts(&cfg(60));
+        assert_eq!(findings(&v), ["blocked/drop"], "{}", summaries(&v));
+        assert_eq!(v[0].evidence["earlier_attempts"], 0);
+    }
+
+    /// Two QUIC connections to the service whose client sends its Initial again less and less
+    /// often (1, 2, 4, 5 s apart), never answered, beside control QUIC every 4 s that works:
+    /// from the second 5-s window on each holds one Initial a window, and is still unanswered.
+    #[test]
+    fn one_try_a_window_of_a_flow_never_answered_is_unanswered() {
+        let mut sim = Sim::default();
+        let initial = [0xc3u8; 1200];
+        for (i, start_ms) in [0u64, 100].into_iter().enumerate() {
+            for after_ms in [0u64, 1_000, 3_000, 7_000, 12_000] {
+                let at = (start_ms + after_ms) * 1000;
+                sim.udp(at, true, (MSG, 443), 50_000 + i as u16, &initial);
+            }
+        }
+        for i in 0..5u64 {
+            let port = 51_000 + i as u16;
+            sim.udp((200 + i * 4_000) * 1000, true, (CTL, 443), port, &initial);
+            sim.udp((230 + i * 4_000) * 1000, false, (CTL, 443), port, &initial[..1000]);
+        }
+        let v = sim.verdicts(&cfg(5));
+        assert_eq!(findings(&v[..3]), ["blocked/drop"; 3], "{}", summaries(&v));
+    }
+
+    /// An answer that comes in the next window (2 s late) makes the attempt the window before
+    /// counted unanswered an answered one: two such attempts beside working control QUIC are
+    /// no block.
+    #[test]
+    fn a_late_answer_undoes_an_unanswered_attempt() {
+        let mut sim = Sim::default();
+        let initial = [0xc3u8; 1200];
+        // The windows' grid starts at the first packet: 0 s.
+        sim.udp(0, true, (CTL, 443), 52_000, &initial);
+        sim.udp(30_000, false, (CTL, 443), 52_000, &initial[..1000]);
+        for (i, start_ms) in [4_000u64, 9_000].into_iter().enumerate() {
+            let port = 50_000 + i as u16;
+            for k in 0..3u64 {
+                sim.udp((start_ms + k * 300) * 1000, true, (MSG, 443), port, &initial);
+            }
+            sim.udp((start_ms + 2_000) * 1000, false, (MSG, 443), port, &initial[..1000]);
+            let port = 51_000 + i as u16;
+            sim.udp((start_ms - 2_000) * 1000, true, (CTL, 443), port, &initial);
+            sim.udp((start_ms - 1_970) * 1000, false, (CTL, 443), port, &initial[..1000]);
+        }
+        let v = sim.verdicts(&cfg(5));
+        assert!(v.iter().all(|v| !v.is_finding()), "{}", summaries(&v));
     }
 
     /// A shaper below a call's rate (Belarus 2020-style queue): no download of the service
