@@ -376,3 +376,14 @@ pub(super) fn detect(g: &Group) -> Outcome {
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A remembered attempt is 24 bytes (README, Memory: at most [`MEMORY_MAX`] of them).
+    #[test]
+    fn a_remembered_attempt_is_24_bytes() {
+        assert_eq!(std::mem::size_of::<Remembered>(), 24);
+    }
+}
