@@ -32,7 +32,8 @@ settings! {
         /// at sub-millisecond RTTs a ratio alone says nothing).
         rtt_ratio: f64 = 3.0, Live;
         rtt_tolerance_ms: f64 = 20.0, Live;
-        /// Significance level of every test, before the Bonferroni correction across services.
+        /// Significance level of every test in a window of a minute or longer (a shorter one
+        /// has its share, `window_s` / 60), before the Bonferroni correction across services.
         alpha: f64 = 0.01, Live;
 
         /// Wehe (SIGCOMM'19): throughput samples per side, area test thresholds, jackknife.

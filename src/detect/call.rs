@@ -24,7 +24,6 @@ use super::stats::{fisher_exact_greater, mean_change_point};
 use super::{
     Detected, Detector, Doubt, Finding, Group, Mechanism, Outcome, examples, p_text, rate_text,
 };
-use crate::config::DetectConfig;
 use crate::measure::call::RtpLoss;
 
 /// What one call showed.
@@ -73,7 +72,8 @@ fn media_moved(f: &Facts, g: &Group) -> bool {
     })
 }
 
-fn call<'a>(f: &'a Facts<'a>, cfg: &DetectConfig) -> Option<Call<'a>> {
+fn call<'a>(f: &'a Facts<'a>, g: &Group) -> Option<Call<'a>> {
+    let cfg = g.cfg;
     let u = f.udp()?;
     let rtp = u.dirs.down.rtp()?;
     let RtpLoss { lost, expected, runs: loss_runs } = f.rtp_loss_down()?;
@@ -100,7 +100,7 @@ fn call<'a>(f: &'a Facts<'a>, cfg: &DetectConfig) -> Option<Call<'a>> {
         let bin_s = b.bin_us as f64 / 1e6;
         let rates: Vec<f64> = s[a..=z].iter().map(|&v| f64::from(v) * 8.0 / bin_s).collect();
         let cp = mean_change_point(&rates, 4)?;
-        (cp.mean_after < cfg.call_step_ratio * cp.mean_before && cp.p_value < cfg.alpha)
+        (cp.mean_after < cfg.call_step_ratio * cp.mean_before && cp.p_value < g.alpha())
             .then_some((cp.mean_before, cp.mean_after, cp.p_value))
     });
     Some(Call { f, lost, loss_runs, expected, jitter_us: rtp.jitter_us, silence, step })
@@ -133,11 +133,11 @@ pub(super) fn detect(g: &Group) -> Outcome {
 fn two_way_calls(g: &Group) -> Outcome {
     const NAME: Detector = Detector::Calls;
     let cfg = g.cfg;
-    let calls: Vec<Call> = g.targets.iter().filter_map(|f| call(f, cfg)).collect();
+    let calls: Vec<Call> = g.targets.iter().filter_map(|f| call(f, g)).collect();
     if calls.is_empty() {
         return Outcome::NotApplicable;
     }
-    let controls: Vec<Call> = g.controls.iter().filter_map(|f| call(f, cfg)).collect();
+    let controls: Vec<Call> = g.controls.iter().filter_map(|f| call(f, g)).collect();
     let (c_lost, c_runs, c_expected) = controls
         .iter()
         .fold((0, 0, 0), |(l, r, e), c| (l + c.lost, r + c.loss_runs, e + c.expected));

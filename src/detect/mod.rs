@@ -604,9 +604,13 @@ pub(crate) fn versus_control(g: &Group, t: Counts, c: Counts) -> Comparison {
 }
 
 impl Group<'_> {
-    /// The significance level after the Bonferroni correction across the window's services.
+    /// The significance level: `alpha` is a minute's, which windows shorter than a minute
+    /// share in proportion to their length (`window_s`), so that short windows raise no more
+    /// false alarms an hour than minute-long ones; then the Bonferroni correction across the
+    /// window's services.
     pub fn alpha(&self) -> f64 {
-        self.cfg.alpha / self.services_tested.max(1) as f64
+        let minute_share = (self.cfg.window_s as f64 / 60.0).min(1.0);
+        self.cfg.alpha * minute_share / self.services_tested.max(1) as f64
     }
 
     /// A p-value against [`Group::alpha`].
@@ -637,6 +641,31 @@ pub(crate) fn share_outcome(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The level of a test: a minute's `alpha`, shared by shorter windows in proportion to
+    /// their length, then divided among the window's services.
+    #[test]
+    fn short_windows_share_a_minutes_level() {
+        let level = |window_s: u64, services_tested: usize| {
+            let cfg = DetectConfig { window_s, ..DetectConfig::default() };
+            let recent = RecentAttempts::default();
+            let g = Group {
+                targets: Vec::new(),
+                controls: &[],
+                services_tested,
+                cfg: &cfg,
+                end: Timestamp::from_micros(0),
+                service: 0,
+                recent: &recent,
+            };
+            g.alpha()
+        };
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        assert!(close(level(60, 1), 0.01));
+        assert!(close(level(3_600, 2), 0.005));
+        assert!(close(level(5, 1), 0.01 / 12.0));
+        assert!(close(level(10, 2), 0.01 / 6.0 / 2.0));
+    }
 
     /// The end of the window that holds a time: on the grid's lines, a window's end is the
     /// next one's start; before the grid's start, the first window's end.
