@@ -148,24 +148,24 @@ struct Remembered {
 }
 
 impl RecentAttempts {
+    /// Before a window is judged: forget everything if the catalogue's services are not those
+    /// the list's service ids index.
+    pub fn follow(&mut self, catalogue: &Catalogue) {
+        let ids = catalogue.services().iter().map(|s| s.id.as_str());
+        if !self.services.iter().map(String::as_str).eq(ids) {
+            self.list.clear();
+            self.services = catalogue.services().iter().map(|s| s.id.clone()).collect();
+        }
+    }
+
     /// After a window is judged: keep the attempts of its flows, in place of what earlier
     /// windows said of the same flows, and forget what is too old to count at the next.
     pub fn remember(
         &mut self,
         flows: &[&FinishedFlow],
         window: super::Window,
-        catalogue: &Catalogue,
         cfg: &crate::config::DetectConfig,
     ) {
-        if !self
-            .services
-            .iter()
-            .map(String::as_str)
-            .eq(catalogue.services().iter().map(|s| s.id.as_str()))
-        {
-            self.list.clear();
-            self.services = catalogue.services().iter().map(|s| s.id.clone()).collect();
-        }
         let silence_us = (cfg.stall_silence_s * 1e6) as u64;
         let judged: Vec<(Option<ServiceId>, Facts)> = flows
             .iter()

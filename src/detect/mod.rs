@@ -292,6 +292,7 @@ pub fn evaluate_window(
     recent: &mut RecentAttempts,
 ) -> Vec<Verdict> {
     let mut verdicts = Vec::new();
+    recent.follow(catalogue);
     each_group(flows, window, catalogue, cfg, recent, |id, group| {
         let mut these = verdicts_of(id, window, &run_detectors(group));
         if let Some(h) = history.as_deref_mut() {
@@ -313,7 +314,7 @@ pub fn evaluate_window(
         }
         verdicts.extend(these);
     });
-    recent.remember(flows, window, catalogue, cfg);
+    recent.remember(flows, window, cfg);
     verdicts
 }
 

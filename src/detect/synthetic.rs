@@ -1236,6 +1236,48 @@ mod tests {
         assert_eq!(findings(&v[..3]), ["blocked/drop"; 3], "{}", summaries(&v));
     }
 
+    /// A catalogue whose services differ (the daemon reloaded it) starts the memory of
+    /// attempts afresh: a service id of the old one may name another service now.
+    #[test]
+    fn another_catalogue_forgets_the_attempts() {
+        let sim = || {
+            let mut sim = Sim::default();
+            let initial = [0xc3u8; 1200];
+            for i in 0..4u64 {
+                for k in 0..3u64 {
+                    let at = (i * 3_000 + k * 300) * 1000;
+                    sim.udp(at, true, (MSG, 443), 50_000 + i as u16, &initial);
+                }
+                let at = (i * 3_000 + 100) * 1000;
+                sim.udp(at, true, (CTL, 443), 51_000 + i as u16, &initial);
+                sim.udp(at + 30_000, false, (CTL, 443), 51_000 + i as u16, &initial[..1000]);
+            }
+            sim
+        };
+        let renamed = Catalogue::parse(
+            "[[service]]\nid = \"msg2\"\nname = \"M\"\nranges = [\"198.51.100.0/24\"]\n",
+            "t",
+        )
+        .expect("catalogue");
+        // The second window's blocking evidence: attempts counted from the first.
+        let earlier = |swap: bool| {
+            let (cfg, mut recent, mut second) = (cfg(5), RecentAttempts::default(), None);
+            let mut windows = 0;
+            sim().windows(&cfg, |flows, w, catalogue| {
+                windows += 1;
+                let catalogue = if swap && windows == 2 { &renamed } else { catalogue };
+                let v = evaluate_window(flows, w, catalogue, &cfg, None, &mut recent);
+                if windows == 2 {
+                    let blocked = v.iter().find(|v| v.finding == crate::detect::Finding::Blocked);
+                    second = blocked.map(|v| v.evidence["earlier_attempts"].clone());
+                }
+            });
+            second.expect("the second window finds the block")
+        };
+        assert_eq!(earlier(false), 2);
+        assert_eq!(earlier(true), 0);
+    }
+
     /// An answer that comes in the next window (2 s late) makes the attempt the window before
     /// counted unanswered an answered one: two such attempts beside working control QUIC are
     /// no block.
