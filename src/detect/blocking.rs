@@ -89,7 +89,6 @@ fn attempt(f: &Facts, silence_us: u64) -> Option<(Kind, bool)> {
 }
 
 /// What a window says anew of flows' attempts, for what earlier windows said of them.
-#[derive(Default)]
 struct Anew {
     /// Flows with an attempt judged in the window (sorted ids): their earlier one no longer
     /// counts.
@@ -100,18 +99,16 @@ struct Anew {
 }
 
 impl Anew {
-    fn of<'f>(flows: impl Iterator<Item = &'f Facts<'f>>, silence_us: u64) -> Anew {
-        let mut anew = Anew::default();
-        for f in flows {
-            if attempt(f, silence_us).is_some() {
-                anew.attempted.push(f.id());
-            } else if f.active() && f.packets(Direction::Down) > 0 {
-                anew.answered.push(f.id());
-            }
-        }
-        anew.attempted.sort_unstable();
-        anew.answered.sort_unstable();
-        anew
+    /// `attempted`: the ids of the window's flows whose attempt it judged, among `flows`.
+    fn of<'f>(flows: impl Iterator<Item = &'f Facts<'f>>, mut attempted: Vec<u64>) -> Anew {
+        attempted.sort_unstable();
+        let mut answered: Vec<u64> = flows
+            .filter(|f| f.active() && f.packets(Direction::Down) > 0)
+            .map(Facts::id)
+            .filter(|id| attempted.binary_search(id).is_err())
+            .collect();
+        answered.sort_unstable();
+        Anew { attempted, answered }
     }
 
     /// An earlier attempt as this window leaves it: `None` when the window judged the flow's
@@ -175,14 +172,18 @@ impl RecentAttempts {
                 (_, None) => None,
             })
             .collect();
-        let anew = Anew::of(judged.iter().map(|(_, f)| f), silence_us);
+        let fresh: Vec<Remembered> = (judged.iter())
+            .filter_map(|(service, f)| {
+                let (kind, unanswered) = attempt(f, silence_us)?;
+                let end = window.end;
+                Some(Remembered { end, service: *service, flow: f.id(), kind, unanswered })
+            })
+            .collect();
+        let anew = Anew::of(judged.iter().map(|(_, f)| f), fresh.iter().map(|r| r.flow).collect());
         let oldest = window.end.micros().saturating_sub(MEMORY_US);
         let kept = self.list.iter().filter(|r| r.end.micros() > oldest);
         let mut list: VecDeque<Remembered> = kept.filter_map(|r| anew.update(r)).collect();
-        list.extend(judged.iter().filter_map(|(service, f)| {
-            let (kind, unanswered) = attempt(f, silence_us)?;
-            Some(Remembered { end: window.end, service: *service, flow: f.id(), kind, unanswered })
-        }));
+        list.extend(fresh);
         let excess = list.len().saturating_sub(MEMORY_MAX);
         list.drain(..excess);
         self.list = list;
@@ -238,7 +239,8 @@ pub(super) fn detect(g: &Group) -> Outcome {
     // The recent attempts of the kinds the service attempts in the window.
     let kinds: Vec<Kind> =
         Kind::ALL.into_iter().filter(|k| targets.iter().any(|t| t.1.0 == *k)).collect();
-    let anew = Anew::of(g.targets.iter().chain(g.controls), silence_us);
+    let attempted = targets.iter().chain(&controls).map(|(id, _)| *id).collect();
+    let anew = Anew::of(g.targets.iter().chain(g.controls), attempted);
     let (targets_now, controls_now) = (targets.len(), controls.len());
     targets.extend(g.recent.earlier(Some(g.service), &kinds, g.end, &anew));
     controls.extend(g.recent.earlier(None, &kinds, g.end, &anew));
