@@ -102,11 +102,13 @@ impl Anew {
     /// `attempted`: the ids of the window's flows whose attempt it judged, among `flows`.
     fn of<'f>(flows: impl Iterator<Item = &'f Facts<'f>>, mut attempted: Vec<u64>) -> Anew {
         attempted.sort_unstable();
-        let mut answered: Vec<u64> = flows
-            .filter(|f| f.active() && f.packets(Direction::Down) > 0)
-            .map(Facts::id)
-            .filter(|id| attempted.binary_search(id).is_err())
-            .collect();
+        let mut answered = Vec::new();
+        for f in flows {
+            let late = f.active() && f.packets(Direction::Down) > 0;
+            if late && attempted.binary_search(&f.id()).is_err() {
+                answered.push(f.id());
+            }
+        }
         answered.sort_unstable();
         Anew { attempted, answered }
     }
