@@ -76,6 +76,9 @@ pub(crate) enum Doubt {
     PolicedRatesApart { policed_flows: usize },
     /// Policer-like connections and no control transfer in the window.
     PolicedWithoutControl { policed_flows: usize, rate_bps: f64 },
+    /// One policer-like connection, and others of the service that carried more since its
+    /// first loss than a bucket at its rate lets through.
+    PolicedBesideFaster { rate_bps: f64, faster_flows: usize },
     /// Policer-like losses, control transfers no faster.
     PolicedControlsNoFaster { rate_bps: f64, control_bps: f64 },
     /// A grown round trip, too few busy bins to see a plateau.
@@ -149,6 +152,7 @@ impl Doubt {
             Doubt::NothingJudged => return None,
             Doubt::PolicedRatesApart { .. }
             | Doubt::PolicedWithoutControl { .. }
+            | Doubt::PolicedBesideFaster { .. }
             | Doubt::PolicedControlsNoFaster { .. } => Detector::Policing,
             Doubt::ShapingTooFewBins { .. } | Doubt::ShapingControlsNoFaster { .. } => {
                 Detector::Shaping
@@ -187,7 +191,8 @@ impl Doubt {
             Doubt::ShapingTooFewBins { .. }
             | Doubt::ThroughputNotSignificant { .. }
             | Doubt::ResamplesDisagree { .. }
-            | Doubt::SingleFreeze { .. } => NextStep::CaptureLonger,
+            | Doubt::SingleFreeze { .. }
+            | Doubt::PolicedBesideFaster { .. } => NextStep::CaptureLonger,
             Doubt::PolicedRatesApart { .. } | Doubt::LossWithQueueing { .. } => NextStep::IdleLine,
             Doubt::ControlsStallToo { .. } | Doubt::OneWayCallsEverywhere(_) => {
                 NextStep::CheckThePath
@@ -217,6 +222,13 @@ impl fmt::Display for Doubt {
                 f,
                 "{policed_flows} flow(s) lose packets like a policer at {}, but no control \
                  transfer in the window shows the link is faster",
+                rate_text(*rate_bps)
+            ),
+            Doubt::PolicedBesideFaster { rate_bps, faster_flows } => write!(
+                f,
+                "one flow loses packets like a policer at {}, but {faster_flows} other \
+                 connection(s) of the service carried more since its first loss than such a \
+                 bucket lets through",
                 rate_text(*rate_bps)
             ),
             Doubt::PolicedControlsNoFaster { rate_bps, control_bps } => write!(

@@ -17,6 +17,8 @@ use super::loss::{loss, pooled_share};
 use super::stats::median;
 use super::{Detected, Detector, Doubt, Finding, Group, Mechanism, Outcome, examples, rate_text};
 use crate::config::DetectConfig;
+use crate::flow::Direction;
+use crate::time::Timestamp;
 
 /// Round-trip samples a path without a queue still shows above its base: a data segment
 /// answered by a delayed ACK (40 ms and more on Linux) or a sample across a lost segment. A
@@ -31,6 +33,8 @@ struct Policed {
     burst_bytes: f64,
     losses: u32,
     consistency: f64,
+    /// The first loss, from which on a bucket at the rate holds the flow back.
+    first_loss_at: Timestamp,
 }
 
 /// Allowed excess over the token line: a burst of 16 kB or a quarter second at the rate.
@@ -91,6 +95,7 @@ fn per_flow(f: &Facts, base_rtt_us: Option<u64>, cfg: &DetectConfig) -> Option<P
         burst_bytes: burst.max(0.0),
         losses: events.len() as u32 + 1,
         consistency,
+        first_loss_at: first.at,
     })
 }
 
@@ -217,6 +222,19 @@ pub(super) fn detect(g: &Group) -> Outcome {
             control_bps,
         });
     }
+    // One connection is weak evidence: a burst of losses from a queue that cross traffic
+    // filled can fit a token line over a short stretch. A bucket at its rate holds back every
+    // connection it polices; another of the service's that carried more since the first loss
+    // says this one's losses were not that bucket's (or that it polices only some): undecided.
+    if let [only] = cluster[..] {
+        let faster = outran(g, only);
+        if !faster.is_empty() {
+            return Outcome::Inconclusive(Doubt::PolicedBesideFaster {
+                rate_bps: rate,
+                faster_flows: faster.len(),
+            });
+        }
+    }
     let mean_consistency =
         cluster.iter().map(|p| p.consistency).sum::<f64>() / cluster.len() as f64;
     let confidence =
@@ -292,6 +310,28 @@ fn beyond_its_bucket(g: &Group, only: &Policed) -> usize {
     g.targets.iter().filter(|f| f.id() != only.id && ahead(f)).count()
 }
 
+/// Other TCP connections of the service that, over the bins from `only`'s first loss on,
+/// carried more towards the client than a bucket at its rate and burst lets through (what
+/// is in the window of those bins; a connection that starts later gets a full bucket).
+fn outran(g: &Group, only: &Policed) -> Vec<u64> {
+    let depth = only.burst_bytes + burst_allowance(only.rate_bps);
+    let carried_more = |f: &&Facts| {
+        let Some(bins) = &f.f.bins else { return false };
+        let width_us = bins.bin_us.max(1);
+        let from = only.first_loss_at.micros().div_ceil(width_us);
+        let (count, bytes) = (f.bins(Direction::Down))
+            .filter(|&(bin, _)| bin >= from)
+            .fold((0u64, 0u64), |(n, sum), (_, b)| (n + 1, sum + u64::from(b)));
+        let line = only.rate_bps / 8.0 * (count * width_us) as f64 / 1e6;
+        bytes as f64 > line + depth
+    };
+    (g.targets.iter())
+        .filter(|f| f.id() != only.id && f.tcp().is_some())
+        .filter(carried_more)
+        .map(|f| f.id())
+        .collect()
+}
+
 /// A burst smaller than real policers pass (they pass 8 kB and more).
 pub(super) const SMALL_BURST_BYTES: f64 = 8_000.0;
 
@@ -316,7 +356,7 @@ fn transfers_under_one_bucket(g: &Group) -> Option<Outcome> {
         .iter()
         .filter(|f| {
             f.f.bins.is_some()
-                && f.tcp_part(crate::flow::Direction::Down).new_payload_bytes >= AGGREGATE_MIN_BYTES
+                && f.tcp_part(Direction::Down).new_payload_bytes >= AGGREGATE_MIN_BYTES
                 // A reset or stalled connection's retransmissions are not a policer's.
                 && f.server_reset().is_none()
                 && super::stall::stall(f, g).is_none()
@@ -475,7 +515,7 @@ fn starved(g: &Group) -> Option<Outcome> {
 /// A flow's mean rate towards the client over its busy period (first to last bin with
 /// bytes), for flows with throughput bins and at least 5 kB towards the client.
 fn mean_rate_down_bps(f: &Facts) -> Option<f64> {
-    let bins: Vec<(u64, u32)> = f.bins(crate::flow::Direction::Down).filter(|b| b.1 > 0).collect();
+    let bins: Vec<(u64, u32)> = f.bins(Direction::Down).filter(|b| b.1 > 0).collect();
     let bytes: u64 = bins.iter().map(|b| u64::from(b.1)).sum();
     let width_s = f.f.bins.as_ref()?.bin_us as f64 / 1e6;
     let busy = bins.last()?.0 - bins.first()?.0 + 1;
@@ -506,7 +546,7 @@ fn shared_bucket(g: &Group, policed: &[u64], per_flow_bps: f64) -> Option<(Vec<u
         Some(l) => {
             let share = l.lost as f64 / l.expected as f64;
             let inside: Vec<u32> = f
-                .bins(crate::flow::Direction::Down)
+                .bins(Direction::Down)
                 .filter(|b| (from_bin..to_bin).contains(&b.0))
                 .map(|b| b.1)
                 .collect();
@@ -541,8 +581,7 @@ fn shared_bucket(g: &Group, policed: &[u64], per_flow_bps: f64) -> Option<(Vec<u
     }
     let mut busy: Vec<u64> = Vec::new();
     for f in policed_flows() {
-        let active: Vec<u64> =
-            f.bins(crate::flow::Direction::Down).filter(|b| b.1 > 0).map(|b| b.0).collect();
+        let active: Vec<u64> = f.bins(Direction::Down).filter(|b| b.1 > 0).map(|b| b.0).collect();
         if let (Some(&a), Some(&z)) = (active.first(), active.last()) {
             busy.extend(a + 1..z);
         }
@@ -573,7 +612,7 @@ fn down_bytes_per_bin(
         if let Some(b) = &f.f.bins {
             bin_s = b.bin_us as f64 / 1e6;
         }
-        for (bin, bytes) in f.bins(crate::flow::Direction::Down) {
+        for (bin, bytes) in f.bins(Direction::Down) {
             *totals.entry(bin).or_default() += u64::from(bytes);
         }
     }
@@ -646,8 +685,7 @@ fn scope(g: &Group, policed: &[u64], per_flow_bps: f64) -> Scope {
     // Bytes per bin of the policed flows (other traffic, policed or not, only blurs the sum).
     let (total, bin_s) = down_bytes_per_bin(g, &|f| policed.contains(&f.id()));
     for f in g.targets.iter().filter(|f| policed.contains(&f.id())) {
-        let busy: Vec<u64> =
-            f.bins(crate::flow::Direction::Down).filter(|b| b.1 > 0).map(|b| b.0).collect();
+        let busy: Vec<u64> = f.bins(Direction::Down).filter(|b| b.1 > 0).map(|b| b.0).collect();
         // The busy period without its partial edge bins.
         if let (Some(&a), Some(&z)) = (busy.first(), busy.last()) {
             for bin in a + 1..z {

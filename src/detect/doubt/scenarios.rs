@@ -61,6 +61,17 @@ pub fn policed_beside_slow_controls() -> Run {
     run(sim)
 }
 
+/// A policed download at 256 kbit/s while a stream of the service runs at 1 Mbit/s beside
+/// it, and control transfers reach 3 Mbit/s (far away, so not comparable for the Wehe test).
+pub fn policed_beside_a_faster_stream() -> Run {
+    let mut sim = Sim::default();
+    let mut rng = Rng::new(29);
+    policed_download(&mut sim, MSG, 0, 400_000, 256_000.0);
+    sim.downloads(MSG, (0, 1, 1), 40, (1_500_000, 1e6, 0.0), &mut rng);
+    sim.downloads(CTL, (0, 2_000, 6), 200, (600_000, 3e6, 0.0), &mut rng);
+    run(sim)
+}
+
 /// Short downloads behind a 300-ms round trip where another connection to the same server
 /// saw 40 ms.
 pub fn short_queued_downloads() -> Run {

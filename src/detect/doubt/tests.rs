@@ -16,6 +16,7 @@ fn scenario_of(doubt: &Doubt) -> &'static str {
         Doubt::NothingJudged => "lone_datagram",
         Doubt::PolicedRatesApart { .. } => "policed_rates_apart",
         Doubt::PolicedWithoutControl { .. } => "policed_alone",
+        Doubt::PolicedBesideFaster { .. } => "policed_beside_a_faster_stream",
         Doubt::PolicedControlsNoFaster { .. } => "policed_beside_slow_controls",
         Doubt::ShapingTooFewBins { .. } => "short_queued_downloads",
         Doubt::ShapingControlsNoFaster { .. } => "shaped_beside_slow_controls",
@@ -39,10 +40,11 @@ fn scenario_of(doubt: &Doubt) -> &'static str {
 type Scenario = fn() -> Run;
 
 /// The scenarios by name.
-const SCENARIOS: [(&str, Scenario); 19] = [
+const SCENARIOS: [(&str, Scenario); 20] = [
     ("lone_datagram", scenarios::lone_datagram),
     ("policed_rates_apart", scenarios::policed_rates_apart),
     ("policed_alone", scenarios::policed_alone),
+    ("policed_beside_a_faster_stream", scenarios::policed_beside_a_faster_stream),
     ("policed_beside_slow_controls", scenarios::policed_beside_slow_controls),
     ("short_queued_downloads", scenarios::short_queued_downloads),
     ("shaped_beside_slow_controls", scenarios::shaped_beside_slow_controls),
@@ -159,6 +161,20 @@ fn policed_beside_control_transfers_no_faster() {
         d.to_string(),
         "policer-like losses at ~253 kbit/s, but control transfers reached only ~240 kbit/s: \
          the link itself may be the limit"
+    );
+}
+
+#[test]
+fn policed_beside_a_faster_connection_of_the_service() {
+    let d = reach("policed_beside_a_faster_stream");
+    let Doubt::PolicedBesideFaster { rate_bps, faster_flows } = d else { panic!("{d:?}") };
+    assert!((200_000.0..300_000.0).contains(&rate_bps), "{rate_bps}");
+    assert_eq!(faster_flows, 1);
+    assert_eq!(d.detector(), Some(Detector::Policing));
+    assert_eq!(
+        d.to_string(),
+        "one flow loses packets like a policer at ~253 kbit/s, but 1 other connection(s) of the \
+         service carried more since its first loss than such a bucket lets through"
     );
 }
 
