@@ -319,6 +319,7 @@ mod tests {
         std::fs::write(&ctp, ct).unwrap();
         assert!(offload_warning(&fw, &ctp).unwrap().starts_with("1 connections are offloaded"));
         assert_eq!(offload_warning(&dir.join("absent"), &dir.join("absent")), None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -155,5 +155,6 @@ mod tests {
         std::fs::write(&path, "{\"schema\": \"other\", \"services\": {}}").unwrap();
         assert!(History::load(&path).unwrap_err().contains("schema"));
         assert!(History::load(&dir.join("absent.json")).unwrap().services.is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1036,6 +1036,34 @@ mod tests {
         }
     }
 
+    /// A policer far below the sender's rate drops thousands of segments a second: the
+    /// flow's loss log still covers its whole span (its latest 64 losses alone would span a
+    /// few milliseconds), and the token line is tested over it.
+    #[test]
+    fn a_policer_far_below_the_senders_rate_is_found() {
+        let mut sim = Sim::default();
+        let mut rng = Rng::new(31);
+        let mut t = sim.tcp(MSG, 0, 40);
+        t.handshake().request(500);
+        let bytes = 2_000_000;
+        let schedule = policed_schedule(&[(t.now_us, bytes)], 40e6, 40_000, (4e6, 64_000.0), false);
+        t.replay(&schedule[0], bytes).close();
+        let lost = t.now_us;
+        for start in (0..lost / 1000).step_by(1_000) {
+            sim.tcp(CTL, start, 30)
+                .handshake()
+                .request(400)
+                .download(2_000_000, 20e6, SEG, 0.0, &mut rng);
+        }
+        let v = sim.verdicts(&cfg(60));
+        let Some(p) = v.iter().find(|v| v.mechanism == Some(super::super::Mechanism::Policing))
+        else {
+            panic!("no policing: {}", summaries(&v))
+        };
+        let rate = p.evidence["rate_bps"].as_f64().unwrap();
+        assert!((rate / 4e6 - 1.0).abs() < 0.15, "{rate}: {}", p.summary);
+    }
+
     /// Two downloads overlapping in time, policed by one bucket for both or by one each.
     /// Downloads from the service starting at `starts_ms` through token buckets (one for all
     /// when `shared`); the policing verdict.

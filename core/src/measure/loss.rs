@@ -4,13 +4,22 @@
 //! policer let through: a loss shows as a hole in the sequence space, or as the server's
 //! retransmission (at most two events per lost segment).
 //!
-//! Kept for flows with a detail slot only; at most [`LOSS_LOG_LEN`] events are stored (the latest
-//! ones: a window of a long flow judges its own), the count and the last event always.
+//! Kept for flows with a detail slot only; at most [`LOSS_LOG_LEN`] events are stored, the count
+//! and the last event always. A full log drops its oldest event (a window of a long flow
+//! judges its own, the latest), unless its events span less than [`LOSS_LOG_MIN_SPAN_US`]:
+//! then it drops every other event of its older half, so that it covers that long, sparser
+//! into the past and the latest half whole (a policer far below the sender's rate drops
+//! hundreds of segments a second, whose latest 64 would span too short a stretch to test a
+//! token line).
 
 use crate::time::Timestamp;
 
 /// Loss events stored per direction.
 pub const LOSS_LOG_LEN: usize = 64;
+
+/// The least time a full log's events span: four times the half second, and over three
+/// round trips of up to 600 ms, that the policing detector tests a token line over.
+pub const LOSS_LOG_MIN_SPAN_US: u64 = 2_000_000;
 
 /// One loss: when it showed, and the IP bytes of the direction up to then (retransmissions
 /// included: a policer counts every packet it passes).
@@ -38,10 +47,29 @@ impl LossLog {
         self.count = self.count.saturating_add(1);
         self.last = Some(event);
         if self.events.len() == LOSS_LOG_LEN {
-            // Rare next to packets (a loss event per lost segment at most): a shift is cheap.
-            self.events.remove(0);
+            let span_us = self.events[LOSS_LOG_LEN - 1].at.since(self.events[0].at);
+            if span_us < LOSS_LOG_MIN_SPAN_US {
+                self.thin();
+            } else {
+                // Rare next to packets (a loss event per lost segment at most): a shift is
+                // cheap.
+                self.events.remove(0);
+            }
         }
         self.events.push(event);
+    }
+
+    /// Every other event of the older half goes, the oldest kept (module docs). Once per
+    /// [`LOSS_LOG_LEN`] / 4 events at most, and never for a log that never fills.
+    #[cold]
+    #[inline(never)]
+    fn thin(&mut self) {
+        let mut index = 0;
+        self.events.retain(|_| {
+            let keep = index >= LOSS_LOG_LEN / 2 || index % 2 == 0;
+            index += 1;
+            keep
+        });
     }
 
     /// An external RTT sample of the flow.
@@ -73,18 +101,43 @@ mod tests {
     fn keeps_the_latest_events_the_count_and_the_last() {
         let mut log = LossLog::default();
         log.rtt(40_000);
+        // One loss every 100 ms: the latest 64 span 6.3 s.
         for i in 0..100u64 {
-            log.record(Timestamp::from_micros(i * 1000), i * 1448);
+            log.record(Timestamp::from_micros(i * 100_000), i * 1448);
             log.rtt(90_000);
         }
         assert_eq!(log.count, 100);
         assert_eq!(log.events.len(), LOSS_LOG_LEN);
         assert_eq!(log.events[0].delivered_bytes, 36 * 1448, "the latest 64 of 100");
         let t = Timestamp::from_micros;
-        assert_eq!(log.between(t(50_000), t(60_000)).count(), 10);
+        assert_eq!(log.between(t(5_000_000), t(6_000_000)).count(), 10);
         assert_eq!(log.last.unwrap().delivered_bytes, 99 * 1448);
         assert_eq!(log.rtt_max_before_us, 40_000, "samples after the first loss do not count");
         log.clear();
         assert_eq!((log.count, log.events.len(), log.last), (0, 0, None));
+    }
+
+    /// Losses too dense for the latest 64 to span two seconds: the log thins its older half
+    /// and keeps covering them, back to the first (ever sparser into the past).
+    #[test]
+    fn dense_losses_keep_their_span() {
+        let mut log = LossLog::default();
+        // One loss a millisecond for 1.5 s.
+        for i in 0..1_500u64 {
+            log.record(Timestamp::from_micros(i * 1000), i * 1448);
+        }
+        assert_eq!(log.count, 1_500);
+        assert!(log.events.len() <= LOSS_LOG_LEN);
+        assert_eq!(log.events[0].delivered_bytes, 0, "the first loss stays");
+        assert!(log.events.windows(2).all(|w| w[0].at < w[1].at), "in order");
+        let t = Timestamp::from_micros;
+        assert!(log.between(t(1_468_000), t(1_500_000)).count() >= 32, "the latest 32 all there");
+        // Beyond two seconds the oldest go again.
+        for i in 1_500..3_000u64 {
+            log.record(Timestamp::from_micros(i * 1000), i * 1448);
+        }
+        let span_us = log.last.unwrap().at.since(log.events[0].at);
+        assert!(span_us >= LOSS_LOG_MIN_SPAN_US / 2, "{span_us}");
+        assert!(log.events[0].at > t(0), "no longer the first loss");
     }
 }
