@@ -1064,6 +1064,42 @@ mod tests {
         assert!((rate / 4e6 - 1.0).abs() < 0.15, "{rate}: {}", p.summary);
     }
 
+    /// A download of the service and one of a control site through one bottleneck: both lose
+    /// segments at the same moments, each delivering along a line at half its rate, while
+    /// other control downloads run fast later. The link dropped from both: no policer of the
+    /// service. Through a bucket of its own at that half the same download is policed.
+    #[test]
+    fn losses_shared_with_a_control_flow_are_the_links() {
+        let verdicts = |shared: bool| {
+            let mut sim = Sim::default();
+            let mut rng = Rng::new(33);
+            let bytes = 400_000;
+            let downloads = [(100_000, bytes), (110_000, bytes)];
+            // Each download's share of the bucket: 400 kbit/s.
+            let rate_bps = if shared { 800_000.0 } else { 400_000.0 };
+            let schedule =
+                policed_schedule(&downloads, 600_000.0, 40_000, (rate_bps, 16_384.0), shared);
+            sim.tcp(MSG, 50, 40).handshake().replay(&schedule[0], bytes).close();
+            if shared {
+                sim.tcp(CTL, 50, 40).handshake().replay(&schedule[1], bytes).close();
+            }
+            for start in (20_000..40_000).step_by(2_000) {
+                sim.tcp(CTL, start, 30)
+                    .handshake()
+                    .request(400)
+                    .download(400_000, 6e6, SEG, 0.0, &mut rng);
+            }
+            sim.verdicts(&cfg(60))
+        };
+        let policing = |v: &[Verdict]| {
+            v.iter().any(|v| v.mechanism == Some(super::super::Mechanism::Policing))
+        };
+        let alone = verdicts(false);
+        assert!(policing(&alone), "{}", summaries(&alone));
+        let together = verdicts(true);
+        assert!(!policing(&together), "{}", summaries(&together));
+    }
+
     /// Two downloads overlapping in time, policed by one bucket for both or by one each.
     /// Downloads from the service starting at `starts_ms` through token buckets (one for all
     /// when `shared`); the policing verdict.
