@@ -37,6 +37,14 @@ struct Policed {
     first_loss_at: Timestamp,
 }
 
+impl Policed {
+    /// How far a connection under a bucket like this one's may run ahead of its token line:
+    /// the burst it showed and the allowance.
+    fn depth(&self) -> f64 {
+        self.burst_bytes + burst_allowance(self.rate_bps)
+    }
+}
+
 /// Allowed excess over the token line: a burst of 16 kB or a quarter second at the rate.
 fn burst_allowance(rate_bps: f64) -> f64 {
     (rate_bps / 8.0 * 0.25).max(16_384.0)
@@ -322,7 +330,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
 /// like its own would have held them back, so what made them lose was no such bucket (random
 /// loss, or a bucket for all).
 fn beyond_its_bucket(g: &Group, only: &Policed) -> usize {
-    let limit = only.burst_bytes + burst_allowance(only.rate_bps);
+    let limit = only.depth();
     let ahead = |f: &Facts| {
         f.losses().iter().any(|e| {
             let line = only.rate_bps / 8.0 * e.at.since(f.f.first_at) as f64 / 1e6;
@@ -336,7 +344,7 @@ fn beyond_its_bucket(g: &Group, only: &Policed) -> usize {
 /// carried more towards the client than a bucket at its rate and burst lets through (what
 /// is in the window of those bins; a connection that starts later gets a full bucket).
 fn outran(g: &Group, only: &Policed) -> Vec<u64> {
-    let depth = only.burst_bytes + burst_allowance(only.rate_bps);
+    let depth = only.depth();
     let carried_more = |f: &&Facts| {
         let Some(bins) = &f.f.bins else { return false };
         let width_us = bins.bin_us.max(1);

@@ -116,6 +116,24 @@ impl Sim {
         40_000 + self.next_port % 20_000
     }
 
+    /// A download of `bytes` from `server` (40-ms round trip) opened at `start_ms`, its
+    /// server sending at `send_bps` through a token bucket of its own (`bucket`: rate in bit/s,
+    /// depth in bytes) in front of it; closed once through. Returns the time it ended, in µs.
+    pub fn policed_download(
+        &mut self,
+        server: Ipv4Addr,
+        start_ms: u64,
+        bytes: u32,
+        send_bps: f64,
+        bucket: (f64, f64),
+    ) -> u64 {
+        let mut t = self.tcp(server, start_ms, 40);
+        t.handshake().request(500);
+        let schedule = policed_schedule(&[(t.now_us, bytes)], send_bps, 40_000, bucket, false);
+        t.replay(&schedule[0], bytes).close();
+        t.now_us
+    }
+
     /// A TCP connection to `server`:443 opened at `start_ms` with a round trip of `rtt_ms`;
     /// nothing is sent until a method says so.
     pub fn tcp(&mut self, server: Ipv4Addr, start_ms: u64, rtt_ms: u64) -> Tcp<'_> {
@@ -1001,18 +1019,8 @@ mod tests {
     fn policing_is_found_window_by_window_in_a_long_download() {
         let mut sim = Sim::default();
         let mut rng = Rng::new(8);
-        let mut t = sim.tcp(MSG, 0, 40);
-        t.handshake().request(500);
-        let start = t.now_us;
-        let schedule = policed_schedule(
-            &[(start, 1_000_000)],
-            512_000.0,
-            40_000,
-            (256_000.0, 16_384.0),
-            false,
-        );
-        t.replay(&schedule[0], 1_000_000).close();
-        let end_ms = t.now_us / 1000;
+        let end_ms =
+            sim.policed_download(MSG, 0, 1_000_000, 512_000.0, (256_000.0, 16_384.0)) / 1000;
         assert!(end_ms > 30_000, "the download lasts {end_ms} ms");
         for start in (0..end_ms).step_by(2_500) {
             sim.tcp(CTL, start, 30)
@@ -1043,13 +1051,8 @@ mod tests {
     fn a_policer_far_below_the_senders_rate_is_found() {
         let mut sim = Sim::default();
         let mut rng = Rng::new(31);
-        let mut t = sim.tcp(MSG, 0, 40);
-        t.handshake().request(500);
-        let bytes = 2_000_000;
-        let schedule = policed_schedule(&[(t.now_us, bytes)], 40e6, 40_000, (4e6, 64_000.0), false);
-        t.replay(&schedule[0], bytes).close();
-        let lost = t.now_us;
-        for start in (0..lost / 1000).step_by(1_000) {
+        let end_ms = sim.policed_download(MSG, 0, 2_000_000, 40e6, (4e6, 64_000.0)) / 1000;
+        for start in (0..end_ms).step_by(1_000) {
             sim.tcp(CTL, start, 30)
                 .handshake()
                 .request(400)

@@ -3,7 +3,7 @@
 use std::net::Ipv4Addr;
 
 use crate::config::DetectConfig;
-use crate::detect::synthetic::{CTL, MSG, Rng, SEG, Sim, policed_schedule};
+use crate::detect::synthetic::{CTL, MSG, Rng, SEG, Sim};
 
 /// A capture and the thresholds it is judged with.
 pub struct Run {
@@ -18,11 +18,7 @@ fn run(sim: Sim) -> Run {
 /// One policed download from `server`: `bytes` through a bucket of `rate_bps` (16 kB burst),
 /// the server sending at twice the rate.
 fn policed_download(sim: &mut Sim, server: Ipv4Addr, start_ms: u64, bytes: u32, rate_bps: f64) {
-    let mut t = sim.tcp(server, start_ms, 40);
-    t.handshake().request(500);
-    let schedule =
-        policed_schedule(&[(t.now_us, bytes)], 2.0 * rate_bps, 40_000, (rate_bps, 16_384.0), false);
-    t.replay(&schedule[0], bytes).close();
+    sim.policed_download(server, start_ms, bytes, 2.0 * rate_bps, (rate_bps, 16_384.0));
 }
 
 /// A lone datagram to the service: no transfer, call or connection attempt to judge.
