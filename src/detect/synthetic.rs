@@ -1052,12 +1052,13 @@ mod tests {
         let mut sim = Sim::default();
         let mut rng = Rng::new(31);
         let end_ms = sim.policed_download(MSG, 0, 2_000_000, 40e6, (4e6, 64_000.0)) / 1000;
-        for start in (0..end_ms).step_by(1_000) {
-            sim.tcp(CTL, start, 30)
-                .handshake()
-                .request(400)
-                .download(2_000_000, 20e6, SEG, 0.0, &mut rng);
-        }
+        sim.downloads(
+            CTL,
+            (0, 1_000, end_ms.div_ceil(1_000)),
+            30,
+            (2_000_000, 20e6, 0.0),
+            &mut rng,
+        );
         let v = sim.verdicts(&cfg(60));
         let Some(p) = v.iter().find(|v| v.mechanism == Some(super::super::Mechanism::Policing))
         else {
@@ -1086,12 +1087,7 @@ mod tests {
             if shared {
                 sim.tcp(CTL, 50, 40).handshake().replay(&schedule[1], bytes).close();
             }
-            for start in (20_000..40_000).step_by(2_000) {
-                sim.tcp(CTL, start, 30)
-                    .handshake()
-                    .request(400)
-                    .download(400_000, 6e6, SEG, 0.0, &mut rng);
-            }
+            sim.downloads(CTL, (20_000, 2_000, 10), 30, (400_000, 6e6, 0.0), &mut rng);
             sim.verdicts(&cfg(60))
         };
         let policing = |v: &[Verdict]| {
