@@ -12,13 +12,14 @@
 //!
 //! One module per topic: `ecdf` (Kolmogorov–Smirnov, Wehe's area), `fisher` (Fisher's exact
 //! test), `describe` (mean, quantiles), `welch` (Welch's t-test), `change_point`, `resample`
-//! (Wehe's resampling guard), and the `special` functions they rest on.
+//! (Wehe's resampling guard), `slope` (Theil–Sen), and the `special` functions they rest on.
 
 mod change_point;
 mod describe;
 mod ecdf;
 mod fisher;
 mod resample;
+mod slope;
 mod special;
 mod welch;
 
@@ -27,6 +28,7 @@ pub use describe::{mean, median, quantile};
 pub use ecdf::{KsTest, cdf_area, ks_two_sample};
 pub use fisher::{fisher_exact_greater, fisher_exact_two_sided};
 pub use resample::resample_agreement;
+pub use slope::theil_sen_slope;
 pub use welch::welch_t_test;
 
 /// The values without NaNs, sorted.
