@@ -701,10 +701,12 @@ class FreezeSome(Scenario):
     selection = "frozen"
 
     def rules(self, p):
+        # (numgen's values run 0-99: at 100 % every connection is chosen, with no draw.)
+        draw = "numgen random mod 100 < %d " % p["share_pct"] if p["share_pct"] < 100 else ""
         return flows_table(["frozen"], [
-            '%s ip daddr %s tcp dport 443 tcp flags & (syn | ack) == syn numgen random mod 100 < %d '
+            '%s ip daddr %s tcp dport 443 tcp flags & (syn | ack) == syn %s'
             'add @frozen { ip saddr . tcp sport } counter comment "choose the connection"'
-            % (UP, MSG_ADDR, p["share_pct"]),
+            % (UP, MSG_ADDR, draw),
             '%s ip saddr %s tcp sport 443 ip daddr . tcp dport @frozen ct reply bytes > %d counter drop '
             'comment "freeze after N bytes"' % (DOWN, MSG_ADDR, p["after_bytes"])])
 

@@ -54,18 +54,68 @@ fn queued(f: &Facts, inflation: f64) -> bool {
     }
 }
 
+/// Lost (or sent again) and sent data segments of a TCP connection's client in the window. A
+/// dropper past the capture point on the way up (the capture sees the client's side of a
+/// router) shows only as the client sending its data again; its pure acknowledgments, most
+/// of its packets on a download, show nothing (a lost ACK is covered by the next), and
+/// diluted [`loss`]'s share to nothing when the dropper took 5 % of everything sent up. So
+/// this share is of data segments, counted from the sequence space at the server's MSS (what
+/// one segment carries, whatever super-segments the capture shows), and those sent again.
+fn upstream_loss(f: &Facts) -> Option<(u64, u64)> {
+    let t = f.tcp()?;
+    if f.packets(Direction::Up) + f.packets(Direction::Down) < MIN_PACKETS {
+        return None;
+    }
+    let part = f.tcp_part(Direction::Up);
+    let mss = match t.dirs.down.syn_mss {
+        0 => t.dirs.up.max_payload_len,
+        announced => announced,
+    };
+    let segments = part.new_payload_bytes.div_ceil(u64::from(mss.max(1))) + part.retransmissions;
+    (segments > 0).then(|| ((part.retransmissions + part.seq_gaps).min(segments), segments))
+}
+
+/// What the shares count: every packet in the direction that lost more, or the client's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Counted {
+    Packets,
+    DataSentUp,
+}
+
 pub(super) fn detect(g: &Group) -> Outcome {
-    const NAME: Detector = Detector::RandomLoss;
-    let cfg = g.cfg;
     // A stalled connection retransmits what never arrives, a reset one what the reset cut
     // off: their loss is the stall's or the reset's.
     let judged = |f: &&Facts| !super::stall::stalled_or_stuck(f, g) && f.server_reset().is_none();
+    let by_packets = judge(g, &judged, loss, Counted::Packets, g.alpha());
+    // A dropper on the way up only: the client's data, tested at half the level (two tests).
+    match by_packets {
+        Outcome::Clean { .. } => {
+            match judge(g, &judged, upstream_loss, Counted::DataSentUp, g.alpha() / 2.0) {
+                found @ Outcome::Finding(_) => found,
+                _ => by_packets,
+            }
+        }
+        other => other,
+    }
+}
+
+/// The random-loss test on the service's and the control connections' (lost, counted)
+/// shares as `share_of` gives them, at level `alpha`.
+fn judge(
+    g: &Group,
+    judged: &dyn Fn(&&Facts) -> bool,
+    share_of: fn(&Facts) -> Option<(u64, u64)>,
+    counted: Counted,
+    alpha: f64,
+) -> Outcome {
+    const NAME: Detector = Detector::RandomLoss;
+    let cfg = g.cfg;
     let targets: Vec<(&Facts, (u64, u64))> =
-        g.targets.iter().filter(judged).filter_map(|f| loss(f).map(|l| (f, l))).collect();
+        g.targets.iter().filter(judged).filter_map(|f| share_of(f).map(|l| (f, l))).collect();
     if targets.is_empty() {
         return Outcome::NotApplicable;
     }
-    let controls: Vec<(u64, u64)> = g.controls.iter().filter(judged).filter_map(loss).collect();
+    let controls: Vec<(u64, u64)> = g.controls.iter().filter(judged).filter_map(share_of).collect();
     let share = |(l, p): (u64, u64)| l as f64 / p.max(1) as f64;
     let sum = |v: &mut dyn Iterator<Item = (u64, u64)>| {
         v.fold((0u64, 0u64), |(a, b), (l, p)| (a + l, b + p))
@@ -93,6 +143,10 @@ pub(super) fn detect(g: &Group) -> Outcome {
             "control_median_connection_loss": round(c_median),
             "connections_with_queueing": queueing,
             "fisher_p": p,
+            "counted": match counted {
+                Counted::Packets => "packets",
+                Counted::DataSentUp => "data_sent_up",
+            },
         })
     };
     // Pooled over the connections: many short connections lose nothing by chance, and GRO
@@ -109,7 +163,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
         });
     }
     let p = fisher_exact_greater(t_lost, t_packets, c_lost, c_packets);
-    let above_controls = t_share >= 2.0 * c_share && p < g.alpha();
+    let above_controls = t_share >= 2.0 * c_share && p < alpha;
     if !above_controls {
         return Outcome::Clean { detector: NAME, evidence: evidence(Some(p)) };
     }
@@ -139,11 +193,15 @@ pub(super) fn detect(g: &Group) -> Outcome {
         evidence: evidence(Some(p)),
         flows: examples(lossy.iter().map(|f| f.id()), 20),
         summary: format!(
-            "{} of {} connections lose {:.1}% of their packets at random with no queue \
-             ({}); control connections {:.1}%",
+            "{} of {} connections lose {:.1}% of {} at random with no queue ({}); control \
+             connections {:.1}%",
             lossy.len(),
             targets.len(),
             t_share * 100.0,
+            match counted {
+                Counted::Packets => "their packets",
+                Counted::DataSentUp => "the data they send",
+            },
             p_text(p),
             c_share * 100.0
         ),

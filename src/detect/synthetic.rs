@@ -500,6 +500,41 @@ impl Tcp<'_> {
         self
     }
 
+    /// The client sends `bytes` at `rate_bps` in MSS segments, the server acknowledging every
+    /// other one. Each segment is lost past the capture point with probability `loss`
+    /// (`rng`): the capture sees it, and sees it sent again a round trip later while the
+    /// client's later data flows.
+    pub fn upload(&mut self, bytes: u32, rate_bps: f64, loss: f64, rng: &mut Rng) -> &mut Self {
+        let mut sent = 0;
+        let mut resend: Vec<(u64, u32, u32)> = Vec::new();
+        while sent < bytes {
+            let len = SEG.min(bytes - sent);
+            let seq = self.cseq + sent;
+            self.segment(true, seq, self.sseq, ACK, len);
+            if loss > 0.0 && rng.unit() < loss {
+                resend.push((self.now_us + self.rtt_us, seq, len));
+            }
+            sent += len;
+            self.now_us += (f64::from(len + 52) * 8e6 / rate_bps) as u64;
+            if (sent / SEG).is_multiple_of(2) {
+                self.segment(false, self.sseq, seq + len, ACK, 0);
+            }
+            while let Some(&(_, rseq, rlen)) = resend.first().filter(|l| l.0 <= self.now_us) {
+                resend.remove(0);
+                self.segment(true, rseq, self.sseq, ACK, rlen);
+                self.now_us += 30;
+            }
+        }
+        for (at, rseq, rlen) in resend {
+            self.now_us = self.now_us.max(at);
+            self.segment(true, rseq, self.sseq, ACK, rlen);
+        }
+        self.cseq += bytes;
+        self.now_us += self.rtt_us;
+        self.segment(false, self.sseq, self.cseq, ACK, 0);
+        self
+    }
+
     /// The server sends `len` bytes that reach the client but not the capture (a capture
     /// that drops packets).
     pub fn missed(&mut self, len: u32) -> &mut Self {
@@ -1209,6 +1244,32 @@ mod tests {
         assert!(rate > 400_000.0, "the call's rate and the connections' together: {rate}");
         let p = policing(false);
         assert_ne!(p.evidence["scope"], "aggregate", "{}", p.summary);
+    }
+
+    /// A dropper on the way up, past the capture point: the client's uploads are seen, then
+    /// sent again; its acknowledgments on downloads (most of its packets) show nothing, and
+    /// the service's packets lost well under 1 %. Its data sent up lost at 5 %, the controls'
+    /// not: random loss, of the data they send. The same loss on the controls' data too (a
+    /// lossy uplink): nothing.
+    #[test]
+    fn loss_on_the_way_up_past_the_capture_is_random_loss() {
+        let run = |control_loss: f64| {
+            let mut sim = Sim::default();
+            let mut rng = Rng::new(8);
+            for (server, loss) in [(MSG, 0.05), (CTL, control_loss)] {
+                sim.downloads(server, (100, 3_000, 4), 40, (2_000_000, 4e6, 0.0), &mut rng);
+                for start in [500, 4_500, 8_500] {
+                    let mut t = sim.tcp(server, start, 40);
+                    t.handshake().upload(150_000, 2e6, loss, &mut rng).close();
+                }
+            }
+            sim.verdicts(&cfg(60))
+        };
+        let v = run(0.0);
+        assert_eq!(findings(&v), ["throttled/random_loss"], "{}", summaries(&v));
+        assert!(v[0].summary.contains("of the data they send"), "{}", v[0].summary);
+        let v = run(0.05);
+        assert_eq!(findings(&v), ["none/-"], "{}", summaries(&v));
     }
 
     /// QUIC Initials to the service never answered while a control's QUIC works.

@@ -453,9 +453,15 @@ impl TcpDirection {
             track.highest_at = ShortTime::of(now);
             self.stuck_retransmissions = 0;
             false
-        } else if seg.seq != track.last_seq && track.highest_at.until(now) < reorder_window_us() {
+        } else if seg.seq != track.last_seq
+            && self.seq_gaps > 0
+            && track.highest_at.until(now) < reorder_window_us()
+        {
             // Filled in below the highest segment sooner than a sender could have noticed a
-            // loss: reordering on the way here.
+            // loss: reordering on the way here. Not where no hole ever opened: every byte
+            // below the highest passed here, and this is that data sent again (lost past the
+            // capture point: a client's upload behind a dropper upstream, resent on
+            // duplicate ACKs while its later data still flows).
             self.out_of_order = self.out_of_order.saturating_add(1);
             false
         } else if seg.seq == track.last_seq
@@ -706,6 +712,26 @@ mod tests {
         assert_eq!((ext.samples(), ext.last_us()), (2, Some(35_000)));
         let int = r.m.rtt(Leg::Internal);
         assert_eq!((int.samples(), int.last_us()), (2, Some(5_000)));
+    }
+
+    /// A client's upload whose segment a dropper past the capture point took: the capture saw
+    /// the segment, then the client sends it again on duplicate ACKs while its later data still
+    /// flows, sooner than the reordering window. No hole ever opened, so it is data sent
+    /// again, not reordering; once a hole opens, a filler that soon is reordering again.
+    #[test]
+    fn data_seen_here_and_sent_again_is_no_reordering() {
+        let mut r = Run::new();
+        for i in 0..10 {
+            r.seg(i, Up, ACK, 1 + i as u32 * 100, 1, 100, None);
+        }
+        r.seg(10, Up, ACK, 201, 1, 100, None); // 201..301 again, 1 ms after the highest
+        r.seg(11, Up, ACK, 1001, 1, 100, None);
+        let d = &r.m.dirs.up;
+        assert_eq!((d.seq_gaps, d.out_of_order, d.retransmissions), (0, 0, 1));
+        r.seg(12, Up, ACK, 1201, 1, 100, None); // a hole: 1101..1201 not seen here
+        r.seg(13, Up, ACK, 1101, 1, 100, None); // filled 1 ms later: reordering
+        let d = &r.m.dirs.up;
+        assert_eq!((d.seq_gaps, d.out_of_order, d.retransmissions), (1, 1, 1));
     }
 
     #[test]
