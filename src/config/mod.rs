@@ -63,9 +63,11 @@ settings! {
         shaping_rtt_factor: f64 = 2.0, Live;
 
         /// Stall/freeze: server data stops after this many bytes (of the server's sequence
-        /// space; the 12–64 kB of the TSPU behaviour, with a margin), then silence
-        /// for at least `stall_silence_s` with no FIN or RST from the server.
-        stall_min_bytes: u64 = 10_000, Live;
+        /// space; the 12–64 kB of the TSPU behaviour, with a margin: a middlebox that counts
+        /// 12 kB of packets, headers and handshake included, lets about 9 kB of payload
+        /// through), then silence for at least `stall_silence_s` with no FIN or RST from the
+        /// server.
+        stall_min_bytes: u64 = 8_000, Live;
         stall_max_bytes: u64 = 70_000, Live;
         stall_silence_s: f64 = 3.0, Live;
 

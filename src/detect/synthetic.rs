@@ -906,6 +906,35 @@ mod tests {
         assert_eq!(v[0].evidence["frozen"], 3, "{}", v[0].evidence);
     }
 
+    /// A middlebox that freezes a connection after 12 kB of packets (headers and handshake
+    /// counted, as conntrack counts them) lets about 9 kB of the server's data through: the
+    /// lab's `freeze` at 12,000 bytes with offloads on stopped 7 connections at 8,945 bytes,
+    /// each client's next request then sent again and never acknowledged. That is a freeze at
+    /// one byte count; "N packets then drop" stops the server's data after a few kB and is a
+    /// drop.
+    #[test]
+    fn a_freeze_after_twelve_kilobytes_of_packets_is_a_freeze() {
+        let stalls = |server_bytes: u32| {
+            let mut sim = Sim::default();
+            let mut rng = Rng::new(12);
+            for i in 0..3 {
+                sim.tcp(MSG, i * 400, 40)
+                    .handshake()
+                    .request(300)
+                    .download(server_bytes, 8e6, SEG, 0.0, &mut rng)
+                    .wait_us(500_000)
+                    .unacknowledged_request(300, 4);
+            }
+            controls(&mut sim, 0, 4, &mut rng);
+            sim.verdicts(&cfg(60))
+        };
+        let v = stalls(8_945);
+        assert_eq!(findings(&v), ["stalled/freeze"], "{}", summaries(&v));
+        assert_eq!(v[0].evidence["server_bytes_before_freeze"], serde_json::json!([8_945, 8_945, 8_945]));
+        let v = stalls(3 * SEG);
+        assert_eq!(findings(&v), ["stalled/drop"], "{}", summaries(&v));
+    }
+
     /// A response that ends on a short segment and a client that closes later is no freeze.
     #[test]
     fn finished_responses_and_idle_keepalives_are_no_freeze() {
