@@ -192,6 +192,9 @@ def report(args):
             # One frozen connection cannot tell a middlebox from a server's trouble: the
             # answer is `inconclusive`, naming the freeze (as tests/lab.rs checks).
             label = "freeze-some (one frozen)"
+        elif scenario == "random-loss" and params.get("direction") == "up":
+            # Past the capture point: what shows is the client's data sent again.
+            label = "random-loss (up)"
         elif scenario in ("call-partial-loss", "p2p-call-loss"):
             # Loss on the way up happens past the capture point (the router's LAN side) and
             # is not seen there: its own row.

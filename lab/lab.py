@@ -964,7 +964,7 @@ SCENARIOS = {s.name: s for s in [
                     "aggregate", "messenger tcp+udp"),
     RandomLoss("random-loss", "random_loss",
                "a share of all the messenger's packets (tcp and udp) dropped at random, no rate "
-               "limit, RTT flat", {"loss_pct": (2.0, 10.0), "direction": ("both", "down")}, "both",
+               "limit, RTT flat", {"loss_pct": (2.0, 10.0), "direction": ("both", "down", "up")}, "both",
                "per_flow", "messenger tcp+udp"),
     FreezeSome("freeze-some", "freeze",
                "on a random share of the messenger's connections, every server packet is dropped "

@@ -930,7 +930,10 @@ mod tests {
         };
         let v = stalls(8_945);
         assert_eq!(findings(&v), ["stalled/freeze"], "{}", summaries(&v));
-        assert_eq!(v[0].evidence["server_bytes_before_freeze"], serde_json::json!([8_945, 8_945, 8_945]));
+        assert_eq!(
+            v[0].evidence["server_bytes_before_freeze"],
+            serde_json::json!([8_945, 8_945, 8_945])
+        );
         let v = stalls(3 * SEG);
         assert_eq!(findings(&v), ["stalled/drop"], "{}", summaries(&v));
     }
