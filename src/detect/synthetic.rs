@@ -392,6 +392,19 @@ fn rtp(ssrc: u32, seq: u16, ts: u32) -> Vec<u8> {
 impl Tcp<'_> {
     /// A segment at the capture point now; the payload is filled with zeros.
     fn segment(&mut self, up: bool, seq: u32, ack: u32, flags: u8, len: u32) {
+        self.segment_stamped(up, seq, ack, flags, len, None);
+    }
+
+    /// As [`Tcp::segment`], with a timestamps option carrying `tsval` when given.
+    fn segment_stamped(
+        &mut self,
+        up: bool,
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        len: u32,
+        tsval: Option<u32>,
+    ) {
         let (src, dst, sp, dp) = if up {
             (CLIENT, self.server, self.cport, self.sport)
         } else {
@@ -403,14 +416,25 @@ impl Tcp<'_> {
         l4.extend_from_slice(&dp.to_be_bytes());
         l4.extend_from_slice(&seq.to_be_bytes());
         l4.extend_from_slice(&ack.to_be_bytes());
-        l4.extend_from_slice(&[if syn { 0x60 } else { 0x50 }, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        let words = 5 + u8::from(syn) + 3 * u8::from(tsval.is_some());
+        l4.extend_from_slice(&[words << 4, flags, 0xff, 0xff, 0, 0, 0, 0]);
         if syn {
             l4.extend_from_slice(&[2, 4, 0x05, 0xb4]);
+        }
+        if let Some(tsval) = tsval {
+            l4.extend_from_slice(&[1, 1, 8, 10]);
+            l4.extend_from_slice(&tsval.to_be_bytes());
+            l4.extend_from_slice(&0u32.to_be_bytes());
         }
         let header = l4.len();
         // Like a capture with a short snap length: payload bytes are not kept.
         let frame = ipv4(src, dst, 6, if up { 64 } else { 52 }, &l4, header + len as usize);
         self.sim.push(self.now_us, frame);
+    }
+
+    /// The capture point's clock in milliseconds: a sender's TSval.
+    fn clock_ms(&self) -> u32 {
+        (self.now_us / 1000) as u32
     }
 
     /// Move the capture point's clock on.
@@ -500,17 +524,17 @@ impl Tcp<'_> {
         self
     }
 
-    /// The client sends `bytes` at `rate_bps` in MSS segments, the server acknowledging every
-    /// other one. Each segment is lost past the capture point with probability `loss`
-    /// (`rng`): the capture sees it, and sees it sent again a round trip later while the
-    /// client's later data flows.
+    /// The client sends `bytes` at `rate_bps` in MSS segments stamped with its clock in
+    /// milliseconds (TCP timestamps), the server acknowledging every other one. Each segment
+    /// is lost past the capture point with probability `loss` (`rng`): the capture sees it,
+    /// and sees it sent again a round trip later while the client's later data flows.
     pub fn upload(&mut self, bytes: u32, rate_bps: f64, loss: f64, rng: &mut Rng) -> &mut Self {
         let mut sent = 0;
         let mut resend: Vec<(u64, u32, u32)> = Vec::new();
         while sent < bytes {
             let len = SEG.min(bytes - sent);
             let seq = self.cseq + sent;
-            self.segment(true, seq, self.sseq, ACK, len);
+            self.segment_stamped(true, seq, self.sseq, ACK, len, Some(self.clock_ms()));
             if loss > 0.0 && rng.unit() < loss {
                 resend.push((self.now_us + self.rtt_us, seq, len));
             }
@@ -521,13 +545,13 @@ impl Tcp<'_> {
             }
             while let Some(&(_, rseq, rlen)) = resend.first().filter(|l| l.0 <= self.now_us) {
                 resend.remove(0);
-                self.segment(true, rseq, self.sseq, ACK, rlen);
+                self.segment_stamped(true, rseq, self.sseq, ACK, rlen, Some(self.clock_ms()));
                 self.now_us += 30;
             }
         }
         for (at, rseq, rlen) in resend {
             self.now_us = self.now_us.max(at);
-            self.segment(true, rseq, self.sseq, ACK, rlen);
+            self.segment_stamped(true, rseq, self.sseq, ACK, rlen, Some(self.clock_ms()));
         }
         self.cseq += bytes;
         self.now_us += self.rtt_us;

@@ -175,6 +175,11 @@ pub struct RttProbe {
 }
 
 impl RttProbe {
+    /// `tsval` is newer than every TSval seen from this side before.
+    pub fn newer_tsval(&self, tsval: u32) -> bool {
+        self.tsval_seen && seq_after(tsval, self.last_tsval)
+    }
+
     /// A packet from this side carrying `tsval`. `may_arm` is false for pure ACKs and SYNs;
     /// `opening` is true for a SYN, whose TSval cannot have been sent before the capture.
     pub fn sent_tsval(&mut self, tsval: u32, now: Timestamp, may_arm: bool, opening: bool) {

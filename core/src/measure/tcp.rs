@@ -237,7 +237,11 @@ impl TcpMeasures {
             mine.last_payload_len = len;
             mine.max_payload_len = mine.max_payload_len.max(len);
         }
-        let retransmitted = mine.sequence(seg, now, reorder_window_us);
+        // Sent after every segment seen from this side before it: its TSval is newer (a
+        // mirror's second copy carries its original's, a reordered segment an older one).
+        let sent_later =
+            seg.options.timestamps.is_some_and(|(tsval, _)| mine.probe.newer_tsval(tsval));
+        let retransmitted = mine.sequence(seg, now, reorder_window_us, sent_later);
         if !syn {
             mine.window(seg.window);
         }
@@ -426,6 +430,7 @@ impl TcpDirection {
         seg: &TcpSegment<'_>,
         now: Timestamp,
         reorder_window_us: impl Fn() -> u64,
+        sent_later: bool,
     ) -> Option<bool> {
         let seq_len = seq_len(seg);
         if seq_len == 0 {
@@ -454,14 +459,15 @@ impl TcpDirection {
             self.stuck_retransmissions = 0;
             false
         } else if seg.seq != track.last_seq
-            && self.seq_gaps > 0
+            && !(sent_later && self.seq_gaps == 0)
             && track.highest_at.until(now) < reorder_window_us()
         {
             // Filled in below the highest segment sooner than a sender could have noticed a
-            // loss: reordering on the way here. Not where no hole ever opened: every byte
-            // below the highest passed here, and this is that data sent again (lost past the
-            // capture point: a client's upload behind a dropper upstream, resent on
-            // duplicate ACKs while its later data still flows).
+            // loss: reordering on the way here. Not a segment sent after every one seen
+            // before it where no hole ever opened: every byte below the highest passed here,
+            // and this is that data sent again (lost past the capture point: a client's
+            // upload behind a dropper upstream, resent on duplicate ACKs while its later data
+            // still flows), where a mirror's copy or a reordered segment was sent earlier.
             self.out_of_order = self.out_of_order.saturating_add(1);
             false
         } else if seg.seq == track.last_seq
@@ -716,22 +722,26 @@ mod tests {
 
     /// A client's upload whose segment a dropper past the capture point took: the capture saw
     /// the segment, then the client sends it again on duplicate ACKs while its later data still
-    /// flows, sooner than the reordering window. No hole ever opened, so it is data sent
-    /// again, not reordering; once a hole opens, a filler that soon is reordering again.
+    /// flows, sooner than the reordering window, with a TSval newer than any before. No hole
+    /// ever opened, so it is data sent again, not reordering. A mirror's second copy of a
+    /// segment (its original's TSval), or a segment without timestamps, is not taken for one;
+    /// once a hole opens, a filler that soon is reordering again.
     #[test]
     fn data_seen_here_and_sent_again_is_no_reordering() {
         let mut r = Run::new();
         for i in 0..10 {
-            r.seg(i, Up, ACK, 1 + i as u32 * 100, 1, 100, None);
+            r.seg(i, Up, ACK, 1 + i as u32 * 100, 1, 100, Some((100 + i as u32, 7)));
         }
-        r.seg(10, Up, ACK, 201, 1, 100, None); // 201..301 again, 1 ms after the highest
-        r.seg(11, Up, ACK, 1001, 1, 100, None);
+        r.seg(10, Up, ACK, 201, 1, 100, Some((110, 8))); // 201..301 again, newer TSval
+        r.seg(10, Up, ACK, 801, 1, 100, Some((108, 7))); // a copy of 801..901, interleaved
+        r.seg(11, Up, ACK, 301, 1, 100, None); // 301..401 again, no timestamps to tell by
+        r.seg(11, Up, ACK, 1001, 1, 100, Some((111, 8)));
         let d = &r.m.dirs.up;
-        assert_eq!((d.seq_gaps, d.out_of_order, d.retransmissions), (0, 0, 1));
-        r.seg(12, Up, ACK, 1201, 1, 100, None); // a hole: 1101..1201 not seen here
-        r.seg(13, Up, ACK, 1101, 1, 100, None); // filled 1 ms later: reordering
+        assert_eq!((d.seq_gaps, d.out_of_order, d.retransmissions), (0, 2, 1));
+        r.seg(12, Up, ACK, 1201, 1, 100, Some((112, 8))); // a hole: 1101..1201 not seen here
+        r.seg(13, Up, ACK, 1101, 1, 100, Some((113, 8))); // filled 1 ms later: reordering
         let d = &r.m.dirs.up;
-        assert_eq!((d.seq_gaps, d.out_of_order, d.retransmissions), (1, 1, 1));
+        assert_eq!((d.seq_gaps, d.out_of_order, d.retransmissions), (1, 3, 1));
     }
 
     #[test]
