@@ -97,7 +97,10 @@ pub(super) fn stall(f: &Facts, g: &Group) -> Option<Stall> {
     let client_close =
         [t.fin(Direction::Up), t.rst(Direction::Up)].into_iter().flatten().map(|e| f.at(e)).min();
     let quiet_until = if f.f.end == FlowEnd::Active { g.end.max(f.f.last_at) } else { f.f.last_at };
-    let end = client_close.unwrap_or(quiet_until).min(g.end);
+    // A FIN the server never acknowledged (the client sent it again) ends nothing: the server
+    // stayed silent through it (a client that gives up sooner than `stall_silence_s`).
+    let close_ignored = t.rst(Direction::Up).is_none() && up.stuck_retransmissions > 0;
+    let end = client_close.filter(|_| !close_ignored).unwrap_or(quiet_until).min(g.end);
     let silence_us = (cfg.stall_silence_s * 1e6) as u64;
     // Shown in this window: silent since `at` long enough by its end, and not before its start.
     let silent_since =

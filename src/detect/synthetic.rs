@@ -962,6 +962,39 @@ mod tests {
         assert_eq!(findings(&v), ["stalled/drop"], "{}", summaries(&v));
     }
 
+    /// One connection frozen mid-transfer whose client gives up after 2 s, sooner than
+    /// `stall_silence_s`, its FIN sent again and never acknowledged, the capture going on 3 s
+    /// more (the lab's `freeze-some` froze one connection so, near a run's end): the server
+    /// stayed silent through the close, so the freeze shows, and one freeze is `inconclusive`,
+    /// never silence. Where the client gave up with an RST, nothing says the server would not
+    /// have answered: no stall.
+    #[test]
+    fn a_close_the_server_never_acknowledged_ends_no_silence() {
+        let verdicts = |fin: bool| {
+            let mut sim = Sim::default();
+            let mut rng = Rng::new(9);
+            controls(&mut sim, 0, 4, &mut rng);
+            sim.downloads(MSG, (0, 700, 3), 40, (150_000, 4e6, 0.0), &mut rng);
+            let mut t = sim.tcp(MSG, 2_500, 40);
+            t.handshake().request(300).download(20 * SEG, 8e6, SEG, 0.0, &mut rng);
+            t.wait_us(2_000_000);
+            if fin {
+                t.unacknowledged_close(2);
+            } else {
+                t.abort();
+            }
+            // The capture goes on: a control fetch 3 s after the close.
+            let end_ms = t.now_us / 1000 + 3_000;
+            sim.downloads(CTL, (end_ms, 0, 1), 30, (20_000, 4e6, 0.0), &mut rng);
+            sim.verdicts(&cfg(60))
+        };
+        let v = verdicts(true);
+        assert_eq!(findings(&v), ["inconclusive/-"], "{}", summaries(&v));
+        assert!(v[0].summary.contains("froze after"), "{}", v[0].summary);
+        let v = verdicts(false);
+        assert_eq!(findings(&v), ["none/-"], "{}", summaries(&v));
+    }
+
     /// A response that ends on a short segment and a client that closes later is no freeze.
     #[test]
     fn finished_responses_and_idle_keepalives_are_no_freeze() {
