@@ -238,9 +238,13 @@ impl TcpMeasures {
             mine.max_payload_len = mine.max_payload_len.max(len);
         }
         // Sent after every segment seen from this side before it: its TSval is newer (a
-        // mirror's second copy carries its original's, a reordered segment an older one).
-        let sent_later =
-            seg.options.timestamps.is_some_and(|(tsval, _)| mine.probe.newer_tsval(tsval));
+        // mirror's second copy carries its original's, a reordered segment an older one);
+        // without timestamps (none sent, or cut off by a short snap length), its IPv4
+        // identification is one of the next few.
+        let sent_later = match seg.options.timestamps {
+            Some((tsval, _)) => mine.probe.newer_tsval(tsval),
+            None => numbered_later(ip, &counters[dir]),
+        };
         let retransmitted = mine.sequence(seg, now, reorder_window_us, sent_later);
         if !syn {
             mine.window(seg.window);
@@ -402,6 +406,20 @@ fn reorder_window_us(rtt: &[RttStats; 2]) -> impl Fn() -> u64 + '_ {
         (Some(a), None) | (None, Some(a)) => u64::from(a),
         (None, None) => DEFAULT_REORDER_WINDOW_US,
     }
+}
+
+/// IPv4 identifications ahead of a direction's highest that a sender's next packet may carry:
+/// the next one from Linux (a number per connection), a few more from a sender that numbers
+/// all its traffic in one series (Windows). Random numbers (macOS) fall here seldom.
+const LATER_IDENTIFICATIONS: u16 = 1024;
+
+/// A numbered IPv4 packet whose identification is one of the next after every one its
+/// direction carried before (`counters`: before this packet).
+fn numbered_later(ip: &IpHeader, counters: &DirCounters) -> bool {
+    let ahead = |top: u32| (ip.ip_id as u16).wrapping_sub(top as u16);
+    !ip.v6
+        && ip.ip_id != 0
+        && counters.last_ip_id().is_some_and(|top| (1..LATER_IDENTIFICATIONS).contains(&ahead(top)))
 }
 
 fn leg_of(prober: Direction) -> Leg {
@@ -723,8 +741,9 @@ mod tests {
     /// A client's upload whose segment a dropper past the capture point took: the capture saw
     /// the segment, then the client sends it again on duplicate ACKs while its later data still
     /// flows, sooner than the reordering window, with a TSval newer than any before. No hole
-    /// ever opened, so it is data sent again, not reordering. A mirror's second copy of a
-    /// segment (its original's TSval), or a segment without timestamps, is not taken for one;
+    /// ever opened, so it is data sent again, not reordering; without timestamps, an IPv4
+    /// identification newer than any before tells so. A mirror's second copy of a segment
+    /// (its original's TSval), or a segment with nothing to tell by, is not taken for one;
     /// once a hole opens, a filler that soon is reordering again.
     #[test]
     fn data_seen_here_and_sent_again_is_no_reordering() {
@@ -734,14 +753,17 @@ mod tests {
         }
         r.seg(10, Up, ACK, 201, 1, 100, Some((110, 8))); // 201..301 again, newer TSval
         r.seg(10, Up, ACK, 801, 1, 100, Some((108, 7))); // a copy of 801..901, interleaved
-        r.seg(11, Up, ACK, 301, 1, 100, None); // 301..401 again, no timestamps to tell by
+        r.seg(11, Up, ACK, 301, 1, 100, None); // 301..401 again, nothing to tell by
+        // 401..501 again without timestamps (cut off by a short snap length), its IPv4
+        // identification the next one.
+        r.seg_ttl(11, Up, (ACK, 401, 1, 100), None, 64, 2);
         r.seg(11, Up, ACK, 1001, 1, 100, Some((111, 8)));
         let d = &r.m.dirs.up;
-        assert_eq!((d.seq_gaps, d.out_of_order, d.retransmissions), (0, 2, 1));
+        assert_eq!((d.seq_gaps, d.out_of_order, d.retransmissions), (0, 2, 2));
         r.seg(12, Up, ACK, 1201, 1, 100, Some((112, 8))); // a hole: 1101..1201 not seen here
         r.seg(13, Up, ACK, 1101, 1, 100, Some((113, 8))); // filled 1 ms later: reordering
         let d = &r.m.dirs.up;
-        assert_eq!((d.seq_gaps, d.out_of_order, d.retransmissions), (1, 3, 1));
+        assert_eq!((d.seq_gaps, d.out_of_order, d.retransmissions), (1, 3, 2));
     }
 
     #[test]
