@@ -237,15 +237,8 @@ impl TcpMeasures {
             mine.last_payload_len = len;
             mine.max_payload_len = mine.max_payload_len.max(len);
         }
-        // Sent after every segment seen from this side before it: its TSval is newer (a
-        // mirror's second copy carries its original's, a reordered segment an older one);
-        // without timestamps (none sent, or cut off by a short snap length), its IPv4
-        // identification is one of the next few.
-        let sent_later = match seg.options.timestamps {
-            Some((tsval, _)) => mine.probe.newer_tsval(tsval),
-            None => numbered_later(ip, &counters[dir]),
-        };
-        let retransmitted = mine.sequence(seg, now, reorder_window_us, sent_later);
+        let numbered_later = || numbered_later(ip, &counters[dir]);
+        let retransmitted = mine.sequence(seg, now, reorder_window_us, numbered_later);
         if !syn {
             mine.window(seg.window);
         }
@@ -448,7 +441,7 @@ impl TcpDirection {
         seg: &TcpSegment<'_>,
         now: Timestamp,
         reorder_window_us: impl Fn() -> u64,
-        sent_later: bool,
+        numbered_later: impl Fn() -> bool,
     ) -> Option<bool> {
         let seq_len = seq_len(seg);
         if seq_len == 0 {
@@ -477,8 +470,12 @@ impl TcpDirection {
             self.stuck_retransmissions = 0;
             false
         } else if seg.seq != track.last_seq
-            && !(sent_later && self.seq_gaps == 0)
             && track.highest_at.until(now) < reorder_window_us()
+            && !(self.seq_gaps == 0
+                && match seg.options.timestamps {
+                    Some((tsval, _)) => self.probe.newer_tsval(tsval),
+                    None => numbered_later(),
+                })
         {
             // Filled in below the highest segment sooner than a sender could have noticed a
             // loss: reordering on the way here. Not a segment sent after every one seen
@@ -486,6 +483,9 @@ impl TcpDirection {
             // and this is that data sent again (lost past the capture point: a client's
             // upload behind a dropper upstream, resent on duplicate ACKs while its later data
             // still flows), where a mirror's copy or a reordered segment was sent earlier.
+            // Sent later: a TSval newer than any from this side (a mirror's second copy carries
+            // its original's, a reordered segment an older one); without timestamps (none
+            // sent, or cut off by a short snap length), an IPv4 identification among the next.
             self.out_of_order = self.out_of_order.saturating_add(1);
             false
         } else if seg.seq == track.last_seq
