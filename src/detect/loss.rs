@@ -75,6 +75,21 @@ fn upstream_loss(f: &Facts) -> Option<(u64, u64)> {
     (segments > 0).then(|| ((part.retransmissions + part.seq_gaps).min(segments), segments))
 }
 
+/// The share of the service's connections' loss events (towards the client) that came within
+/// a round trip of a control flow's loss, pooled over the connections (0 without any).
+fn lost_with_controls(g: &Group, targets: &[(&Facts, (u64, u64))]) -> f64 {
+    let mut control_losses: Vec<u64> =
+        g.controls.iter().flat_map(|c| c.losses()).map(|e| e.at.micros()).collect();
+    control_losses.sort_unstable();
+    let (together, all) = targets.iter().fold((0.0, 0usize), |(together, all), (f, _)| {
+        let events = f.losses().len();
+        let rtt_us = f.min_rtt_us().unwrap_or(0);
+        let share = super::policing::lost_with(f, &control_losses, rtt_us);
+        (together + share * events as f64, all + events)
+    });
+    if all == 0 { 0.0 } else { together / all as f64 }
+}
+
 /// What the shares count: every packet in the direction that lost more, or the client's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Counted {
@@ -166,6 +181,16 @@ fn judge(
     let above_controls = t_share >= 2.0 * c_share && p < alpha;
     if !above_controls {
         return Outcome::Clean { detector: NAME, evidence: evidence(Some(p)) };
+    }
+    // A queue every flow crosses drops from all of them at once when it overflows; a dropper
+    // on the service drops from its flows alone (as for policing: the service's loss events
+    // within a round trip of a control flow's, pooled). A service nearer than the controls
+    // loses more at a shared queue: bursty cross traffic's 5-s windows said `random_loss`.
+    let together = lost_with_controls(g, &targets);
+    if together >= super::policing::SHARED_LOSS_SHARE {
+        let mut evidence = evidence(Some(p));
+        evidence["lost_with_controls"] = json!((together * 1000.0).round() / 1000.0);
+        return Outcome::Clean { detector: NAME, evidence };
     }
     // The service's connections started behind a standing queue (a shaper's or a congested
     // link's, which drop when full): the typical one's least round trip well above the least

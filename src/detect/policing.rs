@@ -364,7 +364,7 @@ fn outran(g: &Group, only: &Policed) -> Vec<u64> {
 
 /// The share of a flow's policer-like losses that came with control flows' losses at which
 /// it is taken for the link's loss, not a policer's.
-const SHARED_LOSS_SHARE: f64 = 0.5;
+pub(super) const SHARED_LOSS_SHARE: f64 = 0.5;
 
 /// The least time apart that a flow's loss and a control flow's count as together: a queue
 /// overflows for a moment, and each flow shows the hole when its next segment arrives.
@@ -374,7 +374,7 @@ const SHARED_LOSS_MIN_US: u64 = 20_000;
 /// (`rtt_us`, at least [`SHARED_LOSS_MIN_US`]) of a control flow's loss (`control_losses`:
 /// their times, sorted). In the lab, flows a shared queue made look policed (congestion,
 /// bursty cross traffic) had a median of 0.89 and 1.0; flows behind a policer, 0.
-fn lost_with(f: &Facts, control_losses: &[u64], rtt_us: u64) -> f64 {
+pub(super) fn lost_with(f: &Facts, control_losses: &[u64], rtt_us: u64) -> f64 {
     let events = f.losses();
     if events.is_empty() || control_losses.is_empty() {
         return 0.0;

@@ -1335,6 +1335,26 @@ mod tests {
         assert_ne!(p.evidence["scope"], "aggregate", "{}", p.summary);
     }
 
+    /// Downloads of the service and the controls through one queue that overflows for all of
+    /// them at once, the service (nearer, quicker to refill it) losing four times the controls'
+    /// share: most of its losses come with a control flow's, which a dropper on the service
+    /// does not make. No random loss. The same losses with the controls' at other moments
+    /// (their downloads later) are the service's own: random loss.
+    #[test]
+    fn losses_at_the_moments_the_controls_lose_are_the_links() {
+        let verdicts = |control_start_ms: u64| {
+            let mut sim = Sim::default();
+            sim.downloads(MSG, (100, 2_500, 4), 40, (600_000, 4e6, 0.2), &mut Rng::new(3));
+            let controls = (control_start_ms, 2_500, 4);
+            sim.downloads(CTL, controls, 40, (600_000, 4e6, 0.05), &mut Rng::new(3));
+            sim.verdicts(&cfg(60))
+        };
+        let v = verdicts(100);
+        assert!(!findings(&v).contains(&"throttled/random_loss".into()), "{}", summaries(&v));
+        let v = verdicts(30_000);
+        assert!(findings(&v).contains(&"throttled/random_loss".into()), "{}", summaries(&v));
+    }
+
     /// A dropper on the way up, past the capture point: the client's uploads are seen, then
     /// sent again; its acknowledgments on downloads (most of its packets) show nothing, and
     /// the service's packets lost well under 1 %. Its data sent up lost at 5 %, the controls'
