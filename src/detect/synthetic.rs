@@ -1381,6 +1381,43 @@ mod tests {
         assert_eq!(findings(&v), ["none/-"], "{}", summaries(&v));
     }
 
+    /// A call whose media towards the client falls to half its rate mid-call (every other
+    /// packet no longer sent, none lost) beside a control call that keeps its own: degraded.
+    /// Beside a control call that loses an eighth of its media, the link is in trouble (on a
+    /// congested link one sender backs off and another does not): no finding.
+    #[test]
+    fn a_rate_step_beside_a_lossy_control_call_is_the_links() {
+        let verdicts = |control_loses: bool| {
+            let mut sim = Sim::default();
+            let mut sent = 0u16;
+            for i in 0..20 * 50u64 {
+                let at = 50_000 + i * 20_000;
+                for (server, port) in [(MSG, 41_000), (CTL, 41_001)] {
+                    let mut up = rtp(0x1111, i as u16, i as u32 * 960);
+                    up.resize(800, 0x55);
+                    sim.udp(at, true, (server, 3478), port, &up);
+                }
+                if i < 500 || i % 2 == 0 {
+                    let mut down = rtp(0x2222, sent, i as u32 * 960);
+                    down.resize(800, 0x55);
+                    sim.udp(at + 7_000, false, (MSG, 3478), 41_000, &down);
+                    sent += 1;
+                }
+                if !(control_loses && i % 8 == 3) {
+                    let mut down = rtp(0x3333, i as u16, i as u32 * 960);
+                    down.resize(800, 0x55);
+                    sim.udp(at + 7_000, false, (CTL, 3478), 41_001, &down);
+                }
+            }
+            sim.verdicts(&cfg(60))
+        };
+        let v = verdicts(false);
+        assert_eq!(findings(&v), ["call_degraded/-"], "{}", summaries(&v));
+        assert!(v[0].summary.contains("media rate fell"), "{}", v[0].summary);
+        let v = verdicts(true);
+        assert_eq!(findings(&v), ["none/-"], "{}", summaries(&v));
+    }
+
     /// QUIC Initials to the service never answered while a control's QUIC works.
     #[test]
     fn unanswered_quic_is_blocking() {
