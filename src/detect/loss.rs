@@ -78,16 +78,13 @@ fn upstream_loss(f: &Facts) -> Option<(u64, u64)> {
 /// The share of the service's connections' loss events (towards the client) that came within
 /// a round trip of a control flow's loss, pooled over the connections (0 without any).
 fn lost_with_controls(g: &Group, targets: &[(&Facts, (u64, u64))]) -> f64 {
-    let mut control_losses: Vec<u64> =
-        g.controls.iter().flat_map(|c| c.losses()).map(|e| e.at.micros()).collect();
-    control_losses.sort_unstable();
-    let (together, all) = targets.iter().fold((0.0, 0usize), |(together, all), (f, _)| {
-        let events = f.losses().len();
+    let control_losses = super::policing::control_loss_times(g);
+    let (together, all) = targets.iter().fold((0, 0), |(together, all), (f, _)| {
         let rtt_us = f.min_rtt_us().unwrap_or(0);
-        let share = super::policing::lost_with(f, &control_losses, rtt_us);
-        (together + share * events as f64, all + events)
+        let (near, events) = super::policing::lost_with(f, &control_losses, rtt_us);
+        (together + near, all + events)
     });
-    if all == 0 { 0.0 } else { together / all as f64 }
+    if all == 0 { 0.0 } else { together as f64 / all as f64 }
 }
 
 /// What the shares count: every packet in the direction that lost more, or the client's data.
@@ -95,6 +92,24 @@ fn lost_with_controls(g: &Group, targets: &[(&Facts, (u64, u64))]) -> f64 {
 enum Counted {
     Packets,
     DataSentUp,
+}
+
+impl Counted {
+    /// The evidence's `counted`.
+    fn key(self) -> &'static str {
+        match self {
+            Counted::Packets => "packets",
+            Counted::DataSentUp => "data_sent_up",
+        }
+    }
+
+    /// What the summary says was lost.
+    fn what(self) -> &'static str {
+        match self {
+            Counted::Packets => "their packets",
+            Counted::DataSentUp => "the data they send",
+        }
+    }
 }
 
 pub(super) fn detect(g: &Group) -> Outcome {
@@ -158,10 +173,7 @@ fn judge(
             "control_median_connection_loss": round(c_median),
             "connections_with_queueing": queueing,
             "fisher_p": p,
-            "counted": match counted {
-                Counted::Packets => "packets",
-                Counted::DataSentUp => "data_sent_up",
-            },
+            "counted": counted.key(),
         })
     };
     // Pooled over the connections: many short connections lose nothing by chance, and GRO
@@ -223,10 +235,7 @@ fn judge(
             lossy.len(),
             targets.len(),
             t_share * 100.0,
-            match counted {
-                Counted::Packets => "their packets",
-                Counted::DataSentUp => "the data they send",
-            },
+            counted.what(),
             p_text(p),
             c_share * 100.0
         ),

@@ -125,17 +125,15 @@ pub(super) fn detect(g: &Group) -> Outcome {
     };
     // A queue every flow crosses drops from all of them at once when it overflows; a policer
     // drops from the flows it polices alone.
-    let mut control_losses: Vec<u64> =
-        g.controls.iter().flat_map(|c| c.losses()).map(|e| e.at.micros()).collect();
-    control_losses.sort_unstable();
+    let control_losses = control_loss_times(g);
     let mut lost_with_controls = 0usize;
     let policed: Vec<Policed> = candidates
         .iter()
         .filter_map(|f| {
             let base = base_rtt(f);
             let p = per_flow(f, base, cfg)?;
-            let shared = lost_with(f, &control_losses, base.unwrap_or(0));
-            if shared >= SHARED_LOSS_SHARE {
+            let (together, events) = lost_with(f, &control_losses, base.unwrap_or(0));
+            if together as f64 >= SHARED_LOSS_SHARE * events as f64 && events > 0 {
                 lost_with_controls += 1;
                 return None;
             }
@@ -370,14 +368,24 @@ pub(super) const SHARED_LOSS_SHARE: f64 = 0.5;
 /// overflows for a moment, and each flow shows the hole when its next segment arrives.
 const SHARED_LOSS_MIN_US: u64 = 20_000;
 
-/// The share of `f`'s loss events in the window that came within one base round trip
-/// (`rtt_us`, at least [`SHARED_LOSS_MIN_US`]) of a control flow's loss (`control_losses`:
-/// their times, sorted). In the lab, flows a shared queue made look policed (congestion,
-/// bursty cross traffic) had a median of 0.89 and 1.0; flows behind a policer, 0.
-pub(super) fn lost_with(f: &Facts, control_losses: &[u64], rtt_us: u64) -> f64 {
+/// The times of the control flows' loss events in the window, sorted: what [`lost_with`]
+/// compares with.
+pub(super) fn control_loss_times(g: &Group) -> Vec<u64> {
+    let mut times: Vec<u64> =
+        g.controls.iter().flat_map(|c| c.losses()).map(|e| e.at.micros()).collect();
+    times.sort_unstable();
+    times
+}
+
+/// How many of `f`'s loss events in the window came within one base round trip (`rtt_us`, at
+/// least [`SHARED_LOSS_MIN_US`]) of a control flow's loss (`control_losses`, from
+/// [`control_loss_times`]), and how many it had. In the lab, flows a shared queue made look
+/// policed (congestion, bursty cross traffic) had a median share of 0.89 and 1.0; flows
+/// behind a policer, 0.
+pub(super) fn lost_with(f: &Facts, control_losses: &[u64], rtt_us: u64) -> (usize, usize) {
     let events = f.losses();
     if events.is_empty() || control_losses.is_empty() {
-        return 0.0;
+        return (0, events.len());
     }
     let tolerance_us = rtt_us.max(SHARED_LOSS_MIN_US);
     let near = |at: u64| {
@@ -386,8 +394,7 @@ pub(super) fn lost_with(f: &Facts, control_losses: &[u64], rtt_us: u64) -> f64 {
         let before = i > 0 && at - control_losses[i - 1] <= tolerance_us;
         after || before
     };
-    let together = events.iter().filter(|e| near(e.at.micros())).count();
-    together as f64 / events.len() as f64
+    (events.iter().filter(|e| near(e.at.micros())).count(), events.len())
 }
 
 /// A burst smaller than real policers pass (they pass 8 kB and more).
