@@ -3,7 +3,7 @@
 plus every capture of the nDPI corpus, through `throttlewatch analyze`; prints one table row
 per finding: detection rate, false alarms, `inconclusive` share, rate-estimate error.
 
-    benches/accuracy.py record [--runs N] [--first N] [--dir DIR] [--only SCENARIO]...  # lab runs (root, ~20 s each)
+    benches/accuracy.py record [--runs N] [--first N] [--dir DIR] [--only SCENARIO]... [--set K=V]...  # lab runs (root, ~20 s each)
     benches/accuracy.py report [--dir DIR] [--corpus DIR] [--json] [--binary PATH]
 
 `record` keeps every trace with its ground truth in DIR (default target/accuracy); `report`
@@ -14,7 +14,9 @@ Parameters are drawn per run (seeded by the run number): policing 64 kbit/s–5 
 RTTs 20–100 ms. The scenarios of issue 9 (real-world behaviours and confounders) draw their own
 parameters in lab.py from the run's seed (ranges: `lab/lab.py list`); here only the base RTTs.
 Odd-numbered runs of every scenario leave the veths' offloads on (GRO/GSO super-segments in the
-capture); `record --offloads on` or `off` sets them in every run recorded. Rows of runs with offloads on say `+offloads`. `report --window W`
+capture); `record --offloads on` or `off` sets them in every run recorded. Rows of runs with offloads on say `+offloads`;
+`record --set call_framing=opaque` gives the calls media without RTP headers (a call protocol of
+its own), in rows that say `(opaque media)`. `report --window W`
 judges W-second windows (on the grid `--window-origin` sets at the run's start) as the daemon
 does with `window_s = W` (the live lab tests prove both give the same verdicts): a run counts
 as detected when a window finds it, as a false alarm when a window claims what it cannot be.
@@ -134,6 +136,7 @@ def record(args):
                 continue
             rng = random.Random("%s/%d" % (scenario, run))
             params = dict(WORKLOAD, **draw(scenario, rng))
+            params.update(kv.split("=", 1) for kv in args.set)
             offloads = {"on": True, "off": False}.get(args.offloads,
                                                        run % 2 == 1)
             cmd = [sys.executable, LAB, "run", scenario, "--quiet", "--seed", str(run),
@@ -199,6 +202,8 @@ def report(args):
             # Loss on the way up happens past the capture point (the router's LAN side) and
             # is not seen there: its own row.
             label = "%s (%s)" % (scenario, params.get("direction", "down"))
+        if params.get("call_framing") == "opaque":
+            label += " (opaque media)"
         if truth.get("offloads"):
             label += " +offloads"
         r = row(label)
@@ -275,6 +280,9 @@ def main():
     rec.add_argument("--dir", default=os.path.join(ROOT, "target", "accuracy"))
     rec.add_argument("--offloads", choices=["alternate", "on", "off"], default="alternate",
                      help="veth offloads: on in odd runs (default), or in every run, or in none")
+    rec.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="a lab.py parameter for every run, over the drawn one (repeatable; e.g."
+                          " call_framing=opaque: calls whose media carries no RTP header)")
     rep = sub.add_parser("report")
     rep.add_argument("--dir", default=os.path.join(ROOT, "target", "accuracy"))
     rep.add_argument("--corpus", default=os.path.join(ROOT, "..", "shared", "corpus", "ndpi"))

@@ -245,6 +245,7 @@ DEFAULTS = {
     "upload_kb": 600,  # one bulk upload per service
     "stream_kbit": 2000,  # one paced video-like download per service
     "video_kbit": 300,  # video in each call (0: audio only)
+    "call_framing": "rtp",  # the calls' media: RTP, or "opaque" (a call protocol of its own)
     "fetch_every_s": 1.5,  # short HTTPS-like fetches, 4-48 kB
     "flow_max_s": 15,  # longest TLS download/upload (raise with --duration for flows spanning windows)
     "quic_kb": 0,  # a QUIC-like fetch per service over UDP/443 (0: none)
@@ -280,10 +281,10 @@ def workload(p, duration, rng):
         if p["p2p"]:
             add(svc, addr, "call", 0.3, server=info["peer"], server_port=PEER_PORT, relay=addr,
                 relay_port=3478, proto="udp", video_kbit=p["video_kbit"], keepalive_s=2.5,
-                max_s=d - 0.8)
+                max_s=d - 0.8, framing=p["call_framing"])
         else:
             add(svc, addr, "call", 0.3, server_port=3478, proto="udp", video_kbit=p["video_kbit"],
-                keepalive_s=2.5, max_s=d - 0.8)
+                keepalive_s=2.5, max_s=d - 0.8, framing=p["call_framing"])
         add(svc, addr, "chat", 0.5, server_port=5222, proto="tcp", every_s=1.0, max_s=d - 1.0)
         for at in (1.0, round(d / 2, 3)):
             add(svc, addr, "tls", at, server_port=443, proto="tcp", op="get", sni="media." + dom,
@@ -1074,7 +1075,7 @@ RANGES = {
 }
 # Allowed values of every word parameter.
 CHOICES = {"proto": ("both", "tcp", "udp"), "direction": ("both", "down", "up"),
-           "ctl_side": ("nearer", "farther")}
+           "ctl_side": ("nearer", "farther"), "call_framing": ("rtp", "opaque")}
 
 
 def parse_value(key, text, default):

@@ -234,15 +234,21 @@ def is_stun(data):
 
 class Media:
     """RTP senders of one side of a call: Opus audio (PT 111, 48 kHz, 20 ms) and, if asked, VP8
-    video (PT 96, 90 kHz, 30 frames/s split into packets of at most 1,100 bytes)."""
+    video (PT 96, 90 kHz, 30 frames/s split into packets of at most 1,100 bytes). With
+    `framing="opaque"` the same packets at the same times carry no RTP header, only bytes that
+    parse as neither RTP nor STUN (first byte 0x40-0x7F), as a call protocol of its own does
+    (Telegram's reflectors)."""
 
-    def __init__(self, rng, video_kbit):
+    def __init__(self, rng, video_kbit, framing="rtp"):
         self.rng = rng
         self.audio = [rng.getrandbits(32), rng.getrandbits(16), rng.getrandbits(32)]
         self.video = [rng.getrandbits(32), rng.getrandbits(16), rng.getrandbits(32)]
         self.video_kbit = video_kbit
+        self.framing = framing
 
     def _packet(self, stream, pt, size, advance, marker=False):
+        if self.framing == "opaque":
+            return bytes([0x40 | self.rng.getrandbits(6)]) + self.rng.randbytes(size + 11)
         ssrc, seq, ts = stream
         head = struct.pack("!BBHII", 0x80, pt | (0x80 if marker else 0), seq & 0xFFFF,
                            ts & 0xFFFFFFFF, ssrc)
@@ -285,14 +291,16 @@ def media_loop(send, media, alive, seconds=None):
 def call_relay(bind):
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(bind)
-    peers = {}  # addr -> [last heard, video seen]
+    peers = {}  # addr -> [last heard, video seen, framing]
     lock = threading.Lock()
 
     def stream(addr):
-        media = Media(random.Random(), 0)
+        with lock:
+            framing = peers[addr][2]
+        media = Media(random.Random(), 0, framing)
         def alive():
             with lock:
-                last, video = peers[addr]
+                last, video, _ = peers[addr]
             media.video_kbit = 300 if video else 0
             return time.monotonic() - last < 2.0
         media_loop(lambda p: sock.sendto(p, addr), media, alive)
@@ -305,14 +313,18 @@ def call_relay(bind):
             if struct.unpack("!H", data[:2])[0] == 0x0001:
                 sock.sendto(stun_response(data, addr), addr)
             continue
-        if not data or data[0] >> 6 != 2:
+        if len(data) < 12:
             continue
-        video = (data[1] & 0x7F) == 96
+        # RTP (version 2) or the opaque framing (first byte 0x40-0x7F, video when large).
+        framing = "rtp" if data[0] >> 6 == 2 else "opaque" if data[0] >> 6 == 1 else None
+        if framing is None:
+            continue
+        video = (data[1] & 0x7F) == 96 if framing == "rtp" else len(data) > 300
         with lock:
             if addr in peers:
-                peers[addr] = [time.monotonic(), peers[addr][1] or video]
+                peers[addr] = [time.monotonic(), peers[addr][1] or video, framing]
                 continue
-            peers[addr] = [time.monotonic(), video]
+            peers[addr] = [time.monotonic(), video, framing]
         threading.Thread(target=stream, args=(addr,), daemon=True).start()
 
 
@@ -628,7 +640,7 @@ class Flow:
             answered.wait(min(wait, max(0.0, self.deadline() - time.time())))
             wait = min(wait * 2, 4.0)
         if answered.is_set():
-            media = Media(self.rng, spec.get("video_kbit", 0))
+            media = Media(self.rng, spec.get("video_kbit", 0), spec.get("framing", "rtp"))
             next_keepalive = time.monotonic() + spec.get("keepalive_s", 2.5)
 
             def send(p):

@@ -10,7 +10,12 @@
 //! client sends RTP, next to nothing comes back: Russia's call blocking since August 2025,
 //! inbound UDP cut after 4–6 packets on mobile networks), is a call too: `call_degraded`
 //! against control calls whose media flows both ways, `inconclusive` without them; never
-//! silence. That is judged per call, not per leg: a one-way leg beside another leg of the
+//! silence.
+//!
+//! Media is RTP, or, for call protocols of their own with no RTP header (Telegram's
+//! reflectors), a steady stream of datagrams that are not STUN, to a port other than QUIC's
+//! 443 ([`media`]). Without sequence numbers such a call's loss and jitter are not known; its
+//! one-way media, silences and rate steps are judged as an RTP call's. That is judged per call, not per leg: a one-way leg beside another leg of the
 //! same call (the service's, same client address or the call's host, within
 //! [`CALL_LEG_GAP_US`](crate::classify::CALL_LEG_GAP_US)) with RTP both ways is ICE moving the
 //! media to another path (peer to peer or relay), not a one-way call. Each window judges the window's part of a call (its media packets, losses and
@@ -24,6 +29,7 @@ use super::stats::{fisher_exact_greater, mean_change_point};
 use super::{
     Detected, Detector, Doubt, Finding, Group, Mechanism, Outcome, examples, p_text, rate_text,
 };
+use crate::flow::Direction;
 use crate::measure::call::RtpLoss;
 
 /// What one call showed.
@@ -44,20 +50,46 @@ struct Call<'a> {
 /// The client's media packets in the window that make a call judgeable one way.
 const ONE_WAY_MIN_PACKETS: u64 = 50;
 
+/// The longest mean gap between a direction's datagrams that still makes them media when they
+/// carry no RTP header: audio sends one every 20-60 ms.
+const MEDIA_MAX_MEAN_GAP_US: u64 = 100_000;
+
+/// Whether a direction of a UDP flow carries call media: RTP, or datagrams that are not all
+/// STUN, at least one every [`MEDIA_MAX_MEAN_GAP_US`] on average, to a port other than 443
+/// (QUIC, whose blocking the blocking detector judges).
+fn media(f: &Facts, dir: Direction) -> bool {
+    let Some(u) = f.udp() else { return false };
+    let d = &u.dirs[dir];
+    if d.rtp().is_some() {
+        return true;
+    }
+    let stun = u64::from(u.stun.requests) + u64::from(u.stun.request_retransmissions);
+    f.f.server.port != 443
+        && f.f.measures.dirs[dir].packets > stun + u64::from(u.stun.answered)
+        && d.mean_gap_us().is_some_and(|g| g <= MEDIA_MAX_MEAN_GAP_US)
+}
+
+/// Packets of a direction in the window that are not STUN (at most: the window's requests and
+/// responses are taken off either direction).
+fn media_packets(f: &Facts, dir: Direction) -> u64 {
+    let (requests, answered) = f.stun_requests();
+    f.packets(dir).saturating_sub(requests + answered)
+}
+
 /// A call in the window whose client sends media but which gets (next to) none back: the
 /// client's packets and the ones that came back.
 fn one_way(f: &Facts) -> Option<(u64, u64)> {
-    let u = f.udp()?;
-    u.dirs.up.rtp()?;
-    let (up, down) =
-        (f.packets(crate::flow::Direction::Up), f.packets(crate::flow::Direction::Down));
-    (up >= ONE_WAY_MIN_PACKETS && down * 20 <= up).then_some((up, down))
+    if !media(f, Direction::Up) {
+        return None;
+    }
+    let (up, down) = (f.packets(Direction::Up), f.packets(Direction::Down));
+    (media_packets(f, Direction::Up) >= ONE_WAY_MIN_PACKETS && down * 20 <= up)
+        .then_some((up, down))
 }
 
 /// Client-sent media in the window: a call that could have been one-way.
 fn sends_media(f: &&Facts) -> bool {
-    f.udp().is_some_and(|u| u.dirs.up.rtp().is_some())
-        && f.packets(crate::flow::Direction::Up) >= ONE_WAY_MIN_PACKETS
+    media(f, Direction::Up) && media_packets(f, Direction::Up) >= ONE_WAY_MIN_PACKETS
 }
 
 /// Another leg of `f`'s call carries RTP both ways.
@@ -68,18 +100,26 @@ fn media_moved(f: &Facts, g: &Group) -> bool {
             && o.f.call_client() == f.f.call_client()
             && o.f.first_at <= f.f.last_at.add_micros(CALL_LEG_GAP_US)
             && f.f.first_at <= o.f.last_at.add_micros(CALL_LEG_GAP_US)
-            && o.udp().is_some_and(|u| u.dirs.up.rtp().is_some() && u.dirs.down.rtp().is_some())
+            && media(o, Direction::Up)
+            && media(o, Direction::Down)
     })
 }
 
 fn call<'a>(f: &'a Facts<'a>, g: &Group) -> Option<Call<'a>> {
     let cfg = g.cfg;
     let u = f.udp()?;
-    let rtp = u.dirs.down.rtp()?;
-    let RtpLoss { lost, expected, runs: loss_runs } = f.rtp_loss_down()?;
-    if expected < 50 {
-        return None;
-    }
+    let jitter_us = match u.dirs.down.rtp() {
+        Some(rtp) => rtp.jitter_us,
+        // Media of a protocol of its own: no loss or jitter to tell, the rest as RTP's.
+        None if media(f, Direction::Down) && media(f, Direction::Up) => None,
+        None => return None,
+    };
+    let RtpLoss { lost, expected, runs: loss_runs } = match f.rtp_loss_down() {
+        Some(loss) if loss.expected >= 50 => loss,
+        Some(_) => return None,
+        None if media_packets(f, Direction::Down) >= 50 => RtpLoss::default(),
+        None => return None,
+    };
     let dirs = &f.f.measures.dirs;
     let silence_us = (cfg.call_silence_s * 1e6) as u64;
     // Media towards the client stopped while the client went on sending, or a gap in either
@@ -95,7 +135,7 @@ fn call<'a>(f: &'a Facts<'a>, g: &Group) -> Option<Call<'a>> {
         None
     };
     let step = f.f.bins.as_ref().and_then(|b| {
-        let s: Vec<u32> = f.bins(crate::flow::Direction::Down).map(|(_, v)| v).collect();
+        let s: Vec<u32> = f.bins(Direction::Down).map(|(_, v)| v).collect();
         let (a, z) = (s.iter().position(|&v| v > 0)?, s.iter().rposition(|&v| v > 0)?);
         let bin_s = b.bin_us as f64 / 1e6;
         let rates: Vec<f64> = s[a..=z].iter().map(|&v| f64::from(v) * 8.0 / bin_s).collect();
@@ -103,7 +143,7 @@ fn call<'a>(f: &'a Facts<'a>, g: &Group) -> Option<Call<'a>> {
         (cp.mean_after < cfg.call_step_ratio * cp.mean_before && cp.p_value < g.alpha())
             .then_some((cp.mean_before, cp.mean_after, cp.p_value))
     });
-    Some(Call { f, lost, loss_runs, expected, jitter_us: rtp.jitter_us, silence, step })
+    Some(Call { f, lost, loss_runs, expected, jitter_us, silence, step })
 }
 
 fn row(c: &Call) -> Value {

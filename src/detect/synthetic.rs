@@ -224,6 +224,20 @@ impl Sim {
         );
     }
 
+    /// As [`Sim::call`], its media datagrams of `packet_gap_ms` apart (20 in a call) carrying
+    /// no RTP header: a call protocol of its own.
+    pub fn opaque_call(
+        &mut self,
+        server: Ipv4Addr,
+        start_ms: u64,
+        seconds: u64,
+        packet_gap_ms: u64,
+        down: impl FnMut(u64) -> bool,
+    ) {
+        let leg = CallLeg { client: CLIENT, far: (server, 3478), username: b"" };
+        self.call_media(leg, start_ms, seconds, Some(packet_gap_ms), down);
+    }
+
     /// As [`Sim::call`], between `leg`'s client address and far end, its STUN Binding request
     /// carrying `leg`'s ICE USERNAME (none when empty).
     pub fn call_leg(
@@ -231,6 +245,19 @@ impl Sim {
         leg: CallLeg,
         start_ms: u64,
         seconds: u64,
+        down: impl FnMut(u64) -> bool,
+    ) {
+        self.call_media(leg, start_ms, seconds, None, down);
+    }
+
+    /// A call leg: RTP every 20 ms, or, with `opaque_gap_ms`, datagrams without an RTP header
+    /// that far apart.
+    fn call_media(
+        &mut self,
+        leg: CallLeg,
+        start_ms: u64,
+        seconds: u64,
+        opaque_gap_ms: Option<u64>,
         mut down: impl FnMut(u64) -> bool,
     ) {
         let cport = self.port();
@@ -249,12 +276,17 @@ impl Sim {
         }
         self.udp_of(client, t0, true, far, cport, &request);
         self.udp_of(client, t0 + 40_000, false, far, cport, &stun(0x0101, &tid));
-        for i in 0..seconds * 50 {
-            let at = t0 + 50_000 + i * 20_000;
-            self.udp_of(client, at, true, far, cport, &rtp(0x1111, i as u16, i as u32 * 160));
+        let gap_ms = opaque_gap_ms.unwrap_or(20);
+        let media = |ssrc: u32, i: u64| match opaque_gap_ms {
+            // First byte 0x40-0x7F: neither RTP (version 2) nor STUN.
+            Some(_) => vec![0x40 | (i % 64) as u8; 12 + 160],
+            None => rtp(ssrc, i as u16, i as u32 * 160),
+        };
+        for i in 0..seconds * 1000 / gap_ms {
+            let at = t0 + 50_000 + i * gap_ms * 1000;
+            self.udp_of(client, at, true, far, cport, &media(0x1111, i));
             if down(i) {
-                let media = rtp(0x2222, i as u16, i as u32 * 160);
-                self.udp_of(client, at + 7_000, false, far, cport, &media);
+                self.udp_of(client, at + 7_000, false, far, cport, &media(0x2222, i));
             }
         }
     }
@@ -1416,6 +1448,61 @@ mod tests {
         assert!(v[0].summary.contains("media rate fell"), "{}", v[0].summary);
         let v = verdicts(true);
         assert_eq!(findings(&v), ["none/-"], "{}", summaries(&v));
+    }
+
+    /// Media of a call protocol of its own (no RTP header, as Telegram's reflectors carry)
+    /// that dies towards the client after its first 5 packets, beside a control call of the
+    /// same protocol whose media flows both ways: a one-way call, as an RTP call's is. The
+    /// same call with its media both ways: no finding.
+    #[test]
+    fn media_without_rtp_that_dies_towards_the_client_is_a_one_way_call() {
+        for rtp in [true, false] {
+            let verdicts = |dies: bool| {
+                let mut sim = Sim::default();
+                let down = move |i: u64| !dies || i < 5;
+                if rtp {
+                    sim.call(MSG, 0, 10, down);
+                    sim.call(CTL, 0, 10, |_| true);
+                } else {
+                    sim.opaque_call(MSG, 0, 10, 20, down);
+                    sim.opaque_call(CTL, 0, 10, 20, |_| true);
+                }
+                sim.verdicts(&cfg(60))
+            };
+            let v = verdicts(true);
+            assert_eq!(findings(&v), ["call_degraded/drop"], "rtp {rtp}: {}", summaries(&v));
+            assert!(v[0].summary.contains("had media both ways"), "{}", v[0].summary);
+            let v = verdicts(false);
+            assert_eq!(findings(&v), ["none/-"], "rtp {rtp}: {}", summaries(&v));
+        }
+    }
+
+    /// Media without RTP towards the client that stops after 5 s while the client goes on
+    /// sending for 7 s more: a silence towards the client.
+    #[test]
+    fn media_without_rtp_that_stops_towards_the_client_is_a_silence() {
+        let mut sim = Sim::default();
+        sim.opaque_call(MSG, 0, 12, 20, |i| i < 250);
+        sim.opaque_call(CTL, 0, 12, 20, |_| true);
+        let v = sim.verdicts(&cfg(60));
+        assert_eq!(findings(&v), ["call_degraded/drop"], "{}", summaries(&v));
+        assert!(v[0].summary.contains("went silent towards the client"), "{}", v[0].summary);
+    }
+
+    /// Datagrams a quarter of a second apart (not a call's media) with one coming back are
+    /// no one-way call; media 20 ms apart, the same way, is one.
+    #[test]
+    fn sparse_datagrams_without_rtp_are_no_call() {
+        let verdicts = |gap_ms: u64| {
+            let mut sim = Sim::default();
+            sim.opaque_call(MSG, 0, 30, gap_ms, |i| i < 1);
+            sim.opaque_call(CTL, 0, 30, 20, |_| true);
+            sim.verdicts(&cfg(60))
+        };
+        let v = verdicts(250);
+        assert_eq!(findings(&v), ["none/-"], "{}", summaries(&v));
+        let v = verdicts(20);
+        assert_eq!(findings(&v), ["call_degraded/drop"], "{}", summaries(&v));
     }
 
     /// QUIC Initials to the service never answered while a control's QUIC works.

@@ -7,8 +7,8 @@
 //! peer-to-peer legs of a call use the same local socket as its STUN exchange with the relay)
 //! or carried in the STUN messages of a flow of the service (XOR-MAPPED-, XOR-PEER-,
 //! XOR-RELAYED-ADDRESS); a link to a call of the service (an ICE username fragment seen in a
-//! flow of the service, or RTP from a socket that exchanged packets with the service within
-//! [`CALL_SOCKET_MAX_AGE_US`]); a server address learned from a DNS answer for the service's
+//! flow of the service, or RTP or an ICE check from a socket that exchanged packets with the
+//! service within [`CALL_SOCKET_MAX_AGE_US`]); a server address learned from a DNS answer for the service's
 //! domains; a port-qualified address rule; an address range. Learned knowledge lives in bounded
 //! tables ([`LearnedMap`]); payloads are inspected only in a flow's first packets, STUN messages
 //! in every packet (they are few and carry the call's links). A QUIC ClientHello that continues
@@ -57,7 +57,7 @@ pub const CALL_SOCKETS_CAPACITY: usize = 4096;
 /// Capacity of the table of client addresses whose call legs belong to another address's call
 /// ([`Classifier::call_host`]): a few devices in a call on two addresses at once.
 pub const CALL_HOSTS_CAPACITY: usize = 64;
-/// A socket's new RTP flow belongs to the service the socket exchanged UDP with at most
+/// A socket's new call flow belongs to the service the socket exchanged UDP with at most
 /// this long before (a call's media follows its setup within seconds).
 pub const CALL_SOCKET_MAX_AGE_US: u64 = 60 * 1_000_000;
 /// A service's UDP flows from one client address whose spans lie further apart than this are
@@ -406,12 +406,16 @@ impl Classifier {
                     server_name = found.is_some();
                 }
                 // Links to a call are for flows that nothing else ties to a service.
-                if found.is_none() && unknown_udp && stun.is_none() {
-                    found = self.socket_link(client, server, payload, now);
+                if found.is_none() && unknown_udp && RtpHeader::parse(payload).is_some() {
+                    found = self.socket_link(client, server, now);
                 }
             }
             if found.is_none() && unknown_udp {
-                found = stun.and_then(|m| self.ufrag_link(m, client.addr, now));
+                found = stun.and_then(|m| {
+                    self.ufrag_link(m, client.addr, now).or_else(|| {
+                        m.username().and_then(|_| self.socket_link(client, server, now))
+                    })
+                });
             }
         }
         if let Some((service, evidence)) = found {
@@ -446,17 +450,16 @@ impl Classifier {
         (state.counters.zoom_packets() >= framing::ZOOM_MIN_PACKETS).then_some(zoom)
     }
 
-    /// RTP between a socket that just exchanged UDP with a service and a new peer. The socket
-    /// may have any address: a global IPv6 one on a network without NAT, a public IPv4 one
-    /// behind a carrier's NAT.
+    /// The service of a call's packet (RTP, or an ICE connectivity check: a STUN message with a
+    /// USERNAME, which also opens calls whose media is not RTP) between a socket that just
+    /// exchanged UDP with a service and a new peer. The socket may have any address: a global IPv6 one on a network without
+    /// NAT, a public IPv4 one behind a carrier's NAT.
     fn socket_link(
         &self,
         client: Endpoint,
         server: Endpoint,
-        payload: &[u8],
         now: Timestamp,
     ) -> Option<(ServiceId, Evidence)> {
-        RtpHeader::parse(payload)?;
         [client, server]
             .into_iter()
             .find_map(|ep| self.call_sockets.get(&ep, now))
@@ -943,6 +946,30 @@ mod tests {
         let mut p = c.on_new_flow(Proto::Udp, other, far, late);
         udp(&mut c, &mut p, (other, far), &rtp, late);
         assert_eq!(p.class.service, None, "the socket's exchange is too old");
+    }
+
+    /// A call whose media is not RTP (a protocol of its own) opens its peer-to-peer leg with
+    /// ICE checks: a STUN request with a USERNAME from the socket that talked to the service
+    /// is the service's. A plain Binding request from it (asking another STUN server for the
+    /// socket's address) is not, nor a check from another socket.
+    #[test]
+    fn an_ice_check_from_a_socket_that_just_talked_to_the_service() {
+        let mut c = with_zoom();
+        let (lan, relay) = (ep("192.168.1.2:50000"), ep("157.240.1.1:3478"));
+        let mut st = c.on_new_flow(Proto::Udp, lan, relay, T0);
+        udp(&mut c, &mut st, (lan, relay), &stun_message(0x0001, 1, &[]), T0);
+        let stun_server = ep("198.51.100.1:19302");
+        let mut other_server = c.on_new_flow(Proto::Udp, lan, stun_server, T0);
+        udp(&mut c, &mut other_server, (lan, stun_server), &stun_message(0x0001, 2, &[]), T0);
+        assert_eq!(other_server.class.service, None);
+        let check = stun_message(0x0001, 3, &[(0x0006, b"a1b2c3d4:e5f6a7b8")]);
+        let (other, peer) = (ep("192.168.1.2:50002"), ep("203.0.113.9:61000"));
+        let mut elsewhere = c.on_new_flow(Proto::Udp, other, peer, T0);
+        udp(&mut c, &mut elsewhere, (other, peer), &check, T0);
+        assert_eq!(elsewhere.class.service, None, "another socket");
+        let mut p2p = c.on_new_flow(Proto::Udp, lan, peer, T0);
+        udp(&mut c, &mut p2p, (lan, peer), &check, T0);
+        assert_eq!(p2p.class, Classification { service: Some(0), evidence: Evidence::Call });
     }
 
     #[test]
