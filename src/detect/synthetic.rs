@@ -1416,17 +1416,26 @@ mod tests {
     /// A call whose media towards the client falls to half its rate mid-call (every other
     /// packet no longer sent, none lost) beside a control call that keeps its own: degraded.
     /// Beside a control call that loses an eighth of its media, the link is in trouble (on a
-    /// congested link one sender backs off and another does not): no finding.
+    /// congested link one sender backs off and another does not): no finding. Beside a
+    /// control call without RTP, whose losses cannot show, no finding either.
     #[test]
     fn a_rate_step_beside_a_lossy_control_call_is_the_links() {
-        let verdicts = |control_loses: bool| {
+        let verdicts = |control_loses: bool, control_rtp: bool| {
             let mut sim = Sim::default();
             let mut sent = 0u16;
+            let packet = |rtp_header: bool, ssrc: u32, i: u64| {
+                let mut p = if rtp_header {
+                    rtp(ssrc, i as u16, i as u32 * 960)
+                } else {
+                    vec![0x40 | (i % 64) as u8; 12]
+                };
+                p.resize(800, 0x55);
+                p
+            };
             for i in 0..20 * 50u64 {
                 let at = 50_000 + i * 20_000;
                 for (server, port) in [(MSG, 41_000), (CTL, 41_001)] {
-                    let mut up = rtp(0x1111, i as u16, i as u32 * 960);
-                    up.resize(800, 0x55);
+                    let up = packet(server == MSG || control_rtp, 0x1111, i);
                     sim.udp(at, true, (server, 3478), port, &up);
                 }
                 if i < 500 || i % 2 == 0 {
@@ -1436,17 +1445,18 @@ mod tests {
                     sent += 1;
                 }
                 if !(control_loses && i % 8 == 3) {
-                    let mut down = rtp(0x3333, i as u16, i as u32 * 960);
-                    down.resize(800, 0x55);
+                    let down = packet(control_rtp, 0x3333, i);
                     sim.udp(at + 7_000, false, (CTL, 3478), 41_001, &down);
                 }
             }
             sim.verdicts(&cfg(60))
         };
-        let v = verdicts(false);
+        let v = verdicts(false, true);
         assert_eq!(findings(&v), ["call_degraded/-"], "{}", summaries(&v));
         assert!(v[0].summary.contains("media rate fell"), "{}", v[0].summary);
-        let v = verdicts(true);
+        let v = verdicts(true, true);
+        assert_eq!(findings(&v), ["none/-"], "{}", summaries(&v));
+        let v = verdicts(false, false);
         assert_eq!(findings(&v), ["none/-"], "{}", summaries(&v));
     }
 

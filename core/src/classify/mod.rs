@@ -81,8 +81,8 @@ pub enum Evidence {
     Range,
     Rule,
     Dns,
-    /// Linked to a call of the service: an ICE username fragment, or RTP from a LAN socket
-    /// that just exchanged UDP with the service.
+    /// Linked to a call of the service: an ICE username fragment, or RTP or an ICE check from
+    /// a socket that just exchanged UDP with the service.
     Call,
     Endpoint,
     Signature,
