@@ -7,8 +7,8 @@
 //! peer-to-peer legs of a call use the same local socket as its STUN exchange with the relay)
 //! or carried in the STUN messages of a flow of the service (XOR-MAPPED-, XOR-PEER-,
 //! XOR-RELAYED-ADDRESS); a link to a call of the service (an ICE username fragment seen in a
-//! flow of the service, or RTP or an ICE check from a socket that exchanged packets with the
-//! service within [`CALL_SOCKET_MAX_AGE_US`]); a server address learned from a DNS answer for the service's
+//! flow of the service, or a datagram other than a plain STUN request from a socket that
+//! exchanged packets with the service within [`CALL_SOCKET_MAX_AGE_US`]); a server address learned from a DNS answer for the service's
 //! domains; a port-qualified address rule; an address range. Learned knowledge lives in bounded
 //! tables ([`LearnedMap`]); payloads are inspected only in a flow's first packets, STUN messages
 //! in every packet (they are few and carry the call's links). A QUIC ClientHello that continues
@@ -26,7 +26,6 @@ use std::net::IpAddr;
 use crate::decode::dns::{DnsResponse, DomainName};
 use crate::decode::gquic;
 use crate::decode::quic::{CryptoStream, initial_version, read_client_initial};
-use crate::decode::rtp::RtpHeader;
 use crate::decode::stun::StunMessage;
 use crate::decode::tls::client_hello_sni;
 use crate::flow::{Direction, Endpoint, Proto, is_group_address, is_local_address};
@@ -72,6 +71,8 @@ pub const REALTIME_MIN_PPS: f64 = 10.0;
 /// A client's Initial fills a datagram of at least this many bytes (RFC 9000 §14.1): the UDP
 /// payload length on the wire, whatever the capture kept of it.
 pub const QUIC_INITIAL_MIN_BYTES: u32 = 1200;
+/// QUIC's UDP port: its flows are no calls ([`Role`] makes them controls of their own kind).
+const QUIC_PORT: u16 = 443;
 
 /// How a flow was tied to its service, weakest first.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -81,8 +82,8 @@ pub enum Evidence {
     Range,
     Rule,
     Dns,
-    /// Linked to a call of the service: an ICE username fragment, or RTP or an ICE check from
-    /// a socket that just exchanged UDP with the service.
+    /// Linked to a call of the service: an ICE username fragment, or media or an ICE check
+    /// from a socket that just exchanged UDP with the service.
     Call,
     Endpoint,
     Signature,
@@ -406,7 +407,7 @@ impl Classifier {
                     server_name = found.is_some();
                 }
                 // Links to a call are for flows that nothing else ties to a service.
-                if found.is_none() && unknown_udp && RtpHeader::parse(payload).is_some() {
+                if found.is_none() && unknown_udp && stun.is_none() {
                     found = self.socket_link(client, server, now);
                 }
             }
@@ -450,9 +451,11 @@ impl Classifier {
         (state.counters.zoom_packets() >= framing::ZOOM_MIN_PACKETS).then_some(zoom)
     }
 
-    /// The service of a call's packet (RTP, or an ICE connectivity check: a STUN message with a
-    /// USERNAME, which also opens calls whose media is not RTP) between a socket that just
-    /// exchanged UDP with a service and a new peer. The socket may have any address: a global IPv6 one on a network without
+    /// The service of a call's packet between a socket that just exchanged UDP with a service
+    /// and a new peer: its media (RTP, DTLS or a protocol of its own, as Telegram's) or an ICE
+    /// connectivity check (a STUN message with a USERNAME). A plain STUN request from that
+    /// socket asks another STUN server for its address and is not linked. The socket is the
+    /// call's: another application gets another port. It may have any address: a global IPv6 one on a network without
     /// NAT, a public IPv4 one behind a carrier's NAT.
     fn socket_link(
         &self,
@@ -500,9 +503,9 @@ impl Classifier {
     ) {
         // Both ends: which one is the user's socket the addresses cannot tell in general
         // (IPv6 without NAT, a carrier's NAT); the service's end only ever meets flows its
-        // address classifies already.
+        // address classifies already. QUIC (UDP 443) is no call: its sockets teach nothing.
         for ep in [client, server] {
-            if !is_group_address(ep.addr) {
+            if !is_group_address(ep.addr) && ![client.port, server.port].contains(&QUIC_PORT) {
                 self.call_sockets.insert(ep, service, now);
             }
         }
@@ -642,7 +645,7 @@ pub fn role(
     match proto {
         Proto::Tcp => Role::Control,
         // QUIC: what the service's blocked QUIC is compared with.
-        Proto::Udp if server.port == 443 => Role::Control,
+        Proto::Udp if server.port == QUIC_PORT => Role::Control,
         Proto::Udp => {
             let pps = packets as f64 * 1e6 / duration_us.max(1) as f64;
             if packets >= REALTIME_MIN_PACKETS && pps >= REALTIME_MIN_PPS {
@@ -893,8 +896,8 @@ mod tests {
     }
 
     #[test]
-    fn rtp_from_a_socket_that_just_talked_to_the_service() {
-        rtp_from_a_socket_that_just_talked_to_the_service_at(
+    fn media_from_a_socket_that_just_talked_to_the_service() {
+        media_from_a_socket_that_just_talked_to_the_service_at(
             ep("192.168.1.2:50000"),
             ep("157.240.1.1:3478"),
             ep("203.0.113.9:61000"),
@@ -904,54 +907,68 @@ mod tests {
     /// The socket need not be site-local: a global IPv6 address (no NAT), a public IPv4 one
     /// (a capture past a carrier's NAT).
     #[test]
-    fn rtp_from_a_global_socket_that_just_talked_to_the_service() {
-        rtp_from_a_socket_that_just_talked_to_the_service_at(
+    fn media_from_a_global_socket_that_just_talked_to_the_service() {
+        media_from_a_socket_that_just_talked_to_the_service_at(
             ep("[2a02:6b8:50::2]:50000"),
             ep("[2a03:2880:f200::1]:3478"),
             ep("[2001:db8:9::9]:61000"),
         );
-        rtp_from_a_socket_that_just_talked_to_the_service_at(
+        media_from_a_socket_that_just_talked_to_the_service_at(
             ep("95.24.7.2:50000"),
             ep("157.240.1.1:3478"),
             ep("203.0.113.9:61000"),
         );
-        rtp_from_a_socket_that_just_talked_to_the_service_at(
+        media_from_a_socket_that_just_talked_to_the_service_at(
             ep("198.18.7.2:50000"),
             ep("157.240.1.1:3478"),
             ep("203.0.113.9:61000"),
         );
     }
 
-    fn rtp_from_a_socket_that_just_talked_to_the_service_at(
+    fn media_from_a_socket_that_just_talked_to_the_service_at(
         lan: Endpoint,
         relay: Endpoint,
         peer: Endpoint,
     ) {
-        let mut c = with_zoom();
-        let mut st = c.on_new_flow(Proto::Udp, lan, relay, T0);
-        udp(&mut c, &mut st, (lan, relay), b"\x17\xfe\xfd opaque relay payload", T0);
         let rtp = crate::decode::rtp::fixtures::packet(111, 1, 0, 7);
-        let mut p2p = c.on_new_flow(Proto::Udp, lan, peer, T0);
-        // Not RTP: nothing.
-        udp(&mut c, &mut p2p, (lan, peer), b"\x00\x01 not rtp", T0);
-        assert_eq!(p2p.class.service, None);
-        udp(&mut c, &mut p2p, (lan, peer), &rtp, T0);
-        assert_eq!(p2p.class, Classification { service: Some(0), evidence: Evidence::Call });
-        // Past the socket's age, another socket's RTP gets nothing.
-        let late = T0.add_micros(CALL_SOCKET_MAX_AGE_US + 1);
-        let other = Endpoint { port: lan.port + 10, ..lan };
-        let mut st2 = c.on_new_flow(Proto::Udp, other, relay, T0);
-        udp(&mut c, &mut st2, (other, relay), b"x", T0);
-        let far = ep("198.51.100.1:9");
-        let mut p = c.on_new_flow(Proto::Udp, other, far, late);
-        udp(&mut c, &mut p, (other, far), &rtp, late);
-        assert_eq!(p.class.service, None, "the socket's exchange is too old");
+        // RTP, and media of a protocol of its own, likewise.
+        for media in [&rtp[..], b"\x5a opaque media of its own"] {
+            let mut c = with_zoom();
+            let mut st = c.on_new_flow(Proto::Udp, lan, relay, T0);
+            udp(&mut c, &mut st, (lan, relay), b"\x17\xfe\xfd opaque relay payload", T0);
+            let mut p2p = c.on_new_flow(Proto::Udp, lan, peer, T0);
+            // A plain Binding request (another STUN server asked for the socket's address):
+            // nothing.
+            udp(&mut c, &mut p2p, (lan, peer), &stun_message(0x0001, 9, &[]), T0);
+            assert_eq!(p2p.class.service, None);
+            udp(&mut c, &mut p2p, (lan, peer), media, T0);
+            assert_eq!(p2p.class, Classification { service: Some(0), evidence: Evidence::Call });
+            // Past the socket's age, another socket's media gets nothing.
+            let late = T0.add_micros(CALL_SOCKET_MAX_AGE_US + 1);
+            let other = Endpoint { port: lan.port + 10, ..lan };
+            let mut st2 = c.on_new_flow(Proto::Udp, other, relay, T0);
+            udp(&mut c, &mut st2, (other, relay), b"x", T0);
+            let far = ep("198.51.100.1:9");
+            let mut p = c.on_new_flow(Proto::Udp, other, far, late);
+            udp(&mut c, &mut p, (other, far), media, late);
+            assert_eq!(p.class.service, None, "the socket's exchange is too old");
+        }
+        // A QUIC flow's socket is no call's: its next flow is not linked.
+        let mut c = with_zoom();
+        let quic_server = Endpoint { port: 443, ..relay };
+        let mut st = c.on_new_flow(Proto::Udp, lan, quic_server, T0);
+        udp(&mut c, &mut st, (lan, quic_server), b"\x45 short header", T0);
+        assert_eq!(st.class.service, Some(0));
+        let mut p = c.on_new_flow(Proto::Udp, lan, peer, T0);
+        udp(&mut c, &mut p, (lan, peer), &rtp, T0);
+        assert_eq!(p.class.service, None, "a QUIC socket");
     }
 
-    /// A call whose media is not RTP (a protocol of its own) opens its peer-to-peer leg with
-    /// ICE checks: a STUN request with a USERNAME from the socket that talked to the service
-    /// is the service's. A plain Binding request from it (asking another STUN server for the
-    /// socket's address) is not, nor a check from another socket.
+    /// A call whose media is not RTP (a protocol of its own) may open its peer-to-peer leg
+    /// with ICE checks: a STUN request with a USERNAME from the socket that talked to the
+    /// service is the service's (a leg whose media never comes is linked by its checks). A plain
+    /// Binding request from it (asking another STUN server for the socket's address) is not,
+    /// nor a check from another socket.
     #[test]
     fn an_ice_check_from_a_socket_that_just_talked_to_the_service() {
         let mut c = with_zoom();
