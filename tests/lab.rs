@@ -2611,7 +2611,7 @@ mod real_world {
         sni_police_offloads => "sni-police" ["download_kb=400"] offloads true;
         aggregate_police => "aggregate-police" [] offloads false, wrong "/params/rate_kbit" = 2000;
         random_loss => "random-loss" ["loss_pct=8.0"] offloads false, wrong "/params/loss_pct" = 3.0;
-        random_loss_up => "random-loss" ["loss_pct=5.0", "direction=up"] offloads true;
+        random_loss_up => "random-loss" ["loss_pct=5.0", "direction=up", "upload_kb=2000"] offloads true;
         freeze_some => "freeze-some" ["share_pct=60", "after_bytes=20000"] offloads false,
             wrong "/params/after_bytes" = 10000;
         freeze_some_offloads => "freeze-some" ["share_pct=60", "after_bytes=20000"] offloads true;

@@ -5,8 +5,9 @@
 //! that lost the larger share.
 //! The service's pooled share must be significantly above the control connections' (one-sided
 //! Fisher's exact test, Bonferroni across services), at least `loss_min_share` and twice the
-//! controls' pooled share, with at least `min_affected_flows` connections losing that much, and the round trip must
-//! not have grown (a congested or shaped path queues before it drops; a dropper does not).
+//! controls' pooled share, with at least `min_affected_flows` connections losing that much
+//! (of the client's data: or every connection that sent enough to lose one segment at that
+//! share, [`upstream_loss`]), and the round trip must not have grown (a congested or shaped path queues before it drops; a dropper does not).
 //! Loss on everything (Wi-Fi, a congested link) raises the control share alike and finds
 //! nothing. Stalled connections (see [`super::stall`]) and connections the server side reset
 //! are left out: their retransmissions are the stall's or the reset's.
@@ -179,7 +180,15 @@ fn judge(
     // Pooled over the connections: many short connections lose nothing by chance, and GRO
     // super-segments make packets fewer; the pooled share follows the dropper's rate.
     let (t_share, c_share) = (share((t_lost, t_packets)), share((c_lost, c_packets)));
-    if (lossy.len() as u64) < cfg.min_affected_flows || t_share < cfg.loss_min_share {
+    // `min_affected_flows` connections losing, or, of the client's data, every connection
+    // that sent enough of it to lose one segment at the pooled share: a client's upload beside
+    // requests of a segment each is one connection that can show a dropper on the way up.
+    let able = targets.iter().filter(|(_, (_, n))| *n as f64 * t_share >= 1.0).count();
+    let needed = match counted {
+        Counted::Packets => cfg.min_affected_flows,
+        Counted::DataSentUp => cfg.min_affected_flows.min(able.max(1) as u64),
+    };
+    if (lossy.len() as u64) < needed || t_share < cfg.loss_min_share {
         return Outcome::Clean { detector: NAME, evidence: evidence(None) };
     }
     if controls.is_empty() {

@@ -1413,6 +1413,28 @@ mod tests {
         assert_eq!(findings(&v), ["none/-"], "{}", summaries(&v));
     }
 
+    /// The same dropper where one connection uploads and the others only send a request of
+    /// a segment each (too little to lose one at 5 %): the upload is every connection that
+    /// could show the loss, and that is enough. Without the dropper: nothing.
+    #[test]
+    fn one_upload_among_requests_shows_loss_on_the_way_up() {
+        let run = |loss: f64| {
+            let mut sim = Sim::default();
+            let mut rng = Rng::new(8);
+            for (server, loss) in [(MSG, loss), (CTL, 0.0)] {
+                sim.downloads(server, (100, 3_000, 4), 40, (2_000_000, 4e6, 0.0), &mut rng);
+                let mut t = sim.tcp(server, 500, 40);
+                t.handshake().upload(600_000, 2e6, loss, &mut rng).close();
+            }
+            sim.verdicts(&cfg(60))
+        };
+        let v = run(0.05);
+        assert_eq!(findings(&v), ["throttled/random_loss"], "{}", summaries(&v));
+        assert!(v[0].summary.starts_with("msg: 1 of"), "{}", v[0].summary);
+        let v = run(0.0);
+        assert_eq!(findings(&v), ["none/-"], "{}", summaries(&v));
+    }
+
     /// A call whose media towards the client falls to half its rate mid-call (every other
     /// packet no longer sent, none lost) beside a control call that keeps its own: degraded.
     /// Beside a control call that loses an eighth of its media, the link is in trouble (on a
