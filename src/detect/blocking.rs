@@ -24,7 +24,7 @@ use super::{
     Comparison, Counts, Detected, Detector, Doubt, Finding, Group, Mechanism, Outcome, examples,
     p_text, share_outcome, versus_control,
 };
-use crate::classify::{Catalogue, Role, ServiceId};
+use crate::classify::{Catalogue, QUIC_PORT, Role, ServiceId};
 use crate::flow::Direction;
 use crate::pipeline::FinishedFlow;
 use crate::time::Timestamp;
@@ -82,7 +82,7 @@ fn attempt(f: &Facts, silence_us: u64) -> Option<(Kind, bool)> {
         return Some((Kind::Stun, answered == 0 && tries(requests, ever)));
     }
     let (up_packets, up_ever) = (f.packets(Direction::Up), f.f.measures.dirs.up.packets);
-    if f.f.server.port == 443 && up_packets > 0 {
+    if f.f.server.port == QUIC_PORT && up_packets > 0 {
         return Some((Kind::Quic, tries(up_packets, up_ever)));
     }
     (up_packets >= 2).then_some((Kind::Udp, tries(up_packets, up_ever)))

@@ -29,6 +29,7 @@ use super::stats::{fisher_exact_greater, mean_change_point};
 use super::{
     Detected, Detector, Doubt, Finding, Group, Mechanism, Outcome, examples, p_text, rate_text,
 };
+use crate::classify::QUIC_PORT;
 use crate::flow::Direction;
 use crate::measure::call::RtpLoss;
 
@@ -64,7 +65,7 @@ fn media(f: &Facts, dir: Direction) -> bool {
         return true;
     }
     let stun = u64::from(u.stun.requests) + u64::from(u.stun.request_retransmissions);
-    f.f.server.port != 443
+    f.f.server.port != QUIC_PORT
         && f.f.measures.dirs[dir].packets > stun + u64::from(u.stun.answered)
         && d.mean_gap_us().is_some_and(|g| g <= MEDIA_MAX_MEAN_GAP_US)
 }
@@ -76,15 +77,11 @@ fn media_packets(f: &Facts, dir: Direction) -> u64 {
     f.packets(dir).saturating_sub(requests + answered)
 }
 
-/// A call in the window whose client sends media but which gets (next to) none back: the
-/// client's packets and the ones that came back.
+/// A call in the window whose client sends media ([`sends_media`]) but which gets (next to)
+/// none back: the client's packets and the ones that came back.
 fn one_way(f: &Facts) -> Option<(u64, u64)> {
-    if !media(f, Direction::Up) {
-        return None;
-    }
     let (up, down) = (f.packets(Direction::Up), f.packets(Direction::Down));
-    (media_packets(f, Direction::Up) >= ONE_WAY_MIN_PACKETS && down * 20 <= up)
-        .then_some((up, down))
+    (down * 20 <= up).then_some((up, down))
 }
 
 /// Client-sent media in the window: a call that could have been one-way.

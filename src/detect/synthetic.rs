@@ -1387,6 +1387,22 @@ mod tests {
         assert!(findings(&v).contains(&"throttled/random_loss".into()), "{}", summaries(&v));
     }
 
+    /// The service and the controls each with four downloads and `uploads` (start in ms,
+    /// bytes) of which the given shares (service's, controls') are lost on the way up, past
+    /// the capture point: the verdicts over one minute.
+    fn uploads_losing_up((msg_loss, ctl_loss): (f64, f64), uploads: &[(u64, u32)]) -> Vec<Verdict> {
+        let mut sim = Sim::default();
+        let mut rng = Rng::new(8);
+        for (server, loss) in [(MSG, msg_loss), (CTL, ctl_loss)] {
+            sim.downloads(server, (100, 3_000, 4), 40, (2_000_000, 4e6, 0.0), &mut rng);
+            for &(start, bytes) in uploads {
+                let mut t = sim.tcp(server, start, 40);
+                t.handshake().upload(bytes, 2e6, loss, &mut rng).close();
+            }
+        }
+        sim.verdicts(&cfg(60))
+    }
+
     /// A dropper on the way up, past the capture point: the client's uploads are seen, then
     /// sent again; its acknowledgments on downloads (most of its packets) show nothing, and
     /// the service's packets lost well under 1 %. Its data sent up lost at 5 %, the controls'
@@ -1394,18 +1410,8 @@ mod tests {
     /// lossy uplink): nothing.
     #[test]
     fn loss_on_the_way_up_past_the_capture_is_random_loss() {
-        let run = |control_loss: f64| {
-            let mut sim = Sim::default();
-            let mut rng = Rng::new(8);
-            for (server, loss) in [(MSG, 0.05), (CTL, control_loss)] {
-                sim.downloads(server, (100, 3_000, 4), 40, (2_000_000, 4e6, 0.0), &mut rng);
-                for start in [500, 4_500, 8_500] {
-                    let mut t = sim.tcp(server, start, 40);
-                    t.handshake().upload(150_000, 2e6, loss, &mut rng).close();
-                }
-            }
-            sim.verdicts(&cfg(60))
-        };
+        let uploads = [(500, 150_000), (4_500, 150_000), (8_500, 150_000)];
+        let run = |control_loss: f64| uploads_losing_up((0.05, control_loss), &uploads);
         let v = run(0.0);
         assert_eq!(findings(&v), ["throttled/random_loss"], "{}", summaries(&v));
         assert!(v[0].summary.contains("of the data they send"), "{}", v[0].summary);
@@ -1418,16 +1424,7 @@ mod tests {
     /// could show the loss, and that is enough. Without the dropper: nothing.
     #[test]
     fn one_upload_among_requests_shows_loss_on_the_way_up() {
-        let run = |loss: f64| {
-            let mut sim = Sim::default();
-            let mut rng = Rng::new(8);
-            for (server, loss) in [(MSG, loss), (CTL, 0.0)] {
-                sim.downloads(server, (100, 3_000, 4), 40, (2_000_000, 4e6, 0.0), &mut rng);
-                let mut t = sim.tcp(server, 500, 40);
-                t.handshake().upload(600_000, 2e6, loss, &mut rng).close();
-            }
-            sim.verdicts(&cfg(60))
-        };
+        let run = |loss: f64| uploads_losing_up((loss, 0.0), &[(500, 600_000)]);
         let v = run(0.05);
         assert_eq!(findings(&v), ["throttled/random_loss"], "{}", summaries(&v));
         assert!(v[0].summary.starts_with("msg: 1 of"), "{}", v[0].summary);

@@ -72,7 +72,7 @@ pub const REALTIME_MIN_PPS: f64 = 10.0;
 /// payload length on the wire, whatever the capture kept of it.
 pub const QUIC_INITIAL_MIN_BYTES: u32 = 1200;
 /// QUIC's UDP port: its flows are no calls ([`Role`] makes them controls of their own kind).
-const QUIC_PORT: u16 = 443;
+pub const QUIC_PORT: u16 = 443;
 
 /// How a flow was tied to its service, weakest first.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
