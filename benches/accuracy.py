@@ -4,7 +4,7 @@ plus every capture of the nDPI corpus, through `throttlewatch analyze`; prints o
 per finding: detection rate, false alarms, `inconclusive` share, rate-estimate error.
 
     benches/accuracy.py record [--runs N] [--first N] [--dir DIR] [--only SCENARIO]... [--set K=V]...  # lab runs (root, ~20 s each)
-    benches/accuracy.py report [--dir DIR] [--corpus DIR] [--json] [--binary PATH]
+    benches/accuracy.py report [--dir DIR] [--corpus DIR] [--json] [--binary PATH] [--window W] [--ipv6]
 
 `record` keeps every trace with its ground truth in DIR (default target/accuracy); `report`
 analyzes what is there with the release binary, so detectors can change without re-recording.
@@ -16,7 +16,10 @@ parameters in lab.py from the run's seed (ranges: `lab/lab.py list`); here only 
 Odd-numbered runs of every scenario leave the veths' offloads on (GRO/GSO super-segments in the
 capture); `record --offloads on` or `off` sets them in every run recorded. Rows of runs with offloads on say `+offloads`;
 `record --set call_framing=opaque` gives the calls media without RTP headers (a call protocol of
-its own), in rows that say `(opaque media)`. `report --window W`
+its own), in rows that say `(opaque media)`; `--set tcp_timestamps=0` a client that sends no TCP
+timestamps (Windows' default), in rows that say `(no timestamps)`. `report --ipv6` judges each
+trace rewritten over IPv6 by lab/ipv6.py (with the catalogue's ranges mapped alike): with
+`tcp_timestamps=0`, a client whose resent segments carry nothing to tell them by. `report --window W`
 judges W-second windows (on the grid `--window-origin` sets at the run's start) as the daemon
 does with `window_s = W` (the live lab tests prove both give the same verdicts): a run counts
 as detected when a window finds it, as a false alarm when a window claims what it cannot be.
@@ -32,6 +35,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 LAB = os.path.join(ROOT, "lab", "lab.py")
+IPV6 = os.path.join(ROOT, "lab", "ipv6.py")
 BINARY = os.path.join(ROOT, "target", "release", "throttlewatch")
 SERVICES = os.path.join(ROOT, "samples", "lab-services.toml")
 
@@ -162,6 +166,17 @@ def analyze(pcap, services=SERVICES, binary=BINARY, window=None):
     return json.loads(p.stdout)
 
 
+def ipv6(pcap, out, services):
+    """`pcap` rewritten over IPv6 as `out` (once), beside the lab's catalogue rewritten alike as
+    `services`."""
+    rewrite = lambda *a: subprocess.run([sys.executable, IPV6] + list(a), check=True)
+    if not os.path.exists(services):
+        rewrite("catalogue", SERVICES, services)
+    if not os.path.exists(out):
+        rewrite("trace", pcap, out)
+    return out
+
+
 def frozen_connections(truth):
     """Connections the middlebox froze in a run: impaired, and not through whole."""
     return sum(1 for f in truth["flows"] if f.get("impaired") and f.get("outcome") != "ok")
@@ -180,7 +195,12 @@ def report(args):
         scenario = truth["scenario"]
         expected, mechanism, allowed = EXPECTED[scenario]
         window = (args.window, int(truth["started"])) if args.window else None
-        verdicts = [v for v in analyze(pcap, binary=args.binary, window=window)["verdicts"]
+        services = SERVICES
+        if args.ipv6:
+            services = os.path.join(args.ipv6_dir, "services.toml")
+            pcap = ipv6(pcap, os.path.join(args.ipv6_dir, os.path.basename(pcap)), services)
+        verdicts = [v for v in analyze(pcap, services=services, binary=args.binary,
+                                       window=window)["verdicts"]
                     if v["service"] == "msg"]
         findings = {v["finding"] for v in verdicts if v["finding"] not in ("none", "inconclusive")}
         params = truth["params"]
@@ -204,6 +224,8 @@ def report(args):
             label = "%s (%s)" % (scenario, params.get("direction", "down"))
         if params.get("call_framing") == "opaque":
             label += " (opaque media)"
+        if params.get("tcp_timestamps") == 0:
+            label += " (no timestamps)"
         if truth.get("offloads"):
             label += " +offloads"
         r = row(label)
@@ -290,7 +312,12 @@ def main():
     rep.add_argument("--window", type=int, metavar="SECONDS",
                      help="judge windows of this length, as the daemon does (default: the whole trace)")
     rep.add_argument("--binary", default=BINARY, help="the throttlewatch to judge with (default: release)")
+    rep.add_argument("--ipv6", action="store_true",
+                     help="judge every trace rewritten over IPv6 (lab/ipv6.py; kept in DIR/ipv6)")
     args = ap.parse_args()
+    if args.cmd == "report" and args.ipv6:
+        args.ipv6_dir = os.path.join(args.dir, "ipv6")
+        os.makedirs(args.ipv6_dir, exist_ok=True)
     record(args) if args.cmd == "record" else report(args)
 
 

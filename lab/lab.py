@@ -254,6 +254,7 @@ DEFAULTS = {
     "domestic": 0,  # 1: a download and fetches to a "domestic" server as well
     "p2p": 0,  # 1: each service's call asks its relay by STUN, then runs peer-to-peer with a peer
     "cross_kb": 0,  # bursts of downloads of this size from a cross-traffic server (0: none)
+    "tcp_timestamps": 1,  # 0: the client sends no TCP timestamps (as Windows by default)
 }
 
 
@@ -1071,7 +1072,7 @@ RANGES = {
     "after_s": (1, 600), "flow_max_s": (1, 600), "quic_kb": (0, 1_000_000), "probes": (0, 1),
     "msg_addrs": (1, 2), "domestic": (0, 1), "p2p": (0, 1), "cross_kb": (0, 1_000_000), "share_pct": (0, 100),
     "packets": (1, 1000), "rst_ttl": (1, 255), "slow_rtt_ms": (0, 1000), "server_kbit": (8, 1_000_000),
-    "think_ms": (0, 10_000),
+    "think_ms": (0, 10_000), "tcp_timestamps": (0, 1),
 }
 # Allowed values of every word parameter.
 CHOICES = {"proto": ("both", "tcp", "udp"), "direction": ("both", "down", "up"),
@@ -1280,6 +1281,9 @@ def run_scenario(name, overrides, seed, duration, snaplen, prefix, quiet=False, 
         log("lab %s: scenario %s, seed %d, %s" % (lab.router[:-2], name, seed,
                                                   " ".join("%s=%s" % kv for kv in sorted(p.items()))))
         lab.delay(scenario.delays(p))
+        if not p["tcp_timestamps"]:
+            # Per namespace, and for IPv6 as well.
+            sh("sysctl", "-qw", "net.ipv4.tcp_timestamps=0", ns=lab.client)
         ruleset = scenario.rules(p)
         table = "table inet lab {%s\n}\n" % ruleset if ruleset else ""
         if table and onset is None:

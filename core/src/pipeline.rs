@@ -976,6 +976,31 @@ mod tests {
         }
     }
 
+    /// A mirror's copies of a burst longer than [`COPY_IDENTIFICATIONS`] carry numbers too
+    /// far below the highest to be told as copies: they are counted, but as reordering, not
+    /// as data sent again (each copy one number after the copy before it, the one after the
+    /// highest of the burst, is no later packet of the sender's).
+    #[test]
+    fn copies_of_a_long_burst_are_not_resent() {
+        use tcp_flags::{ACK, PSH};
+        let burst: Frames = (0..40u16)
+            .map(|k| {
+                (
+                    u64::from(k),
+                    packet(false, Some(1 + k), 1 + u32::from(k) * 1448, 1, ACK | PSH, 1448),
+                )
+            })
+            .collect();
+        let mut mirrored = burst.clone();
+        mirrored.extend(burst.iter().map(|(at, f)| (at + 30, f.clone())));
+        mirrored.sort_by_key(|(at, _)| *at);
+        let flows = analyse(&mirrored).flows;
+        let TransportMeasures::Tcp(tcp) = &flows[0].measures.transport else { panic!("not TCP") };
+        let down = &tcp.dirs.down;
+        assert_eq!((down.retransmissions, down.seq_gaps), (0, 0));
+        assert!(down.out_of_order > 0, "copies 30 numbers back are not told as copies");
+    }
+
     /// What looks like a copy but is not one is measured: an older number that no packet
     /// carried (reordering), a number again after the copy window, numbers of IPv4
     /// fragments, a segment that moves the sequence on; and what carries nothing to tell a

@@ -40,6 +40,15 @@ pub const COPY_WINDOW_US: u64 = 2_000;
 /// of a burst interleave with it).
 pub const COPY_IDENTIFICATIONS: u16 = 16;
 
+/// How far from a direction's highest IPv4 identification a packet's may be and still be
+/// taken for one of its series. Ahead: a sender's next packet carries the next number from
+/// Linux (a number per connection), a few more from a sender that numbers all its traffic in
+/// one series (Windows); random numbers (macOS) fall this near seldom (`tcp`'s test of data
+/// sent again). Below: an older packet's (reordered on the way, or a mirror's copy of a burst
+/// longer than [`COPY_IDENTIFICATIONS`]), which leaves the highest where it is; farther
+/// below is a jump.
+pub(crate) const IDENTIFICATION_REACH: u16 = 1024;
+
 /// The highest identification of a direction whose packets carry none (zero).
 const UNNUMBERED_TOP_IP_ID: u16 = 1 << 15;
 
@@ -103,7 +112,7 @@ impl DirCounters {
     /// The rest of [`DirCounters::count`]'s window of numbers (packets without one, zero,
     /// stay out of it): holes below the highest, a number skipped (a sender that numbers its
     /// other traffic in the same series; a super-segment of several), the same number again,
-    /// an older one (reordering on the way), a jump.
+    /// an older one (reordering on the way, a mirror's copy), a jump.
     #[cold]
     #[inline(never)]
     fn note_ip_id(&mut self, id: u16) {
@@ -116,7 +125,7 @@ impl DirCounters {
             self.top_ip_id = id;
         } else if back < COPY_IDENTIFICATIONS {
             self.ip_id_holes &= !(1 << back);
-        } else {
+        } else if back >= IDENTIFICATION_REACH {
             // Nothing of the window is known below a number far from it.
             (self.top_ip_id, self.ip_id_holes) = (id, u16::MAX - 1);
         }

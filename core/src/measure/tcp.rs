@@ -13,7 +13,7 @@ use crate::flow::{Direction, PerDir};
 use crate::time::{ShortTime, Timestamp};
 
 use super::rtt::{Leg, RttProbe, RttStats, seq_after};
-use super::{COPY_WINDOW_US, DirCounters, RttSamples};
+use super::{COPY_WINDOW_US, DirCounters, IDENTIFICATION_REACH, RttSamples};
 
 /// Below this gap after the highest segment, a segment that fills in below it counts as
 /// reordered rather than retransmitted when no RTT is known yet (Wireshark uses the same 3 ms).
@@ -33,9 +33,11 @@ pub struct TcpMeasures {
     /// The second largest external sample: a queue shows in several samples, one late echo
     /// (a server's think time behind an acknowledgement the capture missed) in one.
     external_second_max_us: u32,
-    /// The highest acknowledgment number the client sent since the handshake completed (0
-    /// before).
-    client_ack: u32,
+    /// The highest acknowledgment number each side sent since the handshake completed (0
+    /// before), and how many pure ACKs since repeated it (duplicate ACKs: the other side's
+    /// data missing from there on, at this side). In spare bytes of the struct's alignment.
+    acks: PerDir<u32>,
+    dup_acks: PerDir<u8>,
     /// The first FIN and RST of each direction; `None` until the flow's first FIN or RST.
     closes: Option<Box<PerDir<Closes>>>,
     /// Some segment carried TCP timestamps; RTT then comes from them only.
@@ -212,13 +214,15 @@ impl TcpMeasures {
             }
             return samples;
         }
-        if ack
-            && dir == Direction::Up
-            && self.handshake.completed()
-            && (self.client_ack == 0 || seq_after(seg.ack, self.client_ack))
-        {
-            self.client_ack = seg.ack;
+        if ack && self.handshake.completed() {
+            self.acknowledge(dir, seg);
         }
+        // Whether the receiver of `seg` asked for it again: its duplicate ACKs say its data is
+        // missing from its acknowledgment on, and `seg` starts there or after (a fast
+        // retransmission, or one of several a SACK scoreboard marks lost while the duplicate
+        // ACKs go on).
+        let receiver = dir.reverse();
+        let asked_again = self.dup_acks[receiver] > 0 && !seq_after(self.acks[receiver], seg.seq);
         let mine = &mut self.dirs[dir];
         if mine.rsts > 0 {
             mine.packets_after_rst = mine.packets_after_rst.saturating_add(1);
@@ -238,9 +242,13 @@ impl TcpMeasures {
             mine.max_payload_len = mine.max_payload_len.max(len);
         }
         let numbered_later = || numbered_later(ip, &counters[dir]);
-        let retransmitted = mine.sequence(seg, now, reorder_window_us, numbered_later);
+        let retransmitted = mine.sequence(seg, now, reorder_window_us, asked_again, numbered_later);
         if !syn {
             mine.window(seg.window);
+        }
+        if retransmitted == Some(true) && asked_again {
+            // Answered: a mirror's copy of it is not asked for again.
+            self.dup_acks[receiver] = 0;
         }
 
         // RTT samples: a probe from the other side answered by this segment, then maybe a new
@@ -274,6 +282,18 @@ impl TcpMeasures {
             samples.set(leg, rtt);
         }
         samples
+    }
+
+    /// Follow `dir`'s acknowledgments (`seg` carries one, after the handshake): a pure ACK
+    /// that repeats the highest is a duplicate ACK.
+    fn acknowledge(&mut self, dir: Direction, seg: &TcpSegment<'_>) {
+        let acked = &mut self.acks[dir];
+        if *acked == 0 || seq_after(seg.ack, *acked) {
+            *acked = seg.ack;
+            self.dup_acks[dir] = 0;
+        } else if seg.ack == *acked && seq_len(seg) == 0 {
+            self.dup_acks[dir] = self.dup_acks[dir].saturating_add(1);
+        }
     }
 
     /// Advance the handshake; returns the RTT sample of a leg it completed.
@@ -361,11 +381,11 @@ impl TcpMeasures {
     /// never acknowledged: data lost on the way to the client, or still in flight.
     pub fn server_bytes_unacknowledged(&self) -> u32 {
         let server = &self.dirs.down;
-        if !server.seq_started || self.client_ack == 0 {
+        if !server.seq_started || self.acks.up == 0 {
             return 0;
         }
-        let ahead = server.seq.highest_end.wrapping_sub(self.client_ack);
-        if seq_after(server.seq.highest_end, self.client_ack) { ahead } else { 0 }
+        let ahead = server.seq.highest_end.wrapping_sub(self.acks.up);
+        if seq_after(server.seq.highest_end, self.acks.up) { ahead } else { 0 }
     }
 
     /// The second largest external sample: `None` until there are two.
@@ -401,18 +421,13 @@ fn reorder_window_us(rtt: &[RttStats; 2]) -> impl Fn() -> u64 + '_ {
     }
 }
 
-/// IPv4 identifications ahead of a direction's highest that a sender's next packet may carry:
-/// the next one from Linux (a number per connection), a few more from a sender that numbers
-/// all its traffic in one series (Windows). Random numbers (macOS) fall here seldom.
-const LATER_IDENTIFICATIONS: u16 = 1024;
-
 /// A numbered IPv4 packet whose identification is one of the next after every one its
 /// direction carried before (`counters`: before this packet).
 fn numbered_later(ip: &IpHeader, counters: &DirCounters) -> bool {
     let ahead = |top: u32| (ip.ip_id as u16).wrapping_sub(top as u16);
     !ip.v6
         && ip.ip_id != 0
-        && counters.last_ip_id().is_some_and(|top| (1..LATER_IDENTIFICATIONS).contains(&ahead(top)))
+        && counters.last_ip_id().is_some_and(|top| (1..IDENTIFICATION_REACH).contains(&ahead(top)))
 }
 
 fn leg_of(prober: Direction) -> Leg {
@@ -435,12 +450,14 @@ impl TcpDirection {
     }
 
     /// Sequence analysis of one non-RST segment. Returns whether a segment carrying sequence
-    /// space was a retransmission (`None` for pure ACKs).
+    /// space was a retransmission (`None` for pure ACKs). `asked_again`: the receiver's
+    /// duplicate ACKs asked for what `seg` carries.
     fn sequence(
         &mut self,
         seg: &TcpSegment<'_>,
         now: Timestamp,
         reorder_window_us: impl Fn() -> u64,
+        asked_again: bool,
         numbered_later: impl Fn() -> bool,
     ) -> Option<bool> {
         let seq_len = seq_len(seg);
@@ -472,10 +489,11 @@ impl TcpDirection {
         } else if seg.seq != track.last_seq
             && track.highest_at.until(now) < reorder_window_us()
             && !(self.seq_gaps == 0
-                && match seg.options.timestamps {
-                    Some((tsval, _)) => self.probe.newer_tsval(tsval),
-                    None => numbered_later(),
-                })
+                && (asked_again
+                    || match seg.options.timestamps {
+                        Some((tsval, _)) => self.probe.newer_tsval(tsval),
+                        None => numbered_later(),
+                    }))
         {
             // Filled in below the highest segment sooner than a sender could have noticed a
             // loss: reordering on the way here. Not a segment sent after every one seen
@@ -483,9 +501,10 @@ impl TcpDirection {
             // and this is that data sent again (lost past the capture point: a client's
             // upload behind a dropper upstream, resent on duplicate ACKs while its later data
             // still flows), where a mirror's copy or a reordered segment was sent earlier.
-            // Sent later: a TSval newer than any from this side (a mirror's second copy carries
-            // its original's, a reordered segment an older one); without timestamps (none
-            // sent, or cut off by a short snap length), an IPv4 identification among the next.
+            // Sent later: after the receiver's duplicate ACKs asked for it, or with a TSval
+            // newer than any from this side (a mirror's second copy carries its original's, a
+            // reordered segment an older one); without timestamps (none sent, or cut off by a
+            // short snap length), an IPv4 identification among the next.
             self.out_of_order = self.out_of_order.saturating_add(1);
             false
         } else if seg.seq == track.last_seq
@@ -764,6 +783,42 @@ mod tests {
         r.seg(13, Up, ACK, 1101, 1, 100, Some((113, 8))); // filled 1 ms later: reordering
         let d = &r.m.dirs.up;
         assert_eq!((d.seq_gaps, d.out_of_order, d.retransmissions), (1, 3, 2));
+    }
+
+    /// The same upload with nothing in the client's segments to tell a resend by (no
+    /// timestamps, no IPv4 identification: IPv6 from a sender without timestamps, as Windows
+    /// by default): the server's duplicate ACKs ask for 201 on, and what the client sends
+    /// from there below its highest is data sent again, the first hole's and a later one a
+    /// SACK scoreboard marks lost. Below what they ask for, before them, or once answered
+    /// (a mirror's copy of the resend), it is reordering as before. (Duplicate ACKs count
+    /// after the handshake, as the acknowledgments of `server_bytes_unacknowledged`.)
+    #[test]
+    fn data_the_receiver_asks_for_again_is_no_reordering() {
+        let mut r = Run::new();
+        r.seg(0, Up, SYN, 0, 0, 0, None);
+        r.seg(0, Down, SYN | ACK, 0, 1, 0, None);
+        r.seg(100, Up, ACK, 1, 1, 0, None);
+        for i in 0..10 {
+            r.seg(100 + i, Up, ACK, 1 + i as u32 * 100, 1, 100, None);
+        }
+        r.seg(109, Up, ACK, 601, 1, 100, None); // before any duplicate ACK: reordering
+        r.seg(110, Down, ACK, 1, 201, 0, None);
+        r.seg(111, Down, ACK, 1, 201, 0, None); // a duplicate ACK: 201 on is missing there
+        r.seg(111, Up, ACK, 101, 1, 100, None); // below what it asks for: reordering
+        let d = &r.m.dirs.up;
+        assert_eq!((d.out_of_order, d.retransmissions), (2, 0));
+        r.seg(112, Up, ACK, 201, 1, 100, None); // asked for: sent again
+        r.seg(112, Up, ACK, 1001, 1, 100, None);
+        r.seg(112, Up, ACK, 201, 1, 100, None); // a mirror's copy of the resend, interleaved
+        let d = &r.m.dirs.up;
+        assert_eq!((d.out_of_order, d.retransmissions), (3, 1), "the resend, once");
+        r.seg(113, Down, ACK, 1, 201, 0, None);
+        r.seg(113, Down, ACK, 1, 201, 0, None); // duplicate ACKs again (SACK blocks above 501)
+        r.seg(114, Up, ACK, 401, 1, 100, None); // a later hole the scoreboard marks lost
+        r.seg(120, Down, ACK, 1, 1101, 0, None); // all acknowledged: no longer missing
+        r.seg(121, Up, ACK, 801, 1, 100, None);
+        let d = &r.m.dirs.up;
+        assert_eq!((d.seq_gaps, d.out_of_order, d.retransmissions), (0, 4, 2));
     }
 
     #[test]
