@@ -1149,7 +1149,11 @@ class Daemon:
         self.settings = {"interfaces": [LAN_IF], "control_sample": 1, "listen": "127.0.0.1:9737",
                          "services": os.path.join(ROOT, "samples", "lab-services.toml")}
         for key, value in (settings or {}).items():
-            self.settings[key] = int(value) if value.isdigit() else value
+            if key == "interfaces":
+                # `--daemon-set interfaces=lan0,wan0`: the router's LAN and WAN (no NAT).
+                self.settings[key] = value.split(",")
+            else:
+                self.settings[key] = int(value) if value.isdigit() else value
         self.files = {k: prefix + ext for k, ext in (
             ("config", ".daemon.toml"), ("events", ".events.jsonl"), ("status", ".status.json"),
             ("log", ".daemon.log"), ("metrics", ".metrics.txt"))}

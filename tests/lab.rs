@@ -1296,10 +1296,16 @@ fn live_lab() -> Result<MutexGuard<'static, ()>, common::Missing> {
 /// connections spread over both, a call's UDP on the first.
 const TWO_CAPTURE_WORKERS: [&str; 2] = ["police-128k", "call-loss"];
 
+/// Scenarios whose live run has the daemon capture the router's WAN as well as its LAN: the
+/// lab's router forwards without NAT, so every packet shows at both, and the daemon's
+/// verdicts must still be those of the LAN's trace.
+const LAN_AND_WAN: [&str; 2] = ["police-1500k", "call-police"];
+
 /// Record the fixture's scenario afresh, with the daemon (this build's binary) running on the
 /// router's LAN interface beside the capture; check the trace, then the daemon's outputs. The
 /// clean run also sends the daemon a broken configuration on SIGHUP, then a good one; the
-/// runs of [`TWO_CAPTURE_WORKERS`] give it two capture workers.
+/// runs of [`TWO_CAPTURE_WORKERS`] give it two capture workers, those of [`LAN_AND_WAN`] the
+/// WAN to capture too.
 fn check_live(name: &str) -> common::Ran {
     let _one_at_a_time = live_lab()?;
     common::need(
@@ -1318,6 +1324,9 @@ fn check_live(name: &str) -> common::Ran {
     }
     let workers = if TWO_CAPTURE_WORKERS.contains(&name) { 2 } else { 1 };
     cmd.arg("--daemon-set").arg(format!("capture_workers={workers}"));
+    if LAN_AND_WAN.contains(&name) {
+        cmd.args(["--daemon-set", "interfaces=lan0,wan0"]);
+    }
     let out = cmd.output().expect("python3 runs");
     assert!(
         out.status.success(),
@@ -1327,6 +1336,13 @@ fn check_live(name: &str) -> common::Ran {
     let pcap = dir.join(format!("{name}.pcap"));
     check_trace(&pcap);
     check_daemon(&pcap, workers);
+    if LAN_AND_WAN.contains(&name) {
+        let status = std::fs::read_to_string(pcap.with_extension("status.json")).unwrap();
+        let status: Value = serde_json::from_str(&status).unwrap();
+        let wan = &status["interfaces"][1];
+        assert_eq!(wan["name"], "wan0", "{name}: {status}");
+        assert!(wan["packets"].as_u64().unwrap() > 1000, "{name}: the WAN's packets: {status}");
+    }
     Ok(())
 }
 

@@ -25,8 +25,8 @@ use crate::decode::{
     SkipReason, Transport, tcp_flags,
 };
 use crate::flow::{
-    ClientBy, CopyFilter, Endpoint, FlowEntry, FlowKey, FlowTable, Proto, Removal, TableStats,
-    source_is_client,
+    CapturePoint, ClientBy, CopyFilter, Endpoint, FlowEntry, FlowKey, FlowTable, Proto, Removal,
+    TableStats, source_is_client,
 };
 use crate::measure::loss::LossLog;
 use crate::measure::rtt::Leg;
@@ -252,8 +252,12 @@ pub struct Pipeline {
     finished_reported: usize,
     priors: HashMap<u64, Box<FlowMeasures>, RandomState>,
     /// Where each flow is measured, in a capture of several interfaces (made at its first
-    /// frame with a cooked header), as many flows as the table holds.
+    /// frame with a cooked header, or from one of several interfaces), as many flows as the
+    /// table holds.
     copies: Option<Box<CopyFilter>>,
+    /// Which of the daemon's interfaces the next frames come from, when it captures several
+    /// ([`Pipeline::set_interface`]).
+    interface: Option<u32>,
 }
 
 /// Everything a run measured, for the report.
@@ -297,6 +301,7 @@ impl Pipeline {
             finished_reported: 0,
             priors: HashMap::default(),
             copies: None,
+            interface: None,
         }
     }
 
@@ -367,7 +372,7 @@ impl Pipeline {
             self.next_expiry = self.clock.add_micros(EXPIRY_INTERVAL_US);
             self.expire(self.clock);
         }
-        if matches!(link, LinkType::LinuxSll | LinkType::LinuxSll2)
+        if (matches!(link, LinkType::LinuxSll | LinkType::LinuxSll2) || self.interface.is_some())
             && self.is_second_copy(link, ts, frame)
         {
             return self.stats.skipped.add(SkipReason::SecondCopy);
@@ -462,14 +467,24 @@ impl Pipeline {
         }
     }
 
-    /// A capture of several interfaces (Linux's cooked headers): whether the frame is a copy
-    /// of a packet whose flow is measured at another ([`CopyFilter`]).
+    /// The frames processed from now on come from the daemon's interface number `interface`
+    /// of several it captures (`None`: one interface). A router forwarding without NAT shows
+    /// each packet at two, and a flow is measured at one of them ([`CopyFilter`]).
+    pub fn set_interface(&mut self, interface: Option<u32>) {
+        self.interface = interface;
+    }
+
+    /// A capture of several interfaces (Linux's cooked headers, or the daemon's interfaces):
+    /// whether the frame is a copy of a packet whose flow is measured at another
+    /// ([`CopyFilter`]).
     #[cold]
     #[inline(never)]
     fn is_second_copy(&mut self, link: LinkType, ts: Timestamp, frame: &[u8]) -> bool {
+        let point = CapturePoint::of(link, frame).or(self.interface.map(CapturePoint::Interface));
+        let Some(point) = point else { return false };
         let max_flows = self.table.max_flows();
         let copies = self.copies.get_or_insert_with(|| Box::new(CopyFilter::new(max_flows)));
-        copies.is_second_copy(link, ts, frame)
+        copies.is_second_copy(point, link, ts, frame)
     }
 
     /// Start the flow of a packet the table does not hold: its index, or `None` when the

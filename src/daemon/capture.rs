@@ -71,18 +71,22 @@ pub(crate) struct Reads {
     pub changes: Vec<LinkChange>,
 }
 
-/// Where the capture thread's frames come from: a frame is its interface's link type, the
-/// capture it came from, its timestamp, its captured bytes and its length on the wire.
+/// Where the capture thread's frames come from: a frame is its interface's number among
+/// several (`None` when there is one), its link type, the capture it came from, its
+/// timestamp, its captured bytes and its length on the wire.
 pub(crate) trait FrameSource {
     /// Hand what is waiting on every interface (at most [`BATCH`] measured frames each) to
     /// `frame`, each interface's frames in packet-time order.
-    fn read(&mut self, frame: impl FnMut(LinkType, Stream, Timestamp, &[u8], u32)) -> Reads;
+    fn read(
+        &mut self,
+        frame: impl FnMut(Option<u32>, LinkType, Stream, Timestamp, &[u8], u32),
+    ) -> Reads;
     /// Nothing was waiting: wait a little (at most [`IDLE_WAIT_MS`]) for frames.
     fn wait(&mut self);
     /// The clock the frames are stamped with.
     fn now(&self) -> Timestamp;
     /// The capture stops: hand over every frame still held back.
-    fn flush(&mut self, frame: impl FnMut(LinkType, Stream, Timestamp, &[u8], u32));
+    fn flush(&mut self, frame: impl FnMut(Option<u32>, LinkType, Stream, Timestamp, &[u8], u32));
     /// Counters and state of every interface, for the outputs.
     fn counters(&mut self) -> Vec<InterfaceCounters>;
 }
@@ -103,15 +107,20 @@ impl LiveSource {
 }
 
 impl FrameSource for LiveSource {
-    fn read(&mut self, mut frame: impl FnMut(LinkType, Stream, Timestamp, &[u8], u32)) -> Reads {
+    fn read(
+        &mut self,
+        mut frame: impl FnMut(Option<u32>, LinkType, Stream, Timestamp, &[u8], u32),
+    ) -> Reads {
         let mut frames = 0;
         let mut failed = Vec::new();
+        let several = self.watched.len() > 1;
         for (i, (watched, count)) in self.watched.iter_mut().zip(&mut self.packets).enumerate() {
             let Some(interface) = watched.captures_mut() else { continue };
             // Both captures of an interface are on the same device: one link type.
             let link = interface.measure().link();
+            let number = several.then_some(i as u32);
             match interface.poll(BATCH, kernel_clock, |stream, ts, bytes, len| {
-                frame(link, stream, ts, bytes, len)
+                frame(number, link, stream, ts, bytes, len)
             }) {
                 Ok(polled) => {
                     *count += polled.measured as u64;
@@ -138,10 +147,16 @@ impl FrameSource for LiveSource {
         kernel_clock()
     }
 
-    fn flush(&mut self, mut frame: impl FnMut(LinkType, Stream, Timestamp, &[u8], u32)) {
-        for interface in self.watched.iter_mut().filter_map(Watched::captures_mut) {
+    fn flush(
+        &mut self,
+        mut frame: impl FnMut(Option<u32>, LinkType, Stream, Timestamp, &[u8], u32),
+    ) {
+        let several = self.watched.len() > 1;
+        for (i, watched) in self.watched.iter_mut().enumerate() {
+            let Some(interface) = watched.captures_mut() else { continue };
             let link = interface.measure().link();
-            interface.flush(|stream, ts, bytes, len| frame(link, stream, ts, bytes, len));
+            let number = several.then_some(i as u32);
+            interface.flush(|stream, ts, bytes, len| frame(number, link, stream, ts, bytes, len));
         }
     }
 
@@ -181,18 +196,21 @@ impl Cuts {
     }
 }
 
-/// Each frame to the pipeline: the measured ones create the flows (and close windows); each
-/// full copy comes right after its measuring twin and goes to the classifier only.
+/// Each frame to the pipeline, told which of several interfaces it came from (a router
+/// without NAT shows a packet at two: [`Pipeline::set_interface`]): the measured ones create
+/// the flows (and close windows); each full copy comes right after its measuring twin and
+/// goes to the classifier only.
 fn feed<'a>(
     pipeline: &'a mut Pipeline,
     grid: &'a mut WindowGrid,
     cuts: &'a mut Cuts,
-) -> impl FnMut(LinkType, Stream, Timestamp, &[u8], u32) + 'a {
-    move |link, stream, ts, frame, len| match stream {
+) -> impl FnMut(Option<u32>, LinkType, Stream, Timestamp, &[u8], u32) + 'a {
+    move |interface, link, stream, ts, frame, len| match stream {
         Stream::Measured => {
             if let Some(window) = grid.due(ts) {
                 cuts.cut(window, pipeline);
             }
+            pipeline.set_interface(interface);
             pipeline.process(link, ts, frame, len)
         }
         Stream::FullCopy => pipeline.inspect_full(link, ts, frame, len),

@@ -26,10 +26,12 @@ use crate::time::Timestamp;
 const WAIT_US: u64 = 50_000;
 
 /// A trace's frames handed over as a capture would: each once the clock has reached its
-/// timestamp, the clock moving on only when nothing is waiting.
+/// timestamp, the clock moving on only when nothing is waiting; with several interfaces, what
+/// is waiting at each in turn.
 struct TraceReplay {
     link: LinkType,
-    frames: Vec<(Timestamp, Vec<u8>, u32)>,
+    /// The interface of each frame (`None`: the only one), its time, bytes and length.
+    frames: Vec<(Option<u32>, Timestamp, Vec<u8>, u32)>,
     next: usize,
     clock: Timestamp,
     /// The clock stops here, once every window holding a frame has closed.
@@ -40,24 +42,40 @@ struct TraceReplay {
 
 impl TraceReplay {
     fn new(path: &Path, window_s: u64, done: mpsc::Sender<()>) -> TraceReplay {
-        TraceReplay::share(path, window_s, (0, 1), done)
+        TraceReplay::share(path, window_s, (0, 1), false, done)
     }
 
     /// The frames the kernel's fanout program would hand capture worker `worker` of
-    /// `workers`; the clock runs over the whole trace's time.
+    /// `workers`; the clock runs over the whole trace's time. `lan_and_wan`: the trace is
+    /// the LAN's of a router that forwards without NAT, and the daemon captures its WAN too,
+    /// where every packet shows as well (40 µs later, one hop on).
     fn share(
         path: &Path,
         window_s: u64,
         (worker, workers): (u32, u32),
+        lan_and_wan: bool,
         done: mpsc::Sender<()>,
     ) -> TraceReplay {
         let mut trace = TraceFile::open(path).unwrap();
         let mut frames = Vec::new();
-        trace.for_each_packet(|_, ts, bytes, len| frames.push((ts, bytes.to_vec(), len))).unwrap();
-        let (first, last) = (frames[0].0, frames[frames.len() - 1].0);
+        trace
+            .for_each_packet(|_, ts, bytes, len| {
+                frames.push((lan_and_wan.then_some(0), ts, bytes.to_vec(), len));
+                if lan_and_wan {
+                    let mut wan = bytes.to_vec();
+                    if wan.get(12..14) == Some(&[8, 0]) && wan.len() > 22 {
+                        wan[22] = wan[22].saturating_sub(1);
+                    }
+                    frames.push((Some(1), ts.add_micros(40), wan, len));
+                }
+            })
+            .unwrap();
+        frames.sort_by_key(|f| f.1);
+        let (first, last) = (frames[0].1, frames[frames.len() - 1].1);
         assert_eq!(trace.link(), LinkType::Ethernet, "the fanout's test frames are Ethernet");
         #[cfg(feature = "jobs")]
-        frames.retain(|(_, bytes, _)| crate::capture::fanout_member_of(bytes, workers) == worker);
+        frames
+            .retain(|(_, _, bytes, _)| crate::capture::fanout_member_of(bytes, workers) == worker);
         #[cfg(not(feature = "jobs"))]
         assert_eq!((worker, workers), (0, 1), "one capture worker without the feature `jobs`");
         TraceReplay {
@@ -72,16 +90,20 @@ impl TraceReplay {
 }
 
 impl FrameSource for TraceReplay {
-    fn read(&mut self, mut frame: impl FnMut(LinkType, Stream, Timestamp, &[u8], u32)) -> Reads {
-        let mut frames = 0;
-        while let Some((ts, bytes, len)) = self.frames.get(self.next)
-            && *ts <= self.clock
-        {
-            frame(self.link, Stream::Measured, *ts, bytes, *len);
-            self.next += 1;
-            frames += 1;
+    fn read(
+        &mut self,
+        mut frame: impl FnMut(Option<u32>, LinkType, Stream, Timestamp, &[u8], u32),
+    ) -> Reads {
+        let due = self.frames[self.next..].iter().take_while(|f| f.1 <= self.clock).count();
+        let waiting = &self.frames[self.next..self.next + due];
+        // Each interface's waiting frames in turn, as the live source polls them.
+        for interface in [None, Some(0), Some(1)] {
+            for (_, ts, bytes, len) in waiting.iter().filter(|f| f.0 == interface) {
+                frame(interface, self.link, Stream::Measured, *ts, bytes, *len);
+            }
         }
-        Reads { frames, changes: Vec::new() }
+        self.next += due;
+        Reads { frames: due, changes: Vec::new() }
     }
 
     fn wait(&mut self) {
@@ -100,7 +122,7 @@ impl FrameSource for TraceReplay {
         self.clock
     }
 
-    fn flush(&mut self, _frame: impl FnMut(LinkType, Stream, Timestamp, &[u8], u32)) {}
+    fn flush(&mut self, _frame: impl FnMut(Option<u32>, LinkType, Stream, Timestamp, &[u8], u32)) {}
 
     fn counters(&mut self) -> Vec<InterfaceCounters> {
         vec![InterfaceCounters {
@@ -183,7 +205,7 @@ fn a_replayed_trace_gives_analyze_verdicts_and_reloads_and_serves_metrics() {
     let trace = root().join("samples/lab/police-128k.pcap");
     let (done_tx, done) = mpsc::channel();
     let replay = TraceReplay::new(&trace, window_s, done_tx);
-    let (origin, last_frame) = (replay.frames[0].0, replay.frames[replay.frames.len() - 1].0);
+    let (origin, last_frame) = (replay.frames[0].1, replay.frames[replay.frames.len() - 1].1);
     let (control_tx, control) = tokio::sync::mpsc::unbounded_channel();
 
     let events = dir.join("events.jsonl");
@@ -279,13 +301,14 @@ fn a_replayed_trace_gives_analyze_verdicts_and_reloads_and_serves_metrics() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[cfg(feature = "jobs")]
 /// The verdicts of the daemon whose `workers` capture workers each read the share of the
 /// lab trace `name` that the kernel's fanout program hands it, window by window, with the
 /// flow ids left out (each worker numbers its own); and each worker's packets.
-fn sharded_verdicts(name: &str, workers: u32) -> (Vec<Value>, Vec<u64>) {
+/// `lan_and_wan`: the daemon captures a router's LAN, where the trace was taken, and its WAN
+/// too, where every packet shows as well ([`TraceReplay::share`]).
+fn sharded_verdicts(name: &str, workers: u32, lan_and_wan: bool) -> (Vec<Value>, Vec<u64>) {
     let dir = std::env::temp_dir()
-        .join(format!("tw-daemon-workers-{}-{name}-{workers}", std::process::id()));
+        .join(format!("tw-daemon-workers-{}-{name}-{workers}-{lan_and_wan}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let window_s = 5;
@@ -310,7 +333,7 @@ fn sharded_verdicts(name: &str, workers: u32) -> (Vec<Value>, Vec<u64>) {
     let (mut replays, mut dones) = (Vec::new(), Vec::new());
     for worker in 0..workers {
         let (done_tx, done) = mpsc::channel();
-        replays.push(TraceReplay::share(&trace, window_s, (worker, workers), done_tx));
+        replays.push(TraceReplay::share(&trace, window_s, (worker, workers), lan_and_wan, done_tx));
         dones.push(done);
     }
     let (control_tx, control) = tokio::sync::mpsc::unbounded_channel();
@@ -359,13 +382,40 @@ fn sharded_verdicts(name: &str, workers: u32) -> (Vec<Value>, Vec<u64>) {
 #[test]
 fn capture_workers_give_the_verdicts_of_one() {
     for name in ["police-128k", "call-loss"] {
-        let (one, packets) = sharded_verdicts(name, 1);
+        let (one, packets) = sharded_verdicts(name, 1, false);
         assert!(one.iter().any(|v| v["finding"] != "none"), "{name}: {one:?}");
         for workers in [2, 3] {
-            let (many, shares) = sharded_verdicts(name, workers);
+            let (many, shares) = sharded_verdicts(name, workers, false);
             assert_eq!(many, one, "{name} with {workers} workers");
             assert!(shares.iter().all(|&n| n > 0), "{name}: {shares:?}");
             assert_eq!(shares.iter().sum::<u64>(), packets[0], "{name}: {shares:?}");
+        }
+    }
+}
+
+/// A router that forwards without NAT shows every packet at its LAN and again at its WAN,
+/// with the same addresses: the daemon capturing both measures each flow at one of them, and
+/// gives the verdicts of the LAN alone (with their evidence: packets, losses, rates), with one
+/// capture worker and with two.
+#[test]
+fn lan_and_wan_without_nat_give_the_verdicts_of_the_lan() {
+    for name in ["police-128k", "call-loss"] {
+        // The last window, cut short by the stop, ends at the last frame: the WAN's, later.
+        let last_cut_short = |mut verdicts: Vec<Value>| {
+            let last = verdicts.last().map(|v| v["window"]["end"].clone());
+            for v in verdicts.iter_mut().filter(|v| Some(&v["window"]["end"]) == last.as_ref()) {
+                v["window"]["end"] = Value::Null;
+            }
+            verdicts
+        };
+        let lan = last_cut_short(sharded_verdicts(name, 1, false).0);
+        assert!(lan.iter().any(|v| v["finding"] != "none"), "{name}: {lan:?}");
+        let workers: &[u32] = if cfg!(feature = "jobs") { &[1, 2] } else { &[1] };
+        for &workers in workers {
+            let (both, packets) = sharded_verdicts(name, workers, true);
+            let both = last_cut_short(both);
+            assert_eq!(both, lan, "{name}, LAN and WAN, {workers} worker(s)");
+            assert!(packets.iter().all(|&n| n > 0), "{name}: {packets:?}");
         }
     }
 }
@@ -387,13 +437,17 @@ struct Scripted {
 }
 
 impl FrameSource for Scripted {
-    fn read(&mut self, mut frame: impl FnMut(LinkType, Stream, Timestamp, &[u8], u32)) -> Reads {
+    fn read(
+        &mut self,
+        mut frame: impl FnMut(Option<u32>, LinkType, Stream, Timestamp, &[u8], u32),
+    ) -> Reads {
         let mut frames = 0;
         if !self.delivered
             && let Some(step) = self.steps.get(self.step)
         {
             for &ts in &step.frames {
                 frame(
+                    None,
                     LinkType::Ethernet,
                     Stream::Measured,
                     ts,
@@ -423,7 +477,7 @@ impl FrameSource for Scripted {
         self.steps[self.step].clock
     }
 
-    fn flush(&mut self, _frame: impl FnMut(LinkType, Stream, Timestamp, &[u8], u32)) {}
+    fn flush(&mut self, _frame: impl FnMut(Option<u32>, LinkType, Stream, Timestamp, &[u8], u32)) {}
 
     fn counters(&mut self) -> Vec<InterfaceCounters> {
         Vec::new()

@@ -3,7 +3,10 @@
 //! both copies would show every packet retransmitted. Each flow is measured at one side:
 //! its first packet's capture point for that direction, the point facing it for the other
 //! ([`CapturePoint::facing`]). Linux's cooked headers tell the points apart (v2 by interface
-//! index, v1 only sent from received); other link types have one point and never come here.
+//! index, v1 only sent from received); the daemon tells which of its interfaces a frame of
+//! another link type came from when it captures several (a router's LAN and WAN without NAT
+//! show every forwarded packet twice, with the same addresses). A capture of one interface
+//! of another link type has one point and never comes here.
 //!
 //! Bounded: the pins live in a table of a fixed number of slots (the flow table's size,
 //! rounded up to a power of two), a slot per hash of the flow; a flow whose slot another
@@ -25,7 +28,8 @@ pub const REPIN_AFTER_US: u64 = 2_000_000;
 /// Where in a capture of several interfaces a frame was seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CapturePoint {
-    /// A cooked v2 header's interface index.
+    /// An interface: a cooked v2 header's index, or the daemon's number for one of the
+    /// interfaces it captures ([`crate::pipeline::Pipeline::set_interface`]).
     Interface(u32),
     /// A cooked v1 header names no interface, only whether the host sent the frame...
     Sent,
@@ -62,15 +66,22 @@ impl CapturePoint {
     }
 }
 
-/// The flow of a cooked frame's TCP or UDP packet, and whether its source is the key's first
+/// The flow of a frame's TCP or UDP packet, and whether its source is the key's first
 /// endpoint: a few header fields, not the full decode (whose code the router's size budget
-/// holds once).
+/// holds once). Ethernet with at most one VLAN tag; a frame of another kind is none.
 fn flow_of(link: LinkType, frame: &[u8]) -> Option<(FlowKey, bool)> {
     let be16 = |at: usize| frame.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
     let (ethertype, ip) = match link {
         LinkType::LinuxSll2 => (be16(0)?, frame.get(20..)?),
         LinkType::LinuxSll => (be16(14)?, frame.get(16..)?),
-        _ => return None,
+        LinkType::Ethernet => match be16(12)? {
+            0x8100 | 0x88a8 => (be16(16)?, frame.get(18..)?),
+            ethertype => (ethertype, frame.get(14..)?),
+        },
+        LinkType::RawIp | LinkType::Ipv4 | LinkType::Ipv6 => match frame.first()? >> 4 {
+            4 => (0x0800, frame),
+            _ => (0x86dd, frame),
+        },
     };
     let (v6, proto, src, dst, transport) = match (ethertype, ip.first()? >> 4) {
         (0x0800, 4) => {
@@ -137,11 +148,16 @@ impl CopyFilter {
         }
     }
 
-    /// Whether the frame is a copy of a packet its flow is measured at another point. Frames
-    /// of one-point link types, and those that are not TCP or UDP (or not a first fragment,
-    /// or behind IPv6 extension headers), never are.
-    pub fn is_second_copy(&mut self, link: LinkType, ts: Timestamp, frame: &[u8]) -> bool {
-        let Some(point) = CapturePoint::of(link, frame) else { return false };
+    /// Whether the frame, seen at `point`, is a copy of a packet its flow is measured at
+    /// another point. Frames that are not TCP or UDP (or not a first fragment, or behind IPv6
+    /// extension headers) never are.
+    pub fn is_second_copy(
+        &mut self,
+        point: CapturePoint,
+        link: LinkType,
+        ts: Timestamp,
+        frame: &[u8],
+    ) -> bool {
         let Some((key, src_first)) = flow_of(link, frame) else { return false };
         let hash = self.hasher.hash_one(key);
         let flow = hash | 1;
@@ -215,7 +231,9 @@ mod tests {
             let mut f = CopyFilter::new(16);
             let mut copy = |at_us: u64, ifindex: u32, sent: bool, up: bool, flags: u8| {
                 let at = Timestamp::from_micros(1_700_000_000_000_000 + at_us);
-                f.is_second_copy(link, at, &frame(link, ifindex, sent, up, flags))
+                let fr = frame(link, ifindex, sent, up, flags);
+                let point = CapturePoint::of(link, &fr).unwrap();
+                f.is_second_copy(point, link, at, &fr)
             };
             let seen = [
                 copy(0, lan, false, true, SYN),
@@ -233,13 +251,48 @@ mod tests {
             let expected = [false, true, true, false, false, true, false, true, true, false];
             assert_eq!(seen, expected, "{link:?}");
         }
-        // One point: never a copy.
+        assert_eq!(CapturePoint::of(LinkType::Ethernet, &[0; 64]), None);
+    }
+
+    /// The daemon on a router's LAN and WAN without NAT (Ethernet, the WAN's frames with a
+    /// VLAN tag; and raw IP): each packet at both, the flow measured where its first packet
+    /// showed. A frame that is no TCP or UDP is never a copy.
+    #[test]
+    fn copies_at_the_daemons_interfaces_are_found() {
+        let ip =
+            |up: bool, flags: u8| frame(LinkType::LinuxSll2, 0, false, up, flags)[20..].to_vec();
+        let eth = |vlan: bool, ip: Vec<u8>| {
+            let tag: &[u8] = if vlan { &[0x81, 0, 0, 7] } else { &[] };
+            [[0u8; 12].as_slice(), tag, &[8, 0], &ip].concat()
+        };
+        let (lan, wan) = (CapturePoint::Interface(0), CapturePoint::Interface(1));
+        for link in [LinkType::Ethernet, LinkType::RawIp] {
+            let mut f = CopyFilter::new(16);
+            let mut copy = |at_us: u64, point: CapturePoint, up: bool, flags: u8| {
+                let at = Timestamp::from_micros(1_700_000_000_000_000 + at_us);
+                let fr = match link {
+                    LinkType::Ethernet => eth(point == wan, ip(up, flags)),
+                    _ => ip(up, flags),
+                };
+                f.is_second_copy(point, link, at, &fr)
+            };
+            let seen = [
+                copy(0, lan, true, SYN),
+                copy(40, wan, true, SYN),
+                copy(20_000, wan, false, SYN | ACK),
+                copy(20_040, lan, false, SYN | ACK),
+                copy(20_100, lan, true, ACK),
+                copy(20_140, wan, true, ACK),
+            ];
+            assert_eq!(seen, [false, true, true, false, false, true], "{link:?}");
+        }
         let mut f = CopyFilter::new(16);
-        let eth =
-            [[0u8; 12].as_slice(), &[8, 0], &frame(LinkType::LinuxSll2, 2, false, true, SYN)[20..]]
-                .concat();
-        assert!(!f.is_second_copy(LinkType::Ethernet, Timestamp::from_micros(1), &eth));
-        assert!(!f.is_second_copy(LinkType::Ethernet, Timestamp::from_micros(2), &eth));
+        let mut icmp = ipv4(1, 28, 1, 0);
+        icmp.extend_from_slice(&[8, 0, 0, 0, 0, 0, 0, 0]);
+        for (at, point) in [(1, CapturePoint::Interface(0)), (2, CapturePoint::Interface(1))] {
+            let at = Timestamp::from_micros(at);
+            assert!(!f.is_second_copy(point, LinkType::RawIp, at, &icmp));
+        }
         assert_eq!(f.len(), 0);
     }
 
@@ -250,7 +303,13 @@ mod tests {
         for port in 0..1_000u16 {
             let mut fr = frame(LinkType::LinuxSll2, 2, false, true, SYN);
             fr[20 + 20..20 + 22].copy_from_slice(&(10_000 + port).to_be_bytes());
-            f.is_second_copy(LinkType::LinuxSll2, Timestamp::from_micros(u64::from(port)), &fr);
+            let point = CapturePoint::Interface(2);
+            f.is_second_copy(
+                point,
+                LinkType::LinuxSll2,
+                Timestamp::from_micros(u64::from(port)),
+                &fr,
+            );
             assert!(f.len() <= 128);
         }
         assert!(f.len() > 120, "{} of 128 slots", f.len());
