@@ -307,8 +307,11 @@ fn a_replayed_trace_gives_analyze_verdicts_and_reloads_and_serves_metrics() {
 /// `lan_and_wan`: the daemon captures a router's LAN, where the trace was taken, and its WAN
 /// too, where every packet shows as well ([`TraceReplay::share`]).
 fn sharded_verdicts(name: &str, workers: u32, lan_and_wan: bool) -> (Vec<Value>, Vec<u64>) {
+    // Tests run at once: each call has a directory of its own.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir()
-        .join(format!("tw-daemon-workers-{}-{name}-{workers}-{lan_and_wan}", std::process::id()));
+        .join(format!("tw-daemon-workers-{}-{call}-{name}-{workers}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let window_s = 5;
