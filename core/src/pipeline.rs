@@ -1016,6 +1016,33 @@ mod tests {
         assert!(down.out_of_order > 0, "copies 30 numbers back are not told as copies");
     }
 
+    /// Copies of a direction's first numbered packets are told whatever their numbers: the
+    /// first number just below zero's reach (a highest no packet carried is no series to be
+    /// older than), and a number just below the highest a packet without one left (whose own
+    /// copy is told by its sequence).
+    #[test]
+    fn copies_of_first_numbers_are_told() {
+        use tcp_flags::{ACK, PSH};
+        for ids in [[65_000u16, 65_001], [0, 32_000]] {
+            let once: Frames = (0..2u16)
+                .map(|k| {
+                    let seq = 1 + u32::from(k) * 1448;
+                    (
+                        u64::from(k) * 100,
+                        packet(false, Some(ids[usize::from(k)]), seq, 1, ACK | PSH, 1448),
+                    )
+                })
+                .collect();
+            let mut mirrored = once.clone();
+            mirrored.extend(once.iter().map(|(at, f)| (at + 1, f.clone())));
+            mirrored.sort_by_key(|(at, _)| *at);
+            let analysis = analyse(&mirrored);
+            let skipped = analysis.stats.skipped.get(SkipReason::SecondCopy);
+            assert_eq!(skipped, 2, "{ids:?}");
+            assert_eq!(analysis.flows[0].measures.dirs.down.packets, 2, "{ids:?}");
+        }
+    }
+
     /// What looks like a copy but is not one is measured: an older number that no packet
     /// carried (reordering), a number again after the copy window, numbers of IPv4
     /// fragments, a segment that moves the sequence on; and what carries nothing to tell a

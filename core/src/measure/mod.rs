@@ -105,7 +105,9 @@ impl DirCounters {
         } else {
             // A direction without numbers: far from zero, so that its packets are told from
             // copies by one test. Its first packet (a SYN, a Linux SYN/ACK) stays comparable.
+            // No packet carried that highest.
             self.top_ip_id = if self.packets > 1 { UNNUMBERED_TOP_IP_ID } else { 0 };
+            self.ip_id_holes = u16::MAX;
         }
     }
 
@@ -125,7 +127,9 @@ impl DirCounters {
             self.top_ip_id = id;
         } else if back < COPY_IDENTIFICATIONS {
             self.ip_id_holes &= !(1 << back);
-        } else if back >= IDENTIFICATION_REACH {
+        } else if back >= IDENTIFICATION_REACH || self.ip_id_holes & 1 != 0 {
+            // Far below, or below a highest no packet carried (the first number of a
+            // direction, or one after packets without numbers): a jump.
             // Nothing of the window is known below a number far from it.
             (self.top_ip_id, self.ip_id_holes) = (id, u16::MAX - 1);
         }
