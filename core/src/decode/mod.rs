@@ -157,6 +157,10 @@ pub struct TcpOptions {
     pub mss: Option<u16>,
     /// RFC 7323 timestamps: (TSval, TSecr).
     pub timestamps: Option<(u32, u32)>,
+    /// The highest left edge of the option's SACK blocks (RFC 2018): the receiver holds data
+    /// from there on, and lacks some below it down to its acknowledgment unless every block
+    /// is at or below that (a D-SACK, RFC 2883, of data it had twice).
+    pub sack_left: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

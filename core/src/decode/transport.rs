@@ -109,6 +109,17 @@ fn tcp_options(mut bytes: &[u8]) -> TcpOptions {
                 let tsecr = u32::from_be_bytes([option[6], option[7], option[8], option[9]]);
                 options.timestamps = Some((tsval, tsecr));
             }
+            (5, 10 | 18 | 26 | 34) => {
+                for block in option[2..].chunks_exact(8) {
+                    let left = u32::from_be_bytes([block[0], block[1], block[2], block[3]]);
+                    if options
+                        .sack_left
+                        .is_none_or(|highest| (left.wrapping_sub(highest) as i32) > 0)
+                    {
+                        options.sack_left = Some(left);
+                    }
+                }
+            }
             _ => {}
         }
         bytes = &bytes[len..];
@@ -313,6 +324,27 @@ mod tests {
         let mut p = ipv4(6, 30, 1, 0);
         p.extend_from_slice(&seg);
         assert_eq!(run(&p).unwrap_err(), SkipReason::TcpBadOffset);
+    }
+
+    /// SACK blocks (RFC 2018): the highest left edge of the blocks, after timestamps as Linux
+    /// sends them; an option of the wrong length is no SACK.
+    #[test]
+    fn sack_blocks_give_the_last_left_edge() {
+        let block = |l: u32, r: u32| [l.to_be_bytes(), r.to_be_bytes()].concat();
+        let two = [[1, 1, 8, 10].as_slice(), &[0, 0, 0, 5, 0, 0, 0, 9], &[1, 1, 5, 18]]
+            .concat()
+            .into_iter()
+            .chain(block(100, 200))
+            .chain(block(300, 400))
+            .collect::<Vec<u8>>();
+        let options = tcp_options(&two);
+        assert_eq!((options.timestamps, options.sack_left), (Some((5, 9)), Some(300)));
+        let wrapped = [[5u8, 18].as_slice(), &block(u32::MAX - 10, 2), &block(5, 9)].concat();
+        assert_eq!(tcp_options(&wrapped).sack_left, Some(5));
+        let one = [[5u8, 10].as_slice(), &block(7, 8)].concat();
+        assert_eq!(tcp_options(&one).sack_left, Some(7));
+        let odd = [[5u8, 12].as_slice(), &block(7, 8), &[0, 0]].concat();
+        assert_eq!(tcp_options(&odd).sack_left, None);
     }
 
     #[test]

@@ -33,11 +33,14 @@ pub struct TcpMeasures {
     /// The second largest external sample: a queue shows in several samples, one late echo
     /// (a server's think time behind an acknowledgement the capture missed) in one.
     external_second_max_us: u32,
-    /// The highest acknowledgment number each side sent since the handshake completed (0
-    /// before), and how many pure ACKs since repeated it (duplicate ACKs: the other side's
-    /// data missing from there on, at this side). In spare bytes of the struct's alignment.
-    acks: PerDir<u32>,
-    dup_acks: PerDir<u8>,
+    /// The highest acknowledgment number the client sent since the handshake completed (0
+    /// before).
+    client_ack: u32,
+    /// The client's data the server asked for again ([`TcpMeasures::server_asks`]): from
+    /// here, this many units of [`ASKED_UNIT_BYTES`] (0: none). In spare bytes of the
+    /// struct's alignment.
+    asked_from: u32,
+    asked_units: u16,
     /// The first FIN and RST of each direction; `None` until the flow's first FIN or RST.
     closes: Option<Box<PerDir<Closes>>>,
     /// Some segment carried TCP timestamps; RTT then comes from them only.
@@ -215,14 +218,16 @@ impl TcpMeasures {
             return samples;
         }
         if ack && self.handshake.completed() {
-            self.acknowledge(dir, seg);
+            match dir {
+                Direction::Up if self.client_ack == 0 || seq_after(seg.ack, self.client_ack) => {
+                    self.client_ack = seg.ack
+                }
+                Direction::Up => {}
+                Direction::Down => self.server_asks(seg),
+            }
         }
-        // Whether the receiver of `seg` asked for it again: its duplicate ACKs say its data is
-        // missing from its acknowledgment on, and `seg` starts there or after (a fast
-        // retransmission, or one of several a SACK scoreboard marks lost while the duplicate
-        // ACKs go on).
-        let receiver = dir.reverse();
-        let asked_again = self.dup_acks[receiver] > 0 && !seq_after(self.acks[receiver], seg.seq);
+        let asked_again = dir == Direction::Up && self.asked_for(seg);
+        let asked_end = self.asked_end();
         let mine = &mut self.dirs[dir];
         if mine.rsts > 0 {
             mine.packets_after_rst = mine.packets_after_rst.saturating_add(1);
@@ -246,9 +251,13 @@ impl TcpMeasures {
         if !syn {
             mine.window(seg.window);
         }
-        if retransmitted == Some(true) && asked_again {
-            // Answered: a mirror's copy of it is not asked for again.
-            self.dup_acks[receiver] = 0;
+        if retransmitted == Some(true) && asked_again && seg.seq == self.asked_from {
+            // Come, from the start of what was asked for: a mirror's copy of it is not asked
+            // for. (A later hole's may be taken twice: a mirror without IPv4 numbers shows a
+            // resend and its copy, when nothing came between them, as two.)
+            let came = seq_len(seg).min(asked_end.wrapping_sub(self.asked_from));
+            self.asked_from = self.asked_from.wrapping_add(came);
+            self.asked_units = (asked_end.wrapping_sub(self.asked_from) / ASKED_UNIT_BYTES) as u16;
         }
 
         // RTT samples: a probe from the other side answered by this segment, then maybe a new
@@ -284,16 +293,40 @@ impl TcpMeasures {
         samples
     }
 
-    /// Follow `dir`'s acknowledgments (`seg` carries one, after the handshake): a pure ACK
-    /// that repeats the highest is a duplicate ACK.
-    fn acknowledge(&mut self, dir: Direction, seg: &TcpSegment<'_>) {
-        let acked = &mut self.acks[dir];
-        if *acked == 0 || seq_after(seg.ack, *acked) {
-            *acked = seg.ack;
-            self.dup_acks[dir] = 0;
-        } else if seg.ack == *acked && seq_len(seg) == 0 {
-            self.dup_acks[dir] = self.dup_acks[dir].saturating_add(1);
+    /// Follow the server's acknowledgments (`seg` carries one, after the handshake): an ACK
+    /// with SACK blocks beyond its acknowledgment says the client's data from there to the
+    /// highest block lacks a part at the server (RFC 2018; up to 4 MB of it counts), and a
+    /// segment of the client's that starts in that range is data sent again, whatever it
+    /// carries (over IPv6 from a client without timestamps, nothing else tells): the data
+    /// the server holds there passed the capture a round trip before, and so did a mirror's
+    /// copies of it. Only the first such ACK at a number asks: a
+    /// mirror port's copy of an ACK, or the same ACK again, adds nothing, and once the data
+    /// came, a copy of it is not asked for. (The server's own data, lost before the capture,
+    /// shows as holes.)
+    fn server_asks(&mut self, seg: &TcpSegment<'_>) {
+        if self.asked_from == 0 || seq_after(seg.ack, self.asked_from) {
+            self.asked_from = seg.ack;
+            self.asked_units = 0;
         }
+        if let Some(left) = seg.options.sack_left
+            && seq_after(left, self.asked_from)
+        {
+            // Whole units below the block: a segment of the data held there is not asked for.
+            let units =
+                (left.wrapping_sub(self.asked_from) / ASKED_UNIT_BYTES).min(u32::from(u16::MAX));
+            self.asked_units = self.asked_units.max(units as u16);
+        }
+    }
+
+    /// The end of the range the server asked for.
+    fn asked_end(&self) -> u32 {
+        self.asked_from.wrapping_add(u32::from(self.asked_units) * ASKED_UNIT_BYTES)
+    }
+
+    /// Whether the client's `seg` starts in the range the server asked for
+    /// ([`TcpMeasures::server_asks`]).
+    fn asked_for(&self, seg: &TcpSegment<'_>) -> bool {
+        seg.seq.wrapping_sub(self.asked_from) < self.asked_end().wrapping_sub(self.asked_from)
     }
 
     /// Advance the handshake; returns the RTT sample of a leg it completed.
@@ -381,11 +414,11 @@ impl TcpMeasures {
     /// never acknowledged: data lost on the way to the client, or still in flight.
     pub fn server_bytes_unacknowledged(&self) -> u32 {
         let server = &self.dirs.down;
-        if !server.seq_started || self.acks.up == 0 {
+        if !server.seq_started || self.client_ack == 0 {
             return 0;
         }
-        let ahead = server.seq.highest_end.wrapping_sub(self.acks.up);
-        if seq_after(server.seq.highest_end, self.acks.up) { ahead } else { 0 }
+        let ahead = server.seq.highest_end.wrapping_sub(self.client_ack);
+        if seq_after(server.seq.highest_end, self.client_ack) { ahead } else { 0 }
     }
 
     /// The second largest external sample: `None` until there are two.
@@ -412,6 +445,10 @@ impl TcpMeasures {
 fn seq_len(seg: &TcpSegment<'_>) -> u32 {
     seg.payload_len + u32::from(seg.has(tcp_flags::SYN)) + u32::from(seg.has(tcp_flags::FIN))
 }
+
+/// The unit of the range of the client's data the server asked for again
+/// ([`TcpMeasures::server_asks`]): 64 bytes, 4 MB in a `u16`.
+const ASKED_UNIT_BYTES: u32 = 64;
 
 fn reorder_window_us(rtt: &[RttStats; 2]) -> impl Fn() -> u64 + '_ {
     move || match (rtt[0].min_us(), rtt[1].min_us()) {
@@ -450,8 +487,8 @@ impl TcpDirection {
     }
 
     /// Sequence analysis of one non-RST segment. Returns whether a segment carrying sequence
-    /// space was a retransmission (`None` for pure ACKs). `asked_again`: the receiver's
-    /// duplicate ACKs asked for what `seg` carries.
+    /// space was a retransmission (`None` for pure ACKs). `asked_again`: the receiver asked
+    /// for what `seg` carries again ([`TcpMeasures::server_asks`]).
     fn sequence(
         &mut self,
         seg: &TcpSegment<'_>,
@@ -501,10 +538,11 @@ impl TcpDirection {
             // and this is that data sent again (lost past the capture point: a client's
             // upload behind a dropper upstream, resent on duplicate ACKs while its later data
             // still flows), where a mirror's copy or a reordered segment was sent earlier.
-            // Sent later: after the receiver's duplicate ACKs asked for it, or with a TSval
-            // newer than any from this side (a mirror's second copy carries its original's, a
-            // reordered segment an older one); without timestamps (none sent, or cut off by a
-            // short snap length), an IPv4 identification among the next.
+            // Sent later: after the receiver asked for it again (a SACK block beyond its
+            // acknowledgment), or with a TSval newer than any from this side (a mirror's
+            // second copy carries its original's, a reordered segment an older one); without
+            // timestamps (none sent, or cut off by a short snap length), an IPv4
+            // identification among the next.
             self.out_of_order = self.out_of_order.saturating_add(1);
             false
         } else if seg.seq == track.last_seq
@@ -604,6 +642,11 @@ mod tests {
             self.seg_ttl(ms, dir, (flags, seq, ack, len), ts, 64, 1);
         }
 
+        /// A pure ACK of `ack`, with a SACK block from `sack_left` when given.
+        fn ack(&mut self, ms: u64, dir: Direction, ack: u32, sack_left: Option<u32>) {
+            self.segment(ms, dir, (ACK, 1, ack, 0), None, sack_left, (64, 1));
+        }
+
         fn seg_ttl(
             &mut self,
             ms: u64,
@@ -612,6 +655,18 @@ mod tests {
             ts: Option<(u32, u32)>,
             ttl: u8,
             ip_id: u32,
+        ) {
+            self.segment(ms, dir, tcp, ts, None, (ttl, ip_id));
+        }
+
+        fn segment(
+            &mut self,
+            ms: u64,
+            dir: Direction,
+            tcp: (u8, u32, u32, u32),
+            ts: Option<(u32, u32)>,
+            sack_left: Option<u32>,
+            (ttl, ip_id): (u8, u32),
         ) {
             let (flags, seq, ack, len) = tcp;
             let now = Timestamp::from_micros(ms * 1000);
@@ -626,7 +681,7 @@ mod tests {
                 ack,
                 flags,
                 window: 1000,
-                options: TcpOptions { timestamps: ts, ..Default::default() },
+                options: TcpOptions { timestamps: ts, sack_left, ..Default::default() },
                 payload_len: len,
                 payload: &[],
             };
@@ -787,38 +842,65 @@ mod tests {
 
     /// The same upload with nothing in the client's segments to tell a resend by (no
     /// timestamps, no IPv4 identification: IPv6 from a sender without timestamps, as Windows
-    /// by default): the server's duplicate ACKs ask for 201 on, and what the client sends
-    /// from there below its highest is data sent again, the first hole's and a later one a
-    /// SACK scoreboard marks lost. Below what they ask for, before them, or once answered
-    /// (a mirror's copy of the resend), it is reordering as before. (Duplicate ACKs count
-    /// after the handshake, as the acknowledgments of `server_bytes_unacknowledged`.)
+    /// by default): once the server's ACK at 201 carries a SACK block beyond it, 201 on is
+    /// missing there, and the client's segment from 201 is data sent again; after a partial
+    /// ACK to 401 with a SACK block beyond, the segment from 401 too. A repeated ACK without a
+    /// SACK block (a mirror's copy), a D-SACK below the acknowledgment, a segment elsewhere
+    /// than where the data is missing, or one from there again once it came (a mirror's copy
+    /// of the resend), is reordering as before. (ACKs count after the handshake, as those of
+    /// `server_bytes_unacknowledged`.)
     #[test]
     fn data_the_receiver_asks_for_again_is_no_reordering() {
         let mut r = Run::new();
         r.seg(0, Up, SYN, 0, 0, 0, None);
-        r.seg(0, Down, SYN | ACK, 0, 1, 0, None);
-        r.seg(100, Up, ACK, 1, 1, 0, None);
+        r.seg(30, Down, SYN | ACK, 0, 1, 0, None);
+        r.seg(31, Up, ACK, 1, 1, 0, None);
         for i in 0..10 {
             r.seg(100 + i, Up, ACK, 1 + i as u32 * 100, 1, 100, None);
         }
-        r.seg(109, Up, ACK, 601, 1, 100, None); // before any duplicate ACK: reordering
-        r.seg(110, Down, ACK, 1, 201, 0, None);
-        r.seg(111, Down, ACK, 1, 201, 0, None); // a duplicate ACK: 201 on is missing there
-        r.seg(111, Up, ACK, 101, 1, 100, None); // below what it asks for: reordering
+        r.seg(109, Up, ACK, 601, 1, 100, None); // before any ACK asks: reordering
+        r.ack(110, Down, 201, None);
+        r.ack(111, Down, 201, None); // the same ACK again, no SACK block
+        r.seg(111, Up, ACK, 201, 1, 100, None); // not asked for: reordering
+        r.ack(112, Down, 201, Some(301)); // SACK 301..: 201 on is missing there
+        r.seg(112, Up, ACK, 101, 1, 100, None); // below it: reordering
+        r.seg(112, Up, ACK, 301, 1, 100, None); // what the receiver holds: reordering
         let d = &r.m.dirs.up;
-        assert_eq!((d.out_of_order, d.retransmissions), (2, 0));
-        r.seg(112, Up, ACK, 201, 1, 100, None); // asked for: sent again
-        r.seg(112, Up, ACK, 1001, 1, 100, None);
-        r.seg(112, Up, ACK, 201, 1, 100, None); // a mirror's copy of the resend, interleaved
+        assert_eq!((d.out_of_order, d.retransmissions), (4, 0));
+        r.seg(113, Up, ACK, 201, 1, 100, None); // asked for: sent again
+        r.seg(113, Up, ACK, 1001, 1, 100, None);
+        r.ack(113, Down, 201, Some(301)); // a mirror's copy of the ACK that asked
+        r.seg(113, Up, ACK, 201, 1, 100, None); // a mirror's copy of the resend
         let d = &r.m.dirs.up;
-        assert_eq!((d.out_of_order, d.retransmissions), (3, 1), "the resend, once");
-        r.seg(113, Down, ACK, 1, 201, 0, None);
-        r.seg(113, Down, ACK, 1, 201, 0, None); // duplicate ACKs again (SACK blocks above 501)
-        r.seg(114, Up, ACK, 401, 1, 100, None); // a later hole the scoreboard marks lost
-        r.seg(120, Down, ACK, 1, 1101, 0, None); // all acknowledged: no longer missing
+        assert_eq!((d.out_of_order, d.retransmissions), (5, 1), "the resend, once");
+        r.ack(114, Down, 401, Some(501)); // a partial ACK: 401 on is missing now
+        r.seg(115, Up, ACK, 401, 1, 100, None);
+        r.ack(120, Down, 1101, Some(201)); // all acknowledged; a D-SACK below
+        r.seg(121, Up, ACK, 1101, 1, 100, None);
         r.seg(121, Up, ACK, 801, 1, 100, None);
         let d = &r.m.dirs.up;
-        assert_eq!((d.seq_gaps, d.out_of_order, d.retransmissions), (0, 4, 2));
+        assert_eq!((d.seq_gaps, d.out_of_order, d.retransmissions), (0, 6, 2));
+    }
+
+    /// Several holes at once: the SACK blocks of the server's later ACKs at the same number
+    /// reach higher, and a resend of a later hole, between blocks, is asked for too; data the
+    /// server holds beyond the highest block's start is not.
+    #[test]
+    fn later_holes_between_sack_blocks_are_asked_for() {
+        let mut r = Run::new();
+        r.seg(0, Up, SYN, 0, 0, 0, None);
+        r.seg(30, Down, SYN | ACK, 0, 1, 0, None);
+        r.seg(31, Up, ACK, 1, 1, 0, None);
+        for i in 0..10 {
+            r.seg(100 + i, Up, ACK, 1 + i as u32 * 1000, 1, 1000, None);
+        }
+        r.ack(110, Down, 1001, Some(2001)); // 1001..2001 missing
+        r.ack(111, Down, 1001, Some(4001)); // and 3001..4001: blocks from 2001 and 4001
+        r.seg(112, Up, ACK, 3001, 1, 1000, None); // the later hole, marked lost first
+        r.seg(112, Up, ACK, 1001, 1, 1000, None); // the first
+        r.seg(113, Up, ACK, 5001, 1, 1000, None); // held by the server: reordering
+        let d = &r.m.dirs.up;
+        assert_eq!((d.seq_gaps, d.out_of_order, d.retransmissions), (0, 1, 2));
     }
 
     #[test]
