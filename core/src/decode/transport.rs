@@ -329,7 +329,7 @@ mod tests {
     /// SACK blocks (RFC 2018): the highest left edge of the blocks, after timestamps as Linux
     /// sends them; an option of the wrong length is no SACK.
     #[test]
-    fn sack_blocks_give_the_last_left_edge() {
+    fn sack_blocks_give_the_highest_left_edge() {
         let block = |l: u32, r: u32| [l.to_be_bytes(), r.to_be_bytes()].concat();
         let two = [[1, 1, 8, 10].as_slice(), &[0, 0, 0, 5, 0, 0, 0, 9], &[1, 1, 5, 18]]
             .concat()
