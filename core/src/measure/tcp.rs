@@ -219,15 +219,15 @@ impl TcpMeasures {
         }
         if ack && self.handshake.completed() {
             match dir {
-                Direction::Up if self.client_ack == 0 || seq_after(seg.ack, self.client_ack) => {
-                    self.client_ack = seg.ack
+                Direction::Up => {
+                    if self.client_ack == 0 || seq_after(seg.ack, self.client_ack) {
+                        self.client_ack = seg.ack;
+                    }
                 }
-                Direction::Up => {}
                 Direction::Down => self.server_asks(seg),
             }
         }
         let asked_again = dir == Direction::Up && self.asked_for(seg);
-        let asked_end = self.asked_end();
         let mine = &mut self.dirs[dir];
         if mine.rsts > 0 {
             mine.packets_after_rst = mine.packets_after_rst.saturating_add(1);
@@ -250,14 +250,6 @@ impl TcpMeasures {
         let retransmitted = mine.sequence(seg, now, reorder_window_us, asked_again, numbered_later);
         if !syn {
             mine.window(seg.window);
-        }
-        if retransmitted == Some(true) && asked_again && seg.seq == self.asked_from {
-            // Come, from the start of what was asked for: a mirror's copy of it is not asked
-            // for. (A later hole's may be taken twice: a mirror without IPv4 numbers shows a
-            // resend and its copy, when nothing came between them, as two.)
-            let came = seq_len(seg).min(asked_end.wrapping_sub(self.asked_from));
-            self.asked_from = self.asked_from.wrapping_add(came);
-            self.asked_units = (asked_end.wrapping_sub(self.asked_from) / ASKED_UNIT_BYTES) as u16;
         }
 
         // RTT samples: a probe from the other side answered by this segment, then maybe a new
@@ -290,6 +282,9 @@ impl TcpMeasures {
             self.add_rtt(leg, rtt);
             samples.set(leg, rtt);
         }
+        if retransmitted == Some(true) && asked_again {
+            self.asked_came(seg);
+        }
         samples
     }
 
@@ -299,10 +294,10 @@ impl TcpMeasures {
     /// segment of the client's that starts in that range is data sent again, whatever it
     /// carries (over IPv6 from a client without timestamps, nothing else tells): the data
     /// the server holds there passed the capture a round trip before, and so did a mirror's
-    /// copies of it. Only the first such ACK at a number asks: a
-    /// mirror port's copy of an ACK, or the same ACK again, adds nothing, and once the data
-    /// came, a copy of it is not asked for. (The server's own data, lost before the capture,
-    /// shows as holes.)
+    /// copies of it. The same ACK again, or a mirror port's copy of it, asks for nothing
+    /// more, and once the data at the start of the range came, the range starts after it
+    /// ([`TcpMeasures::asked_came`]). (The server's own data, lost before the capture, shows
+    /// as holes.)
     fn server_asks(&mut self, seg: &TcpSegment<'_>) {
         if self.asked_from == 0 || seq_after(seg.ack, self.asked_from) {
             self.asked_from = seg.ack;
@@ -316,6 +311,20 @@ impl TcpMeasures {
                 (left.wrapping_sub(self.asked_from) / ASKED_UNIT_BYTES).min(u32::from(u16::MAX));
             self.asked_units = self.asked_units.max(units as u16);
         }
+    }
+
+    /// The client's `seg`, asked for, was sent again: when it starts the range, the range
+    /// starts after it, so that a mirror's copy of it is not asked for. (A later hole's may be
+    /// taken twice: a mirror without IPv4 numbers shows a resend and its copy, when nothing
+    /// came between them, as two.)
+    fn asked_came(&mut self, seg: &TcpSegment<'_>) {
+        if seg.seq != self.asked_from {
+            return;
+        }
+        let end = self.asked_end();
+        let came = seq_len(seg).min(end.wrapping_sub(self.asked_from));
+        self.asked_from = self.asked_from.wrapping_add(came);
+        self.asked_units = (end.wrapping_sub(self.asked_from) / ASKED_UNIT_BYTES) as u16;
     }
 
     /// The end of the range the server asked for.
@@ -642,6 +651,19 @@ mod tests {
             self.seg_ttl(ms, dir, (flags, seq, ack, len), ts, 64, 1);
         }
 
+        /// After a handshake at 0–31 ms, the client's 10 segments of `len` bytes from
+        /// sequence 1, one a millisecond from 100 ms, without timestamps.
+        fn upload(len: u32) -> Self {
+            let mut r = Run::new();
+            r.seg(0, Up, SYN, 0, 0, 0, None);
+            r.seg(30, Down, SYN | ACK, 0, 1, 0, None);
+            r.seg(31, Up, ACK, 1, 1, 0, None);
+            for i in 0..10 {
+                r.seg(100 + u64::from(i), Up, ACK, 1 + i * len, 1, len, None);
+            }
+            r
+        }
+
         /// A pure ACK of `ack`, with a SACK block from `sack_left` when given.
         fn ack(&mut self, ms: u64, dir: Direction, ack: u32, sack_left: Option<u32>) {
             self.segment(ms, dir, (ACK, 1, ack, 0), None, sack_left, (64, 1));
@@ -851,13 +873,7 @@ mod tests {
     /// `server_bytes_unacknowledged`.)
     #[test]
     fn data_the_receiver_asks_for_again_is_no_reordering() {
-        let mut r = Run::new();
-        r.seg(0, Up, SYN, 0, 0, 0, None);
-        r.seg(30, Down, SYN | ACK, 0, 1, 0, None);
-        r.seg(31, Up, ACK, 1, 1, 0, None);
-        for i in 0..10 {
-            r.seg(100 + i, Up, ACK, 1 + i as u32 * 100, 1, 100, None);
-        }
+        let mut r = Run::upload(100);
         r.seg(109, Up, ACK, 601, 1, 100, None); // before any ACK asks: reordering
         r.ack(110, Down, 201, None);
         r.ack(111, Down, 201, None); // the same ACK again, no SACK block
@@ -887,13 +903,7 @@ mod tests {
     /// server holds beyond the highest block's start is not.
     #[test]
     fn later_holes_between_sack_blocks_are_asked_for() {
-        let mut r = Run::new();
-        r.seg(0, Up, SYN, 0, 0, 0, None);
-        r.seg(30, Down, SYN | ACK, 0, 1, 0, None);
-        r.seg(31, Up, ACK, 1, 1, 0, None);
-        for i in 0..10 {
-            r.seg(100 + i, Up, ACK, 1 + i as u32 * 1000, 1, 1000, None);
-        }
+        let mut r = Run::upload(1000);
         r.ack(110, Down, 1001, Some(2001)); // 1001..2001 missing
         r.ack(111, Down, 1001, Some(4001)); // and 3001..4001: blocks from 2001 and 4001
         r.seg(112, Up, ACK, 3001, 1, 1000, None); // the later hole, marked lost first
