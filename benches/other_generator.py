@@ -5,7 +5,7 @@ instead of lab/traffic.py's workload. The namespaces, delay line, nftables and t
 the lab's own (lab/lab.py's scenarios); only the traffic differs, so a detector that learned
 the lab's traffic rather than the behaviour it names shows here. A benchmark, not a test.
 
-    benches/other_generator.py sweep [--dir DIR] [--seeds 11,12] [--binary BIN] [SCENARIO ...]
+    benches/other_generator.py sweep [--dir DIR] [--seeds 11,12] [--offloads on] [--binary BIN] [SCENARIO ...]
     benches/other_generator.py run SCENARIO SEED OUT.pcap
 
 `sweep` records each scenario once per seed (20 s of traffic; default: the scenarios whose
@@ -94,7 +94,7 @@ def certificate(tmp):
     return cert, key
 
 
-def record(name, seed, out):
+def record(name, seed, out, offloads=False):
     p, _ = L.resolve_params(name, {}, DURATION_S, seed)
     scenario = L.SCENARIOS[name]
     rng = random.Random(seed)
@@ -104,7 +104,7 @@ def record(name, seed, out):
         plan.append((t, [rng.randint(5, 60) * 1000 for _ in range(rng.randint(2, 5))]))
         t += rng.uniform(2, 4)
     events = sorted((at, svc, sizes) for at, sizes in plan for svc in HOSTS)
-    with tempfile.TemporaryDirectory() as tmp, L.Lab(offloads=False) as lab:
+    with tempfile.TemporaryDirectory() as tmp, L.Lab(offloads=offloads) as lab:
         cert, key = certificate(tmp)
         lab.delay(scenario.delays(p))
         rules = scenario.rules(p)
@@ -162,7 +162,7 @@ def sweep(args):
     for name in names:
         for seed in [int(s) for s in args.seeds.split(",")]:
             pcap = os.path.join(args.dir, "%s-%d.pcap" % (name, seed))
-            record(name, seed, pcap)
+            record(name, seed, pcap, args.offloads == "on")
             got = verdicts(args.binary, pcap)
             findings = [v for v in got if v[0] not in ("none", "inconclusive")]
             expected = EXPECTED[name]
@@ -188,6 +188,8 @@ def main():
     sw = sub.add_parser("sweep")
     sw.add_argument("--dir", default=os.path.join(ROOT, "target", "other-generator"))
     sw.add_argument("--seeds", default="11,12")
+    sw.add_argument("--offloads", choices=("on", "off"), default="off",
+                    help="the veths' GRO/GSO offloads (default: off)")
     sw.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "throttlewatch"))
     sw.add_argument("scenarios", nargs="*", help="of: " + ", ".join(EXPECTED))
     rn = sub.add_parser("run")

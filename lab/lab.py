@@ -255,6 +255,7 @@ DEFAULTS = {
     "p2p": 0,  # 1: each service's call asks its relay by STUN, then runs peer-to-peer with a peer
     "cross_kb": 0,  # bursts of downloads of this size from a cross-traffic server (0: none)
     "tcp_timestamps": 1,  # 0: the client sends no TCP timestamps (as Windows by default)
+    "hello_ms": 0,  # the TLS-like servers' pause before their ServerHello (its ACK goes first)
 }
 
 
@@ -394,7 +395,7 @@ class Scenario:
                 CTL_PEER_ADDR: p["ctl_rtt_ms"]}
 
     def server_args(self, p):
-        return []
+        return ["--hello-ms", str(p["hello_ms"])] if p["hello_ms"] else []
 
     def helpers(self, p):
         """Userspace parts of the middlebox (argv of traffic.py), run in the router namespace."""
@@ -902,7 +903,7 @@ class SlowServer(Scenario):
     confounder = True
 
     def server_args(self, p):
-        return ["--slow", "%s=%d:%d" % (MSG_ADDR, p["server_kbit"], p["think_ms"])]
+        return super().server_args(p) + ["--slow", "%s=%d:%d" % (MSG_ADDR, p["server_kbit"], p["think_ms"])]
 
     def subject(self, spec, p):
         return False
@@ -978,8 +979,9 @@ SCENARIOS = {s.name: s for s in [
                        "every later client packet are dropped (no ACK, no RST)", {}, "up", "per_flow",
                        "messenger tcp/443"),
     ServerHelloDrop("serverhello-drop", "stall",
-                    "the ServerHello and every later server packet of the connection are dropped",
-                    {}, "down", "per_flow", "messenger tcp/443"),
+                    "the ServerHello and every later server packet of the connection are dropped "
+                    "(a server that pauses hello_ms first has its bare ACK of the ClientHello pass)",
+                    {"hello_ms": (0, 200)}, "down", "per_flow", "messenger tcp/443"),
     PacketsThenDrop("packets-then-drop", "drop",
                     "the first N packets of a connection (both directions) pass, then everything is "
                     "dropped both ways", {"packets": (5, 8)}, "both", "per_flow", "messenger tcp/443"),
@@ -1072,7 +1074,7 @@ RANGES = {
     "after_s": (1, 600), "flow_max_s": (1, 600), "quic_kb": (0, 1_000_000), "probes": (0, 1),
     "msg_addrs": (1, 2), "domestic": (0, 1), "p2p": (0, 1), "cross_kb": (0, 1_000_000), "share_pct": (0, 100),
     "packets": (1, 1000), "rst_ttl": (1, 255), "slow_rtt_ms": (0, 1000), "server_kbit": (8, 1_000_000),
-    "think_ms": (0, 10_000), "tcp_timestamps": (0, 1),
+    "think_ms": (0, 10_000), "tcp_timestamps": (0, 1), "hello_ms": (0, 10_000),
 }
 # Allowed values of every word parameter.
 CHOICES = {"proto": ("both", "tcp", "udp"), "direction": ("both", "down", "up"),

@@ -2,7 +2,7 @@
 """Lab traffic: real sockets on real kernels, inside the lab's namespaces (lab/lab.py runs these;
 standard library only).
 
-    traffic.py serve [--slow ADDR=KBIT:MS]  # server namespace: every service below
+    traffic.py serve [--slow ADDR=KBIT:MS] [--hello-ms MS]  # server namespace: every service below
     traffic.py inject-rst LAN WAN ADDR TTL  # router namespace: RST/ACKs for ADDR's packets
     traffic.py client < WORKLOAD.json     # client namespace: run the flows, print results as JSON
     traffic.py delay DEV ADDR=MS...       # router namespace: the delay line (no netem here)
@@ -24,7 +24,9 @@ the domestic and cross-traffic addresses):
 - UDP 443, QUIC-like: a v1 Initial of >= 1,200 bytes is answered with an Initial and a
   Handshake packet; a short-header `GET n` then gets n bytes in 1,200-byte short-header packets.
 `--slow ADDR=KBIT:MS` makes the TLS-like and chat servers on ADDR slow: MS of thinking before
-each answer, downloads paced at KBIT.
+each answer, downloads paced at KBIT. `--hello-ms MS` makes every TLS-like server pause MS
+before its ServerHello: longer than the kernel's delayed ACK, its bare acknowledgment of the
+ClientHello goes first (as from a busy TLS server), where without it the ServerHello carries it.
 A DNS server on the DNS address answers *.lab-messenger.test with the messenger address and
 *.lab-control.test with the control address.
 
@@ -77,6 +79,8 @@ QUIC_V1 = 1
 # Server addresses whose application is slow: address -> (kbit/s it sends at, ms it thinks
 # before each answer); `serve --slow ADDR=KBIT:MS`.
 SLOW = {}
+# Milliseconds every TLS-like server pauses before its ServerHello (`serve --hello-ms MS`).
+HELLO_MS = 0
 
 
 # ---------------------------------------------------------------- TLS-like framing
@@ -174,6 +178,7 @@ class Tls(socketserver.BaseRequestHandler):
             kind, _ = recv_record(s)
             if kind != 22:
                 return
+            time.sleep(HELLO_MS / 1000)
             think(s)
             s.sendall(server_hello())
             recv_record(s)  # the client's ChangeCipherSpec
@@ -427,6 +432,11 @@ def dns_server(bind):
 
 
 def serve(args):
+    global HELLO_MS
+    if "--hello-ms" in args:
+        i = args.index("--hello-ms")
+        HELLO_MS = int(args[i + 1])
+        args = args[:i] + args[i + 2:]
     for item in args:
         addr, _, rate = item.partition("=")
         kbit, _, ms = rate.partition(":")

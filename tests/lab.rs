@@ -2634,7 +2634,8 @@ mod real_world {
             wrong "/params/after_bytes" = 10000;
         freeze_some_offloads => "freeze-some" ["share_pct=60", "after_bytes=20000"] offloads true;
         handshake_stall => "handshake-stall" [] offloads false;
-        serverhello_drop => "serverhello-drop" [] offloads false;
+        serverhello_drop => "serverhello-drop" ["hello_ms=0"] offloads false;
+        serverhello_drop_acked => "serverhello-drop" ["hello_ms=100"] offloads false;
         packets_then_drop => "packets-then-drop" [] offloads false, wrong "/params/packets" = 3;
         rst_replace => "rst-replace" [] offloads false, wrong "/params/rtt_ms" = 400;
         quic_block => "quic-block" [] offloads false;

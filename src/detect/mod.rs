@@ -823,6 +823,7 @@ mod tests {
         let stalls = stall::Stalls {
             freezes: None,
             client_unacknowledged: 3,
+            client_unanswered: 0,
             server_unacknowledged: 0,
             server_undelivered: 0,
         };

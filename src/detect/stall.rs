@@ -1,5 +1,5 @@
 //! Stalls: TCP connections that stop making progress without being closed, judged by
-//! behaviour, not by size alone. Three shapes, seen from real middleboxes (2021–2026):
+//! behaviour, not by size alone. Four shapes, seen from real middleboxes (2021–2026):
 //!
 //! - **Unacknowledged data**: the handshake completed, then one side sends data again and again
 //!   and the other never acknowledges it (at least [`STUCK_RETRANSMISSIONS`] retransmissions
@@ -7,6 +7,11 @@
 //!   from the server: the client's first
 //!   application data dropped after the TLS handshake (Russia 2026, Iran 2025), the ServerHello
 //!   dropped, "N packets then drop" (TSPU SNI-II) and allowlists (mobile networks, 2025–26).
+//! - **Unanswered ClientHello**: the client's first data opened a TLS handshake and the
+//!   server never sent a byte, silent for `stall_silence_s` since its last packet until the
+//!   client gave up or the window ended: the ServerHello dropped by a middlebox that lets the
+//!   server's bare acknowledgment of the ClientHello through (a server slower to answer than
+//!   its delayed ACK sends one).
 //! - **Freeze**: the server's data stops after `stall_min_bytes..=stall_max_bytes` of its
 //!   sequence space (the TSPU's 12–64 kB, 2025–26; counted from sequence numbers, so that a
 //!   capture that missed segments or merged them into super-segments counts alike), in the
@@ -55,6 +60,8 @@ const MSS_SLACK_BYTES: u16 = 40;
 pub(super) enum Stall {
     /// One side's data never acknowledged: which side kept sending.
     Unacknowledged(Direction),
+    /// The client's ClientHello never answered: not a byte from the server, which went silent.
+    Unanswered,
     /// The server's data stopped mid-transfer after this many bytes of its sequence space.
     Freeze(u64),
     /// The server's data lost before the client got it, and never sent through again: a hole
@@ -132,6 +139,30 @@ pub(super) fn stall(f: &Facts, g: &Group) -> Option<Stall> {
     {
         return Some(Stall::Undelivered);
     }
+    // The client's ClientHello never answered: not one byte from the server, silent for
+    // `stall_silence_s` since its last packet (its SYN/ACK, or its bare acknowledgment of the
+    // ClientHello) until the client gave up or the window ended. A TLS server answers within
+    // a round trip (other protocols' servers may hold a first request, as a long poll does);
+    // a middlebox that drops the answer and lets the acknowledgment through leaves this.
+    // (Data the client keeps sending again is unacknowledged data, below.)
+    let gave_up =
+        [t.fin(Direction::Up), t.rst(Direction::Up)].into_iter().flatten().min_by_key(|e| e.at_ms);
+    let (server_last, waited_until) = match gave_up {
+        Some(e) => {
+            let at = f.at(e);
+            (Timestamp::from_micros(at.micros().saturating_sub(u64::from(e.since_peer_us))), at)
+        }
+        None => (f.f.measures.dirs.down.last_at, quiet_until),
+    };
+    if t.handshake.opened_tls()
+        && down.payload_bytes == 0
+        && up.payload_bytes > 0
+        && !stuck(up)
+        && waited_until.min(g.end).since(server_last) >= silence_us
+        && server_last.add_micros(silence_us) >= f.window.start
+    {
+        return Some(Stall::Unanswered);
+    }
     // Retransmissions show in a window where the flow had packets, once they have gone on
     // without progress for `stall_silence_s` by the window's end (or the flow's): a sender in
     // a loss's back-off is soon acknowledged, a stalled one never.
@@ -161,9 +192,22 @@ fn largest_cluster(bytes: &[u64]) -> usize {
     bytes.iter().map(|&a| near(a)).max().unwrap_or(0)
 }
 
-/// A completed TCP connection with a packet in the window, or whose stall shows in it.
+/// A completed TCP connection whose stall shows in the window, or that had a packet in it
+/// and either carried new data or waited on nothing. Not one still waiting, without new data,
+/// after its stall showed in an earlier window (it only closed or sent old data again here):
+/// it was judged in that one, and is no working connection in this one.
 fn could_stall(f: &Facts, g: &Group) -> bool {
-    f.tcp().is_some_and(|t| t.handshake.completed()) && (f.active() || stall(f, g).is_some())
+    let Some(t) = f.tcp().filter(|t| t.handshake.completed()) else { return false };
+    if stall(f, g).is_some() {
+        return true;
+    }
+    let (up, down) = (&t.dirs.up, &t.dirs.down);
+    let progressed =
+        [Direction::Up, Direction::Down].iter().any(|&d| f.tcp_part(d).new_payload_bytes > 0);
+    let waiting = up.stuck_retransmissions > 0
+        || down.stuck_retransmissions > 0
+        || (down.payload_bytes == 0 && up.payload_bytes > 0);
+    f.active() && (progressed || !waiting)
 }
 
 pub(super) fn detect(g: &Group) -> Outcome {
@@ -187,7 +231,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
         .iter()
         .filter_map(|(_, s)| match s {
             Stall::Freeze(b) => Some(*b),
-            Stall::Unacknowledged(_) | Stall::Undelivered => None,
+            Stall::Unacknowledged(_) | Stall::Unanswered | Stall::Undelivered => None,
         })
         .collect();
     // Server bytes at which every stalled connection's server data stopped (for the
@@ -200,6 +244,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
         .collect();
     let unacked = |dir| hit.iter().filter(|(_, s)| *s == Stall::Unacknowledged(dir)).count();
     let (client_unacked, server_unacked) = (unacked(Direction::Up), unacked(Direction::Down));
+    let unanswered = hit.iter().filter(|(_, s)| *s == Stall::Unanswered).count();
     let undelivered = hit.iter().filter(|(_, s)| *s == Stall::Undelivered).count();
     let same_threshold = largest_cluster(&stopped_at) as u64 >= cfg.min_affected_flows;
     let evidence = |p: Option<f64>| {
@@ -210,6 +255,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
             "control_connections": c.total,
             "fisher_p": p,
             "client_data_unacknowledged": client_unacked,
+            "client_data_unanswered": unanswered,
             "server_data_unacknowledged": server_unacked,
             "server_data_undelivered": undelivered,
             "frozen": freeze_bytes.len(),
@@ -226,6 +272,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
             Freezes { count: freeze_bytes.len(), least_bytes: least, most_bytes: most }
         }),
         client_unacknowledged: client_unacked,
+        client_unanswered: unanswered,
         server_unacknowledged: server_unacked,
         server_undelivered: undelivered,
     };
@@ -235,7 +282,8 @@ pub(super) fn detect(g: &Group) -> Outcome {
     // Behind a queue of seconds (a shaper's: the service's round trip grew) a starved
     // connection retransmits unacknowledged too; then only a significant share decides.
     let queued = super::throughput::queue_shown(cfg, &g.targets.iter().collect::<Vec<_>>());
-    let stuck = (client_unacked + server_unacked + undelivered) as u64 >= cfg.min_affected_flows
+    let stuck = (client_unacked + unanswered + server_unacked + undelivered) as u64
+        >= cfg.min_affected_flows
         && c.total >= cfg.min_affected_flows
         && !queued;
     let comparison =
@@ -309,6 +357,7 @@ pub(crate) struct Freezes {
 pub(crate) struct Stalls {
     pub freezes: Option<Freezes>,
     pub client_unacknowledged: usize,
+    pub client_unanswered: usize,
     pub server_unacknowledged: usize,
     pub server_undelivered: usize,
 }
@@ -325,6 +374,12 @@ impl std::fmt::Display for Stalls {
             parts.push(format!(
                 "{} with the client's data retransmitted and never acknowledged",
                 self.client_unacknowledged
+            ));
+        }
+        if self.client_unanswered > 0 {
+            parts.push(format!(
+                "{} with the client's ClientHello never answered (not a byte from the server)",
+                self.client_unanswered
             ));
         }
         if self.server_unacknowledged > 0 {

@@ -427,6 +427,11 @@ impl Tcp<'_> {
         self.segment_stamped(up, seq, ack, flags, len, None);
     }
 
+    /// As [`Tcp::segment`], its payload's first bytes `head` kept in the capture.
+    fn segment_headed(&mut self, up: bool, seq: u32, ack: u32, flags: u8, len: u32, head: &[u8]) {
+        self.segment_full(up, seq, ack, flags, len, None, head);
+    }
+
     /// As [`Tcp::segment`], with a timestamps option carrying `tsval` when given.
     fn segment_stamped(
         &mut self,
@@ -436,6 +441,20 @@ impl Tcp<'_> {
         flags: u8,
         len: u32,
         tsval: Option<u32>,
+    ) {
+        self.segment_full(up, seq, ack, flags, len, tsval, &[]);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn segment_full(
+        &mut self,
+        up: bool,
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        len: u32,
+        tsval: Option<u32>,
+        head: &[u8],
     ) {
         let (src, dst, sp, dp) = if up {
             (CLIENT, self.server, self.cport, self.sport)
@@ -459,7 +478,8 @@ impl Tcp<'_> {
             l4.extend_from_slice(&0u32.to_be_bytes());
         }
         let header = l4.len();
-        // Like a capture with a short snap length: payload bytes are not kept.
+        // Like a capture with a short snap length: payload bytes past `head` are not kept.
+        l4.extend_from_slice(&head[..head.len().min(len as usize)]);
         let frame = ipv4(src, dst, 6, if up { 64 } else { 52 }, &l4, header + len as usize);
         self.sim.push(self.now_us, frame);
     }
@@ -490,6 +510,16 @@ impl Tcp<'_> {
     /// The client sends `len` bytes and the server acknowledges them a round trip later.
     pub fn request(&mut self, len: u32) -> &mut Self {
         self.segment(true, self.cseq, self.sseq, PSH | ACK, len);
+        self.cseq += len;
+        self.now_us += self.rtt_us;
+        self.segment(false, self.sseq, self.cseq, ACK, 0);
+        self
+    }
+
+    /// The client opens TLS: a ClientHello of `len` bytes, which the server acknowledges a
+    /// round trip later (bare, as a server slower to answer than its delayed ACK does).
+    pub fn client_hello(&mut self, len: u32) -> &mut Self {
+        self.segment_headed(true, self.cseq, self.sseq, PSH | ACK, len, &[0x16, 0x03, 0x01]);
         self.cseq += len;
         self.now_us += self.rtt_us;
         self.segment(false, self.sseq, self.cseq, ACK, 0);
@@ -800,6 +830,69 @@ mod tests {
         assert_eq!(findings(&v), ["stalled/drop"], "{}", summaries(&v));
         assert_eq!(v[0].evidence["client_data_unacknowledged"], 4);
         assert!(v[0].summary.contains("never acknowledged"), "{}", v[0].summary);
+    }
+
+    /// The ServerHello and every later server packet dropped, but the server's bare
+    /// acknowledgment of the ClientHello let through (a server slower to answer than its
+    /// delayed ACK sends one): the client waits in silence, sending nothing again, until it
+    /// gives up 15 s later, its FIN never acknowledged. The 10-s window that holds the
+    /// connections and their controls says so; it said nothing while only the close, sent
+    /// again, showed the stall. A first request that is no ClientHello, held 15 s and then
+    /// answered (a long poll), is no stall.
+    #[test]
+    fn an_unanswered_client_hello_is_a_stall_in_its_window() {
+        let verdicts = |long_poll: bool| {
+            let mut sim = Sim::default();
+            let mut rng = Rng::new(31);
+            for i in 0..4 {
+                let mut t = sim.tcp(MSG, i * 500, 40);
+                t.handshake();
+                if long_poll {
+                    t.request(517).wait_us(15_000_000);
+                    t.download(3_000, 4e6, SEG, 0.0, &mut rng).close();
+                } else {
+                    t.client_hello(517).wait_us(15_000_000).unacknowledged_close(3);
+                }
+            }
+            controls(&mut sim, 0, 4, &mut rng);
+            sim.verdicts(&cfg(10))
+        };
+        let v = verdicts(true);
+        assert!(findings(&v).iter().all(|f| f == "none/-"), "{}", summaries(&v));
+        let v = verdicts(false);
+        let first = &v[0];
+        assert_eq!(findings(&v[..1]), ["stalled/drop"], "{}", summaries(&v));
+        assert_eq!(first.evidence["client_data_unanswered"], 4, "{}", first.evidence);
+        assert!(first.summary.contains("ClientHello never answered"), "{}", first.summary);
+    }
+
+    /// Connections whose stall showed in one window and that only close in the next, still
+    /// waiting, are no working connections there: the next window's share counts the
+    /// connections that stall or carry data in it.
+    #[test]
+    fn a_connection_stalled_earlier_is_not_counted_as_working_later() {
+        let mut sim = Sim::default();
+        let mut rng = Rng::new(32);
+        for i in 0..4 {
+            // Unanswered from 0-1.5 s, closed at 19.5-19.8 s (the FIN once, in window 2).
+            sim.tcp(MSG, i * 100, 40).handshake().client_hello(517).wait_us(19_400_000).abort();
+        }
+        for i in 0..2 {
+            sim.tcp(MSG, 11_000 + i * 500, 40)
+                .handshake()
+                .client_hello(517)
+                .wait_us(6_000_000)
+                .abort();
+        }
+        controls(&mut sim, 0, 4, &mut rng);
+        controls(&mut sim, 11_000, 4, &mut rng);
+        let v = sim.verdicts(&cfg(10));
+        let stalls: Vec<&Verdict> =
+            v.iter().filter(|v| v.finding == crate::detect::Finding::Stalled).collect();
+        assert_eq!(stalls.len(), 2, "{}", summaries(&v));
+        assert_eq!(stalls[0].evidence["connections"], 4, "{}", stalls[0].evidence);
+        assert_eq!(stalls[1].evidence["connections"], 2, "{}", stalls[1].evidence);
+        assert_eq!(stalls[1].evidence["stalled_flows"], 2, "{}", stalls[1].evidence);
     }
 
     /// TSPU SNI-II: a few packets pass, then both directions are dropped: the ClientHello is

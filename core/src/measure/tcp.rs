@@ -67,17 +67,26 @@ pub struct Handshake {
     pub syns: u16,
     pub synacks: u16,
     /// Which of the three times were seen ([`SEEN_SYN`], [`SEEN_SYNACK`], [`SEEN_ACK`]): bits
-    /// instead of three `Option`s keep the handshake in 24 bytes.
+    /// instead of three `Option`s keep the handshake in 24 bytes. [`OPENED_TLS`] too.
     seen: u8,
 }
 
 const SEEN_SYN: u8 = 1;
 const SEEN_SYNACK: u8 = 2;
 const SEEN_ACK: u8 = 4;
+/// The client's first data after the handshake opened a TLS handshake (a record of type 22,
+/// version 3.x): a ClientHello, which a server answers within a round trip.
+const OPENED_TLS: u8 = 8;
 
 impl Handshake {
     pub fn completed(&self) -> bool {
         self.seen & SEEN_ACK != 0
+    }
+
+    /// Whether the client's first data after the handshake opened a TLS handshake (as far as
+    /// the capture's snap length shows it).
+    pub fn opened_tls(&self) -> bool {
+        self.seen & OPENED_TLS != 0
     }
 
     /// SYN→SYN/ACK: the external leg.
@@ -234,6 +243,14 @@ impl TcpMeasures {
         }
         if seg.has(tcp_flags::FIN) && self.fin(dir).is_none() {
             self.closes.get_or_insert_default()[dir].fin = Some(close_event());
+        }
+        if dir == Direction::Up
+            && seg.payload_len > 0
+            && self.dirs.up.payload_bytes == 0
+            && self.handshake.completed()
+            && seg.payload.starts_with(&[0x16, 0x03])
+        {
+            self.handshake.seen |= OPENED_TLS;
         }
         let reorder_window_us = reorder_window_us(&self.rtt);
         let (mine, theirs) = self.dirs.this_and_other_mut(dir);
@@ -524,8 +541,11 @@ impl TcpDirection {
                 self.seq_gaps = self.seq_gaps.saturating_add(1);
             }
             // Sequence space newly covered, holes included: their bytes reach the receiver
-            // later as retransmissions, which are not counted again.
-            let advance = end.wrapping_sub(track.highest_end);
+            // later as retransmissions, which are not counted again. (A FIN's number is no
+            // data.)
+            let advance = end
+                .wrapping_sub(track.highest_end)
+                .saturating_sub(u32::from(seg.has(tcp_flags::FIN)));
             self.new_payload_bytes +=
                 u64::from(advance.min(seg.payload_len.saturating_add(MAX_HOLE_BYTES)));
             track.highest_end = end;
@@ -924,6 +944,18 @@ mod tests {
         assert_eq!((d.seq_gaps, d.out_of_order, d.retransmissions), (1, 1, 1));
         assert_eq!(d.payload_bytes, 400);
         assert_eq!(d.new_payload_bytes, 300);
+    }
+
+    #[test]
+    fn a_fin_is_no_new_data() {
+        let mut r = Run::new();
+        r.seg(0, Up, ACK, 1, 1, 517, None);
+        r.seg(1, Up, ACK | FIN, 518, 1, 0, None);
+        r.seg(2, Down, ACK, 1, 518, 100, None);
+        r.seg(3, Down, ACK | FIN, 101, 518, 20, None);
+        let (up, down) = (&r.m.dirs.up, &r.m.dirs.down);
+        assert_eq!((up.payload_bytes, up.new_payload_bytes), (517, 517));
+        assert_eq!((down.payload_bytes, down.new_payload_bytes), (120, 120));
     }
 
     #[test]

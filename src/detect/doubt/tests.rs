@@ -316,6 +316,7 @@ fn a_single_freeze() {
 const CLIENT_DATA_STUCK: Stalls = Stalls {
     freezes: None,
     client_unacknowledged: 3,
+    client_unanswered: 0,
     server_unacknowledged: 0,
     server_undelivered: 0,
 };
@@ -387,6 +388,7 @@ fn stalls_text_names_freezes_and_both_sides() {
     let stalls = Stalls {
         freezes: Some(Freezes { count: 3, least_bytes: 16_200, most_bytes: 17_900 }),
         client_unacknowledged: 2,
+        client_unanswered: 0,
         server_unacknowledged: 1,
         server_undelivered: 0,
     };
