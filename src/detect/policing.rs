@@ -750,14 +750,21 @@ impl Scope {
 fn scope(g: &Group, policed: &[u64], per_flow_bps: f64) -> Scope {
     use std::collections::BTreeMap;
     let mut active: BTreeMap<u64, usize> = BTreeMap::new();
+    // Which policed connections were busy in each bin (bit i: the i-th of the first 64).
+    let mut busy_sets: BTreeMap<u64, u64> = BTreeMap::new();
     // Bytes per bin of the policed flows (other traffic, policed or not, only blurs the sum).
     let (total, bin_s) = down_bytes_per_bin(g, &|f| policed.contains(&f.id()));
-    for f in g.targets.iter().filter(|f| policed.contains(&f.id())) {
+    let policed_flows: Vec<&Facts> =
+        g.targets.iter().filter(|f| policed.contains(&f.id())).collect();
+    for (i, f) in policed_flows.iter().enumerate() {
         let busy: Vec<u64> = f.bins(Direction::Down).filter(|b| b.1 > 0).map(|b| b.0).collect();
         // The busy period without its partial edge bins.
         if let (Some(&a), Some(&z)) = (busy.first(), busy.last()) {
             for bin in a + 1..z {
                 *active.entry(bin).or_default() += 1;
+                if i < 64 {
+                    *busy_sets.entry(bin).or_default() |= 1 << i;
+                }
             }
         }
     }
@@ -784,7 +791,13 @@ fn scope(g: &Group, policed: &[u64], per_flow_bps: f64) -> Scope {
         *counts.entry(k).or_default() += 1;
     }
     if counts.values().filter(|&&n| n >= 3).count() < 2 {
-        return Scope::Unknown;
+        return match shares_offset(&policed_flows, &busy_sets) {
+            Some(bins) => match rate(&total, &bins) {
+                Some(rate_bps) => Scope::Aggregate { rate_bps, concurrent_bins, single_bins },
+                None => Scope::Unknown,
+            },
+            None => Scope::Unknown,
+        };
     }
     let slope = theil_sen_slope(&points).unwrap_or(0.0);
     if slope < 0.5 * per_flow_bps {
@@ -796,6 +809,56 @@ fn scope(g: &Group, policed: &[u64], per_flow_bps: f64) -> Scope {
     } else {
         Scope::PerFlow { concurrent_bins, single_bins }
     }
+}
+
+/// Bins in which the same connections were busy, two or more, at least this many: 4 s of
+/// the 500-ms bins.
+const SHARE_MIN_BINS: usize = 8;
+
+/// Where as many connections are busy in every bin, how their sum grows with their number
+/// says nothing; one bucket for all still shows in how they share it. Each one's rate swings
+/// from bin to bin by a large part of it (a quarter, by the median connection), and what one
+/// gains the others lose: their sum swings far less than they do (at most half as much as
+/// their swings add up to when independent). A connection under a bucket of its own follows
+/// its token line, off it by a packet or two a bin. Swings are median absolute deviations
+/// (one bin of a bucket's first burst or of a stall does not rule them); a connection's is
+/// taken against its mean rate. Judged over the largest
+/// set of bins in which the same two or more connections were busy (at least
+/// [`SHARE_MIN_BINS`]); those bins when the shares offset.
+fn shares_offset(
+    flows: &[&Facts],
+    busy_sets: &std::collections::BTreeMap<u64, u64>,
+) -> Option<Vec<u64>> {
+    let mut by_set: std::collections::BTreeMap<u64, Vec<u64>> = std::collections::BTreeMap::new();
+    for (&bin, &set) in busy_sets.iter().filter(|e| e.1.count_ones() >= 2) {
+        by_set.entry(set).or_default().push(bin);
+    }
+    let (set, bins) = by_set.into_iter().max_by_key(|(set, bins)| (bins.len(), *set))?;
+    if bins.len() < SHARE_MIN_BINS {
+        return None;
+    }
+    let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len() as f64;
+    let swing = |xs: &[f64]| {
+        let mid = median(xs).unwrap_or(0.0);
+        median(&xs.iter().map(|x| (x - mid).abs()).collect::<Vec<_>>()).unwrap_or(0.0)
+    };
+    let mut sums = vec![0.0; bins.len()];
+    let mut swings_squared = 0.0;
+    let mut relative = Vec::new();
+    for (_, f) in flows.iter().enumerate().filter(|(i, _)| *i < 64 && set & (1 << i) != 0) {
+        let own: std::collections::BTreeMap<u64, u32> = f.bins(Direction::Down).collect();
+        let rates: Vec<f64> =
+            bins.iter().map(|b| f64::from(own.get(b).copied().unwrap_or(0))).collect();
+        for (sum, r) in sums.iter_mut().zip(&rates) {
+            *sum += r;
+        }
+        let own_swing = swing(&rates);
+        swings_squared += own_swing * own_swing;
+        relative.push(if mean(&rates) > 0.0 { own_swing / mean(&rates) } else { 0.0 });
+    }
+    let shares_swing = median(&relative).is_some_and(|r| r >= 0.25);
+    let sum_swing = swing(&sums);
+    (shares_swing && sum_swing * sum_swing <= 0.25 * swings_squared).then_some(bins)
 }
 
 #[cfg(test)]
@@ -856,6 +919,34 @@ mod tests {
         }
         let per_flow = scope_of(false);
         assert!(matches!(per_flow, Some(Scope::PerFlow { .. })), "a bucket each: {per_flow:?}");
+    }
+
+    /// Three downloads busy through the whole window, as many in every bin: how their sum
+    /// grows with their number cannot show. Through one bucket for all at 900 kbit/s their
+    /// shares swing while the sum stays flat: one bucket, at its rate. Through a bucket each
+    /// at 300 kbit/s the same sum comes from three steady lines: no claim of one bucket.
+    #[test]
+    fn one_bucket_shows_in_shares_that_offset_when_the_count_never_changes() {
+        let scope_of = |shared: bool| {
+            let mut sim = Sim::default();
+            let downloads: Vec<(u64, u32)> =
+                [100u64, 400, 700].iter().map(|ms| (ms * 1000, 1_500_000)).collect();
+            let (rate_bps, depth) =
+                if shared { (900_000.0, 32_768.0) } else { (300_000.0, 16_384.0) };
+            let schedule = policed_schedule(&downloads, 4e6, 40_000, (rate_bps, depth), shared);
+            for (i, &(start_us, bytes)) in downloads.iter().enumerate() {
+                sim.tcp(MSG, start_us / 1000 - 50, 40).handshake().replay(&schedule[i], bytes);
+            }
+            on_group(sim, scope_of_all)
+        };
+        match scope_of(true) {
+            Some(Scope::Aggregate { rate_bps, .. }) => {
+                assert!((rate_bps / 0.9e6 - 1.0).abs() < 0.1, "{rate_bps}")
+            }
+            other => panic!("one bucket for all: {other:?}"),
+        }
+        let per_flow = scope_of(false);
+        assert!(!matches!(per_flow, Some(Scope::Aggregate { .. })), "a bucket each: {per_flow:?}");
     }
 
     /// A paced 2 Mbit/s stream is a flat sum, but a download beside it that ran at 24 Mbit/s
