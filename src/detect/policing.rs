@@ -754,9 +754,7 @@ fn scope(g: &Group, policed: &[u64], per_flow_bps: f64) -> Scope {
     let mut busy_sets: BTreeMap<u64, u64> = BTreeMap::new();
     // Bytes per bin of the policed flows (other traffic, policed or not, only blurs the sum).
     let (total, bin_s) = down_bytes_per_bin(g, &|f| policed.contains(&f.id()));
-    let policed_flows: Vec<&Facts> =
-        g.targets.iter().filter(|f| policed.contains(&f.id())).collect();
-    for (i, f) in policed_flows.iter().enumerate() {
+    for (i, f) in g.targets.iter().filter(|f| policed.contains(&f.id())).enumerate() {
         let busy: Vec<u64> = f.bins(Direction::Down).filter(|b| b.1 > 0).map(|b| b.0).collect();
         // The busy period without its partial edge bins.
         if let (Some(&a), Some(&z)) = (busy.first(), busy.last()) {
@@ -791,7 +789,7 @@ fn scope(g: &Group, policed: &[u64], per_flow_bps: f64) -> Scope {
         *counts.entry(k).or_default() += 1;
     }
     if counts.values().filter(|&&n| n >= 3).count() < 2 {
-        return match shares_offset(&policed_flows, &busy_sets) {
+        return match shares_offset(g, policed, &busy_sets) {
             Some(bins) => match rate(&total, &bins) {
                 Some(rate_bps) => Scope::Aggregate { rate_bps, concurrent_bins, single_bins },
                 None => Scope::Unknown,
@@ -817,47 +815,56 @@ const SHARE_MIN_BINS: usize = 8;
 
 /// Where as many connections are busy in every bin, how their sum grows with their number
 /// says nothing; one bucket for all still shows in how they share it. Each one's rate swings
-/// from bin to bin by a large part of it (a quarter, by the median connection), and what one
-/// gains the others lose: their sum swings far less than they do (at most half as much as
-/// their swings add up to when independent). A connection under a bucket of its own follows
-/// its token line, off it by a packet or two a bin. Swings are median absolute deviations
-/// (one bin of a bucket's first burst or of a stall does not rule them); a connection's is
-/// taken against its mean rate. Judged over the largest
-/// set of bins in which the same two or more connections were busy (at least
-/// [`SHARE_MIN_BINS`]); those bins when the shares offset.
+/// from bin to bin by a large part of it (a quarter of its mean, by the median connection),
+/// and what one gains the others lose: their sum swings far less than they do (at
+/// most half as much as their swings add up to when independent). A connection under a
+/// bucket of its own follows its token line, off it by a packet or two a bin. Swings are
+/// median absolute deviations (one bin of a bucket's first burst or of a stall does not
+/// rule them). Judged over the largest set of bins in which the same two or more
+/// connections were busy (at least [`SHARE_MIN_BINS`]); those bins when the shares offset.
 fn shares_offset(
-    flows: &[&Facts],
+    g: &Group,
+    policed: &[u64],
     busy_sets: &std::collections::BTreeMap<u64, u64>,
 ) -> Option<Vec<u64>> {
-    let mut by_set: std::collections::BTreeMap<u64, Vec<u64>> = std::collections::BTreeMap::new();
-    for (&bin, &set) in busy_sets.iter().filter(|e| e.1.count_ones() >= 2) {
-        by_set.entry(set).or_default().push(bin);
+    // The set of two or more busy connections that held in the most bins (counted plainly: a
+    // map of sets cost the router's binary 10 kB).
+    let sets: Vec<u64> = busy_sets.values().copied().collect();
+    let (mut set, mut most) = (0u64, 0usize);
+    for &s in &sets {
+        let n = sets.iter().filter(|&&o| o == s).count();
+        if s.count_ones() >= 2 && (n, s) > (most, set) {
+            (set, most) = (s, n);
+        }
     }
-    let (set, bins) = by_set.into_iter().max_by_key(|(set, bins)| (bins.len(), *set))?;
-    if bins.len() < SHARE_MIN_BINS {
+    if most < SHARE_MIN_BINS {
         return None;
     }
-    let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len() as f64;
-    let swing = |xs: &[f64]| {
+    let bins: Vec<u64> = busy_sets.iter().filter(|e| *e.1 == set).map(|e| *e.0).collect();
+    let swing = |xs: &mut Vec<f64>| {
         let mid = median(xs).unwrap_or(0.0);
-        median(&xs.iter().map(|x| (x - mid).abs()).collect::<Vec<_>>()).unwrap_or(0.0)
+        xs.iter_mut().for_each(|x| *x = (*x - mid).abs());
+        median(xs).unwrap_or(0.0)
     };
     let mut sums = vec![0.0; bins.len()];
-    let mut swings_squared = 0.0;
-    let mut relative = Vec::new();
-    for (_, f) in flows.iter().enumerate().filter(|(i, _)| *i < 64 && set & (1 << i) != 0) {
-        let own: std::collections::BTreeMap<u64, u32> = f.bins(Direction::Down).collect();
-        let rates: Vec<f64> =
-            bins.iter().map(|b| f64::from(own.get(b).copied().unwrap_or(0))).collect();
+    let (mut relative, mut swings_squared) = (Vec::new(), 0.0);
+    for (i, f) in g.targets.iter().filter(|f| policed.contains(&f.id())).enumerate().take(64) {
+        if set & (1 << i) == 0 {
+            continue;
+        }
+        let (own, _) = down_bytes_per_bin(g, &|o| o.id() == f.id());
+        let mut rates: Vec<f64> =
+            bins.iter().map(|b| own.get(b).copied().unwrap_or(0) as f64).collect();
         for (sum, r) in sums.iter_mut().zip(&rates) {
             *sum += r;
         }
-        let own_swing = swing(&rates);
-        swings_squared += own_swing * own_swing;
-        relative.push(if mean(&rates) > 0.0 { own_swing / mean(&rates) } else { 0.0 });
+        let mean = rates.iter().sum::<f64>() / rates.len() as f64;
+        let own = swing(&mut rates);
+        relative.push(own / mean.max(1.0));
+        swings_squared += own * own;
     }
+    let sum_swing = swing(&mut sums);
     let shares_swing = median(&relative).is_some_and(|r| r >= 0.25);
-    let sum_swing = swing(&sums);
     (shares_swing && sum_swing * sum_swing <= 0.25 * swings_squared).then_some(bins)
 }
 

@@ -101,8 +101,9 @@ pub(super) fn stall(f: &Facts, g: &Group) -> Option<Stall> {
     }
     // The client gave up (FIN or RST), or the flow went quiet until its end (or, still open,
     // until the window's end); its requests after a freeze may go unanswered.
-    let client_close =
-        [t.fin(Direction::Up), t.rst(Direction::Up)].into_iter().flatten().map(|e| f.at(e)).min();
+    let gave_up =
+        [t.fin(Direction::Up), t.rst(Direction::Up)].into_iter().flatten().min_by_key(|e| e.at_ms);
+    let client_close = gave_up.map(|e| f.at(e));
     let quiet_until = if f.f.end == FlowEnd::Active { g.end.max(f.f.last_at) } else { f.f.last_at };
     // A FIN the server never acknowledged (the client sent it again) ends nothing: the server
     // stayed silent through it (a client that gives up sooner than `stall_silence_s`).
@@ -145,8 +146,6 @@ pub(super) fn stall(f: &Facts, g: &Group) -> Option<Stall> {
     // a round trip (other protocols' servers may hold a first request, as a long poll does);
     // a middlebox that drops the answer and lets the acknowledgment through leaves this.
     // (Data the client keeps sending again is unacknowledged data, below.)
-    let gave_up =
-        [t.fin(Direction::Up), t.rst(Direction::Up)].into_iter().flatten().min_by_key(|e| e.at_ms);
     let (server_last, waited_until) = match gave_up {
         Some(e) => {
             let at = f.at(e);
