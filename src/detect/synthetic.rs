@@ -427,11 +427,6 @@ impl Tcp<'_> {
         self.segment_stamped(up, seq, ack, flags, len, None);
     }
 
-    /// As [`Tcp::segment`], its payload's first bytes `head` kept in the capture.
-    fn segment_headed(&mut self, up: bool, seq: u32, ack: u32, flags: u8, len: u32, head: &[u8]) {
-        self.segment_full(up, seq, ack, flags, len, None, head);
-    }
-
     /// As [`Tcp::segment`], with a timestamps option carrying `tsval` when given.
     fn segment_stamped(
         &mut self,
@@ -445,6 +440,7 @@ impl Tcp<'_> {
         self.segment_full(up, seq, ack, flags, len, tsval, &[]);
     }
 
+    /// As [`Tcp::segment_stamped`], its payload's first bytes `head` kept in the capture.
     #[allow(clippy::too_many_arguments)]
     fn segment_full(
         &mut self,
@@ -519,7 +515,7 @@ impl Tcp<'_> {
     /// The client opens TLS: a ClientHello of `len` bytes, which the server acknowledges a
     /// round trip later (bare, as a server slower to answer than its delayed ACK does).
     pub fn client_hello(&mut self, len: u32) -> &mut Self {
-        self.segment_headed(true, self.cseq, self.sseq, PSH | ACK, len, &[0x16, 0x03, 0x01]);
+        self.segment_full(true, self.cseq, self.sseq, PSH | ACK, len, None, &[0x16, 0x03, 0x01]);
         self.cseq += len;
         self.now_us += self.rtt_us;
         self.segment(false, self.sseq, self.cseq, ACK, 0);
