@@ -1043,6 +1043,25 @@ mod tests {
         }
     }
 
+    /// Copies of packets whose numbers are drawn at random are told when each comes right
+    /// after its original: a number below the one before it by less than
+    /// [`crate::measure::IDENTIFICATION_REACH`] is no older packet of a series when that one came alone (the
+    /// RSTs a middlebox injected for each of the server's packets, numbers as one recorded).
+    #[test]
+    fn copies_of_random_numbers_are_told() {
+        use tcp_flags::{ACK, RST};
+        let ids = [8105u16, 53_859, 37_111, 28_774, 28_137, 32_188, 31_511, 60_833, 65_341];
+        let once: Frames = (ids.iter().enumerate())
+            .map(|(k, &id)| (k as u64 * 1_000, packet(false, Some(id), 1, 518, RST | ACK, 0)))
+            .collect();
+        let mut mirrored = once.clone();
+        mirrored.extend(once.iter().map(|(at, f)| (at + 1, f.clone())));
+        mirrored.sort_by_key(|(at, _)| *at);
+        let analysis = analyse(&mirrored);
+        assert_eq!(analysis.stats.skipped.get(SkipReason::SecondCopy), ids.len() as u64);
+        assert_eq!(analysis.flows[0].measures.dirs.down.packets, ids.len() as u64);
+    }
+
     /// What looks like a copy but is not one is measured: an older number that no packet
     /// carried (reordering), a number again after the copy window, numbers of IPv4
     /// fragments, a segment that moves the sequence on; and what carries nothing to tell a

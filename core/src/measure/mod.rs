@@ -127,9 +127,11 @@ impl DirCounters {
             self.top_ip_id = id;
         } else if back < COPY_IDENTIFICATIONS {
             self.ip_id_holes &= !(1 << back);
-        } else if back >= IDENTIFICATION_REACH || self.ip_id_holes & 1 != 0 {
+        } else if back >= IDENTIFICATION_REACH || self.ip_id_holes | 1 == u16::MAX {
             // Far below, or below a highest no packet carried (the first number of a
-            // direction, or one after packets without numbers): a jump.
+            // direction, or one after packets without numbers), or below one that came
+            // alone (numbers drawn at random, as middleboxes' injected RSTs and macOS
+            // carry them, so that the packet's own copy is told): a jump.
             // Nothing of the window is known below a number far from it.
             (self.top_ip_id, self.ip_id_holes) = (id, u16::MAX - 1);
         }
