@@ -43,8 +43,9 @@ use serde::Deserialize;
 use super::{Catalogue, CatalogueBuilder, PayloadSignature, PortSet, Prefix, Service, ServiceId};
 use crate::flow::Proto;
 
-/// The catalogue that ships with throttlewatch (`data/services.toml`).
-pub const BUILTIN: &str = include_str!("../../data/services.toml");
+/// The catalogue that ships with throttlewatch: `data/services.toml` without its comments and
+/// indentation (`build.rs`).
+pub const BUILTIN: &str = include_str!(concat!(env!("OUT_DIR"), "/services.toml"));
 
 /// A catalogue that failed to load.
 #[derive(Debug, thiserror::Error)]
@@ -412,6 +413,15 @@ mod tests {
             assert!(ids.contains(&want), "{want} missing from {ids:?}");
         }
         assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    }
+
+    /// The binary's copy of the catalogue, without comments and indentation, is the file's.
+    #[test]
+    fn builtin_catalogue_is_the_files() {
+        let file = include_str!("../../data/services.toml");
+        assert!(BUILTIN.len() < file.len() * 9 / 10, "{} of {} bytes", BUILTIN.len(), file.len());
+        let parsed = |text| format!("{:?}", Catalogue::parse(text, "services.toml").unwrap());
+        assert_eq!(parsed(BUILTIN), parsed(file));
     }
 
     /// Telegram's call relay packets (nDPI telegram.c): a 16-byte peer tag, then twelve 0xff
