@@ -1832,6 +1832,32 @@ mod tests {
         assert_eq!(findings(&v), ["throttled/shaping"], "{}", summaries(&v));
     }
 
+    /// Bursty cross traffic queues everything: a short service download, slower than the fast
+    /// control and behind a grown round trip, too few busy bins to test, beside a control
+    /// download whose round trip grew as much. One queue for everything says nothing about
+    /// the service; with that control unqueued, the same download leaves a doubt.
+    #[test]
+    fn a_slow_transfer_behind_a_queue_the_controls_share_leaves_no_doubt() {
+        let verdicts = |control_queue_ms: u64| {
+            let mut sim = Sim::default();
+            let mut rng = Rng::new(14);
+            let mut t = sim.tcp(MSG, 0, 40);
+            t.handshake();
+            t.rtt_us = 240_000;
+            t.request(500).download(120_000, 4e5, SEG, 0.0, &mut rng).close();
+            let mut c = sim.tcp(CTL, 50, 30);
+            c.handshake();
+            c.rtt_us += control_queue_ms * 1000;
+            c.request(500).download(120_000, 4e5, SEG, 0.0, &mut rng).close();
+            fast_control(&mut sim, &mut rng);
+            sim.verdicts(&cfg(60))
+        };
+        let v = verdicts(200);
+        assert_eq!(findings(&v), ["none/-"], "{}", summaries(&v));
+        let v = verdicts(0);
+        assert_eq!(findings(&v), ["inconclusive/-"], "{}", summaries(&v));
+    }
+
     /// A slow server whose acknowledgement of each request the capture missed: the next
     /// packet echoes the request only after the server's 300-ms think time, one late sample
     /// in each connection. That is no queue; the same downloads behind a queue (every

@@ -89,7 +89,7 @@ pub(super) fn differentiation(g: &Group) -> Outcome {
         let control_rtt = median(
             &all.iter().filter_map(|f| f.min_rtt_us()).map(|r| r as f64).collect::<Vec<_>>(),
         );
-        let (dropped, queued, ..) = network_trace(cfg, &bulk, &all);
+        let (dropped, queued, ..) = network_trace(g, &bulk, &all);
         if let (Some(mean_t), Some(mean_c), Some(t_rtt), Some(c_rtt)) =
             (median(&t_goodput), median(&c_goodput), target_rtt, control_rtt)
             && (mean_t >= 0.8 * mean_c * (c_rtt / t_rtt).min(1.0) || !(dropped || queued))
@@ -141,7 +141,7 @@ pub(super) fn differentiation(g: &Group) -> Outcome {
     if !(area >= threshold && slower) {
         return Outcome::Clean { detector: NAME, evidence };
     }
-    let (dropped, queued, t_loss, c_loss) = network_trace(cfg, &bulk, &controls);
+    let (dropped, queued, t_loss, c_loss) = network_trace(g, &bulk, &controls);
     if !dropped && !queued {
         let mut evidence = evidence;
         evidence["loss_share"] = json!((t_loss * 1e4).round() / 1e4);
@@ -189,16 +189,37 @@ pub(super) fn differentiation(g: &Group) -> Outcome {
 /// dropped (at least 0.5 % and twice the controls' share) or held in a queue. Slower
 /// transfers with neither are limited by the server or the application (a slow server), not
 /// by the path. Also the loss shares, for the evidence.
-fn network_trace(
-    cfg: &DetectConfig,
-    bulk: &[&Facts],
-    controls: &[&Facts],
-) -> (bool, bool, f64, f64) {
+fn network_trace(g: &Group, bulk: &[&Facts], controls: &[&Facts]) -> (bool, bool, f64, f64) {
     let pooled = |flows: &[&Facts<'_>]| super::loss::pooled_share(flows.iter().copied());
     let (t_loss, c_loss) = (pooled(bulk), pooled(controls));
     let dropped = t_loss >= 0.005 && t_loss >= 2.0 * c_loss;
-    let queued = queue_shown(cfg, bulk);
+    let queued = queue_shown(g.cfg, bulk)
+        && one_queue_for_everything(g, rtt_growth_us(bulk).unwrap_or(0)).is_none();
     (dropped, queued, t_loss, c_loss)
+}
+
+/// The most a round trip grew within one of `flows` (connections to one address start at
+/// different base round trips).
+fn rtt_growth_us(flows: &[&Facts]) -> Option<u64> {
+    flows.iter().filter_map(|f| Some(f.max_rtt_us()?.saturating_sub(f.min_rtt_us()?))).max()
+}
+
+/// The least and greatest round trip of the control connection whose round trip grew the
+/// most (each against its own least: controls lie at other distances), beyond what a path
+/// without a queue shows.
+fn most_queued_control(g: &Group) -> Option<(u64, u64)> {
+    g.controls
+        .iter()
+        .filter_map(|c| Some((c.min_rtt_us()?, c.max_rtt_us()?)))
+        .filter(|&(lo, hi)| hi.saturating_sub(lo) as f64 > super::policing::RTT_SLACK_US)
+        .max_by_key(|&(lo, hi)| hi.saturating_sub(lo))
+}
+
+/// [`most_queued_control`] when it grew by half the service's `service_growth_us` or more:
+/// the queue is one for everything (congestion, bursty cross traffic), not the service's,
+/// however long its transfers or fast a control ran at another moment.
+fn one_queue_for_everything(g: &Group, service_growth_us: u64) -> Option<(u64, u64)> {
+    most_queued_control(g).filter(|&(lo, hi)| 2 * hi.saturating_sub(lo) >= service_growth_us)
 }
 
 /// Whether `flows` show a queue: in some connection the handshake's round trip, or two
@@ -311,27 +332,10 @@ pub(super) fn shaping(g: &Group) -> Outcome {
                               "max_rtt_us": max_rtt, "rtt_grown": false }),
         };
     }
-    // Control connections whose round trip grew too, each against its own least (controls
-    // lie at other distances): the most grown, beyond what a path without a queue shows.
-    // Grown by half the service's growth or more, the queue is one for everything
-    // (congestion, bursty cross traffic), not a shaper for this service, however long the
-    // transfers or fast a control ran at another moment.
-    let control_queue = g
-        .controls
-        .iter()
-        .filter_map(|c| Some((c.min_rtt_us()?, c.max_rtt_us()?)))
-        .filter(|&(lo, hi)| hi.saturating_sub(lo) as f64 > super::policing::RTT_SLACK_US)
-        .max_by_key(|&(lo, hi)| hi.saturating_sub(lo));
-    // The service's growth likewise within one connection where its transfers have round
-    // trips of their own (connections to one address start at different base round trips).
-    let service_growth_us = bulk
-        .iter()
-        .filter_map(|f| Some(f.max_rtt_us()?.saturating_sub(f.min_rtt_us()?)))
-        .max()
+    let control_queue = most_queued_control(g);
+    let service_growth_us = rtt_growth_us(&bulk)
         .unwrap_or_else(|| max_rtt.unwrap_or(0).saturating_sub(min_rtt.unwrap_or(0)));
-    if let Some((lo, hi)) = control_queue
-        && 2 * hi.saturating_sub(lo) >= service_growth_us
-    {
+    if let Some((lo, hi)) = one_queue_for_everything(g, service_growth_us) {
         return Outcome::Clean {
             detector: NAME,
             evidence: json!({ "busy_bins": rates.len(), "min_rtt_us": min_rtt,
