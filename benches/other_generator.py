@@ -142,8 +142,9 @@ def start_calls(lab, rng, video, seconds):
     return procs, " / ".join(media[:2])
 
 
-def record(name, seed, out, offloads=False, calls=False):
-    """Record one run; returns the messenger call's media in words ("" without calls)."""
+def record(name, seed, out, offloads=False, calls=False, media_kind="drawn"):
+    """Record one run; returns the messenger call's media in words ("" without calls).
+    `media_kind`: the calls' "audio" or "video", or "drawn" from the seed."""
     p, _ = L.resolve_params(name, {}, DURATION_S, seed)
     media = ""
     calls = calls or name in CALL_SCENARIOS
@@ -179,7 +180,10 @@ def record(name, seed, out, offloads=False, calls=False):
         clients = []
         if calls:
             # A policer of the lab's call rate bites on video, not on audio's few kbit/s.
-            video = name == "call-police" or rng.random() < 0.5
+            if media_kind == "drawn":
+                video = name == "call-police" or rng.random() < 0.5
+            else:
+                video = media_kind == "video"
             procs, media = start_calls(lab, rng, video, DURATION_S - 3)
             clients += procs
         for at, svc, sizes in events:
@@ -219,7 +223,7 @@ def sweep(args):
     for name in names:
         for seed in [int(s) for s in args.seeds.split(",")]:
             pcap = os.path.join(args.dir, "%s-%d.pcap" % (name, seed))
-            media = record(name, seed, pcap, args.offloads == "on", args.calls)
+            media = record(name, seed, pcap, args.offloads == "on", args.calls, args.media)
             got = verdicts(args.binary, pcap)
             findings = [v for v in got if v[0] not in ("none", "inconclusive")]
             expected = EXPECTED[name]
@@ -255,6 +259,8 @@ def main():
                     help="the veths' GRO/GSO offloads (default: off)")
     sw.add_argument("--calls", action="store_true",
                     help="a call to each host in every scenario (always in the call scenarios)")
+    sw.add_argument("--media", choices=("drawn", "audio", "video"), default="drawn",
+                    help="the calls' media (default: drawn from the seed; call-police: video)")
     sw.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "throttlewatch"))
     sw.add_argument("scenarios", nargs="*", help="of: " + ", ".join(EXPECTED))
     rn = sub.add_parser("run")
