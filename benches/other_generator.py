@@ -19,7 +19,9 @@ The traffic, the same for the messenger and the control server: three large down
 scenarios), a call to each as well, instead of lab/traffic.py's: ffmpeg's RTP, no STUN, the
 client's side first and the relay's (port 3478) 0.2 s later, either Opus audio (20, 40 or 60
 ms frames, 24-64 kbit/s) or VP8 video (320x240, 15-30 frames a second, 300-700 kbit/s: frames
-of several packets at once), drawn from the seed.
+of several packets at once), drawn from the seed. With `--quic` (always in `quic-block`),
+QUIC as well, from aioquic (`pip install aioquic`): every 2-4 s a connection to each host
+fetching 20-200 kB on one stream, its Initials padded to 1,200 bytes as QUIC v1 asks.
 """
 import argparse
 import json
@@ -57,10 +59,78 @@ EXPECTED = {
     "call-loss": ("call_degraded", None), "call-police": ("call_degraded", None),
     "call-partial-loss": ("call_degraded", None), "media-die": ("call_degraded", None),
     "oneway-cut": ("call_degraded", "drop"),
+    "quic-block": ("blocked", "drop"),
 }
 CALL_SCENARIOS = {"call-loss", "call-police", "call-partial-loss", "media-die", "oneway-cut"}
 # The relay's port, which the lab's call rules match.
 RELAY_PORT = 3478
+QUIC_ALPN = "tw-bench"
+# How long a QUIC fetch may take before the client gives up (a blocked handshake).
+QUIC_TIMEOUT_S = 6
+
+
+def quic_configuration(is_client, sni=None):
+    from aioquic.quic.configuration import QuicConfiguration
+    return QuicConfiguration(is_client=is_client, alpn_protocols=[QUIC_ALPN], server_name=sni,
+                             verify_mode=ssl.CERT_NONE, idle_timeout=QUIC_TIMEOUT_S)
+
+
+def quic_serve(cert, key, addrs):
+    """QUIC servers on port 443 of `addrs`: a stream's request (a byte count) is answered
+    with that many bytes."""
+    import asyncio
+    from aioquic.asyncio import QuicConnectionProtocol, serve
+    from aioquic.quic.events import StreamDataReceived
+
+    class Answer(QuicConnectionProtocol):
+        requests = {}
+
+        def quic_event_received(self, event):
+            if isinstance(event, StreamDataReceived):
+                text = self.requests.pop(event.stream_id, b"") + event.data
+                if not event.end_stream:
+                    self.requests[event.stream_id] = text
+                    return
+                size = int(text or b"1000")
+                self._quic.send_stream_data(event.stream_id, b"x" * size, end_stream=True)
+                self.transmit()
+
+    async def main():
+        cfg = quic_configuration(False)
+        cfg.load_cert_chain(cert, key)
+        for addr in addrs:
+            await serve(addr, 443, configuration=cfg, create_protocol=Answer)
+        print("serving", flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def quic_fetch(plan):
+    """The client's QUIC fetches: `plan` is a JSON list of (seconds from now, address,
+    server name, bytes)."""
+    import asyncio
+    from aioquic.asyncio import connect
+
+    async def fetch(at, addr, sni, size):
+        await asyncio.sleep(at)
+
+        async def one():
+            async with connect(addr, 443, configuration=quic_configuration(True, sni)) as client:
+                reader, writer = await client.create_stream()
+                writer.write(str(size).encode())
+                writer.write_eof()
+                await reader.read()
+
+        try:
+            await asyncio.wait_for(one(), QUIC_TIMEOUT_S)
+        except (asyncio.TimeoutError, ConnectionError):
+            pass
+
+    async def main():
+        await asyncio.gather(*(fetch(*f) for f in json.loads(plan)))
+
+    asyncio.run(main())
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -142,12 +212,13 @@ def start_calls(lab, rng, video, seconds):
     return procs, " / ".join(media[:2])
 
 
-def record(name, seed, out, offloads=False, calls=False, media_kind="drawn"):
+def record(name, seed, out, offloads=False, calls=False, media_kind="drawn", quic=False):
     """Record one run; returns the messenger call's media in words ("" without calls).
     `media_kind`: the calls' "audio" or "video", or "drawn" from the seed."""
     p, _ = L.resolve_params(name, {}, DURATION_S, seed)
     media = ""
     calls = calls or name in CALL_SCENARIOS
+    quic = quic or name == "quic-block"
     scenario = L.SCENARIOS[name]
     rng = random.Random(seed)
     plan = [(rng.uniform(0, 6), [rng.randint(1500, 4000) * 1000]) for _ in range(3)]
@@ -170,6 +241,12 @@ def record(name, seed, out, offloads=False, calls=False, media_kind="drawn"):
                            stderr=subprocess.DEVNULL, text=True)
         if server.stdout.readline().strip() != "serving":
             raise L.LabError("the HTTPS servers did not start")
+        if quic:
+            quic_server = lab.spawn(lab.server, [sys.executable, __file__, "quic-serve", cert, key] +
+                                    [addr for addr, _ in HOSTS.values()], stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL, text=True)
+            if quic_server.stdout.readline().strip() != "serving":
+                raise L.LabError("the QUIC servers did not start")
         capture = lab.spawn(lab.router, ["tcpdump", "-n", "-q", "-Z", "root", "-B", "16384", "-i",
                                          L.LAN_IF, "-s", "256", "-w", out],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -178,6 +255,14 @@ def record(name, seed, out, offloads=False, calls=False, media_kind="drawn"):
         time.sleep(0.3)
         start = time.time()
         clients = []
+        if quic:
+            quic_plan, t = [], rng.uniform(0.5, 2)
+            while t < DURATION_S - 4:
+                quic_plan += [(t, addr, sni, rng.randint(20, 200) * 1000) for addr, sni in HOSTS.values()]
+                t += rng.uniform(2, 4)
+            clients.append(lab.spawn(lab.client, [sys.executable, __file__, "quic-fetch",
+                                                  json.dumps(quic_plan)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         if calls:
             # A policer of the lab's call rate bites on video, not on audio's few kbit/s.
             if media_kind == "drawn":
@@ -223,7 +308,7 @@ def sweep(args):
     for name in names:
         for seed in [int(s) for s in args.seeds.split(",")]:
             pcap = os.path.join(args.dir, "%s-%d.pcap" % (name, seed))
-            media = record(name, seed, pcap, args.offloads == "on", args.calls, args.media)
+            media = record(name, seed, pcap, args.offloads == "on", args.calls, args.media, args.quic)
             got = verdicts(args.binary, pcap)
             findings = [v for v in got if v[0] not in ("none", "inconclusive")]
             expected = EXPECTED[name]
@@ -259,6 +344,8 @@ def main():
                     help="the veths' GRO/GSO offloads (default: off)")
     sw.add_argument("--calls", action="store_true",
                     help="a call to each host in every scenario (always in the call scenarios)")
+    sw.add_argument("--quic", action="store_true",
+                    help="QUIC fetches from aioquic in every scenario (always in quic-block)")
     sw.add_argument("--media", choices=("drawn", "audio", "video"), default="drawn",
                     help="the calls' media (default: drawn from the seed; call-police: video)")
     sw.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "throttlewatch"))
@@ -267,13 +354,20 @@ def main():
     rn.add_argument("scenario", choices=list(EXPECTED))
     rn.add_argument("seed", type=int)
     rn.add_argument("out")
-    sv = sub.add_parser("serve")
-    sv.add_argument("cert")
-    sv.add_argument("key")
-    sv.add_argument("addrs", nargs="+")
+    for command in ("serve", "quic-serve"):
+        sv = sub.add_parser(command)
+        sv.add_argument("cert")
+        sv.add_argument("key")
+        sv.add_argument("addrs", nargs="+")
+    qf = sub.add_parser("quic-fetch")
+    qf.add_argument("plan")
     args = ap.parse_args()
     if args.cmd == "serve":
         serve(args.cert, args.key, args.addrs)
+    elif args.cmd == "quic-serve":
+        quic_serve(args.cert, args.key, args.addrs)
+    elif args.cmd == "quic-fetch":
+        quic_fetch(args.plan)
     elif args.cmd == "run":
         record(args.scenario, args.seed, args.out)
     else:
