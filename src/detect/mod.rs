@@ -474,7 +474,11 @@ fn merge_same_findings(mut findings: Vec<Verdict>) -> Vec<Verdict> {
     // packets at random, some of them running ahead of its token line as they lost: a bucket
     // per connection at its rate would have held those back, so one token-line-like
     // connection among them is random loss that happened to follow a line (whatever burst it
-    // showed). Where every lossy connection stayed within such a bucket, the policer stands.
+    // showed). Where every lossy connection stayed within such a bucket, the policer stands,
+    // unless its line has less burst than policers pass and runs at half the controls' pace
+    // or more: a steady sender at its path's pace follows a line with next to no burst, and
+    // random loss drops along it. (A bucket for all that the others drained leaves a small
+    // burst too, far below the controls' pace.)
     let spread_loss = findings.iter().any(|v| {
         v.mechanism == Some(Mechanism::RandomLoss)
             && v.evidence["lossy_connections"].as_u64().unwrap_or(0) >= 3
@@ -485,8 +489,15 @@ fn merge_same_findings(mut findings: Vec<Verdict>) -> Vec<Verdict> {
         v.mechanism == Some(Mechanism::Policing) && v.evidence["policed_flows"].as_u64() == Some(1)
     };
     let others_beyond = |v: &Verdict| v.evidence["lossy_beyond_bucket"].as_u64() != Some(0);
+    let paced_line = |v: &Verdict| {
+        let number = |key: &str| v.evidence[key].as_f64().unwrap_or(0.0);
+        v.evidence["scope"] != "aggregate"
+            && number("burst_bytes") < policing::SMALL_BURST_BYTES
+            && number("rate_bps") >= 0.5 * number("control_max_goodput_bps")
+    };
     let rank = |v: &Verdict| {
-        (v.mechanism.is_none(), single_policed(v) && (spread_loss && others_beyond(v) || shaped))
+        let random = spread_loss && (others_beyond(v) || paced_line(v));
+        (v.mechanism.is_none(), single_policed(v) && (random || shaped))
     };
     // A handful of findings: an insertion sort keeps equal ranks in order without a generic
     // stable sort's code.

@@ -1154,6 +1154,25 @@ mod tests {
         }
     }
 
+    /// A steady sender at its path's pace (two thirds of a control's) that loses packets at
+    /// random follows a token line with next to no burst, no policer's (they pass 8 kB and
+    /// more): beside the service's other connections losing packets too, it is random loss,
+    /// the line its evidence.
+    #[test]
+    fn one_steady_lossy_download_among_lossy_fetches_is_random_loss() {
+        let mut sim = Sim::default();
+        let mut rng = Rng::new(17);
+        sim.downloads(MSG, (0, 300, 1), 40, (3_000_000, 8e6, 0.05), &mut rng);
+        sim.downloads(MSG, (100, 700, 8), 40, (60_000, 4e6, 0.05), &mut rng);
+        sim.downloads(CTL, (50, 700, 8), 30, (60_000, 4e6, 0.0), &mut rng);
+        sim.downloads(CTL, (0, 300, 1), 30, (3_000_000, 16e6, 0.0), &mut rng);
+        let v = sim.verdicts(&cfg(60));
+        assert_eq!(findings(&v), ["throttled/random_loss"], "{}", summaries(&v));
+        let line = &v[0].evidence["corroborated_by"][0]["evidence"];
+        assert_eq!(line["policed_flows"], 1, "{}", v[0].evidence);
+        assert!(line["burst_bytes"].as_f64().unwrap() < 8_000.0, "{line}");
+    }
+
     /// Wi-Fi: the same 1.5 % loss on everything is not the service's throttling.
     #[test]
     fn loss_on_everything_is_no_finding() {
