@@ -1045,8 +1045,9 @@ mod tests {
 
     /// Copies of packets whose numbers are drawn at random are told when each comes right
     /// after its original: a number below the one before it by less than
-    /// [`crate::measure::IDENTIFICATION_REACH`] is no older packet of a series when that one came alone (the
-    /// RSTs a middlebox injected for each of the server's packets, numbers as one recorded).
+    /// [`crate::measure::IDENTIFICATION_REACH`] is no older packet of a series when that one
+    /// came alone (the RSTs a middlebox injected for each of the server's packets, numbers as
+    /// one recorded).
     #[test]
     fn copies_of_random_numbers_are_told() {
         use tcp_flags::{ACK, RST};

@@ -194,7 +194,8 @@ fn network_trace(g: &Group, bulk: &[&Facts], controls: &[&Facts]) -> (bool, bool
     let (t_loss, c_loss) = (pooled(bulk), pooled(controls));
     let dropped = t_loss >= 0.005 && t_loss >= 2.0 * c_loss;
     let queued = queue_shown(g.cfg, bulk)
-        && one_queue_for_everything(g, rtt_growth_us(bulk).unwrap_or(0)).is_none();
+        && one_queue_for_everything(most_queued_control(g), rtt_growth_us(bulk).unwrap_or(0))
+            .is_none();
     (dropped, queued, t_loss, c_loss)
 }
 
@@ -215,11 +216,15 @@ fn most_queued_control(g: &Group) -> Option<(u64, u64)> {
         .max_by_key(|&(lo, hi)| hi.saturating_sub(lo))
 }
 
-/// [`most_queued_control`] when it grew by half the service's `service_growth_us` or more:
-/// the queue is one for everything (congestion, bursty cross traffic), not the service's,
-/// however long its transfers or fast a control ran at another moment.
-fn one_queue_for_everything(g: &Group, service_growth_us: u64) -> Option<(u64, u64)> {
-    most_queued_control(g).filter(|&(lo, hi)| 2 * hi.saturating_sub(lo) >= service_growth_us)
+/// The [`most_queued_control`] `control_queue` when it grew by half the service's
+/// `service_growth_us` or more: the queue is one for everything (congestion, bursty cross
+/// traffic), not the service's, however long its transfers or fast a control ran at another
+/// moment.
+fn one_queue_for_everything(
+    control_queue: Option<(u64, u64)>,
+    service_growth_us: u64,
+) -> Option<(u64, u64)> {
+    control_queue.filter(|&(lo, hi)| 2 * hi.saturating_sub(lo) >= service_growth_us)
 }
 
 /// Whether `flows` show a queue: in some connection the handshake's round trip, or two
@@ -335,7 +340,7 @@ pub(super) fn shaping(g: &Group) -> Outcome {
     let control_queue = most_queued_control(g);
     let service_growth_us = rtt_growth_us(&bulk)
         .unwrap_or_else(|| max_rtt.unwrap_or(0).saturating_sub(min_rtt.unwrap_or(0)));
-    if let Some((lo, hi)) = one_queue_for_everything(g, service_growth_us) {
+    if let Some((lo, hi)) = one_queue_for_everything(control_queue, service_growth_us) {
         return Outcome::Clean {
             detector: NAME,
             evidence: json!({ "busy_bins": rates.len(), "min_rtt_us": min_rtt,
