@@ -119,9 +119,16 @@ impl<'a> Facts<'a> {
 
     /// Loss events towards the client inside the window (flows with a detail slot).
     pub fn losses(&self) -> Vec<LossEvent> {
-        self.f.losses.as_ref().map_or_else(Vec::new, |l| {
-            l.between(self.window.start, self.end_bound()).copied().collect()
-        })
+        self.losses_since(self.window.start)
+    }
+
+    /// Loss events towards the client from `from` (which may lie before the window: the
+    /// flow keeps its latest events) to the window's end.
+    pub fn losses_since(&self, from: Timestamp) -> Vec<LossEvent> {
+        self.f
+            .losses
+            .as_ref()
+            .map_or_else(Vec::new, |l| l.between(from, self.end_bound()).copied().collect())
     }
 
     /// The window's end as an exclusive bound that still takes in a flow's last packet when

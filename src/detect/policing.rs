@@ -18,6 +18,7 @@ use super::stats::{median, theil_sen_slope};
 use super::{Detected, Detector, Doubt, Finding, Group, Mechanism, Outcome, examples, rate_text};
 use crate::config::DetectConfig;
 use crate::flow::Direction;
+use crate::measure::loss::LossEvent;
 use crate::time::Timestamp;
 
 /// Round-trip samples a path without a queue still shows above its base: a data segment
@@ -50,12 +51,37 @@ fn burst_allowance(rate_bps: f64) -> f64 {
     (rate_bps / 8.0 * 0.25).max(16_384.0)
 }
 
-fn per_flow(f: &Facts, base_rtt_us: Option<u64>, cfg: &DetectConfig) -> Option<Policed> {
-    let log = f.f.losses.as_ref()?;
-    let events = f.losses();
-    if (events.len() as u32) < cfg.policing_min_losses {
+/// The loss events a flow's token line is fitted to: those in the window, when there are
+/// `policing_min_losses`. With `continued`, for a download that began before the window and
+/// lost at least a third as many in it (the end of a download policed since an earlier
+/// window, or the start of a window it does not fill), its latest `policing_min_losses` up to
+/// the window's end, none more than one window's length before its start: a bucket's line
+/// goes on across the window's edge, and the window's own events must lie on it as the
+/// others do.
+fn line_events(f: &Facts, cfg: &DetectConfig, continued: bool) -> Option<Vec<LossEvent>> {
+    let wanted = cfg.policing_min_losses as usize;
+    let own = f.losses();
+    if own.len() >= wanted {
+        return Some(own);
+    }
+    if !continued || f.f.prior.is_none() || own.len() * 3 < wanted {
         return None;
     }
+    let length_us = f.window.end.since(f.window.start);
+    let from = Timestamp::from_micros(f.window.start.micros().saturating_sub(length_us));
+    let mut events = f.losses_since(from);
+    events.drain(..events.len().saturating_sub(wanted));
+    (events.len() >= wanted).then_some(events)
+}
+
+fn per_flow(
+    f: &Facts,
+    base_rtt_us: Option<u64>,
+    cfg: &DetectConfig,
+    continued: bool,
+) -> Option<Policed> {
+    let log = f.f.losses.as_ref()?;
+    let events = line_events(f, cfg, continued)?;
     let (first, last) = (*events.first()?, *events.last()?);
     let span_us = last.at.since(first.at);
     let rtt_us = base_rtt_us.or(f.min_rtt_us()).unwrap_or(0);
@@ -107,11 +133,30 @@ fn per_flow(f: &Facts, base_rtt_us: Option<u64>, cfg: &DetectConfig) -> Option<P
     })
 }
 
+/// The window's own loss events decide first. Where they find no policer, the lines that
+/// downloads begun earlier continue into the window ([`line_events`]) may name the mechanism
+/// of the losses the window shows: their answer counts only when it is a finding (they raise
+/// no doubt the window's own events did not).
 pub(super) fn detect(g: &Group) -> Outcome {
+    let own = judge(g, false);
+    if matches!(own, Outcome::Finding(_))
+        || !g.targets.iter().any(|f| line_events(f, g.cfg, true).is_some())
+    {
+        return own;
+    }
+    match judge(g, true) {
+        found @ Outcome::Finding(_) => found,
+        _ => own,
+    }
+}
+
+/// The detector on the lines of the window's own loss events, or with `continued` also on
+/// those continued from before it.
+fn judge(g: &Group, continued: bool) -> Outcome {
     const NAME: Detector = Detector::Policing;
     let cfg = g.cfg;
     let candidates: Vec<&Facts> =
-        g.targets.iter().filter(|f| f.losses().len() as u32 >= cfg.policing_min_losses).collect();
+        g.targets.iter().filter(|f| line_events(f, cfg, continued).is_some()).collect();
     if candidates.is_empty() {
         return aggregate(g).unwrap_or(Outcome::NotApplicable);
     }
@@ -131,7 +176,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
         .iter()
         .filter_map(|f| {
             let base = base_rtt(f);
-            let p = per_flow(f, base, cfg)?;
+            let p = per_flow(f, base, cfg, continued)?;
             let (together, events) = lost_with(f, &control_losses, base.unwrap_or(0));
             if together as f64 >= SHARED_LOSS_SHARE * events as f64 && events > 0 {
                 lost_with_controls += 1;
@@ -235,8 +280,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
     let control_policed: Vec<f64> = g
         .controls
         .iter()
-        .filter(|c| c.losses().len() as u32 >= cfg.policing_min_losses)
-        .filter_map(|c| per_flow(c, c.min_rtt_us(), cfg))
+        .filter_map(|c| per_flow(c, c.min_rtt_us(), cfg, continued))
         .map(|p| p.rate_bps)
         .filter(|&r| r < cfg.control_margin * rate)
         .collect();

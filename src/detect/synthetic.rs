@@ -1308,6 +1308,33 @@ mod tests {
         }
     }
 
+    /// A policed download that ends half a second into a window loses too few segments there
+    /// for a line of their own: the line of its latest losses, from the window before on,
+    /// holds them, and that window says policing too.
+    #[test]
+    fn the_end_of_a_policed_download_is_policed_in_its_window() {
+        let mut sim = Sim::default();
+        let mut rng = Rng::new(12);
+        let end_ms = sim.policed_download(MSG, 0, 340_000, 360_000.0, (256_000.0, 16_384.0)) / 1000;
+        assert!((10_300..11_000).contains(&end_ms), "the download ends at {end_ms} ms");
+        for start in (0..end_ms + 2_000).step_by(2_000) {
+            sim.tcp(CTL, start, 30)
+                .handshake()
+                .request(400)
+                .download(300_000, 4e6, SEG, 0.0, &mut rng);
+        }
+        let windows = sim.judge(&cfg(10));
+        let last = windows.iter().rfind(|j| !j.verdicts.is_empty()).expect("judged windows");
+        assert_eq!(
+            findings(&last.verdicts),
+            ["throttled/policing"],
+            "{}",
+            summaries(&last.verdicts)
+        );
+        let rate = last.verdicts[0].evidence["rate_bps"].as_f64().unwrap();
+        assert!((rate / 256_000.0 - 1.0).abs() < 0.15, "{rate}: {}", last.verdicts[0].summary);
+    }
+
     /// A policer far below the sender's rate drops thousands of segments a second: the
     /// flow's loss log still covers its whole span (its latest 64 losses alone would span a
     /// few milliseconds), and the token line is tested over it.
