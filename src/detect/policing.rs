@@ -476,7 +476,19 @@ fn transfers_under_one_bucket(g: &Group) -> Option<Outcome> {
     }
     let loss = pooled_share(bulk.iter().copied());
     let control_loss = pooled_share(g.controls);
-    let queued = super::throughput::queue_shown(cfg, &bulk);
+    // A queue: grown in a transfer, or every transfer born into it (their handshakes far
+    // slower than the least round trip of the service's connections to their server: a
+    // shaper's queue full before they began; a policer delays no handshake, and drops at
+    // most some of them).
+    let base = |f: &Facts| {
+        (g.targets.iter())
+            .filter(|o| o.f.server.addr == f.f.server.addr)
+            .filter_map(|o| o.min_rtt_us())
+            .min()
+    };
+    let born_queued =
+        bulk.iter().all(|f| super::throughput::queue_grew(cfg, base(f), f.handshake_rtt_us()));
+    let queued = super::throughput::queue_shown(cfg, &bulk) || born_queued;
     if loss < cfg.loss_min_share || loss < 2.0 * control_loss || queued {
         return None;
     }

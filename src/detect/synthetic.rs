@@ -1467,6 +1467,38 @@ mod tests {
     /// packets itself (a video call's media) was under no bucket of their rate: one bucket for
     /// all, the connections got what the call left of it. A call that loses nothing is under
     /// no policer, and says nothing about the scope.
+    /// Downloads that share one rate and lose packets, each born into a queue (their
+    /// handshakes take 450 ms where a connection to the same server took 40 ms): a shaper's
+    /// full queue, not one bucket for all, which delays no handshake.
+    #[test]
+    fn transfers_born_into_a_queue_are_no_bucket_for_all() {
+        let aggregate = |handshake_ms: u64| {
+            let mut sim = Sim::default();
+            let mut rng = Rng::new(21);
+            sim.tcp(MSG, 20, 40).handshake().request(300).download(3_000, 1e6, SEG, 0.0, &mut rng);
+            let mut downloads = vec![(1_000_000, 500_000)];
+            downloads.extend([3_000_000, 5_500_000, 8_000_000, 10_000_000].map(|at| (at, 20_000)));
+            let schedule = policed_schedule(&downloads, 2e6, 40_000, (500_000.0, 24_000.0), true);
+            for (i, &(start, bytes)) in downloads.iter().enumerate() {
+                let (at_ms, rtt_ms) = (start / 1000 - handshake_ms - 10, handshake_ms);
+                sim.tcp(MSG, at_ms, rtt_ms).handshake().replay(&schedule[i], bytes).close();
+            }
+            for start in (0..30_000).step_by(3_000) {
+                sim.tcp(CTL, start, 30)
+                    .handshake()
+                    .request(400)
+                    .download(400_000, 6e6, SEG, 0.0, &mut rng);
+            }
+            let v = sim.verdicts(&cfg(60));
+            let scopes = v.iter().map(|v| format!("{}", v.evidence["scope"]));
+            (findings(&v), scopes.collect::<Vec<_>>().join(","))
+        };
+        let (found, scope) = aggregate(40);
+        assert_eq!((found, scope.as_str()), (vec!["throttled/policing".into()], "\"aggregate\""));
+        let (found, scope) = aggregate(450);
+        assert_eq!((found, scope.as_str()), (vec!["throttled/shaping".into()], "null"));
+    }
+
     #[test]
     fn a_faster_lossy_call_beside_policed_connections_means_one_bucket_for_all() {
         let policing = |call_loses: bool| {
