@@ -133,21 +133,22 @@ fn per_flow(
     })
 }
 
-/// The window's own loss events decide first. Where they find no policer, the lines that
-/// downloads begun earlier continue into the window ([`line_events`]) may name the mechanism
-/// of the losses the window shows: their answer counts only when it is a finding (they raise
-/// no doubt the window's own events did not).
+/// The window's own loss events decide first. Where they find no policer, or one connection
+/// alone on its line, the lines that downloads begun earlier continue into the window
+/// ([`line_events`]) may name the mechanism of the losses the window shows: their answer
+/// counts only when it is a finding with more policed connections (they raise no doubt the
+/// window's own events did not).
 pub(super) fn detect(g: &Group) -> Outcome {
+    let policed = |o: &Outcome| match o {
+        Outcome::Finding(d) => d.evidence["policed_flows"].as_u64().unwrap_or(u64::MAX),
+        _ => 0,
+    };
     let own = judge(g, false);
-    if matches!(own, Outcome::Finding(_))
-        || !g.targets.iter().any(|f| line_events(f, g.cfg, true).is_some())
-    {
+    if policed(&own) > 1 || !g.targets.iter().any(|f| line_events(f, g.cfg, true).is_some()) {
         return own;
     }
-    match judge(g, true) {
-        found @ Outcome::Finding(_) => found,
-        _ => own,
-    }
+    let continued = judge(g, true);
+    if policed(&continued) > policed(&own) { continued } else { own }
 }
 
 /// The detector on the lines of the window's own loss events, or with `continued` also on

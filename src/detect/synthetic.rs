@@ -1335,6 +1335,32 @@ mod tests {
         assert!((rate / 256_000.0 - 1.0).abs() < 0.15, "{rate}: {}", last.verdicts[0].summary);
     }
 
+    /// A window where one download is policed from its start and another, policed since the
+    /// window before, ends: the line the second continues into the window joins the first's
+    /// (one connection alone on a line is weak evidence).
+    #[test]
+    fn a_policed_download_that_ends_joins_one_that_starts() {
+        let mut sim = Sim::default();
+        let mut rng = Rng::new(12);
+        let bucket = (256_000.0, 16_384.0);
+        let downloads = [(0, 340_000), (10_200_000, 200_000)];
+        let schedule = policed_schedule(&downloads, 360_000.0, 40_000, bucket, false);
+        for (i, &(start, bytes)) in downloads.iter().enumerate() {
+            let mut t = sim.tcp(MSG, start / 1000, 40);
+            t.handshake().request(500).replay(&schedule[i], bytes).close();
+        }
+        for start in (0..20_000).step_by(2_000) {
+            sim.tcp(CTL, start, 30)
+                .handshake()
+                .request(400)
+                .download(300_000, 4e6, SEG, 0.0, &mut rng);
+        }
+        let windows = sim.judge(&cfg(10));
+        let second = &windows[1].verdicts;
+        assert_eq!(findings(second), ["throttled/policing"], "{}", summaries(second));
+        assert_eq!(second[0].evidence["policed_flows"], 2, "{}", summaries(second));
+    }
+
     /// A policer far below the sender's rate drops thousands of segments a second: the
     /// flow's loss log still covers its whole span (its latest 64 losses alone would span a
     /// few milliseconds), and the token line is tested over it.
