@@ -26,7 +26,7 @@ use crate::classify::Role;
 use crate::classify::{Catalogue, Classifier};
 use crate::config::{DetectConfig, PipelineConfig};
 use crate::detect::history::History;
-use crate::detect::{RecentAttempts, Verdict, Window, WindowGrid, evaluate_window};
+use crate::detect::{Recent, Verdict, Window, WindowGrid, evaluate_window};
 use crate::flow::Proto;
 use crate::pipeline::{Analysis, FinishedFlow, Pipeline, sort_by_id};
 use crate::report::calls::TcpStart;
@@ -88,7 +88,7 @@ struct Judge<'s> {
     detect: DetectConfig,
     history: Option<History>,
     /// The attempts of the latest windows (blocking), from one window to the next.
-    recent: RecentAttempts,
+    recent: Recent,
     verdicts: Vec<Verdict>,
     sink: Option<(&'s mut dyn Sink, Streamed)>,
 }
@@ -207,7 +207,7 @@ fn run_with(input: AnalyzeInput, sink: Option<&mut dyn Sink>) -> AnalyzeOutput {
     let mut judge = Judge {
         detect: input.detect,
         history: input.history,
-        recent: RecentAttempts::default(),
+        recent: Recent::default(),
         verdicts: Vec::new(),
         sink: sink.map(|s| (s, streamed())),
     };

@@ -42,7 +42,7 @@ use crate::config::{ConfigFile, DaemonConfig, PipelineConfig, load};
 pub use crate::config::{ConfigSource, Overrides};
 use crate::decode::LinkType;
 use crate::detect::history::History;
-use crate::detect::{RecentAttempts, WindowGrid, evaluate_window};
+use crate::detect::{Recent, WindowGrid, evaluate_window};
 use crate::pipeline::Pipeline;
 
 use capture::{FrameSource, FromCapture, LiveSource, ToCapture, WindowData};
@@ -278,7 +278,7 @@ pub(crate) fn start(
         file,
         events,
         history,
-        recent: RecentAttempts::default(),
+        recent: Recent::default(),
         state,
         metrics,
         to_capture,
@@ -329,7 +329,7 @@ struct Main {
     events: EventSink,
     history: Option<History>,
     /// The attempts of the latest windows (blocking), from one window to the next.
-    recent: RecentAttempts,
+    recent: Recent,
     state: State,
     /// What `/metrics` serves.
     metrics: Arc<Mutex<String>>,

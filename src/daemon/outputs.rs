@@ -780,7 +780,7 @@ mod tests {
         let cfg = crate::config::DetectConfig { window_s: 10, ..Default::default() };
         let mut state = State::default();
         let mut windows = 0;
-        let mut recent = crate::detect::RecentAttempts::default();
+        let mut recent = crate::detect::Recent::default();
         sim.windows(&cfg, |flows, window, catalogue| {
             let verdicts =
                 crate::detect::evaluate_window(flows, window, catalogue, &cfg, None, &mut recent);

@@ -11,8 +11,8 @@
 //! A block lasts, and a short window may hold a single attempt of a kind: a window judges its
 //! own attempts of each kind together with those of the kind that windows ending less than
 //! [`MEMORY_US`] before its end judged, of flows it does not judge again (an answer that comes
-//! later makes an earlier attempt answered) ([`RecentAttempts`], kept by the caller from one
-//! window to the next). Windows of a minute and longer judge only their own.
+//! later makes an earlier attempt answered) ([`RecentAttempts`], part of the caller's
+//! [`Recent`](super::recent::Recent)). Windows of a minute and longer judge only their own.
 
 use std::collections::VecDeque;
 
@@ -29,10 +29,7 @@ use crate::flow::Direction;
 use crate::pipeline::FinishedFlow;
 use crate::time::Timestamp;
 
-/// How long the attempts of earlier windows count (module docs).
-pub const MEMORY_US: u64 = 60_000_000;
-/// Most attempts remembered: the oldest go first.
-const MEMORY_MAX: usize = 1024;
+use super::recent::{MEMORY_MAX, MEMORY_US};
 
 /// The kinds of connection attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,7 +123,7 @@ impl Anew {
 
 /// The attempts of the latest windows (module docs), from one window to the next.
 #[derive(Debug, Default)]
-pub struct RecentAttempts {
+pub(crate) struct RecentAttempts {
     /// Oldest first.
     list: VecDeque<Remembered>,
     /// The catalogue's service ids the list's services index: a catalogue that changes them
@@ -244,8 +241,8 @@ pub(super) fn detect(g: &Group) -> Outcome {
     let attempted = targets.iter().chain(&controls).map(|(id, _)| *id).collect();
     let anew = Anew::of(g.targets.iter().chain(g.controls), attempted);
     let (targets_now, controls_now) = (targets.len(), controls.len());
-    targets.extend(g.recent.earlier(Some(g.service), &kinds, g.end, &anew));
-    controls.extend(g.recent.earlier(None, &kinds, g.end, &anew));
+    targets.extend(g.recent.attempts.earlier(Some(g.service), &kinds, g.end, &anew));
+    controls.extend(g.recent.attempts.earlier(None, &kinds, g.end, &anew));
     let earlier_targets = targets.len() - targets_now;
     let earlier_controls = controls.len() - controls_now;
     let count = |kind: Kind, list: &[(u64, (Kind, bool))]| {

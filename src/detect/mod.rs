@@ -17,6 +17,7 @@ mod facts;
 pub mod history;
 mod loss;
 mod policing;
+mod recent;
 mod resets;
 mod stall;
 pub mod stats;
@@ -32,10 +33,10 @@ use crate::config::DetectConfig;
 use crate::pipeline::FinishedFlow;
 use crate::time::Timestamp;
 
-pub use blocking::RecentAttempts;
 pub(crate) use doubt::{Detector, Doubt};
 use facts::Facts;
 use history::History;
+pub use recent::Recent;
 
 /// What a verdict says about a service in a window (docs/report.md lists them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -230,8 +231,8 @@ pub(crate) struct Group<'a> {
     pub end: Timestamp,
     /// The service the targets belong to.
     pub service: ServiceId,
-    /// The attempts of the latest windows (blocking).
-    pub recent: &'a RecentAttempts,
+    /// What the latest windows judged (blocking, stalls).
+    pub recent: &'a Recent,
 }
 
 /// The grid of evaluation windows on packet time, the same for `analyze` and the daemon: windows
@@ -281,15 +282,15 @@ impl WindowGrid {
 }
 
 /// Evaluate one window: every flow given belongs to it (the daemon hands over the flows that
-/// finished in the window and those still open at its end). `recent`: the attempts of the
-/// windows before, which this one's then join (pass the same from one window to the next).
+/// finished in the window and those still open at its end). `recent`: what the windows before
+/// judged, which this one's then join (pass the same from one window to the next).
 pub fn evaluate_window(
     flows: &[&FinishedFlow],
     window: Window,
     catalogue: &Catalogue,
     cfg: &DetectConfig,
     mut history: Option<&mut History>,
-    recent: &mut RecentAttempts,
+    recent: &mut Recent,
 ) -> Vec<Verdict> {
     let mut verdicts = Vec::new();
     recent.follow(catalogue);
@@ -326,7 +327,7 @@ fn window_outcomes(
     window: Window,
     catalogue: &Catalogue,
     cfg: &DetectConfig,
-    recent: &RecentAttempts,
+    recent: &Recent,
 ) -> Vec<(String, Vec<Outcome>)> {
     let mut outcomes = Vec::new();
     each_group(flows, window, catalogue, cfg, recent, |id, group| {
@@ -341,7 +342,7 @@ fn each_group(
     window: Window,
     catalogue: &Catalogue,
     cfg: &DetectConfig,
-    recent: &RecentAttempts,
+    recent: &Recent,
     mut visit: impl FnMut(&str, &Group),
 ) {
     let controls: Vec<Facts> =
@@ -660,7 +661,7 @@ mod tests {
     fn short_windows_share_a_minutes_level() {
         let level = |window_s: u64, services_tested: usize| {
             let cfg = DetectConfig { window_s, ..DetectConfig::default() };
-            let recent = RecentAttempts::default();
+            let recent = Recent::default();
             let g = Group {
                 targets: Vec::new(),
                 controls: &[],

@@ -469,7 +469,7 @@ fn transfers_under_one_bucket(g: &Group) -> Option<Outcome> {
                 && f.tcp_part(Direction::Down).new_payload_bytes >= AGGREGATE_MIN_BYTES
                 // A reset or stalled connection's retransmissions are not a policer's.
                 && f.server_reset().is_none()
-                && super::stall::stall(f, g).is_none()
+                && super::stall::stall(f, g.cfg).is_none()
         })
         .collect();
     if bulk.len() < 2 {
@@ -588,7 +588,7 @@ fn starved(g: &Group) -> Option<Outcome> {
     let starved: Vec<u64> = g
         .targets
         .iter()
-        .filter(|f| super::stall::stall(f, g) == Some(super::stall::Stall::Undelivered))
+        .filter(|f| super::stall::stall(f, g.cfg) == Some(super::stall::Stall::Undelivered))
         .map(|f| f.id())
         .collect();
     if (starved.len() as u64) < cfg.min_affected_flows
@@ -936,7 +936,7 @@ mod tests {
         let cfg = DetectConfig { window_s: 60, ..DetectConfig::default() };
         let mut answers = Vec::new();
         sim.windows(&cfg, |flows, window, catalogue| {
-            let recent = super::super::RecentAttempts::default();
+            let recent = super::super::Recent::default();
             super::super::each_group(flows, window, catalogue, &cfg, &recent, |_, g| {
                 answers.push(judge(g));
             });

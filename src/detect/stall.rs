@@ -32,17 +32,20 @@
 //! the control connections stall as often as the service's, it is no "no interference": the
 //! answer is `inconclusive`, naming what failed (an allowlist, or a broken link).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use serde_json::json;
 
 use super::facts::{Facts, network};
+use super::recent::{MEMORY_MAX, MEMORY_US};
 use super::{
     Comparison, Counts, Detected, Detector, Doubt, Finding, Group, Mechanism, Outcome, examples,
     p_text, share_outcome, versus_control,
 };
+use crate::classify::Role;
+use crate::config::DetectConfig;
 use crate::flow::Direction;
-use crate::pipeline::FlowEnd;
+use crate::pipeline::{FinishedFlow, FlowEnd};
 use crate::time::Timestamp;
 
 /// Freeze byte counts this close together count as one freeze threshold.
@@ -89,8 +92,8 @@ fn ended_mid_transfer(f: &Facts) -> bool {
 /// How a connection stalled in the window, if it did. (Called from several detectors: one
 /// copy, for the router's size.)
 #[inline(never)]
-pub(super) fn stall(f: &Facts, g: &Group) -> Option<Stall> {
-    let cfg = g.cfg;
+pub(super) fn stall(f: &Facts, cfg: &DetectConfig) -> Option<Stall> {
+    let window_end = f.window.end;
     let t = f.tcp()?;
     let (up, down) = (&t.dirs.up, &t.dirs.down);
     if t.rst(Direction::Down).is_some()
@@ -104,11 +107,12 @@ pub(super) fn stall(f: &Facts, g: &Group) -> Option<Stall> {
     let gave_up =
         [t.fin(Direction::Up), t.rst(Direction::Up)].into_iter().flatten().min_by_key(|e| e.at_ms);
     let client_close = gave_up.map(|e| f.at(e));
-    let quiet_until = if f.f.end == FlowEnd::Active { g.end.max(f.f.last_at) } else { f.f.last_at };
+    let quiet_until =
+        if f.f.end == FlowEnd::Active { window_end.max(f.f.last_at) } else { f.f.last_at };
     // A FIN the server never acknowledged (the client sent it again) ends nothing: the server
     // stayed silent through it (a client that gives up sooner than `stall_silence_s`).
     let close_ignored = t.rst(Direction::Up).is_none() && up.stuck_retransmissions > 0;
-    let end = client_close.filter(|_| !close_ignored).unwrap_or(quiet_until).min(g.end);
+    let end = client_close.filter(|_| !close_ignored).unwrap_or(quiet_until).min(window_end);
     let silence_us = (cfg.stall_silence_s * 1e6) as u64;
     // Shown in this window: silent since `at` long enough by its end, and not before its start.
     let silent_since =
@@ -157,7 +161,7 @@ pub(super) fn stall(f: &Facts, g: &Group) -> Option<Stall> {
         && down.payload_bytes == 0
         && up.payload_bytes > 0
         && !stuck(up)
-        && waited_until.min(g.end).since(server_last) >= silence_us
+        && waited_until.min(window_end).since(server_last) >= silence_us
         && server_last.add_micros(silence_us) >= f.window.start
     {
         return Some(Stall::Unanswered);
@@ -181,7 +185,7 @@ pub(super) fn stall(f: &Facts, g: &Group) -> Option<Stall> {
 pub(super) fn stalled_or_stuck(f: &Facts, g: &Group) -> bool {
     let stuck =
         |d: &crate::measure::tcp::TcpDirection| d.stuck_retransmissions >= STUCK_RETRANSMISSIONS;
-    stall(f, g).is_some() || f.tcp().is_some_and(|t| stuck(&t.dirs.up) || stuck(&t.dirs.down))
+    stall(f, g.cfg).is_some() || f.tcp().is_some_and(|t| stuck(&t.dirs.up) || stuck(&t.dirs.down))
 }
 
 /// The most byte counts within [`CLUSTER_BYTES`] of each other. Not all of them: a
@@ -195,9 +199,9 @@ fn largest_cluster(bytes: &[u64]) -> usize {
 /// and either carried new data or waited on nothing. Not one still waiting, without new data,
 /// after its stall showed in an earlier window (it only closed or sent old data again here):
 /// it was judged in that one, and is no working connection in this one.
-fn could_stall(f: &Facts, g: &Group) -> bool {
+fn could_stall(f: &Facts, cfg: &DetectConfig) -> bool {
     let Some(t) = f.tcp().filter(|t| t.handshake.completed()) else { return false };
-    if stall(f, g).is_some() {
+    if stall(f, cfg).is_some() {
         return true;
     }
     let (up, down) = (&t.dirs.up, &t.dirs.down);
@@ -212,16 +216,27 @@ fn could_stall(f: &Facts, g: &Group) -> bool {
 pub(super) fn detect(g: &Group) -> Outcome {
     const NAME: Detector = Detector::Stall;
     let cfg = g.cfg;
-    let targets: Vec<&Facts> = g.targets.iter().filter(|f| could_stall(f, g)).collect();
+    let targets: Vec<&Facts> = g.targets.iter().filter(|f| could_stall(f, cfg)).collect();
     if targets.is_empty() {
         return Outcome::NotApplicable;
     }
-    let controls: Vec<&Facts> = g.controls.iter().filter(|f| could_stall(f, g)).collect();
+    let controls: Vec<&Facts> = g.controls.iter().filter(|f| could_stall(f, cfg)).collect();
     let hit: Vec<(&Facts, Stall)> =
-        targets.iter().filter_map(|f| stall(f, g).map(|s| (*f, s))).collect();
-    let c_hits = controls.iter().filter(|f| stall(f, g).is_some()).count() as u64;
+        targets.iter().filter_map(|f| stall(f, cfg).map(|s| (*f, s))).collect();
+    let c_hits = controls.iter().filter(|f| stall(f, cfg).is_some()).count() as u64;
     let t = Counts { hits: hit.len() as u64, total: targets.len() as u64 };
-    let c = Counts { hits: c_hits, total: controls.len() as u64 };
+    let mut c = Counts { hits: c_hits, total: controls.len() as u64 };
+    // Too few control connections in the window (a short one, or the controls' traffic
+    // ended while the service's connections went on failing): those the windows of the
+    // minute before judged count with them.
+    let mut earlier_controls = 0;
+    if c.total < cfg.min_affected_flows {
+        let judged: Vec<u64> = controls.iter().map(|f| f.id()).collect();
+        for stalled in g.recent.connections.earlier(g.end, &judged) {
+            earlier_controls += 1;
+            c = Counts { hits: c.hits + u64::from(stalled), total: c.total + 1 };
+        }
+    }
     let mut networks = BTreeMap::new();
     for (f, _) in &hit {
         *networks.entry(network(f.f.server.addr)).or_insert(0u64) += 1;
@@ -252,6 +267,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
             "connections": t.total,
             "control_stalled_flows": c.hits,
             "control_connections": c.total,
+            "earlier_control_connections": earlier_controls,
             "fisher_p": p,
             "client_data_unacknowledged": client_unacked,
             "client_data_unanswered": unanswered,
@@ -395,5 +411,44 @@ impl std::fmt::Display for Stalls {
             ));
         }
         f.write_str(&parts.join("; "))
+    }
+}
+
+/// The control connections the latest windows judged (could stall: [`could_stall`]) and
+/// whether each stalled there, from one window to the next (part of the caller's
+/// [`Recent`](super::recent::Recent)).
+#[derive(Debug, Default)]
+pub(crate) struct RecentConnections {
+    /// (that window's end, flow, stalled), oldest first.
+    list: VecDeque<(Timestamp, u64, bool)>,
+}
+
+impl RecentConnections {
+    /// After a window is judged: keep its control connections, in place of what earlier
+    /// windows said of the same flows, and forget what is too old to count at the next.
+    pub fn remember(&mut self, flows: &[&FinishedFlow], window: super::Window, cfg: &DetectConfig) {
+        let fresh: Vec<(Timestamp, u64, bool)> = (flows.iter())
+            .filter(|f| f.role == Role::Control)
+            .map(|f| Facts::new(f, window))
+            .filter(|f| could_stall(f, cfg))
+            .map(|f| (window.end, f.id(), stall(&f, cfg).is_some()))
+            .collect();
+        let oldest = window.end.micros().saturating_sub(MEMORY_US);
+        self.list.retain(|&(end, flow, _)| {
+            end.micros() > oldest && !fresh.iter().any(|&(_, id, _)| id == flow)
+        });
+        self.list.extend(fresh);
+        let excess = self.list.len().saturating_sub(MEMORY_MAX);
+        self.list.drain(..excess);
+    }
+
+    /// Whether each control connection that windows ending less than [`MEMORY_US`] before
+    /// `end` judged stalled, but for those the window judges again (`judged`).
+    fn earlier<'r>(&'r self, end: Timestamp, judged: &'r [u64]) -> impl Iterator<Item = bool> + 'r {
+        (self.list.iter())
+            .filter(move |&&(at, flow, _)| {
+                at < end && end.micros() - at.micros() < MEMORY_US && !judged.contains(&flow)
+            })
+            .map(|&(_, _, stalled)| stalled)
     }
 }

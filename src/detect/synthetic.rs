@@ -8,8 +8,7 @@
 use std::net::Ipv4Addr;
 
 use super::{
-    Doubt, Outcome, RecentAttempts, Verdict, Window, WindowGrid, doubts, evaluate_window,
-    window_outcomes,
+    Doubt, Outcome, Recent, Verdict, Window, WindowGrid, doubts, evaluate_window, window_outcomes,
 };
 use crate::classify::{Catalogue, CatalogueFile, Classifier};
 use crate::config::{DetectConfig, PipelineConfig};
@@ -315,7 +314,7 @@ impl Sim {
     /// does, with the `msg` catalogue; the verdicts about `msg`.
     pub fn verdicts(self, cfg: &DetectConfig) -> Vec<Verdict> {
         let mut verdicts = Vec::new();
-        let mut recent = RecentAttempts::default();
+        let mut recent = Recent::default();
         self.windows(cfg, |flows, w, catalogue| {
             verdicts.extend(evaluate_window(flows, w, catalogue, cfg, None, &mut recent));
         });
@@ -325,7 +324,7 @@ impl Sim {
     /// As [`Sim::verdicts`], window by window, with what each detector answered about `msg`.
     pub fn judge(self, cfg: &DetectConfig) -> Vec<Judged> {
         let mut judged = Vec::new();
-        let mut recent = RecentAttempts::default();
+        let mut recent = Recent::default();
         self.windows(cfg, |flows, w, catalogue| {
             let outcomes: Vec<Outcome> = window_outcomes(flows, w, catalogue, cfg, &recent)
                 .into_iter()
@@ -360,7 +359,7 @@ impl Sim {
     #[cfg(feature = "html")]
     pub fn analysis(self, cfg: &DetectConfig) -> (Analysis, Vec<Verdict>) {
         let mut verdicts = Vec::new();
-        let mut recent = RecentAttempts::default();
+        let mut recent = Recent::default();
         let analysis = self.windows(cfg, |flows, w, catalogue| {
             verdicts.extend(evaluate_window(flows, w, catalogue, cfg, None, &mut recent));
         });
@@ -835,6 +834,40 @@ mod tests {
     /// connections and their controls says so; it said nothing while only the close, sent
     /// again, showed the stall. A first request that is no ClientHello, held 15 s and then
     /// answered (a long poll), is no stall.
+    /// Connections stalled after the control traffic ended: in 5-s windows the one they
+    /// stall in holds no control connection, and the control connections that completed in
+    /// the window before count with it (a minute's memory). Minute-long windows judge only
+    /// their own.
+    #[test]
+    fn stalls_after_the_controls_ended_count_the_controls_before() {
+        let stalls_after_controls = |window_s: u64| {
+            let mut sim = Sim::default();
+            let mut rng = Rng::new(2);
+            controls(&mut sim, 0, 4, &mut rng);
+            for i in 0..4 {
+                sim.tcp(MSG, 5_500 + i * 300, 40)
+                    .handshake()
+                    .request(517)
+                    .download(4_000, 4e6, SEG, 0.0, &mut rng)
+                    .unacknowledged_request(120, 4)
+                    .abort();
+            }
+            sim.judge(&cfg(window_s))
+        };
+        let windows = stalls_after_controls(5);
+        let judged: Vec<&Judged> = windows.iter().filter(|j| !j.verdicts.is_empty()).collect();
+        let first = &judged[0].verdicts;
+        assert_eq!(findings(first), ["stalled/drop"], "{}", summaries(first));
+        assert_eq!(first[0].evidence["earlier_control_connections"], 4, "{}", first[0].evidence);
+        assert_eq!(first[0].evidence["control_connections"], 4);
+        // In one window the stalls and the controls are compared as ever; the memory is no
+        // second count of them.
+        let minute = stalls_after_controls(60);
+        let v = &minute[0].verdicts;
+        assert_eq!(findings(v), ["stalled/drop"], "{}", summaries(v));
+        assert_eq!(v[0].evidence["earlier_control_connections"], 0);
+    }
+
     #[test]
     fn an_unanswered_client_hello_is_a_stall_in_its_window() {
         let verdicts = |long_poll: bool| {
@@ -1840,7 +1873,7 @@ mod tests {
         .expect("catalogue");
         // The second window's blocking evidence: attempts counted from the first.
         let earlier = |swap: bool| {
-            let (cfg, mut recent, mut second) = (cfg(5), RecentAttempts::default(), None);
+            let (cfg, mut recent, mut second) = (cfg(5), Recent::default(), None);
             let mut windows = 0;
             sim().windows(&cfg, |flows, w, catalogue| {
                 windows += 1;

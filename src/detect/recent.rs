@@ -1,0 +1,44 @@
+//! What the latest windows judged, kept by the caller from one window to the next (pass the
+//! same [`Recent`] to every [`evaluate_window`](super::evaluate_window) call): a short window
+//! may hold a single attempt of a kind, or no control connection at all, where the minute
+//! before it held several. Windows ending less than [`MEMORY_US`] before a window's end count
+//! with it; windows of a minute and longer judge only their own.
+//!
+//! - The connection attempts of the service and the controls, with whether they went
+//!   unanswered (blocking: [`RecentAttempts`]).
+//! - The control connections that could stall and whether they did (stalls:
+//!   [`RecentConnections`]), for windows where too few control connections ran.
+
+use crate::classify::Catalogue;
+use crate::config::DetectConfig;
+use crate::pipeline::FinishedFlow;
+
+pub(super) use super::blocking::RecentAttempts;
+pub(super) use super::stall::RecentConnections;
+
+/// How long what earlier windows judged counts (module docs).
+pub const MEMORY_US: u64 = 60_000_000;
+/// Most entries of each kind remembered: the oldest go first.
+pub(super) const MEMORY_MAX: usize = 1024;
+
+/// The latest windows' attempts and control connections (module docs).
+#[derive(Debug, Default)]
+pub struct Recent {
+    pub(super) attempts: RecentAttempts,
+    pub(super) connections: RecentConnections,
+}
+
+impl Recent {
+    /// Before a window is judged: forget the attempts if the catalogue's services are not
+    /// those they were recorded with.
+    pub fn follow(&mut self, catalogue: &Catalogue) {
+        self.attempts.follow(catalogue);
+    }
+
+    /// After a window is judged: keep what it judged, in place of what earlier windows said
+    /// of the same flows, and forget what is too old to count at the next.
+    pub fn remember(&mut self, flows: &[&FinishedFlow], window: super::Window, cfg: &DetectConfig) {
+        self.attempts.remember(flows, window, cfg);
+        self.connections.remember(flows, window, cfg);
+    }
+}
