@@ -32,7 +32,7 @@
 //! the control connections stall as often as the service's, it is no "no interference": the
 //! answer is `inconclusive`, naming what failed (an allowlist, or a broken link).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use serde_json::json;
 
@@ -419,23 +419,24 @@ impl std::fmt::Display for Stalls {
 /// [`Recent`](super::recent::Recent)).
 #[derive(Debug, Default)]
 pub(crate) struct RecentConnections {
-    /// (that window's end, flow, stalled), oldest first.
-    list: VecDeque<(Timestamp, u64, bool)>,
+    /// (that window's end in µs, flow id << 1 | stalled), oldest first: two words an entry.
+    list: Vec<(u64, u64)>,
 }
 
 impl RecentConnections {
     /// After a window is judged: keep its control connections, in place of what earlier
     /// windows said of the same flows, and forget what is too old to count at the next.
     pub fn remember(&mut self, flows: &[&FinishedFlow], window: super::Window, cfg: &DetectConfig) {
-        let fresh: Vec<(Timestamp, u64, bool)> = (flows.iter())
+        let end = window.end.micros();
+        let fresh: Vec<(u64, u64)> = (flows.iter())
             .filter(|f| f.role == Role::Control)
             .map(|f| Facts::new(f, window))
             .filter(|f| could_stall(f, cfg))
-            .map(|f| (window.end, f.id(), stall(&f, cfg).is_some()))
+            .map(|f| (end, f.id() << 1 | u64::from(stall(&f, cfg).is_some())))
             .collect();
-        let oldest = window.end.micros().saturating_sub(MEMORY_US);
-        self.list.retain(|&(end, flow, _)| {
-            end.micros() > oldest && !fresh.iter().any(|&(_, id, _)| id == flow)
+        let oldest = end.saturating_sub(MEMORY_US);
+        self.list.retain(|&(at, entry)| {
+            at > oldest && !fresh.iter().any(|&(_, e)| e >> 1 == entry >> 1)
         });
         self.list.extend(fresh);
         let excess = self.list.len().saturating_sub(MEMORY_MAX);
@@ -445,10 +446,11 @@ impl RecentConnections {
     /// Whether each control connection that windows ending less than [`MEMORY_US`] before
     /// `end` judged stalled, but for those the window judges again (`judged`).
     fn earlier<'r>(&'r self, end: Timestamp, judged: &'r [u64]) -> impl Iterator<Item = bool> + 'r {
+        let end = end.micros();
         (self.list.iter())
-            .filter(move |&&(at, flow, _)| {
-                at < end && end.micros() - at.micros() < MEMORY_US && !judged.contains(&flow)
+            .filter(move |&&(at, entry)| {
+                at < end && end - at < MEMORY_US && !judged.contains(&(entry >> 1))
             })
-            .map(|&(_, _, stalled)| stalled)
+            .map(|&(_, entry)| entry & 1 == 1)
     }
 }
