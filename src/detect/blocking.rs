@@ -14,8 +14,6 @@
 //! later makes an earlier attempt answered) ([`RecentAttempts`], part of the caller's
 //! [`Recent`](super::recent::Recent)). Windows of a minute and longer judge only their own.
 
-use std::collections::VecDeque;
-
 use serde_json::json;
 
 use super::facts::Facts;
@@ -125,7 +123,7 @@ impl Anew {
 #[derive(Debug, Default)]
 pub(crate) struct RecentAttempts {
     /// Oldest first.
-    list: VecDeque<Remembered>,
+    list: Vec<Remembered>,
     /// The catalogue's service ids the list's services index: a catalogue that changes them
     /// (the daemon reloads it) empties the list.
     services: Vec<String>,
@@ -181,7 +179,7 @@ impl RecentAttempts {
         let anew = Anew::of(judged.iter().map(|(_, f)| f), fresh.iter().map(|r| r.flow).collect());
         let oldest = window.end.micros().saturating_sub(MEMORY_US);
         let kept = self.list.iter().filter(|r| r.end.micros() > oldest);
-        let mut list: VecDeque<Remembered> = kept.filter_map(|r| anew.update(r)).collect();
+        let mut list: Vec<Remembered> = kept.filter_map(|r| anew.update(r)).collect();
         list.extend(fresh);
         let excess = list.len().saturating_sub(MEMORY_MAX);
         list.drain(..excess);
