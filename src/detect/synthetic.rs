@@ -794,6 +794,22 @@ mod tests {
             .close();
     }
 
+    /// Control downloads of `bytes` at `rate_bps`, one every `every_ms` from 0 until
+    /// `until_ms`.
+    fn steady_controls(
+        sim: &mut Sim,
+        (until_ms, every_ms): (u64, usize),
+        (bytes, rate_bps): (u32, f64),
+        rng: &mut Rng,
+    ) {
+        for start in (0..until_ms).step_by(every_ms) {
+            sim.tcp(CTL, start, 30)
+                .handshake()
+                .request(400)
+                .download(bytes, rate_bps, SEG, 0.0, rng);
+        }
+    }
+
     #[test]
     fn clean_traffic_gives_no_sign_of_interference() {
         let mut sim = Sim::default();
@@ -827,13 +843,6 @@ mod tests {
         assert!(v[0].summary.contains("never acknowledged"), "{}", v[0].summary);
     }
 
-    /// The ServerHello and every later server packet dropped, but the server's bare
-    /// acknowledgment of the ClientHello let through (a server slower to answer than its
-    /// delayed ACK sends one): the client waits in silence, sending nothing again, until it
-    /// gives up 15 s later, its FIN never acknowledged. The 10-s window that holds the
-    /// connections and their controls says so; it said nothing while only the close, sent
-    /// again, showed the stall. A first request that is no ClientHello, held 15 s and then
-    /// answered (a long poll), is no stall.
     /// Connections stalled after the control traffic ended: in 5-s windows the one they
     /// stall in holds no control connection, and the control connections that completed in
     /// the window before count with it (a minute's memory). Minute-long windows judge only
@@ -868,6 +877,13 @@ mod tests {
         assert_eq!(v[0].evidence["earlier_control_connections"], 0);
     }
 
+    /// The ServerHello and every later server packet dropped, but the server's bare
+    /// acknowledgment of the ClientHello let through (a server slower to answer than its
+    /// delayed ACK sends one): the client waits in silence, sending nothing again, until it
+    /// gives up 15 s later, its FIN never acknowledged. The 10-s window that holds the
+    /// connections and their controls says so; it said nothing while only the close, sent
+    /// again, showed the stall. A first request that is no ClientHello, held 15 s and then
+    /// answered (a long poll), is no stall.
     #[test]
     fn an_unanswered_client_hello_is_a_stall_in_its_window() {
         let verdicts = |long_poll: bool| {
@@ -1319,12 +1335,7 @@ mod tests {
         let end_ms =
             sim.policed_download(MSG, 0, 1_000_000, 512_000.0, (256_000.0, 16_384.0)) / 1000;
         assert!(end_ms > 30_000, "the download lasts {end_ms} ms");
-        for start in (0..end_ms).step_by(2_500) {
-            sim.tcp(CTL, start, 30)
-                .handshake()
-                .request(400)
-                .download(300_000, 4e6, SEG, 0.0, &mut rng);
-        }
+        steady_controls(&mut sim, (end_ms, 2_500), (300_000, 4e6), &mut rng);
         let v = sim.verdicts(&cfg(10));
         let policed: Vec<&Verdict> =
             v.iter().filter(|v| v.mechanism == Some(super::super::Mechanism::Policing)).collect();
@@ -1350,12 +1361,7 @@ mod tests {
         let mut rng = Rng::new(12);
         let end_ms = sim.policed_download(MSG, 0, 340_000, 360_000.0, (256_000.0, 16_384.0)) / 1000;
         assert!((10_300..11_000).contains(&end_ms), "the download ends at {end_ms} ms");
-        for start in (0..end_ms + 2_000).step_by(2_000) {
-            sim.tcp(CTL, start, 30)
-                .handshake()
-                .request(400)
-                .download(300_000, 4e6, SEG, 0.0, &mut rng);
-        }
+        steady_controls(&mut sim, (end_ms + 2_000, 2_000), (300_000, 4e6), &mut rng);
         let windows = sim.judge(&cfg(10));
         let last = windows.iter().rfind(|j| !j.verdicts.is_empty()).expect("judged windows");
         assert_eq!(
@@ -1382,12 +1388,7 @@ mod tests {
             let mut t = sim.tcp(MSG, start / 1000, 40);
             t.handshake().request(500).replay(&schedule[i], bytes).close();
         }
-        for start in (0..20_000).step_by(2_000) {
-            sim.tcp(CTL, start, 30)
-                .handshake()
-                .request(400)
-                .download(300_000, 4e6, SEG, 0.0, &mut rng);
-        }
+        steady_controls(&mut sim, (20_000, 2_000), (300_000, 4e6), &mut rng);
         let windows = sim.judge(&cfg(10));
         let second = &windows[1].verdicts;
         assert_eq!(findings(second), ["throttled/policing"], "{}", summaries(second));
@@ -1469,9 +1470,7 @@ mod tests {
     /// The policing verdict once ten 400-kB control downloads at 6 Mbit/s, one every 3 s, run
     /// beside the service's traffic in `sim`.
     fn policing_beside_fast_controls(mut sim: Sim, rng: &mut Rng) -> Verdict {
-        for start in (0..30_000).step_by(3_000) {
-            sim.tcp(CTL, start, 30).handshake().request(400).download(400_000, 6e6, SEG, 0.0, rng);
-        }
+        steady_controls(&mut sim, (30_000, 3_000), (400_000, 6e6), rng);
         let v = sim.verdicts(&cfg(60));
         let policing = v.iter().find(|v| v.mechanism == Some(super::super::Mechanism::Policing));
         policing.cloned().unwrap_or_else(|| panic!("no policing: {}", summaries(&v)))
@@ -1522,10 +1521,6 @@ mod tests {
         }
     }
 
-    /// A flow of the service that kept twice the policed connections' rate while losing
-    /// packets itself (a video call's media) was under no bucket of their rate: one bucket for
-    /// all, the connections got what the call left of it. A call that loses nothing is under
-    /// no policer, and says nothing about the scope.
     /// Downloads that share one rate and lose packets, each born into a queue (their
     /// handshakes take 450 ms where a connection to the same server took 40 ms): a shaper's
     /// full queue, not one bucket for all, which delays no handshake.
@@ -1542,12 +1537,7 @@ mod tests {
                 let (at_ms, rtt_ms) = (start / 1000 - handshake_ms - 10, handshake_ms);
                 sim.tcp(MSG, at_ms, rtt_ms).handshake().replay(&schedule[i], bytes).close();
             }
-            for start in (0..30_000).step_by(3_000) {
-                sim.tcp(CTL, start, 30)
-                    .handshake()
-                    .request(400)
-                    .download(400_000, 6e6, SEG, 0.0, &mut rng);
-            }
+            steady_controls(&mut sim, (30_000, 3_000), (400_000, 6e6), &mut rng);
             let v = sim.verdicts(&cfg(60));
             let scopes = v.iter().map(|v| format!("{}", v.evidence["scope"]));
             (findings(&v), scopes.collect::<Vec<_>>().join(","))
@@ -1558,6 +1548,10 @@ mod tests {
         assert_eq!((found, scope.as_str()), (vec!["throttled/shaping".into()], "null"));
     }
 
+    /// A flow of the service that kept twice the policed connections' rate while losing
+    /// packets itself (a video call's media) was under no bucket of their rate: one bucket for
+    /// all, the connections got what the call left of it. A call that loses nothing is under
+    /// no policer, and says nothing about the scope.
     #[test]
     fn a_faster_lossy_call_beside_policed_connections_means_one_bucket_for_all() {
         let policing = |call_loses: bool| {
