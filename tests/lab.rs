@@ -655,8 +655,16 @@ fn check_scenario(run: &Run) {
                 .sum::<u64>();
             for f in t.flows().filter(|f| f.impaired() && t.rtp_calls()) {
                 let p = run.packets(&f);
-                let from = first_rtp_down_loss(p)
-                    .unwrap_or_else(|| run.fail(format!("{}: no RTP loss", f.label())));
+                // A policer that dropped nothing towards the client leaves no gap to find. (It
+                // happens: the bucket towards the relay kept the client's media from the lab's
+                // relay for over 2 s, the relay stopped its stream and began a new one, and
+                // offered too little to be dropped.)
+                let Some(from) = first_rtp_down_loss(p) else {
+                    run.check(dropped == 0, || {
+                        format!("{}: no RTP loss, the policer dropped {dropped}", f.label())
+                    });
+                    continue;
+                };
                 let got = down_rate(p, from, last_down_data(p).unwrap());
                 let (loss, expected) = rtp_down_loss(p);
                 let lost = loss * expected as f64;
