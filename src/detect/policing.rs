@@ -51,6 +51,15 @@ fn burst_allowance(rate_bps: f64) -> f64 {
     (rate_bps / 8.0 * 0.25).max(16_384.0)
 }
 
+/// The round trip to `f`'s server without queueing: the least any of the service's flows to
+/// it saw.
+fn base_rtt_us(g: &Group, f: &Facts) -> Option<u64> {
+    (g.targets.iter())
+        .filter(|o| o.f.server.addr == f.f.server.addr)
+        .filter_map(|o| o.min_rtt_us())
+        .min()
+}
+
 /// The loss events a flow's token line is fitted to: those in the window, when there are
 /// `policing_min_losses`. With `continued`, for a download that began before the window and
 /// lost at least a third as many in it (the end of a download policed since an earlier
@@ -161,14 +170,6 @@ fn judge(g: &Group, continued: bool) -> Outcome {
     if candidates.is_empty() {
         return aggregate(g).unwrap_or(Outcome::NotApplicable);
     }
-    // The round trip to a server without queueing: the least any of its flows saw.
-    let base_rtt = |f: &Facts| {
-        g.targets
-            .iter()
-            .filter(|o| o.f.server.addr == f.f.server.addr)
-            .filter_map(|o| o.min_rtt_us())
-            .min()
-    };
     // A queue every flow crosses drops from all of them at once when it overflows; a policer
     // drops from the flows it polices alone.
     let control_losses = control_loss_times(g);
@@ -176,7 +177,7 @@ fn judge(g: &Group, continued: bool) -> Outcome {
     let policed: Vec<Policed> = candidates
         .iter()
         .filter_map(|f| {
-            let base = base_rtt(f);
+            let base = base_rtt_us(g, f);
             let p = per_flow(f, base, cfg, continued)?;
             let (together, events) = lost_with(f, &control_losses, base.unwrap_or(0));
             if together as f64 >= SHARED_LOSS_SHARE * events as f64 && events > 0 {
@@ -478,17 +479,10 @@ fn transfers_under_one_bucket(g: &Group) -> Option<Outcome> {
     let loss = pooled_share(bulk.iter().copied());
     let control_loss = pooled_share(g.controls);
     // A queue: grown in a transfer, or every transfer born into it (their handshakes far
-    // slower than the least round trip of the service's connections to their server: a
-    // shaper's queue full before they began; a policer delays no handshake, and drops at
-    // most some of them).
-    let base = |f: &Facts| {
-        (g.targets.iter())
-            .filter(|o| o.f.server.addr == f.f.server.addr)
-            .filter_map(|o| o.min_rtt_us())
-            .min()
-    };
-    let born_queued =
-        bulk.iter().all(|f| super::throughput::queue_grew(cfg, base(f), f.handshake_rtt_us()));
+    // slower than the server's base round trip: a shaper's queue full before they began; a
+    // policer delays no handshake, and drops at most some of them).
+    let born_queued = (bulk.iter())
+        .all(|f| super::throughput::queue_grew(cfg, base_rtt_us(g, f), f.handshake_rtt_us()));
     let queued = super::throughput::queue_shown(cfg, &bulk) || born_queued;
     if loss < cfg.loss_min_share || loss < 2.0 * control_loss || queued {
         return None;
