@@ -6,19 +6,19 @@
 //!
 //! Kept for flows with a detail slot only; at most [`LOSS_LOG_LEN`] events are stored, the count
 //! and the last event always. A full log drops its oldest event (a window of a long flow
-//! judges its own, the latest), unless its events span less than [`LOSS_LOG_MIN_SPAN_US`]:
-//! then it drops every other event of its older half, so that it covers that long, sparser
-//! into the past and the latest half whole (a policer far below the sender's rate drops
-//! hundreds of segments a second, whose latest 64 would span too short a stretch to test a
-//! token line).
+//! judges its own, the latest), unless the others would span less than
+//! [`LOSS_LOG_MIN_SPAN_US`]: then it drops an event of its older half where they lie closest,
+//! so that it goes on covering that long, sparser into the past and the latest half whole (a policer far
+//! below the sender's rate drops hundreds of segments a second, whose latest 64 would span too
+//! short a stretch to test a token line).
 
 use crate::time::Timestamp;
 
 /// Loss events stored per direction.
 pub const LOSS_LOG_LEN: usize = 64;
 
-/// The least time a full log's events span: four times the half second, and over three
-/// round trips of up to 600 ms, that the policing detector tests a token line over.
+/// The least time a full log's events span: twice the second, and over three round trips of
+/// up to 600 ms, that the policing detector tests a token line over at least.
 pub const LOSS_LOG_MIN_SPAN_US: u64 = 2_000_000;
 
 /// One loss: when it showed, and the IP bytes of the direction up to then (retransmissions
@@ -47,8 +47,8 @@ impl LossLog {
         self.count = self.count.saturating_add(1);
         self.last = Some(event);
         if self.events.len() == LOSS_LOG_LEN {
-            let span_us = self.events[LOSS_LOG_LEN - 1].at.since(self.events[0].at);
-            if span_us < LOSS_LOG_MIN_SPAN_US {
+            // Without its oldest event, the log still spans as long when the next is as old.
+            if at.since(self.events[1].at) < LOSS_LOG_MIN_SPAN_US {
                 self.thin();
             } else {
                 // Rare next to packets (a loss event per lost segment at most): a shift is
@@ -59,17 +59,16 @@ impl LossLog {
         self.events.push(event);
     }
 
-    /// Every other event of the older half goes, the oldest kept (module docs). Once per
-    /// [`LOSS_LOG_LEN`] / 4 events at most, and never for a log that never fills.
+    /// One event of the older half goes, not the oldest: the one whose neighbours lie
+    /// closest together, so that the older half grows sparser evenly and keeps reaching back
+    /// (module docs). Never for a log that never fills.
     #[cold]
     #[inline(never)]
     fn thin(&mut self) {
-        let mut index = 0;
-        self.events.retain(|_| {
-            let keep = index >= LOSS_LOG_LEN / 2 || index % 2 == 0;
-            index += 1;
-            keep
-        });
+        let gap = |i: usize| self.events[i + 1].at.since(self.events[i - 1].at);
+        if let Some(closest) = (1..LOSS_LOG_LEN / 2).min_by_key(|&i| gap(i)) {
+            self.events.remove(closest);
+        }
     }
 
     /// An external RTT sample of the flow.
@@ -132,12 +131,13 @@ mod tests {
         assert!(log.events.windows(2).all(|w| w[0].at < w[1].at), "in order");
         let t = Timestamp::from_micros;
         assert!(log.between(t(1_468_000), t(1_500_000)).count() >= 32, "the latest 32 all there");
-        // Beyond two seconds the oldest go again.
-        for i in 1_500..3_000u64 {
+        // Beyond two seconds the oldest go again, never below two seconds.
+        for i in 1_500..6_000u64 {
             log.record(Timestamp::from_micros(i * 1000), i * 1448);
+            let span_us = log.last.unwrap().at.since(log.events[0].at);
+            assert!(span_us >= LOSS_LOG_MIN_SPAN_US.min(i * 1000), "at {i} ms: {span_us}");
         }
-        let span_us = log.last.unwrap().at.since(log.events[0].at);
-        assert!(span_us >= LOSS_LOG_MIN_SPAN_US / 2, "{span_us}");
         assert!(log.events[0].at > t(0), "no longer the first loss");
+        assert!(log.between(t(5_968_000), t(6_000_000)).count() >= 32, "the latest 32 all there");
     }
 }
