@@ -315,7 +315,7 @@ pub fn evaluate_window(
         }
         verdicts.extend(these);
     });
-    recent.remember(flows, window, cfg);
+    recent.remember(flows, &verdicts, window, cfg);
     verdicts
 }
 

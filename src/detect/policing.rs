@@ -14,9 +14,9 @@ use serde_json::json;
 
 use super::facts::Facts;
 use super::loss::{loss, pooled_share};
+use super::recent::{MEMORY_MAX, MEMORY_US};
 use super::stats::{median, theil_sen_slope};
 use super::{Detected, Detector, Doubt, Finding, Group, Mechanism, Outcome, examples, rate_text};
-use crate::config::DetectConfig;
 use crate::flow::Direction;
 use crate::measure::loss::LossEvent;
 use crate::time::Timestamp;
@@ -25,6 +25,36 @@ use crate::time::Timestamp;
 /// answered by a delayed ACK (40 ms and more on Linux) or a sample across a lost segment. A
 /// queue adds hundreds of milliseconds.
 pub(super) const RTT_SLACK_US: f64 = 60_000.0;
+
+/// The connections that windows' verdicts named policed, for the lines the next windows
+/// continue ([`line_events`]): kept by [`super::Recent`].
+#[derive(Debug, Default)]
+pub(crate) struct RecentPoliced {
+    /// (that window's end in µs, flow id), oldest first.
+    list: Vec<(u64, u64)>,
+}
+
+impl RecentPoliced {
+    /// After a window is judged: keep the connections its policing verdicts name, and forget
+    /// what is too old to count at the next.
+    pub fn remember(&mut self, verdicts: &[super::Verdict], window: super::Window) {
+        let end = window.end.micros();
+        let oldest = end.saturating_sub(MEMORY_US);
+        self.list.retain(|&(at, _)| at > oldest);
+        let named = (verdicts.iter())
+            .filter(|v| v.finding == Finding::Throttled && v.mechanism == Some(Mechanism::Policing))
+            .flat_map(|v| v.flows.iter().map(|&id| (end, id)));
+        self.list.extend(named);
+        let excess = self.list.len().saturating_sub(MEMORY_MAX);
+        self.list.drain(..excess);
+    }
+
+    /// Whether a window ending less than [`MEMORY_US`] before `end` named `id` policed.
+    fn named(&self, id: u64, end: Timestamp) -> bool {
+        let end = end.micros();
+        self.list.iter().any(|&(at, flow)| flow == id && at < end && end - at < MEMORY_US)
+    }
+}
 
 /// A flow that passed the per-flow test.
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +76,11 @@ impl Policed {
     }
 }
 
+/// The least time a token line is tested over: four times the quarter second at the rate
+/// that [`burst_allowance`] grants a fast flow. Within the allowance of a shorter line any
+/// series lies (a fast download's ramp up and down under random loss, in under a second).
+const LINE_MIN_SPAN_US: f64 = 1_000_000.0;
+
 /// Allowed excess over the token line: a burst of 16 kB or a quarter second at the rate.
 fn burst_allowance(rate_bps: f64) -> f64 {
     (rate_bps / 8.0 * 0.25).max(16_384.0)
@@ -61,40 +96,37 @@ fn base_rtt_us(g: &Group, f: &Facts) -> Option<u64> {
 }
 
 /// The loss events a flow's token line is fitted to: those in the window, when there are
-/// `policing_min_losses`. With `continued`, for a download that began before the window and
-/// lost at least a third as many in it (the end of a download policed since an earlier
-/// window, or the start of a window it does not fill), its latest `policing_min_losses` up to
-/// the window's end, none more than one window's length before its start: a bucket's line
-/// goes on across the window's edge, and the window's own events must lie on it as the
-/// others do.
-fn line_events(f: &Facts, cfg: &DetectConfig, continued: bool) -> Option<Vec<LossEvent>> {
-    let wanted = cfg.policing_min_losses as usize;
+/// `policing_min_losses`. With `continued`, for a download that an earlier window found
+/// policed and that lost at least a third as many in this one (the end of a policed
+/// download, or a window it does not fill), those from one window's length before the
+/// window's start to its end: a bucket's line goes on across the window's edge, and the
+/// window's own events must lie on it as the others do. (A line that an earlier window
+/// judged random loss that happened to follow a line, beside other connections losing at
+/// random, is not taken up again where those others are gone.)
+fn line_events(f: &Facts, g: &Group, continued: bool) -> Option<Vec<LossEvent>> {
+    let wanted = g.cfg.policing_min_losses as usize;
     let own = f.losses();
-    if own.len() >= wanted {
-        return Some(own);
-    }
-    if !continued || f.f.prior.is_none() || own.len() * 3 < wanted {
-        return None;
+    let continues = continued
+        && own.len() * 3 >= wanted
+        && f.f.prior.is_some()
+        && g.recent.policed.named(f.id(), g.end);
+    if !continues {
+        return (own.len() >= wanted).then_some(own);
     }
     let length_us = f.window.end.since(f.window.start);
     let from = Timestamp::from_micros(f.window.start.micros().saturating_sub(length_us));
-    let mut events = f.losses_since(from);
-    events.drain(..events.len().saturating_sub(wanted));
+    let events = f.losses_since(from);
     (events.len() >= wanted).then_some(events)
 }
 
-fn per_flow(
-    f: &Facts,
-    base_rtt_us: Option<u64>,
-    cfg: &DetectConfig,
-    continued: bool,
-) -> Option<Policed> {
+fn per_flow(f: &Facts, base_rtt_us: Option<u64>, g: &Group, continued: bool) -> Option<Policed> {
+    let cfg = g.cfg;
     let log = f.f.losses.as_ref()?;
-    let events = line_events(f, cfg, continued)?;
+    let events = line_events(f, g, continued)?;
     let (first, last) = (*events.first()?, *events.last()?);
     let span_us = last.at.since(first.at);
     let rtt_us = base_rtt_us.or(f.min_rtt_us()).unwrap_or(0);
-    if (span_us as f64) < (cfg.policing_min_rtts * rtt_us as f64).max(500_000.0) {
+    if (span_us as f64) < (cfg.policing_min_rtts * rtt_us as f64).max(LINE_MIN_SPAN_US) {
         return None;
     }
     let rate_bps =
@@ -143,21 +175,27 @@ fn per_flow(
 }
 
 /// The window's own loss events decide first. Where they find no policer, or one connection
-/// alone on its line, the lines that downloads begun earlier continue into the window
-/// ([`line_events`]) may name the mechanism of the losses the window shows: their answer
-/// counts only when it is a finding with more policed connections (they raise no doubt the
-/// window's own events did not).
+/// alone on its line, the lines that downloads found policed earlier continue into the
+/// window ([`line_events`]) may name the mechanism of the losses the window shows: their
+/// answer counts when it is a finding with more policed connections, or a doubt where the
+/// window's own events found nothing to doubt (a policed download's last second, beside
+/// controls too slow to compare with).
 pub(super) fn detect(g: &Group) -> Outcome {
     let policed = |o: &Outcome| match o {
         Outcome::Finding(d) => d.evidence["policed_flows"].as_u64().unwrap_or(u64::MAX),
         _ => 0,
     };
     let own = judge(g, false);
-    if policed(&own) > 1 || !g.targets.iter().any(|f| line_events(f, g.cfg, true).is_some()) {
+    if policed(&own) > 1 || !g.targets.iter().any(|f| line_events(f, g, true).is_some()) {
         return own;
     }
     let continued = judge(g, true);
-    if policed(&continued) > policed(&own) { continued } else { own }
+    let takes_over = match (&own, &continued) {
+        (_, Outcome::Finding(_)) => policed(&continued) > policed(&own),
+        (Outcome::Clean { .. } | Outcome::NotApplicable, Outcome::Inconclusive(_)) => true,
+        _ => false,
+    };
+    if takes_over { continued } else { own }
 }
 
 /// The detector on the lines of the window's own loss events, or with `continued` also on
@@ -166,7 +204,7 @@ fn judge(g: &Group, continued: bool) -> Outcome {
     const NAME: Detector = Detector::Policing;
     let cfg = g.cfg;
     let candidates: Vec<&Facts> =
-        g.targets.iter().filter(|f| line_events(f, cfg, continued).is_some()).collect();
+        g.targets.iter().filter(|f| line_events(f, g, continued).is_some()).collect();
     if candidates.is_empty() {
         return aggregate(g).unwrap_or(Outcome::NotApplicable);
     }
@@ -178,7 +216,7 @@ fn judge(g: &Group, continued: bool) -> Outcome {
         .iter()
         .filter_map(|f| {
             let base = base_rtt_us(g, f);
-            let p = per_flow(f, base, cfg, continued)?;
+            let p = per_flow(f, base, g, continued)?;
             let (together, events) = lost_with(f, &control_losses, base.unwrap_or(0));
             if together as f64 >= SHARED_LOSS_SHARE * events as f64 && events > 0 {
                 lost_with_controls += 1;
@@ -282,7 +320,7 @@ fn judge(g: &Group, continued: bool) -> Outcome {
     let control_policed: Vec<f64> = g
         .controls
         .iter()
-        .filter_map(|c| per_flow(c, c.min_rtt_us(), cfg, continued))
+        .filter_map(|c| per_flow(c, c.min_rtt_us(), g, continued))
         .map(|p| p.rate_bps)
         .filter(|&r| r < cfg.control_margin * rate)
         .collect();

@@ -8,12 +8,15 @@
 //!   unanswered (blocking: [`RecentAttempts`]).
 //! - The control connections that could stall and whether they did (stalls:
 //!   [`RecentConnections`]), for windows where too few control connections ran.
+//! - The connections the verdicts named policed ([`RecentPoliced`]), whose token lines the
+//!   next windows continue.
 
 use crate::classify::Catalogue;
 use crate::config::DetectConfig;
 use crate::pipeline::FinishedFlow;
 
 pub(super) use super::blocking::RecentAttempts;
+pub(super) use super::policing::RecentPoliced;
 pub(super) use super::stall::RecentConnections;
 
 /// How long what earlier windows judged counts (module docs).
@@ -26,6 +29,7 @@ pub(super) const MEMORY_MAX: usize = 1024;
 pub struct Recent {
     pub(super) attempts: RecentAttempts,
     pub(super) connections: RecentConnections,
+    pub(super) policed: RecentPoliced,
 }
 
 impl Recent {
@@ -35,10 +39,17 @@ impl Recent {
         self.attempts.follow(catalogue);
     }
 
-    /// After a window is judged: keep what it judged, in place of what earlier windows said
-    /// of the same flows, and forget what is too old to count at the next.
-    pub fn remember(&mut self, flows: &[&FinishedFlow], window: super::Window, cfg: &DetectConfig) {
+    /// After a window is judged (its `verdicts`): keep what it judged, in place of what earlier
+    /// windows said of the same flows, and forget what is too old to count at the next.
+    pub fn remember(
+        &mut self,
+        flows: &[&FinishedFlow],
+        verdicts: &[super::Verdict],
+        window: super::Window,
+        cfg: &DetectConfig,
+    ) {
         self.attempts.remember(flows, window, cfg);
         self.connections.remember(flows, window, cfg);
+        self.policed.remember(verdicts, window);
     }
 }

@@ -1222,6 +1222,29 @@ mod tests {
         assert!(line["burst_bytes"].as_f64().unwrap() < 8_000.0, "{line}");
     }
 
+    /// A fast download under 8 % random loss whose sender sped up and slowed down (TCP's
+    /// window at its own pace): its losses in under a second lie within a quarter second of
+    /// the line from its first to its last, as any series of that length does. A line that
+    /// allows that much carries too little to tell a bucket (the live lab's `random_loss`
+    /// once said `policing` on such a download).
+    #[test]
+    fn a_line_shorter_than_its_allowance_can_tell_is_no_policer() {
+        let mut sim = Sim::default();
+        let mut rng = Rng::new(23);
+        sim.tcp(MSG, 0, 40)
+            .handshake()
+            .request(500)
+            .download(200_000, 8e6, SEG, 0.08, &mut rng)
+            .download(900_000, 30e6, SEG, 0.08, &mut rng)
+            .download(400_000, 8e6, SEG, 0.08, &mut rng)
+            .close();
+        sim.downloads(MSG, (1_500, 900, 6), 40, (40_000, 4e6, 0.08), &mut rng);
+        sim.downloads(CTL, (200, 900, 6), 30, (40_000, 4e6, 0.0), &mut rng);
+        sim.downloads(CTL, (2_000, 900, 1), 30, (3_000_000, 30e6, 0.0), &mut rng);
+        let v = sim.verdicts(&cfg(60));
+        assert_eq!(findings(&v), ["throttled/random_loss"], "{}", summaries(&v));
+    }
+
     /// Wi-Fi: the same 1.5 % loss on everything is not the service's throttling.
     #[test]
     fn loss_on_everything_is_no_finding() {
@@ -1374,6 +1397,26 @@ mod tests {
         assert!((rate / 256_000.0 - 1.0).abs() < 0.15, "{rate}: {}", last.verdicts[0].summary);
     }
 
+    /// The same end of a policed download beside no control transfer to show the link is
+    /// faster: the window cannot tell the policer from the link, and says so rather than
+    /// nothing.
+    #[test]
+    fn the_end_of_a_policed_download_beside_no_fast_control_is_a_doubt() {
+        let mut sim = Sim::default();
+        let mut rng = Rng::new(12);
+        let end_ms = sim.policed_download(MSG, 0, 340_000, 360_000.0, (256_000.0, 16_384.0)) / 1000;
+        steady_controls(&mut sim, (9_000, 2_000), (300_000, 4e6), &mut rng);
+        sim.downloads(CTL, (10_000, 1_000, 2), 30, (20_000, 300_000.0, 0.0), &mut rng);
+        let windows = sim.judge(&cfg(10));
+        let first = &windows[0].verdicts;
+        assert_eq!(findings(first), ["throttled/policing"], "{}", summaries(first));
+        let last = windows.iter().rfind(|j| !j.verdicts.is_empty()).expect("judged windows");
+        assert!(last.verdicts[0].window.end.micros() >= end_ms * 1000, "the download's end");
+        assert_eq!(findings(&last.verdicts), ["inconclusive/-"], "{}", summaries(&last.verdicts));
+        let reason = last.verdicts[0].evidence["reasons"]["policing"].as_str().unwrap_or("");
+        assert!(reason.contains("like a policer at ~2"), "{}", last.verdicts[0].evidence);
+    }
+
     /// A window where one download is policed from its start and another, policed since the
     /// window before, ends: the line the second continues into the window joins the first's
     /// (one connection alone on a line is weak evidence).
@@ -1393,6 +1436,28 @@ mod tests {
         let second = &windows[1].verdicts;
         assert_eq!(findings(second), ["throttled/policing"], "{}", summaries(second));
         assert_eq!(second[0].evidence["policed_flows"], 2, "{}", summaries(second));
+    }
+
+    /// A steady stream losing packets at random beside lossy fetches follows a line, and its
+    /// window says random loss. Where it ends, in a window of its own, its line goes on: not
+    /// taken up as a policer's (only lines a window found policed are continued).
+    #[test]
+    fn a_line_judged_random_loss_is_not_continued_as_a_policer() {
+        let mut sim = Sim::default();
+        let mut rng = Rng::new(29);
+        sim.tcp(MSG, 0, 40).handshake().request(500).download(3_870_000, 3e6, SEG, 0.08, &mut rng);
+        sim.downloads(MSG, (500, 1_000, 8), 40, (60_000, 4e6, 0.08), &mut rng);
+        steady_controls(&mut sim, (11_000, 1_000), (300_000, 8e6), &mut rng);
+        let windows = sim.judge(&cfg(10));
+        assert_eq!(windows.len(), 2, "two windows");
+        let first = &windows[0].verdicts;
+        assert_eq!(findings(first), ["throttled/random_loss"], "{}", summaries(first));
+        let last = &windows[1].verdicts;
+        assert!(
+            last.iter().all(|v| v.mechanism != Some(super::super::Mechanism::Policing)),
+            "{}",
+            summaries(last)
+        );
     }
 
     /// A policer far below the sender's rate drops thousands of segments a second: the
