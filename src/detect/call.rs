@@ -2,7 +2,9 @@
 //! control calls of the window. Media loss (RTP sequence numbers; one-sided Fisher's exact tests
 //! on lost packets and on runs of them against the control calls'), jitter beyond a jitter buffer and three
 //! times the control calls', one-way silence (one direction stops for
-//! `call_silence_s` while the other goes on), and a step down in the media rate at one change
+//! `call_silence_s` while the other goes on; not where the call ended, the client following
+//! the far side within [`CALL_END_TAIL`] silences and silent by the window's end), and a
+//! step down in the media rate at one change
 //! point (delayed throttling; Wehe segments with PELT, one change point is its simplest case).
 //! Without a control call the answer is `inconclusive`: a lossy radio link hurts every call.
 //!
@@ -46,6 +48,8 @@ struct Call<'a> {
     silence: Option<(&'static str, f64)>,
     /// (rate before, rate after, p) of a significant step down.
     step: Option<(f64, f64, f64)>,
+    /// The lower rate over the higher at a significant change of the media rate, down or up.
+    swing: Option<f64>,
 }
 
 /// The client's media packets in the window that make a call judgeable one way.
@@ -102,6 +106,10 @@ fn media_moved(f: &Facts, g: &Group) -> bool {
     })
 }
 
+/// How many `call_silence_s` a client may go on sending after the far side stopped, at a
+/// call's end, before that is a silence (module docs).
+const CALL_END_TAIL: u64 = 3;
+
 fn call<'a>(f: &'a Facts<'a>, g: &Group) -> Option<Call<'a>> {
     let cfg = g.cfg;
     let u = f.udp()?;
@@ -120,10 +128,15 @@ fn call<'a>(f: &'a Facts<'a>, g: &Group) -> Option<Call<'a>> {
     let dirs = &f.f.measures.dirs;
     let silence_us = (cfg.call_silence_s * 1e6) as u64;
     // Media towards the client stopped while the client went on sending, or a gap in either
-    // direction mid-call. (The far side sending on for a moment after the client hung up is
-    // how calls end, not a silence.)
-    let silence = if dirs.up.last_at.since(dirs.down.last_at) >= silence_us {
-        Some(("towards the client", dirs.up.last_at.since(dirs.down.last_at) as f64 / 1e6))
+    // direction mid-call. How calls end is no silence: the far side sending on for a moment
+    // after the client hung up, or stopping first with the client following within
+    // CALL_END_TAIL silences (two senders each stopping on its own, an app hanging up on
+    // the other side's signal), the client silent too by the window's end. A client whose
+    // media the path cut talks on into the silence.
+    let tail_us = dirs.up.last_at.since(dirs.down.last_at);
+    let ended = g.end.since(dirs.up.last_at) >= silence_us;
+    let silence = if tail_us >= silence_us && !(ended && tail_us < CALL_END_TAIL * silence_us) {
+        Some(("towards the client", tail_us as f64 / 1e6))
     } else if u.dirs.down.max_gap_us >= silence_us {
         Some(("towards the client", u.dirs.down.max_gap_us as f64 / 1e6))
     } else if u.dirs.up.max_gap_us >= silence_us {
@@ -131,16 +144,20 @@ fn call<'a>(f: &'a Facts<'a>, g: &Group) -> Option<Call<'a>> {
     } else {
         None
     };
-    let step = f.f.bins.as_ref().and_then(|b| {
+    let change = f.f.bins.as_ref().and_then(|b| {
         let s: Vec<u32> = f.bins(Direction::Down).map(|(_, v)| v).collect();
         let (a, z) = (s.iter().position(|&v| v > 0)?, s.iter().rposition(|&v| v > 0)?);
         let bin_s = b.bin_us as f64 / 1e6;
         let rates: Vec<f64> = s[a..=z].iter().map(|&v| f64::from(v) * 8.0 / bin_s).collect();
-        let cp = mean_change_point(&rates, 4)?;
-        (cp.mean_after < cfg.call_step_ratio * cp.mean_before && cp.p_value < g.alpha())
-            .then_some((cp.mean_before, cp.mean_after, cp.p_value))
+        mean_change_point(&rates, 4).filter(|cp| cp.p_value < g.alpha())
     });
-    Some(Call { f, lost, loss_runs, expected, jitter_us, silence, step })
+    let step = change
+        .filter(|cp| cp.mean_after < cfg.call_step_ratio * cp.mean_before)
+        .map(|cp| (cp.mean_before, cp.mean_after, cp.p_value));
+    let swing = change.map(|cp| {
+        cp.mean_before.min(cp.mean_after) / cp.mean_before.max(cp.mean_after).max(f64::MIN_POSITIVE)
+    });
+    Some(Call { f, lost, loss_runs, expected, jitter_us, silence, step, swing })
 }
 
 fn row(c: &Call) -> Value {
@@ -220,11 +237,24 @@ fn two_way_calls(g: &Group) -> Outcome {
         // link's trouble: on a congested link, one call's sender backed off and the other's
         // did not (a 5-s window of the lab's congestion: 307 to 139 kbit/s while the control
         // call lost 12 % of its media). Control calls without RTP cannot show that they lost
-        // none (a congested link's 10-s window: 307 to 179 kbit/s beside such a call).
-        let control_step = controls.iter().any(|k| k.step.is_some());
+        // none (a congested link's 10-s window: 307 to 179 kbit/s beside such a call). Nor is
+        // it one where a control call's media rate changed as much, down or up: a video
+        // encoder's rate follows the picture (2026-12-06: ffmpeg's VP8 call fell from 395 to
+        // 211 kbit/s in a clean run, its control call rose from 150 to 900 and fell back).
+        // And a call with sequence numbers must have lost media too, more than the control
+        // calls: a throttler drops what it holds back; an encoder lowering its rate on its own
+        // loses nothing (the same call fell likewise in a window where the control call's
+        // swings showed no single change).
+        let lost_too = c.expected == 0 || (c.lost > 0 && loss > c_loss);
+        let control_step = |after_over_before: f64| {
+            controls
+                .iter()
+                .any(|k| k.step.is_some() || k.swing.is_some_and(|r| r <= after_over_before))
+        };
         if let Some((before, after, p)) = c.step
             && c_expected > 0
-            && !control_step
+            && lost_too
+            && !control_step(after / before)
             && c_loss < cfg.call_loss
         {
             why.push(format!(

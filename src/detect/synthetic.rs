@@ -1717,11 +1717,55 @@ mod tests {
         assert_eq!(findings(&v), ["none/-"], "{}", summaries(&v));
     }
 
+    /// The same call falling to half its rate beside a control call whose rate rose fourfold
+    /// (a video encoder following the picture): a change that large is the media's own, not
+    /// a throttler's. Beside a control call that rose by a quarter only, the step stands,
+    /// unless the call lost nothing (an encoder lowering its rate on its own).
+    #[test]
+    fn a_rate_step_beside_a_control_call_that_swings_as_much_is_the_medias() {
+        let verdicts = |control_factor: u64, loses: bool| {
+            let mut sim = Sim::default();
+            let (mut sent, mut control_sent) = (0u16, 0u16);
+            for i in 0..20 * 50u64 {
+                let at = 50_000 + i * 20_000;
+                for (server, port) in [(MSG, 41_000), (CTL, 41_001)] {
+                    let mut up = rtp(0x1111, i as u16, i as u32 * 960);
+                    up.resize(800, 0x55);
+                    sim.udp(at, true, (server, 3478), port, &up);
+                }
+                if i < 500 || i % 2 == 0 {
+                    let mut down = rtp(0x2222, sent, i as u32 * 960);
+                    down.resize(800, 0x55);
+                    if i < 500 || i % 100 != 0 || !loses {
+                        sim.udp(at + 7_000, false, (MSG, 3478), 41_000, &down);
+                    }
+                    sent += 1;
+                }
+                let copies = if i >= 300 { control_factor } else { 4 };
+                for k in 0..copies {
+                    let mut down = rtp(0x3333, control_sent, i as u32 * 960);
+                    down.resize(200, 0x55);
+                    sim.udp(at + 7_000 + k * 1_000, false, (CTL, 3478), 41_001, &down);
+                    control_sent += 1;
+                }
+            }
+            sim.verdicts(&cfg(60))
+        };
+        let v = verdicts(16, true);
+        assert_eq!(findings(&v), ["none/-"], "{}", summaries(&v));
+        let v = verdicts(5, true);
+        assert_eq!(findings(&v), ["call_degraded/drop"], "{}", summaries(&v));
+        assert!(v[0].summary.contains("media rate fell"), "{}", v[0].summary);
+        let v = verdicts(5, false);
+        assert_eq!(findings(&v), ["none/-"], "lossless: {}", summaries(&v));
+    }
+
     /// A call whose media towards the client falls to half its rate mid-call (every other
-    /// packet no longer sent, none lost) beside a control call that keeps its own: degraded.
-    /// Beside a control call that loses an eighth of its media, the link is in trouble (on a
-    /// congested link one sender backs off and another does not): no finding. Beside a
-    /// control call without RTP, whose losses cannot show, no finding either.
+    /// packet no longer sent, one in a hundred lost after it) beside a control call that
+    /// keeps its own: degraded. Beside a control call that loses an eighth of its media, the
+    /// link is in trouble (on a congested link one sender backs off and another does not):
+    /// no finding. Beside a control call without RTP, whose losses cannot show, no finding
+    /// either.
     #[test]
     fn a_rate_step_beside_a_lossy_control_call_is_the_links() {
         let verdicts = |control_loses: bool, control_rtp: bool| {
@@ -1745,7 +1789,9 @@ mod tests {
                 if i < 500 || i % 2 == 0 {
                     let mut down = rtp(0x2222, sent, i as u32 * 960);
                     down.resize(800, 0x55);
-                    sim.udp(at + 7_000, false, (MSG, 3478), 41_000, &down);
+                    if i < 500 || i % 100 != 0 {
+                        sim.udp(at + 7_000, false, (MSG, 3478), 41_000, &down);
+                    }
                     sent += 1;
                 }
                 if !(control_loses && i % 8 == 3) {
@@ -1756,7 +1802,7 @@ mod tests {
             sim.verdicts(&cfg(60))
         };
         let v = verdicts(false, true);
-        assert_eq!(findings(&v), ["call_degraded/-"], "{}", summaries(&v));
+        assert_eq!(findings(&v), ["call_degraded/drop"], "{}", summaries(&v));
         assert!(v[0].summary.contains("media rate fell"), "{}", v[0].summary);
         let v = verdicts(true, true);
         assert_eq!(findings(&v), ["none/-"], "{}", summaries(&v));
@@ -1801,6 +1847,28 @@ mod tests {
         let v = sim.verdicts(&cfg(60));
         assert_eq!(findings(&v), ["call_degraded/drop"], "{}", summaries(&v));
         assert!(v[0].summary.contains("went silent towards the client"), "{}", v[0].summary);
+    }
+
+    /// A call whose far side stops 2.7 s before the client, both silent long before the
+    /// window ends (two senders stopping each on its own, as ffmpeg's did), ended: no
+    /// silence. A client that goes on for longer, or is still sending at the window's end,
+    /// talks into one.
+    #[test]
+    fn a_call_whose_far_side_stops_first_ended_no_silence() {
+        let verdicts = |client_s: u64, control_s: u64| {
+            let mut sim = Sim::default();
+            // Media towards the client for 9.3 s.
+            sim.call(MSG, 0, client_s, |i| i < 465);
+            sim.call(CTL, 0, control_s, |_| true);
+            sim.verdicts(&cfg(60))
+        };
+        let v = verdicts(12, 20);
+        assert_eq!(findings(&v), ["none/-"], "{}", summaries(&v));
+        for (client_s, control_s) in [(20, 25), (12, 12)] {
+            let v = verdicts(client_s, control_s);
+            assert_eq!(findings(&v), ["call_degraded/drop"], "{client_s} s: {}", summaries(&v));
+            assert!(v[0].summary.contains("went silent towards the client"), "{}", v[0].summary);
+        }
     }
 
     /// Datagrams a quarter of a second apart (not a call's media) with one coming back are
