@@ -2,9 +2,7 @@
 //! control calls of the window. Media loss (RTP sequence numbers; one-sided Fisher's exact tests
 //! on lost packets and on runs of them against the control calls'), jitter beyond a jitter buffer and three
 //! times the control calls', one-way silence (one direction stops for
-//! `call_silence_s` while the other goes on; not where the call ended, the client following
-//! the far side within [`CALL_END_TAIL`] silences and silent by the window's end), and a
-//! step down in the media rate at one change
+//! `call_silence_s` while the other goes on), and a step down in the media rate at one change
 //! point (delayed throttling; Wehe segments with PELT, one change point is its simplest case).
 //! Without a control call the answer is `inconclusive`: a lossy radio link hurts every call.
 //!
@@ -106,10 +104,6 @@ fn media_moved(f: &Facts, g: &Group) -> bool {
     })
 }
 
-/// How many `call_silence_s` a client may go on sending after the far side stopped, at a
-/// call's end, before that is a silence (module docs).
-const CALL_END_TAIL: u64 = 3;
-
 fn call<'a>(f: &'a Facts<'a>, g: &Group) -> Option<Call<'a>> {
     let cfg = g.cfg;
     let u = f.udp()?;
@@ -128,15 +122,10 @@ fn call<'a>(f: &'a Facts<'a>, g: &Group) -> Option<Call<'a>> {
     let dirs = &f.f.measures.dirs;
     let silence_us = (cfg.call_silence_s * 1e6) as u64;
     // Media towards the client stopped while the client went on sending, or a gap in either
-    // direction mid-call. How calls end is no silence: the far side sending on for a moment
-    // after the client hung up, or stopping first with the client following within
-    // CALL_END_TAIL silences (two senders each stopping on its own, an app hanging up on
-    // the other side's signal), the client silent too by the window's end. A client whose
-    // media the path cut talks on into the silence.
-    let tail_us = dirs.up.last_at.since(dirs.down.last_at);
-    let ended = g.end.since(dirs.up.last_at) >= silence_us;
-    let silence = if tail_us >= silence_us && !(ended && tail_us < CALL_END_TAIL * silence_us) {
-        Some(("towards the client", tail_us as f64 / 1e6))
+    // direction mid-call. (The far side sending on for a moment after the client hung up is
+    // how calls end, not a silence.)
+    let silence = if dirs.up.last_at.since(dirs.down.last_at) >= silence_us {
+        Some(("towards the client", dirs.up.last_at.since(dirs.down.last_at) as f64 / 1e6))
     } else if u.dirs.down.max_gap_us >= silence_us {
         Some(("towards the client", u.dirs.down.max_gap_us as f64 / 1e6))
     } else if u.dirs.up.max_gap_us >= silence_us {
