@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::facts::Facts;
 use super::loss::{loss, pooled_share};
-use super::recent::{MEMORY_MAX, MEMORY_US};
+use super::recent::Memory;
 use super::stats::{median, theil_sen_slope};
 use super::{Detected, Detector, Doubt, Finding, Group, Mechanism, Outcome, examples, rate_text};
 use crate::flow::Direction;
@@ -30,29 +30,24 @@ pub(super) const RTT_SLACK_US: f64 = 60_000.0;
 /// continue ([`line_events`]): kept by [`super::Recent`].
 #[derive(Debug, Default)]
 pub(crate) struct RecentPoliced {
-    /// (that window's end in µs, flow id), oldest first.
-    list: Vec<(u64, u64)>,
+    /// Entries flow ids.
+    memory: Memory,
 }
 
 impl RecentPoliced {
     /// After a window is judged: keep the connections its policing verdicts name, and forget
     /// what is too old to count at the next.
     pub fn remember(&mut self, verdicts: &[super::Verdict], window: super::Window) {
-        let end = window.end.micros();
-        let oldest = end.saturating_sub(MEMORY_US);
-        self.list.retain(|&(at, _)| at > oldest);
         let named = (verdicts.iter())
             .filter(|v| v.finding == Finding::Throttled && v.mechanism == Some(Mechanism::Policing))
-            .flat_map(|v| v.flows.iter().map(|&id| (end, id)));
-        self.list.extend(named);
-        let excess = self.list.len().saturating_sub(MEMORY_MAX);
-        self.list.drain(..excess);
+            .flat_map(|v| v.flows.iter().copied())
+            .collect();
+        self.memory.remember(window.end, named, |id| id);
     }
 
-    /// Whether a window ending less than [`MEMORY_US`] before `end` named `id` policed.
+    /// Whether a window ending less than [`MEMORY_US`](super::recent::MEMORY_US) before `end` named `id` policed.
     fn named(&self, id: u64, end: Timestamp) -> bool {
-        let end = end.micros();
-        self.list.iter().any(|&(at, flow)| flow == id && at < end && end - at < MEMORY_US)
+        self.memory.before(end).any(|flow| flow == id)
     }
 }
 

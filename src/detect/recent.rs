@@ -14,6 +14,7 @@
 use crate::classify::Catalogue;
 use crate::config::DetectConfig;
 use crate::pipeline::FinishedFlow;
+use crate::time::Timestamp;
 
 pub(super) use super::blocking::RecentAttempts;
 pub(super) use super::policing::RecentPoliced;
@@ -51,5 +52,37 @@ impl Recent {
         self.attempts.remember(flows, window, cfg);
         self.connections.remember(flows, window, cfg);
         self.policed.remember(verdicts, window);
+    }
+}
+
+/// What windows judged of flows, an entry a word, with the end of the window that judged it:
+/// oldest first, none older than [`MEMORY_US`] before the latest window's end, at most
+/// [`MEMORY_MAX`] (the stalls' control connections, the policed connections).
+#[derive(Debug, Default)]
+pub(super) struct Memory {
+    /// (that window's end in µs, entry): two words an entry.
+    list: Vec<(u64, u64)>,
+}
+
+impl Memory {
+    /// After the window ending at `end` is judged: keep its entries (`fresh`) in place of
+    /// those of the same flows (`flow` of an entry), and forget what is too old to count at
+    /// the next window.
+    pub fn remember(&mut self, end: Timestamp, fresh: Vec<u64>, flow: fn(u64) -> u64) {
+        let end = end.micros();
+        let oldest = end.saturating_sub(MEMORY_US);
+        self.list
+            .retain(|&(at, entry)| at > oldest && !fresh.iter().any(|&e| flow(e) == flow(entry)));
+        self.list.extend(fresh.into_iter().map(|entry| (end, entry)));
+        let excess = self.list.len().saturating_sub(MEMORY_MAX);
+        self.list.drain(..excess);
+    }
+
+    /// The entries of windows ending less than [`MEMORY_US`] before `end`.
+    pub fn before(&self, end: Timestamp) -> impl Iterator<Item = u64> + '_ {
+        let end = end.micros();
+        (self.list.iter())
+            .filter(move |&&(at, _)| at < end && end - at < MEMORY_US)
+            .map(|&(_, entry)| entry)
     }
 }

@@ -37,7 +37,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::facts::{Facts, network};
-use super::recent::{MEMORY_MAX, MEMORY_US};
+use super::recent::Memory;
 use super::{
     Comparison, Counts, Detected, Detector, Doubt, Finding, Group, Mechanism, Outcome, examples,
     p_text, share_outcome, versus_control,
@@ -419,38 +419,28 @@ impl std::fmt::Display for Stalls {
 /// [`Recent`](super::recent::Recent)).
 #[derive(Debug, Default)]
 pub(crate) struct RecentConnections {
-    /// (that window's end in µs, flow id << 1 | stalled), oldest first: two words an entry.
-    list: Vec<(u64, u64)>,
+    /// Entries flow id << 1 | stalled.
+    memory: Memory,
 }
 
 impl RecentConnections {
     /// After a window is judged: keep its control connections, in place of what earlier
     /// windows said of the same flows, and forget what is too old to count at the next.
     pub fn remember(&mut self, flows: &[&FinishedFlow], window: super::Window, cfg: &DetectConfig) {
-        let end = window.end.micros();
-        let fresh: Vec<(u64, u64)> = (flows.iter())
+        let fresh: Vec<u64> = (flows.iter())
             .filter(|f| f.role == Role::Control)
             .map(|f| Facts::new(f, window))
             .filter(|f| could_stall(f, cfg))
-            .map(|f| (end, f.id() << 1 | u64::from(stall(&f, cfg).is_some())))
+            .map(|f| f.id() << 1 | u64::from(stall(&f, cfg).is_some()))
             .collect();
-        let oldest = end.saturating_sub(MEMORY_US);
-        self.list.retain(|&(at, entry)| {
-            at > oldest && !fresh.iter().any(|&(_, e)| e >> 1 == entry >> 1)
-        });
-        self.list.extend(fresh);
-        let excess = self.list.len().saturating_sub(MEMORY_MAX);
-        self.list.drain(..excess);
+        self.memory.remember(window.end, fresh, |entry| entry >> 1);
     }
 
-    /// Whether each control connection that windows ending less than [`MEMORY_US`] before
+    /// Whether each control connection that windows ending less than [`MEMORY_US`](super::recent::MEMORY_US) before
     /// `end` judged stalled, but for those the window judges again (`judged`).
     fn earlier<'r>(&'r self, end: Timestamp, judged: &'r [u64]) -> impl Iterator<Item = bool> + 'r {
-        let end = end.micros();
-        (self.list.iter())
-            .filter(move |&&(at, entry)| {
-                at < end && end - at < MEMORY_US && !judged.contains(&(entry >> 1))
-            })
-            .map(|&(_, entry)| entry & 1 == 1)
+        (self.memory.before(end))
+            .filter(move |entry| !judged.contains(&(entry >> 1)))
+            .map(|entry| entry & 1 == 1)
     }
 }
