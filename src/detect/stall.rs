@@ -210,7 +210,29 @@ fn could_stall(f: &Facts, cfg: &DetectConfig) -> bool {
     let waiting = up.stuck_retransmissions > 0
         || down.stuck_retransmissions > 0
         || (down.payload_bytes == 0 && up.payload_bytes > 0);
-    f.active() && (progressed || !waiting)
+    f.active() && (progressed || !waiting) && !undecided(f, cfg)
+}
+
+/// Still open at the window's end and waiting on the other side for less than
+/// `stall_silence_s`: data sent again and not yet acknowledged, or a first request the server
+/// has not answered. Too soon to tell a stall from a slow answer; the next window, where the
+/// wait goes on or ends, judges it. (Counted here as working, such connections diluted the
+/// share of those that stalled: in 5-s windows, the attempts of a window's last second.)
+fn undecided(f: &Facts, cfg: &DetectConfig) -> bool {
+    let Some(t) = f.tcp() else { return false };
+    if !matches!(f.f.end, FlowEnd::Active | FlowEnd::EndOfInput) {
+        return false;
+    }
+    let silence_us = (cfg.stall_silence_s * 1e6) as u64;
+    let end = f.window.end;
+    let (up, down) = (&t.dirs.up, &t.dirs.down);
+    let unanswered = down.payload_bytes == 0
+        && up.payload_bytes > 0
+        && end.since(f.f.measures.dirs.down.last_at) < silence_us;
+    let resending = |d: &crate::measure::tcp::TcpDirection| {
+        d.stuck_for_us(end).is_some_and(|us| us < silence_us)
+    };
+    unanswered || resending(up) || resending(down)
 }
 
 pub(super) fn detect(g: &Group) -> Outcome {

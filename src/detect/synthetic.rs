@@ -940,6 +940,40 @@ mod tests {
         assert_eq!(stalls[1].evidence["stalled_flows"], 2, "{}", stalls[1].evidence);
     }
 
+    /// Attempts of a window's last second, their ClientHello not yet answered, are too young
+    /// to tell a stall from a slow server: the window does not count them as working beside
+    /// the two that stalled (counted so, the stalls were under half of the connections and,
+    /// with one control connection, the window said "no interference"). The next window,
+    /// where their wait goes on, finds them stalled.
+    #[test]
+    fn attempts_too_young_to_tell_do_not_dilute_the_stalls() {
+        let mut sim = Sim::default();
+        let mut rng = Rng::new(33);
+        for start_ms in [0, 300, 4_300, 4_500, 4_700] {
+            sim.tcp(MSG, start_ms, 40).handshake().client_hello(517).wait_us(9_000_000).abort();
+        }
+        controls(&mut sim, 0, 1, &mut rng);
+        let windows = sim.judge(&cfg(5));
+        let first = &windows[0];
+        assert_eq!(findings(&first.verdicts), ["inconclusive/-"], "{}", summaries(&first.verdicts));
+        assert!(
+            matches!(
+                first.doubts[..],
+                [Doubt::StallsWithoutControl { stalled_flows: 2, connections: 2, .. }]
+            ),
+            "{:?}",
+            first.doubts
+        );
+        let second = &windows[1].doubts;
+        assert!(
+            matches!(
+                second[..],
+                [Doubt::StallsWithoutControl { stalled_flows: 3, connections: 3, .. }]
+            ),
+            "{second:?}"
+        );
+    }
+
     /// TSPU SNI-II: a few packets pass, then both directions are dropped: the ClientHello is
     /// never acknowledged.
     #[test]
