@@ -118,6 +118,11 @@ pub(crate) enum Doubt {
     },
     /// One connection froze, none of the controls.
     SingleFreeze { connections: u64, server_bytes: u64 },
+    /// Too few connections stalled for a verdict, but with those sending data again,
+    /// unanswered, at the window's end (for less than `stall_silence_s`: undecided there) as
+    /// many as a verdict needs, and no control connection stalled or doing so: stalls under
+    /// way as the window ended.
+    StallsBegun { stalled_flows: u64, resending_flows: u64, connections: u64 },
     /// Stalls and no control connection, or too few to tell (none stalled).
     StallsWithoutControl {
         stalled_flows: u64,
@@ -165,6 +170,7 @@ impl Doubt {
             | Doubt::ResamplesDisagree { .. } => Detector::ThroughputDifferentiation,
             Doubt::ResetsWithoutControl { .. } => Detector::Resets,
             Doubt::SingleFreeze { .. }
+            | Doubt::StallsBegun { .. }
             | Doubt::StallsWithoutControl { .. }
             | Doubt::ControlsStallToo { .. } => Detector::Stall,
             Doubt::UnansweredWithoutControl { .. } => Detector::Blocking,
@@ -192,6 +198,7 @@ impl Doubt {
             | Doubt::ThroughputNotSignificant { .. }
             | Doubt::ResamplesDisagree { .. }
             | Doubt::SingleFreeze { .. }
+            | Doubt::StallsBegun { .. }
             | Doubt::PolicedBesideFaster { .. } => NextStep::CaptureLonger,
             Doubt::PolicedRatesApart { .. } | Doubt::LossWithQueueing { .. } => NextStep::IdleLine,
             Doubt::ControlsStallToo { .. } | Doubt::OneWayCallsEverywhere(_) => {
@@ -316,6 +323,16 @@ impl fmt::Display for Doubt {
                  reset, and no control connection did: too few to tell a middlebox from a \
                  server's trouble",
                 server_bytes / 1000
+            ),
+            Doubt::StallsBegun { stalled_flows, resending_flows, connections } => write!(
+                f,
+                "{stalled_flows} of {connections} connections stalled, and {} sending data \
+                 again, unanswered, as the window ended: too soon to tell a stall from a \
+                 loss's back-off (no control connection did either)",
+                match resending_flows {
+                    1 => "1 other was".to_string(),
+                    n => format!("{n} others were"),
+                }
             ),
             Doubt::StallsWithoutControl {
                 stalled_flows,

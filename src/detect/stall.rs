@@ -213,6 +213,15 @@ fn could_stall(f: &Facts, cfg: &DetectConfig) -> bool {
     f.active() && (progressed || !waiting) && !undecided(f, cfg)
 }
 
+/// Undecided at the window's end ([`undecided`]) with data sent again at least
+/// [`STUCK_RETRANSMISSIONS`] times since the sequence last moved: a stall under way, or a
+/// loss's back-off that an acknowledgment soon ends.
+fn resending_undecided(f: &Facts, cfg: &DetectConfig) -> bool {
+    f.tcp().is_some_and(|t| {
+        [&t.dirs.up, &t.dirs.down].iter().any(|d| d.stuck_retransmissions >= STUCK_RETRANSMISSIONS)
+    }) && undecided(f, cfg)
+}
+
 /// Still open at the window's end and waiting on the other side for less than
 /// `stall_silence_s`: data sent again and not yet acknowledged, or a first request the server
 /// has not answered. Too soon to tell a stall from a slow answer; the next window, where the
@@ -332,6 +341,26 @@ pub(super) fn detect(g: &Group) -> Outcome {
             connections: t.total,
             server_bytes: freeze_bytes[0],
         });
+    }
+    // Stalls under way as the window ended: connections sending data again, unanswered, too
+    // recently to be judged here (`undecided`), enough with those stalled for a verdict, and
+    // no control connection stalled or doing so. Not "no interference": the next window
+    // tells.
+    if matches!(comparison, Comparison::Nothing) && c.hits == 0 {
+        let resending = |flows: &[Facts]| -> u64 {
+            flows.iter().filter(|f| resending_undecided(f, cfg)).count() as u64
+        };
+        let resending_flows = resending(&g.targets);
+        if resending_flows > 0
+            && t.hits + resending_flows >= cfg.min_affected_flows
+            && resending(g.controls) == 0
+        {
+            return Outcome::Inconclusive(Doubt::StallsBegun {
+                stalled_flows: t.hits,
+                resending_flows,
+                connections: t.total + resending_flows,
+            });
+        }
     }
     // The controls stall as often: the whole path fails (an allowlist lets only domestic
     // destinations through), which is not "no interference".

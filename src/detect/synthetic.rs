@@ -524,7 +524,14 @@ impl Tcp<'_> {
     /// The client sends `len` bytes that are never acknowledged: sent again after 1, 2, 4 …
     /// seconds, `tries` times in all.
     pub fn unacknowledged_request(&mut self, len: u32, tries: u32) -> &mut Self {
-        let mut rto_us = 1_000_000;
+        self.resent_request(len, tries, 1_000_000)
+    }
+
+    /// As [`unacknowledged_request`](Self::unacknowledged_request), sent again first
+    /// `first_rto_us` after it (Linux: 200 ms and a round trip or more), each later time
+    /// twice as long after the one before.
+    pub fn resent_request(&mut self, len: u32, tries: u32, first_rto_us: u64) -> &mut Self {
+        let mut rto_us = first_rto_us;
         for _ in 0..tries {
             self.segment(true, self.cseq, self.sseq, PSH | ACK, len);
             self.now_us += rto_us;

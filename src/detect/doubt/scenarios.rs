@@ -181,6 +181,20 @@ pub fn stalls_alone() -> Run {
     run(sim)
 }
 
+/// One of the service's connections stalled, and two more that began as the window was ending
+/// resend their requests unanswered (at Linux's pace: 300 ms, then 600 ms), for under the 3 s
+/// a stall needs; the control connections went through.
+pub fn stalls_under_way() -> Run {
+    let mut sim = Sim::default();
+    let mut rng = Rng::new(29);
+    sim.tcp(MSG, 0, 40).handshake().unacknowledged_request(517, 4);
+    for start_ms in [57_500, 57_700] {
+        sim.tcp(MSG, start_ms, 40).handshake().resent_request(517, 3, 300_000);
+    }
+    sim.downloads(CTL, (0, 700, 4), 30, (150_000, 4e6, 0.0), &mut rng);
+    run(sim)
+}
+
 /// "N packets then drop" on the service's connections beside one control connection that went
 /// through: too few controls for the share to be significant, and no "no interference" either.
 pub fn stalls_beside_one_control() -> Run {

@@ -27,6 +27,7 @@ fn scenario_of(doubt: &Doubt) -> &'static str {
         Doubt::ResamplesDisagree { .. } => "slower_in_tiny_resamples",
         Doubt::ResetsWithoutControl { .. } => "resets_alone",
         Doubt::SingleFreeze { .. } => "one_freeze",
+        Doubt::StallsBegun { .. } => "stalls_under_way",
         Doubt::StallsWithoutControl { .. } => "stalls_alone",
         Doubt::ControlsStallToo { .. } => "stalls_everywhere",
         Doubt::UnansweredWithoutControl { .. } => "unanswered_stun_alone",
@@ -40,7 +41,7 @@ fn scenario_of(doubt: &Doubt) -> &'static str {
 type Scenario = fn() -> Run;
 
 /// The scenarios by name.
-const SCENARIOS: [(&str, Scenario); 20] = [
+const SCENARIOS: [(&str, Scenario); 21] = [
     ("lone_datagram", scenarios::lone_datagram),
     ("policed_rates_apart", scenarios::policed_rates_apart),
     ("policed_alone", scenarios::policed_alone),
@@ -55,6 +56,7 @@ const SCENARIOS: [(&str, Scenario); 20] = [
     ("slower_in_tiny_resamples", scenarios::slower_in_tiny_resamples),
     ("resets_alone", scenarios::resets_alone),
     ("one_freeze", scenarios::one_freeze),
+    ("stalls_under_way", scenarios::stalls_under_way),
     ("stalls_alone", scenarios::stalls_alone),
     ("stalls_everywhere", scenarios::stalls_everywhere),
     ("unanswered_stun_alone", scenarios::unanswered_stun_alone),
@@ -309,6 +311,19 @@ fn a_single_freeze() {
         d.to_string(),
         "1 of 1 connections froze after 14 kB from the server with no reset, and no control \
          connection did: too few to tell a middlebox from a server's trouble"
+    );
+}
+
+#[test]
+fn stalls_under_way_as_the_window_ends() {
+    let d = reach("stalls_under_way");
+    assert_eq!(d, Doubt::StallsBegun { stalled_flows: 1, resending_flows: 2, connections: 3 });
+    assert_eq!(d.next_step(), super::NextStep::CaptureLonger);
+    assert_eq!(
+        d.to_string(),
+        "1 of 3 connections stalled, and 2 others were sending data again, unanswered, as the \
+         window ended: too soon to tell a stall from a loss's back-off (no control connection \
+         did either)"
     );
 }
 
