@@ -118,10 +118,15 @@ pub(super) fn detect(g: &Group) -> Outcome {
     // off: their loss is the stall's or the reset's.
     let judged = |f: &&Facts| !super::stall::stalled_or_stuck(f, g) && f.server_reset().is_none();
     let by_packets = judge(g, &judged, loss, Counted::Packets, g.alpha());
-    // A dropper on the way up only: the client's data, tested at half the level (two tests).
+    // A dropper on the way up only: the client's data, tested at half the level (two tests),
+    // of connections whose client is not stuck.
+    let client_judged = |f: &&Facts| {
+        !super::stall::stalled_or_stuck_sending(f, g, &[Direction::Up])
+            && f.server_reset().is_none()
+    };
     match by_packets {
         Outcome::Clean { .. } => {
-            match judge(g, &judged, upstream_loss, Counted::DataSentUp, g.alpha() / 2.0) {
+            match judge(g, &client_judged, upstream_loss, Counted::DataSentUp, g.alpha() / 2.0) {
                 found @ Outcome::Finding(_) => found,
                 _ => by_packets,
             }

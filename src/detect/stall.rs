@@ -183,9 +183,18 @@ pub(super) fn stall(f: &Facts, cfg: &DetectConfig) -> Option<Stall> {
 /// acknowledged (not yet long enough to call it a stall): its retransmissions are one piece
 /// of data sent again, not independent losses.
 pub(super) fn stalled_or_stuck(f: &Facts, g: &Group) -> bool {
-    let stuck =
-        |d: &crate::measure::tcp::TcpDirection| d.stuck_retransmissions >= STUCK_RETRANSMISSIONS;
-    stall(f, g.cfg).is_some() || f.tcp().is_some_and(|t| stuck(&t.dirs.up) || stuck(&t.dirs.down))
+    stalled_or_stuck_sending(f, g, &Direction::BOTH)
+}
+
+/// [`stalled_or_stuck`] with the retransmissions of the sides in `senders` only: of the
+/// client's data, a server's response sent again at its end is nothing (a 600-kB upload
+/// through Wi-Fi loss, whose short response was lost twice and then came through, was left
+/// out of the client's data where its twin to a control server was not).
+pub(super) fn stalled_or_stuck_sending(f: &Facts, g: &Group, senders: &[Direction]) -> bool {
+    let stuck = |d: Direction| {
+        f.tcp().is_some_and(|t| t.dirs[d].stuck_retransmissions >= STUCK_RETRANSMISSIONS)
+    };
+    stall(f, g.cfg).is_some() || senders.iter().any(|&d| stuck(d))
 }
 
 /// The most byte counts within [`CLUSTER_BYTES`] of each other. Not all of them: a

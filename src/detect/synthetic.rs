@@ -623,6 +623,22 @@ impl Tcp<'_> {
         self
     }
 
+    /// The server answers with `len` bytes and its FIN in one segment, sent `tries` times a
+    /// second apart (every copy but the last lost past the capture point); the client
+    /// acknowledges the last and closes, and the server acknowledges that.
+    pub fn response_sent_again(&mut self, len: u32, tries: u32) -> &mut Self {
+        for _ in 0..tries {
+            self.segment(false, self.sseq, self.cseq, PSH | ACK | FIN, len);
+            self.now_us += 1_000_000;
+        }
+        self.sseq += len + 1;
+        self.segment(true, self.cseq, self.sseq, FIN | ACK, 0);
+        self.cseq += 1;
+        self.now_us += self.rtt_us;
+        self.segment(false, self.sseq, self.cseq, ACK, 0);
+        self
+    }
+
     /// The server sends `len` bytes that reach the client but not the capture (a capture
     /// that drops packets).
     pub fn missed(&mut self, len: u32) -> &mut Self {
@@ -1743,6 +1759,34 @@ mod tests {
         assert!(v[0].summary.contains("of the data they send"), "{}", v[0].summary);
         let v = run(0.05);
         assert_eq!(findings(&v), ["none/-"], "{}", summaries(&v));
+    }
+
+    /// Loss on everything (Wi-Fi): the service's and a control's 600-kB uploads each lose a
+    /// few segments, and the service's short response after its upload is lost twice on the
+    /// way down before it comes through; two of the service's four requests are sent again.
+    /// Its upload counts with the client's data as its twin does: left out for the server's
+    /// copies (its response stuck, then acknowledged), the service's data sent up was its
+    /// requests alone, a third of them sent again, and said "random loss".
+    #[test]
+    fn a_response_sent_again_leaves_the_upload_among_the_clients_data() {
+        let mut sim = Sim::default();
+        let mut rng = Rng::new(9);
+        for server in [MSG, CTL] {
+            let mut t = sim.tcp(server, 500, 40);
+            t.handshake().upload(600_000, 4e6, 0.005, &mut rng);
+            t.response_sent_again(3_000, if server == MSG { 3 } else { 1 });
+            for i in 0..4 {
+                let mut t = sim.tcp(server, 1_000 + i * 2_000, 40);
+                t.handshake();
+                match server == MSG && i < 2 {
+                    true => t.resent_request(300, 2, 250_000),
+                    false => t.request(300),
+                };
+                t.download(20_000, 4e6, SEG, 0.0, &mut rng).close();
+            }
+        }
+        let v = sim.verdicts(&cfg(60));
+        assert!(!findings(&v).iter().any(|f| f.starts_with("throttled")), "{}", summaries(&v));
     }
 
     /// The same dropper where one connection uploads and the others only send a request of
