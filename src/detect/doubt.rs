@@ -118,10 +118,10 @@ pub(crate) enum Doubt {
     },
     /// One connection froze, none of the controls.
     SingleFreeze { connections: u64, server_bytes: u64 },
-    /// Too few connections stalled for a verdict, but with those sending data again,
-    /// unanswered, at the window's end (for less than `stall_silence_s`: undecided there) as
-    /// many as a verdict needs, and no control connection stalled or doing so: stalls under
-    /// way as the window ended.
+    /// Too few connections stalled for a verdict (one at least), but with those sending data
+    /// again, unanswered, at the window's end (for less than `stall_silence_s`: undecided
+    /// there) as many as a verdict needs, and no control connection stalled or doing so:
+    /// stalls under way as the window ended.
     StallsBegun { stalled_flows: u64, resending_flows: u64, connections: u64 },
     /// Stalls and no control connection, or too few to tell (none stalled).
     StallsWithoutControl {

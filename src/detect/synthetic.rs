@@ -997,6 +997,30 @@ mod tests {
         );
     }
 
+    /// Connections resending their requests unanswered as the window ends, and none stalled
+    /// yet: a congested link's back-off as much as a middlebox's start (a 1-Mbit/s bottleneck
+    /// for all left two such connections of the service and none of the controls), so no
+    /// doubt; beside a connection that stalled, stalls under way (the doubt's scenario).
+    #[test]
+    fn resending_without_a_stall_is_no_doubt() {
+        let verdicts = |stalled: bool| {
+            let mut sim = Sim::default();
+            let mut rng = Rng::new(29);
+            if stalled {
+                sim.tcp(MSG, 0, 40).handshake().unacknowledged_request(517, 4);
+            }
+            for start_ms in [57_500, 57_700] {
+                sim.tcp(MSG, start_ms, 40).handshake().resent_request(517, 3, 300_000);
+            }
+            controls(&mut sim, 0, 4, &mut rng);
+            sim.verdicts(&cfg(60))
+        };
+        let v = verdicts(false);
+        assert_eq!(findings(&v), ["none/-"], "{}", summaries(&v));
+        let v = verdicts(true);
+        assert_eq!(findings(&v), ["inconclusive/-"], "{}", summaries(&v));
+    }
+
     /// TSPU SNI-II: a few packets pass, then both directions are dropped: the ClientHello is
     /// never acknowledged.
     #[test]
