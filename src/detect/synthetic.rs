@@ -1021,6 +1021,25 @@ mod tests {
         assert_eq!(findings(&v), ["inconclusive/-"], "{}", summaries(&v));
     }
 
+    /// Downloads behind a grown round trip, too short to show a plateau (a shaper's doubt),
+    /// beside control transfers that lose as large a share of their packets: one bottleneck
+    /// drops from everything (bursty cross traffic whose burst the controls' transfers
+    /// missed), and no doubt is raised. With controls that lose nothing, the doubt stands.
+    #[test]
+    fn a_queue_beside_controls_losing_as_much_is_no_shapers_doubt() {
+        let shaper_doubted = |control_loss: f64| {
+            let mut sim = Sim::default();
+            let mut rng = Rng::new(22);
+            sim.tcp(MSG, 0, 40).handshake().request(300).close();
+            sim.downloads(MSG, (500, 1_500, 2), 300, (150_000, 4e6, 0.05), &mut rng);
+            sim.downloads(CTL, (0, 700, 4), 30, (150_000, 4e6, control_loss), &mut rng);
+            let doubts = sim.judge(&cfg(60)).remove(0).doubts;
+            doubts.iter().any(|d| matches!(d, Doubt::ShapingTooFewBins { .. }))
+        };
+        assert!(!shaper_doubted(0.05));
+        assert!(shaper_doubted(0.0));
+    }
+
     /// TSPU SNI-II: a few packets pass, then both directions are dropped: the ClientHello is
     /// never acknowledged.
     #[test]

@@ -348,6 +348,24 @@ pub(super) fn shaping(g: &Group) -> Outcome {
                               "note": "control connections queued as much: one queue for everything" }),
         };
     }
+    // Too few busy bins to see a plateau: a doubt, unless the control connections lost
+    // about as large a share of their packets (a third of the service's at least): one
+    // bottleneck drops from everything (bursty cross traffic's 5-s windows, where the
+    // controls' transfers missed the burst that queued the service's).
+    let (service_loss, control_loss) =
+        (super::loss::pooled_share(bulk.iter().copied()), super::loss::pooled_share(g.controls));
+    if rates.len() < SHAPING_MIN_BUSY_BINS
+        && control_loss >= cfg.loss_min_share
+        && control_loss * 3.0 >= service_loss
+    {
+        return Outcome::Clean {
+            detector: NAME,
+            evidence: json!({ "busy_bins": rates.len(), "min_rtt_us": min_rtt,
+                              "max_rtt_us": max_rtt, "loss_share": service_loss,
+                              "control_loss_share": control_loss,
+                              "note": "control connections lost as much: one bottleneck for everything" }),
+        };
+    }
     if rates.len() < SHAPING_MIN_BUSY_BINS {
         return Outcome::Inconclusive(Doubt::ShapingTooFewBins {
             min_rtt_us: min_rtt.unwrap_or(0),
