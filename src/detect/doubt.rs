@@ -326,13 +326,9 @@ impl fmt::Display for Doubt {
             ),
             Doubt::StallsBegun { stalled_flows, resending_flows, connections } => write!(
                 f,
-                "{stalled_flows} of {connections} connections stalled, and {} sending data \
-                 again, unanswered, as the window ended: too soon to tell a stall from a \
-                 loss's back-off (no control connection did either)",
-                match resending_flows {
-                    1 => "1 other was".to_string(),
-                    n => format!("{n} others were"),
-                }
+                "{stalled_flows} of {connections} connections stalled, and {resending_flows} \
+                 more sent data again, unanswered, as the window ended: too soon to tell a \
+                 stall from a loss's back-off (no control connection did either)"
             ),
             Doubt::StallsWithoutControl {
                 stalled_flows,

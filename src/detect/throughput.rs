@@ -360,10 +360,8 @@ pub(super) fn shaping(g: &Group) -> Outcome {
     {
         return Outcome::Clean {
             detector: NAME,
-            evidence: json!({ "busy_bins": rates.len(), "min_rtt_us": min_rtt,
-                              "max_rtt_us": max_rtt, "loss_share": service_loss,
-                              "control_loss_share": control_loss,
-                              "note": "control connections lost as much: one bottleneck for everything" }),
+            evidence: json!({ "busy_bins": rates.len(), "loss_share": service_loss,
+                              "control_loss_share": control_loss }),
         };
     }
     if rates.len() < SHAPING_MIN_BUSY_BINS {

@@ -321,9 +321,9 @@ fn stalls_under_way_as_the_window_ends() {
     assert_eq!(d.next_step(), super::NextStep::CaptureLonger);
     assert_eq!(
         d.to_string(),
-        "1 of 3 connections stalled, and 2 others were sending data again, unanswered, as the \
-         window ended: too soon to tell a stall from a loss's back-off (no control connection \
-         did either)"
+        "1 of 3 connections stalled, and 2 more sent data again, unanswered, as the window \
+         ended: too soon to tell a stall from a loss's back-off (no control connection did \
+         either)"
     );
 }
 
