@@ -60,20 +60,28 @@ fn queued(f: &Facts, inflation: f64) -> bool {
 /// router) shows only as the client sending its data again; its pure acknowledgments, most
 /// of its packets on a download, show nothing (a lost ACK is covered by the next), and
 /// diluted [`loss`]'s share to nothing when the dropper took 5 % of everything sent up. So
-/// this share is of data segments, counted from the sequence space at the server's MSS (what
-/// one segment carries, whatever super-segments the capture shows), and those sent again.
+/// this share is of data segments at the server's MSS (what one segment carries, whatever
+/// super-segments the capture shows): the sequence space sent, and the data sent again, each
+/// resend a segment at least. (Resends counted one a packet, a capture with GRO on held a
+/// 2-MB upload that resent 85 kB, 59 segments' worth, as 11 packets of 1,394: 0.8 %, under
+/// the share that counts, where the dropper took 5 %.)
 fn upstream_loss(f: &Facts) -> Option<(u64, u64)> {
     let t = f.tcp()?;
     if f.packets(Direction::Up) + f.packets(Direction::Down) < MIN_PACKETS {
         return None;
     }
     let part = f.tcp_part(Direction::Up);
-    let mss = match t.dirs.down.syn_mss {
-        0 => t.dirs.up.max_payload_len,
-        announced => announced,
-    };
-    let segments = part.new_payload_bytes.div_ceil(u64::from(mss.max(1))) + part.retransmissions;
-    (segments > 0).then(|| ((part.retransmissions + part.seq_gaps).min(segments), segments))
+    let mss = u64::from(
+        match t.dirs.down.syn_mss {
+            0 => t.dirs.up.max_payload_len,
+            announced => announced,
+        }
+        .max(1),
+    );
+    let resent_bytes = part.payload_bytes.saturating_sub(part.new_payload_bytes);
+    let resent = part.retransmissions.max(resent_bytes.div_ceil(mss));
+    let segments = part.new_payload_bytes.div_ceil(mss) + resent;
+    (segments > 0).then(|| ((resent + part.seq_gaps).min(segments), segments))
 }
 
 /// The share of the service's connections' loss events (towards the client) that came within
