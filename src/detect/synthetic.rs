@@ -1028,10 +1028,9 @@ mod tests {
             controls(&mut sim, 0, 4, &mut rng);
             sim.verdicts(&cfg(60))
         };
-        let v = verdicts(false);
-        assert_eq!(findings(&v), ["none/-"], "{}", summaries(&v));
-        let v = verdicts(true);
-        assert_eq!(findings(&v), ["inconclusive/-"], "{}", summaries(&v));
+        let (resending, beside_a_stall) = (verdicts(false), verdicts(true));
+        assert_eq!(findings(&resending), ["none/-"], "{}", summaries(&resending));
+        assert_eq!(findings(&beside_a_stall), ["inconclusive/-"], "{}", summaries(&beside_a_stall));
     }
 
     /// Downloads behind a grown round trip, too short to show a plateau (a shaper's doubt),
