@@ -17,7 +17,8 @@ Odd-numbered runs of every scenario leave the veths' offloads on (GRO/GSO super-
 capture); `record --offloads on` or `off` sets them in every run recorded. Rows of runs with offloads on say `+offloads`;
 `record --set call_framing=opaque` gives the calls media without RTP headers (a call protocol of
 its own), in rows that say `(opaque media)`; `--set tcp_timestamps=0` a client that sends no TCP
-timestamps (Windows' default), in rows that say `(no timestamps)`. `report --ipv6` judges each
+timestamps (Windows' default), in rows that say `(no timestamps)`; `--set cc=bbr` (or `reno`)
+senders with that TCP congestion control instead of Linux's cubic, in rows that say `(bbr)`. `report --ipv6` judges each
 trace rewritten over IPv6 by lab/ipv6.py (with the catalogue's ranges mapped alike): with
 `tcp_timestamps=0`, a client whose resent segments carry nothing to tell them by. `report --window W`
 judges W-second windows (on the grid `--window-origin` sets at the run's start) as the daemon
@@ -226,6 +227,8 @@ def report(args):
             label += " (opaque media)"
         if params.get("tcp_timestamps") == 0:
             label += " (no timestamps)"
+        if params.get("cc", "cubic") != "cubic":
+            label += " (%s)" % params["cc"]
         if truth.get("offloads"):
             label += " +offloads"
         r = row(label)

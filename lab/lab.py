@@ -256,6 +256,7 @@ DEFAULTS = {
     "cross_kb": 0,  # bursts of downloads of this size from a cross-traffic server (0: none)
     "tcp_timestamps": 1,  # 0: the client sends no TCP timestamps (as Windows by default)
     "hello_ms": 0,  # the TLS-like servers' pause before their ServerHello (its ACK goes first)
+    "cc": "cubic",  # every sender's TCP congestion control: cubic (Linux's), bbr or reno
 }
 
 
@@ -1078,7 +1079,8 @@ RANGES = {
 }
 # Allowed values of every word parameter.
 CHOICES = {"proto": ("both", "tcp", "udp"), "direction": ("both", "down", "up"),
-           "ctl_side": ("nearer", "farther"), "call_framing": ("rtp", "opaque")}
+           "ctl_side": ("nearer", "farther"), "call_framing": ("rtp", "opaque"),
+           "cc": ("cubic", "bbr", "reno")}
 
 
 def parse_value(key, text, default):
@@ -1290,6 +1292,10 @@ def run_scenario(name, overrides, seed, duration, snaplen, prefix, quiet=False, 
         if not p["tcp_timestamps"]:
             # Per namespace, and for IPv6 as well.
             sh("sysctl", "-qw", "net.ipv4.tcp_timestamps=0", ns=lab.client)
+        if p["cc"] != "cubic":
+            # Per namespace (IPv6 too); BBR paces its sends and does not back off on loss.
+            for ns in (lab.client, lab.server):
+                sh("sysctl", "-qw", "net.ipv4.tcp_congestion_control=" + p["cc"], ns=ns)
         ruleset = scenario.rules(p)
         table = "table inet lab {%s\n}\n" % ruleset if ruleset else ""
         if table and onset is None:
