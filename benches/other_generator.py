@@ -5,7 +5,7 @@ instead of lab/traffic.py's workload. The namespaces, delay line, nftables and t
 the lab's own (lab/lab.py's scenarios); only the traffic differs, so a detector that learned
 the lab's traffic rather than the behaviour it names shows here. A benchmark, not a test.
 
-    benches/other_generator.py sweep [--dir DIR] [--seeds 11,12] [--offloads on] [--binary BIN] [SCENARIO ...]
+    benches/other_generator.py sweep [--dir DIR] [--seeds 11,12] [--offloads on] [--cc bbr] [--binary BIN] [SCENARIO ...]
     benches/other_generator.py run SCENARIO SEED OUT.pcap
 
 `sweep` records each scenario once per seed (20 s of traffic; default: the scenarios whose
@@ -215,9 +215,10 @@ def start_calls(lab, rng, video, seconds):
     return procs, " / ".join(media[:2])
 
 
-def record(name, seed, out, offloads=False, calls=False, media_kind="drawn", quic=False):
+def record(name, seed, out, offloads=False, calls=False, media_kind="drawn", quic=False, cc="cubic"):
     """Record one run; returns the messenger call's media in words ("" without calls).
-    `media_kind`: the calls' "audio" or "video", or "drawn" from the seed."""
+    `media_kind`: the calls' "audio" or "video", or "drawn" from the seed; `cc` the TCP
+    congestion control of every sender."""
     p, _ = L.resolve_params(name, {}, DURATION_S, seed)
     media = ""
     calls = calls or name in CALL_SCENARIOS
@@ -233,6 +234,8 @@ def record(name, seed, out, offloads=False, calls=False, media_kind="drawn", qui
     with tempfile.TemporaryDirectory() as tmp, L.Lab(offloads=offloads) as lab:
         cert, key = certificate(tmp)
         lab.delay(scenario.delays(p))
+        for ns in (lab.client, lab.server):
+            L.sh("sysctl", "-qw", "net.ipv4.tcp_congestion_control=" + cc, ns=ns)
         rules = scenario.rules(p)
         if rules:
             L.sh("nft", "-f", "-", ns=lab.router, input="table inet lab {%s\n}\n" % rules)
@@ -311,7 +314,8 @@ def sweep(args):
     for name in names:
         for seed in [int(s) for s in args.seeds.split(",")]:
             pcap = os.path.join(args.dir, "%s-%d.pcap" % (name, seed))
-            media = record(name, seed, pcap, args.offloads == "on", args.calls, args.media, args.quic)
+            media = record(name, seed, pcap, args.offloads == "on", args.calls, args.media, args.quic,
+                           args.cc)
             got = verdicts(args.binary, pcap)
             findings = [v for v in got if v[0] not in ("none", "inconclusive")]
             expected = EXPECTED[name]
@@ -344,6 +348,8 @@ def main():
     sw.add_argument("--seeds", default="11,12")
     sw.add_argument("--offloads", choices=("on", "off"), default="off",
                     help="the veths' GRO/GSO offloads (default: off)")
+    sw.add_argument("--cc", choices=("cubic", "bbr", "reno"), default="cubic",
+                    help="the senders' TCP congestion control (default: cubic, Linux's)")
     sw.add_argument("--calls", action="store_true",
                     help="a call to each host in every scenario (always in the call scenarios)")
     sw.add_argument("--quic", action="store_true",
