@@ -191,10 +191,15 @@ pub(super) fn stalled_or_stuck(f: &Facts, g: &Group) -> bool {
 /// through Wi-Fi loss, whose short response was lost twice and then came through, was left
 /// out of the client's data where its twin to a control server was not).
 pub(super) fn stalled_or_stuck_sending(f: &Facts, g: &Group, senders: &[Direction]) -> bool {
-    let stuck = |d: Direction| {
-        f.tcp().is_some_and(|t| t.dirs[d].stuck_retransmissions >= STUCK_RETRANSMISSIONS)
-    };
-    stall(f, g.cfg).is_some() || senders.iter().any(|&d| stuck(d))
+    stall(f, g.cfg).is_some() || sending_again(f, senders)
+}
+
+/// A side of `senders` sent the same data again at least [`STUCK_RETRANSMISSIONS`] times
+/// since the sequence last moved.
+fn sending_again(f: &Facts, senders: &[Direction]) -> bool {
+    f.tcp().is_some_and(|t| {
+        senders.iter().any(|&d| t.dirs[d].stuck_retransmissions >= STUCK_RETRANSMISSIONS)
+    })
 }
 
 /// The most byte counts within [`CLUSTER_BYTES`] of each other. Not all of them: a
@@ -222,13 +227,10 @@ fn could_stall(f: &Facts, cfg: &DetectConfig) -> bool {
     f.active() && (progressed || !waiting) && !undecided(f, cfg)
 }
 
-/// Undecided at the window's end ([`undecided`]) with data sent again at least
-/// [`STUCK_RETRANSMISSIONS`] times since the sequence last moved: a stall under way, or a
-/// loss's back-off that an acknowledgment soon ends.
+/// Undecided at the window's end ([`undecided`]) with data sent again ([`sending_again`]): a
+/// stall under way, or a loss's back-off that an acknowledgment soon ends.
 fn resending_undecided(f: &Facts, cfg: &DetectConfig) -> bool {
-    f.tcp().is_some_and(|t| {
-        [&t.dirs.up, &t.dirs.down].iter().any(|d| d.stuck_retransmissions >= STUCK_RETRANSMISSIONS)
-    }) && undecided(f, cfg)
+    sending_again(f, &Direction::BOTH) && undecided(f, cfg)
 }
 
 /// Still open at the window's end and waiting on the other side for less than
