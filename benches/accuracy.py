@@ -18,7 +18,8 @@ capture); `record --offloads on` or `off` sets them in every run recorded. Rows 
 `record --set call_framing=opaque` gives the calls media without RTP headers (a call protocol of
 its own), in rows that say `(opaque media)`; `--set tcp_timestamps=0` a client that sends no TCP
 timestamps (Windows' default), in rows that say `(no timestamps)`; `--set cc=bbr` (or `reno`)
-senders with that TCP congestion control instead of Linux's cubic, in rows that say `(bbr)`. `report --ipv6` judges each
+senders with that TCP congestion control instead of Linux's cubic, in rows that say `(bbr)`;
+`--set mtu=1400` links of that MTU (both ends announce its MSS), in rows that say `(MTU 1400)`. `report --ipv6` judges each
 trace rewritten over IPv6 by lab/ipv6.py (with the catalogue's ranges mapped alike): with
 `tcp_timestamps=0`, a client whose resent segments carry nothing to tell them by. `report --window W`
 judges W-second windows (on the grid `--window-origin` sets at the run's start) as the daemon
@@ -229,6 +230,8 @@ def report(args):
             label += " (no timestamps)"
         if params.get("cc", "cubic") != "cubic":
             label += " (%s)" % params["cc"]
+        if params.get("mtu", 1500) != 1500:
+            label += " (MTU %d)" % params["mtu"]
         if truth.get("offloads"):
             label += " +offloads"
         r = row(label)

@@ -257,6 +257,7 @@ DEFAULTS = {
     "tcp_timestamps": 1,  # 0: the client sends no TCP timestamps (as Windows by default)
     "hello_ms": 0,  # the TLS-like servers' pause before their ServerHello (its ACK goes first)
     "cc": "cubic",  # every sender's TCP congestion control: cubic (Linux's), bbr or reno
+    "mtu": 1500,  # every link's MTU, 1280-1500 (1492: PPPoE; 1400 and less: tunnels, mobile paths)
 }
 
 
@@ -1076,6 +1077,7 @@ RANGES = {
     "msg_addrs": (1, 2), "domestic": (0, 1), "p2p": (0, 1), "cross_kb": (0, 1_000_000), "share_pct": (0, 100),
     "packets": (1, 1000), "rst_ttl": (1, 255), "slow_rtt_ms": (0, 1000), "server_kbit": (8, 1_000_000),
     "think_ms": (0, 10_000), "tcp_timestamps": (0, 1), "hello_ms": (0, 10_000),
+    "mtu": (1280, 1500),
 }
 # Allowed values of every word parameter.
 CHOICES = {"proto": ("both", "tcp", "udp"), "direction": ("both", "down", "up"),
@@ -1292,6 +1294,11 @@ def run_scenario(name, overrides, seed, duration, snaplen, prefix, quiet=False, 
         if not p["tcp_timestamps"]:
             # Per namespace, and for IPv6 as well.
             sh("sysctl", "-qw", "net.ipv4.tcp_timestamps=0", ns=lab.client)
+        if p["mtu"] != 1500:
+            # Both ends then announce the MSS of the smaller MTU, as behind a PPPoE or a tunnel.
+            for ns, dev in ((lab.client, "eth0"), (lab.router, LAN_IF), (lab.router, WAN_IF),
+                            (lab.server, "eth0")):
+                sh("ip", "link", "set", dev, "mtu", str(p["mtu"]), ns=ns)
         if p["cc"] != "cubic":
             # Per namespace (IPv6 too); BBR paces its sends and does not back off on loss.
             for ns in (lab.client, lab.server):
