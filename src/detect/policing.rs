@@ -27,12 +27,19 @@ use crate::time::Timestamp;
 pub(super) const RTT_SLACK_US: f64 = 60_000.0;
 
 /// The connections that windows' verdicts named policed, for the lines the next windows
-/// continue ([`line_events`]): kept by [`super::Recent`].
+/// continue ([`line_events`]), with the control goodput beside them there (for a window whose
+/// control transfers have ended): kept by [`super::Recent`].
 #[derive(Debug, Default)]
 pub(crate) struct RecentPoliced {
-    /// Entries flow ids.
+    /// Entries flow id << [`CONTROL_KBPS_BITS`] | the verdict's `control_max_goodput_bps`
+    /// in kbit/s (at most [`CONTROL_KBPS_MAX`]).
     memory: Memory,
 }
+
+/// Bits of a [`RecentPoliced`] entry that hold the control goodput.
+const CONTROL_KBPS_BITS: u32 = 24;
+/// The most control goodput a [`RecentPoliced`] entry holds, in kbit/s (16.7 Gbit/s).
+const CONTROL_KBPS_MAX: u64 = (1 << CONTROL_KBPS_BITS) - 1;
 
 impl RecentPoliced {
     /// After a window is judged: keep the connections its policing verdicts name, and forget
@@ -40,14 +47,31 @@ impl RecentPoliced {
     pub fn remember(&mut self, verdicts: &[super::Verdict], window: super::Window) {
         let named = (verdicts.iter())
             .filter(|v| v.finding == Finding::Throttled && v.mechanism == Some(Mechanism::Policing))
-            .flat_map(|v| v.flows.iter().copied())
+            .flat_map(|v| {
+                let bps = v.evidence["control_max_goodput_bps"].as_f64().unwrap_or(0.0);
+                let kbps = ((bps / 1000.0) as u64).min(CONTROL_KBPS_MAX);
+                v.flows.iter().map(move |&id| id << CONTROL_KBPS_BITS | kbps)
+            })
             .collect();
-        self.memory.remember(window.end, named, |id| id);
+        self.memory.remember(window.end, named, |entry| entry >> CONTROL_KBPS_BITS);
     }
 
     /// Whether a window ending less than [`MEMORY_US`](super::recent::MEMORY_US) before `end` named `id` policed.
     fn named(&self, id: u64, end: Timestamp) -> bool {
-        self.memory.before(end).any(|flow| flow == id)
+        self.memory.before(end).any(|entry| entry >> CONTROL_KBPS_BITS == id)
+    }
+
+    /// Where windows ending less than a minute before `end` named every connection of `ids`
+    /// policed: the control goodput beside them there, in bit/s (the least over the
+    /// connections of the fastest a window recorded for each).
+    fn earlier_control_bps(&self, ids: &[u64], end: Timestamp) -> Option<f64> {
+        let of = |id: u64| {
+            (self.memory.before(end))
+                .filter(|entry| entry >> CONTROL_KBPS_BITS == id)
+                .map(|entry| (entry & CONTROL_KBPS_MAX) as f64 * 1000.0)
+                .reduce(f64::max)
+        };
+        ids.iter().map(|&id| of(id)).try_fold(f64::INFINITY, |least, bps| Some(least.min(bps?)))
     }
 }
 
@@ -266,8 +290,20 @@ fn judge(g: &Group, continued: bool) -> Outcome {
     let cluster_rates: Vec<f64> = cluster.iter().map(|p| p.rate_bps).collect();
     let rate = median(&cluster_rates).unwrap_or(center);
     let burst = median(&cluster.iter().map(|p| p.burst_bytes).collect::<Vec<_>>()).unwrap_or(0.0);
-    // Control transfers in the window: the fastest goodput of a bulk control flow.
-    let control_bps = control_max_goodput_bps(g);
+    // Control transfers in the window: the fastest goodput of a bulk control flow. Where none
+    // ran, and the window before named these same connections policed beside faster control
+    // transfers, those count: the connections go on along the lines found there, on a link
+    // that less than a minute ago ran faster (the curl generator's controls ended in a
+    // policed download's first 10-s window, and its second said `inconclusive`).
+    let ids: Vec<u64> = cluster.iter().map(|p| p.id).collect();
+    let mut control_bps = control_max_goodput_bps(g);
+    let earlier = (control_bps == 0.0)
+        .then(|| g.recent.policed.earlier_control_bps(&ids, g.end))
+        .flatten()
+        .filter(|&bps| bps > 0.0);
+    if let Some(bps) = earlier {
+        control_bps = bps;
+    }
     let flows: Vec<serde_json::Value> = cluster
         .iter()
         .map(|p| {
@@ -290,6 +326,9 @@ fn judge(g: &Group, continued: bool) -> Outcome {
         "control_max_goodput_bps": control_bps.round(),
         "flows": flows,
     });
+    if earlier.is_some() {
+        evidence["control_window"] = json!("earlier");
+    }
     if let [only] = cluster[..] {
         evidence["lossy_beyond_bucket"] = json!(beyond_its_bucket(g, only));
     }
@@ -346,7 +385,6 @@ fn judge(g: &Group, continued: bool) -> Outcome {
         cluster.iter().map(|p| p.consistency).sum::<f64>() / cluster.len() as f64;
     let confidence =
         ((0.6 + 0.1 * cluster.len() as f64).min(0.95) * mean_consistency * 100.0).round() / 100.0;
-    let ids: Vec<u64> = cluster.iter().map(|p| p.id).collect();
     // Connections that each follow a token line at one rate: per-flow buckets when their sum
     // grows with their number. Where it does not, the lab showed the sum too easily blurred
     // (a delayed policer's fast start, traffic beside them) to call one bucket for all:
@@ -388,7 +426,7 @@ fn judge(g: &Group, continued: bool) -> Outcome {
         evidence,
         flows: examples(ids, 20),
         summary: format!(
-            "{what} {} ({} flow(s){}, burst ~{:.0} kB); control traffic reached {}",
+            "{what} {} ({} flow(s){}, burst ~{:.0} kB); control traffic reached {}{}",
             rate_text(shown_rate),
             cluster.len(),
             match scope {
@@ -397,7 +435,8 @@ fn judge(g: &Group, continued: bool) -> Outcome {
                 Scope::Unknown => String::new(),
             },
             burst / 1000.0,
-            rate_text(control_bps)
+            rate_text(control_bps),
+            if earlier.is_some() { " less than a minute before" } else { "" }
         ),
     })
 }

@@ -9,7 +9,7 @@
 //! - The control connections that could stall and whether they did (stalls:
 //!   [`RecentConnections`]), for windows where too few control connections ran.
 //! - The connections the verdicts named policed ([`RecentPoliced`]), whose token lines the
-//!   next windows continue.
+//!   next windows continue, with the control goodput beside them.
 
 use crate::classify::Catalogue;
 use crate::config::DetectConfig;

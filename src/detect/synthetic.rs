@@ -1509,16 +1509,16 @@ mod tests {
         assert!((rate / 256_000.0 - 1.0).abs() < 0.15, "{rate}: {}", last.verdicts[0].summary);
     }
 
-    /// The same end of a policed download beside no control transfer to show the link is
-    /// faster: the window cannot tell the policer from the link, and says so rather than
-    /// nothing.
+    /// The same end of a policed download beside control transfers no faster than its line:
+    /// the window cannot tell the policer from the link, and says so rather than nothing.
+    /// (The window before saw fast controls; the window's own count over them.)
     #[test]
     fn the_end_of_a_policed_download_beside_no_fast_control_is_a_doubt() {
         let mut sim = Sim::default();
         let mut rng = Rng::new(12);
         let end_ms = sim.policed_download(MSG, 0, 340_000, 360_000.0, (256_000.0, 16_384.0)) / 1000;
         steady_controls(&mut sim, (9_000, 2_000), (300_000, 4e6), &mut rng);
-        sim.downloads(CTL, (10_000, 1_000, 2), 30, (20_000, 300_000.0, 0.0), &mut rng);
+        sim.downloads(CTL, (10_000, 1_000, 2), 30, (150_000, 300_000.0, 0.0), &mut rng);
         let windows = sim.judge(&cfg(10));
         let first = &windows[0].verdicts;
         assert_eq!(findings(first), ["throttled/policing"], "{}", summaries(first));
@@ -1526,7 +1526,8 @@ mod tests {
         assert!(last.verdicts[0].window.end.micros() >= end_ms * 1000, "the download's end");
         assert_eq!(findings(&last.verdicts), ["inconclusive/-"], "{}", summaries(&last.verdicts));
         let reason = last.verdicts[0].evidence["reasons"]["policing"].as_str().unwrap_or("");
-        assert!(reason.contains("like a policer at ~2"), "{}", last.verdicts[0].evidence);
+        assert!(reason.contains("losses at ~2"), "{}", last.verdicts[0].evidence);
+        assert!(reason.contains("control transfers reached only"), "{}", last.verdicts[0].evidence);
     }
 
     /// A window where one download is policed from its start and another, policed since the
@@ -1569,6 +1570,39 @@ mod tests {
             last.iter().all(|v| v.mechanism != Some(super::super::Mechanism::Policing)),
             "{}",
             summaries(last)
+        );
+    }
+
+    /// Policed downloads through two 10-s windows, control transfers only in the first (the
+    /// curl generator's ended in its first seconds): the second window goes on with the
+    /// control goodput that the first window's verdict saw beside the same connections, and
+    /// says so. Downloads that no earlier window named policed get no such help: `inconclusive`.
+    #[test]
+    fn policed_connections_keep_the_controls_of_the_window_before() {
+        let second = |named_before: bool| {
+            let mut sim = Sim::default();
+            let mut rng = Rng::new(37);
+            // From the first window into the second, or within the second.
+            let (start_ms, bytes) = if named_before { (0, 700_000) } else { (10_500, 300_000) };
+            for i in 0..3 {
+                sim.policed_download(MSG, start_ms + i * 300, bytes, 4e6, (400_000.0, 16_384.0));
+            }
+            sim.downloads(CTL, (0, 1_500, 5), 30, (1_000_000, 8e6, 0.0), &mut rng);
+            let windows = sim.judge(&cfg(10));
+            assert!(windows.len() >= 2, "two windows");
+            windows.into_iter().nth(1).unwrap()
+        };
+        let kept = second(true);
+        let v = &kept.verdicts;
+        assert_eq!(findings(v), ["throttled/policing"], "{}", summaries(v));
+        assert_eq!(v[0].evidence["control_window"], "earlier", "{}", summaries(v));
+        assert!(v[0].summary.contains("less than a minute before"), "{}", v[0].summary);
+        let fresh = second(false);
+        assert_eq!(findings(&fresh.verdicts), ["inconclusive/-"], "{}", summaries(&fresh.verdicts));
+        assert!(
+            fresh.doubts.iter().any(|d| matches!(d, Doubt::PolicedWithoutControl { .. })),
+            "{:?}",
+            fresh.doubts
         );
     }
 
