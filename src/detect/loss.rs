@@ -228,10 +228,18 @@ fn judge(
     }
     // The service's connections started behind a standing queue (a shaper's or a congested
     // link's, which drop when full): the typical one's least round trip well above the least
-    // of all. (The largest samples are no guide: a sample across a lost segment is long.)
+    // of all the service's connections to the same servers in the window (also those too
+    // short to judge: where the judged ones were all born into the queue, a short
+    // connection's handshake between the queue's fills shows the path without it; a shaper's
+    // 10-s window of the curl generator said `random_loss`). (The largest samples are no
+    // guide: a sample across a lost segment is long.)
     let mins: Vec<f64> =
         targets.iter().filter_map(|(f, _)| f.min_rtt_us()).map(|r| r as f64).collect();
-    let lo = mins.iter().copied().fold(f64::INFINITY, f64::min);
+    let judged_server =
+        |o: &&Facts| targets.iter().any(|(f, _)| f.f.server.addr == o.f.server.addr);
+    let lo = (g.targets.iter().filter(judged_server).filter_map(Facts::min_rtt_us))
+        .map(|r| r as f64)
+        .fold(f64::INFINITY, f64::min);
     let typical = median(&mins).unwrap_or(lo);
     let grew = typical > cfg.policing_rtt_inflation * lo + super::policing::RTT_SLACK_US;
     if queueing * 2 > targets.len() || grew {

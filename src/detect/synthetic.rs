@@ -1315,6 +1315,30 @@ mod tests {
         }
     }
 
+    /// Downloads all born into a standing queue (a shaper's: 600 ms where the path is 40 ms)
+    /// and losing 6 % at its overflows, beside a short connection of the service whose
+    /// handshake came between the queue's fills: the queue shows against that one, too short
+    /// to judge itself. No random loss; the same downloads on a path of 600 ms are.
+    #[test]
+    fn connections_born_into_a_queue_are_not_random_loss() {
+        let verdicts = |short_rtt_ms: u64| {
+            let mut sim = Sim::default();
+            let mut rng = Rng::new(41);
+            sim.downloads(MSG, (0, 900, 4), 600, (300_000, 4e6, 0.06), &mut rng);
+            sim.tcp(MSG, 200, short_rtt_ms)
+                .handshake()
+                .request(300)
+                .download(900, 4e6, SEG, 0.0, &mut rng)
+                .close();
+            sim.downloads(CTL, (300, 900, 4), 30, (300_000, 4e6, 0.0), &mut rng);
+            sim.verdicts(&cfg(60))
+        };
+        let queued = verdicts(40);
+        assert!(queued.iter().all(|v| v.mechanism.is_none()), "{}", summaries(&queued));
+        let far = verdicts(600);
+        assert_eq!(findings(&far), ["throttled/random_loss"], "{}", summaries(&far));
+    }
+
     /// A steady sender at its path's pace (two thirds of a control's) that loses packets at
     /// random follows a token line with next to no burst, no policer's (they pass 8 kB and
     /// more): beside the service's other connections losing packets too, it is random loss,
