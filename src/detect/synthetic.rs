@@ -2344,6 +2344,40 @@ mod tests {
         assert_eq!(findings(&v), ["throttled/shaping"], "{}", summaries(&v));
     }
 
+    /// One bottleneck queues the service's downloads by 200 ms and a control's by 120: one
+    /// queue for everything, however late one echo of one download came (a second: a
+    /// server's think time, not the queue's measure). With the control unqueued, the same
+    /// downloads are shaped.
+    #[test]
+    fn one_late_echo_does_not_measure_the_services_queue() {
+        let verdicts = |control_queue_ms: u64| {
+            let mut sim = Sim::default();
+            let mut rng = Rng::new(12);
+            for i in 0..2 {
+                let mut t = sim.tcp(MSG, i * 100, 40);
+                t.handshake();
+                t.rtt_us = 1_000_000;
+                t.request(500);
+                t.rtt_us = 240_000;
+                t.request(500).download(1_500_000, 1e6, SEG, 0.0, &mut rng).request(500).close();
+            }
+            let mut c = sim.tcp(CTL, 50, 30);
+            c.handshake();
+            c.rtt_us += control_queue_ms * 1000;
+            c.request(500).download(600_000, 1e6, SEG, 0.0, &mut rng).close();
+            fast_control(&mut sim, &mut rng);
+            sim.verdicts(&cfg(60))
+        };
+        let v = verdicts(120);
+        assert!(
+            v.iter().all(|v| v.mechanism != Some(super::super::Mechanism::Shaping)),
+            "{}",
+            summaries(&v)
+        );
+        let v = verdicts(0);
+        assert_eq!(findings(&v), ["throttled/shaping"], "{}", summaries(&v));
+    }
+
     /// A loss's back-off across a window's end is no stall: the server sends a segment again
     /// twice just before a 5-s window ends and the client acknowledges it soon after the end.
     /// Never acknowledged, the same connections are stalled once the retransmissions have

@@ -200,9 +200,17 @@ fn network_trace(g: &Group, bulk: &[&Facts], controls: &[&Facts]) -> (bool, bool
 }
 
 /// The most a round trip grew within one of `flows` (connections to one address start at
-/// different base round trips).
+/// different base round trips), to its handshake or its second largest sample as
+/// [`queue_shown`] takes them: one late echo is no queue's measure (a congested link's
+/// 10-s window, curl with BBR: one sample of 597 ms where the queue held ~100 ms made the
+/// service's queue seem five times the controls', and the window `inconclusive`).
 fn rtt_growth_us(flows: &[&Facts]) -> Option<u64> {
-    flows.iter().filter_map(|f| Some(f.max_rtt_us()?.saturating_sub(f.min_rtt_us()?))).max()
+    (flows.iter())
+        .filter_map(|f| {
+            let queued = f.handshake_rtt_us().max(f.second_max_rtt_us())?;
+            Some(queued.saturating_sub(f.min_rtt_us()?))
+        })
+        .max()
 }
 
 /// The least and greatest round trip of the control connection whose round trip grew the
