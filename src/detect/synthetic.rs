@@ -2264,15 +2264,28 @@ mod tests {
     /// control beside them unqueued, the same downloads are shaped.
     #[test]
     fn a_queue_the_controls_share_is_no_shaping() {
-        let verdicts = |control_queue_ms: u64| {
-            let mut sim = Sim::default();
-            let mut rng = Rng::new(12);
+        let service = |sim: &mut Sim, rng: &mut Rng| {
             for i in 0..2 {
                 let mut t = sim.tcp(MSG, i * 100, 40);
                 t.handshake();
                 t.rtt_us = 240_000;
-                t.request(500).download(600_000, 1e6, SEG, 0.0, &mut rng).close();
+                t.request(500).download(600_000, 1e6, SEG, 0.0, rng).close();
             }
+        };
+        one_queue_for_everything_is_no_shaping(service, 200);
+    }
+
+    /// The service's downloads (`service`) beside a control download queued by
+    /// `control_queue_ms` and a fast control: no shaping; beside the same control unqueued,
+    /// shaping.
+    fn one_queue_for_everything_is_no_shaping(
+        service: impl Fn(&mut Sim, &mut Rng),
+        control_queue_ms: u64,
+    ) {
+        let verdicts = |control_queue_ms: u64| {
+            let mut sim = Sim::default();
+            let mut rng = Rng::new(12);
+            service(&mut sim, &mut rng);
             let mut c = sim.tcp(CTL, 50, 30);
             c.handshake();
             c.rtt_us += control_queue_ms * 1000;
@@ -2280,7 +2293,7 @@ mod tests {
             fast_control(&mut sim, &mut rng);
             sim.verdicts(&cfg(60))
         };
-        let v = verdicts(200);
+        let v = verdicts(control_queue_ms);
         assert!(
             v.iter().all(|v| v.mechanism != Some(super::super::Mechanism::Shaping)),
             "{}",
@@ -2350,32 +2363,17 @@ mod tests {
     /// downloads are shaped.
     #[test]
     fn one_late_echo_does_not_measure_the_services_queue() {
-        let verdicts = |control_queue_ms: u64| {
-            let mut sim = Sim::default();
-            let mut rng = Rng::new(12);
+        let service = |sim: &mut Sim, rng: &mut Rng| {
             for i in 0..2 {
                 let mut t = sim.tcp(MSG, i * 100, 40);
                 t.handshake();
                 t.rtt_us = 1_000_000;
                 t.request(500);
                 t.rtt_us = 240_000;
-                t.request(500).download(1_500_000, 1e6, SEG, 0.0, &mut rng).request(500).close();
+                t.request(500).download(1_500_000, 1e6, SEG, 0.0, rng).request(500).close();
             }
-            let mut c = sim.tcp(CTL, 50, 30);
-            c.handshake();
-            c.rtt_us += control_queue_ms * 1000;
-            c.request(500).download(600_000, 1e6, SEG, 0.0, &mut rng).close();
-            fast_control(&mut sim, &mut rng);
-            sim.verdicts(&cfg(60))
         };
-        let v = verdicts(120);
-        assert!(
-            v.iter().all(|v| v.mechanism != Some(super::super::Mechanism::Shaping)),
-            "{}",
-            summaries(&v)
-        );
-        let v = verdicts(0);
-        assert_eq!(findings(&v), ["throttled/shaping"], "{}", summaries(&v));
+        one_queue_for_everything_is_no_shaping(service, 120);
     }
 
     /// A loss's back-off across a window's end is no stall: the server sends a segment again
