@@ -41,6 +41,11 @@ const CONTROL_KBPS_BITS: u32 = 24;
 /// The most control goodput a [`RecentPoliced`] entry holds, in kbit/s (16.7 Gbit/s).
 const CONTROL_KBPS_MAX: u64 = (1 << CONTROL_KBPS_BITS) - 1;
 
+/// The flow id of a [`RecentPoliced`] entry.
+fn flow_of(entry: u64) -> u64 {
+    entry >> CONTROL_KBPS_BITS
+}
+
 impl RecentPoliced {
     /// After a window is judged: keep the connections its policing verdicts name, and forget
     /// what is too old to count at the next.
@@ -53,12 +58,12 @@ impl RecentPoliced {
                 v.flows.iter().map(move |&id| id << CONTROL_KBPS_BITS | kbps)
             })
             .collect();
-        self.memory.remember(window.end, named, |entry| entry >> CONTROL_KBPS_BITS);
+        self.memory.remember(window.end, named, flow_of);
     }
 
     /// Whether a window ending less than [`MEMORY_US`](super::recent::MEMORY_US) before `end` named `id` policed.
     fn named(&self, id: u64, end: Timestamp) -> bool {
-        self.memory.before(end).any(|entry| entry >> CONTROL_KBPS_BITS == id)
+        self.memory.before(end).any(|entry| flow_of(entry) == id)
     }
 
     /// Where windows ending less than a minute before `end` named every connection of `ids`
@@ -67,7 +72,7 @@ impl RecentPoliced {
     fn earlier_control_bps(&self, ids: &[u64], end: Timestamp) -> Option<f64> {
         let of = |id: u64| {
             (self.memory.before(end))
-                .filter(|entry| entry >> CONTROL_KBPS_BITS == id)
+                .filter(|&entry| flow_of(entry) == id)
                 .map(|entry| (entry & CONTROL_KBPS_MAX) as f64 * 1000.0)
                 .reduce(f64::max)
         };
@@ -296,14 +301,12 @@ fn judge(g: &Group, continued: bool) -> Outcome {
     // that less than a minute ago ran faster (the curl generator's controls ended in a
     // policed download's first 10-s window, and its second said `inconclusive`).
     let ids: Vec<u64> = cluster.iter().map(|p| p.id).collect();
-    let mut control_bps = control_max_goodput_bps(g);
-    let earlier = (control_bps == 0.0)
+    let own_control_bps = control_max_goodput_bps(g);
+    let earlier = (own_control_bps == 0.0)
         .then(|| g.recent.policed.earlier_control_bps(&ids, g.end))
         .flatten()
         .filter(|&bps| bps > 0.0);
-    if let Some(bps) = earlier {
-        control_bps = bps;
-    }
+    let control_bps = earlier.unwrap_or(own_control_bps);
     let flows: Vec<serde_json::Value> = cluster
         .iter()
         .map(|p| {

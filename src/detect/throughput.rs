@@ -205,12 +205,7 @@ fn network_trace(g: &Group, bulk: &[&Facts], controls: &[&Facts]) -> (bool, bool
 /// 10-s window, curl with BBR: one sample of 597 ms where the queue held ~100 ms made the
 /// service's queue seem five times the controls', and the window `inconclusive`).
 fn rtt_growth_us(flows: &[&Facts]) -> Option<u64> {
-    (flows.iter())
-        .filter_map(|f| {
-            let queued = f.handshake_rtt_us().max(f.second_max_rtt_us())?;
-            Some(queued.saturating_sub(f.min_rtt_us()?))
-        })
-        .max()
+    (flows.iter()).filter_map(|f| Some(queued_rtt_us(f)?.saturating_sub(f.min_rtt_us()?))).max()
 }
 
 /// The least and greatest round trip of the control connection whose round trip grew the
@@ -241,7 +236,13 @@ fn one_queue_for_everything(
 /// behind an acknowledgement the capture missed, or a delayed ACK.
 pub(super) fn queue_shown(cfg: &DetectConfig, flows: &[&Facts]) -> bool {
     let least = flows.iter().filter_map(|f| f.min_rtt_us()).min();
-    flows.iter().any(|f| queue_grew(cfg, least, f.handshake_rtt_us().max(f.second_max_rtt_us())))
+    flows.iter().any(|f| queue_grew(cfg, least, queued_rtt_us(f)))
+}
+
+/// What a queue shows in a connection: its handshake's round trip or its second largest
+/// sample, whichever is larger (one late echo is no queue).
+fn queued_rtt_us(f: &Facts) -> Option<u64> {
+    f.handshake_rtt_us().max(f.second_max_rtt_us())
 }
 
 /// The round trip grew from `lo` to `hi` as a queue makes it: by `shaping_rtt_growth_ms` and
