@@ -31,7 +31,7 @@ pub(crate) struct TcpPart {
     pub new_payload_bytes: u64,
     pub retransmissions: u64,
     pub seq_gaps: u64,
-    pub out_of_order: u64,
+    pub resent_payload_bytes: u64,
 }
 
 impl<'a> Facts<'a> {
@@ -69,7 +69,7 @@ impl<'a> Facts<'a> {
                 new_payload_bytes: d.new_payload_bytes,
                 retransmissions: u64::from(d.retransmissions),
                 seq_gaps: u64::from(d.seq_gaps),
-                out_of_order: u64::from(d.out_of_order),
+                resent_payload_bytes: u64::from(d.resent_payload_bytes),
             }
         };
         let now = part(t);
@@ -82,7 +82,9 @@ impl<'a> Facts<'a> {
             new_payload_bytes: now.new_payload_bytes.saturating_sub(before.new_payload_bytes),
             retransmissions: now.retransmissions.saturating_sub(before.retransmissions),
             seq_gaps: now.seq_gaps.saturating_sub(before.seq_gaps),
-            out_of_order: now.out_of_order.saturating_sub(before.out_of_order),
+            resent_payload_bytes: now
+                .resent_payload_bytes
+                .saturating_sub(before.resent_payload_bytes),
         }
     }
 

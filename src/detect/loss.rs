@@ -78,12 +78,10 @@ fn upstream_loss(f: &Facts) -> Option<(u64, u64)> {
         }
         .max(1),
     );
-    // Data below the highest sequence that is not new: sent again, or out of order (a
-    // mirror port's second copies, reordering), which is no loss: those segments at the MSS
-    // left out. (Counted in, the copies of a mirror port gave a control's clean upload 11 %.)
-    let resent_bytes = (part.payload_bytes.saturating_sub(part.new_payload_bytes))
-        .saturating_sub(part.out_of_order * mss);
-    let resent = part.retransmissions.max(resent_bytes.div_ceil(mss));
+    // The data sent again, not all the data below the highest sequence: segments out of
+    // order (a mirror port's second copies, reordering) are no loss. (Counted in, the copies
+    // of a mirror port gave a control's clean upload 11 %.)
+    let resent = part.retransmissions.max(part.resent_payload_bytes.div_ceil(mss));
     let segments = part.new_payload_bytes.div_ceil(mss) + resent;
     (segments > 0).then(|| ((resent + part.seq_gaps).min(segments), segments))
 }

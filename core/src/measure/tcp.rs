@@ -113,6 +113,11 @@ pub struct TcpDirection {
     /// Sequence space advanced by this side's segments: goodput, each byte counted once.
     pub new_payload_bytes: u64,
     pub retransmissions: u32,
+    /// Payload bytes sent again (saturating): of the segments counted in `retransmissions`,
+    /// and the part below the highest sequence of a segment that also carries new data (a
+    /// super-segment of a capture with GRO on that starts with data sent again). Segments
+    /// out of order and a mirror's second copies are not in it.
+    pub resent_payload_bytes: u32,
     pub out_of_order: u32,
     /// Segments that started beyond the highest sequence seen: data missing at the capture
     /// point, lost (or reordered) between the sender and here.
@@ -539,6 +544,10 @@ impl TcpDirection {
         let retransmitted = if seq_after(end, track.highest_end) {
             if seq_after(seg.seq, track.highest_end) {
                 self.seq_gaps = self.seq_gaps.saturating_add(1);
+            } else if seg.seq != track.highest_end {
+                // Starts below the highest: the bytes up to it are sent again.
+                let again = track.highest_end.wrapping_sub(seg.seq).min(seg.payload_len);
+                self.resent_payload_bytes = self.resent_payload_bytes.saturating_add(again);
             }
             // Sequence space newly covered, holes included: their bytes reach the receiver
             // later as retransmissions, which are not counted again. (A FIN's number is no
@@ -584,6 +593,7 @@ impl TcpDirection {
             false
         } else {
             self.retransmissions = self.retransmissions.saturating_add(1);
+            self.resent_payload_bytes = self.resent_payload_bytes.saturating_add(seg.payload_len);
             self.stuck_retransmissions = self.stuck_retransmissions.saturating_add(1);
             true
         };
@@ -880,6 +890,7 @@ mod tests {
         r.seg(13, Up, ACK, 1101, 1, 100, Some((113, 8))); // filled 1 ms later: reordering
         let d = &r.m.dirs.up;
         assert_eq!((d.seq_gaps, d.out_of_order, d.retransmissions), (1, 3, 2));
+        assert_eq!(d.resent_payload_bytes, 200, "the two resends, not the copies or fillers");
     }
 
     /// The same upload with nothing in the client's segments to tell a resend by (no
@@ -944,6 +955,24 @@ mod tests {
         assert_eq!((d.seq_gaps, d.out_of_order, d.retransmissions), (1, 1, 1));
         assert_eq!(d.payload_bytes, 400);
         assert_eq!(d.new_payload_bytes, 300);
+        assert_eq!(d.resent_payload_bytes, 100);
+    }
+
+    /// A capture with GRO on holds super-segments: a resend of several segments at once
+    /// counts all its bytes, and one that starts with data sent again and goes on with new
+    /// data counts the part below the highest sequence.
+    #[test]
+    fn data_sent_again_is_counted_in_bytes_whatever_the_segments() {
+        let mut r = Run::new();
+        for i in 0..6 {
+            r.seg(i, Up, ACK, 1 + i as u32 * 1000, 1, 1000, None);
+        }
+        r.seg(300, Up, ACK, 2001, 1, 3000, None); // 2001..5001 again, one super-segment
+        r.seg(600, Up, ACK, 5001, 1, 3000, None); // 5001..6001 again, then 6001..8001 new
+        let d = &r.m.dirs.up;
+        assert_eq!((d.retransmissions, d.seq_gaps), (1, 0));
+        assert_eq!(d.resent_payload_bytes, 4000);
+        assert_eq!(d.new_payload_bytes, 8000);
     }
 
     #[test]
