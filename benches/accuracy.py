@@ -3,7 +3,7 @@
 plus every capture of the nDPI corpus, through `throttlewatch analyze`; prints one table row
 per finding: detection rate, false alarms, `inconclusive` share, rate-estimate error.
 
-    benches/accuracy.py record [--runs N] [--first N] [--dir DIR] [--only SCENARIO]... [--set K=V]...  # lab runs (root, ~20 s each)
+    benches/accuracy.py record [--runs N] [--first N] [--dir DIR] [--only SCENARIO]... [--set K=V]... [--snaplen N]  # lab runs (root, ~20 s each)
     benches/accuracy.py report [--dir DIR] [--corpus DIR] [--json] [--binary PATH] [--window W] [--ipv6]
 
 `record` keeps every trace with its ground truth in DIR (default target/accuracy); `report`
@@ -19,7 +19,9 @@ capture); `record --offloads on` or `off` sets them in every run recorded. Rows 
 its own), in rows that say `(opaque media)`; `--set tcp_timestamps=0` a client that sends no TCP
 timestamps (Windows' default), in rows that say `(no timestamps)`; `--set cc=bbr` (or `reno`)
 senders with that TCP congestion control instead of Linux's cubic, in rows that say `(bbr)`;
-`--set mtu=1400` links of that MTU (both ends announce its MSS), in rows that say `(MTU 1400)`. `report --ipv6` judges each
+`--set mtu=1400` links of that MTU (both ends announce its MSS), in rows that say `(MTU 1400)`;
+`record --snaplen 65535` whole packets, as tcpdump keeps them by default (128 otherwise, as on
+a router), in rows that say `(snap 65535)`. `report --ipv6` judges each
 trace rewritten over IPv6 by lab/ipv6.py (with the catalogue's ranges mapped alike): with
 `tcp_timestamps=0`, a client whose resent segments carry nothing to tell them by. `report --window W`
 judges W-second windows (on the grid `--window-origin` sets at the run's start) as the daemon
@@ -31,12 +33,15 @@ import json
 import math
 import os
 import random
+import struct
 import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 LAB = os.path.join(ROOT, "lab", "lab.py")
+# The snap length of the recordings, a router's (the rows of others say `(snap N)`).
+SNAPLEN = 128
 IPV6 = os.path.join(ROOT, "lab", "ipv6.py")
 BINARY = os.path.join(ROOT, "target", "release", "throttlewatch")
 SERVICES = os.path.join(ROOT, "samples", "lab-services.toml")
@@ -128,6 +133,14 @@ def draw(scenario, rng):
     return p
 
 
+def snaplen(pcap):
+    """The snap length in a pcap file's header."""
+    with open(pcap, "rb") as f:
+        header = f.read(20)
+    order = "<" if header[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    return struct.unpack(order + "I", header[16:20])[0]
+
+
 def record(args):
     os.makedirs(args.dir, exist_ok=True)
     unknown = set(args.only) - set(EXPECTED)
@@ -146,7 +159,7 @@ def record(args):
             offloads = {"on": True, "off": False}.get(args.offloads,
                                                        run % 2 == 1)
             cmd = [sys.executable, LAB, "run", scenario, "--quiet", "--seed", str(run),
-                   "--duration", str(DURATION_S), "--snaplen", "128", "--out", prefix,
+                   "--duration", str(DURATION_S), "--snaplen", str(args.snaplen), "--out", prefix,
                    "--offloads", "on" if offloads else "off"]
             for k, v in params.items():
                 cmd += ["--set", "%s=%s" % (k, v)]
@@ -232,6 +245,8 @@ def report(args):
             label += " (%s)" % params["cc"]
         if params.get("mtu", 1500) != 1500:
             label += " (MTU %d)" % params["mtu"]
+        if snaplen(pcap) != SNAPLEN:
+            label += " (snap %d)" % snaplen(pcap)
         if truth.get("offloads"):
             label += " +offloads"
         r = row(label)
@@ -308,6 +323,9 @@ def main():
     rec.add_argument("--dir", default=os.path.join(ROOT, "target", "accuracy"))
     rec.add_argument("--offloads", choices=["alternate", "on", "off"], default="alternate",
                      help="veth offloads: on in odd runs (default), or in every run, or in none")
+    rec.add_argument("--snaplen", type=int, default=SNAPLEN,
+                     help="capture snap length (default %d, a router's; 65535: whole packets,"
+                          " as tcpdump keeps them by default)" % SNAPLEN)
     rec.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="a lab.py parameter for every run, over the drawn one (repeatable; e.g."
                           " call_framing=opaque: calls whose media carries no RTP header)")
