@@ -649,8 +649,8 @@ const STARVED_MIN_BINS: usize = 6;
 /// do ([`transfers_under_one_bucket`]), their data dropped before the capture point and never
 /// sent through (`min_affected_flows` connections stalled so,
 /// [`super::stall::Stall::Undelivered`]), while the service's summed rate towards the client
-/// stays at the bucket's rate, bin by bin, with no queue, and control transfers ran
-/// `control_margin` times faster.
+/// stays at the bucket's rate, bin by bin, while those calls run, with no queue, and control
+/// transfers ran `control_margin` times faster.
 #[inline(never)]
 fn starved(g: &Group) -> Option<Outcome> {
     let cfg = g.cfg;
@@ -675,9 +675,19 @@ fn starved(g: &Group) -> Option<Outcome> {
         return None;
     }
     let (totals, bin_s) = down_bytes_per_bin(g, &|_| true);
-    let (first, last) = (*totals.keys().next()?, *totals.keys().next_back()?);
+    // Held while the calls that lose media ran: their traffic is what keeps the bucket
+    // drained; before and after them the downloads' trickle (resends of what never came)
+    // leaves the sum below the rate, as a bucket lets it. (Over the whole traffic, a call
+    // that ended 4 s before the stalled downloads gave up left 30 of 38 bins held.)
+    let draining = |f: &Facts| {
+        f.rtp_loss_down()
+            .is_some_and(|l| l.lost as f64 >= cfg.loss_min_share * l.expected.max(1) as f64)
+    };
+    let (calls, _) = down_bytes_per_bin(g, &draining);
+    let first = *totals.keys().next()?.max(calls.keys().next()?);
+    let last = *totals.keys().next_back()?.min(calls.keys().next_back()?);
     // The bins between the first and the last (a bin without traffic is not held).
-    let bins = (last - first).saturating_sub(1) as usize;
+    let bins = last.saturating_sub(first).saturating_sub(1) as usize;
     let rates: Vec<f64> = (first + 1..last)
         .filter_map(|bin| totals.get(&bin))
         .map(|&b| b as f64 * 8.0 / bin_s)

@@ -1145,6 +1145,35 @@ mod tests {
         assert!(f.contains(&"stalled/drop".to_string()), "{}", summaries(&v));
     }
 
+    /// The same bucket for all, the call ending 6 s before the last starved connections
+    /// gave up: after the call, their trickle leaves the sum far below the rate, as a bucket
+    /// lets it (over the whole traffic, under half the bins are held). Held while the call
+    /// that drains it runs, it is one bucket for all; the same trickle beside a call that
+    /// goes through whole is still no bucket.
+    #[test]
+    fn a_bucket_for_all_is_held_while_the_call_that_drains_it_runs() {
+        let verdicts = |call_loses: bool| {
+            let mut sim = Sim::default();
+            let mut rng = Rng::new(22);
+            sim.call(MSG, 0, 8, |i| !call_loses || i % 10 != 3);
+            sim.call(CTL, 0, 8, |_| true);
+            for start_ms in [500, 1_200, 1_900, 9_000, 10_500, 12_000] {
+                let mut t = sim.tcp(MSG, start_ms, 40);
+                t.handshake().request(517).undelivered(2 * SEG, 257).wait_us(6_000_000).abort();
+            }
+            controls(&mut sim, 0, 3, &mut rng);
+            fast_control(&mut sim, &mut rng);
+            sim.verdicts(&cfg(60))
+        };
+        let v = verdicts(true);
+        let policing = v.iter().find(|v| v.mechanism == Some(crate::detect::Mechanism::Policing));
+        let policing = policing.unwrap_or_else(|| panic!("{}", summaries(&v)));
+        assert_eq!(policing.evidence["scope"], "aggregate", "{}", summaries(&v));
+        assert_eq!(policing.evidence["starved_flows"], 6, "{}", policing.evidence);
+        let v = verdicts(false);
+        assert!(findings(&v).iter().all(|f| !f.ends_with("/policing")), "{}", summaries(&v));
+    }
+
     /// Two freezes at one byte count, one of them in a capture that missed two of the
     /// server's segments: its sequence numbers still say where it froze.
     #[test]
