@@ -58,9 +58,12 @@ settings! {
 
         /// Shaping: a plateau (coefficient of variation of the busy bins at most this) with the
         /// round trip grown by at least `shaping_rtt_growth_ms` and a factor `shaping_rtt_factor`.
+        /// A queue delays by its own length whatever the path's base round trip, so the factor
+        /// is 1 (the growth alone decides): at 2 a path of 240 ms needed a queue of 240 ms,
+        /// and a shaper's 200-ms queue there was `random_loss` "with no queue".
         shaping_max_cv: f64 = 0.3, Live;
         shaping_rtt_growth_ms: u64 = 100, Live;
-        shaping_rtt_factor: f64 = 2.0, Live;
+        shaping_rtt_factor: f64 = 1.0, Live;
 
         /// Stall/freeze: server data stops after this many bytes (of the server's sequence
         /// space; the 12–64 kB of the TSPU behaviour, with a margin: a middlebox that counts

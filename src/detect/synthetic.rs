@@ -67,6 +67,8 @@ pub struct Sim {
     /// The IPv4 identification of the next packet: one series for all, as Windows numbers
     /// them (the pipeline takes a number a packet already carried for a mirror's copy).
     next_ip_id: u16,
+    /// Round trip added to the calls' STUN exchange of 40 ms (a farther relay), in µs.
+    pub call_extra_rtt_us: u64,
 }
 
 fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, ttl: u8, l4: &[u8], total_l4: usize) -> Vec<u8> {
@@ -274,7 +276,8 @@ impl Sim {
             request[2..4].copy_from_slice(&len.to_be_bytes());
         }
         self.udp_of(client, t0, true, far, cport, &request);
-        self.udp_of(client, t0 + 40_000, false, far, cport, &stun(0x0101, &tid));
+        let answer_at = t0 + 40_000 + self.call_extra_rtt_us;
+        self.udp_of(client, answer_at, false, far, cport, &stun(0x0101, &tid));
         let gap_ms = opaque_gap_ms.unwrap_or(20);
         let media = |ssrc: u32, i: u64| match opaque_gap_ms {
             // First byte 0x40-0x7F: neither RTP (version 2) nor STUN.
@@ -2266,25 +2269,29 @@ mod tests {
 
     /// A shaper below a call's rate (Belarus 2020-style queue): no download of the service
     /// gets far, its media runs steadily, and the queue shows in the handshakes of most of its
-    /// connections: shaping. With the same steady call and no queue: nothing.
+    /// connections: shaping. With the same steady call and no queue: nothing. On a far path
+    /// (240 ms, the call's relay too), a queue shorter than the path's own round trip (200
+    /// ms: a shaper's 60 packets at 3.6 Mbit/s) is a queue all the same.
     #[test]
     fn a_queue_that_holds_the_calls_is_shaping() {
-        let verdicts = |queue_ms: u64| {
-            let mut sim = Sim::default();
+        let verdicts = |base_ms: u64, queue_ms: u64| {
+            let mut sim = Sim { call_extra_rtt_us: (base_ms - 40) * 1000, ..Sim::default() };
             let mut rng = Rng::new(11);
             sim.call(MSG, 0, 20, |_| true);
-            sim.tcp(MSG, 100, 40).handshake().request(300).close();
+            sim.tcp(MSG, 100, base_ms).handshake().request(300).close();
             for i in 1..8 {
-                sim.tcp(MSG, i * 2_000, 40 + queue_ms).handshake().request(300).close();
+                sim.tcp(MSG, i * 2_000, base_ms + queue_ms).handshake().request(300).close();
             }
             sim.call(CTL, 0, 20, |_| true);
             controls(&mut sim, 0, 12, &mut rng);
             sim.verdicts(&cfg(60))
         };
-        let v = verdicts(600);
-        assert_eq!(findings(&v), ["throttled/shaping"], "{}", summaries(&v));
-        let v = verdicts(0);
-        assert_eq!(findings(&v), ["none/-"], "{}", summaries(&v));
+        for (base_ms, queue_ms) in [(40, 600), (240, 200)] {
+            let v = verdicts(base_ms, queue_ms);
+            assert_eq!(findings(&v), ["throttled/shaping"], "{base_ms} ms: {}", summaries(&v));
+            let v = verdicts(base_ms, 0);
+            assert_eq!(findings(&v), ["none/-"], "{base_ms} ms: {}", summaries(&v));
+        }
     }
 
     /// Bursty cross traffic fills the link's queue: the service's steady downloads sit behind
