@@ -21,7 +21,9 @@ timestamps (Windows' default), in rows that say `(no timestamps)`; `--set cc=bbr
 senders with that TCP congestion control instead of Linux's cubic, in rows that say `(bbr)`;
 `--set mtu=1400` links of that MTU (both ends announce its MSS), in rows that say `(MTU 1400)`;
 `record --snaplen 65535` whole packets, as tcpdump keeps them by default (128 otherwise, as on
-a router), in rows that say `(snap 65535)`. `report --ipv6` judges each
+a router), in rows that say `(snap 65535)`; `--set capture=wan` traces taken on the router's
+WAN interface (the server's packets before the router's impairments, the client's after), in
+rows that say `(WAN capture)`. `report --ipv6` judges each
 trace rewritten over IPv6 by lab/ipv6.py (with the catalogue's ranges mapped alike): with
 `tcp_timestamps=0`, a client whose resent segments carry nothing to tell them by. `report --window W`
 judges W-second windows (on the grid `--window-origin` sets at the run's start) as the daemon
@@ -245,6 +247,8 @@ def report(args):
             label += " (%s)" % params["cc"]
         if params.get("mtu", 1500) != 1500:
             label += " (MTU %d)" % params["mtu"]
+        if params.get("capture", "lan") != "lan":
+            label += " (%s capture)" % params["capture"].upper()
         if snaplen(pcap) != SNAPLEN:
             label += " (snap %d)" % snaplen(pcap)
         if truth.get("offloads"):

@@ -258,6 +258,10 @@ DEFAULTS = {
     "hello_ms": 0,  # the TLS-like servers' pause before their ServerHello (its ACK goes first)
     "cc": "cubic",  # every sender's TCP congestion control: cubic (Linux's), bbr or reno
     "mtu": 1500,  # every link's MTU, 1280-1500 (1492: PPPoE; 1400 and less: tunnels, mobile paths)
+    # Where the trace is taken: the router's LAN interface (the impairments between it and the
+    # servers), or its WAN interface, as on a router's `wan` or an ISP's mirror of its uplink
+    # (the server's packets seen before the router drops them, the client's after).
+    "capture": "lan",
 }
 
 
@@ -1082,7 +1086,7 @@ RANGES = {
 # Allowed values of every word parameter.
 CHOICES = {"proto": ("both", "tcp", "udp"), "direction": ("both", "down", "up"),
            "ctl_side": ("nearer", "farther"), "call_framing": ("rtp", "opaque"),
-           "cc": ("cubic", "bbr", "reno")}
+           "cc": ("cubic", "bbr", "reno"), "capture": ("lan", "wan")}
 
 
 def parse_value(key, text, default):
@@ -1318,7 +1322,8 @@ def run_scenario(name, overrides, seed, duration, snaplen, prefix, quiet=False, 
                                stderr=subprocess.PIPE, text=True)
             if helper.stdout.readline().strip() != "ready":
                 raise LabError("the middlebox helper %s did not start: %s" % (argv[0], helper.stderr.read()))
-        capture = lab.spawn(lab.router, ["tcpdump", "-n", "-q", "-Z", "root", "-B", "16384", "-i", LAN_IF,
+        capture_if = LAN_IF if p["capture"] == "lan" else WAN_IF
+        capture = lab.spawn(lab.router, ["tcpdump", "-n", "-q", "-Z", "root", "-B", "16384", "-i", capture_if,
                                          "-s", str(snaplen), "-w", pcap],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         # tcpdump says "listening on ..." once the capture is open.
@@ -1417,8 +1422,9 @@ def run_scenario(name, overrides, seed, duration, snaplen, prefix, quiet=False, 
         "ended": ended,
         "topology": {"client": CLIENT_ADDR, "messenger": MSG_ADDR, "messenger2": MSG2_ADDR,
                      "control": CTL_ADDR, "dns": DNS_ADDR, "domestic": DOM_ADDR, "cross": CROSS_ADDR,
-                     "capture": "router LAN interface (%s), snap length %d, offloads %s"
-                                % (LAN_IF, snaplen, "on" if offloads else "off")},
+                     "capture": "router %s interface (%s), snap length %d, offloads %s"
+                                % (p["capture"].upper(), capture_if, snaplen,
+                                   "on" if offloads else "off")},
         "base_rtt_ms": {"messenger": p["rtt_ms"], "control": p["ctl_rtt_ms"]},
         "base_rtt_ms_by_address": scenario.delays(p),
         "capture": {"file": os.path.basename(pcap), "packets": captured, "dropped_by_kernel": dropped},
