@@ -17,6 +17,7 @@ use serde_json::json;
 use super::facts::Facts;
 use super::stats::{fisher_exact_greater, median};
 use super::{Detected, Detector, Doubt, Finding, Group, Mechanism, Outcome, examples, p_text};
+use crate::config::DetectConfig;
 use crate::flow::Direction;
 
 /// Packets a connection needs in the window for its loss share to count.
@@ -48,9 +49,9 @@ pub(super) fn pooled_share<'a>(flows: impl IntoIterator<Item = &'a Facts<'a>>) -
 }
 
 /// The round trip grew beyond what a path without a queue shows.
-fn queued(f: &Facts, inflation: f64) -> bool {
+fn queued(f: &Facts, cfg: &DetectConfig) -> bool {
     match (f.min_rtt_us(), f.max_rtt_us()) {
-        (Some(lo), Some(hi)) => hi as f64 > inflation * lo as f64 + super::policing::RTT_SLACK_US,
+        (Some(lo), Some(hi)) => super::policing::grown_past_no_queue(cfg, lo as f64, hi as f64),
         _ => false,
     }
 }
@@ -174,7 +175,7 @@ fn judge(
     let c_median = median(&c_shares).unwrap_or(0.0);
     let lossy: Vec<&Facts> =
         targets.iter().filter(|(_, l)| share(*l) >= cfg.loss_min_share).map(|(f, _)| *f).collect();
-    let queueing = targets.iter().filter(|(f, _)| queued(f, cfg.policing_rtt_inflation)).count();
+    let queueing = targets.iter().filter(|(f, _)| queued(f, cfg)).count();
     let round = |x: f64| (x * 1e4).round() / 1e4;
     let evidence = |p: Option<f64>| {
         json!({
@@ -243,7 +244,7 @@ fn judge(
         .map(|r| r as f64)
         .fold(f64::INFINITY, f64::min);
     let typical = median(&mins).unwrap_or(lo);
-    let grew = typical > cfg.policing_rtt_inflation * lo + super::policing::RTT_SLACK_US;
+    let grew = super::policing::grown_past_no_queue(cfg, lo, typical);
     if queueing * 2 > targets.len() || grew {
         return Outcome::Inconclusive(Doubt::LossWithQueueing {
             loss_share: t_share,

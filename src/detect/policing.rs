@@ -17,6 +17,7 @@ use super::loss::{loss, pooled_share};
 use super::recent::Memory;
 use super::stats::{median, theil_sen_slope};
 use super::{Detected, Detector, Doubt, Finding, Group, Mechanism, Outcome, examples, rate_text};
+use crate::config::DetectConfig;
 use crate::flow::Direction;
 use crate::measure::loss::LossEvent;
 use crate::time::Timestamp;
@@ -25,6 +26,17 @@ use crate::time::Timestamp;
 /// answered by a delayed ACK (40 ms and more on Linux) or a sample across a lost segment. A
 /// queue adds hundreds of milliseconds.
 pub(super) const RTT_SLACK_US: f64 = 60_000.0;
+
+/// The round trip grew from `lo` to `hi` beyond what a path without a queue shows: by more
+/// than `policing_rtt_inflation` and [`RTT_SLACK_US`], or by `shaping_rtt_growth_ms` (a
+/// queue, [`super::throughput::queue_grew`]): a queue delays by its own length whatever the
+/// path's base, and on a path of 240 ms the proportional allowance alone (180 ms) took a
+/// shaper's 200-ms queue for none, and its drops for a policer's.
+pub(super) fn grown_past_no_queue(cfg: &DetectConfig, lo: f64, hi: f64) -> bool {
+    let allowance = ((cfg.policing_rtt_inflation - 1.0) * lo + RTT_SLACK_US)
+        .min(cfg.shaping_rtt_growth_ms as f64 * 1000.0);
+    hi > lo + allowance
+}
 
 /// The connections that windows' verdicts named policed, for the lines the next windows
 /// continue ([`line_events`]), with the control goodput beside them there (for a window whose
@@ -162,7 +174,7 @@ fn per_flow(f: &Facts, base_rtt_us: Option<u64>, g: &Group, continued: bool) -> 
     // stays full once it drops; a policer never holds packets). Samples taken as the first
     // overshoot fills a queue can miss it, the flow's largest round trip does not.
     let largest = u64::from(log.rtt_max_before_us).max(f.max_rtt_us().unwrap_or(0));
-    if rtt_us > 0 && largest as f64 > cfg.policing_rtt_inflation * rtt_us as f64 + RTT_SLACK_US {
+    if rtt_us > 0 && grown_past_no_queue(cfg, rtt_us as f64, largest as f64) {
         return None;
     }
     // The delivered series against the token line from the first loss.
@@ -1025,6 +1037,18 @@ mod tests {
         });
         assert_eq!(answers.len(), 1, "one window, one service");
         answers.remove(0)
+    }
+
+    /// A queue's growth is told the same on near and far paths: on a 20-ms path 70 ms of
+    /// growth is allowed (a delayed ACK, a sample across a loss), on a 240-ms path no more
+    /// than a queue's 100 ms, where the proportional allowance alone let a shaper's 200-ms
+    /// queue pass for none.
+    #[test]
+    fn a_queue_grows_the_round_trip_by_its_own_length() {
+        let cfg = DetectConfig::default();
+        let grown = |lo_ms: f64, hi_ms: f64| grown_past_no_queue(&cfg, lo_ms * 1e3, hi_ms * 1e3);
+        assert!(!grown(20.0, 85.0) && grown(20.0, 95.0));
+        assert!(!grown(240.0, 330.0) && grown(240.0, 350.0) && grown(240.0, 414.0));
     }
 
     /// [`beyond_one_bucket`] at `rate_bps` on the one window of `sim`.
