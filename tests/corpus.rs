@@ -414,11 +414,16 @@ fn tshark_segments(file: &Path) -> Vec<Segment> {
 }
 
 /// Independent handshake legs per flow: last SYN before the first SYN/ACK → that SYN/ACK
-/// (external); that SYN/ACK → the first ACK from the other side acknowledging it (internal).
+/// (external; none by Karn's rule when the SYN was sent again and the SYN/ACK's TSecr is not
+/// the last SYN's TSval); that SYN/ACK → the first ACK from the other side acknowledging it
+/// (internal).
 fn handshake_legs(segments: &[Segment]) -> HashMap<FlowKey, (Option<u64>, Option<u64>)> {
     #[derive(Default)]
     struct Hs {
         syn: Option<u64>,
+        syns: u32,
+        syn_tsval: Option<u32>,
+        ambiguous: bool,
         synack: Option<(u64, (IpAddr, u16), u32)>,
         ack: Option<u64>,
     }
@@ -428,8 +433,12 @@ fn handshake_legs(segments: &[Segment]) -> HashMap<FlowKey, (Option<u64>, Option
         let (syn, ackf) = (seg.flags & 0x02 != 0, seg.flags & 0x10 != 0);
         if syn && !ackf && h.synack.is_none() {
             h.syn = Some(seg.micros);
+            h.syns += 1;
+            h.syn_tsval = seg.timestamps.map(|t| t.0);
         } else if syn && ackf && h.synack.is_none() {
             h.synack = Some((seg.micros, seg.src, seg.seq.wrapping_add(1)));
+            let echoes_last = seg.timestamps.is_some_and(|t| Some(t.1) == h.syn_tsval);
+            h.ambiguous = h.syns > 1 && !echoes_last;
         } else if let (false, true, Some((_, server, next)), None) = (syn, ackf, h.synack, h.ack)
             && seg.src != server
             && seg.ack == next
@@ -439,7 +448,8 @@ fn handshake_legs(segments: &[Segment]) -> HashMap<FlowKey, (Option<u64>, Option
     }
     hs.into_iter()
         .map(|(k, h)| {
-            let external = h.syn.zip(h.synack).map(|(s, (sa, _, _))| sa - s);
+            let external =
+                h.syn.zip(h.synack).filter(|_| !h.ambiguous).map(|(s, (sa, _, _))| sa - s);
             let internal = h.synack.zip(h.ack).map(|((sa, _, _), a)| a - sa);
             (k, (external, internal))
         })

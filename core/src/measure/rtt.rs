@@ -175,6 +175,11 @@ pub struct RttProbe {
 }
 
 impl RttProbe {
+    /// The highest TSval seen from this side, if any.
+    pub fn last_tsval(&self) -> Option<u32> {
+        self.tsval_seen.then_some(self.last_tsval)
+    }
+
     /// `tsval` is newer than every TSval seen from this side before.
     pub fn newer_tsval(&self, tsval: u32) -> bool {
         self.tsval_seen && seq_after(tsval, self.last_tsval)

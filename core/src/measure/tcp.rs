@@ -67,7 +67,8 @@ pub struct Handshake {
     pub syns: u16,
     pub synacks: u16,
     /// Which of the three times were seen ([`SEEN_SYN`], [`SEEN_SYNACK`], [`SEEN_ACK`]): bits
-    /// instead of three `Option`s keep the handshake in 24 bytes. [`OPENED_TLS`] too.
+    /// instead of three `Option`s keep the handshake in 24 bytes. [`OPENED_TLS`] and
+    /// [`SYN_AMBIGUOUS`] too.
     seen: u8,
 }
 
@@ -77,6 +78,9 @@ const SEEN_ACK: u8 = 4;
 /// The client's first data after the handshake opened a TLS handshake (a record of type 22,
 /// version 3.x): a ClientHello, which a server answers within a round trip.
 const OPENED_TLS: u8 = 8;
+/// The SYN/ACK came after the SYN was sent again and does not say which SYN it answers
+/// (Karn): no round trip from the handshake.
+const SYN_AMBIGUOUS: u8 = 16;
 
 impl Handshake {
     pub fn completed(&self) -> bool {
@@ -89,8 +93,14 @@ impl Handshake {
         self.seen & OPENED_TLS != 0
     }
 
-    /// SYN→SYN/ACK: the external leg.
+    /// SYN→SYN/ACK: the external leg; none when the SYN was sent again and the SYN/ACK's
+    /// timestamps do not echo the last SYN's (it may answer an earlier one: behind a full
+    /// queue, a SYN/ACK 1.5 s late came 14 ms after the third resend, and made a path of
+    /// 300 ms look 14 ms long).
     pub fn external_us(&self) -> Option<u64> {
+        if self.seen & SYN_AMBIGUOUS != 0 {
+            return None;
+        }
         Some(self.at(SEEN_SYN, self.syn_at)?.until_short(self.at(SEEN_SYNACK, self.synack_at)?))
     }
 
@@ -392,6 +402,13 @@ impl TcpMeasures {
                 if hs.seen & SEEN_SYNACK == 0 {
                     hs.synack_at = ShortTime::of(now);
                     hs.seen |= SEEN_SYNACK;
+                    let echoes_last_syn = seg
+                        .options
+                        .timestamps
+                        .is_some_and(|(_, tsecr)| self.dirs.up.probe.last_tsval() == Some(tsecr));
+                    if hs.syns > 1 && !echoes_last_syn {
+                        hs.seen |= SYN_AMBIGUOUS;
+                    }
                     hs.synack_next = seg.seq.wrapping_add(1);
                     return hs.external_us().map(|rtt| (Leg::External, rtt));
                 }
@@ -750,8 +767,9 @@ mod tests {
     fn handshake_legs() {
         let mut r = Run::new();
         r.seg(0, Up, SYN, 1000, 0, 0, None);
-        r.seg(1000, Up, SYN, 1000, 0, 0, None); // retransmitted SYN
-        r.seg(1040, Down, SYN | ACK, 5000, 1001, 0, None);
+        r.seg(1000, Up, SYN, 1000, 0, 0, Some((1_010, 0))); // retransmitted SYN
+        // Its timestamps echo the resent SYN's: it answers that one.
+        r.seg(1040, Down, SYN | ACK, 5000, 1001, 0, Some((7, 1_010)));
         r.seg(1042, Up, ACK, 1001, 5001, 0, None);
         let hs = r.m.handshake;
         assert_eq!((hs.syns, hs.synacks), (2, 1));
@@ -862,6 +880,27 @@ mod tests {
         assert_eq!((ext.samples(), ext.last_us()), (2, Some(35_000)));
         let int = r.m.rtt(Leg::Internal);
         assert_eq!((int.samples(), int.last_us()), (2, Some(5_000)));
+    }
+
+    /// Karn's rule on the handshake: the SYN sent again, then a SYN/ACK 14 ms after the last
+    /// SYN. Without timestamps it may answer either: no round trip. Its timestamps say which:
+    /// echoing the last SYN's TSval, 14 ms; echoing the first's, none. One SYN: timed.
+    #[test]
+    fn a_synack_after_a_syn_sent_again_is_timed_only_when_it_says_which() {
+        let external = |syns: &[(u64, Option<(u32, u32)>)], synack: (u64, Option<(u32, u32)>)| {
+            let mut r = Run::new();
+            for &(at, ts) in syns {
+                r.seg(at, Up, SYN, 0, 0, 0, ts);
+            }
+            r.seg(synack.0, Down, SYN | ACK, 0, 1, 0, synack.1);
+            r.m.handshake.external_us()
+        };
+        let resent = [(0, None), (1_000, None)];
+        assert_eq!(external(&resent, (1_014, None)), None);
+        let resent = [(0, Some((10, 0))), (1_000, Some((1_010, 0)))];
+        assert_eq!(external(&resent, (1_014, Some((500, 1_010)))), Some(14_000));
+        assert_eq!(external(&resent, (1_014, Some((500, 10)))), None);
+        assert_eq!(external(&[(0, None)], (40, None)), Some(40_000));
     }
 
     /// A client's upload whose segment a dropper past the capture point took: the capture saw
