@@ -1124,25 +1124,9 @@ mod tests {
     /// downloads beside a call that goes through whole are a drop, no bucket.
     #[test]
     fn downloads_starved_by_a_call_in_one_bucket_is_aggregate_policing() {
-        let verdicts = |call_loses: bool| {
-            let mut sim = Sim::default();
-            let mut rng = Rng::new(21);
-            sim.call(MSG, 0, 14, |i| !call_loses || i % 10 != 3);
-            sim.call(CTL, 0, 14, |_| true);
-            for i in 0..3 {
-                let mut t = sim.tcp(MSG, 500 + i * 700, 40);
-                t.handshake().request(517).undelivered(2 * SEG, 257).wait_us(6_000_000).abort();
-            }
-            controls(&mut sim, 0, 3, &mut rng);
-            fast_control(&mut sim, &mut rng);
-            sim.verdicts(&cfg(60))
-        };
-        let v = verdicts(true);
-        let policing = v.iter().find(|v| v.mechanism == Some(crate::detect::Mechanism::Policing));
-        let policing = policing.unwrap_or_else(|| panic!("{}", summaries(&v)));
-        assert_eq!(policing.evidence["scope"], "aggregate", "{}", summaries(&v));
-        assert_eq!(policing.evidence["starved_flows"], 3, "{}", policing.evidence);
-        let v = verdicts(false);
+        let starts_ms = [500, 1_200, 1_900];
+        one_bucket_for_all_starved(&starved_beside_a_call(14, &starts_ms, true, 21), 3);
+        let v = starved_beside_a_call(14, &starts_ms, false, 21);
         let f = findings(&v);
         assert!(f.iter().all(|f| !f.ends_with("/policing")), "{}", summaries(&v));
         assert!(f.contains(&"stalled/drop".to_string()), "{}", summaries(&v));
@@ -1155,26 +1139,40 @@ mod tests {
     /// goes through whole is still no bucket.
     #[test]
     fn a_bucket_for_all_is_held_while_the_call_that_drains_it_runs() {
-        let verdicts = |call_loses: bool| {
-            let mut sim = Sim::default();
-            let mut rng = Rng::new(22);
-            sim.call(MSG, 0, 8, |i| !call_loses || i % 10 != 3);
-            sim.call(CTL, 0, 8, |_| true);
-            for start_ms in [500, 1_200, 1_900, 9_000, 10_500, 12_000] {
-                let mut t = sim.tcp(MSG, start_ms, 40);
-                t.handshake().request(517).undelivered(2 * SEG, 257).wait_us(6_000_000).abort();
-            }
-            controls(&mut sim, 0, 3, &mut rng);
-            fast_control(&mut sim, &mut rng);
-            sim.verdicts(&cfg(60))
-        };
-        let v = verdicts(true);
-        let policing = v.iter().find(|v| v.mechanism == Some(crate::detect::Mechanism::Policing));
-        let policing = policing.unwrap_or_else(|| panic!("{}", summaries(&v)));
-        assert_eq!(policing.evidence["scope"], "aggregate", "{}", summaries(&v));
-        assert_eq!(policing.evidence["starved_flows"], 6, "{}", policing.evidence);
-        let v = verdicts(false);
+        let starts_ms = [500, 1_200, 1_900, 9_000, 10_500, 12_000];
+        one_bucket_for_all_starved(&starved_beside_a_call(8, &starts_ms, true, 22), 6);
+        let v = starved_beside_a_call(8, &starts_ms, false, 22);
         assert!(findings(&v).iter().all(|f| !f.ends_with("/policing")), "{}", summaries(&v));
+    }
+
+    /// Connections opened at `starts_ms` whose server data is dropped before the capture and
+    /// never sent through, beside a call of `call_s` seconds that loses a tenth of its media
+    /// towards the client (`call_loses`) or none, a control call and controls.
+    fn starved_beside_a_call(
+        call_s: u64,
+        starts_ms: &[u64],
+        call_loses: bool,
+        seed: u64,
+    ) -> Vec<Verdict> {
+        let mut sim = Sim::default();
+        let mut rng = Rng::new(seed);
+        sim.call(MSG, 0, call_s, |i| !call_loses || i % 10 != 3);
+        sim.call(CTL, 0, call_s, |_| true);
+        for &start_ms in starts_ms {
+            let mut t = sim.tcp(MSG, start_ms, 40);
+            t.handshake().request(517).undelivered(2 * SEG, 257).wait_us(6_000_000).abort();
+        }
+        controls(&mut sim, 0, 3, &mut rng);
+        fast_control(&mut sim, &mut rng);
+        sim.verdicts(&cfg(60))
+    }
+
+    /// `v` names one bucket for all that `starved` connections were starved under.
+    fn one_bucket_for_all_starved(v: &[Verdict], starved: u64) {
+        let policing = v.iter().find(|v| v.mechanism == Some(crate::detect::Mechanism::Policing));
+        let policing = policing.unwrap_or_else(|| panic!("{}", summaries(v)));
+        assert_eq!(policing.evidence["scope"], "aggregate", "{}", summaries(v));
+        assert_eq!(policing.evidence["starved_flows"], starved, "{}", policing.evidence);
     }
 
     /// Two freezes at one byte count, one of them in a capture that missed two of the
