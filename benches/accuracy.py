@@ -249,8 +249,9 @@ def report(args):
             label += " (MTU %d)" % params["mtu"]
         if params.get("capture", "lan") != "lan":
             label += " (%s capture)" % params["capture"].upper()
-        if snaplen(pcap) != SNAPLEN:
-            label += " (snap %d)" % snaplen(pcap)
+        snap = snaplen(pcap)
+        if snap != SNAPLEN:
+            label += " (snap %d)" % snap
         if truth.get("offloads"):
             label += " +offloads"
         r = row(label)

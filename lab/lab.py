@@ -1150,13 +1150,14 @@ def resolve_params(name, overrides, duration, seed=1):
 # ---------------------------------------------------------------- the daemon on the router
 
 class Daemon:
-    """`throttlewatch run` in the router namespace on its LAN interface, as on a real router,
-    with its events, status file and metrics next to the trace (PREFIX.events.jsonl,
-    PREFIX.status.json, PREFIX.metrics.txt fetched with curl, PREFIX.daemon.log)."""
+    """`throttlewatch run` in the router namespace on the interface the trace is taken on (its
+    LAN interface, as on a real router, unless `capture=wan`), with its events, status file and
+    metrics next to the trace (PREFIX.events.jsonl, PREFIX.status.json, PREFIX.metrics.txt
+    fetched with curl, PREFIX.daemon.log)."""
 
-    def __init__(self, lab, binary, prefix, window_s, settings=None):
+    def __init__(self, lab, binary, prefix, window_s, interface, settings=None):
         self.lab, self.window_s = lab, window_s
-        self.settings = {"interfaces": [LAN_IF], "control_sample": 1, "listen": "127.0.0.1:9737",
+        self.settings = {"interfaces": [interface], "control_sample": 1, "listen": "127.0.0.1:9737",
                          "services": os.path.join(ROOT, "samples", "lab-services.toml")}
         for key, value in (settings or {}).items():
             if key == "interfaces":
@@ -1330,7 +1331,8 @@ def run_scenario(name, overrides, seed, duration, snaplen, prefix, quiet=False, 
         line = capture.stderr.readline()
         if "listening" not in line:
             raise LabError("tcpdump did not start: " + line + capture.stderr.read())
-        running = Daemon(lab, daemon, prefix, daemon_window_s, daemon_settings) if daemon else None
+        running = (Daemon(lab, daemon, prefix, daemon_window_s, capture_if, daemon_settings)
+                   if daemon else None)
         if running:
             # For tools that watch the daemon live (tests/prometheus.rs scrapes it from there).
             log("daemon metrics at %s in namespace %s" % (running.metrics_url(), lab.router))

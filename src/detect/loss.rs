@@ -51,7 +51,7 @@ pub(super) fn pooled_share<'a>(flows: impl IntoIterator<Item = &'a Facts<'a>>) -
 /// The round trip grew beyond what a path without a queue shows.
 fn queued(f: &Facts, cfg: &DetectConfig) -> bool {
     match (f.min_rtt_us(), f.max_rtt_us()) {
-        (Some(lo), Some(hi)) => super::policing::grown_past_no_queue(cfg, lo as f64, hi as f64),
+        (Some(lo), Some(hi)) => super::throughput::grown_past_no_queue(cfg, lo as f64, hi as f64),
         _ => false,
     }
 }
@@ -244,7 +244,7 @@ fn judge(
         .map(|r| r as f64)
         .fold(f64::INFINITY, f64::min);
     let typical = median(&mins).unwrap_or(lo);
-    let grew = super::policing::grown_past_no_queue(cfg, lo, typical);
+    let grew = super::throughput::grown_past_no_queue(cfg, lo, typical);
     if queueing * 2 > targets.len() || grew {
         return Outcome::Inconclusive(Doubt::LossWithQueueing {
             loss_share: t_share,

@@ -17,7 +17,6 @@ use super::loss::{loss, pooled_share};
 use super::recent::Memory;
 use super::stats::{median, theil_sen_slope};
 use super::{Detected, Detector, Doubt, Finding, Group, Mechanism, Outcome, examples, rate_text};
-use crate::config::DetectConfig;
 use crate::flow::Direction;
 use crate::measure::loss::LossEvent;
 use crate::time::Timestamp;
@@ -26,17 +25,6 @@ use crate::time::Timestamp;
 /// answered by a delayed ACK (40 ms and more on Linux) or a sample across a lost segment. A
 /// queue adds hundreds of milliseconds.
 pub(super) const RTT_SLACK_US: f64 = 60_000.0;
-
-/// The round trip grew from `lo` to `hi` beyond what a path without a queue shows: by more
-/// than `policing_rtt_inflation` and [`RTT_SLACK_US`], or by `shaping_rtt_growth_ms` (a
-/// queue, [`super::throughput::queue_grew`]): a queue delays by its own length whatever the
-/// path's base, and on a path of 240 ms the proportional allowance alone (180 ms) took a
-/// shaper's 200-ms queue for none, and its drops for a policer's.
-pub(super) fn grown_past_no_queue(cfg: &DetectConfig, lo: f64, hi: f64) -> bool {
-    let allowance = ((cfg.policing_rtt_inflation - 1.0) * lo + RTT_SLACK_US)
-        .min(cfg.shaping_rtt_growth_ms as f64 * 1000.0);
-    hi > lo + allowance
-}
 
 /// The connections that windows' verdicts named policed, for the lines the next windows
 /// continue ([`line_events`]), with the control goodput beside them there (for a window whose
@@ -174,7 +162,7 @@ fn per_flow(f: &Facts, base_rtt_us: Option<u64>, g: &Group, continued: bool) -> 
     // stays full once it drops; a policer never holds packets). Samples taken as the first
     // overshoot fills a queue can miss it, the flow's largest round trip does not.
     let largest = u64::from(log.rtt_max_before_us).max(f.max_rtt_us().unwrap_or(0));
-    if rtt_us > 0 && grown_past_no_queue(cfg, rtt_us as f64, largest as f64) {
+    if rtt_us > 0 && super::throughput::grown_past_no_queue(cfg, rtt_us as f64, largest as f64) {
         return None;
     }
     // The delivered series against the token line from the first loss.
@@ -691,10 +679,7 @@ fn starved(g: &Group) -> Option<Outcome> {
     // drained; before and after them the downloads' trickle (resends of what never came)
     // leaves the sum below the rate, as a bucket lets it. (Over the whole traffic, a call
     // that ended 4 s before the stalled downloads gave up left 30 of 38 bins held.)
-    let draining = |f: &Facts| {
-        f.rtp_loss_down()
-            .is_some_and(|l| l.lost as f64 >= cfg.loss_min_share * l.expected.max(1) as f64)
-    };
+    let draining = |f: &Facts| f.rtp_loss_down().is_some_and(|l| l.share() >= cfg.loss_min_share);
     let (calls, _) = down_bytes_per_bin(g, &draining);
     let first = *totals.keys().next()?.max(calls.keys().next()?);
     let last = *totals.keys().next_back()?.min(calls.keys().next_back()?);
@@ -760,7 +745,7 @@ fn shared_bucket(g: &Group, policed: &[u64], per_flow_bps: f64) -> Option<(Vec<u
     let (from_bin, to_bin) = (losses.iter().min()? / bin_us + 1, losses.iter().max()? / bin_us);
     let lossy_rate_bps = |f: &Facts| match f.rtp_loss_down() {
         Some(l) => {
-            let share = l.lost as f64 / l.expected as f64;
+            let share = l.share();
             let inside: Vec<u32> = f
                 .bins(Direction::Down)
                 .filter(|b| (from_bin..to_bin).contains(&b.0))
@@ -1046,7 +1031,9 @@ mod tests {
     #[test]
     fn a_queue_grows_the_round_trip_by_its_own_length() {
         let cfg = DetectConfig::default();
-        let grown = |lo_ms: f64, hi_ms: f64| grown_past_no_queue(&cfg, lo_ms * 1e3, hi_ms * 1e3);
+        let grown = |lo_ms: f64, hi_ms: f64| {
+            super::super::throughput::grown_past_no_queue(&cfg, lo_ms * 1e3, hi_ms * 1e3)
+        };
         assert!(!grown(20.0, 85.0) && grown(20.0, 95.0));
         assert!(!grown(240.0, 330.0) && grown(240.0, 350.0) && grown(240.0, 414.0));
     }

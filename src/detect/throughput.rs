@@ -245,6 +245,18 @@ fn queued_rtt_us(f: &Facts) -> Option<u64> {
     f.handshake_rtt_us().max(f.second_max_rtt_us())
 }
 
+/// The round trip grew from `lo` to `hi` beyond what a path without a queue shows (the
+/// policing and random-loss detectors' "no queue"): by more than `policing_rtt_inflation` and
+/// [`RTT_SLACK_US`](super::policing::RTT_SLACK_US), or by `shaping_rtt_growth_ms` (a queue,
+/// [`queue_grew`]): a queue delays by its own length whatever the path's base, and on a path
+/// of 240 ms the proportional allowance alone (180 ms) took a shaper's 200-ms queue for none,
+/// and its drops for a policer's.
+pub(super) fn grown_past_no_queue(cfg: &DetectConfig, lo: f64, hi: f64) -> bool {
+    let allowance = ((cfg.policing_rtt_inflation - 1.0) * lo + super::policing::RTT_SLACK_US)
+        .min(cfg.shaping_rtt_growth_ms as f64 * 1000.0);
+    hi > lo + allowance
+}
+
 /// The round trip grew from `lo` to `hi` as a queue makes it: by `shaping_rtt_growth_ms` and
 /// `shaping_rtt_factor` at once.
 pub(super) fn queue_grew(cfg: &DetectConfig, lo: Option<u64>, hi: Option<u64>) -> bool {

@@ -126,6 +126,13 @@ pub struct RtpLoss {
     pub runs: u64,
 }
 
+impl RtpLoss {
+    /// The share of the expected packets lost (0 with none expected).
+    pub fn share(&self) -> f64 {
+        self.lost as f64 / self.expected.max(1) as f64
+    }
+}
+
 /// One RTP stream (the dominant SSRC of a direction).
 #[derive(Debug, Clone, Default)]
 pub struct RtpStream {
