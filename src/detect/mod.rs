@@ -252,8 +252,8 @@ impl WindowGrid {
 
     /// Before a packet stamped `ts` is measured: the window it closes, if it lies beyond the
     /// current one. The grid then moves on to the window that holds `ts`. A packet stamped
-    /// before the origin belongs to the first window. (Inlined even in this size-optimised
-    /// crate: it runs before every packet.)
+    /// before the origin belongs to the first window. (Inlined even where this crate is
+    /// optimised for size, on routers: it runs before every packet.)
     #[inline(always)]
     pub fn due(&mut self, ts: Timestamp) -> Option<Window> {
         let start = *self.start.get_or_insert(ts);
