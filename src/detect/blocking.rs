@@ -303,12 +303,16 @@ pub(super) fn detect(g: &Group) -> Outcome {
             "earlier_control_attempts": earlier_controls,
         })
     };
-    // Per kind, the strongest comparison: a significant share, or several attempts all
-    // unanswered while every control attempt of the kind was answered.
+    // Per kind, the strongest comparison: a significant share, or several attempts
+    // unanswered while every control attempt of the kind was answered. Behind a queue of
+    // seconds (a shaper's: the service's round trip grew) the answers may still be queued
+    // as the window ends; then only a significant share decides, as for stalls.
+    let queued = super::throughput::queue_shown(g.cfg, &g.targets.iter().collect::<Vec<_>>());
     let mut decided: Option<(f64, String)> = None;
     let mut no_control = false;
     for k in &tallies {
-        let behaviour = k.t.hits >= g.cfg.min_affected_flows && k.c.hits == 0 && k.c.total >= 1;
+        let behaviour =
+            k.t.hits >= g.cfg.min_affected_flows && k.c.hits == 0 && k.c.total >= 1 && !queued;
         match versus_control(g, k.t, k.c).or_decided_by(behaviour) {
             Comparison::Higher { p } if decided.as_ref().is_none_or(|d| p < d.0) => {
                 let text = format!(
