@@ -1357,6 +1357,35 @@ mod tests {
         }
     }
 
+    /// A shaper's first window: three downloads whose round trip grew from 40 to 600 ms in
+    /// its queue, two born into it (600 ms from their handshake), one on the path without it,
+    /// all losing 6 % at the queue's overflows. Half grew, too few alone; with those born
+    /// into the queue most are behind it: no random loss. On a path without a queue the same
+    /// six are random loss.
+    #[test]
+    fn connections_grown_and_born_into_a_queue_together_are_not_random_loss() {
+        let verdicts = |queue_ms: u64| {
+            let mut sim = Sim::default();
+            let mut rng = Rng::new(42);
+            for i in 0..6u64 {
+                let born_ms = if (3..5).contains(&i) { queue_ms } else { 0 };
+                let mut t = sim.tcp(MSG, i * 900, 40 + born_ms);
+                t.handshake();
+                if i < 3 {
+                    t.rtt_us += queue_ms * 1000;
+                }
+                t.request(300).download(300_000, 4e6, SEG, 0.06, &mut rng).close();
+            }
+            sim.downloads(CTL, (300, 900, 4), 30, (300_000, 4e6, 0.0), &mut rng);
+            sim.verdicts(&cfg(60))
+        };
+        let queued = verdicts(560);
+        let random_loss = Some(crate::detect::Mechanism::RandomLoss);
+        assert!(queued.iter().all(|v| v.mechanism != random_loss), "{}", summaries(&queued));
+        let flat = verdicts(0);
+        assert_eq!(findings(&flat), ["throttled/random_loss"], "{}", summaries(&flat));
+    }
+
     /// Downloads all born into a standing queue (a shaper's: 600 ms where the path is 40 ms)
     /// and losing 6 % at its overflows, beside a short connection of the service whose
     /// handshake came between the queue's fills: the queue shows against that one, too short
