@@ -116,6 +116,10 @@ pub(crate) enum Doubt {
         with_signatures: usize,
         control_connections: u64,
     },
+    /// One connection reset with a strong injection signature (a TTL unlike the server's, an
+    /// RST sooner than the round trip allows, one in place of the ServerHello), no control
+    /// connection reset.
+    SingleInjectedReset { connections: u64, signatures: Vec<&'static str> },
     /// One connection froze, none of the controls.
     SingleFreeze { connections: u64, server_bytes: u64 },
     /// Too few connections stalled for a verdict (one at least), but with those sending data
@@ -168,7 +172,9 @@ impl Doubt {
             Doubt::TooFewSamples { .. }
             | Doubt::ThroughputNotSignificant { .. }
             | Doubt::ResamplesDisagree { .. } => Detector::ThroughputDifferentiation,
-            Doubt::ResetsWithoutControl { .. } => Detector::Resets,
+            Doubt::ResetsWithoutControl { .. } | Doubt::SingleInjectedReset { .. } => {
+                Detector::Resets
+            }
             Doubt::SingleFreeze { .. }
             | Doubt::StallsBegun { .. }
             | Doubt::StallsWithoutControl { .. }
@@ -198,6 +204,7 @@ impl Doubt {
             | Doubt::ThroughputNotSignificant { .. }
             | Doubt::ResamplesDisagree { .. }
             | Doubt::SingleFreeze { .. }
+            | Doubt::SingleInjectedReset { .. }
             | Doubt::StallsBegun { .. }
             | Doubt::PolicedBesideFaster { .. } => NextStep::CaptureLonger,
             Doubt::PolicedRatesApart { .. } | Doubt::LossWithQueueing { .. } => NextStep::IdleLine,
@@ -316,6 +323,13 @@ impl fmt::Display for Doubt {
                 "{reset_flows} of {tcp_flows} connections reset by the server side \
                  ({with_signatures} with injection signatures), but {}",
                 too_few_controls(*control_connections, Controls::Connections)
+            ),
+            Doubt::SingleInjectedReset { connections, signatures } => write!(
+                f,
+                "1 of {connections} connections reset by the server side with injection \
+                 signatures ({}), and no control connection was reset: too few to tell an \
+                 injector from a server's trouble",
+                signatures.join(", ")
             ),
             Doubt::SingleFreeze { connections, server_bytes } => write!(
                 f,

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 
 use super::facts::{Facts, hops};
 use super::{
-    Counts, Detected, Detector, Doubt, Finding, Group, Mechanism, Outcome, examples, p_text,
-    share_outcome, versus_control,
+    Comparison, Counts, Detected, Detector, Doubt, Finding, Group, Mechanism, Outcome, examples,
+    p_text, share_outcome, versus_control,
 };
 
 /// The injection signatures of a flow's server-side RST.
@@ -96,6 +96,19 @@ pub(super) fn detect(g: &Group) -> Outcome {
         controls.iter().filter(|f| forensics(f).is_some_and(|(s, _)| strong(&s))).count();
     let comparison = versus_control(g, t, c)
         .or_decided_by(strongly_signed >= g.cfg.min_affected_flows && control_signed == 0);
+    // A single RST so signed, and no control connection reset: too few to decide, too
+    // specific to keep quiet about (an injector may reset only the connections that carry
+    // what it looks for, as Russia's after N bytes did).
+    if matches!(comparison, Comparison::Nothing)
+        && strongly_signed == 1
+        && c.hits == 0
+        && let Some((_, signatures, _)) = reset.iter().find(|(_, s, _)| strong(s))
+    {
+        return Outcome::Inconclusive(Doubt::SingleInjectedReset {
+            connections: t.total,
+            signatures: signatures.clone(),
+        });
+    }
     share_outcome(
         NAME,
         comparison,

@@ -718,6 +718,16 @@ impl Tcp<'_> {
     }
 
     /// The server side resets the connection.
+    /// The client sends 100 bytes and an RST from the server's address follows 50 µs later,
+    /// sooner than any server could answer: an injector's on the path.
+    pub fn injected_reset(&mut self) -> &mut Self {
+        self.segment(true, self.cseq, self.sseq, PSH | ACK, 100);
+        self.cseq += 100;
+        self.now_us += 50;
+        self.segment(false, self.sseq, self.cseq, RST | ACK, 0);
+        self
+    }
+
     pub fn server_reset(&mut self) -> &mut Self {
         self.segment(false, self.sseq, self.cseq, RST | ACK, 0);
         self

@@ -158,6 +158,16 @@ pub fn resets_alone() -> Run {
     run(sim)
 }
 
+/// One of the service's connections is reset 50 µs after the client's packet, where the
+/// round trip is 40 ms (an injector's RST); the control transfers complete.
+pub fn one_injected_reset() -> Run {
+    let mut sim = Sim::default();
+    let mut rng = Rng::new(30);
+    sim.tcp(MSG, 0, 40).handshake().request(517).wait_us(200_000).injected_reset();
+    sim.downloads(CTL, (0, 700, 4), 30, (150_000, 4e6, 0.0), &mut rng);
+    run(sim)
+}
+
 /// One connection freezes at ~14 kB (GRO super-segments), the control transfers complete.
 pub fn one_freeze() -> Run {
     let mut sim = Sim::default();

@@ -26,6 +26,7 @@ fn scenario_of(doubt: &Doubt) -> &'static str {
         Doubt::ThroughputNotSignificant { .. } => "slower_without_significance",
         Doubt::ResamplesDisagree { .. } => "slower_in_tiny_resamples",
         Doubt::ResetsWithoutControl { .. } => "resets_alone",
+        Doubt::SingleInjectedReset { .. } => "one_injected_reset",
         Doubt::SingleFreeze { .. } => "one_freeze",
         Doubt::StallsBegun { .. } => "stalls_under_way",
         Doubt::StallsWithoutControl { .. } => "stalls_alone",
@@ -41,7 +42,7 @@ fn scenario_of(doubt: &Doubt) -> &'static str {
 type Scenario = fn() -> Run;
 
 /// The scenarios by name.
-const SCENARIOS: [(&str, Scenario); 21] = [
+const SCENARIOS: [(&str, Scenario); 22] = [
     ("lone_datagram", scenarios::lone_datagram),
     ("policed_rates_apart", scenarios::policed_rates_apart),
     ("policed_alone", scenarios::policed_alone),
@@ -55,6 +56,7 @@ const SCENARIOS: [(&str, Scenario); 21] = [
     ("slower_without_significance", scenarios::slower_without_significance),
     ("slower_in_tiny_resamples", scenarios::slower_in_tiny_resamples),
     ("resets_alone", scenarios::resets_alone),
+    ("one_injected_reset", scenarios::one_injected_reset),
     ("one_freeze", scenarios::one_freeze),
     ("stalls_under_way", scenarios::stalls_under_way),
     ("stalls_alone", scenarios::stalls_alone),
@@ -240,7 +242,7 @@ fn loss_behind_a_queue() {
     assert_eq!(
         d.to_string(),
         "the service's connections lose 5.8% of their packets (control 0.1%), but their round \
-         trips grew as behind a queue (0 of 4 connections; the least 40 ms, typically 300 ms): \
+         trips grew as behind a queue (3 of 4 connections; the least 40 ms, typically 300 ms): \
          a shaper or congestion drops so too"
     );
 }
@@ -299,6 +301,22 @@ fn resets_without_a_control_connection() {
         d.to_string(),
         "3 of 3 connections reset by the server side (3 with injection signatures), but no \
          control connection to compare with"
+    );
+}
+
+#[test]
+fn a_single_injected_reset() {
+    let d = reach("one_injected_reset");
+    let Doubt::SingleInjectedReset { connections: 1, ref signatures } = d else { panic!("{d:?}") };
+    assert!(signatures.contains(&"faster_than_rtt"), "{signatures:?}");
+    assert_eq!(
+        d.to_string(),
+        format!(
+            "1 of 1 connections reset by the server side with injection signatures ({}), and \
+             no control connection was reset: too few to tell an injector from a server's \
+             trouble",
+            signatures.join(", ")
+        )
     );
 }
 
