@@ -2348,6 +2348,49 @@ mod tests {
         assert!(v.iter().all(|v| !v.is_finding()), "{}", summaries(&v));
     }
 
+    /// A queue towards one of the service's two addresses (Belarus 2020): a download from it
+    /// holds at 1.5 Mbit/s while one from the other runs at 8, and the connections opened
+    /// beside it to the same address take 400 ms to shake hands where the path takes 40.
+    /// The download's own round trips stay at 40 ms (its client sends pure ACKs, which time
+    /// nothing towards the server): the queue shows in the handshakes beside it, and the
+    /// verdict is shaping towards that address. Without those handshakes' queue, nothing
+    /// says shaping.
+    #[test]
+    fn a_queue_shown_beside_a_download_is_the_downloads_shaper() {
+        let verdicts = |queue_ms: u64| {
+            let (slow, fast) = (MSG, Ipv4Addr::new(198, 51, 100, 11));
+            let mut sim = Sim::default();
+            let mut rng = Rng::new(43);
+            sim.tcp(slow, 0, 40)
+                .handshake()
+                .request(500)
+                .download(2_000_000, 1.5e6, SEG, 0.0, &mut rng)
+                .close();
+            sim.tcp(fast, 200, 40)
+                .handshake()
+                .request(500)
+                .download(2_000_000, 8e6, SEG, 0.0, &mut rng)
+                .close();
+            for i in 0..5 {
+                sim.tcp(slow, 1_000 + i * 2_000, 40 + queue_ms).handshake().request(300).close();
+                sim.tcp(fast, 1_500 + i * 2_000, 40).handshake().request(300).close();
+            }
+            controls(&mut sim, 0, 12, &mut rng);
+            fast_control(&mut sim, &mut rng);
+            sim.verdicts(&cfg(60))
+        };
+        let v = verdicts(360);
+        assert_eq!(findings(&v), ["throttled/shaping"], "{}", summaries(&v));
+        assert!(
+            v[0].summary.contains("towards 1 of 2 addresses (198.51.100.10)"),
+            "{}",
+            v[0].summary
+        );
+        let v = verdicts(0);
+        let shaping = Some(crate::detect::Mechanism::Shaping);
+        assert!(v.iter().all(|v| v.mechanism != shaping), "{}", summaries(&v));
+    }
+
     /// A shaper below a call's rate (Belarus 2020-style queue): no download of the service
     /// gets far, its media runs steadily, and the queue shows in the handshakes of most of its
     /// connections: shaping. With the same steady call and no queue: nothing. On a far path
