@@ -307,7 +307,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
     // unanswered while every control attempt of the kind was answered. Behind a queue of
     // seconds (a shaper's: the service's round trip grew) the answers may still be queued
     // as the window ends; then only a significant share decides, as for stalls.
-    let queued = super::throughput::queue_shown(g.cfg, &g.targets.iter().collect::<Vec<_>>());
+    let queued = super::throughput::queue_shown(g.cfg, g.targets.iter());
     let mut decided: Option<(f64, String)> = None;
     let mut no_control = false;
     for k in &tallies {

@@ -338,7 +338,7 @@ pub(super) fn detect(g: &Group) -> Outcome {
     // while every control connection went through.
     // Behind a queue of seconds (a shaper's: the service's round trip grew) a starved
     // connection retransmits unacknowledged too; then only a significant share decides.
-    let queued = super::throughput::queue_shown(cfg, &g.targets.iter().collect::<Vec<_>>());
+    let queued = super::throughput::queue_shown(cfg, g.targets.iter());
     let stuck = (client_unacked + unanswered + server_unacked + undelivered) as u64
         >= cfg.min_affected_flows
         && c.total >= cfg.min_affected_flows

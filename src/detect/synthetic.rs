@@ -717,7 +717,6 @@ impl Tcp<'_> {
         self
     }
 
-    /// The server side resets the connection.
     /// The client sends 100 bytes and an RST from the server's address follows 50 µs later,
     /// sooner than any server could answer: an injector's on the path.
     pub fn injected_reset(&mut self) -> &mut Self {
@@ -728,6 +727,7 @@ impl Tcp<'_> {
         self
     }
 
+    /// The server side resets the connection.
     pub fn server_reset(&mut self) -> &mut Self {
         self.segment(false, self.sseq, self.cseq, RST | ACK, 0);
         self

@@ -193,7 +193,7 @@ fn network_trace(g: &Group, bulk: &[&Facts], controls: &[&Facts]) -> (bool, bool
     let pooled = |flows: &[&Facts<'_>]| super::loss::pooled_share(flows.iter().copied());
     let (t_loss, c_loss) = (pooled(bulk), pooled(controls));
     let dropped = t_loss >= 0.005 && t_loss >= 2.0 * c_loss;
-    let queued = queue_shown(g.cfg, bulk)
+    let queued = queue_shown(g.cfg, bulk.iter().copied())
         && one_queue_for_everything(most_queued_control(g), rtt_growth_us(bulk).unwrap_or(0))
             .is_none();
     (dropped, queued, t_loss, c_loss)
@@ -234,9 +234,12 @@ fn one_queue_for_everything(
 /// samples, grew from the least of all as [`queue_grew`] says. A queue delays every packet
 /// through it while it lasts; one late echo is something else: a server's think time
 /// behind an acknowledgement the capture missed, or a delayed ACK.
-pub(super) fn queue_shown(cfg: &DetectConfig, flows: &[&Facts]) -> bool {
-    let least = flows.iter().filter_map(|f| f.min_rtt_us()).min();
-    flows.iter().any(|f| queue_grew(cfg, least, queued_rtt_us(f)))
+pub(super) fn queue_shown<'f, 'a: 'f>(
+    cfg: &DetectConfig,
+    flows: impl Iterator<Item = &'f Facts<'a>> + Clone,
+) -> bool {
+    let least = flows.clone().filter_map(|f| f.min_rtt_us()).min();
+    flows.into_iter().any(|f| queue_grew(cfg, least, queued_rtt_us(f)))
 }
 
 /// What a queue shows in a connection: its handshake's round trip or its second largest
@@ -352,8 +355,8 @@ pub(super) fn shaping(g: &Group) -> Outcome {
         let beside = g.targets.iter().filter(|f| in_scope(f)).filter_map(queued_rtt_us).max();
         bulk.iter().filter_map(|f| f.max_rtt_us()).max().max(beside)
     };
-    let grown = queue_grew(cfg, min_rtt, max_rtt)
-        && (media_only || queue_shown(cfg, &g.targets.iter().collect::<Vec<_>>()));
+    let grown =
+        queue_grew(cfg, min_rtt, max_rtt) && (media_only || queue_shown(cfg, g.targets.iter()));
     // A shaper queues: without a grown round trip there is none, however short the
     // transfers; with one, a plateau needs enough busy bins to be seen.
     if !grown {
@@ -485,4 +488,21 @@ pub(super) fn shaping(g: &Group) -> Outcome {
             rate_text(control_bps)
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A queue's growth is told the same on near and far paths: on a 20-ms path 70 ms of
+    /// growth is allowed (a delayed ACK, a sample across a loss), on a 240-ms path no more
+    /// than a queue's 100 ms, where the proportional allowance alone let a shaper's 200-ms
+    /// queue pass for none.
+    #[test]
+    fn a_queue_grows_the_round_trip_by_its_own_length() {
+        let cfg = DetectConfig::default();
+        let grown = |lo_ms: f64, hi_ms: f64| grown_past_no_queue(&cfg, lo_ms * 1e3, hi_ms * 1e3);
+        assert!(!grown(20.0, 85.0) && grown(20.0, 95.0));
+        assert!(!grown(240.0, 330.0) && grown(240.0, 350.0) && grown(240.0, 414.0));
+    }
 }

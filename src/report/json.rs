@@ -187,8 +187,8 @@ pub(crate) fn write_layout(
 /// The serializer: serde_json's `Serializer` call for call (the same [`Formatter`] calls in
 /// the same order), except that a struct's field names are written as they are. They are
 /// Rust identifiers or `rename`s to such words, with nothing to escape; serde_json scanned
-/// each of their bytes for escapes, each byte a few calls when this crate was optimised for size: on
-/// the bench trace 28 of the report's 60 instructions per packet. Strings are written here,
+/// each of their bytes for escapes, each byte a few calls when this crate was optimised for
+/// size: on the bench trace 28 of the report's 60 instructions per packet. Strings are written here,
 /// not through the formatter, which keeps serde_json's own string methods (a quote, the text).
 struct Json<'w> {
     out: Chunks<'w>,
