@@ -626,6 +626,16 @@ impl Group<'_> {
         self.cfg.alpha * minute_share / self.services_tested.max(1) as f64
     }
 
+    /// The server addresses of the service's TCP connections in the window, sorted, each
+    /// once.
+    pub fn tcp_server_addresses(&self) -> Vec<std::net::IpAddr> {
+        let mut addresses: Vec<std::net::IpAddr> =
+            (self.targets.iter()).filter(|f| f.tcp().is_some()).map(|f| f.f.server.addr).collect();
+        addresses.sort_unstable();
+        addresses.dedup();
+        addresses
+    }
+
     /// A p-value against [`Group::alpha`].
     pub fn judge(&self, p: f64) -> Comparison {
         if p < self.alpha() { Comparison::Higher { p } } else { Comparison::NotHigher { p } }

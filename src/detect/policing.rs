@@ -12,7 +12,7 @@
 
 use serde_json::json;
 
-use super::facts::Facts;
+use super::facts::{Facts, network};
 use super::loss::{loss, pooled_share};
 use super::recent::Memory;
 use super::stats::{median, theil_sen_slope};
@@ -375,13 +375,29 @@ fn judge(g: &Group, continued: bool) -> Outcome {
     // filled can fit a token line over a short stretch. A bucket at its rate holds back every
     // connection it polices; another of the service's that carried more since the first loss
     // says this one's losses were not that bucket's (or that it polices only some): undecided.
+    // Except where every one that carried more went to another address of the service in the
+    // policed one's network (one site): a policer on some of the service's addresses, as a
+    // censor's list of them seldom holds them all (docs/detectors.md, Policing).
+    let mut towards = None;
     if let [only] = cluster[..] {
         let faster = outran(g, only);
-        if !faster.is_empty() {
-            return Outcome::Inconclusive(Doubt::PolicedBesideFaster {
-                rate_bps: rate,
-                faster_flows: faster.len(),
-            });
+        let policed_at = server_of(g, only.id);
+        let elsewhere_on_site = |id: u64| {
+            server_of(g, id).is_some_and(|addr| {
+                Some(addr) != policed_at && policed_at.is_some_and(|p| network(p) == network(addr))
+            })
+        };
+        match policed_at {
+            Some(addr) if !faster.is_empty() && faster.iter().all(|&id| elsewhere_on_site(id)) => {
+                towards = Some(addr)
+            }
+            _ if !faster.is_empty() => {
+                return Outcome::Inconclusive(Doubt::PolicedBesideFaster {
+                    rate_bps: rate,
+                    faster_flows: faster.len(),
+                });
+            }
+            _ => {}
         }
     }
     let mean_consistency =
@@ -422,6 +438,15 @@ fn judge(g: &Group, continued: bool) -> Outcome {
     {
         evidence["scope_bins"] = json!({ "concurrent": concurrent_bins, "single": single_bins });
     }
+    let towards = match towards {
+        Some(addr) => {
+            let addresses = g.tcp_server_addresses().len();
+            evidence["policed_address"] = json!(addr.to_string());
+            evidence["addresses"] = json!(addresses);
+            format!(" towards 1 of {addresses} addresses ({addr})")
+        }
+        None => String::new(),
+    };
     Outcome::Finding(Detected {
         finding: Finding::Throttled,
         mechanism: Some(Mechanism::Policing),
@@ -429,7 +454,7 @@ fn judge(g: &Group, continued: bool) -> Outcome {
         evidence,
         flows: examples(ids, 20),
         summary: format!(
-            "{what} {} ({} flow(s){}, burst ~{:.0} kB); control traffic reached {}{}",
+            "{what} {}{towards} ({} flow(s){}, burst ~{:.0} kB); control traffic reached {}{}",
             rate_text(shown_rate),
             cluster.len(),
             match scope {
@@ -442,6 +467,11 @@ fn judge(g: &Group, continued: bool) -> Outcome {
             if earlier.is_some() { " less than a minute before" } else { "" }
         ),
     })
+}
+
+/// The server address of the service's flow `id`.
+fn server_of(g: &Group, id: u64) -> Option<std::net::IpAddr> {
+    g.targets.iter().find(|f| f.id() == id).map(|f| f.f.server.addr)
 }
 
 /// Connections of the service beside `only` that lost packets once they had run further

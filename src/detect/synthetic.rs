@@ -2391,6 +2391,42 @@ mod tests {
         assert!(v.iter().all(|v| v.mechanism != shaping), "{}", summaries(&v));
     }
 
+    /// A policer towards one of the service's two addresses (a censor's list seldom holds
+    /// them all): a download from it follows a bucket at 256 kbit/s while a stream from the
+    /// other address of the same network runs at 1 Mbit/s beside it. One policed connection
+    /// beside a faster one of the service is undecided where both came from one address (a
+    /// bucket on the service holds back every connection it polices), and policing towards
+    /// the one address where the faster came from the other.
+    #[test]
+    fn a_policer_on_one_of_two_addresses_is_named_with_it() {
+        let verdicts = |other: Ipv4Addr| {
+            let mut sim = Sim::default();
+            let mut rng = Rng::new(29);
+            sim.policed_download(MSG, 0, 400_000, 512_000.0, (256_000.0, 16_384.0));
+            sim.downloads(other, (0, 1, 1), 40, (1_500_000, 1e6, 0.0), &mut rng);
+            sim.downloads(CTL, (0, 2_000, 6), 200, (600_000, 3e6, 0.0), &mut rng);
+            sim.judge(&cfg(60))
+        };
+        let judged = verdicts(Ipv4Addr::new(198, 51, 100, 11));
+        let v = &judged[0].verdicts;
+        assert_eq!(findings(v), ["throttled/policing"], "{}", summaries(v));
+        assert!(
+            v[0].summary.contains("~25")
+                && v[0].summary.contains("towards 1 of 2 addresses (198.51.100.10)"),
+            "{}",
+            v[0].summary
+        );
+        assert_eq!(v[0].evidence["policed_address"], "198.51.100.10");
+        let judged = verdicts(MSG);
+        assert!(
+            (judged[0].doubts.iter()).any(|d| matches!(d, Doubt::PolicedBesideFaster { .. })),
+            "{:?}",
+            judged[0].doubts
+        );
+        let policing = Some(crate::detect::Mechanism::Policing);
+        assert!(judged[0].verdicts.iter().all(|v| v.mechanism != policing));
+    }
+
     /// A shaper below a call's rate (Belarus 2020-style queue): no download of the service
     /// gets far, its media runs steadily, and the queue shows in the handshakes of most of its
     /// connections: shaping. With the same steady call and no queue: nothing. On a far path

@@ -302,10 +302,7 @@ pub(super) fn shaping(g: &Group) -> Outcome {
         let flows = g.targets.iter().filter(|f| f.f.server.addr == addr);
         queue_grew(cfg, min_rtt, flows.filter_map(|f| f.max_rtt_us()).max())
     };
-    let mut addresses: Vec<std::net::IpAddr> =
-        g.targets.iter().filter(|f| f.tcp().is_some()).map(|f| f.f.server.addr).collect();
-    addresses.sort_unstable();
-    addresses.dedup();
+    let addresses = g.tcp_server_addresses();
     let queued_addrs: Vec<std::net::IpAddr> =
         addresses.iter().copied().filter(|a| queued_at(*a)).collect();
     let queued: Vec<String> = queued_addrs.iter().map(ToString::to_string).collect();
