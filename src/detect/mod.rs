@@ -242,12 +242,20 @@ pub(crate) struct Group<'a> {
 #[derive(Debug, Clone)]
 pub struct WindowGrid {
     width_us: u64,
-    start: Option<Timestamp>,
+    /// The window in progress, from the origin or the first packet on: its end is what every
+    /// packet is compared with.
+    current: Option<Window>,
 }
 
 impl WindowGrid {
     pub fn new(window_s: u64, origin: Option<Timestamp>) -> Self {
-        WindowGrid { width_us: window_s.max(1) * 1_000_000, start: origin }
+        let width_us = window_s.max(1) * 1_000_000;
+        WindowGrid { width_us, current: origin.map(|start| Self::starting(start, width_us)) }
+    }
+
+    /// The window of `width_us` from `start`.
+    fn starting(start: Timestamp, width_us: u64) -> Window {
+        Window { start, end: start.add_micros(width_us) }
     }
 
     /// Before a packet stamped `ts` is measured: the window it closes, if it lies beyond the
@@ -256,27 +264,27 @@ impl WindowGrid {
     /// optimised for size, on routers: it runs before every packet.)
     #[inline(always)]
     pub fn due(&mut self, ts: Timestamp) -> Option<Window> {
-        let start = *self.start.get_or_insert(ts);
-        let end = start.add_micros(self.width_us);
-        if ts < end {
+        let width_us = self.width_us;
+        let current = *self.current.get_or_insert_with(|| Self::starting(ts, width_us));
+        if ts < current.end {
             return None;
         }
-        let skipped = (ts.micros() - end.micros()) / self.width_us;
-        self.start = Some(end.add_micros(skipped * self.width_us));
-        Some(Window { start, end })
+        let skipped = (ts.micros() - current.end.micros()) / width_us;
+        self.current = Some(Self::starting(current.end.add_micros(skipped * width_us), width_us));
+        Some(current)
     }
 
     /// The end of the window that holds `ts` (the first window's for a time before the grid's
     /// start), once the grid has a start.
     pub fn end_of(&self, ts: Timestamp) -> Option<Timestamp> {
-        let start = self.start?;
+        let start = self.current?.start;
         let windows = ts.micros().saturating_sub(start.micros()) / self.width_us;
         Some(start.add_micros((windows + 1) * self.width_us))
     }
 
     /// The window in progress, cut short at `at` (the end of the input, or a stop).
     pub fn last(&self, at: Timestamp) -> Option<Window> {
-        let start = self.start?;
+        let start = self.current?.start;
         Some(Window { start, end: at.max(start) })
     }
 }

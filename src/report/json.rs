@@ -19,13 +19,28 @@ pub(crate) enum Layout {
     OneLine,
 }
 
-/// A line break and the indent of `level`s, after a comma when one is due.
-const BREAK_AND_INDENT: &[u8] =
-    b",\n                                                                ";
+/// Bytes of a line break block ([`BREAKS`]).
+const BREAK_BYTES: usize = 66;
+
+/// A line break and the most indent [`Formatter::next`] writes at once: after a comma (`,\n`
+/// and 64 spaces) and without one (`\n` and 65 spaces). Copied whole, a copy of known size,
+/// and cut to the indent of the level; deeper levels write their indent a level at a time.
+const BREAKS: [[u8; BREAK_BYTES]; 2] = [line_break(true), line_break(false)];
+
+const fn line_break(comma: bool) -> [u8; BREAK_BYTES] {
+    let mut bytes = [b' '; BREAK_BYTES];
+    if comma {
+        bytes[0] = b',';
+    }
+    bytes[comma as usize] = b'\n';
+    bytes
+}
 
 /// serde_json's pretty layout, byte for byte, with each line break and its indent written at
 /// once: the pretty printer writes every level of indent by itself, each a call through the
-/// `dyn Write`.
+/// `dyn Write`. Its methods write to [`Chunks`] (the only output there is); the
+/// `serde_json::ser::Formatter` methods it keeps are those of numbers, `null`, booleans and
+/// string escapes.
 struct Formatter {
     layout: Layout,
     level: usize,
@@ -35,75 +50,67 @@ struct Formatter {
 impl Formatter {
     /// Before a value of an array or a key of an object: a comma unless `first`, then a line
     /// break and the indent (also before a closing bracket, as `first`).
-    fn next<W: ?Sized + Write>(&mut self, out: &mut W, first: bool) -> io::Result<()> {
-        let from = usize::from(first);
+    fn next(&mut self, out: &mut Chunks, first: bool) -> io::Result<()> {
         if self.layout == Layout::OneLine {
-            return out.write_all(&b","[from..]);
+            return out.write_all(&b","[usize::from(first)..]);
         }
-        let to = 2 + 2 * self.level;
-        match BREAK_AND_INDENT.get(from..to) {
-            Some(text) => out.write_all(text),
-            None => {
-                out.write_all(&BREAK_AND_INDENT[from..2])?;
-                (0..self.level).try_for_each(|_| out.write_all(b"  "))
-            }
+        let block = &BREAKS[usize::from(first)];
+        let len = 2 - usize::from(first) + 2 * self.level;
+        if len <= BREAK_BYTES {
+            return out.write_head(block, len);
         }
+        out.write_all(&block[..2 - usize::from(first)])?;
+        (0..self.level).try_for_each(|_| out.write_all(b"  "))
     }
 
-    fn open<W: ?Sized + Write>(&mut self, out: &mut W, bracket: &[u8]) -> io::Result<()> {
+    fn open(&mut self, out: &mut Chunks, bracket: &[u8]) -> io::Result<()> {
         self.level += 1;
         self.has_value = false;
         out.write_all(bracket)
     }
 
-    fn close<W: ?Sized + Write>(&mut self, out: &mut W, bracket: &[u8]) -> io::Result<()> {
+    fn close(&mut self, out: &mut Chunks, bracket: &[u8]) -> io::Result<()> {
         self.level -= 1;
         if self.has_value {
             self.next(out, true)?;
         }
         out.write_all(bracket)
     }
-}
 
-impl serde_json::ser::Formatter for Formatter {
-    fn begin_array<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
+    fn begin_array(&mut self, out: &mut Chunks) -> io::Result<()> {
         self.open(out, b"[")
     }
 
-    fn end_array<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
+    fn end_array(&mut self, out: &mut Chunks) -> io::Result<()> {
         self.close(out, b"]")
     }
 
-    fn begin_array_value<W: ?Sized + Write>(&mut self, out: &mut W, first: bool) -> io::Result<()> {
+    fn begin_array_value(&mut self, out: &mut Chunks, first: bool) -> io::Result<()> {
         self.next(out, first)
     }
 
-    fn end_array_value<W: ?Sized + Write>(&mut self, _: &mut W) -> io::Result<()> {
+    fn end_value(&mut self) {
         self.has_value = true;
-        Ok(())
     }
 
-    fn begin_object<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
+    fn begin_object(&mut self, out: &mut Chunks) -> io::Result<()> {
         self.open(out, b"{")
     }
 
-    fn end_object<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
+    fn end_object(&mut self, out: &mut Chunks) -> io::Result<()> {
         self.close(out, b"}")
     }
 
-    fn begin_object_key<W: ?Sized + Write>(&mut self, out: &mut W, first: bool) -> io::Result<()> {
+    fn begin_object_key(&mut self, out: &mut Chunks, first: bool) -> io::Result<()> {
         self.next(out, first)
     }
 
-    fn begin_object_value<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
+    fn begin_object_value(&mut self, out: &mut Chunks) -> io::Result<()> {
         out.write_all(b": ")
     }
-
-    fn end_object_value<W: ?Sized + Write>(&mut self, _: &mut W) -> io::Result<()> {
-        self.has_value = true;
-        Ok(())
-    }
 }
+
+impl serde_json::ser::Formatter for Formatter {}
 
 /// Bytes of JSON text gathered before they go to the output in one write.
 const CHUNK_BYTES: usize = 4096;
@@ -124,6 +131,21 @@ impl Chunks<'_> {
         self.out.write_all(&self.chunk[..self.len])?;
         self.len = 0;
         Ok(())
+    }
+
+    /// The first `len` bytes of `block`: with the whole block's room left, the whole block is
+    /// copied (a copy of known size, a few moves, where one of `len` bytes is a call) and
+    /// `len` of it kept.
+    #[inline(always)]
+    fn write_head<const N: usize>(&mut self, block: &[u8; N], len: usize) -> io::Result<()> {
+        match self.chunk.get_mut(self.len..self.len + N) {
+            Some(free) => {
+                free.copy_from_slice(block);
+                self.len += len;
+                Ok(())
+            }
+            None => self.write_all(&block[..len]),
+        }
     }
 
     /// `bytes` that do not fit in what is left of the chunk.
@@ -324,8 +346,11 @@ impl<'a, 'w> ser::Serializer for &'a mut Json<'w> {
         self.string(value).map_err(Error::io)
     }
 
+    /// An array of numbers, as serde_json writes bytes.
     fn serialize_bytes(self, value: &[u8]) -> Result<(), Error> {
-        self.formatter.write_byte_array(&mut self.out, value).map_err(Error::io)
+        let mut seq = self.serialize_seq(Some(value.len()))?;
+        value.iter().try_for_each(|byte| seq.element(byte))?;
+        seq.end_array()
     }
 
     fn serialize_none(self) -> Result<(), Error> {
@@ -355,7 +380,7 @@ impl<'a, 'w> ser::Serializer for &'a mut Json<'w> {
     ) -> Result<(), Error> {
         self.variant_key(variant)?;
         value.serialize(&mut *self)?;
-        self.formatter.end_object_value(&mut self.out).map_err(Error::io)?;
+        self.formatter.end_value();
         self.formatter.end_object(&mut self.out).map_err(Error::io)
     }
 
@@ -424,7 +449,8 @@ impl Compound<'_, '_> {
         json.formatter.begin_array_value(&mut json.out, self.first).map_err(Error::io)?;
         self.first = false;
         value.serialize(&mut *json)?;
-        json.formatter.end_array_value(&mut json.out).map_err(Error::io)
+        json.formatter.end_value();
+        Ok(())
     }
 
     /// Before a map's key or a struct's field name. Not generic, as what follows it, so that
@@ -448,7 +474,8 @@ impl Compound<'_, '_> {
     fn field<T: ?Sized + Serialize>(&mut self, name: &str, value: &T) -> Result<(), Error> {
         self.field_name(name)?;
         value.serialize(&mut *self.json)?;
-        self.json.formatter.end_object_value(&mut self.json.out).map_err(Error::io)
+        self.json.formatter.end_value();
+        Ok(())
     }
 
     fn end_array(self) -> Result<(), Error> {
@@ -459,7 +486,8 @@ impl Compound<'_, '_> {
         let json = &mut *self.json;
         json.formatter.begin_object_value(&mut json.out).map_err(Error::io)?;
         value.serialize(&mut *json)?;
-        json.formatter.end_object_value(&mut json.out).map_err(Error::io)
+        json.formatter.end_value();
+        Ok(())
     }
 
     fn end_object(self) -> Result<(), Error> {
@@ -473,7 +501,7 @@ impl Compound<'_, '_> {
     ) -> Result<(), Error> {
         let json = self.json;
         end(&mut json.formatter, &mut json.out).map_err(Error::io)?;
-        json.formatter.end_object_value(&mut json.out).map_err(Error::io)?;
+        json.formatter.end_value();
         json.formatter.end_object(&mut json.out).map_err(Error::io)
     }
 }
