@@ -494,12 +494,22 @@ class Freeze(Scenario):
 
 
 class Blackhole(Scenario):
+    # What the middlebox does with what it blocks (`reject`): drops it, or answers it for the
+    # server, as firewalls that reject do: an ICMP administratively-prohibited error for both
+    # protocols (`icmp`), or a TCP RST for a SYN and ICMP port unreachable for UDP (`reset`).
+    VERDICTS = {"drop": ("drop", "drop"),
+                "icmp": ("reject with icmp type admin-prohibited",) * 2,
+                "reset": ("reject with tcp reset", "reject with icmp type port-unreachable")}
+
     def rules(self, p):
+        tcp, udp = self.VERDICTS[p["reject"]]
         body = []
         if p["proto"] in ("both", "tcp"):
-            body.append('ip daddr %s tcp flags & (syn | ack) == syn counter drop comment "drop SYN"' % MSG_ADDR)
+            body.append('ip daddr %s tcp flags & (syn | ack) == syn counter %s comment "block SYN"'
+                        % (MSG_ADDR, tcp))
         if p["proto"] in ("both", "udp"):
-            body.append('ip daddr %s udp dport 3478 counter drop comment "drop STUN/RTP"' % MSG_ADDR)
+            body.append('ip daddr %s udp dport 3478 counter %s comment "block STUN/RTP"'
+                        % (MSG_ADDR, udp))
         return chain("\n    ".join(body))
 
     def subject(self, spec, p):
@@ -948,7 +958,7 @@ SCENARIOS = {s.name: s for s in [
            "per_flow", "messenger tcp/443"),
     Blackhole("blackhole", "blackhole",
               "SYNs and/or UDP to the messenger dropped: connections and STUN never answered",
-              {"proto": "both"}, "up", "per_flow", "messenger tcp (SYN) and udp/3478"),
+              {"proto": "both", "reject": "drop"}, "up", "per_flow", "messenger tcp (SYN) and udp/3478"),
     CallPolice("call-police", "call_policing",
                "per-flow policer on the messenger's calls (UDP), both directions: media loss",
                {"rate_kbit": 256, "burst_kb": 8}, "both", "per_flow", "messenger udp/3478"),
@@ -1086,7 +1096,8 @@ RANGES = {
 # Allowed values of every word parameter.
 CHOICES = {"proto": ("both", "tcp", "udp"), "direction": ("both", "down", "up"),
            "ctl_side": ("nearer", "farther"), "call_framing": ("rtp", "opaque"),
-           "cc": ("cubic", "bbr", "reno"), "capture": ("lan", "wan")}
+           "cc": ("cubic", "bbr", "reno"), "capture": ("lan", "wan"),
+           "reject": ("drop", "icmp", "reset")}
 
 
 def parse_value(key, text, default):
