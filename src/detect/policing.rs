@@ -34,6 +34,10 @@ pub(crate) struct RecentPoliced {
     /// Entries flow id << [`CONTROL_KBPS_BITS`] | the verdict's `control_max_goodput_bps`
     /// in kbit/s (at most [`CONTROL_KBPS_MAX`]).
     memory: Memory,
+    /// The connections that throttling verdicts named: flow id << [`CONTROL_KBPS_BITS`] |
+    /// the rate of the one bucket for all they named (`aggregate_rate_bps`) in kbit/s, or 0,
+    /// for the next windows to continue ([`transfers_under_one_bucket`]).
+    buckets: Memory,
 }
 
 /// Bits of a [`RecentPoliced`] entry that hold the control goodput.
@@ -50,20 +54,41 @@ impl RecentPoliced {
     /// After a window is judged: keep the connections its policing verdicts name, and forget
     /// what is too old to count at the next.
     pub fn remember(&mut self, verdicts: &[super::Verdict], window: super::Window) {
-        let named = (verdicts.iter())
-            .filter(|v| v.finding == Finding::Throttled && v.mechanism == Some(Mechanism::Policing))
-            .flat_map(|v| {
-                let bps = v.evidence["control_max_goodput_bps"].as_f64().unwrap_or(0.0);
-                let kbps = ((bps / 1000.0) as u64).min(CONTROL_KBPS_MAX);
-                v.flows.iter().map(move |&id| id << CONTROL_KBPS_BITS | kbps)
-            })
-            .collect();
-        self.memory.remember(window.end, named, flow_of);
+        let throttled = || verdicts.iter().filter(|v| v.finding == Finding::Throttled);
+        // The named flows of `verdicts`, each with the verdict's `key` in kbit/s (0 where it
+        // has none).
+        let entries = |verdicts: &mut dyn Iterator<Item = &super::Verdict>, key: &str| {
+            verdicts
+                .flat_map(|v| {
+                    let bps = v.evidence[key].as_f64().unwrap_or(0.0);
+                    let kbps = ((bps / 1000.0) as u64).min(CONTROL_KBPS_MAX);
+                    v.flows.iter().map(move |&id| id << CONTROL_KBPS_BITS | kbps)
+                })
+                .collect()
+        };
+        let policing = &mut throttled().filter(|v| v.mechanism == Some(Mechanism::Policing));
+        self.memory.remember(window.end, entries(policing, "control_max_goodput_bps"), flow_of);
+        // Every throttling verdict, so that the latest to name a flow says whether it was
+        // under one bucket for all (a rate) or not (0).
+        let buckets = entries(&mut throttled(), "aggregate_rate_bps");
+        self.buckets.remember(window.end, buckets, flow_of);
     }
 
     /// Whether a window ending less than [`MEMORY_US`](super::recent::MEMORY_US) before `end` named `id` policed.
     fn named(&self, id: u64, end: Timestamp) -> bool {
         self.memory.before(end).any(|entry| flow_of(entry) == id)
+    }
+
+    /// The connections of `ids` that windows ending less than a minute before `end` found
+    /// throttled, where the latest to name each put it under one bucket for all: those
+    /// connections and that bucket's rate in bit/s (the least, if they named several). None
+    /// where any was last named otherwise.
+    fn earlier_bucket(&self, ids: &[u64], end: Timestamp) -> Option<(Vec<u64>, f64)> {
+        let entries: Vec<u64> =
+            self.buckets.before(end).filter(|&entry| ids.contains(&flow_of(entry))).collect();
+        let rates = entries.iter().map(|&entry| (entry & CONTROL_KBPS_MAX) as f64 * 1000.0);
+        let rate_bps = rates.clone().reduce(f64::min).filter(|&bps| bps > 0.0)?;
+        Some((entries.into_iter().map(flow_of).collect(), rate_bps))
     }
 
     /// Where windows ending less than a minute before `end` named every connection of `ids`
@@ -592,31 +617,84 @@ fn transfers_under_one_bucket(g: &Group) -> Option<Outcome> {
     if loss < cfg.loss_min_share || loss < 2.0 * control_loss || queued {
         return None;
     }
-    let Scope::Aggregate { rate_bps, concurrent_bins, single_bins } = scope_of_all(g)? else {
-        return None;
+    let ids: Vec<u64> = bulk.iter().map(|f| f.id()).collect();
+    // This window's own sum may be too short to show it stay the same (too few bins with one
+    // transfer and with several): where no connection followed a token line of its own, the
+    // bucket that the latest window to find these transfers throttled put them under goes on
+    // where their sum holds at its rate, beside control transfers of this window or of that
+    // one.
+    let (rate_bps, concurrent_bins, single_bins, earlier_control_bps) = match scope_of_all(g)? {
+        Scope::Aggregate { rate_bps, concurrent_bins, single_bins } => {
+            (rate_bps, concurrent_bins, single_bins, None)
+        }
+        Scope::PerFlow { .. } | Scope::Unknown => {
+            let (rate_bps, control_bps) = bucket_goes_on(g, &bulk)?;
+            (rate_bps, 0, 0, control_bps)
+        }
     };
     if beyond_one_bucket(g, rate_bps) {
         return None;
     }
-    let control_bps = control_max_goodput_bps(g);
+    let own_control_bps = control_max_goodput_bps(g);
+    let control_bps = own_control_bps.max(earlier_control_bps.unwrap_or(0.0));
     if control_bps < cfg.control_margin * rate_bps {
         return None;
     }
-    let evidence = json!({
+    let mut evidence = json!({
         "policed_flows": bulk.len(),
         "loss_share": (loss * 1e4).round() / 1e4,
         "control_loss_share": (control_loss * 1e4).round() / 1e4,
         "scope_bins": { "concurrent": concurrent_bins, "single": single_bins },
     });
+    if control_bps > own_control_bps {
+        evidence["control_window"] = json!("earlier");
+    }
+    let continued = concurrent_bins + single_bins == 0;
+    if continued {
+        evidence["bucket_window"] = json!("earlier");
+    }
     let what = format!(
         "downloads together policed at {} ({} flows losing {:.1}% of their packets, one \
-         bucket for all)",
+         bucket for all{})",
         rate_text(rate_bps),
         bulk.len(),
-        loss * 100.0
+        loss * 100.0,
+        if continued { ", as less than a minute before" } else { "" }
     );
-    let flows = bulk.iter().map(|f| f.id()).collect();
-    Some(one_bucket(rate_bps, control_bps, 0.8, flows, evidence, &what))
+    Some(one_bucket(rate_bps, control_bps, 0.8, ids, evidence, &what))
+}
+
+/// The bucket for all that the latest window to find the transfers `bulk` throttled (less
+/// than a minute before) put them under, where it goes on in this window: no connection
+/// follows a token line of its own, and their sum holds at the bucket's rate ([`held_at`]).
+/// Its rate, and the control goodput that window saw beside them.
+fn bucket_goes_on(g: &Group, bulk: &[&Facts]) -> Option<(f64, Option<f64>)> {
+    let ids: Vec<u64> = bulk.iter().map(|f| f.id()).collect();
+    let (named, rate_bps) = g.recent.policed.earlier_bucket(&ids, g.end)?;
+    let follows_a_line = |f: &Facts| per_flow(f, base_rtt_us(g, f), g, true).is_some();
+    if g.targets.iter().any(follows_a_line) || !held_at(g, bulk, rate_bps) {
+        return None;
+    }
+    Some((rate_bps, g.recent.policed.earlier_control_bps(&named, g.end)))
+}
+
+/// The service's summed rate towards the client, over the bins inside the busy periods of
+/// `bulk`, held at a bucket's `rate_bps`: its median within the cluster tolerance above the
+/// rate and at least half of it (transfers that lose packets ask for more than they get).
+fn held_at(g: &Group, bulk: &[&Facts], rate_bps: f64) -> bool {
+    let (totals, bin_s) = down_bytes_per_bin(g, &|_| true);
+    let mut busy = std::collections::BTreeSet::new();
+    for f in bulk {
+        let active: Vec<u64> = f.bins(Direction::Down).filter(|b| b.1 > 0).map(|b| b.0).collect();
+        if let (Some(&a), Some(&z)) = (active.first(), active.last()) {
+            busy.extend(a + 1..z);
+        }
+    }
+    let rates: Vec<f64> =
+        busy.iter().map(|b| totals.get(b).copied().unwrap_or(0) as f64 * 8.0 / bin_s).collect();
+    median(&rates).is_some_and(|sum| {
+        sum >= 0.5 * rate_bps && sum <= (1.0 + g.cfg.policing_cluster_tolerance) * rate_bps
+    })
 }
 
 /// [`scope`] over every flow of the service towards the client (streams and calls share one
@@ -1052,6 +1130,42 @@ mod tests {
         });
         assert_eq!(answers.len(), 1, "one window, one service");
         answers.remove(0)
+    }
+
+    /// Two downloads through one bucket for all at 500 kbit/s. Where the latest window to
+    /// find them throttled put them under one bucket for all at that rate, the bucket goes on
+    /// in this one (where this window's own sum is too short to show a scope,
+    /// [`transfers_under_one_bucket`] names it so). Not where no window did, nor where the
+    /// latest named one of them otherwise, nor for a bucket at a fifth of their sum.
+    #[test]
+    fn a_bucket_for_all_goes_on_where_the_latest_window_found_it() {
+        let goes_on = |remembered: &[u64]| {
+            let mut sim = Sim::default();
+            let downloads = [(100_000, 400_000), (150_000, 400_000)];
+            let schedule = policed_schedule(&downloads, 2e6, 40_000, (500_000.0, 16_384.0), true);
+            for (i, &(start, bytes)) in downloads.iter().enumerate() {
+                sim.tcp(MSG, start / 1000 - 50, 40).handshake().replay(&schedule[i], bytes).close();
+            }
+            let cfg = DetectConfig { window_s: 60, ..DetectConfig::default() };
+            let mut answers = Vec::new();
+            sim.windows(&cfg, |flows, window, catalogue| {
+                let mut recent = super::super::Recent::default();
+                let earlier = Timestamp::from_micros(window.end.micros() - 10_000_000);
+                let entries = (flows.iter().map(|f| f.id))
+                    .zip(remembered)
+                    .map(|(id, &kbps)| id << CONTROL_KBPS_BITS | kbps);
+                recent.policed.buckets.remember(earlier, entries.collect(), flow_of);
+                super::super::each_group(flows, window, catalogue, &cfg, &recent, |_, g| {
+                    let bulk: Vec<&Facts> = g.targets.iter().collect();
+                    answers.push(bucket_goes_on(g, &bulk).map(|(rate_bps, _)| rate_bps));
+                });
+            });
+            answers.remove(0)
+        };
+        assert_eq!(goes_on(&[500, 500]), Some(500_000.0));
+        assert_eq!(goes_on(&[]), None);
+        assert_eq!(goes_on(&[500, 0]), None);
+        assert_eq!(goes_on(&[100, 100]), None);
     }
 
     /// [`beyond_one_bucket`] at `rate_bps` on the one window of `sim`.
