@@ -120,6 +120,8 @@ def draw(scenario, rng):
         p["after_bytes"] = rng.randint(12_000, 36_000)
     elif scenario == "blackhole":
         p["proto"] = rng.choice(["both", "tcp", "udp"])
+        # Dropped, or refused as rejecting firewalls do (an ICMP error, a TCP RST).
+        p["reject"] = rng.choice(["drop", "icmp", "reset"])
     elif scenario == "call-police":
         p["rate_kbit"] = rng.randint(64, 300)  # the call carries ~360 kbit/s
     elif scenario == "call-loss":
@@ -211,6 +213,8 @@ def report(args):
         pcap = os.path.join(args.dir, name.replace(".truth.json", ".pcap"))
         scenario = truth["scenario"]
         expected, mechanism, allowed = EXPECTED[scenario]
+        if scenario == "blackhole" and truth["params"].get("reject", "drop") != "drop":
+            mechanism = "reject"
         window = (args.window, int(truth["started"])) if args.window else None
         services = SERVICES
         if args.ipv6:
@@ -228,6 +232,8 @@ def report(args):
             label = "call-loss >= 10 %" if params["loss_pct"] >= 10 else "call-loss < 10 %"
         elif scenario == "blackhole":
             label = "blackhole (%s)" % params["proto"]
+            if params.get("reject", "drop") != "drop":
+                label = "blackhole (%s, %s)" % (params["proto"], params["reject"])
         elif scenario == "freeze-some" and frozen_connections(truth) < 2:
             # One frozen connection cannot tell a middlebox from a server's trouble: the
             # answer is `inconclusive`, naming the freeze (as tests/lab.rs checks).

@@ -957,7 +957,8 @@ SCENARIOS = {s.name: s for s in [
            "after_bytes downstream (conntrack reply bytes); no RST", {"after_bytes": 16384}, "down",
            "per_flow", "messenger tcp/443"),
     Blackhole("blackhole", "blackhole",
-              "SYNs and/or UDP to the messenger dropped: connections and STUN never answered",
+              "SYNs and/or UDP to the messenger blocked: dropped (connections and STUN never "
+              "answered), or with reject=icmp|reset refused in the server's place",
               {"proto": "both", "reject": "drop"}, "up", "per_flow", "messenger tcp (SYN) and udp/3478"),
     CallPolice("call-police", "call_policing",
                "per-flow policer on the messenger's calls (UDP), both directions: media loss",

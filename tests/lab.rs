@@ -467,6 +467,9 @@ fn check_verdicts(run: &Run, verdicts: &[Verdict]) {
     let found: Vec<&str> =
         msg.iter().filter(|v| v.is_finding()).map(|v| v.finding.as_str()).collect();
     let (expected, mechanism, allowed) = expected_verdict(t.scenario());
+    // A blackhole that refuses rather than drops.
+    let refuses = t.json["params"]["reject"].as_str().is_some_and(|r| r != "drop");
+    let mechanism = if refuses { Some("reject") } else { mechanism };
     let summaries: Vec<&str> = msg.iter().map(|v| v.summary.as_str()).collect();
     run.check(found.iter().all(|f| allowed.contains(f)), || {
         format!("unexpected findings {found:?}: {summaries:?}")
@@ -622,16 +625,29 @@ fn check_scenario(run: &Run) {
             }
         }
         "blackhole" => {
+            // Dropped, or refused in the server's place (`reject`): a TCP SYN answered by an
+            // RST and nothing else (`reset`), or by an ICMP error, outside the flow's packets
+            // (`icmp`; one that the router's ICMP rate limit held back leaves the SYN to be
+            // sent again). UDP is never answered from the server's port either way.
+            let reject = t.json["params"]["reject"].as_str().unwrap_or("drop");
             for f in t.flows().filter(|f| f.impaired()) {
                 let p = run.packets(&f);
-                run.check(down(p).next().is_none(), || {
-                    format!("{}: an answer came back", f.label())
-                });
+                let answers: Vec<&Pkt> = down(p).collect();
+                let refused_by_rst = reject == "reset" && f.s("proto") == "tcp";
+                run.check(
+                    answers.iter().all(|a| refused_by_rst && a.has(tcp_flags::RST))
+                        && (answers.is_empty() != refused_by_rst),
+                    || format!("{}: {} answers came back", f.label(), answers.len()),
+                );
                 if f.s("proto") == "tcp" {
                     let syns = up(p).filter(|p| p.has(tcp_flags::SYN)).count();
-                    run.check(syns >= 2 && f.s("outcome") == "connect_timeout", || {
-                        format!("{}: {syns} SYNs", f.label())
-                    });
+                    let outcome = f.s("outcome");
+                    let as_blocked = match reject {
+                        "reset" => syns >= 1 && outcome == "refused",
+                        "icmp" => syns >= 1 && matches!(outcome, "error" | "connect_timeout"),
+                        _ => syns >= 2 && outcome == "connect_timeout",
+                    };
+                    run.check(as_blocked, || format!("{}: {syns} SYNs, {outcome}", f.label()));
                 } else {
                     let requests = up(p).filter(|p| is_stun_request(p)).count();
                     let media = up(p).filter(|p| is_rtp(p)).count();
@@ -934,11 +950,17 @@ fn check_any_capture(pcap: &Path, lan: &AnalyzeOutput, catalogue: &Catalogue) {
                 f.extend_from_slice(ip);
                 copies.push((at, kind, f));
             };
+            // What the router made itself leaves on the LAN only: a forwarded packet's TTL
+            // was decremented, and one still at an initial TTL (a rejecting firewall's RST
+            // or ICMP error) never crossed the WAN.
+            let made_here = to_client && matches!(ip.get(8), Some(64 | 128 | 255));
             if from_client {
                 copy(t, LAN_IF, HOST);
                 copy(t + 40, WAN_IF, OUTGOING);
-            } else if to_client {
+            } else if to_client && !made_here {
                 copy(t.saturating_sub(40), WAN_IF, HOST);
+                copy(t, LAN_IF, OUTGOING);
+            } else if made_here {
                 copy(t, LAN_IF, OUTGOING);
             } else {
                 copy(t, LAN_IF, HOST);
@@ -2651,6 +2673,8 @@ mod real_world {
         packets_then_drop => "packets-then-drop" [] offloads false, wrong "/params/packets" = 3;
         rst_replace => "rst-replace" [] offloads false, wrong "/params/rtt_ms" = 400;
         quic_block => "quic-block" [] offloads false;
+        blackhole_refused_by_rst => "blackhole" ["proto=tcp", "reject=reset"] offloads false;
+        blackhole_refused_by_icmp => "blackhole" ["reject=icmp"] offloads true;
         stun_block => "stun-block" [] offloads false;
         media_die => "media-die" [] offloads false, wrong "/params/packets" = 9;
         p2p_media_die => "p2p-media-die" [] offloads false, wrong "/params/packets" = 9;
@@ -2692,6 +2716,10 @@ mod real_world {
                 "unknown parameter of scenario sni-police",
             ),
             (vec!["run", "clean", "--offloads", "maybe"], "invalid choice: 'maybe'"),
+            (
+                vec!["run", "blackhole", "--set", "reject=maybe"],
+                "allowed values are drop, icmp, reset",
+            ),
         ];
         for (args, message) in cases {
             let out = Command::new("python3")

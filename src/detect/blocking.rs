@@ -51,30 +51,69 @@ impl Kind {
     }
 }
 
-/// A flow's attempt in the window and whether it went unanswered; `None` when the flow
-/// attempted nothing we can judge there. TCP: the connection's SYNs (judged where the flow had
+/// How an attempt was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// By the server, or not (yet) to be counted as unanswered.
+    Answered,
+    /// Never: nothing came back.
+    Silent,
+    /// In the server's place, with a refusal and nothing from the server: a TCP RST for the
+    /// SYN, or an ICMP destination-unreachable error (a rejecting firewall's answers).
+    Refused,
+}
+
+impl Answer {
+    /// The attempt failed: silent or refused.
+    fn failed(self) -> bool {
+        self != Answer::Answered
+    }
+}
+
+/// A flow's attempt in the window and how it was answered; `None` when the flow attempted
+/// nothing we can judge there. TCP: the connection's SYNs (judged where the flow had
 /// packets), unanswered for `stall_silence_s` by the window's end (a queue may hold the answer
-/// for a while). UDP: the window's STUN requests, datagrams to port 443, or other datagrams,
-/// with nothing back in the window, and at least two of them there or, for a flow never
-/// answered, since it began (a client sends again less and less often: one try may fall in a
-/// window).
-fn attempt(f: &Facts, silence_us: u64) -> Option<(Kind, bool)> {
+/// for a while), or refused at once: a RST or an ICMP error and no SYN/ACK. UDP: the window's
+/// STUN requests, datagrams to port 443, or other datagrams, with nothing back in the window,
+/// and at least two of them there or, for a flow never answered, since it began (a client
+/// sends again less and less often: one try may fall in a window); refused where ICMP errors
+/// came back for them.
+fn attempt(f: &Facts, silence_us: u64) -> Option<(Kind, Answer)> {
     if !f.active() {
         return None;
     }
     let down_ever = f.f.measures.dirs.down.packets;
+    let icmp_errors = f.f.measures.ip_events(Direction::Up).icmp_errors
+        + f.f.measures.ip_events(Direction::Down).icmp_errors;
     if let Some(t) = f.tcp() {
         let hs = &t.handshake;
+        if hs.syns == 0 {
+            return None;
+        }
         let waited = f.known_until().since(f.f.first_at) >= silence_us;
-        return (hs.syns > 0)
-            .then_some((Kind::Tcp, hs.synacks == 0 && down_ever == 0 && hs.syns >= 2 && waited));
+        let refused = hs.synacks == 0
+            && t.dirs.down.payload_bytes == 0
+            && (t.dirs.down.rsts > 0 || icmp_errors > 0);
+        let answer = if refused {
+            Answer::Refused
+        } else if hs.synacks == 0 && down_ever == 0 && hs.syns >= 2 && waited {
+            Answer::Silent
+        } else {
+            Answer::Answered
+        };
+        return Some((Kind::Tcp, answer));
     }
     let silent = f.packets(Direction::Down) == 0;
-    let tries = |now: u64, ever: u64| silent && (now >= 2 || (down_ever == 0 && ever >= 2));
+    let tries = |now: u64, ever: u64| match silent && (now >= 2 || (down_ever == 0 && ever >= 2)) {
+        true if icmp_errors > 0 => Answer::Refused,
+        true => Answer::Silent,
+        false => Answer::Answered,
+    };
     let (requests, answered) = f.stun_requests();
     if requests > 0 {
         let ever = f.udp().map_or(0, |u| u64::from(u.stun.requests));
-        return Some((Kind::Stun, answered == 0 && tries(requests, ever)));
+        let answer = if answered == 0 { tries(requests, ever) } else { Answer::Answered };
+        return Some((Kind::Stun, answer));
     }
     let (up_packets, up_ever) = (f.packets(Direction::Up), f.f.measures.dirs.up.packets);
     if f.f.server.port == QUIC_PORT && up_packets > 0 {
@@ -114,8 +153,11 @@ impl Anew {
         if self.attempted.binary_search(&r.flow).is_ok() {
             return None;
         }
-        let answered = self.answered.binary_search(&r.flow).is_ok();
-        Some(Remembered { unanswered: r.unanswered && !answered, ..*r })
+        let answer = match self.answered.binary_search(&r.flow) {
+            Ok(_) => Answer::Answered,
+            Err(_) => r.answer,
+        };
+        Some(Remembered { answer, ..*r })
     }
 }
 
@@ -138,7 +180,7 @@ struct Remembered {
     service: Option<ServiceId>,
     flow: u64,
     kind: Kind,
-    unanswered: bool,
+    answer: Answer,
 }
 
 impl RecentAttempts {
@@ -171,9 +213,9 @@ impl RecentAttempts {
             .collect();
         let fresh: Vec<Remembered> = (judged.iter())
             .filter_map(|(service, f)| {
-                let (kind, unanswered) = attempt(f, silence_us)?;
+                let (kind, answer) = attempt(f, silence_us)?;
                 let end = window.end;
-                Some(Remembered { end, service: *service, flow: f.id(), kind, unanswered })
+                Some(Remembered { end, service: *service, flow: f.id(), kind, answer })
             })
             .collect();
         let anew = Anew::of(judged.iter().map(|(_, f)| f), fresh.iter().map(|r| r.flow).collect());
@@ -195,7 +237,7 @@ impl RecentAttempts {
         kinds: &'r [Kind],
         end: Timestamp,
         anew: &'r Anew,
-    ) -> impl Iterator<Item = (u64, (Kind, bool))> + 'r {
+    ) -> impl Iterator<Item = (u64, (Kind, Answer))> + 'r {
         self.list
             .iter()
             .filter(move |r| {
@@ -205,7 +247,7 @@ impl RecentAttempts {
                     && end.micros() - r.end.micros() < MEMORY_US
             })
             .filter_map(|r| anew.update(r))
-            .map(|r| (r.flow, (r.kind, r.unanswered)))
+            .map(|r| (r.flow, (r.kind, r.answer)))
     }
 }
 
@@ -217,8 +259,10 @@ fn two_way_call(f: &Facts) -> bool {
 /// One kind's attempts: the service's and the controls'.
 struct Tally {
     kind: Kind,
-    /// The service's flows whose attempt went unanswered.
+    /// The service's flows whose attempt failed.
     blocked: Vec<u64>,
+    /// How many of them were refused ([`Answer::Refused`]).
+    refused: u64,
     t: Counts,
     c: Counts,
 }
@@ -226,7 +270,7 @@ struct Tally {
 pub(super) fn detect(g: &Group) -> Outcome {
     const NAME: Detector = Detector::Blocking;
     let silence_us = (g.cfg.stall_silence_s * 1e6) as u64;
-    let now = |flows: &[Facts]| -> Vec<(u64, (Kind, bool))> {
+    let now = |flows: &[Facts]| -> Vec<(u64, (Kind, Answer))> {
         flows.iter().filter_map(|f| attempt(f, silence_us).map(|a| (f.id(), a))).collect()
     };
     let (mut targets, mut controls) = (now(&g.targets), now(g.controls));
@@ -243,10 +287,10 @@ pub(super) fn detect(g: &Group) -> Outcome {
     controls.extend(g.recent.attempts.earlier(None, &kinds, g.end, &anew));
     let earlier_targets = targets.len() - targets_now;
     let earlier_controls = controls.len() - controls_now;
-    let count = |kind: Kind, list: &[(u64, (Kind, bool))]| {
+    let count = |kind: Kind, list: &[(u64, (Kind, Answer))]| {
         list.iter().filter(|(_, (k, _))| *k == kind).fold(
             Counts { hits: 0, total: 0 },
-            |c, (_, (_, b))| Counts { hits: c.hits + u64::from(*b), total: c.total + 1 },
+            |c, (_, (_, a))| Counts { hits: c.hits + u64::from(a.failed()), total: c.total + 1 },
         )
     };
     let tallies: Vec<Tally> = Kind::ALL
@@ -255,13 +299,15 @@ pub(super) fn detect(g: &Group) -> Outcome {
             kind,
             blocked: targets
                 .iter()
-                .filter(|(_, a)| *a == (kind, true))
+                .filter(|(_, (k, a))| *k == kind && a.failed())
                 .map(|(id, _)| *id)
                 .collect(),
+            refused: (targets.iter()).filter(|(_, a)| *a == (kind, Answer::Refused)).count() as u64,
             t: count(kind, &targets),
             c: count(kind, &controls),
         })
         .collect();
+    let refused: u64 = tallies.iter().map(|k| k.refused).sum();
     let t = Counts {
         hits: tallies.iter().map(|k| k.t.hits).sum(),
         total: tallies.iter().map(|k| k.t.total).sum(),
@@ -283,13 +329,15 @@ pub(super) fn detect(g: &Group) -> Outcome {
         let kinds: serde_json::Map<String, serde_json::Value> = tallies
             .iter()
             .map(|k| {
-                let v = json!({ "unanswered": k.t.hits, "attempts": k.t.total,
-                    "control_unanswered": k.c.hits, "control_attempts": k.c.total });
+                let v = json!({ "unanswered": k.t.hits, "refused": k.refused,
+                    "attempts": k.t.total, "control_unanswered": k.c.hits,
+                    "control_attempts": k.c.total });
                 (k.kind.name().to_string(), v)
             })
             .collect();
         json!({
             "unanswered": t.hits,
+            "refused": refused,
             "attempts": t.total,
             "control_unanswered": c.hits,
             "control_attempts": c.total,
@@ -315,8 +363,13 @@ pub(super) fn detect(g: &Group) -> Outcome {
             k.t.hits >= g.cfg.min_affected_flows && k.c.hits == 0 && k.c.total >= 1 && !queued;
         match versus_control(g, k.t, k.c).or_decided_by(behaviour) {
             Comparison::Higher { p } if decided.as_ref().is_none_or(|d| p < d.0) => {
+                let how = match k.refused {
+                    0 => "never answered".to_string(),
+                    n if n == k.t.hits => "refused in the server's place".to_string(),
+                    n => format!("never answered ({n} refused in the server's place)"),
+                };
                 let text = format!(
-                    "{} of {} {} attempts never answered{}; control {} of {}",
+                    "{} of {} {} attempts {how}{}; control {} of {}",
                     k.t.hits,
                     k.t.total,
                     k.kind.name().to_uppercase(),
@@ -371,7 +424,12 @@ pub(super) fn detect(g: &Group) -> Outcome {
         },
         |p, evidence| Detected {
             finding: Finding::Blocked,
-            mechanism: Some(Mechanism::Drop),
+            // Refused where most failed attempts were (a rejecting firewall's RST or ICMP
+            // error), dropped where most got nothing back.
+            mechanism: Some(match refused * 2 > blocked.len() as u64 {
+                true => Mechanism::Reject,
+                false => Mechanism::Drop,
+            }),
             confidence: (((1.0 - p) * 0.95) * 100.0).round() / 100.0,
             evidence,
             flows: examples(blocked.iter().copied(), 20),

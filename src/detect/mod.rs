@@ -89,6 +89,9 @@ pub enum Mechanism {
     Freeze,
     /// Packets silently dropped.
     Drop,
+    /// Attempts refused in the server's place: a TCP RST for the SYN, or an ICMP
+    /// destination-unreachable error.
+    Reject,
 }
 
 impl Mechanism {
@@ -100,6 +103,7 @@ impl Mechanism {
             Mechanism::RstInjection => "rst_injection",
             Mechanism::Freeze => "freeze",
             Mechanism::Drop => "drop",
+            Mechanism::Reject => "reject",
         }
     }
 }

@@ -686,6 +686,29 @@ impl Tcp<'_> {
         self
     }
 
+    /// The client's SYN, refused at once by an RST/ACK from the server's address (a
+    /// firewall's `reject with tcp reset`, or a closed port).
+    pub fn refused_syn(&mut self) -> &mut Self {
+        self.segment(true, self.cseq, 0, SYN, 0);
+        self.cseq += 1;
+        self.now_us += 200;
+        self.segment(false, 0, self.cseq, RST | ACK, 0);
+        self
+    }
+
+    /// The client's SYN, answered by an ICMP destination-unreachable error from `from` that
+    /// quotes it (code 13: communication administratively prohibited, a rejecting firewall).
+    pub fn rejected_syn(&mut self, from: Ipv4Addr) -> &mut Self {
+        self.segment(true, self.cseq, 0, SYN, 0);
+        let (_, syn) = self.sim.frames.last().expect("the SYN was just pushed");
+        let mut icmp = vec![3, 13, 0, 0, 0, 0, 0, 0];
+        icmp.extend_from_slice(&syn[..28]);
+        self.now_us += 200;
+        let frame = ipv4(from, CLIENT, 1, 64, &icmp, icmp.len());
+        self.sim.push(self.now_us, frame);
+        self
+    }
+
     /// FIN from the client, the server's FIN/ACK a round trip later, the last ACK.
     pub fn close(&mut self) -> &mut Self {
         self.segment(true, self.cseq, self.sseq, FIN | ACK, 0);
@@ -2389,6 +2412,49 @@ mod tests {
         let v = verdicts(0);
         let shaping = Some(crate::detect::Mechanism::Shaping);
         assert!(v.iter().all(|v| v.mechanism != shaping), "{}", summaries(&v));
+    }
+
+    /// Connections refused in the server's place, as firewalls that reject do: each SYN
+    /// answered at once by an RST from the server's address, or by an ICMP error
+    /// (administratively prohibited) from a router on the path, and never by a SYN/ACK, while
+    /// the control connections are answered. One SYN each, where a blackhole leaves a client
+    /// sending it again: blocked, mechanism `reject`. The same refusals for the controls too
+    /// are no finding about the service.
+    #[test]
+    fn attempts_refused_in_the_servers_place_are_blocked() {
+        let router = Ipv4Addr::new(192, 0, 2, 1);
+        let verdicts = |icmp: bool, controls_too: bool| {
+            let mut sim = Sim::default();
+            let mut rng = Rng::new(7);
+            for i in 0..6 {
+                for (server, refused) in [(MSG, true), (CTL, controls_too)] {
+                    let mut t = sim.tcp(server, i * 1_500, 40);
+                    match (refused, icmp) {
+                        (true, true) => t.rejected_syn(router),
+                        (true, false) => t.refused_syn(),
+                        (false, _) => t.handshake().request(300).close(),
+                    };
+                }
+            }
+            controls(&mut sim, 0, 6, &mut rng);
+            sim.verdicts(&cfg(60))
+        };
+        for icmp in [false, true] {
+            let v = verdicts(icmp, false);
+            assert_eq!(findings(&v), ["blocked/reject"], "{}", summaries(&v));
+            assert!(
+                v[0].summary.contains(": 6 of 6 TCP attempts refused in the server's place"),
+                "{}",
+                v[0].summary
+            );
+            assert_eq!(v[0].evidence["refused"], 6);
+            let v = verdicts(icmp, true);
+            assert!(
+                v.iter().all(|v| v.finding != crate::detect::Finding::Blocked),
+                "{}",
+                summaries(&v)
+            );
+        }
     }
 
     /// A policer towards one of the service's two addresses (a censor's list seldom holds

@@ -36,6 +36,7 @@ function mechanismText(mechanism) {
 	case 'rst_injection': return _('an injected TCP reset: a device on the path closes the connection in the server\'s name');
 	case 'freeze': return _('the server\'s data stops mid-transfer and the connection is left open, silent');
 	case 'drop': return _('packets are dropped: connection attempts or call setup get no answer');
+	case 'reject': return _('connection attempts are refused in the server\'s name: a TCP reset or an ICMP error answers them');
 	default: return mechanism ? String(mechanism) : null;
 	}
 }
