@@ -623,15 +623,17 @@ fn transfers_under_one_bucket(g: &Group) -> Option<Outcome> {
     // bucket that the latest window to find these transfers throttled put them under goes on
     // where their sum holds at its rate, beside control transfers of this window or of that
     // one.
-    let (rate_bps, concurrent_bins, single_bins, earlier_control_bps) = match scope_of_all(g)? {
+    // The bins this window's own sum was judged on (`None`: the bucket goes on).
+    let (rate_bps, own_bins, earlier_control_bps) = match scope_of_all(g)? {
         Scope::Aggregate { rate_bps, concurrent_bins, single_bins } => {
-            (rate_bps, concurrent_bins, single_bins, None)
+            (rate_bps, Some((concurrent_bins, single_bins)), None)
         }
         Scope::PerFlow { .. } | Scope::Unknown => {
             let (rate_bps, control_bps) = bucket_goes_on(g, &bulk)?;
-            (rate_bps, 0, 0, control_bps)
+            (rate_bps, None, control_bps)
         }
     };
+    let (concurrent_bins, single_bins) = own_bins.unwrap_or((0, 0));
     if beyond_one_bucket(g, rate_bps) {
         return None;
     }
@@ -649,7 +651,7 @@ fn transfers_under_one_bucket(g: &Group) -> Option<Outcome> {
     if control_bps > own_control_bps {
         evidence["control_window"] = json!("earlier");
     }
-    let continued = concurrent_bins + single_bins == 0;
+    let continued = own_bins.is_none();
     if continued {
         evidence["bucket_window"] = json!("earlier");
     }
