@@ -397,9 +397,14 @@ pub(super) fn detect(g: &Group) -> Outcome {
         let stun_dead = t_unanswered * 10 >= t_requests * 8 && c_unanswered * 5 < c_requests;
         let p = fisher_exact_greater(t_unanswered, t_requests, c_unanswered, c_requests);
         if let Comparison::Higher { p } = g.judge(p).or_decided_by(stun_dead && working_call) {
+            let refused = tallies.iter().filter(|k| k.kind == Kind::Stun).map(|k| k.refused);
+            let refused = match refused.sum::<u64>() {
+                0 => String::new(),
+                n => format!(" (ICMP errors in the server's place for {n} call(s))"),
+            };
             let text = format!(
-                "{t_unanswered} of {t_requests} STUN requests never answered; control calls \
-                 {c_unanswered} of {c_requests}"
+                "{t_unanswered} of {t_requests} STUN requests never answered{refused}; control \
+                 calls {c_unanswered} of {c_requests}"
             );
             decided = Some((p, text));
         }

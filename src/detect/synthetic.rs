@@ -293,6 +293,16 @@ impl Sim {
         }
     }
 
+    /// The last packet (the client's), answered 200 µs later by an ICMP destination-
+    /// unreachable error of `code` from `from` that quotes its IP header and first 8 bytes.
+    pub fn reject_last(&mut self, from: Ipv4Addr, code: u8) {
+        let (at_us, packet) = self.frames.last().expect("a packet to answer");
+        let mut icmp = vec![3, code, 0, 0, 0, 0, 0, 0];
+        icmp.extend_from_slice(&packet[..28]);
+        let frame = ipv4(from, CLIENT, 1, 64, &icmp, icmp.len());
+        self.push(at_us + 200, frame);
+    }
+
     /// STUN Binding requests every 500 ms to `server:port`, answered when `answer(i)`.
     pub fn stun_probe(
         &mut self,
@@ -700,12 +710,7 @@ impl Tcp<'_> {
     /// quotes it (code 13: communication administratively prohibited, a rejecting firewall).
     pub fn rejected_syn(&mut self, from: Ipv4Addr) -> &mut Self {
         self.segment(true, self.cseq, 0, SYN, 0);
-        let (_, syn) = self.sim.frames.last().expect("the SYN was just pushed");
-        let mut icmp = vec![3, 13, 0, 0, 0, 0, 0, 0];
-        icmp.extend_from_slice(&syn[..28]);
-        self.now_us += 200;
-        let frame = ipv4(from, CLIENT, 1, 64, &icmp, icmp.len());
-        self.sim.push(self.now_us, frame);
+        self.sim.reject_last(from, 13);
         self
     }
 
@@ -1587,6 +1592,22 @@ mod tests {
         sim.call(CTL, 0, 10, |_| true);
         let v = sim.verdicts(&cfg(60));
         assert_eq!(findings(&v), ["blocked/drop"], "{}", summaries(&v));
+    }
+
+    /// STUN to the service's relay answered by ICMP port-unreachable errors in its place (a
+    /// rejecting firewall) while the control's is answered: blocked, mechanism `reject`.
+    #[test]
+    fn stun_refused_by_icmp_errors_is_blocking_by_reject() {
+        let mut sim = Sim::default();
+        for i in 0..20u64 {
+            sim.udp(i * 500_000, true, (MSG, 3478), 45_000, &stun(0x0001, &[i as u8 + 1; 12]));
+            sim.reject_last(MSG, 3);
+        }
+        sim.stun_probe(CTL, 3478, 0, 20, |_| true);
+        sim.call(CTL, 0, 10, |_| true);
+        let v = sim.verdicts(&cfg(60));
+        assert_eq!(findings(&v), ["blocked/reject"], "{}", summaries(&v));
+        assert!(v[0].summary.contains("ICMP errors in the server's place"), "{}", v[0].summary);
     }
 
     /// A policed download longer than the window is found in every window it fills, not only
