@@ -670,6 +670,7 @@ fn transfers_under_one_bucket(g: &Group) -> Option<Outcome> {
 /// than a minute before) put them under, where it goes on in this window: no connection
 /// follows a token line of its own, and their sum holds at the bucket's rate ([`held_at`]).
 /// Its rate, and the control goodput that window saw beside them.
+#[inline(never)]
 fn bucket_goes_on(g: &Group, bulk: &[&Facts]) -> Option<(f64, Option<f64>)> {
     let ids: Vec<u64> = bulk.iter().map(|f| f.id()).collect();
     let (named, rate_bps) = g.recent.policed.earlier_bucket(&ids, g.end)?;
@@ -685,13 +686,15 @@ fn bucket_goes_on(g: &Group, bulk: &[&Facts]) -> Option<(f64, Option<f64>)> {
 /// rate and at least half of it (transfers that lose packets ask for more than they get).
 fn held_at(g: &Group, bulk: &[&Facts], rate_bps: f64) -> bool {
     let (totals, bin_s) = down_bytes_per_bin(g, &|_| true);
-    let mut busy = std::collections::BTreeSet::new();
+    let mut busy = Vec::new();
     for f in bulk {
         let active: Vec<u64> = f.bins(Direction::Down).filter(|b| b.1 > 0).map(|b| b.0).collect();
         if let (Some(&a), Some(&z)) = (active.first(), active.last()) {
             busy.extend(a + 1..z);
         }
     }
+    busy.sort_unstable();
+    busy.dedup();
     let rates: Vec<f64> =
         busy.iter().map(|b| totals.get(b).copied().unwrap_or(0) as f64 * 8.0 / bin_s).collect();
     median(&rates).is_some_and(|sum| {
