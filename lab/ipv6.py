@@ -210,9 +210,10 @@ def ipv6_packet(ip, m):
         if t in (0, 8):
             body[0] = 129 if t == 0 else 128
         elif t == 3:
-            # Unreachable network, host, port, administratively prohibited (RFC 7915 4.2);
+            # Unreachable network, host, port, administratively prohibited (also for a network or
+            # a host, RFC 7915 4.2);
             # fragmentation needed is Packet Too Big.
-            body[0], body[1] = (2, 0) if code == 4 else (1, {0: 0, 1: 3, 3: 4, 13: 1}.get(code, 0))
+            body[0], body[1] = (2, 0) if code == 4 else (1, {0: 0, 1: 3, 3: 4, 9: 1, 10: 1, 13: 1}.get(code, 0))
             inner = ipv6_packet(bytes(body[8:]), m)
             if inner is not None:
                 quoted, _ = inner

@@ -70,21 +70,36 @@ impl Answer {
     }
 }
 
+/// An ICMP error (type, code) that refuses, as a rejecting firewall answers: destination
+/// unreachable for the port or protocol, or administratively prohibited. Not a routing
+/// failure (no route, host or network unreachable: a broken path, such as the IPv6 of a
+/// network without it gives a client racing IPv6 and IPv4), nor any other error.
+fn refusal(v6: bool, (icmp_type, code): (u8, u8)) -> bool {
+    match v6 {
+        false => icmp_type == 3 && matches!(code, 2 | 3 | 9 | 10 | 13),
+        true => icmp_type == 1 && matches!(code, 1 | 4 | 5 | 6),
+    }
+}
+
 /// A flow's attempt in the window and how it was answered; `None` when the flow attempted
 /// nothing we can judge there. TCP: the connection's SYNs (judged where the flow had
 /// packets), unanswered for `stall_silence_s` by the window's end (a queue may hold the answer
-/// for a while), or refused at once: a RST or an ICMP error and no SYN/ACK. UDP: the window's
+/// for a while), or refused at once: a RST or a refusing ICMP error ([`refusal`]) and no
+/// SYN/ACK. UDP: the window's
 /// STUN requests, datagrams to port 443, or other datagrams, with nothing back in the window,
 /// and at least two of them there or, for a flow never answered, since it began (a client
-/// sends again less and less often: one try may fall in a window); refused where ICMP errors
-/// came back for them.
+/// sends again less and less often: one try may fall in a window); refused where a refusing
+/// ICMP error came back for them.
 fn attempt(f: &Facts, silence_us: u64) -> Option<(Kind, Answer)> {
     if !f.active() {
         return None;
     }
     let down_ever = f.f.measures.dirs.down.packets;
-    let icmp_errors = f.f.measures.ip_events(Direction::Up).icmp_errors
-        + f.f.measures.ip_events(Direction::Down).icmp_errors;
+    let v6 = f.f.server.addr.is_ipv6();
+    let refused_by_icmp = [Direction::Up, Direction::Down]
+        .into_iter()
+        .filter_map(|dir| f.f.measures.ip_events(dir).last_icmp)
+        .any(|error| refusal(v6, error));
     if let Some(t) = f.tcp() {
         let hs = &t.handshake;
         if hs.syns == 0 {
@@ -93,7 +108,7 @@ fn attempt(f: &Facts, silence_us: u64) -> Option<(Kind, Answer)> {
         let waited = f.known_until().since(f.f.first_at) >= silence_us;
         let refused = hs.synacks == 0
             && t.dirs.down.payload_bytes == 0
-            && (t.dirs.down.rsts > 0 || icmp_errors > 0);
+            && (t.dirs.down.rsts > 0 || refused_by_icmp);
         let answer = if refused {
             Answer::Refused
         } else if hs.synacks == 0 && down_ever == 0 && hs.syns >= 2 && waited {
@@ -105,7 +120,7 @@ fn attempt(f: &Facts, silence_us: u64) -> Option<(Kind, Answer)> {
     }
     let silent = f.packets(Direction::Down) == 0;
     let tries = |now: u64, ever: u64| match silent && (now >= 2 || (down_ever == 0 && ever >= 2)) {
-        true if icmp_errors > 0 => Answer::Refused,
+        true if refused_by_icmp => Answer::Refused,
         true => Answer::Silent,
         false => Answer::Answered,
     };

@@ -2440,7 +2440,7 @@ mod tests {
     /// (administratively prohibited) from a router on the path, and never by a SYN/ACK, while
     /// the control connections are answered. One SYN each, where a blackhole leaves a client
     /// sending it again: blocked, mechanism `reject`. The same refusals for the controls too
-    /// are no finding about the service.
+    /// are no finding about the service, nor is a routing failure's ICMP error.
     #[test]
     fn attempts_refused_in_the_servers_place_are_blocked() {
         let router = Ipv4Addr::new(192, 0, 2, 1);
@@ -2476,6 +2476,23 @@ mod tests {
                 summaries(&v)
             );
         }
+        // A routing failure is no refusal: SYNs that a router answers with host unreachable
+        // (as a network without IPv6 answers a client racing IPv6 and IPv4, which then gives
+        // up on it after one SYN) are not counted.
+        let mut sim = Sim::default();
+        let mut rng = Rng::new(7);
+        for i in 0..6 {
+            sim.tcp(MSG, i * 1_500, 40).unanswered_syn(1);
+            sim.reject_last(router, 1);
+            sim.tcp(CTL, i * 1_500, 40).handshake().request(300).close();
+        }
+        controls(&mut sim, 0, 6, &mut rng);
+        let v = sim.verdicts(&cfg(60));
+        assert!(
+            v.iter().all(|v| v.finding != crate::detect::Finding::Blocked),
+            "{}",
+            summaries(&v)
+        );
     }
 
     /// A policer towards one of the service's two addresses (a censor's list seldom holds
