@@ -85,11 +85,10 @@ fn refusal(v6: bool, (icmp_type, code): (u8, u8)) -> bool {
 /// nothing we can judge there. TCP: the connection's SYNs (judged where the flow had
 /// packets), unanswered for `stall_silence_s` by the window's end (a queue may hold the answer
 /// for a while), or refused at once: a RST or a refusing ICMP error ([`refusal`]) and no
-/// SYN/ACK. UDP: the window's
-/// STUN requests, datagrams to port 443, or other datagrams, with nothing back in the window,
-/// and at least two of them there or, for a flow never answered, since it began (a client
-/// sends again less and less often: one try may fall in a window); refused where a refusing
-/// ICMP error came back for them.
+/// SYN/ACK. UDP: the window's STUN requests, datagrams to port 443, or other datagrams, with
+/// nothing back in the window, and at least two of them there or, for a flow never answered,
+/// since it began (a client sends again less and less often: one try may fall in a window);
+/// refused where a refusing ICMP error came back for them.
 fn attempt(f: &Facts, silence_us: u64) -> Option<(Kind, Answer)> {
     if !f.active() {
         return None;
