@@ -222,6 +222,17 @@ impl<'a> Facts<'a> {
         series[first + 1..last].iter().map(|&b| f64::from(b) * 8.0 / bin_s).collect()
     }
 
+    /// The bins of `dir` inside the flow's busy period in the window: from the bin after its
+    /// first with bytes to the one before its last, the partial edge bins left out (empty
+    /// where fewer than three).
+    pub fn busy_interior(&self, dir: Direction) -> std::ops::Range<u64> {
+        let mut busy = self.bins(dir).filter(|b| b.1 > 0).map(|b| b.0);
+        match busy.next() {
+            Some(first) => first + 1..busy.last().unwrap_or(first),
+            None => 0..0,
+        }
+    }
+
     /// Absolute bin index (packet time / bin width) and bytes of every bin of a direction
     /// that starts inside the window.
     pub fn bins(&self, dir: Direction) -> impl Iterator<Item = (u64, u32)> + 'a {

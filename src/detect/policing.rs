@@ -681,20 +681,21 @@ fn bucket_goes_on(g: &Group, bulk: &[&Facts]) -> Option<(f64, Option<f64>)> {
     Some((rate_bps, g.recent.policed.earlier_control_bps(&named, g.end)))
 }
 
+/// The bins inside the busy periods of `flows` towards the client ([`Facts::busy_interior`]),
+/// sorted, each once.
+fn busy_bins<'f, 'a: 'f>(flows: impl Iterator<Item = &'f Facts<'a>>) -> Vec<u64> {
+    let mut busy: Vec<u64> = flows.flat_map(|f| f.busy_interior(Direction::Down)).collect();
+    busy.sort_unstable();
+    busy.dedup();
+    busy
+}
+
 /// The service's summed rate towards the client, over the bins inside the busy periods of
 /// `bulk`, held at a bucket's `rate_bps`: its median within the cluster tolerance above the
 /// rate and at least half of it (transfers that lose packets ask for more than they get).
 fn held_at(g: &Group, bulk: &[&Facts], rate_bps: f64) -> bool {
     let (totals, bin_s) = down_bytes_per_bin(g, &|_| true);
-    let mut busy = Vec::new();
-    for f in bulk {
-        let active: Vec<u64> = f.bins(Direction::Down).filter(|b| b.1 > 0).map(|b| b.0).collect();
-        if let (Some(&a), Some(&z)) = (active.first(), active.last()) {
-            busy.extend(a + 1..z);
-        }
-    }
-    busy.sort_unstable();
-    busy.dedup();
+    let busy = busy_bins(bulk.iter().copied());
     let rates: Vec<f64> =
         busy.iter().map(|b| totals.get(b).copied().unwrap_or(0) as f64 * 8.0 / bin_s).collect();
     median(&rates).is_some_and(|sum| {
@@ -893,15 +894,7 @@ fn shared_bucket(g: &Group, policed: &[u64], per_flow_bps: f64) -> Option<(Vec<u
     if faster.is_empty() {
         return None;
     }
-    let mut busy: Vec<u64> = Vec::new();
-    for f in policed_flows() {
-        let active: Vec<u64> = f.bins(Direction::Down).filter(|b| b.1 > 0).map(|b| b.0).collect();
-        if let (Some(&a), Some(&z)) = (active.first(), active.last()) {
-            busy.extend(a + 1..z);
-        }
-    }
-    busy.sort_unstable();
-    busy.dedup();
+    let busy = busy_bins(policed_flows());
     let (totals, bin_s) = down_bytes_per_bin(g, &|_| true);
     let rates: Vec<f64> =
         busy.iter().map(|bin| totals.get(bin).copied().unwrap_or(0) as f64 * 8.0 / bin_s).collect();
@@ -1004,14 +997,10 @@ fn scope(g: &Group, policed: &[u64], per_flow_bps: f64) -> Scope {
     // Bytes per bin of the policed flows (other traffic, policed or not, only blurs the sum).
     let (total, bin_s) = down_bytes_per_bin(g, &|f| policed.contains(&f.id()));
     for (i, f) in g.targets.iter().filter(|f| policed.contains(&f.id())).enumerate() {
-        let busy: Vec<u64> = f.bins(Direction::Down).filter(|b| b.1 > 0).map(|b| b.0).collect();
-        // The busy period without its partial edge bins.
-        if let (Some(&a), Some(&z)) = (busy.first(), busy.last()) {
-            for bin in a + 1..z {
-                *active.entry(bin).or_default() += 1;
-                if i < 64 {
-                    *busy_sets.entry(bin).or_default() |= 1 << i;
-                }
+        for bin in f.busy_interior(Direction::Down) {
+            *active.entry(bin).or_default() += 1;
+            if i < 64 {
+                *busy_sets.entry(bin).or_default() |= 1 << i;
             }
         }
     }

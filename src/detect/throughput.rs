@@ -319,11 +319,8 @@ pub(super) fn shaping(g: &Group) -> Outcome {
     // Busy bins: inside some bulk transfer's busy period, edges left out.
     let mut busy = BTreeMap::new();
     for f in &bulk {
-        let active: Vec<u64> = f.bins(Direction::Down).filter(|b| b.1 > 0).map(|b| b.0).collect();
-        if let (Some(&a), Some(&z)) = (active.first(), active.last()) {
-            for bin in a + 1..z {
-                busy.insert(bin, 0u64);
-            }
+        for bin in f.busy_interior(Direction::Down) {
+            busy.insert(bin, 0u64);
         }
     }
     let bin_s = bulk[0].f.bins.as_ref().map_or(0.5, |b| b.bin_us as f64 / 1e6);
