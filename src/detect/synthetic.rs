@@ -706,11 +706,12 @@ impl Tcp<'_> {
         self
     }
 
-    /// The client's SYN, answered by an ICMP destination-unreachable error from `from` that
-    /// quotes it (code 13: communication administratively prohibited, a rejecting firewall).
-    pub fn rejected_syn(&mut self, from: Ipv4Addr) -> &mut Self {
+    /// The client's SYN, answered by an ICMP destination-unreachable error of `code` from
+    /// `from` that quotes it (13: communication administratively prohibited, a rejecting
+    /// firewall's; 1: host unreachable, a router's with no route).
+    pub fn rejected_syn(&mut self, from: Ipv4Addr, code: u8) -> &mut Self {
         self.segment(true, self.cseq, 0, SYN, 0);
-        self.sim.reject_last(from, 13);
+        self.sim.reject_last(from, code);
         self
     }
 
@@ -2444,15 +2445,16 @@ mod tests {
     #[test]
     fn attempts_refused_in_the_servers_place_are_blocked() {
         let router = Ipv4Addr::new(192, 0, 2, 1);
-        let verdicts = |icmp: bool, controls_too: bool| {
+        // `icmp`: the code of the ICMP error that answers each SYN; `None`: an RST does.
+        let verdicts = |icmp: Option<u8>, controls_too: bool| {
             let mut sim = Sim::default();
             let mut rng = Rng::new(7);
             for i in 0..6 {
                 for (server, refused) in [(MSG, true), (CTL, controls_too)] {
                     let mut t = sim.tcp(server, i * 1_500, 40);
                     match (refused, icmp) {
-                        (true, true) => t.rejected_syn(router),
-                        (true, false) => t.refused_syn(),
+                        (true, Some(code)) => t.rejected_syn(router, code),
+                        (true, None) => t.refused_syn(),
                         (false, _) => t.handshake().request(300).close(),
                     };
                 }
@@ -2460,7 +2462,7 @@ mod tests {
             controls(&mut sim, 0, 6, &mut rng);
             sim.verdicts(&cfg(60))
         };
-        for icmp in [false, true] {
+        for icmp in [None, Some(13)] {
             let v = verdicts(icmp, false);
             assert_eq!(findings(&v), ["blocked/reject"], "{}", summaries(&v));
             assert!(
@@ -2479,15 +2481,7 @@ mod tests {
         // A routing failure is no refusal: SYNs that a router answers with host unreachable
         // (as a network without IPv6 answers a client racing IPv6 and IPv4, which then gives
         // up on it after one SYN) are not counted.
-        let mut sim = Sim::default();
-        let mut rng = Rng::new(7);
-        for i in 0..6 {
-            sim.tcp(MSG, i * 1_500, 40).unanswered_syn(1);
-            sim.reject_last(router, 1);
-            sim.tcp(CTL, i * 1_500, 40).handshake().request(300).close();
-        }
-        controls(&mut sim, 0, 6, &mut rng);
-        let v = sim.verdicts(&cfg(60));
+        let v = verdicts(Some(1), false);
         assert!(
             v.iter().all(|v| v.finding != crate::detect::Finding::Blocked),
             "{}",
