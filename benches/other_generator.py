@@ -60,8 +60,17 @@ EXPECTED = {
     "call-partial-loss": ("call_degraded", None), "media-die": ("call_degraded", None),
     "oneway-cut": ("call_degraded", "drop"),
     "quic-block": ("blocked", "drop"),
+    # Its TCP to the messenger: SYNs dropped, or refused in the server's place (REJECT).
+    "blackhole": ("blocked", "drop"),
+    # Rules that match any TLS ClientHello (record type 0x16, handshake type 1), or none.
+    "rst-handshake": ("reset", "rst_injection"), "rst-replace": ("reset", "rst_injection"),
+    "freeze-some": ("stalled", "freeze"),
 }
 CALL_SCENARIOS = {"call-loss", "call-police", "call-partial-loss", "media-die", "oneway-cut"}
+# How a blackhole run's middlebox treats the SYNs it blocks, by the seed (seed mod 3): curl
+# sends a dropped SYN again and again until its deadline, and gives up on a refused one at
+# once ("Connection refused" for a RST, "No route to host" for ICMP admin-prohibited).
+BLACKHOLE_REJECT = ("drop", "icmp", "reset")
 # The relay's port, which the lab's call rules match.
 RELAY_PORT = 3478
 QUIC_ALPN = "tw-bench"
@@ -215,11 +224,27 @@ def start_calls(lab, rng, video, seconds):
     return procs, " / ".join(media[:2])
 
 
+def params(name, seed):
+    """The lab scenario's parameters for a run: drawn from the seed, and for `blackhole` its
+    TCP only (curl's) with the seed's way of blocking."""
+    p, _ = L.resolve_params(name, {}, DURATION_S, seed)
+    if name == "blackhole":
+        p.update(proto="tcp", reject=BLACKHOLE_REJECT[seed % len(BLACKHOLE_REJECT)])
+    return p
+
+
+def expected(name, p):
+    """What the run should give for the messenger: (finding, mechanism), None: no finding."""
+    if name == "blackhole" and p["reject"] != "drop":
+        return ("blocked", "reject")
+    return EXPECTED[name]
+
+
 def record(name, seed, out, offloads=False, calls=False, media_kind="drawn", quic=False, cc="cubic"):
     """Record one run; returns the messenger call's media in words ("" without calls).
     `media_kind`: the calls' "audio" or "video", or "drawn" from the seed; `cc` the TCP
     congestion control of every sender."""
-    p, _ = L.resolve_params(name, {}, DURATION_S, seed)
+    p = params(name, seed)
     media = ""
     calls = calls or name in CALL_SCENARIOS
     quic = quic or name == "quic-block"
@@ -234,13 +259,17 @@ def record(name, seed, out, offloads=False, calls=False, media_kind="drawn", qui
     with tempfile.TemporaryDirectory() as tmp, L.Lab(offloads=offloads) as lab:
         cert, key = certificate(tmp)
         lab.delay(scenario.delays(p))
-        for ns in (lab.client, lab.server):
-            L.sh("sysctl", "-qw", "net.ipv4.tcp_congestion_control=" + cc, ns=ns)
+        L.set_congestion_control(lab, cc)
         rules = scenario.rules(p)
         if rules:
             L.sh("nft", "-f", "-", ns=lab.router, input="table inet lab {%s\n}\n" % rules)
         for cmd in scenario.tc(p):
             L.sh(*cmd, ns=lab.router)
+        for argv in scenario.helpers(p):
+            helper = lab.spawn(lab.router, [sys.executable, L.TRAFFIC] + argv,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            if helper.stdout.readline().strip() != "ready":
+                raise L.LabError("the middlebox helper %s did not start" % argv[0])
         # (Its stderr: a curl that gives up at its deadline makes the server print a traceback.)
         server = lab.spawn(lab.server, [sys.executable, __file__, "serve", cert, key] +
                            [addr for addr, _ in HOSTS.values()], stdout=subprocess.PIPE,
@@ -318,15 +347,17 @@ def sweep(args):
                            args.cc)
             got = verdicts(args.binary, pcap)
             findings = [v for v in got if v[0] not in ("none", "inconclusive")]
-            expected = EXPECTED[name]
-            want = "%s/%s" % expected if expected else "no finding"
-            drawn = L.resolve_params(name, {}, DURATION_S, seed)[0]
+            drawn = params(name, seed)
+            want_pair = expected(name, drawn)
+            want = "%s/%s" % want_pair if want_pair else "no finding"
+            if name == "blackhole":
+                want += " (%s)" % drawn["reject"]
             if name == "call-partial-loss" and drawn["direction"] == "up":
                 # Past the capture point: nothing the capture holds shows it (README, Accuracy).
                 want, answer = "loss up only", "not counted"
-            elif expected:
-                finding = any(f == expected[0] for f, _ in findings)
-                right = any(f == expected[0] and expected[1] in (None, m) for f, m in findings)
+            elif want_pair:
+                finding = any(f == want_pair[0] for f, _ in findings)
+                right = any(f == want_pair[0] and want_pair[1] in (None, m) for f, m in findings)
                 found[0] += 1
                 found[1] += finding
                 found[2] += right

@@ -98,6 +98,30 @@ def sh(*argv, ns=None, input=None, check=True):
     return p.stdout
 
 
+def set_congestion_control(lab, cc):
+    """Every sender's TCP congestion control, in the client's and the server's namespaces
+    (IPv6 too; BBR paces its sends and does not back off on loss). Set even for cubic: a new
+    namespace inherits the host's default, which may be another (a kernel built with BBR as
+    its default). A namespace may only choose what the host allows: `cc` is added to the
+    host's tcp_allowed_congestion_control first when it is not there (its default is not
+    changed)."""
+    allowed_path = "/proc/sys/net/ipv4/tcp_allowed_congestion_control"
+    with open("/proc/sys/net/ipv4/tcp_available_congestion_control") as f:
+        available = f.read().split()
+    if cc not in available:
+        sh("modprobe", "tcp_" + cc, check=False)
+        with open("/proc/sys/net/ipv4/tcp_available_congestion_control") as f:
+            if cc not in f.read().split():
+                raise LabError("cc=%s: this kernel has no such TCP congestion control (it has %s)"
+                               % (cc, " ".join(available)))
+    with open(allowed_path) as f:
+        allowed = f.read().split()
+    if cc not in allowed:
+        sh("sysctl", "-qw", "net.ipv4.tcp_allowed_congestion_control=" + " ".join(allowed + [cc]))
+    for ns in (lab.client, lab.server):
+        sh("sysctl", "-qw", "net.ipv4.tcp_congestion_control=" + cc, ns=ns)
+
+
 class Lab:
     """Three namespaces, torn down by close() whatever happened."""
     _count = 0
@@ -1316,10 +1340,7 @@ def run_scenario(name, overrides, seed, duration, snaplen, prefix, quiet=False, 
             for ns, dev in ((lab.client, "eth0"), (lab.router, LAN_IF), (lab.router, WAN_IF),
                             (lab.server, "eth0")):
                 sh("ip", "link", "set", dev, "mtu", str(p["mtu"]), ns=ns)
-        if p["cc"] != "cubic":
-            # Per namespace (IPv6 too); BBR paces its sends and does not back off on loss.
-            for ns in (lab.client, lab.server):
-                sh("sysctl", "-qw", "net.ipv4.tcp_congestion_control=" + p["cc"], ns=ns)
+        set_congestion_control(lab, p["cc"])
         ruleset = scenario.rules(p)
         table = "table inet lab {%s\n}\n" % ruleset if ruleset else ""
         if table and onset is None:
