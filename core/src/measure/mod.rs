@@ -37,8 +37,12 @@ pub const COPY_WINDOW_US: u64 = 2_000;
 
 /// ... and carries the identification of one of the latest this many numbers of the
 /// direction, which a packet already carried (a copy that other packets overtook: the copies
-/// of a burst interleave with it).
-pub const COPY_IDENTIFICATIONS: u16 = 16;
+/// of a burst interleave with it). A super-segment that GRO merged from N segments carries
+/// the first of their N numbers, and the next packet the number after the last: one such
+/// packet overtaking a copy puts it up to 45 numbers back (64 kB of 1,448-byte segments).
+/// 16 numbers were too few: a mirror's copies of a cubic sender's bursts, captured with GRO
+/// on, were counted again (19 and 23 numbers back).
+pub const COPY_IDENTIFICATIONS: u16 = 64;
 
 /// How far from a direction's highest IPv4 identification a packet's may be and still be
 /// taken for one of its series. Ahead: a sender's next packet carries the next number from
@@ -67,7 +71,7 @@ pub struct DirCounters {
     /// 2^16), and which of the [`COPY_IDENTIFICATIONS`] numbers below it no packet carried
     /// (bit `k`: `top_ip_id - k`), as IPsec's anti-replay window keeps them (RFC 4303, 3.4.3).
     top_ip_id: u16,
-    ip_id_holes: u16,
+    ip_id_holes: u64,
 }
 
 impl Default for DirCounters {
@@ -81,7 +85,7 @@ impl Default for DirCounters {
             ttl_max: 0,
             last_ttl: 0,
             top_ip_id: 0,
-            ip_id_holes: u16::MAX,
+            ip_id_holes: u64::MAX,
         }
     }
 }
@@ -107,7 +111,7 @@ impl DirCounters {
             // copies by one test. Its first packet (a SYN, a Linux SYN/ACK) stays comparable.
             // No packet carried that highest.
             self.top_ip_id = if self.packets > 1 { UNNUMBERED_TOP_IP_ID } else { 0 };
-            self.ip_id_holes = u16::MAX;
+            self.ip_id_holes = u64::MAX;
         }
     }
 
@@ -122,25 +126,25 @@ impl DirCounters {
         let back = self.top_ip_id.wrapping_sub(id);
         if ahead != 0 && ahead < COPY_IDENTIFICATIONS {
             // The numbers passed over are holes.
-            let skipped = (1u16 << ahead).wrapping_sub(2);
+            let skipped = (1u64 << ahead).wrapping_sub(2);
             self.ip_id_holes = (self.ip_id_holes << ahead) | skipped;
             self.top_ip_id = id;
         } else if back < COPY_IDENTIFICATIONS {
-            self.ip_id_holes &= !(1 << back);
-        } else if back >= IDENTIFICATION_REACH || self.ip_id_holes | 1 == u16::MAX {
+            self.ip_id_holes &= !(1u64 << back);
+        } else if back >= IDENTIFICATION_REACH || self.ip_id_holes | 1 == u64::MAX {
             // Far below, or below a highest no packet carried (the first number of a
             // direction, or one after packets without numbers), or below one that came
             // alone (numbers drawn at random, as middleboxes' injected RSTs and macOS
             // carry them, so that the packet's own copy is told): a jump.
             // Nothing of the window is known below a number far from it.
-            (self.top_ip_id, self.ip_id_holes) = (id, u16::MAX - 1);
+            (self.top_ip_id, self.ip_id_holes) = (id, u64::MAX - 1);
         }
     }
 
     /// Whether a packet carried the IPv4 identification `back` numbers below the highest of
     /// the direction's latest, when `back` is below [`COPY_IDENTIFICATIONS`].
     fn ip_id_seen(&self, back: u16) -> bool {
-        back < COPY_IDENTIFICATIONS && self.ip_id_holes & (1 << back) == 0
+        back < COPY_IDENTIFICATIONS && self.ip_id_holes & (1u64 << back) == 0
     }
 
     /// Smallest and largest TTL (hop limit) seen.
