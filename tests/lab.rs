@@ -2681,8 +2681,12 @@ mod real_world {
         aggregate_police => "aggregate-police" [] offloads false, wrong "/params/rate_kbit" = 2000;
         random_loss => "random-loss" ["loss_pct=8.0"] offloads false, wrong "/params/loss_pct" = 3.0;
         random_loss_up => "random-loss" ["loss_pct=5.0", "direction=up", "upload_kb=2000"] offloads true;
+        // BBR: with cubic's bursts and no timestamps, the lab's delay line itself drops the
+        // control's 2-MB upload (11 % of its packets in one CI run, against the service's 5 %),
+        // and no loss is the service's alone (README, "The lab's cubic was BBR").
         random_loss_up_no_timestamps => "random-loss"
-            ["loss_pct=5.0", "direction=up", "upload_kb=2000", "tcp_timestamps=0"] offloads false;
+            ["loss_pct=5.0", "direction=up", "upload_kb=2000", "tcp_timestamps=0", "cc=bbr"]
+            offloads false;
         freeze_some => "freeze-some" ["share_pct=60", "after_bytes=20000"] offloads false,
             wrong "/params/after_bytes" = 10000;
         freeze_some_offloads => "freeze-some" ["share_pct=60", "after_bytes=20000"] offloads true;
