@@ -265,11 +265,7 @@ def record(name, seed, out, offloads=False, calls=False, media_kind="drawn", qui
             L.sh("nft", "-f", "-", ns=lab.router, input="table inet lab {%s\n}\n" % rules)
         for cmd in scenario.tc(p):
             L.sh(*cmd, ns=lab.router)
-        for argv in scenario.helpers(p):
-            helper = lab.spawn(lab.router, [sys.executable, L.TRAFFIC] + argv,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            if helper.stdout.readline().strip() != "ready":
-                raise L.LabError("the middlebox helper %s did not start" % argv[0])
+        L.start_helpers(lab, scenario, p)
         # (Its stderr: a curl that gives up at its deadline makes the server print a traceback.)
         server = lab.spawn(lab.server, [sys.executable, __file__, "serve", cert, key] +
                            [addr for addr, _ in HOSTS.values()], stdout=subprocess.PIPE,

@@ -122,6 +122,16 @@ def set_congestion_control(lab, cc):
         sh("sysctl", "-qw", "net.ipv4.tcp_congestion_control=" + cc, ns=ns)
 
 
+def start_helpers(lab, scenario, p):
+    """The scenario's userspace middlebox parts (traffic.py), in the router's namespace; each
+    says "ready" once it listens."""
+    for argv in scenario.helpers(p):
+        helper = lab.spawn(lab.router, [sys.executable, TRAFFIC] + argv, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+        if helper.stdout.readline().strip() != "ready":
+            raise LabError("the middlebox helper %s did not start: %s" % (argv[0], helper.stderr.read()))
+
+
 class Lab:
     """Three namespaces, torn down by close() whatever happened."""
     _count = 0
@@ -1351,11 +1361,7 @@ def run_scenario(name, overrides, seed, duration, snaplen, prefix, quiet=False, 
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if server.stdout.readline().strip() != "serving":
             raise LabError("the lab servers did not start: " + server.stderr.read().strip())
-        for argv in scenario.helpers(p):
-            helper = lab.spawn(lab.router, [sys.executable, TRAFFIC] + argv, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-            if helper.stdout.readline().strip() != "ready":
-                raise LabError("the middlebox helper %s did not start: %s" % (argv[0], helper.stderr.read()))
+        start_helpers(lab, scenario, p)
         capture_if = LAN_IF if p["capture"] == "lan" else WAN_IF
         capture = lab.spawn(lab.router, ["tcpdump", "-n", "-q", "-Z", "root", "-B", "16384", "-i", capture_if,
                                          "-s", str(snaplen), "-w", pcap],
