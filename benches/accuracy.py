@@ -234,7 +234,7 @@ def report(args):
             label = "blackhole (%s)" % params["proto"]
             if params.get("reject", "drop") != "drop":
                 label = "blackhole (%s, %s)" % (params["proto"], params["reject"])
-        elif scenario == "freeze-some" and frozen_connections(truth) == 0:
+        elif scenario == "freeze-some" and not frozen_connections(truth):
             # The middlebox chose no connection that reached its threshold (run 5000: 45.7 kB,
             # and only fetches of at most 39 kB chosen): nothing was impaired, and any finding
             # is a false alarm.

@@ -2688,8 +2688,7 @@ mod real_world {
         random_loss => "random-loss" ["loss_pct=8.0"] offloads false, wrong "/params/loss_pct" = 3.0;
         random_loss_up => "random-loss" ["loss_pct=5.0", "direction=up", "upload_kb=2000"] offloads true;
         random_loss_up_no_timestamps => "random-loss"
-            ["loss_pct=5.0", "direction=up", "upload_kb=2000", "tcp_timestamps=0"]
-            offloads false;
+            ["loss_pct=5.0", "direction=up", "upload_kb=2000", "tcp_timestamps=0"] offloads false;
         freeze_some => "freeze-some" ["share_pct=60", "after_bytes=20000"] offloads false,
             wrong "/params/after_bytes" = 10000;
         freeze_some_offloads => "freeze-some" ["share_pct=60", "after_bytes=20000"] offloads true;
