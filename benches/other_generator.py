@@ -24,9 +24,11 @@ QUIC as well, from aioquic (`pip install aioquic`): every 2-4 s a connection to 
 fetching 20-200 kB on one stream, its Initials padded to 1,200 bytes as QUIC v1 asks.
 """
 import argparse
+import importlib.util
 import json
 import os
 import random
+import shutil
 import signal
 import ssl
 import subprocess
@@ -333,6 +335,13 @@ def sweep(args):
     unknown = [n for n in names if n not in EXPECTED]
     if unknown:
         sys.exit("no such scenario here: %s (known: %s)" % (", ".join(unknown), ", ".join(EXPECTED)))
+    calls = args.calls or not CALL_SCENARIOS.isdisjoint(names)
+    missing = [tool for tool, wanted in (("curl", True), ("openssl", True), ("ffmpeg", calls))
+               if wanted and shutil.which(tool) is None]
+    if (args.quic or "quic-block" in names) and importlib.util.find_spec("aioquic") is None:
+        missing.append("aioquic (pip install aioquic)")
+    if missing:
+        sys.exit("other_generator.py sweep needs: %s" % ", ".join(missing))
     # Runs, right finding, right finding and mechanism; confounders: runs, false alarms.
     found = [0, 0, 0]
     confounders = [0, 0]

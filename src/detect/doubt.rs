@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use super::loss::Counted;
 use super::stall::Stalls;
 use super::{NextStep, p_text, rate_text};
 
@@ -87,6 +88,16 @@ pub(crate) enum Doubt {
     ShapingControlsNoFaster { plateau_bps: f64, control_bps: f64 },
     /// Lossy connections and no control connection.
     LossWithoutControl { lossy_connections: usize, connections: usize, loss_share: f64 },
+    /// Loss where the controls lost nothing, rare by chance for one test but not significant
+    /// at the window's level.
+    LossNotSignificant {
+        lost: u64,
+        counted: u64,
+        control_counted: u64,
+        what: Counted,
+        p: f64,
+        alpha: f64,
+    },
     /// Loss above the controls', with the round trips of a queue.
     LossWithQueueing {
         loss_share: f64,
@@ -166,9 +177,9 @@ impl Doubt {
             Doubt::ShapingTooFewBins { .. } | Doubt::ShapingControlsNoFaster { .. } => {
                 Detector::Shaping
             }
-            Doubt::LossWithoutControl { .. } | Doubt::LossWithQueueing { .. } => {
-                Detector::RandomLoss
-            }
+            Doubt::LossWithoutControl { .. }
+            | Doubt::LossNotSignificant { .. }
+            | Doubt::LossWithQueueing { .. } => Detector::RandomLoss,
             Doubt::TooFewSamples { .. }
             | Doubt::ThroughputNotSignificant { .. }
             | Doubt::ResamplesDisagree { .. } => Detector::ThroughputDifferentiation,
@@ -203,6 +214,7 @@ impl Doubt {
             Doubt::ShapingTooFewBins { .. }
             | Doubt::ThroughputNotSignificant { .. }
             | Doubt::ResamplesDisagree { .. }
+            | Doubt::LossNotSignificant { .. }
             | Doubt::SingleFreeze { .. }
             | Doubt::SingleInjectedReset { .. }
             | Doubt::StallsBegun { .. }
@@ -272,6 +284,18 @@ impl fmt::Display for Doubt {
                  packets, but no control connection to compare with",
                 loss_share * 100.0
             ),
+            Doubt::LossNotSignificant { lost, counted, control_counted, what, p, alpha } => {
+                write!(
+                    f,
+                    "the service's connections lost or sent again {lost} of {counted} {} \
+                     ({:.1}%), the control connections none of their {control_counted}: {}, \
+                     rare by chance but short of the p<{alpha:.1e} a finding needs here; too \
+                     few to tell",
+                    what.unit(),
+                    *lost as f64 * 100.0 / (*counted).max(1) as f64,
+                    p_text(*p)
+                )
+            }
             Doubt::LossWithQueueing {
                 loss_share,
                 control_loss_share,

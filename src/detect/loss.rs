@@ -99,9 +99,13 @@ fn lost_with_controls(g: &Group, targets: &[(&Facts, (u64, u64))]) -> f64 {
     if all == 0 { 0.0 } else { together as f64 / all as f64 }
 }
 
+/// The level under which a p-value is rare by chance for one test alone: the conventional 5 %,
+/// before the corrections for the windows and services a finding's level makes.
+const SUGGESTIVE_P: f64 = 0.05;
+
 /// What the shares count: every packet in the direction that lost more, or the client's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Counted {
+pub(crate) enum Counted {
     Packets,
     DataSentUp,
 }
@@ -112,6 +116,14 @@ impl Counted {
         match self {
             Counted::Packets => "packets",
             Counted::DataSentUp => "data_sent_up",
+        }
+    }
+
+    /// What a count of them is a count of.
+    pub(crate) fn unit(self) -> &'static str {
+        match self {
+            Counted::Packets => "packets",
+            Counted::DataSentUp => "segments of the data they send",
         }
     }
 
@@ -135,14 +147,15 @@ pub(super) fn detect(g: &Group) -> Outcome {
         !super::stall::stalled_or_stuck_sending(f, g, &[Direction::Up])
             && f.server_reset().is_none()
     };
-    match by_packets {
-        Outcome::Clean { .. } => {
-            match judge(g, &client_judged, upstream_loss, Counted::DataSentUp, g.alpha() / 2.0) {
-                found @ Outcome::Finding(_) => found,
-                _ => by_packets,
-            }
-        }
-        other => other,
+    let too_few =
+        |o: &Outcome| matches!(o, Outcome::Inconclusive(Doubt::LossNotSignificant { .. }));
+    if !matches!(by_packets, Outcome::Clean { .. }) && !too_few(&by_packets) {
+        return by_packets;
+    }
+    match judge(g, &client_judged, upstream_loss, Counted::DataSentUp, g.alpha() / 2.0) {
+        found @ Outcome::Finding(_) => found,
+        doubt @ Outcome::Inconclusive(_) if !too_few(&by_packets) => doubt,
+        _ => by_packets,
     }
 }
 
@@ -217,6 +230,21 @@ fn judge(
     let p = fisher_exact_greater(t_lost, t_packets, c_lost, c_packets);
     let above_controls = t_share >= 2.0 * c_share && p < alpha;
     if !above_controls {
+        // The controls lost nothing, and the service's loss would be rare by chance for one
+        // test, but not at the level a finding needs: too few segments to tell, which is not
+        // "no interference". (The curl generator's 5.9 % dropper on the way up, requests
+        // only: 7 of the clients' 16 segments sent again, the controls' 0 of 9, p = 0.024,
+        // where a finding needed 0.005.)
+        if c_lost == 0 && p < SUGGESTIVE_P {
+            return Outcome::Inconclusive(Doubt::LossNotSignificant {
+                lost: t_lost,
+                counted: t_packets,
+                control_counted: c_packets,
+                what: counted,
+                p,
+                alpha,
+            });
+        }
         return Outcome::Clean { detector: NAME, evidence: evidence(Some(p)) };
     }
     // A queue every flow crosses drops from all of them at once when it overflows; a dropper

@@ -102,6 +102,26 @@ pub fn lossy_downloads_alone() -> Run {
     run(sim)
 }
 
+/// Nine fetches from the service, five of whose requests were sent again once (a dropper on
+/// the way up, past the capture point), and nine from the control server, none sent again:
+/// rare by chance, too few to be significant.
+pub fn requests_sent_again() -> Run {
+    let mut sim = Sim::default();
+    let mut rng = Rng::new(27);
+    for (server, resent) in [(MSG, 5), (CTL, 0)] {
+        for i in 0..9 {
+            let mut t = sim.tcp(server, 200 + i * 5_000, 40);
+            t.handshake();
+            match i < resent {
+                true => t.resent_request(300, 2, 250_000),
+                false => t.request(300),
+            };
+            t.download(60_000, 4e6, SEG, 0.0, &mut rng).close();
+        }
+    }
+    run(sim)
+}
+
 /// Downloads losing 6 % behind a 300-ms round trip (40 ms on another connection), control
 /// connections nearly lossless.
 pub fn lossy_queued_downloads() -> Run {

@@ -21,6 +21,7 @@ fn scenario_of(doubt: &Doubt) -> &'static str {
         Doubt::ShapingTooFewBins { .. } => "short_queued_downloads",
         Doubt::ShapingControlsNoFaster { .. } => "shaped_beside_slow_controls",
         Doubt::LossWithoutControl { .. } => "lossy_downloads_alone",
+        Doubt::LossNotSignificant { .. } => "requests_sent_again",
         Doubt::LossWithQueueing { .. } => "lossy_queued_downloads",
         Doubt::TooFewSamples { .. } => "download_alone",
         Doubt::ThroughputNotSignificant { .. } => "slower_without_significance",
@@ -42,7 +43,7 @@ fn scenario_of(doubt: &Doubt) -> &'static str {
 type Scenario = fn() -> Run;
 
 /// The scenarios by name.
-const SCENARIOS: [(&str, Scenario); 22] = [
+const SCENARIOS: [(&str, Scenario); 23] = [
     ("lone_datagram", scenarios::lone_datagram),
     ("policed_rates_apart", scenarios::policed_rates_apart),
     ("policed_alone", scenarios::policed_alone),
@@ -51,6 +52,7 @@ const SCENARIOS: [(&str, Scenario); 22] = [
     ("short_queued_downloads", scenarios::short_queued_downloads),
     ("shaped_beside_slow_controls", scenarios::shaped_beside_slow_controls),
     ("lossy_downloads_alone", scenarios::lossy_downloads_alone),
+    ("requests_sent_again", scenarios::requests_sent_again),
     ("lossy_queued_downloads", scenarios::lossy_queued_downloads),
     ("download_alone", scenarios::download_alone),
     ("slower_without_significance", scenarios::slower_without_significance),
@@ -220,6 +222,21 @@ fn loss_without_a_control_connection() {
         d.to_string(),
         "4 of 4 connections lose 5.2% of their packets, but no control connection to compare \
          with"
+    );
+}
+
+#[test]
+fn loss_too_few_to_tell() {
+    let d = reach("requests_sent_again");
+    let Doubt::LossNotSignificant { lost: 5, control_counted, p, alpha, .. } = d else {
+        panic!("{d:?}")
+    };
+    assert!(control_counted > 0 && p >= alpha && p < 0.05, "{d:?}");
+    assert_eq!(
+        d.to_string(),
+        "the service's connections lost or sent again 5 of 320 packets (1.6%), the control \
+         connections none of their 405: p=1.65e-2, rare by chance but short of the p<1.0e-2 a \
+         finding needs here; too few to tell"
     );
 }
 
