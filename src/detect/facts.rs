@@ -122,14 +122,31 @@ impl<'a> Facts<'a> {
         self.f.last_at >= self.window.start
     }
 
-    /// Loss events towards the client inside the window (flows with a detail slot).
+    /// A TCP flow's loss events towards the client inside the window (flows with a detail
+    /// slot).
     pub fn losses(&self) -> Vec<LossEvent> {
         self.losses_since(self.window.start)
     }
 
-    /// Loss events towards the client from `from` (which may lie before the window: the
-    /// flow keeps its latest events) to the window's end.
+    /// A TCP flow's loss events towards the client from `from` (which may lie before the
+    /// window: the flow keeps its latest events) to the window's end.
     pub fn losses_since(&self, from: Timestamp) -> Vec<LossEvent> {
+        match self.tcp() {
+            Some(_) => self.logged_since(from),
+            None => Vec::new(),
+        }
+    }
+
+    /// A UDP flow's losses of call media towards the client inside the window: the times of
+    /// the RTP packets that came after a run of lost ones (flows with a detail slot).
+    pub fn media_losses(&self) -> Vec<LossEvent> {
+        match self.udp() {
+            Some(_) => self.logged_since(self.window.start),
+            None => Vec::new(),
+        }
+    }
+
+    fn logged_since(&self, from: Timestamp) -> Vec<LossEvent> {
         self.f
             .losses
             .as_ref()

@@ -542,7 +542,7 @@ pub(super) const SHARED_LOSS_SHARE: f64 = 0.5;
 
 /// The least time apart that a flow's loss and a control flow's count as together: a queue
 /// overflows for a moment, and each flow shows the hole when its next segment arrives.
-const SHARED_LOSS_MIN_US: u64 = 20_000;
+pub(super) const SHARED_LOSS_MIN_US: u64 = 20_000;
 
 /// The times of the control flows' loss events in the window, sorted: what [`lost_with`]
 /// compares with.

@@ -82,7 +82,8 @@ impl UdpDirection {
 }
 
 impl UdpMeasures {
-    /// Account one datagram. `last_at` is the time of the direction's previous packet.
+    /// Account one datagram. `last_at` is the time of the direction's previous packet. True
+    /// when it is RTP that came after a run of lost packets of its stream.
     pub fn on_datagram(
         &mut self,
         dir: Direction,
@@ -90,7 +91,7 @@ impl UdpMeasures {
         stun: Option<&StunMessage<'_>>,
         last_at: Option<Timestamp>,
         now: Timestamp,
-    ) {
+    ) -> bool {
         let d = &mut self.dirs[dir];
         if let Some(last) = last_at {
             let gap = now.since(last);
@@ -100,6 +101,7 @@ impl UdpMeasures {
         }
         if let Some(msg) = stun {
             self.stun.on_message(dir, msg, now);
+            false
         } else if let Some(rtp) = RtpHeader::parse(payload) {
             // Each SSRC to its own stream; a third one goes to the first, whose switching
             // rule decides whether it took over.
@@ -108,10 +110,12 @@ impl UdpMeasures {
             if d.rtp.as_ref().is_some_and(|first| first.ssrc != rtp.ssrc)
                 && second_ssrc.is_none_or(|ssrc| ssrc == rtp.ssrc)
             {
-                d.rtp_second.get_or_insert_default().on_packet(&rtp, now);
+                d.rtp_second.get_or_insert_default().on_packet(&rtp, now)
             } else {
-                d.rtp.get_or_insert_default().on_packet(&rtp, now);
+                d.rtp.get_or_insert_default().on_packet(&rtp, now)
             }
+        } else {
+            false
         }
     }
 }
@@ -178,7 +182,9 @@ pub struct RtpSummary {
 }
 
 impl RtpStream {
-    fn on_packet(&mut self, rtp: &RtpHeader, now: Timestamp) {
+    /// Account one packet; true when it came after a run of lost packets.
+    fn on_packet(&mut self, rtp: &RtpHeader, now: Timestamp) -> bool {
+        let runs = self.loss_runs;
         if !self.started {
             self.start(rtp);
         } else if rtp.ssrc != self.ssrc {
@@ -193,13 +199,14 @@ impl RtpStream {
                 *self = RtpStream { other_ssrc_packets: other, ..RtpStream::default() };
                 self.start(rtp);
             }
-            return;
+            return false;
         }
         self.candidate = (0, 0);
         self.payload_type = rtp.payload_type;
         if self.update_seq(rtp.sequence) {
             self.timing(rtp.timestamp, now);
         }
+        self.loss_runs > runs
     }
 
     fn start(&mut self, rtp: &RtpHeader) {
@@ -402,15 +409,41 @@ mod tests {
         Timestamp::from_micros(ms * 1000)
     }
 
+    /// One datagram; true when it came after a run of lost RTP packets.
     fn feed(
         u: &mut UdpMeasures,
         dir: Direction,
         at: Timestamp,
         payload: &[u8],
         last: Option<Timestamp>,
-    ) {
+    ) -> bool {
         let stun = StunMessage::parse(payload, payload.len() as u32);
-        u.on_datagram(dir, payload, stun.as_ref(), last, at);
+        u.on_datagram(dir, payload, stun.as_ref(), last, at)
+    }
+
+    /// The packet after each run of lost ones says so, once a run: what the flow's loss log
+    /// records for a call. Duplicates, a packet out of order and another SSRC's do not.
+    #[test]
+    fn the_packet_after_a_run_of_losses_says_so() {
+        let mut u = UdpMeasures::default();
+        let mut after_loss = Vec::new();
+        let mut last = None;
+        for (n, seq) in [1u16, 2, 3, 4, 7, 8, 8, 10, 9, 11, 12, 20].into_iter().enumerate() {
+            let at = ms(n as u64 * 20);
+            if feed(
+                &mut u,
+                Direction::Down,
+                at,
+                &rtp_packet(111, seq, u32::from(seq) * 960, 7),
+                last,
+            ) {
+                after_loss.push(seq);
+            }
+            last = Some(at);
+        }
+        assert!(!feed(&mut u, Direction::Down, ms(300), &rtp_packet(111, 40, 0, 8), last));
+        assert_eq!(after_loss, [7, 10, 20]);
+        assert_eq!(u.dirs.down.rtp().unwrap().loss_runs, 3);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! (Flach et al., SIGCOMM'16): when data went missing, with the IP bytes that had come through
 //! by then. The capture point is on the client's side of any policer, so it sees what the
 //! policer let through: a loss shows as a hole in the sequence space, or as the server's
-//! retransmission (at most two events per lost segment).
+//! retransmission (at most two events per lost segment). A UDP flow's log holds its calls'
+//! losses towards the client: an event at each RTP packet that came after a run of lost ones,
+//! so that a call's losses can be set beside other flows' (a queue they share).
 //!
 //! Kept for flows with a detail slot only; at most [`LOSS_LOG_LEN`] events are stored, the count
 //! and the last event always. A full log drops its oldest event (a window of a long flow
