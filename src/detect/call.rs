@@ -49,6 +49,9 @@ struct Call<'a> {
     step: Option<(f64, f64, f64)>,
     /// The lower rate over the higher at a significant change of the media rate, down or up.
     swing: Option<f64>,
+    /// The share of its runs of lost media that came with a control flow's loss (a
+    /// service's call with such runs; see [`lost_with_controls`]).
+    lost_with_controls: Option<f64>,
 }
 
 /// The client's media packets in the window that make a call judgeable one way.
@@ -147,7 +150,17 @@ fn call<'a>(f: &'a Facts<'a>, g: &Group) -> Option<Call<'a>> {
     let swing = change.map(|cp| {
         cp.mean_before.min(cp.mean_after) / cp.mean_before.max(cp.mean_after).max(f64::MIN_POSITIVE)
     });
-    Some(Call { f, lost, loss_runs, expected, jitter_us, silence, step, swing })
+    Some(Call {
+        f,
+        lost,
+        loss_runs,
+        expected,
+        jitter_us,
+        silence,
+        step,
+        swing,
+        lost_with_controls: None,
+    })
 }
 
 /// The times of the control flows' losses towards the client in the window, sorted: their
@@ -159,11 +172,11 @@ fn control_loss_times(g: &Group) -> Vec<u64> {
     times
 }
 
-/// At least [`SHARED_LOSS_SHARE`](super::policing::SHARED_LOSS_SHARE) of the call's runs of
-/// lost media towards the client came with a control flow's loss: one within the time from
-/// two packet gaps (the call's mean) and [`SHARED_LOSS_MIN_US`] before the packet that
-/// showed the run (the run was dropped in between) to that much after it.
-fn lost_with_controls(c: &Call, control_losses: &[u64]) -> bool {
+/// The share of the call's runs of lost media towards the client that came with a control
+/// flow's loss: one within the time from two packet gaps (the call's mean) and
+/// [`SHARED_LOSS_MIN_US`] before the packet that showed the run (the run was dropped in
+/// between) to that much after it. `None` without such runs in the window.
+fn lost_with_controls(c: &Call, control_losses: &[u64]) -> Option<f64> {
     let events = c.f.media_losses();
     let gap_us = c.f.udp().and_then(|u| u.dirs.down.mean_gap_us()).unwrap_or(0);
     let (before_us, after_us) = (SHARED_LOSS_MIN_US + 2 * gap_us, SHARED_LOSS_MIN_US);
@@ -172,8 +185,7 @@ fn lost_with_controls(c: &Call, control_losses: &[u64]) -> bool {
         control_losses.get(i).is_some_and(|&t| t <= at + after_us)
     };
     let together = events.iter().filter(|e| near(e.at.micros())).count();
-    !events.is_empty()
-        && together as f64 >= super::policing::SHARED_LOSS_SHARE * events.len() as f64
+    (!events.is_empty()).then(|| together as f64 / events.len() as f64)
 }
 
 fn row(c: &Call) -> Value {
@@ -186,6 +198,7 @@ fn row(c: &Call) -> Value {
         "jitter_ms": c.jitter_us.map(|j| j as f64 / 1000.0),
         "silence": c.silence.map(|(d, s)| json!({ "direction": d, "seconds": s })),
         "rate_step_bps": c.step.map(|(b, a, p)| json!({ "before": b.round(), "after": a.round(), "p": p })),
+        "lost_with_controls": c.lost_with_controls.map(|s| (s * 1000.0).round() / 1000.0),
     })
 }
 
@@ -203,16 +216,19 @@ pub(super) fn detect(g: &Group) -> Outcome {
 fn two_way_calls(g: &Group) -> Outcome {
     const NAME: Detector = Detector::Calls;
     let cfg = g.cfg;
-    let calls: Vec<Call> = g.targets.iter().filter_map(|f| call(f, g)).collect();
+    let mut calls: Vec<Call> = g.targets.iter().filter_map(|f| call(f, g)).collect();
     if calls.is_empty() {
         return Outcome::NotApplicable;
+    }
+    let control_losses = control_loss_times(g);
+    for c in &mut calls {
+        c.lost_with_controls = lost_with_controls(c, &control_losses);
     }
     let controls: Vec<Call> = g.controls.iter().filter_map(|f| call(f, g)).collect();
     let (c_lost, c_runs, c_expected) = controls
         .iter()
         .fold((0, 0, 0), |(l, r, e), c| (l + c.lost, r + c.loss_runs, e + c.expected));
     let c_loss = c_lost as f64 / c_expected.max(1) as f64;
-    let control_losses = control_loss_times(g);
     let alpha = g.alpha();
     let mut doubtful = Vec::new();
     let mut degraded = Vec::new();
@@ -224,12 +240,12 @@ fn two_way_calls(g: &Group) -> Outcome {
         // overflow takes several packets of one call and none of another), so a packet-level
         // test alone calls two calls on one link different; a dropper's losses are runs of
         // their own.
-        // And not lost with the controls: a queue every flow crosses drops from all of them
-        // when it overflows, more from one call than another as their packets fall (a 10-s
+        // And not lost with the controls (at least `SHARED_LOSS_SHARE` of its runs): a queue
+        // every flow crosses drops from all of them when it overflows, more from one call than another as their packets fall (a 10-s
         // window of the lab's congestion, offloads on: the service's call lost 8 % against
         // the control call's 2.2 %, p=2e-5); a dropper on the service drops its media alone.
-        if loss >= cfg.call_loss && loss >= 3.0 * c_loss && !lost_with_controls(c, &control_losses)
-        {
+        let shared = c.lost_with_controls.is_some_and(|s| s >= super::policing::SHARED_LOSS_SHARE);
+        if loss >= cfg.call_loss && loss >= 3.0 * c_loss && !shared {
             let p = fisher_exact_greater(c.lost, c.expected, c_lost, c_expected)
                 .max(fisher_exact_greater(c.loss_runs, c.expected, c_runs, c_expected));
             if c_expected > 0 && p < alpha {

@@ -2021,6 +2021,8 @@ mod tests {
     fn call_losses_with_the_control_calls_are_a_shared_queue() {
         let v = calls_losing([5, 31]);
         assert_eq!(findings(&v), ["none/-"], "{}", summaries(&v));
+        let checked = &v[0].evidence["checked"]["calls"]["calls"][0];
+        assert_eq!(checked["lost_with_controls"], 0.5, "{checked}");
         let v = calls_losing([12, 38]);
         assert_eq!(findings(&v), ["call_degraded/drop"], "{}", summaries(&v));
     }
