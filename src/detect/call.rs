@@ -1,7 +1,8 @@
 //! Call degradation: the service's calls (UDP flows with RTP towards the client) against the
-//! control calls of the window. Media loss (RTP sequence numbers; one-sided Fisher's exact tests
-//! on lost packets and on runs of them against the control calls'), jitter beyond a jitter buffer and three
-//! times the control calls', one-way silence (one direction stops for
+//! control calls of the window. Media loss (RTP sequence numbers; one-sided Fisher's exact
+//! tests on lost packets and on runs of them against the control calls'; not when most runs
+//! came with a control flow's loss, a queue they share), jitter beyond a jitter buffer and
+//! three times the control calls', one-way silence (one direction stops for
 //! `call_silence_s` while the other goes on), and a step down in the media rate at one change
 //! point (delayed throttling; Wehe segments with PELT, one change point is its simplest case).
 //! Without a control call the answer is `inconclusive`: a lossy radio link hurts every call.
@@ -241,9 +242,10 @@ fn two_way_calls(g: &Group) -> Outcome {
         // test alone calls two calls on one link different; a dropper's losses are runs of
         // their own.
         // And not lost with the controls (at least `SHARED_LOSS_SHARE` of its runs): a queue
-        // every flow crosses drops from all of them when it overflows, more from one call than another as their packets fall (a 10-s
-        // window of the lab's congestion, offloads on: the service's call lost 8 % against
-        // the control call's 2.2 %, p=2e-5); a dropper on the service drops its media alone.
+        // every flow crosses drops from all of them when it overflows, more from one call
+        // than from another as their packets fall (a 10-s window of the lab's congestion,
+        // offloads on: the service's call lost 8 % against the control call's 2.2 %,
+        // p=2e-5); a dropper on the service drops its media alone.
         let shared = c.lost_with_controls.is_some_and(|s| s >= super::policing::SHARED_LOSS_SHARE);
         if loss >= cfg.call_loss && loss >= 3.0 * c_loss && !shared {
             let p = fisher_exact_greater(c.lost, c.expected, c_lost, c_expected)
