@@ -2,6 +2,7 @@
 //! every prefix on the path to an address, so callers can weigh a specific prefix against a
 //! port-qualified broader one. Built once from the catalogue; lookups do not allocate.
 
+use std::cmp::Ordering;
 use std::net::IpAddr;
 
 /// An IP prefix (CIDR).
@@ -89,28 +90,23 @@ impl Trie {
 
 /// The prefixes that no other in `prefixes` contains (duplicates once), shorter ones first
 /// (by family, length, address).
-pub fn outermost(prefixes: Vec<Prefix>) -> Vec<Prefix> {
+pub fn outermost(mut prefixes: Vec<Prefix>) -> Vec<Prefix> {
     // In address order, a prefix comes after every prefix that contains it, and the ones kept
     // do not overlap: a prefix inside any kept one is inside the last one kept. One pass.
-    // Both sorts on tuples of plain integers (family, then address and length in the order
-    // wanted): an `IpAddr`'s comparison costs several times as much, and the sort is in the
-    // binary once.
-    let mut keyed: Vec<(bool, u128, u128)> =
-        (prefixes.iter()).map(|p| (p.addr.is_ipv6(), bits(p.addr).0, u128::from(p.len))).collect();
-    keyed.sort_unstable();
+    // Both sorts through one comparator type: the sort is in the binary once.
+    type Order = fn(&Prefix, &Prefix) -> Ordering;
+    let by_address: Order = |a, b| (a.addr, a.len).cmp(&(b.addr, b.len));
+    let by_length: Order =
+        |a, b| (a.addr.is_ipv6(), a.len, a.addr).cmp(&(b.addr.is_ipv6(), b.len, b.addr));
+    prefixes.sort_unstable_by(by_address);
     let mut outer: Vec<Prefix> = Vec::new();
-    for (v6, addr_bits, len) in keyed {
-        let p = Prefix { addr: from_bits(v6, addr_bits), len: len as u8 };
+    for p in prefixes {
         if !outer.last().is_some_and(|o| o.contains(p.addr) && o.len <= p.len) {
             outer.push(p);
         }
     }
-    let mut keyed: Vec<(bool, u128, u128)> =
-        (outer.iter()).map(|p| (p.addr.is_ipv6(), u128::from(p.len), bits(p.addr).0)).collect();
-    keyed.sort_unstable();
-    (keyed.into_iter())
-        .map(|(v6, len, addr_bits)| Prefix { addr: from_bits(v6, addr_bits), len: len as u8 })
-        .collect()
+    outer.sort_unstable_by(by_length);
+    outer
 }
 
 /// Prefix → values, for both families.
@@ -125,14 +121,6 @@ fn bits(addr: IpAddr) -> (u128, u8) {
     match addr {
         IpAddr::V4(a) => (u128::from(u32::from(a)) << 96, 32),
         IpAddr::V6(a) => (u128::from(a), 128),
-    }
-}
-
-/// The address whose [`bits`] are `addr_bits`.
-fn from_bits(v6: bool, addr_bits: u128) -> IpAddr {
-    match v6 {
-        false => IpAddr::V4(((addr_bits >> 96) as u32).into()),
-        true => IpAddr::V6(addr_bits.into()),
     }
 }
 
