@@ -171,6 +171,26 @@ impl Sim {
         }
     }
 
+    /// Nine fetches from `server`, 5 s apart, 40 ms away: a handshake, a 300-byte request
+    /// (of the first `resent`, sent again once 250 ms later: a dropper on the way up, past
+    /// the capture point), `bytes` at `rate_bps`, a close.
+    pub fn fetches_resending(
+        &mut self,
+        (server, resent): (Ipv4Addr, u64),
+        (bytes, rate_bps): (u32, f64),
+        rng: &mut Rng,
+    ) {
+        for i in 0..9 {
+            let mut t = self.tcp(server, 200 + i * 5_000, 40);
+            t.handshake();
+            match i < resent {
+                true => t.resent_request(300, 2, 250_000),
+                false => t.request(300),
+            };
+            t.download(bytes, rate_bps, SEG, 0.0, rng).close();
+        }
+    }
+
     /// A UDP datagram between the client's `cport` and `server:sport`.
     pub fn udp(
         &mut self,
@@ -2033,17 +2053,8 @@ mod tests {
     fn fetches_with_requests_sent_again(resent: u64, control_resent: u64) -> Vec<Verdict> {
         let mut sim = Sim::default();
         let mut rng = Rng::new(13);
-        for (server, resent) in [(MSG, resent), (CTL, control_resent)] {
-            for i in 0..9 {
-                let mut t = sim.tcp(server, 200 + i * 5_000, 40);
-                t.handshake();
-                match i < resent {
-                    true => t.resent_request(300, 2, 250_000),
-                    false => t.request(300),
-                };
-                t.download(500_000, 8e6, SEG, 0.0, &mut rng).close();
-            }
-        }
+        sim.fetches_resending((MSG, resent), (500_000, 8e6), &mut rng);
+        sim.fetches_resending((CTL, control_resent), (500_000, 8e6), &mut rng);
         sim.verdicts(&cfg(60))
     }
 

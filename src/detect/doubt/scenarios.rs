@@ -108,17 +108,8 @@ pub fn lossy_downloads_alone() -> Run {
 pub fn requests_sent_again() -> Run {
     let mut sim = Sim::default();
     let mut rng = Rng::new(27);
-    for (server, resent) in [(MSG, 5), (CTL, 0)] {
-        for i in 0..9 {
-            let mut t = sim.tcp(server, 200 + i * 5_000, 40);
-            t.handshake();
-            match i < resent {
-                true => t.resent_request(300, 2, 250_000),
-                false => t.request(300),
-            };
-            t.download(60_000, 4e6, SEG, 0.0, &mut rng).close();
-        }
-    }
+    sim.fetches_resending((MSG, 5), (60_000, 4e6), &mut rng);
+    sim.fetches_resending((CTL, 0), (60_000, 4e6), &mut rng);
     run(sim)
 }
 
