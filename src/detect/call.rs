@@ -180,12 +180,8 @@ fn control_loss_times(g: &Group) -> Vec<u64> {
 fn lost_with_controls(c: &Call, control_losses: &[u64]) -> Option<f64> {
     let events = c.f.media_losses();
     let gap_us = c.f.udp().and_then(|u| u.dirs.down.mean_gap_us()).unwrap_or(0);
-    let (before_us, after_us) = (SHARED_LOSS_MIN_US + 2 * gap_us, SHARED_LOSS_MIN_US);
-    let near = |at: u64| {
-        let i = control_losses.partition_point(|&t| t < at.saturating_sub(before_us));
-        control_losses.get(i).is_some_and(|&t| t <= at + after_us)
-    };
-    let together = events.iter().filter(|e| near(e.at.micros())).count();
+    let reach_us = (SHARED_LOSS_MIN_US + 2 * gap_us, SHARED_LOSS_MIN_US);
+    let together = super::policing::near_controls(&events, control_losses, reach_us);
     (!events.is_empty()).then(|| together as f64 / events.len() as f64)
 }
 

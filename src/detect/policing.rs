@@ -564,13 +564,21 @@ pub(super) fn lost_with(f: &Facts, control_losses: &[u64], rtt_us: u64) -> (usiz
         return (0, events.len());
     }
     let tolerance_us = rtt_us.max(SHARED_LOSS_MIN_US);
+    (near_controls(&events, control_losses, (tolerance_us, tolerance_us)), events.len())
+}
+
+/// How many of `events` have a control loss (`control_losses`, sorted) from `before_us`
+/// before them to `after_us` after them.
+pub(super) fn near_controls(
+    events: &[LossEvent],
+    control_losses: &[u64],
+    (before_us, after_us): (u64, u64),
+) -> usize {
     let near = |at: u64| {
-        let i = control_losses.partition_point(|&c| c < at);
-        let after = control_losses.get(i).is_some_and(|&c| c - at <= tolerance_us);
-        let before = i > 0 && at - control_losses[i - 1] <= tolerance_us;
-        after || before
+        let i = control_losses.partition_point(|&c| c < at.saturating_sub(before_us));
+        control_losses.get(i).is_some_and(|&c| c <= at + after_us)
     };
-    (events.iter().filter(|e| near(e.at.micros())).count(), events.len())
+    events.iter().filter(|e| near(e.at.micros())).count()
 }
 
 /// A burst smaller than real policers pass (they pass 8 kB and more).
